@@ -1,0 +1,13 @@
+//! One module per command family. Each exposes clap `Args`/`Command` types and
+//! `run(..) -> anyhow::Result<ExitCode>`; only this outer layer prints or exits.
+
+pub mod bench;
+pub mod calendar;
+pub mod check;
+pub mod client;
+pub mod demo;
+pub mod fmt;
+pub mod graph;
+pub mod ledger;
+pub mod serve;
+pub mod worker;

@@ -1,0 +1,64 @@
+//! `yimen`: check, format and draw process files; run the engine; talk to a running server.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "yimen", version, about = "一门 yimen: a workflow engine for processes written in the yimen process language")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check process files: syntax, references, types, flow soundness.
+    Check(cli::check::Args),
+    /// Format process files in the one canonical layout.
+    Fmt(cli::fmt::Args),
+    /// Draw a process as a flowchart (Graphviz DOT or Mermaid).
+    Graph(cli::graph::Args),
+    /// Working-day calendar: list days, compute due dates, validate calendar files.
+    #[command(subcommand)]
+    Calendar(cli::calendar::Command),
+    /// Run the engine, its timers and the HTTP API.
+    Serve(cli::serve::Args),
+    /// Talk to a running server (deploy, start, tasks, instance, token ...).
+    #[command(flatten)]
+    Client(cli::client::Command),
+    /// The electronic ledger (台账): verify its hash chain, export it.
+    #[command(subcommand)]
+    Ledger(cli::ledger::Command),
+    /// Run one complete case on a throw-away database and print its timeline.
+    Demo(cli::demo::Args),
+    /// Run a command for every task of a queue (task JSON on stdin, result JSON on stdout).
+    Worker(cli::worker::Args),
+    /// Measure throughput and latency; prints figures.
+    #[command(subcommand)]
+    Bench(cli::bench::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => cli::check::run(args),
+        Command::Fmt(args) => cli::fmt::run(args),
+        Command::Graph(args) => cli::graph::run(args),
+        Command::Calendar(cmd) => cli::calendar::run(cmd),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Client(cmd) => cli::client::run(cmd),
+        Command::Ledger(cmd) => cli::ledger::run(cmd),
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Worker(args) => cli::worker::run(args),
+        Command::Bench(cmd) => cli::bench::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
