@@ -4,3 +4,4 @@
 pub mod model;
 pub mod diagnostic;
 pub mod check;
+pub mod config;

@@ -8,7 +8,7 @@ use crate::model::Process;
 /// loaded); `imports` are the processes it imports. Returns every error and warning found.
 pub fn check(
     process: &Process,
-    config: Option<&serde_json::Value>,
+    config: Option<&crate::config::ConfigFile>,
     imports: &[Process],
 ) -> Vec<Diagnostic> {
     let _ = (process, config, imports);
