@@ -140,8 +140,17 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
         }
     }
 
-    out.diagnostics
-        .extend(check::check(&process, out.config.as_ref(), &out.imports));
+    // The checker leaves `file` empty for diagnostics about the process file itself.
+    out.diagnostics.extend(
+        check::check(&process, out.config.as_ref(), &out.imports)
+            .into_iter()
+            .map(|mut d| {
+                if d.file.is_empty() {
+                    d.file = file.to_string();
+                }
+                d
+            }),
+    );
     if !out.has_errors() {
         out.process = Some(process);
     }
