@@ -9,6 +9,7 @@ pub mod model;
 pub mod diagnostic;
 pub mod check;
 pub mod config;
+pub mod pii;
 pub mod ast;
 pub mod duration;
 pub mod fmt;
