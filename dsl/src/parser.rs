@@ -623,7 +623,7 @@ impl Builder<'_> {
         for c in p.into_inner() {
             match c.as_rule() {
                 Rule::ident if id.is_none() => id = Some(ident(&c)),
-                Rule::string if label.is_none() && rest.is_empty() => label = Some(string(&c)),
+                Rule::string if label.is_none() => label = Some(string(&c)),
                 Rule::goto if rule != Rule::parallel_node => next = Some(goto(c, span)),
                 _ => rest.push(c),
             }
