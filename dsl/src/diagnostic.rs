@@ -207,7 +207,7 @@ mod tests {
         let out = render(&diag(start, start + 1), source);
         // "\t" → 4 columns, "task " → 5, "审查 " → 5: the caret sits at column 14.
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[1], " --> p.flow:2:9");
+        assert_eq!(lines[1], " --> p.flow:2:10");
         assert_eq!(lines[3], "2 |     task 审查 x");
         assert_eq!(lines[4], "  |               ^ here");
     }

@@ -159,7 +159,10 @@ pub const ALL: &[(&str, &str)] = &[
     (UNDECLARED_CONFIG, "undeclared configuration key"),
     (MISSING_CONFIG, "configuration key missing from the YAML"),
     (CONFIG_TYPE, "configuration value of the wrong type"),
-    (CONFIG_MAP_KEYS, "configuration map keys do not match the enum"),
+    (
+        CONFIG_MAP_KEYS,
+        "configuration map keys do not match the enum",
+    ),
     (CONFIG_ENUM, "enum from configuration has no map"),
     (NO_CONFIG, "configuration used but not declared"),
     (PERSONAL_IN_MESSAGE, "personal data in a message"),

@@ -27,9 +27,18 @@ pub(super) fn check(cx: &mut Cx) {
         for key in &decl.keys {
             match config.values.get(&key.name.name) {
                 None => {
-                    cx.error(MISSING_CONFIG, key.name.span, format!("`{}` is missing from {}", key.name.name, config.file))
-                        .label("declared here")
-                        .help(format!("add `{}: ...` to {} (a {})", key.name.name, config.file, super::types::Ty::from(&key.ty)));
+                    cx.error(
+                        MISSING_CONFIG,
+                        key.name.span,
+                        format!("`{}` is missing from {}", key.name.name, config.file),
+                    )
+                    .label("declared here")
+                    .help(format!(
+                        "add `{}: ...` to {} (a {})",
+                        key.name.name,
+                        config.file,
+                        super::types::Ty::from(&key.ty)
+                    ));
                 }
                 Some(value) => {
                     let path = vec![key.name.name.clone()];
@@ -52,9 +61,16 @@ pub(super) fn check(cx: &mut Cx) {
                     );
                 }
                 None => {
-                    cx.error(CONFIG_ENUM, key.span, format!("`{}` is missing from {}", key.name, config.file))
-                        .label("enum values come from this key")
-                        .help(format!("add `{}:` to {} with one entry per value", key.name, config.file));
+                    cx.error(
+                        CONFIG_ENUM,
+                        key.span,
+                        format!("`{}` is missing from {}", key.name, config.file),
+                    )
+                    .label("enum values come from this key")
+                    .help(format!(
+                        "add `{}:` to {} with one entry per value",
+                        key.name, config.file
+                    ));
                 }
             }
         }
@@ -65,16 +81,30 @@ pub(super) fn check(cx: &mut Cx) {
             Some(_) => {
                 let span = yaml_span(&config.source, &[channel.url_config.name.clone()]);
                 cx.push(
-                    Diagnostic::error(CONFIG_TYPE, span, format!("`{}` must be a URL (text)", channel.url_config.name))
-                        .with_label("not text")
-                        .with_help("write the webhook URL in quotes")
-                        .in_file(&config.file),
+                    Diagnostic::error(
+                        CONFIG_TYPE,
+                        span,
+                        format!("`{}` must be a URL (text)", channel.url_config.name),
+                    )
+                    .with_label("not text")
+                    .with_help("write the webhook URL in quotes")
+                    .in_file(&config.file),
                 );
             }
             None => {
-                cx.error(MISSING_CONFIG, channel.url_config.span, format!("`{}` is missing from {}", channel.url_config.name, config.file))
-                    .label("the channel's URL comes from here")
-                    .help(format!("add `{}: \"https://...\"` to {}", channel.url_config.name, config.file));
+                cx.error(
+                    MISSING_CONFIG,
+                    channel.url_config.span,
+                    format!(
+                        "`{}` is missing from {}",
+                        channel.url_config.name, config.file
+                    ),
+                )
+                .label("the channel's URL comes from here")
+                .help(format!(
+                    "add `{}: \"https://...\"` to {}",
+                    channel.url_config.name, config.file
+                ));
             }
         }
     }
@@ -112,8 +142,18 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
             if let Some(Some(values)) = cx.enums.get(e.as_str())
                 && !values.iter().any(|v| v == s)
             {
-                let help = super::help_or(s, values.iter().map(String::as_str), format!("use one of: {}", values.join(", ")));
-                type_error(cx, config, path, format!("`{name}`: `{s}` is not a value of enum `{e}`"), help);
+                let help = super::help_or(
+                    s,
+                    values.iter().map(String::as_str),
+                    format!("use one of: {}", values.join(", ")),
+                );
+                type_error(
+                    cx,
+                    config,
+                    path,
+                    format!("`{name}`: `{s}` is not a value of enum `{e}`"),
+                    help,
+                );
             }
             return;
         }
@@ -129,15 +169,24 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
             if let Type::Enum(e) = k.as_ref()
                 && let Some(Some(values)) = cx.enums.get(e.as_str()).cloned()
             {
-                let missing: Vec<&String> = values.iter().filter(|v| !map.contains_key(*v)).collect();
+                let missing: Vec<&String> =
+                    values.iter().filter(|v| !map.contains_key(*v)).collect();
                 if !missing.is_empty() {
-                    let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+                    let list = missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     let span = yaml_span(&config.source, path);
                     cx.push(
-                        Diagnostic::error(CONFIG_MAP_KEYS, span, format!("`{name}` has no entry for {list}"))
-                            .with_label(format!("must cover every value of `{e}`"))
-                            .with_help(format!("add `{}: ...` under `{name}`", missing[0]))
-                            .in_file(&config.file),
+                        Diagnostic::error(
+                            CONFIG_MAP_KEYS,
+                            span,
+                            format!("`{name}` has no entry for {list}"),
+                        )
+                        .with_label(format!("must cover every value of `{e}`"))
+                        .with_help(format!("add `{}: ...` under `{name}`", missing[0]))
+                        .in_file(&config.file),
                     );
                 }
                 for key in map.keys() {
@@ -145,12 +194,20 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
                         let mut p = path.to_vec();
                         p.push(key.clone());
                         let span = yaml_span(&config.source, &p);
-                        let help = super::help_or(key, values.iter().map(String::as_str), format!("values of `{e}`: {}", values.join(", ")));
+                        let help = super::help_or(
+                            key,
+                            values.iter().map(String::as_str),
+                            format!("values of `{e}`: {}", values.join(", ")),
+                        );
                         cx.push(
-                            Diagnostic::error(CONFIG_MAP_KEYS, span, format!("`{key}` in `{name}` is not a value of enum `{e}`"))
-                                .with_label("unknown key")
-                                .with_help(help)
-                                .in_file(&config.file),
+                            Diagnostic::error(
+                                CONFIG_MAP_KEYS,
+                                span,
+                                format!("`{key}` in `{name}` is not a value of enum `{e}`"),
+                            )
+                            .with_label("unknown key")
+                            .with_help(help)
+                            .in_file(&config.file),
                         );
                     }
                 }
@@ -173,7 +230,16 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
             Value::Array(_) => "a list",
             Value::Object(_) => "a map",
         };
-        type_error(cx, config, path, format!("`{name}` must be {shown}, but is {found}"), format!("write a {shown} value (the process declares `{}: {shown}`)", path[0]));
+        type_error(
+            cx,
+            config,
+            path,
+            format!("`{name}` must be {shown}, but is {found}"),
+            format!(
+                "write a {shown} value (the process declares `{}: {shown}`)",
+                path[0]
+            ),
+        );
     }
 }
 
@@ -256,7 +322,10 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
-        assert_eq!(parse_duration("30 workdays"), Some((30, DurationUnit::WorkDays)));
+        assert_eq!(
+            parse_duration("30 workdays"),
+            Some((30, DurationUnit::WorkDays))
+        );
         assert_eq!(parse_duration("1 day"), Some((1, DurationUnit::Days)));
         assert_eq!(parse_duration("30"), None);
         assert_eq!(parse_duration("3 weeks"), None);

@@ -18,11 +18,15 @@ pub(crate) fn successors(node: &Node) -> Vec<&Target> {
         | NodeKind::StartProcess { next, .. } => vec![next],
         NodeKind::End { .. } => Vec::new(),
         NodeKind::Task(task) => task.outcomes.iter().map(|o| &o.next).collect(),
-        NodeKind::Choice { branches, default } => branches.iter().map(|b| &b.next).chain(default.iter()).collect(),
+        NodeKind::Choice { branches, default } => branches
+            .iter()
+            .map(|b| &b.next)
+            .chain(default.iter())
+            .collect(),
         NodeKind::Split { branches } => branches.iter().collect(),
-        NodeKind::WaitMessage { next, timeout, .. } => {
-            std::iter::once(next).chain(timeout.iter().map(|(_, t)| t)).collect()
-        }
+        NodeKind::WaitMessage { next, timeout, .. } => std::iter::once(next)
+            .chain(timeout.iter().map(|(_, t)| t))
+            .collect(),
     }
 }
 
@@ -42,17 +46,32 @@ pub(super) fn check(cx: &mut Cx) -> bool {
                     incoming[j] += 1;
                     if matches!(p.nodes[j].kind, NodeKind::Start { .. }) {
                         ok = false;
-                        cx.error(EDGE_TO_START, target.span, format!("`{}` is the start event; no edge may lead back to it", target.name))
-                            .label("edge into the start")
-                            .help("lead the edge to the first node after the start instead");
+                        cx.error(
+                            EDGE_TO_START,
+                            target.span,
+                            format!(
+                                "`{}` is the start event; no edge may lead back to it",
+                                target.name
+                            ),
+                        )
+                        .label("edge into the start")
+                        .help("lead the edge to the first node after the start instead");
                     }
                 }
                 None => {
                     ok = false;
-                    let help = help_or(&target.name, cx.nodes.keys().copied(), "every `->` must name the id of a node of this process");
-                    cx.error(UNKNOWN_NODE, target.span, format!("no node `{}`", target.name))
-                        .label("edge to an unknown node")
-                        .help(help);
+                    let help = help_or(
+                        &target.name,
+                        cx.nodes.keys().copied(),
+                        "every `->` must name the id of a node of this process",
+                    );
+                    cx.error(
+                        UNKNOWN_NODE,
+                        target.span,
+                        format!("no node `{}`", target.name),
+                    )
+                    .label("edge to an unknown node")
+                    .help(help);
                 }
             }
         }
@@ -90,13 +109,21 @@ pub(super) fn check(cx: &mut Cx) -> bool {
                 continue;
             }
             if !reached[i] {
-                cx.error(UNREACHABLE, node.id.span, format!("`{}` cannot be reached from the start", node.id.name))
-                    .label("no path leads here")
-                    .help("lead an edge (`-> id`) to this node, or remove it");
+                cx.error(
+                    UNREACHABLE,
+                    node.id.span,
+                    format!("`{}` cannot be reached from the start", node.id.name),
+                )
+                .label("no path leads here")
+                .help("lead an edge (`-> id`) to this node, or remove it");
             } else if !finishes[i] && !ends.is_empty() {
-                cx.error(NO_WAY_OUT, node.id.span, format!("from `{}` no end can be reached", node.id.name))
-                    .label("every path from here loops or stops")
-                    .help("give this part of the flow a way to an `end`");
+                cx.error(
+                    NO_WAY_OUT,
+                    node.id.span,
+                    format!("from `{}` no end can be reached", node.id.name),
+                )
+                .label("every path from here loops or stops")
+                .help("give this part of the flow a way to an `end`");
             }
         }
     }
@@ -104,14 +131,32 @@ pub(super) fn check(cx: &mut Cx) -> bool {
     for (i, node) in p.nodes.iter().enumerate() {
         match &node.kind {
             NodeKind::Split { branches } if branches.len() < 2 => {
-                cx.warning(TRIVIAL_GATEWAY, node.id.span, format!("split `{}` has {} branch{}", node.id.name, branches.len(), if branches.len() == 1 { "" } else { "es" }))
-                    .label("nothing runs in parallel")
-                    .help("give the split two or more branches, or replace it by a plain edge");
+                cx.warning(
+                    TRIVIAL_GATEWAY,
+                    node.id.span,
+                    format!(
+                        "split `{}` has {} branch{}",
+                        node.id.name,
+                        branches.len(),
+                        if branches.len() == 1 { "" } else { "es" }
+                    ),
+                )
+                .label("nothing runs in parallel")
+                .help("give the split two or more branches, or replace it by a plain edge");
             }
             NodeKind::Join { .. } if incoming[i] < 2 => {
-                cx.warning(TRIVIAL_GATEWAY, node.id.span, format!("join `{}` has {} incoming edge{}", node.id.name, incoming[i], if incoming[i] == 1 { "" } else { "s" }))
-                    .label("nothing to wait for")
-                    .help("lead every parallel branch into the join, or remove it");
+                cx.warning(
+                    TRIVIAL_GATEWAY,
+                    node.id.span,
+                    format!(
+                        "join `{}` has {} incoming edge{}",
+                        node.id.name,
+                        incoming[i],
+                        if incoming[i] == 1 { "" } else { "s" }
+                    ),
+                )
+                .label("nothing to wait for")
+                .help("lead every parallel branch into the join, or remove it");
             }
             NodeKind::Choice { branches, default } => choice(cx, node, branches, default.as_ref()),
             _ => {}
@@ -158,9 +203,16 @@ fn choice(cx: &mut Cx, node: &Node, branches: &[crate::model::Branch], default: 
                 .help("add `else -> <node>`, or cover every value (both `true`/`false`, or every enum value with `x == v`)");
         }
         (Some(target), true) => {
-            cx.warning(DEAD_DEFAULT, target.span, format!("the default of choice `{}` can never be taken", node.id.name))
-                .label("the conditions above already cover every case")
-                .help("remove the `else` branch, or narrow a condition");
+            cx.warning(
+                DEAD_DEFAULT,
+                target.span,
+                format!(
+                    "the default of choice `{}` can never be taken",
+                    node.id.name
+                ),
+            )
+            .label("the conditions above already cover every case")
+            .help("remove the `else` branch, or narrow a condition");
         }
         _ => {}
     }
@@ -217,14 +269,18 @@ fn condition(cx: &Cx, expr: &Expr) -> Cond {
         ExprKind::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), l, r) => {
             let negate = *op == BinaryOp::Ne;
             match (var_of(l), value_of(r), var_of(r), value_of(l)) {
-                (Some(var), Some(value), _, _) | (_, _, Some(var), Some(value)) => single(var, value, negate),
+                (Some(var), Some(value), _, _) | (_, _, Some(var), Some(value)) => {
+                    single(var, value, negate)
+                }
                 _ => Cond::Opaque,
             }
         }
         ExprKind::Binary(BinaryOp::In, l, r) => match (var_of(l), &r.kind) {
             (Some(var), ExprKind::List(items)) => {
                 let values: Option<HashSet<String>> = items.iter().map(value_of).collect();
-                values.map_or(Cond::Opaque, |values| Cond::Covers(Coverage { var, values }))
+                values.map_or(Cond::Opaque, |values| {
+                    Cond::Covers(Coverage { var, values })
+                })
             }
             _ => Cond::Opaque,
         },

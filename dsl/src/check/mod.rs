@@ -102,7 +102,10 @@ impl<'a> Cx<'a> {
         for (i, node) in process.nodes.iter().enumerate() {
             nodes.entry(node.id.name.as_str()).or_insert(i);
         }
-        fn table<'a, T>(items: &'a [T], name: impl Fn(&'a T) -> &'a str) -> HashMap<&'a str, &'a T> {
+        fn table<'a, T>(
+            items: &'a [T],
+            name: impl Fn(&'a T) -> &'a str,
+        ) -> HashMap<&'a str, &'a T> {
             let mut map = HashMap::new();
             for item in items {
                 map.entry(name(item)).or_insert(item);
@@ -112,7 +115,9 @@ impl<'a> Cx<'a> {
         let mut enums = HashMap::new();
         for decl in &process.enums {
             let values = match &decl.source {
-                EnumSource::Listed(values) => Some(values.iter().map(|v| v.key.name.clone()).collect()),
+                EnumSource::Listed(values) => {
+                    Some(values.iter().map(|v| v.key.name.clone()).collect())
+                }
                 EnumSource::Config(key) => config
                     .and_then(|c| c.values.get(&key.name))
                     .and_then(|v| v.as_object())
@@ -149,12 +154,22 @@ impl<'a> Cx<'a> {
         self.diags.push(diag);
     }
 
-    pub fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+    pub fn error(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::error(code, span, message));
         self.diags.last_mut().expect("just pushed")
     }
 
-    pub fn warning(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+    pub fn warning(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::warning(code, span, message));
         self.diags.last_mut().expect("just pushed")
     }
@@ -164,7 +179,11 @@ impl<'a> Cx<'a> {
 /// source order: end actions, step actions, task entry actions and every escalation ladder.
 pub(crate) fn actions(process: &Process) -> Vec<(Option<&Node>, &Action)> {
     let mut out = Vec::new();
-    fn ladder<'a>(node: Option<&'a Node>, deadline: &'a Deadline, out: &mut Vec<(Option<&'a Node>, &'a Action)>) {
+    fn ladder<'a>(
+        node: Option<&'a Node>,
+        deadline: &'a Deadline,
+        out: &mut Vec<(Option<&'a Node>, &'a Action)>,
+    ) {
         for step in &deadline.ladder {
             out.extend(step.actions.iter().map(|a| (node, a)));
         }
@@ -227,7 +246,10 @@ impl DiagExt for Diagnostic {
 
 /// "did you mean `x`?" for the closest of `candidates` to `name` (edit distance ≤ 2, or a
 /// third of the name), if any.
-pub(crate) fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+pub(crate) fn suggest<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<String> {
     let limit = (name.chars().count() / 3).max(2);
     candidates
         .into_iter()

@@ -75,7 +75,13 @@ impl Net {
             for target in super::flow::successors(node) {
                 let j = *cx.nodes.get(target.name.as_str())?;
                 let e = net.edges.len();
-                net.edges.push(Edge { from: i, to: j, first: j, last: i, alive: true });
+                net.edges.push(Edge {
+                    from: i,
+                    to: j,
+                    first: j,
+                    last: i,
+                    alive: true,
+                });
                 net.outs[i].push(e);
                 net.ins[j].push(e);
             }
@@ -84,11 +90,19 @@ impl Net {
     }
 
     fn live_outs(&self, n: usize) -> Vec<usize> {
-        self.outs[n].iter().copied().filter(|&e| self.edges[e].alive).collect()
+        self.outs[n]
+            .iter()
+            .copied()
+            .filter(|&e| self.edges[e].alive)
+            .collect()
     }
 
     fn live_ins(&self, n: usize) -> Vec<usize> {
-        self.ins[n].iter().copied().filter(|&e| self.edges[e].alive).collect()
+        self.ins[n]
+            .iter()
+            .copied()
+            .filter(|&e| self.edges[e].alive)
+            .collect()
     }
 
     fn kill(&mut self, e: usize) {
@@ -186,7 +200,9 @@ struct Findings {
 }
 
 pub(super) fn check(cx: &mut Cx) {
-    let Some(mut net) = Net::build(cx) else { return };
+    let Some(mut net) = Net::build(cx) else {
+        return;
+    };
     let Some(start) = net.class.iter().position(|c| *c == Class::Start) else {
         return;
     };
@@ -241,7 +257,11 @@ pub(super) fn check(cx: &mut Cx) {
                     }
                     let ins = net.live_ins(to);
                     if ins.iter().all(|i| marking.contains(&(*i as u32))) {
-                        let rest: Vec<u32> = marking.iter().copied().filter(|x| !ins.contains(&(*x as usize))).collect();
+                        let rest: Vec<u32> = marking
+                            .iter()
+                            .copied()
+                            .filter(|x| !ins.contains(&(*x as usize)))
+                            .collect();
                         next.push(add(rest, &net.live_outs(to)));
                     }
                 }
@@ -301,16 +321,27 @@ pub(super) fn check(cx: &mut Cx) {
     let p = cx.process;
     for node in findings.races {
         let id = &p.nodes[node].id;
-        let what = if net.class[node] == Class::Join { "one branch of join" } else { "node" };
+        let what = if net.class[node] == Class::Join {
+            "one branch of join"
+        } else {
+            "node"
+        };
         cx.error(RACE, id.span, format!("two tokens can reach {what} `{}` at the same time", id.name))
             .label("reached twice in parallel")
             .help("lead parallel branches into a `join` before they continue; only a join may receive several branches");
     }
     for node in findings.ends {
         let id = &p.nodes[node].id;
-        cx.error(END_WHILE_RUNNING, id.span, format!("end `{}` can be reached while another branch is still running", id.name))
-            .label("the other branches would be cut off")
-            .help("join the parallel branches before this end (an end finishes the whole case)");
+        cx.error(
+            END_WHILE_RUNNING,
+            id.span,
+            format!(
+                "end `{}` can be reached while another branch is still running",
+                id.name
+            ),
+        )
+        .label("the other branches would be cut off")
+        .help("join the parallel branches before this end (an end finishes the whole case)");
     }
     if findings.too_complex {
         let id = &p.nodes[start].id;
@@ -337,7 +368,10 @@ pub(super) fn check(cx: &mut Cx) {
             }
         }
     }
-    let already_stuck = cx.diags.iter().any(|d| d.code == NO_WAY_OUT || d.code == NO_OUTCOME);
+    let already_stuck = cx
+        .diags
+        .iter()
+        .any(|d| d.code == NO_WAY_OUT || d.code == NO_OUTCOME);
     let mut waiting: Vec<(usize, usize)> = Vec::new();
     let mut stuck_any = false;
     for m in 0..markings.len() {
@@ -351,7 +385,9 @@ pub(super) fn check(cx: &mut Cx) {
                 continue;
             }
             for missing in net.live_ins(join) {
-                if !markings[m].contains(&(missing as u32)) && !waiting.iter().any(|(j, _)| *j == join) {
+                if !markings[m].contains(&(missing as u32))
+                    && !waiting.iter().any(|(j, _)| *j == join)
+                {
                     waiting.push((join, net.edges[missing].last));
                 }
             }
@@ -366,9 +402,13 @@ pub(super) fn check(cx: &mut Cx) {
     }
     if stuck_any && waiting.is_empty() && !already_stuck {
         let id = &p.nodes[start].id;
-        cx.error(STUCK, id.span, "the flow can get stuck without reaching an end")
-            .label("some run of this process never finishes")
-            .help("check loops inside parallel branches: each needs a way out to its join");
+        cx.error(
+            STUCK,
+            id.span,
+            "the flow can get stuck without reaching an end",
+        )
+        .label("some run of this process never finishes")
+        .help("check loops inside parallel branches: each needs a way out to its join");
     }
 }
 

@@ -40,7 +40,10 @@ impl From<&Type> for Ty {
             Type::Duration => Ty::Duration,
             Type::Enum(name) => Ty::Enum(name.clone()),
             Type::List(inner) => Ty::List(Box::new(Ty::from(inner.as_ref()))),
-            Type::Map(k, v) => Ty::Map(Box::new(Ty::from(k.as_ref())), Box::new(Ty::from(v.as_ref()))),
+            Type::Map(k, v) => Ty::Map(
+                Box::new(Ty::from(k.as_ref())),
+                Box::new(Ty::from(v.as_ref())),
+            ),
         }
     }
 }
@@ -95,7 +98,9 @@ impl Typer<'_, '_> {
             (Ty::Decimal, Ty::Integer) => true,
             (Ty::Enum(e), Ty::EnumValue(v)) => self.enum_has(e, v),
             (Ty::List(a), Ty::List(b)) => self.assignable(a, b),
-            (Ty::Map(ka, va), Ty::Map(kb, vb)) => self.assignable(ka, kb) && self.assignable(va, vb),
+            (Ty::Map(ka, va), Ty::Map(kb, vb)) => {
+                self.assignable(ka, kb) && self.assignable(va, vb)
+            }
             (a, b) => a == b,
         }
     }
@@ -122,7 +127,11 @@ impl Typer<'_, '_> {
             .cx
             .enums
             .iter()
-            .filter(|(_, values)| values.as_ref().is_some_and(|vs| vs.iter().any(|v| v == value)))
+            .filter(|(_, values)| {
+                values
+                    .as_ref()
+                    .is_some_and(|vs| vs.iter().any(|v| v == value))
+            })
             .map(|(name, _)| *name)
             .collect();
         found.sort_unstable();
@@ -163,9 +172,17 @@ impl Typer<'_, '_> {
                             .label("no `config` block")
                             .help(format!("add `config \"<file>.yaml\" {{ {key}: <type> }}` to the header"));
                     } else {
-                        let help = help_or(key, self.cx.config_keys.keys().copied(), format!("declare `{key}: <type>` in the `config` block"));
+                        let help = help_or(
+                            key,
+                            self.cx.config_keys.keys().copied(),
+                            format!("declare `{key}: <type>` in the `config` block"),
+                        );
                         self.cx
-                            .error(UNDECLARED_CONFIG, expr.span, format!("configuration key `{key}` is not declared"))
+                            .error(
+                                UNDECLARED_CONFIG,
+                                expr.span,
+                                format!("configuration key `{key}` is not declared"),
+                            )
                             .label("not in the `config` block")
                             .help(help);
                     }
@@ -180,7 +197,11 @@ impl Typer<'_, '_> {
                     Ty::Map(k, v) => {
                         if !self.assignable(&k, &key_ty) {
                             self.cx
-                                .error(BAD_INDEX, key.span, format!("this map is keyed by {k}, not {key_ty}"))
+                                .error(
+                                    BAD_INDEX,
+                                    key.span,
+                                    format!("this map is keyed by {k}, not {key_ty}"),
+                                )
                                 .label(format!("expected {k}"))
                                 .help(format!("index the map with a value of type {k}"));
                         }
@@ -189,7 +210,11 @@ impl Typer<'_, '_> {
                     Ty::List(item) => {
                         if !self.assignable(&Ty::Integer, &key_ty) {
                             self.cx
-                                .error(BAD_INDEX, key.span, format!("a list is indexed by an integer, not {key_ty}"))
+                                .error(
+                                    BAD_INDEX,
+                                    key.span,
+                                    format!("a list is indexed by an integer, not {key_ty}"),
+                                )
                                 .label("expected integer")
                                 .help("use `x in list` to test membership");
                         }
@@ -274,9 +299,15 @@ impl Typer<'_, '_> {
         }
         let is_node = self.cx.nodes.contains_key(name);
         let help = if is_node {
-            format!("`{name}` is a node: use `{name}.completed_by`, `{name}.outcome` or `{name}.result`")
+            format!(
+                "`{name}` is a node: use `{name}.completed_by`, `{name}.outcome` or `{name}.result`"
+            )
         } else {
-            help_or(name, candidates.iter().map(String::as_str), format!("declare `var {name}: <type>` or add `{name}` to an enum"))
+            help_or(
+                name,
+                candidates.iter().map(String::as_str),
+                format!("declare `var {name}: <type>` or add `{name}` to an enum"),
+            )
         };
         self.cx
             .error(UNKNOWN_NAME, expr.span, format!("unknown name `{name}`"))
@@ -297,7 +328,11 @@ impl Typer<'_, '_> {
             let help = if self.cx.vars.contains_key(node_id.as_str()) {
                 format!("`{node_id}` is a variable; variables have no fields")
             } else {
-                help_or(node_id, self.cx.nodes.keys().copied(), "write `<node id>.<field>` with the id of a task or call")
+                help_or(
+                    node_id,
+                    self.cx.nodes.keys().copied(),
+                    "write `<node id>.<field>` with the id of a task or call",
+                )
             };
             self.cx
                 .error(BAD_FIELD, base.span, format!("`{node_id}` is not a node"))
@@ -311,7 +346,13 @@ impl Typer<'_, '_> {
             (NodeKind::StartProcess { wait: true, .. }, "result") => Ty::Text,
             (NodeKind::StartProcess { wait: false, .. }, "result") => {
                 self.cx
-                    .error(BAD_FIELD, expr.span, format!("`{node_id}` does not wait for the child process, so it has no result"))
+                    .error(
+                        BAD_FIELD,
+                        expr.span,
+                        format!(
+                            "`{node_id}` does not wait for the child process, so it has no result"
+                        ),
+                    )
                     .label("the result is unknown here")
                     .help("make the call wait for the child, or do not read its result");
                 Ty::Unknown
@@ -323,7 +364,11 @@ impl Typer<'_, '_> {
                     _ => "none",
                 };
                 self.cx
-                    .error(BAD_FIELD, expr.span, format!("node `{node_id}` has no field `{field}`"))
+                    .error(
+                        BAD_FIELD,
+                        expr.span,
+                        format!("node `{node_id}` has no field `{field}`"),
+                    )
                     .label("no such field")
                     .help(format!("fields of `{node_id}`: {fields}"));
                 Ty::Unknown
@@ -331,7 +376,14 @@ impl Typer<'_, '_> {
         }
     }
 
-    fn binary(&mut self, op: BinaryOp, left: &Expr, right: &Expr, expr: &Expr, scope: &Scope) -> Ty {
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        left: &Expr,
+        right: &Expr,
+        expr: &Expr,
+        scope: &Scope,
+    ) -> Ty {
         let l = self.expr(left, scope);
         let r = self.expr(right, scope);
         let sym = op_symbol(op);
@@ -344,7 +396,11 @@ impl Typer<'_, '_> {
             BinaryOp::Eq | BinaryOp::Ne => {
                 if !self.comparable(&l, &r) {
                     self.cx
-                        .error(BAD_COMPARISON, expr.span, format!("cannot compare {l} with {r}"))
+                        .error(
+                            BAD_COMPARISON,
+                            expr.span,
+                            format!("cannot compare {l} with {r}"),
+                        )
                         .label("unlike types")
                         .help("compare values of the same type");
                 }
@@ -357,9 +413,15 @@ impl Typer<'_, '_> {
                     || r == Ty::Unknown;
                 if !ordered {
                     self.cx
-                        .error(BAD_COMPARISON, expr.span, format!("cannot order {l} and {r} with `{sym}`"))
+                        .error(
+                            BAD_COMPARISON,
+                            expr.span,
+                            format!("cannot order {l} and {r} with `{sym}`"),
+                        )
                         .label("unlike or unordered types")
-                        .help("`<`, `<=`, `>`, `>=` compare two numbers, two dates or two durations");
+                        .help(
+                            "`<`, `<=`, `>`, `>=` compare two numbers, two dates or two durations",
+                        );
                 }
                 Ty::Boolean
             }
@@ -368,7 +430,11 @@ impl Typer<'_, '_> {
                     Ty::List(item) => {
                         if !self.comparable(item, &l) {
                             self.cx
-                                .error(BAD_IN, expr.span, format!("{l} cannot be in a list<{item}>"))
+                                .error(
+                                    BAD_IN,
+                                    expr.span,
+                                    format!("{l} cannot be in a list<{item}>"),
+                                )
                                 .label("element type differs")
                                 .help(format!("the left side must be a {item}"));
                         }
@@ -376,7 +442,11 @@ impl Typer<'_, '_> {
                     Ty::Unknown => {}
                     other => {
                         self.cx
-                            .error(BAD_IN, right.span, format!("`in` needs a list, not {other}"))
+                            .error(
+                                BAD_IN,
+                                right.span,
+                                format!("`in` needs a list, not {other}"),
+                            )
                             .label("not a list")
                             .help("write `x in [a, b]` or `x in <list variable>`");
                     }
@@ -396,7 +466,9 @@ impl Typer<'_, '_> {
                     (BinaryOp::Add | BinaryOp::Sub, DateTime, Duration) => Some(DateTime),
                     (BinaryOp::Sub, DateTime, DateTime) => Some(Duration),
                     (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
-                    (BinaryOp::Mul, Duration, Integer) | (BinaryOp::Mul, Integer, Duration) => Some(Duration),
+                    (BinaryOp::Mul, Duration, Integer) | (BinaryOp::Mul, Integer, Duration) => {
+                        Some(Duration)
+                    }
                     _ => None,
                 };
                 result.unwrap_or_else(|| {
@@ -418,7 +490,11 @@ impl Typer<'_, '_> {
     fn call(&mut self, name: &str, args: &[Expr], expr: &Expr, scope: &Scope) -> Ty {
         let Some((_, signature)) = BUILTINS.iter().find(|(n, _)| *n == name) else {
             let names = BUILTINS.iter().map(|(n, _)| *n).collect::<Vec<_>>();
-            let help = help_or(name, names.iter().copied(), format!("built-ins: {}", names.join(", ")));
+            let help = help_or(
+                name,
+                names.iter().copied(),
+                format!("built-ins: {}", names.join(", ")),
+            );
             self.cx
                 .error(BAD_CALL, expr.span, format!("unknown function `{name}`"))
                 .label("not a built-in")
@@ -428,10 +504,22 @@ impl Typer<'_, '_> {
             }
             return Ty::Unknown;
         };
-        let arity = if matches!(name, "today" | "now") { 0 } else { 1 };
+        let arity = if matches!(name, "today" | "now") {
+            0
+        } else {
+            1
+        };
         if args.len() != arity {
             self.cx
-                .error(BAD_CALL, expr.span, format!("`{name}` takes {arity} argument{}, not {}", if arity == 1 { "" } else { "s" }, args.len()))
+                .error(
+                    BAD_CALL,
+                    expr.span,
+                    format!(
+                        "`{name}` takes {arity} argument{}, not {}",
+                        if arity == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                )
                 .label("wrong number of arguments")
                 .help(format!("call it as {signature}"));
             return Ty::Unknown;
@@ -454,11 +542,19 @@ impl Typer<'_, '_> {
                 let ty = self.expr(&args[0], scope);
                 if !matches!(ty, Ty::List(_) | Ty::Text | Ty::Unknown) {
                     self.cx
-                        .error(BAD_CALL, args[0].span, format!("`{name}` takes a list or text, not {ty}"))
+                        .error(
+                            BAD_CALL,
+                            args[0].span,
+                            format!("`{name}` takes a list or text, not {ty}"),
+                        )
                         .label("not a list or text")
                         .help(format!("call it as {signature}"));
                 }
-                if name == "len" { Ty::Integer } else { Ty::Boolean }
+                if name == "len" {
+                    Ty::Integer
+                } else {
+                    Ty::Boolean
+                }
             }
         }
     }
@@ -466,7 +562,11 @@ impl Typer<'_, '_> {
     fn expect_boolean(&mut self, expr: &Expr, ty: &Ty, context: &str) {
         if !matches!(ty, Ty::Boolean | Ty::Unknown) {
             self.cx
-                .error(NOT_BOOLEAN, expr.span, format!("{context} needs a boolean, this is {ty}"))
+                .error(
+                    NOT_BOOLEAN,
+                    expr.span,
+                    format!("{context} needs a boolean, this is {ty}"),
+                )
                 .label("not true/false")
                 .help("compare it, e.g. `x == value`, or test a boolean variable");
         }
@@ -477,7 +577,11 @@ impl Typer<'_, '_> {
         let ty = self.expr(expr, scope);
         if !matches!(ty, Ty::Boolean | Ty::Unknown) {
             self.cx
-                .error(NOT_BOOLEAN, expr.span, format!("a condition must be boolean, this is {ty}"))
+                .error(
+                    NOT_BOOLEAN,
+                    expr.span,
+                    format!("a condition must be boolean, this is {ty}"),
+                )
                 .label("not true/false")
                 .help("compare it, e.g. `x == value` or `len(xs) > 1`");
         }
@@ -490,10 +594,15 @@ impl Typer<'_, '_> {
             let help = if matches!(ty, Ty::Integer) {
                 "add a unit: `3 workdays`, `4 workhours`, `7 days`, `2 hours`".to_string()
             } else {
-                "write a duration such as `3 workdays`, or a duration from the configuration".to_string()
+                "write a duration such as `3 workdays`, or a duration from the configuration"
+                    .to_string()
             };
             self.cx
-                .error(NOT_DURATION, expr.span, format!("{context} must be a duration, this is {ty}"))
+                .error(
+                    NOT_DURATION,
+                    expr.span,
+                    format!("{context} must be a duration, this is {ty}"),
+                )
                 .label("expected a duration")
                 .help(help);
         }
@@ -504,14 +613,21 @@ impl Typer<'_, '_> {
         let ty = self.expr(expr, scope);
         if !self.assignable(expected, &ty) {
             self.cx
-                .error(TYPE_MISMATCH, expr.span, format!("{what} is {expected}, but this is {ty}"))
+                .error(
+                    TYPE_MISMATCH,
+                    expr.span,
+                    format!("{what} is {expected}, but this is {ty}"),
+                )
                 .label(format!("expected {expected}"))
                 .help(format!("give a value of type {expected}"));
         }
     }
 
     fn queue(&mut self, queue: &QueueRef, scope: &Scope) {
-        let (Some(key), Some(role)) = (&queue.key, self.cx.roles.get(queue.role.name.as_str()).copied()) else {
+        let (Some(key), Some(role)) = (
+            &queue.key,
+            self.cx.roles.get(queue.role.name.as_str()).copied(),
+        ) else {
             return;
         };
         if let Some(enum_name) = &role.keyed_by {
@@ -519,9 +635,19 @@ impl Typer<'_, '_> {
             let ty = self.expr(key, scope);
             if !self.assignable(&expected, &ty) {
                 self.cx
-                    .error(ROLE_KEY, key.span, format!("role `{}` is keyed by {}, but this is {ty}", role.name.name, enum_name.name))
+                    .error(
+                        ROLE_KEY,
+                        key.span,
+                        format!(
+                            "role `{}` is keyed by {}, but this is {ty}",
+                            role.name.name, enum_name.name
+                        ),
+                    )
                     .label(format!("expected {}", enum_name.name))
-                    .help(format!("use a value or variable of enum `{}`", enum_name.name));
+                    .help(format!(
+                        "use a value or variable of enum `{}`",
+                        enum_name.name
+                    ));
             }
         }
     }
@@ -551,7 +677,12 @@ pub(super) fn check(cx: &mut Cx) {
     let top = Scope::default();
     for var in &p.vars {
         if let Some(default) = &var.default {
-            t.value(&Ty::from(&var.ty), default, &top, &format!("variable `{}`", var.name.name));
+            t.value(
+                &Ty::from(&var.ty),
+                default,
+                &top,
+                &format!("variable `{}`", var.name.name),
+            );
         }
     }
     for (_, deadline) in deadlines(p) {
@@ -592,9 +723,14 @@ pub(super) fn check(cx: &mut Cx) {
                     t.value(&Ty::Text, e, &scope, "an assignee");
                 }
             }
-            NodeKind::WaitMessage { timeout: Some((d, _)), .. } => t.duration(d, &top, "a timeout"),
+            NodeKind::WaitMessage {
+                timeout: Some((d, _)),
+                ..
+            } => t.duration(d, &top, "a timeout"),
             NodeKind::WaitTimer { duration, .. } => t.duration(duration, &top, "a wait"),
-            NodeKind::StartProcess { process, inputs, .. } => {
+            NodeKind::StartProcess {
+                process, inputs, ..
+            } => {
                 let child = t.cx.imports.iter().find(|c| c.key.name == process.name);
                 for (name, value) in inputs {
                     let expected = child
@@ -605,12 +741,21 @@ pub(super) fn check(cx: &mut Cx) {
                         Some(expected) => {
                             let ty = t.expr(value, &top);
                             let ok = t.assignable(&expected, &ty)
-                                || matches!((&expected, &ty), (Ty::Enum(_), Ty::Enum(_) | Ty::EnumValue(_)));
+                                || matches!(
+                                    (&expected, &ty),
+                                    (Ty::Enum(_), Ty::Enum(_) | Ty::EnumValue(_))
+                                );
                             if !ok {
-                                t.cx
-                                    .error(TYPE_MISMATCH, value.span, format!("input `{}` of `{}` is {expected}, but this is {ty}", name.name, process.name))
-                                    .label(format!("expected {expected}"))
-                                    .help(format!("pass a value of type {expected}"));
+                                t.cx.error(
+                                    TYPE_MISMATCH,
+                                    value.span,
+                                    format!(
+                                        "input `{}` of `{}` is {expected}, but this is {ty}",
+                                        name.name, process.name
+                                    ),
+                                )
+                                .label(format!("expected {expected}"))
+                                .help(format!("pass a value of type {expected}"));
                             }
                         }
                         None => {
@@ -641,15 +786,29 @@ pub(super) fn check(cx: &mut Cx) {
         match action {
             Action::Assign { var, value, .. } => {
                 if let Some(decl) = t.cx.vars.get(var.name.as_str()).copied() {
-                    t.value(&Ty::from(&decl.ty), value, &scope, &format!("variable `{}`", var.name));
+                    t.value(
+                        &Ty::from(&decl.ty),
+                        value,
+                        &scope,
+                        &format!("variable `{}`", var.name),
+                    );
                 } else {
                     t.expr(value, &scope);
                 }
             }
-            Action::Clock { op: ClockOp::Start { duration: Some(d) }, .. } => t.duration(d, &scope, "a clock's limit"),
-            Action::Clock { op: ClockOp::Extend { by, .. }, .. } => t.duration(by, &scope, "an extension"),
+            Action::Clock {
+                op: ClockOp::Start { duration: Some(d) },
+                ..
+            } => t.duration(d, &scope, "a clock's limit"),
+            Action::Clock {
+                op: ClockOp::Extend { by, .. },
+                ..
+            } => t.duration(by, &scope, "an extension"),
             Action::FollowUp { queue, .. } => t.queue(queue, &scope),
-            Action::Notify { target: NotifyTarget::Role(queue), .. } => t.queue(queue, &scope),
+            Action::Notify {
+                target: NotifyTarget::Role(queue),
+                ..
+            } => t.queue(queue, &scope),
             _ => {}
         }
     }
