@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config;
+pub mod graph;
 pub mod diagnostic;
 pub mod model;
 pub mod pii;
