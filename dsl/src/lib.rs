@@ -5,10 +5,11 @@
 //! (AST → [`model::Process`]), [`fmt::format`] (canonical layout), [`config::load`] (YAML) and
 //! [`compile`], which runs every stage and returns the checked model or every diagnostic.
 
-pub mod model;
-pub mod diagnostic;
 pub mod check;
 pub mod config;
+pub mod graph;
+pub mod diagnostic;
+pub mod model;
 pub mod pii;
 pub mod ast;
 pub mod duration;
