@@ -117,7 +117,11 @@ impl Printer<'_> {
     fn trailing_after(&mut self, pos: usize) {
         if let Some(c) = self.comments.get(self.next)
             && c.span.start >= pos
-            && !self.src.get(pos..c.span.start).unwrap_or("\n").contains('\n')
+            && !self
+                .src
+                .get(pos..c.span.start)
+                .unwrap_or("\n")
+                .contains('\n')
         {
             self.out.push_str("  //");
             self.out.push_str(&c.text);
@@ -357,7 +361,14 @@ impl Printer<'_> {
         self.depth -= 1;
     }
 
-    fn block_of_actions(&mut self, start: usize, head: &str, actions: &[Action], span: Span, suffix: &str) {
+    fn block_of_actions(
+        &mut self,
+        start: usize,
+        head: &str,
+        actions: &[Action],
+        span: Span,
+        suffix: &str,
+    ) {
         self.begin(start);
         self.out.push_str(head);
         self.out.push_str(" {");
@@ -399,7 +410,13 @@ impl Printer<'_> {
                 }
             }
             NodeKind::Step { actions, next } => {
-                self.block_of_actions(n.span.start, &head, actions, n.span, &format!(" -> {}", next.name));
+                self.block_of_actions(
+                    n.span.start,
+                    &head,
+                    actions,
+                    n.span,
+                    &format!(" -> {}", next.name),
+                );
             }
             NodeKind::Task { for_each, entries } => {
                 if let Some(f) = for_each {
@@ -450,7 +467,10 @@ impl Printer<'_> {
                 self.close(n.span, "");
             }
             NodeKind::WaitTimer { duration, next } => {
-                self.simple(n.span, format!("{head} {} -> {}", expr(duration), next.name));
+                self.simple(
+                    n.span,
+                    format!("{head} {} -> {}", expr(duration), next.name),
+                );
             }
             NodeKind::WaitMessage {
                 message,
@@ -653,7 +673,10 @@ pub fn action(a: &Action) -> String {
             ),
         },
         Action::FollowUp {
-            id, label, queue: q, ..
+            id,
+            label,
+            queue: q,
+            ..
         } => {
             let mut line = format!("task {}", id.name);
             push_label(&mut line, label);

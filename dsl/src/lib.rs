@@ -5,17 +5,17 @@
 //! (AST → [`model::Process`]), [`fmt::format`] (canonical layout), [`config::load`] (YAML) and
 //! [`compile`], which runs every stage and returns the checked model or every diagnostic.
 
+pub mod ast;
 pub mod check;
 pub mod config;
-pub mod graph;
 pub mod diagnostic;
-pub mod model;
-pub mod pii;
-pub mod ast;
 pub mod duration;
 pub mod fmt;
+pub mod graph;
 pub mod lower;
+pub mod model;
 pub mod parser;
+pub mod pii;
 
 use diagnostic::{Diagnostic, Severity};
 use model::{Process, Span};
