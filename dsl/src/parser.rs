@@ -152,6 +152,7 @@ fn collapse(positives: &[Rule]) -> Vec<Rule> {
     const OPERAND: &[Rule] = &[
         Rule::op_not,
         Rule::op_neg,
+        Rule::paren,
         Rule::decimal,
         Rule::integer,
         Rule::boolean,
@@ -1291,6 +1292,16 @@ impl Builder<'_> {
         let span = span_of(&p);
         let kind = match p.as_rule() {
             Rule::expr => return self.expr(p),
+            // The parentheses belong to the expression's span (so do enclosing operators).
+            Rule::paren => {
+                let inner = p.into_inner().find(|x| x.as_rule() == Rule::expr);
+                let Some(inner) = inner else {
+                    return Err(self.err(span, "an expression is missing".into(), "here", None));
+                };
+                let mut e = self.expr(inner)?;
+                e.span = span;
+                return Ok(e);
+            }
             Rule::duration => {
                 let mut amount = 0;
                 let mut unit = DurationUnit::Days;
