@@ -3,8 +3,8 @@
 //! the plain-data types of [`crate::model`] where the written form and the model coincide.
 
 use crate::model::{
-    Action, Assignee, Branch, ChannelDecl, ClockDecl, ConfigKey, Deadline, DocumentDecl,
-    EnumDecl, Expr, FieldSpec, ForEach, Ident, Outcome, QueueRef, RoleDecl, Span, VarDecl,
+    Action, Assignee, Branch, ChannelDecl, ClockDecl, ConfigKey, Deadline, DocumentDecl, EnumDecl,
+    Expr, FieldSpec, ForEach, Ident, Outcome, QueueRef, RoleDecl, Span, VarDecl,
 };
 
 /// A parsed process file.
@@ -156,7 +156,11 @@ impl TaskEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitEntry {
     Field(FieldSpec),
-    Timeout { after: Expr, next: Ident, span: Span },
+    Timeout {
+        after: Expr,
+        next: Ident,
+        span: Span,
+    },
 }
 
 impl WaitEntry {

@@ -96,7 +96,7 @@ pub fn load(file: &str, source: &str) -> Result<ConfigFile, Diagnostic> {
             return Err(Diagnostic {
                 code: BAD_YAML,
                 severity: Severity::Error,
-                message: format!("`{file}` is not valid YAML: {}", first_line(&e.to_string())),
+                message: format!("`{file}` is not valid YAML: {}", yaml_message(&e.to_string())),
                 file: file.to_string(),
                 span,
                 label: "YAML error here".to_string(),
@@ -129,8 +129,17 @@ pub fn load(file: &str, source: &str) -> Result<ConfigFile, Diagnostic> {
     })
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// The YAML error's first line without the `error: line N column M:` prefix (the
+/// diagnostic shows the position itself).
+fn yaml_message(s: &str) -> &str {
+    let first = s.lines().next().unwrap_or(s);
+    let rest = first.strip_prefix("error: ").unwrap_or(first);
+    if rest.starts_with("line ")
+        && let Some(i) = rest.find(": ")
+    {
+        return &rest[i + 2..];
+    }
+    rest
 }
 
 /// Byte offset of a 1-based line and (character) column.

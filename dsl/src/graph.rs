@@ -211,21 +211,33 @@ fn node_lines(node: &Node) -> Vec<String> {
         NodeKind::End { result, .. } => lines.push(format!("result: {}", result.name)),
         NodeKind::Task(task) => {
             if let Some(each) = &task.for_each {
-                lines.push(format!("for each {} in {}", each.item.name, expr_text(&each.list)));
+                lines.push(format!(
+                    "for each {} in {}",
+                    each.item.name,
+                    expr_text(&each.list)
+                ));
             }
             if let Some(deadline) = &task.deadline {
                 lines.push(deadline_text(deadline));
             }
         }
-        NodeKind::WaitMessage { message, timeout, .. } => {
+        NodeKind::WaitMessage {
+            message, timeout, ..
+        } => {
             lines.push(format!("✉ wait for {}", message.name));
             if let Some((duration, _)) = timeout {
                 lines.push(format!("⏱ timeout {}", expr_text(duration)));
             }
         }
-        NodeKind::WaitTimer { duration, .. } => lines.push(format!("⌛ wait {}", expr_text(duration))),
+        NodeKind::WaitTimer { duration, .. } => {
+            lines.push(format!("⌛ wait {}", expr_text(duration)))
+        }
         NodeKind::StartProcess { process, wait, .. } => {
-            lines.push(format!("start process {}{}", process.name, if *wait { " and wait" } else { "" }));
+            lines.push(format!(
+                "start process {}{}",
+                process.name,
+                if *wait { " and wait" } else { "" }
+            ));
         }
         _ => {}
     }
@@ -244,16 +256,29 @@ fn edges(node: &Node) -> Vec<(&str, Option<String>)> {
         NodeKind::Task(task) => task
             .outcomes
             .iter()
-            .map(|o| (o.next.name.as_str(), Some(o.label.clone().unwrap_or_else(|| o.key.name.clone()))))
+            .map(|o| {
+                (
+                    o.next.name.as_str(),
+                    Some(o.label.clone().unwrap_or_else(|| o.key.name.clone())),
+                )
+            })
             .collect(),
         NodeKind::Choice { branches, default } => branches
             .iter()
             .map(|b| (b.next.name.as_str(), Some(expr_text(&b.when))))
-            .chain(default.iter().map(|d| (d.name.as_str(), Some("else".to_string()))))
+            .chain(
+                default
+                    .iter()
+                    .map(|d| (d.name.as_str(), Some("else".to_string()))),
+            )
             .collect(),
         NodeKind::Split { branches } => branches.iter().map(|b| (b.name.as_str(), None)).collect(),
         NodeKind::WaitMessage { next, timeout, .. } => std::iter::once((next.name.as_str(), None))
-            .chain(timeout.iter().map(|(d, t)| (t.name.as_str(), Some(format!("timeout {}", expr_text(d))))))
+            .chain(
+                timeout
+                    .iter()
+                    .map(|(d, t)| (t.name.as_str(), Some(format!("timeout {}", expr_text(d))))),
+            )
             .collect(),
     }
 }
@@ -321,9 +346,16 @@ pub fn dot(process: &Process) -> String {
         }
         let (fill, border) = PALETTE[i % PALETTE.len()];
         let label = role.label.clone().unwrap_or_else(|| role.name.name.clone());
-        let _ = writeln!(out, "  subgraph {} {{", dot_quote(&format!("cluster_role_{}", role.name.name)));
+        let _ = writeln!(
+            out,
+            "  subgraph {} {{",
+            dot_quote(&format!("cluster_role_{}", role.name.name))
+        );
         let _ = writeln!(out, "    label={};", dot_quote(&label));
-        let _ = writeln!(out, "    style=\"rounded,filled\"; fillcolor=\"{fill}\"; color=\"{border}\";");
+        let _ = writeln!(
+            out,
+            "    style=\"rounded,filled\"; fillcolor=\"{fill}\"; color=\"{border}\";"
+        );
         for node in members {
             dot_node(node, "    ", &mut out);
         }
@@ -337,7 +369,12 @@ pub fn dot(process: &Process) -> String {
     }
     for node in &process.nodes {
         for (target, label) in edges(node) {
-            let _ = write!(out, "  {} -> {}", dot_quote(&node.id.name), dot_quote(target));
+            let _ = write!(
+                out,
+                "  {} -> {}",
+                dot_quote(&node.id.name),
+                dot_quote(target)
+            );
             if let Some(label) = label {
                 let _ = write!(out, " [label={}]", dot_quote(&label));
             }
@@ -370,7 +407,12 @@ fn mermaid_text(text: &str) -> String {
 /// class (colour) per role.
 pub fn mermaid(process: &Process) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "---\ntitle: \"{} (v{})\"\n---", mermaid_text(&process.title), process.version);
+    let _ = writeln!(
+        out,
+        "---\ntitle: \"{} (v{})\"\n---",
+        mermaid_text(&process.title),
+        process.version
+    );
     out.push_str("flowchart TD\n");
     let index = |id: &str| process.nodes.iter().position(|n| n.id.name == id);
     for (i, node) in process.nodes.iter().enumerate() {
@@ -419,7 +461,10 @@ pub fn mermaid(process: &Process) -> String {
         let (fill, border) = PALETTE[r % PALETTE.len()];
         let label = role.label.as_deref().unwrap_or(&role.name.name);
         let _ = writeln!(out, "  %% role{r}: {} {label}", role.name.name);
-        let _ = writeln!(out, "  classDef role{r} fill:{fill},stroke:{border},color:#222");
+        let _ = writeln!(
+            out,
+            "  classDef role{r} fill:{fill},stroke:{border},color:#222"
+        );
         let _ = writeln!(out, "  class {} role{r}", members.join(","));
     }
     out

@@ -5,17 +5,17 @@
 //! (AST → [`model::Process`]), [`fmt::format`] (canonical layout), [`config::load`] (YAML) and
 //! [`compile`], which runs every stage and returns the checked model or every diagnostic.
 
+pub mod ast;
 pub mod check;
 pub mod config;
-pub mod graph;
 pub mod diagnostic;
-pub mod model;
-pub mod pii;
-pub mod ast;
 pub mod duration;
 pub mod fmt;
+pub mod graph;
 pub mod lower;
+pub mod model;
 pub mod parser;
+pub mod pii;
 
 use diagnostic::{Diagnostic, Severity};
 use model::{Process, Span};
@@ -28,6 +28,12 @@ pub use parser::parse;
 pub const MISSING_FILE: &str = "YM0004";
 /// Code of an imported process that does not parse or lower.
 pub const BAD_IMPORT: &str = "YM0005";
+/// Code of a document template that is not valid minijinja.
+pub const BAD_TEMPLATE: &str = "YM0006";
+/// Code of a template that uses a name the process does not declare (warning).
+pub const TEMPLATE_NAME: &str = "YM0007";
+/// Names a template may use besides the process variables (the engine provides them).
+pub const TEMPLATE_GLOBALS: &[&str] = &["today"];
 
 /// The result of [`compile`].
 #[derive(Debug, Clone)]
@@ -97,11 +103,11 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
         }
     }
 
+    // A missing import is reported by the checker (it cannot find the process either).
+    let mut broken_imports = Vec::new();
     for import in &process.imports {
         let path = format!("{}.flow", import.name);
         let Some(text) = load(&path) else {
-            out.diagnostics
-                .push(missing(import.span, "the imported process", &path));
             continue;
         };
         let first_error = match parse(&path, &text) {
@@ -116,6 +122,7 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
             }
         };
         if let Some(d) = first_error {
+            broken_imports.push(format!("`{}`", import.name));
             out.diagnostics.push(Diagnostic {
                 code: BAD_IMPORT,
                 severity: Severity::Error,
@@ -134,6 +141,8 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
         }
         match load(&doc.template) {
             Some(text) => {
+                out.diagnostics
+                    .extend(check_template(file, doc, &text, &process));
                 out.templates.insert(doc.template.clone(), text);
             }
             None => out
@@ -146,6 +155,11 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
     out.diagnostics.extend(
         check::check(&process, out.config.as_ref(), &out.imports)
             .into_iter()
+            // "not found" would mislead for an import that exists but has errors.
+            .filter(|d| {
+                !(d.code == check::UNKNOWN_PROCESS
+                    && broken_imports.iter().any(|name| d.message.contains(name.as_str())))
+            })
             .map(|mut d| {
                 if d.file.is_empty() {
                     d.file = file.to_string();
@@ -157,4 +171,68 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
         out.process = Some(process);
     }
     out
+}
+
+/// Compiles a document template with minijinja: a syntax error is an error at its line in the
+/// template; a name that is neither a process variable nor a [`TEMPLATE_GLOBALS`] entry is a
+/// warning at the `document` line (it would render empty).
+fn check_template(
+    file: &str,
+    doc: &model::DocumentDecl,
+    text: &str,
+    process: &Process,
+) -> Vec<Diagnostic> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+    let template = match env.template_from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let span = e
+                .range()
+                .map_or(Span::new(0, 0), |r| Span::new(r.start, r.end));
+            return vec![Diagnostic {
+                code: BAD_TEMPLATE,
+                severity: Severity::Error,
+                message: format!(
+                    "template `{}` is not valid: {}",
+                    doc.template,
+                    e.detail().unwrap_or("syntax error")
+                ),
+                file: doc.template.clone(),
+                span,
+                label: "template error here".to_string(),
+                help: Some(
+                    "templates use minijinja syntax: `{{ name }}`, `{% if x %}...{% endif %}`"
+                        .to_string(),
+                ),
+            }];
+        }
+    };
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|name| {
+            !TEMPLATE_GLOBALS.contains(&name.as_str())
+                && !process.vars.iter().any(|v| &v.name.name == name)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+        .into_iter()
+        .map(|name| Diagnostic {
+            code: TEMPLATE_NAME,
+            severity: Severity::Warning,
+            message: format!(
+                "template `{}` uses `{name}`, which is not a variable of the process",
+                doc.template
+            ),
+            file: file.to_string(),
+            span: doc.span,
+            label: "this document".to_string(),
+            help: Some(format!(
+                "declare `var {name}: ...` or correct the name in `{}`",
+                doc.template
+            )),
+        })
+        .collect()
 }

@@ -31,9 +31,16 @@ type Result<T> = std::result::Result<T, Diagnostic>;
 /// Parses a process file. Returns the AST or the first syntax error (`YM0001`). Never panics.
 pub fn parse(file: &str, source: &str) -> Result<ast::File> {
     check_nesting(file, source)?;
-    let mut pairs = Grammar::parse(Rule::file, source).map_err(|e| syntax_error(file, source, e))?;
+    let mut pairs =
+        Grammar::parse(Rule::file, source).map_err(|e| syntax_error(file, source, e))?;
     let Some(root) = pairs.next() else {
-        return Err(error(file, Span::new(0, 0), "the file is empty", "empty file", None));
+        return Err(error(
+            file,
+            Span::new(0, 0),
+            "the file is empty",
+            "empty file",
+            None,
+        ));
     };
     let b = Builder { file };
     b.file(root, source)
@@ -143,14 +150,37 @@ fn syntax_error(file: &str, source: &str, e: pest::error::Error<Rule>) -> Diagno
 /// Replaces the many ways an operand or an operator can start by one phrase each.
 fn collapse(positives: &[Rule]) -> Vec<Rule> {
     const OPERAND: &[Rule] = &[
-        Rule::op_not, Rule::op_neg, Rule::decimal, Rule::integer, Rule::boolean, Rule::list,
-        Rule::string, Rule::name, Rule::call, Rule::kw_config, Rule::kw_date, Rule::duration,
-        Rule::config_ref, Rule::date_lit,
+        Rule::op_not,
+        Rule::op_neg,
+        Rule::decimal,
+        Rule::integer,
+        Rule::boolean,
+        Rule::list,
+        Rule::string,
+        Rule::name,
+        Rule::call,
+        Rule::kw_config,
+        Rule::kw_date,
+        Rule::duration,
+        Rule::config_ref,
+        Rule::date_lit,
     ];
     const OPERATOR: &[Rule] = &[
-        Rule::op_or, Rule::op_and, Rule::op_in, Rule::op_eq, Rule::op_ne, Rule::op_le,
-        Rule::op_ge, Rule::op_lt, Rule::op_gt, Rule::op_add, Rule::op_sub, Rule::op_mul,
-        Rule::op_div, Rule::field_access, Rule::index_access,
+        Rule::op_or,
+        Rule::op_and,
+        Rule::op_in,
+        Rule::op_eq,
+        Rule::op_ne,
+        Rule::op_le,
+        Rule::op_ge,
+        Rule::op_lt,
+        Rule::op_gt,
+        Rule::op_add,
+        Rule::op_sub,
+        Rule::op_mul,
+        Rule::op_div,
+        Rule::field_access,
+        Rule::index_access,
     ];
     let many = |set: &[Rule]| positives.iter().filter(|r| set.contains(r)).count() >= 3;
     let (operand, operator) = (many(OPERAND), many(OPERATOR));
@@ -241,7 +271,9 @@ fn rule_name(rule: Rule) -> String {
         Rule::EOI => s("the end of the file"),
         Rule::header => s("the `process` header"),
         Rule::item => s("a declaration or a node"),
-        Rule::task_entry => s("a task entry (`queue`, `assignee`, `fields`, `deadline`, `on enter`, `outcome`)"),
+        Rule::task_entry => {
+            s("a task entry (`queue`, `assignee`, `fields`, `deadline`, `on enter`, `outcome`)")
+        }
         Rule::action => s("an action"),
         Rule::clock_entry => s("`calendar` or `deadline`"),
         Rule::escalation | Rule::esc_when => s("an escalation (`before`, `at due`, `after`)"),
@@ -252,13 +284,17 @@ fn rule_name(rule: Rule) -> String {
         Rule::integer => s("a whole number"),
         Rule::decimal => s("a decimal number"),
         Rule::duration => s("a duration"),
-        Rule::duration_unit => s("a duration unit (`workdays`, `workhours`, `days`, `hours`, `minutes`)"),
+        Rule::duration_unit => {
+            s("a duration unit (`workdays`, `workhours`, `days`, `hours`, `minutes`)")
+        }
         Rule::boolean => s("`true` or `false`"),
         Rule::expr => s("an expression"),
         Rule::infix_marker => s("an operator"),
         Rule::list => s("a list `[...]`"),
         Rule::ty | Rule::list_ty | Rule::map_ty => s("a type"),
-        Rule::personal_kind => s("a personal-data kind (`id_number`, `phone`, `name`, `address`, `sensitive`)"),
+        Rule::personal_kind => {
+            s("a personal-data kind (`id_number`, `phone`, `name`, `address`, `sensitive`)")
+        }
         Rule::queue_ref => s("a role"),
         Rule::notify_target => s("`applicant`, `holder`, `role r` or `channel c`"),
         Rule::field_spec => s("`required x` or `optional x`"),
@@ -287,7 +323,10 @@ fn rule_name(rule: Rule) -> String {
             let raw = format!("{other:?}");
             match raw.strip_prefix("kw_") {
                 Some(k) => kw(k),
-                None => match raw.strip_suffix("_node").or_else(|| raw.strip_suffix("_decl")) {
+                None => match raw
+                    .strip_suffix("_node")
+                    .or_else(|| raw.strip_suffix("_decl"))
+                {
                     Some(k) => kw(k),
                     None => kw(&raw.replace('_', " ")),
                 },
@@ -623,7 +662,7 @@ impl Builder<'_> {
         for c in p.into_inner() {
             match c.as_rule() {
                 Rule::ident if id.is_none() => id = Some(ident(&c)),
-                Rule::string if label.is_none() && rest.is_empty() => label = Some(string(&c)),
+                Rule::string if label.is_none() => label = Some(string(&c)),
                 Rule::goto if rule != Rule::parallel_node => next = Some(goto(c, span)),
                 _ => rest.push(c),
             }
@@ -777,7 +816,12 @@ impl Builder<'_> {
                 match kind {
                     Some(k) => k,
                     None => {
-                        return Err(self.err(span, "a `wait` needs a duration or a `message`".into(), "here", None));
+                        return Err(self.err(
+                            span,
+                            "a `wait` needs a duration or a `message`".into(),
+                            "here",
+                            None,
+                        ));
                     }
                 }
             }
@@ -854,7 +898,14 @@ impl Builder<'_> {
                         next: next.unwrap_or_else(|| missing(span)),
                         span,
                     },
-                    None => return Err(self.err(span, "`timeout` needs a duration".into(), "here", None)),
+                    None => {
+                        return Err(self.err(
+                            span,
+                            "`timeout` needs a duration".into(),
+                            "here",
+                            None,
+                        ));
+                    }
                 }
             }
         })
@@ -867,7 +918,9 @@ impl Builder<'_> {
                 let q = p.into_inner().find(|c| c.as_rule() == Rule::queue_ref);
                 match q {
                     Some(q) => TaskEntry::Queue(self.queue_ref(q)?, span),
-                    None => return Err(self.err(span, "`queue` needs a role".into(), "here", None)),
+                    None => {
+                        return Err(self.err(span, "`queue` needs a role".into(), "here", None));
+                    }
                 }
             }
             Rule::assignee => {
@@ -884,7 +937,9 @@ impl Builder<'_> {
                 }
                 match a {
                     Some(a) => TaskEntry::Assignee(a, span),
-                    None => return Err(self.err(span, "`assignee` needs a rule".into(), "here", None)),
+                    None => {
+                        return Err(self.err(span, "`assignee` needs a rule".into(), "here", None));
+                    }
                 }
             }
             Rule::fields => TaskEntry::Fields(
@@ -1039,9 +1094,8 @@ impl Builder<'_> {
         Ok(match rule {
             Rule::set_action => Action::Assign {
                 var: first_id(),
-                value: first_expr()?.ok_or_else(|| {
-                    self.err(span, "`set` needs a value".into(), "here", None)
-                })?,
+                value: first_expr()?
+                    .ok_or_else(|| self.err(span, "`set` needs a value".into(), "here", None))?,
                 span,
             },
             Rule::notify_action => {
@@ -1124,7 +1178,12 @@ impl Builder<'_> {
                     }
                 }
                 let Some(queue) = queue else {
-                    return Err(self.err(span, "a follow-up task needs a `queue`".into(), "here", None));
+                    return Err(self.err(
+                        span,
+                        "a follow-up task needs a `queue`".into(),
+                        "here",
+                        None,
+                    ));
                 };
                 Action::FollowUp {
                     id: id.unwrap_or_else(|| missing(span)),
@@ -1188,7 +1247,14 @@ impl Builder<'_> {
                         let idx = op.into_inner().find(|x| x.as_rule() == Rule::expr);
                         let idx = match idx {
                             Some(i) => self.expr(i)?,
-                            None => return Err(self.err(span, "an index is missing".into(), "here", None)),
+                            None => {
+                                return Err(self.err(
+                                    span,
+                                    "an index is missing".into(),
+                                    "here",
+                                    None,
+                                ));
+                            }
                         };
                         ExprKind::Index(Box::new(lhs), Box::new(idx))
                     }
