@@ -218,9 +218,26 @@ fn choice(cx: &mut Cx, node: &Node, branches: &[crate::model::Branch], default: 
     }
 }
 
-/// Every value a variable can hold, if finite and known (booleans and listed enums).
+/// Every value a variable can hold, if finite and known (booleans and listed enums) and the
+/// variable always has a value: given at the start (`required`), defaulted, or set by a
+/// task's required field or a `set`. A variable that may be unset matches no condition.
 fn domain(cx: &Cx, var: &str) -> Option<Vec<String>> {
-    match &cx.vars.get(var)?.ty {
+    let decl = cx.vars.get(var)?;
+    let p = cx.process;
+    let always_set = decl.required
+        || decl.default.is_some()
+        || p.nodes.iter().any(|n| match &n.kind {
+            NodeKind::Task(task) => task.fields.iter().any(|f| f.required && f.var.name == var),
+            NodeKind::WaitMessage { sets, .. } => sets.iter().any(|f| f.required && f.var.name == var),
+            _ => false,
+        })
+        || super::actions(p)
+            .iter()
+            .any(|(_, a)| matches!(a, crate::model::Action::Assign { var: v, .. } if v.name == var));
+    if !always_set {
+        return None;
+    }
+    match &decl.ty {
         Type::Boolean => Some(vec!["true".into(), "false".into()]),
         Type::Enum(name) => cx.enums.get(name.as_str()).cloned().flatten(),
         _ => None,

@@ -431,14 +431,8 @@ fn start_process(cx: &mut Cx, process: &Ident, inputs: &[(Ident, crate::model::E
         .help(help);
         return;
     }
+    // An import that could not be loaded is reported by `compile` (YM0004/YM0005).
     let Some(child) = cx.imports.iter().find(|c| c.key.name == process.name) else {
-        cx.error(
-            UNKNOWN_PROCESS,
-            process.span,
-            format!("imported process `{}` was not found", process.name),
-        )
-        .label("could not be loaded")
-        .help(format!("put `{}.flow` next to this file", process.name));
         return;
     };
     let mut given: HashSet<&str> = HashSet::new();

@@ -164,7 +164,7 @@ impl B {
             ty,
             label: None,
             personal: None,
-            required: false,
+            required: true,
             default: None,
             span,
         });
