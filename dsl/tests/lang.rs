@@ -97,7 +97,7 @@ fn the_social_assistance_process_has_its_parts() {
         1,
         "the linked temporary-aid process is loaded"
     );
-    assert_eq!(c.templates.len(), 3, "three document templates");
+    assert_eq!(c.templates.len(), 4, "four document templates");
     let config = c.config.expect("configuration loaded");
     assert_eq!(
         config.get(&["decision_limit", "minimum_living"]),
