@@ -316,6 +316,20 @@ fn every_prefix_of_the_real_process_parses_or_errors_inside_the_text() {
 }
 
 #[test]
+fn many_comparisons_are_not_nesting() {
+    let conditions: String = (0..500).map(|i| format!("  when n < {i} -> e\n")).collect();
+    let src = format!("{HEADER}var n: integer\nchoice c {{\n{conditions}  else -> e\n}}\nend e\n");
+    parse("x.flow", &src).expect("500 comparisons parse");
+    let deep_type = format!(
+        "{HEADER}var x: {}text{}\n",
+        "list<".repeat(300),
+        ">".repeat(300)
+    );
+    let d = parse("x.flow", &deep_type).expect_err("too deep");
+    assert!(d.message.contains("nested too deeply"), "{}", d.message);
+}
+
+#[test]
 fn absurd_nesting_is_an_error_not_a_crash() {
     let src = format!(
         "process t \"t\" version 1\nvar x: boolean = {}true{}",
