@@ -134,13 +134,7 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
         (Type::DateTime, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
         (Type::Duration, Value::String(s)) => {
             if let Err(why) = crate::duration::parse(s) {
-                type_error(
-                    cx,
-                    config,
-                    path,
-                    format!("`{name}`: \"{s}\" is not a duration"),
-                    why,
-                );
+                type_error(cx, config, path, format!("`{name}`: \"{s}\" is not a duration"), why);
             }
             return;
         }
@@ -266,11 +260,7 @@ mod tests {
     #[test]
     fn yaml_span_falls_back_to_the_nearest_ancestor() {
         let source = "a:\n  x: 1\nlimits:\n  # comment\n  x: \"30 workdays\"\n  y: 2\n".to_string();
-        let config = ConfigFile {
-            file: "c.yaml".into(),
-            source: source.clone(),
-            values: serde_json::Value::Null,
-        };
+        let config = ConfigFile { file: "c.yaml".into(), source: source.clone(), values: serde_json::Value::Null };
         let span = yaml_span(&config, &["limits".into(), "x".into()]);
         assert_eq!(crate::diagnostic::line_col(&source, span.start), (5, 3));
         let missing = yaml_span(&config, &["limits".into(), "z".into()]);

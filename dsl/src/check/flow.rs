@@ -228,14 +228,12 @@ fn domain(cx: &Cx, var: &str) -> Option<Vec<String>> {
         || decl.default.is_some()
         || p.nodes.iter().any(|n| match &n.kind {
             NodeKind::Task(task) => task.fields.iter().any(|f| f.required && f.var.name == var),
-            NodeKind::WaitMessage { sets, .. } => {
-                sets.iter().any(|f| f.required && f.var.name == var)
-            }
+            NodeKind::WaitMessage { sets, .. } => sets.iter().any(|f| f.required && f.var.name == var),
             _ => false,
         })
-        || super::actions(p).iter().any(
-            |(_, a)| matches!(a, crate::model::Action::Assign { var: v, .. } if v.name == var),
-        );
+        || super::actions(p)
+            .iter()
+            .any(|(_, a)| matches!(a, crate::model::Action::Assign { var: v, .. } if v.name == var));
     if !always_set {
         return None;
     }
