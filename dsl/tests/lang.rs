@@ -707,3 +707,29 @@ fn templates_are_checked_for_syntax_and_names() {
         "a warning does not stop compilation"
     );
 }
+
+#[test]
+fn an_import_must_name_the_process_in_its_file() {
+    let flow = format!("{HEADER}import child\nstart s -> e\nend e\n");
+    let child = "process other \"t\" version 1\nstart s -> e\nend e\n";
+    let c = compile("x.flow", &flow, &|name: &str| {
+        (name == "child.flow").then(|| child.to_string())
+    });
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "YM0005")
+        .expect("YM0005");
+    assert!(
+        d.message.contains("names the process `other`"),
+        "{}",
+        d.message
+    );
+    let broken = compile("x.flow", &flow, &|_: &str| Some("process".to_string()));
+    let codes: Vec<&str> = broken.diagnostics.iter().map(|d| d.code).collect();
+    assert!(codes.contains(&"YM0005"), "{codes:?}");
+    assert!(
+        !codes.contains(&"YM0112"),
+        "a broken import is not also `not found`: {codes:?}"
+    );
+}
