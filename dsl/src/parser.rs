@@ -223,10 +223,10 @@ fn describe_found(source: &str, pos: usize) -> (String, usize) {
     let Some(first) = rest.chars().next() else {
         return ("the end of the file".to_string(), 0);
     };
-    if first.is_ascii_alphanumeric() || first == '_' {
+    if first.is_alphanumeric() || first == '_' {
         let word: String = rest
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
         let width = word.len();
         return (format!("`{word}`"), width);

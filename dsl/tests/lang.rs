@@ -624,7 +624,7 @@ fn syntax_errors_say_where_and_what_was_expected() {
             18,
             "`-> next_node`",
         ),
-        ("var 名字: text\n", 2, 5, "expected a name"),
+        ("var 名字: text\n", 2, 5, "expected a name, found `名字`"),
         (
             "var x: text = \"unclosed\n",
             2,
