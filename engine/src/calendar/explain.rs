@@ -39,8 +39,8 @@ impl fmt::Display for Rule {
         match self {
             Rule::WorkingDays { amount } => write!(
                 f,
-                "{amount} 个工作日 (within {amount} working days: close of office hours of the \
-                 {amount}th working day after the day of the event)"
+                "{amount} 个工作日 ({amount} working days: due at the close of office hours of \
+                 working day {amount} after the day of the event)"
             ),
             Rule::WorkingHours { amount } => {
                 write!(f, "{amount} 工作小时 ({amount} hours of office time)")

@@ -135,6 +135,8 @@ pub struct Calendar {
     example: bool,
     version: String,
     file: PathBuf,
+    /// The file holding the yearly data (the base's, for a layer).
+    data_file: PathBuf,
     tz: Tz,
     office: Vec<(NaiveTime, NaiveTime)>,
     all_years: bool,
@@ -260,6 +262,7 @@ fn build(
             example: false,
             version: String::new(),
             file: PathBuf::new(),
+            data_file: PathBuf::new(),
             tz: Tz::Asia__Shanghai,
             office: file::default_office_hours(),
             all_years: false,
@@ -291,6 +294,7 @@ fn build(
             .collect();
     }
     if !layered {
+        calendar.data_file = this.path.clone();
         calendar.all_years = f.all_years;
         calendar.years = f.years.keys().copied().collect();
     }
@@ -371,6 +375,16 @@ impl Calendar {
         &self.version
     }
 
+    /// The file this calendar was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The file that holds the yearly data: where a missing year is to be added.
+    pub fn data_file(&self) -> &Path {
+        &self.data_file
+    }
+
     /// The time zone office hours are read in.
     pub fn time_zone(&self) -> Tz {
         self.tz
@@ -386,6 +400,11 @@ impl Calendar {
         self.all_years || self.years.contains(&year)
     }
 
+    /// `true` for a calendar that needs no yearly data (`all_years: true`).
+    pub fn covers_every_year(&self) -> bool {
+        self.all_years
+    }
+
     /// Years with data (empty for an `all_years` calendar).
     pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
         self.years.iter().copied()
@@ -395,7 +414,7 @@ impl Calendar {
         MissingYear {
             calendar: self.name.clone(),
             year,
-            file: self.file.display().to_string(),
+            file: self.data_file.display().to_string(),
         }
     }
 
