@@ -5,3 +5,4 @@ pub mod model;
 pub mod diagnostic;
 pub mod check;
 pub mod config;
+pub mod pii;
