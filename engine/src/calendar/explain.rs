@@ -39,7 +39,7 @@ impl fmt::Display for Rule {
         match self {
             Rule::WorkingDays { amount } => write!(
                 f,
-                "{amount} 个工作日 ({amount} working days: due at the close of office hours of \
+                "{amount} 个工作日 ({amount} working day(s): due at the close of office hours of \
                  working day {amount} after the day of the event)"
             ),
             Rule::WorkingHours { amount } => {

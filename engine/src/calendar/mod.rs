@@ -30,6 +30,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use yimen_dsl::model::DurationUnit;
 
+/// The calendar used when a process names none.
+pub const DEFAULT_CALENDAR: &str = "cn_mainland";
+
 /// Longest span a computation walks (about 100 years): larger amounts are clamped, so a
 /// nonsensical amount cannot make a deadline computation run for ever.
 pub const MAX_SPAN_DAYS: i64 = 36_600;
@@ -223,6 +226,11 @@ impl Calendars {
     /// The calendar called `name` (its `name:` field, e.g. `cn_mainland`).
     pub fn get(&self, name: &str) -> Option<&Calendar> {
         self.by_name.get(name)
+    }
+
+    /// The calendar called `name`, or [`DEFAULT_CALENDAR`] for `None`.
+    pub fn resolve(&self, name: Option<&str>) -> Option<&Calendar> {
+        self.get(name.unwrap_or(DEFAULT_CALENDAR))
     }
 
     /// Names of all calendars, sorted.
