@@ -308,8 +308,8 @@ fn build(
     }
     for data in f.years.values() {
         for h in &data.value.holidays {
-            let from = h.value.from.value;
-            let to = h.value.to.as_ref().map_or(from, |t| t.value);
+            let from = h.value.from.value.0;
+            let to = h.value.to.as_ref().map_or(from, |t| t.value.0);
             let kind = if layered {
                 DayKind::LocalDayOff
             } else {
@@ -328,7 +328,7 @@ fn build(
         }
         for m in &data.value.make_up_days {
             calendar.special.insert(
-                m.value.date.value,
+                m.value.date.value.0,
                 Special {
                     kind: DayKind::MakeUpWorkday,
                     name: m.value.name.clone().unwrap_or_default(),

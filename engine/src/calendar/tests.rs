@@ -393,12 +393,63 @@ fn check_reports_every_problem_with_its_line() {
 
 #[test]
 fn check_reports_yaml_errors_with_their_line() {
-    let issues = check_text("name: x\nyears:\n  2027:\n    holidays: [\n", None);
-    assert_eq!(issues.len(), 1);
-    assert!(issues[0].line.is_some(), "{:?}", issues[0]);
-    let unknown = check_text("name: x\nweekend: [Fri]\n", None);
-    assert_eq!(unknown[0].line, Some(2), "{:?}", unknown[0]);
-    assert!(unknown[0].message.contains("weekend"), "{:?}", unknown[0]);
+    let cases = [
+        (
+            "name: x\nyears:\n  2027:\n    holidays: [\n",
+            4,
+            "unclosed bracket",
+        ),
+        ("name: x\nweekend: [Fri]\n", 2, "unknown field `weekend`"),
+        (
+            "name: x\nyears:\n  2027:\n    holidays:\n      - name: a\n        from: 2027-02-30\n",
+            6,
+            "`2027-02-30` is not a date",
+        ),
+        (
+            "name: x\nyears:\n  2027:\n    holidays: []\n  2027:\n    holidays: []\n",
+            5,
+            "duplicate mapping key: 2027",
+        ),
+        (
+            "name: x\nyears:\n  2027:\n    make_up_days:\n      - name: a\n",
+            5,
+            "missing field `date`",
+        ),
+    ];
+    for (yaml, line, message) in cases {
+        let issues = check_text(yaml, None);
+        assert_eq!(issues.len(), 1, "{yaml}");
+        assert_eq!(issues[0].line, Some(line), "{:?}", issues[0]);
+        assert!(issues[0].message.contains(message), "{:?}", issues[0]);
+        assert!(!issues[0].help.is_empty());
+    }
+}
+
+#[test]
+fn a_one_day_holiday_may_leave_out_to_and_a_layer_may_set_its_own_hours() {
+    let tmp = std::env::temp_dir().join(format!("yimen-cal-layer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(
+        tmp.join("base.yaml"),
+        "name: base\nyears:\n  2030:\n    holidays:\n      - name: 元旦\n        from: 2030-01-01\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.join("late.yaml"),
+        "name: late\nextends: base\noffice_hours:\n  - \"09:00-18:00\"\n",
+    )
+    .unwrap();
+    let cals = Calendars::load_dir(&tmp).unwrap();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let base = cals.get("base").unwrap();
+    assert!(!base.day(date("2030-01-01")).unwrap().workday);
+    assert!(base.day(date("2030-01-02")).unwrap().workday);
+    let late = cals.get("late").unwrap();
+    let d = late.add(bj("2029-12-31 10:00"), 1, DurationUnit::WorkDays);
+    assert_eq!(local(d.at), "2030-01-02 18:00");
+    assert_eq!(d.missing_years, Vec::<i32>::new());
+    assert!(late.day(date("2031-01-01")).is_err());
 }
 
 #[test]
