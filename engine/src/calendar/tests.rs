@@ -522,3 +522,14 @@ proptest! {
         prop_assert_eq!(cn().office_minutes_between(from, d.at), minutes);
     }
 }
+
+#[test]
+fn a_due_date_round_trips_through_json() {
+    let d = cn().add(bj("2026-12-30 10:00"), 5, DurationUnit::WorkDays);
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["provisional"], true);
+    assert_eq!(json["explanation"]["rule"], "working_days");
+    assert_eq!(json["explanation"]["amount"], 5);
+    let back: Due = serde_json::from_value(json).unwrap();
+    assert_eq!(back, d);
+}
