@@ -516,6 +516,24 @@ proptest! {
     }
 
     #[test]
+    fn between_adds_up(a in 0i64..8000, b in 0i64..8000, c in 0i64..8000) {
+        let d = |n: i64| date("2004-01-01") + Duration::days(n);
+        let (a, b, c) = (d(a), d(b), d(c));
+        prop_assert_eq!(
+            cn().between(a, b).unwrap() + cn().between(b, c).unwrap(),
+            cn().between(a, c).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_layer_only_removes_working_days(a in 0i64..8000, len in 0i64..400) {
+        let layer = calendars().get("cn_inner_mongolia_example").unwrap();
+        let a = date("2004-01-01") + Duration::days(a);
+        let b = (a + Duration::days(len)).min(date("2026-12-31"));
+        prop_assert!(layer.between(a, b).unwrap() <= cn().between(a, b).unwrap());
+    }
+
+    #[test]
     fn office_minutes_round_trip(from in covered_start(), minutes in 0i64..5000) {
         let d = cn().add_office_minutes(from, minutes);
         prop_assume!(!d.provisional);
