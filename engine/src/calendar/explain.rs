@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use yimen_dsl::model::DurationUnit;
 
 /// The rule a due date was computed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,11 @@ pub enum Rule {
     ElapsedMinutes {
         amount: i64,
     },
+    /// N units before a due date (a reminder rung); `from` is the due date.
+    Before {
+        amount: i64,
+        unit: DurationUnit,
+    },
 }
 
 impl fmt::Display for Rule {
@@ -56,6 +62,19 @@ impl fmt::Display for Rule {
             Rule::ElapsedHours { amount } => write!(f, "{amount} 小时 ({amount} hours elapsed)"),
             Rule::ElapsedMinutes { amount } => {
                 write!(f, "{amount} 分钟 ({amount} minutes elapsed)")
+            }
+            Rule::Before { amount, unit } => {
+                let (zh, en) = match unit {
+                    DurationUnit::WorkDays => ("个工作日", "working day(s)"),
+                    DurationUnit::WorkHours => ("工作小时", "office hour(s)"),
+                    DurationUnit::Days => ("日", "calendar day(s)"),
+                    DurationUnit::Hours => ("小时", "hour(s)"),
+                    DurationUnit::Minutes => ("分钟", "minute(s)"),
+                };
+                write!(
+                    f,
+                    "到期前 {amount} {zh} ({amount} {en} before the due date)"
+                )
             }
         }
     }

@@ -618,6 +618,73 @@ impl Calendar {
         self.finish(from, at, rule, Walk::default())
     }
 
+    /// The instant `amount` `unit`s before `due`, for reminders ("before 5 workdays"):
+    /// - `WorkDays`: the same local time of day as `due`, on the N-th working day before the day
+    ///   of `due` (so N full working days remain);
+    /// - `WorkHours`: the latest instant with N hours of office time left until `due`;
+    /// - `Days`, `Hours`, `Minutes`: plain calendar time before `due`.
+    ///
+    /// Negative amounts count as zero. Years without data make the result provisional.
+    pub fn before(&self, due: DateTime<Utc>, amount: i64, unit: DurationUnit) -> Due {
+        let amount = amount.max(0);
+        let mut walk = Walk::default();
+        let minutes = |m: i64| Duration::minutes(m.min(MAX_SPAN_DAYS * 24 * 60));
+        let at = match unit {
+            DurationUnit::WorkDays => {
+                let local = due.with_timezone(&self.tz);
+                let mut day = local.date_naive();
+                let mut counted = 0;
+                while counted < amount.min(MAX_SPAN_DAYS) && prev(&mut day) {
+                    let info = self.walk_day(day, &mut walk);
+                    walk.note(&info, info.workday);
+                    if info.workday {
+                        counted += 1;
+                    }
+                }
+                self.instant(day.and_time(local.time()))
+            }
+            DurationUnit::WorkHours => {
+                self.office_time_back(due, minutes(amount.saturating_mul(60)), &mut walk)
+            }
+            DurationUnit::Days => due - minutes(amount.saturating_mul(24 * 60)),
+            DurationUnit::Hours => due - minutes(amount.saturating_mul(60)),
+            DurationUnit::Minutes => due - minutes(amount),
+        };
+        self.finish(due, at, Rule::Before { amount, unit }, walk)
+    }
+
+    /// Walks office periods backwards from `due` until `remaining` office time is used.
+    fn office_time_back(
+        &self,
+        due: DateTime<Utc>,
+        mut remaining: Duration,
+        walk: &mut Walk,
+    ) -> DateTime<Utc> {
+        if remaining <= Duration::zero() {
+            return due;
+        }
+        let mut day = self.local_date(due);
+        for _ in 0..=MAX_SPAN_DAYS {
+            let info = self.walk_day(day, walk);
+            let periods = self.periods(&info);
+            walk.note(&info, periods.iter().any(|(s, _)| *s < due));
+            for (s, e) in periods.into_iter().rev() {
+                let e = e.min(due);
+                if e <= s {
+                    continue;
+                }
+                if remaining <= e - s {
+                    return e - remaining;
+                }
+                remaining -= e - s;
+            }
+            if !prev(&mut day) {
+                break;
+            }
+        }
+        self.close_of(day)
+    }
+
     /// Office time between `a` and `b`, in whole minutes (negative when `b` is before `a`).
     /// Years without data count with weekends only; see [`Calendar::office_minutes_checked`].
     pub fn office_minutes_between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
@@ -687,6 +754,17 @@ impl Calendar {
             }
         }
         self.finish(from, at, rule, walk)
+    }
+}
+
+/// Moves `day` to the previous date; `false` at the start of time.
+fn prev(day: &mut NaiveDate) -> bool {
+    match day.pred_opt() {
+        Some(d) => {
+            *day = d;
+            true
+        }
+        None => false,
     }
 }
 

@@ -551,3 +551,44 @@ fn a_due_date_round_trips_through_json() {
     let back: Due = serde_json::from_value(json).unwrap();
     assert_eq!(back, d);
 }
+
+#[test]
+fn reminders_before_a_due_date() {
+    use DurationUnit::{Days, Hours, WorkDays, WorkHours};
+    let before = |due: &str, n, unit| local(cn().before(bj(due), n, unit).at);
+    // National Day lies between: one working day before 10-08 is 09-30.
+    assert_eq!(before("2026-10-08 17:30", 1, WorkDays), "2026-09-30 17:30");
+    // The make-up Saturday counts.
+    assert_eq!(before("2026-10-12 17:30", 1, WorkDays), "2026-10-10 17:30");
+    assert_eq!(before("2026-11-30 10:30", 1, WorkDays), "2026-11-27 10:30");
+    assert_eq!(before("2026-11-26 17:30", 0, WorkDays), "2026-11-26 17:30");
+    // Office time only, backwards.
+    assert_eq!(before("2026-11-26 17:30", 3, WorkHours), "2026-11-26 14:30");
+    assert_eq!(before("2026-11-26 17:30", 4, WorkHours), "2026-11-26 11:00");
+    assert_eq!(before("2026-11-30 09:30", 2, WorkHours), "2026-11-27 16:30");
+    assert_eq!(before("2026-10-08 09:30", 2, WorkHours), "2026-09-30 16:30");
+    assert_eq!(before("2026-11-30 17:30", 2, Days), "2026-11-28 17:30");
+    assert_eq!(before("2026-11-30 17:30", 2, Hours), "2026-11-30 15:30");
+    let d = cn().before(bj("2026-10-08 17:30"), 1, WorkDays);
+    assert_eq!(d.explanation.holidays_skipped.len(), 7);
+    assert!(d.explanation.to_string().contains("到期前 1 个工作日"));
+}
+
+proptest! {
+    #[test]
+    fn before_undoes_office_time(due in covered_start(), hours in 0i64..60) {
+        let start = cn().before(due, hours, DurationUnit::WorkHours).at;
+        prop_assert_eq!(cn().office_minutes_between(start, due), hours * 60);
+    }
+
+    #[test]
+    fn before_leaves_n_working_days(from in covered_start(), n in 0i64..30) {
+        // A due date is the close of a working day.
+        let due = cn().add(from, 0, DurationUnit::WorkDays).at;
+        let d = cn().before(due, n, DurationUnit::WorkDays);
+        prop_assume!(!d.provisional);
+        let tz = Tz::Asia__Shanghai;
+        let (a, b) = (d.at.with_timezone(&tz).date_naive(), due.with_timezone(&tz).date_naive());
+        prop_assert_eq!(cn().between(a, b).unwrap(), n);
+    }
+}
