@@ -233,6 +233,15 @@ impl Calendars {
         self.get(name.unwrap_or(DEFAULT_CALENDAR))
     }
 
+    /// Data version of every calendar, by name: store it, compare it at start, and recompute
+    /// pending working-day deadlines of the calendars whose version changed.
+    pub fn versions(&self) -> BTreeMap<String, String> {
+        self.by_name
+            .iter()
+            .map(|(name, c)| (name.clone(), c.version.clone()))
+            .collect()
+    }
+
     /// Names of all calendars, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)

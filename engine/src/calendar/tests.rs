@@ -345,6 +345,23 @@ fn weekdays_calendar_covers_every_year() {
 }
 
 #[test]
+fn versions_follow_the_file_contents() {
+    let versions = calendars().versions();
+    assert_eq!(versions["cn_mainland"], cn().version());
+    assert_eq!(cn().version().len(), 12);
+    let tmp = std::env::temp_dir().join(format!("yimen-cal-version-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let write = |text: &str| std::fs::write(tmp.join("v.yaml"), text).unwrap();
+    write("name: v\nall_years: true\n");
+    let first = Calendars::load_dir(&tmp).unwrap().versions()["v"].clone();
+    write("name: v\nall_years: true\n# edited\n");
+    let second = Calendars::load_dir(&tmp).unwrap().versions()["v"].clone();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert_ne!(first, second);
+}
+
+#[test]
 fn a_local_layer_adds_days_off_to_its_base() {
     let layer = calendars().get("cn_inner_mongolia_example").unwrap();
     assert!(layer.is_example());
