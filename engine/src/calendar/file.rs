@@ -214,6 +214,15 @@ pub(crate) fn check(file: &CalendarFile, stem: Option<&str>) -> Vec<CheckIssue> 
             "name the calendar it adds to, e.g. `extends: cn_mainland`",
         ));
     }
+    if let Some(base) = &file.extends
+        && file.all_years
+    {
+        issues.push(issue(
+            line_of(base),
+            "`all_years` has no effect in a layer: it covers the years of the calendar it extends",
+            "remove `all_years`, or remove `extends` to make a calendar of its own",
+        ));
+    }
     if let Some(tz) = &file.time_zone
         && tz.value.parse::<chrono_tz::Tz>().is_err()
     {

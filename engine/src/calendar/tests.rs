@@ -433,6 +433,12 @@ fn check_reports_yaml_errors_with_their_line() {
             "missing field `date`",
         ),
     ];
+    let layer = check_text("name: x\nextends: cn_mainland\nall_years: true\n", None);
+    assert_eq!(layer[0].line, Some(2), "{layer:?}");
+    assert!(
+        layer[0].message.contains("`all_years` has no effect"),
+        "{layer:?}"
+    );
     for (yaml, line, message) in cases {
         let issues = check_text(yaml, None);
         assert_eq!(issues.len(), 1, "{yaml}");
