@@ -233,6 +233,57 @@ impl Calendars {
         self.get(name.unwrap_or(DEFAULT_CALENDAR))
     }
 
+    /// [`Calendar::add`] on the named calendar (`None`: [`DEFAULT_CALENDAR`]). An unknown name
+    /// (the checker refuses those, so only a calendar file removed since deployment) is counted
+    /// on weekends only and marked provisional, so a deadline is never lost.
+    pub fn add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        self.with(calendar, |c| c.add(from, amount, unit))
+    }
+
+    /// [`Calendar::before`] on the named calendar; unknown names as in [`Calendars::add`].
+    pub fn before(
+        &self,
+        calendar: Option<&str>,
+        due: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        self.with(calendar, |c| c.before(due, amount, unit))
+    }
+
+    /// [`Calendar::office_minutes_between`] on the named calendar.
+    pub fn office_minutes_between(
+        &self,
+        calendar: Option<&str>,
+        a: DateTime<Utc>,
+        b: DateTime<Utc>,
+    ) -> i64 {
+        self.with(calendar, |c| c.office_minutes_between(a, b))
+    }
+
+    /// [`Calendar::add_office_minutes`] on the named calendar.
+    pub fn add_office_minutes(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        minutes: i64,
+    ) -> Due {
+        self.with(calendar, |c| c.add_office_minutes(from, minutes))
+    }
+
+    fn with<T>(&self, calendar: Option<&str>, f: impl FnOnce(&Calendar) -> T) -> T {
+        match self.resolve(calendar) {
+            Some(c) => f(c),
+            None => f(&Calendar::unknown(calendar.unwrap_or(DEFAULT_CALENDAR))),
+        }
+    }
+
     /// Data version of every calendar, by name: store it, compare it at start, and recompute
     /// pending working-day deadlines of the calendars whose version changed.
     pub fn versions(&self) -> BTreeMap<String, String> {
@@ -371,6 +422,24 @@ impl Walk {
 }
 
 impl Calendar {
+    /// Stand-in for a calendar that is not loaded: weekends only, no year covered, so every
+    /// result is provisional.
+    fn unknown(name: &str) -> Calendar {
+        Calendar {
+            name: name.to_string(),
+            title: None,
+            example: false,
+            version: "missing".to_string(),
+            file: PathBuf::from(format!("{name}.yaml")),
+            data_file: PathBuf::from(format!("{name}.yaml")),
+            tz: Tz::Asia__Shanghai,
+            office: file::default_office_hours(),
+            all_years: false,
+            years: BTreeSet::new(),
+            special: HashMap::new(),
+        }
+    }
+
     /// The calendar's name (`cn_mainland`).
     pub fn name(&self) -> &str {
         &self.name

@@ -345,6 +345,31 @@ fn weekdays_calendar_covers_every_year() {
 }
 
 #[test]
+fn calendars_compute_on_a_named_calendar_or_the_default() {
+    let all = calendars();
+    let from = bj("2026-09-30 15:00");
+    assert_eq!(
+        all.add(None, from, 1, DurationUnit::WorkDays),
+        cn().add(from, 1, DurationUnit::WorkDays)
+    );
+    let w = all.add(Some("weekdays"), from, 1, DurationUnit::WorkDays);
+    assert_eq!(local(w.at), "2026-10-01 17:30");
+    // A calendar that is gone: weekends only, provisional, never lost.
+    let gone = all.add(Some("gone"), from, 1, DurationUnit::WorkDays);
+    assert_eq!(local(gone.at), "2026-10-01 17:30");
+    assert!(gone.provisional);
+    assert_eq!(gone.explanation.calendar, "gone");
+    assert_eq!(
+        all.office_minutes_between(None, bj("2026-11-27 16:30"), bj("2026-11-30 09:30")),
+        120
+    );
+    let resumed = all.add_office_minutes(None, bj("2026-11-27 17:00"), 90);
+    assert_eq!(local(resumed.at), "2026-11-30 09:30");
+    let reminder = all.before(None, bj("2026-10-08 17:30"), 1, DurationUnit::WorkDays);
+    assert_eq!(local(reminder.at), "2026-09-30 17:30");
+}
+
+#[test]
 fn versions_follow_the_file_contents() {
     let versions = calendars().versions();
     assert_eq!(versions["cn_mainland"], cn().version());
