@@ -145,6 +145,19 @@ fn check_accepts_the_shipped_calendars_and_rejects_a_broken_file() {
 }
 
 #[test]
+fn an_example_calendar_says_so_on_stderr_only() {
+    let out = yimen(&[
+        "days",
+        "2026-07-10",
+        "2026-07-10",
+        "--calendar",
+        "cn_inner_mongolia_example",
+    ]);
+    assert_eq!(stdout(&out), "2026-07-10 rest 示例地方休息日\n");
+    assert!(stderr(&out).contains("example data"), "{}", stderr(&out));
+}
+
+#[test]
 fn bad_input_is_refused_with_what_to_fix() {
     let out = yimen(&["add", "30/09/2026", "1"]);
     assert_eq!(out.status.code(), Some(1));

@@ -177,7 +177,7 @@ fn load(dir: &Path) -> anyhow::Result<Calendars> {
 }
 
 fn pick<'a>(calendars: &'a Calendars, common: &Common) -> anyhow::Result<&'a Calendar> {
-    calendars.get(&common.calendar).with_context(|| {
+    let calendar = calendars.get(&common.calendar).with_context(|| {
         let names: Vec<&str> = calendars.names().collect();
         format!(
             "no calendar `{}` in {}: use --calendar with one of {}",
@@ -185,7 +185,14 @@ fn pick<'a>(calendars: &'a Calendars, common: &Common) -> anyhow::Result<&'a Cal
             common.calendars.display(),
             names.join(", ")
         )
-    })
+    })?;
+    if calendar.is_example() {
+        eprintln!(
+            "note: calendar `{}` is example data, not for real deadlines",
+            calendar.name()
+        );
+    }
+    Ok(calendar)
 }
 
 /// Reads the event time: a date (its start), a local date and time, or an RFC 3339 instant.
