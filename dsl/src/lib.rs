@@ -5,3 +5,5 @@ pub mod model;
 pub mod diagnostic;
 pub mod check;
 pub mod config;
+pub mod eval;
+pub mod value;
