@@ -211,6 +211,8 @@ pub(crate) fn migrate(
                 known: migrator.iter().map(|m| m.version).max().unwrap_or(0),
             })
         }
-        Err(e) => Err(crate::error::EngineError::Storage(format!("migration failed: {e}"))),
+        Err(e) => Err(crate::error::EngineError::Storage(format!(
+            "migration failed: {e}"
+        ))),
     }
 }
