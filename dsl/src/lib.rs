@@ -6,4 +6,5 @@ pub mod config;
 pub mod diagnostic;
 pub mod eval;
 pub mod model;
+pub mod pii;
 pub mod value;
