@@ -229,7 +229,11 @@ fn wrap(text: &str) -> Vec<String> {
             width += cw;
         }
     }
-    lines.into_iter().map(|l| l.trim_end().to_string()).filter(|l| !l.is_empty()).collect()
+    lines
+        .into_iter()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// The lines of a node's box: its label (or id), then what it waits for or does.
@@ -343,7 +347,11 @@ fn dot_node(node: &Node, indent: &str, out: &mut String) {
         lines.insert(0, "+".to_string());
     }
     // An end has a double border, like BPMN's thick end event.
-    let peripheries = if matches!(node.kind, NodeKind::End { .. }) { ", peripheries=2" } else { "" };
+    let peripheries = if matches!(node.kind, NodeKind::End { .. }) {
+        ", peripheries=2"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "{indent}{} [shape={shape}, style={}, fillcolor=\"#ffffff\"{peripheries}, label={}];",

@@ -15,8 +15,15 @@ fn support() -> PathBuf {
 /// Compiles `path`, returning the result and the rendered diagnostics.
 fn compile(path: &Path) -> (yimen_dsl::Compiled, String) {
     let source = std::fs::read_to_string(path).expect("corpus file is readable");
-    let dir = path.parent().expect("corpus file has a folder").to_path_buf();
-    let name = path.file_name().expect("file name").to_string_lossy().to_string();
+    let dir = path
+        .parent()
+        .expect("corpus file has a folder")
+        .to_path_buf();
+    let name = path
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .to_string();
     let load = |rel: &str| {
         std::fs::read_to_string(dir.join(rel))
             .or_else(|_| std::fs::read_to_string(support().join(rel)))
@@ -24,7 +31,11 @@ fn compile(path: &Path) -> (yimen_dsl::Compiled, String) {
     };
     let compiled = yimen_dsl::compile(&name, &source, &load);
     let rendered = render_all(&compiled.diagnostics, &|file| {
-        if file == name { Some(source.clone()) } else { load(file) }
+        if file == name {
+            Some(source.clone())
+        } else {
+            load(file)
+        }
     });
     (compiled, rendered)
 }
@@ -46,7 +57,11 @@ fn err_corpus() {
 fn ok_corpus() {
     insta::glob!("ok/*.flow", |path| {
         let (compiled, rendered) = compile(path);
-        assert!(compiled.diagnostics.is_empty(), "{}:\n{rendered}", path.display());
+        assert!(
+            compiled.diagnostics.is_empty(),
+            "{}:\n{rendered}",
+            path.display()
+        );
         let process = compiled.process.expect("a clean file yields a model");
         insta::assert_snapshot!("dot", render(&process, Format::Dot));
         insta::assert_snapshot!("mermaid", render(&process, Format::Mermaid));
@@ -70,12 +85,18 @@ fn graphviz_accepts_the_dot_output() {
         .collect();
     let processes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../processes");
     if let Ok(entries) = std::fs::read_dir(&processes) {
-        files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "flow")));
+        files.extend(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "flow")),
+        );
     }
     files.sort();
     for path in files {
         let (compiled, _) = compile(&path);
-        let Some(process) = compiled.process else { continue };
+        let Some(process) = compiled.process else {
+            continue;
+        };
         let mut child = Command::new("dot")
             .arg("-Tsvg")
             .stdin(Stdio::piped())
@@ -90,6 +111,11 @@ fn graphviz_accepts_the_dot_output() {
             .write_all(render(&process, Format::Dot).as_bytes())
             .expect("dot reads its input");
         let out = child.wait_with_output().expect("dot finishes");
-        assert!(out.status.success(), "{}: dot rejected the drawing: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: dot rejected the drawing: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -29,7 +29,11 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let source = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let dir = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = args
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let name = args.file.display().to_string();
     let load = |rel: &str| std::fs::read_to_string(dir.join(rel)).ok();
     let compiled = yimen_dsl::compile(&name, &source, &load);

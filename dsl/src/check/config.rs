@@ -52,7 +52,7 @@ pub(super) fn check(cx: &mut Cx) {
             match config.values.get(&key.name) {
                 Some(Value::Object(map)) if !map.is_empty() => {}
                 Some(_) => {
-                    let span = yaml_span(config, &[key.name.clone()]);
+                    let span = yaml_span(config, std::slice::from_ref(&key.name));
                     cx.push(
                         Diagnostic::error(CONFIG_ENUM, span, format!("`{}` must be a map whose keys are the values of enum `{}`", key.name, decl.name.name))
                             .with_label("not a non-empty map")
@@ -79,7 +79,7 @@ pub(super) fn check(cx: &mut Cx) {
         match config.values.get(&channel.url_config.name) {
             Some(Value::String(_)) => {}
             Some(_) => {
-                let span = yaml_span(config, &[channel.url_config.name.clone()]);
+                let span = yaml_span(config, std::slice::from_ref(&channel.url_config.name));
                 cx.push(
                     Diagnostic::error(
                         CONFIG_TYPE,
@@ -134,7 +134,13 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
         (Type::DateTime, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
         (Type::Duration, Value::String(s)) => {
             if let Err(why) = crate::duration::parse(s) {
-                type_error(cx, config, path, format!("`{name}`: \"{s}\" is not a duration"), why);
+                type_error(
+                    cx,
+                    config,
+                    path,
+                    format!("`{name}`: \"{s}\" is not a duration"),
+                    why,
+                );
             }
             return;
         }
@@ -260,7 +266,11 @@ mod tests {
     #[test]
     fn yaml_span_falls_back_to_the_nearest_ancestor() {
         let source = "a:\n  x: 1\nlimits:\n  # comment\n  x: \"30 workdays\"\n  y: 2\n".to_string();
-        let config = ConfigFile { file: "c.yaml".into(), source: source.clone(), values: serde_json::Value::Null };
+        let config = ConfigFile {
+            file: "c.yaml".into(),
+            source: source.clone(),
+            values: serde_json::Value::Null,
+        };
         let span = yaml_span(&config, &["limits".into(), "x".into()]);
         assert_eq!(crate::diagnostic::line_col(&source, span.start), (5, 3));
         let missing = yaml_span(&config, &["limits".into(), "z".into()]);

@@ -83,7 +83,10 @@ pub(super) fn check(cx: &mut Cx) -> bool {
     if starts.len() != 1 {
         ok = false;
     }
-    if let Some(&start) = starts.first() {
+    // With an edge to nowhere or two nodes of one id, unreachable nodes and dead ends are
+    // only echoes of that mistake: report it alone.
+    let duplicate_ids = cx.nodes.len() != p.nodes.len();
+    if let Some(&start) = starts.first().filter(|_| ok && !duplicate_ids) {
         let mut reached = vec![false; p.nodes.len()];
         let mut bfs = Bfs::new(&graph, index[start]);
         while let Some(n) = bfs.next(&graph) {
@@ -228,12 +231,14 @@ fn domain(cx: &Cx, var: &str) -> Option<Vec<String>> {
         || decl.default.is_some()
         || p.nodes.iter().any(|n| match &n.kind {
             NodeKind::Task(task) => task.fields.iter().any(|f| f.required && f.var.name == var),
-            NodeKind::WaitMessage { sets, .. } => sets.iter().any(|f| f.required && f.var.name == var),
+            NodeKind::WaitMessage { sets, .. } => {
+                sets.iter().any(|f| f.required && f.var.name == var)
+            }
             _ => false,
         })
-        || super::actions(p)
-            .iter()
-            .any(|(_, a)| matches!(a, crate::model::Action::Assign { var: v, .. } if v.name == var));
+        || super::actions(p).iter().any(
+            |(_, a)| matches!(a, crate::model::Action::Assign { var: v, .. } if v.name == var),
+        );
     if !always_set {
         return None;
     }

@@ -150,7 +150,7 @@ fn calendars(cx: &mut Cx) {
     let mut used: Vec<&Ident> = p.calendar.iter().collect();
     used.extend(p.clocks.iter().filter_map(|c| c.calendar.as_ref()));
     for cal in used {
-        if !cx.options.calendars.iter().any(|c| *c == cal.name) {
+        if !cx.options.calendars.contains(&cal.name) {
             let known = cx.options.calendars.join(", ");
             let help = help_or(
                 &cal.name,
