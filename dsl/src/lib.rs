@@ -10,12 +10,14 @@ pub mod check;
 pub mod config;
 pub mod diagnostic;
 pub mod duration;
+pub mod eval;
 pub mod fmt;
 pub mod graph;
 pub mod lower;
 pub mod model;
 pub mod parser;
 pub mod pii;
+pub mod value;
 
 use diagnostic::{Diagnostic, Severity};
 use model::{Process, Span};
