@@ -416,6 +416,44 @@ fn expressions_are_type_checked() {
 }
 
 #[test]
+fn a_for_each_item_is_in_scope_in_the_queue_key_and_deadline() {
+    let mut b = B::new();
+    b.enumeration("dept", &["civil", "health"])
+        .var("depts", Type::List(Box::new(Type::Enum("dept".into()))))
+        .start("s", "each")
+        .task("each", &[("ok", "e")])
+        .end("e");
+    b.p.roles[0].keyed_by = Some(Ident {
+        name: "dept".into(),
+        span: Span::new(1, 2),
+    });
+    let item = || expr(ExprKind::Name("d".into()));
+    let NodeKind::Task(task) = &mut b.p.nodes[1].kind else {
+        unreachable!("built as a task")
+    };
+    task.for_each = Some(ForEach {
+        item: Ident {
+            name: "d".into(),
+            span: Span::new(3, 4),
+        },
+        list: name("depts"),
+    });
+    task.queue.key = Some(item());
+    // `limits[d]` is not declared config, but `d` itself must resolve: only YM0405 appears.
+    let limit = expr(ExprKind::Index(
+        Box::new(expr(ExprKind::Config("limits".into()))),
+        Box::new(item()),
+    ));
+    task.deadline = Some(Deadline {
+        duration: limit,
+        clock: None,
+        ladder: vec![],
+        span: Span::default(),
+    });
+    assert_eq!(b.codes(), vec![NO_CONFIG]);
+}
+
+#[test]
 fn generated_ten_thousand_nodes_check_fast() {
     let p = crate::check::tests::generated(10_000);
     assert!(p.nodes.len() >= 10_000);
