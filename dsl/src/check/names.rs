@@ -28,7 +28,7 @@ fn ambiguous_names(cx: &mut Cx) {
             .filter(|(_, values)| {
                 values
                     .as_ref()
-                    .is_some_and(|vs| vs.iter().any(|v| *v == var.name.name))
+                    .is_some_and(|vs| vs.contains(&var.name.name))
             })
             .map(|(name, _)| *name)
             .collect();
