@@ -234,6 +234,35 @@ fn a_block_structured_split_and_join_is_sound() {
 }
 
 #[test]
+fn a_split_inside_a_loop_is_sound() {
+    let mut b = B::new();
+    b.start("s", "fork")
+        .split("fork", &["a", "c"])
+        .task("a", &[("ok", "both")])
+        .task("c", &[("ok", "both")])
+        .join("both", "again")
+        .task("again", &[("repeat", "fork"), ("stop", "e")])
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
+fn overlapping_splits_and_joins_that_are_sound_pass() {
+    // Not block-structured: j1 joins a branch of each split. Explored state by state.
+    let mut b = B::new();
+    b.start("s", "s1")
+        .split("s1", &["a", "b"])
+        .split("a", &["c", "d"])
+        .task("c", &[("ok", "j1")])
+        .task("b", &[("ok", "j1")])
+        .task("d", &[("ok", "j2")])
+        .join("j1", "j2")
+        .join("j2", "e")
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
 fn a_choice_feeding_a_join_deadlocks() {
     let mut b = B::new();
     b.start("s", "pick")
