@@ -234,6 +234,35 @@ fn a_block_structured_split_and_join_is_sound() {
 }
 
 #[test]
+fn a_split_inside_a_loop_is_sound() {
+    let mut b = B::new();
+    b.start("s", "fork")
+        .split("fork", &["a", "c"])
+        .task("a", &[("ok", "both")])
+        .task("c", &[("ok", "both")])
+        .join("both", "again")
+        .task("again", &[("repeat", "fork"), ("stop", "e")])
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
+fn overlapping_splits_and_joins_that_are_sound_pass() {
+    // Not block-structured: j1 joins a branch of each split. Explored state by state.
+    let mut b = B::new();
+    b.start("s", "s1")
+        .split("s1", &["a", "b"])
+        .split("a", &["c", "d"])
+        .task("c", &[("ok", "j1")])
+        .task("b", &[("ok", "j1")])
+        .task("d", &[("ok", "j2")])
+        .join("j1", "j2")
+        .join("j2", "e")
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
 fn a_choice_feeding_a_join_deadlocks() {
     let mut b = B::new();
     b.start("s", "pick")
@@ -416,6 +445,44 @@ fn expressions_are_type_checked() {
 }
 
 #[test]
+fn a_for_each_item_is_in_scope_in_the_queue_key_and_deadline() {
+    let mut b = B::new();
+    b.enumeration("dept", &["civil", "health"])
+        .var("depts", Type::List(Box::new(Type::Enum("dept".into()))))
+        .start("s", "each")
+        .task("each", &[("ok", "e")])
+        .end("e");
+    b.p.roles[0].keyed_by = Some(Ident {
+        name: "dept".into(),
+        span: Span::new(1, 2),
+    });
+    let item = || expr(ExprKind::Name("d".into()));
+    let NodeKind::Task(task) = &mut b.p.nodes[1].kind else {
+        unreachable!("built as a task")
+    };
+    task.for_each = Some(ForEach {
+        item: Ident {
+            name: "d".into(),
+            span: Span::new(3, 4),
+        },
+        list: name("depts"),
+    });
+    task.queue.key = Some(item());
+    // `limits[d]` is not declared config, but `d` itself must resolve: only YM0405 appears.
+    let limit = expr(ExprKind::Index(
+        Box::new(expr(ExprKind::Config("limits".into()))),
+        Box::new(item()),
+    ));
+    task.deadline = Some(Deadline {
+        duration: limit,
+        clock: None,
+        ladder: vec![],
+        span: Span::default(),
+    });
+    assert_eq!(b.codes(), vec![NO_CONFIG]);
+}
+
+#[test]
 fn generated_ten_thousand_nodes_check_fast() {
     let p = crate::check::tests::generated(10_000);
     assert!(p.nodes.len() >= 10_000);
@@ -458,4 +525,76 @@ pub(crate) fn generated(n: usize) -> Process {
     }
     b.end("e");
     b.p
+}
+
+mod random_graphs {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Rewires a generated process at random: edges to other (or unknown) nodes, nodes turned
+    /// into splits or joins, nodes removed. Whatever comes out, the checker must finish
+    /// without panicking, within its state bound.
+    fn rewire(p: &mut Process, edits: &[(usize, usize, u8)]) {
+        let ids: Vec<String> = p.nodes.iter().map(|n| n.id.name.clone()).collect();
+        for &(a, b, what) in edits {
+            if p.nodes.is_empty() {
+                return;
+            }
+            let a = a % p.nodes.len();
+            let target = Ident {
+                name: ids[b % ids.len()].clone(),
+                span: Span::default(),
+            };
+            match what % 5 {
+                0 => {
+                    let next = target;
+                    p.nodes[a].kind = NodeKind::Join { next };
+                }
+                1 => {
+                    let other = Ident {
+                        name: ids[(b / 7) % ids.len()].clone(),
+                        span: Span::default(),
+                    };
+                    p.nodes[a].kind = NodeKind::Split {
+                        branches: vec![target, other],
+                    };
+                }
+                2 => {
+                    p.nodes.remove(a);
+                }
+                3 => {
+                    p.nodes[a].kind = NodeKind::Step {
+                        actions: vec![],
+                        next: target,
+                    };
+                }
+                _ => {
+                    let next = Ident {
+                        name: "nowhere".into(),
+                        span: Span::default(),
+                    };
+                    p.nodes[a].kind = NodeKind::Step {
+                        actions: vec![],
+                        next,
+                    };
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn rewired_processes_are_checked_without_panic(edits in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<u8>()), 1..12)) {
+            let mut p = generated(40);
+            rewire(&mut p, &edits);
+            let diags = check(&p, None, &[]);
+            for d in &diags {
+                prop_assert!(d.code.starts_with("YM"));
+            }
+            crate::graph::dot(&p);
+            crate::graph::mermaid(&p);
+        }
+    }
 }
