@@ -805,3 +805,25 @@ fn an_import_must_name_the_process_in_its_file() {
         "a broken import is not also `not found`: {codes:?}"
     );
 }
+
+#[test]
+fn compact_one_line_forms_parse_like_the_long_forms() {
+    let compact = format!(
+        "{HEADER}role w\nrole s\nvar n: list<text>\nvar clear: boolean\nstart a -> t\n\
+         task t {{ queue w deadline 1 workdays {{ before 2 workhours: notify holder \"x\" \
+         at due level 1: notify role s \"y\"; notify applicant \"z\"; task chase \"c\" queue w }} \
+         fields {{ required clear; optional n }} outcome ok -> route }}\n\
+         choice route {{ when len(n) > 1 -> fork  when clear -> e  else -> e }}\n\
+         parallel fork {{ -> l  -> r }}\ntask l {{ queue w outcome ok -> both }}\n\
+         task r {{ queue w outcome ok -> both }}\njoin both -> e\nend e\n"
+    );
+    let long = fmt::format_source("x.flow", &compact).expect("compact form parses");
+    assert!(
+        long.contains("  at due level 1 {\n      notify role s \"y\"\n"),
+        "{long}"
+    );
+    assert_eq!(
+        shape(&model_of(&compact).expect("parses")),
+        shape(&model_of(&long).expect("parses"))
+    );
+}
