@@ -629,7 +629,7 @@ fn syntax_errors_say_where_and_what_was_expected() {
             "var x: text = \"unclosed\n",
             2,
             15,
-            "found a text in quotes",
+            "this text is not closed",
         ),
         (
             "enum e { a \"A\" b \"B\"\n",
@@ -826,4 +826,32 @@ fn compact_one_line_forms_parse_like_the_long_forms() {
         shape(&model_of(&compact).expect("parses")),
         shape(&model_of(&long).expect("parses"))
     );
+}
+
+#[test]
+fn syntax_error_reports() {
+    insta::glob!("lang/syntax/*.flow", |path| {
+        let source = read(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let d = parse(&name, &source).expect_err("every file in syntax/ has a syntax error");
+        assert_eq!(d.code, "YM0001");
+        insta::assert_snapshot!(diagnostic::render(&d, &source));
+    });
+}
+
+#[test]
+fn yaml_error_reports() {
+    insta::glob!("lang/yaml/*.yaml", |path| {
+        let source = read(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let d = yimen_dsl::config::load(&name, &source).expect_err("every file in yaml/ is broken");
+        assert_eq!(d.code, "YM0003");
+        insta::assert_snapshot!(diagnostic::render(&d, &source));
+    });
 }
