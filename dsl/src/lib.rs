@@ -34,8 +34,10 @@ pub const BAD_IMPORT: &str = "YM0005";
 pub const BAD_TEMPLATE: &str = "YM0006";
 /// Code of a template that uses a name the process does not declare (warning).
 pub const TEMPLATE_NAME: &str = "YM0007";
-/// Names a template may use besides the process variables (the engine provides them).
-pub const TEMPLATE_GLOBALS: &[&str] = &["today"];
+/// Names a template may use besides the process variables and node ids (whose results the
+/// engine provides): today's date, the current time, the configuration, the process title and
+/// all variables as one map.
+pub const TEMPLATE_GLOBALS: &[&str] = &["today", "now", "config", "process", "vars"];
 
 /// The result of [`compile`].
 #[derive(Debug, Clone)]
@@ -200,8 +202,8 @@ pub fn compile_with(
 }
 
 /// Compiles a document template with minijinja: a syntax error is an error at its line in the
-/// template; a name that is neither a process variable nor a [`TEMPLATE_GLOBALS`] entry is a
-/// warning at the `document` line (it would render empty).
+/// template; a name that is neither a process variable, a node id nor a [`TEMPLATE_GLOBALS`]
+/// entry is a warning at the `document` line (it would render empty).
 fn check_template(
     file: &str,
     doc: &model::DocumentDecl,
@@ -240,6 +242,7 @@ fn check_template(
         .filter(|name| {
             !TEMPLATE_GLOBALS.contains(&name.as_str())
                 && !process.vars.iter().any(|v| &v.name.name == name)
+                && !process.nodes.iter().any(|n| &n.id.name == name)
         })
         .collect();
     unknown.sort();
