@@ -15,6 +15,71 @@ pub(super) fn check(cx: &mut Cx) {
     nodes(cx);
     action_refs(cx);
     ambiguous_names(cx);
+    unused_declarations(cx);
+}
+
+/// Clocks, documents and channels that no action or deadline uses: usually a forgotten
+/// step (a notice never issued, a limit never started).
+fn unused_declarations(cx: &mut Cx) {
+    let p = cx.process;
+    let mut used: HashSet<(&str, &str)> = HashSet::new();
+    for (_, action) in actions(p) {
+        match action {
+            Action::Clock { clock, .. } => {
+                used.insert(("clock", &clock.name));
+            }
+            Action::Issue { document, .. } => {
+                used.insert(("document", &document.name));
+            }
+            Action::Notify {
+                target: NotifyTarget::Channel(c),
+                ..
+            } => {
+                used.insert(("channel", &c.name));
+            }
+            _ => {}
+        }
+    }
+    for (_, deadline) in super::deadlines(p) {
+        if let Some(clock) = &deadline.clock {
+            used.insert(("clock", &clock.name));
+        }
+    }
+    let declared = p
+        .clocks
+        .iter()
+        .map(|c| ("clock", &c.name))
+        .chain(p.documents.iter().map(|d| ("document", &d.name)))
+        .chain(p.channels.iter().map(|c| ("channel", &c.name)));
+    let mut unused = Vec::new();
+    for (what, id) in declared {
+        if !used.contains(&(what, id.name.as_str())) {
+            unused.push((what, id));
+        }
+    }
+    for (what, id) in unused {
+        let help = match what {
+            "clock" => format!(
+                "start it (`start clock {}`) where its time begins, or remove it",
+                id.name
+            ),
+            "document" => format!(
+                "issue it (`issue {}`) in the step that produces it, or remove it",
+                id.name
+            ),
+            _ => format!(
+                "send to it (`notify channel {} \"...\"`), or remove it",
+                id.name
+            ),
+        };
+        cx.warning(
+            UNUSED_DECL,
+            id.span,
+            format!("{what} `{}` is never used", id.name),
+        )
+        .label("declared but not used")
+        .help(help);
+    }
 }
 
 /// Names an expression could read two ways: the variable wins, which is rarely what the
