@@ -10,12 +10,14 @@ pub mod check;
 pub mod config;
 pub mod diagnostic;
 pub mod duration;
+pub mod eval;
 pub mod fmt;
 pub mod graph;
 pub mod lower;
 pub mod model;
 pub mod parser;
 pub mod pii;
+pub mod value;
 
 use diagnostic::{Diagnostic, Severity};
 use model::{Process, Span};
@@ -63,6 +65,16 @@ impl Compiled {
 /// relative to the process file (its YAML configuration, its templates and `<key>.flow` for
 /// each `import key`), or `None` when there is no such file.
 pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) -> Compiled {
+    compile_with(file, source, load, &check::Options::default())
+}
+
+/// [`compile`] with explicit checker [`check::Options`] (e.g. the calendars that exist).
+pub fn compile_with(
+    file: &str,
+    source: &str,
+    load: &dyn Fn(&str) -> Option<String>,
+    options: &check::Options,
+) -> Compiled {
     let mut out = Compiled {
         process: None,
         config: None,
@@ -165,7 +177,7 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
 
     // The checker leaves `file` empty for diagnostics about the process file itself.
     out.diagnostics.extend(
-        check::check(&process, out.config.as_ref(), &out.imports)
+        check::check_with(&process, out.config.as_ref(), &out.imports, options)
             .into_iter()
             // "not found" would mislead for an import that exists but has errors.
             .filter(|d| {

@@ -2,4 +2,15 @@
 //! timers, working-day calendars and the HTTP API. Nothing here knows about any particular
 //! process: social assistance lives in `processes/`.
 
+pub mod calendar;
 pub mod clock;
+pub mod documents;
+pub mod engine;
+pub mod error;
+pub mod ledger;
+pub mod runtime;
+pub mod store;
+
+pub use engine::*;
+pub use error::{EngineError, Problem};
+pub use runtime::due::{Due, DueDates, WeekdaysOnly};
