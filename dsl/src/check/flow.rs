@@ -233,19 +233,7 @@ fn choice(cx: &mut Cx, node: &Node, branches: &[crate::model::Branch], default: 
 /// task's required field or a `set`. A variable that may be unset matches no condition.
 fn domain(cx: &Cx, var: &str) -> Option<Vec<String>> {
     let decl = cx.vars.get(var)?;
-    let p = cx.process;
-    let always_set = decl.required
-        || decl.default.is_some()
-        || p.nodes.iter().any(|n| match &n.kind {
-            NodeKind::Task(task) => task.fields.iter().any(|f| f.required && f.var.name == var),
-            NodeKind::WaitMessage { sets, .. } => {
-                sets.iter().any(|f| f.required && f.var.name == var)
-            }
-            _ => false,
-        })
-        || super::actions(p).iter().any(
-            |(_, a)| matches!(a, crate::model::Action::Assign { var: v, .. } if v.name == var),
-        );
+    let always_set = decl.required || decl.default.is_some() || cx.set_somewhere.contains(var);
     if !always_set {
         return None;
     }

@@ -19,7 +19,7 @@ use crate::model::{
     Action, ChannelDecl, ClockDecl, ConfigKey, Deadline, DocumentDecl, EnumSource, Node, NodeKind,
     Process, RoleDecl, Span, VarDecl,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Calendars every installation ships (`calendars/<name>.yaml`).
 pub const DEFAULT_CALENDARS: &[&str] = &["cn_mainland", "weekdays"];
@@ -86,6 +86,8 @@ pub(crate) struct Cx<'a> {
     pub documents: HashMap<&'a str, &'a DocumentDecl>,
     pub channels: HashMap<&'a str, &'a ChannelDecl>,
     pub config_keys: HashMap<&'a str, &'a ConfigKey>,
+    /// Variables a required task field, a required message field or a `set` assigns.
+    pub set_somewhere: HashSet<&'a str>,
     /// Enum name → its values; `None` when they come from a configuration that is not loaded.
     pub enums: HashMap<&'a str, Option<Vec<String>>>,
     pub diags: Vec<Diagnostic>,
@@ -129,7 +131,27 @@ impl<'a> Cx<'a> {
             Some(decl) => table(&decl.keys, |k| k.name.name.as_str()),
             None => HashMap::new(),
         };
+        let mut set_somewhere: HashSet<&str> = HashSet::new();
+        for node in &process.nodes {
+            let fields = match &node.kind {
+                NodeKind::Task(task) => task.fields.as_slice(),
+                NodeKind::WaitMessage { sets, .. } => sets.as_slice(),
+                _ => &[],
+            };
+            set_somewhere.extend(
+                fields
+                    .iter()
+                    .filter(|f| f.required)
+                    .map(|f| f.var.name.as_str()),
+            );
+        }
+        for (_, action) in actions(process) {
+            if let Action::Assign { var, .. } = action {
+                set_somewhere.insert(&var.name);
+            }
+        }
         Cx {
+            set_somewhere,
             process,
             config,
             imports,
