@@ -546,7 +546,7 @@ fn clock_exists(cx: &mut Cx, clock: &Ident) {
 
 fn action_refs(cx: &mut Cx) {
     let p = cx.process;
-    for (_, action) in actions(p) {
+    for (node, action) in actions(p) {
         match action {
             Action::Assign { var, .. } => {
                 if !cx.vars.contains_key(var.name.as_str()) {
@@ -598,8 +598,16 @@ fn action_refs(cx: &mut Cx) {
                     .help(help);
                 }
                 personal_in_message(cx, message, *span);
+                let item = node.and_then(|n| match &n.kind {
+                    NodeKind::Task(task) => task.for_each.as_ref().map(|f| f.item.name.as_str()),
+                    _ => None,
+                });
                 for name in placeholders(message) {
-                    if !cx.vars.contains_key(name.var) && !cx.nodes.contains_key(name.var) {
+                    let known = cx.vars.contains_key(name.var)
+                        || cx.nodes.contains_key(name.var)
+                        || name.var == "config"
+                        || Some(name.var) == item;
+                    if !known {
                         let help = help_or(
                             name.var,
                             cx.vars.keys().copied(),
