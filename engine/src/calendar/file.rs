@@ -29,7 +29,7 @@ pub(crate) struct CalendarFile {
     #[serde(default)]
     pub time_zone: Option<Spanned<String>>,
     #[serde(default)]
-    pub office_hours: Option<Vec<Spanned<String>>>,
+    pub office_hours: Option<Spanned<Vec<Spanned<String>>>>,
     /// `true` when the calendar needs no yearly data (a plain Monday-Friday calendar).
     #[serde(default)]
     pub all_years: bool,
@@ -249,16 +249,16 @@ fn weekday_name(date: NaiveDate) -> &'static str {
     }
 }
 
-fn check_office_hours(periods: &[Spanned<String>], issues: &mut Vec<CheckIssue>) {
-    if periods.is_empty() {
+fn check_office_hours(periods: &Spanned<Vec<Spanned<String>>>, issues: &mut Vec<CheckIssue>) {
+    if periods.value.is_empty() {
         issues.push(issue(
-            None,
+            line_of(periods),
             "`office_hours` is empty",
             "list at least one period, e.g. `- \"08:30-12:00\"`, or remove the key for the default",
         ));
     }
     let mut previous: Option<NaiveTime> = None;
-    for period in periods {
+    for period in &periods.value {
         match parse_period(&period.value) {
             None => issues.push(issue(
                 line_of(period),

@@ -362,6 +362,7 @@ fn build(
     }
     if let Some(periods) = &f.office_hours {
         calendar.office = periods
+            .value
             .iter()
             .filter_map(|p| file::parse_period(&p.value))
             .collect();

@@ -420,35 +420,24 @@ fn a_local_layer_adds_days_off_to_its_base() {
     assert_eq!(d.explanation.holidays_skipped[0].name, "示例地方休息日");
 }
 
-const BAD: &str = r#"name: broken
-time_zone: Mars/Olympus
-office_hours:
-  - "14:30-12:00"
-  - "8.30-12"
-years:
-  2027:
-    holidays:
-      - name: 春节
-        from: 2027-02-06
-        to: 2027-02-12
-      - from: 2027-02-10
-        to: 2027-02-11
-      - name: 元旦
-        from: 2026-12-31
-        to: 2027-01-01
-    make_up_days:
-      - date: 2027-02-15
-        name: 春节补班
-      - date: 2027-02-07
-      - date: 2028-01-08
-        name: 元旦补班
-"#;
-
+/// Each file of `engine/tests/calendar_check/` is checked; the snapshot is the report.
+/// Adding a case is adding a file.
 #[test]
 fn check_reports_every_problem_with_its_line() {
-    let issues = check_text(BAD, Some("broken_file"));
-    let rendered: Vec<String> = issues.iter().map(ToString::to_string).collect();
-    insta::assert_snapshot!(rendered.join("\n"));
+    insta::glob!("../../tests/calendar_check", "*.yaml", |path| {
+        let text = std::fs::read_to_string(path).expect("case file");
+        let stem = path.file_stem().and_then(|s| s.to_str());
+        let rendered: Vec<String> = check_text(&text, stem)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let report = if rendered.is_empty() {
+            "no problems".to_string()
+        } else {
+            rendered.join("\n")
+        };
+        insta::assert_snapshot!(report);
+    });
 }
 
 #[test]
