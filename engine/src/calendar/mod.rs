@@ -589,6 +589,20 @@ impl Calendar {
         Ok(sign * i64::try_from(count).unwrap_or(i64::MAX))
     }
 
+    /// Like [`Calendar::between`], never failing: years without data are counted with weekends
+    /// only and returned, so a report can show an approximate figure and say so.
+    pub fn between_checked(&self, a: NaiveDate, b: NaiveDate) -> (i64, Vec<i32>) {
+        let (lo, hi, sign) = if a <= b { (a, b, 1) } else { (b, a, -1) };
+        let mut walk = Walk::default();
+        let mut count = 0i64;
+        for date in lo.iter_days().skip(1).take_while(|d| *d <= hi) {
+            if self.walk_day(date, &mut walk).workday {
+                count += 1;
+            }
+        }
+        (sign * count, walk.missing.into_iter().collect())
+    }
+
     fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
         at.with_timezone(&self.tz).date_naive()
     }

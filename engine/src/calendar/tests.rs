@@ -349,6 +349,15 @@ fn between_counts_working_days_after_a_up_to_b() {
     assert_eq!(b("2026-11-27", "2026-11-30"), 1);
     assert_eq!(b("2026-11-30", "2026-11-27"), -1);
     assert_eq!(b("2005-12-30", "2006-01-04"), 2);
+    assert_eq!(
+        cn().between_checked(date("2026-09-30"), date("2026-10-08")),
+        (1, vec![])
+    );
+    // 2026-12-31, then 2027-01-01 (Fri, no data) and 01-04: weekends only there.
+    assert_eq!(
+        cn().between_checked(date("2026-12-30"), date("2027-01-04")),
+        (3, vec![2027])
+    );
 }
 
 #[test]
