@@ -191,8 +191,14 @@ impl Calendars {
         if paths.is_empty() {
             return Err(CalendarError::Empty(dir.to_path_buf()));
         }
+        Self::load_files(&paths)
+    }
+
+    /// Loads the given calendar files (e.g. a folder's files with one replaced by a draft, to
+    /// check the draft against the calendars it extends or that extend it).
+    pub fn load_files(paths: &[PathBuf]) -> Result<Calendars, CalendarError> {
         let mut parsed: BTreeMap<String, Parsed> = BTreeMap::new();
-        for path in paths {
+        for path in paths.iter().cloned() {
             let text = std::fs::read_to_string(&path).map_err(|source| CalendarError::Io {
                 path: path.clone(),
                 source,
