@@ -143,6 +143,13 @@ pub(crate) fn parse_period(text: &str) -> Option<(NaiveTime, NaiveTime)> {
 
 /// Parses a calendar file. A syntax or shape error is returned as the one issue.
 pub(crate) fn parse(text: &str) -> Result<CalendarFile, CheckIssue> {
+    if text.trim_start_matches('\u{feff}').trim().is_empty() {
+        return Err(issue(
+            None,
+            "the calendar file is empty",
+            "start it with `name: <file name>`; see docs/time.md for the keys",
+        ));
+    }
     serde_saphyr::from_str::<CalendarFile>(text).map_err(|err| {
         let line = err.location().map(|l| l.line()).filter(|l| *l > 0);
         let rendered = err.to_string();

@@ -474,6 +474,8 @@ fn check_reports_yaml_errors_with_their_line() {
             "missing field `date`",
         ),
     ];
+    let empty = check_text("\n  \n", None);
+    assert!(empty[0].message.contains("empty"), "{empty:?}");
     let layer = check_text("name: x\nextends: cn_mainland\nall_years: true\n", None);
     assert_eq!(layer[0].line, Some(2), "{layer:?}");
     assert!(
