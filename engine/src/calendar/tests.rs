@@ -252,6 +252,9 @@ fn calendar_days_ending_on_a_rest_day_move_to_the_next_working_day() {
     let d = cn().add(bj("2026-09-24 10:00"), 7, Days);
     assert_eq!(local(d.at), "2026-10-08 17:30");
     assert_eq!(d.explanation.holidays_skipped.len(), 7);
+    // The local day counts: 01:00 on Saturday in Beijing is Friday in UTC.
+    let d = cn().add(bj("2026-11-21 01:00"), 7, Days);
+    assert_eq!(local(d.at), "2026-11-30 17:30");
     // Ends on a make-up Saturday: that day.
     assert_eq!(due(cn(), "2026-10-03 10:00", 7, Days), "2026-10-10 17:30");
     // Into 2027: provisional.
