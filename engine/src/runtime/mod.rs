@@ -257,7 +257,9 @@ impl Scope for VarScope<'_> {
                 .ok()
                 .or_else(|| Some(Value::from_json_untyped(json)));
         }
-        if let Some(state) = self.state {
+        // A name that is both an enum value and a node id (`approved`) is the enum value:
+        // node results are only read through fields (`review.completed_by`).
+        if let Some(state) = self.state.filter(|_| !self.enum_value(name)) {
             if let Some(result) = state.results.get(name) {
                 return Some(Value::from_json_untyped(&Json::Object(result.clone())));
             }
@@ -487,11 +489,24 @@ impl<'a> Run<'a> {
         outcome: Option<String>,
         vars: Map<String, Json>,
     ) -> Result<(), EngineError> {
-        let Some(node) = self.node(&task.node) else {
-            return Err(EngineError::Internal(format!(
-                "task node {} is not in the model",
-                task.node
-            )));
+        let Some(node) = self
+            .node(&task.node)
+            .filter(|n| matches!(n.kind, NodeKind::Task(_)))
+        else {
+            // A follow-up task of an escalation (`task chase ...`): no flow waits for it.
+            if let Some(name) = vars.keys().next() {
+                return Err(EngineError::Invalid {
+                    problems: vec![Problem::new(name, "a follow-up task sets no variables")],
+                });
+            }
+            let outcome = outcome.unwrap_or_else(|| "done".into());
+            self.history(
+                Some(&task.node),
+                "task_completed",
+                format!("follow-up {} completed: {outcome}", task.node),
+                json!({ "task": task.id, "outcome": outcome, "follow_up": true }),
+            );
+            return Ok(());
         };
         let NodeKind::Task(spec) = &node.kind else {
             return Err(EngineError::Internal(format!(
