@@ -247,16 +247,17 @@ pub struct OutboxMessage {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-struct Loaded {
-    model: Process,
-    data: DeploymentData,
+/// A deployment's model and data, as cached.
+pub(crate) struct Loaded {
+    pub(crate) model: Process,
+    pub(crate) data: DeploymentData,
 }
 
 /// What a committed transaction tells subscribers.
 #[derive(Default)]
-struct Effects {
-    queues: Vec<String>,
-    timers: Vec<i64>,
+pub(crate) struct Effects {
+    pub(crate) queues: Vec<String>,
+    pub(crate) timers: Vec<i64>,
 }
 
 struct Inner {
@@ -311,6 +312,8 @@ macro_rules! transaction {
         }
     }};
 }
+#[allow(unused_imports)]
+pub(crate) use transaction;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -415,7 +418,7 @@ impl Engine {
         self.inner.timers_tx.subscribe()
     }
 
-    fn publish(&self, fx: Effects) {
+    pub(crate) fn publish(&self, fx: Effects) {
         for q in fx.queues {
             let _ = self.inner.tasks_tx.send(q);
         }
@@ -544,7 +547,12 @@ impl Engine {
         Ok(l)
     }
 
-    async fn loaded_version(&self, tx: &mut Tx, key: &str, version: i64) -> Result<Arc<Loaded>> {
+    pub(crate) async fn loaded_version(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+        version: i64,
+    ) -> Result<Arc<Loaded>> {
         {
             let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(l) = cache.get(&(key.to_string(), version)) {
@@ -613,7 +621,13 @@ impl Engine {
 
     /// Applies `event` to `id` and follows on to linked instances (children started, parents
     /// waiting for a child that ended), all in `tx`.
-    async fn run_event(&self, tx: &mut Tx, fx: &mut Effects, id: &str, event: Event) -> Result<()> {
+    pub(crate) async fn run_event(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        id: &str,
+        event: Event,
+    ) -> Result<()> {
         let mut queue = VecDeque::from([(id.to_string(), event)]);
         let mut first = true;
         while let Some((id, event)) = queue.pop_front() {
@@ -693,7 +707,7 @@ impl Engine {
     }
 
     /// Writes a changeset.
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
         tx: &mut Tx,
         fx: &mut Effects,
@@ -807,7 +821,7 @@ impl Engine {
 
     /// Appends entries to the instance's hash chain; updates `row`'s count and head (the caller
     /// writes the row).
-    async fn append_history(
+    pub(crate) async fn append_history(
         &self,
         tx: &mut Tx,
         row: &mut InstanceRow,
@@ -837,7 +851,7 @@ impl Engine {
 
     /// Appends entries for a change that does not otherwise touch the instance row.
     #[allow(clippy::too_many_arguments)]
-    async fn note(
+    pub(crate) async fn note(
         &self,
         tx: &mut Tx,
         instance: &str,
