@@ -108,7 +108,7 @@ fn crash_and_check(url: &str, schema: Option<&str>) {
             })
             .await
             .unwrap();
-        assert!(CASES * 3 <= 1000, "the listing below must see every task");
+        const { assert!(CASES * 3 <= 1000, "the listing below must see every task") };
         assert_eq!(tasks.len(), CASES * 3, "no task lost, none created twice");
         assert!(tasks.iter().all(|t| t.state == TaskState::Completed));
         let mut instances: Vec<String> = tasks.iter().map(|t| t.instance_id.clone()).collect();
