@@ -460,6 +460,14 @@ pub fn mermaid(process: &Process) -> String {
         if matches!(node.kind, NodeKind::Split { .. } | NodeKind::Join { .. }) {
             lines.insert(0, "+".to_string());
         }
+        // Mermaid has no lanes: name the queue in the box (the colour is its role's class).
+        if let NodeKind::Task(task) = &node.kind {
+            let role = process.roles.iter().find(|r| r.name.name == task.queue.role.name);
+            let name = role
+                .and_then(|r| r.label.as_deref())
+                .unwrap_or(&task.queue.role.name);
+            lines.insert(1, format!("[{name}]"));
+        }
         let text = mermaid_text(&lines.join("\n"));
         let (open, close) = match &node.kind {
             NodeKind::Start { .. } => ("((", "))"),
