@@ -547,6 +547,20 @@ impl Engine {
         Ok(l)
     }
 
+    /// The cached deployment, read from the pool on a miss.
+    async fn loaded_by_key(&self, key: &str, version: i64) -> Result<Arc<Loaded>> {
+        {
+            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(l) = cache.get(&(key.to_string(), version)) {
+                return Ok(l.clone());
+            }
+        }
+        let row = on_pool!(&self.inner.pool, deployment(key, Some(version)))?.ok_or_else(|| {
+            EngineError::Internal(format!("deployment {key} v{version} is missing"))
+        })?;
+        self.loaded(&row)
+    }
+
     pub(crate) async fn loaded_version(
         &self,
         tx: &mut Tx,
@@ -889,11 +903,7 @@ impl Engine {
         let pool = &self.inner.pool;
         let row = on_pool!(pool, instance(id))?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        let dep =
-            on_pool!(pool, deployment(&row.process_key, Some(row.version)))?.ok_or_else(|| {
-                EngineError::Internal(format!("deployment of instance {id} is missing"))
-            })?;
-        let loaded = self.loaded(&dep)?;
+        let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
         let state: RunState = serde_json::from_str(&row.state)?;
         let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
         let masked = vars
@@ -912,16 +922,7 @@ impl Engine {
             })
             .collect();
         let mut tasks = Vec::new();
-        for state in ["open", "claimed", "failed"] {
-            let q = TaskQuery {
-                instance: Some(id.to_string()),
-                state: Some(state.into()),
-                limit: 1000,
-                ..Default::default()
-            };
-            tasks.extend(on_pool!(pool, tasks(&q))?.into_iter().map(task_view));
-        }
-        tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        tasks.extend(on_pool!(pool, active_tasks(id))?.into_iter().map(task_view));
         let timers = on_pool!(pool, instance_timers(id))?
             .into_iter()
             .map(|t| TimerView {
@@ -1140,9 +1141,7 @@ impl Engine {
         let inst = on_pool!(pool, instance(&t.instance_id))?.ok_or_else(|| {
             EngineError::Internal(format!("instance {} is missing", t.instance_id))
         })?;
-        let dep = on_pool!(pool, deployment(&inst.process_key, Some(inst.version)))?
-            .ok_or_else(|| EngineError::Internal("deployment missing".into()))?;
-        let loaded = self.loaded(&dep)?;
+        let loaded = self.loaded_by_key(&inst.process_key, inst.version).await?;
         let (outcomes, fields) = match loaded
             .model
             .nodes

@@ -29,7 +29,7 @@ use yimen_dsl::model::{
 use yimen_dsl::value::Value;
 
 /// Automatic steps one event may run before the instance is parked as an incident.
-pub const STEP_BUDGET: usize = 10_000;
+pub const STEP_BUDGET: usize = 1_000;
 
 /// What an instance's deployment brings besides the model.
 #[derive(Debug, Clone, Default)]
