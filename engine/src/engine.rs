@@ -667,38 +667,47 @@ impl Engine {
             };
             first = false;
             let was_terminal = data.status.is_terminal();
-            for child in &cs.children {
-                let dep = on_tx!(tx, deployment_tx(&child.process, None))?.ok_or_else(|| {
-                    EngineError::conflict(format!(
-                        "linked process `{}` is not deployed; deploy it first",
+            let mut cs = cs;
+            for child in std::mem::take(&mut cs.children) {
+                let started = match on_tx!(tx, deployment_tx(&child.process, None))? {
+                    None => Err(format!(
+                        "linked process `{}` is not deployed; deploy it, then resolve the incident",
                         child.process
-                    ))
-                })?;
-                let cl = self.loaded(&dep)?;
-                let vars =
-                    runtime::start_vars(&cl.model, &cl.data, &child.vars, now).map_err(|e| {
-                        EngineError::conflict(format!(
-                            "linked process `{}` cannot start: {e}",
-                            child.process
-                        ))
-                    })?;
-                let mut crow = new_instance_row(
-                    &child.id,
-                    &dep.key,
-                    dep.version,
-                    None,
-                    &vars,
-                    Some((&row.id, &child.node)),
-                    now,
-                )?;
-                crow.parent_node = Some(child.node.clone());
-                on_tx!(tx, insert_instance(&crow))?;
-                queue.push_back((
-                    child.id.clone(),
-                    Event::Start {
-                        actor: "engine".into(),
-                    },
-                ));
+                    )),
+                    Some(dep) => {
+                        let cl = self.loaded(&dep)?;
+                        match runtime::start_vars(&cl.model, &cl.data, &child.vars, now) {
+                            Err(e) => Err(format!(
+                                "linked process `{}` cannot start: {e}",
+                                child.process
+                            )),
+                            Ok(vars) => {
+                                let crow = new_instance_row(
+                                    &child.id,
+                                    &dep.key,
+                                    dep.version,
+                                    None,
+                                    &vars,
+                                    Some((&row.id, &child.node)),
+                                    now,
+                                )?;
+                                on_tx!(tx, insert_instance(&crow))?;
+                                Ok(())
+                            }
+                        }
+                    }
+                };
+                match started {
+                    Ok(()) => queue.push_back((
+                        child.id.clone(),
+                        Event::Start {
+                            actor: "engine".into(),
+                        },
+                    )),
+                    // Not the caller's fault (a worker completing a task): the parent gets an
+                    // incident at the linking node, which an operator resolves.
+                    Err(message) => runtime::child_failed(&mut cs, &child, message),
+                }
             }
             let status = cs.status;
             let result = cs.result.clone();

@@ -57,6 +57,7 @@ contract!(
     failure_retry_and_incident,
     step_budget_parks_a_loop_as_incident,
     newer_schema_is_refused,
+    missing_linked_process_is_an_incident_until_resolved,
 );
 
 fn review_process() -> Process {
@@ -1076,4 +1077,62 @@ async fn newer_schema_is_refused(h: &Harness) {
         "{err:?}"
     );
     assert!(err.to_string().contains("upgrade yimen"));
+}
+
+async fn missing_linked_process_is_an_incident_until_resolved(h: &Harness) {
+    let parent = process(
+        "parent",
+        vec![],
+        &["window"],
+        vec![
+            start("first"),
+            task("first", "window", vec![outcome("done", "link")], &[]),
+            node(
+                "link",
+                NodeKind::StartProcess {
+                    process: id("helper"),
+                    inputs: vec![],
+                    wait: true,
+                    next: id("fin"),
+                },
+            ),
+            end("fin", "done"),
+        ],
+    );
+    h.deploy(parent).await;
+    let inst = h.start("parent", json!({})).await;
+    // The worker's completion succeeds; the missing process is the operator's problem.
+    let view = h.work("window", "done", json!({})).await;
+    assert_eq!(view.status, Status::Incident);
+    assert!(
+        view.incident
+            .as_deref()
+            .unwrap()
+            .contains("`helper` is not deployed"),
+        "{:?}",
+        view.incident
+    );
+    let still = h
+        .engine
+        .resolve_incident(&inst.id, "operator")
+        .await
+        .unwrap();
+    assert_eq!(still.status, Status::Incident, "still missing");
+    h.deploy(process(
+        "helper",
+        vec![],
+        &[],
+        vec![start("fin"), end("fin", "helped")],
+    ))
+    .await;
+    let resolved = h
+        .engine
+        .resolve_incident(&inst.id, "operator")
+        .await
+        .unwrap();
+    assert_eq!(
+        (resolved.status, resolved.result.as_deref()),
+        (Status::Completed, Some("done"))
+    );
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
 }
