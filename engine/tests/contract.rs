@@ -337,11 +337,19 @@ async fn message_wait_and_timeout(h: &Harness) {
         .await
         .unwrap_err();
     assert!(matches!(missing, EngineError::Invalid { .. }));
-    let got = h
-        .engine
-        .message(&a.id, "supplement", map(json!({"docs": "户口本"})), "api")
-        .await
-        .unwrap();
+    // The same message sent to two servers at once is consumed once.
+    let second = h.reopen().await.unwrap();
+    let payload = map(json!({"docs": "户口本"}));
+    let (x, y) = tokio::join!(
+        h.engine
+            .message(&a.id, "supplement", payload.clone(), "api"),
+        second.message(&a.id, "supplement", payload.clone(), "api"),
+    );
+    assert!(
+        x.is_ok() != y.is_ok(),
+        "exactly one delivery wins: {x:?} / {y:?}"
+    );
+    let got = x.or(y).unwrap();
     assert_eq!(got.result.as_deref(), Some("received"));
     assert!(
         got.timers.is_empty(),
@@ -553,9 +561,15 @@ async fn concurrent_claims_are_exclusive(h: &Harness) {
     for _ in 0..24 {
         h.start("review", json!({"size": 1})).await;
     }
+    // Two engines on one database: two servers.
+    let second = h.reopen().await.unwrap();
     let mut handles = Vec::new();
     for w in 0..8 {
-        let engine = h.engine.clone();
+        let engine = if w % 2 == 0 {
+            h.engine.clone()
+        } else {
+            second.clone()
+        };
         handles.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
