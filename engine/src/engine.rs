@@ -584,6 +584,23 @@ impl Engine {
     /// Starts an instance of the latest version of `process`. A repeated business key returns
     /// the existing instance (`existing: true`).
     pub async fn start(&self, req: StartRequest) -> Result<InstanceView> {
+        let now = self.now();
+        let (dep, vars) = self.prepare_start(&req, now).await?;
+        let (id, existing) = transaction!(self, |tx, fx| {
+            self.start_in(&mut tx, &mut fx, &req, &dep, &vars, now)
+                .await?
+        })?;
+        let mut view = self.instance(&id).await?;
+        view.existing = existing;
+        Ok(view)
+    }
+
+    /// Finds the latest deployment and checks the start variables (no transaction needed).
+    async fn prepare_start(
+        &self,
+        req: &StartRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(DeploymentRow, Map<String, Json>)> {
         let dep = on_pool!(&self.inner.pool, deployment(&req.process, None))?
             .ok_or_else(|| EngineError::not_found(format!("process {}", req.process)))?;
         let loaded = self.loaded(&dep)?;
@@ -595,42 +612,45 @@ impl Engine {
                 "is empty; leave it out or give a value",
             ));
         }
-        let now = self.now();
         let vars = runtime::start_vars(&loaded.model, &loaded.data, &req.vars, now)?;
-        let (id, existing) = transaction!(self, |tx, fx| {
-            let found = match &req.business_key {
-                Some(bk) => on_tx!(&mut tx, instance_by_business_key(&dep.key, bk))?,
-                None => None,
-            };
-            if let Some(found) = found {
-                (found.id, true)
-            } else {
-                let id = new_id();
-                let row = new_instance_row(
-                    &id,
-                    &dep.key,
-                    dep.version,
-                    req.business_key.clone(),
-                    &vars,
-                    None,
-                    now,
-                )?;
-                on_tx!(&mut tx, insert_instance(&row))?;
-                self.run_event(
-                    &mut tx,
-                    &mut fx,
-                    &id,
-                    Event::Start {
-                        actor: req.actor.clone(),
-                    },
-                )
-                .await?;
-                (id, false)
-            }
-        })?;
-        let mut view = self.instance(&id).await?;
-        view.existing = existing;
-        Ok(view)
+        Ok((dep, vars))
+    }
+
+    async fn start_in(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        req: &StartRequest,
+        dep: &DeploymentRow,
+        vars: &Map<String, Json>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, bool)> {
+        if let Some(bk) = &req.business_key
+            && let Some(found) = on_tx!(tx, instance_by_business_key(&dep.key, bk))?
+        {
+            return Ok((found.id, true));
+        }
+        let id = new_id();
+        let row = new_instance_row(
+            &id,
+            &dep.key,
+            dep.version,
+            req.business_key.clone(),
+            vars,
+            None,
+            now,
+        )?;
+        on_tx!(tx, insert_instance(&row))?;
+        self.run_event(
+            tx,
+            fx,
+            &id,
+            Event::Start {
+                actor: req.actor.clone(),
+            },
+        )
+        .await?;
+        Ok((id, false))
     }
 
     /// Applies `event` to `id` and follows on to linked instances (children started, parents
@@ -1238,45 +1258,113 @@ impl Engine {
     /// changes nothing; 409 says why the token is not good.
     pub async fn complete(&self, req: CompleteRequest) -> Result<InstanceView> {
         let instance_id = transaction!(self, |tx, fx| {
-            let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
-                .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
-            Engine::check_lock(&task, req.lock_token)?;
-            let tref = TaskRef {
-                id: task.id.clone(),
-                node: task.node.clone(),
-                item: task
-                    .item
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok()),
-                assignee: task.assignee.clone(),
-                locked_by: task.locked_by.clone(),
-            };
-            self.run_event(
-                &mut tx,
-                &mut fx,
-                &task.instance_id,
-                Event::TaskCompleted {
-                    task: tref,
-                    outcome: req.outcome.clone(),
-                    vars: req.vars.clone(),
-                    actor: req.actor.clone(),
-                },
-            )
-            .await?;
-            let outcome = match &req.outcome {
-                Some(o) => Some(o.clone()),
-                None => self.only_outcome(&mut tx, &task).await?,
-            };
-            task.state = "completed".into();
-            task.outcome = outcome;
-            task.completed_by = Some(req.actor.clone());
-            task.completed_at = Some(ms(self.now()));
-            task.lock_expires_at = None;
-            on_tx!(&mut tx, update_task(&task))?;
-            on_tx!(&mut tx, cancel_task_timers(&task.id))?;
-            task.instance_id
+            self.complete_in(&mut tx, &mut fx, &req).await?
         })?;
         self.instance(&instance_id).await
+    }
+
+    /// Completes many tasks in ONE transaction (group commit): each completion is its own
+    /// savepoint, so one refused completion (409, 422, 404) changes nothing of its own and
+    /// does not affect the others. Returns, per request in order, the instance id or why not.
+    pub async fn complete_many(&self, reqs: &[CompleteRequest]) -> Result<Vec<Result<String>>> {
+        transaction!(self, |tx, fx| {
+            let mut out = Vec::with_capacity(reqs.len());
+            for req in reqs {
+                on_tx!(&mut tx, savepoint())?;
+                match self.complete_in(&mut tx, &mut fx, req).await {
+                    Ok(id) => {
+                        on_tx!(&mut tx, release_savepoint())?;
+                        out.push(Ok(id));
+                    }
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        on_tx!(&mut tx, rollback_savepoint())?;
+                        out.push(Err(e));
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// Starts many instances in ONE transaction, each in its own savepoint (see
+    /// [`Engine::complete_many`]). Returns, per request, `(instance id, existing)` or why not.
+    pub async fn start_many(&self, reqs: &[StartRequest]) -> Result<Vec<Result<(String, bool)>>> {
+        let now = self.now();
+        let mut prepared = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            prepared.push(self.prepare_start(req, now).await);
+        }
+        transaction!(self, |tx, fx| {
+            let mut out = Vec::with_capacity(reqs.len());
+            for (req, prep) in reqs.iter().zip(&prepared) {
+                let (dep, vars) = match prep {
+                    Ok(p) => p,
+                    Err(e) => {
+                        out.push(Err(e.clone_for_batch()));
+                        continue;
+                    }
+                };
+                on_tx!(&mut tx, savepoint())?;
+                match self.start_in(&mut tx, &mut fx, req, dep, vars, now).await {
+                    Ok(r) => {
+                        on_tx!(&mut tx, release_savepoint())?;
+                        out.push(Ok(r));
+                    }
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        on_tx!(&mut tx, rollback_savepoint())?;
+                        out.push(Err(e));
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    async fn complete_in(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        req: &CompleteRequest,
+    ) -> Result<String> {
+        let mut task = on_tx!(tx, lock_task(&req.task_id))?
+            .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
+        Engine::check_lock(&task, req.lock_token)?;
+        let tref = TaskRef {
+            id: task.id.clone(),
+            node: task.node.clone(),
+            item: task
+                .item
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            assignee: task.assignee.clone(),
+            locked_by: task.locked_by.clone(),
+        };
+        self.run_event(
+            tx,
+            fx,
+            &task.instance_id,
+            Event::TaskCompleted {
+                task: tref,
+                outcome: req.outcome.clone(),
+                vars: req.vars.clone(),
+                actor: req.actor.clone(),
+            },
+        )
+        .await?;
+        let outcome = match &req.outcome {
+            Some(o) => Some(o.clone()),
+            None => self.only_outcome(tx, &task).await?,
+        };
+        task.state = "completed".into();
+        task.outcome = outcome;
+        task.completed_by = Some(req.actor.clone());
+        task.completed_at = Some(ms(self.now()));
+        task.lock_expires_at = None;
+        on_tx!(tx, update_task(&task))?;
+        on_tx!(tx, cancel_task_timers(&task.id))?;
+        Ok(task.instance_id)
     }
 
     async fn only_outcome(&self, tx: &mut Tx, task: &TaskRow) -> Result<Option<String>> {

@@ -58,6 +58,7 @@ contract!(
     step_budget_parks_a_loop_as_incident,
     newer_schema_is_refused,
     missing_linked_process_is_an_incident_until_resolved,
+    batches_commit_together_and_refuse_one_by_one,
 );
 
 fn review_process() -> Process {
@@ -1148,5 +1149,73 @@ async fn missing_linked_process_is_an_incident_until_resolved(h: &Harness) {
         (resolved.status, resolved.result.as_deref()),
         (Status::Completed, Some("done"))
     );
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
+}
+
+async fn batches_commit_together_and_refuse_one_by_one(h: &Harness) {
+    h.deploy(review_process()).await;
+    let req = |bk: &str, size: serde_json::Value| StartRequest {
+        process: "review".into(),
+        business_key: Some(bk.into()),
+        vars: map(json!({ "size": size })),
+        actor: "batch".into(),
+    };
+    let started = h
+        .engine
+        .start_many(&[
+            req("b1", json!(1)),
+            req("b2", json!("two")),
+            req("b3", json!(3)),
+            req("b1", json!(1)),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(started[1], Err(EngineError::Invalid { .. })));
+    let (b1, b3, again) = (
+        started[0].as_ref().unwrap(),
+        started[2].as_ref().unwrap(),
+        started[3].as_ref().unwrap(),
+    );
+    assert!(!b1.1 && !b3.1);
+    assert_eq!(
+        (again.0.as_str(), again.1),
+        (b1.0.as_str(), true),
+        "same business key in one batch"
+    );
+
+    let tasks = h.claim("window", 10).await;
+    assert_eq!(tasks.len(), 2);
+    let complete =
+        |t: &yimen_engine::ClaimedTask, token: i64, amount: serde_json::Value| CompleteRequest {
+            task_id: t.task.id.clone(),
+            lock_token: token,
+            outcome: Some("approve".into()),
+            vars: map(json!({ "amount": amount })),
+            actor: "w1".into(),
+        };
+    let results = h
+        .engine
+        .complete_many(&[
+            complete(&tasks[0], tasks[0].lock_token, json!("oops")),
+            complete(&tasks[1], tasks[1].lock_token + 7, json!(1)),
+            complete(&tasks[1], tasks[1].lock_token, json!(2)),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(results[0], Err(EngineError::Invalid { .. })));
+    assert!(matches!(results[1], Err(EngineError::Conflict { .. })));
+    assert_eq!(results[2].as_ref().unwrap(), &tasks[1].task.instance_id);
+    let refused = h.engine.instance(&tasks[0].task.instance_id).await.unwrap();
+    assert_eq!(
+        refused.status,
+        Status::Running,
+        "the refused completion changed nothing"
+    );
+    assert_eq!(
+        h.engine.task(&tasks[0].task.id).await.unwrap().state,
+        TaskState::Claimed
+    );
+    let done = h.engine.instance(&tasks[1].task.instance_id).await.unwrap();
+    assert_eq!(done.status, Status::Completed);
     assert!(h.engine.ledger_verify().await.unwrap().ok());
 }
