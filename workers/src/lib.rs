@@ -13,3 +13,6 @@ pub use error::ClientError;
 pub use runner::{Handler, HandlerError, WorkerConfig, WorkerStats, run_worker};
 pub use script::ScriptHandler;
 pub use types::*;
+
+/// HTTP methods for [`Client::call`], so callers need no direct reqwest dependency.
+pub use reqwest::Method;
