@@ -31,7 +31,10 @@ impl Role {
             "admin" => Ok(Role::Admin),
             "supervision" => Ok(Role::Supervision),
             "leadership" => Ok(Role::Leadership),
-            "" => Err("empty role name; give roles like `admin`, `window` or `department:civil_affairs`".into()),
+            "" => Err(
+                "empty role name; give roles like `admin`, `window` or `department:civil_affairs`"
+                    .into(),
+            ),
             queue => {
                 let valid = queue.split(':').all(|part| {
                     !part.is_empty()
@@ -127,16 +130,18 @@ impl Principal {
     /// May this token claim, complete and see tasks of `queue` in organisation unit `unit`?
     /// A queue role also covers its keyed queues: `department` works `department:civil_affairs`.
     pub fn works_queue(&self, queue: &str, unit: Option<&str>) -> bool {
-        if self.is_admin() {
-            return true;
-        }
-        let holds = self.queues().any(|q| {
-            q == queue
-                || queue
-                    .strip_prefix(q)
-                    .is_some_and(|rest| rest.starts_with(':'))
-        });
-        holds && self.sees_unit(unit)
+        self.is_admin() || (self.holds_queue(queue) && self.sees_unit(unit))
+    }
+
+    /// Does this token hold the role of `queue` (in some organisation unit)? Admins hold all.
+    pub fn holds_queue(&self, queue: &str) -> bool {
+        self.is_admin()
+            || self.queues().any(|q| {
+                q == queue
+                    || queue
+                        .strip_prefix(q)
+                        .is_some_and(|rest| rest.starts_with(':'))
+            })
     }
 
     /// May this token start cases and send messages? Admins and the queues that receive
@@ -210,7 +215,11 @@ mod tests {
 
     #[test]
     fn bad_roles_are_refused_with_the_fix() {
-        assert!(Role::parse_list("").unwrap_err().contains("at least one role"));
+        assert!(
+            Role::parse_list("")
+                .unwrap_err()
+                .contains("at least one role")
+        );
         assert!(Role::parse("a b").unwrap_err().contains("not a role"));
         assert!(Role::parse("department:").is_err());
         assert!(Role::parse("a:b:c").is_err());

@@ -2,4 +2,5 @@
 //! timers, working-day calendars and the HTTP API. Nothing here knows about any particular
 //! process: social assistance lives in `processes/`.
 
+pub mod auth;
 pub mod clock;

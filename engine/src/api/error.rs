@@ -23,6 +23,8 @@ pub enum ApiError {
     Forbidden { message: String },
     /// 404: no such definition, instance, task, route.
     NotFound { message: String },
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed { message: String },
     /// 409: the call conflicts with the current state (stale or repeated lock token, instance
     /// already ended). `code` says which conflict.
     Conflict {
@@ -109,6 +111,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -123,6 +126,9 @@ impl ApiError {
             ApiError::Unauthorized { message } => ("unauthorized", message.clone(), Value::Null),
             ApiError::Forbidden { message } => ("forbidden", message.clone(), Value::Null),
             ApiError::NotFound { message } => ("not_found", message.clone(), Value::Null),
+            ApiError::MethodNotAllowed { message } => {
+                ("method_not_allowed", message.clone(), Value::Null)
+            }
             ApiError::Conflict {
                 code,
                 message,
@@ -166,7 +172,17 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal { cause } = &self {
             tracing::error!("request failed: {cause}");
         }
-        (self.status(), Json(self.body())).into_response()
+        let refusal = match &self {
+            ApiError::Unauthorized { message } | ApiError::Forbidden { message } => {
+                Some(super::access::RefusalReason(message.clone()))
+            }
+            _ => None,
+        };
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let Some(refusal) = refusal {
+            response.extensions_mut().insert(refusal);
+        }
+        response
     }
 }
 
@@ -243,5 +259,39 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         let axum::extract::Path(value) =
             axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(ApiPath(value))
+    }
+}
+
+impl From<crate::EngineError> for ApiError {
+    fn from(error: crate::EngineError) -> ApiError {
+        use crate::EngineError as E;
+        match error {
+            E::NotFound { what } => ApiError::not_found(format!("{what} not found")),
+            E::Conflict { why } => ApiError::conflict("conflict", why),
+            E::Invalid { problems } => {
+                let message = problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                ApiError::unprocessable(
+                    "invalid_request",
+                    message,
+                    serde_json::json!({ "problems": problems }),
+                )
+            }
+            E::Diagnostics(diagnostics) => ApiError::unprocessable(
+                "invalid_process",
+                format!(
+                    "the process does not check: {} problem(s); fix them and deploy again",
+                    diagnostics.len()
+                ),
+                serde_json::json!({ "diagnostics": diagnostics }),
+            ),
+            too_new @ E::SchemaTooNew { .. } => ApiError::Unavailable {
+                message: too_new.to_string(),
+            },
+            other => ApiError::internal(other),
+        }
     }
 }
