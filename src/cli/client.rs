@@ -232,16 +232,23 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
 /// The body of `POST /definitions`: the process source and the files beside it that it may
 /// read (YAML configuration, templates), keyed by their path relative to the process file.
 pub fn deploy_body(file: &Path) -> anyhow::Result<Value> {
-    let source = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read process file {}", file.display()))?;
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let mut files = BTreeMap::new();
-    collect_files(dir, dir, &mut files, 0)?;
+    let (source, files) = process_files(file)?;
     Ok(json!({
         "file": file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         "source": source,
         "files": files,
     }))
+}
+
+/// A process file's source and the files beside it (YAML configuration, templates), keyed by
+/// their path relative to the process file's folder.
+pub fn process_files(file: &Path) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let source = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read process file {}", file.display()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut files = BTreeMap::new();
+    collect_files(dir, dir, &mut files, 0)?;
+    Ok((source, files))
 }
 
 fn collect_files(
