@@ -4,4 +4,6 @@
 pub mod check;
 pub mod config;
 pub mod diagnostic;
+pub mod eval;
 pub mod model;
+pub mod value;

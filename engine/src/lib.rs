@@ -4,3 +4,13 @@
 
 pub mod auth;
 pub mod clock;
+pub mod documents;
+pub mod engine;
+pub mod error;
+pub mod ledger;
+pub mod runtime;
+pub mod store;
+
+pub use engine::*;
+pub use error::{EngineError, Problem};
+pub use runtime::due::{Due, DueDates, WeekdaysOnly};
