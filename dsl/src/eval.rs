@@ -107,9 +107,9 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
             match (op, v) {
                 (UnaryOp::Not, Value::Boolean(b)) => Ok(Value::Boolean(!b)),
                 (UnaryOp::Neg, Value::Integer(i)) => Ok(Value::Integer(-i)),
-                (UnaryOp::Neg, Value::Decimal(d)) => Ok(Value::Decimal(
-                    Decimal::from_integer(0).sub(d).unwrap_or(d),
-                )),
+                (UnaryOp::Neg, Value::Decimal(d)) => {
+                    Ok(Value::Decimal(Decimal::from_integer(0).sub(d).unwrap_or(d)))
+                }
                 (op, v) => err(expr, format!("cannot apply {op:?} to a {}", v.kind())),
             }
         }
@@ -214,11 +214,19 @@ fn arithmetic(expr: &Expr, op: BinaryOp, lv: Value, rv: Value) -> Result<Value, 
             };
             r.map(Value::Integer).ok_or_else(overflow)
         }
-        (Value::Text(a), Value::Text(b)) if op == BinaryOp::Add => Ok(Value::Text(format!("{a}{b}"))),
+        (Value::Text(a), Value::Text(b)) if op == BinaryOp::Add => {
+            Ok(Value::Text(format!("{a}{b}")))
+        }
         (Value::List(a), Value::List(b)) if op == BinaryOp::Add => {
             Ok(Value::List(a.iter().chain(b).cloned().collect()))
         }
-        (Value::Date(d), Value::Duration { amount, unit: DurationUnit::Days }) => {
+        (
+            Value::Date(d),
+            Value::Duration {
+                amount,
+                unit: DurationUnit::Days,
+            },
+        ) => {
             let days = chrono::Days::new(amount.unsigned_abs());
             let r = match (op, *amount >= 0) {
                 (BinaryOp::Add, true) | (BinaryOp::Sub, false) => d.checked_add_days(days),
@@ -256,7 +264,9 @@ fn call(expr: &Expr, name: &str, args: &[Expr], scope: &dyn Scope) -> Result<Val
         .collect::<Result<Vec<_>, _>>()?;
     match (name, values.as_slice()) {
         ("now", []) => Ok(Value::DateTime(scope.now())),
-        ("today", []) => Ok(Value::Date(scope.now().with_timezone(&china()).date_naive())),
+        ("today", []) => Ok(Value::Date(
+            scope.now().with_timezone(&china()).date_naive(),
+        )),
         ("len", [Value::List(items)]) => Ok(Value::Integer(items.len() as i64)),
         ("len", [Value::Text(s)]) => Ok(Value::Integer(s.chars().count() as i64)),
         ("len", [Value::Map(m)]) => Ok(Value::Integer(m.len() as i64)),
@@ -277,7 +287,11 @@ fn call(expr: &Expr, name: &str, args: &[Expr], scope: &dyn Scope) -> Result<Val
             expr,
             format!(
                 "`{name}` cannot be called with ({})",
-                values.iter().map(Value::kind).collect::<Vec<_>>().join(", ")
+                values
+                    .iter()
+                    .map(Value::kind)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
     }
@@ -331,11 +345,17 @@ mod tests {
             ..Default::default()
         };
         s.values.insert("size".into(), Value::Integer(3));
-        s.values.insert("amount".into(), Value::Decimal(Decimal::parse("1200.50").unwrap()));
+        s.values.insert(
+            "amount".into(),
+            Value::Decimal(Decimal::parse("1200.50").unwrap()),
+        );
         s.values.insert("urgent".into(), Value::Boolean(false));
         s.values.insert(
             "kinds".into(),
-            Value::List(vec![Value::Text("medical".into()), Value::Text("housing".into())]),
+            Value::List(vec![
+                Value::Text("medical".into()),
+                Value::Text("housing".into()),
+            ]),
         );
         s.enum_values = vec!["medical".into(), "education".into()];
         let mut limits = BTreeMap::new();
@@ -349,7 +369,11 @@ mod tests {
         let s = scope();
         let v = eval(&bin(BinaryOp::Mul, name("amount"), name("size")), &s).unwrap();
         assert_eq!(v.display(), "3601.5");
-        let c = eval(&bin(BinaryOp::Gt, name("size"), e(ExprKind::Integer(2))), &s).unwrap();
+        let c = eval(
+            &bin(BinaryOp::Gt, name("size"), e(ExprKind::Integer(2))),
+            &s,
+        )
+        .unwrap();
         assert_eq!(c, Value::Boolean(true));
         let m = eval(&bin(BinaryOp::In, name("medical"), name("kinds")), &s).unwrap();
         assert_eq!(m, Value::Boolean(true));
@@ -363,7 +387,10 @@ mod tests {
         let guarded = bin(BinaryOp::And, name("urgent"), name("missing"));
         assert_eq!(eval(&guarded, &s).unwrap(), Value::Boolean(false));
         let unguarded = bin(BinaryOp::Or, name("urgent"), name("missing"));
-        assert_eq!(eval(&unguarded, &s).unwrap_err().message, "`missing` has no value yet");
+        assert_eq!(
+            eval(&unguarded, &s).unwrap_err().message,
+            "`missing` has no value yet"
+        );
     }
 
     #[test]

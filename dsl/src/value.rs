@@ -29,8 +29,7 @@ impl Decimal {
         if whole.is_empty() && frac.is_empty() {
             return None;
         }
-        if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit())
-        {
+        if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
             return None;
         }
         if frac.len() > 4 || whole.len() > 24 {
@@ -78,9 +77,7 @@ impl Decimal {
         if o.0 == 0 {
             return None;
         }
-        self.0
-            .checked_mul(DECIMAL_SCALE)
-            .map(|v| Decimal(v / o.0))
+        self.0.checked_mul(DECIMAL_SCALE).map(|v| Decimal(v / o.0))
     }
 }
 
@@ -109,7 +106,10 @@ pub enum Value {
     Boolean(bool),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),
-    Duration { amount: i64, unit: DurationUnit },
+    Duration {
+        amount: i64,
+        unit: DurationUnit,
+    },
     List(Vec<Value>),
     /// Configuration maps and node results (`forward.completed_by`).
     Map(BTreeMap<String, Value>),
@@ -144,7 +144,10 @@ impl Value {
         }
         let bad = || format!("expected {}, got {}", type_name(ty), json_kind(json));
         match ty {
-            Type::Text => json.as_str().map(|s| Value::Text(s.to_string())).ok_or_else(bad),
+            Type::Text => json
+                .as_str()
+                .map(|s| Value::Text(s.to_string()))
+                .ok_or_else(bad),
             Type::Integer => match json {
                 Json::Number(n) => n.as_i64().map(Value::Integer).ok_or_else(bad),
                 _ => Err(bad()),
@@ -184,7 +187,9 @@ impl Value {
                 let s = json.as_str().ok_or_else(bad)?;
                 parse_duration(s)
                     .map(|(amount, unit)| Value::Duration { amount, unit })
-                    .ok_or_else(|| format!("expected a duration such as \"3 workdays\", got \"{s}\""))
+                    .ok_or_else(|| {
+                        format!("expected a duration such as \"3 workdays\", got \"{s}\"")
+                    })
             }
             Type::Enum(name) => {
                 let s = json.as_str().ok_or_else(bad)?;
@@ -204,7 +209,8 @@ impl Value {
                     .iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        Value::from_json(item, inner, enum_values).map_err(|e| format!("item {i}: {e}"))
+                        Value::from_json(item, inner, enum_values)
+                            .map_err(|e| format!("item {i}: {e}"))
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Value::List)
@@ -262,7 +268,9 @@ impl Value {
                 Json::String(format!("{amount} {}", unit_name(*unit)))
             }
             Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Value::Map(m) => {
+                Json::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -368,7 +376,10 @@ mod tests {
         let a = Decimal::parse("1200.50").unwrap();
         let b = Decimal::parse("0.25").unwrap();
         assert_eq!(a.add(b).unwrap().to_string(), "1200.75");
-        assert_eq!(a.mul(Decimal::from_integer(3)).unwrap().to_string(), "3601.5");
+        assert_eq!(
+            a.mul(Decimal::from_integer(3)).unwrap().to_string(),
+            "3601.5"
+        );
         assert_eq!(Decimal::parse("-0.5").unwrap().to_string(), "-0.5");
         assert_eq!(Decimal::parse("1.23456"), None);
         assert_eq!(Decimal::parse("abc"), None);
@@ -388,8 +399,12 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("expected one of: a, b"), "{e}");
-        let l = Value::from_json(&json!([1, "x"]), &Type::List(Box::new(Type::Integer)), &no_enums)
-            .unwrap_err();
+        let l = Value::from_json(
+            &json!([1, "x"]),
+            &Type::List(Box::new(Type::Integer)),
+            &no_enums,
+        )
+        .unwrap_err();
         assert_eq!(l, "item 1: expected integer, got text");
     }
 }

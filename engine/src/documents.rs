@@ -48,7 +48,10 @@ pub fn render(
     let china = FixedOffset::east_opt(8 * 3600).ok_or("bad offset")?;
     let local = now.with_timezone(&china);
     ctx.insert("vars".into(), Json::Object(case));
-    ctx.insert("today".into(), Json::String(local.format("%Y-%m-%d").to_string()));
+    ctx.insert(
+        "today".into(),
+        Json::String(local.format("%Y-%m-%d").to_string()),
+    );
     ctx.insert("now".into(), Json::String(local.to_rfc3339()));
     ctx.insert("config".into(), data.config.clone());
     ctx.insert("process".into(), Json::String(model.title.clone()));

@@ -276,7 +276,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("pool", &self.inner.pool).finish()
+        f.debug_struct("Engine")
+            .field("pool", &self.inner.pool)
+            .finish()
     }
 }
 
@@ -297,10 +299,8 @@ macro_rules! transaction {
             match r {
                 Err(e) if e.is_retryable() && attempt < 12 => {
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        2u64 << attempt.min(7),
-                    ))
-                    .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(2u64 << attempt.min(7)))
+                        .await;
                 }
                 Ok(v) => {
                     $self.publish($fx);
@@ -354,7 +354,10 @@ impl Engine {
             StorePool::Sqlite(crate::store::sqlite::open(url).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             if let Some(schema) = &opts.pg_schema {
-                if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                if !schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
                     return Err(EngineError::invalid(
                         "schema",
                         "use letters, digits and underscores only",
@@ -511,8 +514,9 @@ impl Engine {
                 return Ok(l.clone());
             }
         }
-        let row = on_tx!(tx, deployment_tx(key, Some(version)))?
-            .ok_or_else(|| EngineError::Internal(format!("deployment {key} v{version} is missing")))?;
+        let row = on_tx!(tx, deployment_tx(key, Some(version)))?.ok_or_else(|| {
+            EngineError::Internal(format!("deployment {key} v{version} is missing"))
+        })?;
         self.loaded(&row)
     }
 
@@ -543,10 +547,25 @@ impl Engine {
                 (found.id, true)
             } else {
                 let id = new_id();
-                let row = new_instance_row(&id, &dep.key, dep.version, req.business_key.clone(), &vars, None, now)?;
+                let row = new_instance_row(
+                    &id,
+                    &dep.key,
+                    dep.version,
+                    req.business_key.clone(),
+                    &vars,
+                    None,
+                    now,
+                )?;
                 on_tx!(&mut tx, insert_instance(&row))?;
-                self.run_event(&mut tx, &mut fx, &id, Event::Start { actor: req.actor.clone() })
-                    .await?;
+                self.run_event(
+                    &mut tx,
+                    &mut fx,
+                    &id,
+                    Event::Start {
+                        actor: req.actor.clone(),
+                    },
+                )
+                .await?;
                 (id, false)
             }
         })?;
@@ -563,10 +582,19 @@ impl Engine {
         while let Some((id, event)) = queue.pop_front() {
             let mut row = on_tx!(tx, lock_instance(&id))?
                 .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-            let loaded = self.loaded_version(tx, &row.process_key, row.version).await?;
+            let loaded = self
+                .loaded_version(tx, &row.process_key, row.version)
+                .await?;
             let data = instance_data(&row)?;
             let now = self.now();
-            let cs = match runtime::advance(&loaded.model, &loaded.data, &data, event, now, &*self.inner.due) {
+            let cs = match runtime::advance(
+                &loaded.model,
+                &loaded.data,
+                &data,
+                event,
+                now,
+                &*self.inner.due,
+            ) {
                 Ok(cs) => cs,
                 Err(e) if first => return Err(e),
                 // A follow-on event a linked instance no longer accepts is dropped.
@@ -582,13 +610,30 @@ impl Engine {
                     ))
                 })?;
                 let cl = self.loaded(&dep)?;
-                let vars = runtime::start_vars(&cl.model, &cl.data, &child.vars, now).map_err(|e| {
-                    EngineError::conflict(format!("linked process `{}` cannot start: {e}", child.process))
-                })?;
-                let mut crow = new_instance_row(&child.id, &dep.key, dep.version, None, &vars, Some((&row.id, &child.node)), now)?;
+                let vars =
+                    runtime::start_vars(&cl.model, &cl.data, &child.vars, now).map_err(|e| {
+                        EngineError::conflict(format!(
+                            "linked process `{}` cannot start: {e}",
+                            child.process
+                        ))
+                    })?;
+                let mut crow = new_instance_row(
+                    &child.id,
+                    &dep.key,
+                    dep.version,
+                    None,
+                    &vars,
+                    Some((&row.id, &child.node)),
+                    now,
+                )?;
                 crow.parent_node = Some(child.node.clone());
                 on_tx!(tx, insert_instance(&crow))?;
-                queue.push_back((child.id.clone(), Event::Start { actor: "engine".into() }));
+                queue.push_back((
+                    child.id.clone(),
+                    Event::Start {
+                        actor: "engine".into(),
+                    },
+                ));
             }
             let status = cs.status;
             let result = cs.result.clone();
@@ -599,7 +644,11 @@ impl Engine {
             {
                 queue.push_back((
                     parent.clone(),
-                    Event::ChildEnded { child: row.id.clone(), result, status },
+                    Event::ChildEnded {
+                        child: row.id.clone(),
+                        result,
+                        status,
+                    },
                 ));
             }
         }
@@ -607,7 +656,14 @@ impl Engine {
     }
 
     /// Writes a changeset.
-    async fn apply(&self, tx: &mut Tx, fx: &mut Effects, row: &mut InstanceRow, cs: Changeset, now: DateTime<Utc>) -> Result<()> {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        row: &mut InstanceRow,
+        cs: Changeset,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let now_ms = ms(now);
         for t in &cs.new_tasks {
             let task = TaskRow {
@@ -687,7 +743,15 @@ impl Engine {
         let entries: Vec<(String, Option<String>, String, String, String)> = cs
             .history
             .iter()
-            .map(|h| (h.actor.clone(), h.node.clone(), h.kind.clone(), h.text.clone(), h.data.to_string()))
+            .map(|h| {
+                (
+                    h.actor.clone(),
+                    h.node.clone(),
+                    h.kind.clone(),
+                    h.text.clone(),
+                    h.data.to_string(),
+                )
+            })
             .collect();
         self.append_history(tx, row, entries, now_ms).await?;
         row.status = cs.status.as_str().into();
@@ -735,18 +799,36 @@ impl Engine {
     }
 
     /// Appends entries for a change that does not otherwise touch the instance row.
-    async fn note(&self, tx: &mut Tx, instance: &str, actor: &str, node: &str, kind: &str, text: String, data: Json) -> Result<InstanceRow> {
+    async fn note(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        actor: &str,
+        node: &str,
+        kind: &str,
+        text: String,
+        data: Json,
+    ) -> Result<InstanceRow> {
         let mut row = on_tx!(tx, lock_instance(instance))?
             .ok_or_else(|| EngineError::not_found(format!("instance {instance}")))?;
         let now = ms(self.now());
         self.append_history(
             tx,
             &mut row,
-            vec![(actor.to_string(), Some(node.to_string()), kind.to_string(), text, data.to_string())],
+            vec![(
+                actor.to_string(),
+                Some(node.to_string()),
+                kind.to_string(),
+                text,
+                data.to_string(),
+            )],
             now,
         )
         .await?;
-        on_tx!(tx, set_history_head(&row.id, row.history_count, &row.history_head))?;
+        on_tx!(
+            tx,
+            set_history_head(&row.id, row.history_count, &row.history_head)
+        )?;
         Ok(row)
     }
 
@@ -755,16 +837,26 @@ impl Engine {
         let pool = &self.inner.pool;
         let row = on_pool!(pool, instance(id))?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        let dep = on_pool!(pool, deployment(&row.process_key, Some(row.version)))?
-            .ok_or_else(|| EngineError::Internal(format!("deployment of instance {id} is missing")))?;
+        let dep =
+            on_pool!(pool, deployment(&row.process_key, Some(row.version)))?.ok_or_else(|| {
+                EngineError::Internal(format!("deployment of instance {id} is missing"))
+            })?;
         let loaded = self.loaded(&dep)?;
         let state: RunState = serde_json::from_str(&row.state)?;
         let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
         let masked = vars
             .iter()
             .map(|(k, v)| {
-                let personal = loaded.model.vars.iter().find(|d| &d.name.name == k).and_then(|d| d.personal);
-                (k.clone(), personal.map_or_else(|| v.clone(), |p| mask::mask_json(p, v)))
+                let personal = loaded
+                    .model
+                    .vars
+                    .iter()
+                    .find(|d| &d.name.name == k)
+                    .and_then(|d| d.personal);
+                (
+                    k.clone(),
+                    personal.map_or_else(|| v.clone(), |p| mask::mask_json(p, v)),
+                )
             })
             .collect();
         let mut tasks = Vec::new();
@@ -822,7 +914,10 @@ impl Engine {
         if on_pool!(&self.inner.pool, instance(id))?.is_none() {
             return Err(EngineError::not_found(format!("instance {id}")));
         }
-        Ok(on_pool!(&self.inner.pool, history(id))?.into_iter().map(HistoryEntry::from).collect())
+        Ok(on_pool!(&self.inner.pool, history(id))?
+            .into_iter()
+            .map(HistoryEntry::from)
+            .collect())
     }
 
     /// Documents issued for the instance.
@@ -844,13 +939,23 @@ impl Engine {
     }
 
     /// Delivers a message the instance waits for; its payload sets the listed variables.
-    pub async fn message(&self, id: &str, name: &str, payload: Map<String, Json>, actor: &str) -> Result<InstanceView> {
+    pub async fn message(
+        &self,
+        id: &str,
+        name: &str,
+        payload: Map<String, Json>,
+        actor: &str,
+    ) -> Result<InstanceView> {
         transaction!(self, |tx, fx| {
             self.run_event(
                 &mut tx,
                 &mut fx,
                 id,
-                Event::Message { name: name.to_string(), payload: payload.clone(), actor: actor.to_string() },
+                Event::Message {
+                    name: name.to_string(),
+                    payload: payload.clone(),
+                    actor: actor.to_string(),
+                },
             )
             .await?;
         })?;
@@ -864,7 +969,10 @@ impl Engine {
                 &mut tx,
                 &mut fx,
                 id,
-                Event::Cancel { reason: reason.to_string(), actor: actor.to_string() },
+                Event::Cancel {
+                    reason: reason.to_string(),
+                    actor: actor.to_string(),
+                },
             )
             .await?;
         })?;
@@ -879,19 +987,40 @@ impl Engine {
             let now = ms(self.now());
             let reopened = on_tx!(&mut tx, reopen_failed_tasks(id, now))?;
             let state: RunState = serde_json::from_str(&row.state)?;
-            let parked = state.tokens.iter().any(|t| matches!(t.wait, Wait::Incident { .. }));
+            let parked = state
+                .tokens
+                .iter()
+                .any(|t| matches!(t.wait, Wait::Incident { .. }));
             if parked {
-                self.run_event(&mut tx, &mut fx, id, Event::Resolve { actor: actor.to_string() }).await?;
+                self.run_event(
+                    &mut tx,
+                    &mut fx,
+                    id,
+                    Event::Resolve {
+                        actor: actor.to_string(),
+                    },
+                )
+                .await?;
             } else if reopened > 0 {
                 let mut row = self
-                    .note(&mut tx, id, actor, "", "incident_resolved", format!("{reopened} failed task(s) reopened"), json!({}))
+                    .note(
+                        &mut tx,
+                        id,
+                        actor,
+                        "",
+                        "incident_resolved",
+                        format!("{reopened} failed task(s) reopened"),
+                        json!({}),
+                    )
                     .await?;
                 row.status = Status::Running.as_str().into();
                 row.incident = None;
                 row.updated_at = now;
                 on_tx!(&mut tx, update_instance(&row))?;
             } else {
-                return Err(EngineError::conflict("the instance has no incident to resolve"));
+                return Err(EngineError::conflict(
+                    "the instance has no incident to resolve",
+                ));
             }
         })?;
         self.instance(id).await
@@ -937,7 +1066,10 @@ impl Engine {
                     &req.worker,
                     &t.node,
                     "task_claimed",
-                    format!("{} claimed by {} (token {})", t.node, req.worker, t.lock_token),
+                    format!(
+                        "{} claimed by {} (token {})",
+                        t.node, req.worker, t.lock_token
+                    ),
                     json!({ "task": t.id, "lock_token": t.lock_token }),
                 )
                 .await?;
@@ -953,14 +1085,25 @@ impl Engine {
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
         let pool = &self.inner.pool;
-        let inst = on_pool!(pool, instance(&t.instance_id))?
-            .ok_or_else(|| EngineError::Internal(format!("instance {} is missing", t.instance_id)))?;
+        let inst = on_pool!(pool, instance(&t.instance_id))?.ok_or_else(|| {
+            EngineError::Internal(format!("instance {} is missing", t.instance_id))
+        })?;
         let dep = on_pool!(pool, deployment(&inst.process_key, Some(inst.version)))?
             .ok_or_else(|| EngineError::Internal("deployment missing".into()))?;
         let loaded = self.loaded(&dep)?;
-        let (outcomes, fields) = match loaded.model.nodes.iter().find(|n| n.id.name == t.node).map(|n| &n.kind) {
+        let (outcomes, fields) = match loaded
+            .model
+            .nodes
+            .iter()
+            .find(|n| n.id.name == t.node)
+            .map(|n| &n.kind)
+        {
             Some(NodeKind::Task(spec)) => {
-                let mut names: Vec<(String, bool)> = spec.fields.iter().map(|f| (f.var.name.clone(), f.required)).collect();
+                let mut names: Vec<(String, bool)> = spec
+                    .fields
+                    .iter()
+                    .map(|f| (f.var.name.clone(), f.required))
+                    .collect();
                 for o in &spec.outcomes {
                     for r in &o.requires {
                         if !names.iter().any(|(n, _)| n == &r.name) {
@@ -973,14 +1116,19 @@ impl Engine {
                     .map(|(name, required)| {
                         let decl = loaded.model.vars.iter().find(|v| v.name.name == name);
                         FieldView {
-                            ty: decl.map(|d| yimen_dsl::value::type_name(&d.ty)).unwrap_or_default(),
+                            ty: decl
+                                .map(|d| yimen_dsl::value::type_name(&d.ty))
+                                .unwrap_or_default(),
                             label: decl.and_then(|d| d.label.clone()),
                             name,
                             required,
                         }
                     })
                     .collect();
-                (spec.outcomes.iter().map(|o| o.key.name.clone()).collect(), fields)
+                (
+                    spec.outcomes.iter().map(|o| o.key.name.clone()).collect(),
+                    fields,
+                )
             }
             _ => (Vec::new(), Vec::new()),
         };
@@ -1006,7 +1154,10 @@ impl Engine {
             "completed" => Err(EngineError::conflict(format!(
                 "task {} is already completed{}",
                 task.id,
-                task.completed_by.as_deref().map(|w| format!(" by {w}")).unwrap_or_default()
+                task.completed_by
+                    .as_deref()
+                    .map(|w| format!(" by {w}"))
+                    .unwrap_or_default()
             ))),
             "cancelled" => Err(EngineError::conflict(format!(
                 "task {} was cancelled: its case moved on or ended",
@@ -1033,7 +1184,10 @@ impl Engine {
             let tref = TaskRef {
                 id: task.id.clone(),
                 node: task.node.clone(),
-                item: task.item.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+                item: task
+                    .item
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok()),
                 assignee: task.assignee.clone(),
                 locked_by: task.locked_by.clone(),
             };
@@ -1068,17 +1222,35 @@ impl Engine {
     async fn only_outcome(&self, tx: &mut Tx, task: &TaskRow) -> Result<Option<String>> {
         let inst = on_tx!(tx, lock_instance(&task.instance_id))?
             .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
-        let loaded = self.loaded_version(tx, &inst.process_key, inst.version).await?;
-        Ok(match loaded.model.nodes.iter().find(|n| n.id.name == task.node).map(|n| &n.kind) {
-            Some(NodeKind::Task(spec)) => spec.outcomes.first().map(|o| o.key.name.clone()),
-            _ => None,
-        })
+        let loaded = self
+            .loaded_version(tx, &inst.process_key, inst.version)
+            .await?;
+        Ok(
+            match loaded
+                .model
+                .nodes
+                .iter()
+                .find(|n| n.id.name == task.node)
+                .map(|n| &n.kind)
+            {
+                Some(NodeKind::Task(spec)) => spec.outcomes.first().map(|o| o.key.name.clone()),
+                _ => None,
+            },
+        )
     }
 
     /// Extends the lease of a claimed task.
-    pub async fn extend(&self, task_id: &str, lock_token: i64, lease: Duration) -> Result<ClaimedTask> {
+    pub async fn extend(
+        &self,
+        task_id: &str,
+        lock_token: i64,
+        lease: Duration,
+    ) -> Result<ClaimedTask> {
         if lease <= Duration::zero() || lease > Duration::days(7) {
-            return Err(EngineError::invalid("lease", "must be between 1 second and 7 days"));
+            return Err(EngineError::invalid(
+                "lease",
+                "must be between 1 second and 7 days",
+            ));
         }
         let task = transaction!(self, |tx, _fx| {
             let mut task = on_tx!(&mut tx, lock_task(task_id))?
@@ -1102,8 +1274,16 @@ impl Engine {
             task.lock_expires_at = None;
             task.available_at = ms(self.now());
             on_tx!(&mut tx, update_task(&task))?;
-            self.note(&mut tx, &task.instance_id, actor, &task.node, "task_released", format!("{} released by {actor}", task.node), json!({ "task": task.id }))
-                .await?;
+            self.note(
+                &mut tx,
+                &task.instance_id,
+                actor,
+                &task.node,
+                "task_released",
+                format!("{} released by {actor}", task.node),
+                json!({ "task": task.id }),
+            )
+            .await?;
             fx.queues.push(task.queue.clone());
             task
         })?;
@@ -1131,13 +1311,28 @@ impl Engine {
             }
             on_tx!(&mut tx, update_task(&task))?;
             let text = match req.retry_after {
-                Some(after) => format!("{} failed ({}); retry in {}s", task.node, req.error, after.num_seconds()),
+                Some(after) => format!(
+                    "{} failed ({}); retry in {}s",
+                    task.node,
+                    req.error,
+                    after.num_seconds()
+                ),
                 None => format!("{} failed ({}); incident", task.node, req.error),
             };
             let mut row = self
-                .note(&mut tx, &task.instance_id, &req.actor, &task.node, "task_failed", text, json!({ "task": task.id, "failures": task.failures }))
+                .note(
+                    &mut tx,
+                    &task.instance_id,
+                    &req.actor,
+                    &task.node,
+                    "task_failed",
+                    text,
+                    json!({ "task": task.id, "failures": task.failures }),
+                )
                 .await?;
-            if req.retry_after.is_none() && !Status::parse(&row.status).is_some_and(Status::is_terminal) {
+            if req.retry_after.is_none()
+                && !Status::parse(&row.status).is_some_and(Status::is_terminal)
+            {
                 row.status = Status::Incident.as_str().into();
                 row.incident = Some(format!("{}: {}", task.node, req.error));
                 row.updated_at = ms(now);
@@ -1157,7 +1352,10 @@ impl Engine {
             instance: f.instance,
             limit: i64::from(f.limit.unwrap_or(100).min(1000)),
         };
-        Ok(on_pool!(&self.inner.pool, tasks(&q))?.into_iter().map(task_view).collect())
+        Ok(on_pool!(&self.inner.pool, tasks(&q))?
+            .into_iter()
+            .map(task_view)
+            .collect())
     }
 
     /// One task.
@@ -1196,9 +1394,14 @@ impl Engine {
                             task,
                             payload: serde_json::from_str(&timer.payload).unwrap_or(Json::Null),
                         });
-                        match self.run_event(&mut tx, &mut fx, &timer.instance_id, event).await {
+                        match self
+                            .run_event(&mut tx, &mut fx, &timer.instance_id, event)
+                            .await
+                        {
                             // The instance ended or moved on: the timer is spent all the same.
-                            Ok(()) | Err(EngineError::Conflict { .. }) | Err(EngineError::NotFound { .. }) => {}
+                            Ok(())
+                            | Err(EngineError::Conflict { .. })
+                            | Err(EngineError::NotFound { .. }) => {}
                             Err(e) => return Err(e),
                         }
                         false
@@ -1221,9 +1424,17 @@ impl Engine {
     // ---- outbox ----
 
     /// Claims up to `max` due deliveries; they are hidden from other claimers for `lease`.
-    pub async fn outbox_claim(&self, now: DateTime<Utc>, max: u32, lease: Duration) -> Result<Vec<OutboxMessage>> {
+    pub async fn outbox_claim(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>> {
         let rows = transaction!(self, |tx, _fx| {
-            on_tx!(&mut tx, claim_outbox(ms(now), ms(now + lease), i64::from(max)))?
+            on_tx!(
+                &mut tx,
+                claim_outbox(ms(now), ms(now + lease), i64::from(max))
+            )?
         })?;
         Ok(rows.into_iter().map(outbox_view).collect())
     }
@@ -1234,19 +1445,31 @@ impl Engine {
     }
 
     /// Records a failed attempt: retried at `retry_at`, or given up (`None`: state `dead`).
-    pub async fn outbox_failed(&self, id: &str, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<bool> {
+    pub async fn outbox_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
         Ok(on_pool!(&self.inner.pool, outbox_failed(id, error, retry_at.map(ms)))? > 0)
     }
 
     /// Deliveries of an instance, with their state.
     pub async fn outbox_of(&self, instance: &str) -> Result<Vec<OutboxMessage>> {
-        Ok(on_pool!(&self.inner.pool, outbox_of(instance))?.into_iter().map(outbox_view).collect())
+        Ok(on_pool!(&self.inner.pool, outbox_of(instance))?
+            .into_iter()
+            .map(outbox_view)
+            .collect())
     }
 
     // ---- ledger ----
 
     /// History entries written in `[from, to)`, in time order.
-    pub async fn ledger_export(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<HistoryEntry>> {
+    pub async fn ledger_export(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HistoryEntry>> {
         if to < from {
             return Err(EngineError::invalid("to", "is before `from`"));
         }
@@ -1362,7 +1585,10 @@ fn load_config(model: &Process, files: &BTreeMap<String, String>) -> Result<Json
     let Some(text) = files.get(&decl.file) else {
         return Err(EngineError::invalid(
             "files",
-            format!("the configuration file {} the process declares was not deployed with it", decl.file),
+            format!(
+                "the configuration file {} the process declares was not deployed with it",
+                decl.file
+            ),
         ));
     };
     serde_saphyr::from_str::<Json>(text)

@@ -67,7 +67,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .with_context(|| format!("cannot listen on {}; is another server running there?", args.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another server running there?",
+                args.listen
+            )
+        })?;
     eprintln!(
         "yimen serving http://{} (database {}, {} process(es) deployed from {})",
         listener.local_addr()?,
@@ -148,7 +153,11 @@ pub async fn deploy_file(engine: &Engine, file: &Path) -> anyhow::Result<yimen_e
         Ok(deployment) => {
             eprintln!(
                 "{} {} version {}",
-                if deployment.created { "deployed" } else { "unchanged" },
+                if deployment.created {
+                    "deployed"
+                } else {
+                    "unchanged"
+                },
                 deployment.key,
                 deployment.version
             );

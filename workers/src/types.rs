@@ -30,17 +30,38 @@ pub struct ClaimedTask {
     #[serde(default)]
     pub label: Option<String>,
     pub queue: String,
+    /// Organisation unit (street) of the case, for scoped queues.
+    #[serde(default)]
+    pub org_unit: Option<String>,
     pub lock_token: String,
     pub lease_expires_at: String,
     /// Outcome keys the completion may choose from.
     #[serde(default)]
     pub outcomes: Vec<String>,
-    /// Case data this queue may see.
+    /// Variables the completion must or may set.
+    #[serde(default)]
+    pub fields: Vec<TaskField>,
+    /// The element of a for-each task.
+    #[serde(default)]
+    pub item: Option<Value>,
+    /// Case data the worker needs.
     #[serde(default)]
     pub variables: Map<String, Value>,
     /// How many times this task failed before.
     #[serde(default)]
     pub attempts: u32,
+}
+
+/// A variable a completion sets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskField {
+    pub name: String,
+    /// `text`, `integer`, `decimal`, `boolean`, `date`, `list<...>`, an enum name ...
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub required: bool,
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// `POST /api/v1/tasks/{id}/complete`.

@@ -47,19 +47,35 @@ pub(crate) async fn authenticate(
     let header = request
         .headers()
         .get(AUTHORIZATION)
-        .map(|h| h.to_str().unwrap_or(""));
-    let principal = match principal(&state, header).await {
+        .map(|h| h.to_str().unwrap_or("").to_string());
+    let principal = match principal(&state, header.as_deref()).await {
         Ok(principal) => principal,
         Err(error) => {
             let response = error.into_response();
-            record(&state, None, &method, &path, &response).await;
+            let refusal = refusal(&response);
+            record(&state, None, &method, &path, refusal).await;
             return response;
         }
     };
     request.extensions_mut().insert(principal.clone());
     let response = next.run(request).await;
-    record(&state, Some(&principal), &method, &path, &response).await;
+    let refusal = refusal(&response);
+    record(&state, Some(&principal), &method, &path, refusal).await;
     response
+}
+
+/// Status and reason of a 401 or 403.
+fn refusal(response: &Response) -> Option<(u16, String)> {
+    let status = response.status().as_u16();
+    if status != 401 && status != 403 {
+        return None;
+    }
+    let reason = response
+        .extensions()
+        .get::<RefusalReason>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    Some((status, reason))
 }
 
 async fn principal(state: &ApiState, header: Option<&str>) -> Result<Principal, ApiError> {
@@ -96,17 +112,11 @@ async fn record(
     principal: Option<&Principal>,
     method: &str,
     path: &str,
-    response: &Response,
+    refusal: Option<(u16, String)>,
 ) {
-    let status = response.status().as_u16();
-    if status != 401 && status != 403 {
+    let Some((status, reason)) = refusal else {
         return;
-    }
-    let reason = response
-        .extensions()
-        .get::<RefusalReason>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    };
     let now = state.engine.clock().now();
     if let Err(err) = state
         .tokens

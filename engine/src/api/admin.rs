@@ -112,7 +112,9 @@ pub(super) async fn create_token(
     let mut problems = Vec::new();
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        problems.push(serde_json::json!({"field": "name", "message": "give a name of 1 to 100 characters"}));
+        problems.push(
+            serde_json::json!({"field": "name", "message": "give a name of 1 to 100 characters"}),
+        );
     }
     let roles = match Role::parse_list(&body.roles.join(",")) {
         Ok(roles) => roles,
@@ -137,7 +139,9 @@ pub(super) async fn create_token(
     if state.tokens.find_by_name(name).await?.is_some() {
         return Err(ApiError::conflict(
             "conflict",
-            format!("an active token is already named `{name}`; revoke it first or pick another name"),
+            format!(
+                "an active token is already named `{name}`; revoke it first or pick another name"
+            ),
         ));
     }
     let token = auth::generate_token();
@@ -164,7 +168,13 @@ pub(super) async fn list_tokens(
 ) -> Result<ApiJson<TokenList>, ApiError> {
     require_admin(&principal, "list tokens")?;
     Ok(ApiJson(TokenList {
-        tokens: state.tokens.list().await?.into_iter().map(Into::into).collect(),
+        tokens: state
+            .tokens
+            .list()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     }))
 }
 
@@ -217,7 +227,9 @@ fn require_admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
     if principal.is_admin() {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("only an admin token may {what}")))
+        Err(ApiError::forbidden(format!(
+            "only an admin token may {what}"
+        )))
     }
 }
 

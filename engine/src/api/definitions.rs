@@ -26,7 +26,9 @@ pub(super) async fn deploy(
     ApiJson(body): ApiJson<DeployBody>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     if !principal.is_admin() {
-        return Err(ApiError::forbidden("only an admin token may deploy processes"));
+        return Err(ApiError::forbidden(
+            "only an admin token may deploy processes",
+        ));
     }
     let file = body.file.unwrap_or_else(|| "process.flow".to_string());
     let deployment = state
@@ -51,7 +53,9 @@ pub(super) async fn deploy(
     responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
 pub(super) async fn list(State(state): State<ApiState>) -> Result<ApiJson<Value>, ApiError> {
     let definitions = state.engine.definitions().await?;
-    Ok(ApiJson(serde_json::json!({ "definitions": to_json(&definitions)? })))
+    Ok(ApiJson(
+        serde_json::json!({ "definitions": to_json(&definitions)? }),
+    ))
 }
 
 /// One process: its source and compiled model (latest version unless `version` is given).

@@ -21,7 +21,7 @@ pub struct DeployBody {
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 pub struct VersionQuery {
     /// A deployed version; the latest when absent.
-    pub version: Option<u32>,
+    pub version: Option<i64>,
 }
 
 /// `POST /instances`.
@@ -99,7 +99,9 @@ pub struct ClaimedTask {
     /// RFC 3339.
     pub lease_expires_at: String,
     pub outcomes: Vec<String>,
-    /// Case data this task carries (personal data masked).
+    /// Variables the completion must or may set.
+    pub fields: Vec<TaskField>,
+    /// Case data the worker needs to do the task.
     #[schema(value_type = Object)]
     pub variables: Map<String, Value>,
     /// The element of a for-each task.
@@ -107,6 +109,17 @@ pub struct ClaimedTask {
     pub item: Option<Value>,
     /// Failures so far.
     pub attempts: u32,
+}
+
+/// A variable a task's completion sets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskField {
+    pub name: String,
+    /// `text`, `integer`, `decimal`, `boolean`, `date`, `list<...>`, an enum name ...
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub required: bool,
+    pub label: Option<String>,
 }
 
 /// `POST /tasks/{id}/complete`.

@@ -91,7 +91,11 @@ impl ApiError {
             details: Value::Null,
         }
     }
-    pub fn unprocessable(code: &'static str, message: impl Into<String>, details: Value) -> ApiError {
+    pub fn unprocessable(
+        code: &'static str,
+        message: impl Into<String>,
+        details: Value,
+    ) -> ApiError {
         ApiError::Unprocessable {
             code,
             message: message.into(),

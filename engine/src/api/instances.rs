@@ -77,7 +77,9 @@ pub(super) async fn history(
     state.engine.instance(&id).await?;
     check_sees(&state, &principal, &id).await?;
     let entries = state.engine.history(&id).await?;
-    Ok(ApiJson(serde_json::json!({ "entries": to_json(&entries)? })))
+    Ok(ApiJson(
+        serde_json::json!({ "entries": to_json(&entries)? }),
+    ))
 }
 
 /// Documents issued for the instance (notices, publicity lists).
@@ -93,7 +95,9 @@ pub(super) async fn documents(
     state.engine.instance(&id).await?;
     check_sees(&state, &principal, &id).await?;
     let documents = state.engine.documents(&id).await?;
-    Ok(ApiJson(serde_json::json!({ "documents": to_json(&documents)? })))
+    Ok(ApiJson(
+        serde_json::json!({ "documents": to_json(&documents)? }),
+    ))
 }
 
 /// Deliver a named message to an instance waiting for it (409 when it is not waiting).
@@ -136,9 +140,13 @@ pub(super) async fn cancel(
     ApiJson(body): ApiJson<CancelBody>,
 ) -> Result<ApiJson<Value>, ApiError> {
     if !principal.is_admin() {
-        return Err(ApiError::forbidden("only an admin token may cancel instances"));
+        return Err(ApiError::forbidden(
+            "only an admin token may cancel instances",
+        ));
     }
-    let reason = body.reason.unwrap_or_else(|| "cancelled by an operator".into());
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "cancelled by an operator".into());
     let view = state.engine.cancel(&id, &reason, &principal.name).await?;
     Ok(ApiJson(to_json(&view)?))
 }
@@ -154,7 +162,9 @@ pub(super) async fn resolve_incident(
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
     if !principal.is_admin() {
-        return Err(ApiError::forbidden("only an admin token may resolve incidents"));
+        return Err(ApiError::forbidden(
+            "only an admin token may resolve incidents",
+        ));
     }
     let view = state.engine.resolve_incident(&id, &principal.name).await?;
     Ok(ApiJson(to_json(&view)?))

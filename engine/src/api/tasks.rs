@@ -33,15 +33,24 @@ pub(super) async fn claim(
         problems.push(problem("queues", "name at least one queue"));
     }
     if body.worker.trim().is_empty() {
-        problems.push(problem("worker", "give the worker a name (it is recorded in the history)"));
+        problems.push(problem(
+            "worker",
+            "give the worker a name (it is recorded in the history)",
+        ));
     }
     if body.max == 0 || body.max > MAX_CLAIM {
-        problems.push(problem("max", &format!("must be between 1 and {MAX_CLAIM}")));
+        problems.push(problem(
+            "max",
+            &format!("must be between 1 and {MAX_CLAIM}"),
+        ));
     }
     check_lease(&state, body.lease_seconds, &mut problems);
     let max_wait = state.config.max_wait.as_secs();
     if u64::from(body.wait_seconds) > max_wait {
-        problems.push(problem("wait_seconds", &format!("must be at most {max_wait}")));
+        problems.push(problem(
+            "wait_seconds",
+            &format!("must be at most {max_wait}"),
+        ));
     }
     if !problems.is_empty() {
         return Err(invalid(problems));
@@ -65,7 +74,10 @@ pub(super) async fn claim(
     loop {
         let claimed = state.engine.claim(request.clone()).await?;
         if !claimed.is_empty() || Instant::now() >= deadline {
-            let tasks = claimed.into_iter().map(claimed_dto).collect::<Result<_, _>>()?;
+            let tasks = claimed
+                .into_iter()
+                .map(claimed_dto)
+                .collect::<Result<_, _>>()?;
             return Ok(ApiJson(ClaimResponse { tasks }));
         }
         let next_look = deadline.min(Instant::now() + state.config.fallback_poll);
@@ -283,7 +295,10 @@ async fn check_task(
 fn check_lease(state: &ApiState, lease_seconds: u32, problems: &mut Vec<serde_json::Value>) {
     let max = state.config.max_lease_seconds;
     if lease_seconds == 0 || lease_seconds > max {
-        problems.push(problem("lease_seconds", &format!("must be between 1 and {max}")));
+        problems.push(problem(
+            "lease_seconds",
+            &format!("must be between 1 and {max}"),
+        ));
     }
 }
 
@@ -303,10 +318,20 @@ fn problem(field: &str, message: &str) -> serde_json::Value {
 fn invalid(problems: Vec<serde_json::Value>) -> ApiError {
     let message = problems
         .iter()
-        .map(|p| format!("{}: {}", p["field"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or("")))
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p["field"].as_str().unwrap_or(""),
+                p["message"].as_str().unwrap_or("")
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
-    ApiError::unprocessable("invalid_request", message, serde_json::json!({ "problems": problems }))
+    ApiError::unprocessable(
+        "invalid_request",
+        message,
+        serde_json::json!({ "problems": problems }),
+    )
 }
 
 fn claimed_dto(claimed: engine::ClaimedTask) -> Result<ClaimedTask, ApiError> {
@@ -314,7 +339,7 @@ fn claimed_dto(claimed: engine::ClaimedTask) -> Result<ClaimedTask, ApiError> {
     Ok(ClaimedTask {
         id: task.id,
         instance_id: task.instance_id,
-        process: task.process,
+        process: claimed.process,
         node: task.node,
         label: task.label,
         queue: task.queue,
@@ -323,9 +348,19 @@ fn claimed_dto(claimed: engine::ClaimedTask) -> Result<ClaimedTask, ApiError> {
         lease_expires_at: claimed
             .lock_expires_at
             .to_rfc3339_opts(SecondsFormat::Millis, true),
-        outcomes: task.outcomes,
+        outcomes: claimed.outcomes,
+        fields: claimed
+            .fields
+            .into_iter()
+            .map(|f| TaskField {
+                name: f.name,
+                ty: f.ty,
+                required: f.required,
+                label: f.label,
+            })
+            .collect(),
         variables: claimed.vars,
-        item: claimed.item,
+        item: task.item,
         attempts: u32::try_from(task.failures).unwrap_or(0),
     })
 }

@@ -16,8 +16,13 @@ pub struct Due {
 /// Computes due times of durations; the calendar module implements it for real calendars.
 pub trait DueDates: Send + Sync + std::fmt::Debug {
     /// "`amount` `unit` after `from`" on the named calendar (`None`: the default calendar).
-    fn add(&self, calendar: Option<&str>, from: DateTime<Utc>, amount: i64, unit: DurationUnit)
-    -> Due;
+    fn add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due;
 }
 
 /// Monday–Friday, 08:30–17:30 UTC+8, no holidays. Working-day results are flagged provisional.

@@ -50,10 +50,16 @@ mod tests {
 
     #[test]
     fn masks_like_the_examples() {
-        assert_eq!(mask(PersonalKind::IdNumber, "150302199001011235"), "150302********1235");
+        assert_eq!(
+            mask(PersonalKind::IdNumber, "150302199001011235"),
+            "150302********1235"
+        );
         assert_eq!(mask(PersonalKind::Phone, "13800138000"), "138****8000");
         assert_eq!(mask(PersonalKind::Name, "张三丰"), "张**");
-        assert_eq!(mask(PersonalKind::Address, "内蒙古乌海市海勃湾区"), "内蒙古乌海市****");
+        assert_eq!(
+            mask(PersonalKind::Address, "内蒙古乌海市海勃湾区"),
+            "内蒙古乌海市****"
+        );
         assert_eq!(mask(PersonalKind::Sensitive, "糖尿病"), "***");
         assert_eq!(mask(PersonalKind::IdNumber, "123"), "***");
     }

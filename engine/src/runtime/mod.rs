@@ -451,12 +451,15 @@ impl<'a> Run<'a> {
             }
             Event::Resolve { actor } => {
                 self.actor = actor;
-                let (stuck, rest): (Vec<Token>, Vec<Token>) = std::mem::take(&mut self.cs.state.tokens)
-                    .into_iter()
-                    .partition(|t| matches!(t.wait, Wait::Incident { .. }));
+                let (stuck, rest): (Vec<Token>, Vec<Token>) =
+                    std::mem::take(&mut self.cs.state.tokens)
+                        .into_iter()
+                        .partition(|t| matches!(t.wait, Wait::Incident { .. }));
                 self.cs.state.tokens = rest;
                 if stuck.is_empty() {
-                    return Err(EngineError::conflict("the instance has no incident to resolve"));
+                    return Err(EngineError::conflict(
+                        "the instance has no incident to resolve",
+                    ));
                 }
                 self.cs.status = Status::Running;
                 self.cs.incident = None;
@@ -489,7 +492,10 @@ impl<'a> Run<'a> {
             )));
         };
         let NodeKind::Task(spec) = &node.kind else {
-            return Err(EngineError::Internal(format!("{} is not a task", task.node)));
+            return Err(EngineError::Internal(format!(
+                "{} is not a task",
+                task.node
+            )));
         };
         let mut problems = Vec::new();
         let chosen = match (&outcome, spec.outcomes.as_slice()) {
@@ -552,7 +558,12 @@ impl<'a> Run<'a> {
         }
         if let Some(c) = chosen {
             for r in &c.requires {
-                if !given(&r.name) && !spec.fields.iter().any(|f| f.required && f.var.name == r.name) {
+                if !given(&r.name)
+                    && !spec
+                        .fields
+                        .iter()
+                        .any(|f| f.required && f.var.name == r.name)
+                {
                     problems.push(Problem::new(
                         &r.name,
                         format!("is required for outcome `{}`", c.key.name),
@@ -587,7 +598,9 @@ impl<'a> Run<'a> {
         }
         let token = &mut self.cs.state.tokens[pos];
         let Wait::Tasks { pending, done } = &mut token.wait else {
-            return Err(EngineError::Internal("token is not waiting for tasks".into()));
+            return Err(EngineError::Internal(
+                "token is not waiting for tasks".into(),
+            ));
         };
         pending.retain(|p| p != &task.id);
         done.push(Done {
@@ -641,7 +654,9 @@ impl<'a> Run<'a> {
         };
         let node_id = self.cs.state.tokens[pos].node.clone();
         let Some(NodeKind::WaitMessage { sets, .. }) = self.node(&node_id).map(|n| &n.kind) else {
-            return Err(EngineError::Internal(format!("{node_id} is not a message wait")));
+            return Err(EngineError::Internal(format!(
+                "{node_id} is not a message wait"
+            )));
         };
         let mut problems = Vec::new();
         let mut accepted = Map::new();
@@ -693,9 +708,10 @@ impl<'a> Run<'a> {
     fn timer(&mut self, timer: TimerRef) {
         match timer.kind.as_str() {
             "wait" => {
-                let pos = self.cs.state.tokens.iter().position(
-                    |t| matches!(&t.wait, Wait::Timer { timer: id } if *id == timer.id),
-                );
+                let pos =
+                    self.cs.state.tokens.iter().position(
+                        |t| matches!(&t.wait, Wait::Timer { timer: id } if *id == timer.id),
+                    );
                 if let Some(pos) = pos {
                     let token = self.cs.state.tokens.remove(pos);
                     self.history(
@@ -708,9 +724,9 @@ impl<'a> Run<'a> {
                 }
             }
             "message_timeout" => {
-                let pos = self.cs.state.tokens.iter().position(|t| {
-                    matches!(&t.wait, Wait::Message { timer: Some(id), .. } if *id == timer.id)
-                });
+                let pos = self.cs.state.tokens.iter().position(
+                    |t| matches!(&t.wait, Wait::Message { timer: Some(id), .. } if *id == timer.id),
+                );
                 if let Some(pos) = pos {
                     let token = self.cs.state.tokens.remove(pos);
                     let target = match self.node(&token.node).map(|n| &n.kind) {
@@ -746,9 +762,17 @@ impl<'a> Run<'a> {
 
     /// Runs one rung of an escalation ladder (the timer's payload names it).
     fn escalate(&mut self, timer: TimerRef) {
-        let rung = timer.payload.get("rung").and_then(Json::as_u64).unwrap_or(0) as usize;
+        let rung = timer
+            .payload
+            .get("rung")
+            .and_then(Json::as_u64)
+            .unwrap_or(0) as usize;
         let ladder = if timer.kind == "clock_escalation" {
-            let clock = timer.payload.get("clock").and_then(Json::as_str).unwrap_or("");
+            let clock = timer
+                .payload
+                .get("clock")
+                .and_then(Json::as_str)
+                .unwrap_or("");
             self.model
                 .clocks
                 .iter()
@@ -784,7 +808,12 @@ impl<'a> Run<'a> {
         let node = timer.node.clone();
         let ctx = json!({ "level": esc.level, "task": timer.task.as_ref().map(|t| &t.id), "holder": holder, "timer": timer.id });
         if let Err(e) = self.actions(&node, &actions, &ctx) {
-            self.history(Some(&node), "incident", format!("escalation failed: {e}"), json!({}));
+            self.history(
+                Some(&node),
+                "incident",
+                format!("escalation failed: {e}"),
+                json!({}),
+            );
         }
         self.item = None;
     }
@@ -840,7 +869,11 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn enter(&mut self, node: &'a yimen_dsl::model::Node, from: Option<String>) -> Result<(), String> {
+    fn enter(
+        &mut self,
+        node: &'a yimen_dsl::model::Node,
+        from: Option<String>,
+    ) -> Result<(), String> {
         let id = node.id.name.as_str();
         match &node.kind {
             NodeKind::Start { .. } => self.go_next(id),
@@ -868,7 +901,12 @@ impl<'a> Run<'a> {
                             break;
                         }
                         Value::Boolean(false) => {}
-                        other => return Err(format!("a condition gave a {}, not a boolean", other.kind())),
+                        other => {
+                            return Err(format!(
+                                "a condition gave a {}, not a boolean",
+                                other.kind()
+                            ));
+                        }
                     }
                 }
                 let target = target
@@ -893,7 +931,12 @@ impl<'a> Run<'a> {
                 arrived.insert(from.unwrap_or_default());
                 if preds.iter().all(|p| arrived.contains(p)) {
                     self.cs.state.joins.remove(id);
-                    self.history(Some(id), "joined", format!("{id}: all branches arrived"), json!({}));
+                    self.history(
+                        Some(id),
+                        "joined",
+                        format!("{id}: all branches arrived"),
+                        json!({}),
+                    );
                     self.go_next(id);
                 }
             }
@@ -1024,9 +1067,12 @@ impl<'a> Run<'a> {
         let (amount, unit) = v
             .as_duration()
             .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
-        let due = self
-            .due
-            .add(self.model.calendar.as_ref().map(|c| c.name.as_str()), from, amount, unit);
+        let due = self.due.add(
+            self.model.calendar.as_ref().map(|c| c.name.as_str()),
+            from,
+            amount,
+            unit,
+        );
         if due.provisional {
             self.cs.provisional = true;
         }
@@ -1122,7 +1168,10 @@ impl<'a> Run<'a> {
             item: item.clone(),
             due_at,
         });
-        let shown_item = item.as_ref().map(|i| format!(" [{}]", display_json(i))).unwrap_or_default();
+        let shown_item = item
+            .as_ref()
+            .map(|i| format!(" [{}]", display_json(i)))
+            .unwrap_or_default();
         self.history(
             Some(id),
             "task_created",
@@ -1164,7 +1213,11 @@ impl<'a> Run<'a> {
             ids.push(tid.clone());
             self.cs.new_timers.push(NewTimer {
                 id: tid,
-                kind: if clock.is_some() { "clock_escalation" } else { "escalation" },
+                kind: if clock.is_some() {
+                    "clock_escalation"
+                } else {
+                    "escalation"
+                },
                 node: node.to_string(),
                 task_id: task.map(str::to_string),
                 due_at: millis(at.max(self.now)),
@@ -1191,7 +1244,9 @@ impl<'a> Run<'a> {
                     };
                     self.set_var(Some(node), &var.name, json);
                 }
-                Action::Notify { target, message, .. } => {
+                Action::Notify {
+                    target, message, ..
+                } => {
                     let text = self.fill(message);
                     let (channel, url) = match target {
                         NotifyTarget::Role(q) => (format!("role:{}", self.queue(q)?.0), None),
@@ -1327,18 +1382,23 @@ impl<'a> Run<'a> {
             .iter()
             .find(|c| c.name.name == name)
             .ok_or_else(|| format!("no clock `{name}`"))?;
-        let cal = decl.calendar.as_ref().or(self.model.calendar.as_ref()).map(|c| c.name.clone());
-        let add = |run: &mut Self, from: DateTime<Utc>, e: &Expr| -> Result<DateTime<Utc>, String> {
-            let v = run.eval(e)?;
-            let (amount, unit) = v
-                .as_duration()
-                .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
-            let due = run.due.add(cal.as_deref(), from, amount, unit);
-            if due.provisional {
-                run.cs.provisional = true;
-            }
-            Ok(due.at)
-        };
+        let cal = decl
+            .calendar
+            .as_ref()
+            .or(self.model.calendar.as_ref())
+            .map(|c| c.name.clone());
+        let add =
+            |run: &mut Self, from: DateTime<Utc>, e: &Expr| -> Result<DateTime<Utc>, String> {
+                let v = run.eval(e)?;
+                let (amount, unit) = v
+                    .as_duration()
+                    .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
+                let due = run.due.add(cal.as_deref(), from, amount, unit);
+                if due.provisional {
+                    run.cs.provisional = true;
+                }
+                Ok(due.at)
+            };
         let cancel_ladder = |run: &mut Self| {
             if let Some(s) = run.cs.state.clocks.get_mut(name) {
                 let ids = std::mem::take(&mut s.timers);
@@ -1370,7 +1430,12 @@ impl<'a> Run<'a> {
             ClockOp::Pause => {
                 cancel_ladder(self);
                 let now = millis(self.now);
-                let s = self.cs.state.clocks.get_mut(name).ok_or_else(|| format!("clock `{name}` was not started"))?;
+                let s = self
+                    .cs
+                    .state
+                    .clocks
+                    .get_mut(name)
+                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
                 if s.running {
                     s.remaining_ms = s.due_at.map(|d| (d - now).max(0));
                     s.due_at = None;
@@ -1380,7 +1445,12 @@ impl<'a> Run<'a> {
             }
             ClockOp::Resume => {
                 let now = millis(self.now);
-                let s = self.cs.state.clocks.get_mut(name).ok_or_else(|| format!("clock `{name}` was not started"))?;
+                let s = self
+                    .cs
+                    .state
+                    .clocks
+                    .get_mut(name)
+                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
                 let mut due = None;
                 if !s.running {
                     let at = now + s.remaining_ms.take().unwrap_or(0);
@@ -1403,7 +1473,13 @@ impl<'a> Run<'a> {
                 text = format!("clock {name} stopped");
             }
             ClockOp::Extend { by, reason } => {
-                let current = self.cs.state.clocks.get(name).cloned().ok_or_else(|| format!("clock `{name}` was not started"))?;
+                let current = self
+                    .cs
+                    .state
+                    .clocks
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
                 if let Some(due_ms) = current.due_at {
                     let from = DateTime::from_timestamp_millis(due_ms).unwrap_or(self.now);
                     let due = add(self, from, by)?;
@@ -1417,7 +1493,8 @@ impl<'a> Run<'a> {
                     let from = self.now;
                     let extra = add(self, from, by)? - from;
                     if let Some(s) = self.cs.state.clocks.get_mut(name) {
-                        s.remaining_ms = Some(s.remaining_ms.unwrap_or(0) + extra.num_milliseconds());
+                        s.remaining_ms =
+                            Some(s.remaining_ms.unwrap_or(0) + extra.num_milliseconds());
                     }
                     text = format!("clock {name} extended (paused): {reason}");
                 }

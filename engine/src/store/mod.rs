@@ -9,6 +9,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod tokens;
 
 use serde::Serialize;
 
@@ -211,6 +212,8 @@ pub(crate) fn migrate(
                 known: migrator.iter().map(|m| m.version).max().unwrap_or(0),
             })
         }
-        Err(e) => Err(crate::error::EngineError::Storage(format!("migration failed: {e}"))),
+        Err(e) => Err(crate::error::EngineError::Storage(format!(
+            "migration failed: {e}"
+        ))),
     }
 }

@@ -20,7 +20,11 @@ macro_rules! skip_locked {
 }
 macro_rules! json_in {
     ($n:literal) => {
-        concat!("(SELECT jsonb_array_elements_text(CAST(", $n, " AS jsonb)))")
+        concat!(
+            "(SELECT jsonb_array_elements_text(CAST(",
+            $n,
+            " AS jsonb)))"
+        )
     };
 }
 
@@ -33,7 +37,10 @@ pub async fn open(url: &str, schema: Option<&str>) -> Result<sqlx::PgPool, Engin
     if let Some(schema) = schema {
         opts = opts.options([("search_path", schema)]);
     }
-    let pool = PgPoolOptions::new().max_connections(16).connect_with(opts).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(opts)
+        .await?;
     let migrator = sqlx::migrate!("../migrations/postgres");
     crate::store::migrate(&migrator, migrator.run(&pool).await)?;
     Ok(pool)

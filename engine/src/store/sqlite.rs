@@ -41,8 +41,16 @@ pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
         // An in-memory database exists once per connection: keep exactly one.
         .max_connections(if in_memory { 1 } else { 8 })
         .min_connections(if in_memory { 1 } else { 0 })
-        .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-        .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+        .idle_timeout(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(600))
+        })
+        .max_lifetime(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(3600))
+        })
         .connect_with(opts)
         .await?;
     let migrator = sqlx::migrate!("../migrations/sqlite");

@@ -59,8 +59,6 @@ macro_rules! token_record {
     }};
 }
 
-const COLS: &str = "id, name, roles, streets, created_at, revoked_at";
-
 fn list(json: &str) -> Vec<String> {
     serde_json::from_str(json).unwrap_or_default()
 }
@@ -104,21 +102,23 @@ impl TokenStore {
         let sql = "INSERT INTO api_tokens (id, name, hash, roles, streets, created_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
         let (roles, streets) = (to_json(&record.roles), to_json(&record.streets));
-        on_pool!(&self.pool, |p| sqlx::query(sql)
-            .bind(&record.id)
-            .bind(&record.name)
-            .bind(hash)
-            .bind(&roles)
-            .bind(&streets)
-            .bind(record.created_at)
-            .execute(p)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => EngineError::conflict(
-                    format!("an active token is already named `{name}`")
-                ),
-                _ => e.into(),
-            })?);
+        on_pool!(&self.pool, |p| {
+            sqlx::query(sql)
+                .bind(&record.id)
+                .bind(&record.name)
+                .bind(hash)
+                .bind(&roles)
+                .bind(&streets)
+                .bind(record.created_at)
+                .execute(p)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        EngineError::conflict(format!("an active token is already named `{name}`"))
+                    }
+                    _ => e.into(),
+                })?;
+        });
         Ok(record)
     }
 
@@ -143,9 +143,10 @@ impl TokenStore {
 
     /// The active token of this name.
     pub async fn find_by_name(&self, name: &str) -> Result<Option<TokenRecord>, EngineError> {
-        let sql = format!("SELECT {COLS} FROM api_tokens WHERE name = $1 AND revoked_at IS NULL");
+        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+                   WHERE name = $1 AND revoked_at IS NULL";
         Ok(on_pool!(&self.pool, |p| {
-            match sqlx::query(&sql).bind(name).fetch_optional(p).await? {
+            match sqlx::query(sql).bind(name).fetch_optional(p).await? {
                 Some(row) => Some(token_record!(row)),
                 None => None,
             }
@@ -158,13 +159,12 @@ impl TokenStore {
         name_or_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<TokenRecord>, EngineError> {
-        let sql = format!(
-            "UPDATE api_tokens SET revoked_at = $1 \
-             WHERE (name = $2 OR id = $2) AND revoked_at IS NULL RETURNING {COLS}"
-        );
+        let sql = "UPDATE api_tokens SET revoked_at = $1 \
+                   WHERE (name = $2 OR id = $2) AND revoked_at IS NULL \
+                   RETURNING id, name, roles, streets, created_at, revoked_at";
         let at = now.timestamp_millis();
         Ok(on_pool!(&self.pool, |p| {
-            match sqlx::query(&sql)
+            match sqlx::query(sql)
                 .bind(at)
                 .bind(name_or_id)
                 .fetch_optional(p)
@@ -178,10 +178,11 @@ impl TokenStore {
 
     /// Every token, oldest first.
     pub async fn list(&self) -> Result<Vec<TokenRecord>, EngineError> {
-        let sql = format!("SELECT {COLS} FROM api_tokens ORDER BY created_at, id");
+        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+                   ORDER BY created_at, id";
         let mut out = Vec::new();
         on_pool!(&self.pool, |p| {
-            for row in sqlx::query(&sql).fetch_all(p).await? {
+            for row in sqlx::query(sql).fetch_all(p).await? {
                 out.push(token_record!(row));
             }
         });
@@ -204,17 +205,19 @@ impl TokenStore {
         let id = uuid::Uuid::now_v7().to_string();
         let token_id = principal.map(|p| p.token_id.clone());
         let token_name = principal.map(|p| p.name.clone());
-        on_pool!(&self.pool, |p| sqlx::query(sql)
-            .bind(&id)
-            .bind(now.timestamp_millis())
-            .bind(&token_id)
-            .bind(&token_name)
-            .bind(method)
-            .bind(path)
-            .bind(i32::from(status))
-            .bind(reason)
-            .execute(p)
-            .await?);
+        on_pool!(&self.pool, |p| {
+            sqlx::query(sql)
+                .bind(&id)
+                .bind(now.timestamp_millis())
+                .bind(&token_id)
+                .bind(&token_name)
+                .bind(method)
+                .bind(path)
+                .bind(i32::from(status))
+                .bind(reason)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
