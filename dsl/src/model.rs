@@ -229,6 +229,8 @@ pub struct Node {
 /// Edge target: a node id as written.
 pub type Target = Ident;
 
+// Nodes are few and built once per deployment; boxing the task would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NodeKind {
     Start {

@@ -7,7 +7,7 @@ use crate::error::{EngineError, Problem, Result};
 use crate::ledger::{self, HistoryEntry, LedgerReport};
 use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
-use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef, mask};
+use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef};
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
     TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx,
@@ -432,6 +432,43 @@ impl Engine {
             Some(m) => m,
             None => compile(&req.file, &req.source, &req.files)?,
         };
+        // Imported processes given with it are deployed first (identical ones are no-ops), so
+        // that `start process` finds them.
+        for import in &model.imports {
+            let path = format!("{}.flow", import.name);
+            if path == req.file {
+                continue;
+            }
+            if let Some(source) = req.files.get(&path) {
+                let sub = DeployRequest {
+                    file: path,
+                    source: source.clone(),
+                    files: req.files.clone(),
+                    model: None,
+                };
+                Box::pin(self.deploy(sub)).await?;
+            }
+        }
+        // Only the files the process names are kept (and hashed): deploying a folder with
+        // unrelated changes gives the same version.
+        let mut used = BTreeMap::new();
+        let named = model
+            .config
+            .iter()
+            .map(|c| c.file.clone())
+            .chain(model.documents.iter().map(|d| d.template.clone()))
+            .chain(model.imports.iter().map(|i| format!("{}.flow", i.name)));
+        for path in named {
+            if let Some(text) = req.files.get(&path) {
+                used.insert(path, text.clone());
+            }
+        }
+        let req = DeployRequest {
+            file: req.file,
+            source: req.source,
+            files: used,
+            model: None,
+        };
         let config = load_config(&model, &req.files)?;
         let mut h = Sha256::new();
         h.update(req.source.as_bytes());
@@ -799,6 +836,7 @@ impl Engine {
     }
 
     /// Appends entries for a change that does not otherwise touch the instance row.
+    #[allow(clippy::too_many_arguments)]
     async fn note(
         &self,
         tx: &mut Tx,
@@ -855,7 +893,7 @@ impl Engine {
                     .and_then(|d| d.personal);
                 (
                     k.clone(),
-                    personal.map_or_else(|| v.clone(), |p| mask::mask_json(p, v)),
+                    personal.map_or_else(|| v.clone(), |p| crate::documents::mask_json(p, v)),
                 )
             })
             .collect();
@@ -1595,11 +1633,12 @@ fn load_config(model: &Process, files: &BTreeMap<String, String>) -> Result<Json
         .map_err(|e| EngineError::invalid(decl.file.clone(), format!("not valid YAML: {e}")))
 }
 
-/// Compiles process source. Until the language crate's `compile` lands this build needs a
-/// model.
-fn compile(file: &str, _source: &str, _files: &BTreeMap<String, String>) -> Result<Process> {
-    Err(EngineError::invalid(
-        "source",
-        format!("{file}: this build cannot compile process files yet; deploy a compiled model"),
-    ))
+/// Compiles and checks process source; `files` holds its configuration, templates and the
+/// `<key>.flow` of each import. Any error: every diagnostic, as [`EngineError::Diagnostics`].
+fn compile(file: &str, source: &str, files: &BTreeMap<String, String>) -> Result<Process> {
+    let compiled = yimen_dsl::compile(file, source, &|path| files.get(path).cloned());
+    match compiled.process {
+        Some(p) if !compiled.has_errors() => Ok(p),
+        _ => Err(EngineError::Diagnostics(compiled.diagnostics)),
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod calendar;
 pub mod clock;
 pub mod documents;
 pub mod engine;
