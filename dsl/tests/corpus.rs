@@ -119,3 +119,18 @@ fn graphviz_accepts_the_dot_output() {
         );
     }
 }
+
+/// Every diagnostic code has its page in `docs/errors/`.
+#[test]
+fn every_code_is_documented() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/errors");
+    for (code, _) in yimen_dsl::check::ALL {
+        let page = docs.join(format!("{code}.md"));
+        let text = std::fs::read_to_string(&page).unwrap_or_default();
+        assert!(
+            text.starts_with(&format!("# {code}")),
+            "{} is missing or has no title",
+            page.display()
+        );
+    }
+}

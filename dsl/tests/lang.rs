@@ -97,7 +97,7 @@ fn the_social_assistance_process_has_its_parts() {
         1,
         "the linked temporary-aid process is loaded"
     );
-    assert_eq!(c.templates.len(), 3, "three document templates");
+    assert_eq!(c.templates.len(), 4, "four document templates");
     let config = c.config.expect("configuration loaded");
     assert_eq!(
         config.get(&["decision_limit", "minimum_living"]),
@@ -270,7 +270,10 @@ fn relayout(source: &str, choices: &[u8]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    // More cases for a longer hunt: PROPTEST_CASES=5000 cargo test -p yimen-dsl --test lang
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+    ))]
 
     /// parse(fmt(x)) lowers to the same model as x, whatever the layout of x.
     #[test]
@@ -286,6 +289,39 @@ proptest! {
             let formatted = fmt::format_source("x.flow", &moved).expect("parses");
             prop_assert_eq!(shape(&original), shape(&model_of(&formatted).expect("parses")));
             prop_assert_eq!(&formatted, &fmt::format_source("x.flow", &formatted).expect("parses"));
+        }
+    }
+
+    /// Mutated real files: the parser never panics, and whatever still parses formats
+    /// idempotently to the same model.
+    #[test]
+    fn mutated_files_parse_or_fail_cleanly_and_format_faithfully(
+        edits in proptest::collection::vec((any::<proptest::sample::Index>(), 0u8..4, "[ -~\n]"), 1..4),
+        which in any::<proptest::sample::Index>(),
+    ) {
+        let files: Vec<PathBuf> = flow_files(&dsl_dir().join("../processes"))
+            .into_iter()
+            .chain(flow_files(&dsl_dir().join("tests/lang/ok")))
+            .chain(flow_files(&dsl_dir().join("tests/lang/fmt")))
+            .collect();
+        let file: &PathBuf = which.get(&files);
+        let mut src = read(file);
+        for (at, kind, text) in edits {
+            let mut i = at.index(src.len().max(1)).min(src.len());
+            while !src.is_char_boundary(i) {
+                i -= 1;
+            }
+            let end = src[i..].chars().next().map_or(i, |c| i + c.len_utf8());
+            match kind {
+                0 => src.replace_range(i..end, ""),
+                1 => src.insert_str(i, &text),
+                2 => src.replace_range(i..end, &text),
+                _ => src.truncate(i),
+            }
+        }
+        match parse("m.flow", &src) {
+            Err(d) => prop_assert!(d.span.start <= src.len()),
+            Ok(_) => check_fmt_round_trip("m.flow", &src),
         }
     }
 
@@ -313,6 +349,20 @@ fn every_prefix_of_the_real_process_parses_or_errors_inside_the_text() {
         }
         cut += 41;
     }
+}
+
+#[test]
+fn many_comparisons_are_not_nesting() {
+    let conditions: String = (0..500).map(|i| format!("  when n < {i} -> e\n")).collect();
+    let src = format!("{HEADER}var n: integer\nchoice c {{\n{conditions}  else -> e\n}}\nend e\n");
+    parse("x.flow", &src).expect("500 comparisons parse");
+    let deep_type = format!(
+        "{HEADER}var x: {}text{}\n",
+        "list<".repeat(300),
+        ">".repeat(300)
+    );
+    let d = parse("x.flow", &deep_type).expect_err("too deep");
+    assert!(d.message.contains("nested too deeply"), "{}", d.message);
 }
 
 #[test]

@@ -86,7 +86,14 @@ pub(super) fn check(cx: &mut Cx) -> bool {
     // With an edge to nowhere or two nodes of one id, unreachable nodes and dead ends are
     // only echoes of that mistake: report it alone.
     let duplicate_ids = cx.nodes.len() != p.nodes.len();
-    if let Some(&start) = starts.first().filter(|_| ok && !duplicate_ids) {
+    let task_without_outcome = p
+        .nodes
+        .iter()
+        .any(|n| matches!(&n.kind, NodeKind::Task(t) if t.outcomes.is_empty()));
+    if let Some(&start) = starts
+        .first()
+        .filter(|_| ok && !duplicate_ids && !task_without_outcome)
+    {
         let mut reached = vec![false; p.nodes.len()];
         let mut bfs = Bfs::new(&graph, index[start]);
         while let Some(n) = bfs.next(&graph) {

@@ -102,6 +102,9 @@ pub struct Explanation {
     pub holidays_skipped: Vec<NamedDay>,
     /// Weekend days made working days (调休上班) that were counted.
     pub make_up_days_counted: Vec<NamedDay>,
+    /// The notices that arranged those days, in the order met.
+    #[serde(default)]
+    pub notices: Vec<String>,
     /// Years without data, counted with weekends only.
     pub missing_years: Vec<i32>,
 }
@@ -156,6 +159,9 @@ impl fmt::Display for Explanation {
                 "计入调休上班日 make-up days counted: {}",
                 counted.join(", ")
             )?;
+        }
+        if !self.notices.is_empty() {
+            write!(f, "\n依据 notices: {}", self.notices.join(", "))?;
         }
         if !self.missing_years.is_empty() {
             let years: Vec<String> = self.missing_years.iter().map(i32::to_string).collect();

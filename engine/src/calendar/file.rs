@@ -42,7 +42,6 @@ pub(crate) struct CalendarFile {
 pub(crate) struct YearFile {
     /// The notice that arranged this year (e.g. 国办发明电〔2025〕7号).
     #[serde(default)]
-    #[allow(dead_code)]
     pub notice: Option<String>,
     #[serde(default)]
     pub holidays: Vec<Spanned<HolidayFile>>,
@@ -60,7 +59,6 @@ pub(crate) struct HolidayFile {
     #[serde(default)]
     pub to: Option<Spanned<Day>>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub notice: Option<String>,
 }
 
@@ -71,7 +69,6 @@ pub(crate) struct MakeUpFile {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub notice: Option<String>,
 }
 

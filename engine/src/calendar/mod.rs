@@ -61,6 +61,9 @@ pub struct DayInfo {
     /// Name of the holiday or make-up day, if any.
     pub name: Option<String>,
     pub kind: DayKind,
+    /// The notice that arranged the day (国办发明电…), when the calendar file names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// A date in a year the calendar has no data for.
@@ -151,6 +154,8 @@ pub struct Calendar {
 struct Special {
     kind: DayKind,
     name: String,
+    /// The notice that arranged the day, when the file names one.
+    notice: Option<String>,
 }
 
 struct Parsed {
@@ -367,7 +372,14 @@ fn build(
         calendar.years = f.years.keys().copied().collect();
     }
     for data in f.years.values() {
+        let year_notice = data.value.notice.as_deref();
         for h in &data.value.holidays {
+            let notice = h
+                .value
+                .notice
+                .as_deref()
+                .or(year_notice)
+                .map(str::to_string);
             let from = h.value.from.value.0;
             let to = h.value.to.as_ref().map_or(from, |t| t.value.0);
             let kind = if layered {
@@ -382,6 +394,7 @@ fn build(
                     Special {
                         kind,
                         name: name.clone(),
+                        notice: notice.clone(),
                     },
                 );
             }
@@ -392,6 +405,12 @@ fn build(
                 Special {
                     kind: DayKind::MakeUpWorkday,
                     name: m.value.name.clone().unwrap_or_default(),
+                    notice: m
+                        .value
+                        .notice
+                        .as_deref()
+                        .or(year_notice)
+                        .map(str::to_string),
                 },
             );
         }
@@ -404,6 +423,7 @@ fn build(
 struct Walk {
     skipped: Vec<NamedDay>,
     counted: Vec<NamedDay>,
+    notices: Vec<String>,
     missing: BTreeSet<i32>,
 }
 
@@ -416,7 +436,12 @@ impl Walk {
         match info.kind {
             DayKind::Holiday | DayKind::LocalDayOff if !counted => self.skipped.push(named()),
             DayKind::MakeUpWorkday if counted => self.counted.push(named()),
-            _ => {}
+            _ => return,
+        }
+        if let Some(notice) = &info.notice
+            && !self.notices.contains(notice)
+        {
+            self.notices.push(notice.clone());
         }
     }
 }
@@ -520,6 +545,7 @@ impl Calendar {
                 workday: s.kind == DayKind::MakeUpWorkday,
                 name: Some(s.name.clone()).filter(|n| !n.is_empty()),
                 kind: s.kind,
+                notice: s.notice.clone(),
             };
         }
         let weekend = date.weekday().number_from_monday() >= 6;
@@ -532,6 +558,7 @@ impl Calendar {
             } else {
                 DayKind::Weekday
             },
+            notice: None,
         }
     }
 
@@ -638,6 +665,7 @@ impl Calendar {
                 due: at,
                 holidays_skipped: walk.skipped,
                 make_up_days_counted: walk.counted,
+                notices: walk.notices,
                 missing_years,
             },
         }

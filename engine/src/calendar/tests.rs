@@ -140,6 +140,14 @@ fn reviewed_on_the_afternoon_before_national_day_2026() {
     let text = d.explanation.to_string();
     assert!(text.contains("2026-10-01..2026-10-07 国庆节"), "{text}");
     assert!(text.contains(cn().version()), "{text}");
+    assert_eq!(
+        d.explanation.notices,
+        vec!["国办发明电〔2025〕7号".to_string()]
+    );
+    assert!(
+        text.contains("依据 notices: 国办发明电〔2025〕7号"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -199,7 +207,17 @@ fn working_days_across_a_covered_year_end() {
     let d = cn().add(bj("2025-12-31 10:00"), 1, DurationUnit::WorkDays);
     assert_eq!(local(d.at), "2026-01-04 17:30");
     assert!(!d.provisional);
-    // 2005-12-30 (Fri) + 1: Saturday 2005-12-31 is a working day.
+    // 2005-12-30 (Fri) + 2: Saturday 2005-12-31 is a working day, by the 2006 notice.
+    let d = cn().add(bj("2005-12-30 10:00"), 2, DurationUnit::WorkDays);
+    assert_eq!(local(d.at), "2006-01-04 17:30");
+    assert_eq!(
+        d.explanation.notices,
+        vec!["国办发明电〔2005〕35号".to_string()]
+    );
+    assert_eq!(
+        cn().day(date("2005-12-31")).unwrap().notice.as_deref(),
+        Some("国办发明电〔2005〕35号")
+    );
     assert_eq!(
         due(cn(), "2005-12-30 10:00", 1, DurationUnit::WorkDays),
         "2005-12-31 17:30"
