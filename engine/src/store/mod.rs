@@ -9,6 +9,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod tokens;
 
 use serde::Serialize;
 
