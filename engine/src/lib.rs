@@ -3,3 +3,4 @@
 //! process: social assistance lives in `processes/`.
 
 pub mod clock;
+pub mod outbox;
