@@ -2,5 +2,6 @@
 //! timers, working-day calendars and the HTTP API. Nothing here knows about any particular
 //! process: social assistance lives in `processes/`.
 
+pub mod calendar;
 pub mod clock;
 pub mod outbox;
