@@ -6,7 +6,11 @@ use std::process::ExitCode;
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "yimen", version, about = "一门 yimen: a workflow engine for processes written in the yimen process language")]
+#[command(
+    name = "yimen",
+    version,
+    about = "一门 yimen: a workflow engine for processes written in the yimen process language"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,8 +1,8 @@
 //! The yimen process language: grammar → AST (with spans) → lowered [`model`] → checker.
 //! The engine executes only models this crate has checked.
 
-pub mod model;
-pub mod diagnostic;
 pub mod check;
 pub mod config;
+pub mod diagnostic;
+pub mod model;
 pub mod pii;

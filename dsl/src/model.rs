@@ -349,11 +349,7 @@ pub struct FieldSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Action {
     /// `set x = expr`
-    Assign {
-        var: Ident,
-        value: Expr,
-        span: Span,
-    },
+    Assign { var: Ident, value: Expr, span: Span },
     /// `notify window "..."`, `notify applicant "..."`, `notify channel ledger_hook "..."`.
     Notify {
         target: NotifyTarget,
@@ -362,15 +358,9 @@ pub enum Action {
         span: Span,
     },
     /// `ledger "已受理"`: an explicit ledger (台账) entry with a label.
-    Ledger {
-        entry: String,
-        span: Span,
-    },
+    Ledger { entry: String, span: Span },
     /// `issue supplement_notice`: renders a document template into the instance's documents.
-    Issue {
-        document: Ident,
-        span: Span,
-    },
+    Issue { document: Ident, span: Span },
     /// `start clock statutory [for <duration>]`, `pause clock`, `resume clock`, `stop clock`,
     /// `extend clock statutory by 15 workdays "reason"`.
     Clock {
@@ -434,7 +424,10 @@ pub enum ExprKind {
     Boolean(bool),
     /// `date "2026-10-01"`
     Date(String),
-    Duration { amount: i64, unit: DurationUnit },
+    Duration {
+        amount: i64,
+        unit: DurationUnit,
+    },
     /// A variable, an enum value or an item of a for-each (resolved by the checker).
     Name(String),
     /// `config.decision_limit`

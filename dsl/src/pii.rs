@@ -112,7 +112,10 @@ mod tests {
         assert_eq!(mask(PersonalKind::Name, "张三丰"), "张**");
         assert_eq!(mask(PersonalKind::Name, "阿拉坦·巴根"), "阿**·**");
         assert_eq!(mask(PersonalKind::Sensitive, "患有慢性病"), "******");
-        let addr = mask(PersonalKind::Address, "内蒙古乌海市海勃湾区滨河街道某小区3栋2单元");
+        let addr = mask(
+            PersonalKind::Address,
+            "内蒙古乌海市海勃湾区滨河街道某小区3栋2单元",
+        );
         assert_eq!(addr, "内蒙古乌海市****");
         assert!(!addr.contains("3栋"));
     }

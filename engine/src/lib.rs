@@ -5,3 +5,4 @@
 pub mod calendar;
 pub mod clock;
 pub mod outbox;
+pub mod reports;
