@@ -197,6 +197,120 @@ pub fn webhook_url(channel: &str, payload: &Json) -> Result<String, String> {
     }
 }
 
+/// Takes due rows from the outbox and delivers them. One per server; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    engine: crate::engine::Engine,
+    sender: WebhookSender,
+    backoff: Backoff,
+    /// How long a claimed row stays hidden from other claimers (longer than a webhook attempt).
+    lease: Duration,
+    batch: u32,
+}
+
+impl Delivery {
+    pub fn new(engine: crate::engine::Engine, sender: WebhookSender, backoff: Backoff) -> Self {
+        Delivery {
+            engine,
+            sender,
+            backoff,
+            lease: Duration::seconds(120),
+            batch: 64,
+        }
+    }
+
+    /// Delivers every row due now; webhooks of one batch are sent concurrently. Returns how many
+    /// rows were handled (delivered, rescheduled or given up).
+    pub async fn deliver_due(&self) -> Result<usize, crate::error::EngineError> {
+        let mut handled = 0;
+        loop {
+            let now = self.engine.clock().now();
+            let batch = self.engine.outbox_claim(now, self.batch, self.lease).await?;
+            if batch.is_empty() {
+                return Ok(handled);
+            }
+            handled += batch.len();
+            let mut sends = tokio::task::JoinSet::new();
+            for msg in batch {
+                let this = self.clone();
+                sends.spawn(async move { this.deliver_one(msg).await });
+            }
+            while let Some(done) = sends.join_next().await {
+                match done {
+                    Ok(Ok(())) => {}
+                    // The row stays claimed until its lease ends, then is tried again.
+                    Ok(Err(e)) => tracing::warn!("outbox delivery: {e}"),
+                    Err(e) => tracing::warn!("outbox delivery task failed: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn deliver_one(
+        &self,
+        msg: crate::engine::OutboxMessage,
+    ) -> Result<(), crate::error::EngineError> {
+        let attempt = u32::try_from(msg.attempts.max(1)).unwrap_or(u32::MAX);
+        let outcome = match route(&msg.channel) {
+            Err(e) => Err((e, false)),
+            Ok(Route::Inbox { recipient }) => {
+                crate::inbox::deliver(&self.engine, &msg, &recipient).await?;
+                Ok(())
+            }
+            Ok(Route::Webhook { channel }) => match webhook_url(&channel, &msg.payload) {
+                Err(e) => Err((e, false)),
+                Ok(url) => {
+                    let body = webhook_body(&msg.dedup_key, &msg.channel, attempt, &msg.payload);
+                    self.sender
+                        .send(&url, &msg.dedup_key, &body)
+                        .await
+                        .map_err(|e| (e, true))
+                }
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                self.engine.outbox_delivered(&msg.id).await?;
+            }
+            Err((error, retry)) => {
+                let now = self.engine.clock().now();
+                let at = if retry {
+                    self.backoff.retry_at(attempt, now)
+                } else {
+                    None
+                };
+                if at.is_none() {
+                    tracing::warn!(id = %msg.id, channel = %msg.channel, "notification given up: {error}");
+                }
+                self.engine.outbox_failed(&msg.id, &error, at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers until `shutdown`: every `poll`, and at once when `wake` is notified.
+    pub async fn run_loop(
+        self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        poll: std::time::Duration,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = self.deliver_due().await {
+                tracing::warn!("outbox delivery: {e}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

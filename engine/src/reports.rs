@@ -550,5 +550,8 @@ pub fn monthly_statistics(
     Csv { text, rows: count }
 }
 
+mod run;
+pub use run::{ReportRun, Reports};
+
 #[cfg(test)]
 mod tests;

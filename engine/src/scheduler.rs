@@ -156,6 +156,210 @@ pub async fn advance<S: TimerSource>(
     Ok(Advanced { from, to, fired })
 }
 
+impl TimerSource for crate::engine::Engine {
+    type Error = crate::error::EngineError;
+    async fn fire_due(&self, now: DateTime<Utc>) -> Result<usize, Self::Error> {
+        self.fire_due_timers(now).await
+    }
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Self::Error> {
+        self.next_timer_due().await
+    }
+}
+
+/// Settings of the background services a server runs.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// HMAC key for webhook signatures.
+    pub webhook_secret: Vec<u8>,
+    /// Longest wait of one webhook attempt.
+    pub webhook_timeout: std::time::Duration,
+    pub backoff: crate::outbox::Backoff,
+    /// How often the outbox is looked at besides after every fired timer.
+    pub outbox_poll: std::time::Duration,
+    pub timer_loop: LoopOptions,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            webhook_secret: Vec::new(),
+            webhook_timeout: std::time::Duration::from_secs(10),
+            backoff: crate::outbox::Backoff::default(),
+            outbox_poll: std::time::Duration::from_secs(2),
+            timer_loop: LoopOptions::default(),
+        }
+    }
+}
+
+/// Why a clock request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClockError {
+    #[error(
+        "this server runs on the real clock; only a server started with `yimen serve --clock TIME` can be advanced"
+    )]
+    RealClock,
+    #[error(transparent)]
+    Advance(#[from] AdvanceError),
+    #[error(transparent)]
+    Engine(#[from] crate::error::EngineError),
+}
+
+/// What `POST /clock/advance` answers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdvanceReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Timers fired on the way.
+    pub fired: usize,
+    /// Notifications delivered (inbox items written, webhooks sent or rescheduled).
+    pub delivered: usize,
+    /// Report runs made.
+    pub reports: usize,
+}
+
+/// The background services of one server: the timer loop, outbox delivery and report jobs.
+/// Cheap to clone; [`Services::stop`] ends the loops.
+#[derive(Clone)]
+pub struct Services {
+    engine: crate::engine::Engine,
+    manual: Option<ManualClock>,
+    delivery: crate::outbox::Delivery,
+    reports: Option<crate::reports::Reports>,
+    stop: Arc<watch::Sender<bool>>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    advancing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("manual", &self.manual.is_some())
+            .field("reports", &self.reports.is_some())
+            .finish()
+    }
+}
+
+impl Services {
+    /// Starts the loops on the current tokio runtime. `manual` is the simulated clock the engine
+    /// was opened with, if any (the same one: advancing it moves the engine's time).
+    pub fn start(
+        engine: crate::engine::Engine,
+        manual: Option<ManualClock>,
+        reports: Option<crate::reports::Reports>,
+        options: ServiceOptions,
+    ) -> Result<Services, String> {
+        let sender =
+            crate::outbox::WebhookSender::new(options.webhook_secret.clone(), options.webhook_timeout)?;
+        let delivery = crate::outbox::Delivery::new(engine.clone(), sender, options.backoff);
+        let (stop, stopped) = watch::channel(false);
+        let timer_wake = Arc::new(Notify::new());
+        let outbox_wake = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        // Created timers wake the timer loop; every commit may have written outbox rows.
+        let mut created = engine.subscribe_timers();
+        let mut task_created = engine.subscribe_tasks();
+        {
+            let (tw, ow, mut stopped) = (timer_wake.clone(), outbox_wake.clone(), stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        r = created.recv() => match r {
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                tw.notify_one();
+                                ow.notify_one();
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                        r = task_created.recv() => match r {
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => ow.notify_one(),
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }));
+        }
+        tasks.push(tokio::spawn(run_loop(
+            Arc::new(engine.clone()),
+            engine.clock().clone(),
+            timer_wake,
+            stopped.clone(),
+            options.timer_loop,
+        )));
+        tasks.push(tokio::spawn(delivery.clone().run_loop(
+            outbox_wake,
+            stopped.clone(),
+            options.outbox_poll,
+        )));
+        if let Some(r) = &reports {
+            tasks.push(tokio::spawn(r.clone().run_loop(stopped)));
+        }
+        Ok(Services {
+            engine,
+            manual,
+            delivery,
+            reports,
+            stop: Arc::new(stop),
+            tasks: Arc::new(std::sync::Mutex::new(tasks)),
+            advancing: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    pub fn engine(&self) -> &crate::engine::Engine {
+        &self.engine
+    }
+
+    pub fn reports(&self) -> Option<&crate::reports::Reports> {
+        self.reports.as_ref()
+    }
+
+    /// `true` when the server runs on a simulated clock.
+    pub fn is_simulated(&self) -> bool {
+        self.manual.is_some()
+    }
+
+    /// Delivers every due notification now (tests and drills; the loop does it anyway).
+    pub async fn deliver_now(&self) -> Result<usize, crate::error::EngineError> {
+        self.delivery.deliver_due().await
+    }
+
+    /// Moves the simulated clock to `to`: every timer due on the way fires in due order, then
+    /// the notifications they wrote are delivered and due report jobs run, all before this
+    /// returns. Refused on a real clock. Requests are served one at a time.
+    pub async fn advance_to(&self, to: DateTime<Utc>) -> Result<AdvanceReport, ClockError> {
+        let clock = self.manual.as_ref().ok_or(ClockError::RealClock)?;
+        let _one_at_a_time = self.advancing.lock().await;
+        let moved = advance(&self.engine, clock, to).await?;
+        let delivered = self.delivery.deliver_due().await?;
+        let reports = match &self.reports {
+            Some(r) => r.run_due(to).await?.len(),
+            None => 0,
+        };
+        Ok(AdvanceReport {
+            from: moved.from,
+            to: moved.to,
+            fired: moved.fired,
+            delivered,
+            reports,
+        })
+    }
+
+    /// [`Services::advance_to`] by a length of time.
+    pub async fn advance_by(&self, by: chrono::Duration) -> Result<AdvanceReport, ClockError> {
+        let clock = self.manual.as_ref().ok_or(ClockError::RealClock)?;
+        self.advance_to(clock.now() + by).await
+    }
+
+    /// Stops the loops and waits for them to end (a delivery in flight finishes first).
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
