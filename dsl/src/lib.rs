@@ -4,5 +4,7 @@
 pub mod check;
 pub mod config;
 pub mod diagnostic;
+pub mod eval;
 pub mod model;
 pub mod pii;
+pub mod value;

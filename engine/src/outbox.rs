@@ -225,7 +225,10 @@ impl Delivery {
         let mut handled = 0;
         loop {
             let now = self.engine.clock().now();
-            let batch = self.engine.outbox_claim(now, self.batch, self.lease).await?;
+            let batch = self
+                .engine
+                .outbox_claim(now, self.batch, self.lease)
+                .await?;
             if batch.is_empty() {
                 return Ok(handled);
             }

@@ -248,8 +248,10 @@ impl Services {
         reports: Option<crate::reports::Reports>,
         options: ServiceOptions,
     ) -> Result<Services, String> {
-        let sender =
-            crate::outbox::WebhookSender::new(options.webhook_secret.clone(), options.webhook_timeout)?;
+        let sender = crate::outbox::WebhookSender::new(
+            options.webhook_secret.clone(),
+            options.webhook_timeout,
+        )?;
         let delivery = crate::outbox::Delivery::new(engine.clone(), sender, options.backoff);
         let (stop, stopped) = watch::channel(false);
         let timer_wake = Arc::new(Notify::new());

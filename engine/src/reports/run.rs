@@ -90,7 +90,10 @@ impl Reports {
         self.calendars.get(name).ok_or_else(|| {
             EngineError::invalid(
                 "calendar",
-                format!("report job `{}` names calendar `{name}`, which is not loaded", job.spec.name),
+                format!(
+                    "report job `{}` names calendar `{name}`, which is not loaded",
+                    job.spec.name
+                ),
             )
         })
     }
@@ -178,11 +181,17 @@ impl Reports {
             ReportKind::OverdueDigest => {
                 overdue_digest(&facts, now, calendar, self.schedule.time_zone())
             }
-            ReportKind::MonthlyStatistics => monthly_statistics(&facts, &job.spec, from, to, calendar),
+            ReportKind::MonthlyStatistics => {
+                monthly_statistics(&facts, &job.spec, from, to, calendar)
+            }
         };
         let local = due.with_timezone(&self.schedule.time_zone());
         let dir = self.out_dir.join(&job.spec.name);
-        let file = dir.join(format!("{}_{}.csv", job.spec.name, local.format("%Y%m%d_%H%M")));
+        let file = dir.join(format!(
+            "{}_{}.csv",
+            job.spec.name,
+            local.format("%Y%m%d_%H%M")
+        ));
         write_atomically(&dir, &file, &csv.text)
             .await
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
@@ -309,7 +318,10 @@ impl Reports {
                 .next_any(now)
                 .and_then(|next| (next - self.engine.clock().now()).to_std().ok())
                 .unwrap_or(std::time::Duration::ZERO)
-                .clamp(std::time::Duration::from_millis(200), std::time::Duration::from_secs(60));
+                .clamp(
+                    std::time::Duration::from_millis(200),
+                    std::time::Duration::from_secs(60),
+                );
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
@@ -318,7 +330,11 @@ impl Reports {
     }
 }
 
-async fn write_atomically(dir: &std::path::Path, file: &std::path::Path, text: &str) -> std::io::Result<()> {
+async fn write_atomically(
+    dir: &std::path::Path,
+    file: &std::path::Path,
+    text: &str,
+) -> std::io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     let tmp = file.with_extension("csv.tmp");
     tokio::fs::write(&tmp, text).await?;

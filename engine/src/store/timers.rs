@@ -145,7 +145,10 @@ pub async fn take_over_run(
     now: i64,
     stale_before: i64,
 ) -> R<bool> {
-    on!(pool, take_over_run(job, scheduled, server, now, stale_before))
+    on!(
+        pool,
+        take_over_run(job, scheduled, server, now, stale_before)
+    )
 }
 pub async fn has_runs(pool: &StorePool, job: &str) -> R<bool> {
     on!(pool, has_runs(job))
@@ -156,7 +159,11 @@ pub async fn finish_run(pool: &StorePool, job: &str, scheduled: i64, end: &RunEn
 pub async fn list_runs(pool: &StorePool, job: Option<&str>, limit: i64) -> R<Vec<RunRow>> {
     on!(pool, list_runs(job, limit))
 }
-pub async fn run(pool: &StorePool, job: &str, scheduled: i64) -> R<Option<(RunRow, Option<String>)>> {
+pub async fn run(
+    pool: &StorePool,
+    job: &str,
+    scheduled: i64,
+) -> R<Option<(RunRow, Option<String>)>> {
     on!(pool, run(job, scheduled))
 }
 pub async fn report_cases(pool: &StorePool, since: i64) -> R<Vec<CaseRow>> {

@@ -37,8 +37,6 @@ fn run_row(r: &DbRow) -> R<RunRow> {
     })
 }
 
-const RUN_COLS: &str =
-    "job, scheduled_at, state, server, started_at, finished_at, rows, file, error";
 
 pub async fn insert_inbox(pool: &Pool, i: &InboxRow) -> R<bool> {
     let done = sqlx::query(
@@ -206,20 +204,20 @@ pub async fn finish_run(pool: &Pool, job: &str, scheduled: i64, e: &RunEnd<'_>) 
 pub async fn list_runs(pool: &Pool, job: Option<&str>, limit: i64) -> R<Vec<RunRow>> {
     let rows = match job {
         Some(job) => {
-            sqlx::query(&format!(
-                "SELECT {RUN_COLS} FROM report_runs WHERE job = $1 AND state <> 'baseline' \
-                 ORDER BY scheduled_at DESC LIMIT $2"
-            ))
+            sqlx::query(
+                "SELECT job, scheduled_at, state, server, started_at, finished_at, rows, file, error \
+                 FROM report_runs WHERE job = $1 AND state <> 'baseline' ORDER BY scheduled_at DESC LIMIT $2",
+            )
             .bind(job)
             .bind(limit)
             .fetch_all(pool)
             .await?
         }
         None => {
-            sqlx::query(&format!(
-                "SELECT {RUN_COLS} FROM report_runs WHERE state <> 'baseline' \
-                 ORDER BY scheduled_at DESC, job LIMIT $1"
-            ))
+            sqlx::query(
+                "SELECT job, scheduled_at, state, server, started_at, finished_at, rows, file, error \
+                 FROM report_runs WHERE state <> 'baseline' ORDER BY scheduled_at DESC, job LIMIT $1",
+            )
             .bind(limit)
             .fetch_all(pool)
             .await?

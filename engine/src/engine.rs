@@ -1,0 +1,1605 @@
+//! The engine facade: everything the HTTP API, the CLI and the timer loop do goes through
+//! [`Engine`]. One external event is one transaction (retried on contention); after a commit,
+//! subscribers learn of new tasks and timers.
+
+use crate::clock::Clock;
+use crate::error::{EngineError, Problem, Result};
+use crate::ledger::{self, HistoryEntry, LedgerReport};
+use crate::runtime::due::DueDates;
+use crate::runtime::state::{Changeset, RunState, Status, Wait};
+use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef, mask};
+use crate::store::{
+    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
+    TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value as Json, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use yimen_dsl::model::{NodeKind, Process};
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// `sqlite:path`, `sqlite::memory:`, `postgres://…`.
+    pub url: String,
+    /// PostgreSQL only: schema to work in (created if missing). Tests isolate themselves so.
+    pub pg_schema: Option<String>,
+}
+
+/// A process to deploy: its source, path, and related files (configuration YAML, templates).
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub file: String,
+    pub source: String,
+    pub files: BTreeMap<String, String>,
+    /// An already compiled and checked model (tests, tools). `None`: compile `source`.
+    pub model: Option<Process>,
+}
+
+/// A stored deployment version.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Deployment {
+    pub key: String,
+    pub version: i64,
+    pub hash: String,
+    pub title: String,
+    /// `false` when identical source was already deployed (this is that version).
+    pub created: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A deployment with its source and model.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentDetail {
+    pub deployment: Deployment,
+    pub source: String,
+    pub model: Process,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub process: String,
+    pub business_key: Option<String>,
+    pub vars: Map<String, Json>,
+    pub actor: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// Queue names: a role, or `role:key` for keyed roles.
+    pub queues: Vec<String>,
+    /// Only tasks of these organisation units (plus tasks without one); `None`: all.
+    pub org_units: Option<Vec<String>>,
+    pub worker: String,
+    pub max: u32,
+    pub lease: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CompleteRequest {
+    pub task_id: String,
+    pub lock_token: i64,
+    pub outcome: Option<String>,
+    pub vars: Map<String, Json>,
+    pub actor: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FailRequest {
+    pub task_id: String,
+    pub lock_token: i64,
+    pub error: String,
+    /// Claimable again after this long; `None`: no more retries, an incident on the instance.
+    pub retry_after: Option<Duration>,
+    pub actor: String,
+}
+
+/// Task states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Open,
+    Claimed,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Open => "open",
+            TaskState::Claimed => "claimed",
+            TaskState::Completed => "completed",
+            TaskState::Cancelled => "cancelled",
+            TaskState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TaskState> {
+        Some(match s {
+            "open" => TaskState::Open,
+            "claimed" => TaskState::Claimed,
+            "completed" => TaskState::Completed,
+            "cancelled" => TaskState::Cancelled,
+            "failed" => TaskState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub queues: Option<Vec<String>>,
+    pub org_units: Option<Vec<String>>,
+    pub state: Option<TaskState>,
+    pub instance: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskView {
+    pub id: String,
+    pub instance_id: String,
+    pub node: String,
+    pub label: Option<String>,
+    pub queue: String,
+    pub org_unit: Option<String>,
+    pub state: TaskState,
+    pub locked_by: Option<String>,
+    pub lock_expires_at: Option<DateTime<Utc>>,
+    pub assignee: Option<String>,
+    pub item: Option<Json>,
+    pub outcome: Option<String>,
+    pub completed_by: Option<String>,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A field the completing worker sets.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldView {
+    pub name: String,
+    pub ty: String,
+    pub required: bool,
+    pub label: Option<String>,
+}
+
+/// A claimed task with what the worker needs to do it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClaimedTask {
+    pub task: TaskView,
+    pub lock_token: i64,
+    pub lock_expires_at: DateTime<Utc>,
+    pub process: String,
+    /// Case data, unmasked: the worker handles the case.
+    pub vars: Map<String, Json>,
+    pub outcomes: Vec<String>,
+    pub fields: Vec<FieldView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimerView {
+    pub id: String,
+    pub kind: String,
+    pub node: String,
+    pub task_id: Option<String>,
+    pub due_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InstanceView {
+    pub id: String,
+    pub process: String,
+    pub version: i64,
+    pub business_key: Option<String>,
+    pub status: Status,
+    pub result: Option<String>,
+    pub incident: Option<String>,
+    /// Case data with personal data masked.
+    pub vars: Map<String, Json>,
+    /// Nodes with a waiting token.
+    pub active_nodes: Vec<String>,
+    /// Open and claimed tasks.
+    pub tasks: Vec<TaskView>,
+    /// Pending timers.
+    pub timers: Vec<TimerView>,
+    /// Some due date was computed without holiday data; it will be recomputed.
+    pub provisional_due: bool,
+    pub parent_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `start` found an instance with the same business key and returned it.
+    pub existing: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Document {
+    pub id: String,
+    pub name: String,
+    pub label: Option<String>,
+    pub public: bool,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub instance_id: String,
+    /// `role:<queue>`, `applicant`, `holder`, `webhook:<channel>`.
+    pub channel: String,
+    pub dedup_key: String,
+    pub payload: Json,
+    pub attempts: i64,
+    /// `pending`, `delivered`, `dead`.
+    pub state: String,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+struct Loaded {
+    model: Process,
+    data: DeploymentData,
+}
+
+/// What a committed transaction tells subscribers.
+#[derive(Default)]
+struct Effects {
+    queues: Vec<String>,
+    timers: Vec<i64>,
+}
+
+struct Inner {
+    pool: StorePool,
+    clock: Arc<dyn Clock>,
+    due: Arc<dyn DueDates>,
+    cache: Mutex<HashMap<(String, i64), Arc<Loaded>>>,
+    tasks_tx: broadcast::Sender<String>,
+    timers_tx: broadcast::Sender<i64>,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("pool", &self.inner.pool)
+            .finish()
+    }
+}
+
+/// Runs `$body` in a write transaction, retried on contention; `$fx` collects effects that are
+/// published after the commit.
+macro_rules! transaction {
+    ($self:ident, |$tx:ident, $fx:ident| $body:block) => {{
+        let mut attempt = 0u32;
+        loop {
+            let mut $fx = Effects::default();
+            let r: Result<_> = async {
+                let mut $tx = $self.inner.pool.begin().await?;
+                let v = $body;
+                $tx.commit().await?;
+                Ok(v)
+            }
+            .await;
+            match r {
+                Err(e) if e.is_retryable() && attempt < 12 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2u64 << attempt.min(7)))
+                        .await;
+                }
+                Ok(v) => {
+                    $self.publish($fx);
+                    break Ok(v);
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+impl Engine {
+    /// Opens the database at `url`; see [`Engine::open_with`].
+    pub async fn open(url: &str, clock: Arc<dyn Clock>, due: Arc<dyn DueDates>) -> Result<Engine> {
+        Engine::open_with(
+            OpenOptions {
+                url: url.to_string(),
+                pg_schema: None,
+            },
+            clock,
+            due,
+        )
+        .await
+    }
+
+    /// Opens (SQLite: creates) and migrates the database. A database migrated by a newer yimen
+    /// is refused with [`EngineError::SchemaTooNew`].
+    pub async fn open_with(
+        opts: OpenOptions,
+        clock: Arc<dyn Clock>,
+        due: Arc<dyn DueDates>,
+    ) -> Result<Engine> {
+        let url = opts.url.as_str();
+        let pool = if url.starts_with("sqlite:") {
+            StorePool::Sqlite(crate::store::sqlite::open(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if let Some(schema) = &opts.pg_schema {
+                if !schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(EngineError::invalid(
+                        "schema",
+                        "use letters, digits and underscores only",
+                    ));
+                }
+                let admin = sqlx::PgPool::connect(url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}"
+                )))
+                .execute(&admin)
+                .await?;
+                admin.close().await;
+            }
+            StorePool::Postgres(crate::store::postgres::open(url, opts.pg_schema.as_deref()).await?)
+        } else {
+            return Err(EngineError::invalid(
+                "database",
+                format!("`{url}` is not a database URL; use sqlite:path or postgres://…"),
+            ));
+        };
+        let (tasks_tx, _) = broadcast::channel(1024);
+        let (timers_tx, _) = broadcast::channel(1024);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                pool,
+                clock,
+                due,
+                cache: Mutex::new(HashMap::new()),
+                tasks_tx,
+                timers_tx,
+            }),
+        })
+    }
+
+    /// The pool, for tables other helpers add (API tokens, access log).
+    pub fn pool(&self) -> &StorePool {
+        &self.inner.pool
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Receives the queue name of every task created, after its transaction committed.
+    pub fn subscribe_tasks(&self) -> broadcast::Receiver<String> {
+        self.inner.tasks_tx.subscribe()
+    }
+
+    /// Receives the due time (unix millis) of every timer created, after commit.
+    pub fn subscribe_timers(&self) -> broadcast::Receiver<i64> {
+        self.inner.timers_tx.subscribe()
+    }
+
+    fn publish(&self, fx: Effects) {
+        for q in fx.queues {
+            let _ = self.inner.tasks_tx.send(q);
+        }
+        for t in fx.timers {
+            let _ = self.inner.timers_tx.send(t);
+        }
+    }
+
+    // ---- deployments ----
+
+    /// Deploys a process. Identical source and files again return the existing version.
+    pub async fn deploy(&self, req: DeployRequest) -> Result<Deployment> {
+        let model = match req.model {
+            Some(m) => m,
+            None => compile(&req.file, &req.source, &req.files)?,
+        };
+        let config = load_config(&model, &req.files)?;
+        let mut h = Sha256::new();
+        h.update(req.source.as_bytes());
+        for (path, content) in &req.files {
+            h.update(b"\0file\0");
+            h.update(path.as_bytes());
+            h.update(b"\0");
+            h.update(content.as_bytes());
+        }
+        let model_json = serde_json::to_string(&model)?;
+        h.update(b"\0model\0");
+        h.update(model_json.as_bytes());
+        let hash = hex::encode(h.finalize());
+        let key = model.key.name.clone();
+        let now = ms(self.now());
+        let files = serde_json::to_string(&req.files)?;
+        let config = serde_json::to_string(&config)?;
+        let (row, created) = transaction!(self, |tx, _fx| {
+            if let Some(existing) = on_tx!(&mut tx, deployment_by_hash(&key, &hash))? {
+                (existing, false)
+            } else {
+                let version = on_tx!(&mut tx, max_version(&key))? + 1;
+                let row = DeploymentRow {
+                    key: key.clone(),
+                    version,
+                    hash: hash.clone(),
+                    title: model.title.clone(),
+                    source: req.source.clone(),
+                    model: model_json.clone(),
+                    config: config.clone(),
+                    files: files.clone(),
+                    created_at: now,
+                };
+                on_tx!(&mut tx, insert_deployment(&row))?;
+                (row, true)
+            }
+        })?;
+        Ok(deployment_view(&row, created))
+    }
+
+    /// Every deployed version, by key and version.
+    pub async fn definitions(&self) -> Result<Vec<Deployment>> {
+        let rows = on_pool!(&self.inner.pool, deployments())?;
+        Ok(rows.iter().map(|r| deployment_view(r, false)).collect())
+    }
+
+    /// One version (`None`: the latest) with its source and model.
+    pub async fn definition(&self, key: &str, version: Option<i64>) -> Result<DeploymentDetail> {
+        let row = on_pool!(&self.inner.pool, deployment(key, version))?
+            .ok_or_else(|| EngineError::not_found(format!("process {key}")))?;
+        let loaded = self.loaded(&row)?;
+        Ok(DeploymentDetail {
+            deployment: deployment_view(&row, false),
+            source: row.source.clone(),
+            model: loaded.model.clone(),
+        })
+    }
+
+    fn loaded(&self, row: &DeploymentRow) -> Result<Arc<Loaded>> {
+        let k = (row.key.clone(), row.version);
+        let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = cache.get(&k) {
+            return Ok(l.clone());
+        }
+        let l = Arc::new(Loaded {
+            model: serde_json::from_str(&row.model)?,
+            data: DeploymentData {
+                config: serde_json::from_str(&row.config)?,
+                files: serde_json::from_str(&row.files)?,
+            },
+        });
+        cache.insert(k, l.clone());
+        Ok(l)
+    }
+
+    async fn loaded_version(&self, tx: &mut Tx, key: &str, version: i64) -> Result<Arc<Loaded>> {
+        {
+            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(l) = cache.get(&(key.to_string(), version)) {
+                return Ok(l.clone());
+            }
+        }
+        let row = on_tx!(tx, deployment_tx(key, Some(version)))?.ok_or_else(|| {
+            EngineError::Internal(format!("deployment {key} v{version} is missing"))
+        })?;
+        self.loaded(&row)
+    }
+
+    // ---- instances ----
+
+    /// Starts an instance of the latest version of `process`. A repeated business key returns
+    /// the existing instance (`existing: true`).
+    pub async fn start(&self, req: StartRequest) -> Result<InstanceView> {
+        let dep = on_pool!(&self.inner.pool, deployment(&req.process, None))?
+            .ok_or_else(|| EngineError::not_found(format!("process {}", req.process)))?;
+        let loaded = self.loaded(&dep)?;
+        if let Some(bk) = &req.business_key
+            && bk.trim().is_empty()
+        {
+            return Err(EngineError::invalid(
+                "business_key",
+                "is empty; leave it out or give a value",
+            ));
+        }
+        let now = self.now();
+        let vars = runtime::start_vars(&loaded.model, &loaded.data, &req.vars, now)?;
+        let (id, existing) = transaction!(self, |tx, fx| {
+            let found = match &req.business_key {
+                Some(bk) => on_tx!(&mut tx, instance_by_business_key(&dep.key, bk))?,
+                None => None,
+            };
+            if let Some(found) = found {
+                (found.id, true)
+            } else {
+                let id = new_id();
+                let row = new_instance_row(
+                    &id,
+                    &dep.key,
+                    dep.version,
+                    req.business_key.clone(),
+                    &vars,
+                    None,
+                    now,
+                )?;
+                on_tx!(&mut tx, insert_instance(&row))?;
+                self.run_event(
+                    &mut tx,
+                    &mut fx,
+                    &id,
+                    Event::Start {
+                        actor: req.actor.clone(),
+                    },
+                )
+                .await?;
+                (id, false)
+            }
+        })?;
+        let mut view = self.instance(&id).await?;
+        view.existing = existing;
+        Ok(view)
+    }
+
+    /// Applies `event` to `id` and follows on to linked instances (children started, parents
+    /// waiting for a child that ended), all in `tx`.
+    async fn run_event(&self, tx: &mut Tx, fx: &mut Effects, id: &str, event: Event) -> Result<()> {
+        let mut queue = VecDeque::from([(id.to_string(), event)]);
+        let mut first = true;
+        while let Some((id, event)) = queue.pop_front() {
+            let mut row = on_tx!(tx, lock_instance(&id))?
+                .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
+            let loaded = self
+                .loaded_version(tx, &row.process_key, row.version)
+                .await?;
+            let data = instance_data(&row)?;
+            let now = self.now();
+            let cs = match runtime::advance(
+                &loaded.model,
+                &loaded.data,
+                &data,
+                event,
+                now,
+                &*self.inner.due,
+            ) {
+                Ok(cs) => cs,
+                Err(e) if first => return Err(e),
+                // A follow-on event a linked instance no longer accepts is dropped.
+                Err(_) => continue,
+            };
+            first = false;
+            let was_terminal = data.status.is_terminal();
+            for child in &cs.children {
+                let dep = on_tx!(tx, deployment_tx(&child.process, None))?.ok_or_else(|| {
+                    EngineError::conflict(format!(
+                        "linked process `{}` is not deployed; deploy it first",
+                        child.process
+                    ))
+                })?;
+                let cl = self.loaded(&dep)?;
+                let vars =
+                    runtime::start_vars(&cl.model, &cl.data, &child.vars, now).map_err(|e| {
+                        EngineError::conflict(format!(
+                            "linked process `{}` cannot start: {e}",
+                            child.process
+                        ))
+                    })?;
+                let mut crow = new_instance_row(
+                    &child.id,
+                    &dep.key,
+                    dep.version,
+                    None,
+                    &vars,
+                    Some((&row.id, &child.node)),
+                    now,
+                )?;
+                crow.parent_node = Some(child.node.clone());
+                on_tx!(tx, insert_instance(&crow))?;
+                queue.push_back((
+                    child.id.clone(),
+                    Event::Start {
+                        actor: "engine".into(),
+                    },
+                ));
+            }
+            let status = cs.status;
+            let result = cs.result.clone();
+            self.apply(tx, fx, &mut row, cs, now).await?;
+            if status.is_terminal()
+                && !was_terminal
+                && let Some(parent) = &row.parent_id
+            {
+                queue.push_back((
+                    parent.clone(),
+                    Event::ChildEnded {
+                        child: row.id.clone(),
+                        result,
+                        status,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a changeset.
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        row: &mut InstanceRow,
+        cs: Changeset,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now_ms = ms(now);
+        for t in &cs.new_tasks {
+            let task = TaskRow {
+                id: t.id.clone(),
+                instance_id: row.id.clone(),
+                node: t.node.clone(),
+                label: t.label.clone(),
+                queue: t.queue.clone(),
+                org_unit: t.org_unit.clone(),
+                state: "open".into(),
+                lock_token: 0,
+                locked_by: None,
+                lock_expires_at: None,
+                available_at: now_ms,
+                assignee: t.assignee.clone(),
+                item: t.item.as_ref().map(Json::to_string),
+                outcome: None,
+                completed_by: None,
+                failures: 0,
+                last_error: None,
+                due_at: t.due_at,
+                created_at: now_ms,
+                completed_at: None,
+            };
+            on_tx!(tx, insert_task(&task))?;
+            fx.queues.push(t.queue.clone());
+        }
+        for t in &cs.new_timers {
+            let timer = TimerRow {
+                id: t.id.clone(),
+                instance_id: row.id.clone(),
+                kind: t.kind.to_string(),
+                node: t.node.clone(),
+                task_id: t.task_id.clone(),
+                due_at: t.due_at,
+                payload: t.payload.to_string(),
+                state: "pending".into(),
+            };
+            on_tx!(tx, insert_timer(&timer, now_ms))?;
+            fx.timers.push(t.due_at);
+        }
+        for id in &cs.cancel_timers {
+            on_tx!(tx, cancel_timer(id))?;
+        }
+        if cs.status.is_terminal() {
+            on_tx!(tx, cancel_open_tasks(&row.id, now_ms))?;
+            on_tx!(tx, cancel_instance_timers(&row.id))?;
+        }
+        for o in &cs.outbox {
+            let out = OutboxRow {
+                id: o.id.clone(),
+                instance_id: row.id.clone(),
+                channel: o.channel.clone(),
+                dedup_key: o.dedup_key.clone(),
+                payload: o.payload.to_string(),
+                state: "pending".into(),
+                attempts: 0,
+                next_attempt_at: now_ms,
+                last_error: None,
+                created_at: now_ms,
+                delivered_at: None,
+            };
+            on_tx!(tx, insert_outbox(&out))?;
+        }
+        for d in &cs.documents {
+            let doc = DocumentRow {
+                id: d.id.clone(),
+                instance_id: row.id.clone(),
+                name: d.name.clone(),
+                label: d.label.clone(),
+                public: i64::from(d.public),
+                content: d.content.clone(),
+                created_at: now_ms,
+            };
+            on_tx!(tx, insert_document(&doc))?;
+        }
+        let entries: Vec<(String, Option<String>, String, String, String)> = cs
+            .history
+            .iter()
+            .map(|h| {
+                (
+                    h.actor.clone(),
+                    h.node.clone(),
+                    h.kind.clone(),
+                    h.text.clone(),
+                    h.data.to_string(),
+                )
+            })
+            .collect();
+        self.append_history(tx, row, entries, now_ms).await?;
+        row.status = cs.status.as_str().into();
+        row.result = cs.result.or(row.result.take());
+        row.incident = cs.incident;
+        row.vars = serde_json::to_string(&cs.vars)?;
+        row.state = serde_json::to_string(&cs.state)?;
+        row.provisional = i64::from(cs.provisional);
+        row.updated_at = now_ms;
+        if cs.status.is_terminal() && row.ended_at.is_none() {
+            row.ended_at = Some(now_ms);
+        }
+        on_tx!(tx, update_instance(row))?;
+        Ok(())
+    }
+
+    /// Appends entries to the instance's hash chain; updates `row`'s count and head (the caller
+    /// writes the row).
+    async fn append_history(
+        &self,
+        tx: &mut Tx,
+        row: &mut InstanceRow,
+        entries: Vec<(String, Option<String>, String, String, String)>,
+        now: i64,
+    ) -> Result<()> {
+        for (actor, node, kind, text, data) in entries {
+            let mut h = HistoryRow {
+                instance_id: row.id.clone(),
+                seq: row.history_count + 1,
+                at: now,
+                actor,
+                node,
+                kind,
+                text,
+                data,
+                prev_hash: row.history_head.clone(),
+                hash: String::new(),
+            };
+            h.hash = ledger::entry_hash(&h);
+            on_tx!(tx, insert_history(&h))?;
+            row.history_count = h.seq;
+            row.history_head = h.hash;
+        }
+        Ok(())
+    }
+
+    /// Appends entries for a change that does not otherwise touch the instance row.
+    async fn note(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        actor: &str,
+        node: &str,
+        kind: &str,
+        text: String,
+        data: Json,
+    ) -> Result<InstanceRow> {
+        let mut row = on_tx!(tx, lock_instance(instance))?
+            .ok_or_else(|| EngineError::not_found(format!("instance {instance}")))?;
+        let now = ms(self.now());
+        self.append_history(
+            tx,
+            &mut row,
+            vec![(
+                actor.to_string(),
+                Some(node.to_string()),
+                kind.to_string(),
+                text,
+                data.to_string(),
+            )],
+            now,
+        )
+        .await?;
+        on_tx!(
+            tx,
+            set_history_head(&row.id, row.history_count, &row.history_head)
+        )?;
+        Ok(row)
+    }
+
+    /// The instance with masked case data, its open tasks and pending timers.
+    pub async fn instance(&self, id: &str) -> Result<InstanceView> {
+        let pool = &self.inner.pool;
+        let row = on_pool!(pool, instance(id))?
+            .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
+        let dep =
+            on_pool!(pool, deployment(&row.process_key, Some(row.version)))?.ok_or_else(|| {
+                EngineError::Internal(format!("deployment of instance {id} is missing"))
+            })?;
+        let loaded = self.loaded(&dep)?;
+        let state: RunState = serde_json::from_str(&row.state)?;
+        let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
+        let masked = vars
+            .iter()
+            .map(|(k, v)| {
+                let personal = loaded
+                    .model
+                    .vars
+                    .iter()
+                    .find(|d| &d.name.name == k)
+                    .and_then(|d| d.personal);
+                (
+                    k.clone(),
+                    personal.map_or_else(|| v.clone(), |p| mask::mask_json(p, v)),
+                )
+            })
+            .collect();
+        let mut tasks = Vec::new();
+        for state in ["open", "claimed", "failed"] {
+            let q = TaskQuery {
+                instance: Some(id.to_string()),
+                state: Some(state.into()),
+                limit: 1000,
+                ..Default::default()
+            };
+            tasks.extend(on_pool!(pool, tasks(&q))?.into_iter().map(task_view));
+        }
+        tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let timers = on_pool!(pool, instance_timers(id))?
+            .into_iter()
+            .map(|t| TimerView {
+                id: t.id,
+                kind: t.kind,
+                node: t.node,
+                task_id: t.task_id,
+                due_at: time(t.due_at),
+            })
+            .collect();
+        Ok(InstanceView {
+            id: row.id.clone(),
+            process: row.process_key.clone(),
+            version: row.version,
+            business_key: row.business_key.clone(),
+            status: Status::parse(&row.status)
+                .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
+            result: row.result.clone(),
+            incident: row.incident.clone(),
+            vars: masked,
+            active_nodes: state.tokens.iter().map(|t| t.node.clone()).collect(),
+            tasks,
+            timers,
+            provisional_due: row.provisional != 0,
+            parent_id: row.parent_id.clone(),
+            created_at: time(row.created_at),
+            updated_at: time(row.updated_at),
+            ended_at: row.ended_at.map(time),
+            existing: false,
+        })
+    }
+
+    /// Unmasked case data, for callers entitled to it (the API decides).
+    pub async fn instance_vars(&self, id: &str) -> Result<Map<String, Json>> {
+        let row = on_pool!(&self.inner.pool, instance(id))?
+            .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
+        Ok(serde_json::from_str(&row.vars)?)
+    }
+
+    /// The instance's timeline.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        if on_pool!(&self.inner.pool, instance(id))?.is_none() {
+            return Err(EngineError::not_found(format!("instance {id}")));
+        }
+        Ok(on_pool!(&self.inner.pool, history(id))?
+            .into_iter()
+            .map(HistoryEntry::from)
+            .collect())
+    }
+
+    /// Documents issued for the instance.
+    pub async fn documents(&self, id: &str) -> Result<Vec<Document>> {
+        if on_pool!(&self.inner.pool, instance(id))?.is_none() {
+            return Err(EngineError::not_found(format!("instance {id}")));
+        }
+        Ok(on_pool!(&self.inner.pool, documents(id))?
+            .into_iter()
+            .map(|d| Document {
+                id: d.id,
+                name: d.name,
+                label: d.label,
+                public: d.public != 0,
+                content: d.content,
+                created_at: time(d.created_at),
+            })
+            .collect())
+    }
+
+    /// Delivers a message the instance waits for; its payload sets the listed variables.
+    pub async fn message(
+        &self,
+        id: &str,
+        name: &str,
+        payload: Map<String, Json>,
+        actor: &str,
+    ) -> Result<InstanceView> {
+        transaction!(self, |tx, fx| {
+            self.run_event(
+                &mut tx,
+                &mut fx,
+                id,
+                Event::Message {
+                    name: name.to_string(),
+                    payload: payload.clone(),
+                    actor: actor.to_string(),
+                },
+            )
+            .await?;
+        })?;
+        self.instance(id).await
+    }
+
+    /// Cancels a running instance: its tasks and timers are cancelled with it.
+    pub async fn cancel(&self, id: &str, reason: &str, actor: &str) -> Result<InstanceView> {
+        transaction!(self, |tx, fx| {
+            self.run_event(
+                &mut tx,
+                &mut fx,
+                id,
+                Event::Cancel {
+                    reason: reason.to_string(),
+                    actor: actor.to_string(),
+                },
+            )
+            .await?;
+        })?;
+        self.instance(id).await
+    }
+
+    /// Retries nodes parked as incidents and reopens failed tasks.
+    pub async fn resolve_incident(&self, id: &str, actor: &str) -> Result<InstanceView> {
+        transaction!(self, |tx, fx| {
+            let row = on_tx!(&mut tx, lock_instance(id))?
+                .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
+            let now = ms(self.now());
+            let reopened = on_tx!(&mut tx, reopen_failed_tasks(id, now))?;
+            let state: RunState = serde_json::from_str(&row.state)?;
+            let parked = state
+                .tokens
+                .iter()
+                .any(|t| matches!(t.wait, Wait::Incident { .. }));
+            if parked {
+                self.run_event(
+                    &mut tx,
+                    &mut fx,
+                    id,
+                    Event::Resolve {
+                        actor: actor.to_string(),
+                    },
+                )
+                .await?;
+            } else if reopened > 0 {
+                let mut row = self
+                    .note(
+                        &mut tx,
+                        id,
+                        actor,
+                        "",
+                        "incident_resolved",
+                        format!("{reopened} failed task(s) reopened"),
+                        json!({}),
+                    )
+                    .await?;
+                row.status = Status::Running.as_str().into();
+                row.incident = None;
+                row.updated_at = now;
+                on_tx!(&mut tx, update_instance(&row))?;
+            } else {
+                return Err(EngineError::conflict(
+                    "the instance has no incident to resolve",
+                ));
+            }
+        })?;
+        self.instance(id).await
+    }
+
+    // ---- tasks ----
+
+    /// Fetch-and-lock up to `max` tasks of the queues for `lease`.
+    pub async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        let mut problems = Vec::new();
+        if req.queues.is_empty() {
+            problems.push(Problem::new("queues", "name at least one queue"));
+        }
+        if req.worker.trim().is_empty() {
+            problems.push(Problem::new("worker", "is required"));
+        }
+        if req.max == 0 || req.max > 1000 {
+            problems.push(Problem::new("max", "must be between 1 and 1000"));
+        }
+        if req.lease <= Duration::zero() || req.lease > Duration::days(7) {
+            problems.push(Problem::new("lease", "must be between 1 second and 7 days"));
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid { problems });
+        }
+        let now = self.now();
+        let q = ClaimQuery {
+            worker: req.worker.clone(),
+            queues: json_list(&req.queues),
+            org_units: req.org_units.as_ref().map(|o| json_list(o)),
+            now: ms(now),
+            expires_at: ms(now + req.lease),
+            max: i64::from(req.max),
+        };
+        let rows = transaction!(self, |tx, _fx| {
+            let rows = on_tx!(&mut tx, claim_tasks(&q))?;
+            let mut by_instance: Vec<&TaskRow> = rows.iter().collect();
+            by_instance.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+            for t in by_instance {
+                self.note(
+                    &mut tx,
+                    &t.instance_id,
+                    &req.worker,
+                    &t.node,
+                    "task_claimed",
+                    format!(
+                        "{} claimed by {} (token {})",
+                        t.node, req.worker, t.lock_token
+                    ),
+                    json!({ "task": t.id, "lock_token": t.lock_token }),
+                )
+                .await?;
+            }
+            rows
+        })?;
+        let mut out = Vec::new();
+        for t in rows {
+            out.push(self.claimed(t).await?);
+        }
+        Ok(out)
+    }
+
+    async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
+        let pool = &self.inner.pool;
+        let inst = on_pool!(pool, instance(&t.instance_id))?.ok_or_else(|| {
+            EngineError::Internal(format!("instance {} is missing", t.instance_id))
+        })?;
+        let dep = on_pool!(pool, deployment(&inst.process_key, Some(inst.version)))?
+            .ok_or_else(|| EngineError::Internal("deployment missing".into()))?;
+        let loaded = self.loaded(&dep)?;
+        let (outcomes, fields) = match loaded
+            .model
+            .nodes
+            .iter()
+            .find(|n| n.id.name == t.node)
+            .map(|n| &n.kind)
+        {
+            Some(NodeKind::Task(spec)) => {
+                let mut names: Vec<(String, bool)> = spec
+                    .fields
+                    .iter()
+                    .map(|f| (f.var.name.clone(), f.required))
+                    .collect();
+                for o in &spec.outcomes {
+                    for r in &o.requires {
+                        if !names.iter().any(|(n, _)| n == &r.name) {
+                            names.push((r.name.clone(), false));
+                        }
+                    }
+                }
+                let fields = names
+                    .into_iter()
+                    .map(|(name, required)| {
+                        let decl = loaded.model.vars.iter().find(|v| v.name.name == name);
+                        FieldView {
+                            ty: decl
+                                .map(|d| yimen_dsl::value::type_name(&d.ty))
+                                .unwrap_or_default(),
+                            label: decl.and_then(|d| d.label.clone()),
+                            name,
+                            required,
+                        }
+                    })
+                    .collect();
+                (
+                    spec.outcomes.iter().map(|o| o.key.name.clone()).collect(),
+                    fields,
+                )
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        Ok(ClaimedTask {
+            lock_token: t.lock_token,
+            lock_expires_at: time(t.lock_expires_at.unwrap_or_default()),
+            process: inst.process_key.clone(),
+            vars: serde_json::from_str(&inst.vars)?,
+            outcomes,
+            fields,
+            task: task_view(t),
+        })
+    }
+
+    /// Checks that `task` is claimed under `token`; says why not.
+    fn check_lock(task: &TaskRow, token: i64) -> Result<()> {
+        match task.state.as_str() {
+            "claimed" if task.lock_token == token => Ok(()),
+            "claimed" => Err(EngineError::conflict(format!(
+                "lock token {token} is stale: task {} was claimed again (current token {}); claim it anew",
+                task.id, task.lock_token
+            ))),
+            "completed" => Err(EngineError::conflict(format!(
+                "task {} is already completed{}",
+                task.id,
+                task.completed_by
+                    .as_deref()
+                    .map(|w| format!(" by {w}"))
+                    .unwrap_or_default()
+            ))),
+            "cancelled" => Err(EngineError::conflict(format!(
+                "task {} was cancelled: its case moved on or ended",
+                task.id
+            ))),
+            "failed" => Err(EngineError::conflict(format!(
+                "task {} failed; an operator must resolve the incident first",
+                task.id
+            ))),
+            _ => Err(EngineError::conflict(format!(
+                "task {} is not claimed (its lease may have run out and been released); claim it first",
+                task.id
+            ))),
+        }
+    }
+
+    /// Completes a claimed task with an outcome and variables. 422 lists every problem and
+    /// changes nothing; 409 says why the token is not good.
+    pub async fn complete(&self, req: CompleteRequest) -> Result<InstanceView> {
+        let instance_id = transaction!(self, |tx, fx| {
+            let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
+                .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
+            Engine::check_lock(&task, req.lock_token)?;
+            let tref = TaskRef {
+                id: task.id.clone(),
+                node: task.node.clone(),
+                item: task
+                    .item
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok()),
+                assignee: task.assignee.clone(),
+                locked_by: task.locked_by.clone(),
+            };
+            self.run_event(
+                &mut tx,
+                &mut fx,
+                &task.instance_id,
+                Event::TaskCompleted {
+                    task: tref,
+                    outcome: req.outcome.clone(),
+                    vars: req.vars.clone(),
+                    actor: req.actor.clone(),
+                },
+            )
+            .await?;
+            let outcome = match &req.outcome {
+                Some(o) => Some(o.clone()),
+                None => self.only_outcome(&mut tx, &task).await?,
+            };
+            task.state = "completed".into();
+            task.outcome = outcome;
+            task.completed_by = Some(req.actor.clone());
+            task.completed_at = Some(ms(self.now()));
+            task.lock_expires_at = None;
+            on_tx!(&mut tx, update_task(&task))?;
+            on_tx!(&mut tx, cancel_task_timers(&task.id))?;
+            task.instance_id
+        })?;
+        self.instance(&instance_id).await
+    }
+
+    async fn only_outcome(&self, tx: &mut Tx, task: &TaskRow) -> Result<Option<String>> {
+        let inst = on_tx!(tx, lock_instance(&task.instance_id))?
+            .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
+        let loaded = self
+            .loaded_version(tx, &inst.process_key, inst.version)
+            .await?;
+        Ok(
+            match loaded
+                .model
+                .nodes
+                .iter()
+                .find(|n| n.id.name == task.node)
+                .map(|n| &n.kind)
+            {
+                Some(NodeKind::Task(spec)) => spec.outcomes.first().map(|o| o.key.name.clone()),
+                _ => None,
+            },
+        )
+    }
+
+    /// Extends the lease of a claimed task.
+    pub async fn extend(
+        &self,
+        task_id: &str,
+        lock_token: i64,
+        lease: Duration,
+    ) -> Result<ClaimedTask> {
+        if lease <= Duration::zero() || lease > Duration::days(7) {
+            return Err(EngineError::invalid(
+                "lease",
+                "must be between 1 second and 7 days",
+            ));
+        }
+        let task = transaction!(self, |tx, _fx| {
+            let mut task = on_tx!(&mut tx, lock_task(task_id))?
+                .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
+            Engine::check_lock(&task, lock_token)?;
+            task.lock_expires_at = Some(ms(self.now() + lease));
+            on_tx!(&mut tx, update_task(&task))?;
+            task
+        })?;
+        self.claimed(task).await
+    }
+
+    /// Gives a claimed task back to its queue.
+    pub async fn release(&self, task_id: &str, lock_token: i64, actor: &str) -> Result<TaskView> {
+        let task = transaction!(self, |tx, fx| {
+            let mut task = on_tx!(&mut tx, lock_task(task_id))?
+                .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
+            Engine::check_lock(&task, lock_token)?;
+            task.state = "open".into();
+            task.locked_by = None;
+            task.lock_expires_at = None;
+            task.available_at = ms(self.now());
+            on_tx!(&mut tx, update_task(&task))?;
+            self.note(
+                &mut tx,
+                &task.instance_id,
+                actor,
+                &task.node,
+                "task_released",
+                format!("{} released by {actor}", task.node),
+                json!({ "task": task.id }),
+            )
+            .await?;
+            fx.queues.push(task.queue.clone());
+            task
+        })?;
+        Ok(task_view(task))
+    }
+
+    /// Reports a worker's failure: retried later, or (no `retry_after`) an incident.
+    pub async fn fail(&self, req: FailRequest) -> Result<TaskView> {
+        let task = transaction!(self, |tx, fx| {
+            let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
+                .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
+            Engine::check_lock(&task, req.lock_token)?;
+            let now = self.now();
+            task.failures += 1;
+            task.last_error = Some(req.error.clone());
+            task.locked_by = None;
+            task.lock_expires_at = None;
+            match req.retry_after {
+                Some(after) => {
+                    task.state = "open".into();
+                    task.available_at = ms(now + after.max(Duration::zero()));
+                    fx.queues.push(task.queue.clone());
+                }
+                None => task.state = "failed".into(),
+            }
+            on_tx!(&mut tx, update_task(&task))?;
+            let text = match req.retry_after {
+                Some(after) => format!(
+                    "{} failed ({}); retry in {}s",
+                    task.node,
+                    req.error,
+                    after.num_seconds()
+                ),
+                None => format!("{} failed ({}); incident", task.node, req.error),
+            };
+            let mut row = self
+                .note(
+                    &mut tx,
+                    &task.instance_id,
+                    &req.actor,
+                    &task.node,
+                    "task_failed",
+                    text,
+                    json!({ "task": task.id, "failures": task.failures }),
+                )
+                .await?;
+            if req.retry_after.is_none()
+                && !Status::parse(&row.status).is_some_and(Status::is_terminal)
+            {
+                row.status = Status::Incident.as_str().into();
+                row.incident = Some(format!("{}: {}", task.node, req.error));
+                row.updated_at = ms(now);
+                on_tx!(&mut tx, update_instance(&row))?;
+            }
+            task
+        })?;
+        Ok(task_view(task))
+    }
+
+    /// Lists tasks.
+    pub async fn tasks(&self, f: TaskFilter) -> Result<Vec<TaskView>> {
+        let q = TaskQuery {
+            queues: f.queues.as_ref().map(|q| json_list(q)),
+            org_units: f.org_units.as_ref().map(|o| json_list(o)),
+            state: f.state.map(|s| s.as_str().to_string()),
+            instance: f.instance,
+            limit: i64::from(f.limit.unwrap_or(100).min(1000)),
+        };
+        Ok(on_pool!(&self.inner.pool, tasks(&q))?
+            .into_iter()
+            .map(task_view)
+            .collect())
+    }
+
+    /// One task.
+    pub async fn task(&self, id: &str) -> Result<TaskView> {
+        on_pool!(&self.inner.pool, task(id))?
+            .map(task_view)
+            .ok_or_else(|| EngineError::not_found(format!("task {id}")))
+    }
+
+    // ---- timers ----
+
+    /// Fires every timer due at `now`, in due order, each in its own transaction; returns how
+    /// many fired. Safe with several servers: a timer fires once.
+    pub async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<usize> {
+        let mut fired = 0;
+        loop {
+            let done = transaction!(self, |tx, fx| {
+                match on_tx!(&mut tx, next_due_timer(ms(now)))? {
+                    None => true,
+                    Some(timer) => {
+                        on_tx!(&mut tx, mark_timer_fired(&timer.id, ms(self.now())))?;
+                        let task = match &timer.task_id {
+                            Some(id) => on_tx!(&mut tx, lock_task(id))?.map(|t| TaskRef {
+                                item: t.item.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+                                id: t.id,
+                                node: t.node,
+                                assignee: t.assignee,
+                                locked_by: t.locked_by,
+                            }),
+                            None => None,
+                        };
+                        let event = Event::Timer(TimerRef {
+                            id: timer.id.clone(),
+                            kind: timer.kind.clone(),
+                            node: timer.node.clone(),
+                            task,
+                            payload: serde_json::from_str(&timer.payload).unwrap_or(Json::Null),
+                        });
+                        match self
+                            .run_event(&mut tx, &mut fx, &timer.instance_id, event)
+                            .await
+                        {
+                            // The instance ended or moved on: the timer is spent all the same.
+                            Ok(())
+                            | Err(EngineError::Conflict { .. })
+                            | Err(EngineError::NotFound { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                        false
+                    }
+                }
+            })?;
+            if done {
+                break;
+            }
+            fired += 1;
+        }
+        Ok(fired)
+    }
+
+    /// Due time of the earliest pending timer.
+    pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(on_pool!(&self.inner.pool, next_timer_due())?.map(time))
+    }
+
+    // ---- outbox ----
+
+    /// Claims up to `max` due deliveries; they are hidden from other claimers for `lease`.
+    pub async fn outbox_claim(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>> {
+        let rows = transaction!(self, |tx, _fx| {
+            on_tx!(
+                &mut tx,
+                claim_outbox(ms(now), ms(now + lease), i64::from(max))
+            )?
+        })?;
+        Ok(rows.into_iter().map(outbox_view).collect())
+    }
+
+    /// Marks a delivery done. `false`: it was not pending (already delivered or dead).
+    pub async fn outbox_delivered(&self, id: &str) -> Result<bool> {
+        Ok(on_pool!(&self.inner.pool, outbox_delivered(id, ms(self.now())))? > 0)
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or given up (`None`: state `dead`).
+    pub async fn outbox_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        Ok(on_pool!(&self.inner.pool, outbox_failed(id, error, retry_at.map(ms)))? > 0)
+    }
+
+    /// Deliveries of an instance, with their state.
+    pub async fn outbox_of(&self, instance: &str) -> Result<Vec<OutboxMessage>> {
+        Ok(on_pool!(&self.inner.pool, outbox_of(instance))?
+            .into_iter()
+            .map(outbox_view)
+            .collect())
+    }
+
+    // ---- ledger ----
+
+    /// History entries written in `[from, to)`, in time order.
+    pub async fn ledger_export(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HistoryEntry>> {
+        if to < from {
+            return Err(EngineError::invalid("to", "is before `from`"));
+        }
+        Ok(on_pool!(&self.inner.pool, history_range(ms(from), ms(to)))?
+            .into_iter()
+            .map(HistoryEntry::from)
+            .collect())
+    }
+
+    /// Verifies every instance's hash chain.
+    pub async fn ledger_verify(&self) -> Result<LedgerReport> {
+        let instances = on_pool!(&self.inner.pool, instances_all())?;
+        let history = on_pool!(&self.inner.pool, history_all())?;
+        Ok(ledger::verify(&instances, &history))
+    }
+}
+
+fn deployment_view(r: &DeploymentRow, created: bool) -> Deployment {
+    Deployment {
+        key: r.key.clone(),
+        version: r.version,
+        hash: r.hash.clone(),
+        title: r.title.clone(),
+        created,
+        created_at: time(r.created_at),
+    }
+}
+
+fn task_view(t: TaskRow) -> TaskView {
+    TaskView {
+        state: TaskState::parse(&t.state).unwrap_or(TaskState::Open),
+        item: t.item.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+        lock_expires_at: t.lock_expires_at.map(time),
+        due_at: t.due_at.map(time),
+        created_at: time(t.created_at),
+        completed_at: t.completed_at.map(time),
+        id: t.id,
+        instance_id: t.instance_id,
+        node: t.node,
+        label: t.label,
+        queue: t.queue,
+        org_unit: t.org_unit,
+        locked_by: t.locked_by,
+        assignee: t.assignee,
+        outcome: t.outcome,
+        completed_by: t.completed_by,
+        failures: t.failures,
+        last_error: t.last_error,
+    }
+}
+
+fn outbox_view(o: OutboxRow) -> OutboxMessage {
+    OutboxMessage {
+        payload: serde_json::from_str(&o.payload).unwrap_or(Json::Null),
+        created_at: time(o.created_at),
+        delivered_at: o.delivered_at.map(time),
+        id: o.id,
+        instance_id: o.instance_id,
+        channel: o.channel,
+        dedup_key: o.dedup_key,
+        attempts: o.attempts,
+        state: o.state,
+        last_error: o.last_error,
+    }
+}
+
+fn instance_data(row: &InstanceRow) -> Result<InstanceData> {
+    Ok(InstanceData {
+        id: row.id.clone(),
+        status: Status::parse(&row.status)
+            .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
+        vars: serde_json::from_str(&row.vars)?,
+        state: serde_json::from_str(&row.state)?,
+        provisional: row.provisional != 0,
+    })
+}
+
+fn new_instance_row(
+    id: &str,
+    key: &str,
+    version: i64,
+    business_key: Option<String>,
+    vars: &Map<String, Json>,
+    parent: Option<(&str, &str)>,
+    now: DateTime<Utc>,
+) -> Result<InstanceRow> {
+    Ok(InstanceRow {
+        id: id.to_string(),
+        process_key: key.to_string(),
+        version,
+        business_key,
+        status: Status::Running.as_str().into(),
+        result: None,
+        incident: None,
+        vars: serde_json::to_string(vars)?,
+        state: serde_json::to_string(&RunState::default())?,
+        provisional: 0,
+        parent_id: parent.map(|p| p.0.to_string()),
+        parent_node: parent.map(|p| p.1.to_string()),
+        created_at: ms(now),
+        updated_at: ms(now),
+        ended_at: None,
+        history_count: 0,
+        history_head: String::new(),
+    })
+}
+
+/// Parses the configuration YAML the model declares (if it was deployed with it).
+fn load_config(model: &Process, files: &BTreeMap<String, String>) -> Result<Json> {
+    let Some(decl) = &model.config else {
+        return Ok(Json::Object(Map::new()));
+    };
+    let Some(text) = files.get(&decl.file) else {
+        return Err(EngineError::invalid(
+            "files",
+            format!(
+                "the configuration file {} the process declares was not deployed with it",
+                decl.file
+            ),
+        ));
+    };
+    serde_saphyr::from_str::<Json>(text)
+        .map_err(|e| EngineError::invalid(decl.file.clone(), format!("not valid YAML: {e}")))
+}
+
+/// Compiles process source. Until the language crate's `compile` lands this build needs a
+/// model.
+fn compile(file: &str, _source: &str, _files: &BTreeMap<String, String>) -> Result<Process> {
+    Err(EngineError::invalid(
+        "source",
+        format!("{file}: this build cannot compile process files yet; deploy a compiled model"),
+    ))
+}

@@ -1,0 +1,110 @@
+//! The engine's one error type. The HTTP API maps it to a status with [`EngineError::status`];
+//! bad input is never a 500.
+
+use serde::Serialize;
+use yimen_dsl::diagnostic::Diagnostic;
+
+/// One thing wrong with a request (a variable, an outcome, a field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What the problem is about: a variable name, `outcome`, `business_key`, ...
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 404: no such definition, instance, task, ...
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// 409: the request is valid but the state does not allow it (stale lock token, task
+    /// already completed, instance not waiting for that message).
+    #[error("conflict: {why}")]
+    Conflict { why: String },
+    /// 422: every problem with the request; nothing was changed.
+    #[error("invalid request: {}", problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "))]
+    Invalid { problems: Vec<Problem> },
+    /// 422: the process source does not compile or check.
+    #[error("the process has {} problem(s)", .0.len())]
+    Diagnostics(Vec<Diagnostic>),
+    /// The database was written by a newer yimen.
+    #[error(
+        "the database schema is version {found}, newer than this yimen knows (up to {known}); upgrade yimen or use another database"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    /// 500: the database failed. The text is for logs, not for clients.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// 500: a stored model or state could not be read back (corruption or a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// HTTP status the API answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::NotFound { .. } => 404,
+            EngineError::Conflict { .. } => 409,
+            EngineError::Invalid { .. } | EngineError::Diagnostics(_) => 422,
+            EngineError::SchemaTooNew { .. } => 503,
+            EngineError::Storage(_) | EngineError::Internal(_) => 500,
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> EngineError {
+        EngineError::NotFound { what: what.into() }
+    }
+
+    pub fn conflict(why: impl Into<String>) -> EngineError {
+        EngineError::Conflict { why: why.into() }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
+        EngineError::Invalid {
+            problems: vec![Problem::new(field, message)],
+        }
+    }
+
+    /// Retry-able database contention (deadlock, serialization failure, SQLite busy).
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Storage(s) => {
+                s.contains("deadlock")
+                    || s.contains("could not serialize")
+                    || s.contains("database is locked")
+                    || s.contains("40P01")
+                    || s.contains("40001")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && let Some(code) = db.code()
+        {
+            return EngineError::Storage(format!("{} ({code})", db.message()));
+        }
+        EngineError::Storage(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for EngineError {
+    fn from(e: serde_json::Error) -> Self {
+        EngineError::Internal(format!("stored JSON unreadable: {e}"))
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

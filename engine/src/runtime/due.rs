@@ -1,0 +1,88 @@
+//! The bridge to working-day calendars: the runtime asks a [`DueDates`] for due times.
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveTime, TimeZone, Utc, Weekday};
+use yimen_dsl::model::DurationUnit;
+
+/// A computed due time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    pub at: DateTime<Utc>,
+    /// Computed without holiday data for some year (weekends only): recompute later.
+    pub provisional: bool,
+    /// Human explanation (calendar, holidays skipped), for the timeline.
+    pub explanation: String,
+}
+
+/// Computes due times of durations; the calendar module implements it for real calendars.
+pub trait DueDates: Send + Sync + std::fmt::Debug {
+    /// "`amount` `unit` after `from`" on the named calendar (`None`: the default calendar).
+    fn add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due;
+}
+
+/// Monday–Friday, 08:30–17:30 UTC+8, no holidays. Working-day results are flagged provisional.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WeekdaysOnly;
+
+fn is_workday(d: chrono::NaiveDate) -> bool {
+    !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+impl DueDates for WeekdaysOnly {
+    fn add(&self, _: Option<&str>, from: DateTime<Utc>, amount: i64, unit: DurationUnit) -> Due {
+        let tz = FixedOffset::east_opt(8 * 3600).expect("valid offset");
+        let close = NaiveTime::from_hms_opt(17, 30, 0).expect("valid time");
+        let at_close = |d: chrono::NaiveDate| {
+            tz.from_local_datetime(&d.and_time(close))
+                .single()
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(from)
+        };
+        let plain = |d: Duration| Due {
+            at: from + d,
+            provisional: false,
+            explanation: "plain elapsed time".into(),
+        };
+        match unit {
+            DurationUnit::Minutes => plain(Duration::minutes(amount)),
+            DurationUnit::Hours => plain(Duration::hours(amount)),
+            DurationUnit::WorkHours => Due {
+                // Approximation until the calendar lands: nine office hours a working day.
+                at: from + Duration::hours(amount),
+                provisional: true,
+                explanation: "weekdays-only calendar (no holiday data)".into(),
+            },
+            DurationUnit::Days => {
+                let mut d = from.with_timezone(&tz).date_naive() + Duration::days(amount);
+                while !is_workday(d) {
+                    d += Duration::days(1);
+                }
+                Due {
+                    at: at_close(d),
+                    provisional: true,
+                    explanation: "weekdays-only calendar (no holiday data)".into(),
+                }
+            }
+            DurationUnit::WorkDays => {
+                let mut d = from.with_timezone(&tz).date_naive();
+                let mut left = amount.max(0);
+                while left > 0 {
+                    d += Duration::days(1);
+                    if is_workday(d) {
+                        left -= 1;
+                    }
+                }
+                Due {
+                    at: at_close(d),
+                    provisional: true,
+                    explanation: "weekdays-only calendar (no holiday data)".into(),
+                }
+            }
+        }
+    }
+}

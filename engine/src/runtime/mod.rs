@@ -1,0 +1,1552 @@
+//! Executes a checked model. [`advance`] is a pure step function: given the model, an
+//! instance's stored state and one event, it returns the [`Changeset`] (new state, tasks, timers,
+//! history, outbox, documents, children) that the store writes in one transaction.
+//!
+//! Semantics worth knowing:
+//! - An `end` node terminates the whole instance (other tokens, tasks and timers are cancelled).
+//! - A join goes on when a token has arrived from every predecessor node.
+//! - A for-each task node goes on when every item's task completed; it takes the next node of
+//!   the first outcome (in declaration order) any item chose; `outcomes(node)` lists them all.
+//! - An expression that fails in an automatic step parks its token as an incident on the
+//!   instance; `resolve_incident` retries the node.
+//! - Automatic steps have a budget per event ([`STEP_BUDGET`]); a loop that exhausts it is an
+//!   incident, not a hang.
+
+pub mod due;
+pub mod mask;
+pub mod state;
+
+use crate::error::{EngineError, Problem};
+use chrono::{DateTime, Duration, Utc};
+use due::DueDates;
+use serde_json::{Map, Value as Json, json};
+use state::*;
+use std::collections::{BTreeMap, VecDeque};
+use yimen_dsl::eval::{Scope, eval};
+use yimen_dsl::model::{
+    Action, Assignee, ClockOp, Deadline, DurationUnit, EnumSource, EscalationWhen, Expr, NodeKind,
+    NotifyTarget, Process, QueueRef, Task, Type,
+};
+use yimen_dsl::value::Value;
+
+/// Automatic steps one event may run before the instance is parked as an incident.
+pub const STEP_BUDGET: usize = 10_000;
+
+/// What an instance's deployment brings besides the model.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentData {
+    /// Parsed configuration YAML (`config.x`).
+    pub config: Json,
+    /// Related files by path (templates).
+    pub files: BTreeMap<String, String>,
+}
+
+/// The stored part of an instance that the runtime reads.
+#[derive(Debug, Clone)]
+pub struct InstanceData {
+    pub id: String,
+    pub status: Status,
+    pub vars: Map<String, Json>,
+    pub state: RunState,
+    pub provisional: bool,
+}
+
+/// A task row the event refers to.
+#[derive(Debug, Clone)]
+pub struct TaskRef {
+    pub id: String,
+    pub node: String,
+    pub item: Option<Json>,
+    pub assignee: Option<String>,
+    pub locked_by: Option<String>,
+}
+
+/// A timer row that fell due.
+#[derive(Debug, Clone)]
+pub struct TimerRef {
+    pub id: String,
+    pub kind: String,
+    pub node: String,
+    pub task: Option<TaskRef>,
+    pub payload: Json,
+}
+
+/// One external event.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Start {
+        actor: String,
+    },
+    TaskCompleted {
+        task: TaskRef,
+        outcome: Option<String>,
+        vars: Map<String, Json>,
+        actor: String,
+    },
+    Message {
+        name: String,
+        payload: Map<String, Json>,
+        actor: String,
+    },
+    Timer(TimerRef),
+    ChildEnded {
+        child: String,
+        result: Option<String>,
+        status: Status,
+    },
+    Cancel {
+        reason: String,
+        actor: String,
+    },
+    /// Retry nodes parked as incidents.
+    Resolve {
+        actor: String,
+    },
+}
+
+/// Advances `instance` by `event`. `Err` means the event is refused and nothing changes
+/// (bad completion variables, not waiting for that message); an expression failing inside an
+/// automatic step is not an error but an incident in the changeset.
+pub fn advance(
+    model: &Process,
+    data: &DeploymentData,
+    instance: &InstanceData,
+    event: Event,
+    now: DateTime<Utc>,
+    due: &dyn DueDates,
+) -> Result<Changeset, EngineError> {
+    let mut run = Run {
+        model,
+        data,
+        due,
+        now,
+        instance_id: &instance.id,
+        actor: String::new(),
+        item: None,
+        cs: Changeset {
+            status: instance.status,
+            result: None,
+            incident: None,
+            vars: instance.vars.clone(),
+            state: instance.state.clone(),
+            provisional: instance.provisional,
+            new_tasks: Vec::new(),
+            cancel_tasks: Vec::new(),
+            new_timers: Vec::new(),
+            cancel_timers: Vec::new(),
+            history: Vec::new(),
+            outbox: Vec::new(),
+            documents: Vec::new(),
+            children: Vec::new(),
+        },
+        ready: VecDeque::new(),
+    };
+    if instance.status.is_terminal() && !matches!(event, Event::ChildEnded { .. }) {
+        return Err(EngineError::conflict(format!(
+            "instance {} is {}",
+            instance.id,
+            instance.status.as_str()
+        )));
+    }
+    run.event(event)?;
+    run.drain();
+    if run.cs.status == Status::Incident
+        && !run
+            .cs
+            .state
+            .tokens
+            .iter()
+            .any(|t| matches!(t.wait, Wait::Incident { .. }))
+    {
+        run.cs.status = Status::Running;
+        run.cs.incident = None;
+    }
+    Ok(run.cs)
+}
+
+/// Checks start variables against the declarations and fills defaults. Every problem at once.
+pub fn start_vars(
+    model: &Process,
+    data: &DeploymentData,
+    given: &Map<String, Json>,
+    now: DateTime<Utc>,
+) -> Result<Map<String, Json>, EngineError> {
+    let mut problems = Vec::new();
+    let mut vars = Map::new();
+    for name in given.keys() {
+        if !model.vars.iter().any(|v| &v.name.name == name) {
+            problems.push(Problem::new(name, "is not a variable of this process"));
+        }
+    }
+    for decl in &model.vars {
+        let name = &decl.name.name;
+        match given.get(name) {
+            Some(v) if !v.is_null() => match typed(model, data, &decl.ty, v) {
+                Ok(v) => {
+                    vars.insert(name.clone(), v);
+                }
+                Err(e) => problems.push(Problem::new(name, e)),
+            },
+            _ if decl.required => problems.push(Problem::new(name, "is required")),
+            _ => {
+                if let Some(default) = &decl.default {
+                    let scope = VarScope {
+                        model,
+                        data,
+                        vars: &vars,
+                        state: None,
+                        item: None,
+                        now,
+                    };
+                    match eval(default, &scope) {
+                        Ok(v) => {
+                            vars.insert(name.clone(), v.to_json());
+                        }
+                        Err(e) => problems.push(Problem::new(name, format!("default: {e}"))),
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(vars)
+    } else {
+        Err(EngineError::Invalid { problems })
+    }
+}
+
+/// Type-checks `json` against `ty` and returns its canonical JSON form.
+fn typed(model: &Process, data: &DeploymentData, ty: &Type, json: &Json) -> Result<Json, String> {
+    let enums = |name: &str| enum_values(model, data, name);
+    Value::from_json(json, ty, &enums).map(|v| v.to_json())
+}
+
+/// The allowed keys of an enum (listed, or the keys of a configuration map).
+pub fn enum_values(model: &Process, data: &DeploymentData, name: &str) -> Option<Vec<String>> {
+    let decl = model.enums.iter().find(|e| e.name.name == name)?;
+    match &decl.source {
+        EnumSource::Listed(values) => Some(values.iter().map(|v| v.key.name.clone()).collect()),
+        EnumSource::Config(key) => data
+            .config
+            .get(&key.name)
+            .and_then(Json::as_object)
+            .map(|m| m.keys().cloned().collect()),
+    }
+}
+
+struct VarScope<'a> {
+    model: &'a Process,
+    data: &'a DeploymentData,
+    vars: &'a Map<String, Json>,
+    state: Option<&'a RunState>,
+    item: Option<(&'a str, &'a Json)>,
+    now: DateTime<Utc>,
+}
+
+impl Scope for VarScope<'_> {
+    fn lookup(&self, name: &str) -> Option<Value> {
+        if let Some((item_name, item)) = self.item
+            && item_name == name
+        {
+            return Some(Value::from_json_untyped(item));
+        }
+        if let Some(decl) = self.model.vars.iter().find(|v| v.name.name == name) {
+            let json = self.vars.get(name)?;
+            let enums = |n: &str| enum_values(self.model, self.data, n);
+            return Value::from_json(json, &decl.ty, &enums)
+                .ok()
+                .or_else(|| Some(Value::from_json_untyped(json)));
+        }
+        if let Some(state) = self.state {
+            if let Some(result) = state.results.get(name) {
+                return Some(Value::from_json_untyped(&Json::Object(result.clone())));
+            }
+            if self.model.nodes.iter().any(|n| n.id.name == name) {
+                return Some(Value::Null);
+            }
+        }
+        None
+    }
+    fn enum_value(&self, name: &str) -> bool {
+        self.model.enums.iter().any(|e| {
+            enum_values(self.model, self.data, &e.name.name)
+                .is_some_and(|vals| vals.iter().any(|v| v == name))
+        })
+    }
+    fn config(&self, key: &str) -> Option<Value> {
+        self.data.config.get(key).map(Value::from_json_untyped)
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
+struct Run<'a> {
+    model: &'a Process,
+    data: &'a DeploymentData,
+    due: &'a dyn DueDates,
+    now: DateTime<Utc>,
+    instance_id: &'a str,
+    actor: String,
+    /// The for-each item of the task whose event is being handled (for its actions).
+    item: Option<(String, Json)>,
+    cs: Changeset,
+    /// Tokens to move: (node, predecessor).
+    ready: VecDeque<(String, Option<String>)>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+impl<'a> Run<'a> {
+    fn node(&self, id: &str) -> Option<&'a yimen_dsl::model::Node> {
+        self.model.nodes.iter().find(|n| n.id.name == id)
+    }
+
+    fn eval(&self, expr: &Expr) -> Result<Value, String> {
+        let scope = VarScope {
+            model: self.model,
+            data: self.data,
+            vars: &self.cs.vars,
+            state: Some(&self.cs.state),
+            item: self.item.as_ref().map(|(n, j)| (n.as_str(), j)),
+            now: self.now,
+        };
+        eval(expr, &scope).map_err(|e| e.message)
+    }
+
+    fn history(&mut self, node: Option<&str>, kind: &str, text: String, data: Json) {
+        self.cs.history.push(NewHistory {
+            actor: self.actor.clone(),
+            node: node.map(str::to_string),
+            kind: kind.to_string(),
+            text,
+            data,
+        });
+    }
+
+    /// Masked display of a variable's value for history and notifications.
+    fn shown(&self, var: &str, value: &Json) -> String {
+        let decl = self.model.vars.iter().find(|v| v.name.name == var);
+        match decl.and_then(|d| d.personal) {
+            Some(kind) => match mask::mask_json(kind, value) {
+                Json::String(s) => s,
+                other => other.to_string(),
+            },
+            None => match value {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        }
+    }
+
+    fn set_var(&mut self, node: Option<&str>, var: &str, value: Json) {
+        if self.cs.vars.get(var) == Some(&value) {
+            return;
+        }
+        let text = format!("{var} = {}", self.shown(var, &value));
+        self.cs.vars.insert(var.to_string(), value);
+        self.history(node, "variable", text, json!({ "var": var }));
+    }
+
+    fn incident(&mut self, node: &str, from: Option<String>, message: String) {
+        self.history(
+            Some(node),
+            "incident",
+            format!("incident at {node}: {message}"),
+            json!({ "message": message }),
+        );
+        self.cs.state.tokens.push(Token {
+            node: node.to_string(),
+            wait: Wait::Incident {
+                from,
+                message: message.clone(),
+            },
+        });
+        self.cs.status = Status::Incident;
+        self.cs.incident = Some(format!("{node}: {message}"));
+    }
+
+    fn event(&mut self, event: Event) -> Result<(), EngineError> {
+        match event {
+            Event::Start { actor } => {
+                self.actor = actor;
+                let Some(start) = self
+                    .model
+                    .nodes
+                    .iter()
+                    .find(|n| matches!(n.kind, NodeKind::Start { .. }))
+                else {
+                    return Err(EngineError::Internal("the model has no start node".into()));
+                };
+                self.history(
+                    Some(&start.id.name),
+                    "started",
+                    format!("started {} v{}", self.model.key.name, self.model.version),
+                    json!({}),
+                );
+                self.ready.push_back((start.id.name.clone(), None));
+            }
+            Event::TaskCompleted {
+                task,
+                outcome,
+                vars,
+                actor,
+            } => {
+                self.actor = actor;
+                self.complete_task(task, outcome, vars)?;
+            }
+            Event::Message {
+                name,
+                payload,
+                actor,
+            } => {
+                self.actor = actor;
+                self.message(name, payload)?;
+            }
+            Event::Timer(timer) => {
+                self.actor = "timer".into();
+                self.timer(timer);
+            }
+            Event::ChildEnded {
+                child,
+                result,
+                status,
+            } => {
+                self.actor = "engine".into();
+                if self.cs.status.is_terminal() {
+                    return Ok(());
+                }
+                let pos = self.cs.state.tokens.iter().position(
+                    |t| matches!(&t.wait, Wait::Child { instance } if *instance == child),
+                );
+                if let Some(pos) = pos {
+                    let token = self.cs.state.tokens.remove(pos);
+                    let mut r = Map::new();
+                    r.insert("result".into(), json!(result));
+                    r.insert("status".into(), json!(status.as_str()));
+                    r.insert("instance".into(), json!(child));
+                    self.cs.state.results.insert(token.node.clone(), r);
+                    self.history(
+                        Some(&token.node),
+                        "child_ended",
+                        format!(
+                            "linked case {child} ended: {}",
+                            result.as_deref().unwrap_or(status.as_str())
+                        ),
+                        json!({ "child": child, "result": result }),
+                    );
+                    self.go_next(&token.node);
+                }
+            }
+            Event::Cancel { reason, actor } => {
+                self.actor = actor;
+                self.history(None, "cancelled", format!("cancelled: {reason}"), json!({}));
+                self.terminate(Status::Cancelled, None);
+            }
+            Event::Resolve { actor } => {
+                self.actor = actor;
+                let (stuck, rest): (Vec<Token>, Vec<Token>) =
+                    std::mem::take(&mut self.cs.state.tokens)
+                        .into_iter()
+                        .partition(|t| matches!(t.wait, Wait::Incident { .. }));
+                self.cs.state.tokens = rest;
+                if stuck.is_empty() {
+                    return Err(EngineError::conflict(
+                        "the instance has no incident to resolve",
+                    ));
+                }
+                self.cs.status = Status::Running;
+                self.cs.incident = None;
+                for t in stuck {
+                    if let Wait::Incident { from, .. } = t.wait {
+                        self.history(
+                            Some(&t.node),
+                            "incident_resolved",
+                            format!("retrying {}", t.node),
+                            json!({}),
+                        );
+                        self.ready.push_back((t.node, from));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_task(
+        &mut self,
+        task: TaskRef,
+        outcome: Option<String>,
+        vars: Map<String, Json>,
+    ) -> Result<(), EngineError> {
+        let Some(node) = self.node(&task.node) else {
+            return Err(EngineError::Internal(format!(
+                "task node {} is not in the model",
+                task.node
+            )));
+        };
+        let NodeKind::Task(spec) = &node.kind else {
+            return Err(EngineError::Internal(format!(
+                "{} is not a task",
+                task.node
+            )));
+        };
+        let mut problems = Vec::new();
+        let chosen = match (&outcome, spec.outcomes.as_slice()) {
+            (Some(o), outs) => match outs.iter().find(|x| &x.key.name == o) {
+                Some(x) => Some(x),
+                None => {
+                    problems.push(Problem::new(
+                        "outcome",
+                        format!(
+                            "`{o}` is not an outcome of {}; expected one of: {}",
+                            task.node,
+                            outs.iter()
+                                .map(|x| x.key.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                    None
+                }
+            },
+            (None, [only]) => Some(only),
+            (None, outs) => {
+                problems.push(Problem::new(
+                    "outcome",
+                    format!(
+                        "is required; expected one of: {}",
+                        outs.iter()
+                            .map(|x| x.key.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+                None
+            }
+        };
+        let mut accepted = Map::new();
+        for (name, value) in &vars {
+            let field = spec.fields.iter().find(|f| &f.var.name == name);
+            let in_requires = chosen.is_some_and(|c| c.requires.iter().any(|r| &r.name == name));
+            if field.is_none() && !in_requires {
+                problems.push(Problem::new(name, "is not a field of this task"));
+                continue;
+            }
+            let Some(decl) = self.model.vars.iter().find(|v| &v.name.name == name) else {
+                problems.push(Problem::new(name, "is not a variable of this process"));
+                continue;
+            };
+            match typed(self.model, self.data, &decl.ty, value) {
+                Ok(v) => {
+                    accepted.insert(name.clone(), v);
+                }
+                Err(e) => problems.push(Problem::new(name, e)),
+            }
+        }
+        let given = |name: &str| vars.get(name).is_some_and(|v| !v.is_null());
+        for f in &spec.fields {
+            if f.required && !given(&f.var.name) {
+                problems.push(Problem::new(&f.var.name, "is required"));
+            }
+        }
+        if let Some(c) = chosen {
+            for r in &c.requires {
+                if !given(&r.name)
+                    && !spec
+                        .fields
+                        .iter()
+                        .any(|f| f.required && f.var.name == r.name)
+                {
+                    problems.push(Problem::new(
+                        &r.name,
+                        format!("is required for outcome `{}`", c.key.name),
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid { problems });
+        }
+        let Some(chosen) = chosen else {
+            return Err(EngineError::Internal("no outcome chosen".into()));
+        };
+        let pos = self.cs.state.tokens.iter().position(|t| {
+            t.node == task.node
+                && matches!(&t.wait, Wait::Tasks { pending, .. } if pending.contains(&task.id))
+        });
+        let Some(pos) = pos else {
+            return Err(EngineError::conflict(format!(
+                "task {} is no longer awaited by its case",
+                task.id
+            )));
+        };
+        self.history(
+            Some(&task.node),
+            "task_completed",
+            format!("{} completed: {}", task.node, chosen.key.name),
+            json!({ "task": task.id, "outcome": chosen.key.name }),
+        );
+        for (name, value) in accepted {
+            self.set_var(Some(&task.node), &name, value);
+        }
+        let token = &mut self.cs.state.tokens[pos];
+        let Wait::Tasks { pending, done } = &mut token.wait else {
+            return Err(EngineError::Internal(
+                "token is not waiting for tasks".into(),
+            ));
+        };
+        pending.retain(|p| p != &task.id);
+        done.push(Done {
+            task: task.id.clone(),
+            outcome: chosen.key.name.clone(),
+            completed_by: self.actor.clone(),
+        });
+        if pending.is_empty() {
+            let done = std::mem::take(done);
+            self.cs.state.tokens.remove(pos);
+            self.finish_task_node(&task.node, spec, &done);
+        }
+        Ok(())
+    }
+
+    fn finish_task_node(&mut self, node: &str, spec: &Task, done: &[Done]) {
+        let mut r = Map::new();
+        if let Some(last) = done.last() {
+            r.insert("completed_by".into(), json!(last.completed_by));
+            r.insert("outcome".into(), json!(last.outcome));
+        }
+        r.insert(
+            "outcomes".into(),
+            Json::Array(done.iter().map(|d| json!(d.outcome)).collect()),
+        );
+        r.insert("completed_at".into(), json!(self.now.to_rfc3339()));
+        self.cs.state.results.insert(node.to_string(), r);
+        let next = spec
+            .outcomes
+            .iter()
+            .find(|o| done.iter().any(|d| d.outcome == o.key.name))
+            .or_else(|| spec.outcomes.first())
+            .map(|o| o.next.name.clone());
+        match next {
+            Some(next) => self.ready.push_back((next, Some(node.to_string()))),
+            None => self.incident(node, None, "the task has no outcome to follow".into()),
+        }
+    }
+
+    fn message(&mut self, name: String, payload: Map<String, Json>) -> Result<(), EngineError> {
+        let pos = self
+            .cs
+            .state
+            .tokens
+            .iter()
+            .position(|t| matches!(&t.wait, Wait::Message { name: n, .. } if *n == name));
+        let Some(pos) = pos else {
+            return Err(EngineError::conflict(format!(
+                "the case is not waiting for message `{name}`"
+            )));
+        };
+        let node_id = self.cs.state.tokens[pos].node.clone();
+        let Some(NodeKind::WaitMessage { sets, .. }) = self.node(&node_id).map(|n| &n.kind) else {
+            return Err(EngineError::Internal(format!(
+                "{node_id} is not a message wait"
+            )));
+        };
+        let mut problems = Vec::new();
+        let mut accepted = Map::new();
+        for (k, v) in &payload {
+            let Some(decl) = sets
+                .iter()
+                .any(|s| &s.var.name == k)
+                .then(|| self.model.vars.iter().find(|d| &d.name.name == k))
+                .flatten()
+            else {
+                problems.push(Problem::new(k, format!("is not set by message `{name}`")));
+                continue;
+            };
+            match typed(self.model, self.data, &decl.ty, v) {
+                Ok(v) => {
+                    accepted.insert(k.clone(), v);
+                }
+                Err(e) => problems.push(Problem::new(k, e)),
+            }
+        }
+        for s in sets {
+            if s.required && payload.get(&s.var.name).is_none_or(Json::is_null) {
+                problems.push(Problem::new(&s.var.name, "is required"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid { problems });
+        }
+        let token = self.cs.state.tokens.remove(pos);
+        if let Wait::Message {
+            timer: Some(timer), ..
+        } = &token.wait
+        {
+            self.cs.cancel_timers.push(timer.clone());
+        }
+        self.history(
+            Some(&node_id),
+            "message",
+            format!("message {name} received"),
+            json!({ "message": name }),
+        );
+        for (k, v) in accepted {
+            self.set_var(Some(&node_id), &k, v);
+        }
+        self.go_next(&node_id);
+        Ok(())
+    }
+
+    fn timer(&mut self, timer: TimerRef) {
+        match timer.kind.as_str() {
+            "wait" => {
+                let pos =
+                    self.cs.state.tokens.iter().position(
+                        |t| matches!(&t.wait, Wait::Timer { timer: id } if *id == timer.id),
+                    );
+                if let Some(pos) = pos {
+                    let token = self.cs.state.tokens.remove(pos);
+                    self.history(
+                        Some(&token.node),
+                        "timer",
+                        format!("wait at {} over", token.node),
+                        json!({ "timer": timer.id }),
+                    );
+                    self.go_next(&token.node);
+                }
+            }
+            "message_timeout" => {
+                let pos = self.cs.state.tokens.iter().position(
+                    |t| matches!(&t.wait, Wait::Message { timer: Some(id), .. } if *id == timer.id),
+                );
+                if let Some(pos) = pos {
+                    let token = self.cs.state.tokens.remove(pos);
+                    let target = match self.node(&token.node).map(|n| &n.kind) {
+                        Some(NodeKind::WaitMessage {
+                            timeout: Some((_, target)),
+                            message,
+                            ..
+                        }) => {
+                            self.history(
+                                Some(&token.node),
+                                "timeout",
+                                format!("no message {} in time", message.name),
+                                json!({ "timer": timer.id }),
+                            );
+                            Some(target.name.clone())
+                        }
+                        _ => None,
+                    };
+                    if let Some(t) = target {
+                        self.ready.push_back((t, Some(token.node)));
+                    }
+                }
+            }
+            "escalation" | "clock_escalation" => self.escalate(timer),
+            other => self.history(
+                Some(&timer.node),
+                "timer",
+                format!("timer of unknown kind {other} ignored"),
+                json!({ "timer": timer.id }),
+            ),
+        }
+    }
+
+    /// Runs one rung of an escalation ladder (the timer's payload names it).
+    fn escalate(&mut self, timer: TimerRef) {
+        let rung = timer
+            .payload
+            .get("rung")
+            .and_then(Json::as_u64)
+            .unwrap_or(0) as usize;
+        let ladder = if timer.kind == "clock_escalation" {
+            let clock = timer
+                .payload
+                .get("clock")
+                .and_then(Json::as_str)
+                .unwrap_or("");
+            self.model
+                .clocks
+                .iter()
+                .find(|c| c.name.name == clock)
+                .and_then(|c| c.deadline.as_ref())
+        } else {
+            match self.node(&timer.node).map(|n| &n.kind) {
+                Some(NodeKind::Task(t)) => t.deadline.as_ref(),
+                _ => None,
+            }
+        };
+        let Some(esc) = ladder.and_then(|d| d.ladder.get(rung)) else {
+            return;
+        };
+        self.history(
+            Some(&timer.node),
+            "escalation",
+            format!("escalation level {} at {}", esc.level, timer.node),
+            json!({ "timer": timer.id, "level": esc.level, "rung": rung, "task": timer.task.as_ref().map(|t| &t.id) }),
+        );
+        let holder = timer
+            .task
+            .as_ref()
+            .and_then(|t| t.locked_by.clone().or_else(|| t.assignee.clone()));
+        if let Some(item) = timer.task.as_ref().and_then(|t| t.item.clone())
+            && let Some(NodeKind::Task(Task {
+                for_each: Some(fe), ..
+            })) = self.node(&timer.node).map(|n| &n.kind)
+        {
+            self.item = Some((fe.item.name.clone(), item));
+        }
+        let actions = esc.actions.clone();
+        let node = timer.node.clone();
+        let ctx = json!({ "level": esc.level, "task": timer.task.as_ref().map(|t| &t.id), "holder": holder, "timer": timer.id });
+        if let Err(e) = self.actions(&node, &actions, &ctx) {
+            self.history(
+                Some(&node),
+                "incident",
+                format!("escalation failed: {e}"),
+                json!({}),
+            );
+        }
+        self.item = None;
+    }
+
+    fn go_next(&mut self, node: &str) {
+        let next = match self.node(node).map(|n| &n.kind) {
+            Some(
+                NodeKind::Start { next }
+                | NodeKind::Step { next, .. }
+                | NodeKind::Join { next }
+                | NodeKind::WaitMessage { next, .. }
+                | NodeKind::WaitTimer { next, .. }
+                | NodeKind::StartProcess { next, .. },
+            ) => Some(next.name.clone()),
+            _ => None,
+        };
+        if let Some(next) = next {
+            self.ready.push_back((next, Some(node.to_string())));
+        }
+    }
+
+    fn drain(&mut self) {
+        let mut budget = STEP_BUDGET;
+        while let Some((node_id, from)) = self.ready.pop_front() {
+            if self.cs.status.is_terminal() {
+                break;
+            }
+            if budget == 0 {
+                self.incident(
+                    &node_id,
+                    from,
+                    format!("more than {STEP_BUDGET} automatic steps in one event: a loop without a wait?"),
+                );
+                for (n, f) in std::mem::take(&mut self.ready) {
+                    self.cs.state.tokens.push(Token {
+                        node: n,
+                        wait: Wait::Incident {
+                            from: f,
+                            message: "parked after the step budget ran out".into(),
+                        },
+                    });
+                }
+                break;
+            }
+            budget -= 1;
+            let Some(node) = self.node(&node_id) else {
+                self.incident(&node_id, from, "no such node in the model".into());
+                continue;
+            };
+            if let Err(message) = self.enter(node, from.clone()) {
+                self.incident(&node_id, from, message);
+            }
+        }
+    }
+
+    fn enter(
+        &mut self,
+        node: &'a yimen_dsl::model::Node,
+        from: Option<String>,
+    ) -> Result<(), String> {
+        let id = node.id.name.as_str();
+        match &node.kind {
+            NodeKind::Start { .. } => self.go_next(id),
+            NodeKind::End { result, actions } => {
+                self.actions(id, actions, &json!({}))?;
+                self.history(
+                    Some(id),
+                    "ended",
+                    format!("ended: {}", result.name),
+                    json!({ "result": result.name }),
+                );
+                self.terminate(Status::Completed, Some(result.name.clone()));
+            }
+            NodeKind::Step { actions, .. } => {
+                self.history(Some(id), "step", step_text(node), json!({}));
+                self.actions(id, actions, &json!({}))?;
+                self.go_next(id);
+            }
+            NodeKind::Choice { branches, default } => {
+                let mut target = None;
+                for b in branches {
+                    match self.eval(&b.when)? {
+                        Value::Boolean(true) => {
+                            target = Some(b.next.name.clone());
+                            break;
+                        }
+                        Value::Boolean(false) => {}
+                        other => {
+                            return Err(format!(
+                                "a condition gave a {}, not a boolean",
+                                other.kind()
+                            ));
+                        }
+                    }
+                }
+                let target = target
+                    .or_else(|| default.as_ref().map(|d| d.name.clone()))
+                    .ok_or("no branch applies and there is no default")?;
+                self.history(
+                    Some(id),
+                    "choice",
+                    format!("{id} → {target}"),
+                    json!({ "next": target }),
+                );
+                self.ready.push_back((target, Some(id.to_string())));
+            }
+            NodeKind::Split { branches } => {
+                for b in branches {
+                    self.ready.push_back((b.name.clone(), Some(id.to_string())));
+                }
+            }
+            NodeKind::Join { .. } => {
+                let preds = self.predecessors(id);
+                let arrived = self.cs.state.joins.entry(id.to_string()).or_default();
+                arrived.insert(from.unwrap_or_default());
+                if preds.iter().all(|p| arrived.contains(p)) {
+                    self.cs.state.joins.remove(id);
+                    self.history(
+                        Some(id),
+                        "joined",
+                        format!("{id}: all branches arrived"),
+                        json!({}),
+                    );
+                    self.go_next(id);
+                }
+            }
+            NodeKind::WaitMessage {
+                message, timeout, ..
+            } => {
+                let timer = match timeout {
+                    Some((dur, _)) => {
+                        let at = self.due_from_expr(dur, self.now)?;
+                        let tid = new_id();
+                        self.cs.new_timers.push(NewTimer {
+                            id: tid.clone(),
+                            kind: "message_timeout",
+                            node: id.to_string(),
+                            task_id: None,
+                            due_at: millis(at),
+                            payload: json!({}),
+                        });
+                        Some(tid)
+                    }
+                    None => None,
+                };
+                self.cs.state.tokens.push(Token {
+                    node: id.to_string(),
+                    wait: Wait::Message {
+                        name: message.name.clone(),
+                        timer,
+                    },
+                });
+            }
+            NodeKind::WaitTimer { duration, .. } => {
+                let at = self.due_from_expr(duration, self.now)?;
+                let tid = new_id();
+                self.cs.new_timers.push(NewTimer {
+                    id: tid.clone(),
+                    kind: "wait",
+                    node: id.to_string(),
+                    task_id: None,
+                    due_at: millis(at),
+                    payload: json!({}),
+                });
+                self.history(
+                    Some(id),
+                    "waiting",
+                    format!("waiting until {}", at.to_rfc3339()),
+                    json!({ "until": at.to_rfc3339() }),
+                );
+                self.cs.state.tokens.push(Token {
+                    node: id.to_string(),
+                    wait: Wait::Timer { timer: tid },
+                });
+            }
+            NodeKind::StartProcess {
+                process,
+                inputs,
+                wait,
+                ..
+            } => {
+                let mut vars = Map::new();
+                for (name, expr) in inputs {
+                    vars.insert(name.name.clone(), self.eval(expr)?.to_json());
+                }
+                let child = new_id();
+                self.cs.children.push(ChildStart {
+                    id: child.clone(),
+                    process: process.name.clone(),
+                    vars,
+                    node: id.to_string(),
+                    wait: *wait,
+                });
+                self.history(
+                    Some(id),
+                    "child_started",
+                    format!("linked case {child} of {} started", process.name),
+                    json!({ "child": child, "process": process.name }),
+                );
+                let mut r = Map::new();
+                r.insert("instance".into(), json!(child));
+                self.cs.state.results.insert(id.to_string(), r);
+                if *wait {
+                    self.cs.state.tokens.push(Token {
+                        node: id.to_string(),
+                        wait: Wait::Child { instance: child },
+                    });
+                } else {
+                    self.go_next(id);
+                }
+            }
+            NodeKind::Task(task) => self.create_tasks(node, task)?,
+        }
+        Ok(())
+    }
+
+    fn predecessors(&self, id: &str) -> Vec<String> {
+        let mut preds = Vec::new();
+        for n in &self.model.nodes {
+            let targets: Vec<&str> = match &n.kind {
+                NodeKind::Start { next }
+                | NodeKind::Step { next, .. }
+                | NodeKind::Join { next }
+                | NodeKind::WaitTimer { next, .. }
+                | NodeKind::StartProcess { next, .. } => vec![&next.name],
+                NodeKind::WaitMessage { next, timeout, .. } => {
+                    let mut v = vec![next.name.as_str()];
+                    if let Some((_, t)) = timeout {
+                        v.push(&t.name);
+                    }
+                    v
+                }
+                NodeKind::End { .. } => vec![],
+                NodeKind::Task(t) => t.outcomes.iter().map(|o| o.next.name.as_str()).collect(),
+                NodeKind::Choice { branches, default } => branches
+                    .iter()
+                    .map(|b| b.next.name.as_str())
+                    .chain(default.as_ref().map(|d| d.name.as_str()))
+                    .collect(),
+                NodeKind::Split { branches } => branches.iter().map(|b| b.name.as_str()).collect(),
+            };
+            if targets.contains(&id) && !preds.contains(&n.id.name) {
+                preds.push(n.id.name.clone());
+            }
+        }
+        preds
+    }
+
+    fn due_from_expr(&mut self, expr: &Expr, from: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        let v = self.eval(expr)?;
+        let (amount, unit) = v
+            .as_duration()
+            .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
+        let due = self.due.add(
+            self.model.calendar.as_ref().map(|c| c.name.as_str()),
+            from,
+            amount,
+            unit,
+        );
+        if due.provisional {
+            self.cs.provisional = true;
+        }
+        Ok(due.at)
+    }
+
+    fn queue(&self, q: &QueueRef) -> Result<(String, Option<String>), String> {
+        let mut name = q.role.name.clone();
+        if let Some(key) = &q.key {
+            name = format!("{name}:{}", self.eval(key)?.display());
+        }
+        let org_unit = self
+            .model
+            .roles
+            .iter()
+            .find(|r| r.name.name == q.role.name)
+            .and_then(|r| r.scope.as_ref())
+            .and_then(|s| self.cs.vars.get(&s.name))
+            .map(|v| match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        Ok((name, org_unit))
+    }
+
+    fn create_tasks(&mut self, node: &yimen_dsl::model::Node, task: &Task) -> Result<(), String> {
+        let id = node.id.name.as_str();
+        let items: Vec<Option<Json>> = match &task.for_each {
+            None => vec![None],
+            Some(fe) => match self.eval(&fe.list)? {
+                Value::List(items) => items.into_iter().map(|v| Some(v.to_json())).collect(),
+                Value::Null => Vec::new(),
+                other => return Err(format!("for each needs a list, got a {}", other.kind())),
+            },
+        };
+        if items.is_empty() {
+            self.history(Some(id), "skipped", format!("{id}: no items"), json!({}));
+            self.finish_task_node(id, task, &[]);
+            return Ok(());
+        }
+        let mut pending = Vec::new();
+        for item in items {
+            self.item = match (&task.for_each, &item) {
+                (Some(fe), Some(v)) => Some((fe.item.name.clone(), v.clone())),
+                _ => None,
+            };
+            let result = self.create_task(node, task, item);
+            self.item = None;
+            pending.push(result?);
+        }
+        self.cs.state.tokens.push(Token {
+            node: id.to_string(),
+            wait: Wait::Tasks {
+                pending,
+                done: Vec::new(),
+            },
+        });
+        Ok(())
+    }
+
+    fn create_task(
+        &mut self,
+        node: &yimen_dsl::model::Node,
+        task: &Task,
+        item: Option<Json>,
+    ) -> Result<String, String> {
+        let id = node.id.name.as_str();
+        let (queue, org_unit) = self.queue(&task.queue)?;
+        let assignee = match &task.assignee {
+            None => None,
+            Some(Assignee::CompletedBy(n)) => self
+                .cs
+                .state
+                .results
+                .get(&n.name)
+                .and_then(|r| r.get("completed_by"))
+                .and_then(Json::as_str)
+                .map(str::to_string),
+            Some(Assignee::Expr(e)) => Some(self.eval(e)?.display()),
+        };
+        let task_id = new_id();
+        let mut due_at = None;
+        if let Some(deadline) = &task.deadline {
+            due_at = Some(self.ladder(id, Some(&task_id), deadline, None)?);
+        }
+        self.cs.new_tasks.push(NewTask {
+            id: task_id.clone(),
+            node: id.to_string(),
+            label: node.label.clone(),
+            queue: queue.clone(),
+            org_unit,
+            assignee,
+            item: item.clone(),
+            due_at,
+        });
+        let shown_item = item
+            .as_ref()
+            .map(|i| format!(" [{}]", display_json(i)))
+            .unwrap_or_default();
+        self.history(
+            Some(id),
+            "task_created",
+            format!("task {id}{shown_item} for {queue}"),
+            json!({ "task": task_id, "queue": queue, "due_at": due_at }),
+        );
+        self.actions(id, &task.on_enter, &json!({}))?;
+        Ok(task_id)
+    }
+
+    /// Schedules a deadline's ladder; returns the due time (millis).
+    fn ladder(
+        &mut self,
+        node: &str,
+        task: Option<&str>,
+        deadline: &Deadline,
+        clock: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<i64, String> {
+        let due = match (clock, &deadline.clock) {
+            (Some((_, at)), _) => at,
+            (None, Some(c)) => match self.cs.state.clocks.get(&c.name).and_then(|s| s.due_at) {
+                Some(ms) => DateTime::from_timestamp_millis(ms).unwrap_or(self.now),
+                None => self.due_from_expr(&deadline.duration, self.now)?,
+            },
+            (None, None) => self.due_from_expr(&deadline.duration, self.now)?,
+        };
+        let mut ids = Vec::new();
+        for (rung, esc) in deadline.ladder.iter().enumerate() {
+            let at = match &esc.when {
+                EscalationWhen::AtDue => due,
+                EscalationWhen::Before(d) => {
+                    let v = self.eval(d)?;
+                    let (amount, unit) = v.as_duration().ok_or("expected a duration")?;
+                    due - plain_length(amount, unit)
+                }
+                EscalationWhen::After(d) => self.due_from_expr(d, due)?,
+            };
+            let tid = new_id();
+            ids.push(tid.clone());
+            self.cs.new_timers.push(NewTimer {
+                id: tid,
+                kind: if clock.is_some() {
+                    "clock_escalation"
+                } else {
+                    "escalation"
+                },
+                node: node.to_string(),
+                task_id: task.map(str::to_string),
+                due_at: millis(at.max(self.now)),
+                payload: json!({ "rung": rung, "level": esc.level, "clock": clock.map(|c| c.0) }),
+            });
+        }
+        if let Some((name, _)) = clock
+            && let Some(state) = self.cs.state.clocks.get_mut(name)
+        {
+            state.timers = ids;
+        }
+        Ok(millis(due))
+    }
+
+    fn actions(&mut self, node: &str, actions: &[Action], ctx: &Json) -> Result<(), String> {
+        for action in actions {
+            match action {
+                Action::Assign { var, value, .. } => {
+                    let v = self.eval(value)?;
+                    let json = match self.model.vars.iter().find(|d| d.name.name == var.name) {
+                        Some(decl) => typed(self.model, self.data, &decl.ty, &v.to_json())
+                            .map_err(|e| format!("set {}: {e}", var.name))?,
+                        None => v.to_json(),
+                    };
+                    self.set_var(Some(node), &var.name, json);
+                }
+                Action::Notify {
+                    target, message, ..
+                } => {
+                    let text = self.fill(message);
+                    let (channel, url) = match target {
+                        NotifyTarget::Role(q) => (format!("role:{}", self.queue(q)?.0), None),
+                        NotifyTarget::Applicant => ("applicant".to_string(), None),
+                        NotifyTarget::Holder => ("holder".to_string(), None),
+                        NotifyTarget::Channel(c) => {
+                            let url = self
+                                .model
+                                .channels
+                                .iter()
+                                .find(|ch| ch.name.name == c.name)
+                                .and_then(|ch| self.data.config.get(&ch.url_config.name))
+                                .cloned();
+                            (format!("webhook:{}", c.name), url)
+                        }
+                    };
+                    let id = new_id();
+                    self.cs.outbox.push(NewOutbox {
+                        id: id.clone(),
+                        channel: channel.clone(),
+                        dedup_key: format!("{}:{id}", self.instance_id),
+                        payload: json!({
+                            "instance": self.instance_id,
+                            "node": node,
+                            "message": text,
+                            "url": url,
+                            "context": ctx,
+                            "at": self.now.to_rfc3339(),
+                        }),
+                    });
+                    self.history(
+                        Some(node),
+                        "notification",
+                        format!("notify {channel}: {text}"),
+                        json!({ "outbox": id, "channel": channel }),
+                    );
+                }
+                Action::Ledger { entry, .. } => {
+                    let text = self.fill(entry);
+                    self.history(Some(node), "ledger", text, json!({}));
+                }
+                Action::Issue { document, .. } => {
+                    let decl = self
+                        .model
+                        .documents
+                        .iter()
+                        .find(|d| d.name.name == document.name)
+                        .ok_or_else(|| format!("no document `{}`", document.name))?;
+                    let content = crate::documents::render(
+                        self.model,
+                        self.data,
+                        decl,
+                        &self.cs.vars,
+                        &self.cs.state,
+                        self.item.as_ref().map(|(n, j)| (n.as_str(), j)),
+                        self.now,
+                    )?;
+                    let id = new_id();
+                    self.cs.documents.push(NewDocument {
+                        id: id.clone(),
+                        name: decl.name.name.clone(),
+                        label: decl.label.clone(),
+                        public: decl.public,
+                        content,
+                    });
+                    self.history(
+                        Some(node),
+                        "document",
+                        format!(
+                            "issued {}",
+                            decl.label.clone().unwrap_or_else(|| decl.name.name.clone())
+                        ),
+                        json!({ "document": id, "name": decl.name.name }),
+                    );
+                }
+                Action::Clock { op, clock, .. } => self.clock(node, op, &clock.name)?,
+                Action::FollowUp {
+                    id, label, queue, ..
+                } => {
+                    let (q, org_unit) = self.queue(queue)?;
+                    let task_id = new_id();
+                    self.cs.new_tasks.push(NewTask {
+                        id: task_id.clone(),
+                        node: id.name.clone(),
+                        label: label.clone(),
+                        queue: q.clone(),
+                        org_unit,
+                        assignee: None,
+                        item: None,
+                        due_at: None,
+                    });
+                    self.history(
+                        Some(node),
+                        "task_created",
+                        format!("follow-up task {} for {q}", id.name),
+                        json!({ "task": task_id, "queue": q, "follow_up": true }),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `{{ var }}` placeholders with (masked) case data.
+    fn fill(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find("}}") else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            let name = rest[start + 2..start + end].trim();
+            let shown = match self.cs.vars.get(name) {
+                Some(v) => self.shown(name, v),
+                None => match &self.item {
+                    Some((n, v)) if n == name => display_json(v),
+                    _ => String::new(),
+                },
+            };
+            out.push_str(&shown);
+            rest = &rest[start + end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn clock(&mut self, node: &str, op: &ClockOp, name: &str) -> Result<(), String> {
+        let decl = self
+            .model
+            .clocks
+            .iter()
+            .find(|c| c.name.name == name)
+            .ok_or_else(|| format!("no clock `{name}`"))?;
+        let cal = decl
+            .calendar
+            .as_ref()
+            .or(self.model.calendar.as_ref())
+            .map(|c| c.name.clone());
+        let add =
+            |run: &mut Self, from: DateTime<Utc>, e: &Expr| -> Result<DateTime<Utc>, String> {
+                let v = run.eval(e)?;
+                let (amount, unit) = v
+                    .as_duration()
+                    .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
+                let due = run.due.add(cal.as_deref(), from, amount, unit);
+                if due.provisional {
+                    run.cs.provisional = true;
+                }
+                Ok(due.at)
+            };
+        let cancel_ladder = |run: &mut Self| {
+            if let Some(s) = run.cs.state.clocks.get_mut(name) {
+                let ids = std::mem::take(&mut s.timers);
+                run.cs.cancel_timers.extend(ids);
+            }
+        };
+        let text;
+        match op {
+            ClockOp::Start { duration } => {
+                let expr = duration
+                    .as_ref()
+                    .or(decl.deadline.as_ref().map(|d| &d.duration))
+                    .ok_or_else(|| format!("clock `{name}` has no duration"))?;
+                let due = add(self, self.now, expr)?;
+                cancel_ladder(self);
+                self.cs.state.clocks.insert(
+                    name.to_string(),
+                    ClockState {
+                        due_at: Some(millis(due)),
+                        remaining_ms: None,
+                        running: true,
+                        provisional: self.cs.provisional,
+                        timers: Vec::new(),
+                    },
+                );
+                self.schedule_clock(node, name, due)?;
+                text = format!("clock {name} started, due {}", due.to_rfc3339());
+            }
+            ClockOp::Pause => {
+                cancel_ladder(self);
+                let now = millis(self.now);
+                let s = self
+                    .cs
+                    .state
+                    .clocks
+                    .get_mut(name)
+                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
+                if s.running {
+                    s.remaining_ms = s.due_at.map(|d| (d - now).max(0));
+                    s.due_at = None;
+                    s.running = false;
+                }
+                text = format!("clock {name} paused");
+            }
+            ClockOp::Resume => {
+                let now = millis(self.now);
+                let s = self
+                    .cs
+                    .state
+                    .clocks
+                    .get_mut(name)
+                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
+                let mut due = None;
+                if !s.running {
+                    let at = now + s.remaining_ms.take().unwrap_or(0);
+                    s.due_at = Some(at);
+                    s.running = true;
+                    due = DateTime::from_timestamp_millis(at);
+                }
+                if let Some(due) = due {
+                    self.schedule_clock(node, name, due)?;
+                }
+                text = format!("clock {name} resumed");
+            }
+            ClockOp::Stop => {
+                cancel_ladder(self);
+                if let Some(s) = self.cs.state.clocks.get_mut(name) {
+                    s.running = false;
+                    s.due_at = None;
+                    s.remaining_ms = None;
+                }
+                text = format!("clock {name} stopped");
+            }
+            ClockOp::Extend { by, reason } => {
+                let current = self
+                    .cs
+                    .state
+                    .clocks
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
+                if let Some(due_ms) = current.due_at {
+                    let from = DateTime::from_timestamp_millis(due_ms).unwrap_or(self.now);
+                    let due = add(self, from, by)?;
+                    cancel_ladder(self);
+                    if let Some(s) = self.cs.state.clocks.get_mut(name) {
+                        s.due_at = Some(millis(due));
+                    }
+                    self.schedule_clock(node, name, due)?;
+                    text = format!("clock {name} extended to {}: {reason}", due.to_rfc3339());
+                } else {
+                    let from = self.now;
+                    let extra = add(self, from, by)? - from;
+                    if let Some(s) = self.cs.state.clocks.get_mut(name) {
+                        s.remaining_ms =
+                            Some(s.remaining_ms.unwrap_or(0) + extra.num_milliseconds());
+                    }
+                    text = format!("clock {name} extended (paused): {reason}");
+                }
+            }
+        }
+        self.history(Some(node), "clock", text, json!({ "clock": name }));
+        Ok(())
+    }
+
+    fn schedule_clock(&mut self, node: &str, name: &str, due: DateTime<Utc>) -> Result<(), String> {
+        let Some(deadline) = self
+            .model
+            .clocks
+            .iter()
+            .find(|c| c.name.name == name)
+            .and_then(|c| c.deadline.as_ref())
+        else {
+            return Ok(());
+        };
+        self.ladder(node, None, deadline, Some((name, due)))?;
+        Ok(())
+    }
+
+    fn terminate(&mut self, status: Status, result: Option<String>) {
+        self.cs.status = status;
+        self.cs.result = result;
+        self.cs.incident = None;
+        self.cs.state.tokens.clear();
+        self.cs.state.joins.clear();
+        self.ready.clear();
+    }
+}
+
+/// Wall-clock length of a duration, for "remind this long before due".
+fn plain_length(amount: i64, unit: DurationUnit) -> Duration {
+    match unit {
+        DurationUnit::WorkDays | DurationUnit::Days => Duration::days(amount),
+        DurationUnit::WorkHours | DurationUnit::Hours => Duration::hours(amount),
+        DurationUnit::Minutes => Duration::minutes(amount),
+    }
+}
+
+fn display_json(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn step_text(node: &yimen_dsl::model::Node) -> String {
+    match &node.label {
+        Some(l) => format!("{} ({l})", node.id.name),
+        None => node.id.name.clone(),
+    }
+}

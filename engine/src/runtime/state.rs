@@ -1,0 +1,193 @@
+//! The durable state of one instance (stored as JSON on its row) and the changes one event makes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where an instance's tokens are and what they wait for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub tokens: Vec<Token>,
+    /// Join node → predecessor nodes whose token has arrived.
+    #[serde(default)]
+    pub joins: BTreeMap<String, BTreeSet<String>>,
+    /// Node results visible to expressions as `<node>.<field>` (`completed_by`, `outcome`,
+    /// `outcomes`, `result`, `instance`).
+    #[serde(default)]
+    pub results: BTreeMap<String, Map<String, Json>>,
+    #[serde(default)]
+    pub clocks: BTreeMap<String, ClockState>,
+}
+
+/// A token waiting at a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub node: String,
+    pub wait: Wait,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Wait {
+    /// Open tasks of a task node (several for a for-each); `done` collects finished ones.
+    Tasks {
+        pending: Vec<String>,
+        #[serde(default)]
+        done: Vec<Done>,
+    },
+    Message {
+        name: String,
+        timer: Option<String>,
+    },
+    Timer {
+        timer: String,
+    },
+    Child {
+        instance: String,
+    },
+    /// The node failed (an expression could not be evaluated); `resolve_incident` retries it.
+    Incident {
+        from: Option<String>,
+        message: String,
+    },
+}
+
+/// One finished task of a (for-each) task node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub task: String,
+    pub outcome: String,
+    pub completed_by: String,
+}
+
+/// A named clock of the process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockState {
+    /// Due time (unix millis) while running.
+    pub due_at: Option<i64>,
+    /// Remaining millis while paused.
+    pub remaining_ms: Option<i64>,
+    pub running: bool,
+    pub provisional: bool,
+    /// Pending timers of its ladder.
+    #[serde(default)]
+    pub timers: Vec<String>,
+}
+
+/// Instance status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Completed,
+    Cancelled,
+    /// Running, but a node failed; an operator must resolve it.
+    Incident,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+            Status::Incident => "incident",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "running" => Status::Running,
+            "completed" => Status::Completed,
+            "cancelled" => Status::Cancelled,
+            "incident" => Status::Incident,
+            _ => return None,
+        })
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Cancelled)
+    }
+}
+
+/// A task to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub id: String,
+    pub node: String,
+    pub label: Option<String>,
+    pub queue: String,
+    pub org_unit: Option<String>,
+    pub assignee: Option<String>,
+    pub item: Option<Json>,
+    pub due_at: Option<i64>,
+}
+
+/// A timer to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTimer {
+    pub id: String,
+    /// `wait`, `message_timeout`, `escalation`, `clock_escalation`.
+    pub kind: &'static str,
+    pub node: String,
+    pub task_id: Option<String>,
+    pub due_at: i64,
+    pub payload: Json,
+}
+
+/// A history entry to append (hash chained by the store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHistory {
+    pub actor: String,
+    pub node: Option<String>,
+    pub kind: String,
+    pub text: String,
+    pub data: Json,
+}
+
+/// An outgoing notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutbox {
+    pub id: String,
+    /// `role:<queue>`, `applicant`, `holder`, `webhook:<channel>`.
+    pub channel: String,
+    pub dedup_key: String,
+    pub payload: Json,
+}
+
+/// A rendered document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDocument {
+    pub id: String,
+    pub name: String,
+    pub label: Option<String>,
+    pub public: bool,
+    pub content: String,
+}
+
+/// A linked process to start in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildStart {
+    pub id: String,
+    pub process: String,
+    pub vars: Map<String, Json>,
+    pub node: String,
+    pub wait: bool,
+}
+
+/// Everything one event changes; the store writes it in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changeset {
+    pub status: Status,
+    pub result: Option<String>,
+    pub incident: Option<String>,
+    pub vars: Map<String, Json>,
+    pub state: RunState,
+    pub provisional: bool,
+    pub new_tasks: Vec<NewTask>,
+    pub cancel_tasks: Vec<String>,
+    pub new_timers: Vec<NewTimer>,
+    pub cancel_timers: Vec<String>,
+    pub history: Vec<NewHistory>,
+    pub outbox: Vec<NewOutbox>,
+    pub documents: Vec<NewDocument>,
+    pub children: Vec<ChildStart>,
+}

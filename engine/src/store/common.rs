@@ -1,0 +1,687 @@
+// The SQL of the store, written once. Included by `sqlite.rs` and `postgres.rs`, which define
+// `DB`, `DbRow` and the macros `for_update!()`, `skip_locked!()` and `json_in!("$n")`.
+
+use crate::store::{
+    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskQuery,
+    TaskRow, TimerRow,
+};
+use sqlx::Row;
+
+type Tx = sqlx::Transaction<'static, DB>;
+type Pool = sqlx::Pool<DB>;
+type R<T> = Result<T, sqlx::Error>;
+
+fn deployment_row(r: &DbRow) -> R<DeploymentRow> {
+    Ok(DeploymentRow {
+        key: r.try_get("key")?,
+        version: r.try_get("version")?,
+        hash: r.try_get("hash")?,
+        title: r.try_get("title")?,
+        source: r.try_get("source")?,
+        model: r.try_get("model")?,
+        config: r.try_get("config")?,
+        files: r.try_get("files")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn instance_row(r: &DbRow) -> R<InstanceRow> {
+    Ok(InstanceRow {
+        id: r.try_get("id")?,
+        process_key: r.try_get("process_key")?,
+        version: r.try_get("version")?,
+        business_key: r.try_get("business_key")?,
+        status: r.try_get("status")?,
+        result: r.try_get("result")?,
+        incident: r.try_get("incident")?,
+        vars: r.try_get("vars")?,
+        state: r.try_get("state")?,
+        provisional: r.try_get("provisional")?,
+        parent_id: r.try_get("parent_id")?,
+        parent_node: r.try_get("parent_node")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        ended_at: r.try_get("ended_at")?,
+        history_count: r.try_get("history_count")?,
+        history_head: r.try_get("history_head")?,
+    })
+}
+
+fn task_row(r: &DbRow) -> R<TaskRow> {
+    Ok(TaskRow {
+        id: r.try_get("id")?,
+        instance_id: r.try_get("instance_id")?,
+        node: r.try_get("node")?,
+        label: r.try_get("label")?,
+        queue: r.try_get("queue")?,
+        org_unit: r.try_get("org_unit")?,
+        state: r.try_get("state")?,
+        lock_token: r.try_get("lock_token")?,
+        locked_by: r.try_get("locked_by")?,
+        lock_expires_at: r.try_get("lock_expires_at")?,
+        available_at: r.try_get("available_at")?,
+        assignee: r.try_get("assignee")?,
+        item: r.try_get("item")?,
+        outcome: r.try_get("outcome")?,
+        completed_by: r.try_get("completed_by")?,
+        failures: r.try_get("failures")?,
+        last_error: r.try_get("last_error")?,
+        due_at: r.try_get("due_at")?,
+        created_at: r.try_get("created_at")?,
+        completed_at: r.try_get("completed_at")?,
+    })
+}
+
+fn timer_row(r: &DbRow) -> R<TimerRow> {
+    Ok(TimerRow {
+        id: r.try_get("id")?,
+        instance_id: r.try_get("instance_id")?,
+        kind: r.try_get("kind")?,
+        node: r.try_get("node")?,
+        task_id: r.try_get("task_id")?,
+        due_at: r.try_get("due_at")?,
+        payload: r.try_get("payload")?,
+        state: r.try_get("state")?,
+    })
+}
+
+fn history_row(r: &DbRow) -> R<HistoryRow> {
+    Ok(HistoryRow {
+        instance_id: r.try_get("instance_id")?,
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        node: r.try_get("node")?,
+        kind: r.try_get("kind")?,
+        text: r.try_get("text")?,
+        data: r.try_get("data")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+fn outbox_row(r: &DbRow) -> R<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        instance_id: r.try_get("instance_id")?,
+        channel: r.try_get("channel")?,
+        dedup_key: r.try_get("dedup_key")?,
+        payload: r.try_get("payload")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
+}
+
+fn document_row(r: &DbRow) -> R<DocumentRow> {
+    Ok(DocumentRow {
+        id: r.try_get("id")?,
+        instance_id: r.try_get("instance_id")?,
+        name: r.try_get("name")?,
+        label: r.try_get("label")?,
+        public: r.try_get("public")?,
+        content: r.try_get("content")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const TASK_COLS: &str = "id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, created_at, completed_at";
+
+// ---- deployments ----
+
+pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<DeploymentRow>> {
+    sqlx::query("SELECT * FROM deployments WHERE key = $1 AND hash = $2")
+        .bind(key)
+        .bind(hash)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| deployment_row(&r))
+        .transpose()
+}
+
+pub async fn max_version(tx: &mut Tx, key: &str) -> R<i64> {
+    let r = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM deployments WHERE key = $1")
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?;
+    r.try_get("v")
+}
+
+pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
+    sqlx::query(
+        "INSERT INTO deployments (key, version, hash, title, source, model, config, files, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&d.key)
+    .bind(d.version)
+    .bind(&d.hash)
+    .bind(&d.title)
+    .bind(&d.source)
+    .bind(&d.model)
+    .bind(&d.config)
+    .bind(&d.files)
+    .bind(d.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn deployment(pool: &Pool, key: &str, version: Option<i64>) -> R<Option<DeploymentRow>> {
+    sqlx::query(
+        "SELECT * FROM deployments WHERE key = $1 AND ($2 IS NULL OR version = $2) \
+         ORDER BY version DESC LIMIT 1",
+    )
+    .bind(key)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?
+    .map(|r| deployment_row(&r))
+    .transpose()
+}
+
+pub async fn deployment_tx(tx: &mut Tx, key: &str, version: Option<i64>) -> R<Option<DeploymentRow>> {
+    sqlx::query(
+        "SELECT * FROM deployments WHERE key = $1 AND ($2 IS NULL OR version = $2) \
+         ORDER BY version DESC LIMIT 1",
+    )
+    .bind(key)
+    .bind(version)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| deployment_row(&r))
+    .transpose()
+}
+
+pub async fn deployments(pool: &Pool) -> R<Vec<DeploymentRow>> {
+    sqlx::query("SELECT * FROM deployments ORDER BY key, version")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(deployment_row)
+        .collect()
+}
+
+// ---- instances ----
+
+pub async fn instance_by_business_key(tx: &mut Tx, key: &str, bk: &str) -> R<Option<InstanceRow>> {
+    sqlx::query("SELECT * FROM instances WHERE process_key = $1 AND business_key = $2")
+        .bind(key)
+        .bind(bk)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| instance_row(&r))
+        .transpose()
+}
+
+pub async fn insert_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
+    sqlx::query(
+        "INSERT INTO instances (id, process_key, version, business_key, status, result, incident, vars, state, \
+         provisional, parent_id, parent_node, created_at, updated_at, ended_at, history_count, history_head) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&i.id)
+    .bind(&i.process_key)
+    .bind(i.version)
+    .bind(&i.business_key)
+    .bind(&i.status)
+    .bind(&i.result)
+    .bind(&i.incident)
+    .bind(&i.vars)
+    .bind(&i.state)
+    .bind(i.provisional)
+    .bind(&i.parent_id)
+    .bind(&i.parent_node)
+    .bind(i.created_at)
+    .bind(i.updated_at)
+    .bind(i.ended_at)
+    .bind(i.history_count)
+    .bind(&i.history_head)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Reads an instance and locks its row for the rest of the transaction.
+pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
+    sqlx::query(concat!("SELECT * FROM instances WHERE id = $1", for_update!()))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| instance_row(&r))
+        .transpose()
+}
+
+pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
+    sqlx::query(
+        "UPDATE instances SET status = $2, result = $3, incident = $4, vars = $5, state = $6, provisional = $7, \
+         updated_at = $8, ended_at = $9, history_count = $10, history_head = $11 WHERE id = $1",
+    )
+    .bind(&i.id)
+    .bind(&i.status)
+    .bind(&i.result)
+    .bind(&i.incident)
+    .bind(&i.vars)
+    .bind(&i.state)
+    .bind(i.provisional)
+    .bind(i.updated_at)
+    .bind(i.ended_at)
+    .bind(i.history_count)
+    .bind(&i.history_head)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn instance(pool: &Pool, id: &str) -> R<Option<InstanceRow>> {
+    sqlx::query("SELECT * FROM instances WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| instance_row(&r))
+        .transpose()
+}
+
+pub async fn instances_all(pool: &Pool) -> R<Vec<InstanceRow>> {
+    sqlx::query("SELECT * FROM instances ORDER BY id")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(instance_row)
+        .collect()
+}
+
+// ---- tasks ----
+
+pub async fn insert_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
+    sqlx::query(
+        "INSERT INTO tasks (id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, \
+         lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, \
+         created_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20)",
+    )
+    .bind(&t.id)
+    .bind(&t.instance_id)
+    .bind(&t.node)
+    .bind(&t.label)
+    .bind(&t.queue)
+    .bind(&t.org_unit)
+    .bind(&t.state)
+    .bind(t.lock_token)
+    .bind(&t.locked_by)
+    .bind(t.lock_expires_at)
+    .bind(t.available_at)
+    .bind(&t.assignee)
+    .bind(&t.item)
+    .bind(&t.outcome)
+    .bind(&t.completed_by)
+    .bind(t.failures)
+    .bind(&t.last_error)
+    .bind(t.due_at)
+    .bind(t.created_at)
+    .bind(t.completed_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Reads a task and locks its row.
+pub async fn lock_task(tx: &mut Tx, id: &str) -> R<Option<TaskRow>> {
+    sqlx::query(concat!("SELECT * FROM tasks WHERE id = $1", for_update!()))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| task_row(&r))
+        .transpose()
+}
+
+pub async fn task(pool: &Pool, id: &str) -> R<Option<TaskRow>> {
+    sqlx::query("SELECT * FROM tasks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| task_row(&r))
+        .transpose()
+}
+
+pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
+    sqlx::query(
+        "UPDATE tasks SET state = $2, lock_token = $3, locked_by = $4, lock_expires_at = $5, available_at = $6, \
+         outcome = $7, completed_by = $8, failures = $9, last_error = $10, completed_at = $11 WHERE id = $1",
+    )
+    .bind(&t.id)
+    .bind(&t.state)
+    .bind(t.lock_token)
+    .bind(&t.locked_by)
+    .bind(t.lock_expires_at)
+    .bind(t.available_at)
+    .bind(&t.outcome)
+    .bind(&t.completed_by)
+    .bind(t.failures)
+    .bind(&t.last_error)
+    .bind(t.completed_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn cancel_open_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
+    Ok(sqlx::query(
+        "UPDATE tasks SET state = 'cancelled', completed_at = $2 \
+         WHERE instance_id = $1 AND state IN ('open', 'claimed', 'failed')",
+    )
+    .bind(instance)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
+    Ok(sqlx::query(
+        "UPDATE tasks SET state = 'open', available_at = $2, locked_by = NULL, lock_expires_at = NULL \
+         WHERE instance_id = $1 AND state = 'failed'",
+    )
+    .bind(instance)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// Fetch-and-lock: up to `max` claimable tasks get the worker, a new fencing token and a lease.
+pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
+    let rows = sqlx::query(concat!(
+        "UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, locked_by = $1, lock_expires_at = $2 \
+         WHERE id IN (SELECT id FROM tasks WHERE queue IN ",
+        json_in!("$3"),
+        " AND ($4 IS NULL OR org_unit IS NULL OR org_unit IN ",
+        json_in!("$4"),
+        ") AND (assignee IS NULL OR assignee = $1) \
+         AND ((state = 'open' AND available_at <= $5) OR (state = 'claimed' AND lock_expires_at <= $5)) \
+         ORDER BY created_at, id LIMIT $6",
+        skip_locked!(),
+        ") RETURNING *"
+    ))
+    .bind(&q.worker)
+    .bind(q.expires_at)
+    .bind(&q.queues)
+    .bind(&q.org_units)
+    .bind(q.now)
+    .bind(q.max)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut tasks: Vec<TaskRow> = rows.iter().map(task_row).collect::<R<_>>()?;
+    tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(tasks)
+}
+
+pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
+    let _ = TASK_COLS;
+    sqlx::query(concat!(
+        "SELECT * FROM tasks WHERE ($1 IS NULL OR queue IN ",
+        json_in!("$1"),
+        ") AND ($2 IS NULL OR org_unit IS NULL OR org_unit IN ",
+        json_in!("$2"),
+        ") AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR instance_id = $4) \
+         ORDER BY created_at, id LIMIT $5"
+    ))
+    .bind(&q.queues)
+    .bind(&q.org_units)
+    .bind(&q.state)
+    .bind(&q.instance)
+    .bind(q.limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(task_row)
+    .collect()
+}
+
+// ---- timers ----
+
+pub async fn insert_timer(tx: &mut Tx, t: &TimerRow, now: i64) -> R<()> {
+    sqlx::query(
+        "INSERT INTO timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&t.id)
+    .bind(&t.instance_id)
+    .bind(&t.kind)
+    .bind(&t.node)
+    .bind(&t.task_id)
+    .bind(t.due_at)
+    .bind(&t.payload)
+    .bind(&t.state)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn cancel_timer(tx: &mut Tx, id: &str) -> R<()> {
+    sqlx::query("UPDATE timers SET state = 'cancelled' WHERE id = $1 AND state = 'pending'")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn cancel_task_timers(tx: &mut Tx, task: &str) -> R<()> {
+    sqlx::query("UPDATE timers SET state = 'cancelled' WHERE task_id = $1 AND state = 'pending'")
+        .bind(task)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn cancel_instance_timers(tx: &mut Tx, instance: &str) -> R<()> {
+    sqlx::query("UPDATE timers SET state = 'cancelled' WHERE instance_id = $1 AND state = 'pending'")
+        .bind(instance)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The earliest due pending timer, locked (skipping timers another server is firing).
+pub async fn next_due_timer(tx: &mut Tx, now: i64) -> R<Option<TimerRow>> {
+    sqlx::query(concat!(
+        "SELECT * FROM timers WHERE state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT 1",
+        skip_locked!()
+    ))
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| timer_row(&r))
+    .transpose()
+}
+
+pub async fn mark_timer_fired(tx: &mut Tx, id: &str, now: i64) -> R<()> {
+    sqlx::query("UPDATE timers SET state = 'fired', fired_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn next_timer_due(pool: &Pool) -> R<Option<i64>> {
+    let r = sqlx::query("SELECT MIN(due_at) AS d FROM timers WHERE state = 'pending'")
+        .fetch_one(pool)
+        .await?;
+    r.try_get("d")
+}
+
+pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
+    sqlx::query("SELECT * FROM timers WHERE instance_id = $1 AND state = 'pending' ORDER BY due_at, id")
+        .bind(instance)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(timer_row)
+        .collect()
+}
+
+// ---- history ----
+
+pub async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> R<()> {
+    sqlx::query(
+        "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&h.instance_id)
+    .bind(h.seq)
+    .bind(h.at)
+    .bind(&h.actor)
+    .bind(&h.node)
+    .bind(&h.kind)
+    .bind(&h.text)
+    .bind(&h.data)
+    .bind(&h.prev_hash)
+    .bind(&h.hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_history_head(tx: &mut Tx, instance: &str, count: i64, head: &str) -> R<()> {
+    sqlx::query("UPDATE instances SET history_count = $2, history_head = $3 WHERE id = $1")
+        .bind(instance)
+        .bind(count)
+        .bind(head)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn history(pool: &Pool, instance: &str) -> R<Vec<HistoryRow>> {
+    sqlx::query("SELECT * FROM history WHERE instance_id = $1 ORDER BY seq")
+        .bind(instance)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(history_row)
+        .collect()
+}
+
+pub async fn history_range(pool: &Pool, from: i64, to: i64) -> R<Vec<HistoryRow>> {
+    sqlx::query("SELECT * FROM history WHERE at >= $1 AND at < $2 ORDER BY at, instance_id, seq")
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(history_row)
+        .collect()
+}
+
+pub async fn history_all(pool: &Pool) -> R<Vec<HistoryRow>> {
+    sqlx::query("SELECT * FROM history ORDER BY instance_id, seq")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(history_row)
+        .collect()
+}
+
+// ---- outbox ----
+
+pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, instance_id, channel, dedup_key, payload, state, attempts, next_attempt_at, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&o.id)
+    .bind(&o.instance_id)
+    .bind(&o.channel)
+    .bind(&o.dedup_key)
+    .bind(&o.payload)
+    .bind(&o.state)
+    .bind(o.attempts)
+    .bind(o.next_attempt_at)
+    .bind(o.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Claims due deliveries: they become invisible to other claimers until `lease_until`.
+pub async fn claim_outbox(tx: &mut Tx, now: i64, lease_until: i64, max: i64) -> R<Vec<OutboxRow>> {
+    sqlx::query(concat!(
+        "UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id IN \
+         (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3",
+        skip_locked!(),
+        ") RETURNING *"
+    ))
+    .bind(now)
+    .bind(lease_until)
+    .bind(max)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(outbox_row)
+    .collect()
+}
+
+pub async fn outbox_delivered(pool: &Pool, id: &str, now: i64) -> R<u64> {
+    Ok(sqlx::query("UPDATE outbox SET state = 'delivered', delivered_at = $2 WHERE id = $1 AND state = 'pending'")
+        .bind(id)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+pub async fn outbox_failed(pool: &Pool, id: &str, error: &str, retry_at: Option<i64>) -> R<u64> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+         state = CASE WHEN $3 IS NULL THEN 'dead' ELSE 'pending' END WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_at)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+pub async fn outbox_of(pool: &Pool, instance: &str) -> R<Vec<OutboxRow>> {
+    sqlx::query("SELECT * FROM outbox WHERE instance_id = $1 ORDER BY created_at, id")
+        .bind(instance)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(outbox_row)
+        .collect()
+}
+
+// ---- documents ----
+
+pub async fn insert_document(tx: &mut Tx, d: &DocumentRow) -> R<()> {
+    sqlx::query(
+        "INSERT INTO documents (id, instance_id, name, label, public, content, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&d.id)
+    .bind(&d.instance_id)
+    .bind(&d.name)
+    .bind(&d.label)
+    .bind(d.public)
+    .bind(&d.content)
+    .bind(d.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn documents(pool: &Pool, instance: &str) -> R<Vec<DocumentRow>> {
+    sqlx::query("SELECT * FROM documents WHERE instance_id = $1 ORDER BY created_at, id")
+        .bind(instance)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(document_row)
+        .collect()
+}

@@ -1,0 +1,219 @@
+//! Storage. The schema is the same on both databases (BIGINT unix millis, TEXT ids and JSON), so
+//! the SQL is written once in `common.rs` and compiled twice, once per driver (`sqlite.rs`,
+//! `postgres.rs`), with the few differences (row locks, `SKIP LOCKED`, JSON array membership)
+//! supplied by per-driver macros. sqlx 0.9 has no `Any` driver for our types; this keeps one
+//! text of the SQL instead of two that drift.
+//!
+//! Concurrency: every write is a transaction (`BEGIN IMMEDIATE` on SQLite; row locks with
+//! `FOR UPDATE` / `SKIP LOCKED` on PostgreSQL). Lock order is task/timer → instance.
+
+pub mod postgres;
+pub mod sqlite;
+pub mod timers;
+
+use serde::Serialize;
+
+/// The connection pool, shared with the HTTP layer (tokens, access log).
+#[derive(Debug, Clone)]
+pub enum StorePool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// An open write transaction.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Calls the same-named function of the transaction's driver module.
+macro_rules! on_tx {
+    ($tx:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => $crate::store::sqlite::$f(t, $($arg),*).await,
+            $crate::store::Tx::Postgres(t) => $crate::store::postgres::$f(t, $($arg),*).await,
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// Calls the same-named read function of the pool's driver module.
+macro_rules! on_pool {
+    ($pool:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match $pool {
+            $crate::store::StorePool::Sqlite(p) => $crate::store::sqlite::$f(p, $($arg),*).await,
+            $crate::store::StorePool::Postgres(p) => $crate::store::postgres::$f(p, $($arg),*).await,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl StorePool {
+    pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            StorePool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            StorePool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentRow {
+    pub key: String,
+    pub version: i64,
+    pub hash: String,
+    pub title: String,
+    pub source: String,
+    pub model: String,
+    pub config: String,
+    pub files: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub id: String,
+    pub process_key: String,
+    pub version: i64,
+    pub business_key: Option<String>,
+    pub status: String,
+    pub result: Option<String>,
+    pub incident: Option<String>,
+    pub vars: String,
+    pub state: String,
+    pub provisional: i64,
+    pub parent_id: Option<String>,
+    pub parent_node: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub ended_at: Option<i64>,
+    pub history_count: i64,
+    pub history_head: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub id: String,
+    pub instance_id: String,
+    pub node: String,
+    pub label: Option<String>,
+    pub queue: String,
+    pub org_unit: Option<String>,
+    pub state: String,
+    pub lock_token: i64,
+    pub locked_by: Option<String>,
+    pub lock_expires_at: Option<i64>,
+    pub available_at: i64,
+    pub assignee: Option<String>,
+    pub item: Option<String>,
+    pub outcome: Option<String>,
+    pub completed_by: Option<String>,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub due_at: Option<i64>,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimerRow {
+    pub id: String,
+    pub instance_id: String,
+    pub kind: String,
+    pub node: String,
+    pub task_id: Option<String>,
+    pub due_at: i64,
+    pub payload: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub instance_id: String,
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub node: Option<String>,
+    pub kind: String,
+    pub text: String,
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: String,
+    pub instance_id: String,
+    pub channel: String,
+    pub dedup_key: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentRow {
+    pub id: String,
+    pub instance_id: String,
+    pub name: String,
+    pub label: Option<String>,
+    pub public: i64,
+    pub content: String,
+    pub created_at: i64,
+}
+
+/// Filter of [`crate::Engine::tasks`] as the store sees it (JSON arrays of names).
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    pub queues: Option<String>,
+    pub org_units: Option<String>,
+    pub state: Option<String>,
+    pub instance: Option<String>,
+    pub limit: i64,
+}
+
+/// A claim as the store sees it.
+#[derive(Debug, Clone)]
+pub struct ClaimQuery {
+    pub worker: String,
+    /// JSON array of queue names.
+    pub queues: String,
+    /// JSON array of org units, or `None` for all.
+    pub org_units: Option<String>,
+    pub now: i64,
+    pub expires_at: i64,
+    pub max: i64,
+}
+
+/// Maps a migration result; a database migrated by a newer yimen is refused by name.
+pub(crate) fn migrate(
+    migrator: &sqlx::migrate::Migrator,
+    result: Result<(), sqlx::migrate::MigrateError>,
+) -> Result<(), crate::error::EngineError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(sqlx::migrate::MigrateError::VersionMissing(found)) => {
+            Err(crate::error::EngineError::SchemaTooNew {
+                found,
+                known: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+            })
+        }
+        Err(e) => Err(crate::error::EngineError::Storage(format!(
+            "migration failed: {e}"
+        ))),
+    }
+}
