@@ -27,3 +27,207 @@ pub struct Diagnostic {
     /// How to fix it.
     pub help: Option<String>,
 }
+
+impl Diagnostic {
+    /// An error at `span` of the process file (`file` is filled in by `compile`).
+    pub fn error(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            file: String::new(),
+            span,
+            label: String::new(),
+            help: None,
+        }
+    }
+
+    /// A warning at `span` (does not fail `yimen check` unless `--deny-warnings`).
+    pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, span, message)
+        }
+    }
+
+    /// Sets the short text shown under the caret.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Sets the "how to fix it" line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the file the span points into.
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = file.into();
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Tab stops used when showing a source line (the caret must line up with what is shown).
+const TAB_WIDTH: usize = 4;
+
+/// 1-based line and column (in characters) of byte `offset` in `source`. Offsets past the end
+/// or inside a multi-byte character are clamped to the nearest character boundary before them.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_boundary(source, offset);
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = source[line_start..offset].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_boundary(source: &str, offset: usize) -> usize {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Display width of `text` as shown in a terminal: tabs expand to the next tab stop (counted
+/// from `start_width`), wide (CJK) characters count two columns.
+fn display_width(text: &str, start_width: usize) -> usize {
+    let mut width = start_width;
+    for ch in text.chars() {
+        if ch == '\t' {
+            width += TAB_WIDTH - width % TAB_WIDTH;
+        } else {
+            width += unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        }
+    }
+    width - start_width
+}
+
+fn expand_tabs(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut width = 0;
+    for ch in line.chars() {
+        if ch == '\t' {
+            let n = TAB_WIDTH - width % TAB_WIDTH;
+            out.extend(std::iter::repeat_n(' ', n));
+            width += n;
+        } else if ch.is_control() {
+            // Keep the caret aligned: a control character would move the cursor.
+            out.push(' ');
+            width += 1;
+        } else {
+            out.push(ch);
+            width += unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        }
+    }
+    out
+}
+
+/// Renders `diag` for people: severity and code, the message, `file:line:col`, the source line
+/// with a caret underline (right for tabs and wide CJK characters), the label and the help.
+/// `source` is the text of `diag.file`.
+pub fn render(diag: &Diagnostic, source: &str) -> String {
+    use std::fmt::Write as _;
+    let severity = match diag.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let file = if diag.file.is_empty() {
+        "<input>"
+    } else {
+        &diag.file
+    };
+    let start = floor_boundary(source, diag.span.start);
+    let end = floor_boundary(source, diag.span.end.max(start));
+    let (line, col) = line_col(source, start);
+    let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = source[start..]
+        .find('\n')
+        .map_or(source.len(), |i| start + i);
+    let text = source[line_start..line_end].trim_end_matches('\r');
+    let gutter = line.to_string().len();
+    let pad = " ".repeat(gutter);
+
+    let mut out = String::new();
+    let _ = writeln!(out, "{severity}[{}]: {}", diag.code, diag.message);
+    let _ = writeln!(out, "{pad}--> {file}:{line}:{col}");
+    let _ = writeln!(out, "{pad} |");
+    let _ = writeln!(out, "{line} | {}", expand_tabs(text).trim_end());
+    let prefix = &source[line_start..start];
+    let caret_col = display_width(prefix, 0);
+    let underlined = &source[start..end.min(line_end)];
+    let caret_len = display_width(underlined.trim_end_matches('\r'), caret_col).max(1);
+    let mut marker = format!("{}{}", " ".repeat(caret_col), "^".repeat(caret_len));
+    if !diag.label.is_empty() {
+        marker.push(' ');
+        marker.push_str(&diag.label);
+    }
+    let _ = writeln!(out, "{pad} | {marker}");
+    if let Some(help) = &diag.help {
+        let _ = writeln!(out, "{pad} = help: {help}");
+    }
+    out
+}
+
+/// Renders every diagnostic in order, separated by blank lines. `sources` maps a file name to
+/// its text; diagnostics whose file is unknown are rendered against an empty text.
+pub fn render_all(diags: &[Diagnostic], sources: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    for (i, diag) in diags.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let source = sources(&diag.file).unwrap_or_default();
+        out.push_str(&render(diag, &source));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(start: usize, end: usize) -> Diagnostic {
+        Diagnostic::error("YM9999", Span::new(start, end), "something is wrong")
+            .with_label("here")
+            .with_help("fix it")
+            .in_file("p.flow")
+    }
+
+    #[test]
+    fn caret_lines_up_under_wide_characters_and_tabs() {
+        let source = "process p \"标题\" version 1\n\ttask 审查 x\n";
+        let start = source.find('x').unwrap();
+        let out = render(&diag(start, start + 1), source);
+        // "\t" → 4 columns, "task " → 5, "审查 " → 5: the caret sits at column 14.
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], " --> p.flow:2:10");
+        assert_eq!(lines[3], "2 |     task 审查 x");
+        assert_eq!(lines[4], "  |               ^ here");
+    }
+
+    #[test]
+    fn underline_covers_wide_characters_twice() {
+        let source = "a 审查 b";
+        let start = source.find('审').unwrap();
+        let out = render(&diag(start, start + "审查".len()), source);
+        assert!(out.contains("  |   ^^^^ here"), "{out}");
+    }
+
+    #[test]
+    fn spans_out_of_range_or_inside_a_character_do_not_panic() {
+        let source = "审查\n";
+        for (s, e) in [(1, 2), (100, 200), (5, 1), (0, 0)] {
+            let out = render(&diag(s, e), source);
+            assert!(out.contains("error[YM9999]"));
+        }
+        assert_eq!(line_col(source, 1), (1, 1));
+        assert_eq!(line_col(source, 999), (2, 1));
+    }
+}

@@ -1,8 +1,95 @@
+//! `yimen check FILE... [--deny-warnings]`: parse, lower and check process files with their
+//! configuration, templates and imports; print every diagnostic with its source line.
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use yimen_dsl::diagnostic::{self, Diagnostic, Severity};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Process files (`*.flow`) to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`yimen check` is not built yet")
+/// Reads a file named by a process relative to the process file's folder.
+pub fn loader(dir: &Path) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name: &str| std::fs::read_to_string(dir.join(name)).ok()
+}
+
+/// Compiles one process file from disk. Diagnostics about neighbouring files (its YAML
+/// configuration) name them by their path, so that they can be opened and rendered.
+pub fn compile_path(path: &Path) -> anyhow::Result<(String, yimen_dsl::Compiled)> {
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", path.display()))?;
+    let file = path.display().to_string();
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut compiled = yimen_dsl::compile(&file, &source, &loader(dir));
+    for d in &mut compiled.diagnostics {
+        if d.file != file && !d.file.is_empty() {
+            d.file = dir.join(&d.file).display().to_string();
+        }
+    }
+    Ok((source, compiled))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut errors = 0usize;
+    let mut warnings = 0usize;
+    let mut failed_files = 0usize;
+    for path in &args.files {
+        let (source, compiled) = match compile_path(path) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                errors += 1;
+                failed_files += 1;
+                continue;
+            }
+        };
+        let file = path.display().to_string();
+        let diags: &[Diagnostic] = &compiled.diagnostics;
+        if !diags.is_empty() {
+            let sources = |name: &str| {
+                if name == file {
+                    Some(source.clone())
+                } else {
+                    std::fs::read_to_string(name).ok()
+                }
+            };
+            eprint!("{}", diagnostic::render_all(diags, &sources));
+            eprintln!();
+        }
+        let e = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        let w = diags.len() - e;
+        errors += e;
+        warnings += w;
+        if e > 0 || (args.deny_warnings && w > 0) {
+            failed_files += 1;
+        } else {
+            println!("ok: {file}");
+        }
+    }
+    if errors > 0 || warnings > 0 {
+        eprintln!(
+            "{} file(s) checked: {errors} error(s), {warnings} warning(s){}",
+            args.files.len(),
+            if args.deny_warnings && warnings > 0 {
+                " (warnings denied)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if failed_files > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,0 +1,334 @@
+//! The YAML configuration against what the process declares: keys present, values of the
+//! declared type (durations parse, maps cover every enum value), enums taken from config.
+//! Problems inside the YAML are reported at the YAML line; missing keys at the declaration.
+
+use super::codes::*;
+use super::{Cx, DiagExt};
+use crate::config::ConfigFile;
+use crate::diagnostic::Diagnostic;
+use crate::model::{DurationUnit, EnumSource, Span, Type};
+use serde_json::Value;
+
+pub(super) fn check(cx: &mut Cx) {
+    let p = cx.process;
+    let Some(config) = cx.config else {
+        // A process that names a config file without it being loaded is reported by the
+        // loader; a channel URL needs a configuration in any case.
+        if p.config.is_none() {
+            for channel in &p.channels {
+                cx.error(NO_CONFIG, channel.url_config.span, format!("channel `{}` takes its URL from the configuration, but the process declares none", channel.name.name))
+                    .label("no `config` block")
+                    .help(format!("add `config \"<file>.yaml\" {{ {}: text }}` and put the URL in the YAML", channel.url_config.name));
+            }
+        }
+        return;
+    };
+    if let Some(decl) = &p.config {
+        for key in &decl.keys {
+            match config.values.get(&key.name.name) {
+                None => {
+                    cx.error(
+                        MISSING_CONFIG,
+                        key.name.span,
+                        format!("`{}` is missing from {}", key.name.name, config.file),
+                    )
+                    .label("declared here")
+                    .help(format!(
+                        "add `{}: ...` to {} (a {})",
+                        key.name.name,
+                        config.file,
+                        super::types::Ty::from(&key.ty)
+                    ));
+                }
+                Some(value) => {
+                    let path = vec![key.name.name.clone()];
+                    value_matches(cx, config, &key.ty, value, &path);
+                }
+            }
+        }
+    }
+    for decl in &p.enums {
+        if let EnumSource::Config(key) = &decl.source {
+            match config.values.get(&key.name) {
+                Some(Value::Object(map)) if !map.is_empty() => {}
+                Some(_) => {
+                    let span = yaml_span(&config.source, &[key.name.clone()]);
+                    cx.push(
+                        Diagnostic::error(CONFIG_ENUM, span, format!("`{}` must be a map whose keys are the values of enum `{}`", key.name, decl.name.name))
+                            .with_label("not a non-empty map")
+                            .with_help(format!("write `{}:` with one entry per value, e.g. `  civil_affairs: {{ name: \"民政局\" }}`", key.name))
+                            .in_file(&config.file),
+                    );
+                }
+                None => {
+                    cx.error(
+                        CONFIG_ENUM,
+                        key.span,
+                        format!("`{}` is missing from {}", key.name, config.file),
+                    )
+                    .label("enum values come from this key")
+                    .help(format!(
+                        "add `{}:` to {} with one entry per value",
+                        key.name, config.file
+                    ));
+                }
+            }
+        }
+    }
+    for channel in &p.channels {
+        match config.values.get(&channel.url_config.name) {
+            Some(Value::String(_)) => {}
+            Some(_) => {
+                let span = yaml_span(&config.source, &[channel.url_config.name.clone()]);
+                cx.push(
+                    Diagnostic::error(
+                        CONFIG_TYPE,
+                        span,
+                        format!("`{}` must be a URL (text)", channel.url_config.name),
+                    )
+                    .with_label("not text")
+                    .with_help("write the webhook URL in quotes")
+                    .in_file(&config.file),
+                );
+            }
+            None => {
+                cx.error(
+                    MISSING_CONFIG,
+                    channel.url_config.span,
+                    format!(
+                        "`{}` is missing from {}",
+                        channel.url_config.name, config.file
+                    ),
+                )
+                .label("the channel's URL comes from here")
+                .help(format!(
+                    "add `{}: \"https://...\"` to {}",
+                    channel.url_config.name, config.file
+                ));
+            }
+        }
+    }
+}
+
+fn type_error(cx: &mut Cx, config: &ConfigFile, path: &[String], message: String, help: String) {
+    let span = yaml_span(&config.source, path);
+    cx.push(
+        Diagnostic::error(CONFIG_TYPE, span, message)
+            .with_label("wrong type")
+            .with_help(help)
+            .in_file(&config.file),
+    );
+}
+
+/// Checks `value` against `ty`, reporting at the YAML location of `path`.
+fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, path: &[String]) {
+    let name = path.join(".");
+    let shown = super::types::Ty::from(ty);
+    let ok = match (ty, value) {
+        (Type::Text, Value::String(_)) => true,
+        (Type::Integer, Value::Number(n)) => n.is_i64(),
+        (Type::Decimal, Value::Number(_)) => true,
+        (Type::Decimal, Value::String(s)) => s.parse::<f64>().is_ok(),
+        (Type::Boolean, Value::Bool(_)) => true,
+        (Type::Date, Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+        (Type::DateTime, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+        (Type::Duration, Value::String(s)) => {
+            if parse_duration(s).is_none() {
+                type_error(cx, config, path, format!("`{name}`: \"{s}\" is not a duration"), "write an amount and a unit: \"30 workdays\", \"4 workhours\", \"7 days\", \"2 hours\"".into());
+            }
+            return;
+        }
+        (Type::Enum(e), Value::String(s)) => {
+            if let Some(Some(values)) = cx.enums.get(e.as_str())
+                && !values.iter().any(|v| v == s)
+            {
+                let help = super::help_or(
+                    s,
+                    values.iter().map(String::as_str),
+                    format!("use one of: {}", values.join(", ")),
+                );
+                type_error(
+                    cx,
+                    config,
+                    path,
+                    format!("`{name}`: `{s}` is not a value of enum `{e}`"),
+                    help,
+                );
+            }
+            return;
+        }
+        (Type::List(item), Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                let mut p = path.to_vec();
+                p.push(i.to_string());
+                value_matches(cx, config, item, v, &p);
+            }
+            return;
+        }
+        (Type::Map(k, v), Value::Object(map)) => {
+            if let Type::Enum(e) = k.as_ref()
+                && let Some(Some(values)) = cx.enums.get(e.as_str()).cloned()
+            {
+                let missing: Vec<&String> =
+                    values.iter().filter(|v| !map.contains_key(*v)).collect();
+                if !missing.is_empty() {
+                    let list = missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let span = yaml_span(&config.source, path);
+                    cx.push(
+                        Diagnostic::error(
+                            CONFIG_MAP_KEYS,
+                            span,
+                            format!("`{name}` has no entry for {list}"),
+                        )
+                        .with_label(format!("must cover every value of `{e}`"))
+                        .with_help(format!("add `{}: ...` under `{name}`", missing[0]))
+                        .in_file(&config.file),
+                    );
+                }
+                for key in map.keys() {
+                    if !values.contains(key) {
+                        let mut p = path.to_vec();
+                        p.push(key.clone());
+                        let span = yaml_span(&config.source, &p);
+                        let help = super::help_or(
+                            key,
+                            values.iter().map(String::as_str),
+                            format!("values of `{e}`: {}", values.join(", ")),
+                        );
+                        cx.push(
+                            Diagnostic::error(
+                                CONFIG_MAP_KEYS,
+                                span,
+                                format!("`{key}` in `{name}` is not a value of enum `{e}`"),
+                            )
+                            .with_label("unknown key")
+                            .with_help(help)
+                            .in_file(&config.file),
+                        );
+                    }
+                }
+            }
+            for (key, item) in map {
+                let mut p = path.to_vec();
+                p.push(key.clone());
+                value_matches(cx, config, v, item, &p);
+            }
+            return;
+        }
+        _ => false,
+    };
+    if !ok {
+        let found = match value {
+            Value::Null => "nothing",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "text",
+            Value::Array(_) => "a list",
+            Value::Object(_) => "a map",
+        };
+        type_error(
+            cx,
+            config,
+            path,
+            format!("`{name}` must be {shown}, but is {found}"),
+            format!(
+                "write a {shown} value (the process declares `{}: {shown}`)",
+                path[0]
+            ),
+        );
+    }
+}
+
+/// Parses duration text as written in YAML: `"30 workdays"`, `"4 workhours"`, `"7 days"`,
+/// `"2 hours"`, `"15 minutes"` (singular forms too).
+pub(crate) fn parse_duration(text: &str) -> Option<(i64, DurationUnit)> {
+    let mut parts = text.split_whitespace();
+    let amount: i64 = parts.next()?.parse().ok()?;
+    let unit = match parts.next()? {
+        "workdays" | "workday" => DurationUnit::WorkDays,
+        "workhours" | "workhour" => DurationUnit::WorkHours,
+        "days" | "day" => DurationUnit::Days,
+        "hours" | "hour" => DurationUnit::Hours,
+        "minutes" | "minute" => DurationUnit::Minutes,
+        _ => return None,
+    };
+    if parts.next().is_some() || amount < 0 {
+        return None;
+    }
+    Some((amount, unit))
+}
+
+/// Where `path` (keys from the top, list indices as numbers) is written in the YAML text, by
+/// indentation; falls back to the deepest ancestor found, or the start of the file.
+pub(crate) fn yaml_span(source: &str, path: &[String]) -> Span {
+    let mut best = Span::new(0, 0);
+    let mut parent_indent: Option<usize> = None;
+    let mut offset = 0;
+    let lines: Vec<(usize, &str)> = source
+        .split_inclusive('\n')
+        .map(|l| {
+            let start = offset;
+            offset += l.len();
+            (start, l.trim_end_matches(['\n', '\r']))
+        })
+        .collect();
+    let mut from = 0;
+    'keys: for key in path {
+        for (i, (start, line)) in lines.iter().enumerate().skip(from) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if let Some(p) = parent_indent
+                && indent <= p
+            {
+                break;
+            }
+            let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+            let body_offset = line.len() - body.len();
+            for quote in ["", "\"", "'"] {
+                let written = format!("{quote}{key}{quote}:");
+                if body.starts_with(&written) {
+                    best = Span::new(start + body_offset, start + body_offset + written.len() - 1);
+                    parent_indent = Some(indent);
+                    from = i + 1;
+                    continue 'keys;
+                }
+            }
+        }
+        break;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_span_finds_nested_keys_by_indentation() {
+        let yaml = "a:\n  x: 1\nlimits:\n  # comment\n  x: \"30 workdays\"\n  y: 2\n";
+        let span = yaml_span(yaml, &["limits".into(), "x".into()]);
+        assert_eq!(&yaml[span.start..span.end], "x");
+        assert_eq!(crate::diagnostic::line_col(yaml, span.start), (5, 3));
+        let missing = yaml_span(yaml, &["limits".into(), "z".into()]);
+        assert_eq!(&yaml[missing.start..missing.end], "limits");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(
+            parse_duration("30 workdays"),
+            Some((30, DurationUnit::WorkDays))
+        );
+        assert_eq!(parse_duration("1 day"), Some((1, DurationUnit::Days)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("3 weeks"), None);
+        assert_eq!(parse_duration("-3 days"), None);
+    }
+}

@@ -1,0 +1,1494 @@
+//! Source text → [`ast::File`]. The pest grammar (`grammar.pest`) recognises the text; this
+//! module turns pest pairs into the AST right away (pairs never leave this module) and turns
+//! a pest failure into one [`Diagnostic`] (`YM0001`) that names what was expected in the
+//! words of the language.
+
+use crate::ast::{self, CallInput, Comment, Item, NodeKind, TaskEntry, WaitEntry};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::model::{
+    Action, Assignee, BinaryOp, Branch, ChannelDecl, ClockDecl, ClockOp, ConfigKey, Deadline,
+    DocumentDecl, DurationUnit, EnumDecl, EnumSource, EnumValue, Escalation, EscalationWhen, Expr,
+    ExprKind, FieldSpec, ForEach, Ident, NotifyTarget, Outcome, PersonalKind, QueueRef, RoleDecl,
+    Span, Type, UnaryOp, VarDecl,
+};
+use pest::Parser as _;
+use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use std::sync::OnceLock;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+struct Grammar;
+
+/// Code of every syntax error.
+pub const SYNTAX: &str = "YM0001";
+
+/// Deepest nesting of brackets accepted; deeper input is refused before pest recurses.
+const MAX_NESTING: usize = 200;
+
+type Result<T> = std::result::Result<T, Diagnostic>;
+
+/// Parses a process file. Returns the AST or the first syntax error (`YM0001`). Never panics.
+pub fn parse(file: &str, source: &str) -> Result<ast::File> {
+    check_nesting(file, source)?;
+    let mut pairs =
+        Grammar::parse(Rule::file, source).map_err(|e| syntax_error(file, source, e))?;
+    let Some(root) = pairs.next() else {
+        return Err(error(
+            file,
+            Span::new(0, 0),
+            "the file is empty",
+            "empty file",
+            None,
+        ));
+    };
+    let b = Builder { file };
+    b.file(root, source)
+}
+
+fn error(file: &str, span: Span, message: &str, label: &str, help: Option<&str>) -> Diagnostic {
+    Diagnostic {
+        code: SYNTAX,
+        severity: Severity::Error,
+        message: message.to_string(),
+        file: file.to_string(),
+        span,
+        label: label.to_string(),
+        help: help.map(str::to_string),
+    }
+}
+
+/// Refuses absurdly deep nesting (fuzzed input) with a diagnostic instead of a stack overflow.
+fn check_nesting(file: &str, source: &str) -> Result<()> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut in_comment = false;
+    let mut prev = '\0';
+    for (i, c) in source.char_indices() {
+        if in_comment {
+            if c == '\n' {
+                in_comment = false;
+            }
+        } else if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' || c == '\n' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                '"' => in_string = true,
+                '/' if prev == '/' => in_comment = true,
+                '(' | '[' | '{' | '<' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(error(
+                            file,
+                            Span::new(i, i + 1),
+                            "brackets are nested too deeply",
+                            "too deep",
+                            Some("split the expression or block into smaller parts"),
+                        ));
+                    }
+                }
+                ')' | ']' | '}' | '>' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = if in_comment { '\0' } else { c };
+    }
+    Ok(())
+}
+
+fn syntax_error(file: &str, source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let pos = pos.min(source.len());
+    let (found, width) = describe_found(source, pos);
+    let span = Span::new(pos, pos + width);
+    match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut expected: Vec<String> = Vec::new();
+            for r in collapse(positives) {
+                let name = rule_name(r);
+                if !expected.contains(&name) {
+                    expected.push(name);
+                }
+            }
+            let expected = join_or(&expected);
+            let message = if expected.is_empty() {
+                format!("unexpected {found}")
+            } else {
+                format!("expected {expected}, found {found}")
+            };
+            let help = help_for(positives);
+            Diagnostic {
+                code: SYNTAX,
+                severity: Severity::Error,
+                message,
+                file: file.to_string(),
+                span,
+                label: if expected.is_empty() {
+                    "unexpected here".to_string()
+                } else {
+                    format!("expected {expected}")
+                },
+                help,
+            }
+        }
+        pest::error::ErrorVariant::CustomError { message } => {
+            error(file, span, message, "here", None)
+        }
+    }
+}
+
+/// Replaces the many ways an operand or an operator can start by one phrase each.
+fn collapse(positives: &[Rule]) -> Vec<Rule> {
+    const OPERAND: &[Rule] = &[
+        Rule::op_not,
+        Rule::op_neg,
+        Rule::decimal,
+        Rule::integer,
+        Rule::boolean,
+        Rule::list,
+        Rule::string,
+        Rule::name,
+        Rule::call,
+        Rule::kw_config,
+        Rule::kw_date,
+        Rule::duration,
+        Rule::config_ref,
+        Rule::date_lit,
+    ];
+    const OPERATOR: &[Rule] = &[
+        Rule::op_or,
+        Rule::op_and,
+        Rule::op_in,
+        Rule::op_eq,
+        Rule::op_ne,
+        Rule::op_le,
+        Rule::op_ge,
+        Rule::op_lt,
+        Rule::op_gt,
+        Rule::op_add,
+        Rule::op_sub,
+        Rule::op_mul,
+        Rule::op_div,
+        Rule::field_access,
+        Rule::index_access,
+    ];
+    let many = |set: &[Rule]| positives.iter().filter(|r| set.contains(r)).count() >= 3;
+    let (operand, operator) = (many(OPERAND), many(OPERATOR));
+    let mut out = Vec::new();
+    for r in positives {
+        let r = if operand && (OPERAND.contains(r) || *r == Rule::ident) {
+            Rule::expr
+        } else if operator && OPERATOR.contains(r) {
+            Rule::infix_marker
+        } else {
+            *r
+        };
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// A short description of the text at `pos` and the byte width to underline.
+fn describe_found(source: &str, pos: usize) -> (String, usize) {
+    let rest = &source[pos..];
+    let Some(first) = rest.chars().next() else {
+        return ("the end of the file".to_string(), 0);
+    };
+    if first.is_ascii_alphanumeric() || first == '_' {
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let width = word.len();
+        return (format!("`{word}`"), width);
+    }
+    if first == '"' {
+        return ("a text in quotes".to_string(), 1);
+    }
+    if first == '\n' || first == '\r' {
+        return ("the end of the line".to_string(), 1);
+    }
+    (format!("`{first}`"), first.len_utf8())
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn help_for(positives: &[Rule]) -> Option<String> {
+    let h = |s: &str| Some(s.to_string());
+    if positives.contains(&Rule::item) {
+        return h(
+            "a process file is a `process` header followed by declarations (`var`, `role`, `enum`, ...) and nodes (`start`, `task`, `step`, `choice`, `end`, ...); see docs/language.md",
+        );
+    }
+    if positives.contains(&Rule::task_entry) {
+        return h(
+            "a task body holds `queue`, `assignee`, `fields { }`, `deadline`, `on enter { }` and `outcome key \"label\" -> next` lines",
+        );
+    }
+    if positives.contains(&Rule::action) {
+        return h(
+            "actions are `set`, `notify`, `ledger`, `issue`, `start/pause/resume/stop/extend clock` and `task ... queue ...`",
+        );
+    }
+    if positives.contains(&Rule::goto) {
+        return h("write the next node as `-> node_id`");
+    }
+    if positives.contains(&Rule::ident) && !positives.contains(&Rule::name) {
+        return h("names start with a letter or `_` and use only ASCII letters, digits and `_`");
+    }
+    if positives.contains(&Rule::duration_unit) {
+        return h("units are workdays, workhours, days, hours, minutes");
+    }
+    if positives.contains(&Rule::personal_kind) {
+        return h("kinds are id_number, phone, name, address, sensitive");
+    }
+    None
+}
+
+/// The name of a grammar rule in the words of the language, for "expected ..." messages.
+fn rule_name(rule: Rule) -> String {
+    let s = |x: &str| x.to_string();
+    let kw = |x: &str| format!("`{x}`");
+    match rule {
+        Rule::EOI => s("the end of the file"),
+        Rule::header => s("the `process` header"),
+        Rule::item => s("a declaration or a node"),
+        Rule::task_entry => {
+            s("a task entry (`queue`, `assignee`, `fields`, `deadline`, `on enter`, `outcome`)")
+        }
+        Rule::action => s("an action"),
+        Rule::clock_entry => s("`calendar` or `deadline`"),
+        Rule::escalation | Rule::esc_when => s("an escalation (`before`, `at due`, `after`)"),
+        Rule::wait_entry => s("`required`, `optional` or `timeout`"),
+        Rule::goto => s("`-> next_node`"),
+        Rule::ident | Rule::name => s("a name"),
+        Rule::string | Rule::string_inner => s("a text in quotes"),
+        Rule::integer => s("a whole number"),
+        Rule::decimal => s("a decimal number"),
+        Rule::duration => s("a duration"),
+        Rule::duration_unit => {
+            s("a duration unit (`workdays`, `workhours`, `days`, `hours`, `minutes`)")
+        }
+        Rule::boolean => s("`true` or `false`"),
+        Rule::expr => s("an expression"),
+        Rule::infix_marker => s("an operator"),
+        Rule::list => s("a list `[...]`"),
+        Rule::ty | Rule::list_ty | Rule::map_ty => s("a type"),
+        Rule::personal_kind => {
+            s("a personal-data kind (`id_number`, `phone`, `name`, `address`, `sensitive`)")
+        }
+        Rule::queue_ref => s("a role"),
+        Rule::notify_target => s("`applicant`, `holder`, `role r` or `channel c`"),
+        Rule::field_spec => s("`required x` or `optional x`"),
+        Rule::enum_value => s("an enum value"),
+        Rule::config_key => s("a configuration key (`name: type`)"),
+        Rule::call_input => s("an input (`name = expression`)"),
+        Rule::var_default => kw("="),
+        Rule::op_or => kw("or"),
+        Rule::op_and => kw("and"),
+        Rule::op_not => kw("not"),
+        Rule::op_in => kw("in"),
+        Rule::op_eq => kw("=="),
+        Rule::op_ne => kw("!="),
+        Rule::op_le => kw("<="),
+        Rule::op_ge => kw(">="),
+        Rule::op_lt => kw("<"),
+        Rule::op_gt => kw(">"),
+        Rule::op_add => kw("+"),
+        Rule::op_sub | Rule::op_neg => kw("-"),
+        Rule::op_mul => kw("*"),
+        Rule::op_div => kw("/"),
+        Rule::field_access => kw(".field"),
+        Rule::index_access => kw("[index]"),
+        Rule::action_block => kw("{"),
+        other => {
+            let raw = format!("{other:?}");
+            match raw.strip_prefix("kw_") {
+                Some(k) => kw(k),
+                None => match raw
+                    .strip_suffix("_node")
+                    .or_else(|| raw.strip_suffix("_decl"))
+                {
+                    Some(k) => kw(k),
+                    None => kw(&raw.replace('_', " ")),
+                },
+            }
+        }
+    }
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    PRATT.get_or_init(|| {
+        PrattParser::new()
+            .op(Op::infix(Rule::op_or, Assoc::Left))
+            .op(Op::infix(Rule::op_and, Assoc::Left))
+            .op(Op::prefix(Rule::op_not))
+            .op(Op::infix(Rule::op_eq, Assoc::Left)
+                | Op::infix(Rule::op_ne, Assoc::Left)
+                | Op::infix(Rule::op_lt, Assoc::Left)
+                | Op::infix(Rule::op_le, Assoc::Left)
+                | Op::infix(Rule::op_gt, Assoc::Left)
+                | Op::infix(Rule::op_ge, Assoc::Left)
+                | Op::infix(Rule::op_in, Assoc::Left))
+            .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
+            .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left))
+            .op(Op::prefix(Rule::op_neg))
+            .op(Op::postfix(Rule::field_access) | Op::postfix(Rule::index_access))
+    })
+}
+
+fn span_of(p: &Pair<'_, Rule>) -> Span {
+    let s = p.as_span();
+    Span::new(s.start(), s.end())
+}
+
+/// Collects the `//` comments of a source that parsed (strings are well formed).
+fn comments(source: &str) -> Vec<Comment> {
+    let mut out = Vec::new();
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    let mut in_string = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' | b'\n' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            let end = source[i..].find('\n').map_or(source.len(), |n| i + n);
+            let text = source[i + 2..end].trim_end().to_string();
+            out.push(Comment {
+                text,
+                span: Span::new(i, end),
+            });
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+struct Builder<'f> {
+    file: &'f str,
+}
+
+impl Builder<'_> {
+    fn err(&self, span: Span, message: String, label: &str, help: Option<&str>) -> Diagnostic {
+        error(self.file, span, &message, label, help)
+    }
+
+    fn file(&self, root: Pair<'_, Rule>, source: &str) -> Result<ast::File> {
+        let span = span_of(&root);
+        let mut header = None;
+        let mut items = Vec::new();
+        for p in root.into_inner() {
+            match p.as_rule() {
+                Rule::header => header = Some(self.header(p)?),
+                Rule::item => {
+                    if let Some(inner) = p.into_inner().next() {
+                        items.push(self.item(inner)?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(header) = header else {
+            return Err(self.err(span, "the `process` header is missing".into(), "here", None));
+        };
+        Ok(ast::File {
+            header,
+            items,
+            comments: comments(source),
+            span,
+        })
+    }
+
+    fn header(&self, p: Pair<'_, Rule>) -> Result<ast::Header> {
+        let span = span_of(&p);
+        let mut key = None;
+        let mut title = String::new();
+        let mut version = 0;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => key = Some(ident(&c)),
+                Rule::string => title = string(&c),
+                Rule::integer => {
+                    version = c.as_str().parse::<u32>().map_err(|_| {
+                        self.err(
+                            span_of(&c),
+                            format!("version `{}` is too large", c.as_str()),
+                            "too large",
+                            Some("use a whole number below 4294967296"),
+                        )
+                    })?
+                }
+                _ => {}
+            }
+        }
+        Ok(ast::Header {
+            key: key.unwrap_or_else(|| Ident {
+                name: String::new(),
+                span,
+            }),
+            title,
+            version,
+            span,
+        })
+    }
+
+    fn item(&self, p: Pair<'_, Rule>) -> Result<Item> {
+        let span = span_of(&p);
+        Ok(match p.as_rule() {
+            Rule::import_decl => Item::Import(first_ident(p, span), span),
+            Rule::calendar_decl => Item::Calendar(first_ident(p, span), span),
+            Rule::config_decl => Item::Config(self.config_decl(p)?),
+            Rule::enum_decl => Item::Enum(self.enum_decl(p)?),
+            Rule::var_decl => Item::Var(self.var_decl(p)?),
+            Rule::role_decl => Item::Role(role_decl(p)),
+            Rule::channel_decl => Item::Channel(channel_decl(p)),
+            Rule::document_decl => Item::Document(document_decl(p)),
+            Rule::clock_decl => Item::Clock(self.clock_decl(p)?),
+            _ => Item::Node(self.node(p)?),
+        })
+    }
+
+    fn config_decl(&self, p: Pair<'_, Rule>) -> Result<ast::ConfigBlock> {
+        let span = span_of(&p);
+        let mut file = String::new();
+        let mut keys = Vec::new();
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::string => file = string(&c),
+                Rule::config_key => {
+                    let kspan = span_of(&c);
+                    let mut name = None;
+                    let mut ty = Type::Text;
+                    for k in c.into_inner() {
+                        match k.as_rule() {
+                            Rule::ident => name = Some(ident(&k)),
+                            Rule::ty => ty = self.ty(k)?,
+                            _ => {}
+                        }
+                    }
+                    keys.push(ConfigKey {
+                        name: name.unwrap_or_else(|| missing(kspan)),
+                        ty,
+                        span: kspan,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(ast::ConfigBlock { file, keys, span })
+    }
+
+    fn ty(&self, p: Pair<'_, Rule>) -> Result<Type> {
+        let span = span_of(&p);
+        let Some(inner) = p.into_inner().next() else {
+            return Err(self.err(span, "a type is missing".into(), "here", None));
+        };
+        let tys = |q: Pair<'_, Rule>| -> Result<Vec<Type>> {
+            q.into_inner()
+                .filter(|x| x.as_rule() == Rule::ty)
+                .map(|x| self.ty(x))
+                .collect()
+        };
+        Ok(match inner.as_rule() {
+            Rule::list_ty => {
+                let mut t = tys(inner)?;
+                Type::List(Box::new(t.pop().unwrap_or(Type::Text)))
+            }
+            Rule::map_ty => {
+                let mut t = tys(inner)?.into_iter();
+                let k = t.next().unwrap_or(Type::Text);
+                let v = t.next().unwrap_or(Type::Text);
+                Type::Map(Box::new(k), Box::new(v))
+            }
+            _ => match inner.as_str() {
+                "text" => Type::Text,
+                "integer" => Type::Integer,
+                "decimal" => Type::Decimal,
+                "boolean" => Type::Boolean,
+                "date" => Type::Date,
+                "datetime" => Type::DateTime,
+                "duration" => Type::Duration,
+                other => Type::Enum(other.to_string()),
+            },
+        })
+    }
+
+    fn enum_decl(&self, p: Pair<'_, Rule>) -> Result<EnumDecl> {
+        let span = span_of(&p);
+        let mut name = None;
+        let mut source = EnumSource::Listed(Vec::new());
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => name = Some(ident(&c)),
+                Rule::enum_from => source = EnumSource::Config(first_ident(c, span)),
+                Rule::enum_body => {
+                    let mut values = Vec::new();
+                    for v in c.into_inner().filter(|v| v.as_rule() == Rule::enum_value) {
+                        let vspan = span_of(&v);
+                        let mut key = None;
+                        let mut label = None;
+                        for x in v.into_inner() {
+                            match x.as_rule() {
+                                Rule::ident => key = Some(ident(&x)),
+                                Rule::string => label = Some(string(&x)),
+                                _ => {}
+                            }
+                        }
+                        values.push(EnumValue {
+                            key: key.unwrap_or_else(|| missing(vspan)),
+                            label,
+                        });
+                    }
+                    source = EnumSource::Listed(values);
+                }
+                _ => {}
+            }
+        }
+        Ok(EnumDecl {
+            name: name.unwrap_or_else(|| missing(span)),
+            source,
+            span,
+        })
+    }
+
+    fn var_decl(&self, p: Pair<'_, Rule>) -> Result<VarDecl> {
+        let span = span_of(&p);
+        let mut v = VarDecl {
+            name: missing(span),
+            ty: Type::Text,
+            label: None,
+            personal: None,
+            required: false,
+            default: None,
+            span,
+        };
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => v.name = ident(&c),
+                Rule::ty => v.ty = self.ty(c)?,
+                Rule::personal => {
+                    let kind = c
+                        .into_inner()
+                        .find(|k| k.as_rule() == Rule::personal_kind)
+                        .map(|k| k.as_str().to_string())
+                        .unwrap_or_default();
+                    v.personal = Some(match kind.as_str() {
+                        "id_number" => PersonalKind::IdNumber,
+                        "phone" => PersonalKind::Phone,
+                        "name" => PersonalKind::Name,
+                        "address" => PersonalKind::Address,
+                        _ => PersonalKind::Sensitive,
+                    });
+                }
+                Rule::kw_required => v.required = true,
+                Rule::var_default => {
+                    if let Some(e) = c.into_inner().find(|e| e.as_rule() == Rule::expr) {
+                        v.default = Some(self.expr(e)?);
+                    }
+                }
+                Rule::string => v.label = Some(string(&c)),
+                _ => {}
+            }
+        }
+        Ok(v)
+    }
+
+    fn clock_decl(&self, p: Pair<'_, Rule>) -> Result<ClockDecl> {
+        let span = span_of(&p);
+        let mut d = ClockDecl {
+            name: missing(span),
+            label: None,
+            calendar: None,
+            deadline: None,
+            span,
+        };
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => d.name = ident(&c),
+                Rule::string => d.label = Some(string(&c)),
+                Rule::clock_entry => {
+                    for e in c.into_inner() {
+                        match e.as_rule() {
+                            Rule::calendar_decl => {
+                                let s = span_of(&e);
+                                d.calendar = Some(first_ident(e, s));
+                            }
+                            Rule::deadline => d.deadline = Some(self.deadline(e)?),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(d)
+    }
+
+    fn node(&self, p: Pair<'_, Rule>) -> Result<ast::Node> {
+        let span = span_of(&p);
+        let rule = p.as_rule();
+        let mut id = None;
+        let mut label = None;
+        let mut next = None;
+        let mut rest = Vec::new();
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident if id.is_none() => id = Some(ident(&c)),
+                Rule::string if label.is_none() => label = Some(string(&c)),
+                Rule::goto if rule != Rule::parallel_node => next = Some(goto(c, span)),
+                _ => rest.push(c),
+            }
+        }
+        let id = id.unwrap_or_else(|| missing(span));
+        let next_or = |n: Option<Ident>| n.unwrap_or_else(|| missing(span));
+        let kind = match rule {
+            Rule::start_node => NodeKind::Start {
+                next: next_or(next),
+            },
+            Rule::end_node => {
+                let mut result = None;
+                let mut actions = None;
+                for c in rest {
+                    match c.as_rule() {
+                        Rule::end_result => result = Some(first_ident(c, span)),
+                        Rule::action_block => actions = Some(self.actions(c)?),
+                        _ => {}
+                    }
+                }
+                NodeKind::End { result, actions }
+            }
+            Rule::step_node => {
+                let mut actions = Vec::new();
+                for c in rest {
+                    if c.as_rule() == Rule::action_block {
+                        actions = self.actions(c)?;
+                    }
+                }
+                NodeKind::Step {
+                    actions,
+                    next: next_or(next),
+                }
+            }
+            Rule::task_node => {
+                let mut for_each = None;
+                let mut entries = Vec::new();
+                for c in rest {
+                    match c.as_rule() {
+                        Rule::for_each => {
+                            let mut item = None;
+                            let mut list = None;
+                            for x in c.into_inner() {
+                                match x.as_rule() {
+                                    Rule::ident => item = Some(ident(&x)),
+                                    Rule::expr => list = Some(self.expr(x)?),
+                                    _ => {}
+                                }
+                            }
+                            if let (Some(item), Some(list)) = (item, list) {
+                                for_each = Some(ForEach { item, list });
+                            }
+                        }
+                        Rule::task_entry => {
+                            if let Some(e) = c.into_inner().next() {
+                                entries.push(self.task_entry(e)?);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                NodeKind::Task { for_each, entries }
+            }
+            Rule::choice_node => {
+                let mut branches = Vec::new();
+                let mut default = None;
+                let mut default_span = None;
+                for c in rest {
+                    match c.as_rule() {
+                        Rule::branch => {
+                            let bspan = span_of(&c);
+                            let mut when = None;
+                            let mut to = None;
+                            for x in c.into_inner() {
+                                match x.as_rule() {
+                                    Rule::expr => when = Some(self.expr(x)?),
+                                    Rule::goto => to = Some(goto(x, bspan)),
+                                    _ => {}
+                                }
+                            }
+                            if let Some(when) = when {
+                                branches.push(Branch {
+                                    when,
+                                    next: to.unwrap_or_else(|| missing(bspan)),
+                                    span: bspan,
+                                });
+                            }
+                        }
+                        Rule::else_branch => {
+                            let espan = span_of(&c);
+                            default_span = Some(espan);
+                            default = c
+                                .into_inner()
+                                .find(|x| x.as_rule() == Rule::goto)
+                                .map(|g| goto(g, espan));
+                        }
+                        _ => {}
+                    }
+                }
+                NodeKind::Choice {
+                    branches,
+                    default,
+                    default_span,
+                }
+            }
+            Rule::parallel_node => NodeKind::Parallel {
+                branches: rest
+                    .into_iter()
+                    .filter(|c| c.as_rule() == Rule::goto)
+                    .map(|g| goto(g, span))
+                    .collect(),
+            },
+            Rule::join_node => NodeKind::Join {
+                next: next_or(next),
+            },
+            Rule::wait_node => {
+                let mut kind = None;
+                for c in rest {
+                    match c.as_rule() {
+                        Rule::wait_message => {
+                            let mut message = None;
+                            let mut entries = None;
+                            for x in c.into_inner() {
+                                match x.as_rule() {
+                                    Rule::ident => message = Some(ident(&x)),
+                                    Rule::wait_entry => {
+                                        let list: &mut Vec<WaitEntry> =
+                                            entries.get_or_insert_with(Vec::new);
+                                        if let Some(e) = x.into_inner().next() {
+                                            list.push(self.wait_entry(e)?);
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            kind = Some(NodeKind::WaitMessage {
+                                message: message.unwrap_or_else(|| missing(span)),
+                                entries: entries.or_else(|| Some(Vec::new())),
+                                next: next.clone().unwrap_or_else(|| missing(span)),
+                            });
+                        }
+                        Rule::expr => {
+                            kind = Some(NodeKind::WaitTimer {
+                                duration: self.expr(c)?,
+                                next: next.clone().unwrap_or_else(|| missing(span)),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                match kind {
+                    Some(k) => k,
+                    None => {
+                        return Err(self.err(
+                            span,
+                            "a `wait` needs a duration or a `message`".into(),
+                            "here",
+                            None,
+                        ));
+                    }
+                }
+            }
+            Rule::call_node => {
+                let mut process = None;
+                let mut inputs = None;
+                let mut wait = true;
+                for c in rest {
+                    match c.as_rule() {
+                        Rule::ident => process = Some(ident(&c)),
+                        Rule::kw_nowait => wait = false,
+                        Rule::call_with => {
+                            let mut list = Vec::new();
+                            for x in c.into_inner().filter(|x| x.as_rule() == Rule::call_input) {
+                                let ispan = span_of(&x);
+                                let mut name = None;
+                                let mut value = None;
+                                for y in x.into_inner() {
+                                    match y.as_rule() {
+                                        Rule::ident => name = Some(ident(&y)),
+                                        Rule::expr => value = Some(self.expr(y)?),
+                                        _ => {}
+                                    }
+                                }
+                                if let (Some(name), Some(value)) = (name, value) {
+                                    list.push(CallInput {
+                                        name,
+                                        value,
+                                        span: ispan,
+                                    });
+                                }
+                            }
+                            inputs = Some(list);
+                        }
+                        _ => {}
+                    }
+                }
+                NodeKind::Call {
+                    process: process.unwrap_or_else(|| missing(span)),
+                    inputs,
+                    wait,
+                    next: next_or(next),
+                }
+            }
+            _ => {
+                return Err(self.err(span, "this is not a node".into(), "here", None));
+            }
+        };
+        Ok(ast::Node {
+            id,
+            label,
+            kind,
+            span,
+        })
+    }
+
+    fn wait_entry(&self, p: Pair<'_, Rule>) -> Result<WaitEntry> {
+        let span = span_of(&p);
+        Ok(match p.as_rule() {
+            Rule::field_spec => WaitEntry::Field(field_spec(p)),
+            _ => {
+                let mut after = None;
+                let mut next = None;
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::expr => after = Some(self.expr(c)?),
+                        Rule::goto => next = Some(goto(c, span)),
+                        _ => {}
+                    }
+                }
+                match after {
+                    Some(after) => WaitEntry::Timeout {
+                        after,
+                        next: next.unwrap_or_else(|| missing(span)),
+                        span,
+                    },
+                    None => {
+                        return Err(self.err(
+                            span,
+                            "`timeout` needs a duration".into(),
+                            "here",
+                            None,
+                        ));
+                    }
+                }
+            }
+        })
+    }
+
+    fn task_entry(&self, p: Pair<'_, Rule>) -> Result<TaskEntry> {
+        let span = span_of(&p);
+        Ok(match p.as_rule() {
+            Rule::queue => {
+                let q = p.into_inner().find(|c| c.as_rule() == Rule::queue_ref);
+                match q {
+                    Some(q) => TaskEntry::Queue(self.queue_ref(q)?, span),
+                    None => {
+                        return Err(self.err(span, "`queue` needs a role".into(), "here", None));
+                    }
+                }
+            }
+            Rule::assignee => {
+                let mut a = None;
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::completed_by => {
+                            let s = span_of(&c);
+                            a = Some(Assignee::CompletedBy(first_ident(c, s)));
+                        }
+                        Rule::expr => a = Some(Assignee::Expr(self.expr(c)?)),
+                        _ => {}
+                    }
+                }
+                match a {
+                    Some(a) => TaskEntry::Assignee(a, span),
+                    None => {
+                        return Err(self.err(span, "`assignee` needs a rule".into(), "here", None));
+                    }
+                }
+            }
+            Rule::fields => TaskEntry::Fields(
+                p.into_inner()
+                    .filter(|c| c.as_rule() == Rule::field_spec)
+                    .map(field_spec)
+                    .collect(),
+                span,
+            ),
+            Rule::deadline => TaskEntry::Deadline(self.deadline(p)?),
+            Rule::on_enter => {
+                let mut actions = Vec::new();
+                for c in p.into_inner() {
+                    if c.as_rule() == Rule::action_block {
+                        actions = self.actions(c)?;
+                    }
+                }
+                TaskEntry::OnEnter(actions, span)
+            }
+            _ => {
+                let mut key = None;
+                let mut label = None;
+                let mut requires = Vec::new();
+                let mut next = None;
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::ident => key = Some(ident(&c)),
+                        Rule::string => label = Some(string(&c)),
+                        Rule::requires => {
+                            requires = c
+                                .into_inner()
+                                .filter(|x| x.as_rule() == Rule::ident)
+                                .map(|x| ident(&x))
+                                .collect()
+                        }
+                        Rule::goto => next = Some(goto(c, span)),
+                        _ => {}
+                    }
+                }
+                TaskEntry::Outcome(Outcome {
+                    key: key.unwrap_or_else(|| missing(span)),
+                    label,
+                    next: next.unwrap_or_else(|| missing(span)),
+                    requires,
+                    span,
+                })
+            }
+        })
+    }
+
+    fn deadline(&self, p: Pair<'_, Rule>) -> Result<Deadline> {
+        let span = span_of(&p);
+        let mut duration = None;
+        let mut clock = None;
+        let mut ladder = Vec::new();
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::expr => duration = Some(self.expr(c)?),
+                Rule::deadline_clock => clock = Some(first_ident(c, span)),
+                Rule::escalation => ladder.push(self.escalation(c)?),
+                _ => {}
+            }
+        }
+        match duration {
+            Some(duration) => Ok(Deadline {
+                duration,
+                clock,
+                ladder,
+                span,
+            }),
+            None => Err(self.err(span, "`deadline` needs a duration".into(), "here", None)),
+        }
+    }
+
+    fn escalation(&self, p: Pair<'_, Rule>) -> Result<Escalation> {
+        let span = span_of(&p);
+        let mut when = EscalationWhen::AtDue;
+        let mut level = 0;
+        let mut actions = Vec::new();
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::esc_when => {
+                    if let Some(w) = c.into_inner().next() {
+                        let rule = w.as_rule();
+                        let expr = w.into_inner().find(|x| x.as_rule() == Rule::expr);
+                        when = match (rule, expr) {
+                            (Rule::esc_before, Some(e)) => EscalationWhen::Before(self.expr(e)?),
+                            (Rule::esc_after, Some(e)) => EscalationWhen::After(self.expr(e)?),
+                            _ => EscalationWhen::AtDue,
+                        };
+                    }
+                }
+                Rule::esc_level => {
+                    if let Some(n) = c.into_inner().find(|x| x.as_rule() == Rule::integer) {
+                        level = n.as_str().parse::<u32>().map_err(|_| {
+                            self.err(
+                                span_of(&n),
+                                format!("level `{}` is too large", n.as_str()),
+                                "too large",
+                                Some("levels are small numbers: 1, 2, 3"),
+                            )
+                        })?;
+                    }
+                }
+                Rule::action => actions.push(self.action(c)?),
+                Rule::action_block => actions.extend(self.actions(c)?),
+                _ => {}
+            }
+        }
+        Ok(Escalation {
+            when,
+            level,
+            actions,
+            span,
+        })
+    }
+
+    fn actions(&self, block: Pair<'_, Rule>) -> Result<Vec<Action>> {
+        block
+            .into_inner()
+            .filter(|c| c.as_rule() == Rule::action)
+            .map(|c| self.action(c))
+            .collect()
+    }
+
+    fn action(&self, p: Pair<'_, Rule>) -> Result<Action> {
+        let outer = span_of(&p);
+        let Some(a) = p.into_inner().next() else {
+            return Err(self.err(outer, "an action is missing".into(), "here", None));
+        };
+        let span = span_of(&a);
+        let rule = a.as_rule();
+        let kids: Vec<Pair<'_, Rule>> = a.into_inner().collect();
+        let first_id = || {
+            kids.iter()
+                .find(|x| x.as_rule() == Rule::ident)
+                .map(ident)
+                .unwrap_or_else(|| missing(span))
+        };
+        let first_str = || {
+            kids.iter()
+                .find(|x| x.as_rule() == Rule::string)
+                .map(string)
+                .unwrap_or_default()
+        };
+        let first_expr = || -> Result<Option<Expr>> {
+            kids.iter()
+                .find(|x| x.as_rule() == Rule::expr)
+                .map(|x| self.expr(x.clone()))
+                .transpose()
+        };
+        Ok(match rule {
+            Rule::set_action => Action::Assign {
+                var: first_id(),
+                value: first_expr()?
+                    .ok_or_else(|| self.err(span, "`set` needs a value".into(), "here", None))?,
+                span,
+            },
+            Rule::notify_action => {
+                let mut target = NotifyTarget::Applicant;
+                for k in &kids {
+                    if k.as_rule() == Rule::notify_target
+                        && let Some(t) = k.clone().into_inner().next()
+                    {
+                        target = match t.as_rule() {
+                            Rule::kw_holder => NotifyTarget::Holder,
+                            Rule::notify_channel => NotifyTarget::Channel(first_ident(t, span)),
+                            Rule::notify_role => {
+                                match t.into_inner().find(|x| x.as_rule() == Rule::queue_ref) {
+                                    Some(q) => NotifyTarget::Role(self.queue_ref(q)?),
+                                    None => NotifyTarget::Applicant,
+                                }
+                            }
+                            _ => NotifyTarget::Applicant,
+                        };
+                    }
+                }
+                Action::Notify {
+                    target,
+                    message: first_str(),
+                    span,
+                }
+            }
+            Rule::ledger_action => Action::Ledger {
+                entry: first_str(),
+                span,
+            },
+            Rule::issue_action => Action::Issue {
+                document: first_id(),
+                span,
+            },
+            Rule::clock_action => {
+                let Some(op) = kids.first() else {
+                    return Err(self.err(span, "a clock action is missing".into(), "here", None));
+                };
+                let op_rule = op.as_rule();
+                let parts: Vec<Pair<'_, Rule>> = op.clone().into_inner().collect();
+                let clock = parts
+                    .iter()
+                    .find(|x| x.as_rule() == Rule::ident)
+                    .map(ident)
+                    .unwrap_or_else(|| missing(span));
+                let expr = parts
+                    .iter()
+                    .find(|x| x.as_rule() == Rule::expr)
+                    .map(|x| self.expr(x.clone()))
+                    .transpose()?;
+                let op = match op_rule {
+                    Rule::clock_start => ClockOp::Start { duration: expr },
+                    Rule::clock_pause => ClockOp::Pause,
+                    Rule::clock_resume => ClockOp::Resume,
+                    Rule::clock_stop => ClockOp::Stop,
+                    _ => ClockOp::Extend {
+                        by: expr.ok_or_else(|| {
+                            self.err(span, "`extend clock` needs a duration".into(), "here", None)
+                        })?,
+                        reason: parts
+                            .iter()
+                            .find(|x| x.as_rule() == Rule::string)
+                            .map(string)
+                            .unwrap_or_default(),
+                    },
+                };
+                Action::Clock { op, clock, span }
+            }
+            _ => {
+                let mut id = None;
+                let mut label = None;
+                let mut queue = None;
+                for k in kids {
+                    match k.as_rule() {
+                        Rule::ident => id = Some(ident(&k)),
+                        Rule::string => label = Some(string(&k)),
+                        Rule::queue_ref => queue = Some(self.queue_ref(k)?),
+                        _ => {}
+                    }
+                }
+                let Some(queue) = queue else {
+                    return Err(self.err(
+                        span,
+                        "a follow-up task needs a `queue`".into(),
+                        "here",
+                        None,
+                    ));
+                };
+                Action::FollowUp {
+                    id: id.unwrap_or_else(|| missing(span)),
+                    label,
+                    queue,
+                    span,
+                }
+            }
+        })
+    }
+
+    fn queue_ref(&self, p: Pair<'_, Rule>) -> Result<QueueRef> {
+        let span = span_of(&p);
+        let mut role = None;
+        let mut key = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => role = Some(ident(&c)),
+                Rule::expr => key = Some(self.expr(c)?),
+                _ => {}
+            }
+        }
+        Ok(QueueRef {
+            role: role.unwrap_or_else(|| missing(span)),
+            key,
+            span,
+        })
+    }
+
+    /// Builds an expression with the Pratt parser; literal errors (too large numbers) surface
+    /// as diagnostics.
+    fn expr(&self, p: Pair<'_, Rule>) -> Result<Expr> {
+        pratt()
+            .map_primary(|prim| self.primary(prim))
+            .map_prefix(|op, rhs| {
+                let rhs = rhs?;
+                let span = Span::new(span_of(&op).start, rhs.span.end);
+                let op = if op.as_rule() == Rule::op_not {
+                    UnaryOp::Not
+                } else {
+                    UnaryOp::Neg
+                };
+                Ok(Expr {
+                    kind: ExprKind::Unary(op, Box::new(rhs)),
+                    span,
+                })
+            })
+            .map_postfix(|lhs, op| {
+                let lhs = lhs?;
+                let span = Span::new(lhs.span.start, span_of(&op).end);
+                let kind = match op.as_rule() {
+                    Rule::field_access => {
+                        let name = op
+                            .into_inner()
+                            .find(|x| x.as_rule() == Rule::ident)
+                            .map(|x| x.as_str().to_string())
+                            .unwrap_or_default();
+                        ExprKind::Field(Box::new(lhs), name)
+                    }
+                    _ => {
+                        let idx = op.into_inner().find(|x| x.as_rule() == Rule::expr);
+                        let idx = match idx {
+                            Some(i) => self.expr(i)?,
+                            None => {
+                                return Err(self.err(
+                                    span,
+                                    "an index is missing".into(),
+                                    "here",
+                                    None,
+                                ));
+                            }
+                        };
+                        ExprKind::Index(Box::new(lhs), Box::new(idx))
+                    }
+                };
+                Ok(Expr { kind, span })
+            })
+            .map_infix(|lhs, op, rhs| {
+                let (lhs, rhs) = (lhs?, rhs?);
+                let op = match op.as_rule() {
+                    Rule::op_or => BinaryOp::Or,
+                    Rule::op_and => BinaryOp::And,
+                    Rule::op_eq => BinaryOp::Eq,
+                    Rule::op_ne => BinaryOp::Ne,
+                    Rule::op_lt => BinaryOp::Lt,
+                    Rule::op_le => BinaryOp::Le,
+                    Rule::op_gt => BinaryOp::Gt,
+                    Rule::op_ge => BinaryOp::Ge,
+                    Rule::op_in => BinaryOp::In,
+                    Rule::op_add => BinaryOp::Add,
+                    Rule::op_sub => BinaryOp::Sub,
+                    Rule::op_mul => BinaryOp::Mul,
+                    _ => BinaryOp::Div,
+                };
+                let span = Span::new(lhs.span.start, rhs.span.end);
+                Ok(Expr {
+                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                    span,
+                })
+            })
+            .parse(p.into_inner())
+    }
+
+    fn primary(&self, p: Pair<'_, Rule>) -> Result<Expr> {
+        let span = span_of(&p);
+        let kind = match p.as_rule() {
+            Rule::expr => return self.expr(p),
+            Rule::duration => {
+                let mut amount = 0;
+                let mut unit = DurationUnit::Days;
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::integer => amount = self.integer(&c)?,
+                        Rule::duration_unit => {
+                            unit = crate::duration::unit_from_word(c.as_str())
+                                .unwrap_or(DurationUnit::Days)
+                        }
+                        _ => {}
+                    }
+                }
+                ExprKind::Duration { amount, unit }
+            }
+            Rule::decimal => ExprKind::Decimal(p.as_str().to_string()),
+            Rule::integer => ExprKind::Integer(self.integer(&p)?),
+            Rule::string => ExprKind::Text(string(&p)),
+            Rule::date_lit => ExprKind::Date(
+                p.into_inner()
+                    .find(|x| x.as_rule() == Rule::string)
+                    .map(|x| string(&x))
+                    .unwrap_or_default(),
+            ),
+            Rule::boolean => ExprKind::Boolean(p.as_str() == "true"),
+            Rule::config_ref => ExprKind::Config(
+                p.into_inner()
+                    .find(|x| x.as_rule() == Rule::ident)
+                    .map(|x| x.as_str().to_string())
+                    .unwrap_or_default(),
+            ),
+            Rule::call => {
+                let mut name = String::new();
+                let mut args = Vec::new();
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::ident => name = c.as_str().to_string(),
+                        Rule::expr => args.push(self.expr(c)?),
+                        _ => {}
+                    }
+                }
+                ExprKind::Call(name, args)
+            }
+            Rule::list => ExprKind::List(
+                p.into_inner()
+                    .filter(|x| x.as_rule() == Rule::expr)
+                    .map(|x| self.expr(x))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            _ => ExprKind::Name(p.as_str().trim().to_string()),
+        };
+        Ok(Expr { kind, span })
+    }
+
+    fn integer(&self, p: &Pair<'_, Rule>) -> Result<i64> {
+        p.as_str().parse::<i64>().map_err(|_| {
+            self.err(
+                span_of(p),
+                format!("the number `{}` is too large", p.as_str()),
+                "too large",
+                Some("whole numbers must stay below 9223372036854775808"),
+            )
+        })
+    }
+}
+
+fn missing(span: Span) -> Ident {
+    Ident {
+        name: String::new(),
+        span,
+    }
+}
+
+fn ident(p: &Pair<'_, Rule>) -> Ident {
+    Ident {
+        name: p.as_str().to_string(),
+        span: span_of(p),
+    }
+}
+
+fn first_ident(p: Pair<'_, Rule>, fallback: Span) -> Ident {
+    p.into_inner()
+        .find(|c| c.as_rule() == Rule::ident)
+        .map(|c| ident(&c))
+        .unwrap_or_else(|| missing(fallback))
+}
+
+fn goto(p: Pair<'_, Rule>, fallback: Span) -> Ident {
+    first_ident(p, fallback)
+}
+
+fn field_spec(p: Pair<'_, Rule>) -> FieldSpec {
+    let span = span_of(&p);
+    let mut required = false;
+    let mut var = missing(span);
+    for c in p.into_inner() {
+        match c.as_rule() {
+            Rule::kw_required => required = true,
+            Rule::ident => var = ident(&c),
+            _ => {}
+        }
+    }
+    FieldSpec {
+        var,
+        required,
+        span,
+    }
+}
+
+fn role_decl(p: Pair<'_, Rule>) -> RoleDecl {
+    let span = span_of(&p);
+    let mut r = RoleDecl {
+        name: missing(span),
+        label: None,
+        scope: None,
+        keyed_by: None,
+        span,
+    };
+    for c in p.into_inner() {
+        match c.as_rule() {
+            Rule::ident => r.name = ident(&c),
+            Rule::role_key => r.keyed_by = Some(first_ident(c, span)),
+            Rule::string => r.label = Some(string(&c)),
+            Rule::role_scope => r.scope = Some(first_ident(c, span)),
+            _ => {}
+        }
+    }
+    r
+}
+
+fn channel_decl(p: Pair<'_, Rule>) -> ChannelDecl {
+    let span = span_of(&p);
+    let mut idents = Vec::new();
+    let mut label = None;
+    for c in p.into_inner() {
+        match c.as_rule() {
+            Rule::ident => idents.push(ident(&c)),
+            Rule::string => label = Some(string(&c)),
+            _ => {}
+        }
+    }
+    let mut idents = idents.into_iter();
+    ChannelDecl {
+        name: idents.next().unwrap_or_else(|| missing(span)),
+        label,
+        url_config: idents.next().unwrap_or_else(|| missing(span)),
+        span,
+    }
+}
+
+fn document_decl(p: Pair<'_, Rule>) -> DocumentDecl {
+    let span = span_of(&p);
+    let mut d = DocumentDecl {
+        name: missing(span),
+        label: None,
+        template: String::new(),
+        public: false,
+        span,
+    };
+    let mut strings = Vec::new();
+    for c in p.into_inner() {
+        match c.as_rule() {
+            Rule::ident => d.name = ident(&c),
+            Rule::string => strings.push(string(&c)),
+            Rule::kw_public => d.public = true,
+            _ => {}
+        }
+    }
+    // The template path is the last text; a label, if any, comes before it.
+    d.template = strings.pop().unwrap_or_default();
+    d.label = strings.pop();
+    d
+}
+
+/// The value of a string literal, escapes resolved (`\"`, `\\`, `\n`, `\t`).
+fn string(p: &Pair<'_, Rule>) -> String {
+    let raw = p.as_str();
+    let inner = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
+    unescape(inner)
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
