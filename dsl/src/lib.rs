@@ -160,7 +160,9 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
             // "not found" would mislead for an import that exists but has errors.
             .filter(|d| {
                 !(d.code == check::UNKNOWN_PROCESS
-                    && broken_imports.iter().any(|name| d.message.contains(name.as_str())))
+                    && broken_imports
+                        .iter()
+                        .any(|name| d.message.contains(name.as_str())))
             })
             .map(|mut d| {
                 if d.file.is_empty() {

@@ -19,6 +19,8 @@ pub struct InboxItem {
     pub node: Option<String>,
     /// The late task of an escalation.
     pub task_id: Option<String>,
+    /// The clock of a clock escalation.
+    pub clock: Option<String>,
     /// Escalation level (0 = reminder before due); `None` for a plain notice.
     pub level: Option<i64>,
     pub message: String,
@@ -42,6 +44,7 @@ impl From<InboxRow> for InboxItem {
             instance_id: r.instance_id,
             node: r.node,
             task_id: r.task_id,
+            clock: r.clock,
             level: r.level,
             message: r.message,
             state: r.state,
@@ -79,10 +82,41 @@ impl InboxState {
     }
 }
 
-/// Closes escalation items whose late task is finished; returns how many.
+/// Closes escalation items whose late task is finished, or whose clock stopped (or whose
+/// instance ended); returns how many.
 pub async fn close_finished(engine: &Engine) -> Result<u64, EngineError> {
     let now = engine.clock().now().timestamp_millis();
-    Ok(sql::close_finished(engine.pool(), now).await?)
+    let pool = engine.pool();
+    let mut closed = sql::close_finished(pool, now).await?;
+    let items = sql::open_clock_items(pool).await?;
+    let mut done = Vec::new();
+    let mut states: std::collections::HashMap<String, Option<(String, Json)>> =
+        std::collections::HashMap::new();
+    for item in items {
+        if !states.contains_key(&item.instance_id) {
+            let state =
+                sql::instance_state(pool, &item.instance_id)
+                    .await?
+                    .map(|(status, state)| {
+                        (status, serde_json::from_str(&state).unwrap_or(Json::Null))
+                    });
+            states.insert(item.instance_id.clone(), state);
+        }
+        let running = match states.get(&item.instance_id).and_then(Option::as_ref) {
+            Some((status, state)) if status == "running" || status == "incident" => item
+                .clock
+                .as_deref()
+                .and_then(|c| state.pointer(&format!("/clocks/{c}/running")))
+                .and_then(Json::as_bool)
+                .unwrap_or(false),
+            _ => false,
+        };
+        if !running {
+            done.push(item.id);
+        }
+    }
+    closed += sql::close_items(pool, &done, now).await?;
+    Ok(closed)
 }
 
 /// Items of `recipient`, oldest first (closing finished escalations first).
@@ -137,6 +171,14 @@ pub(crate) async fn deliver(
     let field = |k: &str| context.and_then(|c| c.get(k));
     let task_id = field("task").and_then(Json::as_str).map(str::to_string);
     let level = field("level").and_then(Json::as_i64);
+    // A clock escalation names no task; its timer names the clock.
+    let clock = match (level, &task_id, field("timer").and_then(Json::as_str)) {
+        (Some(_), None, Some(timer)) => sql::timer_payload(engine.pool(), timer)
+            .await?
+            .and_then(|p| serde_json::from_str::<Json>(&p).ok())
+            .and_then(|p| p.get("clock").and_then(Json::as_str).map(str::to_string)),
+        _ => None,
+    };
     let recipient = if recipient == "holder" {
         match field("holder").and_then(Json::as_str) {
             Some(worker) => format!("worker:{worker}"),
@@ -161,6 +203,7 @@ pub(crate) async fn deliver(
             .and_then(Json::as_str)
             .map(str::to_string),
         task_id,
+        clock,
         level,
         message: msg
             .payload

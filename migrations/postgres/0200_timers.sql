@@ -11,6 +11,8 @@ CREATE TABLE inbox (
     node        TEXT,
     -- the late task of an escalation: the item closes itself when that task is finished
     task_id     TEXT,
+    -- the clock of a clock escalation: the item closes itself when that clock stops
+    clock       TEXT,
     -- escalation level (0 = reminder); NULL for a plain notice
     level       BIGINT,
     message     TEXT   NOT NULL,

@@ -264,6 +264,7 @@ impl Reports {
             instance_id: String::new(),
             node: None,
             task_id: None,
+            clock: None,
             level: None,
             message: format!(
                 "report {job} of {} is ready ({rows} rows): GET /api/v1/reports/{job}/runs/{at}/csv",

@@ -11,6 +11,7 @@ pub struct InboxRow {
     pub instance_id: String,
     pub node: Option<String>,
     pub task_id: Option<String>,
+    pub clock: Option<String>,
     pub level: Option<i64>,
     pub message: String,
     pub state: String,
@@ -120,6 +121,22 @@ pub async fn ack_inbox(pool: &StorePool, id: &str, actor: &str, now: i64) -> R<u
 }
 pub async fn inbox_of(pool: &StorePool, instance: &str) -> R<Vec<InboxRow>> {
     on!(pool, inbox_of(instance))
+}
+pub async fn open_clock_items(pool: &StorePool) -> R<Vec<InboxRow>> {
+    on!(pool, open_clock_items())
+}
+pub async fn close_items(pool: &StorePool, ids: &[String], now: i64) -> R<u64> {
+    let mut n = 0;
+    for id in ids {
+        n += on!(pool, close_item(id, now))?;
+    }
+    Ok(n)
+}
+pub async fn timer_payload(pool: &StorePool, timer: &str) -> R<Option<String>> {
+    on!(pool, timer_payload(timer))
+}
+pub async fn instance_state(pool: &StorePool, id: &str) -> R<Option<(String, String)>> {
+    on!(pool, instance_state(id))
 }
 pub async fn open_escalations(pool: &StorePool) -> R<Vec<InboxRow>> {
     on!(pool, open_escalations())

@@ -13,6 +13,7 @@ fn inbox_row(r: &DbRow) -> R<InboxRow> {
         instance_id: r.try_get("instance_id")?,
         node: r.try_get("node")?,
         task_id: r.try_get("task_id")?,
+        clock: r.try_get("clock")?,
         level: r.try_get("level")?,
         message: r.try_get("message")?,
         state: r.try_get("state")?,
@@ -40,14 +41,15 @@ fn run_row(r: &DbRow) -> R<RunRow> {
 
 pub async fn insert_inbox(pool: &Pool, i: &InboxRow) -> R<bool> {
     let done = sqlx::query(
-        "INSERT INTO inbox (id, recipient, instance_id, node, task_id, level, message, state, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO inbox (id, recipient, instance_id, node, task_id, clock, level, message, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&i.id)
     .bind(&i.recipient)
     .bind(&i.instance_id)
     .bind(&i.node)
     .bind(&i.task_id)
+    .bind(&i.clock)
     .bind(i.level)
     .bind(&i.message)
     .bind(&i.state)
@@ -122,6 +124,48 @@ pub async fn inbox_of(pool: &Pool, instance: &str) -> R<Vec<InboxRow>> {
         .iter()
         .map(inbox_row)
         .collect()
+}
+
+/// Open clock-escalation items (closed when their clock stops).
+pub async fn open_clock_items(pool: &Pool) -> R<Vec<InboxRow>> {
+    sqlx::query("SELECT * FROM inbox WHERE clock IS NOT NULL AND state IN ('open', 'acked')")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(inbox_row)
+        .collect()
+}
+
+pub async fn close_item(pool: &Pool, id: &str, now: i64) -> R<u64> {
+    Ok(sqlx::query(
+        "UPDATE inbox SET state = 'closed', closed_at = $2 WHERE id = $1 AND state IN ('open', 'acked')",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+pub async fn timer_payload(pool: &Pool, timer: &str) -> R<Option<String>> {
+    sqlx::query("SELECT payload FROM timers WHERE id = $1")
+        .bind(timer)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| r.try_get("payload"))
+        .transpose()
+}
+
+/// Status and run state (JSON) of an instance.
+pub async fn instance_state(pool: &Pool, id: &str) -> R<Option<(String, String)>> {
+    match sqlx::query("SELECT status, state FROM instances WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    {
+        Some(r) => Ok(Some((r.try_get("status")?, r.try_get("state")?))),
+        None => Ok(None),
+    }
 }
 
 /// Escalation items (level >= 0) not yet closed.
