@@ -2,6 +2,8 @@
 //! timers, working-day calendars and the HTTP API. Nothing here knows about any particular
 //! process: social assistance lives in `processes/`.
 
+pub mod api;
+pub mod auth;
 pub mod calendar;
 pub mod clock;
 pub mod documents;

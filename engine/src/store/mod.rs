@@ -10,6 +10,7 @@
 pub mod postgres;
 pub mod sqlite;
 pub mod timers;
+pub mod tokens;
 
 use serde::Serialize;
 
