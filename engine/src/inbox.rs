@@ -144,6 +144,15 @@ pub async fn of_instance(engine: &Engine, instance: &str) -> Result<Vec<InboxIte
     Ok(rows.into_iter().map(InboxItem::from).collect())
 }
 
+/// One item.
+pub async fn get(engine: &Engine, id: &str) -> Result<InboxItem, EngineError> {
+    close_finished(engine).await?;
+    sql::inbox_item(engine.pool(), id)
+        .await?
+        .map(InboxItem::from)
+        .ok_or_else(|| EngineError::not_found(format!("inbox item {id}")))
+}
+
 /// Acknowledges an item. Acknowledging twice answers the item as it is; a closed item cannot
 /// be acknowledged (409: the late task was already finished).
 pub async fn ack(engine: &Engine, id: &str, actor: &str) -> Result<InboxItem, EngineError> {

@@ -81,6 +81,10 @@ impl Reports {
         }
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
     }
