@@ -39,7 +39,7 @@ NOTICES = {
     2004: "国办发明电〔2003〕53号",
     2005: "国办发明电〔2004〕52号",
     2006: "国办发明电〔2005〕35号",
-    2007: "国务院办公厅关于2007年部分节假日安排的通知（文号未核实）",
+    2007: "国办发明电〔2006〕49号",
     2008: "国办发明电〔2007〕52号",
     2009: "国办发明电〔2008〕42号",
     2010: "国办发明电〔2009〕27号",
@@ -73,6 +73,9 @@ RANGE_ONLY_AMENDMENTS = {(2020, "春节")}
 
 # Corrections where the official notice disagrees with `chinesecalendar`.
 CORRECTIONS_WORKDAYS = {dt.date(2005, 12, 31): "New Year's Day"}
+# 国发明电〔2015〕1号: "9月3日至5日调休放假，共3天" - Saturday 09-05 is part of the holiday
+# (a rest day either way; this only gives it the holiday's name).
+CORRECTIONS_HOLIDAYS = {dt.date(2015, 9, 5): "Anti-Fascist 70th Day"}
 
 
 def arranging_year(day, festival):
@@ -97,6 +100,8 @@ def main():
     workdays = {d: NAMES[n] for d, n in cc.workdays.items() if first <= d <= last}
     for d, n in CORRECTIONS_WORKDAYS.items():
         workdays[d] = NAMES[n]
+    for d, n in CORRECTIONS_HOLIDAYS.items():
+        holiday_days[d] = NAMES[n]
 
     # Cross-check with the independent `holidays` package, day by day.
     other = holidays.China(years=range(FIRST - 1, LAST + 2), language="zh_CN")

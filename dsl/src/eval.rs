@@ -107,9 +107,9 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
             match (op, v) {
                 (UnaryOp::Not, Value::Boolean(b)) => Ok(Value::Boolean(!b)),
                 (UnaryOp::Neg, Value::Integer(i)) => Ok(Value::Integer(-i)),
-                (UnaryOp::Neg, Value::Decimal(d)) => {
-                    Ok(Value::Decimal(Decimal::from_integer(0).sub(d).unwrap_or(d)))
-                }
+                (UnaryOp::Neg, Value::Decimal(d)) => Ok(Value::Decimal(
+                    Decimal::from_integer(0).checked_sub(d).unwrap_or(d),
+                )),
                 (op, v) => err(expr, format!("cannot apply {op:?} to a {}", v.kind())),
             }
         }
@@ -242,10 +242,10 @@ fn arithmetic(expr: &Expr, op: BinaryOp, lv: Value, rv: Value) -> Result<Value, 
         _ => match (as_decimal(&lv), as_decimal(&rv)) {
             (Some(a), Some(b)) => {
                 let r = match op {
-                    BinaryOp::Add => a.add(b),
-                    BinaryOp::Sub => a.sub(b),
-                    BinaryOp::Mul => a.mul(b),
-                    _ => a.div(b),
+                    BinaryOp::Add => a.checked_add(b),
+                    BinaryOp::Sub => a.checked_sub(b),
+                    BinaryOp::Mul => a.checked_mul(b),
+                    _ => a.checked_div(b),
                 };
                 r.map(Value::Decimal).ok_or_else(overflow)
             }

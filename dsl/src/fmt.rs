@@ -4,6 +4,9 @@
 //! before the element that follows it, a comment at the end of a line stays at the end of
 //! that line. Formatting is idempotent: `format(format(x)) == format(x)`.
 
+// The contract returns one `Diagnostic` by value; it happens once per file, not in a loop.
+#![allow(clippy::result_large_err)]
+
 use crate::ast::{self, CallInput, Comment, Item, NodeKind, TaskEntry, WaitEntry};
 use crate::diagnostic::Diagnostic;
 use crate::model::{

@@ -204,9 +204,41 @@ fn deadline_text(deadline: &Deadline) -> String {
     text
 }
 
+/// Display columns after which a label wraps (a CJK character takes two).
+const WRAP_WIDTH: usize = 28;
+
+/// Breaks `text` into lines of at most [`WRAP_WIDTH`] columns, at spaces when there are any
+/// (English) and anywhere between wide characters (Chinese has no spaces).
+fn wrap(text: &str) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    let mut width = 0;
+    for word in text.split_inclusive(' ') {
+        let w = unicode_width::UnicodeWidthStr::width(word);
+        if width + w <= WRAP_WIDTH {
+            lines.last_mut().expect("one line").push_str(word);
+            width += w;
+            continue;
+        }
+        for ch in word.chars() {
+            let cw = unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+            if width + cw > WRAP_WIDTH && width > 0 {
+                lines.push(String::new());
+                width = 0;
+            }
+            lines.last_mut().expect("one line").push(ch);
+            width += cw;
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// The lines of a node's box: its label (or id), then what it waits for or does.
 fn node_lines(node: &Node) -> Vec<String> {
-    let mut lines = vec![node.label.clone().unwrap_or_else(|| node.id.name.clone())];
+    let mut lines = wrap(node.label.as_deref().unwrap_or(&node.id.name));
     match &node.kind {
         NodeKind::End { result, .. } => lines.push(format!("result: {}", result.name)),
         NodeKind::Task(task) => {
@@ -301,8 +333,8 @@ fn dot_quote(text: &str) -> String {
 
 fn dot_node(node: &Node, indent: &str, out: &mut String) {
     let (shape, style) = match &node.kind {
-        NodeKind::Start { .. } => ("circle", "filled"),
-        NodeKind::End { .. } => ("doublecircle", "filled"),
+        NodeKind::Start { .. } => ("oval", "filled"),
+        NodeKind::End { .. } => ("oval", "filled"),
         NodeKind::Task(_) => ("box", "rounded,filled"),
         NodeKind::Step { .. } => ("box", "filled"),
         NodeKind::Choice { .. } => ("diamond", "filled"),
@@ -314,9 +346,15 @@ fn dot_node(node: &Node, indent: &str, out: &mut String) {
     if matches!(node.kind, NodeKind::Split { .. } | NodeKind::Join { .. }) {
         lines.insert(0, "+".to_string());
     }
+    // An end has a double border, like BPMN's thick end event.
+    let peripheries = if matches!(node.kind, NodeKind::End { .. }) {
+        ", peripheries=2"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "{indent}{} [shape={shape}, style={}, fillcolor=\"#ffffff\", label={}];",
+        "{indent}{} [shape={shape}, style={}, fillcolor=\"#ffffff\"{peripheries}, label={}];",
         dot_quote(&node.id.name),
         dot_quote(style),
         dot_quote(&lines.join("\n"))
@@ -328,9 +366,11 @@ pub fn dot(process: &Process) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph {} {{", dot_quote(&process.key.name));
     let title = format!("{} (v{})", process.title, process.version);
+    // Long flows read better with lanes side by side; `newrank` keeps clusters from
+    // stretching the ranks.
     let _ = writeln!(
         out,
-        "  graph [label={}, labelloc=t, fontname=\"sans-serif\", rankdir=TB];",
+        "  graph [label={}, labelloc=t, fontname=\"sans-serif\", rankdir=TB, newrank=true];",
         dot_quote(&title)
     );
     let _ = writeln!(out, "  node [fontname=\"sans-serif\", fontsize=11];");
@@ -419,6 +459,14 @@ pub fn mermaid(process: &Process) -> String {
         let mut lines = node_lines(node);
         if matches!(node.kind, NodeKind::Split { .. } | NodeKind::Join { .. }) {
             lines.insert(0, "+".to_string());
+        }
+        // Mermaid has no lanes: name the queue in the box (the colour is its role's class).
+        if let NodeKind::Task(task) = &node.kind {
+            let role = process.roles.iter().find(|r| r.name.name == task.queue.role.name);
+            let name = role
+                .and_then(|r| r.label.as_deref())
+                .unwrap_or(&task.queue.role.name);
+            lines.insert(1, format!("[{name}]"));
         }
         let text = mermaid_text(&lines.join("\n"));
         let (open, close) = match &node.kind {

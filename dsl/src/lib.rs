@@ -117,10 +117,22 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
             Ok(a) => {
                 let (p, d) = lower(&path, &a);
                 let first = d.into_iter().find(|d| d.severity == Severity::Error);
-                if first.is_none() {
+                if first.is_some() {
+                    first
+                } else if p.key.name != import.name {
+                    Some(Diagnostic {
+                        code: BAD_IMPORT,
+                        severity: Severity::Error,
+                        message: format!("its header names the process `{}`", p.key.name),
+                        file: path.clone(),
+                        span: p.key.span,
+                        label: String::new(),
+                        help: None,
+                    })
+                } else {
                     out.imports.push(p);
+                    None
                 }
-                first
             }
         };
         if let Some(d) = first_error {

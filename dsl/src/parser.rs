@@ -3,6 +3,9 @@
 //! a pest failure into one [`Diagnostic`] (`YM0001`) that names what was expected in the
 //! words of the language.
 
+// The contract returns one `Diagnostic` by value; it happens once per file, not in a loop.
+#![allow(clippy::result_large_err)]
+
 use crate::ast::{self, CallInput, Comment, Item, NodeKind, TaskEntry, WaitEntry};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::model::{
@@ -61,6 +64,7 @@ fn error(file: &str, span: Span, message: &str, label: &str, help: Option<&str>)
 /// Refuses absurdly deep nesting (fuzzed input) with a diagnostic instead of a stack overflow.
 fn check_nesting(file: &str, source: &str) -> Result<()> {
     let mut depth = 0usize;
+    let mut type_depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
     let mut in_comment = false;
@@ -82,7 +86,14 @@ fn check_nesting(file: &str, source: &str) -> Result<()> {
             match c {
                 '"' => in_string = true,
                 '/' if prev == '/' => in_comment = true,
+                // `<` opens a type (`list<`, `map<`); elsewhere it is a comparison.
+                '<' if !(source[..i].trim_end().ends_with("list")
+                    || source[..i].trim_end().ends_with("map")) => {}
+                '>' if type_depth == 0 => {}
                 '(' | '[' | '{' | '<' => {
+                    if c == '<' {
+                        type_depth += 1;
+                    }
                     depth += 1;
                     if depth > MAX_NESTING {
                         return Err(error(
@@ -94,7 +105,12 @@ fn check_nesting(file: &str, source: &str) -> Result<()> {
                         ));
                     }
                 }
-                ')' | ']' | '}' | '>' => depth = depth.saturating_sub(1),
+                ')' | ']' | '}' | '>' => {
+                    if c == '>' {
+                        type_depth -= 1;
+                    }
+                    depth = depth.saturating_sub(1);
+                }
                 _ => {}
             }
         }
@@ -152,6 +168,7 @@ fn collapse(positives: &[Rule]) -> Vec<Rule> {
     const OPERAND: &[Rule] = &[
         Rule::op_not,
         Rule::op_neg,
+        Rule::paren,
         Rule::decimal,
         Rule::integer,
         Rule::boolean,
@@ -251,7 +268,12 @@ fn help_for(positives: &[Rule]) -> Option<String> {
     if positives.contains(&Rule::goto) {
         return h("write the next node as `-> node_id`");
     }
-    if positives.contains(&Rule::ident) && !positives.contains(&Rule::name) {
+    if positives.contains(&Rule::name) || positives.contains(&Rule::paren) {
+        return h(
+            "an expression is a name, a number, a text in quotes, a duration like `3 workdays`, `config.key`, a list `[a, b]` or a call like `len(x)`, combined with operators",
+        );
+    }
+    if positives.contains(&Rule::ident) {
         return h("names start with a letter or `_` and use only ASCII letters, digits and `_`");
     }
     if positives.contains(&Rule::duration_unit) {
@@ -1291,6 +1313,16 @@ impl Builder<'_> {
         let span = span_of(&p);
         let kind = match p.as_rule() {
             Rule::expr => return self.expr(p),
+            // The parentheses belong to the expression's span (so do enclosing operators).
+            Rule::paren => {
+                let inner = p.into_inner().find(|x| x.as_rule() == Rule::expr);
+                let Some(inner) = inner else {
+                    return Err(self.err(span, "an expression is missing".into(), "here", None));
+                };
+                let mut e = self.expr(inner)?;
+                e.span = span;
+                return Ok(e);
+            }
             Rule::duration => {
                 let mut amount = 0;
                 let mut unit = DurationUnit::Days;

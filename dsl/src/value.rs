@@ -64,16 +64,16 @@ impl Decimal {
         Some(Decimal((f * DECIMAL_SCALE as f64).round() as i128))
     }
 
-    pub fn add(self, o: Decimal) -> Option<Decimal> {
+    pub fn checked_add(self, o: Decimal) -> Option<Decimal> {
         self.0.checked_add(o.0).map(Decimal)
     }
-    pub fn sub(self, o: Decimal) -> Option<Decimal> {
+    pub fn checked_sub(self, o: Decimal) -> Option<Decimal> {
         self.0.checked_sub(o.0).map(Decimal)
     }
-    pub fn mul(self, o: Decimal) -> Option<Decimal> {
+    pub fn checked_mul(self, o: Decimal) -> Option<Decimal> {
         self.0.checked_mul(o.0).map(|v| Decimal(v / DECIMAL_SCALE))
     }
-    pub fn div(self, o: Decimal) -> Option<Decimal> {
+    pub fn checked_div(self, o: Decimal) -> Option<Decimal> {
         if o.0 == 0 {
             return None;
         }
@@ -375,15 +375,15 @@ mod tests {
     fn decimals_are_exact() {
         let a = Decimal::parse("1200.50").unwrap();
         let b = Decimal::parse("0.25").unwrap();
-        assert_eq!(a.add(b).unwrap().to_string(), "1200.75");
+        assert_eq!(a.checked_add(b).unwrap().to_string(), "1200.75");
         assert_eq!(
-            a.mul(Decimal::from_integer(3)).unwrap().to_string(),
+            a.checked_mul(Decimal::from_integer(3)).unwrap().to_string(),
             "3601.5"
         );
         assert_eq!(Decimal::parse("-0.5").unwrap().to_string(), "-0.5");
         assert_eq!(Decimal::parse("1.23456"), None);
         assert_eq!(Decimal::parse("abc"), None);
-        assert_eq!(a.div(Decimal::from_integer(0)), None);
+        assert_eq!(a.checked_div(Decimal::from_integer(0)), None);
     }
 
     #[test]

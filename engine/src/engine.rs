@@ -7,7 +7,7 @@ use crate::error::{EngineError, Problem, Result};
 use crate::ledger::{self, HistoryEntry, LedgerReport};
 use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
-use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef, mask};
+use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef};
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
     TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx,
@@ -247,16 +247,17 @@ pub struct OutboxMessage {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-struct Loaded {
-    model: Process,
-    data: DeploymentData,
+/// A deployment's model and data, as cached.
+pub(crate) struct Loaded {
+    pub(crate) model: Process,
+    pub(crate) data: DeploymentData,
 }
 
 /// What a committed transaction tells subscribers.
 #[derive(Default)]
-struct Effects {
-    queues: Vec<String>,
-    timers: Vec<i64>,
+pub(crate) struct Effects {
+    pub(crate) queues: Vec<String>,
+    pub(crate) timers: Vec<i64>,
 }
 
 struct Inner {
@@ -311,6 +312,8 @@ macro_rules! transaction {
         }
     }};
 }
+#[allow(unused_imports)]
+pub(crate) use transaction;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -415,7 +418,7 @@ impl Engine {
         self.inner.timers_tx.subscribe()
     }
 
-    fn publish(&self, fx: Effects) {
+    pub(crate) fn publish(&self, fx: Effects) {
         for q in fx.queues {
             let _ = self.inner.tasks_tx.send(q);
         }
@@ -431,6 +434,43 @@ impl Engine {
         let model = match req.model {
             Some(m) => m,
             None => compile(&req.file, &req.source, &req.files)?,
+        };
+        // Imported processes given with it are deployed first (identical ones are no-ops), so
+        // that `start process` finds them.
+        for import in &model.imports {
+            let path = format!("{}.flow", import.name);
+            if path == req.file {
+                continue;
+            }
+            if let Some(source) = req.files.get(&path) {
+                let sub = DeployRequest {
+                    file: path,
+                    source: source.clone(),
+                    files: req.files.clone(),
+                    model: None,
+                };
+                Box::pin(self.deploy(sub)).await?;
+            }
+        }
+        // Only the files the process names are kept (and hashed): deploying a folder with
+        // unrelated changes gives the same version.
+        let mut used = BTreeMap::new();
+        let named = model
+            .config
+            .iter()
+            .map(|c| c.file.clone())
+            .chain(model.documents.iter().map(|d| d.template.clone()))
+            .chain(model.imports.iter().map(|i| format!("{}.flow", i.name)));
+        for path in named {
+            if let Some(text) = req.files.get(&path) {
+                used.insert(path, text.clone());
+            }
+        }
+        let req = DeployRequest {
+            file: req.file,
+            source: req.source,
+            files: used,
+            model: None,
         };
         let config = load_config(&model, &req.files)?;
         let mut h = Sha256::new();
@@ -507,7 +547,12 @@ impl Engine {
         Ok(l)
     }
 
-    async fn loaded_version(&self, tx: &mut Tx, key: &str, version: i64) -> Result<Arc<Loaded>> {
+    pub(crate) async fn loaded_version(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+        version: i64,
+    ) -> Result<Arc<Loaded>> {
         {
             let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(l) = cache.get(&(key.to_string(), version)) {
@@ -576,7 +621,13 @@ impl Engine {
 
     /// Applies `event` to `id` and follows on to linked instances (children started, parents
     /// waiting for a child that ended), all in `tx`.
-    async fn run_event(&self, tx: &mut Tx, fx: &mut Effects, id: &str, event: Event) -> Result<()> {
+    pub(crate) async fn run_event(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        id: &str,
+        event: Event,
+    ) -> Result<()> {
         let mut queue = VecDeque::from([(id.to_string(), event)]);
         let mut first = true;
         while let Some((id, event)) = queue.pop_front() {
@@ -656,7 +707,7 @@ impl Engine {
     }
 
     /// Writes a changeset.
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
         tx: &mut Tx,
         fx: &mut Effects,
@@ -770,7 +821,7 @@ impl Engine {
 
     /// Appends entries to the instance's hash chain; updates `row`'s count and head (the caller
     /// writes the row).
-    async fn append_history(
+    pub(crate) async fn append_history(
         &self,
         tx: &mut Tx,
         row: &mut InstanceRow,
@@ -799,7 +850,8 @@ impl Engine {
     }
 
     /// Appends entries for a change that does not otherwise touch the instance row.
-    async fn note(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn note(
         &self,
         tx: &mut Tx,
         instance: &str,
@@ -855,7 +907,7 @@ impl Engine {
                     .and_then(|d| d.personal);
                 (
                     k.clone(),
-                    personal.map_or_else(|| v.clone(), |p| mask::mask_json(p, v)),
+                    personal.map_or_else(|| v.clone(), |p| crate::documents::mask_json(p, v)),
                 )
             })
             .collect();
@@ -1595,11 +1647,12 @@ fn load_config(model: &Process, files: &BTreeMap<String, String>) -> Result<Json
         .map_err(|e| EngineError::invalid(decl.file.clone(), format!("not valid YAML: {e}")))
 }
 
-/// Compiles process source. Until the language crate's `compile` lands this build needs a
-/// model.
-fn compile(file: &str, _source: &str, _files: &BTreeMap<String, String>) -> Result<Process> {
-    Err(EngineError::invalid(
-        "source",
-        format!("{file}: this build cannot compile process files yet; deploy a compiled model"),
-    ))
+/// Compiles and checks process source; `files` holds its configuration, templates and the
+/// `<key>.flow` of each import. Any error: every diagnostic, as [`EngineError::Diagnostics`].
+fn compile(file: &str, source: &str, files: &BTreeMap<String, String>) -> Result<Process> {
+    let compiled = yimen_dsl::compile(file, source, &|path| files.get(path).cloned());
+    match compiled.process {
+        Some(p) if !compiled.has_errors() => Ok(p),
+        _ => Err(EngineError::Diagnostics(compiled.diagnostics)),
+    }
 }

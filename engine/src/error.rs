@@ -75,7 +75,8 @@ impl EngineError {
         }
     }
 
-    /// Retry-able database contention (deadlock, serialization failure, SQLite busy).
+    /// Retry-able database contention (deadlock, serialization failure, SQLite busy, a lost
+    /// race on a unique key).
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             EngineError::Storage(s) => {
@@ -84,6 +85,10 @@ impl EngineError {
                     || s.contains("database is locked")
                     || s.contains("40P01")
                     || s.contains("40001")
+                    // A concurrent insert of the same business key or deployment: the retry
+                    // finds the row the other transaction wrote.
+                    || s.contains("23505")
+                    || s.contains("UNIQUE constraint failed")
             }
             _ => false,
         }

@@ -6,7 +6,7 @@ use super::codes::*;
 use super::{Cx, DiagExt};
 use crate::config::ConfigFile;
 use crate::diagnostic::Diagnostic;
-use crate::model::{DurationUnit, EnumSource, Span, Type};
+use crate::model::{EnumSource, Span, Type};
 use serde_json::Value;
 
 pub(super) fn check(cx: &mut Cx) {
@@ -52,7 +52,7 @@ pub(super) fn check(cx: &mut Cx) {
             match config.values.get(&key.name) {
                 Some(Value::Object(map)) if !map.is_empty() => {}
                 Some(_) => {
-                    let span = yaml_span(&config.source, &[key.name.clone()]);
+                    let span = yaml_span(config, std::slice::from_ref(&key.name));
                     cx.push(
                         Diagnostic::error(CONFIG_ENUM, span, format!("`{}` must be a map whose keys are the values of enum `{}`", key.name, decl.name.name))
                             .with_label("not a non-empty map")
@@ -79,7 +79,7 @@ pub(super) fn check(cx: &mut Cx) {
         match config.values.get(&channel.url_config.name) {
             Some(Value::String(_)) => {}
             Some(_) => {
-                let span = yaml_span(&config.source, &[channel.url_config.name.clone()]);
+                let span = yaml_span(config, std::slice::from_ref(&channel.url_config.name));
                 cx.push(
                     Diagnostic::error(
                         CONFIG_TYPE,
@@ -111,7 +111,7 @@ pub(super) fn check(cx: &mut Cx) {
 }
 
 fn type_error(cx: &mut Cx, config: &ConfigFile, path: &[String], message: String, help: String) {
-    let span = yaml_span(&config.source, path);
+    let span = yaml_span(config, path);
     cx.push(
         Diagnostic::error(CONFIG_TYPE, span, message)
             .with_label("wrong type")
@@ -133,8 +133,14 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
         (Type::Date, Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
         (Type::DateTime, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
         (Type::Duration, Value::String(s)) => {
-            if parse_duration(s).is_none() {
-                type_error(cx, config, path, format!("`{name}`: \"{s}\" is not a duration"), "write an amount and a unit: \"30 workdays\", \"4 workhours\", \"7 days\", \"2 hours\"".into());
+            if let Err(why) = crate::duration::parse(s) {
+                type_error(
+                    cx,
+                    config,
+                    path,
+                    format!("`{name}`: \"{s}\" is not a duration"),
+                    why,
+                );
             }
             return;
         }
@@ -177,7 +183,7 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
                         .map(|m| format!("`{m}`"))
                         .collect::<Vec<_>>()
                         .join(", ");
-                    let span = yaml_span(&config.source, path);
+                    let span = yaml_span(config, path);
                     cx.push(
                         Diagnostic::error(
                             CONFIG_MAP_KEYS,
@@ -193,7 +199,7 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
                     if !values.contains(key) {
                         let mut p = path.to_vec();
                         p.push(key.clone());
-                        let span = yaml_span(&config.source, &p);
+                        let span = yaml_span(config, &p);
                         let help = super::help_or(
                             key,
                             values.iter().map(String::as_str),
@@ -243,67 +249,14 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
     }
 }
 
-/// Parses duration text as written in YAML: `"30 workdays"`, `"4 workhours"`, `"7 days"`,
-/// `"2 hours"`, `"15 minutes"` (singular forms too).
-pub(crate) fn parse_duration(text: &str) -> Option<(i64, DurationUnit)> {
-    let mut parts = text.split_whitespace();
-    let amount: i64 = parts.next()?.parse().ok()?;
-    let unit = match parts.next()? {
-        "workdays" | "workday" => DurationUnit::WorkDays,
-        "workhours" | "workhour" => DurationUnit::WorkHours,
-        "days" | "day" => DurationUnit::Days,
-        "hours" | "hour" => DurationUnit::Hours,
-        "minutes" | "minute" => DurationUnit::Minutes,
-        _ => return None,
-    };
-    if parts.next().is_some() || amount < 0 {
-        return None;
-    }
-    Some((amount, unit))
-}
-
-/// Where `path` (keys from the top, list indices as numbers) is written in the YAML text, by
-/// indentation; falls back to the deepest ancestor found, or the start of the file.
-pub(crate) fn yaml_span(source: &str, path: &[String]) -> Span {
-    let mut best = Span::new(0, 0);
-    let mut parent_indent: Option<usize> = None;
-    let mut offset = 0;
-    let lines: Vec<(usize, &str)> = source
-        .split_inclusive('\n')
-        .map(|l| {
-            let start = offset;
-            offset += l.len();
-            (start, l.trim_end_matches(['\n', '\r']))
-        })
-        .collect();
-    let mut from = 0;
-    'keys: for key in path {
-        for (i, (start, line)) in lines.iter().enumerate().skip(from) {
-            let trimmed = line.trim_start();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let indent = line.len() - trimmed.len();
-            if let Some(p) = parent_indent
-                && indent <= p
-            {
-                break;
-            }
-            let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
-            let body_offset = line.len() - body.len();
-            for quote in ["", "\"", "'"] {
-                let written = format!("{quote}{key}{quote}:");
-                if body.starts_with(&written) {
-                    best = Span::new(start + body_offset, start + body_offset + written.len() - 1);
-                    parent_indent = Some(indent);
-                    from = i + 1;
-                    continue 'keys;
-                }
-            }
-        }
-        break;
-    }
-    best
+/// Where `path` is written in the YAML text; falls back to the deepest ancestor found, or
+/// the start of the file.
+pub(crate) fn yaml_span(config: &ConfigFile, path: &[String]) -> Span {
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    (1..=path.len())
+        .rev()
+        .find_map(|n| config.key_span(&path[..n]))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -311,24 +264,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn yaml_span_finds_nested_keys_by_indentation() {
-        let yaml = "a:\n  x: 1\nlimits:\n  # comment\n  x: \"30 workdays\"\n  y: 2\n";
-        let span = yaml_span(yaml, &["limits".into(), "x".into()]);
-        assert_eq!(&yaml[span.start..span.end], "x");
-        assert_eq!(crate::diagnostic::line_col(yaml, span.start), (5, 3));
-        let missing = yaml_span(yaml, &["limits".into(), "z".into()]);
-        assert_eq!(&yaml[missing.start..missing.end], "limits");
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(
-            parse_duration("30 workdays"),
-            Some((30, DurationUnit::WorkDays))
-        );
-        assert_eq!(parse_duration("1 day"), Some((1, DurationUnit::Days)));
-        assert_eq!(parse_duration("30"), None);
-        assert_eq!(parse_duration("3 weeks"), None);
-        assert_eq!(parse_duration("-3 days"), None);
+    fn yaml_span_falls_back_to_the_nearest_ancestor() {
+        let source = "a:\n  x: 1\nlimits:\n  # comment\n  x: \"30 workdays\"\n  y: 2\n".to_string();
+        let config = ConfigFile {
+            file: "c.yaml".into(),
+            source: source.clone(),
+            values: serde_json::Value::Null,
+        };
+        let span = yaml_span(&config, &["limits".into(), "x".into()]);
+        assert_eq!(crate::diagnostic::line_col(&source, span.start), (5, 3));
+        let missing = yaml_span(&config, &["limits".into(), "z".into()]);
+        assert_eq!(&source[missing.start..missing.end], "limits");
     }
 }

@@ -83,7 +83,17 @@ pub(super) fn check(cx: &mut Cx) -> bool {
     if starts.len() != 1 {
         ok = false;
     }
-    if let Some(&start) = starts.first() {
+    // With an edge to nowhere or two nodes of one id, unreachable nodes and dead ends are
+    // only echoes of that mistake: report it alone.
+    let duplicate_ids = cx.nodes.len() != p.nodes.len();
+    let task_without_outcome = p
+        .nodes
+        .iter()
+        .any(|n| matches!(&n.kind, NodeKind::Task(t) if t.outcomes.is_empty()));
+    if let Some(&start) = starts
+        .first()
+        .filter(|_| ok && !duplicate_ids && !task_without_outcome)
+    {
         let mut reached = vec![false; p.nodes.len()];
         let mut bfs = Bfs::new(&graph, index[start]);
         while let Some(n) = bfs.next(&graph) {
@@ -218,9 +228,28 @@ fn choice(cx: &mut Cx, node: &Node, branches: &[crate::model::Branch], default: 
     }
 }
 
-/// Every value a variable can hold, if finite and known (booleans and listed enums).
+/// Every value a variable can hold, if finite and known (booleans and listed enums) and the
+/// variable always has a value: given at the start (`required`), defaulted, or set by a
+/// task's required field or a `set`. A variable that may be unset matches no condition.
 fn domain(cx: &Cx, var: &str) -> Option<Vec<String>> {
-    match &cx.vars.get(var)?.ty {
+    let decl = cx.vars.get(var)?;
+    let p = cx.process;
+    let always_set = decl.required
+        || decl.default.is_some()
+        || p.nodes.iter().any(|n| match &n.kind {
+            NodeKind::Task(task) => task.fields.iter().any(|f| f.required && f.var.name == var),
+            NodeKind::WaitMessage { sets, .. } => {
+                sets.iter().any(|f| f.required && f.var.name == var)
+            }
+            _ => false,
+        })
+        || super::actions(p).iter().any(
+            |(_, a)| matches!(a, crate::model::Action::Assign { var: v, .. } if v.name == var),
+        );
+    if !always_set {
+        return None;
+    }
+    match &decl.ty {
         Type::Boolean => Some(vec!["true".into(), "false".into()]),
         Type::Enum(name) => cx.enums.get(name.as_str()).cloned().flatten(),
         _ => None,

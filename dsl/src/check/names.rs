@@ -150,7 +150,7 @@ fn calendars(cx: &mut Cx) {
     let mut used: Vec<&Ident> = p.calendar.iter().collect();
     used.extend(p.clocks.iter().filter_map(|c| c.calendar.as_ref()));
     for cal in used {
-        if !cx.options.calendars.iter().any(|c| *c == cal.name) {
+        if !cx.options.calendars.contains(&cal.name) {
             let known = cx.options.calendars.join(", ");
             let help = help_or(
                 &cal.name,
@@ -431,14 +431,8 @@ fn start_process(cx: &mut Cx, process: &Ident, inputs: &[(Ident, crate::model::E
         .help(help);
         return;
     }
+    // An import that could not be loaded is reported by `compile` (YM0004/YM0005).
     let Some(child) = cx.imports.iter().find(|c| c.key.name == process.name) else {
-        cx.error(
-            UNKNOWN_PROCESS,
-            process.span,
-            format!("imported process `{}` was not found", process.name),
-        )
-        .label("could not be loaded")
-        .help(format!("put `{}.flow` next to this file", process.name));
         return;
     };
     let mut given: HashSet<&str> = HashSet::new();

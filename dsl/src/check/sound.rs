@@ -127,12 +127,13 @@ impl Net {
             let outs = self.live_outs(n);
             let ins = self.live_ins(n);
             // Self-loop of an exclusive node: taking it is just doing the node again.
-            if self.class[n] == Class::Plain && outs.len() > 1 {
-                if let Some(&e) = outs.iter().find(|&&e| self.edges[e].to == n) {
-                    self.kill(e);
-                    push(&mut work, &mut queued, n);
-                    continue;
-                }
+            if self.class[n] == Class::Plain
+                && outs.len() > 1
+                && let Some(&e) = outs.iter().find(|&&e| self.edges[e].to == n)
+            {
+                self.kill(e);
+                push(&mut work, &mut queued, n);
+                continue;
             }
             // Alternative edges to the same non-join node: one token arrives either way.
             if self.class[n] == Class::Plain {
@@ -195,7 +196,8 @@ type Marking = Vec<u32>;
 #[derive(Default)]
 struct Findings {
     races: Vec<usize>,
-    ends: Vec<usize>,
+    /// An end reached, and a node where another token still is.
+    ends: Vec<(usize, usize)>,
     too_complex: bool,
 }
 
@@ -231,10 +233,8 @@ pub(super) fn check(cx: &mut Cx) {
         let mut race = None;
         for &e in &marking {
             let edge = &net.edges[e as usize];
-            if net.class[edge.to] != Class::Join {
-                if !at.insert(edge.to) {
-                    race = Some(edge.to);
-                }
+            if net.class[edge.to] != Class::Join && !at.insert(edge.to) {
+                race = Some(edge.to);
             }
         }
         if let Some(node) = race {
@@ -270,7 +270,7 @@ pub(super) fn check(cx: &mut Cx) {
                         settled[m as usize] = true;
                     } else {
                         if reported.insert((END_WHILE_RUNNING, to)) {
-                            findings.ends.push(to);
+                            findings.ends.push((to, net.edges[rest[0] as usize].to));
                         }
                         settled[m as usize] = true;
                     }
@@ -330,13 +330,14 @@ pub(super) fn check(cx: &mut Cx) {
             .label("reached twice in parallel")
             .help("lead parallel branches into a `join` before they continue; only a join may receive several branches");
     }
-    for node in findings.ends {
+    for (node, other) in findings.ends {
         let id = &p.nodes[node].id;
+        let other = &p.nodes[other].id.name;
         cx.error(
             END_WHILE_RUNNING,
             id.span,
             format!(
-                "end `{}` can be reached while another branch is still running",
+                "end `{}` can be reached while another branch is still at `{other}`",
                 id.name
             ),
         )
@@ -371,7 +372,7 @@ pub(super) fn check(cx: &mut Cx) {
     let already_stuck = cx
         .diags
         .iter()
-        .any(|d| d.code == NO_WAY_OUT || d.code == NO_OUTCOME);
+        .any(|d| matches!(d.code, NO_WAY_OUT | NO_OUTCOME | NO_END));
     let mut waiting: Vec<(usize, usize)> = Vec::new();
     let mut stuck_any = false;
     for m in 0..markings.len() {

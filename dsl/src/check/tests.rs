@@ -164,7 +164,7 @@ impl B {
             ty,
             label: None,
             personal: None,
-            required: false,
+            required: true,
             default: None,
             span,
         });
@@ -458,4 +458,76 @@ pub(crate) fn generated(n: usize) -> Process {
     }
     b.end("e");
     b.p
+}
+
+mod random_graphs {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Rewires a generated process at random: edges to other (or unknown) nodes, nodes turned
+    /// into splits or joins, nodes removed. Whatever comes out, the checker must finish
+    /// without panicking, within its state bound.
+    fn rewire(p: &mut Process, edits: &[(usize, usize, u8)]) {
+        let ids: Vec<String> = p.nodes.iter().map(|n| n.id.name.clone()).collect();
+        for &(a, b, what) in edits {
+            if p.nodes.is_empty() {
+                return;
+            }
+            let a = a % p.nodes.len();
+            let target = Ident {
+                name: ids[b % ids.len()].clone(),
+                span: Span::default(),
+            };
+            match what % 5 {
+                0 => {
+                    let next = target;
+                    p.nodes[a].kind = NodeKind::Join { next };
+                }
+                1 => {
+                    let other = Ident {
+                        name: ids[(b / 7) % ids.len()].clone(),
+                        span: Span::default(),
+                    };
+                    p.nodes[a].kind = NodeKind::Split {
+                        branches: vec![target, other],
+                    };
+                }
+                2 => {
+                    p.nodes.remove(a);
+                }
+                3 => {
+                    p.nodes[a].kind = NodeKind::Step {
+                        actions: vec![],
+                        next: target,
+                    };
+                }
+                _ => {
+                    let next = Ident {
+                        name: "nowhere".into(),
+                        span: Span::default(),
+                    };
+                    p.nodes[a].kind = NodeKind::Step {
+                        actions: vec![],
+                        next,
+                    };
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn rewired_processes_are_checked_without_panic(edits in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<u8>()), 1..12)) {
+            let mut p = generated(40);
+            rewire(&mut p, &edits);
+            let diags = check(&p, None, &[]);
+            for d in &diags {
+                prop_assert!(d.code.starts_with("YM"));
+            }
+            crate::graph::dot(&p);
+            crate::graph::mermaid(&p);
+        }
+    }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use yimen_dsl::model::DurationUnit;
 
 /// The rule a due date was computed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,11 @@ pub enum Rule {
     ElapsedMinutes {
         amount: i64,
     },
+    /// N units before a due date (a reminder rung); `from` is the due date.
+    Before {
+        amount: i64,
+        unit: DurationUnit,
+    },
 }
 
 impl fmt::Display for Rule {
@@ -39,8 +45,8 @@ impl fmt::Display for Rule {
         match self {
             Rule::WorkingDays { amount } => write!(
                 f,
-                "{amount} 个工作日 (within {amount} working days: close of office hours of the \
-                 {amount}th working day after the day of the event)"
+                "{amount} 个工作日 ({amount} working day(s): due at the close of office hours of \
+                 working day {amount} after the day of the event)"
             ),
             Rule::WorkingHours { amount } => {
                 write!(f, "{amount} 工作小时 ({amount} hours of office time)")
@@ -56,6 +62,19 @@ impl fmt::Display for Rule {
             Rule::ElapsedHours { amount } => write!(f, "{amount} 小时 ({amount} hours elapsed)"),
             Rule::ElapsedMinutes { amount } => {
                 write!(f, "{amount} 分钟 ({amount} minutes elapsed)")
+            }
+            Rule::Before { amount, unit } => {
+                let (zh, en) = match unit {
+                    DurationUnit::WorkDays => ("个工作日", "working day(s)"),
+                    DurationUnit::WorkHours => ("工作小时", "office hour(s)"),
+                    DurationUnit::Days => ("日", "calendar day(s)"),
+                    DurationUnit::Hours => ("小时", "hour(s)"),
+                    DurationUnit::Minutes => ("分钟", "minute(s)"),
+                };
+                write!(
+                    f,
+                    "到期前 {amount} {zh} ({amount} {en} before the due date)"
+                )
             }
         }
     }
@@ -83,6 +102,9 @@ pub struct Explanation {
     pub holidays_skipped: Vec<NamedDay>,
     /// Weekend days made working days (调休上班) that were counted.
     pub make_up_days_counted: Vec<NamedDay>,
+    /// The notices that arranged those days, in the order met.
+    #[serde(default)]
+    pub notices: Vec<String>,
     /// Years without data, counted with weekends only.
     pub missing_years: Vec<i32>,
 }
@@ -137,6 +159,9 @@ impl fmt::Display for Explanation {
                 "计入调休上班日 make-up days counted: {}",
                 counted.join(", ")
             )?;
+        }
+        if !self.notices.is_empty() {
+            write!(f, "\n依据 notices: {}", self.notices.join(", "))?;
         }
         if !self.missing_years.is_empty() {
             let years: Vec<String> = self.missing_years.iter().map(i32::to_string).collect();

@@ -42,7 +42,6 @@ pub(crate) struct CalendarFile {
 pub(crate) struct YearFile {
     /// The notice that arranged this year (e.g. 国办发明电〔2025〕7号).
     #[serde(default)]
-    #[allow(dead_code)]
     pub notice: Option<String>,
     #[serde(default)]
     pub holidays: Vec<Spanned<HolidayFile>>,
@@ -55,24 +54,39 @@ pub(crate) struct YearFile {
 pub(crate) struct HolidayFile {
     #[serde(default)]
     pub name: Option<String>,
-    pub from: Spanned<NaiveDate>,
+    pub from: Spanned<Day>,
     /// Last day off, inclusive; a one-day holiday may leave it out.
     #[serde(default)]
-    pub to: Option<Spanned<NaiveDate>>,
+    pub to: Option<Spanned<Day>>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub notice: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MakeUpFile {
-    pub date: Spanned<NaiveDate>,
+    pub date: Spanned<Day>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub notice: Option<String>,
+}
+
+/// A date written `YYYY-MM-DD`, with an error that says so.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Day(pub NaiveDate);
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .map(Day)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a date: write an existing date as YYYY-MM-DD"
+                ))
+            })
+    }
 }
 
 /// One problem found in a calendar file.
@@ -131,16 +145,42 @@ pub(crate) fn parse_period(text: &str) -> Option<(NaiveTime, NaiveTime)> {
 pub(crate) fn parse(text: &str) -> Result<CalendarFile, CheckIssue> {
     serde_saphyr::from_str::<CalendarFile>(text).map_err(|err| {
         let line = err.location().map(|l| l.line()).filter(|l| *l > 0);
-        let first = err.to_string();
-        let first = first.lines().next().unwrap_or("invalid YAML").to_string();
-        issue(
-            line,
-            format!("cannot read the calendar: {first}"),
-            "expected keys: name, title, description, example, extends, time_zone, \
-             office_hours, all_years, years (each year: notice, holidays [name, from, to], \
-             make_up_days [date, name])",
-        )
+        let rendered = err.to_string();
+        let mut first = rendered.lines().next().unwrap_or("invalid YAML").trim();
+        first = first.strip_prefix("error: ").unwrap_or(first);
+        // The line is shown already; keep only the column of "line L column C: message".
+        if let Some(rest) = first.strip_prefix("line ")
+            && let Some((place, message)) = rest.split_once(": ")
+        {
+            let column = place.split_once("column ").map_or("", |(_, c)| c);
+            first = message;
+            if !column.is_empty() {
+                return parse_issue(line, format!("column {column}: {first}"));
+            }
+        }
+        parse_issue(line, first.to_string())
     })
+}
+
+fn parse_issue(line: Option<u64>, message: String) -> CheckIssue {
+    let help = if message.contains("unknown field") {
+        "remove or rename the key; calendar keys: name, title, description, example, extends, \
+         time_zone, office_hours, all_years, years; a year: notice, holidays, make_up_days; a \
+         holiday: name, from, to, notice; a make-up day: date, name, notice"
+    } else if message.contains("duplicate mapping key") {
+        "a key (or a year) appears twice: merge the two entries into one"
+    } else if message.contains("is not a date") {
+        "fix the date"
+    } else if message.contains("missing field") {
+        "add the missing key: a holiday needs `from`, a make-up day needs `date`"
+    } else {
+        "fix the YAML at this place (indentation, brackets, quotes)"
+    };
+    let message = message
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+        .trim()
+        .to_string();
+    issue(line, format!("cannot read the calendar: {message}"), help)
 }
 
 /// Checks a parsed calendar file. `stem` is the file name without `.yaml`, when known.
@@ -169,6 +209,15 @@ pub(crate) fn check(file: &CalendarFile, stem: Option<&str>) -> Vec<CheckIssue> 
             line_of(base),
             format!("calendar `{name}` extends itself"),
             "name the calendar it adds to, e.g. `extends: cn_mainland`",
+        ));
+    }
+    if let Some(base) = &file.extends
+        && file.all_years
+    {
+        issues.push(issue(
+            line_of(base),
+            "`all_years` has no effect in a layer: it covers the years of the calendar it extends",
+            "remove `all_years`, or remove `extends` to make a calendar of its own",
         ));
     }
     if let Some(tz) = &file.time_zone
@@ -254,8 +303,8 @@ fn check_years(file: &CalendarFile, issues: &mut Vec<CheckIssue>) {
         for holiday in &data.value.holidays {
             let h = &holiday.value;
             let line = line_of(holiday).or(line_of(&h.from));
-            let from = h.from.value;
-            let to = h.to.as_ref().map_or(from, |t| t.value);
+            let from = h.from.value.0;
+            let to = h.to.as_ref().map_or(from, |t| t.value.0);
             let label = h
                 .name
                 .as_deref()
@@ -296,7 +345,7 @@ fn check_years(file: &CalendarFile, issues: &mut Vec<CheckIssue>) {
         for day in &data.value.make_up_days {
             let m = &day.value;
             let line = line_of(day).or(line_of(&m.date));
-            let date = m.date.value;
+            let date = m.date.value.0;
             if date.year() != year {
                 issues.push(issue(
                     line,

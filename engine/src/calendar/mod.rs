@@ -30,6 +30,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use yimen_dsl::model::DurationUnit;
 
+/// The calendar used when a process names none.
+pub const DEFAULT_CALENDAR: &str = "cn_mainland";
+
 /// Longest span a computation walks (about 100 years): larger amounts are clamped, so a
 /// nonsensical amount cannot make a deadline computation run for ever.
 pub const MAX_SPAN_DAYS: i64 = 36_600;
@@ -58,6 +61,9 @@ pub struct DayInfo {
     /// Name of the holiday or make-up day, if any.
     pub name: Option<String>,
     pub kind: DayKind,
+    /// The notice that arranged the day (国办发明电…), when the calendar file names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// A date in a year the calendar has no data for.
@@ -135,6 +141,8 @@ pub struct Calendar {
     example: bool,
     version: String,
     file: PathBuf,
+    /// The file holding the yearly data (the base's, for a layer).
+    data_file: PathBuf,
     tz: Tz,
     office: Vec<(NaiveTime, NaiveTime)>,
     all_years: bool,
@@ -146,6 +154,8 @@ pub struct Calendar {
 struct Special {
     kind: DayKind,
     name: String,
+    /// The notice that arranged the day, when the file names one.
+    notice: Option<String>,
 }
 
 struct Parsed {
@@ -223,6 +233,71 @@ impl Calendars {
         self.by_name.get(name)
     }
 
+    /// The calendar called `name`, or [`DEFAULT_CALENDAR`] for `None`.
+    pub fn resolve(&self, name: Option<&str>) -> Option<&Calendar> {
+        self.get(name.unwrap_or(DEFAULT_CALENDAR))
+    }
+
+    /// [`Calendar::add`] on the named calendar (`None`: [`DEFAULT_CALENDAR`]). An unknown name
+    /// (the checker refuses those, so only a calendar file removed since deployment) is counted
+    /// on weekends only and marked provisional, so a deadline is never lost.
+    pub fn add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        self.with(calendar, |c| c.add(from, amount, unit))
+    }
+
+    /// [`Calendar::before`] on the named calendar; unknown names as in [`Calendars::add`].
+    pub fn before(
+        &self,
+        calendar: Option<&str>,
+        due: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        self.with(calendar, |c| c.before(due, amount, unit))
+    }
+
+    /// [`Calendar::office_minutes_between`] on the named calendar.
+    pub fn office_minutes_between(
+        &self,
+        calendar: Option<&str>,
+        a: DateTime<Utc>,
+        b: DateTime<Utc>,
+    ) -> i64 {
+        self.with(calendar, |c| c.office_minutes_between(a, b))
+    }
+
+    /// [`Calendar::add_office_minutes`] on the named calendar.
+    pub fn add_office_minutes(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        minutes: i64,
+    ) -> Due {
+        self.with(calendar, |c| c.add_office_minutes(from, minutes))
+    }
+
+    fn with<T>(&self, calendar: Option<&str>, f: impl FnOnce(&Calendar) -> T) -> T {
+        match self.resolve(calendar) {
+            Some(c) => f(c),
+            None => f(&Calendar::unknown(calendar.unwrap_or(DEFAULT_CALENDAR))),
+        }
+    }
+
+    /// Data version of every calendar, by name: store it, compare it at start, and recompute
+    /// pending working-day deadlines of the calendars whose version changed.
+    pub fn versions(&self) -> BTreeMap<String, String> {
+        self.by_name
+            .iter()
+            .map(|(name, c)| (name.clone(), c.version.clone()))
+            .collect()
+    }
+
     /// Names of all calendars, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
@@ -260,6 +335,7 @@ fn build(
             example: false,
             version: String::new(),
             file: PathBuf::new(),
+            data_file: PathBuf::new(),
             tz: Tz::Asia__Shanghai,
             office: file::default_office_hours(),
             all_years: false,
@@ -291,13 +367,21 @@ fn build(
             .collect();
     }
     if !layered {
+        calendar.data_file = this.path.clone();
         calendar.all_years = f.all_years;
         calendar.years = f.years.keys().copied().collect();
     }
     for data in f.years.values() {
+        let year_notice = data.value.notice.as_deref();
         for h in &data.value.holidays {
-            let from = h.value.from.value;
-            let to = h.value.to.as_ref().map_or(from, |t| t.value);
+            let notice = h
+                .value
+                .notice
+                .as_deref()
+                .or(year_notice)
+                .map(str::to_string);
+            let from = h.value.from.value.0;
+            let to = h.value.to.as_ref().map_or(from, |t| t.value.0);
             let kind = if layered {
                 DayKind::LocalDayOff
             } else {
@@ -310,16 +394,23 @@ fn build(
                     Special {
                         kind,
                         name: name.clone(),
+                        notice: notice.clone(),
                     },
                 );
             }
         }
         for m in &data.value.make_up_days {
             calendar.special.insert(
-                m.value.date.value,
+                m.value.date.value.0,
                 Special {
                     kind: DayKind::MakeUpWorkday,
                     name: m.value.name.clone().unwrap_or_default(),
+                    notice: m
+                        .value
+                        .notice
+                        .as_deref()
+                        .or(year_notice)
+                        .map(str::to_string),
                 },
             );
         }
@@ -332,6 +423,7 @@ fn build(
 struct Walk {
     skipped: Vec<NamedDay>,
     counted: Vec<NamedDay>,
+    notices: Vec<String>,
     missing: BTreeSet<i32>,
 }
 
@@ -344,12 +436,35 @@ impl Walk {
         match info.kind {
             DayKind::Holiday | DayKind::LocalDayOff if !counted => self.skipped.push(named()),
             DayKind::MakeUpWorkday if counted => self.counted.push(named()),
-            _ => {}
+            _ => return,
+        }
+        if let Some(notice) = &info.notice
+            && !self.notices.contains(notice)
+        {
+            self.notices.push(notice.clone());
         }
     }
 }
 
 impl Calendar {
+    /// Stand-in for a calendar that is not loaded: weekends only, no year covered, so every
+    /// result is provisional.
+    fn unknown(name: &str) -> Calendar {
+        Calendar {
+            name: name.to_string(),
+            title: None,
+            example: false,
+            version: "missing".to_string(),
+            file: PathBuf::from(format!("{name}.yaml")),
+            data_file: PathBuf::from(format!("{name}.yaml")),
+            tz: Tz::Asia__Shanghai,
+            office: file::default_office_hours(),
+            all_years: false,
+            years: BTreeSet::new(),
+            special: HashMap::new(),
+        }
+    }
+
     /// The calendar's name (`cn_mainland`).
     pub fn name(&self) -> &str {
         &self.name
@@ -371,6 +486,16 @@ impl Calendar {
         &self.version
     }
 
+    /// The file this calendar was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The file that holds the yearly data: where a missing year is to be added.
+    pub fn data_file(&self) -> &Path {
+        &self.data_file
+    }
+
     /// The time zone office hours are read in.
     pub fn time_zone(&self) -> Tz {
         self.tz
@@ -386,6 +511,11 @@ impl Calendar {
         self.all_years || self.years.contains(&year)
     }
 
+    /// `true` for a calendar that needs no yearly data (`all_years: true`).
+    pub fn covers_every_year(&self) -> bool {
+        self.all_years
+    }
+
     /// Years with data (empty for an `all_years` calendar).
     pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
         self.years.iter().copied()
@@ -395,7 +525,7 @@ impl Calendar {
         MissingYear {
             calendar: self.name.clone(),
             year,
-            file: self.file.display().to_string(),
+            file: self.data_file.display().to_string(),
         }
     }
 
@@ -415,6 +545,7 @@ impl Calendar {
                 workday: s.kind == DayKind::MakeUpWorkday,
                 name: Some(s.name.clone()).filter(|n| !n.is_empty()),
                 kind: s.kind,
+                notice: s.notice.clone(),
             };
         }
         let weekend = date.weekday().number_from_monday() >= 6;
@@ -427,6 +558,7 @@ impl Calendar {
             } else {
                 DayKind::Weekday
             },
+            notice: None,
         }
     }
 
@@ -533,6 +665,7 @@ impl Calendar {
                 due: at,
                 holidays_skipped: walk.skipped,
                 make_up_days_counted: walk.counted,
+                notices: walk.notices,
                 missing_years,
             },
         }
@@ -589,6 +722,73 @@ impl Calendar {
             _ => Rule::ElapsedMinutes { amount },
         };
         self.finish(from, at, rule, Walk::default())
+    }
+
+    /// The instant `amount` `unit`s before `due`, for reminders ("before 5 workdays"):
+    /// - `WorkDays`: the same local time of day as `due`, on the N-th working day before the day
+    ///   of `due` (so N full working days remain);
+    /// - `WorkHours`: the latest instant with N hours of office time left until `due`;
+    /// - `Days`, `Hours`, `Minutes`: plain calendar time before `due`.
+    ///
+    /// Negative amounts count as zero. Years without data make the result provisional.
+    pub fn before(&self, due: DateTime<Utc>, amount: i64, unit: DurationUnit) -> Due {
+        let amount = amount.max(0);
+        let mut walk = Walk::default();
+        let minutes = |m: i64| Duration::minutes(m.min(MAX_SPAN_DAYS * 24 * 60));
+        let at = match unit {
+            DurationUnit::WorkDays => {
+                let local = due.with_timezone(&self.tz);
+                let mut day = local.date_naive();
+                let mut counted = 0;
+                while counted < amount.min(MAX_SPAN_DAYS) && prev(&mut day) {
+                    let info = self.walk_day(day, &mut walk);
+                    walk.note(&info, info.workday);
+                    if info.workday {
+                        counted += 1;
+                    }
+                }
+                self.instant(day.and_time(local.time()))
+            }
+            DurationUnit::WorkHours => {
+                self.office_time_back(due, minutes(amount.saturating_mul(60)), &mut walk)
+            }
+            DurationUnit::Days => due - minutes(amount.saturating_mul(24 * 60)),
+            DurationUnit::Hours => due - minutes(amount.saturating_mul(60)),
+            DurationUnit::Minutes => due - minutes(amount),
+        };
+        self.finish(due, at, Rule::Before { amount, unit }, walk)
+    }
+
+    /// Walks office periods backwards from `due` until `remaining` office time is used.
+    fn office_time_back(
+        &self,
+        due: DateTime<Utc>,
+        mut remaining: Duration,
+        walk: &mut Walk,
+    ) -> DateTime<Utc> {
+        if remaining <= Duration::zero() {
+            return due;
+        }
+        let mut day = self.local_date(due);
+        for _ in 0..=MAX_SPAN_DAYS {
+            let info = self.walk_day(day, walk);
+            let periods = self.periods(&info);
+            walk.note(&info, periods.iter().any(|(s, _)| *s < due));
+            for (s, e) in periods.into_iter().rev() {
+                let e = e.min(due);
+                if e <= s {
+                    continue;
+                }
+                if remaining <= e - s {
+                    return e - remaining;
+                }
+                remaining -= e - s;
+            }
+            if !prev(&mut day) {
+                break;
+            }
+        }
+        self.close_of(day)
     }
 
     /// Office time between `a` and `b`, in whole minutes (negative when `b` is before `a`).
@@ -660,6 +860,17 @@ impl Calendar {
             }
         }
         self.finish(from, at, rule, walk)
+    }
+}
+
+/// Moves `day` to the previous date; `false` at the start of time.
+fn prev(day: &mut NaiveDate) -> bool {
+    match day.pred_opt() {
+        Some(d) => {
+            *day = d;
+            true
+        }
+        None => false,
     }
 }
 

@@ -140,6 +140,14 @@ fn reviewed_on_the_afternoon_before_national_day_2026() {
     let text = d.explanation.to_string();
     assert!(text.contains("2026-10-01..2026-10-07 国庆节"), "{text}");
     assert!(text.contains(cn().version()), "{text}");
+    assert_eq!(
+        d.explanation.notices,
+        vec!["国办发明电〔2025〕7号".to_string()]
+    );
+    assert!(
+        text.contains("依据 notices: 国办发明电〔2025〕7号"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -199,7 +207,17 @@ fn working_days_across_a_covered_year_end() {
     let d = cn().add(bj("2025-12-31 10:00"), 1, DurationUnit::WorkDays);
     assert_eq!(local(d.at), "2026-01-04 17:30");
     assert!(!d.provisional);
-    // 2005-12-30 (Fri) + 1: Saturday 2005-12-31 is a working day.
+    // 2005-12-30 (Fri) + 2: Saturday 2005-12-31 is a working day, by the 2006 notice.
+    let d = cn().add(bj("2005-12-30 10:00"), 2, DurationUnit::WorkDays);
+    assert_eq!(local(d.at), "2006-01-04 17:30");
+    assert_eq!(
+        d.explanation.notices,
+        vec!["国办发明电〔2005〕35号".to_string()]
+    );
+    assert_eq!(
+        cn().day(date("2005-12-31")).unwrap().notice.as_deref(),
+        Some("国办发明电〔2005〕35号")
+    );
     assert_eq!(
         due(cn(), "2005-12-30 10:00", 1, DurationUnit::WorkDays),
         "2005-12-31 17:30"
@@ -345,6 +363,48 @@ fn weekdays_calendar_covers_every_year() {
 }
 
 #[test]
+fn calendars_compute_on_a_named_calendar_or_the_default() {
+    let all = calendars();
+    let from = bj("2026-09-30 15:00");
+    assert_eq!(
+        all.add(None, from, 1, DurationUnit::WorkDays),
+        cn().add(from, 1, DurationUnit::WorkDays)
+    );
+    let w = all.add(Some("weekdays"), from, 1, DurationUnit::WorkDays);
+    assert_eq!(local(w.at), "2026-10-01 17:30");
+    // A calendar that is gone: weekends only, provisional, never lost.
+    let gone = all.add(Some("gone"), from, 1, DurationUnit::WorkDays);
+    assert_eq!(local(gone.at), "2026-10-01 17:30");
+    assert!(gone.provisional);
+    assert_eq!(gone.explanation.calendar, "gone");
+    assert_eq!(
+        all.office_minutes_between(None, bj("2026-11-27 16:30"), bj("2026-11-30 09:30")),
+        120
+    );
+    let resumed = all.add_office_minutes(None, bj("2026-11-27 17:00"), 90);
+    assert_eq!(local(resumed.at), "2026-11-30 09:30");
+    let reminder = all.before(None, bj("2026-10-08 17:30"), 1, DurationUnit::WorkDays);
+    assert_eq!(local(reminder.at), "2026-09-30 17:30");
+}
+
+#[test]
+fn versions_follow_the_file_contents() {
+    let versions = calendars().versions();
+    assert_eq!(versions["cn_mainland"], cn().version());
+    assert_eq!(cn().version().len(), 12);
+    let tmp = std::env::temp_dir().join(format!("yimen-cal-version-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let write = |text: &str| std::fs::write(tmp.join("v.yaml"), text).unwrap();
+    write("name: v\nall_years: true\n");
+    let first = Calendars::load_dir(&tmp).unwrap().versions()["v"].clone();
+    write("name: v\nall_years: true\n# edited\n");
+    let second = Calendars::load_dir(&tmp).unwrap().versions()["v"].clone();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert_ne!(first, second);
+}
+
+#[test]
 fn a_local_layer_adds_days_off_to_its_base() {
     let layer = calendars().get("cn_inner_mongolia_example").unwrap();
     assert!(layer.is_example());
@@ -393,12 +453,69 @@ fn check_reports_every_problem_with_its_line() {
 
 #[test]
 fn check_reports_yaml_errors_with_their_line() {
-    let issues = check_text("name: x\nyears:\n  2027:\n    holidays: [\n", None);
-    assert_eq!(issues.len(), 1);
-    assert!(issues[0].line.is_some(), "{:?}", issues[0]);
-    let unknown = check_text("name: x\nweekend: [Fri]\n", None);
-    assert_eq!(unknown[0].line, Some(2), "{:?}", unknown[0]);
-    assert!(unknown[0].message.contains("weekend"), "{:?}", unknown[0]);
+    let cases = [
+        (
+            "name: x\nyears:\n  2027:\n    holidays: [\n",
+            4,
+            "unclosed bracket",
+        ),
+        ("name: x\nweekend: [Fri]\n", 2, "unknown field `weekend`"),
+        (
+            "name: x\nyears:\n  2027:\n    holidays:\n      - name: a\n        from: 2027-02-30\n",
+            6,
+            "`2027-02-30` is not a date",
+        ),
+        (
+            "name: x\nyears:\n  2027:\n    holidays: []\n  2027:\n    holidays: []\n",
+            5,
+            "duplicate mapping key: 2027",
+        ),
+        (
+            "name: x\nyears:\n  2027:\n    make_up_days:\n      - name: a\n",
+            5,
+            "missing field `date`",
+        ),
+    ];
+    let layer = check_text("name: x\nextends: cn_mainland\nall_years: true\n", None);
+    assert_eq!(layer[0].line, Some(2), "{layer:?}");
+    assert!(
+        layer[0].message.contains("`all_years` has no effect"),
+        "{layer:?}"
+    );
+    for (yaml, line, message) in cases {
+        let issues = check_text(yaml, None);
+        assert_eq!(issues.len(), 1, "{yaml}");
+        assert_eq!(issues[0].line, Some(line), "{:?}", issues[0]);
+        assert!(issues[0].message.contains(message), "{:?}", issues[0]);
+        assert!(!issues[0].help.is_empty());
+    }
+}
+
+#[test]
+fn a_one_day_holiday_may_leave_out_to_and_a_layer_may_set_its_own_hours() {
+    let tmp = std::env::temp_dir().join(format!("yimen-cal-layer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(
+        tmp.join("base.yaml"),
+        "name: base\nyears:\n  2030:\n    holidays:\n      - name: 元旦\n        from: 2030-01-01\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.join("late.yaml"),
+        "name: late\nextends: base\noffice_hours:\n  - \"09:00-18:00\"\n",
+    )
+    .unwrap();
+    let cals = Calendars::load_dir(&tmp).unwrap();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let base = cals.get("base").unwrap();
+    assert!(!base.day(date("2030-01-01")).unwrap().workday);
+    assert!(base.day(date("2030-01-02")).unwrap().workday);
+    let late = cals.get("late").unwrap();
+    let d = late.add(bj("2029-12-31 10:00"), 1, DurationUnit::WorkDays);
+    assert_eq!(local(d.at), "2030-01-02 18:00");
+    assert_eq!(d.missing_years, Vec::<i32>::new());
+    assert!(late.day(date("2031-01-01")).is_err());
 }
 
 #[test]
@@ -465,9 +582,79 @@ proptest! {
     }
 
     #[test]
+    fn between_adds_up(a in 0i64..8000, b in 0i64..8000, c in 0i64..8000) {
+        let d = |n: i64| date("2004-01-01") + Duration::days(n);
+        let (a, b, c) = (d(a), d(b), d(c));
+        prop_assert_eq!(
+            cn().between(a, b).unwrap() + cn().between(b, c).unwrap(),
+            cn().between(a, c).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_layer_only_removes_working_days(a in 0i64..8000, len in 0i64..400) {
+        let layer = calendars().get("cn_inner_mongolia_example").unwrap();
+        let a = date("2004-01-01") + Duration::days(a);
+        let b = (a + Duration::days(len)).min(date("2026-12-31"));
+        prop_assert!(layer.between(a, b).unwrap() <= cn().between(a, b).unwrap());
+    }
+
+    #[test]
     fn office_minutes_round_trip(from in covered_start(), minutes in 0i64..5000) {
         let d = cn().add_office_minutes(from, minutes);
         prop_assume!(!d.provisional);
         prop_assert_eq!(cn().office_minutes_between(from, d.at), minutes);
+    }
+}
+
+#[test]
+fn a_due_date_round_trips_through_json() {
+    let d = cn().add(bj("2026-12-30 10:00"), 5, DurationUnit::WorkDays);
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["provisional"], true);
+    assert_eq!(json["explanation"]["rule"], "working_days");
+    assert_eq!(json["explanation"]["amount"], 5);
+    let back: Due = serde_json::from_value(json).unwrap();
+    assert_eq!(back, d);
+}
+
+#[test]
+fn reminders_before_a_due_date() {
+    use DurationUnit::{Days, Hours, WorkDays, WorkHours};
+    let before = |due: &str, n, unit| local(cn().before(bj(due), n, unit).at);
+    // National Day lies between: one working day before 10-08 is 09-30.
+    assert_eq!(before("2026-10-08 17:30", 1, WorkDays), "2026-09-30 17:30");
+    // The make-up Saturday counts.
+    assert_eq!(before("2026-10-12 17:30", 1, WorkDays), "2026-10-10 17:30");
+    assert_eq!(before("2026-11-30 10:30", 1, WorkDays), "2026-11-27 10:30");
+    assert_eq!(before("2026-11-26 17:30", 0, WorkDays), "2026-11-26 17:30");
+    // Office time only, backwards.
+    assert_eq!(before("2026-11-26 17:30", 3, WorkHours), "2026-11-26 14:30");
+    assert_eq!(before("2026-11-26 17:30", 4, WorkHours), "2026-11-26 11:00");
+    assert_eq!(before("2026-11-30 09:30", 2, WorkHours), "2026-11-27 16:30");
+    assert_eq!(before("2026-10-08 09:30", 2, WorkHours), "2026-09-30 16:30");
+    assert_eq!(before("2026-11-30 17:30", 2, Days), "2026-11-28 17:30");
+    assert_eq!(before("2026-11-30 17:30", 2, Hours), "2026-11-30 15:30");
+    let d = cn().before(bj("2026-10-08 17:30"), 1, WorkDays);
+    assert_eq!(d.explanation.holidays_skipped.len(), 7);
+    assert!(d.explanation.to_string().contains("到期前 1 个工作日"));
+}
+
+proptest! {
+    #[test]
+    fn before_undoes_office_time(due in covered_start(), hours in 0i64..60) {
+        let start = cn().before(due, hours, DurationUnit::WorkHours).at;
+        prop_assert_eq!(cn().office_minutes_between(start, due), hours * 60);
+    }
+
+    #[test]
+    fn before_leaves_n_working_days(from in covered_start(), n in 0i64..30) {
+        // A due date is the close of a working day.
+        let due = cn().add(from, 0, DurationUnit::WorkDays).at;
+        let d = cn().before(due, n, DurationUnit::WorkDays);
+        prop_assume!(!d.provisional);
+        let tz = Tz::Asia__Shanghai;
+        let (a, b) = (d.at.with_timezone(&tz).date_naive(), due.with_timezone(&tz).date_naive());
+        prop_assert_eq!(cn().between(a, b).unwrap(), n);
     }
 }

@@ -13,7 +13,8 @@ pub struct Due {
     pub explanation: String,
 }
 
-/// Computes due times of durations; the calendar module implements it for real calendars.
+/// Computes due times of durations; [`crate::calendar::Calendars`] implements it with real
+/// working-day calendars, [`WeekdaysOnly`] without holiday data.
 pub trait DueDates: Send + Sync + std::fmt::Debug {
     /// "`amount` `unit` after `from`" on the named calendar (`None`: the default calendar).
     fn add(
@@ -23,6 +24,96 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
         amount: i64,
         unit: DurationUnit,
     ) -> Due;
+
+    /// "`amount` `unit` before `due`" (reminders of a ladder).
+    fn before(
+        &self,
+        _calendar: Option<&str>,
+        due: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        let length = match unit {
+            DurationUnit::WorkDays | DurationUnit::Days => Duration::days(amount),
+            DurationUnit::WorkHours | DurationUnit::Hours => Duration::hours(amount),
+            DurationUnit::Minutes => Duration::minutes(amount),
+        };
+        Due {
+            at: due - length,
+            provisional: matches!(unit, DurationUnit::WorkDays | DurationUnit::WorkHours),
+            explanation: "counted back in plain time (no calendar)".into(),
+        }
+    }
+
+    /// Office minutes from `a` to `b` (the remaining working time of a paused clock).
+    fn office_minutes_between(
+        &self,
+        _calendar: Option<&str>,
+        a: DateTime<Utc>,
+        b: DateTime<Utc>,
+    ) -> i64 {
+        (b - a).num_minutes().max(0)
+    }
+
+    /// `minutes` of office time after `from` (a resumed clock's new due time).
+    fn add_office_minutes(
+        &self,
+        _calendar: Option<&str>,
+        from: DateTime<Utc>,
+        minutes: i64,
+    ) -> Due {
+        Due {
+            at: from + Duration::minutes(minutes),
+            provisional: true,
+            explanation: "plain time (no calendar)".into(),
+        }
+    }
+}
+
+impl DueDates for crate::calendar::Calendars {
+    fn add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        due(crate::calendar::Calendars::add(
+            self, calendar, from, amount, unit,
+        ))
+    }
+    fn before(
+        &self,
+        calendar: Option<&str>,
+        at: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        due(crate::calendar::Calendars::before(
+            self, calendar, at, amount, unit,
+        ))
+    }
+    fn office_minutes_between(
+        &self,
+        calendar: Option<&str>,
+        a: DateTime<Utc>,
+        b: DateTime<Utc>,
+    ) -> i64 {
+        crate::calendar::Calendars::office_minutes_between(self, calendar, a, b)
+    }
+    fn add_office_minutes(&self, calendar: Option<&str>, from: DateTime<Utc>, minutes: i64) -> Due {
+        due(crate::calendar::Calendars::add_office_minutes(
+            self, calendar, from, minutes,
+        ))
+    }
+}
+
+fn due(d: crate::calendar::Due) -> Due {
+    Due {
+        at: d.at,
+        provisional: d.provisional,
+        explanation: d.explanation.to_string(),
+    }
 }
 
 /// Monday–Friday, 08:30–17:30 UTC+8, no holidays. Working-day results are flagged provisional.

@@ -13,19 +13,18 @@
 //!   incident, not a hang.
 
 pub mod due;
-pub mod mask;
 pub mod state;
 
 use crate::error::{EngineError, Problem};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use due::DueDates;
 use serde_json::{Map, Value as Json, json};
 use state::*;
 use std::collections::{BTreeMap, VecDeque};
 use yimen_dsl::eval::{Scope, eval};
 use yimen_dsl::model::{
-    Action, Assignee, ClockOp, Deadline, DurationUnit, EnumSource, EscalationWhen, Expr, NodeKind,
-    NotifyTarget, Process, QueueRef, Task, Type,
+    Action, Assignee, ClockOp, Deadline, EnumSource, EscalationWhen, Expr, NodeKind, NotifyTarget,
+    Process, QueueRef, Task, Type,
 };
 use yimen_dsl::value::Value;
 
@@ -140,6 +139,7 @@ pub fn advance(
             children: Vec::new(),
         },
         ready: VecDeque::new(),
+        last_due: Json::Null,
     };
     if instance.status.is_terminal() && !matches!(event, Event::ChildEnded { .. }) {
         return Err(EngineError::conflict(format!(
@@ -257,7 +257,9 @@ impl Scope for VarScope<'_> {
                 .ok()
                 .or_else(|| Some(Value::from_json_untyped(json)));
         }
-        if let Some(state) = self.state {
+        // A name that is both an enum value and a node id (`approved`) is the enum value:
+        // node results are only read through fields (`review.completed_by`).
+        if let Some(state) = self.state.filter(|_| !self.enum_value(name)) {
             if let Some(result) = state.results.get(name) {
                 return Some(Value::from_json_untyped(&Json::Object(result.clone())));
             }
@@ -293,6 +295,8 @@ struct Run<'a> {
     cs: Changeset,
     /// Tokens to move: (node, predecessor).
     ready: VecDeque<(String, Option<String>)>,
+    /// Inputs of the last due time computed (stored in timer payloads).
+    last_due: Json,
 }
 
 fn new_id() -> String {
@@ -334,7 +338,7 @@ impl<'a> Run<'a> {
     fn shown(&self, var: &str, value: &Json) -> String {
         let decl = self.model.vars.iter().find(|v| v.name.name == var);
         match decl.and_then(|d| d.personal) {
-            Some(kind) => match mask::mask_json(kind, value) {
+            Some(kind) => match crate::documents::mask_json(kind, value) {
                 Json::String(s) => s,
                 other => other.to_string(),
             },
@@ -485,11 +489,24 @@ impl<'a> Run<'a> {
         outcome: Option<String>,
         vars: Map<String, Json>,
     ) -> Result<(), EngineError> {
-        let Some(node) = self.node(&task.node) else {
-            return Err(EngineError::Internal(format!(
-                "task node {} is not in the model",
-                task.node
-            )));
+        let Some(node) = self
+            .node(&task.node)
+            .filter(|n| matches!(n.kind, NodeKind::Task(_)))
+        else {
+            // A follow-up task of an escalation (`task chase ...`): no flow waits for it.
+            if let Some(name) = vars.keys().next() {
+                return Err(EngineError::Invalid {
+                    problems: vec![Problem::new(name, "a follow-up task sets no variables")],
+                });
+            }
+            let outcome = outcome.unwrap_or_else(|| "done".into());
+            self.history(
+                Some(&task.node),
+                "task_completed",
+                format!("follow-up {} completed: {outcome}", task.node),
+                json!({ "task": task.id, "outcome": outcome, "follow_up": true }),
+            );
+            return Ok(());
         };
         let NodeKind::Task(spec) = &node.kind else {
             return Err(EngineError::Internal(format!(
@@ -953,7 +970,7 @@ impl<'a> Run<'a> {
                             node: id.to_string(),
                             task_id: None,
                             due_at: millis(at),
-                            payload: json!({}),
+                            payload: json!({ "due": self.last_due }),
                         });
                         Some(tid)
                     }
@@ -976,7 +993,7 @@ impl<'a> Run<'a> {
                     node: id.to_string(),
                     task_id: None,
                     due_at: millis(at),
-                    payload: json!({}),
+                    payload: json!({ "due": self.last_due }),
                 });
                 self.history(
                     Some(id),
@@ -1067,15 +1084,20 @@ impl<'a> Run<'a> {
         let (amount, unit) = v
             .as_duration()
             .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
-        let due = self.due.add(
-            self.model.calendar.as_ref().map(|c| c.name.as_str()),
-            from,
-            amount,
-            unit,
-        );
+        let calendar = self.model.calendar.as_ref().map(|c| c.name.clone());
+        let due = self.due.add(calendar.as_deref(), from, amount, unit);
         if due.provisional {
             self.cs.provisional = true;
         }
+        // The inputs, so that a due time can be recomputed when the calendar data changes.
+        self.last_due = json!({
+            "from": millis(from),
+            "amount": amount,
+            "unit": unit,
+            "calendar": calendar,
+            "provisional": due.provisional,
+            "explanation": due.explanation,
+        });
         Ok(due.at)
     }
 
@@ -1198,16 +1220,37 @@ impl<'a> Run<'a> {
             },
             (None, None) => self.due_from_expr(&deadline.duration, self.now)?,
         };
+        let base = if clock.is_some() || deadline.clock.is_some() {
+            json!({ "clock": clock.map(|c| c.0).or(deadline.clock.as_ref().map(|c| c.name.as_str())) })
+        } else {
+            self.last_due.clone()
+        };
+        let calendar = self.model.calendar.as_ref().map(|c| c.name.clone());
         let mut ids = Vec::new();
         for (rung, esc) in deadline.ladder.iter().enumerate() {
-            let at = match &esc.when {
-                EscalationWhen::AtDue => due,
+            let (at, offset) = match &esc.when {
+                EscalationWhen::AtDue => (due, json!({ "when": "at" })),
                 EscalationWhen::Before(d) => {
                     let v = self.eval(d)?;
                     let (amount, unit) = v.as_duration().ok_or("expected a duration")?;
-                    due - plain_length(amount, unit)
+                    let before = self.due.before(calendar.as_deref(), due, amount, unit);
+                    if before.provisional {
+                        self.cs.provisional = true;
+                    }
+                    (
+                        before.at,
+                        json!({ "when": "before", "amount": amount, "unit": unit }),
+                    )
                 }
-                EscalationWhen::After(d) => self.due_from_expr(d, due)?,
+                EscalationWhen::After(d) => {
+                    let at = self.due_from_expr(d, due)?;
+                    let v = self.eval(d)?;
+                    let (amount, unit) = v.as_duration().ok_or("expected a duration")?;
+                    (
+                        at,
+                        json!({ "when": "after", "amount": amount, "unit": unit }),
+                    )
+                }
             };
             let tid = new_id();
             ids.push(tid.clone());
@@ -1221,7 +1264,14 @@ impl<'a> Run<'a> {
                 node: node.to_string(),
                 task_id: task.map(str::to_string),
                 due_at: millis(at.max(self.now)),
-                payload: json!({ "rung": rung, "level": esc.level, "clock": clock.map(|c| c.0) }),
+                payload: json!({
+                    "rung": rung,
+                    "level": esc.level,
+                    "clock": clock.map(|c| c.0),
+                    "due": base,
+                    "offset": offset,
+                    "due_at": millis(due),
+                }),
             });
         }
         if let Some((name, _)) = clock
@@ -1295,15 +1345,7 @@ impl<'a> Run<'a> {
                         .iter()
                         .find(|d| d.name.name == document.name)
                         .ok_or_else(|| format!("no document `{}`", document.name))?;
-                    let content = crate::documents::render(
-                        self.model,
-                        self.data,
-                        decl,
-                        &self.cs.vars,
-                        &self.cs.state,
-                        self.item.as_ref().map(|(n, j)| (n.as_str(), j)),
-                        self.now,
-                    )?;
+                    let content = crate::documents::render(&self.context(), decl)?;
                     let id = new_id();
                     self.cs.documents.push(NewDocument {
                         id: id.clone(),
@@ -1351,28 +1393,25 @@ impl<'a> Run<'a> {
     }
 
     /// Fills `{{ var }}` placeholders with (masked) case data.
-    fn fill(&self, text: &str) -> String {
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let Some(end) = rest[start..].find("}}") else {
-                out.push_str(&rest[start..]);
-                return out;
-            };
-            let name = rest[start + 2..start + end].trim();
-            let shown = match self.cs.vars.get(name) {
-                Some(v) => self.shown(name, v),
-                None => match &self.item {
-                    Some((n, v)) if n == name => display_json(v),
-                    _ => String::new(),
-                },
-            };
-            out.push_str(&shown);
-            rest = &rest[start + end + 2..];
+    fn context(&self) -> crate::documents::Context<'_> {
+        crate::documents::Context {
+            model: self.model,
+            data: self.data,
+            vars: &self.cs.vars,
+            state: &self.cs.state,
+            item: self.item.as_ref().map(|(n, j)| (n.as_str(), j)),
+            now: self.now,
         }
-        out.push_str(rest);
-        out
+    }
+
+    /// Fills `{{ var }}` placeholders of a message with masked case data. A text that does
+    /// not render is kept as written (with the reason), never dropped.
+    fn fill(&self, text: &str) -> String {
+        if !text.contains("{{") && !text.contains("{%") {
+            return text.to_string();
+        }
+        crate::documents::render_text(&self.context(), "message", text, true)
+            .unwrap_or_else(|e| format!("{text} [{e}]"))
     }
 
     fn clock(&mut self, node: &str, op: &ClockOp, name: &str) -> Result<(), String> {
@@ -1418,7 +1457,7 @@ impl<'a> Run<'a> {
                     name.to_string(),
                     ClockState {
                         due_at: Some(millis(due)),
-                        remaining_ms: None,
+                        remaining_minutes: None,
                         running: true,
                         provisional: self.cs.provisional,
                         timers: Vec::new(),
@@ -1429,7 +1468,6 @@ impl<'a> Run<'a> {
             }
             ClockOp::Pause => {
                 cancel_ladder(self);
-                let now = millis(self.now);
                 let s = self
                     .cs
                     .state
@@ -1437,14 +1475,20 @@ impl<'a> Run<'a> {
                     .get_mut(name)
                     .ok_or_else(|| format!("clock `{name}` was not started"))?;
                 if s.running {
-                    s.remaining_ms = s.due_at.map(|d| (d - now).max(0));
+                    let due = s.due_at.and_then(DateTime::from_timestamp_millis);
+                    // Remaining working time, so a clock paused over a holiday loses nothing.
+                    s.remaining_minutes = due.map(|d| {
+                        self.due
+                            .office_minutes_between(cal.as_deref(), self.now, d)
+                            .max(0)
+                    });
                     s.due_at = None;
                     s.running = false;
                 }
-                text = format!("clock {name} paused");
+                let left = s.remaining_minutes.unwrap_or(0);
+                text = format!("clock {name} paused, {left} office minutes left");
             }
             ClockOp::Resume => {
-                let now = millis(self.now);
                 let s = self
                     .cs
                     .state
@@ -1453,10 +1497,13 @@ impl<'a> Run<'a> {
                     .ok_or_else(|| format!("clock `{name}` was not started"))?;
                 let mut due = None;
                 if !s.running {
-                    let at = now + s.remaining_ms.take().unwrap_or(0);
-                    s.due_at = Some(at);
+                    let left = s.remaining_minutes.take().unwrap_or(0);
+                    let d = self.due.add_office_minutes(cal.as_deref(), self.now, left);
+                    s.due_at = Some(millis(d.at));
                     s.running = true;
-                    due = DateTime::from_timestamp_millis(at);
+                    s.provisional |= d.provisional;
+                    self.cs.provisional |= d.provisional;
+                    due = Some(d.at);
                 }
                 if let Some(due) = due {
                     self.schedule_clock(node, name, due)?;
@@ -1468,7 +1515,7 @@ impl<'a> Run<'a> {
                 if let Some(s) = self.cs.state.clocks.get_mut(name) {
                     s.running = false;
                     s.due_at = None;
-                    s.remaining_ms = None;
+                    s.remaining_minutes = None;
                 }
                 text = format!("clock {name} stopped");
             }
@@ -1491,10 +1538,10 @@ impl<'a> Run<'a> {
                     text = format!("clock {name} extended to {}: {reason}", due.to_rfc3339());
                 } else {
                     let from = self.now;
-                    let extra = add(self, from, by)? - from;
+                    let until = add(self, from, by)?;
+                    let extra = self.due.office_minutes_between(cal.as_deref(), from, until);
                     if let Some(s) = self.cs.state.clocks.get_mut(name) {
-                        s.remaining_ms =
-                            Some(s.remaining_ms.unwrap_or(0) + extra.num_milliseconds());
+                        s.remaining_minutes = Some(s.remaining_minutes.unwrap_or(0) + extra);
                     }
                     text = format!("clock {name} extended (paused): {reason}");
                 }
@@ -1525,15 +1572,6 @@ impl<'a> Run<'a> {
         self.cs.state.tokens.clear();
         self.cs.state.joins.clear();
         self.ready.clear();
-    }
-}
-
-/// Wall-clock length of a duration, for "remind this long before due".
-fn plain_length(amount: i64, unit: DurationUnit) -> Duration {
-    match unit {
-        DurationUnit::WorkDays | DurationUnit::Days => Duration::days(amount),
-        DurationUnit::WorkHours | DurationUnit::Hours => Duration::hours(amount),
-        DurationUnit::Minutes => Duration::minutes(amount),
     }
 }
 

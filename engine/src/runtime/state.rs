@@ -65,8 +65,8 @@ pub struct Done {
 pub struct ClockState {
     /// Due time (unix millis) while running.
     pub due_at: Option<i64>,
-    /// Remaining millis while paused.
-    pub remaining_ms: Option<i64>,
+    /// Remaining office minutes while paused.
+    pub remaining_minutes: Option<i64>,
     pub running: bool,
     pub provisional: bool,
     /// Pending timers of its ladder.

@@ -1,0 +1,1079 @@
+//! The engine contract: every test runs on SQLite (`sqlite::<test>`) and on PostgreSQL
+//! (`postgres::<test>`, when `YIMEN_TEST_POSTGRES` is set).
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use serde_json::json;
+use std::collections::HashSet;
+use yimen_dsl::model::*;
+use yimen_engine::runtime::state::Status;
+use yimen_engine::{
+    ClaimRequest, CompleteRequest, EngineError, FailRequest, StartRequest, TaskFilter, TaskState,
+};
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let h = super::Harness::sqlite().await;
+                    super::$test(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(h) = super::Harness::postgres(stringify!($test)).await else { return };
+                    super::$test(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    task_outcomes_and_typed_variables,
+    steps_and_choice,
+    split_and_join,
+    for_each_with_join,
+    message_wait_and_timeout,
+    timer_wait,
+    linked_process_with_and_without_wait,
+    deployment_versions,
+    business_key_is_idempotent,
+    concurrent_claims_are_exclusive,
+    lease_expiry_fences_old_tokens,
+    ledger_verify_detects_tampering,
+    cancel_cancels_tasks_and_timers,
+    escalation_fires_once_and_is_cancelled_by_completion,
+    documents_mask_personal_data_in_public_ones,
+    failure_retry_and_incident,
+    step_budget_parks_a_loop_as_incident,
+    newer_schema_is_refused,
+);
+
+fn review_process() -> Process {
+    let mut amount = var("amount", Type::Decimal);
+    amount.label = Some("金额".into());
+    let mut reason = var("reason", Type::Text);
+    reason.personal = Some(PersonalKind::Sensitive);
+    let mut size = var("size", Type::Integer);
+    size.required = true;
+    let mut p = process(
+        "review",
+        vec![size, amount, reason],
+        &["window"],
+        vec![
+            start("check"),
+            task(
+                "check",
+                "window",
+                vec![outcome("approve", "ok"), outcome("reject", "no")],
+                &[("amount", true)],
+            ),
+            end("ok", "approved"),
+            end("no", "rejected"),
+        ],
+    );
+    if let NodeKind::Task(t) = &mut p.nodes[1].kind {
+        t.outcomes[1].requires.push(id("reason"));
+    }
+    p
+}
+
+async fn task_outcomes_and_typed_variables(h: &Harness) {
+    h.deploy(review_process()).await;
+    let bad_start = h
+        .engine
+        .start(StartRequest {
+            process: "review".into(),
+            vars: map(json!({"size": "three", "colour": 1})),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let EngineError::Invalid { problems } = bad_start else {
+        panic!("expected 422, got {bad_start:?}")
+    };
+    let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["colour", "size"]);
+
+    let inst = h.start("review", json!({"size": 3})).await;
+    assert_eq!(inst.status, Status::Running);
+    assert_eq!(inst.tasks.len(), 1);
+    let claimed = h.claim("window", 5).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].outcomes, ["approve", "reject"]);
+    assert_eq!(claimed[0].vars["size"], json!(3));
+    let before = h.engine.history(&inst.id).await.unwrap().len();
+
+    // Every problem at once, nothing changed.
+    let err = h
+        .complete(
+            &claimed[0],
+            "maybe",
+            json!({"amount": "lots", "colour": "red"}),
+        )
+        .await
+        .unwrap_err();
+    let EngineError::Invalid { problems } = err else {
+        panic!("expected 422")
+    };
+    let mut fields: Vec<_> = problems.iter().map(|p| p.field.clone()).collect();
+    fields.sort();
+    assert_eq!(fields, ["amount", "colour", "outcome"]);
+    let err = h
+        .complete(&claimed[0], "reject", json!({"amount": "10"}))
+        .await
+        .unwrap_err();
+    let EngineError::Invalid { problems } = err else {
+        panic!("expected 422")
+    };
+    assert_eq!(problems[0].field, "reason");
+    assert_eq!(problems[0].message, "is required for outcome `reject`");
+    assert_eq!(h.engine.history(&inst.id).await.unwrap().len(), before);
+    assert_eq!(
+        h.engine.task(&claimed[0].task.id).await.unwrap().state,
+        TaskState::Claimed
+    );
+
+    let done = h
+        .complete(&claimed[0], "approve", json!({"amount": 1200.5}))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Completed);
+    assert_eq!(done.result.as_deref(), Some("approved"));
+    assert_eq!(done.vars["amount"], json!("1200.5"));
+    assert!(done.tasks.is_empty());
+    let again = h
+        .complete(&claimed[0], "approve", json!({"amount": 1}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, EngineError::Conflict { why } if why.contains("already completed")),
+        "{again:?}"
+    );
+}
+
+async fn steps_and_choice(h: &Harness) {
+    let p = process(
+        "choice",
+        vec![var("size", Type::Integer), var("double", Type::Integer)],
+        &[],
+        vec![
+            start("calc"),
+            step(
+                "calc",
+                vec![assign("double", bin(BinaryOp::Mul, name("size"), int(2)))],
+                "pick",
+            ),
+            node(
+                "pick",
+                NodeKind::Choice {
+                    branches: vec![Branch {
+                        when: bin(BinaryOp::Gt, name("double"), int(4)),
+                        next: id("big"),
+                        span: Span::default(),
+                    }],
+                    default: Some(id("small")),
+                },
+            ),
+            end("big", "big"),
+            end("small", "small"),
+        ],
+    );
+    h.deploy(p).await;
+    let a = h.start("choice", json!({"size": 3})).await;
+    assert_eq!(
+        (a.status, a.result.as_deref()),
+        (Status::Completed, Some("big"))
+    );
+    assert_eq!(a.vars["double"], json!(6));
+    let b = h.start("choice", json!({"size": 1})).await;
+    assert_eq!(b.result.as_deref(), Some("small"));
+    let kinds: Vec<_> = h
+        .engine
+        .history(&a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["started", "step", "variable", "choice", "ended"]);
+}
+
+async fn split_and_join(h: &Harness) {
+    let p = process(
+        "par",
+        vec![],
+        &["a", "b"],
+        vec![
+            start("fork"),
+            node(
+                "fork",
+                NodeKind::Split {
+                    branches: vec![id("ta"), id("tb")],
+                },
+            ),
+            task("ta", "a", vec![outcome("done", "meet")], &[]),
+            task("tb", "b", vec![outcome("done", "meet")], &[]),
+            node("meet", NodeKind::Join { next: id("fin") }),
+            end("fin", "done"),
+        ],
+    );
+    h.deploy(p).await;
+    let inst = h.start("par", json!({})).await;
+    assert_eq!(inst.tasks.len(), 2);
+    let after_a = h.work("a", "done", json!({})).await;
+    assert_eq!(after_a.status, Status::Running);
+    assert_eq!(after_a.active_nodes, ["tb"]);
+    let after_b = h.work("b", "done", json!({})).await;
+    assert_eq!(after_b.status, Status::Completed);
+}
+
+async fn for_each_with_join(h: &Harness) {
+    let mut p = process(
+        "each",
+        vec![
+            var("depts", Type::List(Box::new(Type::Text))),
+            var("all_ok", Type::Boolean),
+        ],
+        &["dept"],
+        vec![
+            start("handle"),
+            task(
+                "handle",
+                "dept",
+                vec![outcome("approve", "sum"), outcome("reject", "sum")],
+                &[],
+            ),
+            step("sum", vec![], "fin"),
+            end("fin", "done"),
+        ],
+    );
+    // all_ok = not ("reject" in outcomes(handle))
+    let outcomes = e(ExprKind::Call("outcomes".into(), vec![name("handle")]));
+    let has_reject = bin(BinaryOp::In, text("reject"), outcomes);
+    p.nodes[2] = step(
+        "sum",
+        vec![assign(
+            "all_ok",
+            e(ExprKind::Unary(UnaryOp::Not, Box::new(has_reject))),
+        )],
+        "fin",
+    );
+    if let NodeKind::Task(t) = &mut p.nodes[1].kind {
+        t.queue.key = Some(name("d"));
+        t.for_each = Some(ForEach {
+            item: id("d"),
+            list: name("depts"),
+        });
+    }
+    h.deploy(p).await;
+    let inst = h
+        .start("each", json!({"depts": ["civil", "health", "housing"]}))
+        .await;
+    let mut queues: Vec<_> = inst.tasks.iter().map(|t| t.queue.clone()).collect();
+    queues.sort();
+    assert_eq!(queues, ["dept:civil", "dept:health", "dept:housing"]);
+    assert_eq!(inst.tasks[0].item, Some(json!("civil")));
+    h.work("dept:civil", "approve", json!({})).await;
+    let mid = h.work("dept:health", "reject", json!({})).await;
+    assert_eq!(mid.status, Status::Running);
+    let done = h.work("dept:housing", "approve", json!({})).await;
+    assert_eq!(done.status, Status::Completed);
+    assert_eq!(done.vars["all_ok"], json!(false));
+    let empty = h.start("each", json!({"depts": []})).await;
+    assert_eq!(empty.status, Status::Completed);
+    assert_eq!(empty.vars["all_ok"], json!(true));
+}
+
+async fn message_wait_and_timeout(h: &Harness) {
+    let p = process(
+        "msg",
+        vec![var("docs", Type::Text)],
+        &[],
+        vec![
+            start("wait"),
+            node(
+                "wait",
+                NodeKind::WaitMessage {
+                    message: id("supplement"),
+                    sets: vec![FieldSpec {
+                        var: id("docs"),
+                        required: true,
+                        span: Span::default(),
+                    }],
+                    next: id("got"),
+                    timeout: Some((days(3), id("late"))),
+                },
+            ),
+            end("got", "received"),
+            end("late", "timed_out"),
+        ],
+    );
+    h.deploy(p).await;
+    let a = h.start("msg", json!({})).await;
+    assert_eq!(a.timers.len(), 1);
+    let wrong = h
+        .engine
+        .message(&a.id, "other", map(json!({})), "api")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&wrong, EngineError::Conflict { why } if why.contains("not waiting for message `other`"))
+    );
+    let missing = h
+        .engine
+        .message(&a.id, "supplement", map(json!({})), "api")
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, EngineError::Invalid { .. }));
+    let got = h
+        .engine
+        .message(&a.id, "supplement", map(json!({"docs": "户口本"})), "api")
+        .await
+        .unwrap();
+    assert_eq!(got.result.as_deref(), Some("received"));
+    assert!(
+        got.timers.is_empty(),
+        "timeout timer cancelled with the message"
+    );
+    let again = h
+        .engine
+        .message(&a.id, "supplement", map(json!({"docs": "x"})), "api")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, EngineError::Conflict { .. }),
+        "a message is consumed once"
+    );
+
+    let b = h.start("msg", json!({})).await;
+    h.clock.advance(Duration::days(2)).unwrap();
+    assert_eq!(
+        h.engine.fire_due_timers(h.clock.now_utc()).await.unwrap(),
+        0
+    );
+    h.clock.advance(Duration::days(5)).unwrap();
+    assert_eq!(
+        h.engine.fire_due_timers(h.clock.now_utc()).await.unwrap(),
+        1
+    );
+    let b = h.engine.instance(&b.id).await.unwrap();
+    assert_eq!(b.result.as_deref(), Some("timed_out"));
+}
+
+trait NowUtc {
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc>;
+}
+impl NowUtc for yimen_engine::clock::ManualClock {
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        use yimen_engine::clock::Clock;
+        self.now()
+    }
+}
+
+async fn timer_wait(h: &Harness) {
+    let p = process(
+        "pub",
+        vec![],
+        &[],
+        vec![
+            start("publicity"),
+            node(
+                "publicity",
+                NodeKind::WaitTimer {
+                    duration: days(7),
+                    next: id("fin"),
+                },
+            ),
+            end("fin", "published"),
+        ],
+    );
+    h.deploy(p).await;
+    let inst = h.start("pub", json!({})).await;
+    assert_eq!(inst.timers.len(), 1);
+    assert!(
+        inst.provisional_due,
+        "weekdays-only calendar flags day counts provisional"
+    );
+    let due = h.engine.next_timer_due().await.unwrap().unwrap();
+    assert_eq!(due, inst.timers[0].due_at);
+    assert!(due > t0() + Duration::days(7) - Duration::hours(1));
+    h.clock.set(due - Duration::seconds(1)).unwrap();
+    assert_eq!(
+        h.engine.fire_due_timers(h.clock.now_utc()).await.unwrap(),
+        0
+    );
+    h.clock.set(due).unwrap();
+    let other = h.reopen().await.unwrap();
+    let (a, b) = tokio::join!(h.engine.fire_due_timers(due), other.fire_due_timers(due));
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "two servers fire a timer once");
+    let inst = h.engine.instance(&inst.id).await.unwrap();
+    assert_eq!(inst.result.as_deref(), Some("published"));
+}
+
+async fn linked_process_with_and_without_wait(h: &Harness) {
+    let child = process(
+        "temp_aid",
+        vec![var("who", Type::Text)],
+        &["window"],
+        vec![
+            start("help"),
+            task("help", "window", vec![outcome("granted", "fin")], &[]),
+            end("fin", "granted"),
+        ],
+    );
+    h.deploy(child).await;
+    let parent = |wait: bool, key: &str| {
+        process(
+            key,
+            vec![var("name", Type::Text), var("child_result", Type::Text)],
+            &[],
+            vec![
+                start("link"),
+                node(
+                    "link",
+                    NodeKind::StartProcess {
+                        process: id("temp_aid"),
+                        inputs: vec![(id("who"), name("name"))],
+                        wait,
+                        next: id("after"),
+                    },
+                ),
+                step(
+                    "after",
+                    vec![assign("child_result", field(name("link"), "result"))],
+                    "fin",
+                ),
+                end("fin", "done"),
+            ],
+        )
+    };
+    h.deploy(parent(true, "waiting_parent")).await;
+    h.deploy(parent(false, "fire_and_forget")).await;
+
+    let p = h.start("waiting_parent", json!({"name": "x"})).await;
+    assert_eq!(p.status, Status::Running);
+    assert_eq!(p.active_nodes, ["link"]);
+    let tasks = h.claim("window", 1).await;
+    assert_eq!(tasks[0].process, "temp_aid");
+    assert_eq!(tasks[0].vars["who"], json!("x"));
+    let child_view = h.complete(&tasks[0], "granted", json!({})).await.unwrap();
+    assert_eq!(child_view.parent_id.as_deref(), Some(p.id.as_str()));
+    let p = h.engine.instance(&p.id).await.unwrap();
+    assert_eq!(p.status, Status::Completed);
+    assert_eq!(p.vars["child_result"], json!("granted"));
+
+    let q = h.start("fire_and_forget", json!({"name": "y"})).await;
+    assert_eq!(q.status, Status::Completed);
+    assert_eq!(
+        q.vars["child_result"],
+        json!(null),
+        "no result without waiting"
+    );
+    let open = h
+        .engine
+        .tasks(TaskFilter {
+            queues: Some(vec!["window".into()]),
+            state: Some(TaskState::Open),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "the child runs on after its parent ended");
+}
+
+async fn deployment_versions(h: &Harness) {
+    let v1 = h.deploy(review_process()).await;
+    assert_eq!((v1.version, v1.created), (1, true));
+    let same = h.deploy(review_process()).await;
+    assert_eq!(
+        (same.version, same.created, same.hash.clone()),
+        (1, false, v1.hash.clone())
+    );
+    let old = h.start("review", json!({"size": 1})).await;
+    let mut changed = review_process();
+    changed.title = "改过的".into();
+    let v2 = h.deploy(changed).await;
+    assert_eq!((v2.version, v2.created), (2, true));
+    let new = h.start("review", json!({"size": 1})).await;
+    assert_eq!((old.version, new.version), (1, 2));
+    let done = h.work("window", "approve", json!({"amount": 1})).await;
+    assert_eq!(
+        done.version, 1,
+        "a running instance finishes on its version"
+    );
+    assert_eq!(h.engine.definitions().await.unwrap().len(), 2);
+    assert_eq!(
+        h.engine
+            .definition("review", None)
+            .await
+            .unwrap()
+            .model
+            .title,
+        "改过的"
+    );
+    assert!(matches!(
+        h.engine.definition("nope", None).await,
+        Err(EngineError::NotFound { .. })
+    ));
+}
+
+async fn business_key_is_idempotent(h: &Harness) {
+    h.deploy(review_process()).await;
+    let req = StartRequest {
+        process: "review".into(),
+        business_key: Some("2026-0001".into()),
+        vars: map(json!({"size": 2})),
+        actor: "window".into(),
+    };
+    let (a, b) = tokio::join!(h.engine.start(req.clone()), h.engine.start(req.clone()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.id, b.id);
+    assert!(a.existing != b.existing, "one created, one found");
+    let c = h.engine.start(req).await.unwrap();
+    assert!(c.existing);
+    assert_eq!(c.id, a.id);
+    let all = h.engine.tasks(TaskFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+async fn concurrent_claims_are_exclusive(h: &Harness) {
+    h.deploy(review_process()).await;
+    for _ in 0..24 {
+        h.start("review", json!({"size": 1})).await;
+    }
+    let mut handles = Vec::new();
+    for w in 0..8 {
+        let engine = h.engine.clone();
+        handles.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = engine
+                    .claim(ClaimRequest {
+                        queues: vec!["window".into()],
+                        org_units: None,
+                        worker: format!("w{w}"),
+                        max: 2,
+                        lease: Duration::minutes(5),
+                    })
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                for t in got {
+                    engine
+                        .complete(CompleteRequest {
+                            task_id: t.task.id.clone(),
+                            lock_token: t.lock_token,
+                            outcome: Some("approve".into()),
+                            vars: map(json!({"amount": 5})),
+                            actor: format!("w{w}"),
+                        })
+                        .await
+                        .unwrap();
+                    mine.push(t.task.id);
+                }
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for handle in handles {
+        all.extend(handle.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(
+        (all.len(), unique.len()),
+        (24, 24),
+        "every task claimed and completed exactly once"
+    );
+    let report = h.engine.ledger_verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+async fn lease_expiry_fences_old_tokens(h: &Harness) {
+    h.deploy(review_process()).await;
+    h.start("review", json!({"size": 1})).await;
+    let first = h
+        .engine
+        .claim(ClaimRequest {
+            queues: vec!["window".into()],
+            org_units: None,
+            worker: "slow".into(),
+            max: 1,
+            lease: Duration::seconds(30),
+        })
+        .await
+        .unwrap();
+    assert!(
+        h.claim("window", 1).await.is_empty(),
+        "claimed tasks are invisible"
+    );
+    let extended = h
+        .engine
+        .extend(
+            &first[0].task.id,
+            first[0].lock_token,
+            Duration::seconds(60),
+        )
+        .await
+        .unwrap();
+    assert!(extended.lock_expires_at > first[0].lock_expires_at);
+    h.clock.advance(Duration::seconds(61)).unwrap();
+    let second = h.claim("window", 1).await;
+    assert_eq!(second.len(), 1);
+    assert!(second[0].lock_token > first[0].lock_token);
+    let stale = h
+        .complete(&first[0], "approve", json!({"amount": 1}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&stale, EngineError::Conflict { why } if why.contains("stale")),
+        "{stale:?}"
+    );
+    let stale_release = h
+        .engine
+        .release(&first[0].task.id, first[0].lock_token, "slow")
+        .await
+        .unwrap_err();
+    assert!(matches!(stale_release, EngineError::Conflict { .. }));
+    let released = h
+        .engine
+        .release(&second[0].task.id, second[0].lock_token, "w1")
+        .await
+        .unwrap();
+    assert_eq!(released.state, TaskState::Open);
+    let third = h.claim("window", 1).await;
+    h.complete(&third[0], "approve", json!({"amount": 1}))
+        .await
+        .unwrap();
+    let missing = h
+        .engine
+        .extend("no-such-task", 1, Duration::seconds(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, EngineError::NotFound { .. }));
+}
+
+async fn ledger_verify_detects_tampering(h: &Harness) {
+    h.deploy(review_process()).await;
+    let inst = h.start("review", json!({"size": 1})).await;
+    h.work("window", "approve", json!({"amount": 1})).await;
+    let history = h.engine.history(&inst.id).await.unwrap();
+    assert!(history.len() >= 4);
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
+    let export = h
+        .engine
+        .ledger_export(t0() - Duration::days(1), t0() + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(export.len(), history.len());
+    let csv = yimen_engine::ledger::to_csv(&export);
+    assert!(csv.starts_with("at,instance,seq,actor,node,kind,text,hash\n"));
+    assert_eq!(csv.lines().count(), history.len() + 1);
+
+    h.exec(&format!(
+        "UPDATE history SET text = 'approved by nobody' WHERE instance_id = '{}' AND seq = 2",
+        inst.id
+    ))
+    .await;
+    let report = h.engine.ledger_verify().await.unwrap();
+    assert_eq!(report.problems.len(), 1);
+    assert!(
+        report.problems[0].contains("entry 2 was changed"),
+        "{:?}",
+        report.problems
+    );
+
+    // Restore the text, then remove the last entry: the count on the instance row tells.
+    h.exec(&format!(
+        "UPDATE history SET text = '{}' WHERE instance_id = '{}' AND seq = 2",
+        history[1].text.replace('\'', "''"),
+        inst.id
+    ))
+    .await;
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
+    h.exec(&format!(
+        "DELETE FROM history WHERE instance_id = '{}' AND seq = {}",
+        inst.id,
+        history.len()
+    ))
+    .await;
+    let report = h.engine.ledger_verify().await.unwrap();
+    assert!(
+        report.problems[0].contains("entries recorded"),
+        "{:?}",
+        report.problems
+    );
+
+    // Swap two entries' order.
+    h.exec(&format!(
+        "UPDATE history SET seq = 100 WHERE instance_id = '{}' AND seq = 1",
+        inst.id
+    ))
+    .await;
+    h.exec(&format!(
+        "UPDATE history SET seq = 1 WHERE instance_id = '{}' AND seq = 2",
+        inst.id
+    ))
+    .await;
+    h.exec(&format!(
+        "UPDATE history SET seq = 2 WHERE instance_id = '{}' AND seq = 100",
+        inst.id
+    ))
+    .await;
+    let report = h.engine.ledger_verify().await.unwrap();
+    assert!(
+        report.problems[0].contains("does not follow"),
+        "{:?}",
+        report.problems
+    );
+}
+
+async fn cancel_cancels_tasks_and_timers(h: &Harness) {
+    let mut p = review_process();
+    if let NodeKind::Task(t) = &mut p.nodes[1].kind {
+        t.deadline = Some(Deadline {
+            duration: hours(4),
+            clock: None,
+            ladder: vec![Escalation {
+                when: EscalationWhen::AtDue,
+                level: 1,
+                actions: vec![],
+                span: Span::default(),
+            }],
+            span: Span::default(),
+        });
+    }
+    h.deploy(p).await;
+    let inst = h.start("review", json!({"size": 1})).await;
+    assert_eq!(inst.timers.len(), 1);
+    assert!(inst.tasks[0].due_at.is_some());
+    let cancelled = h
+        .engine
+        .cancel(&inst.id, "applicant withdrew", "admin")
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    assert!(cancelled.tasks.is_empty() && cancelled.timers.is_empty());
+    assert!(h.claim("window", 1).await.is_empty());
+    let again = h
+        .engine
+        .cancel(&inst.id, "twice", "admin")
+        .await
+        .unwrap_err();
+    assert!(matches!(again, EngineError::Conflict { .. }));
+    let missing = h.engine.cancel("nope", "x", "admin").await.unwrap_err();
+    assert!(matches!(missing, EngineError::NotFound { .. }));
+}
+
+async fn escalation_fires_once_and_is_cancelled_by_completion(h: &Harness) {
+    let mut p = review_process();
+    p.roles.push(role("supervision"));
+    if let NodeKind::Task(t) = &mut p.nodes[1].kind {
+        t.deadline = Some(Deadline {
+            duration: hours(4),
+            clock: None,
+            ladder: vec![
+                Escalation {
+                    when: EscalationWhen::AtDue,
+                    level: 1,
+                    actions: vec![
+                        Action::Notify {
+                            target: NotifyTarget::Role(QueueRef {
+                                role: id("supervision"),
+                                key: None,
+                                span: Span::default(),
+                            }),
+                            message: "case overdue, size {{ size }}".into(),
+                            span: Span::default(),
+                        },
+                        Action::FollowUp {
+                            id: id("chase"),
+                            label: Some("查明延误原因".into()),
+                            queue: QueueRef {
+                                role: id("window"),
+                                key: None,
+                                span: Span::default(),
+                            },
+                            span: Span::default(),
+                        },
+                    ],
+                    span: Span::default(),
+                },
+                Escalation {
+                    when: EscalationWhen::After(hours(2)),
+                    level: 2,
+                    actions: vec![],
+                    span: Span::default(),
+                },
+            ],
+            span: Span::default(),
+        });
+    }
+    h.deploy(p).await;
+    let late = h.start("review", json!({"size": 1})).await;
+    let on_time = h.start("review", json!({"size": 2})).await;
+    assert_eq!(late.timers.len(), 2);
+    // on_time's task is completed a minute before its deadline: no escalation for it.
+    let tasks = h.claim("window", 2).await;
+    let t = tasks
+        .iter()
+        .find(|t| t.task.instance_id == on_time.id)
+        .unwrap();
+    h.clock
+        .advance(Duration::hours(4) - Duration::minutes(1))
+        .unwrap();
+    h.complete(t, "approve", json!({"amount": 1}))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::minutes(1)).unwrap();
+    assert_eq!(
+        h.engine.fire_due_timers(h.clock.now_utc()).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        h.engine.fire_due_timers(h.clock.now_utc()).await.unwrap(),
+        0
+    );
+    let outbox = h.engine.outbox_of(&late.id).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].channel, "role:supervision");
+    assert_eq!(outbox[0].payload["message"], json!("case overdue, size 1"));
+    assert!(h.engine.outbox_of(&on_time.id).await.unwrap().is_empty());
+    let view = h.engine.instance(&late.id).await.unwrap();
+    assert!(
+        view.tasks.iter().any(|t| t.node == "chase"),
+        "follow-up task created"
+    );
+
+    let claimed = h
+        .engine
+        .outbox_claim(h.clock.now_utc(), 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        h.engine
+            .outbox_claim(h.clock.now_utc(), 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(h.engine.outbox_delivered(&claimed[0].id).await.unwrap());
+    assert!(!h.engine.outbox_delivered(&claimed[0].id).await.unwrap());
+
+    let main_task = tasks
+        .iter()
+        .find(|t| t.task.instance_id == late.id)
+        .unwrap();
+    h.complete(main_task, "approve", json!({"amount": 1}))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::hours(3)).unwrap();
+    assert_eq!(
+        h.engine.fire_due_timers(h.clock.now_utc()).await.unwrap(),
+        0,
+        "level 2 cancelled by completion"
+    );
+    let kinds: Vec<_> = h
+        .engine
+        .history(&late.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "escalation").count(), 1);
+}
+
+async fn documents_mask_personal_data_in_public_ones(h: &Harness) {
+    let mut applicant = var("applicant", Type::Text);
+    applicant.personal = Some(PersonalKind::Name);
+    let mut idn = var("id_number", Type::Text);
+    idn.personal = Some(PersonalKind::IdNumber);
+    let mut p = process(
+        "docs",
+        vec![applicant, idn, var("amount", Type::Decimal)],
+        &[],
+        vec![
+            start("publish"),
+            step(
+                "publish",
+                vec![
+                    Action::Issue {
+                        document: id("notice"),
+                        span: Span::default(),
+                    },
+                    Action::Issue {
+                        document: id("publicity"),
+                        span: Span::default(),
+                    },
+                ],
+                "fin",
+            ),
+            end("fin", "done"),
+        ],
+    );
+    p.documents = vec![
+        DocumentDecl {
+            name: id("notice"),
+            label: Some("补证通知书".into()),
+            template: "notice.md.j2".into(),
+            public: false,
+            span: Span::default(),
+        },
+        DocumentDecl {
+            name: id("publicity"),
+            label: Some("公示".into()),
+            template: "publicity.md.j2".into(),
+            public: true,
+            span: Span::default(),
+        },
+    ];
+    let mut files = std::collections::BTreeMap::new();
+    files.insert(
+        "notice.md.j2".to_string(),
+        "{{ applicant }} ({{ id_number }}), {{ today }}".to_string(),
+    );
+    files.insert(
+        "publicity.md.j2".to_string(),
+        "{{ applicant }}: {{ amount }} 元".to_string(),
+    );
+    h.engine
+        .deploy(yimen_engine::DeployRequest {
+            file: "docs.flow".into(),
+            source: "docs".into(),
+            files,
+            model: Some(p),
+        })
+        .await
+        .unwrap();
+    let inst = h
+        .start(
+            "docs",
+            json!({"applicant": "张三丰", "id_number": "150302199001011235", "amount": "1200.50"}),
+        )
+        .await;
+    assert_eq!(
+        inst.vars["id_number"],
+        json!("150302********1235"),
+        "views mask personal data"
+    );
+    let docs = h.engine.documents(&inst.id).await.unwrap();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0].content, "张三丰 (150302199001011235), 2026-09-28");
+    assert!(!docs[0].public);
+    assert_eq!(docs[1].content, "张**: 1200.5 元");
+    assert!(docs[1].public);
+}
+
+async fn failure_retry_and_incident(h: &Harness) {
+    h.deploy(review_process()).await;
+    let inst = h.start("review", json!({"size": 1})).await;
+    let t = h.claim("window", 1).await;
+    let failed = h
+        .engine
+        .fail(FailRequest {
+            task_id: t[0].task.id.clone(),
+            lock_token: t[0].lock_token,
+            error: "scanner down".into(),
+            retry_after: Some(Duration::seconds(60)),
+            actor: "w1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((failed.state, failed.failures), (TaskState::Open, 1));
+    assert!(
+        h.claim("window", 1).await.is_empty(),
+        "not before the back-off"
+    );
+    h.clock.advance(Duration::seconds(60)).unwrap();
+    let t = h.claim("window", 1).await;
+    h.engine
+        .fail(FailRequest {
+            task_id: t[0].task.id.clone(),
+            lock_token: t[0].lock_token,
+            error: "still down".into(),
+            retry_after: None,
+            actor: "w1".into(),
+        })
+        .await
+        .unwrap();
+    let view = h.engine.instance(&inst.id).await.unwrap();
+    assert_eq!(view.status, Status::Incident);
+    assert!(view.incident.as_deref().unwrap().contains("still down"));
+    assert!(h.claim("window", 1).await.is_empty());
+    let resolved = h
+        .engine
+        .resolve_incident(&inst.id, "operator")
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, Status::Running);
+    let done = h.work("window", "approve", json!({"amount": 1})).await;
+    assert_eq!(done.status, Status::Completed);
+    let none = h
+        .engine
+        .resolve_incident(&inst.id, "operator")
+        .await
+        .unwrap_err();
+    assert!(matches!(none, EngineError::Conflict { .. }));
+}
+
+async fn step_budget_parks_a_loop_as_incident(h: &Harness) {
+    let p = process(
+        "looping",
+        vec![var("n", Type::Integer)],
+        &[],
+        vec![
+            start("spin"),
+            step(
+                "spin",
+                vec![assign("n", bin(BinaryOp::Add, name("n"), int(1)))],
+                "spin",
+            ),
+        ],
+    );
+    h.deploy(p).await;
+    let inst = h.start("looping", json!({"n": 0})).await;
+    assert_eq!(inst.status, Status::Incident);
+    assert!(
+        inst.incident
+            .as_deref()
+            .unwrap()
+            .contains("automatic steps"),
+        "{:?}",
+        inst.incident
+    );
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
+}
+
+async fn newer_schema_is_refused(h: &Harness) {
+    let checksum = if h.schema.is_some() {
+        "decode('00', 'hex')"
+    } else {
+        "X'00'"
+    };
+    h.exec(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, {checksum}, 0)"
+    ))
+    .await;
+    let err = h.reopen().await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::SchemaTooNew { found: 9999, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("upgrade yimen"));
+}
