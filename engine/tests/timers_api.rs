@@ -188,7 +188,7 @@ async fn the_clock_of_a_real_server_cannot_be_advanced() {
     let engine = yimen_engine::Engine::open(
         "sqlite::memory:",
         std::sync::Arc::new(yimen_engine::clock::SystemClock),
-        std::sync::Arc::new(CalendarDue(calendars())),
+        std::sync::Arc::new(calendars()),
     )
     .await
     .expect("opens");

@@ -302,7 +302,7 @@ async fn advancing_a_real_clock_is_refused() {
     let engine = yimen_engine::Engine::open(
         "sqlite::memory:",
         std::sync::Arc::new(yimen_engine::clock::SystemClock),
-        std::sync::Arc::new(CalendarDue(calendars())),
+        std::sync::Arc::new(calendars()),
     )
     .await
     .expect("opens");

@@ -9,13 +9,10 @@ use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use yimen_dsl::model::DurationUnit;
 use yimen_engine::calendar::Calendars;
 use yimen_engine::clock::ManualClock;
 use yimen_engine::scheduler::{ServiceOptions, Services};
-use yimen_engine::{
-    ClaimRequest, CompleteRequest, DeployRequest, Due, DueDates, Engine, StartRequest,
-};
+use yimen_engine::{ClaimRequest, CompleteRequest, DeployRequest, Engine, StartRequest};
 
 pub const SECRET: &[u8] = b"test-secret";
 
@@ -25,32 +22,6 @@ pub fn root() -> PathBuf {
 
 pub fn calendars() -> Calendars {
     Calendars::load_dir(&root().join("calendars")).expect("the calendars in the repository load")
-}
-
-/// The engine's due dates on the real calendars.
-#[derive(Debug)]
-pub struct CalendarDue(pub Calendars);
-
-impl DueDates for CalendarDue {
-    fn add(
-        &self,
-        calendar: Option<&str>,
-        from: DateTime<Utc>,
-        amount: i64,
-        unit: DurationUnit,
-    ) -> Due {
-        let name = calendar.unwrap_or("cn_mainland");
-        let cal = self
-            .0
-            .get(name)
-            .unwrap_or_else(|| panic!("calendar {name} is loaded"));
-        let d = cal.add(from, amount, unit);
-        Due {
-            at: d.at,
-            provisional: d.provisional,
-            explanation: d.explanation.to_string(),
-        }
-    }
 }
 
 pub fn t(s: &str) -> DateTime<Utc> {
@@ -68,13 +39,9 @@ pub struct World {
 
 pub async fn world(url: &str, start: &str) -> World {
     let clock = ManualClock::new(t(start));
-    let engine = Engine::open(
-        url,
-        Arc::new(clock.clone()),
-        Arc::new(CalendarDue(calendars())),
-    )
-    .await
-    .expect("engine opens");
+    let engine = Engine::open(url, Arc::new(clock.clone()), Arc::new(calendars()))
+        .await
+        .expect("engine opens");
     let services = Services::start(
         engine.clone(),
         Some(clock.clone()),
