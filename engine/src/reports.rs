@@ -212,6 +212,8 @@ pub struct CaseFacts {
     pub vars: Map<String, Json>,
     pub created_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Running named clocks with their due time.
+    pub clocks: Vec<(String, DateTime<Utc>)>,
 }
 
 /// A task as the reports see it.
@@ -235,6 +237,8 @@ pub struct TaskFacts {
 pub struct OpenEscalation {
     pub instance_id: String,
     pub task_id: Option<String>,
+    /// The clock of a clock escalation.
+    pub clock: Option<String>,
     pub level: i64,
 }
 
@@ -323,23 +327,77 @@ fn fmt_opt_f(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_default()
 }
 
-/// The daily overdue digest: open tasks past due at `now`, oldest due first.
+/// The daily overdue digest: open tasks and running clocks past due at `now`, oldest due first.
+/// A clock's row names `clock:<name>` and the queues of the case's open tasks (who holds it).
 pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz: Tz) -> Csv {
     let cases: HashMap<&str, &CaseFacts> = facts.cases.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut level_by_task: HashMap<&str, i64> = HashMap::new();
+    let mut level_by_clock: HashMap<(&str, &str), i64> = HashMap::new();
     for e in &facts.escalations {
-        if let Some(t) = &e.task_id {
-            let l = level_by_task.entry(t.as_str()).or_insert(0);
-            *l = (*l).max(e.level);
-        }
+        let slot = match (&e.task_id, &e.clock) {
+            (Some(t), _) => level_by_task.entry(t.as_str()).or_insert(0),
+            (None, Some(c)) => level_by_clock
+                .entry((e.instance_id.as_str(), c.as_str()))
+                .or_insert(0),
+            (None, None) => continue,
+        };
+        *slot = (*slot).max(e.level);
     }
-    let mut late: Vec<&TaskFacts> = facts
+    let open = |t: &&TaskFacts| matches!(t.state.as_str(), "open" | "claimed");
+    // (due, instance, task, label, queue, org unit, level)
+    let mut late: Vec<(
+        DateTime<Utc>,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<i64>,
+    )> = facts
         .tasks
         .iter()
-        .filter(|t| matches!(t.state.as_str(), "open" | "claimed"))
-        .filter(|t| t.due_at.is_some_and(|d| d < now))
+        .filter(open)
+        .filter_map(|t| {
+            let due = t.due_at.filter(|d| *d < now)?;
+            Some((
+                due,
+                t.instance_id.clone(),
+                t.node.clone(),
+                t.label.clone().unwrap_or_default(),
+                t.queue.clone(),
+                t.org_unit.clone().unwrap_or_default(),
+                level_by_task.get(t.id.as_str()).copied(),
+            ))
+        })
         .collect();
-    late.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
+    for case in &facts.cases {
+        for (clock, due) in case.clocks.iter().filter(|(_, d)| *d < now) {
+            let holders: Vec<&TaskFacts> = facts
+                .tasks
+                .iter()
+                .filter(open)
+                .filter(|t| t.instance_id == case.id)
+                .collect();
+            let join = |f: &dyn Fn(&TaskFacts) -> Option<String>| {
+                let mut v: Vec<String> = holders.iter().filter_map(|t| f(t)).collect();
+                v.sort();
+                v.dedup();
+                v.join(" ")
+            };
+            late.push((
+                *due,
+                case.id.clone(),
+                format!("clock:{clock}"),
+                clock.clone(),
+                join(&|t| Some(t.queue.clone())),
+                join(&|t| t.org_unit.clone()),
+                level_by_clock
+                    .get(&(case.id.as_str(), clock.as_str()))
+                    .copied(),
+            ));
+        }
+    }
+    late.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
     let mut text = csv_line(
         &[
             "process",
@@ -355,24 +413,20 @@ pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz
         ]
         .map(String::from),
     );
-    for t in &late {
-        let case = cases.get(t.instance_id.as_str());
-        let due = t.due_at.unwrap_or(now);
+    for (due, instance, task, label, queue, org_unit, level) in &late {
+        let case = cases.get(instance.as_str());
         text.push_str(&csv_line(&[
             case.map(|c| c.process.clone()).unwrap_or_default(),
             case.and_then(|c| c.business_key.clone())
                 .unwrap_or_default(),
-            t.instance_id.clone(),
-            t.node.clone(),
-            t.label.clone().unwrap_or_default(),
-            t.queue.clone(),
-            t.org_unit.clone().unwrap_or_default(),
+            instance.clone(),
+            task.clone(),
+            label.clone(),
+            queue.clone(),
+            org_unit.clone(),
             due.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
-            working_days(calendar, due, now).to_string(),
-            level_by_task
-                .get(t.id.as_str())
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
+            working_days(calendar, *due, now).to_string(),
+            level.map(|l| l.to_string()).unwrap_or_default(),
         ]));
     }
     Csv {

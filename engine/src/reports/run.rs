@@ -209,6 +209,7 @@ impl Reports {
             .await?
             .into_iter()
             .map(|c| CaseFacts {
+                clocks: running_clocks(&c.state),
                 vars: serde_json::from_str(&c.vars).unwrap_or_default(),
                 id: c.id,
                 process: c.process_key,
@@ -242,6 +243,7 @@ impl Reports {
             .map(|e| OpenEscalation {
                 instance_id: e.instance_id,
                 task_id: e.task_id,
+                clock: e.clock,
                 level: e.level.unwrap_or(0),
             })
             .collect();
@@ -333,6 +335,24 @@ impl Reports {
             }
         }
     }
+}
+
+/// Running clocks of a stored run state, with their due time.
+fn running_clocks(state: &str) -> Vec<(String, DateTime<Utc>)> {
+    let Ok(state) = serde_json::from_str::<serde_json::Value>(state) else {
+        return Vec::new();
+    };
+    let Some(clocks) = state.get("clocks").and_then(|c| c.as_object()) else {
+        return Vec::new();
+    };
+    clocks
+        .iter()
+        .filter(|(_, c)| c.get("running").and_then(|r| r.as_bool()) == Some(true))
+        .filter_map(|(name, c)| {
+            let due = c.get("due_at")?.as_i64()?;
+            Some((name.clone(), time(due)))
+        })
+        .collect()
 }
 
 async fn write_atomically(

@@ -136,6 +136,11 @@ fn case(
         vars,
         created_at: t(created),
         ended_at: ended.map(t),
+        clocks: if ended.is_none() {
+            vec![("statutory".to_string(), t("2026-09-28T17:30:00+08:00"))]
+        } else {
+            vec![]
+        },
     }
 }
 
@@ -261,17 +266,26 @@ fn facts() -> Facts {
             OpenEscalation {
                 instance_id: "d".into(),
                 task_id: Some("td".into()),
+                clock: None,
                 level: 1,
             },
             OpenEscalation {
                 instance_id: "d".into(),
                 task_id: Some("td".into()),
+                clock: None,
                 level: 2,
             },
             OpenEscalation {
                 instance_id: "d".into(),
                 task_id: Some("tw".into()),
+                clock: None,
                 level: 0,
+            },
+            OpenEscalation {
+                instance_id: "d".into(),
+                task_id: None,
+                clock: Some("statutory".into()),
+                level: 1,
             },
         ],
     }
@@ -296,7 +310,7 @@ fn overdue_digest_lists_late_open_tasks_oldest_first() {
     let now = t("2026-09-30T08:00:00+08:00");
     let csv = overdue_digest(&facts(), now, &calendar(), chrono_tz::Asia::Shanghai);
     insta::assert_snapshot!(csv.text);
-    assert_eq!(csv.rows, 2);
+    assert_eq!(csv.rows, 3);
 }
 
 #[test]

@@ -44,6 +44,8 @@ pub struct CaseRow {
     pub status: String,
     pub result: Option<String>,
     pub vars: String,
+    /// Run state JSON (running clocks).
+    pub state: String,
     pub created_at: i64,
     pub ended_at: Option<i64>,
 }

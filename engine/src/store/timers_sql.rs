@@ -285,7 +285,7 @@ pub async fn run(pool: &Pool, job: &str, scheduled: i64) -> R<Option<(RunRow, Op
 /// Instances still running or ended at or after `since`.
 pub async fn report_cases(pool: &Pool, since: i64) -> R<Vec<CaseRow>> {
     sqlx::query(
-        "SELECT id, process_key, business_key, status, result, vars, created_at, ended_at FROM instances \
+        "SELECT id, process_key, business_key, status, result, vars, state, created_at, ended_at FROM instances \
          WHERE ended_at IS NULL OR ended_at >= $1",
     )
     .bind(since)
@@ -300,6 +300,7 @@ pub async fn report_cases(pool: &Pool, since: i64) -> R<Vec<CaseRow>> {
             status: r.try_get("status")?,
             result: r.try_get("result")?,
             vars: r.try_get("vars")?,
+            state: r.try_get("state")?,
             created_at: r.try_get("created_at")?,
             ended_at: r.try_get("ended_at")?,
         })
