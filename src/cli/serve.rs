@@ -21,6 +21,9 @@ pub struct Args {
     /// Folder whose `*.flow` files are deployed at start (with their YAML and templates).
     #[arg(long, default_value = "processes")]
     pub processes: PathBuf,
+    /// Working-day calendars (`*.yaml`) for due dates.
+    #[arg(long, default_value = "calendars")]
+    pub calendars: PathBuf,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -31,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(args))
 }
 
-fn init_tracing() {
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
@@ -55,7 +58,7 @@ pub fn database_url(database: &str) -> String {
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let url = database_url(&args.database);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::open(&url, clock.clone(), default_due_dates())
+    let engine = Engine::open(&url, clock.clone(), due_dates(&args.calendars)?)
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
     let deployed = deploy_folder(&engine, &args.processes).await?;
@@ -91,9 +94,19 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The calendar bridge the engine computes due dates with.
-pub fn default_due_dates() -> Arc<dyn yimen_engine::DueDates> {
-    Arc::new(yimen_engine::WeekdaysOnly)
+/// The working-day calendars of `dir`; without that folder, weekdays only (with a note).
+pub fn due_dates(dir: &Path) -> anyhow::Result<Arc<dyn yimen_engine::DueDates>> {
+    if !dir.is_dir() {
+        eprintln!(
+            "note: no calendars folder {}; working days are Monday to Friday without holidays",
+            dir.display()
+        );
+        return Ok(Arc::new(yimen_engine::WeekdaysOnly));
+    }
+    let calendars = yimen_engine::calendar::Calendars::load_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
+    Ok(Arc::new(calendars))
 }
 
 /// Fires due timers: at least every second, and at once when the engine says a timer was made.
