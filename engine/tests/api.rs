@@ -398,10 +398,7 @@ async fn completion_problems_are_listed_and_change_nothing(api: TestApi) {
     assert!(fields.contains(&"note"), "{fields:?}");
 
     let task = api
-        .get(
-            &format!("/api/v1/tasks?queue=window&state=claimed"),
-            &api.admin,
-        )
+        .get("/api/v1/tasks?queue=window&state=claimed", &api.admin)
         .await;
     assert_eq!(
         task.body["tasks"].as_array().unwrap().len(),

@@ -58,7 +58,10 @@ async fn two_servers_eight_workers_postgres() {
     let a = api_on(first).await;
     let b = api_on(second).await;
     let token = a.admin.clone();
-    assert!(b.admin.is_empty(), "the second server finds the admin token made by the first");
+    assert!(
+        b.admin.is_empty(),
+        "the second server finds the admin token made by the first"
+    );
     let urls = [serve(&a).await, serve(&b).await];
 
     let mut instances = Vec::new();
@@ -106,9 +109,16 @@ async fn two_servers_eight_workers_postgres() {
         }
     }
     assert_eq!(by_task.len(), CASES, "every task completed");
-    assert!(by_task.values().all(|n| *n == 1), "each exactly once: {by_task:?}");
+    assert!(
+        by_task.values().all(|n| *n == 1),
+        "each exactly once: {by_task:?}"
+    );
     for task in &abandoned {
-        assert!(by_task.contains_key(&task.id), "expired lease re-claimed: {}", task.id);
+        assert!(
+            by_task.contains_key(&task.id),
+            "expired lease re-claimed: {}",
+            task.id
+        );
         let late = crashed.complete(&task.id, &done(&task.lock_token)).await;
         let err = late.expect_err("the crashed worker's token is stale");
         assert_eq!(err.status(), Some(409), "{err}");
@@ -117,8 +127,14 @@ async fn two_servers_eight_workers_postgres() {
     let mut finished = BTreeSet::new();
     for id in &instances {
         let view = b.get(&format!("/api/v1/instances/{id}"), &token).await;
-        assert_eq!(view.body["active_nodes"], serde_json::json!(["docs"]), "{view:?}");
-        let history = a.get(&format!("/api/v1/instances/{id}/history"), &token).await;
+        assert_eq!(
+            view.body["active_nodes"],
+            serde_json::json!(["docs"]),
+            "{view:?}"
+        );
+        let history = a
+            .get(&format!("/api/v1/instances/{id}/history"), &token)
+            .await;
         let completions = history.body["entries"]
             .as_array()
             .unwrap()

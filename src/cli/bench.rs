@@ -94,9 +94,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens a fresh database for the run; the closure removes a SQLite file afterwards.
-async fn database(
-    database: &str,
-) -> anyhow::Result<(OpenOptions, Option<Box<dyn FnOnce()>>)> {
+async fn database(database: &str) -> anyhow::Result<(OpenOptions, Option<Box<dyn FnOnce()>>)> {
     if database == "sqlite" {
         let path = std::env::temp_dir().join(format!("yimen-bench-{}.db", std::process::id()));
         let cleanup_path = path.clone();

@@ -23,7 +23,11 @@ pub struct Args {
 /// Who does each task of the demo case, what they decide and what they record.
 fn decision(node: &str) -> Option<(&'static str, &'static str, Value)> {
     Some(match node {
-        "review" => ("窗口-王", "complete", json!({"main_category": "minimum_living"})),
+        "review" => (
+            "窗口-王",
+            "complete",
+            json!({"main_category": "minimum_living"}),
+        ),
         "street_consent" => ("街道-李", "agree", json!({})),
         "forward" => ("窗口-王", "forwarded", json!({"department_clear": true})),
         "department_handle" => (
@@ -68,7 +72,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         .await?;
     let id = view.id.clone();
     println!("一门 yimen demo: one social-assistance case, start to end, simulated clock\n");
-    println!("{} applies at the window of 东城街道 ({start})", "张**");
+    println!("张** applies at the window of 东城街道 ({start})");
 
     for _ in 0..40 {
         let view = engine.instance(&id).await?;

@@ -84,7 +84,7 @@ pub(super) async fn claim(
         loop {
             tokio::select! {
                 received = created.recv() => match received {
-                    Ok(queue) if body.queues.iter().any(|q| *q == queue) => break,
+                    Ok(queue) if body.queues.contains(&queue) => break,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => {
