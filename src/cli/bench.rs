@@ -19,6 +19,62 @@ use yimen_workers::{ClaimRequest, Client, CompleteRequest, Method};
 pub enum Command {
     /// The minimal case: start → task → choice → task → task → end (processes/bench).
     ThreeTask(Args),
+    /// The full social-assistance case (window, street leader, department; refusal path, so
+    /// that no publicity period has to pass).
+    Social(Args),
+}
+
+/// Which process a run drives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    ThreeTask,
+    Social,
+}
+
+impl Kind {
+    fn default_file(self) -> &'static str {
+        match self {
+            Kind::ThreeTask => "processes/bench/three_task.flow",
+            Kind::Social => "processes/social_assistance.flow",
+        }
+    }
+
+    fn queues(self) -> Vec<String> {
+        let queues: &[&str] = match self {
+            Kind::ThreeTask => &["clerk"],
+            Kind::Social => &["window", "street_leader", "department:civil_affairs"],
+        };
+        queues.iter().map(|q| q.to_string()).collect()
+    }
+
+    fn start_variables(self, n: u64) -> Value {
+        match self {
+            Kind::ThreeTask => json!({"amount": (n % 100) as i64 * 10, "note": "bench"}),
+            Kind::Social => json!({
+                "applicant_name": "张三", "id_number": "150302198001011235",
+                "phone": "13800138000", "address": "东城街道幸福社区3号楼",
+                "street": if n % 2 == 0 { "东城街道" } else { "西城街道" },
+                "community": "幸福社区", "household_size": 3, "reason": "因病",
+                "categories": ["minimum_living"]
+            }),
+        }
+    }
+
+    /// Outcome and variables of a task; `None`: the first outcome, required fields filled.
+    fn decide(self, node: &str) -> Option<(&'static str, Value)> {
+        if self != Kind::Social {
+            return None;
+        }
+        Some(match node {
+            "review" => ("complete", json!({"main_category": "minimum_living"})),
+            "street_consent" => ("agree", json!({})),
+            "forward" => ("forwarded", json!({"department_clear": true})),
+            "department_handle" => ("decided", json!({"decision": "rejected"})),
+            "feedback" => ("informed", json!({})),
+            "archive" => ("filed", json!({})),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -38,20 +94,23 @@ pub struct Args {
     /// Concurrent clients starting cases.
     #[arg(long, default_value_t = 4)]
     starters: u32,
-    /// The process file to run.
-    #[arg(long, default_value = "processes/bench/three_task.flow")]
-    process: PathBuf,
+    /// The process file to run (default: the one of the subcommand).
+    #[arg(long)]
+    process: Option<PathBuf>,
     /// Working-day calendars.
     #[arg(long, default_value = "calendars")]
     calendars: PathBuf,
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let Command::ThreeTask(args) = cmd;
+    let (kind, args) = match cmd {
+        Command::ThreeTask(args) => (Kind::ThreeTask, args),
+        Command::Social(args) => (Kind::Social, args),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bench(args))
+    runtime.block_on(bench(kind, args))
 }
 
 /// Figures of one run.
@@ -62,7 +121,7 @@ struct Figures {
     latencies: Vec<Duration>,
 }
 
-async fn bench(args: Args) -> anyhow::Result<ExitCode> {
+async fn bench(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
     if args.cases == 0 || args.workers == 0 || args.batch == 0 || args.starters == 0 {
         anyhow::bail!("--cases, --workers, --batch and --starters must be at least 1");
     }
@@ -71,7 +130,11 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open_with(options, clock, due_dates(&args.calendars)?)
         .await
         .context("cannot open the bench database")?;
-    let deployment = super::serve::deploy_file(&engine, &args.process).await?;
+    let file = args
+        .process
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(kind.default_file()));
+    let deployment = super::serve::deploy_file(&engine, &file).await?;
     let state = ApiState::new(engine.clone(), ApiConfig::default());
     let token = api::access::bootstrap_admin(&state)
         .await?
@@ -84,7 +147,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         "bench: {} cases of {} on {}, {} workers (claims of {}), {} starters",
         args.cases, deployment.key, args.database, args.workers, args.batch, args.starters
     );
-    let figures = drive(&url, &token, &deployment.key, &args).await?;
+    let figures = drive(kind, &url, &token, &deployment.key, &args).await?;
     server.abort();
     print_figures(&args, &figures);
     if let Some(cleanup) = cleanup {
@@ -129,7 +192,13 @@ async fn database(database: &str) -> anyhow::Result<(OpenOptions, Option<Box<dyn
     anyhow::bail!("--database must be `sqlite` or a postgres:// URL, not `{database}`")
 }
 
-async fn drive(url: &str, token: &str, process: &str, args: &Args) -> anyhow::Result<Figures> {
+async fn drive(
+    kind: Kind,
+    url: &str,
+    token: &str,
+    process: &str,
+    args: &Args,
+) -> anyhow::Result<Figures> {
     let client = Client::new(url, Some(token.to_string()))?;
     let ended = Arc::new(AtomicU64::new(0));
     let tasks = Arc::new(AtomicU64::new(0));
@@ -148,7 +217,7 @@ async fn drive(url: &str, token: &str, process: &str, args: &Args) -> anyhow::Re
                     return Ok::<_, anyhow::Error>(());
                 }
                 let body = json!({"process": process, "business_key": format!("bench-{n}"),
-                    "variables": {"amount": (n % 100) as i64 * 10, "note": "bench"}});
+                    "variables": kind.start_variables(n)});
                 client
                     .call::<_, Value>(Method::POST, "/instances", Some(&body))
                     .await
@@ -166,7 +235,7 @@ async fn drive(url: &str, token: &str, process: &str, args: &Args) -> anyhow::Re
             let mut latencies = Vec::new();
             while ended.load(Ordering::Relaxed) < cases {
                 let claim = ClaimRequest {
-                    queues: vec!["clerk".into()],
+                    queues: kind.queues(),
                     worker: format!("bench-{w}"),
                     max: batch,
                     lease_seconds: 60,
@@ -175,10 +244,20 @@ async fn drive(url: &str, token: &str, process: &str, args: &Args) -> anyhow::Re
                 let claimed = client.claim(&claim).await.context("claiming")?;
                 let received = Instant::now();
                 for task in claimed {
+                    let (outcome, variables) = match kind.decide(&task.node) {
+                        Some((outcome, vars)) => (
+                            outcome.to_string(),
+                            vars.as_object().cloned().unwrap_or_default(),
+                        ),
+                        None => (
+                            task.outcomes.first().cloned().unwrap_or_default(),
+                            fill(&task.fields),
+                        ),
+                    };
                     let request = CompleteRequest {
                         lock_token: task.lock_token.clone(),
-                        outcome: task.outcomes.first().cloned().unwrap_or_default(),
-                        variables: fill(&task.fields),
+                        outcome,
+                        variables,
                     };
                     let view: Value = client
                         .call(
