@@ -871,6 +871,7 @@ impl Engine {
         entries: Vec<(String, Option<String>, String, String, String)>,
         now: i64,
     ) -> Result<()> {
+        let mut rows = Vec::with_capacity(entries.len());
         for (actor, node, kind, text, data) in entries {
             let mut h = HistoryRow {
                 instance_id: row.id.clone(),
@@ -885,9 +886,12 @@ impl Engine {
                 hash: String::new(),
             };
             h.hash = ledger::entry_hash(&h);
-            on_tx!(tx, insert_history(&h))?;
             row.history_count = h.seq;
-            row.history_head = h.hash;
+            row.history_head = h.hash.clone();
+            rows.push(h);
+        }
+        if !rows.is_empty() {
+            on_tx!(tx, insert_history_many(&rows))?;
         }
         Ok(())
     }
@@ -1363,7 +1367,10 @@ impl Engine {
         task.completed_at = Some(ms(self.now()));
         task.lock_expires_at = None;
         on_tx!(tx, update_task(&task))?;
-        on_tx!(tx, cancel_task_timers(&task.id))?;
+        // Only a task with a deadline has timers of its own.
+        if task.due_at.is_some() {
+            on_tx!(tx, cancel_task_timers(&task.id))?;
+        }
         Ok(task.instance_id)
     }
 

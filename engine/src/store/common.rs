@@ -599,6 +599,46 @@ pub async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> R<()> {
     Ok(())
 }
 
+/// Inserts several entries with one statement (one round trip per event, not per entry).
+pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
+    for chunk in rows.chunks(50) {
+        let mut sql = String::from(
+            "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 10;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(
+                &(1..=10)
+                    .map(|k| format!("${}", b + k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            sql.push(')');
+        }
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for h in chunk {
+            q = q
+                .bind(&h.instance_id)
+                .bind(h.seq)
+                .bind(h.at)
+                .bind(&h.actor)
+                .bind(&h.node)
+                .bind(&h.kind)
+                .bind(&h.text)
+                .bind(&h.data)
+                .bind(&h.prev_hash)
+                .bind(&h.hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 pub async fn set_history_head(tx: &mut Tx, instance: &str, count: i64, head: &str) -> R<()> {
     sqlx::query("UPDATE instances SET history_count = $2, history_head = $3 WHERE id = $1")
         .bind(instance)
