@@ -462,7 +462,10 @@ pub fn mermaid(process: &Process) -> String {
         }
         // Mermaid has no lanes: name the queue in the box (the colour is its role's class).
         if let NodeKind::Task(task) = &node.kind {
-            let role = process.roles.iter().find(|r| r.name.name == task.queue.role.name);
+            let role = process
+                .roles
+                .iter()
+                .find(|r| r.name.name == task.queue.role.name);
             let name = role
                 .and_then(|r| r.label.as_deref())
                 .unwrap_or(&task.queue.role.name);

@@ -14,6 +14,55 @@ pub(super) fn check(cx: &mut Cx) {
     roles(cx);
     nodes(cx);
     action_refs(cx);
+    ambiguous_names(cx);
+}
+
+/// Names an expression could read two ways: the variable wins, which is rarely what the
+/// author meant in `kind == medical`.
+fn ambiguous_names(cx: &mut Cx) {
+    let p = cx.process;
+    for var in &p.vars {
+        let mut owners: Vec<&str> = cx
+            .enums
+            .iter()
+            .filter(|(_, values)| {
+                values
+                    .as_ref()
+                    .is_some_and(|vs| vs.contains(&var.name.name))
+            })
+            .map(|(name, _)| *name)
+            .collect();
+        owners.sort_unstable();
+        if let Some(owner) = owners.first() {
+            cx.warning(
+                AMBIGUOUS_NAME,
+                var.name.span,
+                format!(
+                    "variable `{}` has the name of a value of enum `{owner}`",
+                    var.name.name
+                ),
+            )
+            .label("in expressions this name means the variable")
+            .help("rename the variable (e.g. add a prefix such as `is_` or `chosen_`)");
+        }
+    }
+    for node in &p.nodes {
+        if let NodeKind::Task(task) = &node.kind
+            && let Some(each) = &task.for_each
+            && cx.vars.contains_key(each.item.name.as_str())
+        {
+            cx.warning(
+                AMBIGUOUS_NAME,
+                each.item.span,
+                format!(
+                    "the item `{}` hides the variable of the same name",
+                    each.item.name
+                ),
+            )
+            .label("inside this task the name means the item")
+            .help("give the item a name that no variable has");
+        }
+    }
 }
 
 /// Reports every id declared a second time within one namespace.

@@ -234,6 +234,35 @@ fn a_block_structured_split_and_join_is_sound() {
 }
 
 #[test]
+fn a_split_inside_a_loop_is_sound() {
+    let mut b = B::new();
+    b.start("s", "fork")
+        .split("fork", &["a", "c"])
+        .task("a", &[("ok", "both")])
+        .task("c", &[("ok", "both")])
+        .join("both", "again")
+        .task("again", &[("repeat", "fork"), ("stop", "e")])
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
+fn overlapping_splits_and_joins_that_are_sound_pass() {
+    // Not block-structured: j1 joins a branch of each split. Explored state by state.
+    let mut b = B::new();
+    b.start("s", "s1")
+        .split("s1", &["a", "b"])
+        .split("a", &["c", "d"])
+        .task("c", &[("ok", "j1")])
+        .task("b", &[("ok", "j1")])
+        .task("d", &[("ok", "j2")])
+        .join("j1", "j2")
+        .join("j2", "e")
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
 fn a_choice_feeding_a_join_deadlocks() {
     let mut b = B::new();
     b.start("s", "pick")
@@ -413,6 +442,44 @@ fn expressions_are_type_checked() {
             );
         }
     }
+}
+
+#[test]
+fn a_for_each_item_is_in_scope_in_the_queue_key_and_deadline() {
+    let mut b = B::new();
+    b.enumeration("dept", &["civil", "health"])
+        .var("depts", Type::List(Box::new(Type::Enum("dept".into()))))
+        .start("s", "each")
+        .task("each", &[("ok", "e")])
+        .end("e");
+    b.p.roles[0].keyed_by = Some(Ident {
+        name: "dept".into(),
+        span: Span::new(1, 2),
+    });
+    let item = || expr(ExprKind::Name("d".into()));
+    let NodeKind::Task(task) = &mut b.p.nodes[1].kind else {
+        unreachable!("built as a task")
+    };
+    task.for_each = Some(ForEach {
+        item: Ident {
+            name: "d".into(),
+            span: Span::new(3, 4),
+        },
+        list: name("depts"),
+    });
+    task.queue.key = Some(item());
+    // `limits[d]` is not declared config, but `d` itself must resolve: only YM0405 appears.
+    let limit = expr(ExprKind::Index(
+        Box::new(expr(ExprKind::Config("limits".into()))),
+        Box::new(item()),
+    ));
+    task.deadline = Some(Deadline {
+        duration: limit,
+        clock: None,
+        ladder: vec![],
+        span: Span::default(),
+    });
+    assert_eq!(b.codes(), vec![NO_CONFIG]);
 }
 
 #[test]
