@@ -598,3 +598,58 @@ mod random_graphs {
         }
     }
 }
+
+mod reduction_is_faithful {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A small random net: node 0 is the start, then tasks (one or two outcomes), splits,
+    /// joins and ends, every edge to a random node after the start.
+    fn net(kinds: &[(u8, usize, usize)]) -> Process {
+        let n = kinds.len() + 1;
+        let id = |i: usize| format!("n{}", 1 + i % (n - 1));
+        let mut b = B::new();
+        b.start("n0", &id(0));
+        for (i, &(kind, x, y)) in kinds.iter().enumerate() {
+            let me = format!("n{}", i + 1);
+            match kind % 6 {
+                0 => b.task(&me, &[("a", &id(x))]),
+                1 => b.task(&me, &[("a", &id(x)), ("b", &id(y))]),
+                2 => b.split(&me, &[&id(x), &id(y)]),
+                3 => b.join(&me, &id(x)),
+                _ => b.end(&me),
+            };
+        }
+        b.p
+    }
+
+    const SOUNDNESS: &[&str] = &[RACE, JOIN_DEADLOCK, END_WHILE_RUNNING, STUCK];
+
+    /// Whether the soundness check finds a problem (None: too complex or not checked).
+    fn verdict(p: &Process, reduce: bool) -> Option<bool> {
+        let options = Options::default();
+        let mut cx = Cx::new(p, None, &[], &options);
+        if !flow::check(&mut cx) {
+            return None;
+        }
+        cx.diags.clear();
+        sound::run(&mut cx, reduce);
+        if cx.diags.iter().any(|d| d.code == TOO_COMPLEX) {
+            return None;
+        }
+        Some(cx.diags.iter().any(|d| SOUNDNESS.contains(&d.code)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The reduction rules change how fast the answer comes, never the answer.
+        #[test]
+        fn reduced_and_unreduced_nets_agree(kinds in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 2..12)) {
+            let p = net(&kinds);
+            if let (Some(fast), Some(slow)) = (verdict(&p, true), verdict(&p, false)) {
+                prop_assert_eq!(fast, slow);
+            }
+        }
+    }
+}
