@@ -325,6 +325,13 @@ proptest! {
         }
     }
 
+    /// Any expression tree, printed by the formatter, parses back to the same tree.
+    #[test]
+    fn printed_expressions_parse_back_to_the_same_tree(e in arb_expr()) {
+        let printed = fmt::expr(&e);
+        prop_assert_eq!(expr(&printed), sexpr(&e), "printed as `{}`", printed);
+    }
+
     /// The parser returns a tree or an error inside the text for any input, never panics.
     #[test]
     fn parser_never_panics(src in "\\PC{0,200}") {
@@ -377,6 +384,71 @@ fn absurd_nesting_is_an_error_not_a_crash() {
 }
 
 const HEADER: &str = "process t \"t\" version 1\n";
+
+fn arb_expr() -> impl Strategy<Value = Expr> {
+    use yimen_dsl::model::{BinaryOp as B, DurationUnit as D, Span, UnaryOp as U};
+    let e = |kind| Expr {
+        kind,
+        span: Span::default(),
+    };
+    let leaf = prop_oneof![
+        (0i64..1000).prop_map(move |n| e(ExprKind::Integer(n))),
+        "[a-z][a-z0-9_]{0,5}"
+            .prop_filter("not a keyword", |n| {
+                !["or", "and", "not", "in", "true", "false", "config", "date"].contains(&n.as_str())
+            })
+            .prop_map(move |n| e(ExprKind::Name(n))),
+        "[a-z_]{1,6}".prop_map(move |k| e(ExprKind::Config(k))),
+        any::<bool>().prop_map(move |b| e(ExprKind::Boolean(b))),
+        "[ -~\u{4e00}-\u{4e10}]{0,6}".prop_map(move |t| e(ExprKind::Text(t))),
+        (
+            0i64..50,
+            prop_oneof![
+                Just(D::WorkDays),
+                Just(D::WorkHours),
+                Just(D::Days),
+                Just(D::Hours),
+                Just(D::Minutes)
+            ]
+        )
+            .prop_map(move |(amount, unit)| e(ExprKind::Duration { amount, unit })),
+        (0u32..100, 0u32..100).prop_map(move |(a, b)| e(ExprKind::Decimal(format!("{a}.{b}")))),
+    ];
+    leaf.prop_recursive(4, 24, 3, move |inner| {
+        let ops = prop_oneof![
+            Just(B::Or),
+            Just(B::And),
+            Just(B::Eq),
+            Just(B::Ne),
+            Just(B::Lt),
+            Just(B::Le),
+            Just(B::Gt),
+            Just(B::Ge),
+            Just(B::In),
+            Just(B::Add),
+            Just(B::Sub),
+            Just(B::Mul),
+            Just(B::Div),
+        ];
+        prop_oneof![
+            (ops, inner.clone(), inner.clone()).prop_map(move |(op, l, r)| e(ExprKind::Binary(
+                op,
+                Box::new(l),
+                Box::new(r)
+            ))),
+            (prop_oneof![Just(U::Not), Just(U::Neg)], inner.clone())
+                .prop_map(move |(op, x)| e(ExprKind::Unary(op, Box::new(x)))),
+            (inner.clone(), "[a-z]{1,4}")
+                .prop_map(move |(b, f)| e(ExprKind::Field(Box::new(b), f))),
+            (inner.clone(), inner.clone())
+                .prop_map(move |(b, i)| e(ExprKind::Index(Box::new(b), Box::new(i)))),
+            proptest::collection::vec(inner.clone(), 0..3)
+                .prop_map(move |xs| e(ExprKind::List(xs))),
+            ("len|today|is_empty", proptest::collection::vec(inner, 0..3))
+                .prop_map(move |(f, xs)| e(ExprKind::Call(f, xs))),
+        ]
+    })
+}
 
 /// An expression as a fully parenthesised s-expression, to pin grouping.
 fn sexpr(e: &Expr) -> String {
@@ -552,12 +624,12 @@ fn syntax_errors_say_where_and_what_was_expected() {
             18,
             "`-> next_node`",
         ),
-        ("var 名字: text\n", 2, 5, "expected a name"),
+        ("var 名字: text\n", 2, 5, "expected a name, found `名字`"),
         (
             "var x: text = \"unclosed\n",
             2,
             15,
-            "found a text in quotes",
+            "this text is not closed",
         ),
         (
             "enum e { a \"A\" b \"B\"\n",
@@ -706,4 +778,80 @@ fn templates_are_checked_for_syntax_and_names() {
         typo.process.is_some(),
         "a warning does not stop compilation"
     );
+}
+
+#[test]
+fn an_import_must_name_the_process_in_its_file() {
+    let flow = format!("{HEADER}import child\nstart s -> e\nend e\n");
+    let child = "process other \"t\" version 1\nstart s -> e\nend e\n";
+    let c = compile("x.flow", &flow, &|name: &str| {
+        (name == "child.flow").then(|| child.to_string())
+    });
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "YM0005")
+        .expect("YM0005");
+    assert!(
+        d.message.contains("names the process `other`"),
+        "{}",
+        d.message
+    );
+    let broken = compile("x.flow", &flow, &|_: &str| Some("process".to_string()));
+    let codes: Vec<&str> = broken.diagnostics.iter().map(|d| d.code).collect();
+    assert!(codes.contains(&"YM0005"), "{codes:?}");
+    assert!(
+        !codes.contains(&"YM0112"),
+        "a broken import is not also `not found`: {codes:?}"
+    );
+}
+
+#[test]
+fn compact_one_line_forms_parse_like_the_long_forms() {
+    let compact = format!(
+        "{HEADER}role w\nrole s\nvar n: list<text>\nvar clear: boolean\nstart a -> t\n\
+         task t {{ queue w deadline 1 workdays {{ before 2 workhours: notify holder \"x\" \
+         at due level 1: notify role s \"y\"; notify applicant \"z\"; task chase \"c\" queue w }} \
+         fields {{ required clear; optional n }} outcome ok -> route }}\n\
+         choice route {{ when len(n) > 1 -> fork  when clear -> e  else -> e }}\n\
+         parallel fork {{ -> l  -> r }}\ntask l {{ queue w outcome ok -> both }}\n\
+         task r {{ queue w outcome ok -> both }}\njoin both -> e\nend e\n"
+    );
+    let long = fmt::format_source("x.flow", &compact).expect("compact form parses");
+    assert!(
+        long.contains("  at due level 1 {\n      notify role s \"y\"\n"),
+        "{long}"
+    );
+    assert_eq!(
+        shape(&model_of(&compact).expect("parses")),
+        shape(&model_of(&long).expect("parses"))
+    );
+}
+
+#[test]
+fn syntax_error_reports() {
+    insta::glob!("lang/syntax/*.flow", |path| {
+        let source = read(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let d = parse(&name, &source).expect_err("every file in syntax/ has a syntax error");
+        assert_eq!(d.code, "YM0001");
+        insta::assert_snapshot!(diagnostic::render(&d, &source));
+    });
+}
+
+#[test]
+fn yaml_error_reports() {
+    insta::glob!("lang/yaml/*.yaml", |path| {
+        let source = read(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let d = yimen_dsl::config::load(&name, &source).expect_err("every file in yaml/ is broken");
+        assert_eq!(d.code, "YM0003");
+        insta::assert_snapshot!(diagnostic::render(&d, &source));
+    });
 }

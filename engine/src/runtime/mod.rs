@@ -29,7 +29,7 @@ use yimen_dsl::model::{
 use yimen_dsl::value::Value;
 
 /// Automatic steps one event may run before the instance is parked as an incident.
-pub const STEP_BUDGET: usize = 10_000;
+pub const STEP_BUDGET: usize = 1_000;
 
 /// What an instance's deployment brings besides the model.
 #[derive(Debug, Clone, Default)]
@@ -148,20 +148,48 @@ pub fn advance(
             instance.status.as_str()
         )));
     }
-    run.event(event)?;
-    run.drain();
-    if run.cs.status == Status::Incident
-        && !run
-            .cs
-            .state
+    let parked = |state: &RunState| {
+        state
             .tokens
             .iter()
             .any(|t| matches!(t.wait, Wait::Incident { .. }))
-    {
+    };
+    // An incident of a failed task (no parked token) stays until an operator resolves it.
+    let had_parked = parked(&instance.state);
+    run.event(event)?;
+    run.drain();
+    if run.cs.status == Status::Incident && had_parked && !parked(&run.cs.state) {
         run.cs.status = Status::Running;
         run.cs.incident = None;
     }
     Ok(run.cs)
+}
+
+/// Records that a linked process could not be started: a waiting token is parked as an
+/// incident at the linking node (resolving retries the node); without waiting, the instance
+/// shows the incident and goes on.
+pub fn child_failed(cs: &mut Changeset, child: &ChildStart, message: String) {
+    let mut parked = false;
+    for t in &mut cs.state.tokens {
+        if matches!(&t.wait, Wait::Child { instance } if *instance == child.id) {
+            t.wait = Wait::Incident {
+                from: None,
+                message: message.clone(),
+            };
+            parked = true;
+        }
+    }
+    cs.history.push(NewHistory {
+        actor: "engine".into(),
+        node: Some(child.node.clone()),
+        kind: "incident".into(),
+        text: format!("incident at {}: {message}", child.node),
+        data: json!({ "message": message, "child": child.id }),
+    });
+    if parked && !cs.status.is_terminal() {
+        cs.status = Status::Incident;
+        cs.incident = Some(format!("{}: {message}", child.node));
+    }
 }
 
 /// Checks start variables against the declarations and fills defaults. Every problem at once.
@@ -257,7 +285,9 @@ impl Scope for VarScope<'_> {
                 .ok()
                 .or_else(|| Some(Value::from_json_untyped(json)));
         }
-        if let Some(state) = self.state {
+        // A name that is both an enum value and a node id (`approved`) is the enum value:
+        // node results are only read through fields (`review.completed_by`).
+        if let Some(state) = self.state.filter(|_| !self.enum_value(name)) {
             if let Some(result) = state.results.get(name) {
                 return Some(Value::from_json_untyped(&Json::Object(result.clone())));
             }
@@ -487,11 +517,24 @@ impl<'a> Run<'a> {
         outcome: Option<String>,
         vars: Map<String, Json>,
     ) -> Result<(), EngineError> {
-        let Some(node) = self.node(&task.node) else {
-            return Err(EngineError::Internal(format!(
-                "task node {} is not in the model",
-                task.node
-            )));
+        let Some(node) = self
+            .node(&task.node)
+            .filter(|n| matches!(n.kind, NodeKind::Task(_)))
+        else {
+            // A follow-up task of an escalation (`task chase ...`): no flow waits for it.
+            if let Some(name) = vars.keys().next() {
+                return Err(EngineError::Invalid {
+                    problems: vec![Problem::new(name, "a follow-up task sets no variables")],
+                });
+            }
+            let outcome = outcome.unwrap_or_else(|| "done".into());
+            self.history(
+                Some(&task.node),
+                "task_completed",
+                format!("follow-up {} completed: {outcome}", task.node),
+                json!({ "task": task.id, "outcome": outcome, "follow_up": true }),
+            );
+            return Ok(());
         };
         let NodeKind::Task(spec) = &node.kind else {
             return Err(EngineError::Internal(format!(

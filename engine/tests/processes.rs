@@ -1,0 +1,385 @@
+//! The real process files of `processes/`, compiled on deploy and run on SQLite with the real
+//! working-day calendar. (Generic engine behaviour is in `contract.rs`, on both databases.)
+
+use chrono::Duration;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use yimen_engine::calendar::Calendars;
+use yimen_engine::clock::{Clock, ManualClock};
+use yimen_engine::runtime::state::Status;
+use yimen_engine::{
+    ClaimRequest, ClaimedTask, CompleteRequest, DeployRequest, Engine, EngineError, StartRequest,
+};
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Every file under `processes/`, by path relative to it.
+fn process_files() -> BTreeMap<String, String> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, base, out);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, text);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let dir = root().join("processes");
+    walk(&dir, &dir, &mut out);
+    out
+}
+
+async fn engine() -> (Engine, ManualClock, std::path::PathBuf) {
+    let calendars = Calendars::load_dir(&root().join("calendars")).unwrap();
+    let dir = std::env::temp_dir().join("yimen-engine-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.db", uuid::Uuid::new_v4()));
+    // Monday 28 September 2026, 09:00 in Wuhai: the afternoon before the National Day week is
+    // two days later.
+    let clock = ManualClock::new("2026-09-28T01:00:00Z".parse().unwrap());
+    let engine = Engine::open(
+        &format!("sqlite:{}", path.display()),
+        Arc::new(clock.clone()),
+        Arc::new(calendars),
+    )
+    .await
+    .unwrap();
+    (engine, clock, path)
+}
+
+fn registration() -> serde_json::Map<String, serde_json::Value> {
+    json!({
+        "applicant_name": "张三丰",
+        "id_number": "150302199001011235",
+        "phone": "13800138000",
+        "address": "内蒙古乌海市海勃湾区新华街1号",
+        "street": "xinhua",
+        "community": "幸福社区",
+        "household_size": 3,
+        "reason": "因病致贫",
+        "categories": ["minimum_living"],
+    })
+    .as_object()
+    .cloned()
+    .unwrap()
+}
+
+async fn claim(
+    engine: &Engine,
+    queue: &str,
+    street: Option<&str>,
+    worker: &str,
+) -> Vec<ClaimedTask> {
+    engine
+        .claim(ClaimRequest {
+            queues: vec![queue.into()],
+            org_units: street.map(|s| vec![s.to_string()]),
+            worker: worker.into(),
+            max: 10,
+            lease: Duration::minutes(10),
+        })
+        .await
+        .unwrap()
+}
+
+async fn complete(
+    engine: &Engine,
+    t: &ClaimedTask,
+    outcome: &str,
+    vars: serde_json::Value,
+    worker: &str,
+) -> yimen_engine::InstanceView {
+    engine
+        .complete(CompleteRequest {
+            task_id: t.task.id.clone(),
+            lock_token: t.lock_token,
+            outcome: Some(outcome.into()),
+            vars: vars.as_object().cloned().unwrap(),
+            actor: worker.into(),
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn social_assistance_deploys_with_its_import_and_refuses_a_non_assistance_case() {
+    let (engine, _clock, path) = engine().await;
+    let files = process_files();
+    let dep = engine
+        .deploy(DeployRequest {
+            file: "social_assistance.flow".into(),
+            source: files["social_assistance.flow"].clone(),
+            files: files.clone(),
+            model: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (dep.key.as_str(), dep.version, dep.created),
+        ("social_assistance", 1, true)
+    );
+    let defs = engine.definitions().await.unwrap();
+    assert!(
+        defs.iter().any(|d| d.key == "temporary_assistance"),
+        "the import was deployed first"
+    );
+
+    let broken = engine
+        .deploy(DeployRequest {
+            file: "broken.flow".into(),
+            source: "process broken \"x\" version 1\nstart s -> nowhere\n".into(),
+            files: BTreeMap::new(),
+            model: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&broken, EngineError::Diagnostics(d) if !d.is_empty()),
+        "{broken:?}"
+    );
+
+    let inst = engine
+        .start(StartRequest {
+            process: "social_assistance".into(),
+            business_key: Some("WH-2026-0001".into()),
+            vars: registration(),
+            actor: "window-clerk".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(inst.status, Status::Running);
+    assert_eq!(inst.vars["id_number"], json!("150302********1235"));
+    let webhook = engine.outbox_of(&inst.id).await.unwrap();
+    assert_eq!(webhook[0].channel, "webhook:ledger_hook");
+    assert_eq!(
+        webhook[0].payload["message"],
+        json!("新登记案件：张**，xinhua")
+    );
+    assert_eq!(
+        webhook[0].payload["url"],
+        json!("https://ledger.example.invalid/yimen/social-assistance")
+    );
+
+    assert!(
+        claim(&engine, "window", Some("other_street"), "w9")
+            .await
+            .is_empty(),
+        "another street's window sees nothing"
+    );
+    let review = claim(&engine, "window", Some("xinhua"), "clerk1").await;
+    assert_eq!(review.len(), 1);
+    assert_eq!(review[0].task.org_unit.as_deref(), Some("xinhua"));
+    let done = complete(
+        &engine,
+        &review[0],
+        "not_assistance",
+        json!({"main_category": "other", "referral": "区残联"}),
+        "clerk1",
+    )
+    .await;
+    assert_eq!(
+        (done.status, done.result.as_deref()),
+        (Status::Completed, Some("not_accepted"))
+    );
+    let docs = engine.documents(&inst.id).await.unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].name, "non_acceptance_notice");
+    assert!(docs[0].content.contains("张**"), "{}", docs[0].content);
+    assert!(docs[0].content.contains("区残联"));
+    assert!(docs[0].content.contains("2026-09-28"));
+    assert!(engine.ledger_verify().await.unwrap().ok());
+    drop(engine);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn incomplete_materials_pause_the_promised_clock_until_supplied() {
+    let (engine, clock, path) = engine().await;
+    let files = process_files();
+    engine
+        .deploy(DeployRequest {
+            file: "social_assistance.flow".into(),
+            source: files["social_assistance.flow"].clone(),
+            files,
+            model: None,
+        })
+        .await
+        .unwrap();
+    let inst = engine
+        .start(StartRequest {
+            process: "social_assistance".into(),
+            business_key: None,
+            vars: registration(),
+            actor: "clerk1".into(),
+        })
+        .await
+        .unwrap();
+    let promised_timers = inst.timers.len();
+    assert!(
+        promised_timers >= 2,
+        "the promised clock's ladder is scheduled"
+    );
+    let review = claim(&engine, "window", Some("xinhua"), "clerk1").await;
+    let waiting = complete(
+        &engine,
+        &review[0],
+        "incomplete",
+        json!({"main_category": "minimum_living", "missing_materials": "户口簿复印件"}),
+        "clerk1",
+    )
+    .await;
+    assert_eq!(waiting.active_nodes, ["wait_materials"]);
+    assert!(
+        waiting.timers.iter().all(|t| t.kind == "message_timeout"),
+        "ladder cancelled while paused: {:?}",
+        waiting.timers
+    );
+    let docs = engine.documents(&inst.id).await.unwrap();
+    assert_eq!(docs[0].name, "supplement_notice");
+    assert!(docs[0].content.contains("户口簿复印件"));
+
+    clock.advance(Duration::days(3)).unwrap();
+    let resumed = engine
+        .message(
+            &inst.id,
+            "materials_supplied",
+            serde_json::Map::new(),
+            "clerk1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(resumed.active_nodes, ["review"]);
+    assert_eq!(
+        resumed.timers.len(),
+        promised_timers,
+        "ladder rescheduled on resume"
+    );
+    let history = engine.history(&inst.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.kind == "clock" && h.text.contains("paused"))
+    );
+    assert!(
+        history
+            .iter()
+            .any(|h| h.kind == "clock" && h.text.contains("resumed"))
+    );
+    drop(engine);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
+    let (engine, clock, path) = engine().await;
+    let files = process_files();
+    engine
+        .deploy(DeployRequest {
+            file: "social_assistance.flow".into(),
+            source: files["social_assistance.flow"].clone(),
+            files,
+            model: None,
+        })
+        .await
+        .unwrap();
+    let inst = engine
+        .start(StartRequest {
+            process: "social_assistance".into(),
+            business_key: None,
+            vars: registration(),
+            actor: "clerk1".into(),
+        })
+        .await
+        .unwrap();
+    let t = claim(&engine, "window", Some("xinhua"), "clerk1").await;
+    complete(
+        &engine,
+        &t[0],
+        "complete",
+        json!({"main_category": "minimum_living"}),
+        "clerk1",
+    )
+    .await;
+    let t = claim(&engine, "street_leader", Some("xinhua"), "leader").await;
+    complete(&engine, &t[0], "agree", json!({}), "leader").await;
+    // The forwarding task is assigned to the first responder: nobody else may claim it.
+    assert!(
+        claim(&engine, "window", Some("xinhua"), "clerk2")
+            .await
+            .is_empty()
+    );
+    let t = claim(&engine, "window", Some("xinhua"), "clerk1").await;
+    complete(
+        &engine,
+        &t[0],
+        "forwarded",
+        json!({"department_clear": true}),
+        "clerk1",
+    )
+    .await;
+    let t = claim(&engine, "department:civil_affairs", None, "civil").await;
+    assert_eq!(t.len(), 1);
+    complete(
+        &engine,
+        &t[0],
+        "decided",
+        json!({"decision": "approved", "amount": "850.00"}),
+        "civil",
+    )
+    .await;
+    let t = claim(&engine, "window", Some("xinhua"), "clerk1").await;
+    let v = complete(&engine, &t[0], "informed", json!({}), "clerk1").await;
+    assert_eq!(v.active_nodes, ["publicity_period"]);
+    let docs = engine.documents(&inst.id).await.unwrap();
+    let list = docs.iter().find(|d| d.name == "publicity_list").unwrap();
+    assert!(list.public);
+    assert!(list.content.contains("| 张** | 3 |"), "{}", list.content);
+    assert!(
+        !list.content.contains("150302"),
+        "no ID number in a public list"
+    );
+
+    // 7 calendar days end on 5 October, inside the National Day holiday (1-7 October 2026):
+    // the period runs to the close of 8 October, the next working day.
+    let publicity = v
+        .timers
+        .iter()
+        .find(|t| t.node == "publicity_period")
+        .unwrap();
+    assert_eq!(
+        publicity
+            .due_at
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .format("%Y-%m-%d %H:%M")
+            .to_string(),
+        "2026-10-08 17:30"
+    );
+    clock.set(publicity.due_at).unwrap();
+    let fired = engine.fire_due_timers(clock.now()).await.unwrap();
+    assert!(fired >= 1);
+    let t = claim(&engine, "window", Some("xinhua"), "clerk1").await;
+    let archive = t
+        .iter()
+        .find(|t| t.task.node == "archive")
+        .expect("archive task");
+    let done = complete(&engine, archive, "filed", json!({}), "clerk1").await;
+    assert_eq!(
+        (done.status, done.result.as_deref()),
+        (Status::Completed, Some("approved"))
+    );
+    assert!(done.timers.is_empty() && done.tasks.is_empty());
+    assert!(engine.ledger_verify().await.unwrap().ok());
+    drop(engine);
+    let _ = std::fs::remove_file(path);
+}
