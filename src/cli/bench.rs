@@ -1,8 +1,13 @@
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Pending-timer backlog: start time and firing rate (see `bench_timers.rs`).
+    Timers(super::bench_timers::Args),
+}
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        Command::Timers(args) => super::bench_timers::run(args),
+    }
 }

@@ -191,3 +191,19 @@ pub async fn report_cases(pool: &StorePool, since: i64) -> R<Vec<CaseRow>> {
 pub async fn report_tasks(pool: &StorePool, since: i64) -> R<Vec<ReportTaskRow>> {
     on!(pool, report_tasks(since))
 }
+
+/// Benchmark set-up: `count` pending timers of `instance` that fire as no-ops.
+pub async fn bench_timers(
+    pool: &StorePool,
+    prefix: &str,
+    instance: &str,
+    count: i64,
+    due_from: i64,
+    step: i64,
+    now: i64,
+) -> R<u64> {
+    on!(
+        pool,
+        bench_timers(prefix, instance, count, due_from, step, now)
+    )
+}

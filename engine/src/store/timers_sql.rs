@@ -335,3 +335,30 @@ pub async fn report_tasks(pool: &Pool, since: i64) -> R<Vec<ReportTaskRow>> {
     })
     .collect()
 }
+
+/// Benchmark set-up: `count` pending `wait` timers of `instance` that no token waits for, due
+/// from `due_from` every `step` millis (ids `bench-<prefix>-<n>`).
+pub async fn bench_timers(
+    pool: &Pool,
+    prefix: &str,
+    instance: &str,
+    count: i64,
+    due_from: i64,
+    step: i64,
+    now: i64,
+) -> R<u64> {
+    Ok(sqlx::query(
+        "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
+         INSERT INTO timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at) \
+         SELECT 'bench-' || $2 || '-' || n, $3, 'wait', 'bench', NULL, $4 + n * $5, '{}', 'pending', $6 FROM seq",
+    )
+    .bind(count)
+    .bind(prefix)
+    .bind(instance)
+    .bind(due_from)
+    .bind(step)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
