@@ -33,6 +33,16 @@ wait pause "等待" 10 minutes -> done
 end done "结束" result done
 "#;
 
+/// Holds the backlog: an instance that never ends (ending would cancel its timers).
+const HOLD: &str = r#"process bench_hold "计时基准积压" version 1
+
+start begin "开始" -> hold
+
+wait hold "保持" message release -> done
+
+end done "结束" result done
+"#;
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,19 +74,32 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let start: DateTime<Utc> = "2026-10-12T01:00:00Z".parse()?;
     let clock = ManualClock::new(start);
     let engine = open(&url, &clock).await?;
-    engine
-        .deploy(DeployRequest {
-            file: "bench_wait.flow".into(),
-            source: PROCESS.into(),
-            ..DeployRequest::default()
+    for (file, source) in [("bench_wait.flow", PROCESS), ("bench_hold.flow", HOLD)] {
+        engine
+            .deploy(DeployRequest {
+                file: file.into(),
+                source: source.into(),
+                ..DeployRequest::default()
+            })
+            .await
+            .context("cannot deploy the benchmark processes")?;
+    }
+    let anchor = engine
+        .start(StartRequest {
+            process: "bench_hold".into(),
+            business_key: Some(format!("bench-hold-{}", std::process::id())),
+            actor: "bench".into(),
+            ..StartRequest::default()
         })
-        .await
-        .context("cannot deploy the benchmark process")?;
+        .await?
+        .id;
 
+    if args.due == 0 {
+        anyhow::bail!("--due must be at least 1");
+    }
     let t = Instant::now();
-    let mut first = None;
     for i in 0..args.due {
-        let view = engine
+        engine
             .start(StartRequest {
                 process: "bench_wait".into(),
                 business_key: Some(format!("bench-{}-{i}", std::process::id())),
@@ -84,11 +107,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
                 ..StartRequest::default()
             })
             .await?;
-        first.get_or_insert(view.id);
     }
-    let Some(anchor) = first else {
-        anyhow::bail!("--due must be at least 1");
-    };
     eprintln!(
         "started {} waiting instances in {:.1} s",
         args.due,
@@ -136,11 +155,18 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let fired = engine.fire_due_timers(clock_now(&clock)).await?;
     let secs = t.elapsed().as_secs_f64();
+    let still = engine.next_timer_due().await?;
     println!(
         "fired {fired} due timers in {:.2} s: {:.0} timers/s (first due timer fired {:.1} ms after start)",
         secs,
         fired as f64 / secs.max(1e-9),
         (to_next.as_secs_f64() + secs / fired.max(1) as f64) * 1e3
+    );
+    println!(
+        "backlog still pending after the run: next due {}",
+        still
+            .map(|n| n.to_rfc3339())
+            .unwrap_or_else(|| "none (lost!)".into())
     );
     Ok(ExitCode::SUCCESS)
 }
