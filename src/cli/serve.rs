@@ -55,7 +55,8 @@ pub fn database_url(database: &str) -> String {
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let url = database_url(&args.database);
     let (clock, manual) = super::serve_timers::clock(&args.timers)?;
-    let engine = Engine::open(&url, clock.clone(), default_due_dates())
+    let due = default_due_dates();
+    let engine = Engine::open(&url, clock.clone(), due.clone())
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
     let deployed = deploy_folder(&engine, &args.processes).await?;
@@ -80,7 +81,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         deployed,
         args.processes.display()
     );
-    let services = super::serve_timers::start(&engine, &args.timers, manual)?;
+    let services = super::serve_timers::start(&engine, &args.timers, manual, due.as_ref()).await?;
     let app = api::router(state).layer(axum::Extension(services.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
