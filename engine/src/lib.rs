@@ -9,8 +9,13 @@ pub mod clock;
 pub mod documents;
 pub mod engine;
 pub mod error;
+pub mod inbox;
 pub mod ledger;
+pub mod outbox;
+pub mod recompute;
+pub mod reports;
 pub mod runtime;
+pub mod scheduler;
 pub mod store;
 
 pub use engine::*;

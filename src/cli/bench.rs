@@ -22,6 +22,8 @@ pub enum Command {
     /// The full social-assistance case (window, street leader, department; refusal path, so
     /// that no publicity period has to pass).
     Social(Args),
+    /// Pending-timer backlog: start time and firing rate (see `bench_timers.rs`).
+    Timers(super::bench_timers::Args),
 }
 
 /// Which process a run drives.
@@ -106,6 +108,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let (kind, args) = match cmd {
         Command::ThreeTask(args) => (Kind::ThreeTask, args),
         Command::Social(args) => (Kind::Social, args),
+        Command::Timers(args) => return super::bench_timers::run(args),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

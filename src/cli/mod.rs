@@ -2,6 +2,7 @@
 //! `run(..) -> anyhow::Result<ExitCode>`; only this outer layer prints or exits.
 
 pub mod bench;
+pub mod bench_timers;
 pub mod calendar;
 pub mod check;
 pub mod client;
@@ -10,4 +11,5 @@ pub mod fmt;
 pub mod graph;
 pub mod ledger;
 pub mod serve;
+pub mod serve_timers;
 pub mod worker;

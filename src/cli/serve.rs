@@ -5,9 +5,7 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use yimen_engine::api::{self, ApiConfig, ApiState};
-use yimen_engine::clock::{Clock, SystemClock};
 use yimen_engine::{DeployRequest, Engine};
 
 #[derive(clap::Args)]
@@ -21,9 +19,8 @@ pub struct Args {
     /// Folder whose `*.flow` files are deployed at start (with their YAML and templates).
     #[arg(long, default_value = "processes")]
     pub processes: PathBuf,
-    /// Working-day calendars (`*.yaml`) for due dates.
-    #[arg(long, default_value = "calendars")]
-    pub calendars: PathBuf,
+    #[command(flatten)]
+    pub timers: super::serve_timers::TimerArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -57,8 +54,9 @@ pub fn database_url(database: &str) -> String {
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let url = database_url(&args.database);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::open(&url, clock.clone(), due_dates(&args.calendars)?)
+    let (clock, manual) = super::serve_timers::clock(&args.timers)?;
+    let due = due_dates(&args.timers.calendars)?;
+    let engine = Engine::open(&url, clock.clone(), due.clone())
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
     let deployed = deploy_folder(&engine, &args.processes).await?;
@@ -83,14 +81,15 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         deployed,
         args.processes.display()
     );
-    let timers = tokio::spawn(timer_loop(engine.clone()));
-    axum::serve(listener, api::router(state))
+    let services = super::serve_timers::start(&engine, &args.timers, manual, due.as_ref()).await?;
+    let app = api::router(state).layer(axum::Extension(services.clone()));
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             eprintln!("shutting down");
         })
         .await?;
-    timers.abort();
+    services.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -107,22 +106,6 @@ pub fn due_dates(dir: &Path) -> anyhow::Result<Arc<dyn yimen_engine::DueDates>> 
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
     Ok(Arc::new(calendars))
-}
-
-/// Fires due timers: at least every second, and at once when the engine says a timer was made.
-pub async fn timer_loop(engine: Engine) {
-    let mut created = engine.subscribe_timers();
-    loop {
-        match engine.fire_due_timers(engine.clock().now()).await {
-            Ok(fired) if fired > 0 => tracing::debug!(fired, "timers fired"),
-            Ok(_) => {}
-            Err(err) => tracing::warn!("firing timers failed: {err}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = created.recv() => {}
-        }
-    }
 }
 
 /// Deploys every `*.flow` file directly in `dir`. A file that does not check stops the start,

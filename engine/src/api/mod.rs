@@ -6,10 +6,13 @@
 
 pub mod access;
 mod admin;
+mod clock;
 mod definitions;
 pub mod dto;
 pub mod error;
+mod inbox;
 mod instances;
+mod reports;
 mod tasks;
 
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
@@ -125,7 +128,10 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::openapi_json))
         .routes(routes!(admin::create_token, admin::list_tokens))
         .routes(routes!(admin::revoke_token))
-        .routes(routes!(admin::refusals));
+        .routes(routes!(admin::refusals))
+        .merge(inbox::routes())
+        .merge(clock::routes())
+        .merge(reports::routes());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 

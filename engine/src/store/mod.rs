@@ -9,6 +9,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod timers;
 pub mod tokens;
 
 use serde::Serialize;
