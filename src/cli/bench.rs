@@ -204,6 +204,7 @@ async fn drive(
 ) -> anyhow::Result<Figures> {
     let client = Client::new(url, Some(token.to_string()))?;
     let ended = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
     let tasks = Arc::new(AtomicU64::new(0));
     let next_case = Arc::new(AtomicU64::new(0));
     let started_at = Instant::now();
@@ -232,7 +233,7 @@ async fn drive(
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..args.workers {
         let client = client.clone();
-        let (ended, tasks) = (ended.clone(), tasks.clone());
+        let (ended, tasks, finished) = (ended.clone(), tasks.clone(), finished.clone());
         let (cases, batch) = (args.cases, args.batch);
         workers.spawn(async move {
             let mut latencies = Vec::new();
@@ -272,8 +273,17 @@ async fn drive(
                         .with_context(|| format!("completing {} ({})", task.node, task.id))?;
                     latencies.push(received.elapsed());
                     tasks.fetch_add(1, Ordering::Relaxed);
+                    // The answer is read after the commit; another worker may have finished the
+                    // case meanwhile, so one end can be seen twice: count each instance once.
                     if view["status"] != "running" {
-                        ended.fetch_add(1, Ordering::Relaxed);
+                        let id = view["id"].as_str().unwrap_or_default().to_string();
+                        if finished
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id)
+                        {
+                            ended.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
