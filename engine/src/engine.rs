@@ -871,6 +871,7 @@ impl Engine {
         entries: Vec<(String, Option<String>, String, String, String)>,
         now: i64,
     ) -> Result<()> {
+        let mut rows = Vec::with_capacity(entries.len());
         for (actor, node, kind, text, data) in entries {
             let mut h = HistoryRow {
                 instance_id: row.id.clone(),
@@ -885,9 +886,12 @@ impl Engine {
                 hash: String::new(),
             };
             h.hash = ledger::entry_hash(&h);
-            on_tx!(tx, insert_history(&h))?;
             row.history_count = h.seq;
-            row.history_head = h.hash;
+            row.history_head = h.hash.clone();
+            rows.push(h);
+        }
+        if !rows.is_empty() {
+            on_tx!(tx, insert_history_many(&rows))?;
         }
         Ok(())
     }
@@ -1137,39 +1141,73 @@ impl Engine {
             expires_at: ms(now + req.lease),
             max: i64::from(req.max),
         };
-        let rows = transaction!(self, |tx, _fx| {
+        let (rows, instances) = transaction!(self, |tx, _fx| {
             let rows = on_tx!(&mut tx, claim_tasks(&q))?;
-            let mut by_instance: Vec<&TaskRow> = rows.iter().collect();
-            by_instance.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-            for t in by_instance {
-                self.note(
-                    &mut tx,
-                    &t.instance_id,
-                    &req.worker,
-                    &t.node,
-                    "task_claimed",
-                    format!(
-                        "{} claimed by {} (token {})",
-                        t.node, req.worker, t.lock_token
-                    ),
-                    json!({ "task": t.id, "lock_token": t.lock_token }),
-                )
-                .await?;
+            if rows.is_empty() {
+                (rows, Vec::new())
+            } else {
+                // One statement each to lock the instances, write the claims to their history
+                // chains (statement count is what a claim costs on SQLite).
+                let mut ids: Vec<String> = rows.iter().map(|t| t.instance_id.clone()).collect();
+                ids.sort();
+                ids.dedup();
+                let mut instances = on_tx!(&mut tx, lock_instances(&json_list(&ids)))?;
+                let at = ms(self.now());
+                let mut entries = Vec::new();
+                for inst in &mut instances {
+                    for t in rows.iter().filter(|t| t.instance_id == inst.id) {
+                        let mut h = HistoryRow {
+                            instance_id: inst.id.clone(),
+                            seq: inst.history_count + 1,
+                            at,
+                            actor: req.worker.clone(),
+                            node: Some(t.node.clone()),
+                            kind: "task_claimed".into(),
+                            text: format!(
+                                "{} claimed by {} (token {})",
+                                t.node, req.worker, t.lock_token
+                            ),
+                            data: json!({ "task": t.id, "lock_token": t.lock_token }).to_string(),
+                            prev_hash: inst.history_head.clone(),
+                            hash: String::new(),
+                        };
+                        h.hash = ledger::entry_hash(&h);
+                        inst.history_count = h.seq;
+                        inst.history_head = h.hash.clone();
+                        entries.push(h);
+                    }
+                }
+                on_tx!(&mut tx, insert_history_many(&entries))?;
+                for inst in &instances {
+                    on_tx!(
+                        &mut tx,
+                        set_history_head(&inst.id, inst.history_count, &inst.history_head)
+                    )?;
+                }
+                (rows, instances)
             }
-            rows
         })?;
         let mut out = Vec::new();
         for t in rows {
-            out.push(self.claimed(t).await?);
+            let inst = instances
+                .iter()
+                .find(|i| i.id == t.instance_id)
+                .ok_or_else(|| {
+                    EngineError::Internal(format!("instance {} is missing", t.instance_id))
+                })?;
+            out.push(self.claimed_with(t, inst).await?);
         }
         Ok(out)
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
-        let pool = &self.inner.pool;
-        let inst = on_pool!(pool, instance(&t.instance_id))?.ok_or_else(|| {
+        let inst = on_pool!(&self.inner.pool, instance(&t.instance_id))?.ok_or_else(|| {
             EngineError::Internal(format!("instance {} is missing", t.instance_id))
         })?;
+        self.claimed_with(t, &inst).await
+    }
+
+    async fn claimed_with(&self, t: TaskRow, inst: &InstanceRow) -> Result<ClaimedTask> {
         let loaded = self.loaded_by_key(&inst.process_key, inst.version).await?;
         let (outcomes, fields) = match loaded
             .model
@@ -1363,7 +1401,10 @@ impl Engine {
         task.completed_at = Some(ms(self.now()));
         task.lock_expires_at = None;
         on_tx!(tx, update_task(&task))?;
-        on_tx!(tx, cancel_task_timers(&task.id))?;
+        // Only a task with a deadline has timers of its own.
+        if task.due_at.is_some() {
+            on_tx!(tx, cancel_task_timers(&task.id))?;
+        }
         Ok(task.instance_id)
     }
 

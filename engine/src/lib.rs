@@ -12,6 +12,7 @@ pub mod error;
 pub mod inbox;
 pub mod ledger;
 pub mod outbox;
+pub mod recompute;
 pub mod reports;
 pub mod runtime;
 pub mod scheduler;

@@ -22,6 +22,8 @@ fn operations(spec: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn the_document_lists_every_endpoint_of_the_issue() {
+    // Other modules (timers: inbox, clock, reports) add routes of their own; these are the
+    // task-queue issue's.
     let spec = serde_json::to_value(yimen_engine::api::openapi()).unwrap();
     let listed: Vec<String> = operations(&spec)
         .into_iter()
@@ -52,7 +54,11 @@ async fn the_document_lists_every_endpoint_of_the_issue() {
         "POST /api/v1/tokens",
         "POST /api/v1/tokens/{name_or_id}/revoke",
     ];
-    assert_eq!(listed, expected);
+    let missing: Vec<&&str> = expected
+        .iter()
+        .filter(|op| !listed.iter().any(|l| l == *op))
+        .collect();
+    assert!(missing.is_empty(), "not in the document: {missing:?}");
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
     assert!(spec["components"]["schemas"]["ClaimBody"].is_object());
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());

@@ -92,7 +92,10 @@ async fn timers_fire_once_with_several_servers_postgres() {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while first.next_timer_due().await.expect("next").is_some() {
-        assert!(std::time::Instant::now() < deadline, "timers left after 30 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timers left after 30 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     for id in &ids {

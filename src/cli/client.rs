@@ -130,13 +130,21 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
             business_key,
             conn,
         } => {
-            let variables = parse_vars(&vars)?;
+            let client = conn.client()?;
+            let mut variables = parse_vars(&vars)?;
+            // Text variables stay text even when they look like numbers (ID numbers, phones).
+            let path = format!("/definitions/{}", encode(&process));
+            if let Ok(detail) = client.call::<(), Value>(Method::GET, &path, None).await {
+                let text_vars = text_variables(&detail["model"]);
+                for (name, value) in variables.iter_mut() {
+                    if text_vars.contains(name) && !value.is_string() {
+                        *value = Value::String(raw_value(&vars, name));
+                    }
+                }
+            }
             let body =
                 json!({"process": process, "business_key": business_key, "variables": variables});
-            let answer: Value = conn
-                .client()?
-                .call(Method::POST, "/instances", Some(&body))
-                .await?;
+            let answer: Value = client.call(Method::POST, "/instances", Some(&body)).await?;
             let existing = answer["existing"].as_bool().unwrap_or(false);
             println!(
                 "{} instance {} of {} ({})",
@@ -335,6 +343,28 @@ pub fn parse_vars(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
     Ok(vars)
 }
 
+/// Names of the model's variables of type text (and dates, written as text).
+fn text_variables(model: &Value) -> Vec<String> {
+    model["vars"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["ty"] == "Text" || v["ty"] == "Date")
+        .filter_map(|v| v["name"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The value of `--var name=value` exactly as typed.
+fn raw_value(pairs: &[String], name: &str) -> String {
+    pairs
+        .iter()
+        .rev()
+        .filter_map(|p| p.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
 fn split_list(text: &str) -> Vec<&str> {
     text.split(',')
         .map(str::trim)
@@ -471,6 +501,18 @@ mod tests {
             Value::Object(vars),
             json!({"household_size": 3, "name": "张三", "members": ["a", "b"], "urgent": true, "note": "a=b"})
         );
+    }
+
+    #[test]
+    fn text_variables_keep_digits_as_typed() {
+        let model = json!({"vars": [
+            {"name": {"name": "id_number"}, "ty": "Text"},
+            {"name": {"name": "household_size"}, "ty": "Integer"},
+            {"name": {"name": "categories"}, "ty": {"List": {"Enum": "category"}}}
+        ]});
+        assert_eq!(text_variables(&model), vec!["id_number".to_string()]);
+        let pairs = vec!["id_number=0150302198001011235".to_string()];
+        assert_eq!(raw_value(&pairs, "id_number"), "0150302198001011235");
     }
 
     #[test]

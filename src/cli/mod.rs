@@ -2,6 +2,7 @@
 //! `run(..) -> anyhow::Result<ExitCode>`; only this outer layer prints or exits.
 
 pub mod bench;
+pub mod bench_timers;
 pub mod calendar;
 pub mod check;
 pub mod client;

@@ -55,12 +55,25 @@ pub fn clock(args: &TimerArgs) -> anyhow::Result<(Arc<dyn Clock>, Option<ManualC
     }
 }
 
-/// Starts the timer loop, outbox delivery and (with `--reports`) the report jobs.
-pub fn start(
+/// Recomputes provisional deadlines with the calendars as loaded now (a year may have been
+/// added while the server was down), then starts the timer loop, outbox delivery and (with
+/// `--reports`) the report jobs.
+pub async fn start(
     engine: &Engine,
     args: &TimerArgs,
     manual: Option<ManualClock>,
+    due: &dyn yimen_engine::DueDates,
 ) -> anyhow::Result<Services> {
+    let recomputed = engine
+        .recompute_provisional(due)
+        .await
+        .context("cannot recompute provisional deadlines")?;
+    if recomputed.examined > 0 {
+        eprintln!(
+            "provisional deadlines: {} examined, {} moved, {} now on full calendar data, {} left as computed",
+            recomputed.examined, recomputed.moved, recomputed.settled, recomputed.skipped
+        );
+    }
     let reports = match &args.reports {
         None => None,
         Some(file) => {

@@ -287,6 +287,22 @@ pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
     .transpose()
 }
 
+/// Reads and locks several instances (ids as a JSON array), in id order.
+pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
+    sqlx::query(concat!(
+        "SELECT * FROM instances WHERE id IN ",
+        json_in!("$1"),
+        " ORDER BY id",
+        for_update!()
+    ))
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(instance_row)
+    .collect()
+}
+
 pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
     sqlx::query(
         "UPDATE instances SET status = $2, result = $3, incident = $4, vars = $5, state = $6, provisional = $7, \
@@ -429,11 +445,12 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
     let rows = sqlx::query(concat!(
         // The candidates are picked (and, on PostgreSQL, locked) once, in a materialised CTE:
         // an `IN (subquery)` may be re-evaluated by the planner and claim more than asked.
+        // `state IN (..)` lets the (queue, state) index skip finished tasks.
         "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE queue IN ",
         json_in!("$3"),
         " AND ($4 IS NULL OR org_unit IS NULL OR org_unit IN ",
         json_in!("$4"),
-        ") AND (assignee IS NULL OR assignee = $1) \
+        ") AND state IN ('open', 'claimed') AND (assignee IS NULL OR assignee = $1) \
          AND ((state = 'open' AND available_at <= $5) OR (state = 'claimed' AND lock_expires_at <= $5)) \
          ORDER BY created_at, id LIMIT $6",
         skip_locked!(),
@@ -596,6 +613,46 @@ pub async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> R<()> {
     .bind(&h.hash)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Inserts several entries with one statement (one round trip per event, not per entry).
+pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
+    for chunk in rows.chunks(50) {
+        let mut sql = String::from(
+            "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 10;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(
+                &(1..=10)
+                    .map(|k| format!("${}", b + k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            sql.push(')');
+        }
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for h in chunk {
+            q = q
+                .bind(&h.instance_id)
+                .bind(h.seq)
+                .bind(h.at)
+                .bind(&h.actor)
+                .bind(&h.node)
+                .bind(&h.kind)
+                .bind(&h.text)
+                .bind(&h.data)
+                .bind(&h.prev_hash)
+                .bind(&h.hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -191,3 +191,48 @@ pub async fn report_cases(pool: &StorePool, since: i64) -> R<Vec<CaseRow>> {
 pub async fn report_tasks(pool: &StorePool, since: i64) -> R<Vec<ReportTaskRow>> {
     on!(pool, report_tasks(since))
 }
+
+/// Benchmark set-up: `count` pending timers of `instance` that fire as no-ops.
+pub async fn bench_timers(
+    pool: &StorePool,
+    prefix: &str,
+    instance: &str,
+    count: i64,
+    due_from: i64,
+    step: i64,
+    now: i64,
+) -> R<u64> {
+    on!(
+        pool,
+        bench_timers(prefix, instance, count, due_from, step, now)
+    )
+}
+
+/// A pending timer with a provisional due time: id, instance, kind, task, node, due, payload.
+pub type ProvisionalTimer = (String, String, String, Option<String>, String, i64, String);
+
+pub async fn provisional_timers(pool: &StorePool) -> R<Vec<ProvisionalTimer>> {
+    on!(pool, provisional_timers())
+}
+
+pub async fn move_timer(
+    tx: &mut crate::store::Tx,
+    id: &str,
+    due_at: i64,
+    payload: &str,
+    task_due: Option<(&str, i64)>,
+) -> R<bool> {
+    match tx {
+        crate::store::Tx::Sqlite(t) => sqlite::move_timer(t, id, due_at, payload, task_due).await,
+        crate::store::Tx::Postgres(t) => {
+            postgres::move_timer(t, id, due_at, payload, task_due).await
+        }
+    }
+}
+
+pub async fn settle_provisional(tx: &mut crate::store::Tx, instance: &str) -> R<()> {
+    match tx {
+        crate::store::Tx::Sqlite(t) => sqlite::settle_provisional(t, instance).await,
+        crate::store::Tx::Postgres(t) => postgres::settle_provisional(t, instance).await,
+    }
+}

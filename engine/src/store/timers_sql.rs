@@ -335,3 +335,91 @@ pub async fn report_tasks(pool: &Pool, since: i64) -> R<Vec<ReportTaskRow>> {
     })
     .collect()
 }
+
+/// Benchmark set-up: `count` pending `wait` timers of `instance` that no token waits for, due
+/// from `due_from` every `step` millis (ids `bench-<prefix>-<n>`).
+pub async fn bench_timers(
+    pool: &Pool,
+    prefix: &str,
+    instance: &str,
+    count: i64,
+    due_from: i64,
+    step: i64,
+    now: i64,
+) -> R<u64> {
+    Ok(sqlx::query(
+        "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
+         INSERT INTO timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at) \
+         SELECT 'bench-' || $2 || '-' || n, $3, 'wait', 'bench', NULL, $4 + n * $5, '{}', 'pending', $6 FROM seq",
+    )
+    .bind(count)
+    .bind(prefix)
+    .bind(instance)
+    .bind(due_from)
+    .bind(step)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Pending timers whose due time was computed without calendar data for some year.
+pub async fn provisional_timers(pool: &Pool) -> R<Vec<(String, String, String, Option<String>, String, i64, String)>> {
+    sqlx::query(
+        "SELECT id, instance_id, kind, task_id, node, due_at, payload FROM timers \
+         WHERE state = 'pending' AND payload LIKE '%\"provisional\":true%' ORDER BY due_at, id",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("instance_id")?,
+            r.try_get("kind")?,
+            r.try_get("task_id")?,
+            r.try_get("node")?,
+            r.try_get("due_at")?,
+            r.try_get("payload")?,
+        ))
+    })
+    .collect()
+}
+
+/// Moves a pending timer (and, for a deadline at due, its task's due time).
+pub async fn move_timer(
+    tx: &mut sqlx::Transaction<'static, DB>,
+    id: &str,
+    due_at: i64,
+    payload: &str,
+    task_due: Option<(&str, i64)>,
+) -> R<bool> {
+    let moved = sqlx::query("UPDATE timers SET due_at = $2, payload = $3 WHERE id = $1 AND state = 'pending'")
+        .bind(id)
+        .bind(due_at)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if moved && let Some((task, due)) = task_due {
+        sqlx::query("UPDATE tasks SET due_at = $2 WHERE id = $1")
+            .bind(task)
+            .bind(due)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(moved)
+}
+
+/// Clears an instance's provisional flag when none of its pending timers is provisional.
+pub async fn settle_provisional(tx: &mut sqlx::Transaction<'static, DB>, instance: &str) -> R<()> {
+    sqlx::query(
+        "UPDATE instances SET provisional = 0 WHERE id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM timers WHERE instance_id = $1 AND state = 'pending' AND payload LIKE '%\"provisional\":true%')",
+    )
+    .bind(instance)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Recomputing provisional deadlines when calendar data is added.
+//!
+//! A due time that reached into a year the calendar did not cover was counted with weekends
+//! only and marked provisional; the runtime keeps its inputs in the timer's payload (`due`:
+//! from, amount, unit, calendar; for a ladder rung also its `offset`). When the calendars are
+//! loaded again (at start, after an administrator added next year), each such timer is computed
+//! again; a due time that moves is changed in the same transaction as a history entry saying
+//! from when to when and why.
+//!
+//! Not covered: rungs of a named clock's ladder (`clock_escalation`) — a clock keeps only its
+//! due time, not the inputs; they stay as computed and remain flagged.
+
+use crate::engine::{Effects, Engine};
+use crate::error::EngineError;
+use crate::runtime::due::DueDates;
+use crate::store::timers as sql;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use yimen_dsl::model::DurationUnit;
+
+/// What [`Engine::recompute_provisional`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recomputed {
+    /// Provisional timers looked at.
+    pub examined: usize,
+    /// Timers whose due time moved.
+    pub moved: usize,
+    /// Timers now computed on full data (no longer provisional).
+    pub settled: usize,
+    /// Timers that could not be recomputed (clock rungs, inputs missing).
+    pub skipped: usize,
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn unit_of(v: &Json) -> Option<DurationUnit> {
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// The recomputed due time of a payload, with its new `provisional` flag and explanation.
+fn recompute(payload: &Json, due: &dyn DueDates) -> Option<(DateTime<Utc>, bool, String)> {
+    let inputs = payload.get("due")?;
+    let from = time(inputs.get("from")?.as_i64()?);
+    let amount = inputs.get("amount")?.as_i64()?;
+    let unit = unit_of(inputs.get("unit")?)?;
+    let calendar = inputs.get("calendar").and_then(Json::as_str);
+    let base = due.add(calendar, from, amount, unit);
+    let Some(offset) = payload.get("offset") else {
+        return Some((base.at, base.provisional, base.explanation));
+    };
+    let when = offset.get("when").and_then(Json::as_str)?;
+    if when == "at" {
+        return Some((base.at, base.provisional, base.explanation));
+    }
+    let amount = offset.get("amount")?.as_i64()?;
+    let unit = unit_of(offset.get("unit")?)?;
+    let rung = match when {
+        "before" => due.before(calendar, base.at, amount, unit),
+        "after" => due.add(calendar, base.at, amount, unit),
+        _ => return None,
+    };
+    Some((
+        rung.at,
+        base.provisional || rung.provisional,
+        format!("{}; {}", base.explanation, rung.explanation),
+    ))
+}
+
+impl Engine {
+    /// Computes every pending provisional due time again with `due` (the calendars as loaded
+    /// now). Call it at start, after the calendars are loaded.
+    pub async fn recompute_provisional(
+        &self,
+        due: &dyn DueDates,
+    ) -> Result<Recomputed, EngineError> {
+        let mut report = Recomputed::default();
+        let now = self.clock().now();
+        for (id, instance, kind, task, node, old_ms, payload) in
+            sql::provisional_timers(self.pool()).await?
+        {
+            report.examined += 1;
+            let mut payload: Json = match serde_json::from_str(&payload) {
+                Ok(p) => p,
+                Err(_) => {
+                    report.skipped += 1;
+                    continue;
+                }
+            };
+            let Some((at, provisional, explanation)) = recompute(&payload, due) else {
+                report.skipped += 1;
+                continue;
+            };
+            // A due time the new data moves into the past fires at once, not never.
+            let new_ms = at.max(now).timestamp_millis();
+            if let Some(inputs) = payload.get_mut("due").and_then(Json::as_object_mut) {
+                inputs.insert("provisional".into(), json!(provisional));
+                inputs.insert("explanation".into(), json!(explanation));
+            }
+            if let Some(obj) = payload.as_object_mut()
+                && obj.contains_key("due_at")
+                && payload_is_at(obj)
+            {
+                obj.insert("due_at".into(), json!(at.timestamp_millis()));
+            }
+            let task_due = match (&task, payload.get("offset")) {
+                (Some(t), Some(o)) if o.get("when").and_then(Json::as_str) == Some("at") => {
+                    Some((t.as_str(), at.timestamp_millis()))
+                }
+                _ => None,
+            };
+            let mut tx = self.pool().begin().await?;
+            let moved =
+                sql::move_timer(&mut tx, &id, new_ms, &payload.to_string(), task_due).await?;
+            if !moved {
+                // Fired or cancelled meanwhile.
+                drop(tx);
+                continue;
+            }
+            if new_ms != old_ms {
+                self.note(
+                    &mut tx,
+                    &instance,
+                    "calendar",
+                    &node,
+                    "deadline_recomputed",
+                    format!(
+                        "{kind} due {} recomputed with new calendar data: {}{}",
+                        time(old_ms).to_rfc3339(),
+                        at.to_rfc3339(),
+                        if provisional { " (still provisional)" } else { "" }
+                    ),
+                    json!({ "timer": id, "from": old_ms, "to": at.timestamp_millis(), "provisional": provisional, "explanation": explanation }),
+                )
+                .await?;
+            }
+            // A running clock computed on weekends only keeps the instance flagged.
+            let clock_provisional = sql::instance_state(self.pool(), &instance)
+                .await?
+                .and_then(|(_, state)| serde_json::from_str::<Json>(&state).ok())
+                .and_then(|state| {
+                    state.get("clocks").and_then(Json::as_object).map(|clocks| {
+                        clocks.values().any(|c| {
+                            c.get("running").and_then(Json::as_bool) == Some(true)
+                                && c.get("provisional").and_then(Json::as_bool) == Some(true)
+                        })
+                    })
+                })
+                .unwrap_or(false);
+            if !clock_provisional {
+                sql::settle_provisional(&mut tx, &instance).await?;
+            }
+            tx.commit().await?;
+            self.publish(Effects {
+                queues: Vec::new(),
+                timers: vec![new_ms],
+            });
+            report.moved += usize::from(new_ms != old_ms);
+            report.settled += usize::from(!provisional);
+        }
+        Ok(report)
+    }
+}
+
+fn payload_is_at(obj: &serde_json::Map<String, Json>) -> bool {
+    obj.get("offset")
+        .and_then(|o| o.get("when"))
+        .and_then(Json::as_str)
+        == Some("at")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::due::WeekdaysOnly;
+
+    #[test]
+    fn a_rung_is_recomputed_from_its_base_and_offset() {
+        let from: DateTime<Utc> = "2026-12-28T02:00:00Z".parse().unwrap();
+        let base = json!({"from": from.timestamp_millis(), "amount": 5, "unit": "WorkDays", "calendar": null, "provisional": true});
+        let at = recompute(
+            &json!({"due": base, "offset": {"when": "at"}}),
+            &WeekdaysOnly,
+        )
+        .unwrap();
+        let plain = WeekdaysOnly.add(None, from, 5, DurationUnit::WorkDays);
+        assert_eq!(at.0, plain.at);
+        let after = recompute(
+            &json!({"due": base, "offset": {"when": "after", "amount": 2, "unit": "WorkDays"}}),
+            &WeekdaysOnly,
+        )
+        .unwrap();
+        assert_eq!(
+            after.0,
+            WeekdaysOnly
+                .add(None, plain.at, 2, DurationUnit::WorkDays)
+                .at
+        );
+        // A clock rung names only its clock: not recomputed.
+        assert!(
+            recompute(
+                &json!({"due": {"clock": "statutory"}, "offset": {"when": "at"}}),
+                &WeekdaysOnly
+            )
+            .is_none()
+        );
+        assert!(recompute(&json!({}), &WeekdaysOnly).is_none());
+    }
+}

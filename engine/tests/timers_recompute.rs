@@ -1,0 +1,130 @@
+//! A deadline that reaches into a year the calendar does not cover is provisional; when that
+//! year's data is added it is computed again, the change recorded in history.
+
+mod timers_support;
+
+use serde_json::json;
+use std::sync::Arc;
+use timers_support::*;
+use yimen_engine::Engine;
+use yimen_engine::calendar::Calendars;
+use yimen_engine::clock::ManualClock;
+
+/// The repository's calendars plus a 2027 arrangement (New Year's Day only, for the test).
+fn calendars_with_2027(dir: &std::path::Path) -> Calendars {
+    std::fs::create_dir_all(dir).expect("dir");
+    let mut text =
+        std::fs::read_to_string(root().join("calendars/cn_mainland.yaml")).expect("reads");
+    text.push_str(
+        "  2027:\n    notice: test\n    holidays:\n      - name: 元旦\n        from: 2027-01-01\n        to: 2027-01-01\n    make_up_days: []\n",
+    );
+    std::fs::write(dir.join("cn_mainland.yaml"), text).expect("writes");
+    Calendars::load_dir(dir).expect("the calendar with 2027 loads")
+}
+
+#[tokio::test]
+async fn provisional_deadlines_move_when_next_year_is_added() {
+    let dir = std::env::temp_dir().join(format!("yimen-recompute-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = format!("sqlite:{}", dir.join("y.db").display());
+    let clock = ManualClock::new(t("2026-12-30T10:00:00+08:00"));
+    let engine = Engine::open(&url, Arc::new(clock.clone()), Arc::new(calendars()))
+        .await
+        .expect("opens");
+    let (hook, _got) = receiver(0).await;
+    deploy(&engine, "social_assistance", &with_webhook(hook)).await;
+    let case = start_case(&engine, "SA-2026-1230").await;
+    complete(
+        &engine,
+        &case,
+        "window",
+        "window-1",
+        "complete",
+        json!({"main_category": "minimum_living"}),
+    )
+    .await;
+    complete(
+        &engine,
+        &case,
+        "street_leader",
+        "leader-1",
+        "agree",
+        json!({}),
+    )
+    .await;
+    complete(
+        &engine,
+        &case,
+        "window",
+        "window-1",
+        "forwarded",
+        json!({"department_clear": true}),
+    )
+    .await;
+    clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
+    complete(
+        &engine,
+        &case,
+        "department:civil_affairs",
+        "dept-1",
+        "decided",
+        json!({"decision": "approved"}),
+    )
+    .await;
+
+    // Feedback within 2 working days of 31 December: 2027 has no data, so weekends only
+    // (Friday 1 January counted as a working day): due Monday 4 January, provisional.
+    let view = engine.instance(&case).await.expect("instance");
+    assert!(view.provisional_due);
+    let feedback = view
+        .tasks
+        .iter()
+        .find(|t| t.node == "feedback")
+        .expect("feedback task");
+    assert_eq!(feedback.due_at, Some(t("2027-01-04T17:30:00+08:00")));
+
+    // The administrator adds 2027 (1 January a holiday) and the server starts again.
+    let with_2027 = calendars_with_2027(&dir.join("calendars"));
+    let engine = Engine::open(&url, Arc::new(clock.clone()), Arc::new(with_2027.clone()))
+        .await
+        .expect("opens");
+    let done = engine
+        .recompute_provisional(&with_2027)
+        .await
+        .expect("recomputes");
+    assert!(done.moved >= 1, "{done:?}");
+    let view = engine.instance(&case).await.expect("instance");
+    let feedback = view
+        .tasks
+        .iter()
+        .find(|t| t.node == "feedback")
+        .expect("feedback task");
+    assert_eq!(feedback.due_at, Some(t("2027-01-05T17:30:00+08:00")));
+    assert!(
+        view.timers
+            .iter()
+            .any(|tm| tm.task_id.as_deref() == Some(feedback.id.as_str())
+                && tm.due_at == t("2027-01-05T17:30:00+08:00")),
+        "{:#?}",
+        view.timers
+    );
+    let history = engine.history(&case).await.expect("history");
+    let notes: Vec<_> = history
+        .iter()
+        .filter(|h| h.kind == "deadline_recomputed")
+        .collect();
+    assert!(!notes.is_empty());
+    assert!(
+        notes
+            .iter()
+            .any(|h| h.text.contains("2027-01-05T09:30:00+00:00")),
+        "{notes:#?}"
+    );
+    // Again: nothing moves.
+    let again = engine
+        .recompute_provisional(&with_2027)
+        .await
+        .expect("recomputes");
+    assert_eq!(again.moved, 0, "{again:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
