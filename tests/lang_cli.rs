@@ -153,3 +153,24 @@ fn an_unreadable_file_is_an_error_not_a_crash() {
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot read"), "{stderr}");
 }
+
+#[test]
+fn calendars_are_the_files_of_the_nearest_calendars_folder() {
+    let dir = scratch("calendars");
+    let flow = dir.join("temporary_assistance.flow");
+    let text = std::fs::read_to_string(&flow).expect("flow");
+    std::fs::write(
+        &flow,
+        text.replace("calendar cn_mainland", "calendar wuhai_local"),
+    )
+    .expect("write");
+    let (code, _, stderr) = yimen(&["check", &s(&flow)]);
+    assert_eq!(code, 1, "no calendar `wuhai_local` exists yet: {stderr}");
+    assert!(stderr.contains("wuhai_local"), "{stderr}");
+    let calendars = dir.join("calendars");
+    std::fs::create_dir_all(&calendars).expect("mkdir");
+    std::fs::write(calendars.join("wuhai_local.yaml"), "# a local layer\n").expect("write");
+    let (code, _, stderr) = yimen(&["check", "--calendars", &s(&calendars), &s(&flow)]);
+    assert_eq!(code, 0, "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}

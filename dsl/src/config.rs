@@ -105,6 +105,13 @@ pub fn load(file: &str, source: &str) -> Result<ConfigFile, Diagnostic> {
                 offset = open;
                 label = "this bracket is never closed";
             }
+            // Likewise a tab is noticed while reading the value before the tab's line.
+            if text.contains("tab")
+                && let Some(tab) = source[offset.min(source.len())..].find("\n\t")
+            {
+                offset += tab + 1;
+                label = "a tab: YAML indents with spaces only";
+            }
             let span = Span::new(offset, next_char_end(source, offset));
             return Err(Diagnostic {
                 code: BAD_YAML,
@@ -146,6 +153,8 @@ pub fn load(file: &str, source: &str) -> Result<ConfigFile, Diagnostic> {
 /// diagnostic shows the position itself).
 fn yaml_message(s: &str) -> &str {
     let first = s.lines().next().unwrap_or(s);
+    // The parser's advice names its own options, which a user cannot set.
+    let first = first.split(", set ").next().unwrap_or(first);
     let rest = first.strip_prefix("error: ").unwrap_or(first);
     if rest.starts_with("line ")
         && let Some(i) = rest.find(": ")

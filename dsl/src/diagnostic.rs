@@ -68,6 +68,7 @@ impl Diagnostic {
         self
     }
 
+    /// True for errors (which fail a check), false for warnings.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

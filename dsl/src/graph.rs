@@ -435,6 +435,7 @@ fn mermaid_text(text: &str) -> String {
             '<' => out.push_str("#lt;"),
             '>' => out.push_str("#gt;"),
             '#' => out.push_str("#35;"),
+            '|' => out.push_str("#124;"),
             '\n' => out.push_str("<br/>"),
             '\r' => {}
             c => out.push(c),
@@ -447,12 +448,12 @@ fn mermaid_text(text: &str) -> String {
 /// class (colour) per role.
 pub fn mermaid(process: &Process) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "---\ntitle: \"{} (v{})\"\n---",
-        mermaid_text(&process.title),
-        process.version
-    );
+    // The title sits in YAML front matter: YAML escapes, not Mermaid's entities.
+    let title = format!("{} (v{})", process.title, process.version)
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace(['\n', '\r'], " ");
+    let _ = writeln!(out, "---\ntitle: \"{title}\"\n---");
     out.push_str("flowchart TD\n");
     let index = |id: &str| process.nodes.iter().position(|n| n.id.name == id);
     for (i, node) in process.nodes.iter().enumerate() {
@@ -511,7 +512,12 @@ pub fn mermaid(process: &Process) -> String {
         }
         let (fill, border) = PALETTE[r % PALETTE.len()];
         let label = role.label.as_deref().unwrap_or(&role.name.name);
-        let _ = writeln!(out, "  %% role{r}: {} {label}", role.name.name);
+        let _ = writeln!(
+            out,
+            "  %% role{r}: {} {}",
+            role.name.name,
+            label.replace(['\n', '\r'], " ")
+        );
         let _ = writeln!(
             out,
             "  classDef role{r} fill:{fill},stroke:{border},color:#222"

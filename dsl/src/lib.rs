@@ -34,8 +34,10 @@ pub const BAD_IMPORT: &str = "YM0005";
 pub const BAD_TEMPLATE: &str = "YM0006";
 /// Code of a template that uses a name the process does not declare (warning).
 pub const TEMPLATE_NAME: &str = "YM0007";
-/// Names a template may use besides the process variables (the engine provides them).
-pub const TEMPLATE_GLOBALS: &[&str] = &["today"];
+/// Names a template may use besides the process variables and node ids (whose results the
+/// engine provides): today's date, the current time, the configuration, the process title and
+/// all variables as one map.
+pub const TEMPLATE_GLOBALS: &[&str] = &["today", "now", "config", "process", "vars"];
 
 /// The result of [`compile`].
 #[derive(Debug, Clone)]
@@ -65,6 +67,16 @@ impl Compiled {
 /// relative to the process file (its YAML configuration, its templates and `<key>.flow` for
 /// each `import key`), or `None` when there is no such file.
 pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) -> Compiled {
+    compile_with(file, source, load, &check::Options::default())
+}
+
+/// [`compile`] with explicit checker [`check::Options`] (e.g. the calendars that exist).
+pub fn compile_with(
+    file: &str,
+    source: &str,
+    load: &dyn Fn(&str) -> Option<String>,
+    options: &check::Options,
+) -> Compiled {
     let mut out = Compiled {
         process: None,
         config: None,
@@ -167,7 +179,7 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
 
     // The checker leaves `file` empty for diagnostics about the process file itself.
     out.diagnostics.extend(
-        check::check(&process, out.config.as_ref(), &out.imports)
+        check::check_with(&process, out.config.as_ref(), &out.imports, options)
             .into_iter()
             // "not found" would mislead for an import that exists but has errors.
             .filter(|d| {
@@ -190,8 +202,8 @@ pub fn compile(file: &str, source: &str, load: &dyn Fn(&str) -> Option<String>) 
 }
 
 /// Compiles a document template with minijinja: a syntax error is an error at its line in the
-/// template; a name that is neither a process variable nor a [`TEMPLATE_GLOBALS`] entry is a
-/// warning at the `document` line (it would render empty).
+/// template; a name that is neither a process variable, a node id nor a [`TEMPLATE_GLOBALS`]
+/// entry is a warning at the `document` line (it would render empty).
 fn check_template(
     file: &str,
     doc: &model::DocumentDecl,
@@ -230,6 +242,7 @@ fn check_template(
         .filter(|name| {
             !TEMPLATE_GLOBALS.contains(&name.as_str())
                 && !process.vars.iter().any(|v| &v.name.name == name)
+                && !process.nodes.iter().any(|n| &n.id.name == name)
         })
         .collect();
     unknown.sort();

@@ -125,6 +125,9 @@ fn syntax_error(file: &str, source: &str, e: pest::error::Error<Rule>) -> Diagno
         pest::error::InputLocation::Span((s, _)) => s,
     };
     let pos = pos.min(source.len());
+    if let Some(d) = unclosed_text(file, source, pos) {
+        return d;
+    }
     let (found, width) = describe_found(source, pos);
     let span = Span::new(pos, pos + width);
     match &e.variant {
@@ -142,7 +145,7 @@ fn syntax_error(file: &str, source: &str, e: pest::error::Error<Rule>) -> Diagno
             } else {
                 format!("expected {expected}, found {found}")
             };
-            let help = help_for(positives);
+            let help = help_for(positives, &found);
             Diagnostic {
                 code: SYNTAX,
                 severity: Severity::Error,
@@ -223,10 +226,10 @@ fn describe_found(source: &str, pos: usize) -> (String, usize) {
     let Some(first) = rest.chars().next() else {
         return ("the end of the file".to_string(), 0);
     };
-    if first.is_ascii_alphanumeric() || first == '_' {
+    if first.is_alphanumeric() || first == '_' {
         let word: String = rest
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
         let width = word.len();
         return (format!("`{word}`"), width);
@@ -248,8 +251,64 @@ fn join_or(items: &[String]) -> String {
     }
 }
 
-fn help_for(positives: &[Rule]) -> Option<String> {
+/// A text that starts at `pos` and is not closed on its line: say so, rather than what the
+/// grammar expected instead of a text.
+fn unclosed_text(file: &str, source: &str, pos: usize) -> Option<Diagnostic> {
+    let rest = source.get(pos..)?.strip_prefix('"')?;
+    let line = rest.split('\n').next().unwrap_or(rest);
+    let mut escaped = false;
+    for c in line.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return None,
+            _ => {}
+        }
+    }
+    Some(error(
+        file,
+        Span::new(pos, pos + 1),
+        "this text is not closed before the end of the line",
+        "the text starts here",
+        Some("add the closing `\"`; a text stays on one line (write `\\n` for a line break)"),
+    ))
+}
+
+/// Words that start a declaration or node: found inside a block, the block was not closed.
+const ITEM_WORDS: &[&str] = &[
+    "`import`",
+    "`calendar`",
+    "`config`",
+    "`enum`",
+    "`var`",
+    "`role`",
+    "`channel`",
+    "`document`",
+    "`clock`",
+    "`start`",
+    "`end`",
+    "`task`",
+    "`step`",
+    "`choice`",
+    "`parallel`",
+    "`join`",
+    "`wait`",
+    "`call`",
+];
+
+fn help_for(positives: &[Rule], found: &str) -> Option<String> {
     let h = |s: &str| Some(s.to_string());
+    let in_block = [
+        Rule::task_entry,
+        Rule::action,
+        Rule::escalation,
+        Rule::wait_entry,
+    ]
+    .iter()
+    .any(|r| positives.contains(r));
+    if in_block && ITEM_WORDS.contains(&found) && !positives.contains(&Rule::item) {
+        return h("the block above is not closed: add its `}` before this line");
+    }
     if positives.contains(&Rule::item) {
         return h(
             "a process file is a `process` header followed by declarations (`var`, `role`, `enum`, ...) and nodes (`start`, `task`, `step`, `choice`, `end`, ...); see docs/language.md",

@@ -624,12 +624,12 @@ fn syntax_errors_say_where_and_what_was_expected() {
             18,
             "`-> next_node`",
         ),
-        ("var 名字: text\n", 2, 5, "expected a name"),
+        ("var 名字: text\n", 2, 5, "expected a name, found `名字`"),
         (
             "var x: text = \"unclosed\n",
             2,
             15,
-            "found a text in quotes",
+            "this text is not closed",
         ),
         (
             "enum e { a \"A\" b \"B\"\n",
@@ -804,4 +804,54 @@ fn an_import_must_name_the_process_in_its_file() {
         !codes.contains(&"YM0112"),
         "a broken import is not also `not found`: {codes:?}"
     );
+}
+
+#[test]
+fn compact_one_line_forms_parse_like_the_long_forms() {
+    let compact = format!(
+        "{HEADER}role w\nrole s\nvar n: list<text>\nvar clear: boolean\nstart a -> t\n\
+         task t {{ queue w deadline 1 workdays {{ before 2 workhours: notify holder \"x\" \
+         at due level 1: notify role s \"y\"; notify applicant \"z\"; task chase \"c\" queue w }} \
+         fields {{ required clear; optional n }} outcome ok -> route }}\n\
+         choice route {{ when len(n) > 1 -> fork  when clear -> e  else -> e }}\n\
+         parallel fork {{ -> l  -> r }}\ntask l {{ queue w outcome ok -> both }}\n\
+         task r {{ queue w outcome ok -> both }}\njoin both -> e\nend e\n"
+    );
+    let long = fmt::format_source("x.flow", &compact).expect("compact form parses");
+    assert!(
+        long.contains("  at due level 1 {\n      notify role s \"y\"\n"),
+        "{long}"
+    );
+    assert_eq!(
+        shape(&model_of(&compact).expect("parses")),
+        shape(&model_of(&long).expect("parses"))
+    );
+}
+
+#[test]
+fn syntax_error_reports() {
+    insta::glob!("lang/syntax/*.flow", |path| {
+        let source = read(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let d = parse(&name, &source).expect_err("every file in syntax/ has a syntax error");
+        assert_eq!(d.code, "YM0001");
+        insta::assert_snapshot!(diagnostic::render(&d, &source));
+    });
+}
+
+#[test]
+fn yaml_error_reports() {
+    insta::glob!("lang/yaml/*.yaml", |path| {
+        let source = read(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let d = yimen_dsl::config::load(&name, &source).expect_err("every file in yaml/ is broken");
+        assert_eq!(d.code, "YM0003");
+        insta::assert_snapshot!(diagnostic::render(&d, &source));
+    });
 }

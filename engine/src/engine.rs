@@ -547,6 +547,20 @@ impl Engine {
         Ok(l)
     }
 
+    /// The cached deployment, read from the pool on a miss.
+    async fn loaded_by_key(&self, key: &str, version: i64) -> Result<Arc<Loaded>> {
+        {
+            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(l) = cache.get(&(key.to_string(), version)) {
+                return Ok(l.clone());
+            }
+        }
+        let row = on_pool!(&self.inner.pool, deployment(key, Some(version)))?.ok_or_else(|| {
+            EngineError::Internal(format!("deployment {key} v{version} is missing"))
+        })?;
+        self.loaded(&row)
+    }
+
     pub(crate) async fn loaded_version(
         &self,
         tx: &mut Tx,
@@ -570,6 +584,23 @@ impl Engine {
     /// Starts an instance of the latest version of `process`. A repeated business key returns
     /// the existing instance (`existing: true`).
     pub async fn start(&self, req: StartRequest) -> Result<InstanceView> {
+        let now = self.now();
+        let (dep, vars) = self.prepare_start(&req, now).await?;
+        let (id, existing) = transaction!(self, |tx, fx| {
+            self.start_in(&mut tx, &mut fx, &req, &dep, &vars, now)
+                .await?
+        })?;
+        let mut view = self.instance(&id).await?;
+        view.existing = existing;
+        Ok(view)
+    }
+
+    /// Finds the latest deployment and checks the start variables (no transaction needed).
+    async fn prepare_start(
+        &self,
+        req: &StartRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(DeploymentRow, Map<String, Json>)> {
         let dep = on_pool!(&self.inner.pool, deployment(&req.process, None))?
             .ok_or_else(|| EngineError::not_found(format!("process {}", req.process)))?;
         let loaded = self.loaded(&dep)?;
@@ -581,42 +612,45 @@ impl Engine {
                 "is empty; leave it out or give a value",
             ));
         }
-        let now = self.now();
         let vars = runtime::start_vars(&loaded.model, &loaded.data, &req.vars, now)?;
-        let (id, existing) = transaction!(self, |tx, fx| {
-            let found = match &req.business_key {
-                Some(bk) => on_tx!(&mut tx, instance_by_business_key(&dep.key, bk))?,
-                None => None,
-            };
-            if let Some(found) = found {
-                (found.id, true)
-            } else {
-                let id = new_id();
-                let row = new_instance_row(
-                    &id,
-                    &dep.key,
-                    dep.version,
-                    req.business_key.clone(),
-                    &vars,
-                    None,
-                    now,
-                )?;
-                on_tx!(&mut tx, insert_instance(&row))?;
-                self.run_event(
-                    &mut tx,
-                    &mut fx,
-                    &id,
-                    Event::Start {
-                        actor: req.actor.clone(),
-                    },
-                )
-                .await?;
-                (id, false)
-            }
-        })?;
-        let mut view = self.instance(&id).await?;
-        view.existing = existing;
-        Ok(view)
+        Ok((dep, vars))
+    }
+
+    async fn start_in(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        req: &StartRequest,
+        dep: &DeploymentRow,
+        vars: &Map<String, Json>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, bool)> {
+        if let Some(bk) = &req.business_key
+            && let Some(found) = on_tx!(tx, instance_by_business_key(&dep.key, bk))?
+        {
+            return Ok((found.id, true));
+        }
+        let id = new_id();
+        let row = new_instance_row(
+            &id,
+            &dep.key,
+            dep.version,
+            req.business_key.clone(),
+            vars,
+            None,
+            now,
+        )?;
+        on_tx!(tx, insert_instance(&row))?;
+        self.run_event(
+            tx,
+            fx,
+            &id,
+            Event::Start {
+                actor: req.actor.clone(),
+            },
+        )
+        .await?;
+        Ok((id, false))
     }
 
     /// Applies `event` to `id` and follows on to linked instances (children started, parents
@@ -653,38 +687,47 @@ impl Engine {
             };
             first = false;
             let was_terminal = data.status.is_terminal();
-            for child in &cs.children {
-                let dep = on_tx!(tx, deployment_tx(&child.process, None))?.ok_or_else(|| {
-                    EngineError::conflict(format!(
-                        "linked process `{}` is not deployed; deploy it first",
+            let mut cs = cs;
+            for child in std::mem::take(&mut cs.children) {
+                let started = match on_tx!(tx, deployment_tx(&child.process, None))? {
+                    None => Err(format!(
+                        "linked process `{}` is not deployed; deploy it, then resolve the incident",
                         child.process
-                    ))
-                })?;
-                let cl = self.loaded(&dep)?;
-                let vars =
-                    runtime::start_vars(&cl.model, &cl.data, &child.vars, now).map_err(|e| {
-                        EngineError::conflict(format!(
-                            "linked process `{}` cannot start: {e}",
-                            child.process
-                        ))
-                    })?;
-                let mut crow = new_instance_row(
-                    &child.id,
-                    &dep.key,
-                    dep.version,
-                    None,
-                    &vars,
-                    Some((&row.id, &child.node)),
-                    now,
-                )?;
-                crow.parent_node = Some(child.node.clone());
-                on_tx!(tx, insert_instance(&crow))?;
-                queue.push_back((
-                    child.id.clone(),
-                    Event::Start {
-                        actor: "engine".into(),
-                    },
-                ));
+                    )),
+                    Some(dep) => {
+                        let cl = self.loaded(&dep)?;
+                        match runtime::start_vars(&cl.model, &cl.data, &child.vars, now) {
+                            Err(e) => Err(format!(
+                                "linked process `{}` cannot start: {e}",
+                                child.process
+                            )),
+                            Ok(vars) => {
+                                let crow = new_instance_row(
+                                    &child.id,
+                                    &dep.key,
+                                    dep.version,
+                                    None,
+                                    &vars,
+                                    Some((&row.id, &child.node)),
+                                    now,
+                                )?;
+                                on_tx!(tx, insert_instance(&crow))?;
+                                Ok(())
+                            }
+                        }
+                    }
+                };
+                match started {
+                    Ok(()) => queue.push_back((
+                        child.id.clone(),
+                        Event::Start {
+                            actor: "engine".into(),
+                        },
+                    )),
+                    // Not the caller's fault (a worker completing a task): the parent gets an
+                    // incident at the linking node, which an operator resolves.
+                    Err(message) => runtime::child_failed(&mut cs, &child, message),
+                }
             }
             let status = cs.status;
             let result = cs.result.clone();
@@ -828,6 +871,7 @@ impl Engine {
         entries: Vec<(String, Option<String>, String, String, String)>,
         now: i64,
     ) -> Result<()> {
+        let mut rows = Vec::with_capacity(entries.len());
         for (actor, node, kind, text, data) in entries {
             let mut h = HistoryRow {
                 instance_id: row.id.clone(),
@@ -842,9 +886,12 @@ impl Engine {
                 hash: String::new(),
             };
             h.hash = ledger::entry_hash(&h);
-            on_tx!(tx, insert_history(&h))?;
             row.history_count = h.seq;
-            row.history_head = h.hash;
+            row.history_head = h.hash.clone();
+            rows.push(h);
+        }
+        if !rows.is_empty() {
+            on_tx!(tx, insert_history_many(&rows))?;
         }
         Ok(())
     }
@@ -889,11 +936,7 @@ impl Engine {
         let pool = &self.inner.pool;
         let row = on_pool!(pool, instance(id))?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        let dep =
-            on_pool!(pool, deployment(&row.process_key, Some(row.version)))?.ok_or_else(|| {
-                EngineError::Internal(format!("deployment of instance {id} is missing"))
-            })?;
-        let loaded = self.loaded(&dep)?;
+        let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
         let state: RunState = serde_json::from_str(&row.state)?;
         let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
         let masked = vars
@@ -912,16 +955,7 @@ impl Engine {
             })
             .collect();
         let mut tasks = Vec::new();
-        for state in ["open", "claimed", "failed"] {
-            let q = TaskQuery {
-                instance: Some(id.to_string()),
-                state: Some(state.into()),
-                limit: 1000,
-                ..Default::default()
-            };
-            tasks.extend(on_pool!(pool, tasks(&q))?.into_iter().map(task_view));
-        }
-        tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        tasks.extend(on_pool!(pool, active_tasks(id))?.into_iter().map(task_view));
         let timers = on_pool!(pool, instance_timers(id))?
             .into_iter()
             .map(|t| TimerView {
@@ -1107,42 +1141,74 @@ impl Engine {
             expires_at: ms(now + req.lease),
             max: i64::from(req.max),
         };
-        let rows = transaction!(self, |tx, _fx| {
+        let (rows, instances) = transaction!(self, |tx, _fx| {
             let rows = on_tx!(&mut tx, claim_tasks(&q))?;
-            let mut by_instance: Vec<&TaskRow> = rows.iter().collect();
-            by_instance.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-            for t in by_instance {
-                self.note(
-                    &mut tx,
-                    &t.instance_id,
-                    &req.worker,
-                    &t.node,
-                    "task_claimed",
-                    format!(
-                        "{} claimed by {} (token {})",
-                        t.node, req.worker, t.lock_token
-                    ),
-                    json!({ "task": t.id, "lock_token": t.lock_token }),
-                )
-                .await?;
+            if rows.is_empty() {
+                (rows, Vec::new())
+            } else {
+                // One statement each to lock the instances, write the claims to their history
+                // chains (statement count is what a claim costs on SQLite).
+                let mut ids: Vec<String> = rows.iter().map(|t| t.instance_id.clone()).collect();
+                ids.sort();
+                ids.dedup();
+                let mut instances = on_tx!(&mut tx, lock_instances(&json_list(&ids)))?;
+                let at = ms(self.now());
+                let mut entries = Vec::new();
+                for inst in &mut instances {
+                    for t in rows.iter().filter(|t| t.instance_id == inst.id) {
+                        let mut h = HistoryRow {
+                            instance_id: inst.id.clone(),
+                            seq: inst.history_count + 1,
+                            at,
+                            actor: req.worker.clone(),
+                            node: Some(t.node.clone()),
+                            kind: "task_claimed".into(),
+                            text: format!(
+                                "{} claimed by {} (token {})",
+                                t.node, req.worker, t.lock_token
+                            ),
+                            data: json!({ "task": t.id, "lock_token": t.lock_token }).to_string(),
+                            prev_hash: inst.history_head.clone(),
+                            hash: String::new(),
+                        };
+                        h.hash = ledger::entry_hash(&h);
+                        inst.history_count = h.seq;
+                        inst.history_head = h.hash.clone();
+                        entries.push(h);
+                    }
+                }
+                on_tx!(&mut tx, insert_history_many(&entries))?;
+                for inst in &instances {
+                    on_tx!(
+                        &mut tx,
+                        set_history_head(&inst.id, inst.history_count, &inst.history_head)
+                    )?;
+                }
+                (rows, instances)
             }
-            rows
         })?;
         let mut out = Vec::new();
         for t in rows {
-            out.push(self.claimed(t).await?);
+            let inst = instances
+                .iter()
+                .find(|i| i.id == t.instance_id)
+                .ok_or_else(|| {
+                    EngineError::Internal(format!("instance {} is missing", t.instance_id))
+                })?;
+            out.push(self.claimed_with(t, inst).await?);
         }
         Ok(out)
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
-        let pool = &self.inner.pool;
-        let inst = on_pool!(pool, instance(&t.instance_id))?.ok_or_else(|| {
+        let inst = on_pool!(&self.inner.pool, instance(&t.instance_id))?.ok_or_else(|| {
             EngineError::Internal(format!("instance {} is missing", t.instance_id))
         })?;
-        let dep = on_pool!(pool, deployment(&inst.process_key, Some(inst.version)))?
-            .ok_or_else(|| EngineError::Internal("deployment missing".into()))?;
-        let loaded = self.loaded(&dep)?;
+        self.claimed_with(t, &inst).await
+    }
+
+    async fn claimed_with(&self, t: TaskRow, inst: &InstanceRow) -> Result<ClaimedTask> {
+        let loaded = self.loaded_by_key(&inst.process_key, inst.version).await?;
         let (outcomes, fields) = match loaded
             .model
             .nodes
@@ -1230,45 +1296,116 @@ impl Engine {
     /// changes nothing; 409 says why the token is not good.
     pub async fn complete(&self, req: CompleteRequest) -> Result<InstanceView> {
         let instance_id = transaction!(self, |tx, fx| {
-            let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
-                .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
-            Engine::check_lock(&task, req.lock_token)?;
-            let tref = TaskRef {
-                id: task.id.clone(),
-                node: task.node.clone(),
-                item: task
-                    .item
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok()),
-                assignee: task.assignee.clone(),
-                locked_by: task.locked_by.clone(),
-            };
-            self.run_event(
-                &mut tx,
-                &mut fx,
-                &task.instance_id,
-                Event::TaskCompleted {
-                    task: tref,
-                    outcome: req.outcome.clone(),
-                    vars: req.vars.clone(),
-                    actor: req.actor.clone(),
-                },
-            )
-            .await?;
-            let outcome = match &req.outcome {
-                Some(o) => Some(o.clone()),
-                None => self.only_outcome(&mut tx, &task).await?,
-            };
-            task.state = "completed".into();
-            task.outcome = outcome;
-            task.completed_by = Some(req.actor.clone());
-            task.completed_at = Some(ms(self.now()));
-            task.lock_expires_at = None;
-            on_tx!(&mut tx, update_task(&task))?;
-            on_tx!(&mut tx, cancel_task_timers(&task.id))?;
-            task.instance_id
+            self.complete_in(&mut tx, &mut fx, &req).await?
         })?;
         self.instance(&instance_id).await
+    }
+
+    /// Completes many tasks in ONE transaction (group commit): each completion is its own
+    /// savepoint, so one refused completion (409, 422, 404) changes nothing of its own and
+    /// does not affect the others. Returns, per request in order, the instance id or why not.
+    pub async fn complete_many(&self, reqs: &[CompleteRequest]) -> Result<Vec<Result<String>>> {
+        transaction!(self, |tx, fx| {
+            let mut out = Vec::with_capacity(reqs.len());
+            for req in reqs {
+                on_tx!(&mut tx, savepoint())?;
+                match self.complete_in(&mut tx, &mut fx, req).await {
+                    Ok(id) => {
+                        on_tx!(&mut tx, release_savepoint())?;
+                        out.push(Ok(id));
+                    }
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        on_tx!(&mut tx, rollback_savepoint())?;
+                        out.push(Err(e));
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// Starts many instances in ONE transaction, each in its own savepoint (see
+    /// [`Engine::complete_many`]). Returns, per request, `(instance id, existing)` or why not.
+    pub async fn start_many(&self, reqs: &[StartRequest]) -> Result<Vec<Result<(String, bool)>>> {
+        let now = self.now();
+        let mut prepared = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            prepared.push(self.prepare_start(req, now).await);
+        }
+        transaction!(self, |tx, fx| {
+            let mut out = Vec::with_capacity(reqs.len());
+            for (req, prep) in reqs.iter().zip(&prepared) {
+                let (dep, vars) = match prep {
+                    Ok(p) => p,
+                    Err(e) => {
+                        out.push(Err(e.clone_for_batch()));
+                        continue;
+                    }
+                };
+                on_tx!(&mut tx, savepoint())?;
+                match self.start_in(&mut tx, &mut fx, req, dep, vars, now).await {
+                    Ok(r) => {
+                        on_tx!(&mut tx, release_savepoint())?;
+                        out.push(Ok(r));
+                    }
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        on_tx!(&mut tx, rollback_savepoint())?;
+                        out.push(Err(e));
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    async fn complete_in(
+        &self,
+        tx: &mut Tx,
+        fx: &mut Effects,
+        req: &CompleteRequest,
+    ) -> Result<String> {
+        let mut task = on_tx!(tx, lock_task(&req.task_id))?
+            .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
+        Engine::check_lock(&task, req.lock_token)?;
+        let tref = TaskRef {
+            id: task.id.clone(),
+            node: task.node.clone(),
+            item: task
+                .item
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            assignee: task.assignee.clone(),
+            locked_by: task.locked_by.clone(),
+        };
+        self.run_event(
+            tx,
+            fx,
+            &task.instance_id,
+            Event::TaskCompleted {
+                task: tref,
+                outcome: req.outcome.clone(),
+                vars: req.vars.clone(),
+                actor: req.actor.clone(),
+            },
+        )
+        .await?;
+        let outcome = match &req.outcome {
+            Some(o) => Some(o.clone()),
+            None => self.only_outcome(tx, &task).await?,
+        };
+        task.state = "completed".into();
+        task.outcome = outcome;
+        task.completed_by = Some(req.actor.clone());
+        task.completed_at = Some(ms(self.now()));
+        task.lock_expires_at = None;
+        on_tx!(tx, update_task(&task))?;
+        // Only a task with a deadline has timers of its own.
+        if task.due_at.is_some() {
+            on_tx!(tx, cancel_task_timers(&task.id))?;
+        }
+        Ok(task.instance_id)
     }
 
     async fn only_outcome(&self, tx: &mut Tx, task: &TaskRow) -> Result<Option<String>> {

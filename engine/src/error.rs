@@ -75,6 +75,24 @@ impl EngineError {
         }
     }
 
+    /// A copy for answering each request of a batch (storage errors keep their text).
+    pub(crate) fn clone_for_batch(&self) -> EngineError {
+        match self {
+            EngineError::NotFound { what } => EngineError::NotFound { what: what.clone() },
+            EngineError::Conflict { why } => EngineError::Conflict { why: why.clone() },
+            EngineError::Invalid { problems } => EngineError::Invalid {
+                problems: problems.clone(),
+            },
+            EngineError::Diagnostics(d) => EngineError::Diagnostics(d.clone()),
+            EngineError::SchemaTooNew { found, known } => EngineError::SchemaTooNew {
+                found: *found,
+                known: *known,
+            },
+            EngineError::Storage(s) => EngineError::Storage(s.clone()),
+            EngineError::Internal(s) => EngineError::Internal(s.clone()),
+        }
+    }
+
     /// Retry-able database contention (deadlock, serialization failure, SQLite busy, a lost
     /// race on a unique key).
     pub(crate) fn is_retryable(&self) -> bool {

@@ -57,6 +57,8 @@ contract!(
     failure_retry_and_incident,
     step_budget_parks_a_loop_as_incident,
     newer_schema_is_refused,
+    missing_linked_process_is_an_incident_until_resolved,
+    batches_commit_together_and_refuse_one_by_one,
 );
 
 fn review_process() -> Process {
@@ -336,11 +338,19 @@ async fn message_wait_and_timeout(h: &Harness) {
         .await
         .unwrap_err();
     assert!(matches!(missing, EngineError::Invalid { .. }));
-    let got = h
-        .engine
-        .message(&a.id, "supplement", map(json!({"docs": "户口本"})), "api")
-        .await
-        .unwrap();
+    // The same message sent to two servers at once is consumed once.
+    let second = h.reopen().await.unwrap();
+    let payload = map(json!({"docs": "户口本"}));
+    let (x, y) = tokio::join!(
+        h.engine
+            .message(&a.id, "supplement", payload.clone(), "api"),
+        second.message(&a.id, "supplement", payload.clone(), "api"),
+    );
+    assert!(
+        x.is_ok() != y.is_ok(),
+        "exactly one delivery wins: {x:?} / {y:?}"
+    );
+    let got = x.or(y).unwrap();
     assert_eq!(got.result.as_deref(), Some("received"));
     assert!(
         got.timers.is_empty(),
@@ -552,9 +562,15 @@ async fn concurrent_claims_are_exclusive(h: &Harness) {
     for _ in 0..24 {
         h.start("review", json!({"size": 1})).await;
     }
+    // Two engines on one database: two servers.
+    let second = h.reopen().await.unwrap();
     let mut handles = Vec::new();
     for w in 0..8 {
-        let engine = h.engine.clone();
+        let engine = if w % 2 == 0 {
+            h.engine.clone()
+        } else {
+            second.clone()
+        };
         handles.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
@@ -1076,4 +1092,130 @@ async fn newer_schema_is_refused(h: &Harness) {
         "{err:?}"
     );
     assert!(err.to_string().contains("upgrade yimen"));
+}
+
+async fn missing_linked_process_is_an_incident_until_resolved(h: &Harness) {
+    let parent = process(
+        "parent",
+        vec![],
+        &["window"],
+        vec![
+            start("first"),
+            task("first", "window", vec![outcome("done", "link")], &[]),
+            node(
+                "link",
+                NodeKind::StartProcess {
+                    process: id("helper"),
+                    inputs: vec![],
+                    wait: true,
+                    next: id("fin"),
+                },
+            ),
+            end("fin", "done"),
+        ],
+    );
+    h.deploy(parent).await;
+    let inst = h.start("parent", json!({})).await;
+    // The worker's completion succeeds; the missing process is the operator's problem.
+    let view = h.work("window", "done", json!({})).await;
+    assert_eq!(view.status, Status::Incident);
+    assert!(
+        view.incident
+            .as_deref()
+            .unwrap()
+            .contains("`helper` is not deployed"),
+        "{:?}",
+        view.incident
+    );
+    let still = h
+        .engine
+        .resolve_incident(&inst.id, "operator")
+        .await
+        .unwrap();
+    assert_eq!(still.status, Status::Incident, "still missing");
+    h.deploy(process(
+        "helper",
+        vec![],
+        &[],
+        vec![start("fin"), end("fin", "helped")],
+    ))
+    .await;
+    let resolved = h
+        .engine
+        .resolve_incident(&inst.id, "operator")
+        .await
+        .unwrap();
+    assert_eq!(
+        (resolved.status, resolved.result.as_deref()),
+        (Status::Completed, Some("done"))
+    );
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
+}
+
+async fn batches_commit_together_and_refuse_one_by_one(h: &Harness) {
+    h.deploy(review_process()).await;
+    let req = |bk: &str, size: serde_json::Value| StartRequest {
+        process: "review".into(),
+        business_key: Some(bk.into()),
+        vars: map(json!({ "size": size })),
+        actor: "batch".into(),
+    };
+    let started = h
+        .engine
+        .start_many(&[
+            req("b1", json!(1)),
+            req("b2", json!("two")),
+            req("b3", json!(3)),
+            req("b1", json!(1)),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(started[1], Err(EngineError::Invalid { .. })));
+    let (b1, b3, again) = (
+        started[0].as_ref().unwrap(),
+        started[2].as_ref().unwrap(),
+        started[3].as_ref().unwrap(),
+    );
+    assert!(!b1.1 && !b3.1);
+    assert_eq!(
+        (again.0.as_str(), again.1),
+        (b1.0.as_str(), true),
+        "same business key in one batch"
+    );
+
+    let tasks = h.claim("window", 10).await;
+    assert_eq!(tasks.len(), 2);
+    let complete =
+        |t: &yimen_engine::ClaimedTask, token: i64, amount: serde_json::Value| CompleteRequest {
+            task_id: t.task.id.clone(),
+            lock_token: token,
+            outcome: Some("approve".into()),
+            vars: map(json!({ "amount": amount })),
+            actor: "w1".into(),
+        };
+    let results = h
+        .engine
+        .complete_many(&[
+            complete(&tasks[0], tasks[0].lock_token, json!("oops")),
+            complete(&tasks[1], tasks[1].lock_token + 7, json!(1)),
+            complete(&tasks[1], tasks[1].lock_token, json!(2)),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(results[0], Err(EngineError::Invalid { .. })));
+    assert!(matches!(results[1], Err(EngineError::Conflict { .. })));
+    assert_eq!(results[2].as_ref().unwrap(), &tasks[1].task.instance_id);
+    let refused = h.engine.instance(&tasks[0].task.instance_id).await.unwrap();
+    assert_eq!(
+        refused.status,
+        Status::Running,
+        "the refused completion changed nothing"
+    );
+    assert_eq!(
+        h.engine.task(&tasks[0].task.id).await.unwrap().state,
+        TaskState::Claimed
+    );
+    let done = h.engine.instance(&tasks[1].task.instance_id).await.unwrap();
+    assert_eq!(done.status, Status::Completed);
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
 }

@@ -13,6 +13,42 @@ pub struct Args {
     /// Fail (exit 1) on warnings too.
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Folder of working-day calendars (`<name>.yaml`); default: the nearest `calendars/`
+    /// above the process file or the current folder, else the built-in names.
+    #[arg(long)]
+    pub calendars: Option<PathBuf>,
+}
+
+/// Calendar names (file stems of `*.yaml`) in `dir`, if it holds any.
+fn calendar_names(dir: &Path) -> Option<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+        .collect();
+    names.sort();
+    (!names.is_empty()).then_some(names)
+}
+
+/// The checker options for a process file: calendars from `--calendars`, else from the
+/// nearest `calendars/` folder above the file or the current folder.
+pub fn options_for(path: &Path, calendars: Option<&Path>) -> yimen_dsl::check::Options {
+    let found = match calendars {
+        Some(dir) => calendar_names(dir),
+        None => {
+            let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            start
+                .ancestors()
+                .skip(1)
+                .chain(std::env::current_dir().ok().as_deref())
+                .find_map(|d| calendar_names(&d.join("calendars")))
+        }
+    };
+    match found {
+        Some(calendars) => yimen_dsl::check::Options { calendars },
+        None => yimen_dsl::check::Options::default(),
+    }
 }
 
 /// Reads a file named by a process relative to the process file's folder.
@@ -22,12 +58,15 @@ pub fn loader(dir: &Path) -> impl Fn(&str) -> Option<String> + '_ {
 
 /// Compiles one process file from disk. Diagnostics about neighbouring files (its YAML
 /// configuration) name them by their path, so that they can be opened and rendered.
-pub fn compile_path(path: &Path) -> anyhow::Result<(String, yimen_dsl::Compiled)> {
+pub fn compile_path(
+    path: &Path,
+    options: &yimen_dsl::check::Options,
+) -> anyhow::Result<(String, yimen_dsl::Compiled)> {
     let source = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", path.display()))?;
     let file = path.display().to_string();
     let dir = path.parent().unwrap_or(Path::new(""));
-    let mut compiled = yimen_dsl::compile(&file, &source, &loader(dir));
+    let mut compiled = yimen_dsl::compile_with(&file, &source, &loader(dir), options);
     for d in &mut compiled.diagnostics {
         if d.file != file && !d.file.is_empty() {
             d.file = dir.join(&d.file).display().to_string();
@@ -41,7 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut warnings = 0usize;
     let mut failed_files = 0usize;
     for path in &args.files {
-        let (source, compiled) = match compile_path(path) {
+        let options = options_for(path, args.calendars.as_deref());
+        let (source, compiled) = match compile_path(path, &options) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("error: {e:#}");

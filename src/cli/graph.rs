@@ -1,7 +1,7 @@
 //! `yimen graph FILE --format dot|mermaid`: the flowchart of a checked process.
 
 use anyhow::Context as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use yimen_dsl::diagnostic::render_all;
 use yimen_dsl::graph::{Format, render};
@@ -24,25 +24,22 @@ pub struct Args {
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Folder of working-day calendars; default: the nearest `calendars/` (as `yimen check`).
+    #[arg(long)]
+    pub calendars: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let source = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let dir = args
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    // Same loading and calendars as `yimen check`, so what checks also draws.
+    let options = super::check::options_for(&args.file, args.calendars.as_deref());
+    let (source, compiled) = super::check::compile_path(&args.file, &options)?;
     let name = args.file.display().to_string();
-    let load = |rel: &str| std::fs::read_to_string(dir.join(rel)).ok();
-    let compiled = yimen_dsl::compile(&name, &source, &load);
     let Some(process) = compiled.process else {
         let text = render_all(&compiled.diagnostics, &|file| {
             if file == name {
                 Some(source.clone())
             } else {
-                load(file)
+                std::fs::read_to_string(file).ok()
             }
         });
         eprint!("{text}");

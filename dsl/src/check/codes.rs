@@ -46,6 +46,10 @@ pub const NO_OUTCOME: &str = "YM0119";
 pub const EDGE_TO_START: &str = "YM0120";
 /// A required variable is missing from a child process's `with` inputs.
 pub const MISSING_INPUT: &str = "YM0121";
+/// A variable named like an enum value, or a for-each item named like a variable (warning).
+pub const AMBIGUOUS_NAME: &str = "YM0122";
+/// A clock, document or channel that nothing uses (warning).
+pub const UNUSED_DECL: &str = "YM0123";
 
 // Flow graph.
 /// A node cannot be reached from the start.
@@ -135,6 +139,8 @@ pub const ALL: &[(&str, &str)] = &[
     (NO_OUTCOME, "task without outcomes"),
     (EDGE_TO_START, "edge into the start event"),
     (MISSING_INPUT, "required input of a child process missing"),
+    (AMBIGUOUS_NAME, "ambiguous name"),
+    (UNUSED_DECL, "unused clock, document or channel"),
     (UNREACHABLE, "node unreachable from the start"),
     (NO_WAY_OUT, "no end reachable"),
     (NOT_EXHAUSTIVE, "choice without default may match nothing"),

@@ -14,6 +14,120 @@ pub(super) fn check(cx: &mut Cx) {
     roles(cx);
     nodes(cx);
     action_refs(cx);
+    ambiguous_names(cx);
+    unused_declarations(cx);
+}
+
+/// Clocks, documents and channels that no action or deadline uses: usually a forgotten
+/// step (a notice never issued, a limit never started).
+fn unused_declarations(cx: &mut Cx) {
+    let p = cx.process;
+    let mut used: HashSet<(&str, &str)> = HashSet::new();
+    for (_, action) in actions(p) {
+        match action {
+            Action::Clock { clock, .. } => {
+                used.insert(("clock", &clock.name));
+            }
+            Action::Issue { document, .. } => {
+                used.insert(("document", &document.name));
+            }
+            Action::Notify {
+                target: NotifyTarget::Channel(c),
+                ..
+            } => {
+                used.insert(("channel", &c.name));
+            }
+            _ => {}
+        }
+    }
+    for (_, deadline) in super::deadlines(p) {
+        if let Some(clock) = &deadline.clock {
+            used.insert(("clock", &clock.name));
+        }
+    }
+    let declared = p
+        .clocks
+        .iter()
+        .map(|c| ("clock", &c.name))
+        .chain(p.documents.iter().map(|d| ("document", &d.name)))
+        .chain(p.channels.iter().map(|c| ("channel", &c.name)));
+    let mut unused = Vec::new();
+    for (what, id) in declared {
+        if !used.contains(&(what, id.name.as_str())) {
+            unused.push((what, id));
+        }
+    }
+    for (what, id) in unused {
+        let help = match what {
+            "clock" => format!(
+                "start it (`start clock {}`) where its time begins, or remove it",
+                id.name
+            ),
+            "document" => format!(
+                "issue it (`issue {}`) in the step that produces it, or remove it",
+                id.name
+            ),
+            _ => format!(
+                "send to it (`notify channel {} \"...\"`), or remove it",
+                id.name
+            ),
+        };
+        cx.warning(
+            UNUSED_DECL,
+            id.span,
+            format!("{what} `{}` is never used", id.name),
+        )
+        .label("declared but not used")
+        .help(help);
+    }
+}
+
+/// Names an expression could read two ways: the variable wins, which is rarely what the
+/// author meant in `kind == medical`.
+fn ambiguous_names(cx: &mut Cx) {
+    let p = cx.process;
+    for var in &p.vars {
+        let mut owners: Vec<&str> = cx
+            .enums
+            .iter()
+            .filter(|(_, values)| {
+                values
+                    .as_ref()
+                    .is_some_and(|vs| vs.contains(&var.name.name))
+            })
+            .map(|(name, _)| *name)
+            .collect();
+        owners.sort_unstable();
+        if let Some(owner) = owners.first() {
+            cx.warning(
+                AMBIGUOUS_NAME,
+                var.name.span,
+                format!(
+                    "variable `{}` has the name of a value of enum `{owner}`",
+                    var.name.name
+                ),
+            )
+            .label("in expressions this name means the variable")
+            .help("rename the variable (e.g. add a prefix such as `is_` or `chosen_`)");
+        }
+    }
+    for node in &p.nodes {
+        if let NodeKind::Task(task) = &node.kind
+            && let Some(each) = &task.for_each
+            && cx.vars.contains_key(each.item.name.as_str())
+        {
+            cx.warning(
+                AMBIGUOUS_NAME,
+                each.item.span,
+                format!(
+                    "the item `{}` hides the variable of the same name",
+                    each.item.name
+                ),
+            )
+            .label("inside this task the name means the item")
+            .help("give the item a name that no variable has");
+        }
+    }
 }
 
 /// Reports every id declared a second time within one namespace.
@@ -497,7 +611,7 @@ fn clock_exists(cx: &mut Cx, clock: &Ident) {
 
 fn action_refs(cx: &mut Cx) {
     let p = cx.process;
-    for (_, action) in actions(p) {
+    for (node, action) in actions(p) {
         match action {
             Action::Assign { var, .. } => {
                 if !cx.vars.contains_key(var.name.as_str()) {
@@ -549,8 +663,16 @@ fn action_refs(cx: &mut Cx) {
                     .help(help);
                 }
                 personal_in_message(cx, message, *span);
+                let item = node.and_then(|n| match &n.kind {
+                    NodeKind::Task(task) => task.for_each.as_ref().map(|f| f.item.name.as_str()),
+                    _ => None,
+                });
                 for name in placeholders(message) {
-                    if !cx.vars.contains_key(name.var) && !cx.nodes.contains_key(name.var) {
+                    let known = cx.vars.contains_key(name.var)
+                        || cx.nodes.contains_key(name.var)
+                        || name.var == "config"
+                        || Some(name.var) == item;
+                    if !known {
                         let help = help_or(
                             name.var,
                             cx.vars.keys().copied(),

@@ -234,6 +234,35 @@ fn a_block_structured_split_and_join_is_sound() {
 }
 
 #[test]
+fn a_split_inside_a_loop_is_sound() {
+    let mut b = B::new();
+    b.start("s", "fork")
+        .split("fork", &["a", "c"])
+        .task("a", &[("ok", "both")])
+        .task("c", &[("ok", "both")])
+        .join("both", "again")
+        .task("again", &[("repeat", "fork"), ("stop", "e")])
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
+fn overlapping_splits_and_joins_that_are_sound_pass() {
+    // Not block-structured: j1 joins a branch of each split. Explored state by state.
+    let mut b = B::new();
+    b.start("s", "s1")
+        .split("s1", &["a", "b"])
+        .split("a", &["c", "d"])
+        .task("c", &[("ok", "j1")])
+        .task("b", &[("ok", "j1")])
+        .task("d", &[("ok", "j2")])
+        .join("j1", "j2")
+        .join("j2", "e")
+        .end("e");
+    assert_eq!(b.codes(), Vec::<&str>::new());
+}
+
+#[test]
 fn a_choice_feeding_a_join_deadlocks() {
     let mut b = B::new();
     b.start("s", "pick")
@@ -416,6 +445,44 @@ fn expressions_are_type_checked() {
 }
 
 #[test]
+fn a_for_each_item_is_in_scope_in_the_queue_key_and_deadline() {
+    let mut b = B::new();
+    b.enumeration("dept", &["civil", "health"])
+        .var("depts", Type::List(Box::new(Type::Enum("dept".into()))))
+        .start("s", "each")
+        .task("each", &[("ok", "e")])
+        .end("e");
+    b.p.roles[0].keyed_by = Some(Ident {
+        name: "dept".into(),
+        span: Span::new(1, 2),
+    });
+    let item = || expr(ExprKind::Name("d".into()));
+    let NodeKind::Task(task) = &mut b.p.nodes[1].kind else {
+        unreachable!("built as a task")
+    };
+    task.for_each = Some(ForEach {
+        item: Ident {
+            name: "d".into(),
+            span: Span::new(3, 4),
+        },
+        list: name("depts"),
+    });
+    task.queue.key = Some(item());
+    // `limits[d]` is not declared config, but `d` itself must resolve: only YM0405 appears.
+    let limit = expr(ExprKind::Index(
+        Box::new(expr(ExprKind::Config("limits".into()))),
+        Box::new(item()),
+    ));
+    task.deadline = Some(Deadline {
+        duration: limit,
+        clock: None,
+        ladder: vec![],
+        span: Span::default(),
+    });
+    assert_eq!(b.codes(), vec![NO_CONFIG]);
+}
+
+#[test]
 fn generated_ten_thousand_nodes_check_fast() {
     let p = crate::check::tests::generated(10_000);
     assert!(p.nodes.len() >= 10_000);
@@ -528,6 +595,61 @@ mod random_graphs {
             }
             crate::graph::dot(&p);
             crate::graph::mermaid(&p);
+        }
+    }
+}
+
+mod reduction_is_faithful {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A small random net: node 0 is the start, then tasks (one or two outcomes), splits,
+    /// joins and ends, every edge to a random node after the start.
+    fn net(kinds: &[(u8, usize, usize)]) -> Process {
+        let n = kinds.len() + 1;
+        let id = |i: usize| format!("n{}", 1 + i % (n - 1));
+        let mut b = B::new();
+        b.start("n0", &id(0));
+        for (i, &(kind, x, y)) in kinds.iter().enumerate() {
+            let me = format!("n{}", i + 1);
+            match kind % 6 {
+                0 => b.task(&me, &[("a", &id(x))]),
+                1 => b.task(&me, &[("a", &id(x)), ("b", &id(y))]),
+                2 => b.split(&me, &[&id(x), &id(y)]),
+                3 => b.join(&me, &id(x)),
+                _ => b.end(&me),
+            };
+        }
+        b.p
+    }
+
+    const SOUNDNESS: &[&str] = &[RACE, JOIN_DEADLOCK, END_WHILE_RUNNING, STUCK];
+
+    /// Whether the soundness check finds a problem (None: too complex or not checked).
+    fn verdict(p: &Process, reduce: bool) -> Option<bool> {
+        let options = Options::default();
+        let mut cx = Cx::new(p, None, &[], &options);
+        if !flow::check(&mut cx) {
+            return None;
+        }
+        cx.diags.clear();
+        sound::run(&mut cx, reduce);
+        if cx.diags.iter().any(|d| d.code == TOO_COMPLEX) {
+            return None;
+        }
+        Some(cx.diags.iter().any(|d| SOUNDNESS.contains(&d.code)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The reduction rules change how fast the answer comes, never the answer.
+        #[test]
+        fn reduced_and_unreduced_nets_agree(kinds in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 2..12)) {
+            let p = net(&kinds);
+            if let (Some(fast), Some(slow)) = (verdict(&p, true), verdict(&p, false)) {
+                prop_assert_eq!(fast, slow);
+            }
         }
     }
 }

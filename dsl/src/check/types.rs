@@ -671,6 +671,25 @@ fn op_symbol(op: BinaryOp) -> &'static str {
     }
 }
 
+/// The scope inside `node`: the item of a for-each task, typed silently (the list's own
+/// errors are reported once, with the task).
+fn item_scope(t: &mut Typer, node: Option<&crate::model::Node>) -> Scope {
+    let mut scope = Scope::default();
+    if let Some(node) = node
+        && let NodeKind::Task(task) = &node.kind
+        && let Some(for_each) = &task.for_each
+    {
+        let reported = t.cx.diags.len();
+        let item = match t.expr(&for_each.list, &Scope::default()) {
+            Ty::List(item) => *item,
+            _ => Ty::Unknown,
+        };
+        t.cx.diags.truncate(reported);
+        scope.item = Some((for_each.item.name.clone(), item));
+    }
+    scope
+}
+
 pub(super) fn check(cx: &mut Cx) {
     let p = cx.process;
     let mut t = Typer { cx };
@@ -685,12 +704,13 @@ pub(super) fn check(cx: &mut Cx) {
             );
         }
     }
-    for (_, deadline) in deadlines(p) {
-        t.duration(&deadline.duration, &top, "a deadline");
+    for (node, deadline) in deadlines(p) {
+        let scope = item_scope(&mut t, node);
+        t.duration(&deadline.duration, &scope, "a deadline");
         for step in &deadline.ladder {
             match &step.when {
-                EscalationWhen::Before(d) => t.duration(d, &top, "`before`"),
-                EscalationWhen::After(d) => t.duration(d, &top, "`after`"),
+                EscalationWhen::Before(d) => t.duration(d, &scope, "`before`"),
+                EscalationWhen::After(d) => t.duration(d, &scope, "`after`"),
                 EscalationWhen::AtDue => {}
             }
         }
@@ -768,21 +788,8 @@ pub(super) fn check(cx: &mut Cx) {
         }
     }
     for (node, action) in actions(p) {
-        let mut scope = Scope::default();
-        if let Some(node) = node
-            && let NodeKind::Task(task) = &node.kind
-            && let Some(for_each) = &task.for_each
-        {
-            // Typed again only for the item's type: its errors were reported with the task.
-            let reported = t.cx.diags.len();
-            let item = match t.expr(&for_each.list, &top) {
-                Ty::List(item) => *item,
-                _ => Ty::Unknown,
-            };
-            t.cx.diags.truncate(reported);
-            // Entry actions run per item; a ladder also sees the item of the late instance.
-            scope.item = Some((for_each.item.name.clone(), item));
-        }
+        // Entry actions run per item; a ladder also sees the item of the late instance.
+        let scope = item_scope(&mut t, node);
         match action {
             Action::Assign { var, value, .. } => {
                 if let Some(decl) = t.cx.vars.get(var.name.as_str()).copied() {

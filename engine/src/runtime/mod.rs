@@ -29,7 +29,7 @@ use yimen_dsl::model::{
 use yimen_dsl::value::Value;
 
 /// Automatic steps one event may run before the instance is parked as an incident.
-pub const STEP_BUDGET: usize = 10_000;
+pub const STEP_BUDGET: usize = 1_000;
 
 /// What an instance's deployment brings besides the model.
 #[derive(Debug, Clone, Default)]
@@ -148,20 +148,48 @@ pub fn advance(
             instance.status.as_str()
         )));
     }
-    run.event(event)?;
-    run.drain();
-    if run.cs.status == Status::Incident
-        && !run
-            .cs
-            .state
+    let parked = |state: &RunState| {
+        state
             .tokens
             .iter()
             .any(|t| matches!(t.wait, Wait::Incident { .. }))
-    {
+    };
+    // An incident of a failed task (no parked token) stays until an operator resolves it.
+    let had_parked = parked(&instance.state);
+    run.event(event)?;
+    run.drain();
+    if run.cs.status == Status::Incident && had_parked && !parked(&run.cs.state) {
         run.cs.status = Status::Running;
         run.cs.incident = None;
     }
     Ok(run.cs)
+}
+
+/// Records that a linked process could not be started: a waiting token is parked as an
+/// incident at the linking node (resolving retries the node); without waiting, the instance
+/// shows the incident and goes on.
+pub fn child_failed(cs: &mut Changeset, child: &ChildStart, message: String) {
+    let mut parked = false;
+    for t in &mut cs.state.tokens {
+        if matches!(&t.wait, Wait::Child { instance } if *instance == child.id) {
+            t.wait = Wait::Incident {
+                from: None,
+                message: message.clone(),
+            };
+            parked = true;
+        }
+    }
+    cs.history.push(NewHistory {
+        actor: "engine".into(),
+        node: Some(child.node.clone()),
+        kind: "incident".into(),
+        text: format!("incident at {}: {message}", child.node),
+        data: json!({ "message": message, "child": child.id }),
+    });
+    if parked && !cs.status.is_terminal() {
+        cs.status = Status::Incident;
+        cs.incident = Some(format!("{}: {message}", child.node));
+    }
 }
 
 /// Checks start variables against the declarations and fills defaults. Every problem at once.

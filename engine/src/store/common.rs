@@ -2,8 +2,8 @@
 // `DB`, `DbRow` and the macros `for_update!()`, `skip_locked!()` and `json_in!("$n")`.
 
 use crate::store::{
-    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskQuery,
-    TaskRow, TimerRow,
+    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskQuery, TaskRow,
+    TimerRow,
 };
 use sqlx::Row;
 
@@ -130,6 +130,32 @@ fn document_row(r: &DbRow) -> R<DocumentRow> {
 
 const TASK_COLS: &str = "id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, created_at, completed_at";
 
+// ---- savepoints (group commit: several events in one transaction) ----
+
+pub async fn savepoint(tx: &mut Tx) -> R<()> {
+    sqlx::query("SAVEPOINT yimen_event")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn release_savepoint(tx: &mut Tx) -> R<()> {
+    sqlx::query("RELEASE SAVEPOINT yimen_event")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn rollback_savepoint(tx: &mut Tx) -> R<()> {
+    sqlx::query("ROLLBACK TO SAVEPOINT yimen_event")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("RELEASE SAVEPOINT yimen_event")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 // ---- deployments ----
 
 pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<DeploymentRow>> {
@@ -182,7 +208,11 @@ pub async fn deployment(pool: &Pool, key: &str, version: Option<i64>) -> R<Optio
     .transpose()
 }
 
-pub async fn deployment_tx(tx: &mut Tx, key: &str, version: Option<i64>) -> R<Option<DeploymentRow>> {
+pub async fn deployment_tx(
+    tx: &mut Tx,
+    key: &str,
+    version: Option<i64>,
+) -> R<Option<DeploymentRow>> {
     sqlx::query(
         "SELECT * FROM deployments WHERE key = $1 AND ($2 IS NULL OR version = $2) \
          ORDER BY version DESC LIMIT 1",
@@ -246,12 +276,31 @@ pub async fn insert_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
 
 /// Reads an instance and locks its row for the rest of the transaction.
 pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
-    sqlx::query(concat!("SELECT * FROM instances WHERE id = $1", for_update!()))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| instance_row(&r))
-        .transpose()
+    sqlx::query(concat!(
+        "SELECT * FROM instances WHERE id = $1",
+        for_update!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| instance_row(&r))
+    .transpose()
+}
+
+/// Reads and locks several instances (ids as a JSON array), in id order.
+pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
+    sqlx::query(concat!(
+        "SELECT * FROM instances WHERE id IN ",
+        json_in!("$1"),
+        " ORDER BY id",
+        for_update!()
+    ))
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(instance_row)
+    .collect()
 }
 
 pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
@@ -394,16 +443,19 @@ pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64
 /// Fetch-and-lock: up to `max` claimable tasks get the worker, a new fencing token and a lease.
 pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
     let rows = sqlx::query(concat!(
-        "UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, locked_by = $1, lock_expires_at = $2 \
-         WHERE id IN (SELECT id FROM tasks WHERE queue IN ",
+        // The candidates are picked (and, on PostgreSQL, locked) once, in a materialised CTE:
+        // an `IN (subquery)` may be re-evaluated by the planner and claim more than asked.
+        // `state IN (..)` lets the (queue, state) index skip finished tasks.
+        "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE queue IN ",
         json_in!("$3"),
         " AND ($4 IS NULL OR org_unit IS NULL OR org_unit IN ",
         json_in!("$4"),
-        ") AND (assignee IS NULL OR assignee = $1) \
+        ") AND state IN ('open', 'claimed') AND (assignee IS NULL OR assignee = $1) \
          AND ((state = 'open' AND available_at <= $5) OR (state = 'claimed' AND lock_expires_at <= $5)) \
          ORDER BY created_at, id LIMIT $6",
         skip_locked!(),
-        ") RETURNING *"
+        ") UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
+         lock_expires_at = $2 WHERE id IN (SELECT id FROM c) RETURNING *"
     ))
     .bind(&q.worker)
     .bind(q.expires_at)
@@ -416,6 +468,20 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
     let mut tasks: Vec<TaskRow> = rows.iter().map(task_row).collect::<R<_>>()?;
     tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(tasks)
+}
+
+/// Open, claimed and failed tasks of an instance.
+pub async fn active_tasks(pool: &Pool, instance: &str) -> R<Vec<TaskRow>> {
+    sqlx::query(
+        "SELECT * FROM tasks WHERE instance_id = $1 AND state IN ('open', 'claimed', 'failed') \
+         ORDER BY created_at, id",
+    )
+    .bind(instance)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(task_row)
+    .collect()
 }
 
 pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
@@ -478,10 +544,12 @@ pub async fn cancel_task_timers(tx: &mut Tx, task: &str) -> R<()> {
 }
 
 pub async fn cancel_instance_timers(tx: &mut Tx, instance: &str) -> R<()> {
-    sqlx::query("UPDATE timers SET state = 'cancelled' WHERE instance_id = $1 AND state = 'pending'")
-        .bind(instance)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE timers SET state = 'cancelled' WHERE instance_id = $1 AND state = 'pending'",
+    )
+    .bind(instance)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -515,13 +583,15 @@ pub async fn next_timer_due(pool: &Pool) -> R<Option<i64>> {
 }
 
 pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
-    sqlx::query("SELECT * FROM timers WHERE instance_id = $1 AND state = 'pending' ORDER BY due_at, id")
-        .bind(instance)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(timer_row)
-        .collect()
+    sqlx::query(
+        "SELECT * FROM timers WHERE instance_id = $1 AND state = 'pending' ORDER BY due_at, id",
+    )
+    .bind(instance)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(timer_row)
+    .collect()
 }
 
 // ---- history ----
@@ -543,6 +613,46 @@ pub async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> R<()> {
     .bind(&h.hash)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Inserts several entries with one statement (one round trip per event, not per entry).
+pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
+    for chunk in rows.chunks(50) {
+        let mut sql = String::from(
+            "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 10;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(
+                &(1..=10)
+                    .map(|k| format!("${}", b + k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            sql.push(')');
+        }
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for h in chunk {
+            q = q
+                .bind(&h.instance_id)
+                .bind(h.seq)
+                .bind(h.at)
+                .bind(&h.actor)
+                .bind(&h.node)
+                .bind(&h.kind)
+                .bind(&h.text)
+                .bind(&h.data)
+                .bind(&h.prev_hash)
+                .bind(&h.hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -610,10 +720,11 @@ pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
 /// Claims due deliveries: they become invisible to other claimers until `lease_until`.
 pub async fn claim_outbox(tx: &mut Tx, now: i64, lease_until: i64, max: i64) -> R<Vec<OutboxRow>> {
     sqlx::query(concat!(
-        "UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id IN \
-         (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3",
+        "WITH c AS MATERIALIZED (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, id LIMIT $3",
         skip_locked!(),
-        ") RETURNING *"
+        ") UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM c) \
+         RETURNING *"
     ))
     .bind(now)
     .bind(lease_until)
