@@ -363,6 +363,20 @@ async fn claim_complete_with_fencing_tokens(api: TestApi) {
         .await;
     assert_eq!(done.status, StatusCode::OK, "{done:?}");
     assert_eq!(done.body["active_nodes"], json!(["docs"]));
+    let history = api
+        .get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
+        .await;
+    let completed = history.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "task_completed")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        completed["actor"], "tester",
+        "the worker named in the claim acts"
+    );
 
     let repeated = api
         .post(
@@ -398,10 +412,7 @@ async fn completion_problems_are_listed_and_change_nothing(api: TestApi) {
     assert!(fields.contains(&"note"), "{fields:?}");
 
     let task = api
-        .get(
-            &format!("/api/v1/tasks?queue=window&state=claimed"),
-            &api.admin,
-        )
+        .get("/api/v1/tasks?queue=window&state=claimed", &api.admin)
         .await;
     assert_eq!(
         task.body["tasks"].as_array().unwrap().len(),

@@ -1,13 +1,355 @@
+//! `yimen bench`: drives N complete cases through the HTTP API on loopback with concurrent
+//! worker clients, and prints cases/s, task completions/s, claim-to-complete latency and peak
+//! memory. Server and clients run in this one process (peak memory counts both).
+
+use super::serve::{database_url, due_dates};
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use yimen_engine::api::{self, ApiConfig, ApiState};
+use yimen_engine::clock::{Clock, SystemClock};
+use yimen_engine::{Engine, OpenOptions};
+use yimen_workers::{ClaimRequest, Client, CompleteRequest, Method};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// The minimal case: start → task → choice → task → task → end (processes/bench).
+    ThreeTask(Args),
+    /// The full social-assistance case (window, street leader, department; refusal path, so
+    /// that no publicity period has to pass).
+    Social(Args),
     /// Pending-timer backlog: start time and firing rate (see `bench_timers.rs`).
     Timers(super::bench_timers::Args),
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    match cmd {
-        Command::Timers(args) => super::bench_timers::run(args),
+/// Which process a run drives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    ThreeTask,
+    Social,
+}
+
+impl Kind {
+    fn default_file(self) -> &'static str {
+        match self {
+            Kind::ThreeTask => "processes/bench/three_task.flow",
+            Kind::Social => "processes/social_assistance.flow",
+        }
     }
+
+    fn queues(self) -> Vec<String> {
+        let queues: &[&str] = match self {
+            Kind::ThreeTask => &["clerk"],
+            Kind::Social => &["window", "street_leader", "department:civil_affairs"],
+        };
+        queues.iter().map(|q| q.to_string()).collect()
+    }
+
+    fn start_variables(self, n: u64) -> Value {
+        match self {
+            Kind::ThreeTask => json!({"amount": (n % 100) as i64 * 10, "note": "bench"}),
+            Kind::Social => json!({
+                "applicant_name": "张三", "id_number": "150302198001011235",
+                "phone": "13800138000", "address": "东城街道幸福社区3号楼",
+                "street": if n % 2 == 0 { "东城街道" } else { "西城街道" },
+                "community": "幸福社区", "household_size": 3, "reason": "因病",
+                "categories": ["minimum_living"]
+            }),
+        }
+    }
+
+    /// Outcome and variables of a task; `None`: the first outcome, required fields filled.
+    fn decide(self, node: &str) -> Option<(&'static str, Value)> {
+        if self != Kind::Social {
+            return None;
+        }
+        Some(match node {
+            "review" => ("complete", json!({"main_category": "minimum_living"})),
+            "street_consent" => ("agree", json!({})),
+            "forward" => ("forwarded", json!({"department_clear": true})),
+            "department_handle" => ("decided", json!({"decision": "rejected"})),
+            "feedback" => ("informed", json!({})),
+            "archive" => ("filed", json!({})),
+            _ => return None,
+        })
+    }
+}
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// Cases to run.
+    #[arg(long, default_value_t = 2000)]
+    cases: u64,
+    /// `sqlite` (a fresh file under the temp folder) or a `postgres://` URL (a fresh schema).
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// Concurrent worker clients.
+    #[arg(long, default_value_t = 8)]
+    workers: u32,
+    /// Tasks one claim may return.
+    #[arg(long, default_value_t = 16)]
+    batch: u32,
+    /// Concurrent clients starting cases.
+    #[arg(long, default_value_t = 4)]
+    starters: u32,
+    /// The process file to run (default: the one of the subcommand).
+    #[arg(long)]
+    process: Option<PathBuf>,
+    /// Working-day calendars.
+    #[arg(long, default_value = "calendars")]
+    calendars: PathBuf,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let (kind, args) = match cmd {
+        Command::ThreeTask(args) => (Kind::ThreeTask, args),
+        Command::Social(args) => (Kind::Social, args),
+        Command::Timers(args) => return super::bench_timers::run(args),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(bench(kind, args))
+}
+
+/// Figures of one run.
+struct Figures {
+    cases: u64,
+    tasks: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+async fn bench(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
+    if args.cases == 0 || args.workers == 0 || args.batch == 0 || args.starters == 0 {
+        anyhow::bail!("--cases, --workers, --batch and --starters must be at least 1");
+    }
+    let (options, cleanup) = database(&args.database).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Engine::open_with(options, clock, due_dates(&args.calendars)?)
+        .await
+        .context("cannot open the bench database")?;
+    let file = args
+        .process
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(kind.default_file()));
+    let deployment = super::serve::deploy_file(&engine, &file).await?;
+    let state = ApiState::new(engine.clone(), ApiConfig::default());
+    let token = api::access::bootstrap_admin(&state)
+        .await?
+        .context("the bench database already has tokens")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+
+    eprintln!(
+        "bench: {} cases of {} on {}, {} workers (claims of {}), {} starters",
+        args.cases, deployment.key, args.database, args.workers, args.batch, args.starters
+    );
+    let figures = drive(kind, &url, &token, &deployment.key, &args).await?;
+    server.abort();
+    print_figures(&args, &figures);
+    if let Some(cleanup) = cleanup {
+        cleanup();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a fresh database for the run; the closure removes a SQLite file afterwards.
+async fn database(database: &str) -> anyhow::Result<(OpenOptions, Option<Box<dyn FnOnce()>>)> {
+    if database == "sqlite" {
+        let path = std::env::temp_dir().join(format!("yimen-bench-{}.db", std::process::id()));
+        let cleanup_path = path.clone();
+        let cleanup = Box::new(move || {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", cleanup_path.display()));
+            }
+        });
+        let options = OpenOptions {
+            url: database_url(&path.display().to_string()),
+            pg_schema: None,
+        };
+        return Ok((options, Some(cleanup)));
+    }
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let schema = format!("bench_{}", std::process::id());
+        let pool = sqlx::PgPool::connect(database)
+            .await
+            .context("cannot reach PostgreSQL")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE"
+        )))
+        .execute(&pool)
+        .await?;
+        pool.close().await;
+        let options = OpenOptions {
+            url: database.to_string(),
+            pg_schema: Some(schema),
+        };
+        return Ok((options, None));
+    }
+    anyhow::bail!("--database must be `sqlite` or a postgres:// URL, not `{database}`")
+}
+
+async fn drive(
+    kind: Kind,
+    url: &str,
+    token: &str,
+    process: &str,
+    args: &Args,
+) -> anyhow::Result<Figures> {
+    let client = Client::new(url, Some(token.to_string()))?;
+    let ended = Arc::new(AtomicU64::new(0));
+    let tasks = Arc::new(AtomicU64::new(0));
+    let next_case = Arc::new(AtomicU64::new(0));
+    let started_at = Instant::now();
+
+    let mut starters = tokio::task::JoinSet::new();
+    for _ in 0..args.starters {
+        let client = client.clone();
+        let next_case = next_case.clone();
+        let (process, cases) = (process.to_string(), args.cases);
+        starters.spawn(async move {
+            loop {
+                let n = next_case.fetch_add(1, Ordering::Relaxed);
+                if n >= cases {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let body = json!({"process": process, "business_key": format!("bench-{n}"),
+                    "variables": kind.start_variables(n)});
+                client
+                    .call::<_, Value>(Method::POST, "/instances", Some(&body))
+                    .await
+                    .context("starting a case")?;
+            }
+        });
+    }
+
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..args.workers {
+        let client = client.clone();
+        let (ended, tasks) = (ended.clone(), tasks.clone());
+        let (cases, batch) = (args.cases, args.batch);
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            while ended.load(Ordering::Relaxed) < cases {
+                let claim = ClaimRequest {
+                    queues: kind.queues(),
+                    worker: format!("bench-{w}"),
+                    max: batch,
+                    lease_seconds: 60,
+                    wait_seconds: 1,
+                };
+                let claimed = client.claim(&claim).await.context("claiming")?;
+                let received = Instant::now();
+                for task in claimed {
+                    let (outcome, variables) = match kind.decide(&task.node) {
+                        Some((outcome, vars)) => (
+                            outcome.to_string(),
+                            vars.as_object().cloned().unwrap_or_default(),
+                        ),
+                        None => (
+                            task.outcomes.first().cloned().unwrap_or_default(),
+                            fill(&task.fields),
+                        ),
+                    };
+                    let request = CompleteRequest {
+                        lock_token: task.lock_token.clone(),
+                        outcome,
+                        variables,
+                    };
+                    let view: Value = client
+                        .call(
+                            Method::POST,
+                            &format!("/tasks/{}/complete", task.id),
+                            Some(&request),
+                        )
+                        .await
+                        .with_context(|| format!("completing {} ({})", task.node, task.id))?;
+                    latencies.push(received.elapsed());
+                    tasks.fetch_add(1, Ordering::Relaxed);
+                    if view["status"] != "running" {
+                        ended.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        });
+    }
+    while let Some(done) = starters.join_next().await {
+        done??;
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        latencies.extend(done??);
+    }
+    Ok(Figures {
+        cases: ended.load(Ordering::Relaxed),
+        tasks: tasks.load(Ordering::Relaxed),
+        elapsed: started_at.elapsed(),
+        latencies,
+    })
+}
+
+/// A value for every required field, by its type, so that any task can be completed.
+fn fill(fields: &[yimen_workers::TaskField]) -> Map<String, Value> {
+    fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| {
+            let value = match f.ty.as_str() {
+                "boolean" => json!(true),
+                "integer" => json!(1),
+                "decimal" => json!("1.00"),
+                "date" => json!("2026-01-05"),
+                t if t.starts_with("list") => json!([]),
+                _ => json!("bench"),
+            };
+            (f.name.clone(), value)
+        })
+        .collect()
+}
+
+fn print_figures(args: &Args, f: &Figures) {
+    let secs = f.elapsed.as_secs_f64().max(1e-9);
+    let mut latencies = f.latencies.clone();
+    latencies.sort();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    println!("database:                {}", redact_db(&args.database));
+    println!("cases completed:         {} of {}", f.cases, args.cases);
+    println!("task completions:        {}", f.tasks);
+    println!("elapsed:                 {secs:.2} s");
+    println!("cases/s:                 {:.0}", f.cases as f64 / secs);
+    println!("task completions/s:      {:.0}", f.tasks as f64 / secs);
+    println!("claim-to-complete p50:   {:.1} ms", pct(0.50));
+    println!("claim-to-complete p99:   {:.1} ms", pct(0.99));
+    match peak_memory_mb() {
+        Some(mb) => println!("peak memory (VmHWM):     {mb:.0} MB (server and clients)"),
+        None => println!("peak memory:             unknown (no /proc/self/status)"),
+    }
+}
+
+fn redact_db(database: &str) -> String {
+    match database.rfind('@') {
+        Some(at) if database.contains("://") => format!("postgres://…{}", &database[at..]),
+        _ => database.to_string(),
+    }
+}
+
+/// Peak resident memory of this process, from `/proc/self/status`.
+fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string(Path::new("/proc/self/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }

@@ -19,6 +19,9 @@ pub struct Args {
     /// Folder whose `*.flow` files are deployed at start (with their YAML and templates).
     #[arg(long, default_value = "processes")]
     pub processes: PathBuf,
+    /// Working-day calendars (`*.yaml`) for due dates.
+    #[arg(long, default_value = "calendars")]
+    pub calendars: PathBuf,
     #[command(flatten)]
     pub timers: super::serve_timers::TimerArgs,
 }
@@ -31,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(args))
 }
 
-fn init_tracing() {
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
@@ -55,7 +58,7 @@ pub fn database_url(database: &str) -> String {
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let url = database_url(&args.database);
     let (clock, manual) = super::serve_timers::clock(&args.timers)?;
-    let due = default_due_dates();
+    let due = due_dates(&args.calendars)?;
     let engine = Engine::open(&url, clock.clone(), due.clone())
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
@@ -81,7 +84,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         deployed,
         args.processes.display()
     );
-    let services = super::serve_timers::start(&engine, &args.timers, manual, due.as_ref()).await?;
+    let services =
+        super::serve_timers::start(&engine, &args.timers, &args.calendars, manual, due.as_ref())
+            .await?;
     let app = api::router(state).layer(axum::Extension(services.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -93,9 +98,19 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The calendar bridge the engine computes due dates with.
-pub fn default_due_dates() -> Arc<dyn yimen_engine::DueDates> {
-    Arc::new(yimen_engine::WeekdaysOnly)
+/// The working-day calendars of `dir`; without that folder, weekdays only (with a note).
+pub fn due_dates(dir: &Path) -> anyhow::Result<Arc<dyn yimen_engine::DueDates>> {
+    if !dir.is_dir() {
+        eprintln!(
+            "note: no calendars folder {}; working days are Monday to Friday without holidays",
+            dir.display()
+        );
+        return Ok(Arc::new(yimen_engine::WeekdaysOnly));
+    }
+    let calendars = yimen_engine::calendar::Calendars::load_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
+    Ok(Arc::new(calendars))
 }
 
 /// Deploys every `*.flow` file directly in `dir`. A file that does not check stops the start,

@@ -37,6 +37,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::serve::init_tracing();
     if args.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }

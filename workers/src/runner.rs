@@ -65,7 +65,7 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Released unfinished at shutdown.
     pub released: u64,
-    /// The server refused the result (409: the lease was lost to another worker, or 422).
+    /// The server refused the call (409: the lease was lost to another worker).
     pub refused: u64,
 }
 
@@ -188,10 +188,23 @@ async fn handle_one<H: Handler>(
                 outcome: result.outcome,
                 variables: result.variables,
             };
-            client
-                .complete(&task.id, &request)
-                .await
-                .map(|()| Done::Completed)
+            match client.complete(&task.id, &request).await {
+                // The handler's answer does not fit the task: report it as a failure so the
+                // task is retried (and becomes an incident) instead of sitting locked.
+                Err(ClientError::Api {
+                    status: 422,
+                    message,
+                    ..
+                }) => {
+                    tracing::warn!(task = %task.id, "the server refused the result: {message}");
+                    let request = FailRequest {
+                        lock_token: task.lock_token.clone(),
+                        error: format!("the handler's result was refused: {message}"),
+                    };
+                    client.fail(&task.id, &request).await.map(|_| Done::Failed)
+                }
+                other => other.map(|()| Done::Completed),
+            }
         }
         Some(Err(error)) => {
             let request = FailRequest {
@@ -203,7 +216,7 @@ async fn handle_one<H: Handler>(
     };
     match result {
         Err(ClientError::Api {
-            status: 409 | 422,
+            status: 409,
             message,
             ..
         }) => {

@@ -63,6 +63,12 @@ async fn act(
             StatusCode::OK,
             Json(json!({"state": "retry", "attempts": 1})),
         ),
+        "complete" if id == "bad" => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(
+                json!({"error": {"code": "invalid_request", "message": "approved: not a field of this task", "details": {"problems": []}}}),
+            ),
+        ),
         "complete" if id == "stale" => (
             StatusCode::CONFLICT,
             Json(
@@ -167,6 +173,26 @@ async fn script_printing_no_json_fails_the_task() {
         .to_string();
     assert!(error.contains("\"outcome\""), "{error}");
     assert!(error.contains("done"), "{error}");
+}
+
+#[tokio::test]
+async fn refused_result_is_reported_as_a_failure_not_left_locked() {
+    let fake = Shared::default();
+    fake.lock().unwrap().pending = vec![task("bad")];
+    let url = serve(fake.clone()).await;
+    let client = Client::new(&url, None).unwrap();
+    let script =
+        ScriptHandler::new(r#"echo '{"outcome":"approve","variables":{"approved":true}}'"#);
+    let (_tx, rx) = watch::channel(false);
+    let stats = run_worker(client, config(1), Arc::new(script), rx)
+        .await
+        .unwrap();
+    assert_eq!(stats.failed, 1);
+    let fails = calls(&fake, "fail");
+    assert_eq!(fails.len(), 1);
+    assert_eq!(fails[0].1["lock_token"], "lock-bad");
+    let error = fails[0].1["error"].as_str().unwrap();
+    assert!(error.contains("approved: not a field"), "{error}");
 }
 
 #[tokio::test]

@@ -84,7 +84,7 @@ pub(super) async fn claim(
         loop {
             tokio::select! {
                 received = created.recv() => match received {
-                    Ok(queue) if body.queues.iter().any(|q| *q == queue) => break,
+                    Ok(queue) if body.queues.contains(&queue) => break,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => {
@@ -113,7 +113,7 @@ pub(super) async fn complete(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteBody>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    check_task(&state, &principal, &id).await?;
+    let task = check_task(&state, &principal, &id).await?;
     let lock_token = lock_token(&body.lock_token)?;
     let view = state
         .engine
@@ -122,7 +122,7 @@ pub(super) async fn complete(
             lock_token,
             outcome: body.outcome,
             vars: body.variables,
-            actor: principal.name.clone(),
+            actor: actor(&task, &principal),
         })
         .await?;
     Ok(ApiJson(to_json(&view)?))
@@ -176,11 +176,11 @@ pub(super) async fn release(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    check_task(&state, &principal, &id).await?;
+    let task = check_task(&state, &principal, &id).await?;
     let lock_token = lock_token(&body.lock_token)?;
     state
         .engine
-        .release(&id, lock_token, &principal.name)
+        .release(&id, lock_token, &actor(&task, &principal))
         .await?;
     Ok(ApiJson(serde_json::json!({ "released": id })))
 }
@@ -213,7 +213,7 @@ pub(super) async fn fail(
             lock_token,
             error: body.error,
             retry_after: retry_after.and_then(|d| chrono::Duration::from_std(d).ok()),
-            actor: principal.name.clone(),
+            actor: actor(&task, &principal),
         })
         .await?;
     Ok(ApiJson(match retry_after {
@@ -290,6 +290,14 @@ async fn check_task(
             principal.name, task.queue
         )))
     }
+}
+
+/// Who acts on a claimed task: the worker named in the claim (so that `completed_by(...)`
+/// assigns follow-up tasks to that worker), else the token's name.
+fn actor(task: &engine::TaskView, principal: &Principal) -> String {
+    task.locked_by
+        .clone()
+        .unwrap_or_else(|| principal.name.clone())
 }
 
 fn check_lease(state: &ApiState, lease_seconds: u32, problems: &mut Vec<serde_json::Value>) {

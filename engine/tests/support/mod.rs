@@ -243,9 +243,11 @@ async fn reset_schema(url: &str, schema: &str) {
 
 /// The router over `engine`, with a fresh admin token.
 pub async fn api_on(engine: Engine) -> TestApi {
-    let mut config = ApiConfig::default();
-    config.fallback_poll = std::time::Duration::from_millis(200);
-    config.retry_backoff = std::time::Duration::from_millis(1);
+    let config = ApiConfig {
+        fallback_poll: std::time::Duration::from_millis(200),
+        retry_backoff: std::time::Duration::from_millis(1),
+        ..ApiConfig::default()
+    };
     let state = ApiState::new(engine.clone(), config);
     let admin = api::access::bootstrap_admin(&state)
         .await
