@@ -327,6 +327,17 @@ fn fmt_opt_f(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_default()
 }
 
+/// One digest row: due, instance, task (or `clock:<name>`), label, queue, org unit, level.
+type LateRow = (
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+);
+
 /// The daily overdue digest: open tasks and running clocks past due at `now`, oldest due first.
 /// A clock's row names `clock:<name>` and the queues of the case's open tasks (who holds it).
 pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz: Tz) -> Csv {
@@ -344,16 +355,7 @@ pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz
         *slot = (*slot).max(e.level);
     }
     let open = |t: &&TaskFacts| matches!(t.state.as_str(), "open" | "claimed");
-    // (due, instance, task, label, queue, org unit, level)
-    let mut late: Vec<(
-        DateTime<Utc>,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<i64>,
-    )> = facts
+    let mut late: Vec<LateRow> = facts
         .tasks
         .iter()
         .filter(open)

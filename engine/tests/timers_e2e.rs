@@ -199,11 +199,12 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
     let (id, body, signed) = &got[0];
     assert!(signed, "signature verifies");
     assert_eq!(body["id"], json!(id));
+    // The applicant's name reaches the ledger masked (张三 → 张*).
     assert!(
         body["message"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("新登记案件"),
+            .starts_with("新登记案件：张*，xinhua"),
         "{body}"
     );
     assert_eq!(body["channel"], json!("webhook:ledger_hook"));

@@ -19,6 +19,9 @@ pub struct Args {
     /// Folder whose `*.flow` files are deployed at start (with their YAML and templates).
     #[arg(long, default_value = "processes")]
     pub processes: PathBuf,
+    /// Working-day calendars (`*.yaml`) for due dates.
+    #[arg(long, default_value = "calendars")]
+    pub calendars: PathBuf,
     #[command(flatten)]
     pub timers: super::serve_timers::TimerArgs,
 }
@@ -55,7 +58,7 @@ pub fn database_url(database: &str) -> String {
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let url = database_url(&args.database);
     let (clock, manual) = super::serve_timers::clock(&args.timers)?;
-    let due = due_dates(&args.timers.calendars)?;
+    let due = due_dates(&args.calendars)?;
     let engine = Engine::open(&url, clock.clone(), due.clone())
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
@@ -81,7 +84,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         deployed,
         args.processes.display()
     );
-    let services = super::serve_timers::start(&engine, &args.timers, manual, due.as_ref()).await?;
+    let services =
+        super::serve_timers::start(&engine, &args.timers, &args.calendars, manual, due.as_ref())
+            .await?;
     let app = api::router(state).layer(axum::Extension(services.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -24,9 +24,6 @@ pub struct TimerArgs {
     /// Folder the report CSV files are written to.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub reports_dir: PathBuf,
-    /// Folder of the working-day calendars (reports count working days with them).
-    #[arg(long, value_name = "DIR", default_value = "calendars")]
-    pub calendars: PathBuf,
     /// Key for the HMAC-SHA256 signature of outgoing webhooks (header X-Yimen-Signature).
     #[arg(
         long,
@@ -61,6 +58,7 @@ pub fn clock(args: &TimerArgs) -> anyhow::Result<(Arc<dyn Clock>, Option<ManualC
 pub async fn start(
     engine: &Engine,
     args: &TimerArgs,
+    calendars_dir: &std::path::Path,
     manual: Option<ManualClock>,
     due: &dyn yimen_engine::DueDates,
 ) -> anyhow::Result<Services> {
@@ -81,10 +79,10 @@ pub async fn start(
                 .with_context(|| format!("cannot read the report jobs {}", file.display()))?;
             let schedule = Schedule::parse(&text, &file.display().to_string())
                 .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
-            let calendars = Calendars::load_dir(&args.calendars).with_context(|| {
+            let calendars = Calendars::load_dir(calendars_dir).with_context(|| {
                 format!(
                     "reports need the calendars; cannot load {}",
-                    args.calendars.display()
+                    calendars_dir.display()
                 )
             })?;
             let server = format!("pid-{}", std::process::id());
