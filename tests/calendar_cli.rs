@@ -158,6 +158,31 @@ fn an_example_calendar_says_so_on_stderr_only() {
 }
 
 #[test]
+fn check_of_a_draft_uses_the_folder_for_its_base() {
+    let dir = std::env::temp_dir().join(format!("yimen-cal-draft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let draft = dir.join("local_draft.yaml");
+    std::fs::write(
+        &draft,
+        "name: local_draft\nextends: cn_mainland\nyears:\n  2026:\n    holidays:\n      - name: 地方休息日\n        from: 2026-07-10\n",
+    )
+    .unwrap();
+    let out = yimen(&["check", draft.to_str().unwrap()]);
+    let orphan = dir.join("orphan.yaml");
+    std::fs::write(&orphan, "name: orphan\nextends: nowhere\n").unwrap();
+    let bad = yimen(&["check", orphan.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("local_draft.yaml: ok (local_draft, 2004-2026, version "));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stdout(&bad).contains("extends `nowhere`"),
+        "{}",
+        stdout(&bad)
+    );
+}
+
+#[test]
 fn bad_input_is_refused_with_what_to_fix() {
     let out = yimen(&["add", "30/09/2026", "1"]);
     assert_eq!(out.status.code(), Some(1));

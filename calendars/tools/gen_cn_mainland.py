@@ -139,6 +139,31 @@ def main():
         else:
             ranges.append([day, day, name])
 
+    # When Mid-Autumn touches National Day the notice arranges one holiday, named in the order
+    # the festivals fall ("国庆节、中秋节" 2017, 2020, 2025; "中秋节、国庆节" 2012, 2023).
+    merged = []
+    for r in ranges:
+        prev = merged[-1] if merged else None
+        names = {prev[2], r[2]} if prev else set()
+        touching = prev and prev[1] + dt.timedelta(days=1) == r[0] and prev[1].year == r[0].year
+        festive = prev and set(prev[2].split("、")) | {r[2]} <= {"国庆节", "中秋节"}
+        if touching and festive and names != {prev[2]}:
+            lead = prev[2].split("、")[0]
+            prev[1] = r[1]
+            prev[2] = lead + "、" + ("中秋节" if lead == "国庆节" else "国庆节")
+        elif touching and festive:
+            prev[1] = r[1]
+        else:
+            merged.append(r)
+    ranges = merged
+    # 2020: Mid-Autumn fell on 10-01 itself; `chinesecalendar` names the whole range 国庆节.
+    for r in ranges:
+        days = [r[0] + dt.timedelta(days=k) for k in range((r[1] - r[0]).days + 1)]
+        if r[2] == "国庆节" and any(
+                "中秋节" in (other.get(d) or "") and "补假" not in (other.get(d) or "") for d in days
+        ):
+            r[2] = "国庆节、中秋节"
+
     # Every day the other source names as a day off must lie in one of our holiday ranges.
     for day, label in sorted(other.items()):
         if first <= day <= last and day not in holiday_days:

@@ -3,7 +3,8 @@
 //! per role. Text is escaped for each format, so Chinese labels and quotes are safe.
 
 use crate::model::{
-    BinaryOp, Deadline, DurationUnit, Expr, ExprKind, Node, NodeKind, Process, UnaryOp,
+    Action, BinaryOp, ClockOp, Deadline, DurationUnit, Expr, ExprKind, Node, NodeKind, Process,
+    UnaryOp,
 };
 use std::fmt::Write as _;
 
@@ -236,12 +237,63 @@ fn wrap(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// What an action does to the case's time limits and documents, for the node's box (clock
+/// changes and issued documents matter to whoever reads the chart; the rest is detail).
+fn action_line(action: &Action) -> Option<String> {
+    match action {
+        Action::Clock { op, clock, .. } => Some(match op {
+            ClockOp::Start { duration: Some(d) } => {
+                format!("▶ start clock {} ({})", clock.name, expr_text(d))
+            }
+            ClockOp::Start { duration: None } => format!("▶ start clock {}", clock.name),
+            ClockOp::Pause => format!("⏸ pause clock {}", clock.name),
+            ClockOp::Resume => format!("▶ resume clock {}", clock.name),
+            ClockOp::Stop => format!("■ stop clock {}", clock.name),
+            ClockOp::Extend { by, .. } => {
+                format!("+ extend clock {} by {}", clock.name, expr_text(by))
+            }
+        }),
+        Action::Issue { document, .. } => Some(format!("issue {}", document.name)),
+        _ => None,
+    }
+}
+
+/// A clock's legend: its name, limit and ladder (clocks are not nodes, but their limits are
+/// the deadlines people are held to).
+fn clock_lines(clock: &crate::model::ClockDecl) -> Vec<String> {
+    let mut lines = vec![format!(
+        "clock {}{}",
+        clock.name.name,
+        clock
+            .label
+            .as_ref()
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default()
+    )];
+    if let Some(deadline) = &clock.deadline {
+        let mut text = deadline_text(deadline);
+        if let Some(on) = &deadline.clock
+            && *on == clock.name
+        {
+            // The clock's own deadline: naming it again says nothing.
+            text = text.replace(&format!(" ({})", on.name), "");
+        }
+        lines.push(text);
+    }
+    lines
+}
+
 /// The lines of a node's box: its label (or id), then what it waits for or does.
 fn node_lines(node: &Node) -> Vec<String> {
     let mut lines = wrap(node.label.as_deref().unwrap_or(&node.id.name));
     match &node.kind {
-        NodeKind::End { result, .. } => lines.push(format!("result: {}", result.name)),
+        NodeKind::End { result, actions } => {
+            lines.push(format!("result: {}", result.name));
+            lines.extend(actions.iter().filter_map(action_line));
+        }
+        NodeKind::Step { actions, .. } => lines.extend(actions.iter().filter_map(action_line)),
         NodeKind::Task(task) => {
+            lines.extend(task.on_enter.iter().filter_map(action_line));
             if let Some(each) = &task.for_each {
                 lines.push(format!(
                     "for each {} in {}",
@@ -407,6 +459,14 @@ pub fn dot(process: &Process) -> String {
             dot_node(node, "  ", &mut out);
         }
     }
+    for clock in &process.clocks {
+        let _ = writeln!(
+            out,
+            "  {} [shape=note, style=filled, fillcolor=\"#fffbe6\", label={}];",
+            dot_quote(&format!("clock:{}", clock.name.name)),
+            dot_quote(&clock_lines(clock).join("\n"))
+        );
+    }
     for node in &process.nodes {
         for (target, label) in edges(node) {
             let _ = write!(
@@ -484,6 +544,10 @@ pub fn mermaid(process: &Process) -> String {
             NodeKind::StartProcess { .. } => ("[[", "]]"),
         };
         let _ = writeln!(out, "  n{i}{open}\"{text}\"{close}");
+    }
+    for (c, clock) in process.clocks.iter().enumerate() {
+        let text = mermaid_text(&clock_lines(clock).join("\n"));
+        let _ = writeln!(out, "  clock{c}>\"{text}\"]");
     }
     for (i, node) in process.nodes.iter().enumerate() {
         for (target, label) in edges(node) {

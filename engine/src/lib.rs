@@ -2,13 +2,19 @@
 //! timers, working-day calendars and the HTTP API. Nothing here knows about any particular
 //! process: social assistance lives in `processes/`.
 
+pub mod api;
+pub mod auth;
 pub mod calendar;
 pub mod clock;
 pub mod documents;
 pub mod engine;
 pub mod error;
+pub mod inbox;
 pub mod ledger;
+pub mod outbox;
+pub mod reports;
 pub mod runtime;
+pub mod scheduler;
 pub mod store;
 
 pub use engine::*;

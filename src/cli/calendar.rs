@@ -221,31 +221,48 @@ fn parse_event(calendar: &Calendar, text: &str) -> anyhow::Result<DateTime<Utc>>
         .with_context(|| format!("{text} does not exist in {}", calendar.time_zone()))
 }
 
+/// The `*.yaml` files of `dir`, sorted.
+fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 fn check(file: Option<&Path>, dir: &Path) -> anyhow::Result<ExitCode> {
-    let files: Vec<PathBuf> = match file {
-        Some(f) => vec![f.to_path_buf()],
-        None => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                .with_context(|| format!("cannot read {}", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+    let stem_of = |p: &Path| p.file_stem().and_then(|s| s.to_str()).map(str::to_string);
+    let (files, set) = match file {
+        Some(f) => {
+            // The draft replaces the folder's file of the same name, so layers and bases are
+            // checked together with it.
+            let stem = stem_of(f);
+            let mut set: Vec<PathBuf> = yaml_files(dir)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| stem_of(p) != stem)
                 .collect();
-            files.sort();
+            set.push(f.to_path_buf());
+            (vec![f.to_path_buf()], set)
+        }
+        None => {
+            let files = yaml_files(dir)?;
             if files.is_empty() {
                 bail!(
                     "no calendar files (*.yaml) in {}: point --calendars at the calendars folder",
                     dir.display()
                 );
             }
-            files
+            (files.clone(), files)
         }
     };
     let mut failed = false;
     for path in &files {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let stem = path.file_stem().and_then(|s| s.to_str());
-        let issues = check_text(&text, stem);
+        let issues = check_text(&text, stem_of(path).as_deref());
         for issue in &issues {
             let at = issue.line.map(|l| format!(":{l}")).unwrap_or_default();
             println!("{}{at}: {}", path.display(), issue.message);
@@ -256,25 +273,16 @@ fn check(file: Option<&Path>, dir: &Path) -> anyhow::Result<ExitCode> {
     if failed {
         return Ok(ExitCode::from(1));
     }
-    // Each file is sound on its own; now the folder as the engine loads it (layers, names).
-    let folder = match file {
-        Some(f) => f
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
-        None => dir.to_path_buf(),
-    };
-    let calendars = match Calendars::load_dir(&folder) {
+    // Each file is sound on its own; now all of them as the engine loads them (layers, names).
+    let calendars = match Calendars::load_files(&set) {
         Ok(c) => c,
         Err(e) => {
-            println!("{}: {e}", folder.display());
+            println!("{e}");
             return Ok(ExitCode::from(1));
         }
     };
     for path in &files {
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let Some(calendar) = calendars.get(stem) else {
+        let Some(calendar) = stem_of(path).and_then(|s| calendars.get(&s)) else {
             println!("{}: ok", path.display());
             continue;
         };

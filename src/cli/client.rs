@@ -1,8 +1,492 @@
+//! Commands that talk to a running server: `deploy`, `start`, `tasks`, `instance`, `token`.
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use yimen_workers::Client;
+use yimen_workers::Method;
+
+/// Where the server is and who we are.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Connection {
+    /// Server root URL.
+    #[arg(long, env = "YIMEN_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Access token (`yimen token create`; the first start of a server prints an admin token).
+    #[arg(long, env = "YIMEN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Connection {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(&self.server, self.token.clone())?)
+    }
+}
 
 #[derive(clap::Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Deploy a process file (with the YAML configuration and templates next to it).
+    Deploy {
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Start an instance of a deployed process.
+    Start {
+        /// Process key.
+        process: String,
+        /// A variable, `name=value`; the value is read as JSON when it parses (`3`, `true`,
+        /// `["a"]`), else as text.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Business key: starting again with the same key returns the existing instance.
+        #[arg(long)]
+        business_key: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List the tasks of a queue.
+    Tasks {
+        queue: String,
+        /// `open`, `claimed`, `completed`, ...
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show an instance: state, variables (personal data masked), open tasks and its timeline.
+    Instance {
+        id: String,
+        /// Print the raw JSON instead of the readable view.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Access tokens: create, list, revoke (admin only).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and stored only hashed.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: `admin`, `supervision`, `leadership`, or queues (`window`,
+        /// `department:civil_affairs`).
+        #[arg(long)]
+        roles: String,
+        /// Comma-separated organisation units (streets) the token is limited to.
+        #[arg(long)]
+        streets: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Revoke a token by name or id; it stops working at once.
+    Revoke {
+        name_or_id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List tokens (never their secret).
+    List {
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    match cmd {}
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(cmd))
+}
+
+async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Deploy { file, conn } => {
+            let body = deploy_body(&file)?;
+            let answer: Value = conn
+                .client()?
+                .call(Method::POST, "/definitions", Some(&body))
+                .await
+                .map_err(|e| diagnostics_error(e, &file))?;
+            let created = answer["created"].as_bool().unwrap_or(true);
+            println!(
+                "{} {} version {} ({})",
+                if created { "deployed" } else { "unchanged:" },
+                text(&answer["key"]),
+                text(&answer["version"]),
+                text(&answer["hash"]).chars().take(12).collect::<String>()
+            );
+        }
+        Command::Start {
+            process,
+            vars,
+            business_key,
+            conn,
+        } => {
+            let variables = parse_vars(&vars)?;
+            let body =
+                json!({"process": process, "business_key": business_key, "variables": variables});
+            let answer: Value = conn
+                .client()?
+                .call(Method::POST, "/instances", Some(&body))
+                .await?;
+            let existing = answer["existing"].as_bool().unwrap_or(false);
+            println!(
+                "{} instance {} of {} ({})",
+                if existing { "existing" } else { "started" },
+                text(&answer["id"]),
+                text(&answer["process"]),
+                text(&answer["status"])
+            );
+        }
+        Command::Tasks { queue, state, conn } => {
+            let mut path = format!("/tasks?queue={}", encode(&queue));
+            if let Some(state) = state {
+                path.push_str(&format!("&state={}", encode(&state)));
+            }
+            let answer: Value = conn
+                .client()?
+                .call::<(), _>(Method::GET, &path, None)
+                .await?;
+            print_tasks(&answer);
+        }
+        Command::Instance { id, json, conn } => {
+            let client = conn.client()?;
+            let id_path = encode(&id);
+            let instance: Value = client
+                .call::<(), _>(Method::GET, &format!("/instances/{id_path}"), None)
+                .await?;
+            let history: Value = client
+                .call::<(), _>(Method::GET, &format!("/instances/{id_path}/history"), None)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"instance": instance, "history": history})
+                    )?
+                );
+            } else {
+                print!("{}", timeline(&instance, &history));
+            }
+        }
+        Command::Token(TokenCommand::Create {
+            name,
+            roles,
+            streets,
+            conn,
+        }) => {
+            let roles: Vec<&str> = split_list(&roles);
+            let streets: Vec<&str> = streets.as_deref().map(split_list).unwrap_or_default();
+            let body = json!({"name": name, "roles": roles, "streets": streets});
+            let answer: Value = conn
+                .client()?
+                .call(Method::POST, "/tokens", Some(&body))
+                .await?;
+            println!("{}", text(&answer["token"]));
+            eprintln!(
+                "token `{}` created (id {}); it is shown only this once: store it now",
+                text(&answer["name"]),
+                text(&answer["id"])
+            );
+        }
+        Command::Token(TokenCommand::Revoke { name_or_id, conn }) => {
+            let path = format!("/tokens/{}/revoke", encode(&name_or_id));
+            let answer: Value = conn
+                .client()?
+                .call(Method::POST, &path, Some(&json!({})))
+                .await?;
+            println!("revoked token `{}`", text(&answer["name"]));
+        }
+        Command::Token(TokenCommand::List { conn }) => {
+            let answer: Value = conn
+                .client()?
+                .call::<(), _>(Method::GET, "/tokens", None)
+                .await?;
+            for token in answer["tokens"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<20} {:<38} roles={} streets={}{}",
+                    text(&token["name"]),
+                    text(&token["id"]),
+                    join(&token["roles"]),
+                    join(&token["streets"]),
+                    if token["revoked_at"].is_null() {
+                        ""
+                    } else {
+                        "  (revoked)"
+                    }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The body of `POST /definitions`: the process source and the files beside it that it may
+/// read (YAML configuration, templates), keyed by their path relative to the process file.
+pub fn deploy_body(file: &Path) -> anyhow::Result<Value> {
+    let (source, files) = process_files(file)?;
+    Ok(json!({
+        "file": file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        "source": source,
+        "files": files,
+    }))
+}
+
+/// A process file's source and the files beside it (YAML configuration, templates), keyed by
+/// their path relative to the process file's folder.
+pub fn process_files(file: &Path) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let source = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read process file {}", file.display()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut files = BTreeMap::new();
+    collect_files(dir, dir, &mut files, 0)?;
+    Ok((source, files))
+}
+
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    files: &mut BTreeMap<String, String>,
+    depth: usize,
+) -> anyhow::Result<()> {
+    if depth > 3 {
+        return Ok(());
+    }
+    let entries = match std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) {
+        Ok(entries) => entries,
+        Err(_) => return Ok(()),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(root, &path, files, depth + 1)?;
+            continue;
+        }
+        let name = path.to_string_lossy();
+        if [".yaml", ".yml", ".j2"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+        {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let content = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            files.insert(relative.to_string_lossy().replace('\\', "/"), content);
+        }
+    }
+    Ok(())
+}
+
+/// Turns a 422 with checker diagnostics into readable lines.
+fn diagnostics_error(err: yimen_workers::ClientError, file: &Path) -> anyhow::Error {
+    if let yimen_workers::ClientError::Api {
+        status: 422,
+        message,
+        details,
+        ..
+    } = &err
+    {
+        let mut out = format!("{} does not check: {message}", file.display());
+        for d in details["diagnostics"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "\n  {} {}{}",
+                text(&d["code"]),
+                text(&d["message"]),
+                d["help"]
+                    .as_str()
+                    .map(|h| format!(" (help: {h})"))
+                    .unwrap_or_default()
+            ));
+        }
+        out.push_str(&format!(
+            "\nrun `yimen check {}` to see where",
+            file.display()
+        ));
+        return anyhow::anyhow!(out);
+    }
+    err.into()
+}
+
+/// `--var k=v` pairs into a JSON object; values that parse as JSON keep their type.
+pub fn parse_vars(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut vars = Map::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("`--var {pair}` needs the form NAME=VALUE, e.g. --var household_size=3");
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            bail!("`--var {pair}` has no variable name before `=`");
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+        vars.insert(name.to_string(), value);
+    }
+    Ok(vars)
+}
+
+fn split_list(text: &str) -> Vec<&str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~:".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn join(value: &Value) -> String {
+    value
+        .as_array()
+        .map(|items| items.iter().map(text).collect::<Vec<_>>().join(","))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_tasks(answer: &Value) {
+    let tasks = answer["tasks"].as_array().cloned().unwrap_or_default();
+    if tasks.is_empty() {
+        println!("no tasks");
+        return;
+    }
+    for task in tasks {
+        println!(
+            "{}  {:<10} {:<24} {:<20} instance {}{}",
+            text(&task["id"]),
+            text(&task["state"]),
+            text(&task["node"]),
+            text(&task["queue"]),
+            text(&task["instance_id"]),
+            task["org_unit"]
+                .as_str()
+                .map(|u| format!("  [{u}]"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// The readable view of `yimen instance`: header, variables, open tasks, timeline.
+pub fn timeline(instance: &Value, history: &Value) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "instance {}  {} v{}  status: {}",
+        text(&instance["id"]),
+        text(&instance["process"]),
+        text(&instance["version"]),
+        text(&instance["status"]),
+    ));
+    if let Some(result) = instance["result"].as_str() {
+        out.push_str(&format!("  result: {result}"));
+    }
+    if let Some(key) = instance["business_key"].as_str() {
+        out.push_str(&format!("  business key: {key}"));
+    }
+    out.push('\n');
+    if let Some(vars) = instance["vars"]
+        .as_object()
+        .or(instance["variables"].as_object())
+        .filter(|v| !v.is_empty())
+    {
+        out.push_str("variables:\n");
+        for (name, value) in vars {
+            out.push_str(&format!("  {name} = {}\n", text(value)));
+        }
+    }
+    let tasks = instance["tasks"]
+        .as_array()
+        .or(instance["open_tasks"].as_array());
+    if let Some(tasks) = tasks.filter(|t| !t.is_empty()) {
+        out.push_str("open tasks:\n");
+        for task in tasks {
+            out.push_str(&format!(
+                "  {} ({}) in queue {}\n",
+                text(&task["node"]),
+                text(&task["id"]),
+                text(&task["queue"])
+            ));
+        }
+    }
+    let entries = history
+        .as_array()
+        .or(history["entries"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    out.push_str("timeline:\n");
+    for entry in entries {
+        let at = text(&entry["at"]);
+        let at = at.get(..19).unwrap_or(&at).replace('T', " ");
+        out.push_str(&format!(
+            "  {at}  {:<18} {:<20} {:<14} {}\n",
+            text(&entry["kind"]),
+            text(&entry["node"]),
+            text(&entry["actor"]),
+            text(&entry["text"]),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_keep_json_types_and_fall_back_to_text() {
+        let vars = parse_vars(&[
+            "household_size=3".into(),
+            "name=张三".into(),
+            "members=[\"a\",\"b\"]".into(),
+            "urgent=true".into(),
+            "note=a=b".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            Value::Object(vars),
+            json!({"household_size": 3, "name": "张三", "members": ["a", "b"], "urgent": true, "note": "a=b"})
+        );
+    }
+
+    #[test]
+    fn bad_var_says_the_form() {
+        let err = parse_vars(&["household_size".into()]).unwrap_err();
+        assert!(err.to_string().contains("NAME=VALUE"));
+        assert!(parse_vars(&["=3".into()]).is_err());
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode("东城"), "%E4%B8%9C%E5%9F%8E");
+        assert_eq!(
+            encode("department:civil_affairs"),
+            "department:civil_affairs"
+        );
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
 }

@@ -10,4 +10,5 @@ pub mod fmt;
 pub mod graph;
 pub mod ledger;
 pub mod serve;
+pub mod serve_timers;
 pub mod worker;

@@ -1,8 +1,200 @@
+//! `yimen serve`: opens (creating and migrating) the database, deploys every process file of
+//! the processes folder, and runs the HTTP API, the engine and its timers.
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use yimen_engine::api::{self, ApiConfig, ApiState};
+use yimen_engine::{DeployRequest, Engine};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// `sqlite:FILE`, a plain file path, or `postgres://user@host/db`.
+    #[arg(long, env = "YIMEN_DATABASE", default_value = "yimen.db")]
+    pub database: String,
+    /// Address to listen on.
+    #[arg(long, env = "YIMEN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Folder whose `*.flow` files are deployed at start (with their YAML and templates).
+    #[arg(long, default_value = "processes")]
+    pub processes: PathBuf,
+    #[command(flatten)]
+    pub timers: super::serve_timers::TimerArgs,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`yimen serve` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `yimen.db` → `sqlite:yimen.db`; URLs pass unchanged.
+pub fn database_url(database: &str) -> String {
+    if database.starts_with("sqlite:")
+        || database.starts_with("postgres://")
+        || database.starts_with("postgresql://")
+    {
+        database.to_string()
+    } else {
+        format!("sqlite:{database}")
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    let url = database_url(&args.database);
+    let (clock, manual) = super::serve_timers::clock(&args.timers)?;
+    let engine = Engine::open(&url, clock.clone(), default_due_dates())
+        .await
+        .with_context(|| format!("cannot open the database {}", args.database))?;
+    let deployed = deploy_folder(&engine, &args.processes).await?;
+    let state = ApiState::new(engine.clone(), ApiConfig::default());
+    if let Some(token) = api::access::bootstrap_admin(&state).await? {
+        println!("First start: created the admin token (shown only this once, store it now):");
+        println!("  {token}");
+        println!("  export YIMEN_TOKEN={token}");
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another server running there?",
+                args.listen
+            )
+        })?;
+    eprintln!(
+        "yimen serving http://{} (database {}, {} process(es) deployed from {})",
+        listener.local_addr()?,
+        redact(&url),
+        deployed,
+        args.processes.display()
+    );
+    let services = super::serve_timers::start(&engine, &args.timers, manual)?;
+    let app = api::router(state).layer(axum::Extension(services.clone()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down");
+        })
+        .await?;
+    services.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The calendar bridge the engine computes due dates with.
+pub fn default_due_dates() -> Arc<dyn yimen_engine::DueDates> {
+    Arc::new(yimen_engine::WeekdaysOnly)
+}
+
+/// Deploys every `*.flow` file directly in `dir`. A file that does not check stops the start,
+/// with its diagnostics.
+pub async fn deploy_folder(engine: &Engine, dir: &Path) -> anyhow::Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        eprintln!(
+            "note: no processes folder {}; deploy with `yimen deploy FILE`",
+            dir.display()
+        );
+        return Ok(0);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+        .collect();
+    files.sort();
+    for file in &files {
+        deploy_file(engine, file).await?;
+    }
+    Ok(files.len())
+}
+
+/// Deploys one process file with the files next to it.
+pub async fn deploy_file(engine: &Engine, file: &Path) -> anyhow::Result<yimen_engine::Deployment> {
+    let (source, files) = super::client::process_files(file)?;
+    let name = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match engine
+        .deploy(DeployRequest {
+            file: name,
+            source: source.clone(),
+            files,
+            model: None,
+        })
+        .await
+    {
+        Ok(deployment) => {
+            eprintln!(
+                "{} {} version {}",
+                if deployment.created {
+                    "deployed"
+                } else {
+                    "unchanged"
+                },
+                deployment.key,
+                deployment.version
+            );
+            Ok(deployment)
+        }
+        Err(yimen_engine::EngineError::Diagnostics(diagnostics)) => {
+            let mut text = format!("{} does not check:", file.display());
+            for d in &diagnostics {
+                text.push_str(&format!("\n  {} {}", d.code, d.message));
+                if let Some(help) = &d.help {
+                    text.push_str(&format!(" (help: {help})"));
+                }
+            }
+            text.push_str(&format!(
+                "\nrun `yimen check {}` for details, fix it or move it out of the folder",
+                file.display()
+            ));
+            Err(anyhow::anyhow!(text))
+        }
+        Err(other) => Err(other).with_context(|| format!("cannot deploy {}", file.display())),
+    }
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_argument_becomes_a_url() {
+        assert_eq!(database_url("yimen.db"), "sqlite:yimen.db");
+        assert_eq!(database_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(database_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:yimen.db"), "sqlite:yimen.db");
+    }
 }

@@ -207,6 +207,10 @@ pub(super) fn check(cx: &mut Cx) {
 
 /// The soundness check; `reduce: false` explores the net as written (tests compare both).
 pub(super) fn run(cx: &mut Cx, reduce: bool) {
+    if cx.nodes.len() != cx.process.nodes.len() {
+        // Two nodes share an id: edges are ambiguous (reported as a duplicate).
+        return;
+    }
     let Some(mut net) = Net::build(cx) else {
         return;
     };

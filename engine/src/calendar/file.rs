@@ -29,7 +29,7 @@ pub(crate) struct CalendarFile {
     #[serde(default)]
     pub time_zone: Option<Spanned<String>>,
     #[serde(default)]
-    pub office_hours: Option<Vec<Spanned<String>>>,
+    pub office_hours: Option<Spanned<Vec<Spanned<String>>>>,
     /// `true` when the calendar needs no yearly data (a plain Monday-Friday calendar).
     #[serde(default)]
     pub all_years: bool,
@@ -143,6 +143,13 @@ pub(crate) fn parse_period(text: &str) -> Option<(NaiveTime, NaiveTime)> {
 
 /// Parses a calendar file. A syntax or shape error is returned as the one issue.
 pub(crate) fn parse(text: &str) -> Result<CalendarFile, CheckIssue> {
+    if text.trim_start_matches('\u{feff}').trim().is_empty() {
+        return Err(issue(
+            None,
+            "the calendar file is empty",
+            "start it with `name: <file name>`; see docs/time.md for the keys",
+        ));
+    }
     serde_saphyr::from_str::<CalendarFile>(text).map_err(|err| {
         let line = err.location().map(|l| l.line()).filter(|l| *l > 0);
         let rendered = err.to_string();
@@ -249,16 +256,16 @@ fn weekday_name(date: NaiveDate) -> &'static str {
     }
 }
 
-fn check_office_hours(periods: &[Spanned<String>], issues: &mut Vec<CheckIssue>) {
-    if periods.is_empty() {
+fn check_office_hours(periods: &Spanned<Vec<Spanned<String>>>, issues: &mut Vec<CheckIssue>) {
+    if periods.value.is_empty() {
         issues.push(issue(
-            None,
+            line_of(periods),
             "`office_hours` is empty",
             "list at least one period, e.g. `- \"08:30-12:00\"`, or remove the key for the default",
         ));
     }
     let mut previous: Option<NaiveTime> = None;
-    for period in periods {
+    for period in &periods.value {
         match parse_period(&period.value) {
             None => issues.push(issue(
                 line_of(period),

@@ -191,8 +191,14 @@ impl Calendars {
         if paths.is_empty() {
             return Err(CalendarError::Empty(dir.to_path_buf()));
         }
+        Self::load_files(&paths)
+    }
+
+    /// Loads the given calendar files (e.g. a folder's files with one replaced by a draft, to
+    /// check the draft against the calendars it extends or that extend it).
+    pub fn load_files(paths: &[PathBuf]) -> Result<Calendars, CalendarError> {
         let mut parsed: BTreeMap<String, Parsed> = BTreeMap::new();
-        for path in paths {
+        for path in paths.iter().cloned() {
             let text = std::fs::read_to_string(&path).map_err(|source| CalendarError::Io {
                 path: path.clone(),
                 source,
@@ -362,6 +368,7 @@ fn build(
     }
     if let Some(periods) = &f.office_hours {
         calendar.office = periods
+            .value
             .iter()
             .filter_map(|p| file::parse_period(&p.value))
             .collect();
@@ -586,6 +593,20 @@ impl Calendar {
             .filter(|d| self.day_lenient(*d).workday)
             .count();
         Ok(sign * i64::try_from(count).unwrap_or(i64::MAX))
+    }
+
+    /// Like [`Calendar::between`], never failing: years without data are counted with weekends
+    /// only and returned, so a report can show an approximate figure and say so.
+    pub fn between_checked(&self, a: NaiveDate, b: NaiveDate) -> (i64, Vec<i32>) {
+        let (lo, hi, sign) = if a <= b { (a, b, 1) } else { (b, a, -1) };
+        let mut walk = Walk::default();
+        let mut count = 0i64;
+        for date in lo.iter_days().skip(1).take_while(|d| *d <= hi) {
+            if self.walk_day(date, &mut walk).workday {
+                count += 1;
+            }
+        }
+        (sign * count, walk.missing.into_iter().collect())
     }
 
     fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {

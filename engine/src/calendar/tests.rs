@@ -252,6 +252,9 @@ fn calendar_days_ending_on_a_rest_day_move_to_the_next_working_day() {
     let d = cn().add(bj("2026-09-24 10:00"), 7, Days);
     assert_eq!(local(d.at), "2026-10-08 17:30");
     assert_eq!(d.explanation.holidays_skipped.len(), 7);
+    // The local day counts: 01:00 on Saturday in Beijing is Friday in UTC.
+    let d = cn().add(bj("2026-11-21 01:00"), 7, Days);
+    assert_eq!(local(d.at), "2026-11-30 17:30");
     // Ends on a make-up Saturday: that day.
     assert_eq!(due(cn(), "2026-10-03 10:00", 7, Days), "2026-10-10 17:30");
     // Into 2027: provisional.
@@ -349,6 +352,15 @@ fn between_counts_working_days_after_a_up_to_b() {
     assert_eq!(b("2026-11-27", "2026-11-30"), 1);
     assert_eq!(b("2026-11-30", "2026-11-27"), -1);
     assert_eq!(b("2005-12-30", "2006-01-04"), 2);
+    assert_eq!(
+        cn().between_checked(date("2026-09-30"), date("2026-10-08")),
+        (1, vec![])
+    );
+    // 2026-12-31, then 2027-01-01 (Fri, no data) and 01-04: weekends only there.
+    assert_eq!(
+        cn().between_checked(date("2026-12-30"), date("2027-01-04")),
+        (3, vec![2027])
+    );
 }
 
 #[test]
@@ -420,35 +432,24 @@ fn a_local_layer_adds_days_off_to_its_base() {
     assert_eq!(d.explanation.holidays_skipped[0].name, "示例地方休息日");
 }
 
-const BAD: &str = r#"name: broken
-time_zone: Mars/Olympus
-office_hours:
-  - "14:30-12:00"
-  - "8.30-12"
-years:
-  2027:
-    holidays:
-      - name: 春节
-        from: 2027-02-06
-        to: 2027-02-12
-      - from: 2027-02-10
-        to: 2027-02-11
-      - name: 元旦
-        from: 2026-12-31
-        to: 2027-01-01
-    make_up_days:
-      - date: 2027-02-15
-        name: 春节补班
-      - date: 2027-02-07
-      - date: 2028-01-08
-        name: 元旦补班
-"#;
-
+/// Each file of `engine/tests/calendar_check/` is checked; the snapshot is the report.
+/// Adding a case is adding a file.
 #[test]
 fn check_reports_every_problem_with_its_line() {
-    let issues = check_text(BAD, Some("broken_file"));
-    let rendered: Vec<String> = issues.iter().map(ToString::to_string).collect();
-    insta::assert_snapshot!(rendered.join("\n"));
+    insta::glob!("../../tests/calendar_check", "*.yaml", |path| {
+        let text = std::fs::read_to_string(path).expect("case file");
+        let stem = path.file_stem().and_then(|s| s.to_str());
+        let rendered: Vec<String> = check_text(&text, stem)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let report = if rendered.is_empty() {
+            "no problems".to_string()
+        } else {
+            rendered.join("\n")
+        };
+        insta::assert_snapshot!(report);
+    });
 }
 
 #[test]
@@ -476,6 +477,8 @@ fn check_reports_yaml_errors_with_their_line() {
             "missing field `date`",
         ),
     ];
+    let empty = check_text("\n  \n", None);
+    assert!(empty[0].message.contains("empty"), "{empty:?}");
     let layer = check_text("name: x\nextends: cn_mainland\nall_years: true\n", None);
     assert_eq!(layer[0].line, Some(2), "{layer:?}");
     assert!(

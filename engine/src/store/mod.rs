@@ -9,6 +9,8 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod timers;
+pub mod tokens;
 
 use serde::Serialize;
 

@@ -1,0 +1,251 @@
+//! Ledger export, health, the OpenAPI document, tokens and the record of refused calls.
+
+use super::dto::*;
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
+use crate::auth::{self, Principal, Role};
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The electronic ledger (台账): every history entry in a time range, as JSON or CSV.
+/// Admin, supervision and leadership only.
+#[utoipa::path(get, path = "/ledger", tag = "ledger",
+    params(LedgerQuery),
+    responses((status = 200, description = "entries (JSON) or text/csv", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn ledger(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<LedgerQuery>,
+) -> Result<Response, ApiError> {
+    if !principal.is_overseer() {
+        return Err(ApiError::forbidden(
+            "the ledger is for admin, supervision and leadership tokens",
+        ));
+    }
+    let from = match &query.from {
+        Some(text) => parse_instant(text, false)?,
+        None => DateTime::<Utc>::MIN_UTC,
+    };
+    let to = match &query.to {
+        Some(text) => parse_instant(text, true)?,
+        None => DateTime::<Utc>::MAX_UTC,
+    };
+    if from > to {
+        return Err(ApiError::bad_request("`from` is after `to`"));
+    }
+    let entries = state.engine.ledger_export(from, to).await?;
+    match query.format.as_deref().unwrap_or("json") {
+        "json" => Ok(ApiJson(serde_json::json!({ "entries": entries })).into_response()),
+        "csv" => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::ledger::to_csv(&entries),
+        )
+            .into_response()),
+        other => Err(ApiError::bad_request(format!(
+            "unknown format `{other}`: use json or csv"
+        ))),
+    }
+}
+
+/// `2026-09-01` (the whole day, UTC) or an RFC 3339 instant.
+fn parse_instant(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(format!(
+            "`{text}` is neither a date (2026-09-01) nor an RFC 3339 instant"
+        ))
+    })?;
+    let time = if end_of_day {
+        date.and_hms_milli_opt(23, 59, 59, 999)
+    } else {
+        date.and_hms_opt(0, 0, 0)
+    };
+    time.map(|t| t.and_utc())
+        .ok_or_else(|| ApiError::bad_request(format!("`{text}` is not a valid date")))
+}
+
+/// Is the server up and its database reachable? Needs no token.
+#[utoipa::path(get, path = "/health", tag = "meta", security(()),
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub(super) async fn health(State(state): State<ApiState>) -> (StatusCode, ApiJson<Health>) {
+    let database = match state.engine.pool() {
+        crate::store::StorePool::Sqlite(_) => "sqlite",
+        crate::store::StorePool::Postgres(_) => "postgres",
+    };
+    let ok = state.tokens.count().await.is_ok();
+    let health = Health {
+        status: if ok { "ok" } else { "degraded" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        database: database.into(),
+    };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, ApiJson(health))
+}
+
+/// This document. Needs no token.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub(super) async fn openapi_json() -> Response {
+    ApiJson(super::openapi()).into_response()
+}
+
+/// Create a token (admin only). The secret is in this answer only; it is stored hashed.
+#[utoipa::path(post, path = "/tokens", tag = "tokens",
+    request_body = TokenBody,
+    responses((status = 201, body = TokenCreated), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn create_token(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<TokenBody>,
+) -> Result<(StatusCode, ApiJson<TokenCreated>), ApiError> {
+    require_admin(&principal, "create tokens")?;
+    let mut problems = Vec::new();
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        problems.push(
+            serde_json::json!({"field": "name", "message": "give a name of 1 to 100 characters"}),
+        );
+    }
+    let roles = match Role::parse_list(&body.roles.join(",")) {
+        Ok(roles) => roles,
+        Err(message) => {
+            problems.push(serde_json::json!({"field": "roles", "message": message}));
+            Vec::new()
+        }
+    };
+    let streets: Vec<String> = body
+        .streets
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !problems.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            "the token request has problems; see details.problems",
+            serde_json::json!({ "problems": problems }),
+        ));
+    }
+    if state.tokens.find_by_name(name).await?.is_some() {
+        return Err(ApiError::conflict(
+            "conflict",
+            format!(
+                "an active token is already named `{name}`; revoke it first or pick another name"
+            ),
+        ));
+    }
+    let token = auth::generate_token();
+    let now = state.engine.clock().now();
+    let info = state
+        .tokens
+        .create(name, &roles, &streets, &token.hash, now)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(TokenCreated {
+            info: info.into(),
+            token: token.plain,
+        }),
+    ))
+}
+
+/// Every token, active and revoked (admin only). Secrets are never shown.
+#[utoipa::path(get, path = "/tokens", tag = "tokens",
+    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn list_tokens(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<ApiJson<TokenList>, ApiError> {
+    require_admin(&principal, "list tokens")?;
+    Ok(ApiJson(TokenList {
+        tokens: state
+            .tokens
+            .list()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    }))
+}
+
+/// Revoke a token by name or id (admin only); it stops working at once on this server.
+#[utoipa::path(post, path = "/tokens/{name_or_id}/revoke", tag = "tokens",
+    params(("name_or_id" = String, Path)),
+    responses((status = 200, body = TokenInfo), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn revoke_token(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(name_or_id): ApiPath<String>,
+) -> Result<ApiJson<TokenInfo>, ApiError> {
+    require_admin(&principal, "revoke tokens")?;
+    let now = state.engine.clock().now();
+    let revoked = state.tokens.revoke(&name_or_id, now).await?;
+    state.cache.clear();
+    match revoked {
+        Some(info) => Ok(ApiJson(info.into())),
+        None => Err(ApiError::not_found(format!(
+            "no active token named or numbered `{name_or_id}`; `yimen token list` shows them"
+        ))),
+    }
+}
+
+/// Refused calls (401, 403), newest first (admin and supervision).
+#[utoipa::path(get, path = "/refusals", tag = "tokens",
+    responses((status = 200, body = RefusalList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn refusals(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<ApiJson<RefusalList>, ApiError> {
+    if !principal.is_admin() && !principal.roles.contains(&Role::Supervision) {
+        return Err(ApiError::forbidden(
+            "refused calls are for admin and supervision tokens",
+        ));
+    }
+    Ok(ApiJson(RefusalList {
+        refusals: state
+            .tokens
+            .refusals(500)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    }))
+}
+
+fn require_admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "only an admin token may {what}"
+        )))
+    }
+}
+
+pub(super) async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}; GET /openapi.json lists every route",
+        uri.path()
+    ))
+}
+
+pub(super) async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::MethodNotAllowed {
+        message: format!(
+            "{} does not accept {method}; GET /openapi.json lists every route",
+            uri.path()
+        ),
+    }
+    .into_response()
+}

@@ -1,0 +1,288 @@
+//! Request and response bodies of the API, as the OpenAPI document describes them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /definitions`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct DeployBody {
+    /// File name of the process (for diagnostics), e.g. `social_assistance.flow`.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// The process source text.
+    pub source: String,
+    /// Files the process reads (YAML configuration, templates) by path relative to it.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+pub struct VersionQuery {
+    /// A deployed version; the latest when absent.
+    pub version: Option<i64>,
+}
+
+/// `POST /instances`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct StartBody {
+    /// Process key.
+    pub process: String,
+    /// Starting again with the same business key returns the existing instance.
+    #[serde(default)]
+    pub business_key: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+}
+
+/// `POST /instances/{id}/messages/{name}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub struct MessageBody {
+    /// The message payload: the variables the waiting step sets.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+}
+
+/// `POST /instances/{id}/cancel`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub struct CancelBody {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /tasks/claim`: fetch-and-lock.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ClaimBody {
+    /// Queue names: a role (`window`) or a keyed role (`department:civil_affairs`).
+    pub queues: Vec<String>,
+    /// Name of the worker, recorded in the history.
+    pub worker: String,
+    /// Most tasks to return (1..=100).
+    #[serde(default = "one")]
+    pub max: u32,
+    /// Lease length; after it the task may be claimed by someone else.
+    #[serde(default = "sixty")]
+    pub lease_seconds: u32,
+    /// Long poll: wait up to this long for a task (0 = answer at once).
+    #[serde(default)]
+    pub wait_seconds: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn sixty() -> u32 {
+    60
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClaimResponse {
+    pub tasks: Vec<ClaimedTask>,
+}
+
+/// A claimed task with its fencing lock token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClaimedTask {
+    pub id: String,
+    pub instance_id: String,
+    pub process: String,
+    pub node: String,
+    pub label: Option<String>,
+    pub queue: String,
+    /// Organisation unit (street) of the case, for scoped queues.
+    pub org_unit: Option<String>,
+    /// Every later call on this task must carry it; a newer claim makes it useless.
+    pub lock_token: String,
+    /// RFC 3339.
+    pub lease_expires_at: String,
+    pub outcomes: Vec<String>,
+    /// Variables the completion must or may set.
+    pub fields: Vec<TaskField>,
+    /// Case data the worker needs to do the task.
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+    /// The element of a for-each task.
+    #[schema(value_type = Object)]
+    pub item: Option<Value>,
+    /// Failures so far.
+    pub attempts: u32,
+}
+
+/// A variable a task's completion sets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskField {
+    pub name: String,
+    /// `text`, `integer`, `decimal`, `boolean`, `date`, `list<...>`, an enum name ...
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub required: bool,
+    pub label: Option<String>,
+}
+
+/// `POST /tasks/{id}/complete`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CompleteBody {
+    pub lock_token: String,
+    /// One of the task's outcomes (may be omitted when the task has exactly one).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+}
+
+/// `POST /tasks/{id}/extend`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ExtendBody {
+    pub lock_token: String,
+    #[serde(default = "sixty")]
+    pub lease_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExtendResponse {
+    pub lock_token: String,
+    pub lease_expires_at: String,
+}
+
+/// `POST /tasks/{id}/release`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ReleaseBody {
+    pub lock_token: String,
+}
+
+/// `POST /tasks/{id}/fail`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct FailBody {
+    pub lock_token: String,
+    /// What went wrong (shown on the incident).
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FailResponse {
+    /// `retry`: claimable again at `retry_at`; `incident`: raised on the instance.
+    pub state: String,
+    pub retry_at: Option<String>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+pub struct TaskListQuery {
+    /// Queue name; all queues of the token when absent.
+    pub queue: Option<String>,
+    /// `open`, `claimed`, `completed`, `failed`, `cancelled`.
+    pub state: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskList {
+    #[schema(value_type = Vec<Object>)]
+    pub tasks: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+pub struct LedgerQuery {
+    /// First day (`2026-09-01`) or instant (RFC 3339), inclusive.
+    pub from: Option<String>,
+    /// Last day or instant, inclusive.
+    pub to: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// `POST /tokens`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct TokenBody {
+    pub name: String,
+    /// `admin`, `supervision`, `leadership`, or queue names.
+    pub roles: Vec<String>,
+    /// Organisation units the token is limited to; empty = all.
+    #[serde(default)]
+    pub streets: Vec<String>,
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub streets: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A new token: `token` is shown only in this answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// A refused call, as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Refusal {
+    pub at: String,
+    pub token: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefusalList {
+    pub refusals: Vec<Refusal>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    pub status: String,
+    pub version: String,
+    pub database: String,
+}
+
+fn millis_to_text(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+impl From<crate::store::tokens::TokenRecord> for TokenInfo {
+    fn from(r: crate::store::tokens::TokenRecord) -> TokenInfo {
+        TokenInfo {
+            id: r.id,
+            name: r.name,
+            roles: r.roles,
+            streets: r.streets,
+            created_at: millis_to_text(r.created_at),
+            revoked_at: r.revoked_at.map(millis_to_text),
+        }
+    }
+}
+
+impl From<crate::store::tokens::RefusalRecord> for Refusal {
+    fn from(r: crate::store::tokens::RefusalRecord) -> Refusal {
+        Refusal {
+            at: millis_to_text(r.at),
+            token: r.token_name,
+            method: r.method,
+            path: r.path,
+            status: u16::try_from(r.status).unwrap_or(0),
+            reason: r.reason,
+        }
+    }
+}

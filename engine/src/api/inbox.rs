@@ -1,0 +1,98 @@
+//! `GET /inbox?role=`, `POST /inbox/{id}/ack`: escalations and notices for a role.
+
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
+use crate::auth::Principal;
+use crate::inbox::{self, InboxItem, InboxState};
+use axum::Extension;
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The inbox routes (mounted under `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(ack))
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+pub(super) struct InboxQuery {
+    /// Recipient: a queue (`supervision`, `window`, `department:civil_affairs`), `applicant`
+    /// or `worker:<id>`.
+    role: Option<String>,
+    /// `open`, `acked` or `closed`; all when absent.
+    state: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+/// May `principal` read and acknowledge the inbox of `recipient`? Overseers read every inbox;
+/// a queue role reads its own; the applicant's notices are read by the window that told them.
+fn may_read(principal: &Principal, recipient: &str) -> bool {
+    if principal.is_overseer() {
+        return true;
+    }
+    match recipient {
+        "applicant" => principal.holds_queue("window"),
+        r if r.starts_with("worker:") => false,
+        queue => principal.holds_queue(queue),
+    }
+}
+
+/// Items of a role's inbox, oldest first. Escalations whose late task is finished (or whose
+/// clock stopped) are `closed`.
+#[utoipa::path(get, path = "/inbox", tag = "inbox",
+    params(InboxQuery),
+    responses((status = 200, description = "`{\"items\": [...]}`", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<InboxQuery>,
+) -> Result<ApiJson<serde_json::Value>, ApiError> {
+    let Some(role) = query.role.as_deref().filter(|r| !r.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "give the inbox to list: ?role=supervision (a queue name, `applicant` or `worker:<id>`)",
+        ));
+    };
+    let wanted = match query.state.as_deref() {
+        None => None,
+        Some(s) => Some(InboxState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown state `{s}`: use open, acked or closed"))
+        })?),
+    };
+    if !may_read(&principal, role) {
+        return Err(ApiError::forbidden(format!(
+            "this token may not read the inbox of `{role}`"
+        )));
+    }
+    let items: Vec<InboxItem> =
+        inbox::list(&state.engine, role, wanted, query.limit.unwrap_or(100)).await?;
+    Ok(ApiJson(serde_json::json!({ "items": items })))
+}
+
+/// Acknowledges an item (the caller has seen it and acts). Acknowledging again answers the
+/// item unchanged; a closed item answers 409.
+#[utoipa::path(post, path = "/inbox/{id}/ack", tag = "inbox",
+    params(("id" = String, Path, description = "inbox item id")),
+    responses((status = 200, description = "the item", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn ack(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<InboxItem>, ApiError> {
+    let item = crate::inbox::get(&state.engine, &id).await?;
+    if !may_read(&principal, &item.recipient) {
+        return Err(ApiError::forbidden(format!(
+            "this token may not acknowledge items of `{}`",
+            item.recipient
+        )));
+    }
+    Ok(ApiJson(
+        inbox::ack(&state.engine, &id, &principal.name).await?,
+    ))
+}

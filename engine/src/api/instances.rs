@@ -1,0 +1,212 @@
+//! `/instances`: start cases, read them (personal data masked), send messages, cancel.
+
+use super::definitions::to_json;
+use super::dto::{CancelBody, MessageBody, StartBody};
+use super::{ApiError, ApiJson, ApiPath, ApiState, ErrorBody};
+use crate::auth::Principal;
+use crate::engine::{StartRequest, TaskFilter};
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::Value;
+
+/// Start an instance. A business key already used for this process returns the existing
+/// instance (200, `existing: true`) instead of starting a second.
+#[utoipa::path(post, path = "/instances", tag = "instances",
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "started", body = Object),
+        (status = 200, description = "the instance with this business key", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "no such process", body = ErrorBody),
+        (status = 422, description = "missing or mistyped variables", body = ErrorBody),
+    ))]
+pub(super) async fn start(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    if !principal.may_start() {
+        return Err(ApiError::forbidden(
+            "this token only reads; starting cases needs an admin or a queue role",
+        ));
+    }
+    let view = state
+        .engine
+        .start(StartRequest {
+            process: body.process,
+            business_key: body.business_key,
+            vars: body.variables,
+            actor: principal.name.clone(),
+        })
+        .await?;
+    let status = if view.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, ApiJson(to_json(&view)?)))
+}
+
+/// An instance: state, variables (personal data masked), active steps, open tasks, timers,
+/// result.
+#[utoipa::path(get, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_one(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let view = state.engine.instance(&id).await?;
+    check_sees(&state, &principal, &id).await?;
+    Ok(ApiJson(to_json(&view)?))
+}
+
+/// The instance's history (its part of the ledger), in order.
+#[utoipa::path(get, path = "/instances/{id}/history", tag = "instances",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn history(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    state.engine.instance(&id).await?;
+    check_sees(&state, &principal, &id).await?;
+    let entries = state.engine.history(&id).await?;
+    Ok(ApiJson(
+        serde_json::json!({ "entries": to_json(&entries)? }),
+    ))
+}
+
+/// Documents issued for the instance (notices, publicity lists).
+#[utoipa::path(get, path = "/instances/{id}/documents", tag = "instances",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn documents(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    state.engine.instance(&id).await?;
+    check_sees(&state, &principal, &id).await?;
+    let documents = state.engine.documents(&id).await?;
+    Ok(ApiJson(
+        serde_json::json!({ "documents": to_json(&documents)? }),
+    ))
+}
+
+/// Deliver a named message to an instance waiting for it (409 when it is not waiting).
+#[utoipa::path(post, path = "/instances/{id}/messages/{name}", tag = "instances",
+    params(("id" = String, Path), ("name" = String, Path)),
+    request_body = MessageBody,
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn message(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((id, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<MessageBody>,
+) -> Result<ApiJson<Value>, ApiError> {
+    if !principal.may_start() {
+        return Err(ApiError::forbidden(
+            "this token only reads; sending messages needs an admin or a queue role",
+        ));
+    }
+    state.engine.instance(&id).await?;
+    check_sees(&state, &principal, &id).await?;
+    let view = state
+        .engine
+        .message(&id, &name, body.variables, &principal.name)
+        .await?;
+    Ok(ApiJson(to_json(&view)?))
+}
+
+/// Cancel a running instance (admin only).
+#[utoipa::path(post, path = "/instances/{id}/cancel", tag = "instances",
+    params(("id" = String, Path)),
+    request_body = CancelBody,
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn cancel(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> Result<ApiJson<Value>, ApiError> {
+    if !principal.is_admin() {
+        return Err(ApiError::forbidden(
+            "only an admin token may cancel instances",
+        ));
+    }
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "cancelled by an operator".into());
+    let view = state.engine.cancel(&id, &reason, &principal.name).await?;
+    Ok(ApiJson(to_json(&view)?))
+}
+
+/// Retry the steps of an instance parked as an incident (admin only).
+#[utoipa::path(post, path = "/instances/{id}/incident/resolve", tag = "instances",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn resolve_incident(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    if !principal.is_admin() {
+        return Err(ApiError::forbidden(
+            "only an admin token may resolve incidents",
+        ));
+    }
+    let view = state.engine.resolve_incident(&id, &principal.name).await?;
+    Ok(ApiJson(to_json(&view)?))
+}
+
+/// Admins and unrestricted overseers see every case; others see the cases that have (or had) a
+/// task in one of their queues and organisation units.
+pub(super) async fn check_sees(
+    state: &ApiState,
+    principal: &Principal,
+    instance: &str,
+) -> Result<(), ApiError> {
+    if principal.is_overseer() && principal.streets.is_empty() {
+        return Ok(());
+    }
+    let tasks = state
+        .engine
+        .tasks(TaskFilter {
+            instance: Some(instance.to_string()),
+            limit: Some(10_000),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let visible = tasks.iter().any(|task| {
+        let unit = task.org_unit.as_deref();
+        if principal.is_overseer() {
+            principal.sees_unit(unit)
+        } else {
+            principal.works_queue(&task.queue, unit)
+        }
+    });
+    if visible {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "token `{}` may not see instance {instance}: none of its tasks is in the token's queues{}",
+            principal.name,
+            if principal.streets.is_empty() {
+                String::new()
+            } else {
+                format!(" and streets ({})", principal.streets.join(", "))
+            }
+        )))
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP API under `/api/v1` (axum). Every route is registered through utoipa-axum, so the
+//! router and `GET /openapi.json` come from one list and cannot drift apart.
+//!
+//! Access: every call under `/api/v1` except `health` and `openapi.json` carries a bearer token
+//! ([`access`]); refused calls (401, 403) are recorded in `access_refusals`.
+
+pub mod access;
+mod admin;
+mod clock;
+mod definitions;
+pub mod dto;
+pub mod error;
+mod inbox;
+mod instances;
+mod reports;
+mod tasks;
+
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+
+use crate::Engine;
+use crate::store::tokens::TokenStore;
+use axum::Router;
+use axum::routing::get;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Tunables of the API layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Longest long-poll wait a claim may ask for.
+    pub max_wait: Duration,
+    /// While a claim waits, how often it looks at the database anyway, for tasks created by
+    /// another server sharing it (this server's own tasks wake it at once).
+    pub fallback_poll: Duration,
+    /// Longest lease a claim or extension may ask for.
+    pub max_lease_seconds: u32,
+    /// Failures of one task before it becomes an incident on its instance.
+    pub max_attempts: u32,
+    /// First retry delay after a failure; doubled after every further failure.
+    pub retry_backoff: Duration,
+    /// How long an authenticated token is trusted before it is looked up again (revocations
+    /// through this server take effect at once; through another server after this long).
+    pub token_cache: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_wait: Duration::from_secs(60),
+            fallback_poll: Duration::from_secs(1),
+            max_lease_seconds: 3600,
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(10),
+            token_cache: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: Engine,
+    pub tokens: TokenStore,
+    pub config: Arc<ApiConfig>,
+    pub(crate) cache: access::TokenCache,
+}
+
+impl ApiState {
+    pub fn new(engine: Engine, config: ApiConfig) -> ApiState {
+        let tokens = TokenStore::new(engine.pool().clone());
+        ApiState {
+            engine,
+            tokens,
+            config: Arc::new(config),
+            cache: access::TokenCache::default(),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "yimen API",
+        description = "Deploy processes, start and follow instances, and work task queues. \
+                       Every call except `health` and `openapi.json` needs `Authorization: Bearer <token>`. \
+                       Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn routes() -> OpenApiRouter<ApiState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(definitions::deploy, definitions::list))
+        .routes(routes!(definitions::get_one))
+        .routes(routes!(instances::start))
+        .routes(routes!(instances::get_one))
+        .routes(routes!(instances::history))
+        .routes(routes!(instances::documents))
+        .routes(routes!(instances::message))
+        .routes(routes!(instances::cancel))
+        .routes(routes!(instances::resolve_incident))
+        .routes(routes!(tasks::claim))
+        .routes(routes!(tasks::complete))
+        .routes(routes!(tasks::extend))
+        .routes(routes!(tasks::release))
+        .routes(routes!(tasks::fail))
+        .routes(routes!(tasks::list))
+        .routes(routes!(admin::ledger))
+        .routes(routes!(admin::health))
+        .routes(routes!(admin::openapi_json))
+        .routes(routes!(admin::create_token, admin::list_tokens))
+        .routes(routes!(admin::revoke_token))
+        .routes(routes!(admin::refusals))
+        .merge(inbox::routes())
+        .merge(clock::routes())
+        .merge(reports::routes());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The whole HTTP application.
+pub fn router(state: ApiState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    router
+        .route("/openapi.json", get(admin::openapi_json))
+        .fallback(admin::no_route)
+        .method_not_allowed_fallback(admin::no_method)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::authenticate,
+        ))
+        .with_state(state)
+}

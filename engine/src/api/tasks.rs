@@ -1,0 +1,366 @@
+//! `/tasks`: fetch-and-lock with fencing lock tokens and long polling, completion, lease
+//! extension, release, failure with retries, listing.
+
+use super::definitions::to_json;
+use super::dto::*;
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
+use crate::auth::Principal;
+use crate::engine::{self, TaskFilter};
+use axum::Extension;
+use axum::extract::State;
+use chrono::SecondsFormat;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+/// Most tasks one claim may return.
+const MAX_CLAIM: u32 = 100;
+
+/// Claim up to `max` tasks from the given queues, each locked for `lease_seconds` with a fresh
+/// lock token. With `wait_seconds`, waits until a task is ready (answering as soon as one is)
+/// or the time is up (then `tasks` is empty).
+#[utoipa::path(post, path = "/tasks/claim", tag = "tasks",
+    request_body = ClaimBody,
+    responses((status = 200, body = ClaimResponse), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn claim(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<ClaimBody>,
+) -> Result<ApiJson<ClaimResponse>, ApiError> {
+    let mut problems = Vec::new();
+    if body.queues.is_empty() {
+        problems.push(problem("queues", "name at least one queue"));
+    }
+    if body.worker.trim().is_empty() {
+        problems.push(problem(
+            "worker",
+            "give the worker a name (it is recorded in the history)",
+        ));
+    }
+    if body.max == 0 || body.max > MAX_CLAIM {
+        problems.push(problem(
+            "max",
+            &format!("must be between 1 and {MAX_CLAIM}"),
+        ));
+    }
+    check_lease(&state, body.lease_seconds, &mut problems);
+    let max_wait = state.config.max_wait.as_secs();
+    if u64::from(body.wait_seconds) > max_wait {
+        problems.push(problem(
+            "wait_seconds",
+            &format!("must be at most {max_wait}"),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    if let Some(queue) = body.queues.iter().find(|q| !principal.holds_queue(q)) {
+        return Err(ApiError::forbidden(format!(
+            "token `{}` may not claim from queue `{queue}`",
+            principal.name
+        )));
+    }
+    let request = engine::ClaimRequest {
+        queues: body.queues.clone(),
+        org_units: (!principal.streets.is_empty()).then(|| principal.streets.clone()),
+        worker: body.worker.clone(),
+        max: body.max,
+        lease: chrono::Duration::seconds(i64::from(body.lease_seconds)),
+    };
+    // Subscribe before the first look, so that a task created in between still wakes us.
+    let mut created = state.engine.subscribe_tasks();
+    let deadline = Instant::now() + Duration::from_secs(u64::from(body.wait_seconds));
+    loop {
+        let claimed = state.engine.claim(request.clone()).await?;
+        if !claimed.is_empty() || Instant::now() >= deadline {
+            let tasks = claimed
+                .into_iter()
+                .map(claimed_dto)
+                .collect::<Result<_, _>>()?;
+            return Ok(ApiJson(ClaimResponse { tasks }));
+        }
+        let next_look = deadline.min(Instant::now() + state.config.fallback_poll);
+        loop {
+            tokio::select! {
+                received = created.recv() => match received {
+                    Ok(queue) if body.queues.iter().any(|q| *q == queue) => break,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => {
+                        tokio::time::sleep_until(next_look).await;
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep_until(next_look) => break,
+            }
+        }
+    }
+}
+
+/// Complete a claimed task with an outcome and variables. 409 when the lock token is not the
+/// current one (lease lost, or completed already); 422 with every problem when an outcome is
+/// unknown or a variable is missing or mistyped (nothing changes then).
+#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks",
+    params(("id" = String, Path)),
+    request_body = CompleteBody,
+    responses((status = 200, description = "the instance after the completion", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn complete(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CompleteBody>,
+) -> Result<ApiJson<serde_json::Value>, ApiError> {
+    check_task(&state, &principal, &id).await?;
+    let lock_token = lock_token(&body.lock_token)?;
+    let view = state
+        .engine
+        .complete(engine::CompleteRequest {
+            task_id: id,
+            lock_token,
+            outcome: body.outcome,
+            vars: body.variables,
+            actor: principal.name.clone(),
+        })
+        .await?;
+    Ok(ApiJson(to_json(&view)?))
+}
+
+/// Extend the lease of a claimed task.
+#[utoipa::path(post, path = "/tasks/{id}/extend", tag = "tasks",
+    params(("id" = String, Path)),
+    request_body = ExtendBody,
+    responses((status = 200, body = ExtendResponse), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn extend(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ExtendBody>,
+) -> Result<ApiJson<ExtendResponse>, ApiError> {
+    let mut problems = Vec::new();
+    check_lease(&state, body.lease_seconds, &mut problems);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    check_task(&state, &principal, &id).await?;
+    let lock_token = lock_token(&body.lock_token)?;
+    let claimed = state
+        .engine
+        .extend(
+            &id,
+            lock_token,
+            chrono::Duration::seconds(i64::from(body.lease_seconds)),
+        )
+        .await?;
+    Ok(ApiJson(ExtendResponse {
+        lock_token: claimed.lock_token.to_string(),
+        lease_expires_at: claimed
+            .lock_expires_at
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+    }))
+}
+
+/// Give a claimed task back unfinished: it is claimable again at once.
+#[utoipa::path(post, path = "/tasks/{id}/release", tag = "tasks",
+    params(("id" = String, Path)),
+    request_body = ReleaseBody,
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn release(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> Result<ApiJson<serde_json::Value>, ApiError> {
+    check_task(&state, &principal, &id).await?;
+    let lock_token = lock_token(&body.lock_token)?;
+    state
+        .engine
+        .release(&id, lock_token, &principal.name)
+        .await?;
+    Ok(ApiJson(serde_json::json!({ "released": id })))
+}
+
+/// An automated worker could not do the task: it is retried with back-off, and after the last
+/// attempt it becomes an incident on its instance (resolved by an operator).
+#[utoipa::path(post, path = "/tasks/{id}/fail", tag = "tasks",
+    params(("id" = String, Path)),
+    request_body = FailBody,
+    responses((status = 200, body = FailResponse), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn fail(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<FailBody>,
+) -> Result<ApiJson<FailResponse>, ApiError> {
+    let task = check_task(&state, &principal, &id).await?;
+    let lock_token = lock_token(&body.lock_token)?;
+    let attempts = u32::try_from(task.failures).unwrap_or(0).saturating_add(1);
+    let retry_after = (attempts < state.config.max_attempts).then(|| {
+        let factor = 2u32.saturating_pow(attempts - 1);
+        state.config.retry_backoff.saturating_mul(factor)
+    });
+    let now = state.engine.clock().now();
+    state
+        .engine
+        .fail(engine::FailRequest {
+            task_id: id,
+            lock_token,
+            error: body.error,
+            retry_after: retry_after.and_then(|d| chrono::Duration::from_std(d).ok()),
+            actor: principal.name.clone(),
+        })
+        .await?;
+    Ok(ApiJson(match retry_after {
+        Some(after) => FailResponse {
+            state: "retry".into(),
+            retry_at: chrono::Duration::from_std(after)
+                .ok()
+                .map(|d| (now + d).to_rfc3339_opts(SecondsFormat::Millis, true)),
+            attempts,
+        },
+        None => FailResponse {
+            state: "incident".into(),
+            retry_at: None,
+            attempts,
+        },
+    }))
+}
+
+/// Tasks of a queue, newest first. Without `queue`: every queue of the token.
+#[utoipa::path(get, path = "/tasks", tag = "tasks",
+    params(TaskListQuery),
+    responses((status = 200, body = TaskList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<TaskListQuery>,
+) -> Result<ApiJson<TaskList>, ApiError> {
+    let queues = match &query.queue {
+        Some(queue) if !principal.holds_queue(queue) && !principal.is_overseer() => {
+            return Err(ApiError::forbidden(format!(
+                "token `{}` may not see queue `{queue}`",
+                principal.name
+            )));
+        }
+        Some(queue) => Some(vec![queue.clone()]),
+        None if principal.is_overseer() => None,
+        None => Some(principal.queues().map(str::to_string).collect()),
+    };
+    let state_filter = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(engine::TaskState::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown task state `{text}`: use open, claimed, completed, failed or cancelled"
+            ))
+        })?),
+    };
+    let tasks = state
+        .engine
+        .tasks(TaskFilter {
+            queues,
+            org_units: (!principal.streets.is_empty()).then(|| principal.streets.clone()),
+            state: state_filter,
+            instance: None,
+            limit: Some(query.limit.unwrap_or(100).min(1000)),
+        })
+        .await?;
+    let tasks = tasks.iter().map(to_json).collect::<Result<_, _>>()?;
+    Ok(ApiJson(TaskList { tasks }))
+}
+
+/// The task, if this token may work it.
+async fn check_task(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+) -> Result<engine::TaskView, ApiError> {
+    let task = state.engine.task(id).await?;
+    if principal.works_queue(&task.queue, task.org_unit.as_deref()) {
+        Ok(task)
+    } else {
+        Err(ApiError::forbidden(format!(
+            "token `{}` may not work task {id} of queue `{}`",
+            principal.name, task.queue
+        )))
+    }
+}
+
+fn check_lease(state: &ApiState, lease_seconds: u32, problems: &mut Vec<serde_json::Value>) {
+    let max = state.config.max_lease_seconds;
+    if lease_seconds == 0 || lease_seconds > max {
+        problems.push(problem(
+            "lease_seconds",
+            &format!("must be between 1 and {max}"),
+        ));
+    }
+}
+
+fn lock_token(text: &str) -> Result<i64, ApiError> {
+    text.trim().parse().map_err(|_| {
+        ApiError::conflict(
+            "conflict",
+            format!("lock token `{text}` is not one this server issued; claim the task again"),
+        )
+    })
+}
+
+fn problem(field: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "field": field, "message": message })
+}
+
+fn invalid(problems: Vec<serde_json::Value>) -> ApiError {
+    let message = problems
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p["field"].as_str().unwrap_or(""),
+                p["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    ApiError::unprocessable(
+        "invalid_request",
+        message,
+        serde_json::json!({ "problems": problems }),
+    )
+}
+
+fn claimed_dto(claimed: engine::ClaimedTask) -> Result<ClaimedTask, ApiError> {
+    let task = claimed.task;
+    Ok(ClaimedTask {
+        id: task.id,
+        instance_id: task.instance_id,
+        process: claimed.process,
+        node: task.node,
+        label: task.label,
+        queue: task.queue,
+        org_unit: task.org_unit,
+        lock_token: claimed.lock_token.to_string(),
+        lease_expires_at: claimed
+            .lock_expires_at
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        outcomes: claimed.outcomes,
+        fields: claimed
+            .fields
+            .into_iter()
+            .map(|f| TaskField {
+                name: f.name,
+                ty: f.ty,
+                required: f.required,
+                label: f.label,
+            })
+            .collect(),
+        variables: claimed.vars,
+        item: task.item,
+        attempts: u32::try_from(task.failures).unwrap_or(0),
+    })
+}

@@ -1,0 +1,393 @@
+//! Delivery of outgoing notifications written to the outbox by the runtime.
+//!
+//! The runtime writes one outbox row per `notify` action in the same transaction as the event
+//! that caused it, so a notification is never lost, even if the server stops right after. This
+//! module takes rows from there and delivers them:
+//! - `webhook:<channel>`: an HTTP POST of a JSON document to the channel's URL, signed with
+//!   HMAC-SHA256 over the exact body (header [`SIGNATURE_HEADER`], `sha256=<hex>`), carrying the
+//!   row's de-duplication id (header [`DELIVERY_HEADER`] and field `id`). Delivery is at least
+//!   once: a receiver that sees an id twice ignores the second.
+//! - `role:<queue>`, `applicant`, `holder`: written to the inbox (see [`crate::inbox`]), keyed by
+//!   the outbox id, so a repeated delivery does not make a second item.
+//!
+//! A failed attempt is retried with exponential back-off ([`Backoff`]); after the last attempt
+//! the row is marked dead, which the delivery state shows (never silently dropped).
+
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{Value as Json, json};
+use sha2::Sha256;
+
+/// Header carrying `sha256=<hex of HMAC-SHA256(secret, body)>`.
+pub const SIGNATURE_HEADER: &str = "X-Yimen-Signature";
+/// Header carrying the de-duplication id (same as the body's `id`).
+pub const DELIVERY_HEADER: &str = "X-Yimen-Delivery";
+
+/// Signs `body` with `secret`: `sha256=<lower-case hex>`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret).expect("HMAC-SHA256 takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks a signature header value against `body` in constant time (for receivers and tests).
+pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex_sig) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// Retry schedule: `first * 2^(attempt-1)`, capped at `max_delay`; dead after `max_attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max_delay: Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for Backoff {
+    /// 30 s, 1 min, 2 min, ... capped at 6 h; given up after 20 attempts (about four days).
+    fn default() -> Self {
+        Backoff {
+            first: Duration::seconds(30),
+            max_delay: Duration::hours(6),
+            max_attempts: 20,
+        }
+    }
+}
+
+impl Backoff {
+    /// When to try again after failed attempt number `attempt` (1-based) at `now`; `None`: give up.
+    pub fn retry_at(&self, attempt: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let shift = attempt.saturating_sub(1).min(30);
+        let delay = self
+            .first
+            .checked_mul(1i32 << shift)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay);
+        Some(now + delay)
+    }
+}
+
+/// Where an outbox row goes, from its `channel` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `webhook:<channel>`: POST to the URL the runtime put in the payload (`url`).
+    Webhook { channel: String },
+    /// `role:<queue>`, `applicant`, `holder`: an inbox item for that recipient.
+    Inbox { recipient: String },
+}
+
+/// Reads a channel name. Unknown forms are an error naming the channel (the row is marked dead).
+pub fn route(channel: &str) -> Result<Route, String> {
+    if let Some(name) = channel.strip_prefix("webhook:") {
+        return Ok(Route::Webhook {
+            channel: name.to_string(),
+        });
+    }
+    if let Some(queue) = channel.strip_prefix("role:")
+        && !queue.is_empty()
+    {
+        return Ok(Route::Inbox {
+            recipient: queue.to_string(),
+        });
+    }
+    match channel {
+        "applicant" | "holder" => Ok(Route::Inbox {
+            recipient: channel.to_string(),
+        }),
+        _ => Err(format!(
+            "unknown notification channel `{channel}` (expected webhook:NAME, role:QUEUE, applicant or holder)"
+        )),
+    }
+}
+
+/// The JSON document POSTed to a webhook: the runtime's payload without its `url`, plus the
+/// de-duplication `id`, the `channel` and the `attempt` number.
+pub fn webhook_body(dedup_key: &str, channel: &str, attempt: u32, payload: &Json) -> Json {
+    let mut doc = match payload {
+        Json::Object(map) => map.clone(),
+        other => {
+            let mut m = serde_json::Map::new();
+            m.insert("payload".into(), other.clone());
+            m
+        }
+    };
+    doc.remove("url");
+    doc.insert("id".into(), json!(dedup_key));
+    doc.insert("channel".into(), json!(channel));
+    doc.insert("attempt".into(), json!(attempt));
+    Json::Object(doc)
+}
+
+/// Sends webhooks. One per server; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WebhookSender {
+    client: reqwest::Client,
+    secret: Vec<u8>,
+}
+
+impl WebhookSender {
+    /// `timeout` bounds one attempt; the receiver must answer 2xx within it.
+    pub fn new(secret: impl Into<Vec<u8>>, timeout: std::time::Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(WebhookSender {
+            client,
+            secret: secret.into(),
+        })
+    }
+
+    /// POSTs `body` to `url`. `Err` carries a short reason for the delivery state (never the body).
+    pub async fn send(&self, url: &str, dedup_key: &str, body: &Json) -> Result<(), String> {
+        let bytes = serde_json::to_vec(body).map_err(|e| format!("cannot encode: {e}"))?;
+        let response = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, sign(&self.secret, &bytes))
+            .header(DELIVERY_HEADER, dedup_key)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timed out".to_string()
+                } else if e.is_connect() {
+                    "cannot connect".to_string()
+                } else {
+                    format!("request failed: {e}")
+                }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("receiver answered HTTP {}", status.as_u16()))
+        }
+    }
+}
+
+/// The URL a webhook payload names, or a message saying what to configure.
+pub fn webhook_url(channel: &str, payload: &Json) -> Result<String, String> {
+    match payload.get("url") {
+        Some(Json::String(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(url.clone())
+        }
+        Some(Json::String(url)) => Err(format!(
+            "channel `{channel}`: URL `{url}` is not http(s); fix the channel's key in the process configuration"
+        )),
+        _ => Err(format!(
+            "channel `{channel}` has no URL; set the channel's key in the process configuration"
+        )),
+    }
+}
+
+/// Takes due rows from the outbox and delivers them. One per server; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    engine: crate::engine::Engine,
+    sender: WebhookSender,
+    backoff: Backoff,
+    /// How long a claimed row stays hidden from other claimers (longer than a webhook attempt).
+    lease: Duration,
+    batch: u32,
+}
+
+impl Delivery {
+    pub fn new(engine: crate::engine::Engine, sender: WebhookSender, backoff: Backoff) -> Self {
+        Delivery {
+            engine,
+            sender,
+            backoff,
+            lease: Duration::seconds(120),
+            batch: 64,
+        }
+    }
+
+    /// Delivers every row due now; webhooks of one batch are sent concurrently. Returns how many
+    /// rows were handled (delivered, rescheduled or given up).
+    pub async fn deliver_due(&self) -> Result<usize, crate::error::EngineError> {
+        let mut handled = 0;
+        loop {
+            let now = self.engine.clock().now();
+            let batch = self
+                .engine
+                .outbox_claim(now, self.batch, self.lease)
+                .await?;
+            if batch.is_empty() {
+                return Ok(handled);
+            }
+            handled += batch.len();
+            let mut sends = tokio::task::JoinSet::new();
+            for msg in batch {
+                let this = self.clone();
+                sends.spawn(async move { this.deliver_one(msg).await });
+            }
+            while let Some(done) = sends.join_next().await {
+                match done {
+                    Ok(Ok(())) => {}
+                    // The row stays claimed until its lease ends, then is tried again.
+                    Ok(Err(e)) => tracing::warn!("outbox delivery: {e}"),
+                    Err(e) => tracing::warn!("outbox delivery task failed: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn deliver_one(
+        &self,
+        msg: crate::engine::OutboxMessage,
+    ) -> Result<(), crate::error::EngineError> {
+        let attempt = u32::try_from(msg.attempts.max(1)).unwrap_or(u32::MAX);
+        let outcome = match route(&msg.channel) {
+            Err(e) => Err((e, false)),
+            Ok(Route::Inbox { recipient }) => {
+                crate::inbox::deliver(&self.engine, &msg, &recipient).await?;
+                Ok(())
+            }
+            Ok(Route::Webhook { channel }) => match webhook_url(&channel, &msg.payload) {
+                Err(e) => Err((e, false)),
+                Ok(url) => {
+                    let body = webhook_body(&msg.dedup_key, &msg.channel, attempt, &msg.payload);
+                    self.sender
+                        .send(&url, &msg.dedup_key, &body)
+                        .await
+                        .map_err(|e| (e, true))
+                }
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                self.engine.outbox_delivered(&msg.id).await?;
+            }
+            Err((error, retry)) => {
+                let now = self.engine.clock().now();
+                let at = if retry {
+                    self.backoff.retry_at(attempt, now)
+                } else {
+                    None
+                };
+                if at.is_none() {
+                    tracing::warn!(id = %msg.id, channel = %msg.channel, "notification given up: {error}");
+                }
+                self.engine.outbox_failed(&msg.id, &error, at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers until `shutdown`: every `poll`, and at once when `wake` is notified.
+    pub async fn run_loop(
+        self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        poll: std::time::Duration,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = self.deliver_due().await {
+                tracing::warn!("outbox delivery: {e}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        let sig = sign(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            sig,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert!(verify(b"Jefe", b"what do ya want for nothing?", &sig));
+        assert!(!verify(b"Jefe", b"what do ya want for nothing!", &sig));
+        assert!(!verify(b"other", b"what do ya want for nothing?", &sig));
+        assert!(!verify(b"Jefe", b"x", "md5=00"));
+    }
+
+    #[test]
+    fn backoff_doubles_then_caps_then_gives_up() {
+        let b = Backoff {
+            first: Duration::seconds(10),
+            max_delay: Duration::seconds(60),
+            max_attempts: 5,
+        };
+        let now: DateTime<Utc> = "2026-09-28T01:00:00Z".parse().unwrap();
+        let delays: Vec<_> = (1..=5)
+            .map(|a| b.retry_at(a, now).map(|t| (t - now).num_seconds()))
+            .collect();
+        assert_eq!(delays, vec![Some(10), Some(20), Some(40), Some(60), None]);
+        // Huge attempt numbers do not overflow.
+        let big = Backoff {
+            max_attempts: u32::MAX,
+            ..b
+        };
+        assert_eq!(big.retry_at(1000, now), Some(now + Duration::seconds(60)));
+    }
+
+    #[test]
+    fn channels_route_to_webhooks_or_inboxes() {
+        assert_eq!(
+            route("webhook:ledger_hook"),
+            Ok(Route::Webhook {
+                channel: "ledger_hook".into()
+            })
+        );
+        assert_eq!(
+            route("role:supervision_office"),
+            Ok(Route::Inbox {
+                recipient: "supervision_office".into()
+            })
+        );
+        assert_eq!(
+            route("applicant"),
+            Ok(Route::Inbox {
+                recipient: "applicant".into()
+            })
+        );
+        let err = route("sms").unwrap_err();
+        assert!(err.contains("`sms`"), "{err}");
+        assert!(route("role:").is_err());
+    }
+
+    #[test]
+    fn webhook_body_drops_the_url_and_adds_the_dedup_id() {
+        let payload = json!({"instance": "i1", "message": "late", "url": "https://x/hook"});
+        let body = webhook_body("i1:o1", "webhook:h", 3, &payload);
+        assert_eq!(
+            body,
+            json!({"instance": "i1", "message": "late", "id": "i1:o1", "channel": "webhook:h", "attempt": 3})
+        );
+        assert_eq!(webhook_url("h", &payload), Ok("https://x/hook".into()));
+        assert!(webhook_url("h", &json!({"url": "ftp://x"})).is_err());
+        let missing = webhook_url("h", &json!({})).unwrap_err();
+        assert!(missing.contains("no URL"), "{missing}");
+    }
+}

@@ -1,0 +1,611 @@
+//! Scheduled reports: jobs with standard crontab expressions (read with `croner`) in the
+//! reports file's time zone (Asia/Shanghai unless set), written as CSV and kept with each run.
+//!
+//! Two reports exist, both generic (the file names the variables to group by):
+//! - `overdue_digest`: every open task past its due time, oldest first, with the open
+//!   escalation level — the supervision office's daily list.
+//! - `monthly_statistics`: for the previous calendar month, per organisation unit (the value of
+//!   an instance variable such as `street`) and per department (the key of a keyed role such as
+//!   `department`), cases by category and result, median and 90th-percentile handling time in
+//!   working days, share on time and open escalations.
+//!
+//! A run is identified by `(job, scheduled time)`: the server that inserts that row runs it,
+//! so with several servers each run happens once. The due run of a job is the latest scheduled
+//! time not after now; one missed while the server was down is therefore run once at start
+//! (older missed runs are not replayed: a report describes the present).
+
+use crate::calendar::Calendar;
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+/// The reports file as written (`reports.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportsFile {
+    #[serde(default)]
+    time_zone: Option<String>,
+    #[serde(default)]
+    jobs: Vec<JobSpec>,
+}
+
+/// One job of the reports file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Unique name: `[a-z0-9_]+`. Runs and files are named after it.
+    pub name: String,
+    /// Standard five-field crontab line (minute hour day month weekday), local time.
+    pub cron: String,
+    pub report: ReportKind,
+    /// Process key whose instances are counted (all processes when absent).
+    #[serde(default)]
+    pub process: Option<String>,
+    /// Instance variable naming the organisation unit (`street`).
+    #[serde(default)]
+    pub unit_var: Option<String>,
+    /// Instance variable naming the case category (`category`).
+    #[serde(default)]
+    pub category_var: Option<String>,
+    /// Keyed role whose queues are the departments (`department` for `department:civil_affairs`).
+    #[serde(default)]
+    pub department_role: Option<String>,
+    /// Calendar for working days (`cn_mainland` when absent).
+    #[serde(default)]
+    pub calendar: Option<String>,
+    /// Inbox role told when a run is ready (`supervision_office`).
+    #[serde(default)]
+    pub notify: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    OverdueDigest,
+    MonthlyStatistics,
+}
+
+/// A job with its parsed schedule.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub spec: JobSpec,
+    cron: Cron,
+}
+
+/// Every job of a reports file, with the time zone their cron lines are read in.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    tz: Tz,
+    jobs: Vec<Job>,
+}
+
+impl Schedule {
+    /// Reads a reports file. Every problem at once, each naming the job and what to fix.
+    pub fn parse(text: &str, file: &str) -> Result<Schedule, Vec<String>> {
+        let parsed: ReportsFile =
+            serde_saphyr::from_str(text).map_err(|e| vec![format!("{file}: {e}")])?;
+        let mut problems = Vec::new();
+        let tz_name = parsed.time_zone.as_deref().unwrap_or("Asia/Shanghai");
+        let tz = Tz::from_str(tz_name).unwrap_or_else(|_| {
+            problems.push(format!(
+                "{file}: unknown time zone `{tz_name}`: use an IANA name such as Asia/Shanghai"
+            ));
+            chrono_tz::Asia::Shanghai
+        });
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for spec in parsed.jobs {
+            let name = &spec.name;
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                problems.push(format!(
+                    "{file}: job name `{name}` must be lower-case letters, digits and _"
+                ));
+            }
+            if !names.insert(name.clone()) {
+                problems.push(format!("{file}: job `{name}` is defined twice; rename one"));
+            }
+            if spec.cron.split_whitespace().count() != 5 {
+                problems.push(format!(
+                    "{file}: job `{name}`: cron `{}` must have five fields: minute hour day month weekday (e.g. \"0 8 * * *\")",
+                    spec.cron
+                ));
+                continue;
+            }
+            let cron = match Cron::from_str(&spec.cron) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(format!("{file}: job `{name}`: cron `{}`: {e}", spec.cron));
+                    continue;
+                }
+            };
+            if spec.report == ReportKind::MonthlyStatistics
+                && spec.unit_var.is_none()
+                && spec.department_role.is_none()
+            {
+                problems.push(format!(
+                    "{file}: job `{name}`: a monthly_statistics job needs unit_var (e.g. street) or department_role (e.g. department)"
+                ));
+            }
+            jobs.push(Job { spec, cron });
+        }
+        if problems.is_empty() {
+            Ok(Schedule { tz, jobs })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn time_zone(&self) -> Tz {
+        self.tz
+    }
+
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.spec.name == name)
+    }
+
+    /// The latest scheduled time of `job` not after `now` (the run that is due now).
+    pub fn latest_due(&self, job: &Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        job.cron
+            .find_previous_occurrence(&now.with_timezone(&self.tz), true)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The first scheduled time of `job` after `now`.
+    pub fn next_after(&self, job: &Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        job.cron
+            .find_next_occurrence(&now.with_timezone(&self.tz), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The first scheduled time of any job after `now` (when the report loop wakes next).
+    pub fn next_any(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.jobs
+            .iter()
+            .filter_map(|j| self.next_after(j, now))
+            .min()
+    }
+
+    /// The calendar month before the local month of `at`: `[start, end)` as instants.
+    pub fn previous_month(&self, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let local = at.with_timezone(&self.tz).date_naive();
+        let this_month = NaiveDate::from_ymd_opt(local.year(), local.month(), 1).unwrap_or(local);
+        let prev = this_month
+            .pred_opt()
+            .and_then(|d| NaiveDate::from_ymd_opt(d.year(), d.month(), 1))
+            .unwrap_or(this_month);
+        (self.midnight(prev), self.midnight(this_month))
+    }
+
+    fn midnight(&self, d: NaiveDate) -> DateTime<Utc> {
+        self.tz
+            .from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .earliest()
+            .map_or_else(
+                || d.and_time(chrono::NaiveTime::MIN).and_utc(),
+                |t| t.with_timezone(&Utc),
+            )
+    }
+}
+
+/// An instance as the reports see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseFacts {
+    pub id: String,
+    pub process: String,
+    pub business_key: Option<String>,
+    pub status: String,
+    pub result: Option<String>,
+    pub vars: Map<String, Json>,
+    pub created_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Running named clocks with their due time.
+    pub clocks: Vec<(String, DateTime<Utc>)>,
+}
+
+/// A task as the reports see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFacts {
+    pub id: String,
+    pub instance_id: String,
+    pub node: String,
+    pub label: Option<String>,
+    pub queue: String,
+    pub org_unit: Option<String>,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// An open escalation (an unacknowledged, unclosed inbox item of level ≥ 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenEscalation {
+    pub instance_id: String,
+    pub task_id: Option<String>,
+    /// The clock of a clock escalation.
+    pub clock: Option<String>,
+    pub level: i64,
+}
+
+/// The data one report run reads.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub cases: Vec<CaseFacts>,
+    pub tasks: Vec<TaskFacts>,
+    pub escalations: Vec<OpenEscalation>,
+}
+
+/// A report's CSV text and its number of data rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csv {
+    pub text: String,
+    pub rows: usize,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+fn text_of(v: Option<&Json>) -> String {
+    match v {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Working days between two instants' local dates on `calendar`; a year without data is
+/// counted with weekends only (the figure is then approximate, never missing).
+fn working_days(calendar: &Calendar, a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
+    let tz = calendar.time_zone();
+    let (da, db) = (
+        a.with_timezone(&tz).date_naive(),
+        b.with_timezone(&tz).date_naive(),
+    );
+    calendar.between(da, db).unwrap_or_else(|_| {
+        da.iter_days()
+            .skip(1)
+            .take_while(|d| *d <= db)
+            .filter(|d| d.weekday().number_from_monday() <= 5)
+            .count() as i64
+    })
+}
+
+/// Median (mean of the two middle values for an even count) of sorted values.
+pub fn median(sorted: &[i64]) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    Some(if n % 2 == 1 {
+        sorted[n / 2] as f64
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) as f64 / 2.0
+    })
+}
+
+/// 90th percentile by the nearest-rank method (the smallest value with ≥ 90 % at or below it).
+pub fn p90(sorted: &[i64]) -> Option<i64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = (9 * n).div_ceil(10).max(1);
+    Some(sorted[rank - 1])
+}
+
+fn fmt_opt_f(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.1}")).unwrap_or_default()
+}
+
+/// The daily overdue digest: open tasks and running clocks past due at `now`, oldest due first.
+/// A clock's row names `clock:<name>` and the queues of the case's open tasks (who holds it).
+pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz: Tz) -> Csv {
+    let cases: HashMap<&str, &CaseFacts> = facts.cases.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut level_by_task: HashMap<&str, i64> = HashMap::new();
+    let mut level_by_clock: HashMap<(&str, &str), i64> = HashMap::new();
+    for e in &facts.escalations {
+        let slot = match (&e.task_id, &e.clock) {
+            (Some(t), _) => level_by_task.entry(t.as_str()).or_insert(0),
+            (None, Some(c)) => level_by_clock
+                .entry((e.instance_id.as_str(), c.as_str()))
+                .or_insert(0),
+            (None, None) => continue,
+        };
+        *slot = (*slot).max(e.level);
+    }
+    let open = |t: &&TaskFacts| matches!(t.state.as_str(), "open" | "claimed");
+    // (due, instance, task, label, queue, org unit, level)
+    let mut late: Vec<(
+        DateTime<Utc>,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<i64>,
+    )> = facts
+        .tasks
+        .iter()
+        .filter(open)
+        .filter_map(|t| {
+            let due = t.due_at.filter(|d| *d < now)?;
+            Some((
+                due,
+                t.instance_id.clone(),
+                t.node.clone(),
+                t.label.clone().unwrap_or_default(),
+                t.queue.clone(),
+                t.org_unit.clone().unwrap_or_default(),
+                level_by_task.get(t.id.as_str()).copied(),
+            ))
+        })
+        .collect();
+    for case in &facts.cases {
+        for (clock, due) in case.clocks.iter().filter(|(_, d)| *d < now) {
+            let holders: Vec<&TaskFacts> = facts
+                .tasks
+                .iter()
+                .filter(open)
+                .filter(|t| t.instance_id == case.id)
+                .collect();
+            let join = |f: &dyn Fn(&TaskFacts) -> Option<String>| {
+                let mut v: Vec<String> = holders.iter().filter_map(|t| f(t)).collect();
+                v.sort();
+                v.dedup();
+                v.join(" ")
+            };
+            late.push((
+                *due,
+                case.id.clone(),
+                format!("clock:{clock}"),
+                clock.clone(),
+                join(&|t| Some(t.queue.clone())),
+                join(&|t| t.org_unit.clone()),
+                level_by_clock
+                    .get(&(case.id.as_str(), clock.as_str()))
+                    .copied(),
+            ));
+        }
+    }
+    late.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+    let mut text = csv_line(
+        &[
+            "process",
+            "business_key",
+            "instance",
+            "task",
+            "label",
+            "queue",
+            "org_unit",
+            "due",
+            "working_days_overdue",
+            "escalation_level",
+        ]
+        .map(String::from),
+    );
+    for (due, instance, task, label, queue, org_unit, level) in &late {
+        let case = cases.get(instance.as_str());
+        text.push_str(&csv_line(&[
+            case.map(|c| c.process.clone()).unwrap_or_default(),
+            case.and_then(|c| c.business_key.clone())
+                .unwrap_or_default(),
+            instance.clone(),
+            task.clone(),
+            label.clone(),
+            queue.clone(),
+            org_unit.clone(),
+            due.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+            working_days(calendar, *due, now).to_string(),
+            level.map(|l| l.to_string()).unwrap_or_default(),
+        ]));
+    }
+    Csv {
+        text,
+        rows: late.len(),
+    }
+}
+
+#[derive(Default)]
+struct Bucket {
+    days: Vec<i64>,
+    on_time: usize,
+}
+
+/// The monthly statistics for `[from, to)`: rows `scope,unit,category,result,cases,
+/// median_working_days,p90_working_days,on_time_share,open_escalations`.
+///
+/// - scope `unit`: cases of the process that ended in the period, by the instance variable
+///   `unit_var`, category and result; handling time from creation to end; on time when no task
+///   of the case completed after its due time.
+/// - scope `department`: tasks of the keyed role `department_role` completed in the period, by
+///   department key, the case's category and the task's outcome; handling time from the task's
+///   creation to its completion; on time when completed by its due time.
+///
+/// `open_escalations` counts the escalations open at `now` for the unit or department (the
+/// same on every row of that unit, so it can be read from any row).
+pub fn monthly_statistics(
+    facts: &Facts,
+    spec: &JobSpec,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    calendar: &Calendar,
+) -> Csv {
+    let in_process = |c: &CaseFacts| spec.process.as_deref().is_none_or(|p| p == c.process);
+    let cases: HashMap<&str, &CaseFacts> = facts
+        .cases
+        .iter()
+        .filter(|c| in_process(c))
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    let tasks_by_case: HashMap<&str, Vec<&TaskFacts>> =
+        facts.tasks.iter().fold(HashMap::new(), |mut m, t| {
+            m.entry(t.instance_id.as_str()).or_default().push(t);
+            m
+        });
+    let tasks_by_id: HashMap<&str, &TaskFacts> =
+        facts.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let category = |c: &CaseFacts| {
+        spec.category_var
+            .as_deref()
+            .map(|v| text_of(c.vars.get(v)))
+            .unwrap_or_default()
+    };
+    let dept_prefix = spec.department_role.as_ref().map(|r| format!("{r}:"));
+    let department_of = |t: &TaskFacts| -> Option<String> {
+        let p = dept_prefix.as_deref()?;
+        t.queue.strip_prefix(p).map(str::to_string)
+    };
+
+    // Open escalations per unit and per department.
+    let mut esc_unit: HashMap<String, usize> = HashMap::new();
+    let mut esc_dept: HashMap<String, usize> = HashMap::new();
+    for e in facts.escalations.iter().filter(|e| e.level >= 1) {
+        let Some(case) = cases.get(e.instance_id.as_str()) else {
+            continue;
+        };
+        if let Some(v) = &spec.unit_var {
+            *esc_unit.entry(text_of(case.vars.get(v))).or_default() += 1;
+        }
+        if let Some(d) = e
+            .task_id
+            .as_deref()
+            .and_then(|t| tasks_by_id.get(t))
+            .and_then(|t| department_of(t))
+        {
+            *esc_dept.entry(d).or_default() += 1;
+        }
+    }
+
+    let mut rows: BTreeMap<(&'static str, String, String, String), Bucket> = BTreeMap::new();
+    if let Some(unit_var) = &spec.unit_var {
+        for c in cases.values() {
+            let Some(end) = c.ended_at.filter(|e| *e >= from && *e < to) else {
+                continue;
+            };
+            let on_time = tasks_by_case.get(c.id.as_str()).is_none_or(|ts| {
+                ts.iter().all(|t| match (t.due_at, t.completed_at) {
+                    (Some(due), Some(done)) => done <= due,
+                    _ => true,
+                })
+            });
+            let b = rows
+                .entry((
+                    "unit",
+                    text_of(c.vars.get(unit_var)),
+                    category(c),
+                    c.result.clone().unwrap_or_else(|| c.status.clone()),
+                ))
+                .or_default();
+            b.days.push(working_days(calendar, c.created_at, end));
+            b.on_time += usize::from(on_time);
+        }
+    }
+    if dept_prefix.is_some() {
+        for t in &facts.tasks {
+            let Some(done) = t.completed_at.filter(|d| *d >= from && *d < to) else {
+                continue;
+            };
+            let (Some(dept), Some(case)) = (department_of(t), cases.get(t.instance_id.as_str()))
+            else {
+                continue;
+            };
+            let b = rows
+                .entry((
+                    "department",
+                    dept,
+                    category(case),
+                    t.outcome.clone().unwrap_or_default(),
+                ))
+                .or_default();
+            b.days.push(working_days(calendar, t.created_at, done));
+            b.on_time += usize::from(t.due_at.is_none_or(|due| done <= due));
+        }
+    }
+    // A unit or department with open escalations but nothing finished still shows.
+    for (scope, esc) in [("unit", &esc_unit), ("department", &esc_dept)] {
+        for unit in esc.keys() {
+            if !rows.keys().any(|(s, u, _, _)| *s == scope && u == unit) {
+                rows.insert(
+                    (scope, unit.clone(), String::new(), String::new()),
+                    Bucket::default(),
+                );
+            }
+        }
+    }
+    let mut text = csv_line(
+        &[
+            "scope",
+            "unit",
+            "category",
+            "result",
+            "cases",
+            "median_working_days",
+            "p90_working_days",
+            "on_time_share",
+            "open_escalations",
+        ]
+        .map(String::from),
+    );
+    let count = rows.len();
+    for ((scope, unit, cat, result), mut b) in rows {
+        b.days.sort_unstable();
+        let n = b.days.len();
+        let open = if scope == "unit" {
+            esc_unit.get(&unit)
+        } else {
+            esc_dept.get(&unit)
+        };
+        text.push_str(&csv_line(&[
+            scope.to_string(),
+            unit,
+            cat,
+            result,
+            n.to_string(),
+            fmt_opt_f(median(&b.days)),
+            p90(&b.days).map(|v| v.to_string()).unwrap_or_default(),
+            if n == 0 {
+                String::new()
+            } else {
+                format!("{:.3}", b.on_time as f64 / n as f64)
+            },
+            open.copied().unwrap_or(0).to_string(),
+        ]));
+    }
+    Csv { text, rows: count }
+}
+
+mod run;
+pub use run::{ReportRun, Reports};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! Storage of API access tokens (hashes only) and of refused calls (table `access_refusals`).
+//! The SQL is the same on both databases; [`on_pool!`] runs it on whichever the pool is.
+
+use super::StorePool;
+use crate::auth::{Principal, Role};
+use crate::error::EngineError;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// A stored token (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub streets: Vec<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A refused call as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalRecord {
+    pub at: i64,
+    pub token_name: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub reason: String,
+}
+
+/// Tokens and refusals, over the engine's pool.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    pool: StorePool,
+}
+
+/// Runs the same query text on the SQLite or the PostgreSQL pool.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            StorePool::Sqlite($p) => $body,
+            StorePool::Postgres($p) => $body,
+        }
+    };
+}
+
+macro_rules! token_record {
+    ($row:expr) => {{
+        let row = $row;
+        TokenRecord {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            roles: list(&row.try_get::<String, _>("roles")?),
+            streets: list(&row.try_get::<String, _>("streets")?),
+            created_at: row.try_get("created_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        }
+    }};
+}
+
+fn list(json: &str) -> Vec<String> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+fn to_json(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+impl TokenStore {
+    pub fn new(pool: StorePool) -> TokenStore {
+        TokenStore { pool }
+    }
+
+    /// Tokens ever created (revoked ones included): 0 only on a fresh database.
+    pub async fn count(&self) -> Result<i64, EngineError> {
+        let sql = "SELECT COUNT(*) AS n FROM api_tokens";
+        let n: i64 = on_pool!(&self.pool, |p| sqlx::query(sql)
+            .fetch_one(p)
+            .await?
+            .try_get("n")?);
+        Ok(n)
+    }
+
+    /// Stores a new token by its hash.
+    pub async fn create(
+        &self,
+        name: &str,
+        roles: &[Role],
+        streets: &[String],
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenRecord, EngineError> {
+        let record = TokenRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_string(),
+            roles: roles.iter().map(Role::to_string).collect(),
+            streets: streets.to_vec(),
+            created_at: now.timestamp_millis(),
+            revoked_at: None,
+        };
+        let sql = "INSERT INTO api_tokens (id, name, hash, roles, streets, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let (roles, streets) = (to_json(&record.roles), to_json(&record.streets));
+        on_pool!(&self.pool, |p| {
+            sqlx::query(sql)
+                .bind(&record.id)
+                .bind(&record.name)
+                .bind(hash)
+                .bind(&roles)
+                .bind(&streets)
+                .bind(record.created_at)
+                .execute(p)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        EngineError::conflict(format!("an active token is already named `{name}`"))
+                    }
+                    _ => e.into(),
+                })?;
+        });
+        Ok(record)
+    }
+
+    /// The holder of the active token with this hash.
+    pub async fn find_active(&self, hash: &str) -> Result<Option<Principal>, EngineError> {
+        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+                   WHERE hash = $1 AND revoked_at IS NULL";
+        let record: Option<TokenRecord> = on_pool!(&self.pool, |p| {
+            match sqlx::query(sql).bind(hash).fetch_optional(p).await? {
+                Some(row) => Some(token_record!(row)),
+                None => None,
+            }
+        });
+        Ok(record.map(|r| Principal {
+            token_id: r.id,
+            name: r.name,
+            // Roles were checked when the token was made; an unreadable one grants nothing.
+            roles: r.roles.iter().filter_map(|x| Role::parse(x).ok()).collect(),
+            streets: r.streets,
+        }))
+    }
+
+    /// The active token of this name.
+    pub async fn find_by_name(&self, name: &str) -> Result<Option<TokenRecord>, EngineError> {
+        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+                   WHERE name = $1 AND revoked_at IS NULL";
+        Ok(on_pool!(&self.pool, |p| {
+            match sqlx::query(sql).bind(name).fetch_optional(p).await? {
+                Some(row) => Some(token_record!(row)),
+                None => None,
+            }
+        }))
+    }
+
+    /// Revokes the active token with this name or id; `None` if there is none.
+    pub async fn revoke(
+        &self,
+        name_or_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, EngineError> {
+        let sql = "UPDATE api_tokens SET revoked_at = $1 \
+                   WHERE (name = $2 OR id = $2) AND revoked_at IS NULL \
+                   RETURNING id, name, roles, streets, created_at, revoked_at";
+        let at = now.timestamp_millis();
+        Ok(on_pool!(&self.pool, |p| {
+            match sqlx::query(sql)
+                .bind(at)
+                .bind(name_or_id)
+                .fetch_optional(p)
+                .await?
+            {
+                Some(row) => Some(token_record!(row)),
+                None => None,
+            }
+        }))
+    }
+
+    /// Every token, oldest first.
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, EngineError> {
+        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+                   ORDER BY created_at, id";
+        let mut out = Vec::new();
+        on_pool!(&self.pool, |p| {
+            for row in sqlx::query(sql).fetch_all(p).await? {
+                out.push(token_record!(row));
+            }
+        });
+        Ok(out)
+    }
+
+    /// Records a refused call.
+    pub async fn record_refusal(
+        &self,
+        principal: Option<&Principal>,
+        method: &str,
+        path: &str,
+        status: u16,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let sql = "INSERT INTO access_refusals \
+                   (id, at, token_id, token_name, method, path, status, reason) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let id = uuid::Uuid::now_v7().to_string();
+        let token_id = principal.map(|p| p.token_id.clone());
+        let token_name = principal.map(|p| p.name.clone());
+        on_pool!(&self.pool, |p| {
+            sqlx::query(sql)
+                .bind(&id)
+                .bind(now.timestamp_millis())
+                .bind(&token_id)
+                .bind(&token_name)
+                .bind(method)
+                .bind(path)
+                .bind(i32::from(status))
+                .bind(reason)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The latest refused calls, newest first.
+    pub async fn refusals(&self, limit: i64) -> Result<Vec<RefusalRecord>, EngineError> {
+        let sql = "SELECT at, token_name, method, path, status, reason FROM access_refusals \
+                   ORDER BY at DESC, id DESC LIMIT $1";
+        let mut out = Vec::new();
+        on_pool!(&self.pool, |p| {
+            for row in sqlx::query(sql).bind(limit).fetch_all(p).await? {
+                out.push(RefusalRecord {
+                    at: row.try_get("at")?,
+                    token_name: row.try_get("token_name")?,
+                    method: row.try_get("method")?,
+                    path: row.try_get("path")?,
+                    status: i64::from(row.try_get::<i32, _>("status")?),
+                    reason: row.try_get("reason")?,
+                });
+            }
+        });
+        Ok(out)
+    }
+}

@@ -1,0 +1,767 @@
+//! The HTTP API through the router (tower `oneshot`), per endpoint and per error case, on
+//! SQLite and on PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(api) = super::setup("sqlite", stringify!($scenario)).await {
+                        super::$scenario(api).await;
+                    }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(api) = super::setup("postgres", stringify!($scenario)).await {
+                        super::$scenario(api).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both_databases!(
+    access_is_checked_and_refusals_recorded,
+    tokens_are_created_listed_and_revoked,
+    definitions_deploy_and_read,
+    instances_start_once_per_business_key,
+    bad_input_gets_400_or_422_never_500,
+    claim_complete_with_fencing_tokens,
+    completion_problems_are_listed_and_change_nothing,
+    street_scoped_window_sees_only_its_street,
+    long_poll_wakes_when_a_task_appears,
+    lease_extend_release_and_expiry,
+    failures_retry_then_become_an_incident,
+    instance_view_history_messages_and_cancel,
+    ledger_is_for_overseers_in_json_and_csv,
+);
+
+async fn access_is_checked_and_refusals_recorded(api: TestApi) {
+    let health = api.call("GET", "/api/v1/health", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["status"], "ok");
+
+    let none = api.call("GET", "/api/v1/definitions", None, None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.code(), "unauthorized");
+    assert!(none.message().contains("Bearer"), "{none:?}");
+
+    let wrong = api.get("/api/v1/definitions", "ym_not_a_token").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.message().contains("unknown or revoked"));
+
+    let window = api.token("east-window", &["window"], &[]).await;
+    let deploy = api
+        .post(
+            "/api/v1/definitions",
+            &window,
+            json!({"source": "process x"}),
+        )
+        .await;
+    assert_eq!(deploy.status, StatusCode::FORBIDDEN);
+    assert_eq!(deploy.code(), "forbidden");
+
+    let refusals = api.get("/api/v1/refusals", &api.admin).await;
+    assert_eq!(refusals.status, StatusCode::OK);
+    let list = refusals.body["refusals"].as_array().unwrap();
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert_eq!(list[0]["status"], 403);
+    assert_eq!(list[0]["token"], "east-window");
+    assert_eq!(list[0]["path"], "/api/v1/definitions");
+    assert!(list[0]["reason"].as_str().unwrap().contains("admin"));
+    assert_eq!(list[2]["status"], 401);
+    assert_eq!(list[2]["token"], Value::Null);
+
+    let as_window = api.get("/api/v1/refusals", &window).await;
+    assert_eq!(as_window.status, StatusCode::FORBIDDEN);
+
+    let unknown = api.get("/api/v1/nowhere", &api.admin).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.code(), "not_found");
+}
+
+async fn tokens_are_created_listed_and_revoked(api: TestApi) {
+    let secret = api.token("reviewer", &["review"], &[]).await;
+    assert!(secret.starts_with("ym_"));
+    assert_eq!(
+        api.get("/api/v1/tasks", &secret).await.status,
+        StatusCode::OK
+    );
+
+    let again = api
+        .post(
+            "/api/v1/tokens",
+            &api.admin,
+            json!({"name": "reviewer", "roles": ["review"]}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let bad = api
+        .post(
+            "/api/v1/tokens",
+            &api.admin,
+            json!({"name": " ", "roles": ["a b"]}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let problems = bad.body["error"]["details"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{bad:?}");
+
+    let list = api.get("/api/v1/tokens", &api.admin).await;
+    let names: Vec<&str> = list.body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "reviewer"]);
+    assert!(
+        !list.body.to_string().contains(&secret),
+        "secrets are never listed"
+    );
+
+    let revoked = api
+        .post("/api/v1/tokens/reviewer/revoke", &api.admin, json!({}))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert!(revoked.body["revoked_at"].is_string());
+    let after = api.get("/api/v1/tasks", &secret).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+
+    let twice = api
+        .post("/api/v1/tokens/reviewer/revoke", &api.admin, json!({}))
+        .await;
+    assert_eq!(twice.status, StatusCode::NOT_FOUND);
+
+    let by_window = api
+        .post(
+            "/api/v1/tokens",
+            &secret,
+            json!({"name": "x", "roles": ["admin"]}),
+        )
+        .await;
+    assert_eq!(by_window.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn definitions_deploy_and_read(api: TestApi) {
+    let list = api.get("/api/v1/definitions", &api.admin).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["definitions"][0]["key"], "case");
+
+    let one = api.get("/api/v1/definitions/case", &api.admin).await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.body["deployment"]["version"], 1);
+    assert_eq!(one.body["model"]["key"]["name"], "case");
+
+    let missing = api.get("/api/v1/definitions/nope", &api.admin).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let old = api
+        .get("/api/v1/definitions/case?version=7", &api.admin)
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
+    let bad_version = api
+        .get("/api/v1/definitions/case?version=x", &api.admin)
+        .await;
+    assert_eq!(bad_version.status, StatusCode::BAD_REQUEST);
+
+    let broken = api
+        .post(
+            "/api/v1/definitions",
+            &api.admin,
+            json!({"file": "broken.flow", "source": "process broken ((("}),
+        )
+        .await;
+    assert_eq!(
+        broken.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{broken:?}"
+    );
+    assert!(broken.body["error"]["details"].is_object());
+}
+
+async fn instances_start_once_per_business_key(api: TestApi) {
+    let body = json!({"process": "case", "business_key": "2026-0001",
+        "variables": {"name": "李四", "street": "east", "amount": 10}});
+    let first = api
+        .post("/api/v1/instances", &api.admin, body.clone())
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    let second = api.post("/api/v1/instances", &api.admin, body).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body["id"], first.body["id"]);
+    assert_eq!(second.body["existing"], true);
+
+    let unknown = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "nope", "variables": {}}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    let missing = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "case", "variables": {"amount": "ten"}}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = missing.body["error"]["details"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    for field in ["name", "street", "amount"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+
+    let overseer = api.token("sup", &["supervision"], &[]).await;
+    let refused = api
+        .post(
+            "/api/v1/instances",
+            &overseer,
+            json!({"process": "case", "variables": {}}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+async fn bad_input_gets_400_or_422_never_500(api: TestApi) {
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/instances")
+        .header("authorization", format!("Bearer {}", api.admin))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{not json"))
+        .unwrap();
+    let malformed = api.send(request).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.code(), "bad_request");
+
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/instances")
+        .header("authorization", format!("Bearer {}", api.admin))
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let no_type = api.send(request).await;
+    assert_eq!(no_type.status, StatusCode::BAD_REQUEST);
+    assert!(no_type.message().contains("Content-Type"));
+
+    let wrong_shape = api
+        .post("/api/v1/instances", &api.admin, json!({"process": 5}))
+        .await;
+    assert_eq!(wrong_shape.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong_shape.code(), "invalid_body");
+
+    let bad_claim = api
+        .post(
+            "/api/v1/tasks/claim",
+            &api.admin,
+            json!({"queues": [], "worker": "", "max": 0, "lease_seconds": 0, "wait_seconds": 100000}),
+        )
+        .await;
+    assert_eq!(bad_claim.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        bad_claim.body["error"]["details"]["problems"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
+    let bad_state = api.get("/api/v1/tasks?state=sleeping", &api.admin).await;
+    assert_eq!(bad_state.status, StatusCode::BAD_REQUEST);
+    let bad_limit = api.get("/api/v1/tasks?limit=-1", &api.admin).await;
+    assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
+
+    let wrong_method = api
+        .call("DELETE", "/api/v1/instances", Some(&api.admin), None)
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.code(), "method_not_allowed");
+
+    let unknown_task = api
+        .post(
+            "/api/v1/tasks/nope/complete",
+            &api.admin,
+            json!({"lock_token": "1", "outcome": "ok"}),
+        )
+        .await;
+    assert_eq!(unknown_task.status, StatusCode::NOT_FOUND);
+}
+
+async fn claim_complete_with_fencing_tokens(api: TestApi) {
+    let instance = api.start_case("east", 10).await;
+    let window = api.token("window", &["window"], &[]).await;
+    let tasks = api.claim(&window, "window", 10, 0).await;
+    assert_eq!(tasks.len(), 1);
+    let task = &tasks[0];
+    assert_eq!(task["instance_id"], instance.as_str());
+    assert_eq!(task["node"], "intake");
+    assert_eq!(task["queue"], "window");
+    assert_eq!(task["org_unit"], "east");
+    assert_eq!(task["outcomes"], json!(["ok", "reject"]));
+    assert_eq!(task["fields"][0]["name"], "checked");
+    assert_eq!(task["fields"][0]["required"], true);
+    let id = task["id"].as_str().unwrap();
+    let lock = task["lock_token"].as_str().unwrap();
+
+    assert!(
+        api.claim(&window, "window", 10, 0).await.is_empty(),
+        "a claimed task is not claimed twice"
+    );
+
+    let reviewer = api.token("reviewer", &["review"], &[]).await;
+    let other_queue = api
+        .post(
+            "/api/v1/tasks/claim",
+            &reviewer,
+            json!({"queues": ["window"], "worker": "r"}),
+        )
+        .await;
+    assert_eq!(other_queue.status, StatusCode::FORBIDDEN);
+    let not_theirs = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &reviewer,
+            json!({"lock_token": lock, "outcome": "ok", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(not_theirs.status, StatusCode::FORBIDDEN);
+
+    let stale = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &window,
+            json!({"lock_token": "999999", "outcome": "ok", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{stale:?}");
+    assert!(!stale.message().is_empty());
+
+    let done = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &window,
+            json!({"lock_token": lock, "outcome": "ok", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    assert_eq!(done.body["active_nodes"], json!(["docs"]));
+
+    let repeated = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &window,
+            json!({"lock_token": lock, "outcome": "ok", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(repeated.status, StatusCode::CONFLICT);
+    assert_eq!(repeated.code(), "conflict");
+}
+
+async fn completion_problems_are_listed_and_change_nothing(api: TestApi) {
+    api.start_case("east", 10).await;
+    let tasks = api.claim(&api.admin, "window", 1, 0).await;
+    let id = tasks[0]["id"].as_str().unwrap();
+    let lock = tasks[0]["lock_token"].as_str().unwrap();
+    let bad = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &api.admin,
+            json!({"lock_token": lock, "outcome": "maybe", "variables": {"note": 5}}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+    let problems = bad.body["error"]["details"]["problems"].as_array().unwrap();
+    let fields: Vec<&str> = problems
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"outcome"), "{fields:?}");
+    assert!(fields.contains(&"checked"), "{fields:?}");
+    assert!(fields.contains(&"note"), "{fields:?}");
+
+    let task = api
+        .get(
+            &format!("/api/v1/tasks?queue=window&state=claimed"),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(
+        task.body["tasks"].as_array().unwrap().len(),
+        1,
+        "still claimed, unchanged"
+    );
+    let good = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &api.admin,
+            json!({"lock_token": lock, "outcome": "reject", "variables": {"checked": false}}),
+        )
+        .await;
+    assert_eq!(
+        good.status,
+        StatusCode::OK,
+        "the same lock token still works: {good:?}"
+    );
+    assert_eq!(good.body["result"], "rejected");
+}
+
+async fn street_scoped_window_sees_only_its_street(api: TestApi) {
+    let east_case = api.start_case("east", 10).await;
+    let west_case = api.start_case("west", 10).await;
+    let east = api.token("east", &["window"], &["east"]).await;
+    let tasks = api.claim(&east, "window", 10, 0).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["instance_id"], east_case.as_str());
+
+    let listed = api.get("/api/v1/tasks?queue=window", &east).await;
+    let listed = listed.body["tasks"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["org_unit"], "east");
+
+    assert_eq!(
+        api.get(&format!("/api/v1/instances/{east_case}"), &east)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let west = api
+        .get(&format!("/api/v1/instances/{west_case}"), &east)
+        .await;
+    assert_eq!(west.status, StatusCode::FORBIDDEN);
+    assert!(west.message().contains("east"));
+    let history = api
+        .get(&format!("/api/v1/instances/{west_case}/history"), &east)
+        .await;
+    assert_eq!(history.status, StatusCode::FORBIDDEN);
+    let missing = api.get("/api/v1/instances/nope", &east).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+async fn long_poll_wakes_when_a_task_appears(api: TestApi) {
+    let empty_started = Instant::now();
+    assert!(api.claim(&api.admin, "window", 1, 1).await.is_empty());
+    let waited = empty_started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "waited the full second: {waited:?}"
+    );
+
+    let api = std::sync::Arc::new(api);
+    let claimer = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let tasks = api.claim(&api.admin, "window", 1, 20).await;
+            (tasks, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.start_case("east", 10).await;
+    let (tasks, elapsed) = claimer.await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "woken at once, not after 20 s: {elapsed:?}"
+    );
+}
+
+async fn lease_extend_release_and_expiry(api: TestApi) {
+    api.start_case("east", 10).await;
+    let short = api
+        .post(
+            "/api/v1/tasks/claim",
+            &api.admin,
+            json!({"queues": ["window"], "worker": "w1", "max": 1, "lease_seconds": 1}),
+        )
+        .await;
+    let task = &short.body["tasks"][0];
+    let id = task["id"].as_str().unwrap().to_string();
+    let first_lock = task["lock_token"].as_str().unwrap().to_string();
+
+    let extended = api
+        .post(
+            &format!("/api/v1/tasks/{id}/extend"),
+            &api.admin,
+            json!({"lock_token": first_lock, "lease_seconds": 1}),
+        )
+        .await;
+    assert_eq!(extended.status, StatusCode::OK, "{extended:?}");
+    assert!(extended.body["lease_expires_at"].is_string());
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let reclaimed = api.claim(&api.admin, "window", 1, 0).await;
+    assert_eq!(reclaimed.len(), 1, "an expired lease is claimable again");
+    let second_lock = reclaimed[0]["lock_token"].as_str().unwrap().to_string();
+    assert_ne!(first_lock, second_lock);
+
+    let old = api
+        .post(
+            &format!("/api/v1/tasks/{id}/extend"),
+            &api.admin,
+            json!({"lock_token": first_lock, "lease_seconds": 30}),
+        )
+        .await;
+    assert_eq!(
+        old.status,
+        StatusCode::CONFLICT,
+        "the older token is useless now"
+    );
+    let old_complete = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &api.admin,
+            json!({"lock_token": first_lock, "outcome": "reject", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(old_complete.status, StatusCode::CONFLICT);
+
+    let released = api
+        .post(
+            &format!("/api/v1/tasks/{id}/release"),
+            &api.admin,
+            json!({"lock_token": second_lock}),
+        )
+        .await;
+    assert_eq!(released.status, StatusCode::OK, "{released:?}");
+    let again = api.claim(&api.admin, "window", 1, 0).await;
+    assert_eq!(again.len(), 1, "a released task is claimable at once");
+    let too_long = api
+        .post(
+            &format!("/api/v1/tasks/{id}/extend"),
+            &api.admin,
+            json!({"lock_token": again[0]["lock_token"], "lease_seconds": 999999}),
+        )
+        .await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn failures_retry_then_become_an_incident(api: TestApi) {
+    let instance = api.start_case("east", 10).await;
+    let mut states = Vec::new();
+    for _ in 0..3 {
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            tasks = api.claim(&api.admin, "window", 1, 0).await;
+            if !tasks.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(tasks.len(), 1, "the task comes back after its back-off");
+        let id = tasks[0]["id"].as_str().unwrap();
+        let failed = api
+            .post(
+                &format!("/api/v1/tasks/{id}/fail"),
+                &api.admin,
+                json!({"lock_token": tasks[0]["lock_token"], "error": "registry offline"}),
+            )
+            .await;
+        assert_eq!(failed.status, StatusCode::OK, "{failed:?}");
+        states.push((
+            failed.body["state"].clone(),
+            failed.body["attempts"].clone(),
+        ));
+    }
+    assert_eq!(
+        states,
+        vec![
+            (json!("retry"), json!(1)),
+            (json!("retry"), json!(2)),
+            (json!("incident"), json!(3))
+        ]
+    );
+    let view = api
+        .get(&format!("/api/v1/instances/{instance}"), &api.admin)
+        .await;
+    assert!(
+        view.body["incident"]
+            .as_str()
+            .unwrap_or("")
+            .contains("registry offline"),
+        "{view:?}"
+    );
+
+    let window = api.token("w", &["window"], &[]).await;
+    let not_admin = api
+        .post(
+            &format!("/api/v1/instances/{instance}/incident/resolve"),
+            &window,
+            json!({}),
+        )
+        .await;
+    assert_eq!(not_admin.status, StatusCode::FORBIDDEN);
+    let resolved = api
+        .post(
+            &format!("/api/v1/instances/{instance}/incident/resolve"),
+            &api.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(resolved.status, StatusCode::OK, "{resolved:?}");
+    assert_eq!(
+        api.claim(&api.admin, "window", 1, 0).await.len(),
+        1,
+        "the task is back after resolution"
+    );
+}
+
+async fn instance_view_history_messages_and_cancel(api: TestApi) {
+    let instance = api.start_case("east", 5000).await;
+    let view = api
+        .get(&format!("/api/v1/instances/{instance}"), &api.admin)
+        .await;
+    assert_eq!(view.status, StatusCode::OK);
+    assert_eq!(view.body["status"], "running");
+    assert_eq!(view.body["vars"]["street"], "east");
+    let name = view.body["vars"]["name"].as_str().unwrap();
+    assert!(!name.contains("三丰"), "personal data masked: {name}");
+    assert_eq!(view.body["tasks"][0]["node"], "intake");
+
+    let early = api
+        .post(
+            &format!("/api/v1/instances/{instance}/messages/docs"),
+            &api.admin,
+            json!({"variables": {"note": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        early.status,
+        StatusCode::CONFLICT,
+        "not waiting for docs yet: {early:?}"
+    );
+
+    let tasks = api.claim(&api.admin, "window", 1, 0).await;
+    let id = tasks[0]["id"].as_str().unwrap();
+    api.post(&format!("/api/v1/tasks/{id}/complete"), &api.admin,
+        json!({"lock_token": tasks[0]["lock_token"], "outcome": "ok", "variables": {"checked": true}}))
+        .await;
+    let review = api.claim(&api.admin, "review", 1, 0).await;
+    assert_eq!(review.len(), 1, "amount > 1000 goes to review");
+    let id = review[0]["id"].as_str().unwrap();
+    let reviewed = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &api.admin,
+            json!({"lock_token": review[0]["lock_token"], "variables": {}, "outcome": "approve"}),
+        )
+        .await;
+    assert_eq!(reviewed.status, StatusCode::OK, "{reviewed:?}");
+
+    let bad_message = api
+        .post(
+            &format!("/api/v1/instances/{instance}/messages/docs"),
+            &api.admin,
+            json!({"variables": {}}),
+        )
+        .await;
+    assert_eq!(
+        bad_message.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{bad_message:?}"
+    );
+    let delivered = api
+        .post(
+            &format!("/api/v1/instances/{instance}/messages/docs"),
+            &api.admin,
+            json!({"variables": {"note": "材料齐全"}}),
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{delivered:?}");
+    assert_eq!(delivered.body["status"], "completed");
+    assert_eq!(delivered.body["result"], "approved");
+
+    let history = api
+        .get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
+        .await;
+    let entries = history.body["entries"].as_array().unwrap();
+    assert!(entries.len() >= 5, "{entries:?}");
+    let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    assert!(
+        !history.body.to_string().contains("张三丰"),
+        "no personal data in the history"
+    );
+
+    let docs = api
+        .get(
+            &format!("/api/v1/instances/{instance}/documents"),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(docs.status, StatusCode::OK);
+
+    let other = api.start_case("east", 1).await;
+    let window = api.token("w", &["window"], &[]).await;
+    let refused = api
+        .post(
+            &format!("/api/v1/instances/{other}/cancel"),
+            &window,
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let cancelled = api
+        .post(
+            &format!("/api/v1/instances/{other}/cancel"),
+            &api.admin,
+            json!({"reason": "duplicate"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert!(
+        api.claim(&api.admin, "window", 1, 0).await.is_empty(),
+        "its task went with it"
+    );
+    let missing = api
+        .post("/api/v1/instances/nope/cancel", &api.admin, json!({}))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+async fn ledger_is_for_overseers_in_json_and_csv(api: TestApi) {
+    api.start_case("east", 10).await;
+    let leader = api.token("lead", &["leadership"], &[]).await;
+    let json = api
+        .get("/api/v1/ledger?from=2000-01-01&to=2999-12-31", &leader)
+        .await;
+    assert_eq!(json.status, StatusCode::OK, "{json:?}");
+    assert!(!json.body["entries"].as_array().unwrap().is_empty());
+
+    let csv = api.get("/api/v1/ledger?format=csv", &leader).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let text = csv.body.as_str().unwrap();
+    assert!(text.lines().count() >= 2, "{text}");
+
+    let window = api.token("w", &["window"], &[]).await;
+    assert_eq!(
+        api.get("/api/v1/ledger", &window).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let bad = api.get("/api/v1/ledger?from=yesterday", &leader).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let reversed = api
+        .get("/api/v1/ledger?from=2026-02-01&to=2026-01-01", &leader)
+        .await;
+    assert_eq!(reversed.status, StatusCode::BAD_REQUEST);
+    let format = api.get("/api/v1/ledger?format=xml", &leader).await;
+    assert_eq!(format.status, StatusCode::BAD_REQUEST);
+}

@@ -1,0 +1,362 @@
+//! Shared set-up of the API tests: a test process built as a model (no parser needed), an
+//! engine on SQLite or on its own PostgreSQL schema, the router, and request helpers.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+use yimen_dsl::model::*;
+use yimen_engine::api::{self, ApiConfig, ApiState};
+use yimen_engine::clock::{Clock, SystemClock};
+use yimen_engine::{DeployRequest, Engine, OpenOptions, WeekdaysOnly};
+
+fn id(name: &str) -> Ident {
+    Ident {
+        name: name.into(),
+        span: Span::default(),
+    }
+}
+
+fn expr(kind: ExprKind) -> Expr {
+    Expr {
+        kind,
+        span: Span::default(),
+    }
+}
+
+fn var(name: &str, ty: Type, personal: Option<PersonalKind>, required: bool) -> VarDecl {
+    VarDecl {
+        name: id(name),
+        ty,
+        label: None,
+        personal,
+        required,
+        default: None,
+        span: Span::default(),
+    }
+}
+
+fn node(name: &str, kind: NodeKind) -> Node {
+    Node {
+        id: id(name),
+        label: Some(format!("{name} label")),
+        kind,
+        span: Span::default(),
+    }
+}
+
+fn outcome(key: &str, next: &str) -> Outcome {
+    Outcome {
+        key: id(key),
+        label: None,
+        next: id(next),
+        requires: vec![],
+        span: Span::default(),
+    }
+}
+
+fn task(queue: &str, fields: &[(&str, bool)], outcomes: Vec<Outcome>) -> NodeKind {
+    NodeKind::Task(Task {
+        queue: QueueRef {
+            role: id(queue),
+            key: None,
+            span: Span::default(),
+        },
+        assignee: None,
+        for_each: None,
+        outcomes,
+        fields: fields
+            .iter()
+            .map(|(name, required)| FieldSpec {
+                var: id(name),
+                required: *required,
+                span: Span::default(),
+            })
+            .collect(),
+        deadline: None,
+        on_enter: vec![],
+    })
+}
+
+/// `case`: start → intake (queue `window`, per street) → choice on amount → [review (queue
+/// `review`)] → wait for message `docs` → end `approved`; intake may also reject → end `rejected`.
+pub fn case_model() -> Process {
+    Process {
+        key: id("case"),
+        title: "Test case".into(),
+        version: 1,
+        imports: vec![],
+        config: None,
+        calendar: None,
+        enums: vec![],
+        vars: vec![
+            var("name", Type::Text, Some(PersonalKind::Name), true),
+            var("street", Type::Text, None, true),
+            var("amount", Type::Integer, None, true),
+            var("checked", Type::Boolean, None, false),
+            var("note", Type::Text, None, false),
+        ],
+        roles: vec![
+            RoleDecl {
+                name: id("window"),
+                label: None,
+                scope: Some(id("street")),
+                keyed_by: None,
+                span: Span::default(),
+            },
+            RoleDecl {
+                name: id("review"),
+                label: None,
+                scope: None,
+                keyed_by: None,
+                span: Span::default(),
+            },
+        ],
+        channels: vec![],
+        documents: vec![],
+        clocks: vec![],
+        nodes: vec![
+            node("begin", NodeKind::Start { next: id("intake") }),
+            node(
+                "intake",
+                task(
+                    "window",
+                    &[("checked", true), ("note", false)],
+                    vec![outcome("ok", "route"), outcome("reject", "rejected")],
+                ),
+            ),
+            node(
+                "route",
+                NodeKind::Choice {
+                    branches: vec![Branch {
+                        when: expr(ExprKind::Binary(
+                            BinaryOp::Gt,
+                            Box::new(expr(ExprKind::Name("amount".into()))),
+                            Box::new(expr(ExprKind::Integer(1000))),
+                        )),
+                        next: id("review"),
+                        span: Span::default(),
+                    }],
+                    default: Some(id("docs")),
+                },
+            ),
+            node(
+                "review",
+                task("review", &[], vec![outcome("approve", "docs")]),
+            ),
+            node(
+                "docs",
+                NodeKind::WaitMessage {
+                    message: id("docs"),
+                    sets: vec![FieldSpec {
+                        var: id("note"),
+                        required: true,
+                        span: Span::default(),
+                    }],
+                    next: id("done"),
+                    timeout: None,
+                },
+            ),
+            node(
+                "done",
+                NodeKind::End {
+                    result: id("approved"),
+                    actions: vec![],
+                },
+            ),
+            node(
+                "rejected",
+                NodeKind::End {
+                    result: id("rejected"),
+                    actions: vec![],
+                },
+            ),
+        ],
+        span: Span::default(),
+    }
+}
+
+/// One API under test.
+pub struct TestApi {
+    pub engine: Engine,
+    pub router: Router,
+    pub admin: String,
+}
+
+/// `None` when the test must be skipped (PostgreSQL without `YIMEN_TEST_POSTGRES`).
+pub async fn setup(db: &str, test: &str) -> Option<TestApi> {
+    let engine = open(db, test).await?;
+    Some(api_on(engine).await)
+}
+
+/// Opens an engine: `sqlite` (in memory) or `postgres` (own schema named after the test).
+pub async fn open(db: &str, test: &str) -> Option<Engine> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let options = match db {
+        "sqlite" => OpenOptions {
+            url: "sqlite::memory:".into(),
+            pg_schema: None,
+        },
+        _ => {
+            let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
+                println!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL");
+                return None;
+            };
+            let schema = format!("api_{test}");
+            reset_schema(&url, &schema).await;
+            OpenOptions {
+                url,
+                pg_schema: Some(schema),
+            }
+        }
+    };
+    let engine = Engine::open_with(options, clock, Arc::new(WeekdaysOnly))
+        .await
+        .expect("engine opens");
+    engine
+        .deploy(DeployRequest {
+            file: "case.flow".into(),
+            source: "process case (built as a model in the tests)".into(),
+            files: Default::default(),
+            model: Some(case_model()),
+        })
+        .await
+        .expect("test model deploys");
+    Some(engine)
+}
+
+async fn reset_schema(url: &str, schema: &str) {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("postgres reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .expect("schema dropped");
+    pool.close().await;
+}
+
+/// The router over `engine`, with a fresh admin token.
+pub async fn api_on(engine: Engine) -> TestApi {
+    let mut config = ApiConfig::default();
+    config.fallback_poll = std::time::Duration::from_millis(200);
+    config.retry_backoff = std::time::Duration::from_millis(1);
+    let state = ApiState::new(engine.clone(), config);
+    let admin = api::access::bootstrap_admin(&state)
+        .await
+        .expect("bootstrap")
+        .unwrap_or_default();
+    TestApi {
+        engine,
+        router: api::router(state),
+        admin,
+    }
+}
+
+/// An answer: status and JSON body (`Value::String` for a non-JSON body).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error code of an error envelope.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApi {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .expect("request builds");
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
+            .await
+            .expect("body readable");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Answer { status, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// Creates a token and returns its secret.
+    pub async fn token(&self, name: &str, roles: &[&str], streets: &[&str]) -> String {
+        let answer = self
+            .post(
+                "/api/v1/tokens",
+                &self.admin,
+                json!({"name": name, "roles": roles, "streets": streets}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.body["token"].as_str().expect("token").to_string()
+    }
+
+    /// Starts a `case` instance; returns its id.
+    pub async fn start_case(&self, street: &str, amount: i64) -> String {
+        let answer = self
+            .post(
+                "/api/v1/instances",
+                &self.admin,
+                json!({"process": "case", "variables": {"name": "张三丰", "street": street, "amount": amount}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Claims up to `max` tasks of `queue` with `token`.
+    pub async fn claim(&self, token: &str, queue: &str, max: u32, wait: u32) -> Vec<Value> {
+        let answer = self
+            .post(
+                "/api/v1/tasks/claim",
+                token,
+                json!({"queues": [queue], "worker": "tester", "max": max, "lease_seconds": 60, "wait_seconds": wait}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        answer.body["tasks"].as_array().cloned().unwrap_or_default()
+    }
+}

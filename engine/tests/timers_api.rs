@@ -1,0 +1,218 @@
+//! The clock and inbox routes through the router (tower `oneshot`), on a simulated clock with
+//! the real social assistance process, and the clock refused on a real clock.
+
+mod timers_support;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use timers_support::*;
+use tower::ServiceExt;
+use yimen_engine::api::{self, ApiConfig, ApiState};
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let res = app
+        .clone()
+        .oneshot(req.body(body).expect("request"))
+        .await
+        .expect("answers");
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+    (status, value)
+}
+
+async fn app(w: &World) -> (Router, String) {
+    let state = ApiState::new(w.engine.clone(), ApiConfig::default());
+    let token = api::access::bootstrap_admin(&state)
+        .await
+        .expect("token")
+        .expect("first token");
+    let router = api::router(state).layer(axum::Extension(w.services.clone()));
+    (router, token)
+}
+
+#[tokio::test]
+async fn advancing_over_http_fires_escalations_into_the_inbox() {
+    let w = world("sqlite::memory:", "2026-09-30T15:00:00+08:00").await;
+    let (url, _hooks) = receiver(0).await;
+    deploy(&w.engine, "social_assistance", &with_webhook(url)).await;
+    let case = start_case(&w.engine, "SA-API-1").await;
+    complete(
+        &w.engine,
+        &case,
+        "window",
+        "window-1",
+        "complete",
+        json!({"main_category": "minimum_living"}),
+    )
+    .await;
+    let (app, admin) = app(&w).await;
+
+    let (status, now) = call(&app, "GET", "/api/v1/clock", &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(now["simulated"], json!(true));
+
+    // The leader does not agree in time: the forwarding clock reaches its due time on
+    // Thursday 8 October 17:30 (after the National Day holiday).
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/clock/advance",
+        &admin,
+        Some(json!({"to": "2026-10-08T17:29:00+08:00"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, inbox) = call(&app, "GET", "/api/v1/inbox?role=supervision", &admin, None).await;
+    assert_eq!(inbox["items"], json!([]));
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/clock/advance",
+        &admin,
+        Some(json!({"by": "2m"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["fired"], json!(1), "{body}");
+    assert_eq!(body["to"], json!("2026-10-08T09:31:00Z"));
+    let (_, inbox) = call(
+        &app,
+        "GET",
+        "/api/v1/inbox?role=supervision&state=open",
+        &admin,
+        None,
+    )
+    .await;
+    let items = inbox["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 1, "{inbox}");
+    assert_eq!(items[0]["message"], json!("案件转办超时"));
+    assert_eq!(items[0]["level"], json!(1));
+    let (_, leader) = call(
+        &app,
+        "GET",
+        "/api/v1/inbox?role=street_leader",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        leader["items"].as_array().map(Vec::len),
+        Some(1),
+        "{leader}"
+    );
+
+    let id = items[0]["id"].as_str().expect("id");
+    let (status, acked) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/inbox/{id}/ack"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["state"], json!("acked"));
+    assert_eq!(acked["acked_by"], json!("admin"));
+    let (status, _) = call(&app, "POST", "/api/v1/inbox/no-such-item/ack", &admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Bad requests say what to send.
+    let (status, body) = call(&app, "GET", "/api/v1/inbox", &admin, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("?role="), "{body}");
+    let (status, body) = call(
+        &app,
+        "GET",
+        "/api/v1/inbox?role=window&state=done",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/clock/advance",
+        &admin,
+        Some(json!({"to": "2026-10-01T00:00:00+08:00"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("cannot go back"), "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/clock/advance",
+        &admin,
+        Some(json!({"to": "2026-10-09T00:00:00+08:00", "by": "1h"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/clock/advance",
+        &admin,
+        Some(json!({"by": "3 fortnights"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    w.services.stop().await;
+}
+
+#[tokio::test]
+async fn the_clock_of_a_real_server_cannot_be_advanced() {
+    let engine = yimen_engine::Engine::open(
+        "sqlite::memory:",
+        std::sync::Arc::new(yimen_engine::clock::SystemClock),
+        std::sync::Arc::new(calendars()),
+    )
+    .await
+    .expect("opens");
+    let services =
+        yimen_engine::scheduler::Services::start(engine.clone(), None, None, Default::default())
+            .expect("starts");
+    let state = ApiState::new(engine, ApiConfig::default());
+    let admin = api::access::bootstrap_admin(&state)
+        .await
+        .expect("token")
+        .expect("first token");
+    let app = api::router(state).layer(axum::Extension(services.clone()));
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/clock/advance",
+        &admin,
+        Some(json!({"by": "1h"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("--clock"), "{body}");
+    let (status, body) = call(&app, "GET", "/api/v1/clock", &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["simulated"], json!(false));
+    services.stop().await;
+}
