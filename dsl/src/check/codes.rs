@@ -50,6 +50,8 @@ pub const MISSING_INPUT: &str = "YM0121";
 pub const AMBIGUOUS_NAME: &str = "YM0122";
 /// A clock, document or channel that nothing uses (warning).
 pub const UNUSED_DECL: &str = "YM0123";
+/// A clock is paused somewhere but resumed nowhere (warning).
+pub const NEVER_RESUMED: &str = "YM0124";
 
 // Flow graph.
 /// A node cannot be reached from the start.
@@ -141,6 +143,7 @@ pub const ALL: &[(&str, &str)] = &[
     (MISSING_INPUT, "required input of a child process missing"),
     (AMBIGUOUS_NAME, "ambiguous name"),
     (UNUSED_DECL, "unused clock, document or channel"),
+    (NEVER_RESUMED, "clock paused but never resumed"),
     (UNREACHABLE, "node unreachable from the start"),
     (NO_WAY_OUT, "no end reachable"),
     (NOT_EXHAUSTIVE, "choice without default may match nothing"),

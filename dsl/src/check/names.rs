@@ -16,6 +16,44 @@ pub(super) fn check(cx: &mut Cx) {
     action_refs(cx);
     ambiguous_names(cx);
     unused_declarations(cx);
+    paused_clocks(cx);
+}
+
+/// A clock paused (waiting for the applicant) that no step resumes would stay paused for
+/// good, and its limit would never fall due.
+fn paused_clocks(cx: &mut Cx) {
+    let p = cx.process;
+    let mut paused: Vec<&Ident> = Vec::new();
+    let mut resumed: HashSet<&str> = HashSet::new();
+    for (_, action) in actions(p) {
+        if let Action::Clock { op, clock, .. } = action {
+            match op {
+                crate::model::ClockOp::Pause => paused.push(clock),
+                crate::model::ClockOp::Resume => {
+                    resumed.insert(&clock.name);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut seen: HashSet<&str> = HashSet::new();
+    for clock in paused {
+        if !resumed.contains(clock.name.as_str())
+            && seen.insert(&clock.name)
+            && cx.clocks.contains_key(clock.name.as_str())
+        {
+            cx.warning(
+                NEVER_RESUMED,
+                clock.span,
+                format!("clock `{}` is paused but never resumed", clock.name),
+            )
+            .label("stays paused for good")
+            .help(format!(
+                "add `resume clock {}` where the wait ends (e.g. when the materials arrive)",
+                clock.name
+            ));
+        }
+    }
 }
 
 /// Clocks, documents and channels that no action or deadline uses: usually a forgotten
