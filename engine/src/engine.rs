@@ -433,7 +433,12 @@ impl Engine {
     pub async fn deploy(&self, req: DeployRequest) -> Result<Deployment> {
         let model = match req.model {
             Some(m) => m,
-            None => compile(&req.file, &req.source, &req.files)?,
+            None => compile(
+                &req.file,
+                &req.source,
+                &req.files,
+                self.inner.due.calendar_names(),
+            )?,
         };
         // Imported processes given with it are deployed first (identical ones are no-ops), so
         // that `start process` finds them.
@@ -1786,8 +1791,18 @@ fn load_config(model: &Process, files: &BTreeMap<String, String>) -> Result<Json
 
 /// Compiles and checks process source; `files` holds its configuration, templates and the
 /// `<key>.flow` of each import. Any error: every diagnostic, as [`EngineError::Diagnostics`].
-fn compile(file: &str, source: &str, files: &BTreeMap<String, String>) -> Result<Process> {
-    let compiled = yimen_dsl::compile(file, source, &|path| files.get(path).cloned());
+fn compile(
+    file: &str,
+    source: &str,
+    files: &BTreeMap<String, String>,
+    calendars: Option<Vec<String>>,
+) -> Result<Process> {
+    let mut options = yimen_dsl::check::Options::default();
+    if let Some(names) = calendars {
+        options.calendars = names;
+    }
+    let compiled =
+        yimen_dsl::compile_with(file, source, &|path| files.get(path).cloned(), &options);
     match compiled.process {
         Some(p) if !compiled.has_errors() => Ok(p),
         _ => Err(EngineError::Diagnostics(compiled.diagnostics)),

@@ -25,6 +25,11 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
         unit: DurationUnit,
     ) -> Due;
 
+    /// Names of the calendars a process may name (`None`: not known, the checker's default).
+    fn calendar_names(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// "`amount` `unit` before `due`" (reminders of a ladder).
     fn before(
         &self,
@@ -71,6 +76,10 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
 }
 
 impl DueDates for crate::calendar::Calendars {
+    fn calendar_names(&self) -> Option<Vec<String>> {
+        Some(self.names().map(str::to_string).collect())
+    }
+
     fn add(
         &self,
         calendar: Option<&str>,

@@ -206,7 +206,10 @@ impl Harness {
 
     /// `None` (and a visible line) when `YIMEN_TEST_POSTGRES` is not set.
     pub async fn postgres(test: &str) -> Option<Harness> {
-        let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
+        let Some(url) = std::env::var("YIMEN_TEST_POSTGRES")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
             println!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL");
             return None;
         };
