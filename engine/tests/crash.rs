@@ -39,7 +39,10 @@ fn cases_survive_sigkill_at_random_moments_postgres() {
         .ok()
         .filter(|u| !u.is_empty())
     else {
-        println!("skipped: set YIMEN_TEST_POSTGRES to run the crash test on PostgreSQL");
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("skipped: set YIMEN_TEST_POSTGRES to run the crash test on PostgreSQL\n"),
+        );
         return;
     };
     let schema = format!(

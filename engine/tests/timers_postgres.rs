@@ -43,7 +43,10 @@ end done "结束" result done
 #[tokio::test]
 async fn timers_fire_once_with_several_servers_postgres() {
     let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-        println!("skipped: set YIMEN_TEST_POSTGRES");
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("skipped: set YIMEN_TEST_POSTGRES\n"),
+        );
         return;
     };
     let schema = format!("timers_servers_{}", uuid::Uuid::now_v7().simple());

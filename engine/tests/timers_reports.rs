@@ -145,7 +145,10 @@ async fn report_runs_on_sqlite() {
 #[tokio::test]
 async fn report_runs_on_postgres() {
     let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-        println!("skipped: set YIMEN_TEST_POSTGRES");
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("skipped: set YIMEN_TEST_POSTGRES\n"),
+        );
         return;
     };
     let schema = format!("timers_reports_{}", uuid::Uuid::now_v7().simple());

@@ -210,7 +210,10 @@ impl Harness {
             .ok()
             .filter(|u| !u.is_empty())
         else {
-            println!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL");
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
+            );
             return None;
         };
         let schema = format!(

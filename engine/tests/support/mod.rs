@@ -202,7 +202,10 @@ pub async fn open(db: &str, test: &str) -> Option<Engine> {
         },
         _ => {
             let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-                println!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL");
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
+                );
                 return None;
             };
             let schema = format!("api_{test}");
