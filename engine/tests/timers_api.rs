@@ -43,6 +43,20 @@ async fn call(
     (status, value)
 }
 
+/// A token for the street leader role, limited to one street.
+async fn new_token(app: &Router, admin: &str, name: &str, street: &str) -> String {
+    let (status, body) = call(
+        app,
+        "POST",
+        "/api/v1/tokens",
+        admin,
+        Some(json!({"name": name, "roles": ["street_leader"], "streets": [street]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["token"].as_str().expect("token").to_string()
+}
+
 async fn app(w: &World) -> (Router, String) {
     let state = ApiState::new(w.engine.clone(), ApiConfig::default());
     let token = api::access::bootstrap_admin(&state)
@@ -123,6 +137,32 @@ async fn advancing_over_http_fires_escalations_into_the_inbox() {
         Some(1),
         "{leader}"
     );
+    // Street-limited tokens: the case's street sees its escalation, another street does not.
+    let own = new_token(&app, &admin, "leader-xinhua", "xinhua").await;
+    let other = new_token(&app, &admin, "leader-binhe", "binhe").await;
+    let (status, mine) = call(&app, "GET", "/api/v1/inbox?role=street_leader", &own, None).await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1), "{mine}");
+    let (status, theirs) = call(
+        &app,
+        "GET",
+        "/api/v1/inbox?role=street_leader",
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert_eq!(theirs["items"], json!([]), "{theirs}");
+    let leader_item = mine["items"][0]["id"].as_str().expect("id").to_string();
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/inbox/{leader_item}/ack"),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     let id = items[0]["id"].as_str().expect("id");
     let (status, acked) = call(

@@ -41,6 +41,20 @@ fn may_read(principal: &Principal, recipient: &str) -> bool {
     }
 }
 
+/// Whether the case of an inbox item is one `principal` may see (its streets, its queues).
+async fn sees_case(
+    state: &ApiState,
+    principal: &Principal,
+    instance: &str,
+) -> Result<bool, ApiError> {
+    if principal.streets.is_empty() {
+        return Ok(true);
+    }
+    Ok(super::instances::check_sees(state, principal, instance)
+        .await
+        .is_ok())
+}
+
 /// Items of a role's inbox, oldest first. Escalations whose late task is finished (or whose
 /// clock stopped) are `closed`.
 #[utoipa::path(get, path = "/inbox", tag = "inbox",
@@ -70,7 +84,15 @@ pub(super) async fn list(
     }
     let items: Vec<InboxItem> =
         inbox::list(&state.engine, role, wanted, query.limit.unwrap_or(100)).await?;
-    Ok(ApiJson(serde_json::json!({ "items": items })))
+    // A token limited to some streets sees only the items of cases it may see: a street's
+    // window must not read the escalations of another street's cases.
+    let mut visible = Vec::with_capacity(items.len());
+    for item in items {
+        if sees_case(&state, &principal, &item.instance_id).await? {
+            visible.push(item);
+        }
+    }
+    Ok(ApiJson(serde_json::json!({ "items": visible })))
 }
 
 /// Acknowledges an item (the caller has seen it and acts). Acknowledging again answers the
@@ -86,10 +108,12 @@ pub(super) async fn ack(
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<InboxItem>, ApiError> {
     let item = crate::inbox::get(&state.engine, &id).await?;
-    if !may_read(&principal, &item.recipient) {
+    if !may_read(&principal, &item.recipient)
+        || !sees_case(&state, &principal, &item.instance_id).await?
+    {
         return Err(ApiError::forbidden(format!(
-            "this token may not acknowledge items of `{}`",
-            item.recipient
+            "this token may not acknowledge items of `{}` for case {}",
+            item.recipient, item.instance_id
         )));
     }
     Ok(ApiJson(
