@@ -20,4 +20,4 @@ pub mod store;
 
 pub use engine::*;
 pub use error::{EngineError, Problem};
-pub use runtime::due::{Due, DueDates, WeekdaysOnly};
+pub use runtime::due::{Due, DueDates, ReloadingCalendars, WeekdaysOnly};

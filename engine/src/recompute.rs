@@ -12,11 +12,12 @@
 
 use crate::engine::{Effects, Engine};
 use crate::error::EngineError;
-use crate::runtime::due::DueDates;
+use crate::runtime::due::{DueDates, ReloadingCalendars};
 use crate::store::timers as sql;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
+use std::sync::Arc;
 use yimen_dsl::model::DurationUnit;
 
 /// What [`Engine::recompute_provisional`] did.
@@ -161,6 +162,104 @@ impl Engine {
             report.settled += usize::from(!provisional);
         }
         Ok(report)
+    }
+}
+
+/// Why [`Engine::reload_calendars`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The folder does not load (bad YAML, a file unreadable): the loaded calendars stay.
+    #[error("the calendars in {dir} do not load, keeping the loaded ones: {source}")]
+    Calendars {
+        dir: std::path::PathBuf,
+        source: crate::calendar::CalendarError,
+    },
+    /// The calendars were swapped in, but recomputing the deadlines failed (the watch tries
+    /// again at its next check).
+    #[error("new calendars loaded, but recomputing provisional deadlines failed: {0}")]
+    Recompute(#[from] EngineError),
+}
+
+impl Engine {
+    /// One check of the calendar folder: when a calendar's version changed, swaps the new
+    /// calendars in and recomputes the provisional deadlines with them (`Ok(Some(..))`);
+    /// `Ok(None)`: nothing changed. Use the same `calendars` the engine was opened with.
+    pub async fn reload_calendars(
+        &self,
+        calendars: &ReloadingCalendars,
+    ) -> Result<Option<Recomputed>, ReloadError> {
+        let changed = calendars
+            .reload()
+            .map_err(|source| ReloadError::Calendars {
+                dir: calendars.dir().to_path_buf(),
+                source,
+            })?;
+        let Some((before, after)) = changed else {
+            return Ok(None);
+        };
+        for (name, version) in &after {
+            match before.get(name) {
+                Some(old) if old == version => {}
+                old => tracing::info!(
+                    calendar = %name,
+                    from = old.map_or("(new)", String::as_str),
+                    to = %version,
+                    "calendar data changed"
+                ),
+            }
+        }
+        let done = self.recompute_provisional(calendars).await?;
+        tracing::info!(
+            examined = done.examined,
+            moved = done.moved,
+            settled = done.settled,
+            skipped = done.skipped,
+            "provisional deadlines recomputed with the new calendars"
+        );
+        Ok(Some(done))
+    }
+}
+
+/// Checks the calendar folder every `every` until `shutdown` turns true (started by
+/// `yimen serve`): see [`Engine::reload_calendars`]. Problems are logged, never fatal.
+pub async fn watch_calendars(
+    engine: Engine,
+    calendars: Arc<ReloadingCalendars>,
+    every: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last_error: Option<String> = None;
+    // Calendars swapped in but the recompute failed: try the recompute again.
+    let mut recompute_owed = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let result = if recompute_owed {
+            engine
+                .recompute_provisional(&*calendars)
+                .await
+                .map(Some)
+                .map_err(ReloadError::from)
+        } else {
+            engine.reload_calendars(&calendars).await
+        };
+        recompute_owed = matches!(result, Err(ReloadError::Recompute(_)));
+        match result {
+            Ok(_) => last_error = None,
+            Err(e) => {
+                // Once per distinct problem, not every check.
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "calendar reload");
+                    last_error = Some(text);
+                }
+            }
+        }
     }
 }
 

@@ -128,3 +128,115 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
     assert_eq!(again.moved, 0, "{again:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `yimen serve` checks the calendar folder while running: a 2027 block written to the file
+/// moves the provisional deadline without a restart; a broken file changes nothing.
+#[tokio::test]
+async fn a_calendar_file_changed_while_serving_is_reloaded() {
+    let dir = std::env::temp_dir().join(format!("yimen-reload-{}", uuid::Uuid::now_v7()));
+    let cal_dir = dir.join("calendars");
+    std::fs::create_dir_all(&cal_dir).expect("dir");
+    for entry in std::fs::read_dir(root().join("calendars")).expect("calendars") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, cal_dir.join(path.file_name().expect("name"))).expect("copies");
+        }
+    }
+    let reloading = Arc::new(yimen_engine::ReloadingCalendars::load(&cal_dir).expect("loads"));
+    let url = format!("sqlite:{}", dir.join("y.db").display());
+    let clock = ManualClock::new(t("2026-12-30T10:00:00+08:00"));
+    let engine = Engine::open(&url, Arc::new(clock.clone()), reloading.clone())
+        .await
+        .expect("opens");
+    let (hook, _got) = receiver(0).await;
+    deploy(&engine, "social_assistance", &with_webhook(hook)).await;
+    let case = start_case(&engine, "SA-2026-1231").await;
+    let steps = [
+        (
+            "window",
+            "window-1",
+            "complete",
+            json!({"main_category": "minimum_living"}),
+        ),
+        ("street_leader", "leader-1", "agree", json!({})),
+        (
+            "window",
+            "window-1",
+            "forwarded",
+            json!({"department_clear": true}),
+        ),
+    ];
+    for (queue, worker, outcome, v) in steps {
+        complete(&engine, &case, queue, worker, outcome, v).await;
+    }
+    clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
+    complete(
+        &engine,
+        &case,
+        "department:civil_affairs",
+        "dept-1",
+        "decided",
+        json!({"decision": "approved"}),
+    )
+    .await;
+    let feedback_due = |view: &yimen_engine::InstanceView| {
+        view.tasks
+            .iter()
+            .find(|t| t.node == "feedback")
+            .expect("feedback task")
+            .due_at
+    };
+    let view = engine.instance(&case).await.expect("instance");
+    assert!(view.provisional_due);
+    assert_eq!(feedback_due(&view), Some(t("2027-01-04T17:30:00+08:00")));
+
+    // Nothing changed on disk: nothing happens.
+    assert!(
+        engine
+            .reload_calendars(&reloading)
+            .await
+            .expect("checks")
+            .is_none()
+    );
+
+    // A broken file: a warning, the loaded calendars stay.
+    let before = reloading.current().versions();
+    std::fs::write(cal_dir.join("broken.yaml"), "name: [unclosed\n").expect("writes");
+    let err = engine
+        .reload_calendars(&reloading)
+        .await
+        .expect_err("a broken folder is refused");
+    assert!(err.to_string().contains("broken.yaml"), "{err}");
+    assert_eq!(reloading.current().versions(), before);
+    std::fs::remove_file(cal_dir.join("broken.yaml")).expect("removes");
+
+    // The administrator adds 2027 (1–3 January holidays) while the server runs.
+    let mut text = std::fs::read_to_string(cal_dir.join("cn_mainland.yaml")).expect("reads");
+    text.push_str(
+        "  2027:\n    notice: test\n    holidays:\n      - name: 元旦\n        from: 2027-01-01\n        to: 2027-01-03\n    make_up_days: []\n",
+    );
+    std::fs::write(cal_dir.join("cn_mainland.yaml"), text).expect("writes");
+    let done = engine
+        .reload_calendars(&reloading)
+        .await
+        .expect("reloads")
+        .expect("a change");
+    assert!(done.moved >= 1, "{done:?}");
+    assert_ne!(reloading.current().versions(), before);
+    let view = engine.instance(&case).await.expect("instance");
+    assert_eq!(feedback_due(&view), Some(t("2027-01-05T17:30:00+08:00")));
+    let history = engine.history(&case).await.expect("history");
+    assert!(
+        history.iter().any(|h| h.kind == "deadline_recomputed"),
+        "{history:#?}"
+    );
+    // Checked again: unchanged.
+    assert!(
+        engine
+            .reload_calendars(&reloading)
+            .await
+            .expect("checks")
+            .is_none()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

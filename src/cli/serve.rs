@@ -58,7 +58,7 @@ pub fn database_url(database: &str) -> String {
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let url = database_url(&args.database);
     let (clock, manual) = super::serve_timers::clock(&args.timers)?;
-    let due = due_dates(&args.calendars)?;
+    let (due, reloading) = super::serve_timers::due_dates(&args.calendars)?;
     let engine = Engine::open(&url, clock.clone(), due.clone())
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
@@ -87,6 +87,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let services =
         super::serve_timers::start(&engine, &args.timers, &args.calendars, manual, due.as_ref())
             .await?;
+    let watch = super::serve_timers::CalendarWatch::start(&engine, &args.timers, reloading);
     let app = api::router(state).layer(axum::Extension(services.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -94,6 +95,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("shutting down");
         })
         .await?;
+    if let Some(w) = watch {
+        w.stop().await;
+    }
     services.stop().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,11 +6,11 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::Arc;
-use yimen_engine::Engine;
 use yimen_engine::calendar::Calendars;
 use yimen_engine::clock::{Clock, ManualClock, SystemClock};
 use yimen_engine::reports::{Reports, Schedule};
 use yimen_engine::scheduler::{ServiceOptions, Services};
+use yimen_engine::{DueDates, Engine, ReloadingCalendars};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct TimerArgs {
@@ -32,6 +32,60 @@ pub struct TimerArgs {
         default_value = ""
     )]
     pub webhook_secret: String,
+    /// Seconds between checks of the calendars folder for changed files (a year added): on a
+    /// change the new calendars are used and provisional deadlines recomputed. 0: never.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub calendars_check: u64,
+}
+
+/// The engine's due dates, and the same calendars to reload (none without a folder).
+pub type ServeDueDates = (Arc<dyn DueDates>, Option<Arc<ReloadingCalendars>>);
+
+/// The due dates of `serve`: the calendars of `dir` behind a [`ReloadingCalendars`] (checked
+/// again while serving), or weekdays only without that folder.
+pub fn due_dates(dir: &std::path::Path) -> anyhow::Result<ServeDueDates> {
+    if !dir.is_dir() {
+        return Ok((super::serve::due_dates(dir)?, None));
+    }
+    let calendars = ReloadingCalendars::load(dir)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
+    let calendars = Arc::new(calendars);
+    Ok((calendars.clone(), Some(calendars)))
+}
+
+/// The background check of the calendars folder; stop it with [`CalendarWatch::stop`].
+pub struct CalendarWatch {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CalendarWatch {
+    /// Starts checking `calendars` every `--calendars-check` seconds (none for 0 or without a
+    /// calendars folder).
+    pub fn start(
+        engine: &Engine,
+        args: &TimerArgs,
+        calendars: Option<Arc<ReloadingCalendars>>,
+    ) -> Option<CalendarWatch> {
+        let calendars = calendars?;
+        if args.calendars_check == 0 {
+            return None;
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(yimen_engine::recompute::watch_calendars(
+            engine.clone(),
+            calendars,
+            std::time::Duration::from_secs(args.calendars_check),
+            stopped,
+        ));
+        Some(CalendarWatch { stop, task })
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 /// The clock the engine runs on: the wall clock, or a simulated one from `--clock`.

@@ -117,6 +117,105 @@ impl DueDates for crate::calendar::Calendars {
     }
 }
 
+/// The calendars of a folder, loaded again while the server runs (an administrator adds next
+/// year): the engine keeps one `Arc<dyn DueDates>`, [`ReloadingCalendars::reload`] swaps what
+/// is behind it. A folder that no longer loads never replaces calendars that did.
+#[derive(Debug)]
+pub struct ReloadingCalendars {
+    dir: std::path::PathBuf,
+    current: std::sync::RwLock<std::sync::Arc<crate::calendar::Calendars>>,
+}
+
+impl ReloadingCalendars {
+    /// Loads the calendars of `dir`.
+    pub fn load(dir: &std::path::Path) -> Result<Self, crate::calendar::CalendarError> {
+        let calendars = crate::calendar::Calendars::load_dir(dir)?;
+        Ok(Self::new(dir, calendars))
+    }
+
+    /// Already loaded `calendars`, to be reloaded from `dir`.
+    pub fn new(dir: &std::path::Path, calendars: crate::calendar::Calendars) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            current: std::sync::RwLock::new(std::sync::Arc::new(calendars)),
+        }
+    }
+
+    /// The folder the calendars come from.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The calendars in use now.
+    pub fn current(&self) -> std::sync::Arc<crate::calendar::Calendars> {
+        // A poisoned lock still holds a whole `Arc` (the swap is one assignment).
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Loads the folder again. When some calendar's version differs from the loaded one, swaps
+    /// the new calendars in and returns the versions before and after; `Ok(None)`: unchanged.
+    /// A folder that does not load leaves the loaded calendars in place and returns the error.
+    #[allow(clippy::type_complexity)]
+    pub fn reload(
+        &self,
+    ) -> Result<
+        Option<(
+            std::collections::BTreeMap<String, String>,
+            std::collections::BTreeMap<String, String>,
+        )>,
+        crate::calendar::CalendarError,
+    > {
+        let fresh = crate::calendar::Calendars::load_dir(&self.dir)?;
+        let (before, after) = (self.current().versions(), fresh.versions());
+        if before == after {
+            return Ok(None);
+        }
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(fresh);
+        Ok(Some((before, after)))
+    }
+}
+
+impl DueDates for ReloadingCalendars {
+    fn calendar_names(&self) -> Option<Vec<String>> {
+        DueDates::calendar_names(&*self.current())
+    }
+    fn add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        DueDates::add(&*self.current(), calendar, from, amount, unit)
+    }
+    fn before(
+        &self,
+        calendar: Option<&str>,
+        at: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Due {
+        DueDates::before(&*self.current(), calendar, at, amount, unit)
+    }
+    fn office_minutes_between(
+        &self,
+        calendar: Option<&str>,
+        a: DateTime<Utc>,
+        b: DateTime<Utc>,
+    ) -> i64 {
+        DueDates::office_minutes_between(&*self.current(), calendar, a, b)
+    }
+    fn add_office_minutes(&self, calendar: Option<&str>, from: DateTime<Utc>, minutes: i64) -> Due {
+        DueDates::add_office_minutes(&*self.current(), calendar, from, minutes)
+    }
+}
+
 fn due(d: crate::calendar::Due) -> Due {
     Due {
         at: d.at,
