@@ -858,6 +858,14 @@ impl Engine {
         row.incident = cs.incident;
         row.vars = serde_json::to_string(&cs.vars)?;
         row.state = serde_json::to_string(&cs.state)?;
+        if cs.provisional && row.provisional == 0 {
+            tracing::warn!(
+                instance = %row.id,
+                "a deadline of this case reaches into a year the calendar has no data for; it is \
+                 provisional (weekends only there): add that year's arrangement to the calendar \
+                 file and run `yimen calendar check`"
+            );
+        }
         row.provisional = i64::from(cs.provisional);
         row.updated_at = now_ms;
         if cs.status.is_terminal() && row.ended_at.is_none() {

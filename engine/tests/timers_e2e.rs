@@ -50,6 +50,14 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
         started,
         ["clock forwarding started, due 2026-10-08T09:30:00+00:00"]
     );
+    // The due time explains itself in the timeline: the holiday it skipped, the notice behind it.
+    let explained = history
+        .iter()
+        .find(|h| h.kind == "due_computed" && h.text.starts_with("due 2026-10-08 17:30"))
+        .unwrap_or_else(|| panic!("no due_computed entry for 8 October: {history:#?}"));
+    let explanation = explained.data["explanation"].as_str().unwrap_or_default();
+    assert!(explanation.contains("国庆节"), "{explanation}");
+    assert_eq!(explained.data["provisional"], json!(false));
     let view = w.engine.instance(&case).await.expect("instance");
     assert!(
         view.timers

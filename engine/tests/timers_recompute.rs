@@ -82,6 +82,15 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
         .find(|t| t.node == "feedback")
         .expect("feedback task");
     assert_eq!(feedback.due_at, Some(t("2027-01-04T17:30:00+08:00")));
+    // The ledger says so too: the entry of that due time is marked provisional.
+    let history = engine.history(&case).await.expect("history");
+    assert!(
+        history.iter().any(|h| h.kind == "due_computed"
+            && h.text.starts_with("due 2027-01-04 17:30")
+            && h.text.contains("provisional")
+            && h.data["provisional"] == json!(true)),
+        "{history:#?}"
+    );
 
     // The administrator adds 2027 (1 January a holiday) and the server starts again.
     let with_2027 = calendars_with_2027(&dir.join("calendars"));

@@ -1107,6 +1107,37 @@ impl<'a> Run<'a> {
         preds
     }
 
+    /// Records a calendar-based due time in the timeline, with its explanation (which calendar
+    /// and data version, holidays skipped, make-up days counted) and whether it is provisional.
+    fn note_due(&mut self, due: &due::Due, unit: yimen_dsl::model::DurationUnit) {
+        if matches!(
+            unit,
+            yimen_dsl::model::DurationUnit::WorkDays
+                | yimen_dsl::model::DurationUnit::WorkHours
+                | yimen_dsl::model::DurationUnit::Days
+        ) {
+            // Every calendar-based due time explains itself in the timeline (ledger).
+            let local = due.at.with_timezone(&chrono_tz::Asia::Shanghai);
+            let mut text = format!("due {} (Asia/Shanghai)", local.format("%Y-%m-%d %H:%M"));
+            if due.provisional {
+                text.push_str(
+                    " — provisional: the calendar lacks a year it reaches into; \
+                     recomputed when that year's data is added",
+                );
+            }
+            self.history(
+                None,
+                "due_computed",
+                text,
+                json!({
+                    "due_at": due.at.to_rfc3339(),
+                    "provisional": due.provisional,
+                    "explanation": due.explanation,
+                }),
+            );
+        }
+    }
+
     fn due_from_expr(&mut self, expr: &Expr, from: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
         let v = self.eval(expr)?;
         let (amount, unit) = v
@@ -1117,6 +1148,7 @@ impl<'a> Run<'a> {
         if due.provisional {
             self.cs.provisional = true;
         }
+        self.note_due(&due, unit);
         // The inputs, so that a due time can be recomputed when the calendar data changes.
         self.last_due = json!({
             "from": millis(from),
@@ -1464,6 +1496,7 @@ impl<'a> Run<'a> {
                 if due.provisional {
                     run.cs.provisional = true;
                 }
+                run.note_due(&due, unit);
                 Ok(due.at)
             };
         let cancel_ladder = |run: &mut Self| {
