@@ -74,8 +74,7 @@ pub(super) async fn history(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    state.engine.instance(&id).await?;
-    check_sees(&state, &principal, &id).await?;
+    ensure_visible(&state, &principal, &id).await?;
     let entries = state.engine.history(&id).await?;
     Ok(ApiJson(
         serde_json::json!({ "entries": to_json(&entries)? }),
@@ -92,8 +91,7 @@ pub(super) async fn documents(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    state.engine.instance(&id).await?;
-    check_sees(&state, &principal, &id).await?;
+    ensure_visible(&state, &principal, &id).await?;
     let documents = state.engine.documents(&id).await?;
     Ok(ApiJson(
         serde_json::json!({ "documents": to_json(&documents)? }),
@@ -118,8 +116,7 @@ pub(super) async fn message(
             "this token only reads; sending messages needs an admin or a queue role",
         ));
     }
-    state.engine.instance(&id).await?;
-    check_sees(&state, &principal, &id).await?;
+    ensure_visible(&state, &principal, &id).await?;
     let view = state
         .engine
         .message(&id, &name, body.variables, &principal.name)
@@ -168,6 +165,16 @@ pub(super) async fn resolve_incident(
     }
     let view = state.engine.resolve_incident(&id, &principal.name).await?;
     Ok(ApiJson(to_json(&view)?))
+}
+
+/// 404 when the instance does not exist, 403 when `principal` may not see it.
+async fn ensure_visible(
+    state: &ApiState,
+    principal: &Principal,
+    instance: &str,
+) -> Result<(), ApiError> {
+    state.engine.instance(instance).await?;
+    check_sees(state, principal, instance).await
 }
 
 /// Admins and unrestricted overseers see every case; others see the cases that have (or had) a
