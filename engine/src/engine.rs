@@ -8,6 +8,7 @@ use crate::ledger::{self, HistoryEntry, LedgerReport};
 use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
 use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef};
+use crate::store::staged::Staged;
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
     TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx,
@@ -260,13 +261,19 @@ pub(crate) struct Effects {
     pub(crate) timers: Vec<i64>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     pool: StorePool,
     clock: Arc<dyn Clock>,
     due: Arc<dyn DueDates>,
     cache: Mutex<HashMap<(String, i64), Arc<Loaded>>>,
     tasks_tx: broadcast::Sender<String>,
     timers_tx: broadcast::Sender<i64>,
+    /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
+    /// SQLite's busy handler (1 ms, then longer). This process's writers queue here instead.
+    write_gate: Option<tokio::sync::Mutex<()>>,
+    /// Hot events (starts, completions) go to the committers, which share one transaction
+    /// between the events that arrive together (group commit; see `commit.rs`).
+    committer: crate::commit::Committer,
 }
 
 /// The engine. Cheap to clone.
@@ -289,9 +296,10 @@ macro_rules! transaction {
     ($self:ident, |$tx:ident, $fx:ident| $body:block) => {{
         let mut attempt = 0u32;
         loop {
-            let mut $fx = Effects::default();
+            let mut $fx = $crate::engine::Effects::default();
             let r: Result<_> = async {
-                let mut $tx = $self.inner.pool.begin().await?;
+                let _gate = $self.write_gate().await;
+                let mut $tx = $self.pool().begin().await?;
                 let v = $body;
                 $tx.commit().await?;
                 Ok(v)
@@ -325,6 +333,34 @@ fn time(ms: i64) -> DateTime<Utc> {
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// Links entries into the instance's hash chain: updates `row`'s count and head.
+fn chain(
+    row: &mut InstanceRow,
+    entries: Vec<(String, Option<String>, String, String, String)>,
+    now: i64,
+) -> Vec<HistoryRow> {
+    let mut rows = Vec::with_capacity(entries.len());
+    for (actor, node, kind, text, data) in entries {
+        let mut h = HistoryRow {
+            instance_id: row.id.clone(),
+            seq: row.history_count + 1,
+            at: now,
+            actor,
+            node,
+            kind,
+            text,
+            data,
+            prev_hash: row.history_head.clone(),
+            hash: String::new(),
+        };
+        h.hash = ledger::entry_hash(&h);
+        row.history_count = h.seq;
+        row.history_head = h.hash.clone();
+        rows.push(h);
+    }
+    rows
 }
 
 fn json_list(items: &[String]) -> String {
@@ -383,6 +419,11 @@ impl Engine {
         };
         let (tasks_tx, _) = broadcast::channel(1024);
         let (timers_tx, _) = broadcast::channel(1024);
+        let write_gate = matches!(pool, StorePool::Sqlite(_)).then(|| tokio::sync::Mutex::new(()));
+        let committers = match pool {
+            StorePool::Sqlite(_) => 1,
+            StorePool::Postgres(_) => crate::commit::POSTGRES_COMMITTERS,
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
                 pool,
@@ -391,8 +432,30 @@ impl Engine {
                 cache: Mutex::new(HashMap::new()),
                 tasks_tx,
                 timers_tx,
+                write_gate,
+                committer: crate::commit::Committer::new(committers),
             }),
         })
+    }
+
+    /// Held for the length of a write transaction (SQLite; `None` on PostgreSQL).
+    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.inner.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
+    }
+
+    pub(crate) fn committer(&self) -> &crate::commit::Committer {
+        &self.inner.committer
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Engine> {
+        weak.upgrade().map(|inner| Engine { inner })
     }
 
     /// The pool, for tables other helpers add (API tokens, access log).
@@ -591,13 +654,13 @@ impl Engine {
     pub async fn start(&self, req: StartRequest) -> Result<InstanceView> {
         let now = self.now();
         let (dep, vars) = self.prepare_start(&req, now).await?;
-        let (id, existing) = transaction!(self, |tx, fx| {
-            self.start_in(&mut tx, &mut fx, &req, &dep, &vars, now)
-                .await?
-        })?;
-        let mut view = self.instance(&id).await?;
-        view.existing = existing;
-        Ok(view)
+        let job = crate::commit::StartJob {
+            req,
+            dep,
+            vars,
+            now,
+        };
+        self.committer().start(self, job).await
     }
 
     /// Finds the latest deployment and checks the start variables (no transaction needed).
@@ -621,9 +684,10 @@ impl Engine {
         Ok((dep, vars))
     }
 
-    async fn start_in(
+    pub(crate) async fn start_in(
         &self,
         tx: &mut Tx,
+        st: &mut Staged,
         fx: &mut Effects,
         req: &StartRequest,
         dep: &DeploymentRow,
@@ -631,7 +695,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<(String, bool)> {
         if let Some(bk) = &req.business_key
-            && let Some(found) = on_tx!(tx, instance_by_business_key(&dep.key, bk))?
+            && let Some(found) = st.instance_by_business_key(tx, &dep.key, bk).await?
         {
             return Ok((found.id, true));
         }
@@ -645,9 +709,10 @@ impl Engine {
             None,
             now,
         )?;
-        on_tx!(tx, insert_instance(&row))?;
+        st.insert_instance(&row);
         self.run_event(
             tx,
+            st,
             fx,
             &id,
             Event::Start {
@@ -663,6 +728,7 @@ impl Engine {
     pub(crate) async fn run_event(
         &self,
         tx: &mut Tx,
+        st: &mut Staged,
         fx: &mut Effects,
         id: &str,
         event: Event,
@@ -670,7 +736,9 @@ impl Engine {
         let mut queue = VecDeque::from([(id.to_string(), event)]);
         let mut first = true;
         while let Some((id, event)) = queue.pop_front() {
-            let mut row = on_tx!(tx, lock_instance(&id))?
+            let mut row = st
+                .lock_instance(tx, &id)
+                .await?
                 .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
             let loaded = self
                 .loaded_version(tx, &row.process_key, row.version)
@@ -716,7 +784,7 @@ impl Engine {
                                     Some((&row.id, &child.node)),
                                     now,
                                 )?;
-                                on_tx!(tx, insert_instance(&crow))?;
+                                st.insert_instance(&crow);
                                 Ok(())
                             }
                         }
@@ -736,7 +804,7 @@ impl Engine {
             }
             let status = cs.status;
             let result = cs.result.clone();
-            self.apply(tx, fx, &mut row, cs, now).await?;
+            self.apply(st, fx, &mut row, cs, now);
             if status.is_terminal()
                 && !was_terminal
                 && let Some(parent) = &row.parent_id
@@ -755,14 +823,14 @@ impl Engine {
     }
 
     /// Writes a changeset.
-    pub(crate) async fn apply(
+    pub(crate) fn apply(
         &self,
-        tx: &mut Tx,
+        st: &mut Staged,
         fx: &mut Effects,
         row: &mut InstanceRow,
         cs: Changeset,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) {
         let now_ms = ms(now);
         for t in &cs.new_tasks {
             let task = TaskRow {
@@ -787,7 +855,7 @@ impl Engine {
                 created_at: now_ms,
                 completed_at: None,
             };
-            on_tx!(tx, insert_task(&task))?;
+            st.insert_task(&task);
             fx.queues.push(t.queue.clone());
         }
         for t in &cs.new_timers {
@@ -801,15 +869,15 @@ impl Engine {
                 payload: t.payload.to_string(),
                 state: "pending".into(),
             };
-            on_tx!(tx, insert_timer(&timer, now_ms))?;
+            st.insert_timer(&timer, now_ms);
             fx.timers.push(t.due_at);
         }
         for id in &cs.cancel_timers {
-            on_tx!(tx, cancel_timer(id))?;
+            st.cancel_timer(id);
         }
         if cs.status.is_terminal() {
-            on_tx!(tx, cancel_open_tasks(&row.id, now_ms))?;
-            on_tx!(tx, cancel_instance_timers(&row.id))?;
+            st.cancel_open_tasks(&row.id, now_ms);
+            st.cancel_instance_timers(&row.id);
         }
         for o in &cs.outbox {
             let out = OutboxRow {
@@ -825,7 +893,7 @@ impl Engine {
                 created_at: now_ms,
                 delivered_at: None,
             };
-            on_tx!(tx, insert_outbox(&out))?;
+            st.insert_outbox(out);
         }
         for d in &cs.documents {
             let doc = DocumentRow {
@@ -837,7 +905,7 @@ impl Engine {
                 content: d.content.clone(),
                 created_at: now_ms,
             };
-            on_tx!(tx, insert_document(&doc))?;
+            st.insert_document(doc);
         }
         let entries: Vec<(String, Option<String>, String, String, String)> = cs
             .history
@@ -852,12 +920,13 @@ impl Engine {
                 )
             })
             .collect();
-        self.append_history(tx, row, entries, now_ms).await?;
+        st.insert_history_many(chain(row, entries, now_ms));
         row.status = cs.status.as_str().into();
         row.result = cs.result.or(row.result.take());
         row.incident = cs.incident;
-        row.vars = serde_json::to_string(&cs.vars)?;
-        row.state = serde_json::to_string(&cs.state)?;
+        // Serialising maps of JSON values cannot fail.
+        row.vars = serde_json::to_string(&cs.vars).unwrap_or_default();
+        row.state = serde_json::to_string(&cs.state).unwrap_or_default();
         if cs.provisional && row.provisional == 0 {
             tracing::warn!(
                 instance = %row.id,
@@ -871,8 +940,7 @@ impl Engine {
         if cs.status.is_terminal() && row.ended_at.is_none() {
             row.ended_at = Some(now_ms);
         }
-        on_tx!(tx, update_instance(row))?;
-        Ok(())
+        st.update_instance(row);
     }
 
     /// Appends entries to the instance's hash chain; updates `row`'s count and head (the caller
@@ -884,25 +952,7 @@ impl Engine {
         entries: Vec<(String, Option<String>, String, String, String)>,
         now: i64,
     ) -> Result<()> {
-        let mut rows = Vec::with_capacity(entries.len());
-        for (actor, node, kind, text, data) in entries {
-            let mut h = HistoryRow {
-                instance_id: row.id.clone(),
-                seq: row.history_count + 1,
-                at: now,
-                actor,
-                node,
-                kind,
-                text,
-                data,
-                prev_hash: row.history_head.clone(),
-                hash: String::new(),
-            };
-            h.hash = ledger::entry_hash(&h);
-            row.history_count = h.seq;
-            row.history_head = h.hash.clone();
-            rows.push(h);
-        }
+        let rows = chain(row, entries, now);
         if !rows.is_empty() {
             on_tx!(tx, insert_history_many(&rows))?;
         }
@@ -949,6 +999,26 @@ impl Engine {
         let pool = &self.inner.pool;
         let row = on_pool!(pool, instance(id))?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
+        let tasks = on_pool!(pool, active_tasks(id))?;
+        let timers = on_pool!(pool, instance_timers(id))?;
+        self.view(&row, tasks, timers).await
+    }
+
+    /// The view of an instance as a unit of work left it (no read-back after the commit).
+    pub(crate) async fn staged_view(&self, st: &Staged, id: &str) -> Result<InstanceView> {
+        let row = st
+            .instance(id)
+            .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
+        self.view(row, st.live_tasks(id), st.pending_timers(id))
+            .await
+    }
+
+    async fn view(
+        &self,
+        row: &InstanceRow,
+        tasks: Vec<TaskRow>,
+        timers: Vec<TimerRow>,
+    ) -> Result<InstanceView> {
         let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
         let state: RunState = serde_json::from_str(&row.state)?;
         let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
@@ -967,9 +1037,8 @@ impl Engine {
                 )
             })
             .collect();
-        let mut tasks = Vec::new();
-        tasks.extend(on_pool!(pool, active_tasks(id))?.into_iter().map(task_view));
-        let timers = on_pool!(pool, instance_timers(id))?
+        let tasks = tasks.into_iter().map(task_view).collect();
+        let timers = timers
             .into_iter()
             .map(|t| TimerView {
                 id: t.id,
@@ -1046,8 +1115,10 @@ impl Engine {
         actor: &str,
     ) -> Result<InstanceView> {
         transaction!(self, |tx, fx| {
+            let mut st = Staged::new();
             self.run_event(
                 &mut tx,
+                &mut st,
                 &mut fx,
                 id,
                 Event::Message {
@@ -1057,6 +1128,7 @@ impl Engine {
                 },
             )
             .await?;
+            st.flush(&mut tx).await?;
         })?;
         self.instance(id).await
     }
@@ -1064,8 +1136,10 @@ impl Engine {
     /// Cancels a running instance: its tasks and timers are cancelled with it.
     pub async fn cancel(&self, id: &str, reason: &str, actor: &str) -> Result<InstanceView> {
         transaction!(self, |tx, fx| {
+            let mut st = Staged::new();
             self.run_event(
                 &mut tx,
+                &mut st,
                 &mut fx,
                 id,
                 Event::Cancel {
@@ -1074,6 +1148,7 @@ impl Engine {
                 },
             )
             .await?;
+            st.flush(&mut tx).await?;
         })?;
         self.instance(id).await
     }
@@ -1091,8 +1166,10 @@ impl Engine {
                 .iter()
                 .any(|t| matches!(t.wait, Wait::Incident { .. }));
             if parked {
+                let mut st = Staged::new();
                 self.run_event(
                     &mut tx,
+                    &mut st,
                     &mut fx,
                     id,
                     Event::Resolve {
@@ -1100,6 +1177,7 @@ impl Engine {
                     },
                 )
                 .await?;
+                st.flush(&mut tx).await?;
             } else if reopened > 0 {
                 let mut row = self
                     .note(
@@ -1308,10 +1386,7 @@ impl Engine {
     /// Completes a claimed task with an outcome and variables. 422 lists every problem and
     /// changes nothing; 409 says why the token is not good.
     pub async fn complete(&self, req: CompleteRequest) -> Result<InstanceView> {
-        let instance_id = transaction!(self, |tx, fx| {
-            self.complete_in(&mut tx, &mut fx, &req).await?
-        })?;
-        self.instance(&instance_id).await
+        self.committer().complete(self, req).await
     }
 
     /// Completes many tasks in ONE transaction (group commit): each completion is its own
@@ -1319,21 +1394,22 @@ impl Engine {
     /// does not affect the others. Returns, per request in order, the instance id or why not.
     pub async fn complete_many(&self, reqs: &[CompleteRequest]) -> Result<Vec<Result<String>>> {
         transaction!(self, |tx, fx| {
+            let mut st = Staged::new();
+            let ids: Vec<String> = reqs.iter().map(|r| r.task_id.clone()).collect();
+            st.prefetch_tasks(&mut tx, &ids).await?;
             let mut out = Vec::with_capacity(reqs.len());
             for req in reqs {
-                on_tx!(&mut tx, savepoint())?;
-                match self.complete_in(&mut tx, &mut fx, req).await {
-                    Ok(id) => {
-                        on_tx!(&mut tx, release_savepoint())?;
-                        out.push(Ok(id));
-                    }
+                let mark = st.mark();
+                match self.complete_in(&mut tx, &mut st, &mut fx, req).await {
+                    Ok(id) => out.push(Ok(id)),
                     Err(e) if e.is_retryable() => return Err(e),
                     Err(e) => {
-                        on_tx!(&mut tx, rollback_savepoint())?;
+                        st.rollback(mark);
                         out.push(Err(e));
                     }
                 }
             }
+            st.flush(&mut tx).await?;
             out
         })
     }
@@ -1347,6 +1423,16 @@ impl Engine {
             prepared.push(self.prepare_start(req, now).await);
         }
         transaction!(self, |tx, fx| {
+            let mut st = Staged::new();
+            let keys: Vec<(String, String)> = reqs
+                .iter()
+                .zip(&prepared)
+                .filter_map(|(req, prep)| match (&req.business_key, prep) {
+                    (Some(bk), Ok((dep, _))) => Some((dep.key.clone(), bk.clone())),
+                    _ => None,
+                })
+                .collect();
+            st.prefetch_business_keys(&mut tx, &keys).await?;
             let mut out = Vec::with_capacity(reqs.len());
             for (req, prep) in reqs.iter().zip(&prepared) {
                 let (dep, vars) = match prep {
@@ -1356,30 +1442,34 @@ impl Engine {
                         continue;
                     }
                 };
-                on_tx!(&mut tx, savepoint())?;
-                match self.start_in(&mut tx, &mut fx, req, dep, vars, now).await {
-                    Ok(r) => {
-                        on_tx!(&mut tx, release_savepoint())?;
-                        out.push(Ok(r));
-                    }
+                let mark = st.mark();
+                match self
+                    .start_in(&mut tx, &mut st, &mut fx, req, dep, vars, now)
+                    .await
+                {
+                    Ok(r) => out.push(Ok(r)),
                     Err(e) if e.is_retryable() => return Err(e),
                     Err(e) => {
-                        on_tx!(&mut tx, rollback_savepoint())?;
+                        st.rollback(mark);
                         out.push(Err(e));
                     }
                 }
             }
+            st.flush(&mut tx).await?;
             out
         })
     }
 
-    async fn complete_in(
+    pub(crate) async fn complete_in(
         &self,
         tx: &mut Tx,
+        st: &mut Staged,
         fx: &mut Effects,
         req: &CompleteRequest,
     ) -> Result<String> {
-        let mut task = on_tx!(tx, lock_task(&req.task_id))?
+        let mut task = st
+            .lock_task(tx, &req.task_id)
+            .await?
             .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
         Engine::check_lock(&task, req.lock_token)?;
         let tref = TaskRef {
@@ -1394,6 +1484,7 @@ impl Engine {
         };
         self.run_event(
             tx,
+            st,
             fx,
             &task.instance_id,
             Event::TaskCompleted {
@@ -1406,23 +1497,27 @@ impl Engine {
         .await?;
         let outcome = match &req.outcome {
             Some(o) => Some(o.clone()),
-            None => self.only_outcome(tx, &task).await?,
+            None => self.only_outcome(tx, st, &task).await?,
         };
         task.state = "completed".into();
         task.outcome = outcome;
         task.completed_by = Some(req.actor.clone());
         task.completed_at = Some(ms(self.now()));
         task.lock_expires_at = None;
-        on_tx!(tx, update_task(&task))?;
-        // Only a task with a deadline has timers of its own.
-        if task.due_at.is_some() {
-            on_tx!(tx, cancel_task_timers(&task.id))?;
-        }
+        st.update_task(&task);
+        st.cancel_task_timers(&task.id);
         Ok(task.instance_id)
     }
 
-    async fn only_outcome(&self, tx: &mut Tx, task: &TaskRow) -> Result<Option<String>> {
-        let inst = on_tx!(tx, lock_instance(&task.instance_id))?
+    async fn only_outcome(
+        &self,
+        tx: &mut Tx,
+        st: &mut Staged,
+        task: &TaskRow,
+    ) -> Result<Option<String>> {
+        let inst = st
+            .lock_instance(tx, &task.instance_id)
+            .await?
             .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
         let loaded = self
             .loaded_version(tx, &inst.process_key, inst.version)
@@ -1596,8 +1691,9 @@ impl Engine {
                             task,
                             payload: serde_json::from_str(&timer.payload).unwrap_or(Json::Null),
                         });
+                        let mut st = Staged::new();
                         match self
-                            .run_event(&mut tx, &mut fx, &timer.instance_id, event)
+                            .run_event(&mut tx, &mut st, &mut fx, &timer.instance_id, event)
                             .await
                         {
                             // The instance ended or moved on: the timer is spent all the same.
@@ -1606,6 +1702,7 @@ impl Engine {
                             | Err(EngineError::NotFound { .. }) => {}
                             Err(e) => return Err(e),
                         }
+                        st.flush(&mut tx).await?;
                         false
                     }
                 }

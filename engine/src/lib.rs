@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod calendar;
 pub mod clock;
+mod commit;
 pub mod documents;
 pub mod engine;
 pub mod error;

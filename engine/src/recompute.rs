@@ -112,6 +112,7 @@ impl Engine {
                 }
                 _ => None,
             };
+            let _gate = self.write_gate().await;
             let mut tx = self.pool().begin().await?;
             let moved =
                 sql::move_timer(&mut tx, &id, new_ms, &payload.to_string(), task_due).await?;

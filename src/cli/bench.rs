@@ -87,11 +87,11 @@ pub struct Args {
     /// `sqlite` (a fresh file under the temp folder) or a `postgres://` URL (a fresh schema).
     #[arg(long, default_value = "sqlite")]
     database: String,
-    /// Concurrent worker clients.
+    /// Concurrent worker clients (each completes what it claimed concurrently).
     #[arg(long, default_value_t = 8)]
     workers: u32,
     /// Tasks one claim may return.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 32)]
     batch: u32,
     /// Concurrent clients starting cases.
     #[arg(long, default_value_t = 4)]
@@ -254,31 +254,41 @@ async fn drive(
                 };
                 let claimed = client.claim(&claim).await.context("claiming")?;
                 let received = Instant::now();
+                // The claimed tasks are completed concurrently, as a department with several
+                // clerks would; the server shares commits between them (group commit).
+                let mut completions = tokio::task::JoinSet::new();
                 for task in claimed {
-                    let (outcome, variables) = match kind.decide(&task.node) {
-                        Some((outcome, vars)) => (
-                            outcome.to_string(),
-                            vars.as_object().cloned().unwrap_or_default(),
-                        ),
-                        None => (
-                            task.outcomes.first().cloned().unwrap_or_default(),
-                            fill(&task.fields),
-                        ),
-                    };
-                    let request = CompleteRequest {
-                        lock_token: task.lock_token.clone(),
-                        outcome,
-                        variables,
-                    };
-                    let view: Value = client
-                        .call(
-                            Method::POST,
-                            &format!("/tasks/{}/complete", task.id),
-                            Some(&request),
-                        )
-                        .await
-                        .with_context(|| format!("completing {} ({})", task.node, task.id))?;
-                    latencies.push(received.elapsed());
+                    let client = client.clone();
+                    completions.spawn(async move {
+                        let (outcome, variables) = match kind.decide(&task.node) {
+                            Some((outcome, vars)) => (
+                                outcome.to_string(),
+                                vars.as_object().cloned().unwrap_or_default(),
+                            ),
+                            None => (
+                                task.outcomes.first().cloned().unwrap_or_default(),
+                                fill(&task.fields),
+                            ),
+                        };
+                        let request = CompleteRequest {
+                            lock_token: task.lock_token.clone(),
+                            outcome,
+                            variables,
+                        };
+                        let view: Value = client
+                            .call(
+                                Method::POST,
+                                &format!("/tasks/{}/complete", task.id),
+                                Some(&request),
+                            )
+                            .await
+                            .with_context(|| format!("completing {} ({})", task.node, task.id))?;
+                        Ok::<_, anyhow::Error>((view, received.elapsed()))
+                    });
+                }
+                while let Some(done) = completions.join_next().await {
+                    let (view, latency) = done??;
+                    latencies.push(latency);
                     tasks.fetch_add(1, Ordering::Relaxed);
                     // The answer is read after the commit; another worker may have finished the
                     // case meanwhile, so one end can be seen twice: count each instance once.

@@ -796,3 +796,231 @@ pub async fn documents(pool: &Pool, instance: &str) -> R<Vec<DocumentRow>> {
         .map(document_row)
         .collect()
 }
+
+// ---- batch reads and writes (the unit of work of `staged.rs`) ----
+
+/// `INSERT INTO <head> VALUES ($1, ..), (..) <tail>` for `rows` rows of `cols` columns.
+fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 6);
+    sql.push_str("INSERT INTO ");
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// Rows per multi-row statement (well under both databases' bound-parameter limits).
+const CHUNK: usize = 100;
+
+/// The given tasks (ids as a JSON array) and every open, claimed or failed task of their
+/// instances, locked in id order (one statement, so that concurrent batches lock in one order).
+pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>> {
+    sqlx::query(concat!(
+        "SELECT * FROM tasks WHERE instance_id IN (SELECT instance_id FROM tasks WHERE id IN ",
+        json_in!("$1"),
+        ") AND (state IN ('open', 'claimed', 'failed') OR id IN ",
+        json_in!("$1"),
+        ") ORDER BY id",
+        for_update!()
+    ))
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(task_row)
+    .collect()
+}
+
+/// Open, claimed and failed tasks of the instances (ids as a JSON array), locked.
+pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
+    sqlx::query(concat!(
+        "SELECT * FROM tasks WHERE instance_id IN ",
+        json_in!("$1"),
+        " AND state IN ('open', 'claimed', 'failed') ORDER BY id",
+        for_update!()
+    ))
+    .bind(instances)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(task_row)
+    .collect()
+}
+
+/// Pending timers of the instances (ids as a JSON array).
+pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
+    sqlx::query(concat!(
+        "SELECT * FROM timers WHERE instance_id IN ",
+        json_in!("$1"),
+        " AND state = 'pending' ORDER BY due_at, id"
+    ))
+    .bind(instances)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(timer_row)
+    .collect()
+}
+
+/// Instances of the processes whose business key is in the list (both JSON arrays); the
+/// caller matches the pairs.
+pub async fn instances_by_business_keys(
+    tx: &mut Tx,
+    processes: &str,
+    keys: &str,
+) -> R<Vec<InstanceRow>> {
+    sqlx::query(concat!(
+        "SELECT * FROM instances WHERE process_key IN ",
+        json_in!("$1"),
+        " AND business_key IN ",
+        json_in!("$2")
+    ))
+    .bind(processes)
+    .bind(keys)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(instance_row)
+    .collect()
+}
+
+/// Inserts new and writes changed instances.
+pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = values_sql(
+            "instances (id, process_key, version, business_key, status, result, incident, vars, state, \
+             provisional, parent_id, parent_node, created_at, updated_at, ended_at, history_count, history_head)",
+            17,
+            chunk.len(),
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, result = excluded.result, \
+             incident = excluded.incident, vars = excluded.vars, state = excluded.state, \
+             provisional = excluded.provisional, updated_at = excluded.updated_at, \
+             ended_at = excluded.ended_at, history_count = excluded.history_count, \
+             history_head = excluded.history_head",
+        );
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        for i in chunk {
+            q = q
+                .bind(&i.id)
+                .bind(&i.process_key)
+                .bind(i.version)
+                .bind(&i.business_key)
+                .bind(&i.status)
+                .bind(&i.result)
+                .bind(&i.incident)
+                .bind(&i.vars)
+                .bind(&i.state)
+                .bind(i.provisional)
+                .bind(&i.parent_id)
+                .bind(&i.parent_node)
+                .bind(i.created_at)
+                .bind(i.updated_at)
+                .bind(i.ended_at)
+                .bind(i.history_count)
+                .bind(&i.history_head);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Inserts new and writes changed tasks.
+pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = values_sql(
+            "tasks (id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, \
+             lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, \
+             due_at, created_at, completed_at)",
+            20,
+            chunk.len(),
+            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, lock_token = excluded.lock_token, \
+             locked_by = excluded.locked_by, lock_expires_at = excluded.lock_expires_at, \
+             available_at = excluded.available_at, outcome = excluded.outcome, \
+             completed_by = excluded.completed_by, failures = excluded.failures, \
+             last_error = excluded.last_error, completed_at = excluded.completed_at",
+        );
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        for t in chunk {
+            q = q
+                .bind(&t.id)
+                .bind(&t.instance_id)
+                .bind(&t.node)
+                .bind(&t.label)
+                .bind(&t.queue)
+                .bind(&t.org_unit)
+                .bind(&t.state)
+                .bind(t.lock_token)
+                .bind(&t.locked_by)
+                .bind(t.lock_expires_at)
+                .bind(t.available_at)
+                .bind(&t.assignee)
+                .bind(&t.item)
+                .bind(&t.outcome)
+                .bind(&t.completed_by)
+                .bind(t.failures)
+                .bind(&t.last_error)
+                .bind(t.due_at)
+                .bind(t.created_at)
+                .bind(t.completed_at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Inserts new timers (`created_at` per row).
+pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = values_sql(
+            "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)",
+            9,
+            chunk.len(),
+            "",
+        );
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        for (t, created_at) in chunk {
+            q = q
+                .bind(&t.id)
+                .bind(&t.instance_id)
+                .bind(&t.kind)
+                .bind(&t.node)
+                .bind(&t.task_id)
+                .bind(t.due_at)
+                .bind(&t.payload)
+                .bind(&t.state)
+                .bind(*created_at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Cancels the pending timers among `ids` (a JSON array).
+pub async fn cancel_timers(tx: &mut Tx, ids: &str) -> R<()> {
+    sqlx::query(concat!(
+        "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id IN ",
+        json_in!("$1")
+    ))
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -9,6 +9,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub(crate) mod staged;
 pub mod timers;
 pub mod tokens;
 

@@ -1,0 +1,207 @@
+//! Group commit for the hot events: instance starts and task completions.
+//!
+//! A caller of [`Engine::start`] or [`Engine::complete`] hands its event to a committer task and
+//! waits for the answer. A committer takes every event waiting in the queue (up to
+//! [`MAX_BATCH`]) and runs them in ONE transaction as one unit of work (`store/staged.rs`): the
+//! rows they need are read in a few statements, the events run in memory, and their writes go
+//! out in a few multi-row statements. A refused event (404, 409, 422) is rolled back to its mark
+//! and changes nothing; the others commit together. Answers are built from the unit of work, so
+//! no read-back follows the commit. While a batch is being written the next one gathers, so batches grow with the load
+//! and there is no added wait when the engine is idle (a lone event goes alone).
+//!
+//! Each event stays atomic (its writes commit together or not at all) and its answer is sent
+//! only after the commit. A retryable failure (deadlock, serialization) retries the whole batch.
+//!
+//! SQLite has one committer (one writer anyway); PostgreSQL has [`POSTGRES_COMMITTERS`], which
+//! take batches from the same queue and write them concurrently.
+
+use crate::engine::{CompleteRequest, Engine, Inner, InstanceView, StartRequest, transaction};
+use crate::error::{EngineError, Result};
+use crate::store::DeploymentRow;
+use crate::store::staged::Staged;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as Json};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::{mpsc, oneshot};
+
+/// Committers writing concurrently on PostgreSQL.
+pub(crate) const POSTGRES_COMMITTERS: usize = 4;
+
+/// Most events in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// A start, with what was looked up before the transaction.
+pub(crate) struct StartJob {
+    pub(crate) req: StartRequest,
+    pub(crate) dep: DeploymentRow,
+    pub(crate) vars: Map<String, Json>,
+    pub(crate) now: DateTime<Utc>,
+}
+
+enum Job {
+    Start(StartJob, oneshot::Sender<Result<InstanceView>>),
+    Complete(CompleteRequest, oneshot::Sender<Result<InstanceView>>),
+}
+
+type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
+
+/// The queue to the committer tasks, which are spawned on first use.
+pub(crate) struct Committer {
+    sender: mpsc::UnboundedSender<Job>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    count: usize,
+}
+
+impl Committer {
+    pub(crate) fn new(count: usize) -> Committer {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Committer {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            count: count.max(1),
+        }
+    }
+
+    /// Spawns the committers the first time (they stop when the engine is dropped).
+    fn ensure_running(&self, engine: &Engine) {
+        let mut slot = self.receiver.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(receiver) = slot.take() {
+            let queue: Queue = Arc::new(tokio::sync::Mutex::new(receiver));
+            for _ in 0..self.count {
+                tokio::spawn(run(engine.downgrade(), queue.clone()));
+            }
+        }
+    }
+
+    /// Starts an instance in the next batch (`existing`: its business key was known).
+    pub(crate) async fn start(&self, engine: &Engine, job: StartJob) -> Result<InstanceView> {
+        self.ensure_running(engine);
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Job::Start(job, reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Completes a task in the next batch: its instance afterwards.
+    pub(crate) async fn complete(
+        &self,
+        engine: &Engine,
+        req: CompleteRequest,
+    ) -> Result<InstanceView> {
+        self.ensure_running(engine);
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Job::Complete(req, reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> EngineError {
+    EngineError::Internal("the engine's committer stopped; restart the server".into())
+}
+
+/// One committer: takes what is queued, writes it, answers; until the engine is dropped.
+async fn run(engine: Weak<Inner>, queue: Queue) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut receiver = queue.lock().await;
+            match receiver.recv().await {
+                Some(job) => batch.push(job),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let Some(engine) = Engine::upgrade(&engine) else {
+            return;
+        };
+        engine.commit_batch(batch).await;
+    }
+}
+
+impl Engine {
+    /// Writes a batch in one transaction and answers each event (see the module doc).
+    async fn commit_batch(&self, batch: Vec<Job>) {
+        let written: Result<(Staged, Vec<Result<(String, bool)>>)> =
+            transaction!(self, |tx, fx| {
+                let mut st = Staged::new();
+                // Every row the batch needs, read in a few statements.
+                let tasks: Vec<String> = batch
+                    .iter()
+                    .filter_map(|job| match job {
+                        Job::Complete(req, _) => Some(req.task_id.clone()),
+                        Job::Start(..) => None,
+                    })
+                    .collect();
+                st.prefetch_tasks(&mut tx, &tasks).await?;
+                let keys: Vec<(String, String)> = batch
+                    .iter()
+                    .filter_map(|job| match job {
+                        Job::Start(j, _) => j
+                            .req
+                            .business_key
+                            .as_ref()
+                            .map(|bk| (j.dep.key.clone(), bk.clone())),
+                        Job::Complete(..) => None,
+                    })
+                    .collect();
+                st.prefetch_business_keys(&mut tx, &keys).await?;
+                let mut out = Vec::with_capacity(batch.len());
+                for job in &batch {
+                    let mark = st.mark();
+                    let done = match job {
+                        Job::Start(j, _) => {
+                            self.start_in(&mut tx, &mut st, &mut fx, &j.req, &j.dep, &j.vars, j.now)
+                                .await
+                        }
+                        Job::Complete(req, _) => self
+                            .complete_in(&mut tx, &mut st, &mut fx, req)
+                            .await
+                            .map(|id| (id, false)),
+                    };
+                    match done {
+                        Ok(done) => out.push(Ok(done)),
+                        Err(e) if e.is_retryable() => return Err(e),
+                        Err(e) => {
+                            st.rollback(mark);
+                            out.push(Err(e));
+                        }
+                    }
+                }
+                st.flush(&mut tx).await?;
+                (st, out)
+            });
+        match written {
+            Ok((st, results)) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let answer = match result {
+                        Ok((id, existing)) => self.staged_view(&st, &id).await.map(|mut view| {
+                            view.existing = existing;
+                            view
+                        }),
+                        Err(e) => Err(e),
+                    };
+                    let _ = match job {
+                        Job::Start(_, reply) | Job::Complete(_, reply) => reply.send(answer),
+                    };
+                }
+            }
+            Err(e) => {
+                for job in batch {
+                    let _ = match job {
+                        Job::Start(_, reply) | Job::Complete(_, reply) => {
+                            reply.send(Err(e.clone_for_batch()))
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
