@@ -15,10 +15,12 @@
 //! SQLite has one committer (one writer anyway); PostgreSQL has [`POSTGRES_COMMITTERS`], which
 //! take batches from the same queue and write them concurrently.
 
-use crate::engine::{CompleteRequest, Engine, Inner, InstanceView, StartRequest, transaction};
+use crate::engine::{
+    ClaimedTask, CompleteRequest, Engine, Inner, InstanceView, StartRequest, transaction,
+};
 use crate::error::{EngineError, Result};
-use crate::store::DeploymentRow;
 use crate::store::staged::Staged;
+use crate::store::{ClaimQuery, DeploymentRow, TaskRow};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use std::sync::{Arc, Mutex, Weak};
@@ -39,7 +41,8 @@ pub(crate) struct StartJob {
 }
 
 enum Job {
-    Start(StartJob, oneshot::Sender<Result<InstanceView>>),
+    Claim(ClaimQuery, oneshot::Sender<Result<Vec<ClaimedTask>>>),
+    Start(Box<StartJob>, oneshot::Sender<Result<InstanceView>>),
     Complete(CompleteRequest, oneshot::Sender<Result<InstanceView>>),
 }
 
@@ -73,12 +76,22 @@ impl Committer {
         }
     }
 
+    /// Fetch-and-lock in the next batch.
+    pub(crate) async fn claim(&self, engine: &Engine, q: ClaimQuery) -> Result<Vec<ClaimedTask>> {
+        self.ensure_running(engine);
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Job::Claim(q, reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Starts an instance in the next batch (`existing`: its business key was known).
     pub(crate) async fn start(&self, engine: &Engine, job: StartJob) -> Result<InstanceView> {
         self.ensure_running(engine);
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Job::Start(job, reply))
+            .send(Job::Start(Box::new(job), reply))
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -126,61 +139,95 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
     }
 }
 
+/// What a batch wrote: the unit of work, the claims' tasks, per other event its instance id
+/// and whether it existed already (or why it was refused).
+type Written = (Staged, Vec<Vec<TaskRow>>, Vec<Result<(String, bool)>>);
+
 impl Engine {
     /// Writes a batch in one transaction and answers each event (see the module doc).
     async fn commit_batch(&self, batch: Vec<Job>) {
-        let written: Result<(Staged, Vec<Result<(String, bool)>>)> =
-            transaction!(self, |tx, fx| {
-                let mut st = Staged::new();
-                // Every row the batch needs, read in a few statements.
-                let tasks: Vec<String> = batch
-                    .iter()
-                    .filter_map(|job| match job {
-                        Job::Complete(req, _) => Some(req.task_id.clone()),
-                        Job::Start(..) => None,
-                    })
-                    .collect();
-                st.prefetch_tasks(&mut tx, &tasks).await?;
-                let keys: Vec<(String, String)> = batch
-                    .iter()
-                    .filter_map(|job| match job {
-                        Job::Start(j, _) => j
-                            .req
-                            .business_key
-                            .as_ref()
-                            .map(|bk| (j.dep.key.clone(), bk.clone())),
-                        Job::Complete(..) => None,
-                    })
-                    .collect();
-                st.prefetch_business_keys(&mut tx, &keys).await?;
-                let mut out = Vec::with_capacity(batch.len());
-                for job in &batch {
-                    let mark = st.mark();
-                    let done = match job {
-                        Job::Start(j, _) => {
-                            self.start_in(&mut tx, &mut st, &mut fx, &j.req, &j.dep, &j.vars, j.now)
-                                .await
-                        }
-                        Job::Complete(req, _) => self
-                            .complete_in(&mut tx, &mut st, &mut fx, req)
+        let written: Result<Written> = transaction!(self, |tx, fx| {
+            let mut st = Staged::new();
+            // Claims first: the other events see them.
+            let queries: Vec<&ClaimQuery> = batch
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Claim(q, _) => Some(q),
+                    _ => None,
+                })
+                .collect();
+            let claimed = self.claims_in(&mut tx, &mut st, &queries).await?;
+            // Every row the batch needs, read in a few statements.
+            let tasks: Vec<String> = batch
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Complete(req, _) => Some(req.task_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            st.prefetch_tasks(&mut tx, &tasks).await?;
+            let keys: Vec<(String, String)> = batch
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Start(j, _) => j
+                        .req
+                        .business_key
+                        .as_ref()
+                        .map(|bk| (j.dep.key.clone(), bk.clone())),
+                    _ => None,
+                })
+                .collect();
+            st.prefetch_business_keys(&mut tx, &keys).await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for job in &batch {
+                let mark = st.mark();
+                let done = match job {
+                    Job::Claim(..) => continue,
+                    Job::Start(j, _) => {
+                        self.start_in(&mut tx, &mut st, &mut fx, &j.req, &j.dep, &j.vars, j.now)
                             .await
-                            .map(|id| (id, false)),
-                    };
-                    match done {
-                        Ok(done) => out.push(Ok(done)),
-                        Err(e) if e.is_retryable() => return Err(e),
-                        Err(e) => {
-                            st.rollback(mark);
-                            out.push(Err(e));
-                        }
+                    }
+                    Job::Complete(req, _) => self
+                        .complete_in(&mut tx, &mut st, &mut fx, req)
+                        .await
+                        .map(|id| (id, false)),
+                };
+                match done {
+                    Ok(done) => out.push(Ok(done)),
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        st.rollback(mark);
+                        out.push(Err(e));
                     }
                 }
-                st.flush(&mut tx).await?;
-                (st, out)
-            });
+            }
+            st.flush(&mut tx).await?;
+            (st, claimed, out)
+        });
         match written {
-            Ok((st, results)) => {
-                for (job, result) in batch.into_iter().zip(results) {
+            Ok((st, claimed, results)) => {
+                let mut claimed = claimed.into_iter();
+                let mut results = results.into_iter();
+                for job in batch {
+                    if let Job::Claim(_, reply) = job {
+                        let rows = claimed.next().unwrap_or_default();
+                        let mut tasks = Vec::with_capacity(rows.len());
+                        let mut failed = None;
+                        for t in rows {
+                            match self.staged_claimed(&st, t).await {
+                                Ok(c) => tasks.push(c),
+                                Err(e) => failed = Some(e),
+                            }
+                        }
+                        let _ = reply.send(match failed {
+                            Some(e) => Err(e),
+                            None => Ok(tasks),
+                        });
+                        continue;
+                    }
+                    let Some(result) = results.next() else {
+                        break;
+                    };
                     let answer = match result {
                         Ok((id, existing)) => self.staged_view(&st, &id).await.map(|mut view| {
                             view.existing = existing;
@@ -190,6 +237,7 @@ impl Engine {
                     };
                     let _ = match job {
                         Job::Start(_, reply) | Job::Complete(_, reply) => reply.send(answer),
+                        Job::Claim(..) => Ok(()),
                     };
                 }
             }
@@ -197,7 +245,10 @@ impl Engine {
                 for job in batch {
                     let _ = match job {
                         Job::Start(_, reply) | Job::Complete(_, reply) => {
-                            reply.send(Err(e.clone_for_batch()))
+                            reply.send(Err(e.clone_for_batch())).map_err(|_| ())
+                        }
+                        Job::Claim(_, reply) => {
+                            reply.send(Err(e.clone_for_batch())).map_err(|_| ())
                         }
                     };
                 }

@@ -300,9 +300,19 @@ macro_rules! transaction {
             let r: Result<_> = async {
                 let _gate = $self.write_gate().await;
                 let mut $tx = $self.pool().begin().await?;
-                let v = $body;
-                $tx.commit().await?;
-                Ok(v)
+                let v: Result<_> = async { Ok($body) }.await;
+                match v {
+                    Ok(v) => {
+                        $tx.commit().await?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        // Now, not when the connection is next used: a refused event must not
+                        // keep its row locks (claims skip locked rows).
+                        let _ = $tx.rollback().await;
+                        Err(e)
+                    }
+                }
             }
             .await;
             match r {
@@ -336,7 +346,7 @@ fn new_id() -> String {
 }
 
 /// Links entries into the instance's hash chain: updates `row`'s count and head.
-fn chain(
+pub(crate) fn chain(
     row: &mut InstanceRow,
     entries: Vec<(String, Option<String>, String, String, String)>,
     now: i64,
@@ -684,6 +694,7 @@ impl Engine {
         Ok((dep, vars))
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start_in(
         &self,
         tx: &mut Tx,
@@ -1232,63 +1243,58 @@ impl Engine {
             expires_at: ms(now + req.lease),
             max: i64::from(req.max),
         };
-        let (rows, instances) = transaction!(self, |tx, _fx| {
-            let rows = on_tx!(&mut tx, claim_tasks(&q))?;
-            if rows.is_empty() {
-                (rows, Vec::new())
-            } else {
-                // One statement each to lock the instances, write the claims to their history
-                // chains (statement count is what a claim costs on SQLite).
-                let mut ids: Vec<String> = rows.iter().map(|t| t.instance_id.clone()).collect();
-                ids.sort();
-                ids.dedup();
-                let mut instances = on_tx!(&mut tx, lock_instances(&json_list(&ids)))?;
-                let at = ms(self.now());
-                let mut entries = Vec::new();
-                for inst in &mut instances {
-                    for t in rows.iter().filter(|t| t.instance_id == inst.id) {
-                        let mut h = HistoryRow {
-                            instance_id: inst.id.clone(),
-                            seq: inst.history_count + 1,
-                            at,
-                            actor: req.worker.clone(),
-                            node: Some(t.node.clone()),
-                            kind: "task_claimed".into(),
-                            text: format!(
-                                "{} claimed by {} (token {})",
-                                t.node, req.worker, t.lock_token
-                            ),
-                            data: json!({ "task": t.id, "lock_token": t.lock_token }).to_string(),
-                            prev_hash: inst.history_head.clone(),
-                            hash: String::new(),
-                        };
-                        h.hash = ledger::entry_hash(&h);
-                        inst.history_count = h.seq;
-                        inst.history_head = h.hash.clone();
-                        entries.push(h);
-                    }
-                }
-                on_tx!(&mut tx, insert_history_many(&entries))?;
-                for inst in &instances {
-                    on_tx!(
-                        &mut tx,
-                        set_history_head(&inst.id, inst.history_count, &inst.history_head)
-                    )?;
-                }
-                (rows, instances)
-            }
-        })?;
-        let mut out = Vec::new();
-        for t in rows {
-            let inst = instances
-                .iter()
-                .find(|i| i.id == t.instance_id)
-                .ok_or_else(|| {
-                    EngineError::Internal(format!("instance {} is missing", t.instance_id))
-                })?;
-            out.push(self.claimed_with(t, inst).await?);
+        self.committer().claim(self, q).await
+    }
+
+    /// Runs the claims of a batch (before its other events, so that they see the claims):
+    /// one statement per claim, then the claims go to the instances' history chains.
+    pub(crate) async fn claims_in(
+        &self,
+        tx: &mut Tx,
+        st: &mut Staged,
+        queries: &[&ClaimQuery],
+    ) -> Result<Vec<Vec<TaskRow>>> {
+        let mut claimed = Vec::with_capacity(queries.len());
+        for q in queries {
+            claimed.push(on_tx!(&mut *tx, claim_tasks(q))?);
         }
-        Ok(out)
+        let mut ids: Vec<String> = claimed
+            .iter()
+            .flatten()
+            .map(|t: &TaskRow| t.instance_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        st.prefetch_instances(tx, ids).await?;
+        let at = ms(self.now());
+        for (q, rows) in queries.iter().zip(&claimed) {
+            for t in rows {
+                let Some(mut inst) = st.instance(&t.instance_id).cloned() else {
+                    continue;
+                };
+                let entry = (
+                    q.worker.clone(),
+                    Some(t.node.clone()),
+                    "task_claimed".to_string(),
+                    format!(
+                        "{} claimed by {} (token {})",
+                        t.node, q.worker, t.lock_token
+                    ),
+                    json!({ "task": t.id, "lock_token": t.lock_token }).to_string(),
+                );
+                st.insert_history_many(chain(&mut inst, vec![entry], at));
+                st.update_instance(&inst);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// The claimed task as its worker sees it, with its instance as the unit of work left it.
+    pub(crate) async fn staged_claimed(&self, st: &Staged, t: TaskRow) -> Result<ClaimedTask> {
+        let inst = st.instance(&t.instance_id).cloned().ok_or_else(|| {
+            EngineError::Internal(format!("instance {} is missing", t.instance_id))
+        })?;
+        self.claimed_with(t, &inst).await
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {

@@ -88,13 +88,13 @@ pub struct Args {
     #[arg(long, default_value = "sqlite")]
     database: String,
     /// Concurrent worker clients (each completes what it claimed concurrently).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 32)]
     workers: u32,
     /// Tasks one claim may return.
     #[arg(long, default_value_t = 32)]
     batch: u32,
     /// Concurrent clients starting cases.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 32)]
     starters: u32,
     /// The process file to run (default: the one of the subcommand).
     #[arg(long)]

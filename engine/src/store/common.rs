@@ -618,26 +618,15 @@ pub async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> R<()> {
 
 /// Inserts several entries with one statement (one round trip per event, not per entry).
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
-    for chunk in rows.chunks(50) {
-        let mut sql = String::from(
-            "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash) VALUES ",
+    for chunk in rows.chunks(CHUNK) {
+        let sql = values_sql(
+            "history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash)",
+            10,
+            chunk.len(),
+            "",
         );
-        for i in 0..chunk.len() {
-            let b = i * 10;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(
-                &(1..=10)
-                    .map(|k| format!("${}", b + k))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-            sql.push(')');
-        }
         // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == 1);
         for h in chunk {
             q = q
                 .bind(&h.instance_id)
@@ -799,7 +788,9 @@ pub async fn documents(pool: &Pool, instance: &str) -> R<Vec<DocumentRow>> {
 
 // ---- batch reads and writes (the unit of work of `staged.rs`) ----
 
-/// `INSERT INTO <head> VALUES ($1, ..), (..) <tail>` for `rows` rows of `cols` columns.
+/// `INSERT INTO <head> VALUES ($1, ..), (..) <tail>` for `rows` rows of `cols` columns. On
+/// SQLite the placeholders are `?`: binding `$n` names costs a scan of all names per value
+/// there (quadratic in the number of values).
 fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 6);
     sql.push_str("INSERT INTO ");
@@ -814,8 +805,12 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * cols + c + 1).to_string());
+            if POSITIONAL_PARAMS {
+                sql.push('?');
+            } else {
+                sql.push('$');
+                sql.push_str(&(r * cols + c + 1).to_string());
+            }
         }
         sql.push(')');
     }

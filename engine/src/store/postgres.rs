@@ -28,6 +28,9 @@ macro_rules! json_in {
     };
 }
 
+/// Multi-row statements use `?` (SQLite) or `$n` (PostgreSQL) placeholders.
+const POSITIONAL_PARAMS: bool = false;
+
 include!("common.rs");
 
 /// Connects to `url` and migrates. `schema` (tests) sets the connection's `search_path`.

@@ -25,6 +25,9 @@ macro_rules! json_in {
     };
 }
 
+/// Multi-row statements use `?` (SQLite) or `$n` (PostgreSQL) placeholders.
+const POSITIONAL_PARAMS: bool = true;
+
 include!("common.rs");
 
 /// Opens (creating if missing) and migrates the database at `url` (`sqlite:path`).

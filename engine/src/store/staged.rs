@@ -101,6 +101,11 @@ impl Staged {
             .await
     }
 
+    /// Loads instances (locked) with their live tasks and pending timers.
+    pub(crate) async fn prefetch_instances(&mut self, tx: &mut Tx, ids: Vec<String>) -> Result<()> {
+        self.load_instances(tx, ids, true).await
+    }
+
     /// Business keys of the starts to come, looked up in one statement.
     pub(crate) async fn prefetch_business_keys(
         &mut self,
