@@ -267,6 +267,8 @@ struct Inner {
     cache: Mutex<HashMap<(String, i64), Arc<Loaded>>>,
     tasks_tx: broadcast::Sender<String>,
     timers_tx: broadcast::Sender<i64>,
+    /// PostgreSQL: the channel new timers are announced on (servers sharing the schema).
+    timer_channel: Option<String>,
 }
 
 /// The engine. Cheap to clone.
@@ -293,6 +295,11 @@ macro_rules! transaction {
             let r: Result<_> = async {
                 let mut $tx = $self.inner.pool.begin().await?;
                 let v = $body;
+                // Other servers' timer loops learn of new timers (PostgreSQL NOTIFY).
+                if let Some(due) = $fx.timers.iter().min() {
+                    $tx.notify_timers($self.inner.timer_channel.as_deref(), *due)
+                        .await?;
+                }
                 $tx.commit().await?;
                 Ok(v)
             }
@@ -381,6 +388,10 @@ impl Engine {
                 format!("`{url}` is not a database URL; use sqlite:path or postgres://…"),
             ));
         };
+        let timer_channel = match &pool {
+            StorePool::Postgres(p) => Some(crate::store::postgres::timer_channel(p).await?),
+            StorePool::Sqlite(_) => None,
+        };
         let (tasks_tx, _) = broadcast::channel(1024);
         let (timers_tx, _) = broadcast::channel(1024);
         Ok(Engine {
@@ -391,6 +402,7 @@ impl Engine {
                 cache: Mutex::new(HashMap::new()),
                 tasks_tx,
                 timers_tx,
+                timer_channel,
             }),
         })
     }
@@ -416,6 +428,12 @@ impl Engine {
     /// Receives the due time (unix millis) of every timer created, after commit.
     pub fn subscribe_timers(&self) -> broadcast::Receiver<i64> {
         self.inner.timers_tx.subscribe()
+    }
+
+    /// PostgreSQL: the LISTEN/NOTIFY channel on which new timers are announced to every
+    /// server sharing the schema (`None` on SQLite).
+    pub fn timer_channel(&self) -> Option<&str> {
+        self.inner.timer_channel.as_deref()
     }
 
     pub(crate) fn publish(&self, fx: Effects) {
@@ -806,6 +824,10 @@ impl Engine {
         }
         for id in &cs.cancel_timers {
             on_tx!(tx, cancel_timer(id))?;
+        }
+        // Deadlines bound to a clock that paused, resumed or was extended.
+        for (task, due) in &cs.task_due {
+            crate::store::timers::set_task_due(tx, task, *due).await?;
         }
         if cs.status.is_terminal() {
             on_tx!(tx, cancel_open_tasks(&row.id, now_ms))?;
