@@ -7,8 +7,17 @@
 //! again; a due time that moves is changed in the same transaction as a history entry saying
 //! from when to when and why.
 //!
-//! Not covered: rungs of a named clock's ladder (`clock_escalation`) — a clock keeps only its
-//! due time, not the inputs; they stay as computed and remain flagged.
+//! Named clocks keep their inputs in the instance state (`ClockState::basis`: started with N
+//! units from T, resumed with M office minutes from T, or extended by N units after such a due
+//! time), and the rungs that hang on a clock (its own ladder, `clock_escalation`, and the task
+//! deadlines bound to it, `deadline ... clock X`) carry `due: {"clock": X, "basis": ...}`. They
+//! are recomputed per instance ([`Engine::recompute_provisional`] → `recompute_clocks`): the
+//! clock's `due_at` and `provisional` in the state, every pending rung (from the new due time
+//! and its offset), the bound tasks' due times and a `deadline_recomputed` history entry, in
+//! one transaction. The instance's provisional flag is cleared only when no running clock and
+//! no pending timer of it is provisional any more. States and payloads written before the inputs
+//! were kept (`due: {"clock": X}` only) still load; those clocks are skipped and stay flagged.
+//! The office minutes a paused clock had left are kept as counted at the pause.
 
 use crate::engine::{Effects, Engine};
 use crate::error::EngineError;
@@ -16,10 +25,10 @@ use crate::runtime::due::{Due, DueDates, ReloadingCalendars};
 use crate::runtime::state::RunState;
 use crate::store::timers as sql;
 use crate::store::{TimerRow, on_pool, on_tx};
-use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use yimen_dsl::model::DurationUnit;
 
@@ -90,12 +99,7 @@ fn rung(
 
 /// Writes a recomputed due time into a timer payload (its `due` inputs' flag and
 /// explanation; `due_at`, the deadline the rung hangs on, when given).
-fn update_payload(
-    payload: &mut Json,
-    provisional: bool,
-    explanation: &str,
-    deadline: Option<i64>,
-) {
+fn update_payload(payload: &mut Json, provisional: bool, explanation: &str, deadline: Option<i64>) {
     if let Some(inputs) = payload.get_mut("due").and_then(Json::as_object_mut) {
         inputs.insert("provisional".into(), json!(provisional));
         inputs.insert("explanation".into(), json!(explanation));
@@ -218,11 +222,10 @@ impl Engine {
         report: &mut Recomputed,
     ) -> Result<(), EngineError> {
         let now = self.clock().now();
-        let pending: HashMap<String, TimerRow> =
-            on_pool!(self.pool(), instance_timers(instance))?
-                .into_iter()
-                .map(|t| (t.id.clone(), t))
-                .collect();
+        let pending: HashMap<String, TimerRow> = on_pool!(self.pool(), instance_timers(instance))?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
         let mut tx = self.pool().begin().await?;
         let Some(mut row) = on_tx!(&mut tx, lock_instance(instance))? else {
             return Ok(());
@@ -246,7 +249,10 @@ impl Engine {
             let new_ms = new.at.timestamp_millis();
             clock.due_at = Some(new_ms);
             clock.provisional = new.provisional;
-            let rungs = clock.timers.iter().chain(clock.bound.iter().flat_map(|b| &b.timers));
+            let rungs = clock
+                .timers
+                .iter()
+                .chain(clock.bound.iter().flat_map(|b| &b.timers));
             let mut moved = 0usize;
             for id in rungs {
                 let Some(timer) = pending.get(id) else {
@@ -297,10 +303,7 @@ impl Engine {
                     .to_string(),
             ));
         }
-        let still = state
-            .clocks
-            .values()
-            .any(|c| c.running && c.provisional);
+        let still = state.clocks.values().any(|c| c.running && c.provisional);
         row.state = serde_json::to_string(&state)?;
         self.append_history(&mut tx, &mut row, entries, now.timestamp_millis())
             .await?;
@@ -461,5 +464,55 @@ mod tests {
             .is_none()
         );
         assert!(recompute(&json!({}), &WeekdaysOnly).is_none());
+        // A new clock rung (with the clock's inputs) is recomputed with its clock, not here.
+        assert!(
+            recompute(
+                &json!({"due": {"clock": "statutory", "basis": {"kind": "add", "from": 0, "amount": 1, "unit": "WorkDays", "calendar": null}}, "offset": {"when": "at"}}),
+                &WeekdaysOnly
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_clock_state_without_inputs_still_loads() {
+        use crate::runtime::state::{ClockBasis, ClockState};
+        let old: ClockState = serde_json::from_value(json!({
+            "due_at": 1, "remaining_minutes": null, "running": true, "provisional": true, "timers": ["t1"]
+        }))
+        .unwrap();
+        assert_eq!(old.basis, None);
+        assert!(old.bound.is_empty());
+        // Written back without the new keys while they are empty.
+        let back = serde_json::to_value(&old).unwrap();
+        assert!(
+            back.get("basis").is_none() && back.get("bound").is_none(),
+            "{back}"
+        );
+        // An extension is computed after the due time of what it extends.
+        let from: DateTime<Utc> = "2026-12-28T02:00:00Z".parse().unwrap();
+        let start = ClockBasis::Add {
+            from: from.timestamp_millis(),
+            amount: 2,
+            unit: DurationUnit::WorkDays,
+            calendar: None,
+        };
+        let extended = ClockBasis::Extended {
+            base: Box::new(start.clone()),
+            amount: 3,
+            unit: DurationUnit::WorkDays,
+            calendar: None,
+        };
+        let first = start.compute(&WeekdaysOnly).at;
+        assert_eq!(
+            extended.compute(&WeekdaysOnly).at,
+            WeekdaysOnly.add(None, first, 3, DurationUnit::WorkDays).at
+        );
+        let json = serde_json::to_value(&extended).unwrap();
+        assert_eq!(json["kind"], "extended");
+        assert_eq!(
+            serde_json::from_value::<ClockBasis>(json).unwrap(),
+            extended
+        );
     }
 }

@@ -47,7 +47,10 @@ impl Db {
         std::fs::create_dir_all(&dir).expect("dir");
         Some(Db {
             url,
-            schema: Some(format!("{test}_{}", &uuid::Uuid::now_v7().simple().to_string()[..12])),
+            schema: Some(format!(
+                "{test}_{}",
+                &uuid::Uuid::now_v7().simple().to_string()[..12]
+            )),
             dir,
         })
     }
@@ -140,7 +143,11 @@ async fn statutory_clock_is_recomputed(db: Db) {
     // Accepted 1 December: 30 working days are 22 in December and 8 in January 2027, which
     // has no data yet: counted on weekends only (1 January a working day), provisional.
     let statutory = clock_state(&engine, &case, "statutory").await;
-    assert_eq!(statutory["due_at"], ms("2027-01-12T17:30:00+08:00"), "{statutory}");
+    assert_eq!(
+        statutory["due_at"],
+        ms("2027-01-12T17:30:00+08:00"),
+        "{statutory}"
+    );
     assert_eq!(statutory["provisional"], json!(true));
     assert!(engine.instance(&case).await.expect("view").provisional_due);
     let rungs_at = |view: &yimen_engine::InstanceView, at: &str| {
@@ -150,7 +157,12 @@ async fn statutory_clock_is_recomputed(db: Db) {
             .count()
     };
     let view = engine.instance(&case).await.expect("view");
-    assert_eq!(rungs_at(&view, "2027-01-12T17:30:00+08:00"), 1, "{:#?}", view.timers);
+    assert_eq!(
+        rungs_at(&view, "2027-01-12T17:30:00+08:00"),
+        1,
+        "{:#?}",
+        view.timers
+    );
 
     // The administrator adds 2027 (1 January off) and the server starts again.
     let with_2027 = calendars_with_2027(&db.dir);
@@ -161,19 +173,39 @@ async fn statutory_clock_is_recomputed(db: Db) {
         .expect("recomputes");
     assert!(done.moved >= 1, "{done:?}");
     let statutory = clock_state(&engine, &case, "statutory").await;
-    assert_eq!(statutory["due_at"], ms("2027-01-13T17:30:00+08:00"), "{statutory}");
+    assert_eq!(
+        statutory["due_at"],
+        ms("2027-01-13T17:30:00+08:00"),
+        "{statutory}"
+    );
     assert_eq!(statutory["provisional"], json!(false));
     let view = engine.instance(&case).await.expect("view");
-    assert_eq!(rungs_at(&view, "2027-01-12T17:30:00+08:00"), 0, "{:#?}", view.timers);
-    assert_eq!(rungs_at(&view, "2027-01-13T17:30:00+08:00"), 1, "{:#?}", view.timers);
+    assert_eq!(
+        rungs_at(&view, "2027-01-12T17:30:00+08:00"),
+        0,
+        "{:#?}",
+        view.timers
+    );
+    assert_eq!(
+        rungs_at(&view, "2027-01-13T17:30:00+08:00"),
+        1,
+        "{:#?}",
+        view.timers
+    );
     // Level 2 follows: 5 working days after the new due time.
-    assert_eq!(rungs_at(&view, "2027-01-20T17:30:00+08:00"), 1, "{:#?}", view.timers);
+    assert_eq!(
+        rungs_at(&view, "2027-01-20T17:30:00+08:00"),
+        1,
+        "{:#?}",
+        view.timers
+    );
     // Every clock of the case (statutory, promised) is on full data now: the flag is cleared.
     assert!(!view.provisional_due, "{view:#?}");
     let history = engine.history(&case).await.expect("history");
     assert!(
         history.iter().any(|h| h.kind == "deadline_recomputed"
-            && h.text.starts_with("clock statutory due 2027-01-12T09:30:00+00:00")
+            && h.text
+                .starts_with("clock statutory due 2027-01-12T09:30:00+00:00")
             && h.text.contains("2027-01-13T09:30:00+00:00")
             && h.data["provisional"] == json!(false)),
         "{history:#?}"
@@ -325,8 +357,9 @@ async fn bound_deadline_follows_its_clock(db: Db) {
         "{history:#?}"
     );
     assert!(
-        history.iter().any(|h| h.kind == "deadline_rescheduled"
-            && h.text.contains("2026-11-12 17:30")),
+        history
+            .iter()
+            .any(|h| h.kind == "deadline_rescheduled" && h.text.contains("2026-11-12 17:30")),
         "{history:#?}"
     );
     advance(&engine, &clock, t("2026-11-12T17:29:00+08:00"))

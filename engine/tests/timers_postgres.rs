@@ -169,7 +169,10 @@ async fn a_timer_created_on_another_server_wakes_the_scheduler_postgres() {
         .await
         .expect("B opens");
     assert_eq!(a.timer_channel(), b.timer_channel());
-    assert!(a.timer_channel().is_some_and(|c| c.starts_with("yimen_timers_")));
+    assert!(
+        a.timer_channel()
+            .is_some_and(|c| c.starts_with("yimen_timers_"))
+    );
     a.deploy(DeployRequest {
         file: "soon.flow".into(),
         source: SOON.into(),

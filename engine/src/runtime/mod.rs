@@ -1418,7 +1418,12 @@ impl<'a> Run<'a> {
 
     /// Moves the task deadlines bound to clock `name` to its new due time (`None`: the clock
     /// paused or stopped, they are suspended). Entries of tasks no longer open are dropped.
-    fn follow_clock(&mut self, name: &str, due: Option<DateTime<Utc>>, why: &str) -> Result<(), String> {
+    fn follow_clock(
+        &mut self,
+        name: &str,
+        due: Option<DateTime<Utc>>,
+        why: &str,
+    ) -> Result<(), String> {
         let Some(state) = self.cs.state.clocks.get_mut(name) else {
             return Ok(());
         };
@@ -1804,10 +1809,7 @@ impl<'a> Run<'a> {
                     }
                     self.schedule_clock(node, name, due.at)?;
                     self.follow_clock(name, Some(due.at), "extended")?;
-                    text = format!(
-                        "clock {name} extended to {}: {reason}",
-                        due.at.to_rfc3339()
-                    );
+                    text = format!("clock {name} extended to {}: {reason}", due.at.to_rfc3339());
                 } else {
                     let from = self.now;
                     let (until, _, _) = add(self, from, by)?;

@@ -147,7 +147,10 @@ mod channel_tests {
     fn channel_names_are_short_identifiers() {
         assert_eq!(super::channel_for("public"), "yimen_timers_public");
         let long = super::channel_for(&"s".repeat(60));
-        assert!(long.len() <= 63 && long.starts_with("yimen_timers_"), "{long}");
+        assert!(
+            long.len() <= 63 && long.starts_with("yimen_timers_"),
+            "{long}"
+        );
         assert_ne!(super::channel_for("Mixed"), "yimen_timers_Mixed");
     }
 }
