@@ -226,22 +226,24 @@ impl Engine {
             .into_iter()
             .map(|t| (t.id.clone(), t))
             .collect();
+        let Some((_, text)) = sql::instance_state(self.pool(), instance).await? else {
+            return Ok(());
+        };
+        let Ok(mut state) = serde_json::from_str::<RunState>(&text) else {
+            return Ok(());
+        };
+        let before = state.clocks.clone();
+        let mut done = Recomputed::default();
         let mut tx = self.pool().begin().await?;
-        let Some(mut row) = on_tx!(&mut tx, lock_instance(instance))? else {
-            return Ok(());
-        };
-        let Ok(mut state) = serde_json::from_str::<RunState>(&row.state) else {
-            return Ok(());
-        };
         let mut entries = Vec::new();
         let mut woken = Vec::new();
         for (name, clock) in &mut state.clocks {
             if !clock.running || !clock.provisional {
                 continue;
             }
-            report.examined += 1;
+            done.examined += 1;
             let Some(basis) = &clock.basis else {
-                report.skipped += 1;
+                done.skipped += 1;
                 continue;
             };
             let new = basis.compute(due);
@@ -284,11 +286,11 @@ impl Engine {
             for b in &clock.bound {
                 sql::set_task_due(&mut tx, &b.task, Some(new_ms)).await?;
             }
-            report.settled += usize::from(!new.provisional);
+            done.settled += usize::from(!new.provisional);
             if old_ms == Some(new_ms) {
                 continue;
             }
-            report.moved += 1;
+            done.moved += 1;
             entries.push((
                 "calendar".to_string(),
                 None,
@@ -303,8 +305,20 @@ impl Engine {
                     .to_string(),
             ));
         }
-        let still = state.clocks.values().any(|c| c.running && c.provisional);
-        row.state = serde_json::to_string(&state)?;
+        // Lock order task/timer → instance: the instance is locked last. An event that changed
+        // its clocks meanwhile wins; nothing is written (the next recompute sees the new state).
+        let Some(mut row) = on_tx!(&mut tx, lock_instance(instance))? else {
+            return Ok(());
+        };
+        let Ok(mut current) = serde_json::from_str::<RunState>(&row.state) else {
+            return Ok(());
+        };
+        if current.clocks != before {
+            return Ok(());
+        }
+        current.clocks = state.clocks;
+        let still = current.clocks.values().any(|c| c.running && c.provisional);
+        row.state = serde_json::to_string(&current)?;
         self.append_history(&mut tx, &mut row, entries, now.timestamp_millis())
             .await?;
         on_tx!(&mut tx, update_instance(&row))?;
@@ -319,6 +333,10 @@ impl Engine {
             queues: Vec::new(),
             timers: woken,
         });
+        report.examined += done.examined;
+        report.moved += done.moved;
+        report.settled += done.settled;
+        report.skipped += done.skipped;
         Ok(())
     }
 }
