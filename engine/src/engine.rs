@@ -271,9 +271,11 @@ pub(crate) struct Inner {
     /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
     /// SQLite's busy handler (1 ms, then longer). This process's writers queue here instead.
     write_gate: Option<tokio::sync::Mutex<()>>,
-    /// Hot events (starts, completions) go to the committers, which share one transaction
-    /// between the events that arrive together (group commit; see `commit.rs`).
+    /// Hot events (starts, completions, claims) go to the committers, which share one
+    /// transaction between the events that arrive together (group commit; see `commit.rs`).
     committer: crate::commit::Committer,
+    /// PostgreSQL: the channel new timers are announced on (servers sharing the schema).
+    timer_channel: Option<String>,
 }
 
 /// The engine. Cheap to clone.
@@ -303,6 +305,10 @@ macro_rules! transaction {
                 let v: Result<_> = async { Ok($body) }.await;
                 match v {
                     Ok(v) => {
+                        // Other servers' timer loops learn of new timers (PostgreSQL NOTIFY).
+                        if let Some(due) = $fx.timers.iter().min() {
+                            $tx.notify_timers($self.timer_channel(), *due).await?;
+                        }
                         $tx.commit().await?;
                         Ok(v)
                     }
@@ -427,6 +433,10 @@ impl Engine {
                 format!("`{url}` is not a database URL; use sqlite:path or postgres://…"),
             ));
         };
+        let timer_channel = match &pool {
+            StorePool::Postgres(p) => Some(crate::store::postgres::timer_channel(p).await?),
+            StorePool::Sqlite(_) => None,
+        };
         let (tasks_tx, _) = broadcast::channel(1024);
         let (timers_tx, _) = broadcast::channel(1024);
         let write_gate = matches!(pool, StorePool::Sqlite(_)).then(|| tokio::sync::Mutex::new(()));
@@ -444,6 +454,7 @@ impl Engine {
                 timers_tx,
                 write_gate,
                 committer: crate::commit::Committer::new(committers),
+                timer_channel,
             }),
         })
     }
@@ -489,6 +500,12 @@ impl Engine {
     /// Receives the due time (unix millis) of every timer created, after commit.
     pub fn subscribe_timers(&self) -> broadcast::Receiver<i64> {
         self.inner.timers_tx.subscribe()
+    }
+
+    /// PostgreSQL: the LISTEN/NOTIFY channel on which new timers are announced to every
+    /// server sharing the schema (`None` on SQLite).
+    pub fn timer_channel(&self) -> Option<&str> {
+        self.inner.timer_channel.as_deref()
     }
 
     pub(crate) fn publish(&self, fx: Effects) {
@@ -885,6 +902,10 @@ impl Engine {
         }
         for id in &cs.cancel_timers {
             st.cancel_timer(id);
+        }
+        // Deadlines bound to a clock that paused, resumed or was extended.
+        for (task, due) in &cs.task_due {
+            st.set_task_due(task, *due);
         }
         if cs.status.is_terminal() {
             st.cancel_open_tasks(&row.id, now_ms);

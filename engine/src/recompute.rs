@@ -7,16 +7,28 @@
 //! again; a due time that moves is changed in the same transaction as a history entry saying
 //! from when to when and why.
 //!
-//! Not covered: rungs of a named clock's ladder (`clock_escalation`) — a clock keeps only its
-//! due time, not the inputs; they stay as computed and remain flagged.
+//! Named clocks keep their inputs in the instance state (`ClockState::basis`: started with N
+//! units from T, resumed with M office minutes from T, or extended by N units after such a due
+//! time), and the rungs that hang on a clock (its own ladder, `clock_escalation`, and the task
+//! deadlines bound to it, `deadline ... clock X`) carry `due: {"clock": X, "basis": ...}`. They
+//! are recomputed per instance ([`Engine::recompute_provisional`] → `recompute_clocks`): the
+//! clock's `due_at` and `provisional` in the state, every pending rung (from the new due time
+//! and its offset), the bound tasks' due times and a `deadline_recomputed` history entry, in
+//! one transaction. The instance's provisional flag is cleared only when no running clock and
+//! no pending timer of it is provisional any more. States and payloads written before the inputs
+//! were kept (`due: {"clock": X}` only) still load; those clocks are skipped and stay flagged.
+//! The office minutes a paused clock had left are kept as counted at the pause.
 
 use crate::engine::{Effects, Engine};
 use crate::error::EngineError;
-use crate::runtime::due::{DueDates, ReloadingCalendars};
+use crate::runtime::due::{Due, DueDates, ReloadingCalendars};
+use crate::runtime::state::RunState;
 use crate::store::timers as sql;
+use crate::store::{TimerRow, on_pool, on_tx};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use yimen_dsl::model::DurationUnit;
 
@@ -42,19 +54,34 @@ fn unit_of(v: &Json) -> Option<DurationUnit> {
 }
 
 /// The recomputed due time of a payload, with its new `provisional` flag and explanation.
+/// `None` for a due time that hangs on a named clock (recomputed with the clock, see
+/// [`Engine::recompute_clocks`]) or whose inputs are missing.
 fn recompute(payload: &Json, due: &dyn DueDates) -> Option<(DateTime<Utc>, bool, String)> {
     let inputs = payload.get("due")?;
+    if inputs.get("clock").is_some() {
+        return None;
+    }
     let from = time(inputs.get("from")?.as_i64()?);
     let amount = inputs.get("amount")?.as_i64()?;
     let unit = unit_of(inputs.get("unit")?)?;
     let calendar = inputs.get("calendar").and_then(Json::as_str);
     let base = due.add(calendar, from, amount, unit);
+    rung(payload, &base, calendar, due)
+}
+
+/// The due time of a ladder rung (the payload's `offset`) whose deadline is `base`.
+fn rung(
+    payload: &Json,
+    base: &Due,
+    calendar: Option<&str>,
+    due: &dyn DueDates,
+) -> Option<(DateTime<Utc>, bool, String)> {
     let Some(offset) = payload.get("offset") else {
-        return Some((base.at, base.provisional, base.explanation));
+        return Some((base.at, base.provisional, base.explanation.clone()));
     };
     let when = offset.get("when").and_then(Json::as_str)?;
     if when == "at" {
-        return Some((base.at, base.provisional, base.explanation));
+        return Some((base.at, base.provisional, base.explanation.clone()));
     }
     let amount = offset.get("amount")?.as_i64()?;
     let unit = unit_of(offset.get("unit")?)?;
@@ -68,6 +95,18 @@ fn recompute(payload: &Json, due: &dyn DueDates) -> Option<(DateTime<Utc>, bool,
         base.provisional || rung.provisional,
         format!("{}; {}", base.explanation, rung.explanation),
     ))
+}
+
+/// Writes a recomputed due time into a timer payload (its `due` inputs' flag and
+/// explanation; `due_at`, the deadline the rung hangs on, when given).
+fn update_payload(payload: &mut Json, provisional: bool, explanation: &str, deadline: Option<i64>) {
+    if let Some(inputs) = payload.get_mut("due").and_then(Json::as_object_mut) {
+        inputs.insert("provisional".into(), json!(provisional));
+        inputs.insert("explanation".into(), json!(explanation));
+    }
+    if let (Some(obj), Some(ms)) = (payload.as_object_mut(), deadline) {
+        obj.insert("due_at".into(), json!(ms));
+    }
 }
 
 impl Engine {
@@ -90,16 +129,18 @@ impl Engine {
                     continue;
                 }
             };
+            if payload.get("due").and_then(|d| d.get("clock")).is_some() {
+                // Hangs on a named clock: recomputed with the clock below.
+                report.examined -= 1;
+                continue;
+            }
             let Some((at, provisional, explanation)) = recompute(&payload, due) else {
                 report.skipped += 1;
                 continue;
             };
             // A due time the new data moves into the past fires at once, not never.
             let new_ms = at.max(now).timestamp_millis();
-            if let Some(inputs) = payload.get_mut("due").and_then(Json::as_object_mut) {
-                inputs.insert("provisional".into(), json!(provisional));
-                inputs.insert("explanation".into(), json!(explanation));
-            }
+            update_payload(&mut payload, provisional, &explanation, None);
             if let Some(obj) = payload.as_object_mut()
                 && obj.contains_key("due_at")
                 && payload_is_at(obj)
@@ -121,6 +162,7 @@ impl Engine {
                 drop(tx);
                 continue;
             }
+            tx.notify_timers(self.timer_channel(), new_ms).await?;
             if new_ms != old_ms {
                 self.note(
                     &mut tx,
@@ -162,7 +204,142 @@ impl Engine {
             report.moved += usize::from(new_ms != old_ms);
             report.settled += usize::from(!provisional);
         }
+        for instance in sql::provisional_instances(self.pool()).await? {
+            self.recompute_clocks(&instance, due, &mut report).await?;
+        }
         Ok(report)
+    }
+
+    /// Recomputes the running provisional clocks of one instance from their inputs
+    /// ([`crate::runtime::state::ClockBasis`]), in one transaction: the clock's due time in the instance state, the
+    /// rungs of its ladder and of the task deadlines bound to it, those tasks' due times, a
+    /// history entry per clock that moved, and the instance's provisional flag (cleared when
+    /// nothing of it is provisional any more). Clocks without inputs (states written before
+    /// they were kept) are skipped and stay flagged.
+    async fn recompute_clocks(
+        &self,
+        instance: &str,
+        due: &dyn DueDates,
+        report: &mut Recomputed,
+    ) -> Result<(), EngineError> {
+        let now = self.clock().now();
+        let pending: HashMap<String, TimerRow> = on_pool!(self.pool(), instance_timers(instance))?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        let Some((_, text)) = sql::instance_state(self.pool(), instance).await? else {
+            return Ok(());
+        };
+        let Ok(mut state) = serde_json::from_str::<RunState>(&text) else {
+            return Ok(());
+        };
+        let before = state.clocks.clone();
+        let mut done = Recomputed::default();
+        let _gate = self.write_gate().await;
+        let mut tx = self.pool().begin().await?;
+        let mut entries = Vec::new();
+        let mut woken = Vec::new();
+        for (name, clock) in &mut state.clocks {
+            if !clock.running || !clock.provisional {
+                continue;
+            }
+            done.examined += 1;
+            let Some(basis) = &clock.basis else {
+                done.skipped += 1;
+                continue;
+            };
+            let new = basis.compute(due);
+            let old_ms = clock.due_at;
+            let new_ms = new.at.timestamp_millis();
+            clock.due_at = Some(new_ms);
+            clock.provisional = new.provisional;
+            let rungs = clock
+                .timers
+                .iter()
+                .chain(clock.bound.iter().flat_map(|b| &b.timers));
+            let mut moved = 0usize;
+            for id in rungs {
+                let Some(timer) = pending.get(id) else {
+                    continue; // fired or cancelled
+                };
+                let Ok(mut payload) = serde_json::from_str::<Json>(&timer.payload) else {
+                    continue;
+                };
+                let calendar = payload
+                    .get("due")
+                    .and_then(|d| d.get("calendar"))
+                    .and_then(Json::as_str)
+                    .map(str::to_string);
+                let Some((at, provisional, explanation)) =
+                    rung(&payload, &new, calendar.as_deref(), due)
+                else {
+                    continue;
+                };
+                update_payload(&mut payload, provisional, &explanation, Some(new_ms));
+                // A due time the new data moves into the past fires at once, not never.
+                let at_ms = at.max(now).timestamp_millis();
+                if sql::move_timer(&mut tx, id, at_ms, &payload.to_string(), None).await?
+                    && at_ms != timer.due_at
+                {
+                    moved += 1;
+                    woken.push(at_ms);
+                }
+            }
+            for b in &clock.bound {
+                sql::set_task_due(&mut tx, &b.task, Some(new_ms)).await?;
+            }
+            done.settled += usize::from(!new.provisional);
+            if old_ms == Some(new_ms) {
+                continue;
+            }
+            done.moved += 1;
+            entries.push((
+                "calendar".to_string(),
+                None,
+                "deadline_recomputed".to_string(),
+                format!(
+                    "clock {name} due {} recomputed with new calendar data: {}{}; {moved} timer(s) moved",
+                    old_ms.map(time).map_or_else(|| "-".into(), |t| t.to_rfc3339()),
+                    new.at.to_rfc3339(),
+                    if new.provisional { " (still provisional)" } else { "" }
+                ),
+                json!({ "clock": name, "from": old_ms, "to": new_ms, "provisional": new.provisional, "explanation": new.explanation, "timers_moved": moved })
+                    .to_string(),
+            ));
+        }
+        // Lock order task/timer → instance: the instance is locked last. An event that changed
+        // its clocks meanwhile wins; nothing is written (the next recompute sees the new state).
+        let Some(mut row) = on_tx!(&mut tx, lock_instance(instance))? else {
+            return Ok(());
+        };
+        let Ok(mut current) = serde_json::from_str::<RunState>(&row.state) else {
+            return Ok(());
+        };
+        if current.clocks != before {
+            return Ok(());
+        }
+        current.clocks = state.clocks;
+        let still = current.clocks.values().any(|c| c.running && c.provisional);
+        row.state = serde_json::to_string(&current)?;
+        self.append_history(&mut tx, &mut row, entries, now.timestamp_millis())
+            .await?;
+        on_tx!(&mut tx, update_instance(&row))?;
+        if !still {
+            sql::settle_provisional(&mut tx, instance).await?;
+        }
+        if let Some(first) = woken.iter().min() {
+            tx.notify_timers(self.timer_channel(), *first).await?;
+        }
+        tx.commit().await?;
+        self.publish(Effects {
+            queues: Vec::new(),
+            timers: woken,
+        });
+        report.examined += done.examined;
+        report.moved += done.moved;
+        report.settled += done.settled;
+        report.skipped += done.skipped;
+        Ok(())
     }
 }
 
@@ -307,5 +484,55 @@ mod tests {
             .is_none()
         );
         assert!(recompute(&json!({}), &WeekdaysOnly).is_none());
+        // A new clock rung (with the clock's inputs) is recomputed with its clock, not here.
+        assert!(
+            recompute(
+                &json!({"due": {"clock": "statutory", "basis": {"kind": "add", "from": 0, "amount": 1, "unit": "WorkDays", "calendar": null}}, "offset": {"when": "at"}}),
+                &WeekdaysOnly
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_clock_state_without_inputs_still_loads() {
+        use crate::runtime::state::{ClockBasis, ClockState};
+        let old: ClockState = serde_json::from_value(json!({
+            "due_at": 1, "remaining_minutes": null, "running": true, "provisional": true, "timers": ["t1"]
+        }))
+        .unwrap();
+        assert_eq!(old.basis, None);
+        assert!(old.bound.is_empty());
+        // Written back without the new keys while they are empty.
+        let back = serde_json::to_value(&old).unwrap();
+        assert!(
+            back.get("basis").is_none() && back.get("bound").is_none(),
+            "{back}"
+        );
+        // An extension is computed after the due time of what it extends.
+        let from: DateTime<Utc> = "2026-12-28T02:00:00Z".parse().unwrap();
+        let start = ClockBasis::Add {
+            from: from.timestamp_millis(),
+            amount: 2,
+            unit: DurationUnit::WorkDays,
+            calendar: None,
+        };
+        let extended = ClockBasis::Extended {
+            base: Box::new(start.clone()),
+            amount: 3,
+            unit: DurationUnit::WorkDays,
+            calendar: None,
+        };
+        let first = start.compute(&WeekdaysOnly).at;
+        assert_eq!(
+            extended.compute(&WeekdaysOnly).at,
+            WeekdaysOnly.add(None, first, 3, DurationUnit::WorkDays).at
+        );
+        let json = serde_json::to_value(&extended).unwrap();
+        assert_eq!(json["kind"], "extended");
+        assert_eq!(
+            serde_json::from_value::<ClockBasis>(json).unwrap(),
+            extended
+        );
     }
 }

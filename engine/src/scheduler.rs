@@ -1,7 +1,9 @@
 //! The timer loop: fires durable timers when they fall due.
 //!
 //! It sleeps until the earliest pending due time (one indexed query), and is woken early when a
-//! timer is created (the engine's after-commit notification), so a real-clock timer fires
+//! timer is created (the engine's after-commit notification; on PostgreSQL also the
+//! `NOTIFY` of a transaction on another server sharing the schema, see
+//! [`crate::store::postgres::listen_timers`]), so a real-clock timer fires
 //! within a second of its due time without the database being polled in a loop. On start it
 //! fires, in due order, every timer that fell due while the server was down. Firing itself is
 //! the engine's: each due timer is claimed (on PostgreSQL with `SKIP LOCKED`, so with several
@@ -33,7 +35,8 @@ pub trait TimerSource: Send + Sync + 'static {
 /// Tuning of the loop.
 #[derive(Debug, Clone, Copy)]
 pub struct LoopOptions {
-    /// Longest sleep without a notification: picks up timers other servers created.
+    /// Longest sleep without a notification: the fallback for timers other servers created
+    /// while the PostgreSQL listener was not connected.
     pub idle: std::time::Duration,
     /// Pause after a storage error before trying again.
     pub error_pause: std::time::Duration,
@@ -280,6 +283,19 @@ impl Services {
                     }
                 }
             }));
+        }
+        // Timers created by other servers on the same PostgreSQL schema (NOTIFY).
+        if let (crate::store::StorePool::Postgres(pool), Some(channel)) =
+            (engine.pool(), engine.timer_channel())
+        {
+            let tw = timer_wake.clone();
+            tasks.push(tokio::spawn(crate::store::postgres::listen_timers(
+                pool.clone(),
+                channel.to_string(),
+                move || tw.notify_one(),
+                stopped.clone(),
+                std::time::Duration::from_secs(1),
+            )));
         }
         tasks.push(tokio::spawn(run_loop(
             Arc::new(engine.clone()),

@@ -118,3 +118,99 @@ async fn timers_fire_once_with_several_servers_postgres() {
         s.stop().await;
     }
 }
+
+/// A clock that runs `behind` the wall clock: a 1-minute wait created on it falls due a few
+/// seconds from now in real time.
+#[derive(Debug)]
+struct Behind(chrono::Duration);
+
+impl yimen_engine::clock::Clock for Behind {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() - self.0
+    }
+}
+
+const SOON: &str = r#"process soon "很快" version 1
+
+start begin "开始" -> pause
+
+wait pause "一分钟" 1 minutes -> done
+
+end done "结束" result done
+"#;
+
+/// A timer created through server A is fired by server B's timer loop within seconds, not
+/// after B's idle cap (30 s): A's transaction announces it with NOTIFY, B listens.
+#[tokio::test]
+async fn a_timer_created_on_another_server_wakes_the_scheduler_postgres() {
+    let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("skipped: set YIMEN_TEST_POSTGRES\n"),
+        );
+        return;
+    };
+    let schema = format!("timers_notify_{}", uuid::Uuid::now_v7().simple());
+    let open = |clock: Arc<dyn yimen_engine::clock::Clock>| {
+        Engine::open_with(
+            OpenOptions {
+                url: url.clone(),
+                pg_schema: Some(schema.clone()),
+            },
+            clock,
+            Arc::new(calendars()),
+        )
+    };
+    // A's clock is 58.5 s behind: its 1-minute wait falls due 1.5 s from now.
+    let a = open(Arc::new(Behind(chrono::Duration::milliseconds(58_500))))
+        .await
+        .expect("A opens");
+    let b = open(Arc::new(yimen_engine::clock::SystemClock))
+        .await
+        .expect("B opens");
+    assert_eq!(a.timer_channel(), b.timer_channel());
+    assert!(
+        a.timer_channel()
+            .is_some_and(|c| c.starts_with("yimen_timers_"))
+    );
+    a.deploy(DeployRequest {
+        file: "soon.flow".into(),
+        source: SOON.into(),
+        ..DeployRequest::default()
+    })
+    .await
+    .expect("deploys");
+    // Only B runs a timer loop; with nothing pending it sleeps for its idle cap (30 s).
+    let options = ServiceOptions::default();
+    assert_eq!(options.timer_loop.idle, std::time::Duration::from_secs(30));
+    let services = Services::start(b.clone(), None, None, options).expect("B's services");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    let created = std::time::Instant::now();
+    let id = a
+        .start(StartRequest {
+            process: "soon".into(),
+            business_key: Some("soon-1".into()),
+            actor: "test".into(),
+            ..StartRequest::default()
+        })
+        .await
+        .expect("starts on A")
+        .id;
+    let mut done = false;
+    while created.elapsed() < std::time::Duration::from_secs(10) {
+        if b.instance(&id).await.expect("instance").result.as_deref() == Some("done") {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let took = created.elapsed();
+    services.stop().await;
+    assert!(done, "B did not fire A's timer within 10 s (idle cap 30 s)");
+    // Due 1.5 s after creation; fired well before the 30 s cap.
+    assert!(
+        took >= std::time::Duration::from_millis(1_400) && took < std::time::Duration::from_secs(5),
+        "fired {took:?} after creation"
+    );
+}

@@ -133,6 +133,7 @@ pub fn advance(
             cancel_tasks: Vec::new(),
             new_timers: Vec::new(),
             cancel_timers: Vec::new(),
+            task_due: Vec::new(),
             history: Vec::new(),
             outbox: Vec::new(),
             documents: Vec::new(),
@@ -1238,7 +1239,7 @@ impl<'a> Run<'a> {
         let task_id = new_id();
         let mut due_at = None;
         if let Some(deadline) = &task.deadline {
-            due_at = Some(self.ladder(id, Some(&task_id), deadline, None)?);
+            due_at = self.ladder(id, Some(&task_id), deadline, None)?;
         }
         self.cs.new_tasks.push(NewTask {
             id: task_id.clone(),
@@ -1264,32 +1265,99 @@ impl<'a> Run<'a> {
         Ok(task_id)
     }
 
-    /// Schedules a deadline's ladder; returns the due time (millis).
+    /// Schedules a deadline's ladder; returns the due time (millis). `clock`: the ladder of
+    /// that named clock, due at the given time. A task deadline bound to a started clock
+    /// (`deadline ... clock NAME`) is due when the clock is and is recorded on the clock, so
+    /// that pausing, resuming and extending the clock move it; while the clock is paused it is
+    /// suspended (`None`: no due time, no timers).
     fn ladder(
         &mut self,
         node: &str,
         task: Option<&str>,
         deadline: &Deadline,
         clock: Option<(&str, DateTime<Utc>)>,
-    ) -> Result<i64, String> {
-        let due = match (clock, &deadline.clock) {
-            (Some((_, at)), _) => at,
-            (None, Some(c)) => match self.cs.state.clocks.get(&c.name).and_then(|s| s.due_at) {
-                Some(ms) => DateTime::from_timestamp_millis(ms).unwrap_or(self.now),
-                None => self.due_from_expr(&deadline.duration, self.now)?,
-            },
-            (None, None) => self.due_from_expr(&deadline.duration, self.now)?,
-        };
-        let base = if clock.is_some() || deadline.clock.is_some() {
-            json!({ "clock": clock.map(|c| c.0).or(deadline.clock.as_ref().map(|c| c.name.as_str())) })
-        } else {
-            self.last_due.clone()
-        };
+    ) -> Result<Option<i64>, String> {
+        if let Some((name, due)) = clock {
+            let base = self.clock_base(name);
+            let ids = self.rungs(node, task, deadline, due, Some(name), base)?;
+            if let Some(state) = self.cs.state.clocks.get_mut(name) {
+                state.timers = ids;
+            }
+            return Ok(Some(millis(due)));
+        }
+        if let (Some(task), Some(c)) = (task, &deadline.clock)
+            && let Some(state) = self.cs.state.clocks.get(&c.name)
+            // Started and not stopped: running, or paused with time left.
+            && (state.running || state.remaining_minutes.is_some())
+        {
+            let name = c.name.clone();
+            let running_due = state.due_at.filter(|_| state.running);
+            let mut bound = BoundDeadline {
+                task: task.to_string(),
+                node: node.to_string(),
+                item: self.item.as_ref().map(|(_, v)| v.clone()),
+                timers: Vec::new(),
+            };
+            let due = match running_due {
+                Some(ms) => {
+                    let at = DateTime::from_timestamp_millis(ms).unwrap_or(self.now);
+                    let base = self.clock_base(&name);
+                    bound.timers = self.rungs(node, Some(task), deadline, at, None, base)?;
+                    Some(ms)
+                }
+                None => {
+                    self.history(
+                        Some(node),
+                        "deadline_suspended",
+                        format!(
+                            "deadline of task {node} suspended: clock {name} is paused; it \
+                             follows the clock when the clock resumes"
+                        ),
+                        json!({ "task": task, "clock": name }),
+                    );
+                    None
+                }
+            };
+            if let Some(s) = self.cs.state.clocks.get_mut(&name) {
+                s.bound.push(bound);
+            }
+            return Ok(due);
+        }
+        let due = self.due_from_expr(&deadline.duration, self.now)?;
+        let base = self.last_due.clone();
+        self.rungs(node, task, deadline, due, None, base)?;
+        Ok(Some(millis(due)))
+    }
+
+    /// What a due time that hangs on clock `name` was computed from (timer payloads): the
+    /// clock's inputs, and the process calendar the rungs are counted on.
+    fn clock_base(&self, name: &str) -> Json {
+        let state = self.cs.state.clocks.get(name);
+        json!({
+            "clock": name,
+            "basis": state.and_then(|s| s.basis.clone()),
+            "calendar": self.model.calendar.as_ref().map(|c| c.name.clone()),
+            "provisional": state.is_some_and(|s| s.provisional),
+        })
+    }
+
+    /// Schedules the rungs of `deadline` due at `due`; `clock`: they are that clock's own
+    /// (`clock_escalation`). `base`: the inputs of `due`, kept in each payload.
+    fn rungs(
+        &mut self,
+        node: &str,
+        task: Option<&str>,
+        deadline: &Deadline,
+        due: DateTime<Utc>,
+        clock: Option<&str>,
+        base: Json,
+    ) -> Result<Vec<String>, String> {
         let calendar = self.model.calendar.as_ref().map(|c| c.name.clone());
+        let base_provisional = base.get("provisional").and_then(Json::as_bool) == Some(true);
         let mut ids = Vec::new();
         for (rung, esc) in deadline.ladder.iter().enumerate() {
-            let (at, offset) = match &esc.when {
-                EscalationWhen::AtDue => (due, json!({ "when": "at" })),
+            let (at, offset, provisional) = match &esc.when {
+                EscalationWhen::AtDue => (due, json!({ "when": "at" }), false),
                 EscalationWhen::Before(d) => {
                     let v = self.eval(d)?;
                     let (amount, unit) = v.as_duration().ok_or("expected a duration")?;
@@ -1300,18 +1368,29 @@ impl<'a> Run<'a> {
                     (
                         before.at,
                         json!({ "when": "before", "amount": amount, "unit": unit }),
+                        before.provisional,
                     )
                 }
                 EscalationWhen::After(d) => {
                     let at = self.due_from_expr(d, due)?;
+                    let provisional =
+                        self.last_due.get("provisional").and_then(Json::as_bool) == Some(true);
                     let v = self.eval(d)?;
                     let (amount, unit) = v.as_duration().ok_or("expected a duration")?;
                     (
                         at,
                         json!({ "when": "after", "amount": amount, "unit": unit }),
+                        provisional,
                     )
                 }
             };
+            let mut inputs = base.clone();
+            if provisional
+                && !base_provisional
+                && let Some(obj) = inputs.as_object_mut()
+            {
+                obj.insert("provisional".into(), json!(true));
+            }
             let tid = new_id();
             ids.push(tid.clone());
             self.cs.new_timers.push(NewTimer {
@@ -1327,19 +1406,100 @@ impl<'a> Run<'a> {
                 payload: json!({
                     "rung": rung,
                     "level": esc.level,
-                    "clock": clock.map(|c| c.0),
-                    "due": base,
+                    "clock": clock,
+                    "due": inputs,
                     "offset": offset,
                     "due_at": millis(due),
                 }),
             });
         }
-        if let Some((name, _)) = clock
-            && let Some(state) = self.cs.state.clocks.get_mut(name)
-        {
-            state.timers = ids;
+        Ok(ids)
+    }
+
+    /// Moves the task deadlines bound to clock `name` to its new due time (`None`: the clock
+    /// paused or stopped, they are suspended). Entries of tasks no longer open are dropped.
+    fn follow_clock(
+        &mut self,
+        name: &str,
+        due: Option<DateTime<Utc>>,
+        why: &str,
+    ) -> Result<(), String> {
+        let Some(state) = self.cs.state.clocks.get_mut(name) else {
+            return Ok(());
+        };
+        let bound = std::mem::take(&mut state.bound);
+        if bound.is_empty() {
+            return Ok(());
         }
-        Ok(millis(due))
+        let open: std::collections::BTreeSet<String> = self
+            .cs
+            .state
+            .tokens
+            .iter()
+            .flat_map(|t| match &t.wait {
+                Wait::Tasks { pending, .. } => pending.clone(),
+                _ => Vec::new(),
+            })
+            .chain(self.cs.new_tasks.iter().map(|t| t.id.clone()))
+            .collect();
+        let mut keep = Vec::new();
+        for mut b in bound {
+            let had = std::mem::take(&mut b.timers);
+            let was_running = !had.is_empty();
+            self.cs.cancel_timers.extend(had);
+            if !open.contains(&b.task) {
+                continue;
+            }
+            let spec = match self.node(&b.node).map(|n| &n.kind) {
+                Some(NodeKind::Task(t)) => t.clone(),
+                _ => continue,
+            };
+            let Some(deadline) = spec.deadline.as_ref() else {
+                continue;
+            };
+            let due_ms = match due {
+                None => {
+                    self.history(
+                        Some(&b.node),
+                        "deadline_suspended",
+                        format!("deadline of task {} suspended: clock {name} {why}", b.node),
+                        json!({ "task": b.task, "clock": name, "timers_cancelled": was_running }),
+                    );
+                    None
+                }
+                Some(at) => {
+                    self.item = match (&spec.for_each, &b.item) {
+                        (Some(fe), Some(v)) => Some((fe.item.name.clone(), v.clone())),
+                        _ => None,
+                    };
+                    let base = self.clock_base(name);
+                    let ids = self.rungs(&b.node, Some(&b.task), deadline, at, None, base);
+                    self.item = None;
+                    b.timers = ids?;
+                    let local = at.with_timezone(&chrono_tz::Asia::Shanghai);
+                    self.history(
+                        Some(&b.node),
+                        "deadline_rescheduled",
+                        format!(
+                            "deadline of task {} follows clock {name} ({why}): due {} (Asia/Shanghai)",
+                            b.node,
+                            local.format("%Y-%m-%d %H:%M")
+                        ),
+                        json!({ "task": b.task, "clock": name, "due_at": millis(at) }),
+                    );
+                    Some(millis(at))
+                }
+            };
+            match self.cs.new_tasks.iter_mut().find(|t| t.id == b.task) {
+                Some(t) => t.due_at = due_ms,
+                None => self.cs.task_due.push((b.task.clone(), due_ms)),
+            }
+            keep.push(b);
+        }
+        if let Some(state) = self.cs.state.clocks.get_mut(name) {
+            state.bound = keep;
+        }
+        Ok(())
     }
 
     fn actions(&mut self, node: &str, actions: &[Action], ctx: &Json) -> Result<(), String> {
@@ -1486,19 +1646,22 @@ impl<'a> Run<'a> {
             .as_ref()
             .or(self.model.calendar.as_ref())
             .map(|c| c.name.clone());
-        let add =
-            |run: &mut Self, from: DateTime<Utc>, e: &Expr| -> Result<DateTime<Utc>, String> {
-                let v = run.eval(e)?;
-                let (amount, unit) = v
-                    .as_duration()
-                    .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
-                let due = run.due.add(cal.as_deref(), from, amount, unit);
-                if due.provisional {
-                    run.cs.provisional = true;
-                }
-                run.note_due(&due, unit);
-                Ok(due.at)
-            };
+        // `e` after `from`, with the inputs (amount, unit) to keep.
+        let add = |run: &mut Self,
+                   from: DateTime<Utc>,
+                   e: &Expr|
+         -> Result<(due::Due, i64, yimen_dsl::model::DurationUnit), String> {
+            let v = run.eval(e)?;
+            let (amount, unit) = v
+                .as_duration()
+                .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
+            let due = run.due.add(cal.as_deref(), from, amount, unit);
+            if due.provisional {
+                run.cs.provisional = true;
+            }
+            run.note_due(&due, unit);
+            Ok((due, amount, unit))
+        };
         let cancel_ladder = |run: &mut Self| {
             if let Some(s) = run.cs.state.clocks.get_mut(name) {
                 let ids = std::mem::take(&mut s.timers);
@@ -1512,20 +1675,36 @@ impl<'a> Run<'a> {
                     .as_ref()
                     .or(decl.deadline.as_ref().map(|d| &d.duration))
                     .ok_or_else(|| format!("clock `{name}` has no duration"))?;
-                let due = add(self, self.now, expr)?;
+                let (due, amount, unit) = add(self, self.now, expr)?;
                 cancel_ladder(self);
+                // Task deadlines already bound to it (a restart) follow the new due time.
+                let bound = self
+                    .cs
+                    .state
+                    .clocks
+                    .get_mut(name)
+                    .map(|s| std::mem::take(&mut s.bound))
+                    .unwrap_or_default();
                 self.cs.state.clocks.insert(
                     name.to_string(),
                     ClockState {
-                        due_at: Some(millis(due)),
+                        due_at: Some(millis(due.at)),
                         remaining_minutes: None,
                         running: true,
-                        provisional: self.cs.provisional,
+                        provisional: due.provisional,
                         timers: Vec::new(),
+                        basis: Some(ClockBasis::Add {
+                            from: millis(self.now),
+                            amount,
+                            unit,
+                            calendar: cal.clone(),
+                        }),
+                        bound,
                     },
                 );
-                self.schedule_clock(node, name, due)?;
-                text = format!("clock {name} started, due {}", due.to_rfc3339());
+                self.schedule_clock(node, name, due.at)?;
+                self.follow_clock(name, Some(due.at), "started")?;
+                text = format!("clock {name} started, due {}", due.at.to_rfc3339());
             }
             ClockOp::Pause => {
                 cancel_ladder(self);
@@ -1535,6 +1714,7 @@ impl<'a> Run<'a> {
                     .clocks
                     .get_mut(name)
                     .ok_or_else(|| format!("clock `{name}` was not started"))?;
+                let mut paused = false;
                 if s.running {
                     let due = s.due_at.and_then(DateTime::from_timestamp_millis);
                     // Remaining working time, so a clock paused over a holiday loses nothing.
@@ -1544,9 +1724,14 @@ impl<'a> Run<'a> {
                             .max(0)
                     });
                     s.due_at = None;
+                    s.basis = None;
                     s.running = false;
+                    paused = true;
                 }
                 let left = s.remaining_minutes.unwrap_or(0);
+                if paused {
+                    self.follow_clock(name, None, "paused")?;
+                }
                 text = format!("clock {name} paused, {left} office minutes left");
             }
             ClockOp::Resume => {
@@ -1562,21 +1747,31 @@ impl<'a> Run<'a> {
                     let d = self.due.add_office_minutes(cal.as_deref(), self.now, left);
                     s.due_at = Some(millis(d.at));
                     s.running = true;
-                    s.provisional |= d.provisional;
+                    s.provisional = d.provisional;
+                    s.basis = Some(ClockBasis::OfficeMinutes {
+                        from: millis(self.now),
+                        minutes: left,
+                        calendar: cal.clone(),
+                    });
                     self.cs.provisional |= d.provisional;
                     due = Some(d.at);
                 }
                 if let Some(due) = due {
                     self.schedule_clock(node, name, due)?;
+                    self.follow_clock(name, Some(due), "resumed")?;
                 }
                 text = format!("clock {name} resumed");
             }
             ClockOp::Stop => {
                 cancel_ladder(self);
+                self.follow_clock(name, None, "stopped")?;
                 if let Some(s) = self.cs.state.clocks.get_mut(name) {
                     s.running = false;
                     s.due_at = None;
                     s.remaining_minutes = None;
+                    s.basis = None;
+                    // A stopped clock no longer carries deadlines.
+                    s.bound.clear();
                 }
                 text = format!("clock {name} stopped");
             }
@@ -1590,17 +1785,37 @@ impl<'a> Run<'a> {
                     .ok_or_else(|| format!("clock `{name}` was not started"))?;
                 if let Some(due_ms) = current.due_at {
                     let from = DateTime::from_timestamp_millis(due_ms).unwrap_or(self.now);
-                    let due = add(self, from, by)?;
+                    let (due, amount, unit) = add(self, from, by)?;
                     cancel_ladder(self);
+                    let basis = match current.basis {
+                        Some(b) => ClockBasis::Extended {
+                            base: Box::new(b),
+                            amount,
+                            unit,
+                            calendar: cal.clone(),
+                        },
+                        // A state written before the inputs were kept: from the due time.
+                        None => ClockBasis::Add {
+                            from: due_ms,
+                            amount,
+                            unit,
+                            calendar: cal.clone(),
+                        },
+                    };
                     if let Some(s) = self.cs.state.clocks.get_mut(name) {
-                        s.due_at = Some(millis(due));
+                        s.due_at = Some(millis(due.at));
+                        s.provisional = current.provisional || due.provisional;
+                        s.basis = Some(basis);
                     }
-                    self.schedule_clock(node, name, due)?;
-                    text = format!("clock {name} extended to {}: {reason}", due.to_rfc3339());
+                    self.schedule_clock(node, name, due.at)?;
+                    self.follow_clock(name, Some(due.at), "extended")?;
+                    text = format!("clock {name} extended to {}: {reason}", due.at.to_rfc3339());
                 } else {
                     let from = self.now;
-                    let until = add(self, from, by)?;
-                    let extra = self.due.office_minutes_between(cal.as_deref(), from, until);
+                    let (until, _, _) = add(self, from, by)?;
+                    let extra = self
+                        .due
+                        .office_minutes_between(cal.as_deref(), from, until.at);
                     if let Some(s) = self.cs.state.clocks.get_mut(name) {
                         s.remaining_minutes = Some(s.remaining_minutes.unwrap_or(0) + extra);
                     }

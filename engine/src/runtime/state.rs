@@ -1,8 +1,11 @@
 //! The durable state of one instance (stored as JSON on its row) and the changes one event makes.
 
+use super::due::{Due, DueDates};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
+use yimen_dsl::model::DurationUnit;
 
 /// Where an instance's tokens are and what they wait for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,6 +73,88 @@ pub struct ClockState {
     pub running: bool,
     pub provisional: bool,
     /// Pending timers of its ladder.
+    #[serde(default)]
+    pub timers: Vec<String>,
+    /// What `due_at` was computed from, so that it can be computed again when calendar data is
+    /// added. `None` in states written before it was kept (those clocks are not recomputed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<ClockBasis>,
+    /// Task deadlines that hang on this clock (`deadline ... clock NAME`), with their pending
+    /// timers: suspended while the clock is paused, rescheduled when it resumes or is extended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound: Vec<BoundDeadline>,
+}
+
+/// The inputs of a clock's due time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClockBasis {
+    /// `amount` `unit` after `from` (the clock was started).
+    Add {
+        from: i64,
+        amount: i64,
+        unit: DurationUnit,
+        calendar: Option<String>,
+    },
+    /// `minutes` of office time after `from` (resumed with the time left when it was paused;
+    /// the minutes themselves are kept as counted at the pause).
+    OfficeMinutes {
+        from: i64,
+        minutes: i64,
+        calendar: Option<String>,
+    },
+    /// `amount` `unit` after the due time of `base` (extended while running).
+    Extended {
+        base: Box<ClockBasis>,
+        amount: i64,
+        unit: DurationUnit,
+        calendar: Option<String>,
+    },
+}
+
+impl ClockBasis {
+    /// The due time these inputs give with `due` (the calendars as loaded now).
+    pub fn compute(&self, due: &dyn DueDates) -> Due {
+        let time = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        match self {
+            ClockBasis::Add {
+                from,
+                amount,
+                unit,
+                calendar,
+            } => due.add(calendar.as_deref(), time(*from), *amount, *unit),
+            ClockBasis::OfficeMinutes {
+                from,
+                minutes,
+                calendar,
+            } => due.add_office_minutes(calendar.as_deref(), time(*from), *minutes),
+            ClockBasis::Extended {
+                base,
+                amount,
+                unit,
+                calendar,
+            } => {
+                let first = base.compute(due);
+                let then = due.add(calendar.as_deref(), first.at, *amount, *unit);
+                Due {
+                    at: then.at,
+                    provisional: first.provisional || then.provisional,
+                    explanation: format!("{}; extended: {}", first.explanation, then.explanation),
+                }
+            }
+        }
+    }
+}
+
+/// A task deadline bound to a named clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoundDeadline {
+    pub task: String,
+    pub node: String,
+    /// The for-each item of the task, for the ladder's expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<Json>,
+    /// Pending timers of its ladder (empty while suspended).
     #[serde(default)]
     pub timers: Vec<String>,
 }
@@ -186,6 +271,9 @@ pub struct Changeset {
     pub cancel_tasks: Vec<String>,
     pub new_timers: Vec<NewTimer>,
     pub cancel_timers: Vec<String>,
+    /// Due times of existing tasks that changed (a deadline bound to a clock that paused,
+    /// resumed or was extended); `None`: no due time while suspended.
+    pub task_due: Vec<(String, Option<i64>)>,
     pub history: Vec<NewHistory>,
     pub outbox: Vec<NewOutbox>,
     pub documents: Vec<NewDocument>,

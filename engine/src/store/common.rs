@@ -948,7 +948,8 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
              locked_by = excluded.locked_by, lock_expires_at = excluded.lock_expires_at, \
              available_at = excluded.available_at, outcome = excluded.outcome, \
              completed_by = excluded.completed_by, failures = excluded.failures, \
-             last_error = excluded.last_error, completed_at = excluded.completed_at",
+             last_error = excluded.last_error, completed_at = excluded.completed_at, \
+             due_at = excluded.due_at",
         );
         // The text holds only placeholders; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);

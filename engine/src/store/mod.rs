@@ -60,6 +60,19 @@ impl StorePool {
 }
 
 impl Tx {
+    /// PostgreSQL: announces a new timer due at `due_at` on `channel` when this transaction
+    /// commits (other servers' timer loops wake). SQLite (one process) needs nothing.
+    pub(crate) async fn notify_timers(
+        &mut self,
+        channel: Option<&str>,
+        due_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        match (self, channel) {
+            (Tx::Postgres(t), Some(channel)) => postgres::notify_timers(t, channel, due_at).await,
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(t) => t.commit().await,

@@ -269,6 +269,15 @@ impl Staged {
         self.journal.push(Undo::Task(id, old));
     }
 
+    /// Sets a live task's due time (a deadline bound to a clock that paused or moved). A task
+    /// not live (not loaded) has no deadline left to move.
+    pub(crate) fn set_task_due(&mut self, task: &str, due_at: Option<i64>) {
+        if let Some(mut row) = self.tasks.get(task).map(|s| s.row.clone()) {
+            row.due_at = due_at;
+            self.update_task(&row);
+        }
+    }
+
     /// Cancels the instance's open, claimed and failed tasks (the instance is loaded).
     pub(crate) fn cancel_open_tasks(&mut self, instance: &str, now: i64) {
         let ids: Vec<String> = self

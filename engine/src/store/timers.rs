@@ -236,3 +236,14 @@ pub async fn settle_provisional(tx: &mut crate::store::Tx, instance: &str) -> R<
         crate::store::Tx::Postgres(t) => postgres::settle_provisional(t, instance).await,
     }
 }
+
+pub async fn set_task_due(tx: &mut crate::store::Tx, task: &str, due_at: Option<i64>) -> R<()> {
+    match tx {
+        crate::store::Tx::Sqlite(t) => sqlite::set_task_due(t, task, due_at).await,
+        crate::store::Tx::Postgres(t) => postgres::set_task_due(t, task, due_at).await,
+    }
+}
+
+pub async fn provisional_instances(pool: &StorePool) -> R<Vec<String>> {
+    on!(pool, provisional_instances())
+}

@@ -423,3 +423,23 @@ pub async fn settle_provisional(tx: &mut sqlx::Transaction<'static, DB>, instanc
     .await?;
     Ok(())
 }
+
+/// Sets an open task's due time (`None`: none while its deadline is suspended).
+pub async fn set_task_due(tx: &mut sqlx::Transaction<'static, DB>, task: &str, due_at: Option<i64>) -> R<()> {
+    sqlx::query("UPDATE tasks SET due_at = $2 WHERE id = $1")
+        .bind(task)
+        .bind(due_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Running instances flagged provisional.
+pub async fn provisional_instances(pool: &Pool) -> R<Vec<String>> {
+    sqlx::query("SELECT id FROM instances WHERE provisional = 1 AND status IN ('running', 'incident') ORDER BY id")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}
