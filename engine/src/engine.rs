@@ -552,6 +552,15 @@ impl Engine {
         Ok(l)
     }
 
+    /// The latest version of `key` with its model and configuration (`None`: not deployed).
+    /// One small read; the deployment itself comes from the cache.
+    pub(crate) async fn latest_deployment(&self, key: &str) -> Result<Option<(i64, Arc<Loaded>)>> {
+        let Some(version) = on_pool!(&self.inner.pool, latest_version(key))? else {
+            return Ok(None);
+        };
+        Ok(Some((version, self.loaded_by_key(key, version).await?)))
+    }
+
     /// The cached deployment, read from the pool on a miss.
     async fn loaded_by_key(&self, key: &str, version: i64) -> Result<Arc<Loaded>> {
         {
