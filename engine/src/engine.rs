@@ -511,6 +511,8 @@ impl Engine {
                     created_at: now,
                 };
                 on_tx!(&mut tx, insert_deployment(&row))?;
+                // Who may start it may have changed: every server reads its rule again.
+                on_tx!(&mut tx, bump_access_generation())?;
                 (row, true)
             }
         })?;

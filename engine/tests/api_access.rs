@@ -110,11 +110,15 @@ async fn old_refusals_are_pruned(db: &str, test: &str) {
         .collect();
     assert_eq!(kept, vec!["/new", "/edge"]);
     assert_eq!(
-        api::access::prune_refusals(&state, 90).await.expect("pruned"),
+        api::access::prune_refusals(&state, 90)
+            .await
+            .expect("pruned"),
         0
     );
     assert_eq!(
-        api::access::prune_refusals(&state, 30).await.expect("pruned"),
+        api::access::prune_refusals(&state, 30)
+            .await
+            .expect("pruned"),
         1
     );
 }
@@ -165,7 +169,10 @@ async fn start_needs_a_role_the_process_allows(db: &str, test: &str) {
 
     // Refused starts are recorded like every 403.
     let refusals = api.get("/api/v1/refusals", &api.admin).await;
-    let list = refusals.body["refusals"].as_array().cloned().unwrap_or_default();
+    let list = refusals.body["refusals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(
         list.iter()
             .filter(|r| r["path"] == "/api/v1/instances" && r["status"] == 403)

@@ -127,10 +127,14 @@ fn start_roles(cx: &mut Cx, config: &ConfigFile) {
     let span = yaml_span(config, &[START_ROLES_KEY.to_string()]);
     let Value::Array(items) = value else {
         cx.push(
-            Diagnostic::error(START_ROLES, span, "`start_roles` must be a list of role names")
-                .with_label("not a list")
-                .with_help("write `start_roles: [window]`; admins may always start the process")
-                .in_file(&config.file),
+            Diagnostic::error(
+                START_ROLES,
+                span,
+                "`start_roles` must be a list of role names",
+            )
+            .with_label("not a list")
+            .with_help("write `start_roles: [window]`; admins may always start the process")
+            .in_file(&config.file),
         );
         return;
     };
@@ -156,7 +160,9 @@ fn start_roles(cx: &mut Cx, config: &ConfigFile) {
                         )),
                         Some(_) => Some((
                             format!("`{text}` is not a key of role `{base}`"),
-                            Some(format!("write `{base}` or `{base}:<key>` with letters, digits, `_` or `-`")),
+                            Some(format!(
+                                "write `{base}` or `{base}:<key>` with letters, digits, `_` or `-`"
+                            )),
                         )),
                     },
                     None => Some((format!("`{text}` is not a role of this process"), None)),

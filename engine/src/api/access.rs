@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Principals by token hash, each with the moment it was looked up, valid while the tokens
-/// generation (bumped by every revocation, on any server) is the one they were read under.
+/// Principals by token hash, each with the moment it was looked up, valid while the access
+/// generation (bumped by every revocation and new deployment, on any server) is the one they
+/// were read under.
 #[derive(Clone, Default)]
 pub(crate) struct TokenCache(Arc<Mutex<CachedTokens>>);
 
@@ -32,9 +33,20 @@ impl TokenCache {
     }
 }
 
-/// Who may start each deployed version, by (process key, version).
+/// Who may start each process (its latest version), with the access generation it was read
+/// under: a new deployment anywhere bumps the generation, so the rule is read again then.
 #[derive(Clone, Default)]
-pub(crate) struct StartRolesCache(Arc<Mutex<HashMap<(String, i64), Arc<StartRoles>>>>);
+pub(crate) struct StartRolesCache(Arc<Mutex<StartRulesByProcess>>);
+
+/// Process key → (access generation read under, rule).
+type StartRulesByProcess = HashMap<String, (i64, Arc<StartRoles>)>;
+
+impl TokenCache {
+    /// The latest access generation this server has read.
+    fn generation(&self) -> i64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).generation
+    }
+}
 
 /// Why a call was refused; put on the response by [`ApiError`] so the middleware can record it.
 #[derive(Debug, Clone)]
@@ -153,26 +165,33 @@ pub(crate) async fn check_start(
     if principal.is_admin() {
         return Ok(());
     }
-    let Some((version, loaded)) = state.engine.latest_deployment(process).await? else {
-        return Ok(());
-    };
-    let key = (process.to_string(), version);
+    // The generation this request was authenticated under (or a newer one): a rule cached
+    // under it is still the rule of the latest deployment.
+    let generation = state.cache.generation();
     let cached = state
         .start_roles
         .0
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .cloned();
+        .get(process)
+        .filter(|(read_under, _)| *read_under == generation)
+        .map(|(_, roles)| roles.clone());
     let roles = match cached {
         Some(roles) => roles,
         None => {
+            let Some((_, loaded)) = state.engine.latest_deployment(process).await? else {
+                return Ok(());
+            };
             let roles = Arc::new(StartRoles::of(&loaded.model, &loaded.data.config));
-            let mut cache = state.start_roles.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = state
+                .start_roles
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if cache.len() > 1_000 {
                 cache.clear();
             }
-            cache.insert(key, roles.clone());
+            cache.insert(process.to_string(), (generation, roles.clone()));
             roles
         }
     };

@@ -43,7 +43,7 @@ pub struct ApiConfig {
     /// First retry delay after a failure; doubled after every further failure.
     pub retry_backoff: Duration,
     /// Longest time a looked-up token is kept in memory before it is read again. Revocations
-    /// do not wait for this: every request reads the tokens generation (bumped by each
+    /// do not wait for this: every request reads the access generation (bumped by each
     /// revocation), so a revocation on any server sharing the database counts at once.
     pub token_cache: Duration,
 }

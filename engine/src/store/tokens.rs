@@ -34,7 +34,10 @@ pub struct RefusalRecord {
 pub enum TokenLookup {
     Active(Principal),
     /// Revoked at this moment (unix millis).
-    Revoked { name: String, at: i64 },
+    Revoked {
+        name: String,
+        at: i64,
+    },
 }
 
 /// Tokens and refusals, over the engine's pool.
@@ -160,10 +163,11 @@ impl TokenStore {
         }))
     }
 
-    /// The tokens generation: a counter every revocation bumps (one row, read by primary key).
-    /// A server trusts the tokens it has cached only while this has not changed.
+    /// The access generation: a counter every revocation and every new deployment bumps (one
+    /// row, read by primary key). A server trusts what it cached about tokens and start rules
+    /// only while this has not changed.
     pub async fn generation(&self) -> Result<i64, EngineError> {
-        let sql = "SELECT generation FROM api_tokens_generation WHERE id = 1";
+        let sql = "SELECT generation FROM access_generation WHERE id = 1";
         let generation: Option<i64> = on_pool!(&self.pool, |p| {
             match sqlx::query(sql).fetch_optional(p).await? {
                 Some(row) => Some(row.try_get("generation")?),
@@ -174,7 +178,7 @@ impl TokenStore {
         // which a constant does not express, so report the database as broken.
         generation.ok_or_else(|| {
             EngineError::Internal(
-                "the row of api_tokens_generation is missing; the migration 0110 inserts it".into(),
+                "the row of access_generation is missing; migration 0110 inserts it".into(),
             )
         })
     }
@@ -200,7 +204,7 @@ impl TokenStore {
         let sql = "UPDATE api_tokens SET revoked_at = $1 \
                    WHERE (name = $2 OR id = $2) AND revoked_at IS NULL \
                    RETURNING id, name, roles, streets, created_at, revoked_at";
-        let bump = "UPDATE api_tokens_generation SET generation = generation + 1 WHERE id = 1";
+        let bump = "UPDATE access_generation SET generation = generation + 1 WHERE id = 1";
         let at = now.timestamp_millis();
         Ok(on_pool!(&self.pool, |p| {
             // One transaction: no server can see the token revoked without the new generation.

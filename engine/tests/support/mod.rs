@@ -209,10 +209,7 @@ pub async fn open(db: &str, test: &str) -> Option<Engine> {
 pub async fn open_pair(db: &str, test: &str) -> Option<(Engine, Engine)> {
     let options = match db {
         "sqlite" => {
-            let path = std::env::temp_dir().join(format!(
-                "yimen-{test}-{}.db",
-                std::process::id()
-            ));
+            let path = std::env::temp_dir().join(format!("yimen-{test}-{}.db", std::process::id()));
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
