@@ -44,7 +44,8 @@ fn sigterm_answers_requests_in_flight_and_exits_0() {
     };
 
     let (mut token, mut address) = (None, None);
-    while address.is_none() {
+    // The token comes on stdout, the address on stderr: in either order.
+    while token.is_none() || address.is_none() {
         let Some(line) = next_line(&mut seen) else {
             let _ = child.kill();
             panic!("the server did not start: {seen:#?}");
