@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
 
 /// Prefix of every token, so that a leaked one is recognisable in a scan.
 pub const TOKEN_PREFIX: &str = "ym_";
@@ -151,6 +152,132 @@ impl Principal {
     }
 }
 
+/// Who may start instances of one deployed process. Admins always may. Otherwise the roles
+/// listed under `start_roles` in the process's YAML configuration, or, when it lists none, the
+/// roles of the process's first tasks: those a case can reach from its start without passing
+/// another task (so the queue that receives the application starts the case).
+///
+/// A role matches a token role of the same name, and keys of it both ways: `department`
+/// admits a `department:civil_affairs` token and `department:civil_affairs` admits a
+/// `department` token (which works every key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRoles {
+    /// Role names besides admin (`window`, `department:civil_affairs`, `supervision`).
+    pub roles: Vec<String>,
+    /// `true` when `start_roles` set them; `false` for the default.
+    pub configured: bool,
+}
+
+/// The configuration key that lists who may start a process.
+pub const START_ROLES_KEY: &str = "start_roles";
+
+impl StartRoles {
+    /// The rule for `model` deployed with `config` (its YAML as JSON). A `start_roles` value
+    /// that is not a list of texts (the checker refuses one at deploy) admits admins only.
+    pub fn of(model: &yimen_dsl::model::Process, config: &serde_json::Value) -> StartRoles {
+        match config.get(START_ROLES_KEY) {
+            Some(serde_json::Value::Array(items)) => StartRoles {
+                roles: items
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .map(|r| r.trim().to_string())
+                    .filter(|r| !r.is_empty() && r != "admin")
+                    .collect(),
+                configured: true,
+            },
+            Some(_) => StartRoles {
+                roles: Vec::new(),
+                configured: true,
+            },
+            None => StartRoles {
+                roles: first_task_roles(model),
+                configured: false,
+            },
+        }
+    }
+
+    /// May `principal` start the process?
+    pub fn allow(&self, principal: &Principal) -> bool {
+        principal.is_admin()
+            || principal.roles.iter().any(|held| {
+                let held = held.to_string();
+                self.roles
+                    .iter()
+                    .any(|role| covers(&held, role) || covers(role, &held))
+            })
+    }
+
+    /// `admin` and the allowed roles, for messages.
+    pub fn names(&self) -> Vec<String> {
+        std::iter::once("admin".to_string())
+            .chain(self.roles.iter().cloned())
+            .collect()
+    }
+}
+
+/// `department` covers `department` and `department:<key>`.
+fn covers(role: &str, other: &str) -> bool {
+    other == role
+        || other
+            .strip_prefix(role)
+            .is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// Roles of the tasks reachable from the start without passing another task, sorted.
+fn first_task_roles(model: &yimen_dsl::model::Process) -> Vec<String> {
+    use yimen_dsl::model::NodeKind;
+    let by_id: HashMap<&str, &NodeKind> = model
+        .nodes
+        .iter()
+        .map(|n| (n.id.name.as_str(), &n.kind))
+        .collect();
+    let mut todo: Vec<&str> = model
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::Start { next } => Some(next.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut roles: Vec<String> = Vec::new();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(kind) = by_id.get(id) else {
+            continue;
+        };
+        match kind {
+            NodeKind::Task(task) => {
+                let role = task.queue.role.name.clone();
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
+            NodeKind::Start { next }
+            | NodeKind::Step { next, .. }
+            | NodeKind::Join { next }
+            | NodeKind::WaitTimer { next, .. }
+            | NodeKind::StartProcess { next, .. } => todo.push(&next.name),
+            NodeKind::WaitMessage { next, timeout, .. } => {
+                todo.push(&next.name);
+                if let Some((_, after)) = timeout {
+                    todo.push(&after.name);
+                }
+            }
+            NodeKind::Choice { branches, default } => {
+                todo.extend(branches.iter().map(|b| b.next.name.as_str()));
+                todo.extend(default.iter().map(|d| d.name.as_str()));
+            }
+            NodeKind::Split { branches } => todo.extend(branches.iter().map(|b| b.name.as_str())),
+            NodeKind::End { .. } => {}
+        }
+    }
+    roles.sort();
+    roles
+}
+
 /// A new token: `plain` is shown once to the person who asked for it, `hash` is stored.
 #[derive(Debug, Clone)]
 pub struct NewToken {
@@ -254,6 +381,79 @@ mod tests {
         assert!(sup.is_overseer());
         assert!(!sup.may_start());
         assert!(!sup.works_queue("window", None));
+    }
+
+    /// A choice leads to `intake`, or through a wait to a keyed `office` task; `boss` comes
+    /// only after them.
+    const FIRST_TASKS: &str = r#"process p "测试" version 1
+enum unit { east "东", west "西" }
+var amount: integer required "金额"
+var u: unit required "科室"
+role intake "受理"
+role office[unit] "科室"
+role boss "领导"
+start begin "开始" -> route
+choice route "分流" {
+  when amount > 10 -> big
+  else -> small
+}
+wait big "等待" 1 days -> office_task
+task small "受理" {
+  queue intake
+  outcome ok "好" -> later
+}
+task office_task "科室" {
+  queue office[u]
+  outcome ok "好" -> later
+}
+task later "领导" {
+  queue boss
+  outcome ok "好" -> done
+}
+end done "结束" result done
+"#;
+
+    fn first_tasks_model() -> yimen_dsl::model::Process {
+        let compiled = yimen_dsl::compile("p.flow", FIRST_TASKS, &|_| None);
+        compiled
+            .process
+            .unwrap_or_else(|| panic!("test process checks: {:?}", compiled.diagnostics))
+    }
+
+    #[test]
+    fn by_default_the_roles_of_the_first_tasks_may_start() {
+        let rule = StartRoles::of(&first_tasks_model(), &serde_json::json!({}));
+        assert_eq!(rule.roles, vec!["intake", "office"]);
+        assert!(!rule.configured);
+        for yes in ["intake", "office", "office:east", "admin", "boss,intake"] {
+            assert!(rule.allow(&principal(yes, &[])), "{yes} may start");
+        }
+        for no in ["boss", "supervision", "offices", "intake_x"] {
+            assert!(!rule.allow(&principal(no, &[])), "{no} may not start");
+        }
+        assert_eq!(rule.names(), vec!["admin", "intake", "office"]);
+    }
+
+    #[test]
+    fn start_roles_in_the_configuration_replace_the_default() {
+        let model = first_tasks_model();
+        let rule = StartRoles::of(
+            &model,
+            &serde_json::json!({"start_roles": ["office:east", "supervision"]}),
+        );
+        assert!(rule.configured);
+        for yes in ["office:east", "office", "supervision", "admin"] {
+            assert!(rule.allow(&principal(yes, &[])), "{yes} may start");
+        }
+        for no in ["office:west", "intake", "boss"] {
+            assert!(!rule.allow(&principal(no, &[])), "{no} may not start");
+        }
+        // Not a list (the checker refuses it at deploy): admins only.
+        let broken = StartRoles::of(&model, &serde_json::json!({"start_roles": "intake"}));
+        assert!(!broken.allow(&principal("intake", &[])));
+        assert!(broken.allow(&principal("admin", &[])));
+        let empty = StartRoles::of(&model, &serde_json::json!({"start_roles": []}));
+        assert_eq!(empty.names(), vec!["admin"]);
     }
 
     #[test]

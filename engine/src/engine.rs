@@ -601,6 +601,8 @@ impl Engine {
                     created_at: now,
                 };
                 on_tx!(&mut tx, insert_deployment(&row))?;
+                // Who may start it may have changed: every server reads its rule again.
+                on_tx!(&mut tx, bump_access_generation())?;
                 (row, true)
             }
         })?;
@@ -640,6 +642,15 @@ impl Engine {
         });
         cache.insert(k, l.clone());
         Ok(l)
+    }
+
+    /// The latest version of `key` with its model and configuration (`None`: not deployed).
+    /// One small read; the deployment itself comes from the cache.
+    pub(crate) async fn latest_deployment(&self, key: &str) -> Result<Option<(i64, Arc<Loaded>)>> {
+        let Some(version) = on_pool!(&self.inner.pool, latest_version(key))? else {
+            return Ok(None);
+        };
+        Ok(Some((version, self.loaded_by_key(key, version).await?)))
     }
 
     /// The cached deployment, read from the pool on a miss.

@@ -22,6 +22,15 @@ pub struct Args {
     /// Working-day calendars (`*.yaml`) for due dates.
     #[arg(long, default_value = "calendars")]
     pub calendars: PathBuf,
+    /// Days refused calls are kept in `access_refusals` (older ones are deleted hourly).
+    /// 0 keeps them forever.
+    #[arg(
+        long,
+        env = "YIMEN_KEEP_REFUSALS_DAYS",
+        value_name = "DAYS",
+        default_value_t = 90
+    )]
+    pub keep_refusals_days: u32,
     #[command(flatten)]
     pub timers: super::serve_timers::TimerArgs,
 }
@@ -56,6 +65,9 @@ pub fn database_url(database: &str) -> String {
 }
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    // Listen for SIGTERM before anything else: from here on it stops the server gracefully
+    // instead of killing it.
+    let stop = StopSignal::listen();
     let url = database_url(&args.database);
     let (clock, manual) = super::serve_timers::clock(&args.timers)?;
     let (due, reloading) = super::serve_timers::due_dates(&args.calendars)?;
@@ -88,18 +100,65 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         super::serve_timers::start(&engine, &args.timers, &args.calendars, manual, due.as_ref())
             .await?;
     let watch = super::serve_timers::CalendarWatch::start(&engine, &args.timers, reloading);
-    let app = api::router(state).layer(axum::Extension(services.clone()));
+    let pruner = super::serve_refusals::start(&state, args.keep_refusals_days);
+    let app = api::router(state.clone()).layer(axum::Extension(services.clone()));
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down");
+        .with_graceful_shutdown(async move {
+            let why = stop.wait().await;
+            eprintln!("shutting down ({why}): finishing the requests in flight");
+            state.begin_shutdown();
         })
         .await?;
+    if let Some(p) = pruner {
+        p.stop().await;
+    }
     if let Some(w) = watch {
         w.stop().await;
     }
     services.stop().await;
+    eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What stops the server: Ctrl-C (SIGINT), and on unix SIGTERM (what systemd, docker and
+/// Kubernetes send).
+struct StopSignal {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignal {
+    fn listen() -> StopSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let term = match signal(SignalKind::terminate()) {
+                Ok(term) => Some(term),
+                Err(e) => {
+                    eprintln!(
+                        "warning: cannot listen for SIGTERM ({e}); stop the server with Ctrl-C"
+                    );
+                    None
+                }
+            };
+            StopSignal { term }
+        }
+        #[cfg(not(unix))]
+        StopSignal {}
+    }
+
+    /// Waits for the first stop signal and names it.
+    async fn wait(self) -> &'static str {
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 /// The working-day calendars of `dir`; without that folder, weekdays only (with a note).

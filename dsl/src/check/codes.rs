@@ -112,6 +112,8 @@ pub const CONFIG_MAP_KEYS: &str = "YM0403";
 pub const CONFIG_ENUM: &str = "YM0404";
 /// The process reads configuration but declares no `config` block.
 pub const NO_CONFIG: &str = "YM0405";
+/// `start_roles` in the YAML is not a list of roles the process knows.
+pub const START_ROLES: &str = "YM0406";
 
 // Personal data.
 /// A personal-data variable written unmasked into a notification (warning).
@@ -174,5 +176,6 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (CONFIG_ENUM, "enum from configuration has no map"),
     (NO_CONFIG, "configuration used but not declared"),
+    (START_ROLES, "`start_roles` names no known role"),
     (PERSONAL_IN_MESSAGE, "personal data in a message"),
 ];

@@ -75,6 +75,7 @@ pub(super) fn check(cx: &mut Cx) {
             }
         }
     }
+    start_roles(cx, config);
     for channel in &p.channels {
         match config.values.get(&channel.url_config.name) {
             Some(Value::String(_)) => {}
@@ -108,6 +109,95 @@ pub(super) fn check(cx: &mut Cx) {
             }
         }
     }
+}
+
+/// The configuration key the engine reads to decide who may start the process.
+pub const START_ROLES_KEY: &str = "start_roles";
+
+/// Roles every deployment knows besides the ones a process declares.
+const BUILT_IN_ROLES: &[&str] = &["admin", "supervision", "leadership"];
+
+/// `start_roles:` (read by the engine, not by the process): the roles that may start the
+/// process. A list of `admin`, `supervision`, `leadership`, roles the process declares
+/// (`window`), or keys of a keyed role (`department:civil_affairs`).
+fn start_roles(cx: &mut Cx, config: &ConfigFile) {
+    let Some(value) = config.values.get(START_ROLES_KEY) else {
+        return;
+    };
+    let span = yaml_span(config, &[START_ROLES_KEY.to_string()]);
+    let Value::Array(items) = value else {
+        cx.push(
+            Diagnostic::error(
+                START_ROLES,
+                span,
+                "`start_roles` must be a list of role names",
+            )
+            .with_label("not a list")
+            .with_help("write `start_roles: [window]`; admins may always start the process")
+            .in_file(&config.file),
+        );
+        return;
+    };
+    let process = cx.process;
+    let roles = &process.roles;
+    let mut known: Vec<String> = BUILT_IN_ROLES.iter().map(|r| r.to_string()).collect();
+    known.extend(roles.iter().map(|r| r.name.name.clone()));
+    for item in items {
+        let problem = match item {
+            Value::String(text) => {
+                let (base, key) = match text.split_once(':') {
+                    Some((base, key)) => (base, Some(key)),
+                    None => (text.as_str(), None),
+                };
+                match roles.iter().find(|r| r.name.name == base) {
+                    _ if key.is_none() && BUILT_IN_ROLES.contains(&base) => None,
+                    Some(role) => match key {
+                        None => None,
+                        Some(k) if role.keyed_by.is_some() && is_key(k) => None,
+                        Some(_) if role.keyed_by.is_none() => Some((
+                            format!("role `{base}` has no keys, so `{text}` names nothing"),
+                            Some(format!("write `{base}`")),
+                        )),
+                        Some(_) => Some((
+                            format!("`{text}` is not a key of role `{base}`"),
+                            Some(format!(
+                                "write `{base}` or `{base}:<key>` with letters, digits, `_` or `-`"
+                            )),
+                        )),
+                    },
+                    None => Some((format!("`{text}` is not a role of this process"), None)),
+                }
+            }
+            _ => Some((format!("`{item}` is not a role name (text)"), None)),
+        };
+        if let Some((message, help)) = problem {
+            let shown = match item {
+                Value::String(text) => text.split(':').next().unwrap_or_default().to_string(),
+                _ => String::new(),
+            };
+            let help = help.unwrap_or_else(|| {
+                super::help_or(
+                    &shown,
+                    known.iter().map(String::as_str),
+                    format!("roles here: {}", known.join(", ")),
+                )
+            });
+            cx.push(
+                Diagnostic::error(START_ROLES, span, message)
+                    .with_label("in this list")
+                    .with_help(help)
+                    .in_file(&config.file),
+            );
+        }
+    }
+}
+
+/// A key of a keyed role: letters, digits, `_` and `-`.
+fn is_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
 fn type_error(cx: &mut Cx, config: &ConfigFile, path: &[String], message: String, help: String) {

@@ -1,7 +1,8 @@
 //! Authentication (bearer tokens) and the record of refused calls.
 
 use super::{ApiError, ApiState};
-use crate::auth::{self, Principal};
+use crate::auth::{self, Principal, StartRoles};
+use crate::store::tokens::TokenLookup;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -10,13 +11,40 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Principals by token hash, each with the moment it was looked up.
+/// Principals by token hash, each with the moment it was looked up, valid while the access
+/// generation (bumped by every revocation and new deployment, on any server) is the one they
+/// were read under.
 #[derive(Clone, Default)]
-pub(crate) struct TokenCache(Arc<Mutex<HashMap<String, (Principal, Instant)>>>);
+pub(crate) struct TokenCache(Arc<Mutex<CachedTokens>>);
+
+#[derive(Default)]
+pub(crate) struct CachedTokens {
+    generation: i64,
+    principals: HashMap<String, (Principal, Instant)>,
+}
 
 impl TokenCache {
     pub(crate) fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .principals
+            .clear();
+    }
+}
+
+/// Who may start each process (its latest version), with the access generation it was read
+/// under: a new deployment anywhere bumps the generation, so the rule is read again then.
+#[derive(Clone, Default)]
+pub(crate) struct StartRolesCache(Arc<Mutex<StartRulesByProcess>>);
+
+/// Process key → (access generation read under, rule).
+type StartRulesByProcess = HashMap<String, (i64, Arc<StartRoles>)>;
+
+impl TokenCache {
+    /// The latest access generation this server has read.
+    fn generation(&self) -> i64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).generation
     }
 }
 
@@ -81,30 +109,113 @@ fn refusal(response: &Response) -> Option<(u16, String)> {
 async fn principal(state: &ApiState, header: Option<&str>) -> Result<Principal, ApiError> {
     let token = auth::bearer(header).map_err(ApiError::unauthorized)?;
     let hash = auth::hash_token(token);
+    // Read before the lookup: a revocation committed after this read bumps the generation, so
+    // what is cached below under this generation is looked up again at the next request.
+    let generation = state
+        .tokens
+        .generation()
+        .await
+        .map_err(ApiError::internal)?;
     {
-        let cache = state.cache.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((principal, at)) = cache.get(&hash)
+        let mut cache = state.cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.generation != generation {
+            cache.principals.clear();
+            cache.generation = generation;
+        } else if let Some((principal, at)) = cache.principals.get(&hash)
             && at.elapsed() < state.config.token_cache
         {
             return Ok(principal.clone());
         }
     }
-    let found = state
-        .tokens
-        .find_active(&hash)
-        .await
-        .map_err(ApiError::internal)?;
-    let Some(principal) = found else {
-        return Err(ApiError::unauthorized(
-            "the token is unknown or revoked; ask an administrator for a new one (`yimen token create`)",
-        ));
+    let principal = match state.tokens.find(&hash).await.map_err(ApiError::internal)? {
+        Some(TokenLookup::Active(principal)) => principal,
+        Some(TokenLookup::Revoked { name, at }) => {
+            let when = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| at.to_string());
+            return Err(ApiError::unauthorized(format!(
+                "the token `{name}` was revoked at {when}; ask an administrator for a new one (`yimen token create`)"
+            )));
+        }
+        None => {
+            return Err(ApiError::unauthorized(
+                "the token is unknown; check that it was copied whole, or ask an administrator for a new one (`yimen token create`)",
+            ));
+        }
     };
     let mut cache = state.cache.0.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() > 10_000 {
-        cache.clear();
+    if cache.generation == generation {
+        if cache.principals.len() > 10_000 {
+            cache.principals.clear();
+        }
+        cache
+            .principals
+            .insert(hash, (principal.clone(), Instant::now()));
     }
-    cache.insert(hash, (principal.clone(), Instant::now()));
     Ok(principal)
+}
+
+/// Checks that `principal` may start instances of `process` (see [`StartRoles`]). An unknown
+/// process passes here: starting it then answers 404.
+pub(crate) async fn check_start(
+    state: &ApiState,
+    principal: &Principal,
+    process: &str,
+) -> Result<(), ApiError> {
+    if principal.is_admin() {
+        return Ok(());
+    }
+    // The generation this request was authenticated under (or a newer one): a rule cached
+    // under it is still the rule of the latest deployment.
+    let generation = state.cache.generation();
+    let cached = state
+        .start_roles
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(process)
+        .filter(|(read_under, _)| *read_under == generation)
+        .map(|(_, roles)| roles.clone());
+    let roles = match cached {
+        Some(roles) => roles,
+        None => {
+            let Some((_, loaded)) = state.engine.latest_deployment(process).await? else {
+                return Ok(());
+            };
+            let roles = Arc::new(StartRoles::of(&loaded.model, &loaded.data.config));
+            let mut cache = state
+                .start_roles
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if cache.len() > 1_000 {
+                cache.clear();
+            }
+            cache.insert(process.to_string(), (generation, roles.clone()));
+            roles
+        }
+    };
+    if roles.allow(principal) {
+        return Ok(());
+    }
+    let source = if roles.configured {
+        "`start_roles` in its YAML configuration".to_string()
+    } else {
+        "the default: admin and the roles of its first tasks; set `start_roles` in its YAML \
+         configuration to change it"
+            .to_string()
+    };
+    Err(ApiError::forbidden(format!(
+        "token `{}` may not start `{process}`: only {} may ({source})",
+        principal.name,
+        roles.names().join(", ")
+    )))
+}
+
+/// Deletes refused calls older than `keep_days` days (by the engine's clock); returns how many.
+pub async fn prune_refusals(state: &ApiState, keep_days: u32) -> Result<u64, crate::EngineError> {
+    let before = state.engine.clock().now() - chrono::Duration::days(i64::from(keep_days));
+    state.tokens.prune_refusals(before).await
 }
 
 async fn record(

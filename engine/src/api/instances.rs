@@ -11,7 +11,10 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 /// Start an instance. A business key already used for this process returns the existing
-/// instance (200, `existing: true`) instead of starting a second.
+/// instance (200, `existing: true`) instead of starting a second. Admins may start any
+/// process; other tokens need a role listed under `start_roles` in the process's YAML
+/// configuration, or, without that list, the role of one of its first tasks (403 names the
+/// roles that may).
 #[utoipa::path(post, path = "/instances", tag = "instances",
     request_body = StartBody,
     responses(
@@ -26,11 +29,7 @@ pub(super) async fn start(
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
-    if !principal.may_start() {
-        return Err(ApiError::forbidden(
-            "this token only reads; starting cases needs an admin or a queue role",
-        ));
-    }
+    super::access::check_start(&state, &principal, &body.process).await?;
     let view = state
         .engine
         .start(StartRequest {

@@ -42,8 +42,9 @@ pub struct ApiConfig {
     pub max_attempts: u32,
     /// First retry delay after a failure; doubled after every further failure.
     pub retry_backoff: Duration,
-    /// How long an authenticated token is trusted before it is looked up again (revocations
-    /// through this server take effect at once; through another server after this long).
+    /// Longest time a looked-up token is kept in memory before it is read again. Revocations
+    /// do not wait for this: every request reads the access generation (bumped by each
+    /// revocation), so a revocation on any server sharing the database counts at once.
     pub token_cache: Duration,
 }
 
@@ -55,7 +56,7 @@ impl Default for ApiConfig {
             max_lease_seconds: 3600,
             max_attempts: 3,
             retry_backoff: Duration::from_secs(10),
-            token_cache: Duration::from_secs(5),
+            token_cache: Duration::from_secs(300),
         }
     }
 }
@@ -67,6 +68,10 @@ pub struct ApiState {
     pub tokens: TokenStore,
     pub config: Arc<ApiConfig>,
     pub(crate) cache: access::TokenCache,
+    /// Roles that may start each deployed version (`start_roles`, or the default rule).
+    pub(crate) start_roles: access::StartRolesCache,
+    /// Set when the server begins to stop: long polls answer at once.
+    pub(crate) shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ApiState {
@@ -77,7 +82,22 @@ impl ApiState {
             tokens,
             config: Arc::new(config),
             cache: access::TokenCache::default(),
+            start_roles: access::StartRolesCache::default(),
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Begins a graceful stop: waiting claims (long polls) answer now with what they have, so
+    /// the server can finish the requests in flight and exit.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`ApiState::begin_shutdown`] was called (at once if it was already).
+    pub async fn shutting_down(&self) {
+        let mut stopped = self.shutdown.subscribe();
+        // `wait_for` errs only when the sender is gone, which it is not while `self` lives.
+        let _ = stopped.wait_for(|stopping| *stopping).await;
     }
 }
 

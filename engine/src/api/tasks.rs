@@ -73,7 +73,9 @@ pub(super) async fn claim(
     let deadline = Instant::now() + Duration::from_secs(u64::from(body.wait_seconds));
     loop {
         let claimed = state.engine.claim(request.clone()).await?;
-        if !claimed.is_empty() || Instant::now() >= deadline {
+        // A server that is stopping answers at once instead of holding the stop up.
+        let stopping = *state.shutdown.borrow();
+        if !claimed.is_empty() || Instant::now() >= deadline || stopping {
             let tasks = claimed
                 .into_iter()
                 .map(claimed_dto)
@@ -93,6 +95,7 @@ pub(super) async fn claim(
                     }
                 },
                 _ = tokio::time::sleep_until(next_look) => break,
+                _ = state.shutting_down() => break,
             }
         }
     }

@@ -195,6 +195,24 @@ pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
     Ok(())
 }
 
+/// Bumps the access generation (migration 0110): servers drop what they cached about tokens
+/// and start rules at their next request.
+pub async fn bump_access_generation(tx: &mut Tx) -> R<()> {
+    sqlx::query("UPDATE access_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The latest version of `key` (`None`: never deployed): one read of the primary key index.
+pub async fn latest_version(pool: &Pool, key: &str) -> R<Option<i64>> {
+    let r = sqlx::query("SELECT MAX(version) AS v FROM deployments WHERE key = $1")
+        .bind(key)
+        .fetch_one(pool)
+        .await?;
+    r.try_get("v")
+}
+
 pub async fn deployment(pool: &Pool, key: &str, version: Option<i64>) -> R<Option<DeploymentRow>> {
     sqlx::query(
         "SELECT * FROM deployments WHERE key = $1 AND ($2 IS NULL OR version = $2) \

@@ -29,6 +29,17 @@ pub struct RefusalRecord {
     pub reason: String,
 }
 
+/// What a token hash stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLookup {
+    Active(Principal),
+    /// Revoked at this moment (unix millis).
+    Revoked {
+        name: String,
+        at: i64,
+    },
+}
+
 /// Tokens and refusals, over the engine's pool.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -124,21 +135,52 @@ impl TokenStore {
 
     /// The holder of the active token with this hash.
     pub async fn find_active(&self, hash: &str) -> Result<Option<Principal>, EngineError> {
+        Ok(match self.find(hash).await? {
+            Some(TokenLookup::Active(principal)) => Some(principal),
+            _ => None,
+        })
+    }
+
+    /// The token with this hash: its holder while active, or when it was revoked.
+    pub async fn find(&self, hash: &str) -> Result<Option<TokenLookup>, EngineError> {
         let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
-                   WHERE hash = $1 AND revoked_at IS NULL";
+                   WHERE hash = $1";
         let record: Option<TokenRecord> = on_pool!(&self.pool, |p| {
             match sqlx::query(sql).bind(hash).fetch_optional(p).await? {
                 Some(row) => Some(token_record!(row)),
                 None => None,
             }
         });
-        Ok(record.map(|r| Principal {
-            token_id: r.id,
-            name: r.name,
-            // Roles were checked when the token was made; an unreadable one grants nothing.
-            roles: r.roles.iter().filter_map(|x| Role::parse(x).ok()).collect(),
-            streets: r.streets,
+        Ok(record.map(|r| match r.revoked_at {
+            Some(at) => TokenLookup::Revoked { name: r.name, at },
+            None => TokenLookup::Active(Principal {
+                token_id: r.id,
+                name: r.name,
+                // Roles were checked when the token was made; an unreadable one grants nothing.
+                roles: r.roles.iter().filter_map(|x| Role::parse(x).ok()).collect(),
+                streets: r.streets,
+            }),
         }))
+    }
+
+    /// The access generation: a counter every revocation and every new deployment bumps (one
+    /// row, read by primary key). A server trusts what it cached about tokens and start rules
+    /// only while this has not changed.
+    pub async fn generation(&self) -> Result<i64, EngineError> {
+        let sql = "SELECT generation FROM access_generation WHERE id = 1";
+        let generation: Option<i64> = on_pool!(&self.pool, |p| {
+            match sqlx::query(sql).fetch_optional(p).await? {
+                Some(row) => Some(row.try_get("generation")?),
+                None => None,
+            }
+        });
+        // The migration inserts the row; without it no cache entry can be trusted for long,
+        // which a constant does not express, so report the database as broken.
+        generation.ok_or_else(|| {
+            EngineError::Internal(
+                "the row of access_generation is missing; migration 0110 inserts it".into(),
+            )
+        })
     }
 
     /// The active token of this name.
@@ -162,17 +204,25 @@ impl TokenStore {
         let sql = "UPDATE api_tokens SET revoked_at = $1 \
                    WHERE (name = $2 OR id = $2) AND revoked_at IS NULL \
                    RETURNING id, name, roles, streets, created_at, revoked_at";
+        let bump = "UPDATE access_generation SET generation = generation + 1 WHERE id = 1";
         let at = now.timestamp_millis();
         Ok(on_pool!(&self.pool, |p| {
-            match sqlx::query(sql)
+            // One transaction: no server can see the token revoked without the new generation.
+            let mut tx = p.begin().await?;
+            let revoked = match sqlx::query(sql)
                 .bind(at)
                 .bind(name_or_id)
-                .fetch_optional(p)
+                .fetch_optional(&mut *tx)
                 .await?
             {
                 Some(row) => Some(token_record!(row)),
                 None => None,
+            };
+            if revoked.is_some() {
+                sqlx::query(bump).execute(&mut *tx).await?;
             }
+            tx.commit().await?;
+            revoked
         }))
     }
 
@@ -219,6 +269,17 @@ impl TokenStore {
                 .await?;
         });
         Ok(())
+    }
+
+    /// Deletes the refused calls recorded before `before`; returns how many.
+    pub async fn prune_refusals(&self, before: DateTime<Utc>) -> Result<u64, EngineError> {
+        let sql = "DELETE FROM access_refusals WHERE at < $1";
+        let at = before.timestamp_millis();
+        Ok(on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(at)
+            .execute(p)
+            .await?
+            .rows_affected()))
     }
 
     /// The latest refused calls, newest first.

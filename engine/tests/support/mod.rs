@@ -194,28 +194,58 @@ pub async fn setup(db: &str, test: &str) -> Option<TestApi> {
 
 /// Opens an engine: `sqlite` (in memory) or `postgres` (own schema named after the test).
 pub async fn open(db: &str, test: &str) -> Option<Engine> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let options = match db {
         "sqlite" => OpenOptions {
             url: "sqlite::memory:".into(),
             pg_schema: None,
         },
-        _ => {
-            let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-                let _ = std::io::Write::write_fmt(
-                    &mut std::io::stderr(),
-                    format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
-                );
-                return None;
-            };
-            let schema = format!("api_{test}");
-            reset_schema(&url, &schema).await;
+        _ => postgres_options(test).await?,
+    };
+    Some(open_and_deploy(options).await)
+}
+
+/// Two engines on one database, as two servers sharing it: `sqlite` (one file in the temp
+/// folder) or `postgres` (one schema named after the test). The test model is deployed.
+pub async fn open_pair(db: &str, test: &str) -> Option<(Engine, Engine)> {
+    let options = match db {
+        "sqlite" => {
+            let path = std::env::temp_dir().join(format!("yimen-{test}-{}.db", std::process::id()));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
             OpenOptions {
-                url,
-                pg_schema: Some(schema),
+                url: format!("sqlite:{}", path.display()),
+                pg_schema: None,
             }
         }
+        _ => postgres_options(test).await?,
     };
+    let first = open_and_deploy(options.clone()).await;
+    let second = Engine::open_with(options, Arc::new(SystemClock), Arc::new(WeekdaysOnly))
+        .await
+        .expect("second engine opens");
+    Some((first, second))
+}
+
+/// A fresh schema `api_<test>` on `YIMEN_TEST_POSTGRES`; `None` (and a visible line) without it.
+async fn postgres_options(test: &str) -> Option<OpenOptions> {
+    let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
+        );
+        return None;
+    };
+    let schema = format!("api_{test}");
+    reset_schema(&url, &schema).await;
+    Some(OpenOptions {
+        url,
+        pg_schema: Some(schema),
+    })
+}
+
+async fn open_and_deploy(options: OpenOptions) -> Engine {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Engine::open_with(options, clock, Arc::new(WeekdaysOnly))
         .await
         .expect("engine opens");
@@ -228,7 +258,7 @@ pub async fn open(db: &str, test: &str) -> Option<Engine> {
         })
         .await
         .expect("test model deploys");
-    Some(engine)
+    engine
 }
 
 async fn reset_schema(url: &str, schema: &str) {
@@ -244,14 +274,9 @@ async fn reset_schema(url: &str, schema: &str) {
     pool.close().await;
 }
 
-/// The router over `engine`, with a fresh admin token.
+/// The router over `engine`, with a fresh admin token (none when the database has tokens).
 pub async fn api_on(engine: Engine) -> TestApi {
-    let config = ApiConfig {
-        fallback_poll: std::time::Duration::from_millis(200),
-        retry_backoff: std::time::Duration::from_millis(1),
-        ..ApiConfig::default()
-    };
-    let state = ApiState::new(engine.clone(), config);
+    let state = ApiState::new(engine.clone(), test_config());
     let admin = api::access::bootstrap_admin(&state)
         .await
         .expect("bootstrap")
@@ -260,6 +285,15 @@ pub async fn api_on(engine: Engine) -> TestApi {
         engine,
         router: api::router(state),
         admin,
+    }
+}
+
+/// The API configuration of the tests: quick fallback polls and retries.
+pub fn test_config() -> ApiConfig {
+    ApiConfig {
+        fallback_poll: std::time::Duration::from_millis(200),
+        retry_backoff: std::time::Duration::from_millis(1),
+        ..ApiConfig::default()
     }
 }
 

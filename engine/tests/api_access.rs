@@ -1,0 +1,204 @@
+//! Access across servers and over time, on SQLite and on PostgreSQL (`*::postgres`, skipped
+//! without `YIMEN_TEST_POSTGRES`): a revocation counts at once on every server sharing the
+//! database, old refused calls are pruned, and a process says which roles may start it.
+
+mod support;
+
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use serde_json::json;
+use support::*;
+use yimen_dsl::model::{ConfigDecl, Span};
+use yimen_engine::api::{self, ApiState};
+use yimen_engine::{DeployRequest, Engine};
+
+/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario("sqlite", stringify!($scenario)).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario("postgres", stringify!($scenario)).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_databases!(
+    revocation_counts_at_once_on_every_server,
+    old_refusals_are_pruned,
+    start_needs_a_role_the_process_allows,
+);
+
+/// Two servers on one database; a token used on B, revoked through A, is refused by B at its
+/// very next request (B had it cached), with a message saying it was revoked.
+async fn revocation_counts_at_once_on_every_server(db: &str, test: &str) {
+    let Some((first, second)) = open_pair(db, test).await else {
+        return;
+    };
+    let a = api_on(first).await;
+    let b = TestApi {
+        router: api::router(ApiState::new(second.clone(), test_config())),
+        engine: second,
+        admin: a.admin.clone(),
+    };
+    let window = a.token("east-window", &["window"], &[]).await;
+    for _ in 0..2 {
+        let answer = b.get("/api/v1/definitions", &window).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    }
+    let revoked = a
+        .post("/api/v1/tokens/east-window/revoke", &a.admin, json!({}))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{revoked:?}");
+
+    let refused = b.get("/api/v1/definitions", &window).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    assert!(
+        refused.message().contains("`east-window` was revoked"),
+        "{refused:?}"
+    );
+    let on_a = a.get("/api/v1/definitions", &window).await;
+    assert_eq!(on_a.status, StatusCode::UNAUTHORIZED, "{on_a:?}");
+    // Other tokens stay valid on both servers (their cache entries are read again).
+    assert_eq!(
+        b.get("/api/v1/definitions", &a.admin).await.status,
+        StatusCode::OK
+    );
+    let unknown = b.get("/api/v1/definitions", "ym_never_issued").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown.message().contains("unknown"), "{unknown:?}");
+    assert!(!unknown.message().contains("revoked"), "{unknown:?}");
+}
+
+/// Refusals older than the limit are deleted, newer ones kept; 0 days is not special here
+/// (serve never calls it with 0).
+async fn old_refusals_are_pruned(db: &str, test: &str) {
+    let Some(engine) = open(db, test).await else {
+        return;
+    };
+    let state = ApiState::new(engine, test_config());
+    let now = Utc::now();
+    for (path, age) in [
+        ("/old", Duration::days(91)),
+        ("/edge", Duration::days(89)),
+        ("/new", Duration::minutes(1)),
+    ] {
+        state
+            .tokens
+            .record_refusal(None, "GET", path, 401, "no token", now - age)
+            .await
+            .expect("refusal recorded");
+    }
+    let deleted = api::access::prune_refusals(&state, 90)
+        .await
+        .expect("pruned");
+    assert_eq!(deleted, 1);
+    let kept: Vec<String> = state
+        .tokens
+        .refusals(10)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(kept, vec!["/new", "/edge"]);
+    assert_eq!(
+        api::access::prune_refusals(&state, 90)
+            .await
+            .expect("pruned"),
+        0
+    );
+    assert_eq!(
+        api::access::prune_refusals(&state, 30)
+            .await
+            .expect("pruned"),
+        1
+    );
+}
+
+/// Without `start_roles` the roles of the first tasks (`window` for `case`) and admins may
+/// start; with it, the listed roles. 403 names who may.
+async fn start_needs_a_role_the_process_allows(db: &str, test: &str) {
+    let Some(api) = setup(db, test).await else {
+        return;
+    };
+    let start = |token: String| {
+        let api = &api;
+        async move {
+            api.post(
+                "/api/v1/instances",
+                &token,
+                json!({"process": "case", "variables": {"name": "张三丰", "street": "东城街道", "amount": 5}}),
+            )
+            .await
+        }
+    };
+    let window = api.token("window", &["window"], &[]).await;
+    let review = api.token("review", &["review"], &[]).await;
+    let supervision = api.token("supervision", &["supervision"], &[]).await;
+
+    assert_eq!(start(window.clone()).await.status, StatusCode::CREATED);
+    assert_eq!(start(api.admin.clone()).await.status, StatusCode::CREATED);
+    for token in [&review, &supervision] {
+        let refused = start(token.clone()).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+        assert!(
+            refused.message().contains("only admin, window may"),
+            "{refused:?}"
+        );
+        assert!(refused.message().contains("first tasks"), "{refused:?}");
+    }
+
+    deploy_with_start_roles(&api.engine, "start_roles: [review]\n").await;
+    let refused = start(window.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert!(
+        refused.message().contains("only admin, review may"),
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("`start_roles`"), "{refused:?}");
+    assert_eq!(start(review).await.status, StatusCode::CREATED);
+    assert_eq!(start(api.admin.clone()).await.status, StatusCode::CREATED);
+
+    // Refused starts are recorded like every 403.
+    let refusals = api.get("/api/v1/refusals", &api.admin).await;
+    let list = refusals.body["refusals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        list.iter()
+            .filter(|r| r["path"] == "/api/v1/instances" && r["status"] == 403)
+            .count(),
+        3,
+        "{list:?}"
+    );
+}
+
+/// Deploys `case` again (a new version) with a configuration file holding `yaml`.
+async fn deploy_with_start_roles(engine: &Engine, yaml: &str) {
+    let mut model = case_model();
+    model.config = Some(ConfigDecl {
+        file: "case.yaml".into(),
+        keys: vec![],
+        span: Span::default(),
+    });
+    let deployment = engine
+        .deploy(DeployRequest {
+            file: "case.flow".into(),
+            source: "process case (built as a model in the tests), with start_roles".into(),
+            files: [("case.yaml".to_string(), yaml.to_string())].into(),
+            model: Some(model),
+        })
+        .await
+        .expect("deploys");
+    assert!(deployment.created);
+    assert_eq!(deployment.version, 2);
+}
