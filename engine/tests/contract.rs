@@ -39,6 +39,7 @@ macro_rules! contract {
 }
 
 contract!(
+    concurrent_events_share_commits_and_stay_exact,
     task_outcomes_and_typed_variables,
     steps_and_choice,
     split_and_join,
@@ -1217,5 +1218,85 @@ async fn batches_commit_together_and_refuse_one_by_one(h: &Harness) {
     );
     let done = h.engine.instance(&tasks[1].task.instance_id).await.unwrap();
     assert_eq!(done.status, Status::Completed);
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
+}
+
+/// Starts, claims and completions sent at once go through the committers together (group
+/// commit): repeated business keys still find their instance, a completion sent twice is done
+/// once and refused once, and every history chain stays intact.
+async fn concurrent_events_share_commits_and_stay_exact(h: &Harness) {
+    h.deploy(review_process()).await;
+    let mut starts = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let engine = h.engine.clone();
+        starts.spawn(async move {
+            engine
+                .start(StartRequest {
+                    process: "review".into(),
+                    // Every key twice: 20 cases.
+                    business_key: Some(format!("k{}", n % 20)),
+                    vars: map(json!({ "size": 1 })),
+                    actor: "batch".into(),
+                })
+                .await
+                .map(|v| (v.id, v.existing))
+        });
+    }
+    let mut ids = HashSet::new();
+    let mut existing = 0;
+    while let Some(done) = starts.join_next().await {
+        let (id, was) = done.unwrap().unwrap();
+        ids.insert(id);
+        existing += usize::from(was);
+    }
+    assert_eq!(ids.len(), 20, "one case per business key");
+    assert_eq!(existing, 20, "the second start of each key found the first");
+
+    let tasks = h.claim("window", 100).await;
+    assert_eq!(tasks.len(), 20);
+    let mut completions = tokio::task::JoinSet::new();
+    for t in &tasks {
+        for _ in 0..2 {
+            let engine = h.engine.clone();
+            let req = CompleteRequest {
+                task_id: t.task.id.clone(),
+                lock_token: t.lock_token,
+                outcome: Some("approve".into()),
+                vars: map(json!({ "amount": 1 })),
+                actor: "w1".into(),
+            };
+            completions.spawn(async move { engine.complete(req).await.map(|v| v.status) });
+        }
+    }
+    let (mut done, mut refused) = (0, 0);
+    while let Some(r) = completions.join_next().await {
+        match r.unwrap() {
+            Ok(status) => {
+                assert_eq!(status, Status::Completed);
+                done += 1;
+            }
+            Err(EngineError::Conflict { .. }) => refused += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(
+        (done, refused),
+        (20, 20),
+        "each completion sent twice: once done, once 409"
+    );
+    for id in &ids {
+        let view = h.engine.instance(id).await.unwrap();
+        assert_eq!(view.status, Status::Completed);
+        assert!(view.tasks.is_empty());
+        let completed = h
+            .engine
+            .history(id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "task_completed")
+            .count();
+        assert_eq!(completed, 1, "one completion in the timeline of {id}");
+    }
     assert!(h.engine.ledger_verify().await.unwrap().ok());
 }
