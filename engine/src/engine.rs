@@ -1,6 +1,7 @@
 //! The engine facade: everything the HTTP API, the CLI and the timer loop do goes through
-//! [`Engine`]. One external event is one transaction (retried on contention); after a commit,
-//! subscribers learn of new tasks and timers.
+//! [`Engine`]. All writes of one external event commit together (retried on contention); starts,
+//! completions and claims share transactions with the events that arrive with them (group
+//! commit, `commit.rs`). After a commit, subscribers learn of new tasks and timers.
 
 use crate::clock::Clock;
 use crate::error::{EngineError, Problem, Result};
@@ -1427,9 +1428,9 @@ impl Engine {
         self.committer().complete(self, req).await
     }
 
-    /// Completes many tasks in ONE transaction (group commit): each completion is its own
-    /// savepoint, so one refused completion (409, 422, 404) changes nothing of its own and
-    /// does not affect the others. Returns, per request in order, the instance id or why not.
+    /// Completes many tasks in ONE transaction (one unit of work): one refused completion (409,
+    /// 422, 404) is rolled back to its mark, changes nothing of its own and does not affect the
+    /// others. Returns, per request in order, the instance id or why not.
     pub async fn complete_many(&self, reqs: &[CompleteRequest]) -> Result<Vec<Result<String>>> {
         transaction!(self, |tx, fx| {
             let mut st = Staged::new();
@@ -1452,7 +1453,7 @@ impl Engine {
         })
     }
 
-    /// Starts many instances in ONE transaction, each in its own savepoint (see
+    /// Starts many instances in ONE transaction, each refused one rolled back alone (see
     /// [`Engine::complete_many`]). Returns, per request, `(instance id, existing)` or why not.
     pub async fn start_many(&self, reqs: &[StartRequest]) -> Result<Vec<Result<(String, bool)>>> {
         let now = self.now();

@@ -130,32 +130,6 @@ fn document_row(r: &DbRow) -> R<DocumentRow> {
 
 const TASK_COLS: &str = "id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, created_at, completed_at";
 
-// ---- savepoints (group commit: several events in one transaction) ----
-
-pub async fn savepoint(tx: &mut Tx) -> R<()> {
-    sqlx::query("SAVEPOINT yimen_event")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-pub async fn release_savepoint(tx: &mut Tx) -> R<()> {
-    sqlx::query("RELEASE SAVEPOINT yimen_event")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-pub async fn rollback_savepoint(tx: &mut Tx) -> R<()> {
-    sqlx::query("ROLLBACK TO SAVEPOINT yimen_event")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("RELEASE SAVEPOINT yimen_event")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 // ---- deployments ----
 
 pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<DeploymentRow>> {

@@ -157,7 +157,7 @@ impl Staged {
             return Ok(());
         }
         let list = json_list(&ids);
-        let rows = on_tx!(&mut *tx, lock_instances(&list))?;
+        // Lock order task → instance, as everywhere (PostgreSQL).
         if tasks_too {
             for t in on_tx!(&mut *tx, lock_live_tasks(&list))? {
                 self.tasks.entry(t.id.clone()).or_insert(Slot {
@@ -166,6 +166,7 @@ impl Staged {
                 });
             }
         }
+        let rows = on_tx!(&mut *tx, lock_instances(&list))?;
         for t in on_tx!(&mut *tx, pending_timers(&list))? {
             self.timers.entry(t.id.clone()).or_insert(Slot {
                 row: (t, 0),
