@@ -20,7 +20,7 @@ use crate::engine::{
 };
 use crate::error::{EngineError, Result};
 use crate::store::staged::Staged;
-use crate::store::{ClaimQuery, DeploymentRow, TaskRow};
+use crate::store::{ClaimQuery, DeploymentRow, InstanceRow, TaskRow, TimerRow};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use std::sync::{Arc, Mutex, Weak};
@@ -35,15 +35,26 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// A start, with what was looked up before the transaction.
 pub(crate) struct StartJob {
     pub(crate) req: StartRequest,
-    pub(crate) dep: DeploymentRow,
+    pub(crate) dep: Arc<DeploymentRow>,
     pub(crate) vars: Map<String, Json>,
     pub(crate) now: DateTime<Utc>,
 }
 
+/// An instance as a batch left it; the caller builds its answer from it (off the committer).
+struct Parts {
+    row: InstanceRow,
+    tasks: Vec<TaskRow>,
+    timers: Vec<TimerRow>,
+    existing: bool,
+}
+
 enum Job {
-    Claim(ClaimQuery, oneshot::Sender<Result<Vec<ClaimedTask>>>),
-    Start(Box<StartJob>, oneshot::Sender<Result<InstanceView>>),
-    Complete(CompleteRequest, oneshot::Sender<Result<InstanceView>>),
+    Claim(
+        ClaimQuery,
+        oneshot::Sender<Result<Vec<(TaskRow, InstanceRow)>>>,
+    ),
+    Start(Box<StartJob>, oneshot::Sender<Result<Parts>>),
+    Complete(CompleteRequest, oneshot::Sender<Result<Parts>>),
 }
 
 type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
@@ -83,7 +94,12 @@ impl Committer {
         self.sender
             .send(Job::Claim(q, reply))
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let claimed = answer.await.map_err(|_| stopped())??;
+        let mut tasks = Vec::with_capacity(claimed.len());
+        for (task, instance) in claimed {
+            tasks.push(engine.claimed_with(task, &instance).await?);
+        }
+        Ok(tasks)
     }
 
     /// Starts an instance in the next batch (`existing`: its business key was known).
@@ -93,7 +109,7 @@ impl Committer {
         self.sender
             .send(Job::Start(Box::new(job), reply))
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        view(engine, answer.await.map_err(|_| stopped())??).await
     }
 
     /// Completes a task in the next batch: its instance afterwards.
@@ -107,8 +123,14 @@ impl Committer {
         self.sender
             .send(Job::Complete(req, reply))
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        view(engine, answer.await.map_err(|_| stopped())??).await
     }
+}
+
+async fn view(engine: &Engine, parts: Parts) -> Result<InstanceView> {
+    let mut view = engine.view(&parts.row, parts.tasks, parts.timers).await?;
+    view.existing = parts.existing;
+    Ok(view)
 }
 
 fn stopped() -> EngineError {
@@ -206,40 +228,47 @@ impl Engine {
         });
         match written {
             Ok((st, claimed, results)) => {
+                let (mut live, mut pending) = st.live_by_instance();
                 let mut claimed = claimed.into_iter();
                 let mut results = results.into_iter();
                 for job in batch {
                     if let Job::Claim(_, reply) = job {
                         let rows = claimed.next().unwrap_or_default();
-                        let mut tasks = Vec::with_capacity(rows.len());
-                        let mut failed = None;
-                        for t in rows {
-                            match self.staged_claimed(&st, t).await {
-                                Ok(c) => tasks.push(c),
-                                Err(e) => failed = Some(e),
-                            }
-                        }
-                        let _ = reply.send(match failed {
-                            Some(e) => Err(e),
-                            None => Ok(tasks),
-                        });
+                        let answer = rows
+                            .into_iter()
+                            .map(|t| match st.instance(&t.instance_id) {
+                                Some(inst) => Ok((t, inst.clone())),
+                                None => Err(EngineError::Internal(format!(
+                                    "instance {} is missing",
+                                    t.instance_id
+                                ))),
+                            })
+                            .collect();
+                        let _ = reply.send(answer);
                         continue;
                     }
                     let Some(result) = results.next() else {
                         break;
                     };
-                    let answer = match result {
-                        Ok((id, existing)) => self.staged_view(&st, &id).await.map(|mut view| {
-                            view.existing = existing;
-                            view
-                        }),
-                        Err(e) => Err(e),
-                    };
+                    let answer = result.and_then(|(id, existing)| {
+                        let row = st.instance(&id).cloned().ok_or_else(|| {
+                            EngineError::Internal(format!("instance {id} is missing"))
+                        })?;
+                        Ok(Parts {
+                            // A case answered twice in one batch: the second gets copies.
+                            tasks: live.get(&id).cloned().unwrap_or_default(),
+                            timers: pending.get(&id).cloned().unwrap_or_default(),
+                            row,
+                            existing,
+                        })
+                    });
                     let _ = match job {
                         Job::Start(_, reply) | Job::Complete(_, reply) => reply.send(answer),
                         Job::Claim(..) => Ok(()),
                     };
                 }
+                live.clear();
+                pending.clear();
             }
             Err(e) => {
                 for job in batch {

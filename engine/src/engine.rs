@@ -267,6 +267,8 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     due: Arc<dyn DueDates>,
     cache: Mutex<HashMap<(String, i64), Arc<Loaded>>>,
+    /// Latest version per process key, with when it was read (see `latest_row`).
+    latest: Mutex<HashMap<String, (Arc<DeploymentRow>, std::time::Instant)>>,
     tasks_tx: broadcast::Sender<String>,
     timers_tx: broadcast::Sender<i64>,
     /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
@@ -339,6 +341,9 @@ macro_rules! transaction {
 }
 #[allow(unused_imports)]
 pub(crate) use transaction;
+
+/// How long a start trusts the latest version it read (another server may deploy meanwhile).
+const LATEST_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -451,6 +456,7 @@ impl Engine {
                 clock,
                 due,
                 cache: Mutex::new(HashMap::new()),
+                latest: Mutex::new(HashMap::new()),
                 tasks_tx,
                 timers_tx,
                 write_gate,
@@ -607,6 +613,7 @@ impl Engine {
                 (row, true)
             }
         })?;
+        self.forget_latest(&key);
         Ok(deployment_view(&row, created))
     }
 
@@ -702,13 +709,46 @@ impl Engine {
         self.committer().start(self, job).await
     }
 
+    /// The latest version of a process, cached for [`LATEST_TTL`]: a version deployed through
+    /// this engine counts at once, one deployed by another server within that time.
+    async fn latest_row(&self, key: &str) -> Result<Option<Arc<DeploymentRow>>> {
+        {
+            let cache = self.inner.latest.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((row, at)) = cache.get(key)
+                && at.elapsed() < LATEST_TTL
+            {
+                return Ok(Some(row.clone()));
+            }
+        }
+        let Some(row) = on_pool!(&self.inner.pool, deployment(key, None))? else {
+            return Ok(None);
+        };
+        let row = Arc::new(row);
+        self.inner
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), (row.clone(), std::time::Instant::now()));
+        Ok(Some(row))
+    }
+
+    fn forget_latest(&self, key: &str) {
+        self.inner
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
     /// Finds the latest deployment and checks the start variables (no transaction needed).
     async fn prepare_start(
         &self,
         req: &StartRequest,
         now: DateTime<Utc>,
-    ) -> Result<(DeploymentRow, Map<String, Json>)> {
-        let dep = on_pool!(&self.inner.pool, deployment(&req.process, None))?
+    ) -> Result<(Arc<DeploymentRow>, Map<String, Json>)> {
+        let dep = self
+            .latest_row(&req.process)
+            .await?
             .ok_or_else(|| EngineError::not_found(format!("process {}", req.process)))?;
         let loaded = self.loaded(&dep)?;
         if let Some(bk) = &req.business_key
@@ -1048,16 +1088,7 @@ impl Engine {
         self.view(&row, tasks, timers).await
     }
 
-    /// The view of an instance as a unit of work left it (no read-back after the commit).
-    pub(crate) async fn staged_view(&self, st: &Staged, id: &str) -> Result<InstanceView> {
-        let row = st
-            .instance(id)
-            .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        self.view(row, st.live_tasks(id), st.pending_timers(id))
-            .await
-    }
-
-    async fn view(
+    pub(crate) async fn view(
         &self,
         row: &InstanceRow,
         tasks: Vec<TaskRow>,
@@ -1322,14 +1353,6 @@ impl Engine {
         Ok(claimed)
     }
 
-    /// The claimed task as its worker sees it, with its instance as the unit of work left it.
-    pub(crate) async fn staged_claimed(&self, st: &Staged, t: TaskRow) -> Result<ClaimedTask> {
-        let inst = st.instance(&t.instance_id).cloned().ok_or_else(|| {
-            EngineError::Internal(format!("instance {} is missing", t.instance_id))
-        })?;
-        self.claimed_with(t, &inst).await
-    }
-
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
         let inst = on_pool!(&self.inner.pool, instance(&t.instance_id))?.ok_or_else(|| {
             EngineError::Internal(format!("instance {} is missing", t.instance_id))
@@ -1337,7 +1360,7 @@ impl Engine {
         self.claimed_with(t, &inst).await
     }
 
-    async fn claimed_with(&self, t: TaskRow, inst: &InstanceRow) -> Result<ClaimedTask> {
+    pub(crate) async fn claimed_with(&self, t: TaskRow, inst: &InstanceRow) -> Result<ClaimedTask> {
         let loaded = self.loaded_by_key(&inst.process_key, inst.version).await?;
         let (outcomes, fields) = match loaded
             .model
@@ -1544,7 +1567,10 @@ impl Engine {
         task.completed_at = Some(ms(self.now()));
         task.lock_expires_at = None;
         st.update_task(&task);
-        st.cancel_task_timers(&task.id);
+        // Only a task with a deadline has timers of its own.
+        if task.due_at.is_some() {
+            st.cancel_task_timers(&task.id);
+        }
         Ok(task.instance_id)
     }
 

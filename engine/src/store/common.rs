@@ -434,29 +434,50 @@ pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64
 
 /// Fetch-and-lock: up to `max` claimable tasks get the worker, a new fencing token and a lease.
 pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
-    let rows = sqlx::query(concat!(
-        // The candidates are picked (and, on PostgreSQL, locked) once, in a materialised CTE:
-        // an `IN (subquery)` may be re-evaluated by the planner and claim more than asked.
-        // `state IN (..)` lets the (queue, state) index skip finished tasks.
-        "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE queue IN ",
-        json_in!("$3"),
-        " AND ($4 IS NULL OR org_unit IS NULL OR org_unit IN ",
-        json_in!("$4"),
-        ") AND state IN ('open', 'claimed') AND (assignee IS NULL OR assignee = $1) \
-         AND ((state = 'open' AND available_at <= $5) OR (state = 'claimed' AND lock_expires_at <= $5)) \
-         ORDER BY created_at, id LIMIT $6",
-        skip_locked!(),
-        ") UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
-         lock_expires_at = $2 WHERE id IN (SELECT id FROM c) RETURNING *"
-    ))
-    .bind(&q.worker)
-    .bind(q.expires_at)
-    .bind(&q.queues)
-    .bind(&q.org_units)
-    .bind(q.now)
-    .bind(q.max)
-    .fetch_all(&mut **tx)
-    .await?;
+    // The candidates are picked (and, on PostgreSQL, locked) once, in a materialised CTE: an
+    // `IN (subquery)` may be re-evaluated by the planner and claim more than asked.
+    // `state IN (..)` lets the (queue, state) index skip finished tasks. Two texts, with and
+    // without org units: a `$n IS NULL` branch makes SQLite prepare the statement anew on
+    // every call (its plan depends on the bound value).
+    macro_rules! claim_sql {
+        ($org:expr, $now:literal, $max:literal) => {
+            concat!(
+                "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE queue IN ",
+                json_in!("$3"),
+                $org,
+                " AND state IN ('open', 'claimed') AND (assignee IS NULL OR assignee = $1) \
+                 AND ((state = 'open' AND available_at <= ",
+                $now,
+                ") OR (state = 'claimed' AND lock_expires_at <= ",
+                $now,
+                ")) ORDER BY created_at, id LIMIT ",
+                $max,
+                skip_locked!(),
+                ") UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
+                 lock_expires_at = $2 WHERE id IN (SELECT id FROM c) RETURNING *"
+            )
+        };
+    }
+    let query = match &q.org_units {
+        Some(units) => sqlx::query(claim_sql!(
+            concat!(" AND (org_unit IS NULL OR org_unit IN ", json_in!("$4"), ")"),
+            "$5",
+            "$6"
+        ))
+        .bind(&q.worker)
+        .bind(q.expires_at)
+        .bind(&q.queues)
+        .bind(units)
+        .bind(q.now)
+        .bind(q.max),
+        None => sqlx::query(claim_sql!("", "$4", "$5"))
+            .bind(&q.worker)
+            .bind(q.expires_at)
+            .bind(&q.queues)
+            .bind(q.now)
+            .bind(q.max),
+    };
+    let rows = query.fetch_all(&mut **tx).await?;
     let mut tasks: Vec<TaskRow> = rows.iter().map(task_row).collect::<R<_>>()?;
     tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(tasks)
@@ -610,7 +631,7 @@ pub async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> R<()> {
 
 /// Inserts several entries with one statement (one round trip per event, not per entry).
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in chunks(rows) {
         let sql = values_sql(
             "history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash)",
             10,
@@ -618,7 +639,7 @@ pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
             "",
         );
         // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == 1);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for h in chunk {
             q = q
                 .bind(&h.instance_id)
@@ -811,8 +832,24 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     sql
 }
 
-/// Rows per multi-row statement (well under both databases' bound-parameter limits).
-const CHUNK: usize = 100;
+/// Splits rows into chunks of 64, 32, .., 1 rows: few distinct statement texts, so that each
+/// stays prepared in the connection's statement cache (parsing a multi-row statement costs more
+/// than running it), and well under both databases' bound-parameter limits.
+fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let size = if rows.len() >= 64 {
+            64
+        } else {
+            1 << (usize::BITS - 1 - rows.len().leading_zeros())
+        };
+        let (head, tail) = rows.split_at(size);
+        rows = tail;
+        Some(head)
+    })
+}
 
 /// The given tasks (ids as a JSON array) and every open, claimed or failed task of their
 /// instances, locked in id order (one statement, so that concurrent batches lock in one order).
@@ -888,7 +925,7 @@ pub async fn instances_by_business_keys(
 
 /// Inserts new and writes changed instances.
 pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in chunks(rows) {
         let sql = values_sql(
             "instances (id, process_key, version, business_key, status, result, incident, vars, state, \
              provisional, parent_id, parent_node, created_at, updated_at, ended_at, history_count, history_head)",
@@ -901,7 +938,7 @@ pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
              history_head = excluded.history_head",
         );
         // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for i in chunk {
             q = q
                 .bind(&i.id)
@@ -929,7 +966,7 @@ pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
 
 /// Inserts new and writes changed tasks.
 pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in chunks(rows) {
         let sql = values_sql(
             "tasks (id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, \
              lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, \
@@ -944,7 +981,7 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
              due_at = excluded.due_at",
         );
         // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for t in chunk {
             q = q
                 .bind(&t.id)
@@ -975,7 +1012,7 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
 
 /// Inserts new timers (`created_at` per row).
 pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in chunks(rows) {
         let sql = values_sql(
             "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)",
             9,
@@ -983,7 +1020,7 @@ pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
             "",
         );
         // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (t, created_at) in chunk {
             q = q
                 .bind(&t.id)

@@ -60,3 +60,24 @@ pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
     crate::store::migrate(&migrator, migrator.run(&pool).await)?;
     Ok(pool)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::chunks;
+
+    #[test]
+    fn multi_row_chunks_come_in_few_sizes_and_keep_every_row() {
+        for n in 0..300usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let parts: Vec<&[usize]> = chunks(&rows).collect();
+            assert_eq!(parts.concat(), rows, "every row once, in order ({n})");
+            assert!(
+                parts
+                    .iter()
+                    .all(|p| p.len().is_power_of_two() && p.len() <= 64),
+                "{n}: {:?}",
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>()
+            );
+        }
+    }
+}

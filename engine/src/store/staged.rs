@@ -296,16 +296,35 @@ impl Staged {
         }
     }
 
-    /// Open and claimed tasks of a loaded instance, oldest first.
-    pub(crate) fn live_tasks(&self, instance: &str) -> Vec<TaskRow> {
-        let mut out: Vec<TaskRow> = self
-            .tasks
-            .values()
-            .filter(|s| s.row.instance_id == instance && live(&s.row))
-            .map(|s| s.row.clone())
-            .collect();
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        out
+    /// Live tasks and pending timers of every loaded instance, grouped once (answers to a
+    /// batch), tasks oldest first, timers soonest first.
+    pub(crate) fn live_by_instance(
+        &self,
+    ) -> (
+        HashMap<String, Vec<TaskRow>>,
+        HashMap<String, Vec<TimerRow>>,
+    ) {
+        let mut tasks: HashMap<String, Vec<TaskRow>> = HashMap::new();
+        for s in self.tasks.values().filter(|s| live(&s.row)) {
+            tasks
+                .entry(s.row.instance_id.clone())
+                .or_default()
+                .push(s.row.clone());
+        }
+        for list in tasks.values_mut() {
+            list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        }
+        let mut timers: HashMap<String, Vec<TimerRow>> = HashMap::new();
+        for s in self.timers.values().filter(|s| s.row.0.state == "pending") {
+            timers
+                .entry(s.row.0.instance_id.clone())
+                .or_default()
+                .push(s.row.0.clone());
+        }
+        for list in timers.values_mut() {
+            list.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
+        }
+        (tasks, timers)
     }
 
     // ---- timers ----
@@ -352,18 +371,6 @@ impl Staged {
 
     pub(crate) fn cancel_instance_timers(&mut self, instance: &str) {
         self.cancel_timers_where(|t| t.instance_id == instance);
-    }
-
-    /// Pending timers of a loaded instance, soonest first.
-    pub(crate) fn pending_timers(&self, instance: &str) -> Vec<TimerRow> {
-        let mut out: Vec<TimerRow> = self
-            .timers
-            .values()
-            .filter(|s| s.row.0.instance_id == instance && s.row.0.state == "pending")
-            .map(|s| s.row.0.clone())
-            .collect();
-        out.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
-        out
     }
 
     // ---- appended rows ----
