@@ -134,7 +134,11 @@ async fn view(engine: &Engine, parts: Parts) -> Result<InstanceView> {
 }
 
 fn stopped() -> EngineError {
-    EngineError::Internal("the engine's committer stopped; restart the server".into())
+    EngineError::Internal(
+        "the engine could not answer for this event (the error is in the server log); check \
+         whether it took effect (a repeated start with its business key is safe), then try again"
+            .into(),
+    )
 }
 
 /// One committer: takes what is queued, writes it, answers; until the engine is dropped.
@@ -157,7 +161,12 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
         let Some(engine) = Engine::upgrade(&engine) else {
             return;
         };
-        engine.commit_batch(batch).await;
+        // A batch runs as its own task: should it panic (a bug), its callers get an error and
+        // this committer goes on with the next batch.
+        let written = tokio::spawn(async move { engine.commit_batch(batch).await }).await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, "a batch of events failed unexpectedly; its callers were told");
+        }
     }
 }
 
