@@ -435,31 +435,58 @@ pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64
 /// Fetch-and-lock: up to `max` claimable tasks get the worker, a new fencing token and a lease.
 pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
     // The candidates are picked (and, on PostgreSQL, locked) once, in a materialised CTE: an
-    // `IN (subquery)` may be re-evaluated by the planner and claim more than asked.
-    // `state IN (..)` lets the (queue, state) index skip finished tasks. Two texts, with and
-    // without org units: a `$n IS NULL` branch makes SQLite prepare the statement anew on
-    // every call (its plan depends on the bound value).
+    // `IN (subquery)` may be re-evaluated by the planner and claim more than asked. Open tasks
+    // and claimed tasks whose lease ran out are looked up apart, each walking the
+    // (queue, state, created_at, id) index in order and stopping at the limit (with one queue;
+    // several queues are sorted), then merged. Four texts, with one queue or several, with
+    // org units or without: a `$n IS NULL` branch would make SQLite prepare the statement
+    // anew on every call (its plan depends on the bound value).
     macro_rules! claim_sql {
-        ($org:expr, $now:literal, $max:literal) => {
+        ($queue:expr, $org:expr, $now:literal, $max:literal) => {
             concat!(
-                "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE queue IN ",
-                json_in!("$3"),
+                "WITH c AS MATERIALIZED (SELECT id FROM (",
+                "SELECT id, created_at FROM (SELECT id, created_at FROM tasks WHERE ",
+                $queue,
                 $org,
-                " AND state IN ('open', 'claimed') AND (assignee IS NULL OR assignee = $1) \
-                 AND ((state = 'open' AND available_at <= ",
+                " AND state = 'open' AND available_at <= ",
                 $now,
-                ") OR (state = 'claimed' AND lock_expires_at <= ",
-                $now,
-                ")) ORDER BY created_at, id LIMIT ",
+                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT ",
                 $max,
                 skip_locked!(),
-                ") UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
-                 lock_expires_at = $2 WHERE id IN (SELECT id FROM c) RETURNING *"
+                ") o UNION ALL ",
+                "SELECT id, created_at FROM (SELECT id, created_at FROM tasks WHERE ",
+                $queue,
+                $org,
+                " AND state = 'claimed' AND lock_expires_at <= ",
+                $now,
+                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT ",
+                $max,
+                skip_locked!(),
+                ") x ORDER BY created_at, id LIMIT ",
+                $max,
+                ") u) UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, \
+                 locked_by = $1, lock_expires_at = $2 WHERE id IN (SELECT id FROM c) RETURNING *"
             )
         };
     }
-    let query = match &q.org_units {
-        Some(units) => sqlx::query(claim_sql!(
+    let queues: Vec<String> = serde_json::from_str(&q.queues).unwrap_or_default();
+    let single = match queues.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let query = match (single, &q.org_units) {
+        (Some(queue), Some(units)) => sqlx::query(claim_sql!(
+            "queue = $3",
+            concat!(" AND (org_unit IS NULL OR org_unit IN ", json_in!("$4"), ")"),
+            "$5",
+            "$6"
+        ))
+        .bind(&q.worker)
+        .bind(q.expires_at)
+        .bind(queue)
+        .bind(units),
+        (None, Some(units)) => sqlx::query(claim_sql!(
+            concat!("queue IN ", json_in!("$3")),
             concat!(" AND (org_unit IS NULL OR org_unit IN ", json_in!("$4"), ")"),
             "$5",
             "$6"
@@ -467,17 +494,17 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
         .bind(&q.worker)
         .bind(q.expires_at)
         .bind(&q.queues)
-        .bind(units)
-        .bind(q.now)
-        .bind(q.max),
-        None => sqlx::query(claim_sql!("", "$4", "$5"))
+        .bind(units),
+        (Some(queue), None) => sqlx::query(claim_sql!("queue = $3", "", "$4", "$5"))
             .bind(&q.worker)
             .bind(q.expires_at)
-            .bind(&q.queues)
-            .bind(q.now)
-            .bind(q.max),
+            .bind(queue),
+        (None, None) => sqlx::query(claim_sql!(concat!("queue IN ", json_in!("$3")), "", "$4", "$5"))
+            .bind(&q.worker)
+            .bind(q.expires_at)
+            .bind(&q.queues),
     };
-    let rows = query.fetch_all(&mut **tx).await?;
+    let rows = query.bind(q.now).bind(q.max).fetch_all(&mut **tx).await?;
     let mut tasks: Vec<TaskRow> = rows.iter().map(task_row).collect::<R<_>>()?;
     tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(tasks)
