@@ -16,11 +16,12 @@
 //! take batches from the same queue and write them concurrently.
 
 use crate::engine::{
-    ClaimedTask, CompleteRequest, Engine, Inner, InstanceView, StartRequest, transaction,
+    ClaimedTask, CompleteRequest, Engine, Inner, InstanceView, ProcessVersion, StartRequest,
+    transaction,
 };
 use crate::error::{EngineError, Result};
 use crate::store::staged::Staged;
-use crate::store::{ClaimQuery, DeploymentRow, InstanceRow, TaskRow, TimerRow};
+use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use std::sync::{Arc, Mutex, Weak};
@@ -35,7 +36,7 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// A start, with what was looked up before the transaction.
 pub(crate) struct StartJob {
     pub(crate) req: StartRequest,
-    pub(crate) dep: Arc<DeploymentRow>,
+    pub(crate) dep: ProcessVersion,
     pub(crate) vars: Map<String, Json>,
     pub(crate) now: DateTime<Utc>,
 }
@@ -223,14 +224,7 @@ impl Engine {
                         .await
                         .map(|id| (id, false)),
                 };
-                match done {
-                    Ok(done) => out.push(Ok(done)),
-                    Err(e) if e.is_retryable() => return Err(e),
-                    Err(e) => {
-                        st.rollback(mark);
-                        out.push(Err(e));
-                    }
-                }
+                out.push(st.settle(mark, done)?);
             }
             st.flush(&mut tx).await?;
             (st, claimed, out)

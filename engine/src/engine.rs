@@ -9,6 +9,7 @@ use crate::ledger::{self, HistoryEntry, LedgerReport};
 use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
 use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef};
+use crate::store::json_list;
 use crate::store::staged::Staged;
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
@@ -267,8 +268,6 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     due: Arc<dyn DueDates>,
     cache: Mutex<HashMap<(String, i64), Arc<Loaded>>>,
-    /// Latest version per process key, with when it was read (see `latest_row`).
-    latest: Mutex<HashMap<String, (Arc<DeploymentRow>, std::time::Instant)>>,
     tasks_tx: broadcast::Sender<String>,
     timers_tx: broadcast::Sender<i64>,
     /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
@@ -342,9 +341,6 @@ macro_rules! transaction {
 #[allow(unused_imports)]
 pub(crate) use transaction;
 
-/// How long a start trusts the latest version it read (another server may deploy meanwhile).
-const LATEST_TTL: std::time::Duration = std::time::Duration::from_secs(1);
-
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -355,6 +351,12 @@ fn time(ms: i64) -> DateTime<Utc> {
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// The deployed version a start runs on.
+pub(crate) struct ProcessVersion {
+    pub(crate) key: String,
+    pub(crate) version: i64,
 }
 
 /// Links entries into the instance's hash chain: updates `row`'s count and head.
@@ -383,10 +385,6 @@ pub(crate) fn chain(
         rows.push(h);
     }
     rows
-}
-
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 impl Engine {
@@ -456,7 +454,6 @@ impl Engine {
                 clock,
                 due,
                 cache: Mutex::new(HashMap::new()),
-                latest: Mutex::new(HashMap::new()),
                 tasks_tx,
                 timers_tx,
                 write_gate,
@@ -613,7 +610,6 @@ impl Engine {
                 (row, true)
             }
         })?;
-        self.forget_latest(&key);
         Ok(deployment_view(&row, created))
     }
 
@@ -709,48 +705,20 @@ impl Engine {
         self.committer().start(self, job).await
     }
 
-    /// The latest version of a process, cached for [`LATEST_TTL`]: a version deployed through
-    /// this engine counts at once, one deployed by another server within that time.
-    async fn latest_row(&self, key: &str) -> Result<Option<Arc<DeploymentRow>>> {
-        {
-            let cache = self.inner.latest.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((row, at)) = cache.get(key)
-                && at.elapsed() < LATEST_TTL
-            {
-                return Ok(Some(row.clone()));
-            }
-        }
-        let Some(row) = on_pool!(&self.inner.pool, deployment(key, None))? else {
-            return Ok(None);
-        };
-        let row = Arc::new(row);
-        self.inner
-            .latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), (row.clone(), std::time::Instant::now()));
-        Ok(Some(row))
-    }
-
-    fn forget_latest(&self, key: &str) {
-        self.inner
-            .latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-
     /// Finds the latest deployment and checks the start variables (no transaction needed).
     async fn prepare_start(
         &self,
         req: &StartRequest,
         now: DateTime<Utc>,
-    ) -> Result<(Arc<DeploymentRow>, Map<String, Json>)> {
-        let dep = self
-            .latest_row(&req.process)
+    ) -> Result<(ProcessVersion, Map<String, Json>)> {
+        let (version, loaded) = self
+            .latest_deployment(&req.process)
             .await?
             .ok_or_else(|| EngineError::not_found(format!("process {}", req.process)))?;
-        let loaded = self.loaded(&dep)?;
+        let dep = ProcessVersion {
+            key: req.process.clone(),
+            version,
+        };
         if let Some(bk) = &req.business_key
             && bk.trim().is_empty()
         {
@@ -770,7 +738,7 @@ impl Engine {
         st: &mut Staged,
         fx: &mut Effects,
         req: &StartRequest,
-        dep: &DeploymentRow,
+        dep: &ProcessVersion,
         vars: &Map<String, Json>,
         now: DateTime<Utc>,
     ) -> Result<(String, bool)> {
@@ -1302,7 +1270,7 @@ impl Engine {
         let q = ClaimQuery {
             worker: req.worker.clone(),
             queues: json_list(&req.queues),
-            org_units: req.org_units.as_ref().map(|o| json_list(o)),
+            org_units: req.org_units.as_ref().map(json_list),
             now: ms(now),
             expires_at: ms(now + req.lease),
             max: i64::from(req.max),
@@ -1462,14 +1430,8 @@ impl Engine {
             let mut out = Vec::with_capacity(reqs.len());
             for req in reqs {
                 let mark = st.mark();
-                match self.complete_in(&mut tx, &mut st, &mut fx, req).await {
-                    Ok(id) => out.push(Ok(id)),
-                    Err(e) if e.is_retryable() => return Err(e),
-                    Err(e) => {
-                        st.rollback(mark);
-                        out.push(Err(e));
-                    }
-                }
+                let done = self.complete_in(&mut tx, &mut st, &mut fx, req).await;
+                out.push(st.settle(mark, done)?);
             }
             st.flush(&mut tx).await?;
             out
@@ -1505,17 +1467,10 @@ impl Engine {
                     }
                 };
                 let mark = st.mark();
-                match self
+                let done = self
                     .start_in(&mut tx, &mut st, &mut fx, req, dep, vars, now)
-                    .await
-                {
-                    Ok(r) => out.push(Ok(r)),
-                    Err(e) if e.is_retryable() => return Err(e),
-                    Err(e) => {
-                        st.rollback(mark);
-                        out.push(Err(e));
-                    }
-                }
+                    .await;
+                out.push(st.settle(mark, done)?);
             }
             st.flush(&mut tx).await?;
             out
@@ -1708,8 +1663,8 @@ impl Engine {
     /// Lists tasks.
     pub async fn tasks(&self, f: TaskFilter) -> Result<Vec<TaskView>> {
         let q = TaskQuery {
-            queues: f.queues.as_ref().map(|q| json_list(q)),
-            org_units: f.org_units.as_ref().map(|o| json_list(o)),
+            queues: f.queues.as_ref().map(json_list),
+            org_units: f.org_units.as_ref().map(json_list),
             state: f.state.map(|s| s.as_str().to_string()),
             instance: f.instance,
             limit: i64::from(f.limit.unwrap_or(100).min(1000)),

@@ -228,43 +228,7 @@ pub async fn deployments(pool: &Pool) -> R<Vec<DeploymentRow>> {
 
 // ---- instances ----
 
-pub async fn instance_by_business_key(tx: &mut Tx, key: &str, bk: &str) -> R<Option<InstanceRow>> {
-    sqlx::query("SELECT * FROM instances WHERE process_key = $1 AND business_key = $2")
-        .bind(key)
-        .bind(bk)
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| instance_row(&r))
-        .transpose()
-}
 
-pub async fn insert_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
-    sqlx::query(
-        "INSERT INTO instances (id, process_key, version, business_key, status, result, incident, vars, state, \
-         provisional, parent_id, parent_node, created_at, updated_at, ended_at, history_count, history_head) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(&i.id)
-    .bind(&i.process_key)
-    .bind(i.version)
-    .bind(&i.business_key)
-    .bind(&i.status)
-    .bind(&i.result)
-    .bind(&i.incident)
-    .bind(&i.vars)
-    .bind(&i.state)
-    .bind(i.provisional)
-    .bind(&i.parent_id)
-    .bind(&i.parent_node)
-    .bind(i.created_at)
-    .bind(i.updated_at)
-    .bind(i.ended_at)
-    .bind(i.history_count)
-    .bind(&i.history_head)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 /// Reads an instance and locks its row for the rest of the transaction.
 pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
@@ -336,37 +300,6 @@ pub async fn instances_all(pool: &Pool) -> R<Vec<InstanceRow>> {
 
 // ---- tasks ----
 
-pub async fn insert_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
-    sqlx::query(
-        "INSERT INTO tasks (id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, \
-         lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, \
-         created_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19, $20)",
-    )
-    .bind(&t.id)
-    .bind(&t.instance_id)
-    .bind(&t.node)
-    .bind(&t.label)
-    .bind(&t.queue)
-    .bind(&t.org_unit)
-    .bind(&t.state)
-    .bind(t.lock_token)
-    .bind(&t.locked_by)
-    .bind(t.lock_expires_at)
-    .bind(t.available_at)
-    .bind(&t.assignee)
-    .bind(&t.item)
-    .bind(&t.outcome)
-    .bind(&t.completed_by)
-    .bind(t.failures)
-    .bind(&t.last_error)
-    .bind(t.due_at)
-    .bind(t.created_at)
-    .bind(t.completed_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 /// Reads a task and locks its row.
 pub async fn lock_task(tx: &mut Tx, id: &str) -> R<Option<TaskRow>> {
@@ -408,17 +341,6 @@ pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     Ok(())
 }
 
-pub async fn cancel_open_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
-    Ok(sqlx::query(
-        "UPDATE tasks SET state = 'cancelled', completed_at = $2 \
-         WHERE instance_id = $1 AND state IN ('open', 'claimed', 'failed')",
-    )
-    .bind(instance)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected())
-}
 
 pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
     Ok(sqlx::query(
@@ -548,50 +470,9 @@ pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
 
 // ---- timers ----
 
-pub async fn insert_timer(tx: &mut Tx, t: &TimerRow, now: i64) -> R<()> {
-    sqlx::query(
-        "INSERT INTO timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&t.id)
-    .bind(&t.instance_id)
-    .bind(&t.kind)
-    .bind(&t.node)
-    .bind(&t.task_id)
-    .bind(t.due_at)
-    .bind(&t.payload)
-    .bind(&t.state)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
-pub async fn cancel_timer(tx: &mut Tx, id: &str) -> R<()> {
-    sqlx::query("UPDATE timers SET state = 'cancelled' WHERE id = $1 AND state = 'pending'")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
 
-pub async fn cancel_task_timers(tx: &mut Tx, task: &str) -> R<()> {
-    sqlx::query("UPDATE timers SET state = 'cancelled' WHERE task_id = $1 AND state = 'pending'")
-        .bind(task)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
 
-pub async fn cancel_instance_timers(tx: &mut Tx, instance: &str) -> R<()> {
-    sqlx::query(
-        "UPDATE timers SET state = 'cancelled' WHERE instance_id = $1 AND state = 'pending'",
-    )
-    .bind(instance)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 /// The earliest due pending timer, locked (skipping timers another server is firing).
 pub async fn next_due_timer(tx: &mut Tx, now: i64) -> R<Option<TimerRow>> {
@@ -638,25 +519,6 @@ pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
 
 // ---- history ----
 
-pub async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> R<()> {
-    sqlx::query(
-        "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&h.instance_id)
-    .bind(h.seq)
-    .bind(h.at)
-    .bind(&h.actor)
-    .bind(&h.node)
-    .bind(&h.kind)
-    .bind(&h.text)
-    .bind(&h.data)
-    .bind(&h.prev_hash)
-    .bind(&h.hash)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 /// Inserts several entries with one statement (one round trip per event, not per entry).
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {

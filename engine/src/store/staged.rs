@@ -15,7 +15,9 @@
 //!   engine flushes before any direct SQL that follows and before commit.
 
 use crate::error::Result;
-use crate::store::{DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx, on_tx};
+use crate::store::{
+    DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx, json_list, on_tx,
+};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,10 +64,6 @@ pub(crate) struct Staged {
     business_keys: HashMap<(String, String), String>,
     /// Business keys known to be absent from the database (looked up in advance).
     keys_checked: HashSet<(String, String)>,
-}
-
-fn json_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
-    serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }
 
 fn live(t: &TaskRow) -> bool {
@@ -395,6 +393,20 @@ impl Staged {
             history: self.history.len(),
             outbox: self.outbox.len(),
             documents: self.documents.len(),
+        }
+    }
+
+    /// The outcome of one event of a batch: a refused event (404, 409, 422) is rolled back to
+    /// `mark` and its error goes to its caller (`Ok(Err(..))`); a retryable failure fails the
+    /// whole batch (`Err`), which is then retried.
+    pub(crate) fn settle<T>(&mut self, mark: Mark, done: Result<T>) -> Result<Result<T>> {
+        match done {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                self.rollback(mark);
+                Ok(Err(e))
+            }
         }
     }
 
