@@ -16,8 +16,8 @@
 //! take batches from the same queue and write them concurrently.
 
 use crate::engine::{
-    ClaimedTask, CompleteRequest, Engine, Inner, InstanceView, ProcessVersion, StartRequest,
-    transaction,
+    ClaimedTask, CompleteRequest, Completed, Engine, Inner, InstanceView, ProcessVersion,
+    StartRequest, transaction,
 };
 use crate::error::{EngineError, Result};
 use crate::store::staged::Staged;
@@ -125,6 +125,38 @@ impl Committer {
             .send(Job::Complete(req, reply))
             .map_err(|_| stopped())?;
         view(engine, answer.await.map_err(|_| stopped())??).await
+    }
+}
+
+impl Committer {
+    /// Completes each task as its own event; all are queued at once, so they share batches.
+    pub(crate) async fn complete_each(
+        &self,
+        engine: &Engine,
+        reqs: Vec<CompleteRequest>,
+    ) -> Vec<Result<Completed>> {
+        self.ensure_running(engine);
+        let answers: Vec<_> = reqs
+            .into_iter()
+            .map(|req| {
+                let (reply, answer) = oneshot::channel();
+                self.sender
+                    .send(Job::Complete(req, reply))
+                    .ok()
+                    .map(|()| answer)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            out.push(match answer {
+                None => Err(stopped()),
+                Some(answer) => match answer.await {
+                    Err(_) => Err(stopped()),
+                    Ok(done) => done.and_then(|parts| Completed::of(&parts.row)),
+                },
+            });
+        }
+        out
     }
 }
 

@@ -224,6 +224,25 @@ pub struct InstanceView {
     pub existing: bool,
 }
 
+/// A task completion's answer in a batch: its instance afterwards, briefly.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Completed {
+    pub instance_id: String,
+    pub status: Status,
+    pub result: Option<String>,
+}
+
+impl Completed {
+    pub(crate) fn of(row: &InstanceRow) -> Result<Completed> {
+        Ok(Completed {
+            instance_id: row.id.clone(),
+            status: Status::parse(&row.status)
+                .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
+            result: row.result.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Document {
     pub id: String,
@@ -1417,6 +1436,22 @@ impl Engine {
     /// changes nothing; 409 says why the token is not good.
     pub async fn complete(&self, req: CompleteRequest) -> Result<InstanceView> {
         self.committer().complete(self, req).await
+    }
+
+    /// Completes several tasks, each its own event (atomic alone; one refused with 404, 409 or
+    /// 422 changes nothing and does not affect the others), sharing commits with every other
+    /// event queued meanwhile (group commit). Answers per request, in order, with the task's
+    /// instance briefly (a worker completing a batch needs no full view per task).
+    pub async fn complete_each(&self, reqs: Vec<CompleteRequest>) -> Vec<Result<Completed>> {
+        self.committer().complete_each(self, reqs).await
+    }
+
+    /// The tasks with these ids that exist (one read, in no particular order).
+    pub async fn tasks_by_id(&self, ids: &[String]) -> Result<Vec<TaskView>> {
+        Ok(on_pool!(&self.inner.pool, tasks_by_id(&json_list(ids)))?
+            .into_iter()
+            .map(task_view)
+            .collect())
     }
 
     /// Completes many tasks in ONE transaction (one unit of work): one refused completion (409,

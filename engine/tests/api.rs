@@ -38,6 +38,7 @@ on_both_databases!(
     bad_input_gets_400_or_422_never_500,
     claim_complete_with_fencing_tokens,
     completion_problems_are_listed_and_change_nothing,
+    completions_in_one_request_stand_alone,
     street_scoped_window_sees_only_its_street,
     long_poll_wakes_when_a_task_appears,
     lease_extend_release_and_expiry,
@@ -432,6 +433,142 @@ async fn completion_problems_are_listed_and_change_nothing(api: TestApi) {
         "the same lock token still works: {good:?}"
     );
     assert_eq!(good.body["result"], "rejected");
+}
+
+async fn completions_in_one_request_stand_alone(api: TestApi) {
+    let good = api.start_case("east", 10).await;
+    let invalid = api.start_case("east", 10).await;
+    let stale = api.start_case("east", 10).await;
+    let west = api.start_case("west", 10).await;
+    let rejected = api.start_case("east", 10).await;
+    let tasks = api.claim(&api.admin, "window", 10, 0).await;
+    assert_eq!(tasks.len(), 5);
+    let task_of = |instance: &str| {
+        let task = tasks
+            .iter()
+            .find(|t| t["instance_id"] == instance)
+            .expect("claimed");
+        (
+            task["id"].as_str().unwrap().to_string(),
+            task["lock_token"].as_str().unwrap().to_string(),
+        )
+    };
+    let (good_id, good_lock) = task_of(&good);
+    let (invalid_id, invalid_lock) = task_of(&invalid);
+    let (stale_id, _) = task_of(&stale);
+    let (west_id, west_lock) = task_of(&west);
+    let (rejected_id, rejected_lock) = task_of(&rejected);
+    let east = api.token("east-window", &["window"], &["east"]).await;
+    let ok = json!({"checked": true});
+    let answer = api
+        .post(
+            "/api/v1/tasks/complete",
+            &east,
+            json!({"completions": [
+                {"task_id": good_id, "lock_token": good_lock, "outcome": "ok", "variables": ok},
+                {"task_id": invalid_id, "lock_token": invalid_lock, "outcome": "maybe"},
+                {"task_id": stale_id, "lock_token": "999999", "outcome": "ok", "variables": ok},
+                {"task_id": west_id, "lock_token": west_lock, "outcome": "ok", "variables": ok},
+                {"task_id": "nope", "lock_token": "1", "outcome": "ok"},
+                {"task_id": good_id, "lock_token": good_lock, "outcome": "ok", "variables": ok},
+                {"task_id": rejected_id, "lock_token": rejected_lock, "outcome": "reject",
+                 "variables": {"checked": false}},
+            ]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let results = answer.body["results"].as_array().unwrap();
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 422, 409, 403, 404, 409, 200], "{results:?}");
+    assert_eq!(results[0]["task_id"], good_id.as_str());
+    assert_eq!(results[0]["instance"]["id"], good.as_str());
+    assert_eq!(results[0]["instance"]["status"], "running");
+    let problems = results[1]["error"]["details"]["problems"]
+        .as_array()
+        .unwrap();
+    assert!(
+        problems.iter().any(|p| p["field"] == "outcome"),
+        "{problems:?}"
+    );
+    assert_eq!(results[2]["error"]["code"], "conflict");
+    assert!(
+        results[3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not work"),
+        "{results:?}"
+    );
+    assert_eq!(results[4]["error"]["code"], "not_found");
+    assert_eq!(results[6]["instance"]["status"], "completed");
+    assert_eq!(results[6]["instance"]["result"], "rejected");
+
+    // The refused ones changed nothing: still claimed, and their tokens still work.
+    let claimed = api
+        .get("/api/v1/tasks?queue=window&state=claimed", &api.admin)
+        .await;
+    let mut still: Vec<&str> = claimed.body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    still.sort();
+    let mut expected = vec![invalid_id.as_str(), stale_id.as_str(), west_id.as_str()];
+    expected.sort();
+    assert_eq!(still, expected);
+    let again = api
+        .post(
+            "/api/v1/tasks/complete",
+            &api.admin,
+            json!({"completions": [{"task_id": invalid_id, "lock_token": invalid_lock,
+                "outcome": "ok", "variables": ok}]}),
+        )
+        .await;
+    assert_eq!(again.body["results"][0]["status"], 200, "{again:?}");
+    let history = api
+        .get(&format!("/api/v1/instances/{good}/history"), &api.admin)
+        .await;
+    let completions = history.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "task_completed")
+        .count();
+    assert_eq!(completions, 1, "the repeated completion did nothing");
+
+    // The 403 is recorded like any refused call.
+    let refusals = api.get("/api/v1/refusals", &api.admin).await;
+    let list = refusals.body["refusals"].as_array().unwrap();
+    assert!(
+        list.iter().any(|r| r["status"] == 403
+            && r["token"] == "east-window"
+            && r["path"] == "/api/v1/tasks/complete"
+            && r["reason"].as_str().unwrap().contains(west_id.as_str())),
+        "{list:?}"
+    );
+
+    // The request as a whole: at least one completion, at most 100.
+    let empty = api
+        .post("/api/v1/tasks/complete", &east, json!({"completions": []}))
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY, "{empty:?}");
+    let item = json!({"task_id": "x", "lock_token": "1", "outcome": "ok"});
+    let too_many = api
+        .post(
+            "/api/v1/tasks/complete",
+            &east,
+            json!({"completions": vec![item; 101]}),
+        )
+        .await;
+    assert_eq!(too_many.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(too_many.message().contains("100"), "{too_many:?}");
+    let shapeless = api
+        .post("/api/v1/tasks/complete", &east, json!({"tasks": []}))
+        .await;
+    assert_eq!(shapeless.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 async fn street_scoped_window_sees_only_its_street(api: TestApi) {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use yimen_engine::api::{self, ApiConfig, ApiState};
 use yimen_engine::clock::{Clock, SystemClock};
 use yimen_engine::{Engine, OpenOptions};
-use yimen_workers::{ClaimRequest, Client, CompleteRequest, Method};
+use yimen_workers::{ClaimRequest, ClaimedTask, Client, CompleteRequest, Completion, Method};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -24,6 +24,12 @@ pub enum Command {
     Social(Args),
     /// Pending-timer backlog: start time and firing rate (see `bench_timers.rs`).
     Timers(super::bench_timers::Args),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+enum Completing {
+    Batch,
+    Each,
 }
 
 /// Which process a run drives.
@@ -96,6 +102,10 @@ pub struct Args {
     /// Concurrent clients starting cases.
     #[arg(long, default_value_t = 32)]
     starters: u32,
+    /// How a worker completes what it claimed: `batch`, all in one request
+    /// (`POST /tasks/complete`); `each`, one request per task, sent concurrently.
+    #[arg(long, value_enum, default_value_t = Completing::Batch)]
+    complete: Completing,
     /// The process file to run (default: the one of the subcommand).
     #[arg(long)]
     process: Option<PathBuf>,
@@ -147,8 +157,17 @@ async fn bench(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
     let server = tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
 
     eprintln!(
-        "bench: {} cases of {} on {}, {} workers (claims of {}), {} starters",
-        args.cases, deployment.key, args.database, args.workers, args.batch, args.starters
+        "bench: {} cases of {} on {}, {} workers (claims of {}, completed {}), {} starters",
+        args.cases,
+        deployment.key,
+        args.database,
+        args.workers,
+        args.batch,
+        match args.complete {
+            Completing::Batch => "in one request",
+            Completing::Each => "one request each",
+        },
+        args.starters
     );
     let figures = drive(kind, &url, &token, &deployment.key, &args).await?;
     server.abort();
@@ -241,7 +260,7 @@ async fn drive(
     for w in 0..args.workers {
         let client = client.clone();
         let (ended, tasks, finished) = (ended.clone(), tasks.clone(), finished.clone());
-        let (cases, batch) = (args.cases, args.batch);
+        let (cases, batch, mode) = (args.cases, args.batch, args.complete);
         workers.spawn(async move {
             let mut latencies = Vec::new();
             while ended.load(Ordering::Relaxed) < cases {
@@ -254,22 +273,57 @@ async fn drive(
                 };
                 let claimed = client.claim(&claim).await.context("claiming")?;
                 let received = Instant::now();
+                if mode == Completing::Batch {
+                    if claimed.is_empty() {
+                        continue;
+                    }
+                    let completions: Vec<Completion> = claimed
+                        .iter()
+                        .map(|task| {
+                            let (outcome, variables) = decide(kind, task);
+                            Completion {
+                                task_id: task.id.clone(),
+                                lock_token: task.lock_token.clone(),
+                                outcome,
+                                variables,
+                            }
+                        })
+                        .collect();
+                    let results = client
+                        .complete_many(&completions)
+                        .await
+                        .context("completing a batch")?;
+                    let latency = received.elapsed();
+                    for result in results {
+                        if result.status != 200 {
+                            anyhow::bail!(
+                                "completing {} was refused ({}): {}",
+                                result.task_id,
+                                result.status,
+                                result.error.unwrap_or_default()
+                            );
+                        }
+                        latencies.push(latency);
+                        tasks.fetch_add(1, Ordering::Relaxed);
+                        if let Some(instance) = result.instance
+                            && instance.status != "running"
+                            && finished
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(instance.id)
+                        {
+                            ended.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    continue;
+                }
                 // The claimed tasks are completed concurrently, as a department with several
                 // clerks would; the server shares commits between them (group commit).
                 let mut completions = tokio::task::JoinSet::new();
                 for task in claimed {
                     let client = client.clone();
                     completions.spawn(async move {
-                        let (outcome, variables) = match kind.decide(&task.node) {
-                            Some((outcome, vars)) => (
-                                outcome.to_string(),
-                                vars.as_object().cloned().unwrap_or_default(),
-                            ),
-                            None => (
-                                task.outcomes.first().cloned().unwrap_or_default(),
-                                fill(&task.fields),
-                            ),
-                        };
+                        let (outcome, variables) = decide(kind, &task);
                         let request = CompleteRequest {
                             lock_token: task.lock_token.clone(),
                             outcome,
@@ -320,6 +374,20 @@ async fn drive(
         elapsed: started_at.elapsed(),
         latencies,
     })
+}
+
+/// The outcome and variables a bench worker completes `task` with.
+fn decide(kind: Kind, task: &ClaimedTask) -> (String, Map<String, Value>) {
+    match kind.decide(&task.node) {
+        Some((outcome, vars)) => (
+            outcome.to_string(),
+            vars.as_object().cloned().unwrap_or_default(),
+        ),
+        None => (
+            task.outcomes.first().cloned().unwrap_or_default(),
+            fill(&task.fields),
+        ),
+    }
 }
 
 /// A value for every required field, by its type, so that any task can be completed.

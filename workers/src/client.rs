@@ -74,6 +74,19 @@ impl Client {
             .map(drop)
     }
 
+    /// Completes several tasks in one request; each is its own event with its own result (in
+    /// the order given). At most 100 per call.
+    pub async fn complete_many(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<CompletionResult>, ClientError> {
+        let body = CompleteManyRequest { completions };
+        let answer: CompleteManyResponse = self
+            .call(Method::POST, "/tasks/complete", Some(&body))
+            .await?;
+        Ok(answer.results)
+    }
+
     pub async fn extend(
         &self,
         task: &str,

@@ -73,6 +73,48 @@ pub struct CompleteRequest {
     pub variables: Map<String, Value>,
 }
 
+/// One completion of `POST /api/v1/tasks/complete` (several tasks in one request).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Completion {
+    pub task_id: String,
+    pub lock_token: String,
+    pub outcome: String,
+    #[serde(default)]
+    pub variables: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CompleteManyRequest<'a> {
+    pub completions: &'a [Completion],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct CompleteManyResponse {
+    pub results: Vec<CompletionResult>,
+}
+
+/// What became of one completion of a batch: `status` is what the single-task call would have
+/// answered (200, else 403, 404, 409 or 422 with `error`, and nothing of it changed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompletionResult {
+    pub task_id: String,
+    pub status: u16,
+    #[serde(default)]
+    pub instance: Option<CompletedInstance>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+/// The instance of a completed task afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompletedInstance {
+    pub id: String,
+    /// `running`, `completed`, `cancelled` or `incident`.
+    pub status: String,
+    #[serde(default)]
+    pub result: Option<String>,
+}
+
 /// `POST /api/v1/tasks/{id}/extend`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ExtendRequest {

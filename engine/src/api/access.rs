@@ -218,6 +218,19 @@ pub async fn prune_refusals(state: &ApiState, keep_days: u32) -> Result<u64, cra
     state.tokens.prune_refusals(before).await
 }
 
+/// Records a refusal decided inside a handler that still answers 200 (a completion of a
+/// batch refused with 403).
+pub(crate) async fn record_refusal(
+    state: &ApiState,
+    principal: &Principal,
+    method: &str,
+    path: &str,
+    refused: &ApiError,
+) {
+    let refusal = Some((refused.status().as_u16(), refused.to_string()));
+    record(state, Some(principal), method, path, refusal).await;
+}
+
 async fn record(
     state: &ApiState,
     principal: Option<&Principal>,

@@ -134,6 +134,57 @@ pub struct CompleteBody {
     pub variables: Map<String, Value>,
 }
 
+/// `POST /tasks/complete`: several completions in one request.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CompleteManyBody {
+    /// 1 to 100 completions; each is its own event with its own result.
+    pub completions: Vec<CompletionItem>,
+}
+
+/// One completion of `POST /tasks/complete`: the body of `POST /tasks/{id}/complete` with the
+/// task's id.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CompletionItem {
+    pub task_id: String,
+    pub lock_token: String,
+    /// One of the task's outcomes (may be omitted when the task has exactly one).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CompleteManyResponse {
+    /// One result per completion, in the order given.
+    pub results: Vec<CompletionResult>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CompletionResult {
+    pub task_id: String,
+    /// The status `POST /tasks/{id}/complete` would have answered for this completion alone:
+    /// 200, or 403, 404, 409, 422 (then nothing of it changed).
+    pub status: u16,
+    /// On 200: the task's instance afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<CompletedInstance>,
+    /// Otherwise: why, as in an error response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<super::error::ErrorDetail>,
+}
+
+/// An instance after a completion, briefly.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CompletedInstance {
+    pub id: String,
+    /// `running`, `completed`, `cancelled` or `incident`.
+    pub status: String,
+    /// The end's result once the instance has ended.
+    pub result: Option<String>,
+}
+
 /// `POST /tasks/{id}/extend`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ExtendBody {

@@ -139,6 +139,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(instances::resolve_incident))
         .routes(routes!(tasks::claim))
         .routes(routes!(tasks::complete))
+        .routes(routes!(tasks::complete_many))
         .routes(routes!(tasks::extend))
         .routes(routes!(tasks::release))
         .routes(routes!(tasks::fail))

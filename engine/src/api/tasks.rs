@@ -9,6 +9,7 @@ use crate::engine::{self, TaskFilter};
 use axum::Extension;
 use axum::extract::State;
 use chrono::SecondsFormat;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -129,6 +130,112 @@ pub(super) async fn complete(
         })
         .await?;
     Ok(ApiJson(to_json(&view)?))
+}
+
+/// Complete several claimed tasks in one request (a worker finishing what it claimed). Each
+/// completion is its own event with its own result: the status `POST /tasks/{id}/complete`
+/// would have answered (200, 403, 404, 409, 422) and, on 200, the task's instance briefly. A
+/// refused completion changes nothing and does not hold up the others. The request as a
+/// whole is refused (422) only when it holds no completion or more than 100.
+#[utoipa::path(post, path = "/tasks/complete", tag = "tasks",
+    request_body = CompleteManyBody,
+    responses((status = 200, body = CompleteManyResponse), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(super) async fn complete_many(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<CompleteManyBody>,
+) -> Result<ApiJson<CompleteManyResponse>, ApiError> {
+    let count = body.completions.len();
+    if count == 0 || count > MAX_CLAIM as usize {
+        return Err(invalid(vec![problem(
+            "completions",
+            &format!("give between 1 and {MAX_CLAIM} completions (got {count})"),
+        )]));
+    }
+    let ids: Vec<String> = body.completions.iter().map(|c| c.task_id.clone()).collect();
+    let tasks: HashMap<String, engine::TaskView> = state
+        .engine
+        .tasks_by_id(&ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+    let mut results: Vec<Option<CompletionResult>> = Vec::with_capacity(count);
+    let mut requests = Vec::new();
+    for item in body.completions {
+        let checked = match tasks.get(&item.task_id) {
+            None => Err(ApiError::from(crate::EngineError::not_found(format!(
+                "task {}",
+                item.task_id
+            )))),
+            Some(task) if !principal.works_queue(&task.queue, task.org_unit.as_deref()) => {
+                let refused = forbidden_task(&principal, task);
+                super::access::record_refusal(
+                    &state,
+                    &principal,
+                    "POST",
+                    "/api/v1/tasks/complete",
+                    &refused,
+                )
+                .await;
+                Err(refused)
+            }
+            Some(task) => lock_token(&item.lock_token).map(|token| engine::CompleteRequest {
+                task_id: item.task_id.clone(),
+                lock_token: token,
+                outcome: item.outcome,
+                vars: item.variables,
+                actor: actor(task, &principal),
+            }),
+        };
+        match checked {
+            Ok(request) => {
+                requests.push(request);
+                results.push(None);
+            }
+            Err(refused) => results.push(Some(refusal(item.task_id, refused))),
+        }
+    }
+    let mut done = state.engine.complete_each(requests).await.into_iter();
+    let results = results
+        .into_iter()
+        .zip(ids)
+        .map(|(checked, task_id)| match checked {
+            Some(refused) => refused,
+            None => match done.next() {
+                Some(Ok(completed)) => CompletionResult {
+                    task_id,
+                    status: 200,
+                    instance: Some(CompletedInstance {
+                        id: completed.instance_id,
+                        status: completed.status.as_str().to_string(),
+                        result: completed.result,
+                    }),
+                    error: None,
+                },
+                Some(Err(e)) => refusal(task_id, ApiError::from(e)),
+                None => refusal(
+                    task_id,
+                    ApiError::internal("a completion of the batch got no answer"),
+                ),
+            },
+        })
+        .collect();
+    Ok(ApiJson(CompleteManyResponse { results }))
+}
+
+/// A completion's result when it was refused (or failed).
+fn refusal(task_id: String, error: ApiError) -> CompletionResult {
+    if let ApiError::Internal { cause } = &error {
+        tracing::error!("a completion of {task_id} failed: {cause}");
+    }
+    CompletionResult {
+        task_id,
+        status: error.status().as_u16(),
+        instance: None,
+        error: Some(error.body().error),
+    }
 }
 
 /// Extend the lease of a claimed task.
@@ -288,11 +395,15 @@ async fn check_task(
     if principal.works_queue(&task.queue, task.org_unit.as_deref()) {
         Ok(task)
     } else {
-        Err(ApiError::forbidden(format!(
-            "token `{}` may not work task {id} of queue `{}`",
-            principal.name, task.queue
-        )))
+        Err(forbidden_task(principal, &task))
     }
+}
+
+fn forbidden_task(principal: &Principal, task: &engine::TaskView) -> ApiError {
+    ApiError::forbidden(format!(
+        "token `{}` may not work task {} of queue `{}`",
+        principal.name, task.id, task.queue
+    ))
 }
 
 /// Who acts on a claimed task: the worker named in the claim (so that `completed_by(...)`

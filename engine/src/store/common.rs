@@ -320,6 +320,17 @@ pub async fn task(pool: &Pool, id: &str) -> R<Option<TaskRow>> {
         .transpose()
 }
 
+/// The tasks of these ids (a JSON array) that exist.
+pub async fn tasks_by_id(pool: &Pool, ids: &str) -> R<Vec<TaskRow>> {
+    sqlx::query(concat!("SELECT * FROM tasks WHERE id IN ", json_in!("$1")))
+        .bind(ids)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
+}
+
 pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     sqlx::query(
         "UPDATE tasks SET state = $2, lock_token = $3, locked_by = $4, lock_expires_at = $5, available_at = $6, \

@@ -1,0 +1,64 @@
+//! `yimen bench`: a small run drives every case to its end through the HTTP API, with workers
+//! completing what they claimed in one request (`POST /tasks/complete`) or one request each.
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_yimen"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run yimen bench");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "yimen bench {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn figure<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{out}"))
+}
+
+fn run_both_ways(database: &str) {
+    for complete in ["batch", "each"] {
+        let out = bench(&[
+            "three-task",
+            "--cases",
+            "40",
+            "--workers",
+            "3",
+            "--batch",
+            "8",
+            "--starters",
+            "2",
+            "--complete",
+            complete,
+            "--database",
+            database,
+        ]);
+        assert_eq!(figure(&out, "cases completed:"), "40 of 40", "{out}");
+        assert_eq!(figure(&out, "task completions:"), "120", "{out}");
+        let rate: f64 = figure(&out, "cases/s:").parse().expect("a number");
+        assert!(rate > 0.0, "{out}");
+    }
+}
+
+#[test]
+fn bench_drives_every_case_to_its_end_on_sqlite() {
+    run_both_ways("sqlite");
+}
+
+#[test]
+fn bench_drives_every_case_to_its_end_on_postgres() {
+    match std::env::var("YIMEN_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => run_both_ways(&url),
+        _ => eprintln!("skipped: set YIMEN_TEST_POSTGRES to run the bench on PostgreSQL"),
+    }
+}
