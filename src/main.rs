@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 mod cli;
 
-// The engine allocates many small rows and JSON values per event across threads; glibc's
-// allocator spent about a fifth of the CPU of `yimen bench` (perf), mimalloc far less.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "yimen",

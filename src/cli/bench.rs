@@ -94,7 +94,7 @@ pub struct Args {
     #[arg(long, default_value = "sqlite")]
     database: String,
     /// Concurrent worker clients (each completes what it claimed concurrently).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     workers: u32,
     /// Tasks one claim may return.
     #[arg(long, default_value_t = 32)]
