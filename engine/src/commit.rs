@@ -30,7 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 /// Committers writing concurrently on PostgreSQL.
 pub(crate) const POSTGRES_COMMITTERS: usize = 4;
 
-/// Most events in one transaction.
+/// Most events in one transaction (the events of one request are never split, so a batch may
+/// pass it by one request's).
 pub(crate) const MAX_BATCH: usize = 256;
 
 /// A start, with what was looked up before the transaction.
@@ -58,12 +59,15 @@ enum Job {
     Complete(CompleteRequest, oneshot::Sender<Result<Parts>>),
 }
 
-type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
+/// What callers send: the events of one request, which go into one batch in their order.
+type Jobs = Vec<Job>;
+
+type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Jobs>>>;
 
 /// The queue to the committer tasks, which are spawned on first use.
 pub(crate) struct Committer {
-    sender: mpsc::UnboundedSender<Job>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    sender: mpsc::UnboundedSender<Jobs>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Jobs>>>,
     count: usize,
 }
 
@@ -93,7 +97,7 @@ impl Committer {
         self.ensure_running(engine);
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Job::Claim(q, reply))
+            .send(vec![Job::Claim(q, reply)])
             .map_err(|_| stopped())?;
         let claimed = answer.await.map_err(|_| stopped())??;
         let mut tasks = Vec::with_capacity(claimed.len());
@@ -108,7 +112,7 @@ impl Committer {
         self.ensure_running(engine);
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Job::Start(Box::new(job), reply))
+            .send(vec![Job::Start(Box::new(job), reply)])
             .map_err(|_| stopped())?;
         view(engine, answer.await.map_err(|_| stopped())??).await
     }
@@ -122,38 +126,35 @@ impl Committer {
         self.ensure_running(engine);
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Job::Complete(req, reply))
+            .send(vec![Job::Complete(req, reply)])
             .map_err(|_| stopped())?;
         view(engine, answer.await.map_err(|_| stopped())??).await
     }
 }
 
 impl Committer {
-    /// Completes each task as its own event; all are queued at once, so they share batches.
+    /// Completes each task as its own event; all go into one batch, in their order (so that
+    /// of the same task given twice the first completes it and the second gets 409).
     pub(crate) async fn complete_each(
         &self,
         engine: &Engine,
         reqs: Vec<CompleteRequest>,
     ) -> Vec<Result<Completed>> {
         self.ensure_running(engine);
-        let answers: Vec<_> = reqs
+        let (jobs, answers): (Jobs, Vec<_>) = reqs
             .into_iter()
             .map(|req| {
                 let (reply, answer) = oneshot::channel();
-                self.sender
-                    .send(Job::Complete(req, reply))
-                    .ok()
-                    .map(|()| answer)
+                (Job::Complete(req, reply), answer)
             })
-            .collect();
+            .unzip();
+        // Should the committers be gone, the jobs are dropped and every answer says so.
+        let _ = self.sender.send(jobs);
         let mut out = Vec::with_capacity(answers.len());
         for answer in answers {
-            out.push(match answer {
-                None => Err(stopped()),
-                Some(answer) => match answer.await {
-                    Err(_) => Err(stopped()),
-                    Ok(done) => done.and_then(|parts| Completed::of(&parts.row)),
-                },
+            out.push(match answer.await {
+                Err(_) => Err(stopped()),
+                Ok(done) => done.and_then(|parts| Completed::of(&parts.row)),
             });
         }
         out
@@ -181,12 +182,12 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
         {
             let mut receiver = queue.lock().await;
             match receiver.recv().await {
-                Some(job) => batch.push(job),
+                Some(jobs) => batch.extend(jobs),
                 None => return,
             }
             while batch.len() < MAX_BATCH {
                 match receiver.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(jobs) => batch.extend(jobs),
                     Err(_) => break,
                 }
             }
