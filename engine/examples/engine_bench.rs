@@ -156,7 +156,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..Default::default()
             })
             .collect();
-        for r in engine.start_many(&reqs).await? {
+        for r in engine.start_many(&reqs).await {
             r?;
         }
         started += n;
@@ -185,7 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 actor: "bench".into(),
             })
             .collect();
-        for r in engine.complete_many(&reqs).await? {
+        for r in engine.complete_many(&reqs).await {
             r?;
             completions += 1;
         }

@@ -92,13 +92,17 @@ impl Committer {
         }
     }
 
+    /// Sends the events of one request together: they go into one batch, in their order.
+    /// Should the committers be gone, the jobs are dropped and every answer says so.
+    fn send(&self, engine: &Engine, jobs: Jobs) {
+        self.ensure_running(engine);
+        let _ = self.sender.send(jobs);
+    }
+
     /// Fetch-and-lock in the next batch.
     pub(crate) async fn claim(&self, engine: &Engine, q: ClaimQuery) -> Result<Vec<ClaimedTask>> {
-        self.ensure_running(engine);
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(vec![Job::Claim(q, reply)])
-            .map_err(|_| stopped())?;
+        self.send(engine, vec![Job::Claim(q, reply)]);
         let claimed = answer.await.map_err(|_| stopped())??;
         let mut tasks = Vec::with_capacity(claimed.len());
         for (task, instance) in claimed {
@@ -109,11 +113,8 @@ impl Committer {
 
     /// Starts an instance in the next batch (`existing`: its business key was known).
     pub(crate) async fn start(&self, engine: &Engine, job: StartJob) -> Result<InstanceView> {
-        self.ensure_running(engine);
-        let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(vec![Job::Start(Box::new(job), reply)])
-            .map_err(|_| stopped())?;
+        let (job, answer) = paired(|reply| Job::Start(Box::new(job), reply));
+        self.send(engine, vec![job]);
         view(engine, answer.await.map_err(|_| stopped())??).await
     }
 
@@ -123,42 +124,60 @@ impl Committer {
         engine: &Engine,
         req: CompleteRequest,
     ) -> Result<InstanceView> {
-        self.ensure_running(engine);
-        let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(vec![Job::Complete(req, reply)])
-            .map_err(|_| stopped())?;
+        let (job, answer) = paired(|reply| Job::Complete(req, reply));
+        self.send(engine, vec![job]);
         view(engine, answer.await.map_err(|_| stopped())??).await
     }
-}
 
-impl Committer {
-    /// Completes each task as its own event; all go into one batch, in their order (so that
-    /// of the same task given twice the first completes it and the second gets 409).
+    /// Starts each instance as its own event, all in one batch: per start, the instance id and
+    /// whether its business key was known, or why not.
+    pub(crate) async fn start_each(
+        &self,
+        engine: &Engine,
+        starts: Vec<StartJob>,
+    ) -> Vec<Result<(String, bool)>> {
+        let (jobs, answers) = starts
+            .into_iter()
+            .map(|job| paired(|reply| Job::Start(Box::new(job), reply)))
+            .unzip();
+        self.send(engine, jobs);
+        answered(answers, |parts| Ok((parts.row.id, parts.existing))).await
+    }
+
+    /// Completes each task as its own event, all in one batch, in their order (so that of the
+    /// same task given twice the first completes it and the second gets 409).
     pub(crate) async fn complete_each(
         &self,
         engine: &Engine,
         reqs: Vec<CompleteRequest>,
     ) -> Vec<Result<Completed>> {
-        self.ensure_running(engine);
-        let (jobs, answers): (Jobs, Vec<_>) = reqs
+        let (jobs, answers) = reqs
             .into_iter()
-            .map(|req| {
-                let (reply, answer) = oneshot::channel();
-                (Job::Complete(req, reply), answer)
-            })
+            .map(|req| paired(|reply| Job::Complete(req, reply)))
             .unzip();
-        // Should the committers be gone, the jobs are dropped and every answer says so.
-        let _ = self.sender.send(jobs);
-        let mut out = Vec::with_capacity(answers.len());
-        for answer in answers {
-            out.push(match answer.await {
-                Err(_) => Err(stopped()),
-                Ok(done) => done.and_then(|parts| Completed::of(&parts.row)),
-            });
-        }
-        out
+        self.send(engine, jobs);
+        answered(answers, |parts| Completed::of(&parts.row)).await
     }
+}
+
+/// A start or completion job with the receiver of its answer.
+fn paired(job: impl FnOnce(oneshot::Sender<Result<Parts>>) -> Job) -> (Job, Answer) {
+    let (reply, answer) = oneshot::channel();
+    (job(reply), answer)
+}
+
+type Answer = oneshot::Receiver<Result<Parts>>;
+
+/// Waits for every answer, in order.
+async fn answered<T>(answers: Vec<Answer>, each: impl Fn(Parts) -> Result<T>) -> Vec<Result<T>> {
+    let mut out = Vec::with_capacity(answers.len());
+    for answer in answers {
+        out.push(match answer.await {
+            Err(_) => Err(stopped()),
+            Ok(done) => done.and_then(&each),
+        });
+    }
+    out
 }
 
 async fn view(engine: &Engine, parts: Parts) -> Result<InstanceView> {

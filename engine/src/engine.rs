@@ -1454,62 +1454,50 @@ impl Engine {
             .collect())
     }
 
-    /// Completes many tasks in ONE transaction (one unit of work): one refused completion (409,
-    /// 422, 404) is rolled back to its mark, changes nothing of its own and does not affect the
-    /// others. Returns, per request in order, the instance id or why not.
-    pub async fn complete_many(&self, reqs: &[CompleteRequest]) -> Result<Vec<Result<String>>> {
-        transaction!(self, |tx, fx| {
-            let mut st = Staged::new();
-            let ids: Vec<String> = reqs.iter().map(|r| r.task_id.clone()).collect();
-            st.prefetch_tasks(&mut tx, &ids).await?;
-            let mut out = Vec::with_capacity(reqs.len());
-            for req in reqs {
-                let mark = st.mark();
-                let done = self.complete_in(&mut tx, &mut st, &mut fx, req).await;
-                out.push(st.settle(mark, done)?);
-            }
-            st.flush(&mut tx).await?;
-            out
-        })
+    /// Completes many tasks in ONE transaction (one batch of the committers, with whatever
+    /// else is queued): one refused completion (409, 422, 404) is rolled back to its mark,
+    /// changes nothing of its own and does not affect the others. Returns, per request in
+    /// order, the instance id or why not.
+    pub async fn complete_many(&self, reqs: &[CompleteRequest]) -> Vec<Result<String>> {
+        self.complete_each(reqs.to_vec())
+            .await
+            .into_iter()
+            .map(|done| done.map(|c| c.instance_id))
+            .collect()
     }
 
     /// Starts many instances in ONE transaction, each refused one rolled back alone (see
     /// [`Engine::complete_many`]). Returns, per request, `(instance id, existing)` or why not.
-    pub async fn start_many(&self, reqs: &[StartRequest]) -> Result<Vec<Result<(String, bool)>>> {
+    pub async fn start_many(&self, reqs: &[StartRequest]) -> Vec<Result<(String, bool)>> {
         let now = self.now();
-        let mut prepared = Vec::with_capacity(reqs.len());
+        let mut refused = Vec::with_capacity(reqs.len());
+        let mut jobs = Vec::with_capacity(reqs.len());
         for req in reqs {
-            prepared.push(self.prepare_start(req, now).await);
-        }
-        transaction!(self, |tx, fx| {
-            let mut st = Staged::new();
-            let keys: Vec<(String, String)> = reqs
-                .iter()
-                .zip(&prepared)
-                .filter_map(|(req, prep)| match (&req.business_key, prep) {
-                    (Some(bk), Ok((dep, _))) => Some((dep.key.clone(), bk.clone())),
-                    _ => None,
-                })
-                .collect();
-            st.prefetch_business_keys(&mut tx, &keys).await?;
-            let mut out = Vec::with_capacity(reqs.len());
-            for (req, prep) in reqs.iter().zip(&prepared) {
-                let (dep, vars) = match prep {
-                    Ok(p) => p,
-                    Err(e) => {
-                        out.push(Err(e.clone_for_batch()));
-                        continue;
-                    }
-                };
-                let mark = st.mark();
-                let done = self
-                    .start_in(&mut tx, &mut st, &mut fx, req, dep, vars, now)
-                    .await;
-                out.push(st.settle(mark, done)?);
+            match self.prepare_start(req, now).await {
+                Ok((dep, vars)) => {
+                    jobs.push(crate::commit::StartJob {
+                        req: req.clone(),
+                        dep,
+                        vars,
+                        now,
+                    });
+                    refused.push(None);
+                }
+                Err(e) => refused.push(Some(e)),
             }
-            st.flush(&mut tx).await?;
-            out
-        })
+        }
+        let mut started = self.committer().start_each(self, jobs).await.into_iter();
+        refused
+            .into_iter()
+            .map(|refused| match refused {
+                Some(e) => Err(e),
+                None => started.next().unwrap_or_else(|| {
+                    Err(EngineError::Internal(
+                        "a start of the batch got no answer".into(),
+                    ))
+                }),
+            })
+            .collect()
     }
 
     pub(crate) async fn complete_in(

@@ -279,14 +279,9 @@ async fn drive(
                     }
                     let completions: Vec<Completion> = claimed
                         .iter()
-                        .map(|task| {
-                            let (outcome, variables) = decide(kind, task);
-                            Completion {
-                                task_id: task.id.clone(),
-                                lock_token: task.lock_token.clone(),
-                                outcome,
-                                variables,
-                            }
+                        .map(|task| Completion {
+                            task_id: task.id.clone(),
+                            completion: completion(kind, task),
                         })
                         .collect();
                     let results = client
@@ -323,12 +318,7 @@ async fn drive(
                 for task in claimed {
                     let client = client.clone();
                     completions.spawn(async move {
-                        let (outcome, variables) = decide(kind, &task);
-                        let request = CompleteRequest {
-                            lock_token: task.lock_token.clone(),
-                            outcome,
-                            variables,
-                        };
+                        let request = completion(kind, &task);
                         let view: Value = client
                             .call(
                                 Method::POST,
@@ -376,9 +366,9 @@ async fn drive(
     })
 }
 
-/// The outcome and variables a bench worker completes `task` with.
-fn decide(kind: Kind, task: &ClaimedTask) -> (String, Map<String, Value>) {
-    match kind.decide(&task.node) {
+/// How a bench worker completes `task`: its outcome and variables, with its lock token.
+fn completion(kind: Kind, task: &ClaimedTask) -> CompleteRequest {
+    let (outcome, variables) = match kind.decide(&task.node) {
         Some((outcome, vars)) => (
             outcome.to_string(),
             vars.as_object().cloned().unwrap_or_default(),
@@ -387,6 +377,11 @@ fn decide(kind: Kind, task: &ClaimedTask) -> (String, Map<String, Value>) {
             task.outcomes.first().cloned().unwrap_or_default(),
             fill(&task.fields),
         ),
+    };
+    CompleteRequest {
+        lock_token: task.lock_token.clone(),
+        outcome,
+        variables,
     }
 }
 

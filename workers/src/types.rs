@@ -77,10 +77,8 @@ pub struct CompleteRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Completion {
     pub task_id: String,
-    pub lock_token: String,
-    pub outcome: String,
-    #[serde(default)]
-    pub variables: Map<String, Value>,
+    #[serde(flatten)]
+    pub completion: CompleteRequest,
 }
 
 #[derive(Debug, Clone, Serialize)]

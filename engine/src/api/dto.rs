@@ -146,13 +146,8 @@ pub struct CompleteManyBody {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct CompletionItem {
     pub task_id: String,
-    pub lock_token: String,
-    /// One of the task's outcomes (may be omitted when the task has exactly one).
-    #[serde(default)]
-    pub outcome: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub variables: Map<String, Value>,
+    #[serde(flatten)]
+    pub completion: CompleteBody,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

@@ -181,13 +181,16 @@ pub(super) async fn complete_many(
                 .await;
                 Err(refused)
             }
-            Some(task) => lock_token(&item.lock_token).map(|token| engine::CompleteRequest {
-                task_id: item.task_id.clone(),
-                lock_token: token,
-                outcome: item.outcome,
-                vars: item.variables,
-                actor: actor(task, &principal),
-            }),
+            Some(task) => {
+                let body = item.completion;
+                lock_token(&body.lock_token).map(|token| engine::CompleteRequest {
+                    task_id: item.task_id.clone(),
+                    lock_token: token,
+                    outcome: body.outcome,
+                    vars: body.variables,
+                    actor: actor(task, &principal),
+                })
+            }
         };
         match checked {
             Ok(request) => {
