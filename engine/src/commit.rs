@@ -24,6 +24,7 @@ use crate::store::staged::Staged;
 use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{mpsc, oneshot};
 
@@ -225,7 +226,10 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
 
 /// What a batch wrote: the unit of work, the claims' tasks, per other event its instance id
 /// and whether it existed already (or why it was refused).
-type Written = (Staged, Vec<Vec<TaskRow>>, Vec<Result<(String, bool)>>);
+type Written = (Staged, Claimed, Vec<Result<(String, bool)>>);
+
+/// The tasks of each claim, and their instances as read.
+type Claimed = (Vec<Vec<TaskRow>>, HashMap<String, InstanceRow>);
 
 impl Engine {
     /// Writes a batch in one transaction and answers each event (see the module doc).
@@ -282,7 +286,7 @@ impl Engine {
             (st, claimed, out)
         });
         match written {
-            Ok((st, claimed, results)) => {
+            Ok((st, (claimed, read), results)) => {
                 let (mut live, mut pending) = st.live_by_instance();
                 let mut claimed = claimed.into_iter();
                 let mut results = results.into_iter();
@@ -291,12 +295,18 @@ impl Engine {
                         let rows = claimed.next().unwrap_or_default();
                         let answer = rows
                             .into_iter()
-                            .map(|t| match st.instance(&t.instance_id) {
-                                Some(inst) => Ok((t, inst.clone())),
-                                None => Err(EngineError::Internal(format!(
-                                    "instance {} is missing",
-                                    t.instance_id
-                                ))),
+                            // As the batch left it, else as the claim read it.
+                            .map(|t| {
+                                match st
+                                    .instance(&t.instance_id)
+                                    .or_else(|| read.get(&t.instance_id))
+                                {
+                                    Some(inst) => Ok((t, inst.clone())),
+                                    None => Err(EngineError::Internal(format!(
+                                        "instance {} is missing",
+                                        t.instance_id
+                                    ))),
+                                }
                             })
                             .collect();
                         let _ = reply.send(answer);

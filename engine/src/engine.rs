@@ -406,6 +406,56 @@ pub(crate) fn chain(
     rows
 }
 
+/// A history entry: actor, node, kind, text, data (JSON).
+pub(crate) type Entry = (String, Option<String>, String, String, String);
+
+/// The history entry of a task's current claim, with the time it was made, while the task is
+/// claimed. A claim is written to the history when it ends (completed, failed, released) and
+/// not when it is made, so that a claim writes only its task row (Temporal records an
+/// activity's start when the activity closes, for the same reason). `None` for a claim made
+/// before migration 0400, which was recorded when it was made.
+pub(crate) fn claim_entry(task: &TaskRow) -> Option<(Entry, i64)> {
+    if task.state != "claimed" {
+        return None;
+    }
+    let worker = task.locked_by.clone()?;
+    let at = task.claimed_at?;
+    Some((
+        (
+            worker.clone(),
+            Some(task.node.clone()),
+            "task_claimed".to_string(),
+            format!(
+                "{} claimed by {worker} (token {})",
+                task.node, task.lock_token
+            ),
+            json!({ "task": task.id, "lock_token": task.lock_token }).to_string(),
+        ),
+        at,
+    ))
+}
+
+/// The history entry of the claim a new claim took the task over from (its lease had run
+/// out), with the time it was made.
+fn lapsed_entry(task: &TaskRow) -> Option<(Entry, i64)> {
+    let worker = task.lapsed_by.clone()?;
+    let at = task.lapsed_at?;
+    let token = task.lock_token - 1;
+    Some((
+        (
+            worker.clone(),
+            Some(task.node.clone()),
+            "task_claimed".to_string(),
+            format!(
+                "{} claimed by {worker} (token {token}); the lease ran out",
+                task.node
+            ),
+            json!({ "task": task.id, "lock_token": token, "lapsed": true }).to_string(),
+        ),
+        at,
+    ))
+}
+
 impl Engine {
     /// Opens the database at `url`; see [`Engine::open_with`].
     pub async fn open(url: &str, clock: Arc<dyn Clock>, due: Arc<dyn DueDates>) -> Result<Engine> {
@@ -921,6 +971,9 @@ impl Engine {
                 due_at: t.due_at,
                 created_at: now_ms,
                 completed_at: None,
+                claimed_at: None,
+                lapsed_by: None,
+                lapsed_at: None,
             };
             st.insert_task(&task);
             fx.queues.push(t.queue.clone());
@@ -947,6 +1000,12 @@ impl Engine {
             st.set_task_due(task, *due);
         }
         if cs.status.is_terminal() {
+            // Claims that end with their case.
+            for task in st.claimed_tasks(&row.id) {
+                if let Some((entry, at)) = claim_entry(&task) {
+                    st.insert_history_many(chain(row, vec![entry], at));
+                }
+            }
             st.cancel_open_tasks(&row.id, now_ms);
             st.cancel_instance_timers(&row.id);
         }
@@ -1027,6 +1086,21 @@ impl Engine {
         if !rows.is_empty() {
             on_tx!(tx, insert_history_many(&rows))?;
         }
+        Ok(())
+    }
+
+    /// Writes the history entry of the task's claim, which ends now (see [`claim_entry`]).
+    async fn record_claim(&self, tx: &mut Tx, task: &TaskRow) -> Result<()> {
+        let Some((entry, at)) = claim_entry(task) else {
+            return Ok(());
+        };
+        let mut row = on_tx!(&mut *tx, lock_instance(&task.instance_id))?
+            .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
+        self.append_history(tx, &mut row, vec![entry], at).await?;
+        on_tx!(
+            &mut *tx,
+            set_history_head(&row.id, row.history_count, &row.history_head)
+        )?;
         Ok(())
     }
 
@@ -1298,46 +1372,53 @@ impl Engine {
     }
 
     /// Runs the claims of a batch (before its other events, so that they see the claims):
-    /// one statement per claim, then the claims go to the instances' history chains.
+    /// one statement per claim, and one read of the claimed tasks' instances (for the
+    /// answers). A claim writes only its task row: its history entry is written when the claim
+    /// ends ([`claim_entry`]), so a claim neither locks nor rewrites its instance. A claim
+    /// that took a task over from one whose lease ran out records that one now.
     pub(crate) async fn claims_in(
         &self,
         tx: &mut Tx,
         st: &mut Staged,
         queries: &[&ClaimQuery],
-    ) -> Result<Vec<Vec<TaskRow>>> {
+    ) -> Result<(Vec<Vec<TaskRow>>, HashMap<String, InstanceRow>)> {
         let mut claimed = Vec::with_capacity(queries.len());
         for q in queries {
             claimed.push(on_tx!(&mut *tx, claim_tasks(q))?);
         }
-        let mut ids: Vec<String> = claimed
+        let mut lapsed: Vec<String> = claimed
             .iter()
             .flatten()
-            .map(|t: &TaskRow| t.instance_id.clone())
+            .filter(|t: &&TaskRow| t.lapsed_by.is_some())
+            .map(|t| t.instance_id.clone())
             .collect();
-        ids.sort();
-        ids.dedup();
-        st.prefetch_instances(tx, ids).await?;
-        let at = ms(self.now());
-        for (q, rows) in queries.iter().zip(&claimed) {
-            for t in rows {
+        if !lapsed.is_empty() {
+            lapsed.sort();
+            lapsed.dedup();
+            st.prefetch_instances(tx, lapsed).await?;
+            for t in claimed.iter().flatten() {
+                let Some((entry, at)) = lapsed_entry(t) else {
+                    continue;
+                };
                 let Some(mut inst) = st.instance(&t.instance_id).cloned() else {
                     continue;
                 };
-                let entry = (
-                    q.worker.clone(),
-                    Some(t.node.clone()),
-                    "task_claimed".to_string(),
-                    format!(
-                        "{} claimed by {} (token {})",
-                        t.node, q.worker, t.lock_token
-                    ),
-                    json!({ "task": t.id, "lock_token": t.lock_token }).to_string(),
-                );
                 st.insert_history_many(chain(&mut inst, vec![entry], at));
                 st.update_instance(&inst);
             }
         }
-        Ok(claimed)
+        let mut ids: Vec<&String> = claimed.iter().flatten().map(|t| &t.instance_id).collect();
+        ids.sort();
+        ids.dedup();
+        let instances = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            on_tx!(&mut *tx, instances_by_id(&json_list(ids)))?
+                .into_iter()
+                .map(|row| (row.id.clone(), row))
+                .collect()
+        };
+        Ok((claimed, instances))
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
@@ -1512,6 +1593,17 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
         Engine::check_lock(&task, req.lock_token)?;
+        if let Some((entry, at)) = claim_entry(&task) {
+            let mut inst = st
+                .lock_instance(tx, &task.instance_id)
+                .await?
+                .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
+            st.insert_history_many(chain(&mut inst, vec![entry], at));
+            st.update_instance(&inst);
+            // Recorded: should the event end the case, the claim is not recorded again.
+            task.claimed_at = None;
+            st.update_task(&task);
+        }
         let tref = TaskRef {
             id: task.id.clone(),
             node: task.node.clone(),
@@ -1609,6 +1701,7 @@ impl Engine {
             let mut task = on_tx!(&mut tx, lock_task(task_id))?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
+            self.record_claim(&mut tx, &task).await?;
             task.state = "open".into();
             task.locked_by = None;
             task.lock_expires_at = None;
@@ -1636,6 +1729,7 @@ impl Engine {
             let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
                 .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
             Engine::check_lock(&task, req.lock_token)?;
+            self.record_claim(&mut tx, &task).await?;
             let now = self.now();
             task.failures += 1;
             task.last_error = Some(req.error.clone());

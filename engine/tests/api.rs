@@ -632,7 +632,17 @@ async fn long_poll_wakes_when_a_task_appears(api: TestApi) {
 }
 
 async fn lease_extend_release_and_expiry(api: TestApi) {
-    api.start_case("east", 10).await;
+    let instance = api.start_case("east", 10).await;
+    let entries = |history: &Answer| -> Vec<Value> {
+        history.body["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let before = entries(
+        &api.get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
+            .await,
+    );
     let short = api
         .post(
             "/api/v1/tasks/claim",
@@ -643,6 +653,14 @@ async fn lease_extend_release_and_expiry(api: TestApi) {
     let task = &short.body["tasks"][0];
     let id = task["id"].as_str().unwrap().to_string();
     let first_lock = task["lock_token"].as_str().unwrap().to_string();
+    let after_claim = entries(
+        &api.get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
+            .await,
+    );
+    assert_eq!(
+        after_claim, before,
+        "a claim writes only its task row; its entry comes when the claim ends"
+    );
 
     let extended = api
         .post(
@@ -699,6 +717,62 @@ async fn lease_extend_release_and_expiry(api: TestApi) {
         )
         .await;
     assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let third_lock = again[0]["lock_token"].as_str().unwrap().to_string();
+    let done = api
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            &api.admin,
+            json!({"lock_token": third_lock, "outcome": "reject", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    // Every claim is in the history once, in order: w1's (its lease ran out; recorded by the
+    // claim that took the task over), the second (ended by the release), the third (ended by
+    // the completion), each at the time it was made.
+    let history = entries(
+        &api.get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
+            .await,
+    );
+    let kinds: Vec<(&str, &str)> = history[before.len()..]
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds[..5],
+        [
+            ("task_claimed", "w1"),
+            ("task_claimed", "tester"),
+            ("task_released", "tester"),
+            ("task_claimed", "tester"),
+            ("task_completed", "tester"),
+        ],
+        "{history:#?}"
+    );
+    let claims: Vec<&Value> = history
+        .iter()
+        .filter(|e| e["kind"] == "task_claimed")
+        .collect();
+    assert!(
+        claims[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("lease ran out")
+    );
+    let tokens: Vec<String> = claims
+        .iter()
+        .map(|e| e["data"]["lock_token"].to_string())
+        .collect();
+    let expected: Vec<String> = [&first_lock, &second_lock, &third_lock]
+        .iter()
+        .map(|t| t.parse::<i64>().unwrap().to_string())
+        .collect();
+    assert_eq!(tokens, expected);
+    let at = |e: &Value| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap();
+    assert!(
+        at(claims[0]) < at(claims[1]) && at(claims[2]) <= at(&history[history.len() - 1]),
+        "each claim is dated when it was made: {history:#?}"
+    );
 }
 
 async fn failures_retry_then_become_an_incident(api: TestApi) {

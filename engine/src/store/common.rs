@@ -69,6 +69,9 @@ fn task_row(r: &DbRow) -> R<TaskRow> {
         due_at: r.try_get("due_at")?,
         created_at: r.try_get("created_at")?,
         completed_at: r.try_get("completed_at")?,
+        claimed_at: r.try_get("claimed_at")?,
+        lapsed_by: r.try_get("lapsed_by")?,
+        lapsed_at: r.try_get("lapsed_at")?,
     })
 }
 
@@ -128,7 +131,7 @@ fn document_row(r: &DbRow) -> R<DocumentRow> {
     })
 }
 
-const TASK_COLS: &str = "id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, created_at, completed_at";
+const TASK_COLS: &str = "id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at";
 
 // ---- deployments ----
 
@@ -244,6 +247,17 @@ pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
 }
 
 /// Reads and locks several instances (ids as a JSON array), in id order.
+/// Instances by id, read without a lock (what a claim answers with).
+pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
+    sqlx::query(concat!("SELECT * FROM instances WHERE id IN ", json_in!("$1")))
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(instance_row)
+        .collect()
+}
+
 pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
     sqlx::query(concat!(
         "SELECT * FROM instances WHERE id IN ",
@@ -373,7 +387,10 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
     // (queue, state, created_at, id) index in order and stopping at the limit (with one queue;
     // several queues are sorted), then merged. Four texts, with one queue or several, with
     // org units or without: a `$n IS NULL` branch would make SQLite prepare the statement
-    // anew on every call (its plan depends on the bound value).
+    // anew on every call (its plan depends on the bound value). For the same reason a limit is
+    // `($n + 0)`: SQLite reads a bare `LIMIT $n` as a known integer, marks the statement to be
+    // prepared again whenever that parameter is bound, and so parsed and planned this
+    // statement on every claim.
     macro_rules! claim_sql {
         ($queue:expr, $org:expr, $now:literal, $max:literal) => {
             concat!(
@@ -383,8 +400,9 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
                 $org,
                 " AND state = 'open' AND available_at <= ",
                 $now,
-                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT ",
+                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT (",
                 $max,
+                " + 0)",
                 skip_locked!(),
                 ") o UNION ALL ",
                 "SELECT id, created_at FROM (SELECT id, created_at FROM tasks WHERE ",
@@ -392,13 +410,22 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
                 $org,
                 " AND state = 'claimed' AND lock_expires_at <= ",
                 $now,
-                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT ",
+                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT (",
                 $max,
+                " + 0)",
                 skip_locked!(),
-                ") x ORDER BY created_at, id LIMIT ",
+                ") x ORDER BY created_at, id LIMIT (",
                 $max,
-                ") u) UPDATE tasks SET state = 'claimed', lock_token = lock_token + 1, \
-                 locked_by = $1, lock_expires_at = $2 WHERE id IN (SELECT id FROM c) RETURNING *"
+                " + 0)",
+                ") u) UPDATE tasks SET ",
+                // SET reads the row as it was: a claim whose lease ran out is kept for the
+                // history (see `Engine::claims_in`).
+                "lapsed_by = CASE WHEN state = 'claimed' THEN locked_by END, \
+                 lapsed_at = CASE WHEN state = 'claimed' THEN claimed_at END, \
+                 state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
+                 lock_expires_at = $2, claimed_at = ",
+                $now,
+                " WHERE id IN (SELECT id FROM c) RETURNING *"
             )
         };
     }
@@ -874,15 +901,16 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
         let sql = values_sql(
             "tasks (id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, \
              lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, \
-             due_at, created_at, completed_at)",
-            20,
+             due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at)",
+            23,
             chunk.len(),
             "ON CONFLICT (id) DO UPDATE SET state = excluded.state, lock_token = excluded.lock_token, \
              locked_by = excluded.locked_by, lock_expires_at = excluded.lock_expires_at, \
              available_at = excluded.available_at, outcome = excluded.outcome, \
              completed_by = excluded.completed_by, failures = excluded.failures, \
              last_error = excluded.last_error, completed_at = excluded.completed_at, \
-             due_at = excluded.due_at",
+             due_at = excluded.due_at, claimed_at = excluded.claimed_at, \
+             lapsed_by = excluded.lapsed_by, lapsed_at = excluded.lapsed_at",
         );
         // The text holds only placeholders; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -907,7 +935,10 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
                 .bind(&t.last_error)
                 .bind(t.due_at)
                 .bind(t.created_at)
-                .bind(t.completed_at);
+                .bind(t.completed_at)
+                .bind(t.claimed_at)
+                .bind(&t.lapsed_by)
+                .bind(t.lapsed_at);
         }
         q.execute(&mut **tx).await?;
     }

@@ -149,6 +149,12 @@ pub struct TaskRow {
     pub due_at: Option<i64>,
     pub created_at: i64,
     pub completed_at: Option<i64>,
+    /// When the current claim was made (its history entry is written when it ends).
+    pub claimed_at: Option<i64>,
+    /// Set by a claim that took the task over from a claim whose lease ran out: that claim's
+    /// worker and time, for the history.
+    pub lapsed_by: Option<String>,
+    pub lapsed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -277,6 +277,18 @@ impl Staged {
         }
     }
 
+    /// The instance's claimed tasks (the instance is loaded), oldest first.
+    pub(crate) fn claimed_tasks(&self, instance: &str) -> Vec<TaskRow> {
+        let mut tasks: Vec<TaskRow> = self
+            .tasks
+            .values()
+            .filter(|s| s.row.instance_id == instance && s.row.state == "claimed")
+            .map(|s| s.row.clone())
+            .collect();
+        tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        tasks
+    }
+
     /// Cancels the instance's open, claimed and failed tasks (the instance is loaded).
     pub(crate) fn cancel_open_tasks(&mut self, instance: &str, now: i64) {
         let ids: Vec<String> = self
