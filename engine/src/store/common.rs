@@ -1,5 +1,6 @@
 // The SQL of the store, written once. Included by `sqlite.rs` and `postgres.rs`, which define
-// `DB`, `DbRow` and the macros `for_update!()`, `skip_locked!()` and `json_in!("$n")`.
+// `DB`, `DbRow` and the macros `for_update!()`, `skip_locked!()` and `is_in!(json "$n")` /
+// `is_in!(query …)`.
 
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskQuery, TaskRow,
@@ -249,7 +250,7 @@ pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
 /// Reads and locks several instances (ids as a JSON array), in id order.
 /// Instances by id, read without a lock (what a claim answers with).
 pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
-    sqlx::query(concat!("SELECT * FROM instances WHERE id IN ", json_in!("$1")))
+    sqlx::query(concat!("SELECT * FROM instances WHERE id ", is_in!(json "$1")))
         .bind(ids)
         .fetch_all(&mut **tx)
         .await?
@@ -260,8 +261,8 @@ pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
 
 pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
     sqlx::query(concat!(
-        "SELECT * FROM instances WHERE id IN ",
-        json_in!("$1"),
+        "SELECT * FROM instances WHERE id ",
+        is_in!(json "$1"),
         " ORDER BY id",
         for_update!()
     ))
@@ -336,7 +337,7 @@ pub async fn task(pool: &Pool, id: &str) -> R<Option<TaskRow>> {
 
 /// The tasks of these ids (a JSON array) that exist.
 pub async fn tasks_by_id(pool: &Pool, ids: &str) -> R<Vec<TaskRow>> {
-    sqlx::query(concat!("SELECT * FROM tasks WHERE id IN ", json_in!("$1")))
+    sqlx::query(concat!("SELECT * FROM tasks WHERE id ", is_in!(json "$1")))
         .bind(ids)
         .fetch_all(pool)
         .await?
@@ -437,7 +438,7 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
     let query = match (single, &q.org_units) {
         (Some(queue), Some(units)) => sqlx::query(claim_sql!(
             "queue = $3",
-            concat!(" AND (org_unit IS NULL OR org_unit IN ", json_in!("$4"), ")"),
+            concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
             "$5",
             "$6"
         ))
@@ -446,8 +447,8 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
         .bind(queue)
         .bind(units),
         (None, Some(units)) => sqlx::query(claim_sql!(
-            concat!("queue IN ", json_in!("$3")),
-            concat!(" AND (org_unit IS NULL OR org_unit IN ", json_in!("$4"), ")"),
+            concat!("queue ", is_in!(json "$3")),
+            concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
             "$5",
             "$6"
         ))
@@ -459,7 +460,7 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
             .bind(&q.worker)
             .bind(q.expires_at)
             .bind(queue),
-        (None, None) => sqlx::query(claim_sql!(concat!("queue IN ", json_in!("$3")), "", "$4", "$5"))
+        (None, None) => sqlx::query(claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5"))
             .bind(&q.worker)
             .bind(q.expires_at)
             .bind(&q.queues),
@@ -487,10 +488,10 @@ pub async fn active_tasks(pool: &Pool, instance: &str) -> R<Vec<TaskRow>> {
 pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
     let _ = TASK_COLS;
     sqlx::query(concat!(
-        "SELECT * FROM tasks WHERE ($1 IS NULL OR queue IN ",
-        json_in!("$1"),
-        ") AND ($2 IS NULL OR org_unit IS NULL OR org_unit IN ",
-        json_in!("$2"),
+        "SELECT * FROM tasks WHERE ($1 IS NULL OR queue ",
+        is_in!(json "$1"),
+        ") AND ($2 IS NULL OR org_unit IS NULL OR org_unit ",
+        is_in!(json "$2"),
         ") AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR instance_id = $4) \
          ORDER BY created_at, id LIMIT $5"
     ))
@@ -784,10 +785,10 @@ fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// instances, locked in id order (one statement, so that concurrent batches lock in one order).
 pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>> {
     sqlx::query(concat!(
-        "SELECT * FROM tasks WHERE instance_id IN (SELECT instance_id FROM tasks WHERE id IN ",
-        json_in!("$1"),
-        ") AND (state IN ('open', 'claimed', 'failed') OR id IN ",
-        json_in!("$1"),
+        "SELECT * FROM tasks WHERE instance_id ",
+        is_in!(query "SELECT instance_id FROM tasks WHERE id ", is_in!(json "$1")),
+        " AND (state IN ('open', 'claimed', 'failed') OR id ",
+        is_in!(json "$1"),
         ") ORDER BY id",
         for_update!()
     ))
@@ -802,8 +803,8 @@ pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>>
 /// Open, claimed and failed tasks of the instances (ids as a JSON array), locked.
 pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
     sqlx::query(concat!(
-        "SELECT * FROM tasks WHERE instance_id IN ",
-        json_in!("$1"),
+        "SELECT * FROM tasks WHERE instance_id ",
+        is_in!(json "$1"),
         " AND state IN ('open', 'claimed', 'failed') ORDER BY id",
         for_update!()
     ))
@@ -818,8 +819,8 @@ pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
 /// Pending timers of the instances (ids as a JSON array), in no order (see `instance_timers`).
 pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
     sqlx::query(concat!(
-        "SELECT * FROM timers WHERE instance_id IN ",
-        json_in!("$1"),
+        "SELECT * FROM timers WHERE instance_id ",
+        is_in!(json "$1"),
         // `state || ''`: keeps the planner off the (state, due_at) index, which would walk
         // every pending timer of every instance.
         " AND state || '' = 'pending'"
@@ -840,10 +841,10 @@ pub async fn instances_by_business_keys(
     keys: &str,
 ) -> R<Vec<InstanceRow>> {
     sqlx::query(concat!(
-        "SELECT * FROM instances WHERE process_key IN ",
-        json_in!("$1"),
-        " AND business_key IN ",
-        json_in!("$2")
+        "SELECT * FROM instances WHERE process_key ",
+        is_in!(json "$1"),
+        " AND business_key ",
+        is_in!(json "$2")
     ))
     .bind(processes)
     .bind(keys)
@@ -976,8 +977,8 @@ pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
 /// Cancels the pending timers among `ids` (a JSON array).
 pub async fn cancel_timers(tx: &mut Tx, ids: &str) -> R<()> {
     sqlx::query(concat!(
-        "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id IN ",
-        json_in!("$1")
+        "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id ",
+        is_in!(json "$1")
     ))
     .bind(ids)
     .execute(&mut **tx)

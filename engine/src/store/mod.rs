@@ -15,7 +15,7 @@ pub mod tokens;
 
 use serde::Serialize;
 
-/// A JSON array of strings, as the `json_in!` list parameters take.
+/// A JSON array of strings, as the `is_in!(json …)` list parameters take.
 pub(crate) fn json_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
     serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }

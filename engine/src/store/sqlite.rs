@@ -19,9 +19,15 @@ macro_rules! skip_locked {
         ""
     };
 }
-macro_rules! json_in {
-    ($n:literal) => {
-        concat!("(SELECT value FROM json_each(", $n, "))")
+
+/// `column`, then `is_in!(…)`: the column is one of a JSON array's strings, or one of a
+/// subquery's values (see the PostgreSQL one for why it is not written `IN` there).
+macro_rules! is_in {
+    (json $n:literal) => {
+        concat!("IN (SELECT value FROM json_each(", $n, "))")
+    };
+    (query $($q:tt)+) => {
+        concat!("IN (", $($q)+, ")")
     };
 }
 
