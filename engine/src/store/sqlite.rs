@@ -156,6 +156,23 @@ pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
     Ok(pool)
 }
 
+/// The pool of the one connection write transactions run on (`Engine::begin_write`): the
+/// pool itself for an in-memory database (which exists once per connection), else a second
+/// pool of one connection with the same options, opened when first used.
+pub fn writer(pool: &sqlx::SqlitePool, url: &str) -> sqlx::SqlitePool {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return pool.clone();
+    }
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .max_lifetime(Some(Duration::from_secs(3600)))
+        // Writers queue on the engine's write gate, not here: one waits at a time.
+        .acquire_timeout(Duration::from_secs(600))
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::chunks;
