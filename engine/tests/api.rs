@@ -810,6 +810,29 @@ async fn failures_retry_then_become_an_incident(api: TestApi) {
             (json!("incident"), json!(3))
         ]
     );
+    // Each failure ends its claim: the claim is recorded just before it.
+    let history = api
+        .get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
+        .await;
+    let kinds: Vec<&str> = history.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| k.starts_with("task_"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "task_created",
+            "task_claimed",
+            "task_failed",
+            "task_claimed",
+            "task_failed",
+            "task_claimed",
+            "task_failed"
+        ]
+    );
     let view = api
         .get(&format!("/api/v1/instances/{instance}"), &api.admin)
         .await;
@@ -940,6 +963,10 @@ async fn instance_view_history_messages_and_cancel(api: TestApi) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // Its task is claimed when the case is cancelled: the claim ends with the case and is
+    // recorded then, once, before the cancellation.
+    let held = api.claim(&api.admin, "window", 1, 0).await;
+    assert_eq!(held.len(), 1);
     let cancelled = api
         .post(
             &format!("/api/v1/instances/{other}/cancel"),
@@ -952,6 +979,29 @@ async fn instance_view_history_messages_and_cancel(api: TestApi) {
     assert!(
         api.claim(&api.admin, "window", 1, 0).await.is_empty(),
         "its task went with it"
+    );
+    let history = api
+        .get(&format!("/api/v1/instances/{other}/history"), &api.admin)
+        .await;
+    let kinds: Vec<&str> = history.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let claimed: Vec<usize> = (0..kinds.len())
+        .filter(|&i| kinds[i] == "task_claimed")
+        .collect();
+    assert_eq!(claimed.len(), 1, "{kinds:?}");
+    assert_eq!(
+        kinds[claimed[0] - 1],
+        "task_created",
+        "recorded after what came before the claim: {kinds:?}"
+    );
+    assert_eq!(
+        kinds[claimed[0] + 1],
+        "cancelled",
+        "and just before the cancellation: {kinds:?}"
     );
     let missing = api
         .post("/api/v1/instances/nope/cancel", &api.admin, json!({}))
