@@ -380,12 +380,11 @@ pub(crate) struct ProcessVersion {
     pub(crate) version: i64,
 }
 
+/// A history entry: actor, node, kind, text, data (JSON).
+pub(crate) type Entry = (String, Option<String>, String, String, String);
+
 /// Links entries into the instance's hash chain: updates `row`'s count and head.
-pub(crate) fn chain(
-    row: &mut InstanceRow,
-    entries: Vec<(String, Option<String>, String, String, String)>,
-    now: i64,
-) -> Vec<HistoryRow> {
+pub(crate) fn chain(row: &mut InstanceRow, entries: Vec<Entry>, now: i64) -> Vec<HistoryRow> {
     let mut rows = Vec::with_capacity(entries.len());
     for (actor, node, kind, text, data) in entries {
         let mut h = HistoryRow {
@@ -408,9 +407,6 @@ pub(crate) fn chain(
     rows
 }
 
-/// A history entry: actor, node, kind, text, data (JSON).
-pub(crate) type Entry = (String, Option<String>, String, String, String);
-
 /// The history entry of a task's current claim, with the time it was made, while the task is
 /// claimed. A claim is written to the history when it ends (completed, failed, released) and
 /// not when it is made, so that a claim writes only its task row (Temporal records an
@@ -420,42 +416,51 @@ pub(crate) fn claim_entry(task: &TaskRow) -> Option<(Entry, i64)> {
     if task.state != "claimed" {
         return None;
     }
-    let worker = task.locked_by.clone()?;
-    let at = task.claimed_at?;
-    Some((
-        (
-            worker.clone(),
-            Some(task.node.clone()),
-            "task_claimed".to_string(),
-            format!(
-                "{} claimed by {worker} (token {})",
-                task.node, task.lock_token
-            ),
-            json!({ "task": task.id, "lock_token": task.lock_token }).to_string(),
-        ),
-        at,
+    Some(claimed_entry(
+        task,
+        task.locked_by.as_deref()?,
+        task.lock_token,
+        task.claimed_at?,
+        false,
     ))
 }
 
 /// The history entry of the claim a new claim took the task over from (its lease had run
 /// out), with the time it was made.
 fn lapsed_entry(task: &TaskRow) -> Option<(Entry, i64)> {
-    let worker = task.lapsed_by.clone()?;
-    let at = task.lapsed_at?;
-    let token = task.lock_token - 1;
-    Some((
+    Some(claimed_entry(
+        task,
+        task.lapsed_by.as_deref()?,
+        task.lock_token - 1,
+        task.lapsed_at?,
+        true,
+    ))
+}
+
+/// A `task_claimed` entry: `worker` claimed `task` at `at` under `token`.
+fn claimed_entry(task: &TaskRow, worker: &str, token: i64, at: i64, lapsed: bool) -> (Entry, i64) {
+    let (text, data) = if lapsed {
         (
-            worker.clone(),
-            Some(task.node.clone()),
-            "task_claimed".to_string(),
             format!(
                 "{} claimed by {worker} (token {token}); the lease ran out",
                 task.node
             ),
-            json!({ "task": task.id, "lock_token": token, "lapsed": true }).to_string(),
-        ),
-        at,
-    ))
+            json!({ "task": task.id, "lock_token": token, "lapsed": true }),
+        )
+    } else {
+        (
+            format!("{} claimed by {worker} (token {token})", task.node),
+            json!({ "task": task.id, "lock_token": token }),
+        )
+    };
+    let entry = (
+        worker.to_string(),
+        Some(task.node.clone()),
+        "task_claimed".to_string(),
+        text,
+        data.to_string(),
+    );
+    (entry, at)
 }
 
 impl Engine {
@@ -1055,7 +1060,7 @@ impl Engine {
             };
             st.insert_document(doc);
         }
-        let entries: Vec<(String, Option<String>, String, String, String)> = cs
+        let entries: Vec<Entry> = cs
             .history
             .iter()
             .map(|h| {
@@ -1097,7 +1102,7 @@ impl Engine {
         &self,
         tx: &mut Tx,
         row: &mut InstanceRow,
-        entries: Vec<(String, Option<String>, String, String, String)>,
+        entries: Vec<Entry>,
         now: i64,
     ) -> Result<()> {
         let rows = chain(row, entries, now);
@@ -1107,49 +1112,42 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the history entry of the task's claim, which ends now (see [`claim_entry`]).
-    async fn record_claim(&self, tx: &mut Tx, task: &TaskRow) -> Result<()> {
-        let Some((entry, at)) = claim_entry(task) else {
-            return Ok(());
-        };
-        let mut row = on_tx!(&mut *tx, lock_instance(&task.instance_id))?
-            .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
-        self.append_history(tx, &mut row, vec![entry], at).await?;
-        on_tx!(
-            &mut *tx,
-            set_history_head(&row.id, row.history_count, &row.history_head)
-        )?;
-        Ok(())
-    }
-
-    /// Appends entries for a change that does not otherwise touch the instance row.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn note(
+    /// An entry by `actor` at `node`, dated now (for [`Engine::note`]).
+    pub(crate) fn entry_now(
         &self,
-        tx: &mut Tx,
-        instance: &str,
         actor: &str,
         node: &str,
         kind: &str,
         text: String,
         data: Json,
+    ) -> (Entry, i64) {
+        let entry = (
+            actor.to_string(),
+            Some(node.to_string()),
+            kind.to_string(),
+            text,
+            data.to_string(),
+        );
+        (entry, ms(self.now()))
+    }
+
+    /// Appends dated entries for a change that does not otherwise touch the instance row:
+    /// one read of the instance, one insert, one update of its chain head.
+    pub(crate) async fn note(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        entries: Vec<(Entry, i64)>,
     ) -> Result<InstanceRow> {
-        let mut row = on_tx!(tx, lock_instance(instance))?
+        let mut row = on_tx!(&mut *tx, lock_instance(instance))?
             .ok_or_else(|| EngineError::not_found(format!("instance {instance}")))?;
-        let now = ms(self.now());
-        self.append_history(
-            tx,
-            &mut row,
-            vec![(
-                actor.to_string(),
-                Some(node.to_string()),
-                kind.to_string(),
-                text,
-                data.to_string(),
-            )],
-            now,
-        )
-        .await?;
+        let mut rows = Vec::with_capacity(entries.len());
+        for (entry, at) in entries {
+            rows.extend(chain(&mut row, vec![entry], at));
+        }
+        if !rows.is_empty() {
+            on_tx!(&mut *tx, insert_history_many(&rows))?;
+        }
         on_tx!(
             tx,
             set_history_head(&row.id, row.history_count, &row.history_head)
@@ -1333,17 +1331,14 @@ impl Engine {
                 .await?;
                 st.flush(&mut tx).await?;
             } else if reopened > 0 {
-                let mut row = self
-                    .note(
-                        &mut tx,
-                        id,
-                        actor,
-                        "",
-                        "incident_resolved",
-                        format!("{reopened} failed task(s) reopened"),
-                        json!({}),
-                    )
-                    .await?;
+                let resolved = self.entry_now(
+                    actor,
+                    "",
+                    "incident_resolved",
+                    format!("{reopened} failed task(s) reopened"),
+                    json!({}),
+                );
+                let mut row = self.note(&mut tx, id, vec![resolved]).await?;
                 row.status = Status::Running.as_str().into();
                 row.incident = None;
                 row.updated_at = now;
@@ -1618,9 +1613,12 @@ impl Engine {
                 .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
             st.insert_history_many(chain(&mut inst, vec![entry], at));
             st.update_instance(&inst);
-            // Recorded: should the event end the case, the claim is not recorded again.
-            task.claimed_at = None;
-            st.update_task(&task);
+            // Recorded: should the event end the case, its claims are recorded without this
+            // one (the row keeps `claimed_at`, set again below).
+            st.update_task(&TaskRow {
+                claimed_at: None,
+                ..task.clone()
+            });
         }
         let tref = TaskRef {
             id: task.id.clone(),
@@ -1719,22 +1717,21 @@ impl Engine {
             let mut task = on_tx!(&mut tx, lock_task(task_id))?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
-            self.record_claim(&mut tx, &task).await?;
+            let claim = claim_entry(&task);
             task.state = "open".into();
             task.locked_by = None;
             task.lock_expires_at = None;
             task.available_at = ms(self.now());
             on_tx!(&mut tx, update_task(&task))?;
-            self.note(
-                &mut tx,
-                &task.instance_id,
+            let released = self.entry_now(
                 actor,
                 &task.node,
                 "task_released",
                 format!("{} released by {actor}", task.node),
                 json!({ "task": task.id }),
-            )
-            .await?;
+            );
+            let entries = claim.into_iter().chain([released]).collect();
+            self.note(&mut tx, &task.instance_id, entries).await?;
             fx.queues.push(task.queue.clone());
             task
         })?;
@@ -1747,7 +1744,7 @@ impl Engine {
             let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
                 .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
             Engine::check_lock(&task, req.lock_token)?;
-            self.record_claim(&mut tx, &task).await?;
+            let claim = claim_entry(&task);
             let now = self.now();
             task.failures += 1;
             task.last_error = Some(req.error.clone());
@@ -1771,17 +1768,15 @@ impl Engine {
                 ),
                 None => format!("{} failed ({}); incident", task.node, req.error),
             };
-            let mut row = self
-                .note(
-                    &mut tx,
-                    &task.instance_id,
-                    &req.actor,
-                    &task.node,
-                    "task_failed",
-                    text,
-                    json!({ "task": task.id, "failures": task.failures }),
-                )
-                .await?;
+            let failed = self.entry_now(
+                &req.actor,
+                &task.node,
+                "task_failed",
+                text,
+                json!({ "task": task.id, "failures": task.failures }),
+            );
+            let entries = claim.into_iter().chain([failed]).collect();
+            let mut row = self.note(&mut tx, &task.instance_id, entries).await?;
             if req.retry_after.is_none()
                 && !Status::parse(&row.status).is_some_and(Status::is_terminal)
             {

@@ -164,9 +164,7 @@ impl Engine {
             }
             tx.notify_timers(self.timer_channel(), new_ms).await?;
             if new_ms != old_ms {
-                self.note(
-                    &mut tx,
-                    &instance,
+                let recomputed = self.entry_now(
                     "calendar",
                     &node,
                     "deadline_recomputed",
@@ -177,8 +175,8 @@ impl Engine {
                         if provisional { " (still provisional)" } else { "" }
                     ),
                     json!({ "timer": id, "from": old_ms, "to": at.timestamp_millis(), "provisional": provisional, "explanation": explanation }),
-                )
-                .await?;
+                );
+                self.note(&mut tx, &instance, vec![recomputed]).await?;
             }
             // A running clock computed on weekends only keeps the instance flagged.
             let clock_provisional = sql::instance_state(self.pool(), &instance)

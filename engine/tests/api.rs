@@ -364,15 +364,11 @@ async fn claim_complete_with_fencing_tokens(api: TestApi) {
         .await;
     assert_eq!(done.status, StatusCode::OK, "{done:?}");
     assert_eq!(done.body["active_nodes"], json!(["docs"]));
-    let history = api
-        .get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
-        .await;
-    let completed = history.body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let completed = api
+        .history(&instance)
+        .await
+        .into_iter()
         .find(|e| e["kind"] == "task_completed")
-        .cloned()
         .unwrap();
     assert_eq!(
         completed["actor"], "tester",
@@ -528,12 +524,9 @@ async fn completions_in_one_request_stand_alone(api: TestApi) {
         )
         .await;
     assert_eq!(again.body["results"][0]["status"], 200, "{again:?}");
-    let history = api
-        .get(&format!("/api/v1/instances/{good}/history"), &api.admin)
-        .await;
-    let completions = history.body["entries"]
-        .as_array()
-        .unwrap()
+    let completions = api
+        .history(&good)
+        .await
         .iter()
         .filter(|e| e["kind"] == "task_completed")
         .count();
@@ -633,16 +626,7 @@ async fn long_poll_wakes_when_a_task_appears(api: TestApi) {
 
 async fn lease_extend_release_and_expiry(api: TestApi) {
     let instance = api.start_case("east", 10).await;
-    let entries = |history: &Answer| -> Vec<Value> {
-        history.body["entries"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    let before = entries(
-        &api.get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
-            .await,
-    );
+    let before = api.history(&instance).await;
     let short = api
         .post(
             "/api/v1/tasks/claim",
@@ -653,10 +637,7 @@ async fn lease_extend_release_and_expiry(api: TestApi) {
     let task = &short.body["tasks"][0];
     let id = task["id"].as_str().unwrap().to_string();
     let first_lock = task["lock_token"].as_str().unwrap().to_string();
-    let after_claim = entries(
-        &api.get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
-            .await,
-    );
+    let after_claim = api.history(&instance).await;
     assert_eq!(
         after_claim, before,
         "a claim writes only its task row; its entry comes when the claim ends"
@@ -730,10 +711,7 @@ async fn lease_extend_release_and_expiry(api: TestApi) {
     // Every claim is in the history once, in order: w1's (its lease ran out; recorded by the
     // claim that took the task over), the second (ended by the release), the third (ended by
     // the completion), each at the time it was made.
-    let history = entries(
-        &api.get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
-            .await,
-    );
+    let history = api.history(&instance).await;
     let kinds: Vec<(&str, &str)> = history[before.len()..]
         .iter()
         .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
@@ -811,12 +789,8 @@ async fn failures_retry_then_become_an_incident(api: TestApi) {
         ]
     );
     // Each failure ends its claim: the claim is recorded just before it.
-    let history = api
-        .get(&format!("/api/v1/instances/{instance}/history"), &api.admin)
-        .await;
-    let kinds: Vec<&str> = history.body["entries"]
-        .as_array()
-        .unwrap()
+    let history = api.history(&instance).await;
+    let kinds: Vec<&str> = history
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .filter(|k| k.starts_with("task_"))
@@ -980,12 +954,8 @@ async fn instance_view_history_messages_and_cancel(api: TestApi) {
         api.claim(&api.admin, "window", 1, 0).await.is_empty(),
         "its task went with it"
     );
-    let history = api
-        .get(&format!("/api/v1/instances/{other}/history"), &api.admin)
-        .await;
-    let kinds: Vec<&str> = history.body["entries"]
-        .as_array()
-        .unwrap()
+    let history = api.history(&other).await;
+    let kinds: Vec<&str> = history
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();

@@ -247,8 +247,7 @@ pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
     .transpose()
 }
 
-/// Reads and locks several instances (ids as a JSON array), in id order.
-/// Instances by id, read without a lock (what a claim answers with).
+/// Instances by id (a JSON array), read without a lock (what a claim answers with).
 pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
     sqlx::query(concat!("SELECT * FROM instances WHERE id ", is_in!(json "$1")))
         .bind(ids)
@@ -259,6 +258,7 @@ pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
         .collect()
 }
 
+/// Reads and locks several instances (ids as a JSON array), in id order.
 pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
     sqlx::query(concat!(
         "SELECT * FROM instances WHERE id ",

@@ -122,6 +122,10 @@ mod memory {
     unsafe extern "C" fn shutdown(_: *mut c_void) {}
 }
 
+/// How long a file database's connections stay open idle, and at most.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// Opens (creating if missing) and migrates the database at `url` (`sqlite:path`).
 pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
     configure_sqlite_library();
@@ -139,16 +143,8 @@ pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
         // An in-memory database exists once per connection: keep exactly one.
         .max_connections(if in_memory { 1 } else { 8 })
         .min_connections(if in_memory { 1 } else { 0 })
-        .idle_timeout(if in_memory {
-            None
-        } else {
-            Some(Duration::from_secs(600))
-        })
-        .max_lifetime(if in_memory {
-            None
-        } else {
-            Some(Duration::from_secs(3600))
-        })
+        .idle_timeout(if in_memory { None } else { Some(IDLE_TIMEOUT) })
+        .max_lifetime(if in_memory { None } else { Some(MAX_LIFETIME) })
         .connect_with(opts)
         .await?;
     let migrator = sqlx::migrate!("../migrations/sqlite");
@@ -166,8 +162,8 @@ pub fn writer(pool: &sqlx::SqlitePool, url: &str) -> sqlx::SqlitePool {
     SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(0)
-        .idle_timeout(Some(Duration::from_secs(600)))
-        .max_lifetime(Some(Duration::from_secs(3600)))
+        .idle_timeout(Some(IDLE_TIMEOUT))
+        .max_lifetime(Some(MAX_LIFETIME))
         // Writers queue on the engine's write gate, not here: one waits at a time.
         .acquire_timeout(Duration::from_secs(600))
         .connect_lazy_with((*pool.connect_options()).clone())

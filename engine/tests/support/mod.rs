@@ -398,4 +398,19 @@ impl TestApi {
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
         answer.body["tasks"].as_array().cloned().unwrap_or_default()
     }
+
+    /// The instance's history entries, read as admin.
+    pub async fn history(&self, instance: &str) -> Vec<Value> {
+        let answer = self
+            .get(
+                &format!("/api/v1/instances/{instance}/history"),
+                &self.admin,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        answer.body["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
 }
