@@ -120,6 +120,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Social(args) => (Kind::Social, args),
         Command::Timers(args) => return super::bench_timers::run(args),
     };
+    // Quiet unless asked: `RUST_LOG=sqlx::query=debug` shows each statement with its time.
+    if std::env::var_os("RUST_LOG").is_some() {
+        super::serve::init_tracing();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
