@@ -524,9 +524,14 @@ impl Engine {
             StorePool::Sqlite(p) => Some(crate::store::sqlite::writer(p, url)),
             StorePool::Postgres(_) => None,
         };
-        let committers = match pool {
-            StorePool::Sqlite(_) => 1,
-            StorePool::Postgres(_) => crate::commit::POSTGRES_COMMITTERS,
+        let committer = match pool {
+            StorePool::Sqlite(_) => {
+                crate::commit::Committer::new(1, crate::commit::Placement::OwnThread)
+            }
+            StorePool::Postgres(_) => crate::commit::Committer::new(
+                crate::commit::POSTGRES_COMMITTERS,
+                crate::commit::Placement::Runtime,
+            ),
         };
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -538,7 +543,7 @@ impl Engine {
                 timers_tx,
                 write_gate,
                 writer,
-                committer: crate::commit::Committer::new(committers),
+                committer,
                 timer_channel,
             }),
         })
