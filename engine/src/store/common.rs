@@ -562,12 +562,7 @@ pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
 /// Inserts several entries with one statement (one round trip per event, not per entry).
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
     for chunk in chunks(rows) {
-        let sql = values_sql(
-            "history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash)",
-            10,
-            chunk.len(),
-            "",
-        );
+        let sql = values_sql(crate::store::HISTORY_INTO, 10, chunk.len(), "");
         // The text holds only placeholders; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for h in chunk {
@@ -859,15 +854,10 @@ pub async fn instances_by_business_keys(
 pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
     for chunk in chunks(rows) {
         let sql = values_sql(
-            "instances (id, process_key, version, business_key, status, result, incident, vars, state, \
-             provisional, parent_id, parent_node, created_at, updated_at, ended_at, history_count, history_head)",
+            crate::store::INSTANCES_INTO,
             17,
             chunk.len(),
-            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, result = excluded.result, \
-             incident = excluded.incident, vars = excluded.vars, state = excluded.state, \
-             provisional = excluded.provisional, updated_at = excluded.updated_at, \
-             ended_at = excluded.ended_at, history_count = excluded.history_count, \
-             history_head = excluded.history_head",
+            crate::store::INSTANCES_UPSERT,
         );
         // The text holds only placeholders; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -900,18 +890,10 @@ pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
 pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
     for chunk in chunks(rows) {
         let sql = values_sql(
-            "tasks (id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, \
-             lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, \
-             due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at)",
+            crate::store::TASKS_INTO,
             23,
             chunk.len(),
-            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, lock_token = excluded.lock_token, \
-             locked_by = excluded.locked_by, lock_expires_at = excluded.lock_expires_at, \
-             available_at = excluded.available_at, outcome = excluded.outcome, \
-             completed_by = excluded.completed_by, failures = excluded.failures, \
-             last_error = excluded.last_error, completed_at = excluded.completed_at, \
-             due_at = excluded.due_at, claimed_at = excluded.claimed_at, \
-             lapsed_by = excluded.lapsed_by, lapsed_at = excluded.lapsed_at",
+            crate::store::TASKS_UPSERT,
         );
         // The text holds only placeholders; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -949,12 +931,7 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
 /// Inserts new timers (`created_at` per row).
 pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
     for chunk in chunks(rows) {
-        let sql = values_sql(
-            "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)",
-            9,
-            chunk.len(),
-            "",
-        );
+        let sql = values_sql(crate::store::TIMERS_INTO, 9, chunk.len(), "");
         // The text holds only placeholders; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (t, created_at) in chunk {

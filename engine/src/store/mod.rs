@@ -9,6 +9,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_direct;
 pub(crate) mod staged;
 pub mod timers;
 pub mod tokens;
@@ -32,6 +33,33 @@ pub enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
+
+/// The rows a batch writes at its flush (`staged.rs`): table and columns in bind order, and what
+/// an upsert changes of an existing row. Both drivers' multi-row statements (`common.rs`) and
+/// SQLite's direct writes (`sqlite_direct.rs`) are built from these.
+pub(crate) const INSTANCES_INTO: &str = "instances (id, process_key, version, business_key, status, \
+    result, incident, vars, state, provisional, parent_id, parent_node, created_at, updated_at, \
+    ended_at, history_count, history_head)";
+pub(crate) const INSTANCES_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+    result = excluded.result, incident = excluded.incident, vars = excluded.vars, \
+    state = excluded.state, provisional = excluded.provisional, updated_at = excluded.updated_at, \
+    ended_at = excluded.ended_at, history_count = excluded.history_count, \
+    history_head = excluded.history_head";
+pub(crate) const TASKS_INTO: &str = "tasks (id, instance_id, node, label, queue, org_unit, state, \
+    lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, \
+    failures, last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at)";
+pub(crate) const TASKS_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+    lock_token = excluded.lock_token, locked_by = excluded.locked_by, \
+    lock_expires_at = excluded.lock_expires_at, available_at = excluded.available_at, \
+    outcome = excluded.outcome, completed_by = excluded.completed_by, \
+    failures = excluded.failures, last_error = excluded.last_error, \
+    completed_at = excluded.completed_at, due_at = excluded.due_at, \
+    claimed_at = excluded.claimed_at, lapsed_by = excluded.lapsed_by, \
+    lapsed_at = excluded.lapsed_at";
+pub(crate) const TIMERS_INTO: &str =
+    "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)";
+pub(crate) const HISTORY_INTO: &str =
+    "history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash)";
 
 /// Calls the same-named function of the transaction's driver module.
 macro_rules! on_tx {

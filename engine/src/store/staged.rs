@@ -454,26 +454,46 @@ impl Staged {
             .filter(|s| s.change != Change::Clean)
             .map(|s| &s.row)
             .collect();
-        if !instances.is_empty() {
-            on_tx!(&mut *tx, upsert_instances(&instances))?;
-        }
         let tasks: Vec<&TaskRow> = self
             .tasks
             .values()
             .filter(|s| s.change != Change::Clean)
             .map(|s| &s.row)
             .collect();
-        if !tasks.is_empty() {
-            on_tx!(&mut *tx, upsert_tasks(&tasks))?;
-        }
         let new_timers: Vec<(&TimerRow, i64)> = self
             .timers
             .values()
             .filter(|s| s.change == Change::New)
             .map(|s| (&s.row.0, s.row.1))
             .collect();
-        if !new_timers.is_empty() {
-            on_tx!(&mut *tx, insert_timers(&new_timers))?;
+        match &mut *tx {
+            // One hand-off to the connection for the whole flush (`store/sqlite_direct.rs`).
+            Tx::Sqlite(t) => {
+                let rows = crate::store::sqlite_direct::Rows {
+                    instances: &instances,
+                    tasks: &tasks,
+                    timers: &new_timers,
+                    history: &self.history,
+                };
+                if !rows.is_empty() {
+                    let mut handle = t.lock_handle().await?;
+                    crate::store::sqlite_direct::write(handle.as_raw_handle(), &rows)?;
+                }
+            }
+            Tx::Postgres(_) => {
+                if !instances.is_empty() {
+                    on_tx!(&mut *tx, upsert_instances(&instances))?;
+                }
+                if !tasks.is_empty() {
+                    on_tx!(&mut *tx, upsert_tasks(&tasks))?;
+                }
+                if !new_timers.is_empty() {
+                    on_tx!(&mut *tx, insert_timers(&new_timers))?;
+                }
+                if !self.history.is_empty() {
+                    on_tx!(&mut *tx, insert_history_many(&self.history))?;
+                }
+            }
         }
         let cancelled: Vec<&String> = self
             .timers
@@ -483,9 +503,6 @@ impl Staged {
             .collect();
         if !cancelled.is_empty() {
             on_tx!(&mut *tx, cancel_timers(&json_list(cancelled)))?;
-        }
-        if !self.history.is_empty() {
-            on_tx!(&mut *tx, insert_history_many(&self.history))?;
         }
         for o in &self.outbox {
             on_tx!(&mut *tx, insert_outbox(o))?;

@@ -1,0 +1,430 @@
+//! A batch's flush on SQLite, run by the committer itself on the writer connection's handle.
+//!
+//! sqlx runs each statement on the connection's own worker thread: every statement is a
+//! hand-off there and back, and a flush through it is a dozen multi-row statements (rows in
+//! chunks of 64, 32, .., 1). Here the committer takes the handle once (`lock_handle`: sqlx's
+//! worker waits meanwhile), prepares one single-row statement per table and runs it per row:
+//! same SQL as `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the
+//! others), same transaction, no hand-off and no copy of the values.
+//!
+//! Next to the allocator set-up in `sqlite.rs`, this is the project's only `unsafe` code: calls
+//! into SQLite's C interface on a handle sqlx lends.
+
+use crate::error::EngineError;
+use crate::store::{HistoryRow, InstanceRow, TaskRow, TimerRow};
+use libsqlite3_sys as ffi;
+use std::ffi::{CStr, c_int};
+use std::ptr::NonNull;
+
+type R<T> = Result<T, EngineError>;
+
+/// What the batch writes (see `Staged::flush`).
+pub(crate) struct Rows<'a> {
+    pub instances: &'a [&'a InstanceRow],
+    pub tasks: &'a [&'a TaskRow],
+    pub timers: &'a [(&'a TimerRow, i64)],
+    pub history: &'a [HistoryRow],
+}
+
+impl Rows<'_> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+            && self.tasks.is_empty()
+            && self.timers.is_empty()
+            && self.history.is_empty()
+    }
+}
+
+/// Writes `rows` in the open transaction of the connection `db`.
+///
+/// `db` must be the handle of a `LockedSqliteHandle` that stays locked for the whole call, so
+/// that no other thread uses the connection meanwhile.
+pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
+    if !rows.instances.is_empty() {
+        let mut st = Statement::insert(
+            db,
+            crate::store::INSTANCES_INTO,
+            17,
+            crate::store::INSTANCES_UPSERT,
+        )?;
+        for i in rows.instances {
+            st.run(&[
+                &i.id,
+                &i.process_key,
+                &i.version,
+                &i.business_key,
+                &i.status,
+                &i.result,
+                &i.incident,
+                &i.vars,
+                &i.state,
+                &i.provisional,
+                &i.parent_id,
+                &i.parent_node,
+                &i.created_at,
+                &i.updated_at,
+                &i.ended_at,
+                &i.history_count,
+                &i.history_head,
+            ])?;
+        }
+    }
+    if !rows.tasks.is_empty() {
+        let mut st =
+            Statement::insert(db, crate::store::TASKS_INTO, 23, crate::store::TASKS_UPSERT)?;
+        for t in rows.tasks {
+            st.run(&[
+                &t.id,
+                &t.instance_id,
+                &t.node,
+                &t.label,
+                &t.queue,
+                &t.org_unit,
+                &t.state,
+                &t.lock_token,
+                &t.locked_by,
+                &t.lock_expires_at,
+                &t.available_at,
+                &t.assignee,
+                &t.item,
+                &t.outcome,
+                &t.completed_by,
+                &t.failures,
+                &t.last_error,
+                &t.due_at,
+                &t.created_at,
+                &t.completed_at,
+                &t.claimed_at,
+                &t.lapsed_by,
+                &t.lapsed_at,
+            ])?;
+        }
+    }
+    if !rows.timers.is_empty() {
+        let mut st = Statement::insert(db, crate::store::TIMERS_INTO, 9, "")?;
+        for (t, created_at) in rows.timers {
+            st.run(&[
+                &t.id,
+                &t.instance_id,
+                &t.kind,
+                &t.node,
+                &t.task_id,
+                &t.due_at,
+                &t.payload,
+                &t.state,
+                created_at,
+            ])?;
+        }
+    }
+    if !rows.history.is_empty() {
+        let mut st = Statement::insert(db, crate::store::HISTORY_INTO, 10, "")?;
+        for h in rows.history {
+            st.run(&[
+                &h.instance_id,
+                &h.seq,
+                &h.at,
+                &h.actor,
+                &h.node,
+                &h.kind,
+                &h.text,
+                &h.data,
+                &h.prev_hash,
+                &h.hash,
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// A value as SQLite gets it.
+enum Value<'a> {
+    Text(&'a str),
+    Int(i64),
+    Null,
+}
+
+/// A column value of a row.
+trait Bind {
+    fn value(&self) -> Value<'_>;
+}
+
+impl Bind for String {
+    fn value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+
+impl Bind for i64 {
+    fn value(&self) -> Value<'_> {
+        Value::Int(*self)
+    }
+}
+
+impl<T: Bind> Bind for Option<T> {
+    fn value(&self) -> Value<'_> {
+        match self {
+            Some(v) => v.value(),
+            None => Value::Null,
+        }
+    }
+}
+
+/// One prepared statement, finalized when dropped.
+struct Statement {
+    db: NonNull<ffi::sqlite3>,
+    raw: NonNull<ffi::sqlite3_stmt>,
+}
+
+impl Statement {
+    /// `INSERT INTO <into> VALUES (?, .. cols) <tail>`.
+    fn insert(db: NonNull<ffi::sqlite3>, into: &str, cols: usize, tail: &str) -> R<Statement> {
+        let mut sql = format!("INSERT INTO {into} VALUES (");
+        for c in 0..cols {
+            sql.push_str(if c == 0 { "?" } else { ", ?" });
+        }
+        sql.push_str(") ");
+        sql.push_str(tail);
+        let len = c_int::try_from(sql.len())
+            .map_err(|_| EngineError::Internal("a statement is too long".into()))?;
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: `db` is an open connection no other thread uses meanwhile (see `write`); `sql`
+        // is valid for `len` bytes; `raw` receives the statement or null.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(
+                db.as_ptr(),
+                sql.as_ptr().cast(),
+                len,
+                &mut raw,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(error(db));
+        }
+        let raw = NonNull::new(raw)
+            .ok_or_else(|| EngineError::Internal(format!("an empty statement: {sql}")))?;
+        Ok(Statement { db, raw })
+    }
+
+    /// Binds `values` to the parameters 1, 2, .. and runs the statement once.
+    fn run(&mut self, values: &[&dyn Bind]) -> R<()> {
+        let stmt = self.raw.as_ptr();
+        let mut rc = ffi::SQLITE_OK;
+        for (n, v) in (1..).zip(values) {
+            // SAFETY: `stmt` is a live statement of `db`; `n` is within its parameters (the
+            // statement has one per column). A text is bound without a copy (SQLITE_STATIC):
+            // it is borrowed for this call only, and the bindings are cleared before returning.
+            rc = unsafe {
+                match v.value() {
+                    Value::Text(s) => match c_int::try_from(s.len()) {
+                        Ok(len) => ffi::sqlite3_bind_text(
+                            stmt,
+                            n,
+                            s.as_ptr().cast(),
+                            len,
+                            ffi::SQLITE_STATIC(),
+                        ),
+                        Err(_) => ffi::SQLITE_TOOBIG,
+                    },
+                    Value::Int(i) => ffi::sqlite3_bind_int64(stmt, n, i),
+                    Value::Null => ffi::sqlite3_bind_null(stmt, n),
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                break;
+            }
+        }
+        let mut failed = (rc != ffi::SQLITE_OK).then(|| error(self.db));
+        if failed.is_none() {
+            // SAFETY: as above; every parameter is bound.
+            rc = unsafe { ffi::sqlite3_step(stmt) };
+            if rc != ffi::SQLITE_DONE {
+                failed = Some(error(self.db));
+            }
+        }
+        // SAFETY: as above. Reset returns the step's error again, which is already taken.
+        unsafe {
+            ffi::sqlite3_reset(stmt);
+            ffi::sqlite3_clear_bindings(stmt);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Statement {
+    fn drop(&mut self) {
+        // SAFETY: the statement is live and finalized once, here, before the handle is unlocked
+        // (a `Statement` never outlives `write`).
+        unsafe {
+            ffi::sqlite3_finalize(self.raw.as_ptr());
+        }
+    }
+}
+
+/// The connection's last error, as sqlx words SQLite's errors (message and extended code), so
+/// that `EngineError::is_retryable` reads it the same.
+fn error(db: NonNull<ffi::sqlite3>) -> EngineError {
+    // SAFETY: `db` is live; the message is a NUL-terminated string owned by the connection,
+    // copied at once.
+    let (message, code) = unsafe {
+        let message = CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr()))
+            .to_string_lossy()
+            .into_owned();
+        (message, ffi::sqlite3_extended_errcode(db.as_ptr()))
+    };
+    EngineError::Storage(format!("{message} ({code})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite;
+
+    /// Every column a distinct value, so that two swapped binds show.
+    fn rows() -> (InstanceRow, TaskRow, TimerRow, HistoryRow) {
+        let s = |v: &str| Some(v.to_string());
+        let instance = InstanceRow {
+            id: "i1".into(),
+            process_key: "p".into(),
+            version: 2,
+            business_key: s("bk"),
+            status: "running".into(),
+            result: s("res"),
+            incident: s("inc"),
+            vars: r#"{"a":"名字 \"q\""}"#.into(),
+            state: "{}".into(),
+            provisional: 3,
+            parent_id: s("par"),
+            parent_node: s("pn"),
+            created_at: 4,
+            updated_at: 5,
+            ended_at: Some(6),
+            history_count: 7,
+            history_head: "head".into(),
+        };
+        let task = TaskRow {
+            id: "t1".into(),
+            instance_id: "i1".into(),
+            node: "n".into(),
+            label: s("审核"),
+            queue: "q".into(),
+            org_unit: s("ou"),
+            state: "claimed".into(),
+            lock_token: 8,
+            locked_by: s("w"),
+            lock_expires_at: Some(9),
+            available_at: 10,
+            assignee: s("as"),
+            item: s("it"),
+            outcome: s("out"),
+            completed_by: s("cb"),
+            failures: 11,
+            last_error: s("le"),
+            due_at: Some(12),
+            created_at: 13,
+            completed_at: Some(14),
+            claimed_at: Some(15),
+            lapsed_by: s("lb"),
+            lapsed_at: Some(16),
+        };
+        let timer = TimerRow {
+            id: "tm1".into(),
+            instance_id: "i1".into(),
+            kind: "k".into(),
+            node: "tn".into(),
+            task_id: s("t1"),
+            due_at: 17,
+            payload: "pl".into(),
+            state: "pending".into(),
+        };
+        let history = HistoryRow {
+            instance_id: "i1".into(),
+            seq: 1,
+            at: 18,
+            actor: "ac".into(),
+            node: None,
+            kind: "kd".into(),
+            text: "tx".into(),
+            data: "{}".into(),
+            prev_hash: "ph".into(),
+            hash: "h".into(),
+        };
+        (instance, task, timer, history)
+    }
+
+    async fn write_in_tx(pool: &sqlx::SqlitePool, rows: &Rows<'_>) -> R<()> {
+        let mut tx = pool.begin().await?;
+        {
+            let mut handle = tx.lock_handle().await?;
+            write(handle.as_raw_handle(), rows)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_column_lands_in_its_place_and_upserts_update() {
+        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (mut instance, mut task, timer, history) = rows();
+        let rows = Rows {
+            instances: &[&instance],
+            tasks: &[&task],
+            timers: &[(&timer, 19)],
+            history: std::slice::from_ref(&history),
+        };
+        write_in_tx(&pool, &rows).await.unwrap();
+        let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
+        assert_eq!(format!("{read:?}"), format!("{instance:?}"));
+        let read = sqlite::task(&pool, "t1").await.unwrap().unwrap();
+        assert_eq!(format!("{read:?}"), format!("{task:?}"));
+        let read = sqlite::instance_timers(&pool, "i1").await.unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", [&timer]));
+        let read = sqlite::history(&pool, "i1").await.unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", [&history]));
+
+        // Written again: the upsert changes the row in place.
+        instance.status = "completed".into();
+        instance.history_count = 8;
+        task.state = "completed".into();
+        task.lapsed_by = None;
+        let rows = Rows {
+            instances: &[&instance],
+            tasks: &[&task],
+            timers: &[],
+            history: &[],
+        };
+        write_in_tx(&pool, &rows).await.unwrap();
+        let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
+        assert_eq!(format!("{read:?}"), format!("{instance:?}"));
+        let read = sqlite::task(&pool, "t1").await.unwrap().unwrap();
+        assert_eq!(format!("{read:?}"), format!("{task:?}"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_row_is_an_error_and_the_connection_goes_on() {
+        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (_, _, _, history) = rows();
+        let once = Rows {
+            instances: &[],
+            tasks: &[],
+            timers: &[],
+            history: std::slice::from_ref(&history),
+        };
+        write_in_tx(&pool, &once).await.unwrap();
+        // The same (instance, seq) again: SQLite's error, worded as sqlx words it.
+        let e = write_in_tx(&pool, &once).await.unwrap_err();
+        assert!(e.to_string().contains("UNIQUE constraint failed"), "{e}");
+        assert!(e.is_retryable(), "a lost race on a unique key is retried");
+        // The statement was reset and finalized: the connection writes on.
+        let mut next = history.clone();
+        next.seq = 2;
+        let rows = Rows {
+            instances: &[],
+            tasks: &[],
+            timers: &[],
+            history: std::slice::from_ref(&next),
+        };
+        write_in_tx(&pool, &rows).await.unwrap();
+        assert_eq!(sqlite::history(&pool, "i1").await.unwrap().len(), 2);
+    }
+}
