@@ -626,10 +626,9 @@ pub async fn history_all(pool: &Pool) -> R<Vec<HistoryRow>> {
 // ---- outbox ----
 
 pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
-    sqlx::query(
-        "INSERT INTO outbox (id, instance_id, channel, dedup_key, payload, state, attempts, next_attempt_at, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
+    let sql = values_sql(crate::store::OUTBOX_INTO, 9, 1, "");
+    // The text holds only placeholders; every value is bound.
+    sqlx::query(sqlx::AssertSqlSafe(sql))
     .bind(&o.id)
     .bind(&o.instance_id)
     .bind(&o.channel)
@@ -698,10 +697,9 @@ pub async fn outbox_of(pool: &Pool, instance: &str) -> R<Vec<OutboxRow>> {
 // ---- documents ----
 
 pub async fn insert_document(tx: &mut Tx, d: &DocumentRow) -> R<()> {
-    sqlx::query(
-        "INSERT INTO documents (id, instance_id, name, label, public, content, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
+    let sql = values_sql(crate::store::DOCUMENTS_INTO, 7, 1, "");
+    // The text holds only placeholders; every value is bound.
+    sqlx::query(sqlx::AssertSqlSafe(sql))
     .bind(&d.id)
     .bind(&d.instance_id)
     .bind(&d.name)

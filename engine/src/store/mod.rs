@@ -58,6 +58,13 @@ pub(crate) const TASKS_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET state = ex
     lapsed_at = excluded.lapsed_at";
 pub(crate) const TIMERS_INTO: &str =
     "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)";
+pub(crate) const OUTBOX_INTO: &str = "outbox (id, instance_id, channel, dedup_key, payload, state, \
+    attempts, next_attempt_at, created_at)";
+pub(crate) const DOCUMENTS_INTO: &str =
+    "documents (id, instance_id, name, label, public, content, created_at)";
+/// Cancels one pending timer (`$1`: its id).
+pub(crate) const CANCEL_TIMER: &str =
+    "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id = $1";
 pub(crate) const HISTORY_INTO: &str =
     "history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash)";
 

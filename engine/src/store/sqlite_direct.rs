@@ -2,8 +2,10 @@
 //!
 //! sqlx runs each statement on the connection's own worker thread: every statement is a
 //! hand-off there and back, and a flush through it is a dozen multi-row statements (rows in
-//! chunks of 64, 32, .., 1). Here the committer takes the handle once (`lock_handle`: sqlx's
-//! worker waits meanwhile), prepares one single-row statement per table and runs it per row:
+//! chunks of 64, 32, .., 1), plus one statement per outbox message and per document (the
+//! social-assistance case writes four of those per case). Here the committer takes the handle
+//! once (`lock_handle`: sqlx's worker waits meanwhile), prepares one single-row statement per
+//! table and runs it per row:
 //! same SQL as `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the
 //! others), same transaction, no hand-off and no copy of the values.
 //!
@@ -11,7 +13,7 @@
 //! into SQLite's C interface on a handle sqlx lends.
 
 use crate::error::EngineError;
-use crate::store::{HistoryRow, InstanceRow, TaskRow, TimerRow};
+use crate::store::{DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow};
 use libsqlite3_sys as ffi;
 use std::ffi::{CStr, c_int};
 use std::ptr::NonNull;
@@ -23,7 +25,11 @@ pub(crate) struct Rows<'a> {
     pub instances: &'a [&'a InstanceRow],
     pub tasks: &'a [&'a TaskRow],
     pub timers: &'a [(&'a TimerRow, i64)],
+    /// Ids of pending timers to cancel.
+    pub cancelled: &'a [&'a String],
     pub history: &'a [HistoryRow],
+    pub outbox: &'a [OutboxRow],
+    pub documents: &'a [DocumentRow],
 }
 
 impl Rows<'_> {
@@ -31,7 +37,10 @@ impl Rows<'_> {
         self.instances.is_empty()
             && self.tasks.is_empty()
             && self.timers.is_empty()
+            && self.cancelled.is_empty()
             && self.history.is_empty()
+            && self.outbox.is_empty()
+            && self.documents.is_empty()
     }
 }
 
@@ -116,6 +125,12 @@ pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
             ])?;
         }
     }
+    if !rows.cancelled.is_empty() {
+        let mut st = Statement::new(db, crate::store::CANCEL_TIMER)?;
+        for id in rows.cancelled {
+            st.run(&[*id])?;
+        }
+    }
     if !rows.history.is_empty() {
         let mut st = Statement::insert(db, crate::store::HISTORY_INTO, 10, "")?;
         for h in rows.history {
@@ -130,6 +145,36 @@ pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
                 &h.data,
                 &h.prev_hash,
                 &h.hash,
+            ])?;
+        }
+    }
+    if !rows.outbox.is_empty() {
+        let mut st = Statement::insert(db, crate::store::OUTBOX_INTO, 9, "")?;
+        for o in rows.outbox {
+            st.run(&[
+                &o.id,
+                &o.instance_id,
+                &o.channel,
+                &o.dedup_key,
+                &o.payload,
+                &o.state,
+                &o.attempts,
+                &o.next_attempt_at,
+                &o.created_at,
+            ])?;
+        }
+    }
+    if !rows.documents.is_empty() {
+        let mut st = Statement::insert(db, crate::store::DOCUMENTS_INTO, 7, "")?;
+        for d in rows.documents {
+            st.run(&[
+                &d.id,
+                &d.instance_id,
+                &d.name,
+                &d.label,
+                &d.public,
+                &d.content,
+                &d.created_at,
             ])?;
         }
     }
@@ -184,6 +229,10 @@ impl Statement {
         }
         sql.push_str(") ");
         sql.push_str(tail);
+        Statement::new(db, &sql)
+    }
+
+    fn new(db: NonNull<ffi::sqlite3>, sql: &str) -> R<Statement> {
         let len = c_int::try_from(sql.len())
             .map_err(|_| EngineError::Internal("a statement is too long".into()))?;
         let mut raw = std::ptr::null_mut();
@@ -281,7 +330,14 @@ mod tests {
     use crate::store::sqlite;
 
     /// Every column a distinct value, so that two swapped binds show.
-    fn rows() -> (InstanceRow, TaskRow, TimerRow, HistoryRow) {
+    fn rows() -> (
+        InstanceRow,
+        TaskRow,
+        TimerRow,
+        HistoryRow,
+        OutboxRow,
+        DocumentRow,
+    ) {
         let s = |v: &str| Some(v.to_string());
         let instance = InstanceRow {
             id: "i1".into(),
@@ -349,7 +405,29 @@ mod tests {
             prev_hash: "ph".into(),
             hash: "h".into(),
         };
-        (instance, task, timer, history)
+        let outbox = OutboxRow {
+            id: "o1".into(),
+            instance_id: "i1".into(),
+            channel: "ch".into(),
+            dedup_key: "dk".into(),
+            payload: "pay".into(),
+            state: "pending".into(),
+            attempts: 20,
+            next_attempt_at: 21,
+            last_error: None,
+            created_at: 22,
+            delivered_at: None,
+        };
+        let document = DocumentRow {
+            id: "d1".into(),
+            instance_id: "i1".into(),
+            name: "dn".into(),
+            label: s("告知书"),
+            public: 1,
+            content: "正文".into(),
+            created_at: 23,
+        };
+        (instance, task, timer, history, outbox, document)
     }
 
     async fn write_in_tx(pool: &sqlx::SqlitePool, rows: &Rows<'_>) -> R<()> {
@@ -365,12 +443,15 @@ mod tests {
     #[tokio::test]
     async fn every_column_lands_in_its_place_and_upserts_update() {
         let pool = sqlite::open("sqlite::memory:").await.unwrap();
-        let (mut instance, mut task, timer, history) = rows();
+        let (mut instance, mut task, timer, history, outbox, document) = rows();
         let rows = Rows {
             instances: &[&instance],
             tasks: &[&task],
             timers: &[(&timer, 19)],
+            cancelled: &[],
             history: std::slice::from_ref(&history),
+            outbox: std::slice::from_ref(&outbox),
+            documents: std::slice::from_ref(&document),
         };
         write_in_tx(&pool, &rows).await.unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
@@ -381,8 +462,12 @@ mod tests {
         assert_eq!(format!("{read:?}"), format!("{:?}", [&timer]));
         let read = sqlite::history(&pool, "i1").await.unwrap();
         assert_eq!(format!("{read:?}"), format!("{:?}", [&history]));
+        let read = sqlite::outbox_of(&pool, "i1").await.unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", [&outbox]));
+        let read = sqlite::documents(&pool, "i1").await.unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", [&document]));
 
-        // Written again: the upsert changes the row in place.
+        // Written again: the upsert changes the row in place; the timer is cancelled.
         instance.status = "completed".into();
         instance.history_count = 8;
         task.state = "completed".into();
@@ -391,24 +476,36 @@ mod tests {
             instances: &[&instance],
             tasks: &[&task],
             timers: &[],
+            cancelled: &[&timer.id],
             history: &[],
+            outbox: &[],
+            documents: &[],
         };
         write_in_tx(&pool, &rows).await.unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
         assert_eq!(format!("{read:?}"), format!("{instance:?}"));
         let read = sqlite::task(&pool, "t1").await.unwrap().unwrap();
         assert_eq!(format!("{read:?}"), format!("{task:?}"));
+        assert!(
+            sqlite::instance_timers(&pool, "i1")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
     async fn a_refused_row_is_an_error_and_the_connection_goes_on() {
         let pool = sqlite::open("sqlite::memory:").await.unwrap();
-        let (_, _, _, history) = rows();
+        let (_, _, _, history, ..) = rows();
         let once = Rows {
             instances: &[],
             tasks: &[],
             timers: &[],
+            cancelled: &[],
             history: std::slice::from_ref(&history),
+            outbox: &[],
+            documents: &[],
         };
         write_in_tx(&pool, &once).await.unwrap();
         // The same (instance, seq) again: SQLite's error, worded as sqlx words it.
@@ -422,7 +519,10 @@ mod tests {
             instances: &[],
             tasks: &[],
             timers: &[],
+            cancelled: &[],
             history: std::slice::from_ref(&next),
+            outbox: &[],
+            documents: &[],
         };
         write_in_tx(&pool, &rows).await.unwrap();
         assert_eq!(sqlite::history(&pool, "i1").await.unwrap().len(), 2);

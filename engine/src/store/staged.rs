@@ -466,6 +466,12 @@ impl Staged {
             .filter(|s| s.change == Change::New)
             .map(|s| (&s.row.0, s.row.1))
             .collect();
+        let cancelled: Vec<&String> = self
+            .timers
+            .values()
+            .filter(|s| s.change == Change::Dirty)
+            .map(|s| &s.row.0.id)
+            .collect();
         match &mut *tx {
             // One hand-off to the connection for the whole flush (`store/sqlite_direct.rs`).
             Tx::Sqlite(t) => {
@@ -473,7 +479,10 @@ impl Staged {
                     instances: &instances,
                     tasks: &tasks,
                     timers: &new_timers,
+                    cancelled: &cancelled,
                     history: &self.history,
+                    outbox: &self.outbox,
+                    documents: &self.documents,
                 };
                 if !rows.is_empty() {
                     let mut handle = t.lock_handle().await?;
@@ -490,25 +499,19 @@ impl Staged {
                 if !new_timers.is_empty() {
                     on_tx!(&mut *tx, insert_timers(&new_timers))?;
                 }
+                if !cancelled.is_empty() {
+                    on_tx!(&mut *tx, cancel_timers(&json_list(cancelled)))?;
+                }
                 if !self.history.is_empty() {
                     on_tx!(&mut *tx, insert_history_many(&self.history))?;
                 }
+                for o in &self.outbox {
+                    on_tx!(&mut *tx, insert_outbox(o))?;
+                }
+                for d in &self.documents {
+                    on_tx!(&mut *tx, insert_document(d))?;
+                }
             }
-        }
-        let cancelled: Vec<&String> = self
-            .timers
-            .values()
-            .filter(|s| s.change == Change::Dirty)
-            .map(|s| &s.row.0.id)
-            .collect();
-        if !cancelled.is_empty() {
-            on_tx!(&mut *tx, cancel_timers(&json_list(cancelled)))?;
-        }
-        for o in &self.outbox {
-            on_tx!(&mut *tx, insert_outbox(o))?;
-        }
-        for d in &self.documents {
-            on_tx!(&mut *tx, insert_document(d))?;
         }
         for s in self.instances.values_mut() {
             s.change = Change::Clean;
