@@ -26,67 +26,91 @@ fn deployment_row(r: &DbRow) -> R<DeploymentRow> {
     })
 }
 
+/// An `InstanceRow` read by column name with `$r.try_get(name)?`: from sqlx's rows here, and from
+/// the rows `sqlite_direct` reads itself.
+macro_rules! instance_fields {
+    ($r:expr) => {
+        InstanceRow {
+            id: $r.try_get("id")?,
+            process_key: $r.try_get("process_key")?,
+            version: $r.try_get("version")?,
+            business_key: $r.try_get("business_key")?,
+            status: $r.try_get("status")?,
+            result: $r.try_get("result")?,
+            incident: $r.try_get("incident")?,
+            vars: $r.try_get("vars")?,
+            state: $r.try_get("state")?,
+            provisional: $r.try_get("provisional")?,
+            parent_id: $r.try_get("parent_id")?,
+            parent_node: $r.try_get("parent_node")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+            ended_at: $r.try_get("ended_at")?,
+            history_count: $r.try_get("history_count")?,
+            history_head: $r.try_get("history_head")?,
+        }
+    };
+}
+
 fn instance_row(r: &DbRow) -> R<InstanceRow> {
-    Ok(InstanceRow {
-        id: r.try_get("id")?,
-        process_key: r.try_get("process_key")?,
-        version: r.try_get("version")?,
-        business_key: r.try_get("business_key")?,
-        status: r.try_get("status")?,
-        result: r.try_get("result")?,
-        incident: r.try_get("incident")?,
-        vars: r.try_get("vars")?,
-        state: r.try_get("state")?,
-        provisional: r.try_get("provisional")?,
-        parent_id: r.try_get("parent_id")?,
-        parent_node: r.try_get("parent_node")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        ended_at: r.try_get("ended_at")?,
-        history_count: r.try_get("history_count")?,
-        history_head: r.try_get("history_head")?,
-    })
+    Ok(instance_fields!(r))
+}
+
+/// A `TaskRow` read by column name with `$r.try_get(name)?`: from sqlx's rows here, and from
+/// the rows `sqlite_direct` reads itself.
+macro_rules! task_fields {
+    ($r:expr) => {
+        TaskRow {
+            id: $r.try_get("id")?,
+            instance_id: $r.try_get("instance_id")?,
+            node: $r.try_get("node")?,
+            label: $r.try_get("label")?,
+            queue: $r.try_get("queue")?,
+            org_unit: $r.try_get("org_unit")?,
+            state: $r.try_get("state")?,
+            lock_token: $r.try_get("lock_token")?,
+            locked_by: $r.try_get("locked_by")?,
+            lock_expires_at: $r.try_get("lock_expires_at")?,
+            available_at: $r.try_get("available_at")?,
+            assignee: $r.try_get("assignee")?,
+            item: $r.try_get("item")?,
+            outcome: $r.try_get("outcome")?,
+            completed_by: $r.try_get("completed_by")?,
+            failures: $r.try_get("failures")?,
+            last_error: $r.try_get("last_error")?,
+            due_at: $r.try_get("due_at")?,
+            created_at: $r.try_get("created_at")?,
+            completed_at: $r.try_get("completed_at")?,
+            claimed_at: $r.try_get("claimed_at")?,
+            lapsed_by: $r.try_get("lapsed_by")?,
+            lapsed_at: $r.try_get("lapsed_at")?,
+        }
+    };
 }
 
 fn task_row(r: &DbRow) -> R<TaskRow> {
-    Ok(TaskRow {
-        id: r.try_get("id")?,
-        instance_id: r.try_get("instance_id")?,
-        node: r.try_get("node")?,
-        label: r.try_get("label")?,
-        queue: r.try_get("queue")?,
-        org_unit: r.try_get("org_unit")?,
-        state: r.try_get("state")?,
-        lock_token: r.try_get("lock_token")?,
-        locked_by: r.try_get("locked_by")?,
-        lock_expires_at: r.try_get("lock_expires_at")?,
-        available_at: r.try_get("available_at")?,
-        assignee: r.try_get("assignee")?,
-        item: r.try_get("item")?,
-        outcome: r.try_get("outcome")?,
-        completed_by: r.try_get("completed_by")?,
-        failures: r.try_get("failures")?,
-        last_error: r.try_get("last_error")?,
-        due_at: r.try_get("due_at")?,
-        created_at: r.try_get("created_at")?,
-        completed_at: r.try_get("completed_at")?,
-        claimed_at: r.try_get("claimed_at")?,
-        lapsed_by: r.try_get("lapsed_by")?,
-        lapsed_at: r.try_get("lapsed_at")?,
-    })
+    Ok(task_fields!(r))
+}
+
+/// A `TimerRow` read by column name with `$r.try_get(name)?`: from sqlx's rows here, and from
+/// the rows `sqlite_direct` reads itself.
+macro_rules! timer_fields {
+    ($r:expr) => {
+        TimerRow {
+            id: $r.try_get("id")?,
+            instance_id: $r.try_get("instance_id")?,
+            kind: $r.try_get("kind")?,
+            node: $r.try_get("node")?,
+            task_id: $r.try_get("task_id")?,
+            due_at: $r.try_get("due_at")?,
+            payload: $r.try_get("payload")?,
+            state: $r.try_get("state")?,
+        }
+    };
 }
 
 fn timer_row(r: &DbRow) -> R<TimerRow> {
-    Ok(TimerRow {
-        id: r.try_get("id")?,
-        instance_id: r.try_get("instance_id")?,
-        kind: r.try_get("kind")?,
-        node: r.try_get("node")?,
-        task_id: r.try_get("task_id")?,
-        due_at: r.try_get("due_at")?,
-        payload: r.try_get("payload")?,
-        state: r.try_get("state")?,
-    })
+    Ok(timer_fields!(r))
 }
 
 fn history_row(r: &DbRow) -> R<HistoryRow> {
@@ -258,14 +282,17 @@ pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
         .collect()
 }
 
-/// Reads and locks several instances (ids as a JSON array), in id order.
-pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
-    sqlx::query(concat!(
+/// The SQL of [`lock_instances`].
+pub(crate) const LOCK_INSTANCES: &str = concat!(
         "SELECT * FROM instances WHERE id ",
         is_in!(json "$1"),
         " ORDER BY id",
         for_update!()
-    ))
+    );
+
+/// Reads and locks several instances (ids as a JSON array), in id order.
+pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
+    sqlx::query(LOCK_INSTANCES)
     .bind(ids)
     .fetch_all(&mut **tx)
     .await?
@@ -774,17 +801,20 @@ fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// The given tasks (ids as a JSON array) and every open, claimed or failed task of their
-/// instances, locked in id order (one statement, so that concurrent batches lock in one order).
-pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>> {
-    sqlx::query(concat!(
+/// The SQL of [`lock_tasks_with_siblings`].
+pub(crate) const LOCK_TASKS_WITH_SIBLINGS: &str = concat!(
         "SELECT * FROM tasks WHERE instance_id ",
         is_in!(query "SELECT instance_id FROM tasks WHERE id ", is_in!(json "$1")),
         " AND (state IN ('open', 'claimed', 'failed') OR id ",
         is_in!(json "$1"),
         ") ORDER BY id",
         for_update!()
-    ))
+    );
+
+/// The given tasks (ids as a JSON array) and every open, claimed or failed task of their
+/// instances, locked in id order (one statement, so that concurrent batches lock in one order).
+pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>> {
+    sqlx::query(LOCK_TASKS_WITH_SIBLINGS)
     .bind(ids)
     .fetch_all(&mut **tx)
     .await?
@@ -793,14 +823,17 @@ pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>>
     .collect()
 }
 
-/// Open, claimed and failed tasks of the instances (ids as a JSON array), locked.
-pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
-    sqlx::query(concat!(
+/// The SQL of [`lock_live_tasks`].
+pub(crate) const LOCK_LIVE_TASKS: &str = concat!(
         "SELECT * FROM tasks WHERE instance_id ",
         is_in!(json "$1"),
         " AND state IN ('open', 'claimed', 'failed') ORDER BY id",
         for_update!()
-    ))
+    );
+
+/// Open, claimed and failed tasks of the instances (ids as a JSON array), locked.
+pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
+    sqlx::query(LOCK_LIVE_TASKS)
     .bind(instances)
     .fetch_all(&mut **tx)
     .await?
@@ -809,15 +842,18 @@ pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
     .collect()
 }
 
-/// Pending timers of the instances (ids as a JSON array), in no order (see `instance_timers`).
-pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
-    sqlx::query(concat!(
+/// The SQL of [`pending_timers`].
+pub(crate) const PENDING_TIMERS: &str = concat!(
         "SELECT * FROM timers WHERE instance_id ",
         is_in!(json "$1"),
         // `state || ''`: keeps the planner off the (state, due_at) index, which would walk
         // every pending timer of every instance.
         " AND state || '' = 'pending'"
-    ))
+    );
+
+/// Pending timers of the instances (ids as a JSON array), in no order (see `instance_timers`).
+pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
+    sqlx::query(PENDING_TIMERS)
     .bind(instances)
     .fetch_all(&mut **tx)
     .await?

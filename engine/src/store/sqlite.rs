@@ -36,6 +36,9 @@ const POSITIONAL_PARAMS: bool = true;
 
 include!("common.rs");
 
+// Also for `sqlite_direct`, which reads these rows itself.
+pub(crate) use {instance_fields, task_fields, timer_fields};
+
 /// Process-wide SQLite settings, made once before its first connection (too late when SQLite
 /// was initialised already; then its defaults stay, which is correct, only slower):
 /// - no memory statistics: with them, every allocation inside SQLite takes one global mutex

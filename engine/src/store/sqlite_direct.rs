@@ -1,13 +1,17 @@
-//! A batch's flush on SQLite, run by the committer itself on the writer connection's handle.
+//! A batch's flush on SQLite, and the reads that load its instances, run by the committer
+//! itself on the writer connection's handle.
 //!
 //! sqlx runs each statement on the connection's own worker thread: every statement is a
 //! hand-off there and back, and a flush through it is a dozen multi-row statements (rows in
 //! chunks of 64, 32, .., 1), plus one statement per outbox message and per document (the
 //! social-assistance case writes four of those per case). Here the committer takes the handle
 //! once (`lock_handle`: sqlx's worker waits meanwhile), prepares one single-row statement per
-//! table and runs it per row:
-//! same SQL as `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the
-//! others), same transaction, no hand-off and no copy of the values.
+//! table and runs it per row: same SQL as `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the
+//! others), same transaction, no hand-off and no copy of the values. Loading instances
+//! (`Staged::prefetch_tasks`, `load_instances`: tasks with their siblings, instances, pending
+//! timers) is likewise one borrow for three or four statements, whose SQL is the same text as
+//! sqlx runs (`store::sqlite::LOCK_INSTANCES` and the others) and whose rows are decoded by the
+//! same field lists (`instance_fields!` and the others, by column name).
 //!
 //! Next to the allocator set-up in `sqlite.rs`, this is the project's only `unsafe` code: calls
 //! into SQLite's C interface on a handle sqlx lends.
@@ -181,6 +185,108 @@ pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
     Ok(())
 }
 
+/// Rows of `sql` (SQL of `store::sqlite`, one JSON-array parameter): tasks, instances or
+/// timers, decoded by column name as `common.rs` decodes sqlx's rows.
+pub(crate) fn tasks(db: NonNull<ffi::sqlite3>, sql: &str, json: &String) -> R<Vec<TaskRow>> {
+    Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::task_fields!(r)))
+}
+
+pub(crate) fn instances(
+    db: NonNull<ffi::sqlite3>,
+    sql: &str,
+    json: &String,
+) -> R<Vec<InstanceRow>> {
+    Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::instance_fields!(r)))
+}
+
+pub(crate) fn timers(db: NonNull<ffi::sqlite3>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
+    Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::timer_fields!(r)))
+}
+
+/// The current row of a statement being stepped.
+struct Row<'s> {
+    stmt: *mut ffi::sqlite3_stmt,
+    names: &'s [String],
+}
+
+impl Row<'_> {
+    /// The value of the column `name`, as sqlx's `Row::try_get` would give it.
+    fn try_get<T: FromColumn>(&self, name: &str) -> Result<T, sqlx::Error> {
+        let index = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(name.into()))?;
+        let column =
+            c_int::try_from(index).map_err(|_| sqlx::Error::ColumnNotFound(name.into()))?;
+        // SAFETY: `stmt` has a current row (`Statement::rows` steps it) with this column.
+        unsafe { T::read(self.stmt, column) }.map_err(|source| sqlx::Error::ColumnDecode {
+            index: name.into(),
+            source: source.into(),
+        })
+    }
+}
+
+/// A column value as a Rust value.
+trait FromColumn: Sized {
+    /// # Safety
+    /// `stmt` has a current row with the column `i`.
+    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<Self, String>;
+}
+
+/// Whether the column is NULL.
+///
+/// # Safety
+/// As for [`FromColumn::read`].
+unsafe fn is_null(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe { ffi::sqlite3_column_type(stmt, i) == ffi::SQLITE_NULL }
+}
+
+impl FromColumn for i64 {
+    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<i64, String> {
+        // SAFETY: as the caller promises.
+        unsafe {
+            if is_null(stmt, i) {
+                return Err("unexpected NULL".into());
+            }
+            Ok(ffi::sqlite3_column_int64(stmt, i))
+        }
+    }
+}
+
+impl FromColumn for String {
+    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<String, String> {
+        // SAFETY: as the caller promises. The text pointer stays valid until the next call on
+        // this column or row (`column_bytes` after `column_text`, as SQLite asks), and is copied
+        // before that.
+        unsafe {
+            if is_null(stmt, i) {
+                return Err("unexpected NULL".into());
+            }
+            let text = ffi::sqlite3_column_text(stmt, i);
+            let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, i)).unwrap_or(0);
+            if text.is_null() {
+                return Ok(String::new());
+            }
+            let bytes = std::slice::from_raw_parts(text, len);
+            String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+impl<T: FromColumn> FromColumn for Option<T> {
+    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<Option<T>, String> {
+        // SAFETY: as the caller promises.
+        unsafe {
+            if is_null(stmt, i) {
+                return Ok(None);
+            }
+            T::read(stmt, i).map(Some)
+        }
+    }
+}
+
 /// A value as SQLite gets it.
 enum Value<'a> {
     Text(&'a str),
@@ -255,13 +361,55 @@ impl Statement {
         Ok(Statement { db, raw })
     }
 
+    /// Binds `values` to the parameters 1, 2, .. and decodes every row the statement returns.
+    fn rows<T>(mut self, values: &[&dyn Bind], decode: impl Fn(&Row<'_>) -> R<T>) -> R<Vec<T>> {
+        let stmt = self.raw.as_ptr();
+        // SAFETY: `stmt` is a live statement of `db`; column names are NUL-terminated strings
+        // owned by the statement, copied at once.
+        let names: Vec<String> = unsafe {
+            (0..ffi::sqlite3_column_count(stmt))
+                .map(|i| {
+                    let name = ffi::sqlite3_column_name(stmt, i);
+                    if name.is_null() {
+                        String::new()
+                    } else {
+                        CStr::from_ptr(name).to_string_lossy().into_owned()
+                    }
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        self.each_step(values, |stmt| {
+            out.push(decode(&Row {
+                stmt,
+                names: &names,
+            })?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Binds `values` to the parameters 1, 2, .. and runs the statement once.
     fn run(&mut self, values: &[&dyn Bind]) -> R<()> {
+        self.each_step(values, |_| {
+            Err(EngineError::Internal(
+                "a write statement returned a row".into(),
+            ))
+        })
+    }
+
+    /// Binds `values`, steps the statement to its end calling `row` on each row, then resets it
+    /// and clears its bindings (also on an error).
+    fn each_step(
+        &mut self,
+        values: &[&dyn Bind],
+        mut row: impl FnMut(*mut ffi::sqlite3_stmt) -> R<()>,
+    ) -> R<()> {
         let stmt = self.raw.as_ptr();
         let mut rc = ffi::SQLITE_OK;
         for (n, v) in (1..).zip(values) {
-            // SAFETY: `stmt` is a live statement of `db`; `n` is within its parameters (the
-            // statement has one per column). A text is bound without a copy (SQLITE_STATIC):
+            // SAFETY: `stmt` is a live statement of `db` (a parameter number beyond its own is
+            // refused with SQLITE_RANGE). A text is bound without a copy (SQLITE_STATIC):
             // it is borrowed for this call only, and the bindings are cleared before returning.
             rc = unsafe {
                 match v.value() {
@@ -284,11 +432,13 @@ impl Statement {
             }
         }
         let mut failed = (rc != ffi::SQLITE_OK).then(|| error(self.db));
-        if failed.is_none() {
+        while failed.is_none() {
             // SAFETY: as above; every parameter is bound.
             rc = unsafe { ffi::sqlite3_step(stmt) };
-            if rc != ffi::SQLITE_DONE {
-                failed = Some(error(self.db));
+            match rc {
+                ffi::SQLITE_DONE => break,
+                ffi::SQLITE_ROW => failed = row(stmt).err(),
+                _ => failed = Some(error(self.db)),
             }
         }
         // SAFETY: as above. Reset returns the step's error again, which is already taken.
@@ -492,6 +642,70 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn rows_read_directly_are_the_rows_sqlx_reads() {
+        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (instance, mut task, timer, ..) = rows();
+        task.state = "open".into();
+        let mut done = task.clone();
+        done.id = "t2".into();
+        done.state = "completed".into();
+        done.label = None;
+        let rows = Rows {
+            instances: &[&instance],
+            tasks: &[&task, &done],
+            timers: &[(&timer, 19)],
+            cancelled: &[],
+            history: &[],
+            outbox: &[],
+            documents: &[],
+        };
+        write_in_tx(&pool, &rows).await.unwrap();
+
+        let mut tx = pool.begin().await.unwrap();
+        let ids = r#"["i1"]"#.to_string();
+        let (direct_tasks, direct_siblings, direct_instances, direct_timers) = {
+            let mut handle = tx.lock_handle().await.unwrap();
+            let db = handle.as_raw_handle();
+            (
+                tasks(db, sqlite::LOCK_LIVE_TASKS, &ids).unwrap(),
+                tasks(
+                    db,
+                    sqlite::LOCK_TASKS_WITH_SIBLINGS,
+                    &r#"["t2"]"#.to_string(),
+                )
+                .unwrap(),
+                instances(db, sqlite::LOCK_INSTANCES, &ids).unwrap(),
+                timers(db, sqlite::PENDING_TIMERS, &ids).unwrap(),
+            )
+        };
+        let live = sqlite::lock_live_tasks(&mut tx, &ids).await.unwrap();
+        assert_eq!(format!("{direct_tasks:?}"), format!("{live:?}"));
+        assert_eq!(
+            format!("{direct_tasks:?}"),
+            format!("{:?}", [&task]),
+            "open only"
+        );
+        let siblings = sqlite::lock_tasks_with_siblings(&mut tx, r#"["t2"]"#)
+            .await
+            .unwrap();
+        assert_eq!(format!("{direct_siblings:?}"), format!("{siblings:?}"));
+        assert_eq!(
+            direct_siblings.len(),
+            2,
+            "the task asked for and its open sibling"
+        );
+        let read = sqlite::lock_instances(&mut tx, &ids).await.unwrap();
+        assert_eq!(format!("{direct_instances:?}"), format!("{read:?}"));
+        assert_eq!(
+            format!("{direct_instances:?}"),
+            format!("{:?}", [&instance])
+        );
+        let read = sqlite::pending_timers(&mut tx, &ids).await.unwrap();
+        assert_eq!(format!("{direct_timers:?}"), format!("{read:?}"));
+        assert_eq!(direct_timers.len(), 1);
     }
 
     #[tokio::test]

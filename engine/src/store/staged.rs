@@ -17,6 +17,7 @@
 use crate::error::Result;
 use crate::store::{
     DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx, json_list, on_tx,
+    sqlite, sqlite_direct,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -87,7 +88,22 @@ impl Staged {
         if ids.is_empty() {
             return Ok(());
         }
-        let tasks = on_tx!(&mut *tx, lock_tasks_with_siblings(&json_list(ids)))?;
+        let list = json_list(ids);
+        if let Tx::Sqlite(t) = &mut *tx {
+            // Tasks, instances and timers in one borrow of the connection.
+            let mut handle = t.lock_handle().await?;
+            let db = handle.as_raw_handle();
+            let tasks = sqlite_direct::tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, &list)?;
+            let instances = self.cache_tasks(tasks);
+            return self.load_instances_direct(db, instances, false);
+        }
+        let tasks = on_tx!(&mut *tx, lock_tasks_with_siblings(&list))?;
+        let instances = self.cache_tasks(tasks);
+        self.load_instances(tx, instances, false).await
+    }
+
+    /// Caches tasks read from the database (rows already cached stay); their instances' ids.
+    fn cache_tasks(&mut self, tasks: Vec<TaskRow>) -> Vec<String> {
         let instances: HashSet<String> = tasks.iter().map(|t| t.instance_id.clone()).collect();
         for t in tasks {
             self.tasks.entry(t.id.clone()).or_insert(Slot {
@@ -95,8 +111,7 @@ impl Staged {
                 change: Change::Clean,
             });
         }
-        self.load_instances(tx, instances.iter().cloned().collect(), false)
-            .await
+        instances.into_iter().collect()
     }
 
     /// Loads instances (locked) with their live tasks and pending timers.
@@ -147,25 +162,58 @@ impl Staged {
         ids: Vec<String>,
         tasks_too: bool,
     ) -> Result<()> {
-        let ids: Vec<String> = ids
-            .into_iter()
-            .filter(|id| !self.loaded.contains(id))
-            .collect();
+        let ids = self.not_loaded(ids);
         if ids.is_empty() {
             return Ok(());
+        }
+        if let Tx::Sqlite(t) = &mut *tx {
+            let mut handle = t.lock_handle().await?;
+            return self.load_instances_direct(handle.as_raw_handle(), ids, tasks_too);
         }
         let list = json_list(&ids);
         // Lock order task → instance, as everywhere (PostgreSQL).
         if tasks_too {
-            for t in on_tx!(&mut *tx, lock_live_tasks(&list))? {
-                self.tasks.entry(t.id.clone()).or_insert(Slot {
-                    row: t,
-                    change: Change::Clean,
-                });
-            }
+            let tasks = on_tx!(&mut *tx, lock_live_tasks(&list))?;
+            self.cache_tasks(tasks);
         }
         let rows = on_tx!(&mut *tx, lock_instances(&list))?;
-        for t in on_tx!(&mut *tx, pending_timers(&list))? {
+        let timers = on_tx!(&mut *tx, pending_timers(&list))?;
+        self.cache_loaded(rows, timers);
+        Ok(())
+    }
+
+    /// [`Self::load_instances`] on SQLite, on a borrowed connection handle (`sqlite_direct`):
+    /// the same statements, without a hand-off to sqlx's worker thread for each.
+    fn load_instances_direct(
+        &mut self,
+        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        ids: Vec<String>,
+        tasks_too: bool,
+    ) -> Result<()> {
+        let ids = self.not_loaded(ids);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = json_list(&ids);
+        if tasks_too {
+            let tasks = sqlite_direct::tasks(db, sqlite::LOCK_LIVE_TASKS, &list)?;
+            self.cache_tasks(tasks);
+        }
+        let rows = sqlite_direct::instances(db, sqlite::LOCK_INSTANCES, &list)?;
+        let timers = sqlite_direct::timers(db, sqlite::PENDING_TIMERS, &list)?;
+        self.cache_loaded(rows, timers);
+        Ok(())
+    }
+
+    fn not_loaded(&self, ids: Vec<String>) -> Vec<String> {
+        ids.into_iter()
+            .filter(|id| !self.loaded.contains(id))
+            .collect()
+    }
+
+    /// Caches loaded instances and their pending timers.
+    fn cache_loaded(&mut self, rows: Vec<InstanceRow>, timers: Vec<TimerRow>) {
+        for t in timers {
             self.timers.entry(t.id.clone()).or_insert(Slot {
                 row: (t, 0),
                 change: Change::Clean,
@@ -179,7 +227,6 @@ impl Staged {
             });
         }
         // Ids not found stay unloaded: `lock_instance` answers `None` for them.
-        Ok(())
     }
 
     // ---- instances ----
@@ -475,7 +522,7 @@ impl Staged {
         match &mut *tx {
             // One hand-off to the connection for the whole flush (`store/sqlite_direct.rs`).
             Tx::Sqlite(t) => {
-                let rows = crate::store::sqlite_direct::Rows {
+                let rows = sqlite_direct::Rows {
                     instances: &instances,
                     tasks: &tasks,
                     timers: &new_timers,
@@ -486,7 +533,7 @@ impl Staged {
                 };
                 if !rows.is_empty() {
                     let mut handle = t.lock_handle().await?;
-                    crate::store::sqlite_direct::write(handle.as_raw_handle(), &rows)?;
+                    sqlite_direct::write(handle.as_raw_handle(), &rows)?;
                 }
             }
             Tx::Postgres(_) => {
