@@ -407,10 +407,22 @@ impl Statement {
     ) -> R<()> {
         let stmt = self.raw.as_ptr();
         let mut rc = ffi::SQLITE_OK;
-        for (n, v) in (1..).zip(values) {
-            // SAFETY: `stmt` is a live statement of `db` (a parameter number beyond its own is
-            // refused with SQLITE_RANGE). A text is bound without a copy (SQLITE_STATIC):
-            // it is borrowed for this call only, and the bindings are cleared before returning.
+        let mut missing = None;
+        // SAFETY: `stmt` is a live statement of `db`.
+        let count = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
+        for n in 1..=count {
+            // `$3` is the third value wherever it stands (as sqlx binds it): SQLite numbers
+            // named parameters in the order they first appear.
+            let Some(v) = value_index(stmt, n).and_then(|i| values.get(i)) else {
+                missing = Some(EngineError::Internal(format!(
+                    "parameter {n} of a statement has no value ({} given)",
+                    values.len()
+                )));
+                break;
+            };
+            // SAFETY: `stmt` is a live statement of `db` and `n` one of its parameters. A text
+            // is bound without a copy (SQLITE_STATIC): it is borrowed for this call only, and
+            // the bindings are cleared before returning.
             rc = unsafe {
                 match v.value() {
                     Value::Text(s) => match c_int::try_from(s.len()) {
@@ -431,7 +443,7 @@ impl Statement {
                 break;
             }
         }
-        let mut failed = (rc != ffi::SQLITE_OK).then(|| error(self.db));
+        let mut failed = missing.or_else(|| (rc != ffi::SQLITE_OK).then(|| error(self.db)));
         while failed.is_none() {
             // SAFETY: as above; every parameter is bound.
             rc = unsafe { ffi::sqlite3_step(stmt) };
@@ -458,6 +470,21 @@ impl Drop for Statement {
             ffi::sqlite3_finalize(self.raw.as_ptr());
         }
     }
+}
+
+/// Which of the values (from 0) the parameter `n` of `stmt` takes: `$k` or `?k` the k-th, a
+/// bare `?` the n-th.
+fn value_index(stmt: *mut ffi::sqlite3_stmt, n: c_int) -> Option<usize> {
+    // SAFETY: `stmt` is a live statement; the name, if any, is a NUL-terminated string it owns.
+    let name = unsafe {
+        let name = ffi::sqlite3_bind_parameter_name(stmt, n);
+        (!name.is_null()).then(|| CStr::from_ptr(name).to_bytes())
+    };
+    let k = match name {
+        None => usize::try_from(n).ok()?,
+        Some(name) => std::str::from_utf8(name.get(1..)?).ok()?.parse().ok()?,
+    };
+    k.checked_sub(1)
 }
 
 /// The connection's last error, as sqlx words SQLite's errors (message and extended code), so
@@ -706,6 +733,25 @@ mod tests {
         let read = sqlite::pending_timers(&mut tx, &ids).await.unwrap();
         assert_eq!(format!("{direct_timers:?}"), format!("{read:?}"));
         assert_eq!(direct_timers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn numbered_parameters_take_their_own_value_wherever_they_stand() {
+        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let mut handle = conn.lock_handle().await.unwrap();
+        let db = handle.as_raw_handle();
+        let one = |sql: &str, values: &[&dyn Bind]| -> R<Vec<String>> {
+            Statement::new(db, sql)?.rows(values, |r| Ok(r.try_get::<String>("v")?))
+        };
+        let (a, b) = ("a".to_string(), "b".to_string());
+        assert_eq!(
+            one("SELECT $2 || $1 || $2 AS v", &[&a, &b]).unwrap(),
+            ["bab"]
+        );
+        assert_eq!(one("SELECT ? || ? AS v", &[&a, &b]).unwrap(), ["ab"]);
+        let e = one("SELECT $3 AS v", &[&a, &b]).unwrap_err();
+        assert!(e.to_string().contains("no value"), "{e}");
     }
 
     #[tokio::test]
