@@ -1,6 +1,8 @@
 //! On SQLite the committer runs on a thread of its own (`commit.rs`): it is there once the
 //! engine has written, and it ends with the engine. Alone in its own test binary, so that no
-//! other test's engine has such a thread meanwhile.
+//! other test's engine has such a thread meanwhile. Linux only: it reads the thread names in
+//! `/proc`.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -20,7 +22,6 @@ fn committer_threads() -> usize {
         .count()
 }
 
-#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_committer_thread_ends_with_its_engine() {
     let h = Harness::sqlite().await;
