@@ -12,43 +12,34 @@ type Tx = sqlx::Transaction<'static, DB>;
 type Pool = sqlx::Pool<DB>;
 type R<T> = Result<T, sqlx::Error>;
 
-fn deployment_row(r: &DbRow) -> R<DeploymentRow> {
-    Ok(DeploymentRow {
-        key: r.try_get("key")?,
-        version: r.try_get("version")?,
-        hash: r.try_get("hash")?,
-        title: r.try_get("title")?,
-        source: r.try_get("source")?,
-        model: r.try_get("model")?,
-        config: r.try_get("config")?,
-        files: r.try_get("files")?,
-        created_at: r.try_get("created_at")?,
-    })
+/// `Type { field, .. }` with each field read by its own name, `$r.try_get("field")?`: from
+/// sqlx's rows here, and from the rows `sqlite_direct` reads itself.
+macro_rules! by_name {
+    ($r:expr, $ty:ident { $($field:ident),+ $(,)? }) => {
+        $ty { $($field: $r.try_get(stringify!($field))?),+ }
+    };
 }
 
-/// An `InstanceRow` read by column name with `$r.try_get(name)?`: from sqlx's rows here, and from
-/// the rows `sqlite_direct` reads itself.
+fn deployment_row(r: &DbRow) -> R<DeploymentRow> {
+    Ok(by_name!(
+        r,
+        DeploymentRow {
+            key, version, hash, title, source, model, config, files, created_at
+        }
+    ))
+}
+
+/// An `InstanceRow`'s fields, also for `sqlite_direct`.
 macro_rules! instance_fields {
     ($r:expr) => {
-        InstanceRow {
-            id: $r.try_get("id")?,
-            process_key: $r.try_get("process_key")?,
-            version: $r.try_get("version")?,
-            business_key: $r.try_get("business_key")?,
-            status: $r.try_get("status")?,
-            result: $r.try_get("result")?,
-            incident: $r.try_get("incident")?,
-            vars: $r.try_get("vars")?,
-            state: $r.try_get("state")?,
-            provisional: $r.try_get("provisional")?,
-            parent_id: $r.try_get("parent_id")?,
-            parent_node: $r.try_get("parent_node")?,
-            created_at: $r.try_get("created_at")?,
-            updated_at: $r.try_get("updated_at")?,
-            ended_at: $r.try_get("ended_at")?,
-            history_count: $r.try_get("history_count")?,
-            history_head: $r.try_get("history_head")?,
-        }
+        by_name!(
+            $r,
+            InstanceRow {
+                id, process_key, version, business_key, status, result, incident, vars, state,
+                provisional, parent_id, parent_node, created_at, updated_at, ended_at,
+                history_count, history_head
+            }
+        )
     };
 }
 
@@ -56,35 +47,17 @@ fn instance_row(r: &DbRow) -> R<InstanceRow> {
     Ok(instance_fields!(r))
 }
 
-/// A `TaskRow` read by column name with `$r.try_get(name)?`: from sqlx's rows here, and from
-/// the rows `sqlite_direct` reads itself.
+/// A `TaskRow`'s fields, also for `sqlite_direct`.
 macro_rules! task_fields {
     ($r:expr) => {
-        TaskRow {
-            id: $r.try_get("id")?,
-            instance_id: $r.try_get("instance_id")?,
-            node: $r.try_get("node")?,
-            label: $r.try_get("label")?,
-            queue: $r.try_get("queue")?,
-            org_unit: $r.try_get("org_unit")?,
-            state: $r.try_get("state")?,
-            lock_token: $r.try_get("lock_token")?,
-            locked_by: $r.try_get("locked_by")?,
-            lock_expires_at: $r.try_get("lock_expires_at")?,
-            available_at: $r.try_get("available_at")?,
-            assignee: $r.try_get("assignee")?,
-            item: $r.try_get("item")?,
-            outcome: $r.try_get("outcome")?,
-            completed_by: $r.try_get("completed_by")?,
-            failures: $r.try_get("failures")?,
-            last_error: $r.try_get("last_error")?,
-            due_at: $r.try_get("due_at")?,
-            created_at: $r.try_get("created_at")?,
-            completed_at: $r.try_get("completed_at")?,
-            claimed_at: $r.try_get("claimed_at")?,
-            lapsed_by: $r.try_get("lapsed_by")?,
-            lapsed_at: $r.try_get("lapsed_at")?,
-        }
+        by_name!(
+            $r,
+            TaskRow {
+                id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by,
+                lock_expires_at, available_at, assignee, item, outcome, completed_by, failures,
+                last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at
+            }
+        )
     };
 }
 
@@ -92,20 +65,15 @@ fn task_row(r: &DbRow) -> R<TaskRow> {
     Ok(task_fields!(r))
 }
 
-/// A `TimerRow` read by column name with `$r.try_get(name)?`: from sqlx's rows here, and from
-/// the rows `sqlite_direct` reads itself.
+/// A `TimerRow`'s fields, also for `sqlite_direct`.
 macro_rules! timer_fields {
     ($r:expr) => {
-        TimerRow {
-            id: $r.try_get("id")?,
-            instance_id: $r.try_get("instance_id")?,
-            kind: $r.try_get("kind")?,
-            node: $r.try_get("node")?,
-            task_id: $r.try_get("task_id")?,
-            due_at: $r.try_get("due_at")?,
-            payload: $r.try_get("payload")?,
-            state: $r.try_get("state")?,
-        }
+        by_name!(
+            $r,
+            TimerRow {
+                id, instance_id, kind, node, task_id, due_at, payload, state
+            }
+        )
     };
 }
 
@@ -114,49 +82,32 @@ fn timer_row(r: &DbRow) -> R<TimerRow> {
 }
 
 fn history_row(r: &DbRow) -> R<HistoryRow> {
-    Ok(HistoryRow {
-        instance_id: r.try_get("instance_id")?,
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        actor: r.try_get("actor")?,
-        node: r.try_get("node")?,
-        kind: r.try_get("kind")?,
-        text: r.try_get("text")?,
-        data: r.try_get("data")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+    Ok(by_name!(
+        r,
+        HistoryRow {
+            instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash
+        }
+    ))
 }
 
 fn outbox_row(r: &DbRow) -> R<OutboxRow> {
-    Ok(OutboxRow {
-        id: r.try_get("id")?,
-        instance_id: r.try_get("instance_id")?,
-        channel: r.try_get("channel")?,
-        dedup_key: r.try_get("dedup_key")?,
-        payload: r.try_get("payload")?,
-        state: r.try_get("state")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_error: r.try_get("last_error")?,
-        created_at: r.try_get("created_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-    })
+    Ok(by_name!(
+        r,
+        OutboxRow {
+            id, instance_id, channel, dedup_key, payload, state, attempts, next_attempt_at,
+            last_error, created_at, delivered_at
+        }
+    ))
 }
 
 fn document_row(r: &DbRow) -> R<DocumentRow> {
-    Ok(DocumentRow {
-        id: r.try_get("id")?,
-        instance_id: r.try_get("instance_id")?,
-        name: r.try_get("name")?,
-        label: r.try_get("label")?,
-        public: r.try_get("public")?,
-        content: r.try_get("content")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(by_name!(
+        r,
+        DocumentRow {
+            id, instance_id, name, label, public, content, created_at
+        }
+    ))
 }
-
-const TASK_COLS: &str = "id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, failures, last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at";
 
 // ---- deployments ----
 
@@ -284,21 +235,21 @@ pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
 
 /// The SQL of [`lock_instances`].
 pub(crate) const LOCK_INSTANCES: &str = concat!(
-        "SELECT * FROM instances WHERE id ",
-        is_in!(json "$1"),
-        " ORDER BY id",
-        for_update!()
-    );
+    "SELECT * FROM instances WHERE id ",
+    is_in!(json "$1"),
+    " ORDER BY id",
+    for_update!()
+);
 
 /// Reads and locks several instances (ids as a JSON array), in id order.
 pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
     sqlx::query(LOCK_INSTANCES)
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(instance_row)
-    .collect()
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(instance_row)
+        .collect()
 }
 
 pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
@@ -513,7 +464,6 @@ pub async fn active_tasks(pool: &Pool, instance: &str) -> R<Vec<TaskRow>> {
 }
 
 pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
-    let _ = TASK_COLS;
     sqlx::query(concat!(
         "SELECT * FROM tasks WHERE ($1 IS NULL OR queue ",
         is_in!(json "$1"),
@@ -656,17 +606,17 @@ pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
     let sql = values_sql(crate::store::OUTBOX_INTO, 9, 1, "");
     // The text holds only placeholders; every value is bound.
     sqlx::query(sqlx::AssertSqlSafe(sql))
-    .bind(&o.id)
-    .bind(&o.instance_id)
-    .bind(&o.channel)
-    .bind(&o.dedup_key)
-    .bind(&o.payload)
-    .bind(&o.state)
-    .bind(o.attempts)
-    .bind(o.next_attempt_at)
-    .bind(o.created_at)
-    .execute(&mut **tx)
-    .await?;
+        .bind(&o.id)
+        .bind(&o.instance_id)
+        .bind(&o.channel)
+        .bind(&o.dedup_key)
+        .bind(&o.payload)
+        .bind(&o.state)
+        .bind(o.attempts)
+        .bind(o.next_attempt_at)
+        .bind(o.created_at)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -727,15 +677,15 @@ pub async fn insert_document(tx: &mut Tx, d: &DocumentRow) -> R<()> {
     let sql = values_sql(crate::store::DOCUMENTS_INTO, 7, 1, "");
     // The text holds only placeholders; every value is bound.
     sqlx::query(sqlx::AssertSqlSafe(sql))
-    .bind(&d.id)
-    .bind(&d.instance_id)
-    .bind(&d.name)
-    .bind(&d.label)
-    .bind(d.public)
-    .bind(&d.content)
-    .bind(d.created_at)
-    .execute(&mut **tx)
-    .await?;
+        .bind(&d.id)
+        .bind(&d.instance_id)
+        .bind(&d.name)
+        .bind(&d.label)
+        .bind(d.public)
+        .bind(&d.content)
+        .bind(d.created_at)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -803,63 +753,63 @@ fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
 
 /// The SQL of [`lock_tasks_with_siblings`].
 pub(crate) const LOCK_TASKS_WITH_SIBLINGS: &str = concat!(
-        "SELECT * FROM tasks WHERE instance_id ",
-        is_in!(query "SELECT instance_id FROM tasks WHERE id ", is_in!(json "$1")),
-        " AND (state IN ('open', 'claimed', 'failed') OR id ",
-        is_in!(json "$1"),
-        ") ORDER BY id",
-        for_update!()
-    );
+    "SELECT * FROM tasks WHERE instance_id ",
+    is_in!(query "SELECT instance_id FROM tasks WHERE id ", is_in!(json "$1")),
+    " AND (state IN ('open', 'claimed', 'failed') OR id ",
+    is_in!(json "$1"),
+    ") ORDER BY id",
+    for_update!()
+);
 
 /// The given tasks (ids as a JSON array) and every open, claimed or failed task of their
 /// instances, locked in id order (one statement, so that concurrent batches lock in one order).
 pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>> {
     sqlx::query(LOCK_TASKS_WITH_SIBLINGS)
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(task_row)
-    .collect()
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
 }
 
 /// The SQL of [`lock_live_tasks`].
 pub(crate) const LOCK_LIVE_TASKS: &str = concat!(
-        "SELECT * FROM tasks WHERE instance_id ",
-        is_in!(json "$1"),
-        " AND state IN ('open', 'claimed', 'failed') ORDER BY id",
-        for_update!()
-    );
+    "SELECT * FROM tasks WHERE instance_id ",
+    is_in!(json "$1"),
+    " AND state IN ('open', 'claimed', 'failed') ORDER BY id",
+    for_update!()
+);
 
 /// Open, claimed and failed tasks of the instances (ids as a JSON array), locked.
 pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
     sqlx::query(LOCK_LIVE_TASKS)
-    .bind(instances)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(task_row)
-    .collect()
+        .bind(instances)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
 }
 
 /// The SQL of [`pending_timers`].
 pub(crate) const PENDING_TIMERS: &str = concat!(
-        "SELECT * FROM timers WHERE instance_id ",
-        is_in!(json "$1"),
-        // `state || ''`: keeps the planner off the (state, due_at) index, which would walk
-        // every pending timer of every instance.
-        " AND state || '' = 'pending'"
-    );
+    "SELECT * FROM timers WHERE instance_id ",
+    is_in!(json "$1"),
+    // `state || ''`: keeps the planner off the (state, due_at) index, which would walk
+    // every pending timer of every instance.
+    " AND state || '' = 'pending'"
+);
 
 /// Pending timers of the instances (ids as a JSON array), in no order (see `instance_timers`).
 pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
     sqlx::query(PENDING_TIMERS)
-    .bind(instances)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(timer_row)
-    .collect()
+        .bind(instances)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(timer_row)
+        .collect()
 }
 
 /// Instances of the processes whose business key is in the list (both JSON arrays); the

@@ -37,7 +37,7 @@ const POSITIONAL_PARAMS: bool = true;
 include!("common.rs");
 
 // Also for `sqlite_direct`, which reads these rows itself.
-pub(crate) use {instance_fields, task_fields, timer_fields};
+pub(crate) use {by_name, instance_fields, task_fields, timer_fields};
 
 /// Process-wide SQLite settings, made once before its first connection (too late when SQLite
 /// was initialised already; then its defaults stay, which is correct, only slower):

@@ -17,6 +17,8 @@
 //! into SQLite's C interface on a handle sqlx lends.
 
 use crate::error::EngineError;
+// `instance_fields!` and the others expand to it.
+use crate::store::sqlite::by_name;
 use crate::store::{DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow};
 use libsqlite3_sys as ffi;
 use std::ffi::{CStr, c_int};
@@ -53,134 +55,133 @@ impl Rows<'_> {
 /// `db` must be the handle of a `LockedSqliteHandle` that stays locked for the whole call, so
 /// that no other thread uses the connection meanwhile.
 pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
-    if !rows.instances.is_empty() {
-        let mut st = Statement::insert(
-            db,
-            crate::store::INSTANCES_INTO,
-            17,
-            crate::store::INSTANCES_UPSERT,
-        )?;
-        for i in rows.instances {
-            st.run(&[
-                &i.id,
-                &i.process_key,
-                &i.version,
-                &i.business_key,
-                &i.status,
-                &i.result,
-                &i.incident,
-                &i.vars,
-                &i.state,
-                &i.provisional,
-                &i.parent_id,
-                &i.parent_node,
-                &i.created_at,
-                &i.updated_at,
-                &i.ended_at,
-                &i.history_count,
-                &i.history_head,
-            ])?;
-        }
-    }
-    if !rows.tasks.is_empty() {
-        let mut st =
-            Statement::insert(db, crate::store::TASKS_INTO, 23, crate::store::TASKS_UPSERT)?;
-        for t in rows.tasks {
-            st.run(&[
-                &t.id,
-                &t.instance_id,
-                &t.node,
-                &t.label,
-                &t.queue,
-                &t.org_unit,
-                &t.state,
-                &t.lock_token,
-                &t.locked_by,
-                &t.lock_expires_at,
-                &t.available_at,
-                &t.assignee,
-                &t.item,
-                &t.outcome,
-                &t.completed_by,
-                &t.failures,
-                &t.last_error,
-                &t.due_at,
-                &t.created_at,
-                &t.completed_at,
-                &t.claimed_at,
-                &t.lapsed_by,
-                &t.lapsed_at,
-            ])?;
-        }
-    }
-    if !rows.timers.is_empty() {
-        let mut st = Statement::insert(db, crate::store::TIMERS_INTO, 9, "")?;
-        for (t, created_at) in rows.timers {
-            st.run(&[
-                &t.id,
-                &t.instance_id,
-                &t.kind,
-                &t.node,
-                &t.task_id,
-                &t.due_at,
-                &t.payload,
-                &t.state,
-                created_at,
-            ])?;
-        }
-    }
+    use crate::store::{
+        DOCUMENTS_INTO, HISTORY_INTO, INSTANCES_INTO, INSTANCES_UPSERT, OUTBOX_INTO, TASKS_INTO,
+        TASKS_UPSERT, TIMERS_INTO,
+    };
+    insert_each(db, INSTANCES_INTO, INSTANCES_UPSERT, rows.instances, |i| {
+        [
+            &i.id,
+            &i.process_key,
+            &i.version,
+            &i.business_key,
+            &i.status,
+            &i.result,
+            &i.incident,
+            &i.vars,
+            &i.state,
+            &i.provisional,
+            &i.parent_id,
+            &i.parent_node,
+            &i.created_at,
+            &i.updated_at,
+            &i.ended_at,
+            &i.history_count,
+            &i.history_head,
+        ]
+    })?;
+    insert_each(db, TASKS_INTO, TASKS_UPSERT, rows.tasks, |t| {
+        [
+            &t.id,
+            &t.instance_id,
+            &t.node,
+            &t.label,
+            &t.queue,
+            &t.org_unit,
+            &t.state,
+            &t.lock_token,
+            &t.locked_by,
+            &t.lock_expires_at,
+            &t.available_at,
+            &t.assignee,
+            &t.item,
+            &t.outcome,
+            &t.completed_by,
+            &t.failures,
+            &t.last_error,
+            &t.due_at,
+            &t.created_at,
+            &t.completed_at,
+            &t.claimed_at,
+            &t.lapsed_by,
+            &t.lapsed_at,
+        ]
+    })?;
+    insert_each(db, TIMERS_INTO, "", rows.timers, |(t, created_at)| {
+        [
+            &t.id,
+            &t.instance_id,
+            &t.kind,
+            &t.node,
+            &t.task_id,
+            &t.due_at,
+            &t.payload,
+            &t.state,
+            created_at,
+        ]
+    })?;
     if !rows.cancelled.is_empty() {
         let mut st = Statement::new(db, crate::store::CANCEL_TIMER)?;
         for id in rows.cancelled {
             st.run(&[*id])?;
         }
     }
-    if !rows.history.is_empty() {
-        let mut st = Statement::insert(db, crate::store::HISTORY_INTO, 10, "")?;
-        for h in rows.history {
-            st.run(&[
-                &h.instance_id,
-                &h.seq,
-                &h.at,
-                &h.actor,
-                &h.node,
-                &h.kind,
-                &h.text,
-                &h.data,
-                &h.prev_hash,
-                &h.hash,
-            ])?;
-        }
+    insert_each(db, HISTORY_INTO, "", rows.history, |h| {
+        [
+            &h.instance_id,
+            &h.seq,
+            &h.at,
+            &h.actor,
+            &h.node,
+            &h.kind,
+            &h.text,
+            &h.data,
+            &h.prev_hash,
+            &h.hash,
+        ]
+    })?;
+    insert_each(db, OUTBOX_INTO, "", rows.outbox, |o| {
+        [
+            &o.id,
+            &o.instance_id,
+            &o.channel,
+            &o.dedup_key,
+            &o.payload,
+            &o.state,
+            &o.attempts,
+            &o.next_attempt_at,
+            &o.created_at,
+        ]
+    })?;
+    insert_each(db, DOCUMENTS_INTO, "", rows.documents, |d| {
+        [
+            &d.id,
+            &d.instance_id,
+            &d.name,
+            &d.label,
+            &d.public,
+            &d.content,
+            &d.created_at,
+        ]
+    })
+}
+
+/// Inserts each of `rows` with `INSERT INTO <into> VALUES (?, ..) <tail>`, one statement
+/// prepared once; `values` gives a row's values in the order of `into`'s columns (as many
+/// placeholders as values).
+fn insert_each<'r, T, const N: usize>(
+    db: NonNull<ffi::sqlite3>,
+    into: &str,
+    tail: &str,
+    rows: &'r [T],
+    values: impl Fn(&'r T) -> [&'r dyn Bind; N],
+) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
     }
-    if !rows.outbox.is_empty() {
-        let mut st = Statement::insert(db, crate::store::OUTBOX_INTO, 9, "")?;
-        for o in rows.outbox {
-            st.run(&[
-                &o.id,
-                &o.instance_id,
-                &o.channel,
-                &o.dedup_key,
-                &o.payload,
-                &o.state,
-                &o.attempts,
-                &o.next_attempt_at,
-                &o.created_at,
-            ])?;
-        }
-    }
-    if !rows.documents.is_empty() {
-        let mut st = Statement::insert(db, crate::store::DOCUMENTS_INTO, 7, "")?;
-        for d in rows.documents {
-            st.run(&[
-                &d.id,
-                &d.instance_id,
-                &d.name,
-                &d.label,
-                &d.public,
-                &d.content,
-                &d.created_at,
-            ])?;
-        }
+    let mut st = Statement::insert(db, into, N, tail)?;
+    for row in rows {
+        st.run(&values(row))?;
     }
     Ok(())
 }

@@ -95,7 +95,7 @@ impl Staged {
             let db = handle.as_raw_handle();
             let tasks = sqlite_direct::tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, &list)?;
             let instances = self.cache_tasks(tasks);
-            return self.load_instances_direct(db, instances, false);
+            return self.load_instances_direct(db, self.not_loaded(instances), false);
         }
         let tasks = on_tx!(&mut *tx, lock_tasks_with_siblings(&list))?;
         let instances = self.cache_tasks(tasks);
@@ -183,14 +183,14 @@ impl Staged {
     }
 
     /// [`Self::load_instances`] on SQLite, on a borrowed connection handle (`sqlite_direct`):
-    /// the same statements, without a hand-off to sqlx's worker thread for each.
+    /// the same statements, without a hand-off to sqlx's worker thread for each. `ids` are
+    /// not loaded yet ([`Self::not_loaded`]).
     fn load_instances_direct(
         &mut self,
         db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
         ids: Vec<String>,
         tasks_too: bool,
     ) -> Result<()> {
-        let ids = self.not_loaded(ids);
         if ids.is_empty() {
             return Ok(());
         }
@@ -205,6 +205,7 @@ impl Staged {
         Ok(())
     }
 
+    /// The ids among `ids` whose instances are not loaded yet.
     fn not_loaded(&self, ids: Vec<String>) -> Vec<String> {
         ids.into_iter()
             .filter(|id| !self.loaded.contains(id))
