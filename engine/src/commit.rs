@@ -25,15 +25,14 @@
 //! at a time, and were 7–11% slower on such a thread: they stay on the runtime.
 
 use crate::engine::{
-    ClaimedTask, CompleteRequest, Completed, Engine, Inner, InstanceView, ProcessVersion,
+    Claimed, ClaimedTask, CompleteRequest, Completed, Engine, Inner, InstanceView, ProcessVersion,
     StartRequest, transaction,
 };
 use crate::error::{EngineError, Result};
 use crate::store::staged::Staged;
-use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow};
+use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow, Tx};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{mpsc, oneshot};
 
@@ -281,9 +280,6 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
 /// and whether it existed already (or why it was refused).
 type Written = (Staged, Claimed, Vec<Result<(String, bool)>>);
 
-/// The tasks of each claim, and their instances as read.
-type Claimed = (Vec<Vec<TaskRow>>, HashMap<String, InstanceRow>);
-
 impl Engine {
     /// Writes a batch in one transaction and answers each event (see the module doc).
     async fn commit_batch(&self, batch: Vec<Job>) {
@@ -297,16 +293,13 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
-            let claimed = self.claims_in(&mut tx, &mut st, &queries).await?;
-            // Every row the batch needs, read in a few statements.
-            let tasks: Vec<String> = batch
+            let tasks: Vec<&String> = batch
                 .iter()
                 .filter_map(|job| match job {
-                    Job::Complete(req, _) => Some(req.task_id.clone()),
+                    Job::Complete(req, _) => Some(&req.task_id),
                     _ => None,
                 })
                 .collect();
-            st.prefetch_tasks(&mut tx, &tasks).await?;
             let keys: Vec<(String, String)> = batch
                 .iter()
                 .filter_map(|job| match job {
@@ -318,7 +311,25 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
-            st.prefetch_business_keys(&mut tx, &keys).await?;
+            // Every row the batch needs, read in a few statements; on SQLite in one borrow of
+            // the handle, which also begins the transaction.
+            let claimed = match &mut tx {
+                Tx::Sqlite(t) => {
+                    let mut handle = t.handle().await?;
+                    let db = handle.db();
+                    let claimed = Engine::claims_direct(db, &mut st, &queries)?;
+                    st.prefetch_tasks_direct(db, &tasks)?;
+                    st.prefetch_business_keys_direct(db, &keys)?;
+                    claimed
+                }
+                Tx::Postgres(_) => {
+                    let claimed = self.claims_in(&mut tx, &mut st, &queries).await?;
+                    let tasks: Vec<String> = tasks.into_iter().cloned().collect();
+                    st.prefetch_tasks(&mut tx, &tasks).await?;
+                    st.prefetch_business_keys(&mut tx, &keys).await?;
+                    claimed
+                }
+            };
             let mut out = Vec::with_capacity(batch.len());
             for job in &batch {
                 let mark = st.mark();
@@ -335,7 +346,8 @@ impl Engine {
                 };
                 out.push(st.settle(mark, done)?);
             }
-            st.flush(&mut tx).await?;
+            // On SQLite the flush commits too, in the same borrow.
+            st.flush_last(&mut tx).await?;
             (st, claimed, out)
         });
         match written {

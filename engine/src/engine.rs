@@ -10,11 +10,13 @@ use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
 use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef};
 use crate::store::json_list;
+use crate::store::sqlite_tx::SqliteTx;
 use crate::store::staged::Staged;
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
     TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx,
 };
+use crate::store::{sqlite, sqlite_direct};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
@@ -425,6 +427,54 @@ pub(crate) fn claim_entry(task: &TaskRow) -> Option<(Entry, i64)> {
     ))
 }
 
+/// Instances of claimed tasks whose previous claim lapsed (its history entry is due now).
+fn lapsed_instances(claimed: &[Vec<TaskRow>]) -> Vec<String> {
+    let mut lapsed: Vec<String> = claimed
+        .iter()
+        .flatten()
+        .filter(|t| t.lapsed_by.is_some())
+        .map(|t| t.instance_id.clone())
+        .collect();
+    lapsed.sort();
+    lapsed.dedup();
+    lapsed
+}
+
+/// Records each lapsed claim in its instance's history (the instances are loaded).
+fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
+    for t in claimed.iter().flatten() {
+        let Some((entry, at)) = lapsed_entry(t) else {
+            continue;
+        };
+        let Some(mut inst) = st.instance(&t.instance_id).cloned() else {
+            continue;
+        };
+        st.insert_history_many(chain(&mut inst, vec![entry], at));
+        st.update_instance(&inst);
+    }
+}
+
+/// The claimed tasks' instances, as a JSON list (empty when nothing was claimed).
+fn claimed_instances(claimed: &[Vec<TaskRow>]) -> String {
+    let mut ids: Vec<&String> = claimed.iter().flatten().map(|t| &t.instance_id).collect();
+    if ids.is_empty() {
+        return String::new();
+    }
+    ids.sort();
+    ids.dedup();
+    json_list(ids)
+}
+
+/// The tasks of each claim, and their instances as read.
+pub(crate) type Claimed = (Vec<Vec<TaskRow>>, HashMap<String, InstanceRow>);
+
+fn by_id(instances: Vec<InstanceRow>) -> HashMap<String, InstanceRow> {
+    instances
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect()
+}
+
 /// The history entry of the claim a new claim took the task over from (its lease had run
 /// out), with the time it was made.
 fn lapsed_entry(task: &TaskRow) -> Option<(Entry, i64)> {
@@ -563,7 +613,7 @@ impl Engine {
     /// writer at a time anyway; hold [`Engine::write_gate`] first.
     pub(crate) async fn begin_write(&self) -> std::result::Result<Tx, sqlx::Error> {
         match &self.inner.writer {
-            Some(writer) => Ok(Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)),
+            Some(writer) => Ok(Tx::Sqlite(SqliteTx::begin(writer).await?)),
             None => self.inner.pool.begin().await,
         }
     }
@@ -1399,44 +1449,47 @@ impl Engine {
         tx: &mut Tx,
         st: &mut Staged,
         queries: &[&ClaimQuery],
-    ) -> Result<(Vec<Vec<TaskRow>>, HashMap<String, InstanceRow>)> {
+    ) -> Result<Claimed> {
         let mut claimed = Vec::with_capacity(queries.len());
         for q in queries {
             claimed.push(on_tx!(&mut *tx, claim_tasks(q))?);
         }
-        let mut lapsed: Vec<String> = claimed
-            .iter()
-            .flatten()
-            .filter(|t: &&TaskRow| t.lapsed_by.is_some())
-            .map(|t| t.instance_id.clone())
-            .collect();
+        let lapsed = lapsed_instances(&claimed);
         if !lapsed.is_empty() {
-            lapsed.sort();
-            lapsed.dedup();
             st.prefetch_instances(tx, lapsed).await?;
-            for t in claimed.iter().flatten() {
-                let Some((entry, at)) = lapsed_entry(t) else {
-                    continue;
-                };
-                let Some(mut inst) = st.instance(&t.instance_id).cloned() else {
-                    continue;
-                };
-                st.insert_history_many(chain(&mut inst, vec![entry], at));
-                st.update_instance(&inst);
-            }
+            record_lapsed(st, &claimed);
         }
-        let mut ids: Vec<&String> = claimed.iter().flatten().map(|t| &t.instance_id).collect();
-        ids.sort();
-        ids.dedup();
+        let ids = claimed_instances(&claimed);
         let instances = if ids.is_empty() {
-            HashMap::new()
+            Vec::new()
         } else {
-            on_tx!(&mut *tx, instances_by_id(&json_list(ids)))?
-                .into_iter()
-                .map(|row| (row.id.clone(), row))
-                .collect()
+            on_tx!(&mut *tx, instances_by_id(&ids))?
         };
-        Ok((claimed, instances))
+        Ok((claimed, by_id(instances)))
+    }
+
+    /// [`Self::claims_in`] on SQLite's borrowed handle (see `commit_batch`).
+    pub(crate) fn claims_direct(
+        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        st: &mut Staged,
+        queries: &[&ClaimQuery],
+    ) -> Result<Claimed> {
+        let mut claimed = Vec::with_capacity(queries.len());
+        for q in queries {
+            claimed.push(sqlite_direct::claim(db, q)?);
+        }
+        let lapsed = lapsed_instances(&claimed);
+        if !lapsed.is_empty() {
+            st.prefetch_instances_direct(db, lapsed)?;
+            record_lapsed(st, &claimed);
+        }
+        let ids = claimed_instances(&claimed);
+        let instances = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlite_direct::instances(db, sqlite::INSTANCES_BY_ID, &[&ids])?
+        };
+        Ok((claimed, by_id(instances)))
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {

@@ -3,12 +3,13 @@
 // `is_in!(query …)`.
 
 use crate::store::{
-    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskQuery, TaskRow,
-    TimerRow,
+    Arg, ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskQuery,
+    TaskRow, TimerRow,
 };
 use sqlx::Row;
 
-type Tx = sqlx::Transaction<'static, DB>;
+/// A connection inside a write transaction.
+type Tx = <DB as sqlx::Database>::Connection;
 type Pool = sqlx::Pool<DB>;
 type R<T> = Result<T, sqlx::Error>;
 
@@ -115,7 +116,7 @@ pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<
     sqlx::query("SELECT * FROM deployments WHERE key = $1 AND hash = $2")
         .bind(key)
         .bind(hash)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .map(|r| deployment_row(&r))
         .transpose()
@@ -124,7 +125,7 @@ pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<
 pub async fn max_version(tx: &mut Tx, key: &str) -> R<i64> {
     let r = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM deployments WHERE key = $1")
         .bind(key)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     r.try_get("v")
 }
@@ -143,7 +144,7 @@ pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
     .bind(&d.config)
     .bind(&d.files)
     .bind(d.created_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -152,7 +153,7 @@ pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
 /// and start rules at their next request.
 pub async fn bump_access_generation(tx: &mut Tx) -> R<()> {
     sqlx::query("UPDATE access_generation SET generation = generation + 1 WHERE id = 1")
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -190,7 +191,7 @@ pub async fn deployment_tx(
     )
     .bind(key)
     .bind(version)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?
     .map(|r| deployment_row(&r))
     .transpose()
@@ -216,17 +217,21 @@ pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
         for_update!()
     ))
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?
     .map(|r| instance_row(&r))
     .transpose()
 }
 
+/// The SQL of [`instances_by_id`].
+pub(crate) const INSTANCES_BY_ID: &str =
+    concat!("SELECT * FROM instances WHERE id ", is_in!(json "$1"));
+
 /// Instances by id (a JSON array), read without a lock (what a claim answers with).
 pub async fn instances_by_id(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
-    sqlx::query(concat!("SELECT * FROM instances WHERE id ", is_in!(json "$1")))
+    sqlx::query(INSTANCES_BY_ID)
         .bind(ids)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(instance_row)
@@ -245,7 +250,7 @@ pub(crate) const LOCK_INSTANCES: &str = concat!(
 pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
     sqlx::query(LOCK_INSTANCES)
         .bind(ids)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(instance_row)
@@ -268,7 +273,7 @@ pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
     .bind(i.ended_at)
     .bind(i.history_count)
     .bind(&i.history_head)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -298,7 +303,7 @@ pub async fn instances_all(pool: &Pool) -> R<Vec<InstanceRow>> {
 pub async fn lock_task(tx: &mut Tx, id: &str) -> R<Option<TaskRow>> {
     sqlx::query(concat!("SELECT * FROM tasks WHERE id = $1", for_update!()))
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .map(|r| task_row(&r))
         .transpose()
@@ -340,7 +345,7 @@ pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     .bind(t.failures)
     .bind(&t.last_error)
     .bind(t.completed_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -353,13 +358,13 @@ pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64
     )
     .bind(instance)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?
     .rows_affected())
 }
 
-/// Fetch-and-lock: up to `max` claimable tasks get the worker, a new fencing token and a lease.
-pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
+/// The SQL of [`claim_tasks`] for `q`, and its values ($1, $2, ..).
+pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
     // The candidates are picked (and, on PostgreSQL, locked) once, in a materialised CTE: an
     // `IN (subquery)` may be re-evaluated by the planner and claim more than asked. Open tasks
     // and claimed tasks whose lease ran out are looked up apart, each walking the
@@ -409,41 +414,49 @@ pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
         };
     }
     let queues: Vec<String> = serde_json::from_str(&q.queues).unwrap_or_default();
-    let single = match queues.as_slice() {
-        [one] => Some(one.as_str()),
-        _ => None,
-    };
-    let query = match (single, &q.org_units) {
-        (Some(queue), Some(units)) => sqlx::query(claim_sql!(
-            "queue = $3",
-            concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
-            "$5",
-            "$6"
-        ))
-        .bind(&q.worker)
-        .bind(q.expires_at)
-        .bind(queue)
-        .bind(units),
-        (None, Some(units)) => sqlx::query(claim_sql!(
-            concat!("queue ", is_in!(json "$3")),
-            concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
-            "$5",
-            "$6"
-        ))
-        .bind(&q.worker)
-        .bind(q.expires_at)
-        .bind(&q.queues)
-        .bind(units),
-        (Some(queue), None) => sqlx::query(claim_sql!("queue = $3", "", "$4", "$5"))
-            .bind(&q.worker)
-            .bind(q.expires_at)
-            .bind(queue),
-        (None, None) => sqlx::query(claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5"))
-            .bind(&q.worker)
-            .bind(q.expires_at)
-            .bind(&q.queues),
-    };
-    let rows = query.bind(q.now).bind(q.max).fetch_all(&mut **tx).await?;
+    let (worker, expires) = (Arg::text(&q.worker), Arg::Int(q.expires_at));
+    let (now, max) = (Arg::Int(q.now), Arg::Int(q.max));
+    match (queues.as_slice(), &q.org_units) {
+        ([queue], Some(units)) => (
+            claim_sql!(
+                "queue = $3",
+                concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
+                "$5",
+                "$6"
+            ),
+            vec![worker, expires, Arg::Text(queue.clone().into()), Arg::text(units), now, max],
+        ),
+        (_, Some(units)) => (
+            claim_sql!(
+                concat!("queue ", is_in!(json "$3")),
+                concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
+                "$5",
+                "$6"
+            ),
+            vec![worker, expires, Arg::text(&q.queues), Arg::text(units), now, max],
+        ),
+        ([queue], None) => (
+            claim_sql!("queue = $3", "", "$4", "$5"),
+            vec![worker, expires, Arg::Text(queue.clone().into()), now, max],
+        ),
+        (_, None) => (
+            claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5"),
+            vec![worker, expires, Arg::text(&q.queues), now, max],
+        ),
+    }
+}
+
+/// Fetch-and-lock: up to `max` claimable tasks get the worker, a new fencing token and a lease.
+pub async fn claim_tasks(tx: &mut Tx, q: &ClaimQuery) -> R<Vec<TaskRow>> {
+    let (sql, args) = claim_statement(q);
+    let mut query = sqlx::query(sql);
+    for arg in args {
+        query = match arg {
+            Arg::Text(s) => query.bind(s.into_owned()),
+            Arg::Int(i) => query.bind(i),
+        };
+    }
+    let rows = query.fetch_all(&mut *tx).await?;
     let mut tasks: Vec<TaskRow> = rows.iter().map(task_row).collect::<R<_>>()?;
     tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(tasks)
@@ -497,7 +510,7 @@ pub async fn next_due_timer(tx: &mut Tx, now: i64) -> R<Option<TimerRow>> {
         skip_locked!()
     ))
     .bind(now)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?
     .map(|r| timer_row(&r))
     .transpose()
@@ -507,7 +520,7 @@ pub async fn mark_timer_fired(tx: &mut Tx, id: &str, now: i64) -> R<()> {
     sqlx::query("UPDATE timers SET state = 'fired', fired_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -555,7 +568,7 @@ pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
                 .bind(&h.prev_hash)
                 .bind(&h.hash);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -565,7 +578,7 @@ pub async fn set_history_head(tx: &mut Tx, instance: &str, count: i64, head: &st
         .bind(instance)
         .bind(count)
         .bind(head)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -615,7 +628,7 @@ pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
         .bind(o.attempts)
         .bind(o.next_attempt_at)
         .bind(o.created_at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -632,7 +645,7 @@ pub async fn claim_outbox(tx: &mut Tx, now: i64, lease_until: i64, max: i64) -> 
     .bind(now)
     .bind(lease_until)
     .bind(max)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?
     .iter()
     .map(outbox_row)
@@ -684,7 +697,7 @@ pub async fn insert_document(tx: &mut Tx, d: &DocumentRow) -> R<()> {
         .bind(d.public)
         .bind(&d.content)
         .bind(d.created_at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -766,7 +779,7 @@ pub(crate) const LOCK_TASKS_WITH_SIBLINGS: &str = concat!(
 pub async fn lock_tasks_with_siblings(tx: &mut Tx, ids: &str) -> R<Vec<TaskRow>> {
     sqlx::query(LOCK_TASKS_WITH_SIBLINGS)
         .bind(ids)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(task_row)
@@ -785,7 +798,7 @@ pub(crate) const LOCK_LIVE_TASKS: &str = concat!(
 pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
     sqlx::query(LOCK_LIVE_TASKS)
         .bind(instances)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(task_row)
@@ -805,7 +818,7 @@ pub(crate) const PENDING_TIMERS: &str = concat!(
 pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
     sqlx::query(PENDING_TIMERS)
         .bind(instances)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(timer_row)
@@ -814,20 +827,23 @@ pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
 
 /// Instances of the processes whose business key is in the list (both JSON arrays); the
 /// caller matches the pairs.
+/// The SQL of [`instances_by_business_keys`].
+pub(crate) const BY_BUSINESS_KEYS: &str = concat!(
+    "SELECT * FROM instances WHERE process_key ",
+    is_in!(json "$1"),
+    " AND business_key ",
+    is_in!(json "$2")
+);
+
 pub async fn instances_by_business_keys(
     tx: &mut Tx,
     processes: &str,
     keys: &str,
 ) -> R<Vec<InstanceRow>> {
-    sqlx::query(concat!(
-        "SELECT * FROM instances WHERE process_key ",
-        is_in!(json "$1"),
-        " AND business_key ",
-        is_in!(json "$2")
-    ))
+    sqlx::query(BY_BUSINESS_KEYS)
     .bind(processes)
     .bind(keys)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?
     .iter()
     .map(instance_row)
@@ -865,7 +881,7 @@ pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
                 .bind(i.history_count)
                 .bind(&i.history_head);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -907,7 +923,7 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
                 .bind(&t.lapsed_by)
                 .bind(t.lapsed_at);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -930,7 +946,7 @@ pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
                 .bind(&t.state)
                 .bind(*created_at);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -942,7 +958,7 @@ pub async fn cancel_timers(tx: &mut Tx, ids: &str) -> R<()> {
         is_in!(json "$1")
     ))
     .bind(ids)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

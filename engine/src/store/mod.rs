@@ -9,16 +9,32 @@
 
 pub mod postgres;
 pub mod sqlite;
-mod sqlite_direct;
+pub(crate) mod sqlite_direct;
+pub(crate) mod sqlite_tx;
 pub(crate) mod staged;
 pub mod timers;
 pub mod tokens;
 
+use crate::error::EngineError;
 use serde::Serialize;
 
 /// A JSON array of strings, as the `is_in!(json …)` list parameters take.
 pub(crate) fn json_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
     serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+/// A value of a statement built at run time (`sqlite::claim_statement`), for sqlx or SQLite's
+/// handle.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Int(i64),
+}
+
+impl<'a> Arg<'a> {
+    pub(crate) fn text(s: &'a str) -> Arg<'a> {
+        Arg::Text(std::borrow::Cow::Borrowed(s))
+    }
 }
 
 /// The connection pool, shared with the HTTP layer (tokens, access log).
@@ -30,7 +46,8 @@ pub enum StorePool {
 
 /// An open write transaction.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// On the writer connection, begun and ended by the engine (`sqlite_tx.rs`).
+    Sqlite(sqlite_tx::SqliteTx),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -72,8 +89,11 @@ pub(crate) const HISTORY_INTO: &str =
 macro_rules! on_tx {
     ($tx:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
         match $tx {
-            $crate::store::Tx::Sqlite(t) => $crate::store::sqlite::$f(t, $($arg),*).await,
-            $crate::store::Tx::Postgres(t) => $crate::store::postgres::$f(t, $($arg),*).await,
+            $crate::store::Tx::Sqlite(t) => match t.conn().await {
+                Ok(conn) => $crate::store::sqlite::$f(conn, $($arg),*).await,
+                Err(e) => Err(e),
+            },
+            $crate::store::Tx::Postgres(t) => $crate::store::postgres::$f(&mut **t, $($arg),*).await,
         }
     };
 }
@@ -93,7 +113,7 @@ pub(crate) use on_pool;
 impl StorePool {
     pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            StorePool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            StorePool::Sqlite(p) => Tx::Sqlite(sqlite_tx::SqliteTx::begin(p).await?),
             StorePool::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -113,17 +133,17 @@ impl Tx {
         }
     }
 
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn commit(self) -> Result<(), EngineError> {
         match self {
             Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+            Tx::Postgres(t) => Ok(t.commit().await?),
         }
     }
 
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn rollback(self) -> Result<(), EngineError> {
         match self {
             Tx::Sqlite(t) => t.rollback().await,
-            Tx::Postgres(t) => t.rollback().await,
+            Tx::Postgres(t) => Ok(t.rollback().await?),
         }
     }
 }

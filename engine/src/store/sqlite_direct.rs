@@ -1,17 +1,20 @@
-//! A batch's flush on SQLite, and the reads that load its instances, run by the committer
-//! itself on the writer connection's handle.
+//! A batch's reads and flush on SQLite, run by the committer itself on the writer
+//! connection's handle.
 //!
 //! sqlx runs each statement on the connection's own worker thread: every statement is a
 //! hand-off there and back, and a flush through it is a dozen multi-row statements (rows in
 //! chunks of 64, 32, .., 1), plus one statement per outbox message and per document (the
 //! social-assistance case writes four of those per case). Here the committer takes the handle
-//! once (`lock_handle`: sqlx's worker waits meanwhile), prepares one single-row statement per
-//! table and runs it per row: same SQL as `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the
-//! others), same transaction, no hand-off and no copy of the values. Loading instances
-//! (`Staged::prefetch_tasks`, `load_instances`: tasks with their siblings, instances, pending
-//! timers) is likewise one borrow for three or four statements, whose SQL is the same text as
-//! sqlx runs (`store::sqlite::LOCK_INSTANCES` and the others) and whose rows are decoded by the
-//! same field lists (`instance_fields!` and the others, by column name).
+//! (`lock_handle`: sqlx's worker waits meanwhile) twice per batch (`commit::commit_batch`):
+//! once for every read, with `BEGIN IMMEDIATE` in front (`sqlite_tx.rs`): the claims
+//! ([`claim`], the statement of `sqlite::claim_statement`), the claimed tasks' instances, the
+//! tasks to complete with their siblings, instances and pending timers
+//! (`Staged::prefetch_tasks_direct`), the business keys of the starts; and once for the flush
+//! and `COMMIT`. The flush prepares one single-row statement per table and runs it per row:
+//! same SQL as `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the
+//! others), no copy of the values. The reads run the same SQL text as sqlx does
+//! (`store::sqlite::LOCK_INSTANCES` and the others), their rows decoded by the same field
+//! lists (`instance_fields!` and the others, by column name).
 //!
 //! Next to the allocator set-up in `sqlite.rs`, this is the project's only `unsafe` code: calls
 //! into SQLite's C interface on a handle sqlx lends.
@@ -19,7 +22,9 @@
 use crate::error::EngineError;
 // `instance_fields!` and the others expand to it.
 use crate::store::sqlite::by_name;
-use crate::store::{DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow};
+use crate::store::{
+    Arg, ClaimQuery, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow,
+};
 use libsqlite3_sys as ffi;
 use std::ffi::{CStr, c_int};
 use std::ptr::NonNull;
@@ -192,16 +197,39 @@ pub(crate) fn tasks(db: NonNull<ffi::sqlite3>, sql: &str, json: &String) -> R<Ve
     Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::task_fields!(r)))
 }
 
+/// Instances by `sql` with JSON-array parameters (ids; or processes and business keys).
 pub(crate) fn instances(
     db: NonNull<ffi::sqlite3>,
     sql: &str,
-    json: &String,
+    json: &[&String],
 ) -> R<Vec<InstanceRow>> {
-    Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::instance_fields!(r)))
+    let values: Vec<&dyn Bind> = json.iter().map(|v| *v as &dyn Bind).collect();
+    Statement::new(db, sql)?.rows(&values, |r| Ok(crate::store::sqlite::instance_fields!(r)))
+}
+
+/// Fetch-and-lock (`sqlite::claim_tasks`), the same statement on the handle.
+pub(crate) fn claim(db: NonNull<ffi::sqlite3>, q: &ClaimQuery) -> R<Vec<TaskRow>> {
+    let (sql, args) = crate::store::sqlite::claim_statement(q);
+    let values: Vec<&dyn Bind> = args.iter().map(|a| a as &dyn Bind).collect();
+    let mut tasks =
+        Statement::new(db, sql)?.rows(&values, |r| Ok(crate::store::sqlite::task_fields!(r)))?;
+    tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(tasks)
 }
 
 pub(crate) fn timers(db: NonNull<ffi::sqlite3>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
     Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::timer_fields!(r)))
+}
+
+/// Runs one statement that returns no rows (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`).
+pub(crate) fn exec(db: NonNull<ffi::sqlite3>, sql: &str) -> R<()> {
+    Statement::new(db, sql)?.run(&[])
+}
+
+/// Whether the connection is inside a transaction.
+pub(crate) fn in_transaction(db: NonNull<ffi::sqlite3>) -> bool {
+    // SAFETY: `db` is an open connection no other thread uses meanwhile.
+    unsafe { ffi::sqlite3_get_autocommit(db.as_ptr()) == 0 }
 }
 
 /// The current row of a statement being stepped.
@@ -309,6 +337,15 @@ impl Bind for String {
 impl Bind for i64 {
     fn value(&self) -> Value<'_> {
         Value::Int(*self)
+    }
+}
+
+impl Bind for Arg<'_> {
+    fn value(&self) -> Value<'_> {
+        match self {
+            Arg::Text(s) => Value::Text(s),
+            Arg::Int(i) => Value::Int(*i),
+        }
     }
 }
 
@@ -705,7 +742,7 @@ mod tests {
                     &r#"["t2"]"#.to_string(),
                 )
                 .unwrap(),
-                instances(db, sqlite::LOCK_INSTANCES, &ids).unwrap(),
+                instances(db, sqlite::LOCK_INSTANCES, &[&ids]).unwrap(),
                 timers(db, sqlite::PENDING_TIMERS, &ids).unwrap(),
             )
         };
@@ -734,6 +771,86 @@ mod tests {
         let read = sqlite::pending_timers(&mut tx, &ids).await.unwrap();
         assert_eq!(format!("{direct_timers:?}"), format!("{read:?}"));
         assert_eq!(direct_timers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_claim_on_the_handle_claims_what_sqlx_claims() {
+        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (_, template, ..) = rows();
+        let mut tasks = Vec::new();
+        for (n, (queue, unit, state, expires)) in [
+            ("a", Some("s1"), "open", None),
+            ("a", Some("s2"), "open", None),
+            ("b", None, "open", None),
+            ("b", Some("s1"), "claimed", Some(50)), // lease ran out: claimable
+            ("a", Some("s1"), "claimed", Some(500)), // held
+            ("c", Some("s1"), "open", None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut t = template.clone();
+            t.id = format!("t{n}");
+            t.queue = queue.into();
+            t.org_unit = unit.map(Into::into);
+            t.state = state.into();
+            t.lock_expires_at = expires;
+            t.assignee = None;
+            t.available_at = 0;
+            t.created_at = 10 - n as i64;
+            t.lapsed_by = None;
+            t.lapsed_at = None;
+            tasks.push(t);
+        }
+        let refs: Vec<&TaskRow> = tasks.iter().collect();
+        let rows = Rows {
+            instances: &[],
+            tasks: &refs,
+            timers: &[],
+            cancelled: &[],
+            history: &[],
+            outbox: &[],
+            documents: &[],
+        };
+        write_in_tx(&pool, &rows).await.unwrap();
+        // The four statements: one queue or several, with org units or without.
+        for (queues, units, expected) in [
+            (r#"["a"]"#, None, 2),
+            (r#"["a","b"]"#, None, 3),
+            (r#"["a"]"#, Some(r#"["s1"]"#), 1),
+            (r#"["b","a"]"#, Some(r#"["s1"]"#), 3),
+        ] {
+            let q = ClaimQuery {
+                worker: "w2".into(),
+                queues: queues.into(),
+                org_units: units.map(Into::into),
+                now: 100,
+                expires_at: 200,
+                max: 3,
+            };
+            let mut tx = pool.begin().await.unwrap();
+            let direct = {
+                let mut handle = tx.lock_handle().await.unwrap();
+                claim(handle.as_raw_handle(), &q).unwrap()
+            };
+            tx.rollback().await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            let through_sqlx = sqlite::claim_tasks(&mut tx, &q).await.unwrap();
+            tx.rollback().await.unwrap();
+            assert_eq!(
+                format!("{direct:?}"),
+                format!("{through_sqlx:?}"),
+                "{queues} {units:?}"
+            );
+            assert_eq!(direct.len(), expected, "{queues} {units:?}: {direct:?}");
+            for t in &direct {
+                assert_eq!(
+                    (t.state.as_str(), t.locked_by.as_deref(), t.lock_expires_at),
+                    ("claimed", Some("w2"), Some(200))
+                );
+                assert!(queues.contains(&format!("\"{}\"", t.queue)), "{t:?}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -88,18 +88,45 @@ impl Staged {
         if ids.is_empty() {
             return Ok(());
         }
-        let list = json_list(ids);
         if let Tx::Sqlite(t) = &mut *tx {
             // Tasks, instances and timers in one borrow of the connection.
-            let mut handle = t.lock_handle().await?;
-            let db = handle.as_raw_handle();
-            let tasks = sqlite_direct::tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, &list)?;
-            let instances = self.cache_tasks(tasks);
-            return self.load_instances_direct(db, self.not_loaded(instances), false);
+            let mut handle = t.handle().await?;
+            return self.prefetch_tasks_direct(handle.db(), &ids);
         }
+        let list = json_list(ids);
         let tasks = on_tx!(&mut *tx, lock_tasks_with_siblings(&list))?;
         let instances = self.cache_tasks(tasks);
         self.load_instances(tx, instances, false).await
+    }
+
+    /// [`Self::prefetch_tasks`] on SQLite's borrowed handle.
+    pub(crate) fn prefetch_tasks_direct(
+        &mut self,
+        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        ids: &[impl AsRef<str>],
+    ) -> Result<()> {
+        let ids: Vec<&str> = ids
+            .iter()
+            .map(|id| id.as_ref())
+            .filter(|id| !self.tasks.contains_key(*id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        let tasks = sqlite_direct::tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, &list)?;
+        let instances = self.cache_tasks(tasks);
+        self.load_instances_direct(db, self.not_loaded(instances), false)
+    }
+
+    /// [`Self::prefetch_instances`] on SQLite's borrowed handle.
+    pub(crate) fn prefetch_instances_direct(
+        &mut self,
+        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        ids: Vec<String>,
+    ) -> Result<()> {
+        let ids = self.not_loaded(ids);
+        self.load_instances_direct(db, ids, true)
     }
 
     /// Caches tasks read from the database (rows already cached stay); their instances' ids.
@@ -125,24 +152,59 @@ impl Staged {
         tx: &mut Tx,
         keys: &[(String, String)],
     ) -> Result<()> {
+        let Some((processes, wanted)) = self.keys_wanted(keys) else {
+            return Ok(());
+        };
+        let found = match &mut *tx {
+            Tx::Sqlite(t) => {
+                let mut handle = t.handle().await?;
+                sqlite_direct::instances(
+                    handle.db(),
+                    sqlite::BY_BUSINESS_KEYS,
+                    &[&processes, &wanted],
+                )?
+            }
+            Tx::Postgres(_) => on_tx!(&mut *tx, instances_by_business_keys(&processes, &wanted))?,
+        };
+        self.keys_found(keys, found);
+        Ok(())
+    }
+
+    /// [`Self::prefetch_business_keys`] on SQLite's borrowed handle.
+    pub(crate) fn prefetch_business_keys_direct(
+        &mut self,
+        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        keys: &[(String, String)],
+    ) -> Result<()> {
+        let Some((processes, wanted)) = self.keys_wanted(keys) else {
+            return Ok(());
+        };
+        let found = sqlite_direct::instances(db, sqlite::BY_BUSINESS_KEYS, &[&processes, &wanted])?;
+        self.keys_found(keys, found);
+        Ok(())
+    }
+
+    /// The processes and keys (JSON lists) of `keys` not looked up yet, if any.
+    fn keys_wanted(&self, keys: &[(String, String)]) -> Option<(String, String)> {
         let wanted: Vec<&(String, String)> = keys
             .iter()
             .filter(|pair| !self.keys_checked.contains(*pair))
             .collect();
         if wanted.is_empty() {
-            return Ok(());
+            return None;
         }
         let mut processes: Vec<&String> = wanted.iter().map(|(p, _)| p).collect();
         processes.sort();
         processes.dedup();
-        let found = on_tx!(
-            &mut *tx,
-            instances_by_business_keys(
-                &json_list(processes),
-                &json_list(wanted.iter().map(|(_, k)| k))
-            )
-        )?;
-        for pair in wanted {
+        Some((
+            json_list(processes),
+            json_list(wanted.iter().map(|(_, k)| k)),
+        ))
+    }
+
+    /// Remembers `keys` as looked up, and the instances found for them.
+    fn keys_found(&mut self, keys: &[(String, String)], found: Vec<InstanceRow>) {
+        for pair in keys {
             self.keys_checked.insert(pair.clone());
         }
         for row in found {
@@ -151,7 +213,6 @@ impl Staged {
                     .insert((row.process_key.clone(), bk.clone()), row.id.clone());
             }
         }
-        Ok(())
     }
 
     /// Loads instances (locked) with their live tasks and pending timers; `tasks_too`: the
@@ -167,8 +228,8 @@ impl Staged {
             return Ok(());
         }
         if let Tx::Sqlite(t) = &mut *tx {
-            let mut handle = t.lock_handle().await?;
-            return self.load_instances_direct(handle.as_raw_handle(), ids, tasks_too);
+            let mut handle = t.handle().await?;
+            return self.load_instances_direct(handle.db(), ids, tasks_too);
         }
         let list = json_list(&ids);
         // Lock order task → instance, as everywhere (PostgreSQL).
@@ -199,7 +260,7 @@ impl Staged {
             let tasks = sqlite_direct::tasks(db, sqlite::LOCK_LIVE_TASKS, &list)?;
             self.cache_tasks(tasks);
         }
-        let rows = sqlite_direct::instances(db, sqlite::LOCK_INSTANCES, &list)?;
+        let rows = sqlite_direct::instances(db, sqlite::LOCK_INSTANCES, &[&list])?;
         let timers = sqlite_direct::timers(db, sqlite::PENDING_TIMERS, &list)?;
         self.cache_loaded(rows, timers);
         Ok(())
@@ -496,6 +557,16 @@ impl Staged {
 
     /// Writes every change: a handful of statements whatever the number of events.
     pub(crate) async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
+        self.write(tx, false).await
+    }
+
+    /// [`Self::flush`] as the transaction's last statement: on SQLite it commits in the same
+    /// borrow of the handle (committing after it is then a no-op), saving a hand-off.
+    pub(crate) async fn flush_last(&mut self, tx: &mut Tx) -> Result<()> {
+        self.write(tx, true).await
+    }
+
+    async fn write(&mut self, tx: &mut Tx, commit: bool) -> Result<()> {
         let instances: Vec<&InstanceRow> = self
             .instances
             .values()
@@ -532,9 +603,12 @@ impl Staged {
                     outbox: &self.outbox,
                     documents: &self.documents,
                 };
-                if !rows.is_empty() {
-                    let mut handle = t.lock_handle().await?;
-                    sqlite_direct::write(handle.as_raw_handle(), &rows)?;
+                if !rows.is_empty() || commit {
+                    let mut handle = t.handle().await?;
+                    sqlite_direct::write(handle.db(), &rows)?;
+                    if commit {
+                        handle.commit()?;
+                    }
                 }
             }
             Tx::Postgres(_) => {

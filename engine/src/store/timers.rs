@@ -223,7 +223,9 @@ pub async fn move_timer(
     task_due: Option<(&str, i64)>,
 ) -> R<bool> {
     match tx {
-        crate::store::Tx::Sqlite(t) => sqlite::move_timer(t, id, due_at, payload, task_due).await,
+        crate::store::Tx::Sqlite(t) => {
+            sqlite::move_timer(t.conn().await?, id, due_at, payload, task_due).await
+        }
         crate::store::Tx::Postgres(t) => {
             postgres::move_timer(t, id, due_at, payload, task_due).await
         }
@@ -232,14 +234,14 @@ pub async fn move_timer(
 
 pub async fn settle_provisional(tx: &mut crate::store::Tx, instance: &str) -> R<()> {
     match tx {
-        crate::store::Tx::Sqlite(t) => sqlite::settle_provisional(t, instance).await,
+        crate::store::Tx::Sqlite(t) => sqlite::settle_provisional(t.conn().await?, instance).await,
         crate::store::Tx::Postgres(t) => postgres::settle_provisional(t, instance).await,
     }
 }
 
 pub async fn set_task_due(tx: &mut crate::store::Tx, task: &str, due_at: Option<i64>) -> R<()> {
     match tx {
-        crate::store::Tx::Sqlite(t) => sqlite::set_task_due(t, task, due_at).await,
+        crate::store::Tx::Sqlite(t) => sqlite::set_task_due(t.conn().await?, task, due_at).await,
         crate::store::Tx::Postgres(t) => postgres::set_task_due(t, task, due_at).await,
     }
 }

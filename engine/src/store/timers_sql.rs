@@ -388,7 +388,7 @@ pub async fn provisional_timers(pool: &Pool) -> R<Vec<(String, String, String, O
 
 /// Moves a pending timer (and, for a deadline at due, its task's due time).
 pub async fn move_timer(
-    tx: &mut sqlx::Transaction<'static, DB>,
+    tx: &mut <DB as sqlx::Database>::Connection,
     id: &str,
     due_at: i64,
     payload: &str,
@@ -398,7 +398,7 @@ pub async fn move_timer(
         .bind(id)
         .bind(due_at)
         .bind(payload)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
         == 1;
@@ -406,30 +406,30 @@ pub async fn move_timer(
         sqlx::query("UPDATE tasks SET due_at = $2 WHERE id = $1")
             .bind(task)
             .bind(due)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(moved)
 }
 
 /// Clears an instance's provisional flag when none of its pending timers is provisional.
-pub async fn settle_provisional(tx: &mut sqlx::Transaction<'static, DB>, instance: &str) -> R<()> {
+pub async fn settle_provisional(tx: &mut <DB as sqlx::Database>::Connection, instance: &str) -> R<()> {
     sqlx::query(
         "UPDATE instances SET provisional = 0 WHERE id = $1 AND NOT EXISTS \
          (SELECT 1 FROM timers WHERE instance_id = $1 AND state = 'pending' AND payload LIKE '%\"provisional\":true%')",
     )
     .bind(instance)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Sets an open task's due time (`None`: none while its deadline is suspended).
-pub async fn set_task_due(tx: &mut sqlx::Transaction<'static, DB>, task: &str, due_at: Option<i64>) -> R<()> {
+pub async fn set_task_due(tx: &mut <DB as sqlx::Database>::Connection, task: &str, due_at: Option<i64>) -> R<()> {
     sqlx::query("UPDATE tasks SET due_at = $2 WHERE id = $1")
         .bind(task)
         .bind(due_at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
