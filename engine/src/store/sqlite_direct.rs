@@ -854,6 +854,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_claim_reads_only_the_expired_leases_of_its_queue() {
+        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        for (queues, units) in [
+            (r#"["a"]"#, None),
+            (r#"["a","b"]"#, None),
+            (r#"["a"]"#, Some(r#"["s1"]"#)),
+            (r#"["a","b"]"#, Some(r#"["s1"]"#)),
+        ] {
+            let q = ClaimQuery {
+                worker: "w".into(),
+                queues: queues.into(),
+                org_units: units.map(Into::into),
+                now: 100,
+                expires_at: 200,
+                max: 3,
+            };
+            let (sql, args) = sqlite::claim_statement(&q);
+            let values: Vec<&dyn Bind> = args.iter().map(|a| a as &dyn Bind).collect();
+            let mut conn = pool.acquire().await.unwrap();
+            let mut handle = conn.lock_handle().await.unwrap();
+            let plan = Statement::new(handle.as_raw_handle(), &format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .rows(&values, |r| Ok(r.try_get::<String>("detail")?))
+                .unwrap();
+            // Not every claimed task of the queue, each looked up for its lease.
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("USING INDEX tasks_lease")),
+                "{queues} {units:?}: {plan:#?}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn numbered_parameters_take_their_own_value_wherever_they_stand() {
         let pool = sqlite::open("sqlite::memory:").await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
