@@ -21,6 +21,7 @@ use sqlx::sqlite::{LockedSqliteHandle, SqliteConnection};
 use sqlx::{Sqlite, SqlitePool};
 use std::ptr::NonNull;
 
+/// An open write transaction on SQLite (`store::Tx::Sqlite`).
 pub struct SqliteTx {
     /// `None` only once dropped.
     conn: Option<PoolConnection<Sqlite>>,
@@ -44,10 +45,6 @@ impl SqliteTx {
         })
     }
 
-    fn connection(&mut self) -> Result<&mut PoolConnection<Sqlite>, sqlx::Error> {
-        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
-    }
-
     /// The connection for a statement sqlx runs, inside the transaction.
     pub(crate) async fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         let open = self.open;
@@ -63,7 +60,6 @@ impl SqliteTx {
 
     /// The handle, borrowed, inside the transaction.
     pub(crate) async fn handle(&mut self) -> Result<Borrowed<'_>, EngineError> {
-        self.connection()?;
         let SqliteTx { conn, open } = self;
         let conn = conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
         let mut guard = conn.lock_handle().await?;
