@@ -16,13 +16,14 @@
 //! [`POSTGRES_COMMITTERS`], which take batches from the same queue and write them concurrently,
 //! as tasks of the server's runtime.
 //!
-//! Why a thread of its own for SQLite: a batch is a chain of statements, each a hand-off to the
-//! connection's worker thread and back, and nothing else runs meanwhile (one writer). On the
-//! server's runtime the committer, woken from outside the runtime when a statement is done,
-//! waits in the runtime's shared queue behind the HTTP connections' tasks, statement after
-//! statement; alone on its thread it runs at once. On a 2-core machine `yimen bench three-task`
-//! went from 817–996 to 905–1,150 cases/s. PostgreSQL's committers wait on the network, four
-//! at a time, and were 7–11% slower on such a thread: they stay on the runtime.
+//! Why a thread of its own for SQLite: a batch is a chain, and nothing else runs meanwhile (one
+//! writer). Its hand-offs to the connection's worker thread (taking the connection, one borrow
+//! of the handle for the reads, one for the flush and commit: `store/sqlite_tx.rs`) each wake
+//! the committer from outside its runtime. On the server's runtime it then waited in the
+//! shared queue behind the HTTP connections' tasks, each time; alone on its thread it runs at
+//! once. On a 2-core machine `yimen bench three-task` went from 817–996 to 905–1,150 cases/s
+//! (when a batch was still a statement per hand-off). PostgreSQL's committers wait on the
+//! network, four at a time, and were 7–11% slower on such a thread: they stay on the runtime.
 
 use crate::engine::{
     Claimed, ClaimedTask, CompleteRequest, Completed, Engine, Inner, InstanceView, ProcessVersion,
@@ -324,7 +325,6 @@ impl Engine {
                 }
                 Tx::Postgres(_) => {
                     let claimed = self.claims_in(&mut tx, &mut st, &queries).await?;
-                    let tasks: Vec<String> = tasks.into_iter().cloned().collect();
                     st.prefetch_tasks(&mut tx, &tasks).await?;
                     st.prefetch_business_keys(&mut tx, &keys).await?;
                     claimed

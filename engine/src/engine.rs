@@ -454,15 +454,12 @@ fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
     }
 }
 
-/// The claimed tasks' instances, as a JSON list (empty when nothing was claimed).
-fn claimed_instances(claimed: &[Vec<TaskRow>]) -> String {
+/// The claimed tasks' instances, as a JSON list; `None` when nothing was claimed.
+fn claimed_instances(claimed: &[Vec<TaskRow>]) -> Option<String> {
     let mut ids: Vec<&String> = claimed.iter().flatten().map(|t| &t.instance_id).collect();
-    if ids.is_empty() {
-        return String::new();
-    }
     ids.sort();
     ids.dedup();
-    json_list(ids)
+    (!ids.is_empty()).then(|| json_list(ids))
 }
 
 /// The tasks of each claim, and their instances as read.
@@ -1459,11 +1456,9 @@ impl Engine {
             st.prefetch_instances(tx, lapsed).await?;
             record_lapsed(st, &claimed);
         }
-        let ids = claimed_instances(&claimed);
-        let instances = if ids.is_empty() {
-            Vec::new()
-        } else {
-            on_tx!(&mut *tx, instances_by_id(&ids))?
+        let instances = match claimed_instances(&claimed) {
+            Some(ids) => on_tx!(&mut *tx, instances_by_id(&ids))?,
+            None => Vec::new(),
         };
         Ok((claimed, by_id(instances)))
     }
@@ -1483,11 +1478,9 @@ impl Engine {
             st.prefetch_instances_direct(db, lapsed)?;
             record_lapsed(st, &claimed);
         }
-        let ids = claimed_instances(&claimed);
-        let instances = if ids.is_empty() {
-            Vec::new()
-        } else {
-            sqlite_direct::instances(db, sqlite::INSTANCES_BY_ID, &[&ids])?
+        let instances = match claimed_instances(&claimed) {
+            Some(ids) => sqlite_direct::instances(db, sqlite::INSTANCES_BY_ID, &[&ids])?,
+            None => Vec::new(),
         };
         Ok((claimed, by_id(instances)))
     }

@@ -825,8 +825,6 @@ pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
         .collect()
 }
 
-/// Instances of the processes whose business key is in the list (both JSON arrays); the
-/// caller matches the pairs.
 /// The SQL of [`instances_by_business_keys`].
 pub(crate) const BY_BUSINESS_KEYS: &str = concat!(
     "SELECT * FROM instances WHERE process_key ",
@@ -835,19 +833,21 @@ pub(crate) const BY_BUSINESS_KEYS: &str = concat!(
     is_in!(json "$2")
 );
 
+/// Instances of the processes whose business key is in the list (both JSON arrays); the
+/// caller matches the pairs.
 pub async fn instances_by_business_keys(
     tx: &mut Tx,
     processes: &str,
     keys: &str,
 ) -> R<Vec<InstanceRow>> {
     sqlx::query(BY_BUSINESS_KEYS)
-    .bind(processes)
-    .bind(keys)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(instance_row)
-    .collect()
+        .bind(processes)
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(instance_row)
+        .collect()
 }
 
 /// Inserts new and writes changed instances.

@@ -32,6 +32,7 @@ use std::ptr::NonNull;
 type R<T> = Result<T, EngineError>;
 
 /// What the batch writes (see `Staged::flush`).
+#[derive(Default)]
 pub(crate) struct Rows<'a> {
     pub instances: &'a [&'a InstanceRow],
     pub tasks: &'a [&'a TaskRow],
@@ -663,10 +664,10 @@ mod tests {
             instances: &[&instance],
             tasks: &[&task],
             timers: &[(&timer, 19)],
-            cancelled: &[],
             history: std::slice::from_ref(&history),
             outbox: std::slice::from_ref(&outbox),
             documents: std::slice::from_ref(&document),
+            ..Rows::default()
         };
         write_in_tx(&pool, &rows).await.unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
@@ -690,11 +691,8 @@ mod tests {
         let rows = Rows {
             instances: &[&instance],
             tasks: &[&task],
-            timers: &[],
             cancelled: &[&timer.id],
-            history: &[],
-            outbox: &[],
-            documents: &[],
+            ..Rows::default()
         };
         write_in_tx(&pool, &rows).await.unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
@@ -722,10 +720,7 @@ mod tests {
             instances: &[&instance],
             tasks: &[&task, &done],
             timers: &[(&timer, 19)],
-            cancelled: &[],
-            history: &[],
-            outbox: &[],
-            documents: &[],
+            ..Rows::default()
         };
         write_in_tx(&pool, &rows).await.unwrap();
 
@@ -804,13 +799,8 @@ mod tests {
         }
         let refs: Vec<&TaskRow> = tasks.iter().collect();
         let rows = Rows {
-            instances: &[],
             tasks: &refs,
-            timers: &[],
-            cancelled: &[],
-            history: &[],
-            outbox: &[],
-            documents: &[],
+            ..Rows::default()
         };
         write_in_tx(&pool, &rows).await.unwrap();
         // The four statements: one queue or several, with org units or without.
@@ -911,13 +901,8 @@ mod tests {
         let pool = sqlite::open("sqlite::memory:").await.unwrap();
         let (_, _, _, history, ..) = rows();
         let once = Rows {
-            instances: &[],
-            tasks: &[],
-            timers: &[],
-            cancelled: &[],
             history: std::slice::from_ref(&history),
-            outbox: &[],
-            documents: &[],
+            ..Rows::default()
         };
         write_in_tx(&pool, &once).await.unwrap();
         // The same (instance, seq) again: SQLite's error, worded as sqlx words it.
@@ -928,13 +913,8 @@ mod tests {
         let mut next = history.clone();
         next.seq = 2;
         let rows = Rows {
-            instances: &[],
-            tasks: &[],
-            timers: &[],
-            cancelled: &[],
             history: std::slice::from_ref(&next),
-            outbox: &[],
-            documents: &[],
+            ..Rows::default()
         };
         write_in_tx(&pool, &rows).await.unwrap();
         assert_eq!(sqlite::history(&pool, "i1").await.unwrap().len(), 2);

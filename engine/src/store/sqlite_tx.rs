@@ -166,6 +166,13 @@ mod tests {
         sqlite_direct::exec(handle.db(), &format!("INSERT INTO t VALUES ({on_handle})")).unwrap();
     }
 
+    /// A transaction of its own that inserts both and commits.
+    async fn insert_committed(pool: &SqlitePool, through_sqlx: i64, on_handle: i64) {
+        let mut tx = SqliteTx::begin(pool).await.unwrap();
+        insert(&mut tx, through_sqlx, on_handle).await;
+        tx.commit().await.unwrap();
+    }
+
     #[tokio::test]
     async fn statements_through_sqlx_and_on_the_handle_share_one_transaction() {
         let pool = pool().await;
@@ -174,9 +181,7 @@ mod tests {
         tx.rollback().await.unwrap();
         assert_eq!(xs(&pool).await, Vec::<i64>::new(), "both rolled back");
 
-        let mut tx = SqliteTx::begin(&pool).await.unwrap();
-        insert(&mut tx, 3, 4).await;
-        tx.commit().await.unwrap();
+        insert_committed(&pool, 3, 4).await;
         assert_eq!(xs(&pool).await, vec![3, 4]);
     }
 
@@ -189,9 +194,7 @@ mod tests {
         assert!(!tx.open);
         // Committing again is a no-op, and the connection is free for the next transaction.
         tx.commit().await.unwrap();
-        let mut tx = SqliteTx::begin(&pool).await.unwrap();
-        insert(&mut tx, 3, 4).await;
-        tx.commit().await.unwrap();
+        insert_committed(&pool, 3, 4).await;
         assert_eq!(xs(&pool).await, vec![1, 2, 3, 4]);
     }
 
@@ -203,9 +206,7 @@ mod tests {
         drop(tx);
         // The same (only) connection: without the rollback it would still see 1 and 2.
         assert_eq!(xs(&pool).await, Vec::<i64>::new());
-        let mut tx = SqliteTx::begin(&pool).await.unwrap();
-        insert(&mut tx, 3, 4).await;
-        tx.commit().await.unwrap();
+        insert_committed(&pool, 3, 4).await;
         assert_eq!(xs(&pool).await, vec![3, 4]);
     }
 

@@ -80,20 +80,19 @@ impl Staged {
 
     /// Reads (and on PostgreSQL locks) the tasks and their instances, with every live task
     /// and pending timer of those instances: three statements for any number of tasks.
-    pub(crate) async fn prefetch_tasks(&mut self, tx: &mut Tx, ids: &[String]) -> Result<()> {
-        let ids: Vec<&String> = ids
-            .iter()
-            .filter(|id| !self.tasks.contains_key(*id))
-            .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
+    pub(crate) async fn prefetch_tasks(
+        &mut self,
+        tx: &mut Tx,
+        ids: &[impl AsRef<str>],
+    ) -> Result<()> {
         if let Tx::Sqlite(t) = &mut *tx {
             // Tasks, instances and timers in one borrow of the connection.
             let mut handle = t.handle().await?;
-            return self.prefetch_tasks_direct(handle.db(), &ids);
+            return self.prefetch_tasks_direct(handle.db(), ids);
         }
-        let list = json_list(ids);
+        let Some(list) = self.tasks_wanted(ids) else {
+            return Ok(());
+        };
         let tasks = on_tx!(&mut *tx, lock_tasks_with_siblings(&list))?;
         let instances = self.cache_tasks(tasks);
         self.load_instances(tx, instances, false).await
@@ -105,18 +104,22 @@ impl Staged {
         db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
         ids: &[impl AsRef<str>],
     ) -> Result<()> {
+        let Some(list) = self.tasks_wanted(ids) else {
+            return Ok(());
+        };
+        let tasks = sqlite_direct::tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, &list)?;
+        let instances = self.cache_tasks(tasks);
+        self.load_instances_direct(db, self.not_loaded(instances), false)
+    }
+
+    /// The ids among `ids` of tasks not cached yet, as a JSON list, if any.
+    fn tasks_wanted(&self, ids: &[impl AsRef<str>]) -> Option<String> {
         let ids: Vec<&str> = ids
             .iter()
             .map(|id| id.as_ref())
             .filter(|id| !self.tasks.contains_key(*id))
             .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-        let tasks = sqlite_direct::tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, &list)?;
-        let instances = self.cache_tasks(tasks);
-        self.load_instances_direct(db, self.not_loaded(instances), false)
+        (!ids.is_empty()).then(|| serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
     }
 
     /// [`Self::prefetch_instances`] on SQLite's borrowed handle.
@@ -152,20 +155,14 @@ impl Staged {
         tx: &mut Tx,
         keys: &[(String, String)],
     ) -> Result<()> {
+        if let Tx::Sqlite(t) = &mut *tx {
+            let mut handle = t.handle().await?;
+            return self.prefetch_business_keys_direct(handle.db(), keys);
+        }
         let Some((processes, wanted)) = self.keys_wanted(keys) else {
             return Ok(());
         };
-        let found = match &mut *tx {
-            Tx::Sqlite(t) => {
-                let mut handle = t.handle().await?;
-                sqlite_direct::instances(
-                    handle.db(),
-                    sqlite::BY_BUSINESS_KEYS,
-                    &[&processes, &wanted],
-                )?
-            }
-            Tx::Postgres(_) => on_tx!(&mut *tx, instances_by_business_keys(&processes, &wanted))?,
-        };
+        let found = on_tx!(&mut *tx, instances_by_business_keys(&processes, &wanted))?;
         self.keys_found(keys, found);
         Ok(())
     }
@@ -354,7 +351,7 @@ impl Staged {
 
     pub(crate) async fn lock_task(&mut self, tx: &mut Tx, id: &str) -> Result<Option<TaskRow>> {
         if !self.tasks.contains_key(id) {
-            self.prefetch_tasks(tx, &[id.to_string()]).await?;
+            self.prefetch_tasks(tx, &[id]).await?;
         }
         Ok(self.tasks.get(id).map(|s| s.row.clone()))
     }
