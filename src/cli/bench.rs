@@ -233,11 +233,9 @@ async fn drive(
     args: &Args,
 ) -> anyhow::Result<Figures> {
     let client = Client::new(url, Some(token.to_string()))?;
-    let ended = Arc::new(AtomicU64::new(0));
-    let finished = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let progress = Arc::new(Progress::new());
     let tasks = Arc::new(AtomicU64::new(0));
     let next_case = Arc::new(AtomicU64::new(0));
-    let started_at = Instant::now();
 
     let mut starters = tokio::task::JoinSet::new();
     for _ in 0..args.starters {
@@ -263,11 +261,11 @@ async fn drive(
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..args.workers {
         let client = client.clone();
-        let (ended, tasks, finished) = (ended.clone(), tasks.clone(), finished.clone());
+        let (progress, tasks) = (progress.clone(), tasks.clone());
         let (cases, batch, mode) = (args.cases, args.batch, args.complete);
         workers.spawn(async move {
             let mut latencies = Vec::new();
-            while ended.load(Ordering::Relaxed) < cases {
+            while progress.ended() < cases {
                 let claim = ClaimRequest {
                     queues: kind.queues(),
                     worker: format!("bench-{w}"),
@@ -306,12 +304,8 @@ async fn drive(
                         tasks.fetch_add(1, Ordering::Relaxed);
                         if let Some(instance) = result.instance
                             && instance.status != "running"
-                            && finished
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(instance.id)
                         {
-                            ended.fetch_add(1, Ordering::Relaxed);
+                            progress.case_ended(instance.id);
                         }
                     }
                     continue;
@@ -338,17 +332,8 @@ async fn drive(
                     let (view, latency) = done??;
                     latencies.push(latency);
                     tasks.fetch_add(1, Ordering::Relaxed);
-                    // The answer is read after the commit; another worker may have finished the
-                    // case meanwhile, so one end can be seen twice: count each instance once.
                     if view["status"] != "running" {
-                        let id = view["id"].as_str().unwrap_or_default().to_string();
-                        if finished
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(id)
-                        {
-                            ended.fetch_add(1, Ordering::Relaxed);
-                        }
+                        progress.case_ended(view["id"].as_str().unwrap_or_default().to_string());
                     }
                 }
             }
@@ -363,11 +348,59 @@ async fn drive(
         latencies.extend(done??);
     }
     Ok(Figures {
-        cases: ended.load(Ordering::Relaxed),
+        cases: progress.ended(),
         tasks: tasks.load(Ordering::Relaxed),
-        elapsed: started_at.elapsed(),
+        elapsed: progress.elapsed(),
         latencies,
     })
+}
+
+/// Cases ended so far, and when the last of them ended.
+struct Progress {
+    started_at: Instant,
+    finished: std::sync::Mutex<std::collections::HashSet<String>>,
+    ended: AtomicU64,
+    /// Nanoseconds from `started_at` to the latest end.
+    last_end: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            started_at: Instant::now(),
+            finished: Default::default(),
+            ended: AtomicU64::new(0),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    fn ended(&self) -> u64 {
+        self.ended.load(Ordering::Relaxed)
+    }
+
+    /// Counts the case once: an answer is read after the commit, and another worker may have
+    /// ended the case meanwhile, so one end can be seen twice.
+    fn case_ended(&self, id: String) {
+        let new = self
+            .finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        if new {
+            let at = u64::try_from(self.started_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.last_end.fetch_max(at, Ordering::Relaxed);
+            self.ended.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Until the last case ended: the workers still waiting in a long poll then (up to its
+    /// `wait_seconds`) do not count.
+    fn elapsed(&self) -> Duration {
+        match self.last_end.load(Ordering::Relaxed) {
+            0 => self.started_at.elapsed(),
+            nanos => Duration::from_nanos(nanos),
+        }
+    }
 }
 
 /// How a bench worker completes `task`: its outcome and variables, with its lock token.
@@ -446,4 +479,26 @@ fn peak_memory_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+    use std::time::Duration;
+
+    #[test]
+    fn a_case_ends_once_and_the_clock_stops_at_the_last_end() {
+        let progress = Progress::new();
+        progress.case_ended("a".into());
+        progress.case_ended("b".into());
+        // Seen again in another worker's answer.
+        progress.case_ended("a".into());
+        assert_eq!(progress.ended(), 2);
+        let at_last_end = progress.elapsed();
+        // Workers still waiting in a long poll afterwards do not add to the time.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(progress.elapsed(), at_last_end);
+        progress.case_ended("c".into());
+        assert!(progress.elapsed() >= at_last_end + Duration::from_millis(20));
+    }
 }
