@@ -1469,10 +1469,7 @@ impl Engine {
         st: &mut Staged,
         queries: &[&ClaimQuery],
     ) -> Result<Claimed> {
-        let mut claimed = Vec::with_capacity(queries.len());
-        for q in queries {
-            claimed.push(sqlite_direct::claim(db, q)?);
-        }
+        let claimed = sqlite_direct::claims(db, queries)?;
         let lapsed = lapsed_instances(&claimed);
         if !lapsed.is_empty() {
             st.prefetch_instances_direct(db, lapsed)?;

@@ -208,14 +208,29 @@ pub(crate) fn instances(
     Statement::new(db, sql)?.rows(&values, |r| Ok(crate::store::sqlite::instance_fields!(r)))
 }
 
-/// Fetch-and-lock (`sqlite::claim_tasks`), the same statement on the handle.
-pub(crate) fn claim(db: NonNull<ffi::sqlite3>, q: &ClaimQuery) -> R<Vec<TaskRow>> {
-    let (sql, args) = crate::store::sqlite::claim_statement(q);
-    let values: Vec<&dyn Bind> = args.iter().map(|a| a as &dyn Bind).collect();
-    let mut tasks =
-        Statement::new(db, sql)?.rows(&values, |r| Ok(crate::store::sqlite::task_fields!(r)))?;
-    tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    Ok(tasks)
+/// Fetch-and-lock (`sqlite::claim_tasks`), the same statements on the handle: the tasks of each
+/// query, in order. Queries of the same shape share one prepared statement (a batch holds a
+/// claim per polling worker, and the statement takes longer to prepare than to run).
+pub(crate) fn claims(db: NonNull<ffi::sqlite3>, queries: &[&ClaimQuery]) -> R<Vec<Vec<TaskRow>>> {
+    let mut prepared: Vec<(&'static str, Statement)> = Vec::new();
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let (sql, args) = crate::store::sqlite::claim_statement(q);
+        let at = match prepared.iter().position(|(s, _)| std::ptr::eq(*s, sql)) {
+            Some(at) => at,
+            None => {
+                prepared.push((sql, Statement::new(db, sql)?));
+                prepared.len() - 1
+            }
+        };
+        let values: Vec<&dyn Bind> = args.iter().map(|a| a as &dyn Bind).collect();
+        let mut tasks = prepared[at]
+            .1
+            .rows(&values, |r| Ok(crate::store::sqlite::task_fields!(r)))?;
+        tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out.push(tasks);
+    }
+    Ok(out)
 }
 
 pub(crate) fn timers(db: NonNull<ffi::sqlite3>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
@@ -401,7 +416,7 @@ impl Statement {
     }
 
     /// Binds `values` to the parameters 1, 2, .. and decodes every row the statement returns.
-    fn rows<T>(mut self, values: &[&dyn Bind], decode: impl Fn(&Row<'_>) -> R<T>) -> R<Vec<T>> {
+    fn rows<T>(&mut self, values: &[&dyn Bind], decode: impl Fn(&Row<'_>) -> R<T>) -> R<Vec<T>> {
         let stmt = self.raw.as_ptr();
         // SAFETY: `stmt` is a live statement of `db`; column names are NUL-terminated strings
         // owned by the statement, copied at once.
@@ -821,7 +836,8 @@ mod tests {
             let mut tx = pool.begin().await.unwrap();
             let direct = {
                 let mut handle = tx.lock_handle().await.unwrap();
-                claim(handle.as_raw_handle(), &q).unwrap()
+                let mut claimed = claims(handle.as_raw_handle(), &[&q]).unwrap();
+                claimed.remove(0)
             };
             tx.rollback().await.unwrap();
             let mut tx = pool.begin().await.unwrap();
@@ -841,6 +857,67 @@ mod tests {
                 assert!(queues.contains(&format!("\"{}\"", t.queue)), "{t:?}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn claims_of_one_shape_share_a_statement_and_claim_as_if_one_after_the_other() {
+        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (_, template, ..) = rows();
+        let tasks: Vec<TaskRow> = (0..5)
+            .map(|n| {
+                let mut t = template.clone();
+                t.id = format!("t{n}");
+                t.queue = if n % 2 == 0 { "a" } else { "b" }.into();
+                t.state = "open".into();
+                (t.org_unit, t.assignee, t.lock_expires_at) = (None, None, None);
+                (t.available_at, t.created_at) = (0, n);
+                t
+            })
+            .collect();
+        let refs: Vec<&TaskRow> = tasks.iter().collect();
+        write_in_tx(
+            &pool,
+            &Rows {
+                tasks: &refs,
+                ..Rows::default()
+            },
+        )
+        .await
+        .unwrap();
+        let query = |worker: &str, queues: &str, max| ClaimQuery {
+            worker: worker.into(),
+            queues: queues.into(),
+            org_units: None,
+            now: 100,
+            expires_at: 200,
+            max,
+        };
+        // The first, second and fourth share a statement; the third comes between them.
+        let queries = [
+            query("w1", r#"["a"]"#, 1),
+            query("w2", r#"["a"]"#, 1),
+            query("w3", r#"["a","b"]"#, 2),
+            query("w4", r#"["a"]"#, 5),
+        ];
+        let refs: Vec<&ClaimQuery> = queries.iter().collect();
+        let mut tx = pool.begin().await.unwrap();
+        let direct = {
+            let mut handle = tx.lock_handle().await.unwrap();
+            claims(handle.as_raw_handle(), &refs).unwrap()
+        };
+        tx.rollback().await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let mut through_sqlx = Vec::new();
+        for q in &queries {
+            through_sqlx.push(sqlite::claim_tasks(&mut tx, q).await.unwrap());
+        }
+        tx.rollback().await.unwrap();
+        assert_eq!(format!("{direct:?}"), format!("{through_sqlx:?}"));
+        let ids: Vec<Vec<&str>> = direct
+            .iter()
+            .map(|ts| ts.iter().map(|t| t.id.as_str()).collect())
+            .collect();
+        assert_eq!(ids, [vec!["t0"], vec!["t2"], vec!["t1", "t3"], vec!["t4"]]);
     }
 
     #[tokio::test]
