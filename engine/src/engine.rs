@@ -301,6 +301,17 @@ pub(crate) struct Inner {
     committer: crate::commit::Committer,
     /// PostgreSQL: the channel new timers are announced on (servers sharing the schema).
     timer_channel: Option<String>,
+    /// SQLite in a file: WAL checkpoints, asked for by the committer (`commit::checkpointer`).
+    checkpoints: Option<Arc<crate::commit::Checkpoints>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The checkpointer waits to be asked; it finds the engine gone and ends.
+        if let Some(c) = &self.checkpoints {
+            c.wake();
+        }
+    }
 }
 
 /// The engine. Cheap to clone.
@@ -571,6 +582,12 @@ impl Engine {
             StorePool::Sqlite(p) => Some(crate::store::sqlite::writer(p, url)),
             StorePool::Postgres(_) => None,
         };
+        let checkpoints = match &pool {
+            StorePool::Sqlite(_) if !crate::store::sqlite::in_memory(url) => {
+                Some(Arc::new(crate::commit::Checkpoints::default()))
+            }
+            _ => None,
+        };
         let committer = match pool {
             StorePool::Sqlite(_) => {
                 crate::commit::Committer::new(1, crate::commit::Placement::OwnThread)
@@ -592,6 +609,7 @@ impl Engine {
                 writer,
                 committer,
                 timer_channel,
+                checkpoints,
             }),
         })
     }
@@ -617,6 +635,24 @@ impl Engine {
 
     pub(crate) fn committer(&self) -> &crate::commit::Committer {
         &self.inner.committer
+    }
+
+    pub(crate) fn checkpoints(&self) -> Option<&Arc<crate::commit::Checkpoints>> {
+        self.inner.checkpoints.as_ref()
+    }
+
+    /// WAL checkpoints the engine ran so far, for tests: runs, and frames copied by the last.
+    #[doc(hidden)]
+    pub fn checkpoints_run(&self) -> Option<(u64, i64)> {
+        self.checkpoints().map(|c| c.runs())
+    }
+
+    /// Checkpoints the WAL from a read connection (SQLite): see `commit::checkpointer`.
+    pub(crate) async fn checkpoint(&self) -> Result<(i64, i64)> {
+        match &self.inner.pool {
+            StorePool::Sqlite(p) => crate::store::sqlite::checkpoint(p).await,
+            StorePool::Postgres(_) => Ok((0, 0)),
+        }
     }
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {

@@ -141,7 +141,7 @@ pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
         .foreign_keys(false)
         // Every multi-row statement comes in a few sizes (see `chunks`): keep them all prepared.
         .statement_cache_capacity(512);
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let in_memory = in_memory(url);
     let pool = SqlitePoolOptions::new()
         // An in-memory database exists once per connection: keep exactly one.
         .max_connections(if in_memory { 1 } else { 8 })
@@ -159,7 +159,7 @@ pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
 /// pool itself for an in-memory database (which exists once per connection), else a second
 /// pool of one connection with the same options, opened when first used.
 pub fn writer(pool: &sqlx::SqlitePool, url: &str) -> sqlx::SqlitePool {
-    if url.contains(":memory:") || url.contains("mode=memory") {
+    if in_memory(url) {
         return pool.clone();
     }
     SqlitePoolOptions::new()
@@ -169,12 +169,58 @@ pub fn writer(pool: &sqlx::SqlitePool, url: &str) -> sqlx::SqlitePool {
         .max_lifetime(Some(MAX_LIFETIME))
         // Writers queue on the engine's write gate, not here: one waits at a time.
         .acquire_timeout(Duration::from_secs(600))
-        .connect_lazy_with((*pool.connect_options()).clone())
+        .connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
+        )
+}
+
+/// An in-memory database: one per connection, and no WAL.
+pub fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// WAL pages after which the writer checkpoints by itself, inside its `COMMIT`: a backstop.
+/// The committer's writes are checkpointed from another connection, on another thread, long
+/// before (see `commit::checkpointer`); SQLite's default would be 1,000 pages.
+pub(crate) const WRITER_AUTOCHECKPOINT: u32 = 4000;
+
+/// Copies what it can of the WAL into the database without waiting for anyone (`PASSIVE`):
+/// the WAL's frames, and how many of them are now in the database.
+pub(crate) async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<(i64, i64), EngineError> {
+    let (_busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    Ok((log, done))
 }
 
 #[cfg(test)]
 mod tests {
     use super::chunks;
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_by_itself_only_past_its_backstop() {
+        let path = std::env::temp_dir().join(format!("yimen-writer-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite:{}", path.display());
+        let pool = super::open(&url).await.unwrap();
+        let writer = super::writer(&pool, &url);
+        let (pages,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+            .fetch_one(&writer)
+            .await
+            .unwrap();
+        assert_eq!(pages, i64::from(super::WRITER_AUTOCHECKPOINT));
+        let (readers,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(readers, 1000, "SQLite's default elsewhere");
+        writer.close().await;
+        pool.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn multi_row_chunks_come_in_few_sizes_and_keep_every_row() {
