@@ -296,6 +296,8 @@ pub(crate) struct Inner {
     write_gate: Option<tokio::sync::Mutex<()>>,
     /// SQLite: the one connection write transactions run on (see [`Engine::begin_write`]).
     writer: Option<sqlx::SqlitePool>,
+    /// SQLite in a file: where that connection waits between transactions (`store::sqlite_tx`).
+    writer_slot: Option<Arc<crate::store::sqlite_tx::Slot>>,
     /// Hot events (starts, completions, claims) go to the committers, which share one
     /// transaction between the events that arrive together (group commit; see `commit.rs`).
     committer: crate::commit::Committer,
@@ -582,6 +584,12 @@ impl Engine {
             StorePool::Sqlite(p) => Some(crate::store::sqlite::writer(p, url)),
             StorePool::Postgres(_) => None,
         };
+        let writer_slot = match &pool {
+            StorePool::Sqlite(_) if !crate::store::sqlite::in_memory(url) => {
+                Some(Arc::new(crate::store::sqlite_tx::Slot::default()))
+            }
+            _ => None,
+        };
         let checkpoints = match &pool {
             StorePool::Sqlite(_) if !crate::store::sqlite::in_memory(url) => {
                 Some(Arc::new(crate::commit::Checkpoints::default()))
@@ -607,6 +615,7 @@ impl Engine {
                 timers_tx,
                 write_gate,
                 writer,
+                writer_slot,
                 committer,
                 timer_channel,
                 checkpoints,
@@ -628,7 +637,9 @@ impl Engine {
     /// writer at a time anyway; hold [`Engine::write_gate`] first.
     pub(crate) async fn begin_write(&self) -> std::result::Result<Tx, sqlx::Error> {
         match &self.inner.writer {
-            Some(writer) => Ok(Tx::Sqlite(SqliteTx::begin(writer).await?)),
+            Some(writer) => Ok(Tx::Sqlite(
+                SqliteTx::begin(writer, self.inner.writer_slot.as_ref()).await?,
+            )),
             None => self.inner.pool.begin().await,
         }
     }

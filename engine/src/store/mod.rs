@@ -113,7 +113,7 @@ pub(crate) use on_pool;
 impl StorePool {
     pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            StorePool::Sqlite(p) => Tx::Sqlite(sqlite_tx::SqliteTx::begin(p).await?),
+            StorePool::Sqlite(p) => Tx::Sqlite(sqlite_tx::SqliteTx::begin(p, None).await?),
             StorePool::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
