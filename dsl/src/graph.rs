@@ -286,6 +286,10 @@ fn clock_lines(clock: &crate::model::ClockDecl) -> Vec<String> {
 /// The lines of a node's box: its label (or id), then what it waits for or does.
 fn node_lines(node: &Node) -> Vec<String> {
     let mut lines = wrap(node.label.as_deref().unwrap_or(&node.id.name));
+    // A label of blanks wraps to no line: the id stands in.
+    if lines.is_empty() {
+        lines.push(node.id.name.clone());
+    }
     match &node.kind {
         NodeKind::End { result, actions } => {
             lines.push(format!("result: {}", result.name));

@@ -142,3 +142,22 @@ proptest! {
         exercise(&text);
     }
 }
+
+/// Found by `mutated_valid_files_never_panic`: a label of blanks wraps to no line at all, and
+/// drawing a task put its queue on the second line of none.
+#[test]
+fn a_blank_label_draws() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("../processes/bench/three_task.flow"))
+        .expect("the bench process")
+        .replace(r#"task receive "受理""#, r#"task receive " ""#);
+    let compiled = yimen_dsl::compile("blank.flow", &text, &|_| None);
+    let process = compiled.process.expect("a blank label is allowed");
+    for format in [Format::Dot, Format::Mermaid] {
+        let drawn = draw(&process, format);
+        assert!(
+            drawn.contains("receive"),
+            "the id stands in for the label:\n{drawn}"
+        );
+    }
+}
