@@ -17,17 +17,7 @@ async fn the_committers_writes_are_checkpointed_beside_it() {
         Some((0, 0)),
         "nothing written yet"
     );
-    h.deploy(process(
-        "one",
-        vec![],
-        &["window"],
-        vec![
-            start("check"),
-            task("check", "window", vec![outcome("done", "end")], &[]),
-            end("end", "done"),
-        ],
-    ))
-    .await;
+    h.deploy(one_task("one")).await;
     for n in 0..20 {
         h.engine
             .start(StartRequest {

@@ -26,17 +26,7 @@ fn committer_threads() -> usize {
 async fn sqlite_committer_thread_ends_with_its_engine() {
     let h = Harness::sqlite().await;
     assert_eq!(committer_threads(), 0, "no thread before the first write");
-    h.deploy(process(
-        "one",
-        vec![],
-        &["window"],
-        vec![
-            start("check"),
-            task("check", "window", vec![outcome("done", "end")], &[]),
-            end("end", "done"),
-        ],
-    ))
-    .await;
+    h.deploy(one_task("one")).await;
     let started = h
         .engine
         .start(StartRequest {
