@@ -384,7 +384,7 @@ impl Engine {
             let claimed = match &mut tx {
                 Tx::Sqlite(t) => {
                     let mut handle = t.handle().await?;
-                    let db = handle.db();
+                    let db = &mut handle.db();
                     let claimed = Engine::claims_direct(db, &mut st, &queries)?;
                     st.prefetch_tasks_direct(db, &tasks)?;
                     st.prefetch_business_keys_direct(db, &keys)?;

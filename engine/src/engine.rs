@@ -1512,7 +1512,7 @@ impl Engine {
 
     /// [`Self::claims_in`] on SQLite's borrowed handle (see `commit_batch`).
     pub(crate) fn claims_direct(
-        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        db: &mut crate::store::sqlite_direct::Db<'_>,
         st: &mut Staged,
         queries: &[&ClaimQuery],
     ) -> Result<Claimed> {

@@ -4,20 +4,21 @@
 //! sqlx runs each statement on the connection's own worker thread: every statement is a
 //! hand-off there and back, and a flush through it is a dozen multi-row statements (rows in
 //! chunks of 64, 32, .., 1), plus one statement per outbox message and per document (the
-//! social-assistance case writes four of those per case). Here the committer takes the handle
-//! (`lock_handle`: sqlx's worker waits meanwhile) twice per batch (`commit::commit_batch`):
-//! once for every read, with `BEGIN IMMEDIATE` in front (`sqlite_tx.rs`): the claims
-//! ([`claim`], the statement of `sqlite::claim_statement`), the claimed tasks' instances, the
+//! social-assistance case writes four of those per case). Here the committer borrows the
+//! handle (`sqlite_tx.rs`, which hands off to sqlx's worker only when it must) twice per batch
+//! (`commit::commit_batch`): once for every read, with `BEGIN IMMEDIATE` in front: the claims
+//! ([`claims`], the statements of `sqlite::claim_statement`), the claimed tasks' instances, the
 //! tasks to complete with their siblings, instances and pending timers
 //! (`Staged::prefetch_tasks_direct`), the business keys of the starts; and once for the flush
-//! and `COMMIT`. The flush prepares one single-row statement per table and runs it per row:
-//! same SQL as `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the
-//! others), no copy of the values. The reads run the same SQL text as sqlx does
-//! (`store::sqlite::LOCK_INSTANCES` and the others), their rows decoded by the same field
-//! lists (`instance_fields!` and the others, by column name).
+//! and `COMMIT`. The flush runs one single-row statement per table, once per row: same SQL as
+//! `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the others), no copy
+//! of the values. The reads run the same SQL text as sqlx does (`store::sqlite::LOCK_INSTANCES`
+//! and the others), their rows decoded by the same field lists (`instance_fields!` and the
+//! others, by column name). The statements are prepared once per connection and kept
+//! ([`Statements`], in `sqlite_tx::Held`) until sqlx is about to use the connection again.
 //!
-//! Next to the allocator set-up in `sqlite.rs`, this is the project's only `unsafe` code: calls
-//! into SQLite's C interface on a handle sqlx lends.
+//! Next to the allocator set-up in `sqlite.rs` and the handle kept in `sqlite_tx.rs`, this is
+//! the project's only `unsafe` code: calls into SQLite's C interface on a handle sqlx lends.
 
 use crate::error::EngineError;
 // `instance_fields!` and the others expand to it.
@@ -26,10 +27,59 @@ use crate::store::{
     Arg, ClaimQuery, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow,
 };
 use libsqlite3_sys as ffi;
+use std::collections::HashMap;
 use std::ffi::{CStr, c_int};
 use std::ptr::NonNull;
 
 type R<T> = Result<T, EngineError>;
+
+/// Statements prepared on one connection and kept from one borrow of its handle to the next
+/// (`sqlite_tx::Held`), so that a batch does not parse and plan its statements again. Dropped
+/// (finalized) before sqlx uses the connection again, and so before it closes it
+/// (`sqlite3_close` fails while a statement is unfinalized, and sqlx then panics).
+#[derive(Default)]
+pub(crate) struct Statements(HashMap<String, Statement>);
+
+impl Statements {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Finalizes every statement.
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// A borrowed connection's handle, with the statements kept for it (if any).
+pub(crate) struct Db<'a> {
+    raw: NonNull<ffi::sqlite3>,
+    kept: Option<&'a mut Statements>,
+}
+
+impl<'a> Db<'a> {
+    /// `raw` must be a handle no other thread uses while this lives (a `LockedSqliteHandle`'s,
+    /// or one `sqlite_tx` knows to be left alone).
+    pub(crate) fn new(raw: NonNull<ffi::sqlite3>, kept: Option<&'a mut Statements>) -> Db<'a> {
+        Db { raw, kept }
+    }
+
+    /// Runs `f` on the statement of `sql`: the kept one, else one prepared now (and kept, if
+    /// statements are kept for this handle).
+    fn with<T>(&mut self, sql: &str, f: impl FnOnce(&mut Statement) -> R<T>) -> R<T> {
+        let Some(kept) = self.kept.as_deref_mut() else {
+            return f(&mut Statement::new(self.raw, sql)?);
+        };
+        let statement = match kept.0.entry(sql.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Statement::new(self.raw, sql)?)
+            }
+        };
+        f(statement)
+    }
+}
 
 /// What the batch writes (see `Staged::flush`).
 #[derive(Default)]
@@ -60,7 +110,7 @@ impl Rows<'_> {
 ///
 /// `db` must be the handle of a `LockedSqliteHandle` that stays locked for the whole call, so
 /// that no other thread uses the connection meanwhile.
-pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
+pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
     use crate::store::{
         DOCUMENTS_INTO, HISTORY_INTO, INSTANCES_INTO, INSTANCES_UPSERT, OUTBOX_INTO, TASKS_INTO,
         TASKS_UPSERT, TIMERS_INTO,
@@ -127,10 +177,12 @@ pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
         ]
     })?;
     if !rows.cancelled.is_empty() {
-        let mut st = Statement::new(db, crate::store::CANCEL_TIMER)?;
-        for id in rows.cancelled {
-            st.run(&[*id])?;
-        }
+        db.with(crate::store::CANCEL_TIMER, |st| {
+            for id in rows.cancelled {
+                st.run(&[*id])?;
+            }
+            Ok(())
+        })?;
     }
     insert_each(db, HISTORY_INTO, "", rows.history, |h| {
         [
@@ -176,7 +228,7 @@ pub(crate) fn write(db: NonNull<ffi::sqlite3>, rows: &Rows<'_>) -> R<()> {
 /// prepared once; `values` gives a row's values in the order of `into`'s columns (as many
 /// placeholders as values).
 fn insert_each<'r, T, const N: usize>(
-    db: NonNull<ffi::sqlite3>,
+    db: &mut Db<'_>,
     into: &str,
     tail: &str,
     rows: &'r [T],
@@ -185,61 +237,79 @@ fn insert_each<'r, T, const N: usize>(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut st = Statement::insert(db, into, N, tail)?;
-    for row in rows {
-        st.run(&values(row))?;
+    db.with(&insert_sql(into, N, tail), |st| {
+        for row in rows {
+            st.run(&values(row))?;
+        }
+        Ok(())
+    })
+}
+
+/// `INSERT INTO <into> VALUES (?, .. cols) <tail>`.
+fn insert_sql(into: &str, cols: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {into} VALUES (");
+    for c in 0..cols {
+        sql.push_str(if c == 0 { "?" } else { ", ?" });
     }
-    Ok(())
+    sql.push_str(") ");
+    sql.push_str(tail);
+    sql
 }
 
 /// Rows of `sql` (SQL of `store::sqlite`, one JSON-array parameter): tasks, instances or
 /// timers, decoded by column name as `common.rs` decodes sqlx's rows.
-pub(crate) fn tasks(db: NonNull<ffi::sqlite3>, sql: &str, json: &String) -> R<Vec<TaskRow>> {
-    Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::task_fields!(r)))
+pub(crate) fn tasks(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TaskRow>> {
+    db.with(sql, |st| {
+        st.rows(&[json], |r| Ok(crate::store::sqlite::task_fields!(r)))
+    })
 }
 
 /// Instances by `sql` with JSON-array parameters (ids; or processes and business keys).
-pub(crate) fn instances(
-    db: NonNull<ffi::sqlite3>,
-    sql: &str,
-    json: &[&String],
-) -> R<Vec<InstanceRow>> {
+pub(crate) fn instances(db: &mut Db<'_>, sql: &str, json: &[&String]) -> R<Vec<InstanceRow>> {
     let values: Vec<&dyn Bind> = json.iter().map(|v| *v as &dyn Bind).collect();
-    Statement::new(db, sql)?.rows(&values, |r| Ok(crate::store::sqlite::instance_fields!(r)))
+    db.with(sql, |st| {
+        st.rows(&values, |r| Ok(crate::store::sqlite::instance_fields!(r)))
+    })
 }
 
 /// Fetch-and-lock (`sqlite::claim_tasks`), the same statements on the handle: the tasks of each
 /// query, in order. Queries of the same shape share one prepared statement (a batch holds a
-/// claim per polling worker, and the statement takes longer to prepare than to run).
-pub(crate) fn claims(db: NonNull<ffi::sqlite3>, queries: &[&ClaimQuery]) -> R<Vec<Vec<TaskRow>>> {
-    let mut prepared: Vec<(&'static str, Statement)> = Vec::new();
+/// claim per polling worker, and the statement takes longer to prepare than to run), also
+/// without kept statements.
+pub(crate) fn claims(db: &mut Db<'_>, queries: &[&ClaimQuery]) -> R<Vec<Vec<TaskRow>>> {
+    let mut batch = Statements::default();
+    let mut db = match db.kept.as_deref_mut() {
+        Some(kept) => Db::new(db.raw, Some(kept)),
+        None => Db::new(db.raw, Some(&mut batch)),
+    };
     let mut out = Vec::with_capacity(queries.len());
     for q in queries {
         let (sql, args) = crate::store::sqlite::claim_statement(q);
-        let at = match prepared.iter().position(|(s, _)| std::ptr::eq(*s, sql)) {
-            Some(at) => at,
-            None => {
-                prepared.push((sql, Statement::new(db, sql)?));
-                prepared.len() - 1
-            }
-        };
         let values: Vec<&dyn Bind> = args.iter().map(|a| a as &dyn Bind).collect();
-        let mut tasks = prepared[at]
-            .1
-            .rows(&values, |r| Ok(crate::store::sqlite::task_fields!(r)))?;
+        let mut tasks = db.with(sql, |st| {
+            st.rows(&values, |r| Ok(crate::store::sqlite::task_fields!(r)))
+        })?;
         tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         out.push(tasks);
     }
     Ok(out)
 }
 
-pub(crate) fn timers(db: NonNull<ffi::sqlite3>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
-    Statement::new(db, sql)?.rows(&[json], |r| Ok(crate::store::sqlite::timer_fields!(r)))
+pub(crate) fn timers(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
+    db.with(sql, |st| {
+        st.rows(&[json], |r| Ok(crate::store::sqlite::timer_fields!(r)))
+    })
 }
 
 /// Runs one statement that returns no rows (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`).
 pub(crate) fn exec(db: NonNull<ffi::sqlite3>, sql: &str) -> R<()> {
     Statement::new(db, sql)?.run(&[])
+}
+
+/// Runs `sql` (no parameters, no rows) as a kept statement, for tests.
+#[cfg(test)]
+pub(crate) fn run_kept(db: &mut Db<'_>, sql: &str) -> R<()> {
+    db.with(sql, |st| st.run(&[]))
 }
 
 /// Whether the connection is inside a transaction.
@@ -375,28 +445,17 @@ impl<T: Bind> Bind for Option<T> {
 }
 
 /// One prepared statement, finalized when dropped.
-struct Statement {
+pub(crate) struct Statement {
     db: NonNull<ffi::sqlite3>,
     raw: NonNull<ffi::sqlite3_stmt>,
 }
 
 impl Statement {
-    /// `INSERT INTO <into> VALUES (?, .. cols) <tail>`.
-    fn insert(db: NonNull<ffi::sqlite3>, into: &str, cols: usize, tail: &str) -> R<Statement> {
-        let mut sql = format!("INSERT INTO {into} VALUES (");
-        for c in 0..cols {
-            sql.push_str(if c == 0 { "?" } else { ", ?" });
-        }
-        sql.push_str(") ");
-        sql.push_str(tail);
-        Statement::new(db, &sql)
-    }
-
     fn new(db: NonNull<ffi::sqlite3>, sql: &str) -> R<Statement> {
         let len = c_int::try_from(sql.len())
             .map_err(|_| EngineError::Internal("a statement is too long".into()))?;
         let mut raw = std::ptr::null_mut();
-        // SAFETY: `db` is an open connection no other thread uses meanwhile (see `write`); `sql`
+        // SAFETY: `db` is an open connection no other thread uses meanwhile (see `Db::new`); `sql`
         // is valid for `len` bytes; `raw` receives the statement or null.
         let rc = unsafe {
             ffi::sqlite3_prepare_v2(
@@ -516,10 +575,15 @@ impl Statement {
     }
 }
 
+// SAFETY: a statement is used, like its connection, by one thread at a time: inside a borrow
+// of the handle, or dropped where `sqlite_tx` knows sqlx's worker leaves the connection alone.
+unsafe impl Send for Statement {}
+
 impl Drop for Statement {
     fn drop(&mut self) {
-        // SAFETY: the statement is live and finalized once, here, before the handle is unlocked
-        // (a `Statement` never outlives `write`).
+        // SAFETY: the statement is live and finalized once, here: at the end of a borrow of the
+        // handle, or when `sqlite_tx` drops the statements it kept, which it does only while
+        // sqlx's worker leaves the connection alone and before sqlx closes it.
         unsafe {
             ffi::sqlite3_finalize(self.raw.as_ptr());
         }
@@ -665,7 +729,7 @@ mod tests {
         let mut tx = pool.begin().await?;
         {
             let mut handle = tx.lock_handle().await?;
-            write(handle.as_raw_handle(), rows)?;
+            write(&mut Db::new(handle.as_raw_handle(), None), rows)?;
         }
         tx.commit().await?;
         Ok(())
@@ -743,7 +807,7 @@ mod tests {
         let ids = r#"["i1"]"#.to_string();
         let (direct_tasks, direct_siblings, direct_instances, direct_timers) = {
             let mut handle = tx.lock_handle().await.unwrap();
-            let db = handle.as_raw_handle();
+            let db = &mut Db::new(handle.as_raw_handle(), None);
             (
                 tasks(db, sqlite::LOCK_LIVE_TASKS, &ids).unwrap(),
                 tasks(
@@ -836,7 +900,8 @@ mod tests {
             let mut tx = pool.begin().await.unwrap();
             let direct = {
                 let mut handle = tx.lock_handle().await.unwrap();
-                let mut claimed = claims(handle.as_raw_handle(), &[&q]).unwrap();
+                let mut claimed =
+                    claims(&mut Db::new(handle.as_raw_handle(), None), &[&q]).unwrap();
                 claimed.remove(0)
             };
             tx.rollback().await.unwrap();
@@ -903,7 +968,7 @@ mod tests {
         let mut tx = pool.begin().await.unwrap();
         let direct = {
             let mut handle = tx.lock_handle().await.unwrap();
-            claims(handle.as_raw_handle(), &refs).unwrap()
+            claims(&mut Db::new(handle.as_raw_handle(), None), &refs).unwrap()
         };
         tx.rollback().await.unwrap();
         let mut tx = pool.begin().await.unwrap();

@@ -50,15 +50,27 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         // Closed rather than given back: the pool goes with the engine, and giving it back
-        // needs a runtime, which a drop may not have.
-        if let Some(held) = self.take() {
-            drop(held.conn.detach());
+        // needs a runtime, which a drop may not have. Its kept statements are finalized first
+        // (`Held`'s field order).
+        if let Some(Held {
+            statements, conn, ..
+        }) = self.take()
+        {
+            drop(statements);
+            drop(conn.detach());
         }
     }
 }
 
 /// The writer connection, and what is known of sqlx's worker thread.
+///
+/// Statements are kept only while `synced`: they are finalized before a statement is handed to
+/// sqlx (`SqliteTx::conn`). So whenever a `Held` is dropped, or its connection handed on, with
+/// statements kept, the worker leaves the connection alone and finalizing them is safe; and
+/// sqlx never closes the connection with one of them unfinalized. (Fields drop in order: the
+/// statements before the connection.)
 struct Held {
+    statements: sqlite_direct::Statements,
     conn: PoolConnection<Sqlite>,
     /// The handle, since the first borrow (the same for the connection's life).
     raw: Option<Raw>,
@@ -97,6 +109,7 @@ pub(crate) struct Borrowed<'c> {
     /// Held while sqlx's worker thread had to hand the handle over (it waits until dropped).
     _guard: Option<LockedSqliteHandle<'c>>,
     raw: Raw,
+    statements: &'c mut sqlite_direct::Statements,
     open: &'c mut bool,
     committed: &'c mut bool,
 }
@@ -111,6 +124,7 @@ impl SqliteTx {
         let held = match slot.and_then(|s| s.take()) {
             Some(held) => held,
             None => Held {
+                statements: sqlite_direct::Statements::default(),
                 conn: pool.acquire().await?,
                 raw: None,
                 synced: false,
@@ -129,7 +143,9 @@ impl SqliteTx {
     pub(crate) async fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         let held = self.held.as_mut().ok_or(sqlx::Error::PoolClosed)?;
         // The worker thread is about to use the handle. Until a `COMMIT`, the connection goes
-        // back to the pool (which tests it), not to the slot.
+        // back to the pool (which tests it), not to the slot. The kept statements go first:
+        // once the worker has the connection, nothing else may touch it.
+        held.statements.clear();
         held.synced = false;
         self.committed = false;
         if !self.open {
@@ -178,6 +194,7 @@ impl SqliteTx {
         Ok(Borrowed {
             _guard: guard,
             raw,
+            statements: &mut held.statements,
             open,
             committed,
         })
@@ -205,13 +222,14 @@ impl SqliteTx {
 }
 
 impl Borrowed<'_> {
-    pub(crate) fn db(&mut self) -> NonNull<ffi::sqlite3> {
-        self.raw.0
+    /// The handle, with the statements kept for the connection.
+    pub(crate) fn db(&mut self) -> sqlite_direct::Db<'_> {
+        sqlite_direct::Db::new(self.raw.0, Some(&mut *self.statements))
     }
 
     /// Commits the transaction; should that fail, rolls it back.
-    pub(crate) fn commit(mut self) -> Result<(), EngineError> {
-        let db = self.db();
+    pub(crate) fn commit(self) -> Result<(), EngineError> {
+        let db = self.raw.0;
         let committed = sqlite_direct::exec(db, "COMMIT");
         if committed.is_err() && sqlite_direct::in_transaction(db) {
             let _ = sqlite_direct::exec(db, "ROLLBACK");
@@ -221,8 +239,8 @@ impl Borrowed<'_> {
         committed
     }
 
-    fn rollback(mut self) -> Result<(), EngineError> {
-        let db = self.db();
+    fn rollback(self) -> Result<(), EngineError> {
+        let db = self.raw.0;
         let rolled_back = sqlite_direct::exec(db, "ROLLBACK");
         *self.open = sqlite_direct::in_transaction(db);
         rolled_back
@@ -243,7 +261,13 @@ impl Drop for SqliteTx {
             // Else back to the pool, which tests it before it is used again.
             return;
         }
-        let mut conn = held.conn;
+        // Kept statements imply the worker leaves the connection alone (see `Held`).
+        let Held {
+            statements,
+            mut conn,
+            ..
+        } = held;
+        drop(statements);
         // The connection goes back to the pool only after the rollback.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -284,7 +308,11 @@ mod tests {
             .await
             .unwrap();
         let mut handle = tx.handle().await.unwrap();
-        sqlite_direct::exec(handle.db(), &format!("INSERT INTO t VALUES ({on_handle})")).unwrap();
+        sqlite_direct::run_kept(
+            &mut handle.db(),
+            &format!("INSERT INTO t VALUES ({on_handle})"),
+        )
+        .unwrap();
     }
 
     /// A transaction of its own that inserts both and commits.
@@ -318,10 +346,10 @@ mod tests {
         let pool = pool().await;
         let mut tx = SqliteTx::begin(&pool, None).await.unwrap();
         let mut handle = tx.handle().await.unwrap();
-        sqlite_direct::exec(handle.db(), "INSERT INTO t VALUES (1)").unwrap();
+        sqlite_direct::run_kept(&mut handle.db(), "INSERT INTO t VALUES (1)").unwrap();
         drop(handle);
         let mut handle = tx.handle().await.unwrap();
-        sqlite_direct::exec(handle.db(), "INSERT INTO t VALUES (2)").unwrap();
+        sqlite_direct::run_kept(&mut handle.db(), "INSERT INTO t VALUES (2)").unwrap();
         drop(handle);
         assert_eq!(
             tx.hand_offs(),
@@ -346,7 +374,7 @@ mod tests {
         let mut tx = SqliteTx::begin(&writer, Some(&slot)).await.unwrap();
         let hand_offs = tx.hand_offs();
         let mut handle = tx.handle().await.unwrap();
-        sqlite_direct::exec(handle.db(), "INSERT INTO t VALUES (5)").unwrap();
+        sqlite_direct::run_kept(&mut handle.db(), "INSERT INTO t VALUES (5)").unwrap();
         handle.commit().unwrap();
         drop(tx);
         let tx = SqliteTx::begin(&writer, Some(&slot)).await.unwrap();
@@ -405,6 +433,85 @@ mod tests {
         assert!(slot.0.lock().unwrap().is_some());
     }
 
+    fn kept(tx: &SqliteTx) -> usize {
+        tx.held.as_ref().map_or(0, |h| h.statements.len())
+    }
+
+    /// Whether a thread panicked closing a connection with a statement unfinalized (sqlx does,
+    /// on its worker thread, where a test would not see it otherwise).
+    fn watch_for_unfinalized_close() -> Arc<std::sync::atomic::AtomicBool> {
+        static SEEN: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> =
+            std::sync::OnceLock::new();
+        SEEN.get_or_init(|| {
+            let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = seen.clone();
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if info.to_string().contains("unfinalized") {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                previous(info);
+            }));
+            seen
+        })
+        .clone()
+    }
+
+    #[tokio::test]
+    async fn statements_are_kept_between_borrows_and_finalized_before_sqlx_runs_one() {
+        let pool = pool().await;
+        let mut tx = SqliteTx::begin(&pool, None).await.unwrap();
+        for _ in 0..2 {
+            let mut handle = tx.handle().await.unwrap();
+            sqlite_direct::run_kept(&mut handle.db(), "INSERT INTO t VALUES (1)").unwrap();
+        }
+        assert_eq!(
+            kept(&tx),
+            1,
+            "prepared once, kept from one borrow to the next"
+        );
+        // sqlx's worker is about to use the connection: nothing of ours stays on it.
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(tx.conn().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(kept(&tx), 0);
+        tx.commit().await.unwrap();
+        assert_eq!(xs(&pool).await, vec![1, 1, 2]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_with_kept_statements_closes_cleanly_from_pool_and_slot() {
+        let unfinalized = watch_for_unfinalized_close();
+        let (pool, writer, path) = file().await;
+        let slot = Arc::new(Slot::default());
+        // Rolled back: back to the pool, which closes it.
+        let mut tx = SqliteTx::begin(&writer, Some(&slot)).await.unwrap();
+        let mut handle = tx.handle().await.unwrap();
+        sqlite_direct::run_kept(&mut handle.db(), "INSERT INTO t VALUES (1)").unwrap();
+        drop(handle);
+        assert_eq!(kept(&tx), 1);
+        tx.rollback().await.unwrap();
+        writer.close().await;
+        // Committed: waits in the slot, which closes it.
+        let writer = sqlite::writer(&pool, &format!("sqlite:{}", path.display()));
+        let mut tx = SqliteTx::begin(&writer, Some(&slot)).await.unwrap();
+        let mut handle = tx.handle().await.unwrap();
+        sqlite_direct::run_kept(&mut handle.db(), "INSERT INTO t VALUES (2)").unwrap();
+        handle.commit().unwrap();
+        drop(tx);
+        drop(slot);
+        writer.close().await;
+        pool.close().await;
+        // Closing happens on sqlx's worker threads: give them a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !unfinalized.load(std::sync::atomic::Ordering::SeqCst),
+            "a connection was closed with a kept statement"
+        );
+        remove(&path);
+    }
+
     #[tokio::test]
     async fn statements_through_sqlx_and_on_the_handle_share_one_transaction() {
         let pool = pool().await;
@@ -453,7 +560,7 @@ mod tests {
         drop(conn);
         let mut tx = SqliteTx::begin(&pool, None).await.unwrap();
         let mut handle = tx.handle().await.unwrap();
-        sqlite_direct::exec(handle.db(), "INSERT INTO t VALUES (2)").unwrap();
+        sqlite_direct::run_kept(&mut handle.db(), "INSERT INTO t VALUES (2)").unwrap();
         handle.commit().unwrap();
         drop(tx);
         assert_eq!(xs(&pool).await, vec![2]);

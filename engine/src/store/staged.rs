@@ -88,7 +88,7 @@ impl Staged {
         if let Tx::Sqlite(t) = &mut *tx {
             // Tasks, instances and timers in one borrow of the connection.
             let mut handle = t.handle().await?;
-            return self.prefetch_tasks_direct(handle.db(), ids);
+            return self.prefetch_tasks_direct(&mut handle.db(), ids);
         }
         let Some(list) = self.tasks_wanted(ids) else {
             return Ok(());
@@ -101,7 +101,7 @@ impl Staged {
     /// [`Self::prefetch_tasks`] on SQLite's borrowed handle.
     pub(crate) fn prefetch_tasks_direct(
         &mut self,
-        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        db: &mut sqlite_direct::Db<'_>,
         ids: &[impl AsRef<str>],
     ) -> Result<()> {
         let Some(list) = self.tasks_wanted(ids) else {
@@ -109,7 +109,8 @@ impl Staged {
         };
         let tasks = sqlite_direct::tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, &list)?;
         let instances = self.cache_tasks(tasks);
-        self.load_instances_direct(db, self.not_loaded(instances), false)
+        let ids = self.not_loaded(instances);
+        self.load_instances_direct(db, ids, false)
     }
 
     /// The ids among `ids` of tasks not cached yet, as a JSON list, if any.
@@ -125,7 +126,7 @@ impl Staged {
     /// [`Self::prefetch_instances`] on SQLite's borrowed handle.
     pub(crate) fn prefetch_instances_direct(
         &mut self,
-        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        db: &mut sqlite_direct::Db<'_>,
         ids: Vec<String>,
     ) -> Result<()> {
         let ids = self.not_loaded(ids);
@@ -157,7 +158,7 @@ impl Staged {
     ) -> Result<()> {
         if let Tx::Sqlite(t) = &mut *tx {
             let mut handle = t.handle().await?;
-            return self.prefetch_business_keys_direct(handle.db(), keys);
+            return self.prefetch_business_keys_direct(&mut handle.db(), keys);
         }
         let Some((processes, wanted)) = self.keys_wanted(keys) else {
             return Ok(());
@@ -170,7 +171,7 @@ impl Staged {
     /// [`Self::prefetch_business_keys`] on SQLite's borrowed handle.
     pub(crate) fn prefetch_business_keys_direct(
         &mut self,
-        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        db: &mut sqlite_direct::Db<'_>,
         keys: &[(String, String)],
     ) -> Result<()> {
         let Some((processes, wanted)) = self.keys_wanted(keys) else {
@@ -226,7 +227,7 @@ impl Staged {
         }
         if let Tx::Sqlite(t) = &mut *tx {
             let mut handle = t.handle().await?;
-            return self.load_instances_direct(handle.db(), ids, tasks_too);
+            return self.load_instances_direct(&mut handle.db(), ids, tasks_too);
         }
         let list = json_list(&ids);
         // Lock order task → instance, as everywhere (PostgreSQL).
@@ -245,7 +246,7 @@ impl Staged {
     /// not loaded yet ([`Self::not_loaded`]).
     fn load_instances_direct(
         &mut self,
-        db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+        db: &mut sqlite_direct::Db<'_>,
         ids: Vec<String>,
         tasks_too: bool,
     ) -> Result<()> {
@@ -602,7 +603,7 @@ impl Staged {
                 };
                 if !rows.is_empty() || commit {
                     let mut handle = t.handle().await?;
-                    sqlite_direct::write(handle.db(), &rows)?;
+                    sqlite_direct::write(&mut handle.db(), &rows)?;
                     if commit {
                         handle.commit()?;
                     }
