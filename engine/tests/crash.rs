@@ -65,7 +65,9 @@ fn crash_and_check(url: &str, schema: Option<&str>) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let after = Duration::from_millis(30 + x % 500);
+        // A whole run of the (debug) driver takes about 0.7 s on SQLite: kills within 200 ms
+        // land mid-run (at start-up and migrations too), and work remains for the next ones.
+        let after = Duration::from_millis(20 + x % 180);
         let mut child = driver(url, schema).spawn().unwrap();
         std::thread::sleep(after);
         if child.try_wait().unwrap().is_none() {
