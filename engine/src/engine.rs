@@ -289,6 +289,9 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     due: Arc<dyn DueDates>,
     cache: Mutex<HashMap<(String, i64), Arc<Loaded>>>,
+    /// The latest version of each process, with the access generation it was read under
+    /// (see [`Engine::start_under`]).
+    latest: Mutex<HashMap<String, (i64, i64)>>,
     tasks_tx: broadcast::Sender<String>,
     timers_tx: broadcast::Sender<i64>,
     /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
@@ -611,6 +614,7 @@ impl Engine {
                 clock,
                 due,
                 cache: Mutex::new(HashMap::new()),
+                latest: Mutex::new(HashMap::new()),
                 tasks_tx,
                 timers_tx,
                 write_gate,
@@ -842,8 +846,38 @@ impl Engine {
     /// The latest version of `key` with its model and configuration (`None`: not deployed).
     /// One small read; the deployment itself comes from the cache.
     pub(crate) async fn latest_deployment(&self, key: &str) -> Result<Option<(i64, Arc<Loaded>)>> {
-        let Some(version) = on_pool!(&self.inner.pool, latest_version(key))? else {
-            return Ok(None);
+        self.latest_deployment_under(key, None).await
+    }
+
+    /// The latest deployment; under a known access generation, the version an earlier read
+    /// under the same generation found (see [`Engine::start_under`]).
+    async fn latest_deployment_under(
+        &self,
+        key: &str,
+        generation: Option<i64>,
+    ) -> Result<Option<(i64, Arc<Loaded>)>> {
+        let known = generation.and_then(|g| {
+            let latest = self.inner.latest.lock().unwrap_or_else(|e| e.into_inner());
+            latest
+                .get(key)
+                .filter(|(read_under, _)| *read_under == g)
+                .map(|(_, version)| *version)
+        });
+        let version = match known {
+            Some(version) => version,
+            None => {
+                let Some(version) = on_pool!(&self.inner.pool, latest_version(key))? else {
+                    return Ok(None);
+                };
+                if let Some(g) = generation {
+                    let mut latest = self.inner.latest.lock().unwrap_or_else(|e| e.into_inner());
+                    if latest.len() > 1_000 {
+                        latest.clear();
+                    }
+                    latest.insert(key.to_string(), (g, version));
+                }
+                version
+            }
         };
         Ok(Some((version, self.loaded_by_key(key, version).await?)))
     }
@@ -885,8 +919,21 @@ impl Engine {
     /// Starts an instance of the latest version of `process`. A repeated business key returns
     /// the existing instance (`existing: true`).
     pub async fn start(&self, req: StartRequest) -> Result<InstanceView> {
+        self.start_at(req, None).await
+    }
+
+    /// [`Engine::start`] for a request that read the access generation after it arrived
+    /// (the API does, for every request): the latest version of the process is then taken from
+    /// what an earlier start read under the same generation, instead of read again. Every
+    /// deployment bumps the generation in the transaction that stores it, so no version
+    /// deployed before the request arrived can be newer than that one.
+    pub async fn start_under(&self, req: StartRequest, generation: i64) -> Result<InstanceView> {
+        self.start_at(req, Some(generation)).await
+    }
+
+    async fn start_at(&self, req: StartRequest, generation: Option<i64>) -> Result<InstanceView> {
         let now = self.now();
-        let (dep, vars) = self.prepare_start(&req, now).await?;
+        let (dep, vars) = self.prepare_start(&req, now, generation).await?;
         let job = crate::commit::StartJob {
             req,
             dep,
@@ -901,9 +948,10 @@ impl Engine {
         &self,
         req: &StartRequest,
         now: DateTime<Utc>,
+        generation: Option<i64>,
     ) -> Result<(ProcessVersion, Map<String, Json>)> {
         let (version, loaded) = self
-            .latest_deployment(&req.process)
+            .latest_deployment_under(&req.process, generation)
             .await?
             .ok_or_else(|| EngineError::not_found(format!("process {}", req.process)))?;
         let dep = ProcessVersion {
@@ -1662,7 +1710,7 @@ impl Engine {
         let mut refused = Vec::with_capacity(reqs.len());
         let mut jobs = Vec::with_capacity(reqs.len());
         for req in reqs {
-            match self.prepare_start(req, now).await {
+            match self.prepare_start(req, now, None).await {
                 Ok((dep, vars)) => {
                     jobs.push(crate::commit::StartJob {
                         req: req.clone(),

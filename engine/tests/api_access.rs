@@ -32,6 +32,7 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     revocation_counts_at_once_on_every_server,
+    a_new_version_starts_at_once_on_every_server,
     old_refusals_are_pruned,
     start_needs_a_role_the_process_allows,
 );
@@ -75,6 +76,35 @@ async fn revocation_counts_at_once_on_every_server(db: &str, test: &str) {
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     assert!(unknown.message().contains("unknown"), "{unknown:?}");
     assert!(!unknown.message().contains("revoked"), "{unknown:?}");
+}
+
+/// Two servers on one database; B starts cases of version 1 (and keeps that it is the latest),
+/// A deploys version 2, and B's very next start is of version 2: the latest version a server
+/// keeps is trusted only under the access generation it was read under.
+async fn a_new_version_starts_at_once_on_every_server(db: &str, test: &str) {
+    let Some((first, second)) = open_pair(db, test).await else {
+        return;
+    };
+    let a = api_on(first.clone()).await;
+    let b = TestApi {
+        router: api::router(ApiState::new(second.clone(), test_config())),
+        engine: second,
+        admin: a.admin.clone(),
+    };
+    let start = |n: u32| {
+        json!({"process": "case", "business_key": format!("v-{n}"),
+            "variables": {"name": "李四", "street": "east", "amount": 10}})
+    };
+    let version_of = |answer: &Answer| answer.body["version"].clone();
+    for n in 0..2 {
+        let started = b.post("/api/v1/instances", &b.admin, start(n)).await;
+        assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+        assert_eq!(version_of(&started), 1, "{started:?}");
+    }
+    deploy_with_start_roles(&first, "start_roles: [window]\n").await;
+    let started = b.post("/api/v1/instances", &b.admin, start(2)).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+    assert_eq!(version_of(&started), 2, "{started:?}");
 }
 
 /// Refusals older than the limit are deleted, newer ones kept; 0 days is not special here

@@ -97,6 +97,11 @@ impl TokenCache {
     }
 }
 
+/// The access generation a request was authenticated under: read after it arrived (see
+/// [`GenerationReads`]), so nothing revoked or deployed before its arrival is newer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccessGeneration(pub(crate) i64);
+
 /// Why a call was refused; put on the response by [`ApiError`] so the middleware can record it.
 #[derive(Debug, Clone)]
 pub(crate) struct RefusalReason(pub String);
@@ -125,8 +130,8 @@ pub(crate) async fn authenticate(
         .headers()
         .get(AUTHORIZATION)
         .map(|h| h.to_str().unwrap_or("").to_string());
-    let principal = match principal(&state, header.as_deref()).await {
-        Ok(principal) => principal,
+    let (principal, generation) = match principal(&state, header.as_deref()).await {
+        Ok(found) => found,
         Err(error) => {
             let response = error.into_response();
             let refusal = refusal(&response);
@@ -135,6 +140,9 @@ pub(crate) async fn authenticate(
         }
     };
     request.extensions_mut().insert(principal.clone());
+    request
+        .extensions_mut()
+        .insert(AccessGeneration(generation));
     let response = next.run(request).await;
     let refusal = refusal(&response);
     record(&state, Some(&principal), &method, &path, refusal).await;
@@ -155,7 +163,7 @@ fn refusal(response: &Response) -> Option<(u16, String)> {
     Some((status, reason))
 }
 
-async fn principal(state: &ApiState, header: Option<&str>) -> Result<Principal, ApiError> {
+async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal, i64), ApiError> {
     let token = auth::bearer(header).map_err(ApiError::unauthorized)?;
     let hash = auth::hash_token(token);
     // Read before the lookup: a revocation committed after this read bumps the generation, so
@@ -174,7 +182,7 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<Principal, 
         } else if let Some((principal, at)) = cache.principals.get(&hash)
             && at.elapsed() < state.config.token_cache
         {
-            return Ok(principal.clone());
+            return Ok((principal.clone(), generation));
         }
     }
     let principal = match state.tokens.find(&hash).await.map_err(ApiError::internal)? {
@@ -202,7 +210,7 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<Principal, 
             .principals
             .insert(hash, (principal.clone(), Instant::now()));
     }
-    Ok(principal)
+    Ok((principal, generation))
 }
 
 /// Checks that `principal` may start instances of `process` (see [`StartRoles`]). An unknown

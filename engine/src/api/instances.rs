@@ -27,18 +27,17 @@ use serde_json::Value;
 pub(super) async fn start(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
+    Extension(generation): Extension<super::access::AccessGeneration>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     super::access::check_start(&state, &principal, &body.process).await?;
-    let view = state
-        .engine
-        .start(StartRequest {
-            process: body.process,
-            business_key: body.business_key,
-            vars: body.variables,
-            actor: principal.name.clone(),
-        })
-        .await?;
+    let request = StartRequest {
+        process: body.process,
+        business_key: body.business_key,
+        vars: body.variables,
+        actor: principal.name.clone(),
+    };
+    let view = state.engine.start_under(request, generation.0).await?;
     let status = if view.existing {
         StatusCode::OK
     } else {
