@@ -17,13 +17,15 @@
 //! as tasks of the server's runtime.
 //!
 //! Why a thread of its own for SQLite: a batch is a chain, and nothing else runs meanwhile (one
-//! writer). Its hand-offs to the connection's worker thread (taking the connection, one borrow
-//! of the handle for the reads, one for the flush and commit: `store/sqlite_tx.rs`) each wake
-//! the committer from outside its runtime. On the server's runtime it then waited in the
-//! shared queue behind the HTTP connections' tasks, each time; alone on its thread it runs at
-//! once. On a 2-core machine `yimen bench three-task` went from 817–996 to 905–1,150 cases/s
-//! (when a batch was still a statement per hand-off). PostgreSQL's committers wait on the
-//! network, four at a time, and were 7–11% slower on such a thread: they stay on the runtime.
+//! writer). When a batch was a statement per hand-off to sqlx's worker thread, each hand-off
+//! woke the committer from outside its runtime; on the server's runtime it then waited in the
+//! shared queue behind the HTTP connections' tasks, each time, and alone on its thread it ran
+//! at once (`yimen bench three-task` on 2 cores: 817–996 → 905–1,150 cases/s). A batch now
+//! reaches sqlx's worker only when something else used the connection before it
+//! (`store/sqlite_tx.rs`), and on its own thread it does not share a CPU queue with HTTP.
+//! PostgreSQL's committers wait on the network, four at a time, and were 7–11% slower on such
+//! a thread: they stay on the runtime. After each batch on SQLite in a file, the committer
+//! rings the [`checkpointer`].
 
 use crate::engine::{
     Claimed, ClaimedTask, CompleteRequest, Completed, Engine, Inner, InstanceView, ProcessVersion,

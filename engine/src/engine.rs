@@ -587,18 +587,11 @@ impl Engine {
             StorePool::Sqlite(p) => Some(crate::store::sqlite::writer(p, url)),
             StorePool::Postgres(_) => None,
         };
-        let writer_slot = match &pool {
-            StorePool::Sqlite(_) if !crate::store::sqlite::in_memory(url) => {
-                Some(Arc::new(crate::store::sqlite_tx::Slot::default()))
-            }
-            _ => None,
-        };
-        let checkpoints = match &pool {
-            StorePool::Sqlite(_) if !crate::store::sqlite::in_memory(url) => {
-                Some(Arc::new(crate::commit::Checkpoints::default()))
-            }
-            _ => None,
-        };
+        // SQLite in a file: its writer waits in a slot between transactions, and its WAL is
+        // checkpointed beside the committer.
+        let file = matches!(pool, StorePool::Sqlite(_)) && !crate::store::sqlite::in_memory(url);
+        let writer_slot = file.then(|| Arc::new(crate::store::sqlite_tx::Slot::default()));
+        let checkpoints = file.then(|| Arc::new(crate::commit::Checkpoints::default()));
         let committer = match pool {
             StorePool::Sqlite(_) => {
                 crate::commit::Committer::new(1, crate::commit::Placement::OwnThread)
@@ -844,14 +837,9 @@ impl Engine {
     }
 
     /// The latest version of `key` with its model and configuration (`None`: not deployed).
-    /// One small read; the deployment itself comes from the cache.
-    pub(crate) async fn latest_deployment(&self, key: &str) -> Result<Option<(i64, Arc<Loaded>)>> {
-        self.latest_deployment_under(key, None).await
-    }
-
-    /// The latest deployment; under a known access generation, the version an earlier read
-    /// under the same generation found (see [`Engine::start_under`]).
-    async fn latest_deployment_under(
+    /// One small read, none under an access generation it was read under already (see
+    /// [`Engine::start_under`]); the deployment itself comes from the cache.
+    pub(crate) async fn latest_deployment(
         &self,
         key: &str,
         generation: Option<i64>,
@@ -951,7 +939,7 @@ impl Engine {
         generation: Option<i64>,
     ) -> Result<(ProcessVersion, Map<String, Json>)> {
         let (version, loaded) = self
-            .latest_deployment_under(&req.process, generation)
+            .latest_deployment(&req.process, generation)
             .await?
             .ok_or_else(|| EngineError::not_found(format!("process {}", req.process)))?;
         let dep = ProcessVersion {

@@ -15,14 +15,16 @@ use std::time::Instant;
 /// generation (bumped by every revocation and new deployment, on any server) is the one they
 /// were read under.
 #[derive(Clone, Default)]
-pub(crate) struct TokenCache(Arc<Mutex<CachedTokens>>);
+pub(crate) struct TokenCache {
+    tokens: Arc<Mutex<CachedTokens>>,
+    /// Reads of the generation, shared between requests.
+    reads: Arc<GenerationReads>,
+}
 
 #[derive(Default)]
 pub(crate) struct CachedTokens {
     generation: i64,
     principals: HashMap<String, (Principal, Instant)>,
-    /// Reads of the generation, shared between requests (see [`GenerationReads`]).
-    reads: Arc<GenerationReads>,
 }
 
 /// Reads of the access generation, one at a time, each shared by every request that arrived
@@ -65,8 +67,12 @@ impl GenerationReads {
 }
 
 impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedTokens> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn clear(&self) {
-        self.0
+        self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .principals
@@ -81,21 +87,6 @@ pub(crate) struct StartRolesCache(Arc<Mutex<StartRulesByProcess>>);
 
 /// Process key → (access generation read under, rule).
 type StartRulesByProcess = HashMap<String, (i64, Arc<StartRoles>)>;
-
-impl TokenCache {
-    /// The latest access generation this server has read.
-    fn generation(&self) -> i64 {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).generation
-    }
-
-    fn reads(&self) -> Arc<GenerationReads> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reads
-            .clone()
-    }
-}
 
 /// The access generation a request was authenticated under: read after it arrived (see
 /// [`GenerationReads`]), so nothing revoked or deployed before its arrival is newer.
@@ -170,12 +161,12 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal,
     // what is cached below under this generation is looked up again at the next request.
     let generation = state
         .cache
-        .reads()
+        .reads
         .get(|| state.tokens.generation())
         .await
         .map_err(ApiError::internal)?;
     {
-        let mut cache = state.cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = state.cache.lock();
         if cache.generation != generation {
             cache.principals.clear();
             cache.generation = generation;
@@ -201,7 +192,7 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal,
             ));
         }
     };
-    let mut cache = state.cache.0.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = state.cache.lock();
     if cache.generation == generation {
         if cache.principals.len() > 10_000 {
             cache.principals.clear();
@@ -214,18 +205,18 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal,
 }
 
 /// Checks that `principal` may start instances of `process` (see [`StartRoles`]). An unknown
-/// process passes here: starting it then answers 404.
+/// process passes here: starting it then answers 404. `generation`: the one the request was
+/// authenticated under; a rule cached under it is still the rule of the latest deployment.
 pub(crate) async fn check_start(
     state: &ApiState,
     principal: &Principal,
     process: &str,
+    generation: AccessGeneration,
 ) -> Result<(), ApiError> {
     if principal.is_admin() {
         return Ok(());
     }
-    // The generation this request was authenticated under (or a newer one): a rule cached
-    // under it is still the rule of the latest deployment.
-    let generation = state.cache.generation();
+    let AccessGeneration(generation) = generation;
     let cached = state
         .start_roles
         .0
@@ -237,7 +228,11 @@ pub(crate) async fn check_start(
     let roles = match cached {
         Some(roles) => roles,
         None => {
-            let Some((_, loaded)) = state.engine.latest_deployment(process).await? else {
+            let Some((_, loaded)) = state
+                .engine
+                .latest_deployment(process, Some(generation))
+                .await?
+            else {
                 return Ok(());
             };
             let roles = Arc::new(StartRoles::of(&loaded.model, &loaded.data.config));

@@ -30,7 +30,7 @@ pub(super) async fn start(
     Extension(generation): Extension<super::access::AccessGeneration>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
-    super::access::check_start(&state, &principal, &body.process).await?;
+    super::access::check_start(&state, &principal, &body.process, generation).await?;
     let request = StartRequest {
         process: body.process,
         business_key: body.business_key,
