@@ -222,6 +222,22 @@ mod tests {
         }
     }
 
+    /// `.cargo/config.toml` builds SQLite without it: with it, every connection's page cache
+    /// sits behind one process-wide mutex, and the committer waits on the readers.
+    #[tokio::test]
+    async fn connections_do_not_share_one_page_cache() {
+        let pool = super::open("sqlite::memory:").await.unwrap();
+        let options: Vec<(String,)> = sqlx::query_as("PRAGMA compile_options")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(!options.is_empty());
+        assert!(
+            !options.iter().any(|(o,)| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+
     #[test]
     fn multi_row_chunks_come_in_few_sizes_and_keep_every_row() {
         for n in 0..300usize {
