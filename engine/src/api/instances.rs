@@ -4,7 +4,7 @@ use super::definitions::to_json;
 use super::dto::{CancelBody, MessageBody, StartBody};
 use super::{ApiError, ApiJson, ApiPath, ApiState, ErrorBody};
 use crate::auth::Principal;
-use crate::engine::{StartRequest, TaskFilter};
+use crate::engine::{InstanceView, StartRequest, TaskFilter};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,7 +29,7 @@ pub(super) async fn start(
     Extension(principal): Extension<Principal>,
     Extension(generation): Extension<super::access::AccessGeneration>,
     ApiJson(body): ApiJson<StartBody>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<InstanceView>), ApiError> {
     super::access::check_start(&state, &principal, &body.process, generation).await?;
     let request = StartRequest {
         process: body.process,
@@ -43,7 +43,7 @@ pub(super) async fn start(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, ApiJson(to_json(&view)?)))
+    Ok((status, ApiJson(view)))
 }
 
 /// An instance: state, variables (personal data masked), active steps, open tasks, timers,
@@ -56,10 +56,10 @@ pub(super) async fn get_one(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<InstanceView>, ApiError> {
     let view = state.engine.instance(&id).await?;
     check_sees(&state, &principal, &id).await?;
-    Ok(ApiJson(to_json(&view)?))
+    Ok(ApiJson(view))
 }
 
 /// The instance's history (its part of the ledger), in order.
@@ -108,7 +108,7 @@ pub(super) async fn message(
     Extension(principal): Extension<Principal>,
     ApiPath((id, name)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<MessageBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<InstanceView>, ApiError> {
     if !principal.may_start() {
         return Err(ApiError::forbidden(
             "this token only reads; sending messages needs an admin or a queue role",
@@ -119,7 +119,7 @@ pub(super) async fn message(
         .engine
         .message(&id, &name, body.variables, &principal.name)
         .await?;
-    Ok(ApiJson(to_json(&view)?))
+    Ok(ApiJson(view))
 }
 
 /// Cancel a running instance (admin only).
@@ -133,7 +133,7 @@ pub(super) async fn cancel(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CancelBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<InstanceView>, ApiError> {
     if !principal.is_admin() {
         return Err(ApiError::forbidden(
             "only an admin token may cancel instances",
@@ -143,7 +143,7 @@ pub(super) async fn cancel(
         .reason
         .unwrap_or_else(|| "cancelled by an operator".into());
     let view = state.engine.cancel(&id, &reason, &principal.name).await?;
-    Ok(ApiJson(to_json(&view)?))
+    Ok(ApiJson(view))
 }
 
 /// Retry the steps of an instance parked as an incident (admin only).
@@ -155,14 +155,14 @@ pub(super) async fn resolve_incident(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<InstanceView>, ApiError> {
     if !principal.is_admin() {
         return Err(ApiError::forbidden(
             "only an admin token may resolve incidents",
         ));
     }
     let view = state.engine.resolve_incident(&id, &principal.name).await?;
-    Ok(ApiJson(to_json(&view)?))
+    Ok(ApiJson(view))
 }
 
 /// 404 when the instance does not exist, 403 when `principal` may not see it.

@@ -116,7 +116,7 @@ pub(super) async fn complete(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteBody>,
-) -> Result<ApiJson<serde_json::Value>, ApiError> {
+) -> Result<ApiJson<engine::InstanceView>, ApiError> {
     let task = check_task(&state, &principal, &id).await?;
     let lock_token = lock_token(&body.lock_token)?;
     let view = state
@@ -129,7 +129,7 @@ pub(super) async fn complete(
             actor: actor(&task, &principal),
         })
         .await?;
-    Ok(ApiJson(to_json(&view)?))
+    Ok(ApiJson(view))
 }
 
 /// Complete several claimed tasks in one request (a worker finishing what it claimed). Each
