@@ -549,30 +549,6 @@ pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
 // ---- history ----
 
 
-/// Inserts several entries with one statement (one round trip per event, not per entry).
-pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
-    for chunk in chunks(rows) {
-        let sql = values_sql(crate::store::HISTORY_INTO, 10, chunk.len(), "");
-        // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for h in chunk {
-            q = q
-                .bind(&h.instance_id)
-                .bind(h.seq)
-                .bind(h.at)
-                .bind(&h.actor)
-                .bind(&h.node)
-                .bind(&h.kind)
-                .bind(&h.text)
-                .bind(&h.data)
-                .bind(&h.prev_hash)
-                .bind(&h.hash);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
 pub async fn set_history_head(tx: &mut Tx, instance: &str, count: i64, head: &str) -> R<()> {
     sqlx::query("UPDATE instances SET history_count = $2, history_head = $3 WHERE id = $1")
         .bind(instance)
@@ -848,84 +824,6 @@ pub async fn instances_by_business_keys(
         .iter()
         .map(instance_row)
         .collect()
-}
-
-/// Inserts new and writes changed instances.
-pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
-    for chunk in chunks(rows) {
-        let sql = values_sql(
-            crate::store::INSTANCES_INTO,
-            17,
-            chunk.len(),
-            crate::store::INSTANCES_UPSERT,
-        );
-        // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for i in chunk {
-            q = q
-                .bind(&i.id)
-                .bind(&i.process_key)
-                .bind(i.version)
-                .bind(&i.business_key)
-                .bind(&i.status)
-                .bind(&i.result)
-                .bind(&i.incident)
-                .bind(&i.vars)
-                .bind(&i.state)
-                .bind(i.provisional)
-                .bind(&i.parent_id)
-                .bind(&i.parent_node)
-                .bind(i.created_at)
-                .bind(i.updated_at)
-                .bind(i.ended_at)
-                .bind(i.history_count)
-                .bind(&i.history_head);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Inserts new and writes changed tasks.
-pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
-    for chunk in chunks(rows) {
-        let sql = values_sql(
-            crate::store::TASKS_INTO,
-            23,
-            chunk.len(),
-            crate::store::TASKS_UPSERT,
-        );
-        // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in chunk {
-            q = q
-                .bind(&t.id)
-                .bind(&t.instance_id)
-                .bind(&t.node)
-                .bind(&t.label)
-                .bind(&t.queue)
-                .bind(&t.org_unit)
-                .bind(&t.state)
-                .bind(t.lock_token)
-                .bind(&t.locked_by)
-                .bind(t.lock_expires_at)
-                .bind(t.available_at)
-                .bind(&t.assignee)
-                .bind(&t.item)
-                .bind(&t.outcome)
-                .bind(&t.completed_by)
-                .bind(t.failures)
-                .bind(&t.last_error)
-                .bind(t.due_at)
-                .bind(t.created_at)
-                .bind(t.completed_at)
-                .bind(t.claimed_at)
-                .bind(&t.lapsed_by)
-                .bind(t.lapsed_at);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
 }
 
 /// Inserts new timers (`created_at` per row).

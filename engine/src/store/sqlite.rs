@@ -39,6 +39,112 @@ include!("common.rs");
 // Also for `sqlite_direct`, which reads these rows itself.
 pub(crate) use {by_name, instance_fields, task_fields, timer_fields};
 
+// The multi-row writers of the unit of work (`staged.rs`) outside the committer, whose writes
+// go through `sqlite_direct`: `VALUES` lists of a few sizes (see `chunks`). PostgreSQL's take
+// one array per column instead (`postgres.rs`).
+
+/// Inserts several entries with one statement (one round trip per event, not per entry).
+pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
+    for chunk in chunks(rows) {
+        let sql = values_sql(crate::store::HISTORY_INTO, 10, chunk.len(), "");
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for h in chunk {
+            q = q
+                .bind(&h.instance_id)
+                .bind(h.seq)
+                .bind(h.at)
+                .bind(&h.actor)
+                .bind(&h.node)
+                .bind(&h.kind)
+                .bind(&h.text)
+                .bind(&h.data)
+                .bind(&h.prev_hash)
+                .bind(&h.hash);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Inserts new and writes changed instances.
+pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
+    for chunk in chunks(rows) {
+        let sql = values_sql(
+            crate::store::INSTANCES_INTO,
+            17,
+            chunk.len(),
+            crate::store::INSTANCES_UPSERT,
+        );
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in chunk {
+            q = q
+                .bind(&i.id)
+                .bind(&i.process_key)
+                .bind(i.version)
+                .bind(&i.business_key)
+                .bind(&i.status)
+                .bind(&i.result)
+                .bind(&i.incident)
+                .bind(&i.vars)
+                .bind(&i.state)
+                .bind(i.provisional)
+                .bind(&i.parent_id)
+                .bind(&i.parent_node)
+                .bind(i.created_at)
+                .bind(i.updated_at)
+                .bind(i.ended_at)
+                .bind(i.history_count)
+                .bind(&i.history_head);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Inserts new and writes changed tasks.
+pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
+    for chunk in chunks(rows) {
+        let sql = values_sql(
+            crate::store::TASKS_INTO,
+            23,
+            chunk.len(),
+            crate::store::TASKS_UPSERT,
+        );
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q
+                .bind(&t.id)
+                .bind(&t.instance_id)
+                .bind(&t.node)
+                .bind(&t.label)
+                .bind(&t.queue)
+                .bind(&t.org_unit)
+                .bind(&t.state)
+                .bind(t.lock_token)
+                .bind(&t.locked_by)
+                .bind(t.lock_expires_at)
+                .bind(t.available_at)
+                .bind(&t.assignee)
+                .bind(&t.item)
+                .bind(&t.outcome)
+                .bind(&t.completed_by)
+                .bind(t.failures)
+                .bind(&t.last_error)
+                .bind(t.due_at)
+                .bind(t.created_at)
+                .bind(t.completed_at)
+                .bind(t.claimed_at)
+                .bind(&t.lapsed_by)
+                .bind(t.lapsed_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 /// Process-wide SQLite settings, made once before its first connection (too late when SQLite
 /// was initialised already; then its defaults stay, which is correct, only slower):
 /// - no memory statistics: with them, every allocation inside SQLite takes one global mutex

@@ -620,12 +620,12 @@ fn error(db: NonNull<ffi::sqlite3>) -> EngineError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::sqlite;
 
     /// Every column a distinct value, so that two swapped binds show.
-    fn rows() -> (
+    pub(crate) fn rows() -> (
         InstanceRow,
         TaskRow,
         TimerRow,
