@@ -33,7 +33,7 @@ use crate::engine::{
 };
 use crate::error::{EngineError, Result};
 use crate::store::staged::Staged;
-use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow, Tx};
+use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow, Tx, sqlite_direct};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -353,8 +353,18 @@ type Written = (Staged, Claimed, Vec<Result<(String, bool)>>);
 impl Engine {
     /// Writes a batch in one transaction and answers each event (see the module doc).
     async fn commit_batch(&self, batch: Vec<Job>) {
+        // SQLite in a file: what the last batches left (see `Carry`); taken for this batch, and
+        // put back only if it commits. A retry starts without it.
+        let mut carry = if self.carries() {
+            self.take_carry()
+        } else {
+            None
+        };
         let written: Result<Written> = transaction!(self, |tx, fx| {
-            let mut st = Staged::new();
+            let mut st = match carry.take() {
+                Some(carry) => Staged::with_carry(carry),
+                None => Staged::new(),
+            };
             // Claims first: the other events see them.
             let queries: Vec<&ClaimQuery> = batch
                 .iter()
@@ -385,8 +395,15 @@ impl Engine {
             // the handle, which also begins the transaction.
             let claimed = match &mut tx {
                 Tx::Sqlite(t) => {
+                    let connection = t.connection();
                     let mut handle = t.handle().await?;
                     let db = &mut handle.db();
+                    if self.carries() {
+                        // In the transaction, so with the write lock: nobody commits until
+                        // this batch has.
+                        let version = sqlite_direct::data_version(db)?;
+                        st.carry().check(connection, version, self.write_epoch());
+                    }
                     let claimed = Engine::claims_direct(db, &mut st, &queries)?;
                     st.prefetch_tasks_direct(db, &tasks)?;
                     st.prefetch_business_keys_direct(db, &keys)?;
@@ -420,7 +437,9 @@ impl Engine {
             (st, claimed, out)
         });
         match written {
-            Ok((st, (claimed, read), results)) => {
+            Ok((mut st, (claimed, read), results)) => {
+                // Counted before anyone is answered, so that an answer implies the count.
+                self.count_carried(st.carry().take_hits());
                 let (mut live, mut pending) = st.live_by_instance();
                 let mut claimed = claimed.into_iter();
                 let mut results = results.into_iter();
@@ -468,6 +487,10 @@ impl Engine {
                 }
                 live.clear();
                 pending.clear();
+                drop(claimed);
+                if self.carries() {
+                    self.put_carry(st.into_carry());
+                }
             }
             Err(e) => {
                 for job in batch {

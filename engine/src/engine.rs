@@ -308,6 +308,13 @@ pub(crate) struct Inner {
     timer_channel: Option<String>,
     /// SQLite in a file: WAL checkpoints, asked for by the committer (`commit::checkpointer`).
     checkpoints: Option<Arc<crate::commit::Checkpoints>>,
+    /// Write transactions begun so far (see `store::staged::Carry`).
+    write_epoch: std::sync::atomic::AtomicU64,
+    /// SQLite in a file: the instances the committer's last batches left (`Carry`), between
+    /// its batches; taken by the batch that runs.
+    carry: Mutex<Option<crate::store::staged::Carry>>,
+    /// Instances the committer took from its carry instead of reading them (tests).
+    carried: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Inner {
@@ -613,6 +620,9 @@ impl Engine {
                 write_gate,
                 writer,
                 writer_slot,
+                write_epoch: Default::default(),
+                carry: Default::default(),
+                carried: Default::default(),
                 committer,
                 timer_channel,
                 checkpoints,
@@ -633,6 +643,9 @@ impl Engine {
     /// behind reads its pages again: half of the page reads of `yimen bench`). SQLite has one
     /// writer at a time anyway; hold [`Engine::write_gate`] first.
     pub(crate) async fn begin_write(&self) -> std::result::Result<Tx, sqlx::Error> {
+        self.inner
+            .write_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match &self.inner.writer {
             Some(writer) => Ok(Tx::Sqlite(
                 SqliteTx::begin(writer, self.inner.writer_slot.as_ref()).await?,
@@ -647,6 +660,47 @@ impl Engine {
 
     pub(crate) fn checkpoints(&self) -> Option<&Arc<crate::commit::Checkpoints>> {
         self.inner.checkpoints.as_ref()
+    }
+
+    /// Write transactions begun so far (see `store::staged::Carry`).
+    pub(crate) fn write_epoch(&self) -> u64 {
+        self.inner
+            .write_epoch
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the committer may carry instances from one batch to the next: SQLite in a file
+    /// (one writer connection, kept between transactions).
+    pub(crate) fn carries(&self) -> bool {
+        self.inner.writer_slot.is_some()
+    }
+
+    /// Instances the committer took from what its earlier batches left, instead of reading
+    /// them, for tests.
+    #[doc(hidden)]
+    pub fn carried(&self) -> u64 {
+        self.inner
+            .carried
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The committer's carry, taken for a batch (`None` while one runs, or after a failure).
+    pub(crate) fn take_carry(&self) -> Option<crate::store::staged::Carry> {
+        self.inner
+            .carry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    pub(crate) fn put_carry(&self, carry: crate::store::staged::Carry) {
+        *self.inner.carry.lock().unwrap_or_else(|e| e.into_inner()) = Some(carry);
+    }
+
+    pub(crate) fn count_carried(&self, n: u64) {
+        self.inner
+            .carried
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// WAL checkpoints the engine ran so far, for tests: runs, and frames copied by the last.
@@ -1553,16 +1607,39 @@ impl Engine {
         queries: &[&ClaimQuery],
     ) -> Result<Claimed> {
         let claimed = sqlite_direct::claims(db, queries)?;
+        // Before anything is loaded from the carry: the claims changed these rows.
+        st.carry().claimed(claimed.iter().flatten());
         let lapsed = lapsed_instances(&claimed);
         if !lapsed.is_empty() {
             st.prefetch_instances_direct(db, lapsed)?;
             record_lapsed(st, &claimed);
         }
-        let instances = match claimed_instances(&claimed) {
-            Some(ids) => sqlite_direct::instances(db, sqlite::INSTANCES_BY_ID, &[&ids])?,
-            None => Vec::new(),
-        };
-        Ok((claimed, by_id(instances)))
+        // The claimed tasks' instances for the answers: as the batch or the carry has them,
+        // else read.
+        let mut known = HashMap::new();
+        let mut unknown: Vec<&String> = Vec::new();
+        for t in claimed.iter().flatten() {
+            if st.instance(&t.instance_id).is_some() || known.contains_key(&t.instance_id) {
+                continue;
+            }
+            match st.carry().instance(&t.instance_id) {
+                Some(row) => {
+                    known.insert(t.instance_id.clone(), row.clone());
+                }
+                None => unknown.push(&t.instance_id),
+            }
+        }
+        unknown.sort();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            let ids = json_list(unknown);
+            known.extend(by_id(sqlite_direct::instances(
+                db,
+                sqlite::INSTANCES_BY_ID,
+                &[&ids],
+            )?));
+        }
+        Ok((claimed, known))
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {

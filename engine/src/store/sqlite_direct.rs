@@ -295,6 +295,18 @@ pub(crate) fn claims(db: &mut Db<'_>, queries: &[&ClaimQuery]) -> R<Vec<Vec<Task
     Ok(out)
 }
 
+/// `PRAGMA data_version`: changes when another connection (of this process or another)
+/// commits to the database, not when this one does.
+pub(crate) fn data_version(db: &mut Db<'_>) -> R<i64> {
+    let versions = db.with("PRAGMA data_version", |st| {
+        st.rows(&[], |r| Ok(r.try_get::<i64>("data_version")?))
+    })?;
+    versions
+        .first()
+        .copied()
+        .ok_or_else(|| EngineError::Internal("PRAGMA data_version gave no row".into()))
+}
+
 pub(crate) fn timers(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
     db.with(sql, |st| {
         st.rows(&[json], |r| Ok(crate::store::sqlite::timer_fields!(r)))

@@ -71,6 +71,8 @@ impl Drop for Slot {
 /// statements before the connection.)
 struct Held {
     statements: sqlite_direct::Statements,
+    /// Tells this `Held` from every other the process made (see [`SqliteTx::connection`]).
+    id: u64,
     conn: PoolConnection<Sqlite>,
     /// The handle, since the first borrow (the same for the connection's life).
     raw: Option<Raw>,
@@ -91,6 +93,8 @@ struct Raw(NonNull<ffi::sqlite3>);
 unsafe impl Send for Raw {}
 // SAFETY: as above; `&Raw` only gives a copy of the pointer.
 unsafe impl Sync for Raw {}
+
+static NEXT_HELD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// An open write transaction on SQLite (`store::Tx::Sqlite`).
 pub struct SqliteTx {
@@ -125,6 +129,7 @@ impl SqliteTx {
             Some(held) => held,
             None => Held {
                 statements: sqlite_direct::Statements::default(),
+                id: NEXT_HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 conn: pool.acquire().await?,
                 raw: None,
                 synced: false,
@@ -212,6 +217,13 @@ impl SqliteTx {
             self.handle().await?.rollback()?;
         }
         Ok(())
+    }
+
+    /// Names the writer connection as long as it stays out of the pool (in transactions and
+    /// the slot between them): a connection taken from the pool gets a new number, also when
+    /// it is one used before.
+    pub(crate) fn connection(&self) -> u64 {
+        self.held.as_ref().map_or(0, |h| h.id)
     }
 
     /// Hand-offs to sqlx's worker thread for a borrow, on this connection so far.

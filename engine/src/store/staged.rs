@@ -65,6 +65,9 @@ pub(crate) struct Staged {
     business_keys: HashMap<(String, String), String>,
     /// Business keys known to be absent from the database (looked up in advance).
     keys_checked: HashSet<(String, String)>,
+    /// What the committer's earlier batches left, loaded from instead of the database (SQLite's
+    /// committer only; else empty).
+    carry: Carry,
 }
 
 fn live(t: &TaskRow) -> bool {
@@ -74,6 +77,52 @@ fn live(t: &TaskRow) -> bool {
 impl Staged {
     pub(crate) fn new() -> Staged {
         Staged::default()
+    }
+
+    /// A unit of work that loads from `carry` before reading (see [`Carry`]).
+    pub(crate) fn with_carry(carry: Carry) -> Staged {
+        Staged {
+            carry,
+            ..Staged::default()
+        }
+    }
+
+    pub(crate) fn carry(&mut self) -> &mut Carry {
+        &mut self.carry
+    }
+
+    /// After the batch committed: the carry, with what this unit of work left in it.
+    pub(crate) fn into_carry(mut self) -> Carry {
+        let mut carry = std::mem::take(&mut self.carry);
+        carry.absorb(self);
+        carry
+    }
+
+    /// Loads a carried instance as if read: row, live tasks, pending timers (rows cached
+    /// already stay).
+    fn adopt(&mut self, c: Carried) {
+        for t in c.tasks {
+            self.tasks.entry(t.id.clone()).or_insert(Slot {
+                row: t,
+                change: Change::Clean,
+            });
+        }
+        self.cache_loaded(vec![c.row], c.timers);
+    }
+
+    /// Loads from the carry those of `ids` it holds; the others, to be read.
+    fn adopt_carried(&mut self, ids: Vec<String>) -> Vec<String> {
+        if self.carry.instances.is_empty() {
+            return ids;
+        }
+        let mut rest = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.carry.take(&id) {
+                Some(c) => self.adopt(c),
+                None => rest.push(id),
+            }
+        }
+        rest
     }
 
     // ---- loading ----
@@ -104,6 +153,14 @@ impl Staged {
         db: &mut sqlite_direct::Db<'_>,
         ids: &[impl AsRef<str>],
     ) -> Result<()> {
+        if !self.carry.instances.is_empty() {
+            let owners: Vec<String> = ids
+                .iter()
+                .filter(|id| !self.tasks.contains_key(id.as_ref()))
+                .filter_map(|id| self.carry.owner.get(id.as_ref()).cloned())
+                .collect();
+            self.adopt_carried(owners);
+        }
         let Some(list) = self.tasks_wanted(ids) else {
             return Ok(());
         };
@@ -250,6 +307,7 @@ impl Staged {
         ids: Vec<String>,
         tasks_too: bool,
     ) -> Result<()> {
+        let ids = self.adopt_carried(ids);
         if ids.is_empty() {
             return Ok(());
         }
@@ -647,6 +705,151 @@ impl Staged {
         self.documents.clear();
         self.journal.clear();
         Ok(())
+    }
+}
+
+// ---- what SQLite's committer carries from one batch to the next ----
+
+/// An instance as a committed batch left it: its row, live tasks and pending timers (what
+/// loading it reads).
+pub(crate) struct Carried {
+    row: InstanceRow,
+    tasks: Vec<TaskRow>,
+    timers: Vec<TimerRow>,
+}
+
+/// Most instances carried; past it the carry starts over (cases in flight are far fewer).
+const CARRY_MAX: usize = 8192;
+
+/// SQLite's committer keeps the running instances its batches loaded, as they committed them,
+/// so that the next batches need not read them again: a claim's instance, then the instance
+/// of the completion that follows. On SQLite the committer is the only writer while nothing
+/// else commits, and that is checked before each batch ([`Carry::check`]); anything else
+/// throws the carry away:
+/// - another write transaction of this engine (timers, messages, cancels, extends, ..): the
+///   engine's write epoch moved by more than the committer's own transaction;
+/// - a commit by another connection, of this process or another: `PRAGMA data_version`;
+/// - another writer connection than the last batch's;
+/// - a batch that failed (what it left in memory may not be what the database holds).
+#[derive(Default)]
+pub(crate) struct Carry {
+    instances: HashMap<String, Carried>,
+    /// Live task → its carried instance.
+    owner: HashMap<String, String>,
+    /// What [`Carry::check`] must find for the carry to hold: the writer connection, its data
+    /// version, and the write epoch after the next batch's own `begin`.
+    expect: Option<(u64, i64, u64)>,
+    hits: u64,
+}
+
+impl Carry {
+    /// Before a batch, in its transaction (the write lock held): throws everything away unless
+    /// nothing but the committer wrote since the last batch. Remembers what the next batch
+    /// must find if this one commits.
+    pub(crate) fn check(&mut self, connection: u64, data_version: i64, epoch: u64) {
+        if self.expect != Some((connection, data_version, epoch)) {
+            self.clear();
+        }
+        self.expect = Some((connection, data_version, epoch + 1));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.instances.clear();
+        self.owner.clear();
+        self.expect = None;
+    }
+
+    /// Instances taken from the carry instead of the database since the last call.
+    pub(crate) fn take_hits(&mut self) -> u64 {
+        std::mem::take(&mut self.hits)
+    }
+
+    fn remove(&mut self, instance: &str) -> Option<Carried> {
+        let carried = self.instances.remove(instance)?;
+        for t in &carried.tasks {
+            self.owner.remove(&t.id);
+        }
+        Some(carried)
+    }
+
+    fn take(&mut self, instance: &str) -> Option<Carried> {
+        let carried = self.remove(instance)?;
+        self.hits += 1;
+        Some(carried)
+    }
+
+    /// A claim changed these tasks in the database: so in the carry.
+    pub(crate) fn claimed<'t>(&mut self, tasks: impl IntoIterator<Item = &'t TaskRow>) {
+        for t in tasks {
+            if let Some(carried) = self.instances.get_mut(&t.instance_id) {
+                match carried.tasks.iter_mut().find(|c| c.id == t.id) {
+                    Some(c) => *c = t.clone(),
+                    None => {
+                        carried.tasks.push(t.clone());
+                        self.owner.insert(t.id.clone(), t.instance_id.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A carried instance's row (answers to claims).
+    pub(crate) fn instance(&self, id: &str) -> Option<&InstanceRow> {
+        self.instances.get(id).map(|c| &c.row)
+    }
+
+    /// After a batch committed: the instances it loaded, as it left them. Those no longer
+    /// running are dropped.
+    pub(crate) fn absorb(&mut self, st: Staged) {
+        let Staged {
+            instances,
+            loaded,
+            tasks,
+            timers,
+            ..
+        } = st;
+        let mut by_instance: HashMap<String, Carried> = HashMap::with_capacity(loaded.len());
+        for (id, slot) in instances {
+            if !loaded.contains(&id) {
+                continue;
+            }
+            self.remove(&id);
+            if slot.row.status == "running" {
+                by_instance.insert(
+                    id,
+                    Carried {
+                        row: slot.row,
+                        tasks: Vec::new(),
+                        timers: Vec::new(),
+                    },
+                );
+            }
+        }
+        for (_, slot) in tasks {
+            if live(&slot.row)
+                && let Some(c) = by_instance.get_mut(&slot.row.instance_id)
+            {
+                c.tasks.push(slot.row);
+            }
+        }
+        for (_, slot) in timers {
+            if slot.row.0.state == "pending"
+                && let Some(c) = by_instance.get_mut(&slot.row.0.instance_id)
+            {
+                c.timers.push(slot.row.0);
+            }
+        }
+        if self.instances.len() + by_instance.len() > CARRY_MAX {
+            let expect = self.expect;
+            self.clear();
+            self.expect = expect;
+        }
+        for (id, c) in by_instance {
+            for t in &c.tasks {
+                self.owner.insert(t.id.clone(), id.clone());
+            }
+            self.instances.insert(id, c);
+        }
     }
 }
 
