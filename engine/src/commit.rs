@@ -6,7 +6,8 @@
 //! rows they need are read in a few statements, the events run in memory, and their writes go
 //! out in a few multi-row statements. A refused event (404, 409, 422) is rolled back to its mark
 //! and changes nothing; the others commit together. Answers are built from the unit of work, so
-//! no read-back follows the commit. While a batch is being written the next one gathers, so batches grow with the load
+//! no read-back follows the commit. On SQLite in a file the rows come first from what the
+//! earlier batches left, as long as nothing else wrote since (`store::staged::Carry`). While a batch is being written the next one gathers, so batches grow with the load
 //! and there is no added wait when the engine is idle (a lone event goes alone).
 //!
 //! Each event stays atomic (its writes commit together or not at all) and its answer is sent
