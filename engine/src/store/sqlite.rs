@@ -342,6 +342,11 @@ mod tests {
             !options.iter().any(|(o,)| o == "ENABLE_MEMORY_MANAGEMENT"),
             "{options:?}"
         );
+        // Nor a bulk allocation of pages up front for every cache (temporary B-trees too).
+        assert!(
+            options.iter().any(|(o,)| o == "DEFAULT_PCACHE_INITSZ=0"),
+            "{options:?}"
+        );
     }
 
     #[test]
