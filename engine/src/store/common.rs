@@ -721,25 +721,6 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     sql
 }
 
-/// Splits rows into chunks of 64, 32, .., 1 rows: few distinct statement texts, so that each
-/// stays prepared in the connection's statement cache (parsing a multi-row statement costs more
-/// than running it), and well under both databases' bound-parameter limits.
-fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if rows.is_empty() {
-            return None;
-        }
-        let size = if rows.len() >= 64 {
-            64
-        } else {
-            1 << (usize::BITS - 1 - rows.len().leading_zeros())
-        };
-        let (head, tail) = rows.split_at(size);
-        rows = tail;
-        Some(head)
-    })
-}
-
 /// The SQL of [`lock_tasks_with_siblings`].
 pub(crate) const LOCK_TASKS_WITH_SIBLINGS: &str = concat!(
     "SELECT * FROM tasks WHERE instance_id ",
@@ -824,29 +805,6 @@ pub async fn instances_by_business_keys(
         .iter()
         .map(instance_row)
         .collect()
-}
-
-/// Inserts new timers (`created_at` per row).
-pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
-    for chunk in chunks(rows) {
-        let sql = values_sql(crate::store::TIMERS_INTO, 9, chunk.len(), "");
-        // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (t, created_at) in chunk {
-            q = q
-                .bind(&t.id)
-                .bind(&t.instance_id)
-                .bind(&t.kind)
-                .bind(&t.node)
-                .bind(&t.task_id)
-                .bind(t.due_at)
-                .bind(&t.payload)
-                .bind(&t.state)
-                .bind(*created_at);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
 }
 
 /// Cancels the pending timers among `ids` (a JSON array).

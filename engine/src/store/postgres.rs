@@ -99,6 +99,36 @@ pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
     Ok(())
 }
 
+static TIMERS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    unnest_sql(
+        crate::store::TIMERS_INTO,
+        &[
+            "text", "text", "text", "text", "text", "bigint", "text", "text", "bigint",
+        ],
+        "",
+    )
+});
+
+/// Inserts new timers (`created_at` per row) with one statement.
+pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(TIMERS_SQL.as_str())
+        .bind(column(rows, |(t, _)| t.id.as_str()))
+        .bind(column(rows, |(t, _)| t.instance_id.as_str()))
+        .bind(column(rows, |(t, _)| t.kind.as_str()))
+        .bind(column(rows, |(t, _)| t.node.as_str()))
+        .bind(column(rows, |(t, _)| t.task_id.as_deref()))
+        .bind(column(rows, |(t, _)| t.due_at))
+        .bind(column(rows, |(t, _)| t.payload.as_str()))
+        .bind(column(rows, |(t, _)| t.state.as_str()))
+        .bind(column(rows, |(_, created_at)| *created_at))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 static INSTANCES_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     unnest_sql(
         crate::store::INSTANCES_INTO,
@@ -348,7 +378,7 @@ mod tests {
         let Some((pool, schema)) = fresh("unnest").await else {
             return;
         };
-        let (mut instance, mut task, _, history, ..) = rows();
+        let (mut instance, mut task, timer, history, ..) = rows();
         // A second row of each with every optional column empty (NULL in its array).
         let mut bare = instance.clone();
         bare.id = "i2".into();
@@ -375,6 +405,9 @@ mod tests {
         open.claimed_at = None;
         open.lapsed_by = None;
         open.lapsed_at = None;
+        let mut bare_timer = timer.clone();
+        bare_timer.id = "tm2".into();
+        bare_timer.task_id = None;
         let mut second = history.clone();
         second.seq = 2;
         second.node = Some("节点".into());
@@ -389,7 +422,17 @@ mod tests {
         postgres::insert_history_many(&mut tx, &[history.clone(), second.clone()])
             .await
             .unwrap();
+        postgres::insert_timers(&mut tx, &[(&timer, 19), (&bare_timer, 20)])
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
+        let read = postgres::instance_timers(&pool, "i1").await.unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", [&timer, &bare_timer]));
+        let (created,): (i64,) = sqlx::query_as("SELECT created_at FROM timers WHERE id = 'tm2'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(created, 20);
         for row in [&instance, &bare] {
             let read = postgres::instance(&pool, &row.id).await.unwrap().unwrap();
             assert_eq!(format!("{read:?}"), format!("{row:?}"));

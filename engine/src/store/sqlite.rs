@@ -43,6 +43,48 @@ pub(crate) use {by_name, instance_fields, task_fields, timer_fields};
 // go through `sqlite_direct`: `VALUES` lists of a few sizes (see `chunks`). PostgreSQL's take
 // one array per column instead (`postgres.rs`).
 
+/// Splits rows into chunks of 64, 32, .., 1 rows: few distinct statement texts, so that each
+/// stays prepared in the connection's statement cache (parsing a multi-row statement costs more
+/// than running it), and well under the bound-parameter limit.
+fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let size = if rows.len() >= 64 {
+            64
+        } else {
+            1 << (usize::BITS - 1 - rows.len().leading_zeros())
+        };
+        let (head, tail) = rows.split_at(size);
+        rows = tail;
+        Some(head)
+    })
+}
+
+/// Inserts new timers (`created_at` per row).
+pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
+    for chunk in chunks(rows) {
+        let sql = values_sql(crate::store::TIMERS_INTO, 9, chunk.len(), "");
+        // The text holds only placeholders; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (t, created_at) in chunk {
+            q = q
+                .bind(&t.id)
+                .bind(&t.instance_id)
+                .bind(&t.kind)
+                .bind(&t.node)
+                .bind(&t.task_id)
+                .bind(t.due_at)
+                .bind(&t.payload)
+                .bind(&t.state)
+                .bind(*created_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 /// Inserts several entries with one statement (one round trip per event, not per entry).
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
     for chunk in chunks(rows) {
