@@ -350,7 +350,11 @@ mod tests {
             .ok()
             .filter(|u| !u.is_empty())
         else {
-            eprintln!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL");
+            // Past the test harness's capture, so that the skip shows (as in engine/tests).
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
+            );
             return None;
         };
         let schema = format!(
