@@ -488,7 +488,6 @@ impl Engine {
                 }
                 live.clear();
                 pending.clear();
-                drop(claimed);
                 if self.carries() {
                     self.put_carry(st.into_carry());
                 }

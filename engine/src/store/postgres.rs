@@ -361,13 +361,21 @@ mod tests {
             "t_{test}_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let admin = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        Some((postgres::open(&url, Some(&schema)).await.unwrap(), schema))
+        // As the engine opens it: the schema is made and migrated.
+        let engine = crate::Engine::open_with(
+            crate::OpenOptions {
+                url,
+                pg_schema: Some(schema.clone()),
+            },
+            std::sync::Arc::new(crate::clock::ManualClock::new(chrono::Utc::now())),
+            std::sync::Arc::new(crate::WeekdaysOnly),
+        )
+        .await
+        .unwrap();
+        match engine.pool() {
+            crate::store::StorePool::Postgres(pool) => Some((pool.clone(), schema)),
+            crate::store::StorePool::Sqlite(_) => unreachable!("a postgres:// URL"),
+        }
     }
 
     async fn drop_schema(pool: sqlx::PgPool, schema: &str) {
