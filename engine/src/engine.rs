@@ -301,6 +301,8 @@ pub(crate) struct Inner {
     writer: Option<sqlx::SqlitePool>,
     /// SQLite in a file: where that connection waits between transactions (`store::sqlite_tx`).
     writer_slot: Option<Arc<crate::store::sqlite_tx::Slot>>,
+    /// SQLite in a file: read connections kept for short reads on the caller's thread.
+    readers: Option<Arc<crate::store::sqlite_readers::Readers>>,
     /// Hot events (starts, completions, claims) go to the committers, which share one
     /// transaction between the events that arrive together (group commit; see `commit.rs`).
     committer: crate::commit::Committer,
@@ -598,6 +600,12 @@ impl Engine {
         // checkpointed beside the committer.
         let file = matches!(pool, StorePool::Sqlite(_)) && !crate::store::sqlite::in_memory(url);
         let writer_slot = file.then(|| Arc::new(crate::store::sqlite_tx::Slot::default()));
+        let readers = match &pool {
+            StorePool::Sqlite(p) if file => Some(Arc::new(
+                crate::store::sqlite_readers::Readers::new(p.clone()),
+            )),
+            _ => None,
+        };
         let checkpoints = file.then(|| Arc::new(crate::commit::Checkpoints::default()));
         let committer = match pool {
             StorePool::Sqlite(_) => {
@@ -620,6 +628,7 @@ impl Engine {
                 write_gate,
                 writer,
                 writer_slot,
+                readers,
                 write_epoch: Default::default(),
                 carry: Default::default(),
                 carried: Default::default(),
@@ -652,6 +661,11 @@ impl Engine {
             )),
             None => self.inner.pool.begin().await,
         }
+    }
+
+    /// SQLite in a file: the kept read connections (`store::sqlite_readers`).
+    pub(crate) fn readers(&self) -> Option<&Arc<crate::store::sqlite_readers::Readers>> {
+        self.inner.readers.as_ref()
     }
 
     pub(crate) fn committer(&self) -> &crate::commit::Committer {
@@ -1750,10 +1764,22 @@ impl Engine {
 
     /// The tasks with these ids that exist (one read, in no particular order).
     pub async fn tasks_by_id(&self, ids: &[String]) -> Result<Vec<TaskView>> {
-        Ok(on_pool!(&self.inner.pool, tasks_by_id(&json_list(ids)))?
-            .into_iter()
-            .map(task_view)
-            .collect())
+        let ids = json_list(ids);
+        let rows = match &self.inner.readers {
+            Some(readers) => {
+                readers
+                    .read(|db| {
+                        crate::store::sqlite_direct::tasks(
+                            db,
+                            crate::store::sqlite::TASKS_BY_ID,
+                            &ids,
+                        )
+                    })
+                    .await?
+            }
+            None => on_pool!(&self.inner.pool, tasks_by_id(&ids))?,
+        };
+        Ok(rows.into_iter().map(task_view).collect())
     }
 
     /// Completes many tasks in ONE transaction (one batch of the committers, with whatever
@@ -2015,8 +2041,23 @@ impl Engine {
 
     /// One task.
     pub async fn task(&self, id: &str) -> Result<TaskView> {
-        on_pool!(&self.inner.pool, task(id))?
-            .map(task_view)
+        let row = match &self.inner.readers {
+            Some(readers) => {
+                let id = id.to_string();
+                readers
+                    .read(|db| {
+                        crate::store::sqlite_direct::tasks(
+                            db,
+                            crate::store::sqlite::TASK_BY_ID,
+                            &id,
+                        )
+                    })
+                    .await?
+                    .pop()
+            }
+            None => on_pool!(&self.inner.pool, task(id))?,
+        };
+        row.map(task_view)
             .ok_or_else(|| EngineError::not_found(format!("task {id}")))
     }
 

@@ -76,7 +76,7 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(engine: Engine, config: ApiConfig) -> ApiState {
-        let tokens = TokenStore::new(engine.pool().clone());
+        let tokens = TokenStore::of(&engine);
         ApiState {
             engine,
             tokens,

@@ -309,8 +309,14 @@ pub async fn lock_task(tx: &mut Tx, id: &str) -> R<Option<TaskRow>> {
         .transpose()
 }
 
+/// A task by id (`task`; on SQLite also read on the handle, `sqlite_direct::tasks`).
+pub(crate) const TASK_BY_ID: &str = "SELECT * FROM tasks WHERE id = $1";
+
+/// The tasks of these ids, a JSON array (`tasks_by_id`; also read on the handle).
+pub(crate) const TASKS_BY_ID: &str = concat!("SELECT * FROM tasks WHERE id ", is_in!(json "$1"));
+
 pub async fn task(pool: &Pool, id: &str) -> R<Option<TaskRow>> {
-    sqlx::query("SELECT * FROM tasks WHERE id = $1")
+    sqlx::query(TASK_BY_ID)
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -320,7 +326,7 @@ pub async fn task(pool: &Pool, id: &str) -> R<Option<TaskRow>> {
 
 /// The tasks of these ids (a JSON array) that exist.
 pub async fn tasks_by_id(pool: &Pool, ids: &str) -> R<Vec<TaskRow>> {
-    sqlx::query(concat!("SELECT * FROM tasks WHERE id ", is_in!(json "$1")))
+    sqlx::query(TASKS_BY_ID)
         .bind(ids)
         .fetch_all(pool)
         .await?

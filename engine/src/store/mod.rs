@@ -10,6 +10,7 @@
 pub mod postgres;
 pub mod sqlite;
 pub(crate) mod sqlite_direct;
+pub(crate) mod sqlite_readers;
 pub(crate) mod sqlite_tx;
 pub(crate) mod staged;
 pub mod timers;

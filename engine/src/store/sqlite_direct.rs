@@ -307,6 +307,24 @@ pub(crate) fn data_version(db: &mut Db<'_>) -> R<i64> {
         .ok_or_else(|| EngineError::Internal("PRAGMA data_version gave no row".into()))
 }
 
+/// The one integer column `column` of the first row of `sql` (no parameters).
+pub(crate) fn query_i64(db: &mut Db<'_>, sql: &str, column: &str) -> R<i64> {
+    let values = db.with(sql, |st| st.rows(&[], |r| Ok(r.try_get::<i64>(column)?)))?;
+    values
+        .first()
+        .copied()
+        .ok_or_else(|| EngineError::Internal(format!("no row from {sql}")))
+}
+
+/// The access generation (`store::tokens::TokenStore::generation`, the same SQL).
+pub(crate) fn access_generation(db: &mut Db<'_>) -> R<i64> {
+    query_i64(db, crate::store::tokens::GENERATION_SQL, "generation").map_err(|_| {
+        EngineError::Internal(
+            "the row of access_generation is missing; migration 0110 inserts it".into(),
+        )
+    })
+}
+
 pub(crate) fn timers(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
     db.with(sql, |st| {
         st.rows(&[json], |r| Ok(crate::store::sqlite::timer_fields!(r)))

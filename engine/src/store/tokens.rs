@@ -2,10 +2,13 @@
 //! The SQL is the same on both databases; [`on_pool!`] runs it on whichever the pool is.
 
 use super::StorePool;
+use super::sqlite_direct;
+use super::sqlite_readers::Readers;
 use crate::auth::{Principal, Role};
 use crate::error::EngineError;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+use std::sync::Arc;
 
 /// A stored token (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +44,24 @@ pub enum TokenLookup {
 }
 
 /// Tokens and refusals, over the engine's pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TokenStore {
     pool: StorePool,
+    /// SQLite in a file: the generation is read on the caller's thread (`sqlite_readers`).
+    readers: Option<Arc<Readers>>,
 }
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("pool", &self.pool)
+            .field("reads_directly", &self.readers.is_some())
+            .finish()
+    }
+}
+
+/// The access generation's one row.
+pub(crate) const GENERATION_SQL: &str = "SELECT generation FROM access_generation WHERE id = 1";
 
 /// Runs the same query text on the SQLite or the PostgreSQL pool.
 macro_rules! on_pool {
@@ -80,7 +97,25 @@ fn to_json(items: &[String]) -> String {
 
 impl TokenStore {
     pub fn new(pool: StorePool) -> TokenStore {
-        TokenStore { pool }
+        TokenStore {
+            pool,
+            readers: None,
+        }
+    }
+
+    /// The same, reading the access generation on the engine's kept read connections when it
+    /// has them (SQLite in a file).
+    pub fn of(engine: &crate::Engine) -> TokenStore {
+        TokenStore {
+            pool: engine.pool().clone(),
+            readers: engine.readers().cloned(),
+        }
+    }
+
+    /// Whether [`TokenStore::generation`] reads on the caller's thread, in microseconds: then
+    /// a request needs no share in another's read (`api::access::GenerationReads`).
+    pub fn reads_directly(&self) -> bool {
+        self.readers.is_some()
     }
 
     /// Tokens ever created (revoked ones included): 0 only on a fresh database.
@@ -167,7 +202,10 @@ impl TokenStore {
     /// row, read by primary key). A server trusts what it cached about tokens and start rules
     /// only while this has not changed.
     pub async fn generation(&self) -> Result<i64, EngineError> {
-        let sql = "SELECT generation FROM access_generation WHERE id = 1";
+        if let Some(readers) = &self.readers {
+            return readers.read(sqlite_direct::access_generation).await;
+        }
+        let sql = GENERATION_SQL;
         let generation: Option<i64> = on_pool!(&self.pool, |p| {
             match sqlx::query(sql).fetch_optional(p).await? {
                 Some(row) => Some(row.try_get("generation")?),

@@ -1,0 +1,249 @@
+//! Short reads on SQLite in a file, run on the caller's own thread.
+//!
+//! Every statement sqlx runs is a hand-off to the connection's worker thread and back, plus a
+//! check-out from the pool and a check-in. For the reads every API request makes (the access
+//! generation, `api::access`) and a worker's completion makes (the tasks it completes, for the
+//! access check), that machinery cost far more than the read: together about a tenth of the
+//! CPU of `yimen bench three-task`, for statements that take microseconds.
+//!
+//! [`Readers`] keeps a few read connections out of the pool for good, each with its handle
+//! and its prepared statements (`sqlite_direct::Statements`). A read takes an idle one, runs
+//! its statements on the calling thread (nothing is awaited meanwhile, so it is as short as
+//! the statements), and puts it back. Each statement runs in autocommit mode and is reset
+//! after its last row, so each read sees what was committed when it began, as a read through
+//! sqlx does. When every kept connection is in use (more threads reading at one instant than
+//! [`KEPT`]), the read goes through a connection of the pool, on its worker's handle.
+//!
+//! Safety rests on the same ground as `sqlite_tx.rs`: sqlx is never sent a command on a kept
+//! connection, so its worker thread leaves the handle alone; the statements are finalized
+//! before the connection is closed.
+
+use crate::error::EngineError;
+use crate::store::sqlite_direct::{self, Db, Statements};
+use libsqlite3_sys as ffi;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqlitePool};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Read connections kept out of the pool (of its 8): one per thread reading at one instant.
+/// The server's runtime has a worker thread per core, and the API's reads are its callers.
+pub(crate) const KEPT: usize = 4;
+
+/// The kept read connections of one engine.
+pub(crate) struct Readers {
+    pool: SqlitePool,
+    idle: Mutex<Vec<Reader>>,
+    /// Connections taken out of the pool for good so far.
+    kept: AtomicUsize,
+}
+
+/// One kept connection. Fields drop in order: the statements before the connection.
+struct Reader {
+    statements: Statements,
+    conn: PoolConnection<Sqlite>,
+    raw: Raw,
+}
+
+/// A kept connection's handle: used only by whoever took its [`Reader`] out of the idle list.
+#[derive(Clone, Copy)]
+struct Raw(NonNull<ffi::sqlite3>);
+
+// SAFETY: a SQLite connection may be used from any thread, one at a time; a `Reader` is used by
+// one read at a time, and sqlx's worker never touches its handle (it is sent no command).
+unsafe impl Send for Raw {}
+
+impl Readers {
+    pub(crate) fn new(pool: SqlitePool) -> Readers {
+        Readers {
+            pool,
+            idle: Mutex::new(Vec::new()),
+            kept: AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs `read` on a kept connection (see the module doc). `read` runs the statements of
+    /// one read; it must not write.
+    pub(crate) async fn read<T>(
+        &self,
+        read: impl FnOnce(&mut Db<'_>) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let idle = self.lock().pop();
+        let mut reader = match idle {
+            Some(reader) => reader,
+            None if self.kept.fetch_add(1, Ordering::SeqCst) < KEPT => {
+                match self.keep_one().await {
+                    Ok(reader) => reader,
+                    Err(e) => {
+                        self.kept.fetch_sub(1, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                }
+            }
+            None => {
+                self.kept.fetch_sub(1, Ordering::SeqCst);
+                return self.read_on_pool(read).await;
+            }
+        };
+        let out = read(&mut Db::new(reader.raw.0, Some(&mut reader.statements)));
+        if sqlite_direct::in_transaction(reader.raw.0) {
+            // A read must leave no transaction open (it would pin an old snapshot): close the
+            // connection (which rolls it back) and keep another next time.
+            tracing::warn!("a read left a transaction open; its connection was closed");
+            let Reader {
+                statements, conn, ..
+            } = reader;
+            drop(statements);
+            drop(conn.detach());
+            self.kept.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            self.lock().push(reader);
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Reader>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a connection out of the pool for good, with its handle.
+    async fn keep_one(&self) -> Result<Reader, EngineError> {
+        let mut conn = self.pool.acquire().await?;
+        // Once the worker thread has handed the handle over, it has finished everything it
+        // was sent; it is sent nothing more, so it leaves the handle alone.
+        let raw = Raw(conn.lock_handle().await?.as_raw_handle());
+        Ok(Reader {
+            statements: Statements::default(),
+            conn,
+            raw,
+        })
+    }
+
+    /// The read on a connection of the pool, on its worker's handle (statements prepared for
+    /// this read only).
+    async fn read_on_pool<T>(
+        &self,
+        read: impl FnOnce(&mut Db<'_>) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        read(&mut Db::new(handle.as_raw_handle(), None))
+    }
+
+    /// Kept connections, for tests.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.kept.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        // Closed rather than given back, as `sqlite_tx::Slot` does (giving back needs a
+        // runtime); the statements are finalized first.
+        for Reader {
+            statements, conn, ..
+        } in self.lock().drain(..)
+        {
+            drop(statements);
+            drop(conn.detach());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite;
+
+    /// A database file, removed when dropped.
+    struct File(std::path::PathBuf);
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    async fn pool() -> (File, SqlitePool) {
+        let path = std::env::temp_dir().join(format!("yimen-readers-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite:{}", path.display());
+        (File(path), sqlite::open(&url).await.unwrap())
+    }
+
+    fn generation(db: &mut Db<'_>) -> Result<i64, EngineError> {
+        sqlite_direct::access_generation(db)
+    }
+
+    #[tokio::test]
+    async fn a_read_sees_what_was_committed_before_it_and_reuses_its_connection() {
+        let (_dir, pool) = pool().await;
+        let readers = Readers::new(pool.clone());
+        assert_eq!(readers.read(generation).await.unwrap(), 0);
+        sqlx::query("UPDATE access_generation SET generation = 7 WHERE id = 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // The same kept connection, with its statement prepared: no old snapshot.
+        assert_eq!(readers.read(generation).await.unwrap(), 7);
+        assert_eq!(readers.kept(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_leaves_the_connection_usable() {
+        let (_dir, pool) = pool().await;
+        let readers = Readers::new(pool.clone());
+        let wrong = readers
+            .read(|db| sqlite_direct::query_i64(db, "SELECT nothing FROM nowhere", "v"))
+            .await;
+        assert!(wrong.is_err());
+        assert_eq!(readers.read(generation).await.unwrap(), 0);
+        assert_eq!(readers.kept(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_leaves_a_transaction_open_closes_its_connection() {
+        let (_dir, pool) = pool().await;
+        let readers = Readers::new(pool.clone());
+        readers
+            .read(|db| sqlite_direct::run_kept(db, "BEGIN"))
+            .await
+            .unwrap();
+        assert_eq!(readers.kept(), 0, "not kept in a transaction");
+        sqlx::query("UPDATE access_generation SET generation = 3 WHERE id = 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(readers.read(generation).await.unwrap(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_reads_keep_at_most_the_limit_and_all_answer() {
+        let (_dir, pool) = pool().await;
+        let readers = std::sync::Arc::new(Readers::new(pool));
+        let mut reads = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let readers = readers.clone();
+            reads.spawn(async move {
+                readers
+                    .read(|db| {
+                        // Long enough that reads overlap.
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        generation(db)
+                    })
+                    .await
+            });
+        }
+        while let Some(done) = reads.join_next().await {
+            assert_eq!(done.unwrap().unwrap(), 0);
+        }
+        assert!(readers.kept() <= KEPT, "kept {}", readers.kept());
+        assert!(
+            readers.kept() >= 2,
+            "reads overlapped, yet one connection was kept"
+        );
+    }
+}
