@@ -29,7 +29,13 @@ pub fn entry_hash(h: &HistoryRow) -> String {
         d.update((part.len() as u64).to_le_bytes());
         d.update(part.as_bytes());
     }
-    hex::encode(d.finalize())
+    let digest = d.finalize();
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits; `hex::encode` went through an iterator of chars.
+    match hex::encode_to_slice(digest, &mut out) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => hex::encode(digest),
+    }
 }
 
 /// One history entry as the API and the CSV export show it.
@@ -168,4 +174,33 @@ pub fn to_csv(entries: &[HistoryEntry]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_hash;
+    use crate::store::HistoryRow;
+
+    /// Chains written by earlier versions must still verify: the hash is SHA-256 over each
+    /// part's length (u64, little-endian) and bytes, as 64 lowercase hex digits. The expected
+    /// value was computed outside Rust (Python's hashlib) from the same parts.
+    #[test]
+    fn an_entry_hashes_as_it_always_has() {
+        let row = HistoryRow {
+            instance_id: "inst-1".into(),
+            seq: 1,
+            at: 1_700_000_000_000,
+            actor: "window".into(),
+            node: Some("receive".into()),
+            kind: "step".into(),
+            text: "受理: 开始".into(),
+            data: "{}".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        assert_eq!(
+            entry_hash(&row),
+            "170ee23c8212630b4d9064b6b36e3ac70ec45c8ebf5fd39cad775d1031e5fd96"
+        );
+    }
 }

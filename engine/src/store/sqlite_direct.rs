@@ -38,7 +38,7 @@ type R<T> = Result<T, EngineError>;
 /// (finalized) before sqlx uses the connection again, and so before it closes it
 /// (`sqlite3_close` fails while a statement is unfinalized, and sqlx then panics).
 #[derive(Default)]
-pub(crate) struct Statements(HashMap<String, Statement>);
+pub(crate) struct Statements(HashMap<String, Statement, foldhash::fast::RandomState>);
 
 impl Statements {
     #[cfg(test)]
