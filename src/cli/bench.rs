@@ -124,9 +124,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     if std::env::var_os("RUST_LOG").is_some() {
         super::serve::init_tracing();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The server's runtime, as `yimen serve` makes it (the clients share it).
+    let url = match args.database.as_str() {
+        "sqlite" => "sqlite:",
+        other => other,
+    };
+    let runtime = super::serve::server_runtime(url)?;
     runtime.block_on(bench(kind, args))
 }
 
