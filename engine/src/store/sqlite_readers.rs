@@ -14,6 +14,11 @@
 //! sqlx does. When every kept connection is in use (more threads reading at one instant than
 //! [`KEPT`]), the read goes through a connection of the pool, on its worker's handle.
 //!
+//! A read on the caller's thread must not wait there: a kept connection waits at most
+//! [`BUSY_MS`] for a lock (SQLite's readers hardly ever wait in WAL mode: a process
+//! recovering the WAL after a crash holds one), and a read that fails on it runs again through
+//! the pool, whose connections wait on their own threads.
+//!
 //! Safety rests on the same ground as `sqlite_tx.rs`: sqlx is never sent a command on a kept
 //! connection, so its worker thread leaves the handle alone; the statements are finalized
 //! before the connection is closed.
@@ -30,6 +35,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Read connections kept out of the pool (of its 8): one per thread reading at one instant.
 /// The server's runtime has a worker thread per core, and the API's reads are its callers.
 pub(crate) const KEPT: usize = 4;
+
+/// How long a kept connection waits for a lock before its read goes through the pool.
+const BUSY_MS: i32 = 20;
 
 /// The kept read connections of one engine.
 pub(crate) struct Readers {
@@ -63,11 +71,11 @@ impl Readers {
         }
     }
 
-    /// Runs `read` on a kept connection (see the module doc). `read` runs the statements of
-    /// one read; it must not write.
+    /// Runs `read` on a kept connection (see the module doc); should it fail there, once more
+    /// through the pool. `read` runs the statements of one read; it must not write.
     pub(crate) async fn read<T>(
         &self,
-        read: impl FnOnce(&mut Db<'_>) -> Result<T, EngineError>,
+        read: impl Fn(&mut Db<'_>) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
         let idle = self.lock().pop();
         let mut reader = match idle {
@@ -100,7 +108,12 @@ impl Readers {
         } else {
             self.lock().push(reader);
         }
-        out
+        match out {
+            Ok(value) => Ok(value),
+            // Waited past `BUSY_MS`, or failed for good (then it fails again, with the error
+            // sqlx's path gives).
+            Err(_) => self.read_on_pool(read).await,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Reader>> {
@@ -113,6 +126,8 @@ impl Readers {
         // Once the worker thread has handed the handle over, it has finished everything it
         // was sent; it is sent nothing more, so it leaves the handle alone.
         let raw = Raw(conn.lock_handle().await?.as_raw_handle());
+        // SAFETY: the handle is open, and no other thread uses it (see above).
+        unsafe { ffi::sqlite3_busy_timeout(raw.0.as_ptr(), BUSY_MS) };
         Ok(Reader {
             statements: Statements::default(),
             conn,
@@ -124,7 +139,7 @@ impl Readers {
     /// this read only).
     async fn read_on_pool<T>(
         &self,
-        read: impl FnOnce(&mut Db<'_>) -> Result<T, EngineError>,
+        read: impl Fn(&mut Db<'_>) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
         let mut conn = self.pool.acquire().await?;
         let mut handle = conn.lock_handle().await?;
@@ -218,6 +233,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(readers.read(generation).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_fails_on_a_kept_connection_runs_again_through_the_pool() {
+        let (_file, pool) = pool().await;
+        let readers = Readers::new(pool.clone());
+        let calls = AtomicUsize::new(0);
+        let value = readers
+            .read(|db| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // As a kept connection that waited past `BUSY_MS` reports it.
+                    return Err(EngineError::Internal("database is locked".into()));
+                }
+                generation(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, 0);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "once kept, once on the pool"
+        );
+        assert_eq!(readers.kept(), 1, "the kept connection stays kept");
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_waits_for_a_lock_briefly_the_pool_long() {
+        let (_file, pool) = pool().await;
+        let readers = Readers::new(pool.clone());
+        let busy = |db: &mut Db<'_>| sqlite_direct::query_i64(db, "PRAGMA busy_timeout", "timeout");
+        assert_eq!(readers.read(busy).await.unwrap(), i64::from(BUSY_MS));
+        let pooled: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(pooled, 30_000);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
