@@ -475,7 +475,7 @@ fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
             continue;
         };
         st.insert_history_many(chain(&mut inst, vec![entry], at));
-        st.update_instance(&inst);
+        st.update_instance(inst);
     }
 }
 
@@ -1079,7 +1079,7 @@ impl Engine {
         let mut queue = VecDeque::from([(id.to_string(), event)]);
         let mut first = true;
         while let Some((id, event)) = queue.pop_front() {
-            let mut row = st
+            let row = st
                 .lock_instance(tx, &id)
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
@@ -1147,15 +1147,18 @@ impl Engine {
             }
             let status = cs.status;
             let result = cs.result.clone();
-            self.apply(st, fx, &mut row, cs, now);
-            if status.is_terminal()
-                && !was_terminal
-                && let Some(parent) = &row.parent_id
-            {
+            let ended_child = match &row.parent_id {
+                Some(parent) if status.is_terminal() && !was_terminal => {
+                    Some((parent.clone(), row.id.clone()))
+                }
+                _ => None,
+            };
+            self.apply(st, fx, row, cs, now);
+            if let Some((parent, child)) = ended_child {
                 queue.push_back((
-                    parent.clone(),
+                    parent,
                     Event::ChildEnded {
-                        child: row.id.clone(),
+                        child,
                         result,
                         status,
                     },
@@ -1170,7 +1173,7 @@ impl Engine {
         &self,
         st: &mut Staged,
         fx: &mut Effects,
-        row: &mut InstanceRow,
+        mut row: InstanceRow,
         cs: Changeset,
         now: DateTime<Utc>,
     ) {
@@ -1201,8 +1204,8 @@ impl Engine {
                 lapsed_by: None,
                 lapsed_at: None,
             };
-            st.insert_task(&task);
             fx.queues.push(t.queue.clone());
+            st.insert_task(task);
         }
         for t in &cs.new_timers {
             let timer = TimerRow {
@@ -1229,7 +1232,7 @@ impl Engine {
             // Claims that end with their case.
             for task in st.claimed_tasks(&row.id) {
                 if let Some((entry, at)) = claim_entry(&task) {
-                    st.insert_history_many(chain(row, vec![entry], at));
+                    st.insert_history_many(chain(&mut row, vec![entry], at));
                 }
             }
             st.cancel_open_tasks(&row.id, now_ms);
@@ -1265,18 +1268,10 @@ impl Engine {
         }
         let entries: Vec<Entry> = cs
             .history
-            .iter()
-            .map(|h| {
-                (
-                    h.actor.clone(),
-                    h.node.clone(),
-                    h.kind.clone(),
-                    h.text.clone(),
-                    h.data.to_string(),
-                )
-            })
+            .into_iter()
+            .map(|h| (h.actor, h.node, h.kind, h.text, h.data.to_string()))
             .collect();
-        st.insert_history_many(chain(row, entries, now_ms));
+        st.insert_history_many(chain(&mut row, entries, now_ms));
         row.status = cs.status.as_str().into();
         row.result = cs.result.or(row.result.take());
         row.incident = cs.incident;
@@ -1846,10 +1841,10 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
             st.insert_history_many(chain(&mut inst, vec![entry], at));
-            st.update_instance(&inst);
+            st.update_instance(inst);
             // Recorded: should the event end the case, its claims are recorded without this
             // one (the row keeps `claimed_at`, set again below).
-            st.update_task(&TaskRow {
+            st.update_task(TaskRow {
                 claimed_at: None,
                 ..task.clone()
             });
@@ -1886,12 +1881,13 @@ impl Engine {
         task.completed_by = Some(req.actor.clone());
         task.completed_at = Some(ms(self.now()));
         task.lock_expires_at = None;
-        st.update_task(&task);
         // Only a task with a deadline has timers of its own.
         if task.due_at.is_some() {
             st.cancel_task_timers(&task.id);
         }
-        Ok(task.instance_id)
+        let instance = task.instance_id.clone();
+        st.update_task(task);
+        Ok(instance)
     }
 
     async fn only_outcome(

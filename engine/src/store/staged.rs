@@ -390,12 +390,12 @@ impl Staged {
         self.put_instance(row.clone(), Change::New);
     }
 
-    pub(crate) fn update_instance(&mut self, row: &InstanceRow) {
+    pub(crate) fn update_instance(&mut self, row: InstanceRow) {
         let change = match self.instances.get(&row.id).map(|s| s.change) {
             Some(Change::New) => Change::New,
             _ => Change::Dirty,
         };
-        self.put_instance(row.clone(), change);
+        self.put_instance(row, change);
     }
 
     fn put_instance(&mut self, row: InstanceRow, change: Change) {
@@ -418,16 +418,16 @@ impl Staged {
         Ok(self.tasks.get(id).map(|s| s.row.clone()))
     }
 
-    pub(crate) fn insert_task(&mut self, row: &TaskRow) {
-        self.put_task(row.clone(), Change::New);
+    pub(crate) fn insert_task(&mut self, row: TaskRow) {
+        self.put_task(row, Change::New);
     }
 
-    pub(crate) fn update_task(&mut self, row: &TaskRow) {
+    pub(crate) fn update_task(&mut self, row: TaskRow) {
         let change = match self.tasks.get(&row.id).map(|s| s.change) {
             Some(Change::New) => Change::New,
             _ => Change::Dirty,
         };
-        self.put_task(row.clone(), change);
+        self.put_task(row, change);
     }
 
     fn put_task(&mut self, row: TaskRow, change: Change) {
@@ -441,7 +441,7 @@ impl Staged {
     pub(crate) fn set_task_due(&mut self, task: &str, due_at: Option<i64>) {
         if let Some(mut row) = self.tasks.get(task).map(|s| s.row.clone()) {
             row.due_at = due_at;
-            self.update_task(&row);
+            self.update_task(row);
         }
     }
 
@@ -469,7 +469,7 @@ impl Staged {
             if let Some(mut row) = self.tasks.get(&id).map(|s| s.row.clone()) {
                 row.state = "cancelled".into();
                 row.completed_at = Some(now);
-                self.update_task(&row);
+                self.update_task(row);
             }
         }
     }
