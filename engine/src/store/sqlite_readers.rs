@@ -195,7 +195,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_sees_what_was_committed_before_it_and_reuses_its_connection() {
-        let (_dir, pool) = pool().await;
+        let (_file, pool) = pool().await;
         let readers = Readers::new(pool.clone());
         assert_eq!(readers.read(generation).await.unwrap(), 0);
         sqlx::query("UPDATE access_generation SET generation = 7 WHERE id = 1")
@@ -209,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_read_leaves_the_connection_usable() {
-        let (_dir, pool) = pool().await;
+        let (_file, pool) = pool().await;
         let readers = Readers::new(pool.clone());
         let wrong = readers
             .read(|db| sqlite_direct::query_i64(db, "SELECT nothing FROM nowhere", "v"))
@@ -221,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_leaves_a_transaction_open_closes_its_connection() {
-        let (_dir, pool) = pool().await;
+        let (_file, pool) = pool().await;
         let readers = Readers::new(pool.clone());
         readers
             .read(|db| sqlite_direct::run_kept(db, "BEGIN"))
@@ -274,7 +274,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_reads_keep_at_most_the_limit_and_all_answer() {
-        let (_dir, pool) = pool().await;
+        let (_file, pool) = pool().await;
         let readers = std::sync::Arc::new(Readers::new(pool));
         let mut reads = tokio::task::JoinSet::new();
         for _ in 0..64 {
