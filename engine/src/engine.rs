@@ -1760,22 +1760,19 @@ impl Engine {
     /// The tasks with these ids that exist (one read, in no particular order).
     pub async fn tasks_by_id(&self, ids: &[String]) -> Result<Vec<TaskView>> {
         let ids = json_list(ids);
-        let rows = match self.tasks_on_reader(sqlite::TASKS_BY_ID, &ids).await {
-            Some(rows) => rows?,
-            None => on_pool!(&self.inner.pool, tasks_by_id(&ids))?,
+        let through_sqlx = || async { Ok(on_pool!(&self.inner.pool, tasks_by_id(&ids))?) };
+        let rows = match &self.inner.readers {
+            Some(readers) => {
+                readers
+                    .read(
+                        |db| sqlite_direct::tasks(db, sqlite::TASKS_BY_ID, &ids),
+                        through_sqlx,
+                    )
+                    .await?
+            }
+            None => through_sqlx().await?,
         };
         Ok(rows.into_iter().map(task_view).collect())
-    }
-
-    /// SQLite in a file: the tasks `sql` (one parameter) selects, read on a kept connection on
-    /// this thread (`store::sqlite_readers`); `None` elsewhere.
-    async fn tasks_on_reader(&self, sql: &str, param: &String) -> Option<Result<Vec<TaskRow>>> {
-        let readers = self.inner.readers.as_ref()?;
-        Some(
-            readers
-                .read(|db| sqlite_direct::tasks(db, sql, param))
-                .await,
-        )
     }
 
     /// Completes many tasks in ONE transaction (one batch of the committers, with whatever
@@ -2038,12 +2035,18 @@ impl Engine {
 
     /// One task.
     pub async fn task(&self, id: &str) -> Result<TaskView> {
-        let row = match self
-            .tasks_on_reader(sqlite::TASK_BY_ID, &id.to_string())
-            .await
-        {
-            Some(rows) => rows?.pop(),
-            None => on_pool!(&self.inner.pool, task(id))?,
+        let through_sqlx = || async { Ok(on_pool!(&self.inner.pool, task(id))?) };
+        let row = match &self.inner.readers {
+            Some(readers) => {
+                let id = id.to_string();
+                readers
+                    .read(
+                        |db| Ok(sqlite_direct::tasks(db, sqlite::TASK_BY_ID, &id)?.pop()),
+                        through_sqlx,
+                    )
+                    .await?
+            }
+            None => through_sqlx().await?,
         };
         row.map(task_view)
             .ok_or_else(|| EngineError::not_found(format!("task {id}")))

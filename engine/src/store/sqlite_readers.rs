@@ -12,12 +12,12 @@
 //! the statements), and puts it back. Each statement runs in autocommit mode and is reset
 //! after its last row, so each read sees what was committed when it began, as a read through
 //! sqlx does. When every kept connection is in use (more threads reading at one instant than
-//! [`KEPT`]), the read goes through a connection of the pool, on its worker's handle.
+//! [`KEPT`]), the read goes through sqlx instead (the caller gives that path too).
 //!
 //! A read on the caller's thread must not wait there: a kept connection waits at most
 //! [`BUSY_MS`] for a lock (SQLite's readers hardly ever wait in WAL mode: a process
 //! recovering the WAL after a crash holds one), and a read that fails on it runs again through
-//! the pool, whose connections wait on their own threads.
+//! sqlx, whose connections wait on their own worker threads.
 //!
 //! Safety rests on the same ground as `sqlite_tx.rs`: sqlx is never sent a command on a kept
 //! connection, so its worker thread leaves the handle alone; the statements are finalized
@@ -71,27 +71,33 @@ impl Readers {
         }
     }
 
-    /// Runs `read` on a kept connection (see the module doc); should it fail there, once more
-    /// through the pool. `read` runs the statements of one read; it must not write.
-    pub(crate) async fn read<T>(
+    /// Runs `read` on a kept connection (see the module doc); should it fail there, or should
+    /// every kept connection be in use, runs `through_sqlx` instead: the same read through
+    /// sqlx, which waits on its worker threads. `read` runs the statements of one read; it
+    /// must not write.
+    pub(crate) async fn read<T, F>(
         &self,
-        read: impl Fn(&mut Db<'_>) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
+        read: impl FnOnce(&mut Db<'_>) -> Result<T, EngineError>,
+        through_sqlx: impl FnOnce() -> F,
+    ) -> Result<T, EngineError>
+    where
+        F: std::future::Future<Output = Result<T, EngineError>>,
+    {
         let idle = self.lock().pop();
         let mut reader = match idle {
             Some(reader) => reader,
             None if self.kept.fetch_add(1, Ordering::SeqCst) < KEPT => {
                 match self.keep_one().await {
                     Ok(reader) => reader,
-                    Err(e) => {
+                    Err(_) => {
                         self.kept.fetch_sub(1, Ordering::SeqCst);
-                        return Err(e);
+                        return through_sqlx().await;
                     }
                 }
             }
             None => {
                 self.kept.fetch_sub(1, Ordering::SeqCst);
-                return self.read_on_pool(read).await;
+                return through_sqlx().await;
             }
         };
         let out = read(&mut Db::new(reader.raw.0, Some(&mut reader.statements)));
@@ -112,7 +118,7 @@ impl Readers {
             Ok(value) => Ok(value),
             // Waited past `BUSY_MS`, or failed for good (then it fails again, with the error
             // sqlx's path gives).
-            Err(_) => self.read_on_pool(read).await,
+            Err(_) => through_sqlx().await,
         }
     }
 
@@ -133,17 +139,6 @@ impl Readers {
             conn,
             raw,
         })
-    }
-
-    /// The read on a connection of the pool, on its worker's handle (statements prepared for
-    /// this read only).
-    async fn read_on_pool<T>(
-        &self,
-        read: impl Fn(&mut Db<'_>) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut handle = conn.lock_handle().await?;
-        read(&mut Db::new(handle.as_raw_handle(), None))
     }
 
     /// Kept connections, for tests.
@@ -171,6 +166,7 @@ impl Drop for Readers {
 mod tests {
     use super::*;
     use crate::store::sqlite;
+    use std::sync::atomic::AtomicBool;
 
     /// A database file, removed when dropped.
     struct File(std::path::PathBuf);
@@ -193,38 +189,78 @@ mod tests {
         sqlite_direct::access_generation(db)
     }
 
+    /// The same read through sqlx, as callers give it; `used` says it ran.
+    async fn through_sqlx(pool: &SqlitePool, used: &AtomicBool) -> Result<i64, EngineError> {
+        used.store(true, Ordering::SeqCst);
+        Ok(
+            sqlx::query_scalar("SELECT generation FROM access_generation WHERE id = 1")
+                .fetch_one(pool)
+                .await?,
+        )
+    }
+
     #[tokio::test]
     async fn a_read_sees_what_was_committed_before_it_and_reuses_its_connection() {
         let (_file, pool) = pool().await;
         let readers = Readers::new(pool.clone());
-        assert_eq!(readers.read(generation).await.unwrap(), 0);
+        let sqlx_used = AtomicBool::new(false);
+        let read = || readers.read(generation, || through_sqlx(&pool, &sqlx_used));
+        assert_eq!(read().await.unwrap(), 0);
         sqlx::query("UPDATE access_generation SET generation = 7 WHERE id = 1")
             .execute(&pool)
             .await
             .unwrap();
         // The same kept connection, with its statement prepared: no old snapshot.
-        assert_eq!(readers.read(generation).await.unwrap(), 7);
+        assert_eq!(read().await.unwrap(), 7);
         assert_eq!(readers.kept(), 1);
+        assert!(
+            !sqlx_used.load(Ordering::SeqCst),
+            "read on the kept connection"
+        );
     }
 
     #[tokio::test]
-    async fn a_failed_read_leaves_the_connection_usable() {
+    async fn a_read_that_fails_on_a_kept_connection_runs_through_sqlx_and_the_connection_stays() {
         let (_file, pool) = pool().await;
         let readers = Readers::new(pool.clone());
+        let sqlx_used = AtomicBool::new(false);
+        let value = readers
+            .read(
+                // As a kept connection that waited past `BUSY_MS` reports it.
+                |_| Err(EngineError::Internal("database is locked".into())),
+                || through_sqlx(&pool, &sqlx_used),
+            )
+            .await
+            .unwrap();
+        assert_eq!(value, 0);
+        assert!(sqlx_used.load(Ordering::SeqCst));
+        assert_eq!(readers.kept(), 1, "the kept connection stays kept");
         let wrong = readers
-            .read(|db| sqlite_direct::query_i64(db, "SELECT nothing FROM nowhere", "v"))
+            .read(
+                |db| sqlite_direct::query_i64(db, "SELECT nothing FROM nowhere", "v"),
+                || async { Err(EngineError::Internal("no such table".into())) },
+            )
             .await;
-        assert!(wrong.is_err());
-        assert_eq!(readers.read(generation).await.unwrap(), 0);
-        assert_eq!(readers.kept(), 1);
+        assert!(wrong.is_err(), "a read that fails both ways fails");
+        let unused = AtomicBool::new(false);
+        let again = readers.read(generation, || through_sqlx(&pool, &unused));
+        assert_eq!(again.await.unwrap(), 0);
+        assert!(
+            !unused.load(Ordering::SeqCst),
+            "the kept connection still reads"
+        );
     }
 
     #[tokio::test]
     async fn a_read_that_leaves_a_transaction_open_closes_its_connection() {
         let (_file, pool) = pool().await;
         let readers = Readers::new(pool.clone());
+        let sqlx_used = AtomicBool::new(false);
         readers
-            .read(|db| sqlite_direct::run_kept(db, "BEGIN"))
+            .read(
+                |db| sqlite_direct::run_kept(db, "BEGIN"),
+                || async { Ok(()) },
+            )
             .await
             .unwrap();
         assert_eq!(readers.kept(), 0, "not kept in a transaction");
@@ -232,31 +268,8 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        assert_eq!(readers.read(generation).await.unwrap(), 3);
-    }
-
-    #[tokio::test]
-    async fn a_read_that_fails_on_a_kept_connection_runs_again_through_the_pool() {
-        let (_file, pool) = pool().await;
-        let readers = Readers::new(pool.clone());
-        let calls = AtomicUsize::new(0);
-        let value = readers
-            .read(|db| {
-                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                    // As a kept connection that waited past `BUSY_MS` reports it.
-                    return Err(EngineError::Internal("database is locked".into()));
-                }
-                generation(db)
-            })
-            .await
-            .unwrap();
-        assert_eq!(value, 0);
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            2,
-            "once kept, once on the pool"
-        );
-        assert_eq!(readers.kept(), 1, "the kept connection stays kept");
+        let read = readers.read(generation, || through_sqlx(&pool, &sqlx_used));
+        assert_eq!(read.await.unwrap(), 3);
     }
 
     #[tokio::test]
@@ -264,7 +277,8 @@ mod tests {
         let (_file, pool) = pool().await;
         let readers = Readers::new(pool.clone());
         let busy = |db: &mut Db<'_>| sqlite_direct::query_i64(db, "PRAGMA busy_timeout", "timeout");
-        assert_eq!(readers.read(busy).await.unwrap(), i64::from(BUSY_MS));
+        let kept = readers.read(busy, || async { Ok(-1) }).await.unwrap();
+        assert_eq!(kept, i64::from(BUSY_MS));
         let pooled: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
             .fetch_one(&pool)
             .await
@@ -275,17 +289,21 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_reads_keep_at_most_the_limit_and_all_answer() {
         let (_file, pool) = pool().await;
-        let readers = std::sync::Arc::new(Readers::new(pool));
+        let readers = std::sync::Arc::new(Readers::new(pool.clone()));
         let mut reads = tokio::task::JoinSet::new();
         for _ in 0..64 {
-            let readers = readers.clone();
+            let (readers, pool) = (readers.clone(), pool.clone());
             reads.spawn(async move {
+                let used = AtomicBool::new(false);
                 readers
-                    .read(|db| {
-                        // Long enough that reads overlap.
-                        std::thread::sleep(std::time::Duration::from_millis(2));
-                        generation(db)
-                    })
+                    .read(
+                        |db| {
+                            // Long enough that reads overlap.
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            generation(db)
+                        },
+                        || through_sqlx(&pool, &used),
+                    )
                     .await
             });
         }

@@ -202,9 +202,19 @@ impl TokenStore {
     /// row, read by primary key). A server trusts what it cached about tokens and start rules
     /// only while this has not changed.
     pub async fn generation(&self) -> Result<i64, EngineError> {
-        if let Some(readers) = &self.readers {
-            return readers.read(sqlite_direct::access_generation).await;
+        match &self.readers {
+            Some(readers) => {
+                readers
+                    .read(sqlite_direct::access_generation, || {
+                        self.generation_through_sqlx()
+                    })
+                    .await
+            }
+            None => self.generation_through_sqlx().await,
         }
+    }
+
+    async fn generation_through_sqlx(&self) -> Result<i64, EngineError> {
         let sql = GENERATION_SQL;
         let generation: Option<i64> = on_pool!(&self.pool, |p| {
             match sqlx::query(sql).fetch_optional(p).await? {
