@@ -16,7 +16,7 @@ use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
     TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx,
 };
-use crate::store::{sqlite, sqlite_direct};
+use crate::store::{sqlite, sqlite_direct, sqlite_readers};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
@@ -1760,18 +1760,12 @@ impl Engine {
     /// The tasks with these ids that exist (one read, in no particular order).
     pub async fn tasks_by_id(&self, ids: &[String]) -> Result<Vec<TaskView>> {
         let ids = json_list(ids);
-        let through_sqlx = || async { Ok(on_pool!(&self.inner.pool, tasks_by_id(&ids))?) };
-        let rows = match &self.inner.readers {
-            Some(readers) => {
-                readers
-                    .read(
-                        |db| sqlite_direct::tasks(db, sqlite::TASKS_BY_ID, &ids),
-                        through_sqlx,
-                    )
-                    .await?
-            }
-            None => through_sqlx().await?,
-        };
+        let rows = sqlite_readers::read_or(
+            self.inner.readers.as_deref(),
+            |db| sqlite_direct::tasks(db, sqlite::TASKS_BY_ID, &ids),
+            || async { Ok(on_pool!(&self.inner.pool, tasks_by_id(&ids))?) },
+        )
+        .await?;
         Ok(rows.into_iter().map(task_view).collect())
     }
 
@@ -2035,19 +2029,13 @@ impl Engine {
 
     /// One task.
     pub async fn task(&self, id: &str) -> Result<TaskView> {
-        let through_sqlx = || async { Ok(on_pool!(&self.inner.pool, task(id))?) };
-        let row = match &self.inner.readers {
-            Some(readers) => {
-                let id = id.to_string();
-                readers
-                    .read(
-                        |db| Ok(sqlite_direct::tasks(db, sqlite::TASK_BY_ID, &id)?.pop()),
-                        through_sqlx,
-                    )
-                    .await?
-            }
-            None => through_sqlx().await?,
-        };
+        let owned = id.to_string();
+        let row = sqlite_readers::read_or(
+            self.inner.readers.as_deref(),
+            |db| Ok(sqlite_direct::tasks(db, sqlite::TASK_BY_ID, &owned)?.pop()),
+            || async { Ok(on_pool!(&self.inner.pool, task(id))?) },
+        )
+        .await?;
         row.map(task_view)
             .ok_or_else(|| EngineError::not_found(format!("task {id}")))
     }

@@ -298,13 +298,7 @@ pub(crate) fn claims(db: &mut Db<'_>, queries: &[&ClaimQuery]) -> R<Vec<Vec<Task
 /// `PRAGMA data_version`: changes when another connection (of this process or another)
 /// commits to the database, not when this one does.
 pub(crate) fn data_version(db: &mut Db<'_>) -> R<i64> {
-    let versions = db.with("PRAGMA data_version", |st| {
-        st.rows(&[], |r| Ok(r.try_get::<i64>("data_version")?))
-    })?;
-    versions
-        .first()
-        .copied()
-        .ok_or_else(|| EngineError::Internal("PRAGMA data_version gave no row".into()))
+    query_i64(db, "PRAGMA data_version", "data_version")
 }
 
 /// The one integer column `column` of the first row of `sql` (no parameters).

@@ -25,10 +25,10 @@
 
 use crate::error::EngineError;
 use crate::store::sqlite_direct::{self, Db, Statements};
+use crate::store::sqlite_tx::Raw;
 use libsqlite3_sys as ffi;
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqlitePool};
-use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -51,16 +51,26 @@ pub(crate) struct Readers {
 struct Reader {
     statements: Statements,
     conn: PoolConnection<Sqlite>,
+    /// Used only by whoever took this `Reader` out of the idle list; sqlx's worker never
+    /// touches it (it is sent no command).
     raw: Raw,
 }
 
-/// A kept connection's handle: used only by whoever took its [`Reader`] out of the idle list.
-#[derive(Clone, Copy)]
-struct Raw(NonNull<ffi::sqlite3>);
-
-// SAFETY: a SQLite connection may be used from any thread, one at a time; a `Reader` is used by
-// one read at a time, and sqlx's worker never touches its handle (it is sent no command).
-unsafe impl Send for Raw {}
+/// `read` on a kept connection of `readers` (see [`Readers::read`]); without them (PostgreSQL,
+/// SQLite in memory), `through_sqlx`.
+pub(crate) async fn read_or<T, F>(
+    readers: Option<&Readers>,
+    read: impl FnOnce(&mut Db<'_>) -> Result<T, EngineError>,
+    through_sqlx: impl FnOnce() -> F,
+) -> Result<T, EngineError>
+where
+    F: std::future::Future<Output = Result<T, EngineError>>,
+{
+    match readers {
+        Some(readers) => readers.read(read, through_sqlx).await,
+        None => through_sqlx().await,
+    }
+}
 
 impl Readers {
     pub(crate) fn new(pool: SqlitePool) -> Readers {

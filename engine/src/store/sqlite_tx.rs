@@ -83,13 +83,15 @@ struct Held {
     hand_offs: u32,
 }
 
-/// The connection's handle, kept between borrows. Only ever used by whoever holds the [`Held`]
-/// it belongs to, while `synced` (see [`SqliteTx::handle`]).
+/// A connection's handle, kept between borrows: here only ever used by whoever holds the
+/// [`Held`] it belongs to, while `synced` (see [`SqliteTx::handle`]); in `sqlite_readers` by
+/// whoever took its kept connection.
 #[derive(Clone, Copy)]
-struct Raw(NonNull<ffi::sqlite3>);
+pub(crate) struct Raw(pub(crate) NonNull<ffi::sqlite3>);
 
-// SAFETY: a SQLite connection may be used from any thread, one at a time; `Held` is used by
-// one transaction at a time, and its handle only while sqlx's worker leaves it alone.
+// SAFETY: a SQLite connection may be used from any thread, one at a time; its owner (a `Held`,
+// a kept reader) is used by one transaction or read at a time, and the handle only while
+// sqlx's worker leaves it alone.
 unsafe impl Send for Raw {}
 // SAFETY: as above; `&Raw` only gives a copy of the pointer.
 unsafe impl Sync for Raw {}

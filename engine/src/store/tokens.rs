@@ -3,7 +3,7 @@
 
 use super::StorePool;
 use super::sqlite_direct;
-use super::sqlite_readers::Readers;
+use super::sqlite_readers::{self, Readers};
 use crate::auth::{Principal, Role};
 use crate::error::EngineError;
 use chrono::{DateTime, Utc};
@@ -202,16 +202,12 @@ impl TokenStore {
     /// row, read by primary key). A server trusts what it cached about tokens and start rules
     /// only while this has not changed.
     pub async fn generation(&self) -> Result<i64, EngineError> {
-        match &self.readers {
-            Some(readers) => {
-                readers
-                    .read(sqlite_direct::access_generation, || {
-                        self.generation_through_sqlx()
-                    })
-                    .await
-            }
-            None => self.generation_through_sqlx().await,
-        }
+        sqlite_readers::read_or(
+            self.readers.as_deref(),
+            sqlite_direct::access_generation,
+            || self.generation_through_sqlx(),
+        )
+        .await
     }
 
     async fn generation_through_sqlx(&self) -> Result<i64, EngineError> {
