@@ -57,8 +57,7 @@ fn bench_drives_every_case_to_its_end_on_sqlite() {
 
 #[test]
 fn bench_drives_every_case_to_its_end_on_postgres() {
-    match std::env::var("YIMEN_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => run_both_ways(&url),
-        _ => eprintln!("skipped: set YIMEN_TEST_POSTGRES to run the bench on PostgreSQL"),
+    if let Some(url) = yimen_engine::testing::postgres_url("the bench") {
+        run_both_ways(&url);
     }
 }

@@ -18,6 +18,8 @@ pub mod reports;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 
 pub use engine::*;
 pub use error::{EngineError, Problem};

@@ -35,14 +35,7 @@ fn cases_survive_sigkill_at_random_moments() {
 
 #[test]
 fn cases_survive_sigkill_at_random_moments_postgres() {
-    let Some(url) = std::env::var("YIMEN_TEST_POSTGRES")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("skipped: set YIMEN_TEST_POSTGRES to run the crash test on PostgreSQL\n"),
-        );
+    let Some(url) = yimen_engine::testing::postgres_url("the crash test") else {
         return;
     };
     let schema = format!(

@@ -33,16 +33,7 @@ impl Db {
     }
 
     fn postgres(test: &str) -> Option<Db> {
-        let Some(url) = std::env::var("YIMEN_TEST_POSTGRES")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            let _ = std::io::Write::write_fmt(
-                &mut std::io::stderr(),
-                format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
-            );
-            return None;
-        };
+        let url = yimen_engine::testing::postgres_url(test)?;
         let dir = std::env::temp_dir().join(format!("yimen-{test}-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("dir");
         Some(Db {

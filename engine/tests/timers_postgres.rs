@@ -42,11 +42,8 @@ end done "结束" result done
 
 #[tokio::test]
 async fn timers_fire_once_with_several_servers_postgres() {
-    let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("skipped: set YIMEN_TEST_POSTGRES\n"),
-        );
+    let Some(url) = yimen_engine::testing::postgres_url("timers_fire_once_with_several_servers")
+    else {
         return;
     };
     let schema = format!("timers_servers_{}", uuid::Uuid::now_v7().simple());
@@ -143,11 +140,7 @@ end done "结束" result done
 /// after B's idle cap (30 s): A's transaction announces it with NOTIFY, B listens.
 #[tokio::test]
 async fn a_timer_created_on_another_server_wakes_the_scheduler_postgres() {
-    let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("skipped: set YIMEN_TEST_POSTGRES\n"),
-        );
+    let Some(url) = yimen_engine::testing::postgres_url("a_timer_created_on_another_server") else {
         return;
     };
     let schema = format!("timers_notify_{}", uuid::Uuid::now_v7().simple());

@@ -144,11 +144,7 @@ async fn report_runs_on_sqlite() {
 
 #[tokio::test]
 async fn report_runs_on_postgres() {
-    let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("skipped: set YIMEN_TEST_POSTGRES\n"),
-        );
+    let Some(url) = yimen_engine::testing::postgres_url("report_runs_on_postgres") else {
         return;
     };
     let schema = format!("timers_reports_{}", uuid::Uuid::now_v7().simple());

@@ -346,17 +346,7 @@ mod tests {
 
     /// The array writers on a fresh schema: `None` (and a visible line) without PostgreSQL.
     async fn fresh(test: &str) -> Option<(sqlx::PgPool, String)> {
-        let Some(url) = std::env::var("YIMEN_TEST_POSTGRES")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            // Past the test harness's capture, so that the skip shows (as in engine/tests).
-            let _ = std::io::Write::write_fmt(
-                &mut std::io::stderr(),
-                format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
-            );
-            return None;
-        };
+        let url = crate::testing::postgres_url(test)?;
         let schema = format!(
             "t_{test}_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]

@@ -220,16 +220,7 @@ impl Harness {
 
     /// `None` (and a visible line) when `YIMEN_TEST_POSTGRES` is not set.
     pub async fn postgres(test: &str) -> Option<Harness> {
-        let Some(url) = std::env::var("YIMEN_TEST_POSTGRES")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            let _ = std::io::Write::write_fmt(
-                &mut std::io::stderr(),
-                format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
-            );
-            return None;
-        };
+        let url = yimen_engine::testing::postgres_url(test)?;
         let schema = format!(
             "t_{}_{}",
             test,

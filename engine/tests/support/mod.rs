@@ -229,13 +229,7 @@ pub async fn open_pair(db: &str, test: &str) -> Option<(Engine, Engine)> {
 
 /// A fresh schema `api_<test>` on `YIMEN_TEST_POSTGRES`; `None` (and a visible line) without it.
 async fn postgres_options(test: &str) -> Option<OpenOptions> {
-    let Ok(url) = std::env::var("YIMEN_TEST_POSTGRES") else {
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("skipped: set YIMEN_TEST_POSTGRES to run {test} on PostgreSQL\n"),
-        );
-        return None;
-    };
+    let url = yimen_engine::testing::postgres_url(test)?;
     let schema = format!("api_{test}");
     reset_schema(&url, &schema).await;
     Some(OpenOptions {
