@@ -52,10 +52,15 @@ include!("common.rs");
 
 /// `INSERT INTO <into> SELECT * FROM UNNEST($1::<type>[], ..) <tail>`.
 fn unnest_sql(into: &str, types: &[&str], tail: &str) -> String {
+    unnest_sql_from(1, into, types, tail)
+}
+
+/// [`unnest_sql`] with placeholders numbered from `$first`.
+fn unnest_sql_from(first: usize, into: &str, types: &[&str], tail: &str) -> String {
     let arrays: Vec<String> = types
         .iter()
         .enumerate()
-        .map(|(i, ty)| format!("${}::{ty}[]", i + 1))
+        .map(|(i, ty)| format!("${}::{ty}[]", first + i))
         .collect();
     format!(
         "INSERT INTO {into} SELECT * FROM UNNEST({}) {tail}",
@@ -68,23 +73,29 @@ fn column<'r, T, V>(rows: &'r [T], f: impl Fn(&'r T) -> V) -> Vec<V> {
     rows.iter().map(f).collect()
 }
 
-static HISTORY_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    unnest_sql(
-        crate::store::HISTORY_INTO,
-        &[
-            "text", "bigint", "bigint", "text", "text", "text", "text", "text", "text", "text",
-        ],
-        "",
-    )
-});
+type Query<'q> = sqlx::query::Query<'q, DB, sqlx::postgres::PgArguments>;
+
+const HISTORY_TYPES: [&str; 10] = [
+    "text", "bigint", "bigint", "text", "text", "text", "text", "text", "text", "text",
+];
+
+static HISTORY_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| unnest_sql(crate::store::HISTORY_INTO, &HISTORY_TYPES, ""));
 
 /// Inserts several entries with one statement.
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(HISTORY_SQL.as_str())
-        .bind(column(rows, |h| h.instance_id.as_str()))
+    bind_history(sqlx::query(HISTORY_SQL.as_str()), rows)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Binds [`HISTORY_TYPES`]' arrays.
+fn bind_history<'q>(q: Query<'q>, rows: &'q [HistoryRow]) -> Query<'q> {
+    q.bind(column(rows, |h| h.instance_id.as_str()))
         .bind(column(rows, |h| h.seq))
         .bind(column(rows, |h| h.at))
         .bind(column(rows, |h| h.actor.as_str()))
@@ -94,9 +105,6 @@ pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
         .bind(column(rows, |h| h.data.as_str()))
         .bind(column(rows, |h| h.prev_hash.as_str()))
         .bind(column(rows, |h| h.hash.as_str()))
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
 static TIMERS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -129,24 +137,14 @@ pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
     Ok(())
 }
 
-static INSTANCES_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    unnest_sql(
-        crate::store::INSTANCES_INTO,
-        &[
-            "text", "text", "bigint", "text", "text", "text", "text", "text", "text", "bigint",
-            "text", "text", "bigint", "bigint", "bigint", "bigint", "text",
-        ],
-        crate::store::INSTANCES_UPSERT,
-    )
-});
+const INSTANCES_TYPES: [&str; 17] = [
+    "text", "text", "bigint", "text", "text", "text", "text", "text", "text", "bigint", "text",
+    "text", "bigint", "bigint", "bigint", "bigint", "text",
+];
 
-/// Inserts new and writes changed instances (ids are distinct: one row each).
-pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(INSTANCES_SQL.as_str())
-        .bind(column(rows, |i| i.id.as_str()))
+/// Binds [`INSTANCES_TYPES`]' arrays.
+fn bind_instances<'q>(q: Query<'q>, rows: &[&'q InstanceRow]) -> Query<'q> {
+    q.bind(column(rows, |i| i.id.as_str()))
         .bind(column(rows, |i| i.process_key.as_str()))
         .bind(column(rows, |i| i.version))
         .bind(column(rows, |i| i.business_key.as_deref()))
@@ -163,30 +161,17 @@ pub async fn upsert_instances(tx: &mut Tx, rows: &[&InstanceRow]) -> R<()> {
         .bind(column(rows, |i| i.ended_at))
         .bind(column(rows, |i| i.history_count))
         .bind(column(rows, |i| i.history_head.as_str()))
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
-static TASKS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    unnest_sql(
-        crate::store::TASKS_INTO,
-        &[
-            "text", "text", "text", "text", "text", "text", "text", "bigint", "text", "bigint",
-            "bigint", "text", "text", "text", "text", "bigint", "text", "bigint", "bigint",
-            "bigint", "bigint", "text", "bigint",
-        ],
-        crate::store::TASKS_UPSERT,
-    )
-});
+const TASKS_TYPES: [&str; 23] = [
+    "text", "text", "text", "text", "text", "text", "text", "bigint", "text", "bigint", "bigint",
+    "text", "text", "text", "text", "bigint", "text", "bigint", "bigint", "bigint", "bigint",
+    "text", "bigint",
+];
 
-/// Inserts new and writes changed tasks (ids are distinct: one row each).
-pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(TASKS_SQL.as_str())
-        .bind(column(rows, |t| t.id.as_str()))
+/// Binds [`TASKS_TYPES`]' arrays.
+fn bind_tasks<'q>(q: Query<'q>, rows: &[&'q TaskRow]) -> Query<'q> {
+    q.bind(column(rows, |t| t.id.as_str()))
         .bind(column(rows, |t| t.instance_id.as_str()))
         .bind(column(rows, |t| t.node.as_str()))
         .bind(column(rows, |t| t.label.as_deref()))
@@ -209,6 +194,46 @@ pub async fn upsert_tasks(tx: &mut Tx, rows: &[&TaskRow]) -> R<()> {
         .bind(column(rows, |t| t.claimed_at))
         .bind(column(rows, |t| t.lapsed_by.as_deref()))
         .bind(column(rows, |t| t.lapsed_at))
+}
+
+/// Instances, tasks and history in one statement: the upserts as data-modifying `WITH`
+/// queries, then the history insert. A unit of work writes all three for nearly every batch
+/// (a start or a completion changes its instance and tasks and adds history), and each
+/// statement was a round trip of its own.
+static ROWS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let tasks_from = 1 + INSTANCES_TYPES.len();
+    let history_from = tasks_from + TASKS_TYPES.len();
+    format!(
+        "WITH i AS ({}), t AS ({}) {}",
+        unnest_sql_from(
+            1,
+            crate::store::INSTANCES_INTO,
+            &INSTANCES_TYPES,
+            crate::store::INSTANCES_UPSERT
+        ),
+        unnest_sql_from(
+            tasks_from,
+            crate::store::TASKS_INTO,
+            &TASKS_TYPES,
+            crate::store::TASKS_UPSERT
+        ),
+        unnest_sql_from(history_from, crate::store::HISTORY_INTO, &HISTORY_TYPES, ""),
+    )
+});
+
+/// Upserts instances and tasks and inserts history with one statement (an empty list writes
+/// nothing; all three empty is no statement).
+pub async fn write_rows(
+    tx: &mut Tx,
+    instances: &[&InstanceRow],
+    tasks: &[&TaskRow],
+    history: &[HistoryRow],
+) -> R<()> {
+    if instances.is_empty() && tasks.is_empty() && history.is_empty() {
+        return Ok(());
+    }
+    let q = bind_instances(sqlx::query(ROWS_SQL.as_str()), instances);
+    bind_history(bind_tasks(q, tasks), history)
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -425,15 +450,14 @@ mod tests {
         second.node = Some("节点".into());
 
         let mut tx = pool.begin().await.unwrap();
-        postgres::upsert_instances(&mut tx, &[&instance, &bare])
-            .await
-            .unwrap();
-        postgres::upsert_tasks(&mut tx, &[&task, &open])
-            .await
-            .unwrap();
-        postgres::insert_history_many(&mut tx, &[history.clone(), second.clone()])
-            .await
-            .unwrap();
+        postgres::write_rows(
+            &mut tx,
+            &[&instance, &bare],
+            &[&task, &open],
+            &[history.clone(), second.clone()],
+        )
+        .await
+        .unwrap();
         postgres::insert_timers(&mut tx, &[(&timer, 19), (&bare_timer, 20)])
             .await
             .unwrap();
@@ -456,23 +480,34 @@ mod tests {
         let read = postgres::history(&pool, "i1").await.unwrap();
         assert_eq!(format!("{read:?}"), format!("{:?}", [&history, &second]));
 
-        // Written again: the rows change in place.
+        // Written again: the rows change in place; an empty list leaves its table alone.
         instance.status = "completed".into();
         instance.history_count = 8;
         task.state = "completed".into();
         task.lapsed_by = None;
+        let mut third = second.clone();
+        third.seq = 3;
         let mut tx = pool.begin().await.unwrap();
-        postgres::upsert_instances(&mut tx, &[&instance])
+        postgres::write_rows(&mut tx, &[&instance], &[], &[])
             .await
             .unwrap();
-        postgres::upsert_tasks(&mut tx, &[&task]).await.unwrap();
+        postgres::write_rows(&mut tx, &[], &[&task], &[third.clone()])
+            .await
+            .unwrap();
         // Nothing to write is no statement at all.
-        postgres::upsert_tasks(&mut tx, &[]).await.unwrap();
+        postgres::write_rows(&mut tx, &[], &[], &[]).await.unwrap();
         tx.commit().await.unwrap();
         let read = postgres::instance(&pool, "i1").await.unwrap().unwrap();
         assert_eq!(format!("{read:?}"), format!("{instance:?}"));
+        let read = postgres::instance(&pool, "i2").await.unwrap().unwrap();
+        assert_eq!(format!("{read:?}"), format!("{bare:?}"));
         let read = postgres::task(&pool, "t1").await.unwrap().unwrap();
         assert_eq!(format!("{read:?}"), format!("{task:?}"));
+        let read = postgres::history(&pool, "i1").await.unwrap();
+        assert_eq!(
+            format!("{read:?}"),
+            format!("{:?}", [&history, &second, &third])
+        );
         drop_schema(pool, &schema).await;
     }
 

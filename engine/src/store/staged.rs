@@ -17,7 +17,7 @@
 use crate::error::Result;
 use crate::store::{
     DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx, json_list, on_tx,
-    sqlite, sqlite_direct,
+    postgres, sqlite, sqlite_direct,
 };
 // A batch's maps are keyed by ids and hashed on every lookup; SipHash was 2% of the
 // committer's CPU. foldhash is seeded per process too.
@@ -670,21 +670,13 @@ impl Staged {
                     }
                 }
             }
-            Tx::Postgres(_) => {
-                if !instances.is_empty() {
-                    on_tx!(&mut *tx, upsert_instances(&instances))?;
-                }
-                if !tasks.is_empty() {
-                    on_tx!(&mut *tx, upsert_tasks(&tasks))?;
-                }
+            Tx::Postgres(t) => {
+                postgres::write_rows(t, &instances, &tasks, &self.history).await?;
                 if !new_timers.is_empty() {
                     on_tx!(&mut *tx, insert_timers(&new_timers))?;
                 }
                 if !cancelled.is_empty() {
                     on_tx!(&mut *tx, cancel_timers(&json_list(cancelled)))?;
-                }
-                if !self.history.is_empty() {
-                    on_tx!(&mut *tx, insert_history_many(&self.history))?;
                 }
                 for o in &self.outbox {
                     on_tx!(&mut *tx, insert_outbox(o))?;
