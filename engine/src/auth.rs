@@ -166,6 +166,9 @@ pub struct StartRoles {
     pub roles: Vec<String>,
     /// `true` when `start_roles` set them; `false` for the default.
     pub configured: bool,
+    /// The variables that scope the process's queues (`role window per street`: `street`),
+    /// sorted: a token limited to streets starts only cases whose values are among them.
+    pub scopes: Vec<String>,
 }
 
 /// The configuration key that lists who may start a process.
@@ -175,25 +178,59 @@ impl StartRoles {
     /// The rule for `model` deployed with `config` (its YAML as JSON). A `start_roles` value
     /// that is not a list of texts (the checker refuses one at deploy) admits admins only.
     pub fn of(model: &yimen_dsl::model::Process, config: &serde_json::Value) -> StartRoles {
-        match config.get(START_ROLES_KEY) {
-            Some(serde_json::Value::Array(items)) => StartRoles {
-                roles: items
+        let mut scopes: Vec<String> = model
+            .roles
+            .iter()
+            .filter_map(|r| r.scope.as_ref().map(|s| s.name.clone()))
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        let (roles, configured) = match config.get(START_ROLES_KEY) {
+            Some(serde_json::Value::Array(items)) => (
+                items
                     .iter()
                     .filter_map(|v| v.as_str())
                     .map(|r| r.trim().to_string())
                     .filter(|r| !r.is_empty() && r != "admin")
                     .collect(),
-                configured: true,
-            },
-            Some(_) => StartRoles {
-                roles: Vec::new(),
-                configured: true,
-            },
-            None => StartRoles {
-                roles: first_task_roles(model),
-                configured: false,
-            },
+                true,
+            ),
+            Some(_) => (Vec::new(), true),
+            None => (first_task_roles(model), false),
+        };
+        StartRoles {
+            roles,
+            configured,
+            scopes,
         }
+    }
+
+    /// For a token limited to streets: why it may not start a case with `vars`, if so (a
+    /// scope variable missing, or naming a unit not among the token's).
+    pub fn refuses_unit(
+        &self,
+        principal: &Principal,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<String> {
+        if principal.streets.is_empty() || principal.is_admin() {
+            return None;
+        }
+        let limited = format!(
+            "token `{}` is limited to streets ({})",
+            principal.name,
+            principal.streets.join(", ")
+        );
+        self.scopes
+            .iter()
+            .find_map(|var| match vars.get(var).map(crate::runtime::org_unit) {
+                Some(unit) if principal.streets.contains(&unit) => None,
+                Some(unit) => Some(format!(
+                    "{limited}: it may not start a case whose `{var}` is `{unit}`"
+                )),
+                None => Some(format!(
+                    "{limited}: give `{var}` (one of them) to start a case"
+                )),
+            })
     }
 
     /// May `principal` start the process?
@@ -418,6 +455,49 @@ end done "结束" result done
         compiled
             .process
             .unwrap_or_else(|| panic!("test process checks: {:?}", compiled.diagnostics))
+    }
+
+    #[test]
+    fn tokens_limited_to_streets_start_cases_of_their_streets() {
+        let source = r#"process p "测试" version 1
+var street: text required "街道"
+role window "窗口" per street
+start begin "开始" -> intake
+task intake "受理" {
+  queue window
+  outcome ok "好" -> done
+}
+end done "结束" result done
+"#;
+        let compiled = yimen_dsl::compile("p.flow", source, &|_| None);
+        let model = compiled
+            .process
+            .unwrap_or_else(|| panic!("test process checks: {:?}", compiled.diagnostics));
+        let rule = StartRoles::of(&model, &serde_json::json!({}));
+        assert_eq!(rule.scopes, vec!["street"]);
+        let vars = |street: serde_json::Value| {
+            serde_json::json!({ "street": street })
+                .as_object()
+                .cloned()
+                .unwrap()
+        };
+        let east = principal("window", &["东城", "北城"]);
+        assert_eq!(rule.refuses_unit(&east, &vars("北城".into())), None);
+        let west = rule.refuses_unit(&east, &vars("西城".into())).unwrap();
+        assert!(west.contains("limited to streets (东城, 北城)"), "{west}");
+        assert!(west.contains("whose `street` is `西城`"), "{west}");
+        let missing = rule.refuses_unit(&east, &serde_json::Map::new()).unwrap();
+        assert!(missing.contains("give `street`"), "{missing}");
+        // A number names the unit as its JSON text, as it does for tasks.
+        let numbered = principal("window", &["7"]);
+        assert_eq!(rule.refuses_unit(&numbered, &vars(7.into())), None);
+        // Not limited, or an admin: no check. A process without scoped roles: none either.
+        for free in [principal("window", &[]), principal("admin", &["东城"])] {
+            assert_eq!(rule.refuses_unit(&free, &vars("西城".into())), None);
+        }
+        let unscoped = StartRoles::of(&first_tasks_model(), &serde_json::json!({}));
+        assert!(unscoped.scopes.is_empty());
+        assert_eq!(unscoped.refuses_unit(&east, &vars("西城".into())), None);
     }
 
     #[test]

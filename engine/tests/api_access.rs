@@ -35,6 +35,7 @@ on_both_databases!(
     a_new_version_starts_at_once_on_every_server,
     old_refusals_are_pruned,
     start_needs_a_role_the_process_allows,
+    street_tokens_start_cases_of_their_streets_only,
 );
 
 /// Two servers on one database; a token used on B, revoked through A, is refused by B at its
@@ -210,6 +211,71 @@ async fn start_needs_a_role_the_process_allows(db: &str, test: &str) {
         3,
         "{list:?}"
     );
+}
+
+/// A window token limited to a street starts cases of that street only (the process's
+/// `window` role is scoped by `street`), and a business key of another street's case does
+/// not show it that case. Refusals are recorded.
+async fn street_tokens_start_cases_of_their_streets_only(db: &str, test: &str) {
+    let Some(api) = setup(db, test).await else {
+        return;
+    };
+    let east = api.token("east", &["window"], &["东城街道"]).await;
+    let start = |token: &str, street: Option<&str>, key: &str| {
+        let mut variables = json!({"name": "张三丰", "amount": 5});
+        if let Some(street) = street {
+            variables["street"] = json!(street);
+        }
+        let body = json!({"process": "case", "business_key": key, "variables": variables});
+        let token = token.to_string();
+        let api = &api;
+        async move { api.post("/api/v1/instances", &token, body).await }
+    };
+
+    let own = start(&east, Some("东城街道"), "k-east").await;
+    assert_eq!(own.status, StatusCode::CREATED, "{own:?}");
+    let again = start(&east, Some("东城街道"), "k-east").await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(again.body["id"], own.body["id"]);
+
+    let other = start(&east, Some("西城街道"), "k-other").await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{other:?}");
+    assert!(
+        other.message().contains(
+            "limited to streets (东城街道): it may not start a case whose `street` is `西城街道`"
+        ),
+        "{other:?}"
+    );
+    let missing = start(&east, None, "k-missing").await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN, "{missing:?}");
+    assert!(missing.message().contains("give `street`"), "{missing:?}");
+
+    // West's case, started by an admin; east repeats its business key.
+    let west = start(&api.admin, Some("西城街道"), "k-west").await;
+    assert_eq!(west.status, StatusCode::CREATED, "{west:?}");
+    let repeated = start(&east, Some("东城街道"), "k-west").await;
+    assert_eq!(repeated.status, StatusCode::FORBIDDEN, "{repeated:?}");
+    assert!(
+        !repeated.body.to_string().contains("西城街道"),
+        "{repeated:?}"
+    );
+
+    let refusals = api.get("/api/v1/refusals", &api.admin).await;
+    let list = refusals.body["refusals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        list.iter()
+            .filter(|r| r["path"] == "/api/v1/instances" && r["status"] == 403)
+            .count(),
+        3,
+        "{list:?}"
+    );
+    // Nothing was started by the refused calls: east's case and west's only.
+    let all = api.get("/api/v1/tasks", &api.admin).await;
+    let tasks = all.body["tasks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
 }
 
 /// Deploys `case` again (a new version) with a configuration file holding `yaml`.

@@ -206,13 +206,15 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal,
     Ok((principal, generation))
 }
 
-/// Checks that `principal` may start instances of `process` (see [`StartRoles`]). An unknown
+/// Checks that `principal` may start instances of `process` with `vars` (see [`StartRoles`]:
+/// its role, and for a token limited to streets the case's scope variables). An unknown
 /// process passes here: starting it then answers 404. `generation`: the one the request was
 /// authenticated under; a rule cached under it is still the rule of the latest deployment.
 pub(crate) async fn check_start(
     state: &ApiState,
     principal: &Principal,
     process: &str,
+    vars: &serde_json::Map<String, serde_json::Value>,
     generation: AccessGeneration,
 ) -> Result<(), ApiError> {
     if principal.is_admin() {
@@ -251,7 +253,10 @@ pub(crate) async fn check_start(
         }
     };
     if roles.allow(principal) {
-        return Ok(());
+        return match roles.refuses_unit(principal, vars) {
+            None => Ok(()),
+            Some(why) => Err(ApiError::forbidden(format!("{why} of `{process}`"))),
+        };
     }
     let source = if roles.configured {
         "`start_roles` in its YAML configuration".to_string()

@@ -14,7 +14,9 @@ use serde_json::Value;
 /// instance (200, `existing: true`) instead of starting a second. Admins may start any
 /// process; other tokens need a role listed under `start_roles` in the process's YAML
 /// configuration, or, without that list, the role of one of its first tasks (403 names the
-/// roles that may).
+/// roles that may). A token limited to streets starts only cases whose scope variables
+/// (`street`) name one of its streets, and gets 403 for a business key of a case it may not
+/// see.
 #[utoipa::path(post, path = "/instances", tag = "instances",
     request_body = StartBody,
     responses(
@@ -30,7 +32,14 @@ pub(super) async fn start(
     Extension(generation): Extension<super::access::AccessGeneration>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, ApiJson<InstanceView>), ApiError> {
-    super::access::check_start(&state, &principal, &body.process, generation).await?;
+    super::access::check_start(
+        &state,
+        &principal,
+        &body.process,
+        &body.variables,
+        generation,
+    )
+    .await?;
     let request = StartRequest {
         process: body.process,
         business_key: body.business_key,
@@ -38,6 +47,10 @@ pub(super) async fn start(
         actor: principal.name.clone(),
     };
     let view = state.engine.start_under(request, generation.0).await?;
+    if view.existing && !principal.streets.is_empty() {
+        // The business key may be another street's case: its view only for who sees it.
+        check_sees(&state, &principal, &view.id).await?;
+    }
     let status = if view.existing {
         StatusCode::OK
     } else {

@@ -1174,10 +1174,7 @@ impl<'a> Run<'a> {
             .find(|r| r.name.name == q.role.name)
             .and_then(|r| r.scope.as_ref())
             .and_then(|s| self.cs.vars.get(&s.name))
-            .map(|v| match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            });
+            .map(org_unit);
         Ok((name, org_unit))
     }
 
@@ -1853,6 +1850,15 @@ impl<'a> Run<'a> {
 
 fn display_json(v: &Json) -> String {
     match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The organisation unit a scope variable's value names (a task's `org_unit`): a text as it
+/// is, anything else as JSON.
+pub(crate) fn org_unit(value: &Json) -> String {
+    match value {
         Json::String(s) => s.clone(),
         other => other.to_string(),
     }
