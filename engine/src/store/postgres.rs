@@ -247,15 +247,22 @@ pub async fn write_rows(
 /// first minute, until autovacuum's first `ANALYZE`) the planner guesses ten pages, so that
 /// generic plan was a sequential scan, and it stayed one as the table grew: a 6,000-case
 /// `yimen bench three-task` ran 548 sequential scans of `tasks` and `instances`, which read
-/// 2.9 million rows (with the setting: none). With the setting a statement scans a whole table only where no index
-/// serves it (reports over everything), as before.
+/// 2.9 million rows (with the setting: none). With the setting a statement scans a whole
+/// table only where no index serves it (reports over everything), as before. A URL that sets
+/// `enable_seqscan` in its `options` keeps its own value.
 pub async fn open(url: &str, schema: Option<&str>) -> Result<sqlx::PgPool, EngineError> {
     let mut opts = PgConnectOptions::from_str(url)
         .map_err(|e| EngineError::invalid("database", format!("{url}: {e}")))?;
     if let Some(schema) = schema {
         opts = opts.options([("search_path", schema)]);
     }
-    opts = opts.options([("enable_seqscan", "off")]);
+    // Unless the URL sets it (`?options=-c%20enable_seqscan%3Don`).
+    if !opts
+        .get_options()
+        .is_some_and(|o| o.contains("enable_seqscan"))
+    {
+        opts = opts.options([("enable_seqscan", "off")]);
+    }
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .connect_with(opts)
@@ -545,5 +552,39 @@ mod tests {
         }
         drop(conn);
         drop_schema(pool, &schema).await;
+    }
+
+    /// `enable_seqscan` is off on the engine's connections unless the URL sets it.
+    #[tokio::test]
+    async fn a_url_may_turn_sequential_scans_back_on() {
+        let Some(url) = crate::testing::postgres_url("seqscan_option") else {
+            return;
+        };
+        let schema = format!(
+            "t_seqscan_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        for (url, expected) in [
+            (url.clone(), "off"),
+            (
+                format!("{url}{joiner}options=-c%20enable_seqscan%3Don"),
+                "on",
+            ),
+        ] {
+            let pool = postgres::open(&url, Some(&schema)).await.unwrap();
+            let (value,): (String,) = sqlx::query_as("SHOW enable_seqscan")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(value, expected, "{url}");
+            pool.close().await;
+        }
+        drop_schema(admin, &schema).await;
     }
 }
