@@ -220,9 +220,8 @@ impl StartRoles {
             principal.name,
             principal.streets.join(", ")
         );
-        self.scopes
-            .iter()
-            .find_map(|var| match vars.get(var).map(crate::runtime::org_unit) {
+        self.scopes.iter().find_map(
+            |var| match vars.get(var).map(crate::runtime::display_json) {
                 Some(unit) if principal.streets.contains(&unit) => None,
                 Some(unit) => Some(format!(
                     "{limited}: it may not start a case whose `{var}` is `{unit}`"
@@ -230,7 +229,8 @@ impl StartRoles {
                 None => Some(format!(
                     "{limited}: give `{var}` (one of them) to start a case"
                 )),
-            })
+            },
+        )
     }
 
     /// May `principal` start the process?

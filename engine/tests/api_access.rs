@@ -199,18 +199,8 @@ async fn start_needs_a_role_the_process_allows(db: &str, test: &str) {
     assert_eq!(start(api.admin.clone()).await.status, StatusCode::CREATED);
 
     // Refused starts are recorded like every 403.
-    let refusals = api.get("/api/v1/refusals", &api.admin).await;
-    let list = refusals.body["refusals"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(
-        list.iter()
-            .filter(|r| r["path"] == "/api/v1/instances" && r["status"] == 403)
-            .count(),
-        3,
-        "{list:?}"
-    );
+    let (refused, list) = refused_starts(&api).await;
+    assert_eq!(refused, 3, "{list:?}");
 }
 
 /// A window token limited to a street starts cases of that street only (the process's
@@ -260,22 +250,26 @@ async fn street_tokens_start_cases_of_their_streets_only(db: &str, test: &str) {
         "{repeated:?}"
     );
 
+    let (refused, list) = refused_starts(&api).await;
+    assert_eq!(refused, 3, "{list:?}");
+    // Nothing was started by the refused calls: east's case and west's only.
+    let all = api.get("/api/v1/tasks", &api.admin).await;
+    let tasks = all.body["tasks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+}
+
+/// The recorded refusals of `POST /api/v1/instances` (403), and every recorded refusal.
+async fn refused_starts(api: &TestApi) -> (usize, Vec<serde_json::Value>) {
     let refusals = api.get("/api/v1/refusals", &api.admin).await;
     let list = refusals.body["refusals"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(
-        list.iter()
-            .filter(|r| r["path"] == "/api/v1/instances" && r["status"] == 403)
-            .count(),
-        3,
-        "{list:?}"
-    );
-    // Nothing was started by the refused calls: east's case and west's only.
-    let all = api.get("/api/v1/tasks", &api.admin).await;
-    let tasks = all.body["tasks"].as_array().cloned().unwrap_or_default();
-    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    let starts = list
+        .iter()
+        .filter(|r| r["path"] == "/api/v1/instances" && r["status"] == 403)
+        .count();
+    (starts, list)
 }
 
 /// Deploys `case` again (a new version) with a configuration file holding `yaml`.

@@ -371,10 +371,7 @@ impl<'a> Run<'a> {
                 Json::String(s) => s,
                 other => other.to_string(),
             },
-            None => match value {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            },
+            None => display_json(value),
         }
     }
 
@@ -1174,7 +1171,7 @@ impl<'a> Run<'a> {
             .find(|r| r.name.name == q.role.name)
             .and_then(|r| r.scope.as_ref())
             .and_then(|s| self.cs.vars.get(&s.name))
-            .map(org_unit);
+            .map(display_json);
         Ok((name, org_unit))
     }
 
@@ -1848,17 +1845,10 @@ impl<'a> Run<'a> {
     }
 }
 
-fn display_json(v: &Json) -> String {
+/// A value as text: a text as it is, anything else as JSON. Also the organisation unit a
+/// scope variable's value names (a task's `org_unit`).
+pub(crate) fn display_json(v: &Json) -> String {
     match v {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The organisation unit a scope variable's value names (a task's `org_unit`): a text as it
-/// is, anything else as JSON.
-pub(crate) fn org_unit(value: &Json) -> String {
-    match value {
         Json::String(s) => s.clone(),
         other => other.to_string(),
     }
