@@ -104,7 +104,8 @@ async fn verify_passes_then_fails_after_a_row_is_edited_and_export_prints_csv() 
     assert_eq!(text.lines().count(), 7);
 
     if let yimen_engine::store::StorePool::Sqlite(pool) = engine.pool() {
-        sqlx::query("UPDATE history SET actor = 'someone else' WHERE seq = 1 AND instance_id = (SELECT MIN(instance_id) FROM history)")
+        // History is stored in packs of entries (a JSON array per row); change entry 1's actor.
+        sqlx::query("UPDATE history SET entries = json_set(entries, '$[0].actor', 'someone else') WHERE seq = 1 AND instance_id = (SELECT MIN(instance_id) FROM history)")
             .execute(pool)
             .await
             .unwrap();

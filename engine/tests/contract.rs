@@ -700,11 +700,21 @@ async fn ledger_verify_detects_tampering(h: &Harness) {
     assert!(csv.starts_with("at,instance,seq,actor,node,kind,text,hash\n"));
     assert_eq!(csv.lines().count(), history.len() + 1);
 
-    h.exec(&format!(
-        "UPDATE history SET text = 'approved by nobody' WHERE instance_id = '{}' AND seq = 2",
-        inst.id
-    ))
-    .await;
+    // History is stored in packs: a JSON array of entries per row (`store::history`). The SQL
+    // below edits the stored text as someone with access to the database could.
+    let stored_text = |text: &str| {
+        format!("\"text\":{}", serde_json::to_string(text).unwrap()).replace('\'', "''")
+    };
+    let set_text = |from: &str, to: &str| {
+        format!(
+            "UPDATE history SET entries = replace(entries, '{}', '{}') WHERE instance_id = '{}'",
+            stored_text(from),
+            stored_text(to),
+            inst.id
+        )
+    };
+    h.exec(&set_text(&history[1].text, "approved by nobody"))
+        .await;
     let report = h.engine.ledger_verify().await.unwrap();
     assert_eq!(report.problems.len(), 1);
     assert!(
@@ -713,46 +723,46 @@ async fn ledger_verify_detects_tampering(h: &Harness) {
         report.problems
     );
 
-    // Restore the text, then remove the last entry: the count on the instance row tells.
-    h.exec(&format!(
-        "UPDATE history SET text = '{}' WHERE instance_id = '{}' AND seq = 2",
-        history[1].text.replace('\'', "''"),
-        inst.id
-    ))
-    .await;
+    // Restore the text, then swap the first two stored packs (seq 1 and the next one, by way
+    // of negative numbers, since (instance_id, seq) is unique): the chain breaks.
+    h.exec(&set_text("approved by nobody", &history[1].text))
+        .await;
     assert!(h.engine.ledger_verify().await.unwrap().ok());
+    let swap_first_two = || async {
+        let id = &inst.id;
+        let next = format!("SELECT MIN(seq) FROM history WHERE instance_id = '{id}'");
+        for sql in [
+            format!("UPDATE history SET seq = -1 WHERE instance_id = '{id}' AND seq = 1"),
+            format!(
+                "UPDATE history SET seq = -({next} AND seq > 1) \
+                 WHERE instance_id = '{id}' AND seq = -1"
+            ),
+            format!("UPDATE history SET seq = 1 WHERE instance_id = '{id}' AND seq = -({next})"),
+            format!("UPDATE history SET seq = -seq WHERE instance_id = '{id}' AND seq < 0"),
+        ] {
+            assert_eq!(h.exec(&sql).await, 1, "{sql}");
+        }
+    };
+    swap_first_two().await;
+    let report = h.engine.ledger_verify().await.unwrap();
+    assert!(
+        report.problems[0].contains("does not follow"),
+        "{:?}",
+        report.problems
+    );
+    swap_first_two().await;
+    assert!(h.engine.ledger_verify().await.unwrap().ok());
+
+    // Remove the last entries: the count on the instance row tells.
     h.exec(&format!(
-        "DELETE FROM history WHERE instance_id = '{}' AND seq = {}",
-        inst.id,
-        history.len()
+        "DELETE FROM history WHERE instance_id = '{0}' AND seq = \
+         (SELECT MAX(seq) FROM history WHERE instance_id = '{0}')",
+        inst.id
     ))
     .await;
     let report = h.engine.ledger_verify().await.unwrap();
     assert!(
         report.problems[0].contains("entries recorded"),
-        "{:?}",
-        report.problems
-    );
-
-    // Swap two entries' order.
-    h.exec(&format!(
-        "UPDATE history SET seq = 100 WHERE instance_id = '{}' AND seq = 1",
-        inst.id
-    ))
-    .await;
-    h.exec(&format!(
-        "UPDATE history SET seq = 1 WHERE instance_id = '{}' AND seq = 2",
-        inst.id
-    ))
-    .await;
-    h.exec(&format!(
-        "UPDATE history SET seq = 2 WHERE instance_id = '{}' AND seq = 100",
-        inst.id
-    ))
-    .await;
-    let report = h.engine.ledger_verify().await.unwrap();
-    assert!(
-        report.problems[0].contains("does not follow"),
         "{:?}",
         report.problems
     );

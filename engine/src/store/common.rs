@@ -82,13 +82,19 @@ fn timer_row(r: &DbRow) -> R<TimerRow> {
     Ok(timer_fields!(r))
 }
 
-fn history_row(r: &DbRow) -> R<HistoryRow> {
-    Ok(by_name!(
-        r,
-        HistoryRow {
-            instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash
-        }
-    ))
+/// The entries of stored history packs, in the rows' order (`store::history`).
+fn history_rows(rows: &[DbRow]) -> R<Vec<HistoryRow>> {
+    let mut out = Vec::with_capacity(rows.len() * 4);
+    for r in rows {
+        let entries: String = r.try_get("entries")?;
+        out.extend(crate::store::history::unpack(
+            r.try_get("instance_id")?,
+            r.try_get("seq")?,
+            r.try_get("at")?,
+            &entries,
+        ));
+    }
+    Ok(out)
 }
 
 fn outbox_row(r: &DbRow) -> R<OutboxRow> {
@@ -569,10 +575,8 @@ pub async fn history(pool: &Pool, instance: &str) -> R<Vec<HistoryRow>> {
     sqlx::query("SELECT * FROM history WHERE instance_id = $1 ORDER BY seq")
         .bind(instance)
         .fetch_all(pool)
-        .await?
-        .iter()
-        .map(history_row)
-        .collect()
+        .await
+        .and_then(|rows| history_rows(&rows))
 }
 
 pub async fn history_range(pool: &Pool, from: i64, to: i64) -> R<Vec<HistoryRow>> {
@@ -580,19 +584,15 @@ pub async fn history_range(pool: &Pool, from: i64, to: i64) -> R<Vec<HistoryRow>
         .bind(from)
         .bind(to)
         .fetch_all(pool)
-        .await?
-        .iter()
-        .map(history_row)
-        .collect()
+        .await
+        .and_then(|rows| history_rows(&rows))
 }
 
 pub async fn history_all(pool: &Pool) -> R<Vec<HistoryRow>> {
     sqlx::query("SELECT * FROM history ORDER BY instance_id, seq")
         .fetch_all(pool)
-        .await?
-        .iter()
-        .map(history_row)
-        .collect()
+        .await
+        .and_then(|rows| history_rows(&rows))
 }
 
 // ---- outbox ----

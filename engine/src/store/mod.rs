@@ -7,6 +7,7 @@
 //! Concurrency: every write is a transaction (`BEGIN IMMEDIATE` on SQLite; row locks with
 //! `FOR UPDATE` / `SKIP LOCKED` on PostgreSQL). Lock order is task/timer → instance.
 
+pub(crate) mod history;
 pub mod postgres;
 pub mod sqlite;
 pub(crate) mod sqlite_direct;
@@ -83,8 +84,8 @@ pub(crate) const DOCUMENTS_INTO: &str =
 /// Cancels one pending timer (`$1`: its id).
 pub(crate) const CANCEL_TIMER: &str =
     "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id = $1";
-pub(crate) const HISTORY_INTO: &str =
-    "history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, hash)";
+/// History is stored in packs of entries (`history.rs`).
+pub(crate) const HISTORY_INTO: &str = "history (instance_id, seq, at, entries)";
 
 /// Calls the same-named function of the transaction's driver module.
 macro_rules! on_tx {

@@ -2,6 +2,7 @@
 //! `SKIP LOCKED` lets several servers claim tasks, timers and deliveries without a coordinator.
 
 use crate::error::EngineError;
+use crate::store::history::HistoryPack;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 
@@ -75,36 +76,30 @@ fn column<'r, T, V>(rows: &'r [T], f: impl Fn(&'r T) -> V) -> Vec<V> {
 
 type Query<'q> = sqlx::query::Query<'q, DB, sqlx::postgres::PgArguments>;
 
-const HISTORY_TYPES: [&str; 10] = [
-    "text", "bigint", "bigint", "text", "text", "text", "text", "text", "text", "text",
-];
+/// A history pack's columns (`store::history`).
+const HISTORY_TYPES: [&str; 4] = ["text", "bigint", "bigint", "text"];
 
 static HISTORY_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| unnest_sql(crate::store::HISTORY_INTO, &HISTORY_TYPES, ""));
 
-/// Inserts several entries with one statement.
+/// Inserts several entries with one statement, in packs.
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    bind_history(sqlx::query(HISTORY_SQL.as_str()), rows)
+    let packs = crate::store::history::pack(rows);
+    bind_history(sqlx::query(HISTORY_SQL.as_str()), &packs)
         .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 /// Binds [`HISTORY_TYPES`]' arrays.
-fn bind_history<'q>(q: Query<'q>, rows: &'q [HistoryRow]) -> Query<'q> {
-    q.bind(column(rows, |h| h.instance_id.as_str()))
-        .bind(column(rows, |h| h.seq))
-        .bind(column(rows, |h| h.at))
-        .bind(column(rows, |h| h.actor.as_str()))
-        .bind(column(rows, |h| h.node.as_deref()))
-        .bind(column(rows, |h| h.kind.as_str()))
-        .bind(column(rows, |h| h.text.as_str()))
-        .bind(column(rows, |h| h.data.as_str()))
-        .bind(column(rows, |h| h.prev_hash.as_str()))
-        .bind(column(rows, |h| h.hash.as_str()))
+fn bind_history<'q>(q: Query<'q>, packs: &'q [HistoryPack<'q>]) -> Query<'q> {
+    q.bind(column(packs, |p| p.instance_id))
+        .bind(column(packs, |p| p.seq))
+        .bind(column(packs, |p| p.at))
+        .bind(column(packs, |p| p.entries.as_str()))
 }
 
 static TIMERS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -232,8 +227,9 @@ pub async fn write_rows(
     if instances.is_empty() && tasks.is_empty() && history.is_empty() {
         return Ok(());
     }
+    let packs = crate::store::history::pack(history);
     let q = bind_instances(sqlx::query(ROWS_SQL.as_str()), instances);
-    bind_history(bind_tasks(q, tasks), history)
+    bind_history(bind_tasks(q, tasks), &packs)
         .execute(&mut *tx)
         .await?;
     Ok(())

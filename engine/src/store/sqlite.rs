@@ -85,24 +85,20 @@ pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
     Ok(())
 }
 
-/// Inserts several entries with one statement (one round trip per event, not per entry).
+/// Inserts several entries with one statement (one round trip per event, not per entry), in
+/// packs (`store::history`).
 pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
-    for chunk in chunks(rows) {
-        let sql = values_sql(crate::store::HISTORY_INTO, 10, chunk.len(), "");
+    let packs = crate::store::history::pack(rows);
+    for chunk in chunks(&packs) {
+        let sql = values_sql(crate::store::HISTORY_INTO, 4, chunk.len(), "");
         // The text holds only placeholders; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for h in chunk {
+        for p in chunk {
             q = q
-                .bind(&h.instance_id)
-                .bind(h.seq)
-                .bind(h.at)
-                .bind(&h.actor)
-                .bind(&h.node)
-                .bind(&h.kind)
-                .bind(&h.text)
-                .bind(&h.data)
-                .bind(&h.prev_hash)
-                .bind(&h.hash);
+                .bind(p.instance_id)
+                .bind(p.seq)
+                .bind(p.at)
+                .bind(&p.entries);
         }
         q.execute(&mut *tx).await?;
     }

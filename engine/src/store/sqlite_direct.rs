@@ -184,19 +184,9 @@ pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
             Ok(())
         })?;
     }
-    insert_each(db, HISTORY_INTO, "", rows.history, |h| {
-        [
-            &h.instance_id,
-            &h.seq,
-            &h.at,
-            &h.actor,
-            &h.node,
-            &h.kind,
-            &h.text,
-            &h.data,
-            &h.prev_hash,
-            &h.hash,
-        ]
+    let packs = crate::store::history::pack(rows.history);
+    insert_each(db, HISTORY_INTO, "", &packs, |p| {
+        [&p.instance_id, &p.seq, &p.at, &p.entries]
     })?;
     insert_each(db, OUTBOX_INTO, "", rows.outbox, |o| {
         [
@@ -439,6 +429,12 @@ trait Bind {
 }
 
 impl Bind for String {
+    fn value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+
+impl Bind for &str {
     fn value(&self) -> Value<'_> {
         Value::Text(self)
     }

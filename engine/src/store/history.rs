@@ -1,0 +1,316 @@
+//! How history entries are stored: one row per run of an instance's entries written together
+//! (a "pack"), not one row per entry.
+//!
+//! An event writes several entries at once (a completion: the claim, the completion, the
+//! variables it set, the next step's task), all with the same time. As separate rows they were
+//! the most numerous writes of a case (14 of the 27 row writes of `yimen bench three-task`),
+//! each with its own heap tuple and two index entries. A pack is one row: `seq` is its first
+//! entry's number, `entries` a JSON array of the entries in order (entry `k` of the array is
+//! number `seq + k`). Every entry keeps its own hash and previous hash, so the chain and
+//! [`crate::ledger::verify`] are unchanged: the engine and the API see [`HistoryRow`]s.
+
+use super::HistoryRow;
+use serde::{Deserialize, Serialize};
+
+/// One stored row of the `history` table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HistoryPack<'a> {
+    pub(crate) instance_id: &'a str,
+    pub(crate) seq: i64,
+    pub(crate) at: i64,
+    /// JSON array of [`Entry`].
+    pub(crate) entries: String,
+}
+
+/// An entry inside a pack: the fields of [`HistoryRow`] that are not the pack's.
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    actor: &'a str,
+    node: Option<&'a str>,
+    kind: &'a str,
+    text: &'a str,
+    data: &'a str,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    actor: String,
+    node: Option<String>,
+    kind: String,
+    text: String,
+    data: String,
+    prev_hash: String,
+    hash: String,
+}
+
+/// Packs `rows` (in the order the chain made them): each run of one instance's consecutive
+/// entries with the same time becomes one pack.
+pub(crate) fn pack(rows: &[HistoryRow]) -> Vec<HistoryPack<'_>> {
+    let mut packs: Vec<HistoryPack<'_>> = Vec::new();
+    let mut last_seq = 0;
+    for h in rows {
+        let entry = EntryRef {
+            actor: &h.actor,
+            node: h.node.as_deref(),
+            kind: &h.kind,
+            text: &h.text,
+            data: &h.data,
+            prev_hash: &h.prev_hash,
+            hash: &h.hash,
+        };
+        // Serialising borrowed strings into a `Vec` cannot fail.
+        let json = serde_json::to_string(&entry).unwrap_or_default();
+        match packs.last_mut() {
+            Some(p) if p.instance_id == h.instance_id && p.at == h.at && last_seq + 1 == h.seq => {
+                p.entries.pop(); // the closing `]`
+                p.entries.push(',');
+                p.entries.push_str(&json);
+                p.entries.push(']');
+            }
+            _ => packs.push(HistoryPack {
+                instance_id: &h.instance_id,
+                seq: h.seq,
+                at: h.at,
+                entries: format!("[{json}]"),
+            }),
+        }
+        last_seq = h.seq;
+    }
+    packs
+}
+
+/// The entries of one stored pack. A pack that is not the JSON this module writes (changed by
+/// hand) reads as one entry that says so, whose hash matches nothing: `yimen verify` reports
+/// it as changed, and reading the history does not fail.
+pub(crate) fn unpack(instance_id: String, seq: i64, at: i64, entries: &str) -> Vec<HistoryRow> {
+    match serde_json::from_str::<Vec<Entry>>(entries) {
+        Ok(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(k, e)| HistoryRow {
+                instance_id: instance_id.clone(),
+                seq: seq + k as i64,
+                at,
+                actor: e.actor,
+                node: e.node,
+                kind: e.kind,
+                text: e.text,
+                data: e.data,
+                prev_hash: e.prev_hash,
+                hash: e.hash,
+            })
+            .collect(),
+        Err(e) => vec![HistoryRow {
+            instance_id,
+            seq,
+            at,
+            actor: String::new(),
+            node: None,
+            kind: "unreadable".into(),
+            text: format!("stored history entries starting at {seq} are not readable: {e}"),
+            data: "{}".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(instance: &str, seq: i64, at: i64, text: &str) -> HistoryRow {
+        HistoryRow {
+            instance_id: instance.into(),
+            seq,
+            at,
+            actor: "window \"1\"".into(),
+            node: (seq % 2 == 0).then(|| "review".into()),
+            kind: "step".into(),
+            text: text.into(),
+            data: r#"{"var":"名字"}"#.into(),
+            prev_hash: format!("h{}", seq - 1),
+            hash: format!("h{seq}"),
+        }
+    }
+
+    #[test]
+    fn packs_runs_of_one_instance_and_time_and_unpacks_them_unchanged() {
+        let rows = vec![
+            row("a", 1, 10, "started"),
+            row("a", 2, 10, "task, \"quoted\""),
+            row("b", 7, 10, "other instance"),
+            row("a", 3, 10, "after b: a new pack"),
+            row("a", 4, 11, "later time: a new pack"),
+            row("a", 6, 11, "a gap in numbers: a new pack"),
+        ];
+        let packs = pack(&rows);
+        let shape: Vec<(&str, i64)> = packs.iter().map(|p| (p.instance_id, p.seq)).collect();
+        assert_eq!(shape, [("a", 1), ("b", 7), ("a", 3), ("a", 4), ("a", 6)]);
+        let back: Vec<HistoryRow> = packs
+            .iter()
+            .flat_map(|p| unpack(p.instance_id.into(), p.seq, p.at, &p.entries))
+            .collect();
+        assert_eq!(format!("{back:?}"), format!("{rows:?}"));
+        assert!(pack(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_pack_changed_by_hand_reads_as_one_entry_that_matches_no_hash() {
+        let back = unpack("a".into(), 3, 10, "[{\"actor\": 1}");
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].seq, back[0].kind.as_str()), (3, "unreadable"));
+        assert!(back[0].text.contains("starting at 3"), "{}", back[0].text);
+        assert_ne!(crate::ledger::entry_hash(&back[0]), back[0].hash);
+    }
+
+    /// A chain of three entries as the engine makes them (`engine::chain`).
+    fn chained(instance: &str) -> Vec<HistoryRow> {
+        let mut prev = String::new();
+        (1..=3)
+            .map(|seq| {
+                let mut h = row(instance, seq, 100 + seq, "old ' entry");
+                h.prev_hash = prev.clone();
+                h.hash = crate::ledger::entry_hash(&h);
+                prev = h.hash.clone();
+                h
+            })
+            .collect()
+    }
+
+    /// The migrations of `folder` before 0800 (history in packs), copied where
+    /// `sqlx::migrate::Migrator::new` reads them.
+    async fn before_packs(folder: &str) -> sqlx::migrate::Migrator {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+        let to = std::env::temp_dir().join(format!("yimen-mig-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            if name.as_str() < "0800" {
+                std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(to.as_path()).await.unwrap();
+        std::fs::remove_dir_all(&to).unwrap();
+        assert!(migrator.iter().all(|m| m.version < 800) && migrator.iter().count() > 5);
+        migrator
+    }
+
+    const OLD_INSERT: &str = "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, \
+        data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+    /// Entries stored one per row before 0800 read back unchanged after it (so their hashes
+    /// still verify), and entries written after it follow them.
+    #[tokio::test]
+    async fn migration_0800_keeps_entries_stored_one_per_row() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        before_packs("../migrations/sqlite")
+            .await
+            .run(&pool)
+            .await
+            .unwrap();
+        let old = chained("i1");
+        for h in &old {
+            sqlx::query(OLD_INSERT)
+                .bind(&h.instance_id)
+                .bind(h.seq)
+                .bind(h.at)
+                .bind(&h.actor)
+                .bind(&h.node)
+                .bind(&h.kind)
+                .bind(&h.text)
+                .bind(&h.data)
+                .bind(&h.prev_hash)
+                .bind(&h.hash)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&pool)
+            .await
+            .unwrap();
+        let read = crate::store::sqlite::history(&pool, "i1").await.unwrap();
+        assert_eq!(format!("{read:?}"), format!("{old:?}"));
+
+        let mut next = row("i1", 4, 200, "new");
+        next.prev_hash = old[2].hash.clone();
+        let later = vec![next.clone(), row("i1", 5, 200, "new too")];
+        let packs = pack(&later);
+        assert_eq!(packs.len(), 1);
+        sqlx::query("INSERT INTO history (instance_id, seq, at, entries) VALUES ($1, $2, $3, $4)")
+            .bind(packs[0].instance_id)
+            .bind(packs[0].seq)
+            .bind(packs[0].at)
+            .bind(&packs[0].entries)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let read = crate::store::sqlite::history(&pool, "i1").await.unwrap();
+        let expected: Vec<&HistoryRow> = old.iter().chain(&later).collect();
+        assert_eq!(format!("{read:?}"), format!("{expected:?}"));
+    }
+
+    #[tokio::test]
+    async fn migration_0800_keeps_entries_stored_one_per_row_postgres() {
+        use std::str::FromStr;
+        let Some(url) = crate::testing::postgres_url("migration_0800") else {
+            return;
+        };
+        let schema = format!(
+            "t_packs_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let opts = sqlx::postgres::PgConnectOptions::from_str(&url)
+            .unwrap()
+            .options([("search_path", schema.as_str())]);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        before_packs("../migrations/postgres")
+            .await
+            .run(&pool)
+            .await
+            .unwrap();
+        let old = chained("i1");
+        for h in &old {
+            sqlx::query(OLD_INSERT)
+                .bind(&h.instance_id)
+                .bind(h.seq)
+                .bind(h.at)
+                .bind(&h.actor)
+                .bind(&h.node)
+                .bind(&h.kind)
+                .bind(&h.text)
+                .bind(&h.data)
+                .bind(&h.prev_hash)
+                .bind(&h.hash)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::migrate!("../migrations/postgres")
+            .run(&pool)
+            .await
+            .unwrap();
+        let read = crate::store::postgres::history(&pool, "i1").await.unwrap();
+        pool.close().await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await;
+        assert_eq!(format!("{read:?}"), format!("{old:?}"));
+    }
+}
