@@ -1,22 +1,23 @@
 -- History in packs: one row per run of an instance's entries written together, instead of one
 -- row per entry (`engine/src/store/history.rs`). An event writes several entries at once; as
 -- separate rows they were more than half of a case's row writes. `seq` is the pack's first
--- entry's number; `entries` a JSON array of the entries (actor, node, kind, text, data,
--- prev_hash, hash), entry k numbered seq + k. Hashes are unchanged: `yimen verify` checks the
--- same chain. Existing entries become packs of one.
+-- entry's number; `entries` a JSON array of the entries (at, actor, node, kind, text, data,
+-- prev_hash, hash), entry k numbered seq + k; `first_at` the earliest of their times, which
+-- differ by at most a day (the ledger's time ranges). Hashes are unchanged: `yimen verify`
+-- checks the same chain. Existing entries become packs of one.
 CREATE TABLE history_packs (
     instance_id TEXT   NOT NULL,
     seq         BIGINT NOT NULL,
-    at          BIGINT NOT NULL,
+    first_at    BIGINT NOT NULL,
     entries     TEXT   NOT NULL,
     PRIMARY KEY (instance_id, seq)
 );
-INSERT INTO history_packs (instance_id, seq, at, entries)
+INSERT INTO history_packs (instance_id, seq, first_at, entries)
 SELECT instance_id, seq, at,
        json_array(json_object(
-           'actor', actor, 'node', node, 'kind', kind, 'text', text, 'data', data,
+           'at', at, 'actor', actor, 'node', node, 'kind', kind, 'text', text, 'data', data,
            'prev_hash', prev_hash, 'hash', hash))
 FROM history;
 DROP TABLE history;
 ALTER TABLE history_packs RENAME TO history;
-CREATE INDEX history_at ON history (at);
+CREATE INDEX history_first_at ON history (first_at);

@@ -90,7 +90,7 @@ fn history_rows(rows: &[DbRow]) -> R<Vec<HistoryRow>> {
         out.extend(crate::store::history::unpack(
             r.try_get("instance_id")?,
             r.try_get("seq")?,
-            r.try_get("at")?,
+            r.try_get("first_at")?,
             &entries,
         ));
     }
@@ -579,13 +579,18 @@ pub async fn history(pool: &Pool, instance: &str) -> R<Vec<HistoryRow>> {
         .and_then(|rows| history_rows(&rows))
 }
 
+/// Entries written in `[from, to)`, by time, instance and number, from the packs that may hold
+/// some (`store::history::SPAN`).
 pub async fn history_range(pool: &Pool, from: i64, to: i64) -> R<Vec<HistoryRow>> {
-    sqlx::query("SELECT * FROM history WHERE at >= $1 AND at < $2 ORDER BY at, instance_id, seq")
-        .bind(from)
+    let rows = sqlx::query("SELECT * FROM history WHERE first_at >= $1 AND first_at < $2")
+        .bind(from.saturating_sub(crate::store::history::SPAN))
         .bind(to)
         .fetch_all(pool)
-        .await
-        .and_then(|rows| history_rows(&rows))
+        .await?;
+    let mut entries = history_rows(&rows)?;
+    entries.retain(|h| h.at >= from && h.at < to);
+    entries.sort_by(|a, b| (a.at, &a.instance_id, a.seq).cmp(&(b.at, &b.instance_id, b.seq)));
+    Ok(entries)
 }
 
 pub async fn history_all(pool: &Pool) -> R<Vec<HistoryRow>> {

@@ -85,7 +85,7 @@ pub(crate) const DOCUMENTS_INTO: &str =
 pub(crate) const CANCEL_TIMER: &str =
     "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id = $1";
 /// History is stored in packs of entries (`history.rs`).
-pub(crate) const HISTORY_INTO: &str = "history (instance_id, seq, at, entries)";
+pub(crate) const HISTORY_INTO: &str = "history (instance_id, seq, first_at, entries)";
 
 /// Calls the same-named function of the transaction's driver module.
 macro_rules! on_tx {

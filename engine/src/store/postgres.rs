@@ -98,7 +98,7 @@ pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
 fn bind_history<'q>(q: Query<'q>, packs: &'q [HistoryPack<'q>]) -> Query<'q> {
     q.bind(column(packs, |p| p.instance_id))
         .bind(column(packs, |p| p.seq))
-        .bind(column(packs, |p| p.at))
+        .bind(column(packs, |p| p.first_at))
         .bind(column(packs, |p| p.entries.as_str()))
 }
 

@@ -97,7 +97,7 @@ pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
             q = q
                 .bind(p.instance_id)
                 .bind(p.seq)
-                .bind(p.at)
+                .bind(p.first_at)
                 .bind(&p.entries);
         }
         q.execute(&mut *tx).await?;

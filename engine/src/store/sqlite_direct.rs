@@ -186,7 +186,7 @@ pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
     }
     let packs = crate::store::history::pack(rows.history);
     insert_each(db, HISTORY_INTO, "", &packs, |p| {
-        [&p.instance_id, &p.seq, &p.at, &p.entries]
+        [&p.instance_id, &p.seq, &p.first_at, &p.entries]
     })?;
     insert_each(db, OUTBOX_INTO, "", rows.outbox, |o| {
         [
