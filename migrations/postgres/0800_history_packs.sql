@@ -22,3 +22,7 @@ DROP TABLE history;
 ALTER TABLE history_packs RENAME TO history;
 ALTER INDEX history_packs_pkey RENAME TO history_pkey;
 CREATE INDEX history_first_at ON history (first_at);
+-- A pack of a longer process is a few kB of JSON. Past about 2 kB PostgreSQL would compress
+-- each one as it is written (CPU on the hot path, for rows that are rarely read); this keeps
+-- rows up to a page as they are.
+ALTER TABLE history SET (toast_tuple_target = 8160);
