@@ -163,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn packs_runs_of_one_instance_and_time_and_unpacks_them_unchanged() {
+    fn packs_runs_of_one_instance_within_a_span_and_unpacks_them_unchanged() {
         let rows = vec![
             row("a", 1, 10, "started"),
             row("a", 2, 10, "task, \"quoted\""),
@@ -239,8 +239,34 @@ mod tests {
         migrator
     }
 
-    const OLD_INSERT: &str = "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, \
-        data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    /// `rows` as the history table before 0800 held them: one SQL text, values written out
+    /// (the same text for both databases).
+    fn old_inserts(rows: &[HistoryRow]) -> sqlx::AssertSqlSafe<String> {
+        let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let values: Vec<String> = rows
+            .iter()
+            .map(|h| {
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                    text(&h.instance_id),
+                    h.seq,
+                    h.at,
+                    text(&h.actor),
+                    h.node.as_deref().map_or("NULL".into(), text),
+                    text(&h.kind),
+                    text(&h.text),
+                    text(&h.data),
+                    text(&h.prev_hash),
+                    text(&h.hash)
+                )
+            })
+            .collect();
+        sqlx::AssertSqlSafe(format!(
+            "INSERT INTO history (instance_id, seq, at, actor, node, kind, text, data, prev_hash, \
+             hash) VALUES {}",
+            values.join(", ")
+        ))
+    }
 
     /// Entries stored one per row before 0800 read back unchanged after it (so their hashes
     /// still verify), and entries written after it follow them.
@@ -257,22 +283,10 @@ mod tests {
             .await
             .unwrap();
         let old = chained("i1");
-        for h in &old {
-            sqlx::query(OLD_INSERT)
-                .bind(&h.instance_id)
-                .bind(h.seq)
-                .bind(h.at)
-                .bind(&h.actor)
-                .bind(&h.node)
-                .bind(&h.kind)
-                .bind(&h.text)
-                .bind(&h.data)
-                .bind(&h.prev_hash)
-                .bind(&h.hash)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
+        sqlx::raw_sql(old_inserts(&old))
+            .execute(&pool)
+            .await
+            .unwrap();
         sqlx::migrate!("../migrations/sqlite")
             .run(&pool)
             .await
@@ -329,22 +343,10 @@ mod tests {
             .await
             .unwrap();
         let old = chained("i1");
-        for h in &old {
-            sqlx::query(OLD_INSERT)
-                .bind(&h.instance_id)
-                .bind(h.seq)
-                .bind(h.at)
-                .bind(&h.actor)
-                .bind(&h.node)
-                .bind(&h.kind)
-                .bind(&h.text)
-                .bind(&h.data)
-                .bind(&h.prev_hash)
-                .bind(&h.hash)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
+        sqlx::raw_sql(old_inserts(&old))
+            .execute(&pool)
+            .await
+            .unwrap();
         sqlx::migrate!("../migrations/postgres")
             .run(&pool)
             .await
