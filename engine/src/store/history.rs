@@ -268,6 +268,21 @@ mod tests {
         ))
     }
 
+    /// Migrates `pool` to before 0800, stores [`chained`] entries one per row, migrates on;
+    /// gives the entries.
+    macro_rules! migrated_from_one_per_row {
+        ($pool:expr, $folder:literal) => {{
+            before_packs($folder).await.run($pool).await.unwrap();
+            let old = chained("i1");
+            sqlx::raw_sql(old_inserts(&old))
+                .execute($pool)
+                .await
+                .unwrap();
+            sqlx::migrate!($folder).run($pool).await.unwrap();
+            old
+        }};
+    }
+
     /// Entries stored one per row before 0800 read back unchanged after it (so their hashes
     /// still verify), and entries written after it follow them.
     #[tokio::test]
@@ -277,20 +292,7 @@ mod tests {
             .connect("sqlite::memory:")
             .await
             .unwrap();
-        before_packs("../migrations/sqlite")
-            .await
-            .run(&pool)
-            .await
-            .unwrap();
-        let old = chained("i1");
-        sqlx::raw_sql(old_inserts(&old))
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&pool)
-            .await
-            .unwrap();
+        let old = migrated_from_one_per_row!(&pool, "../migrations/sqlite");
         let read = crate::store::sqlite::history(&pool, "i1").await.unwrap();
         assert_eq!(format!("{read:?}"), format!("{old:?}"));
 
@@ -337,20 +339,7 @@ mod tests {
             .connect_with(opts)
             .await
             .unwrap();
-        before_packs("../migrations/postgres")
-            .await
-            .run(&pool)
-            .await
-            .unwrap();
-        let old = chained("i1");
-        sqlx::raw_sql(old_inserts(&old))
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::migrate!("../migrations/postgres")
-            .run(&pool)
-            .await
-            .unwrap();
+        let old = migrated_from_one_per_row!(&pool, "../migrations/postgres");
         let read = crate::store::postgres::history(&pool, "i1").await.unwrap();
         pool.close().await;
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
