@@ -47,6 +47,14 @@ fn run_both_ways(database: &str) {
         assert_eq!(figure(&out, "task completions:"), "120", "{out}");
         let rate: f64 = figure(&out, "cases/s:").parse().expect("a number");
         assert!(rate > 0.0, "{out}");
+        let cpu = figure(&out, "CPU per case:");
+        let micros: f64 = cpu
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .expect("µs");
+        assert!(micros >= 0.0 && cpu.contains("µs (user "), "{out}");
     }
 }
 

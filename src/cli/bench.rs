@@ -139,6 +139,8 @@ struct Figures {
     tasks: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU this process used while it drove the cases (user, system), where it can tell.
+    cpu: Option<(Duration, Duration)>,
 }
 
 async fn bench(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
@@ -236,6 +238,7 @@ async fn drive(
     args: &Args,
 ) -> anyhow::Result<Figures> {
     let client = Client::new(url, Some(token.to_string()))?;
+    let cpu_before = cpu_time();
     let progress = Arc::new(Progress::new());
     let tasks = Arc::new(AtomicU64::new(0));
     let next_case = Arc::new(AtomicU64::new(0));
@@ -355,11 +358,16 @@ async fn drive(
     while let Some(done) = workers.join_next().await {
         latencies.extend(done??);
     }
+    let cpu = match (cpu_before, cpu_time()) {
+        (Some((u0, s0)), Some((u1, s1))) => Some((u1.saturating_sub(u0), s1.saturating_sub(s0))),
+        _ => None,
+    };
     Ok(Figures {
         cases: progress.ended(),
         tasks: tasks.load(Ordering::Relaxed),
         elapsed: progress.elapsed(),
         latencies,
+        cpu,
     })
 }
 
@@ -482,10 +490,44 @@ fn print_figures(args: &Args, f: &Figures) {
     println!("task completions/s:      {:.0}", f.tasks as f64 / secs);
     println!("claim-to-complete p50:   {:.1} ms", pct(0.50));
     println!("claim-to-complete p99:   {:.1} ms", pct(0.99));
+    match f.cpu {
+        // Steadier than cases/s when the machine's speed drifts; a database server's own CPU
+        // (PostgreSQL) is not in it.
+        Some((user, system)) if f.cases > 0 => {
+            let per_case = |d: Duration| d.as_secs_f64() * 1e6 / f.cases as f64;
+            println!(
+                "CPU per case:            {:.0} µs (user {:.0} + system {:.0}; this process)",
+                per_case(user + system),
+                per_case(user),
+                per_case(system)
+            );
+        }
+        _ => println!("CPU per case:            unknown (no /proc/self/stat)"),
+    }
     match peak_memory_mb() {
         Some(mb) => println!("peak memory (VmHWM):     {mb:.0} MB (server and clients)"),
         None => println!("peak memory:             unknown (no /proc/self/status)"),
     }
+}
+
+/// CPU time this process has used (user, system), from `/proc/self/stat`.
+fn cpu_time() -> Option<(Duration, Duration)> {
+    cpu_from_stat(&std::fs::read_to_string(Path::new("/proc/self/stat")).ok()?)
+}
+
+/// `utime` and `stime` of a `/proc/<pid>/stat` line: fields 14 and 15, in clock ticks of
+/// 1/100 s (Linux's `USER_HZ`, the unit of these files on every architecture it runs on).
+fn cpu_from_stat(stat: &str) -> Option<(Duration, Duration)> {
+    // The name (field 2) is in parentheses and may hold spaces and parentheses itself.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Option<Duration> {
+        Some(Duration::from_millis(
+            fields.get(i)?.parse::<u64>().ok()? * 10,
+        ))
+    };
+    // `rest` starts at field 3.
+    Some((ticks(14 - 3)?, ticks(15 - 3)?))
 }
 
 fn redact_db(database: &str) -> String {
@@ -507,6 +549,20 @@ fn peak_memory_mb() -> Option<f64> {
 mod tests {
     use super::Progress;
     use std::time::Duration;
+
+    #[test]
+    fn cpu_time_is_read_past_a_name_with_spaces_and_parentheses() {
+        let stat = "4242 (yimen (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 \
+                    731 96 0 0 20 0 9 0 123 456 789";
+        assert_eq!(
+            super::cpu_from_stat(stat),
+            Some((Duration::from_millis(7310), Duration::from_millis(960)))
+        );
+        assert_eq!(super::cpu_from_stat("4242 (yimen) S 1"), None);
+        assert_eq!(super::cpu_from_stat("no name here"), None);
+        // This process's own line parses (a test binary has used too little CPU to count).
+        assert!(super::cpu_time().is_some());
+    }
 
     #[test]
     fn a_case_ends_once_and_the_clock_stops_at_the_last_end() {
