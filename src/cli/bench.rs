@@ -491,8 +491,8 @@ fn print_figures(args: &Args, f: &Figures) {
     println!("claim-to-complete p50:   {:.1} ms", pct(0.50));
     println!("claim-to-complete p99:   {:.1} ms", pct(0.99));
     match f.cpu {
-        // Steadier than cases/s when the machine's speed drifts; a database server's own CPU
-        // (PostgreSQL) is not in it.
+        // Does not depend on how this process and a database server share the cores (cases/s
+        // does), but still moves with the machine's speed; PostgreSQL's own CPU is not in it.
         Some((user, system)) if f.cases > 0 => {
             let per_case = |d: Duration| d.as_secs_f64() * 1e6 / f.cases as f64;
             println!(

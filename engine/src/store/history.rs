@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) const SPAN: i64 = 24 * 3600 * 1000;
 
 /// One stored row of the `history` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct HistoryPack<'a> {
     pub(crate) instance_id: &'a str,
     pub(crate) seq: i64,
