@@ -183,6 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 outcome: Some("ok".into()),
                 vars: Default::default(),
                 actor: "bench".into(),
+                access: None,
             })
             .collect();
         for r in engine.complete_many(&reqs).await {

@@ -134,6 +134,14 @@ impl Principal {
         self.is_admin() || (self.holds_queue(queue) && self.sees_unit(unit))
     }
 
+    /// Why this token may not work task `task` of `queue` (a 403's message).
+    pub fn may_not_work(&self, task: &str, queue: &str) -> String {
+        format!(
+            "token `{}` may not work task {task} of queue `{queue}`",
+            self.name
+        )
+    }
+
     /// Does this token hold the role of `queue` (in some organisation unit)? Admins hold all.
     pub fn holds_queue(&self, queue: &str) -> bool {
         self.is_admin()

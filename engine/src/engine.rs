@@ -3,6 +3,7 @@
 //! completions and claims share transactions with the events that arrive with them (group
 //! commit, `commit.rs`). After a commit, subscribers learn of new tasks and timers.
 
+use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::error::{EngineError, Problem, Result};
 use crate::ledger::{self, HistoryEntry, LedgerReport};
@@ -91,6 +92,11 @@ pub struct CompleteRequest {
     pub outcome: Option<String>,
     pub vars: Map<String, Json>,
     pub actor: String,
+    /// Whose completion this is, checked on the task row as the completion locks it (no read
+    /// of its own): a task outside the token's queues or streets is refused (403) and nothing
+    /// changes, and the actor is the worker named in the claim (else `actor`). `None`: no
+    /// check, `actor` acts (the engine's own callers).
+    pub access: Option<Arc<Principal>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1826,6 +1832,17 @@ impl Engine {
             .lock_task(tx, &req.task_id)
             .await?
             .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
+        let actor = match &req.access {
+            None => req.actor.clone(),
+            Some(principal) => {
+                if !principal.works_queue(&task.queue, task.org_unit.as_deref()) {
+                    return Err(EngineError::Forbidden {
+                        why: principal.may_not_work(&task.id, &task.queue),
+                    });
+                }
+                task.locked_by.clone().unwrap_or_else(|| req.actor.clone())
+            }
+        };
         Engine::check_lock(&task, req.lock_token)?;
         if let Some((entry, at)) = claim_entry(&task) {
             let mut inst = st
@@ -1860,7 +1877,7 @@ impl Engine {
                 task: tref,
                 outcome: req.outcome.clone(),
                 vars: req.vars.clone(),
-                actor: req.actor.clone(),
+                actor: actor.clone(),
             },
         )
         .await?;
@@ -1870,7 +1887,7 @@ impl Engine {
         };
         task.state = "completed".into();
         task.outcome = outcome;
-        task.completed_by = Some(req.actor.clone());
+        task.completed_by = Some(actor);
         task.completed_at = Some(ms(self.now()));
         task.lock_expires_at = None;
         // Only a task with a deadline has timers of its own.

@@ -30,6 +30,9 @@ pub enum EngineError {
     /// already completed, instance not waiting for that message).
     #[error("conflict: {why}")]
     Conflict { why: String },
+    /// 403: the caller's token may not do this (to this task); nothing was changed.
+    #[error("forbidden: {why}")]
+    Forbidden { why: String },
     /// 422: every problem with the request; nothing was changed.
     #[error("invalid request: {}", problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "))]
     Invalid { problems: Vec<Problem> },
@@ -55,6 +58,7 @@ impl EngineError {
         match self {
             EngineError::NotFound { .. } => 404,
             EngineError::Conflict { .. } => 409,
+            EngineError::Forbidden { .. } => 403,
             EngineError::Invalid { .. } | EngineError::Diagnostics(_) => 422,
             EngineError::SchemaTooNew { .. } => 503,
             EngineError::Storage(_) | EngineError::Internal(_) => 500,
@@ -80,6 +84,7 @@ impl EngineError {
         match self {
             EngineError::NotFound { what } => EngineError::NotFound { what: what.clone() },
             EngineError::Conflict { why } => EngineError::Conflict { why: why.clone() },
+            EngineError::Forbidden { why } => EngineError::Forbidden { why: why.clone() },
             EngineError::Invalid { problems } => EngineError::Invalid {
                 problems: problems.clone(),
             },

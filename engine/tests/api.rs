@@ -344,6 +344,21 @@ async fn claim_complete_with_fencing_tokens(api: TestApi) {
         )
         .await;
     assert_eq!(not_theirs.status, StatusCode::FORBIDDEN);
+    // A lock token that does not read: still 403 (or 404) before 409.
+    for (who, task, status) in [
+        (&reviewer, id, StatusCode::FORBIDDEN),
+        (&window, "nope", StatusCode::NOT_FOUND),
+        (&window, id, StatusCode::CONFLICT),
+    ] {
+        let answer = api
+            .post(
+                &format!("/api/v1/tasks/{task}/complete"),
+                who,
+                json!({"lock_token": "abc", "outcome": "ok", "variables": {"checked": true}}),
+            )
+            .await;
+        assert_eq!(answer.status, status, "{answer:?}");
+    }
 
     let stale = api
         .post(
@@ -469,6 +484,10 @@ async fn completions_in_one_request_stand_alone(api: TestApi) {
                 {"task_id": good_id, "lock_token": good_lock, "outcome": "ok", "variables": ok},
                 {"task_id": rejected_id, "lock_token": rejected_lock, "outcome": "reject",
                  "variables": {"checked": false}},
+                // A lock token that does not read: still 403 or 404 before 409.
+                {"task_id": west_id, "lock_token": "abc", "outcome": "ok", "variables": ok},
+                {"task_id": "nope", "lock_token": "abc", "outcome": "ok"},
+                {"task_id": stale_id, "lock_token": "abc", "outcome": "ok", "variables": ok},
             ]}),
         )
         .await;
@@ -478,7 +497,11 @@ async fn completions_in_one_request_stand_alone(api: TestApi) {
         .iter()
         .map(|r| r["status"].as_u64().unwrap())
         .collect();
-    assert_eq!(statuses, [200, 422, 409, 403, 404, 409, 200], "{results:?}");
+    assert_eq!(
+        statuses,
+        [200, 422, 409, 403, 404, 409, 200, 403, 404, 409],
+        "{results:?}"
+    );
     assert_eq!(results[0]["task_id"], good_id.as_str());
     assert_eq!(results[0]["instance"]["id"], good.as_str());
     assert_eq!(results[0]["instance"]["status"], "running");

@@ -596,6 +596,7 @@ async fn concurrent_claims_are_exclusive(h: &Harness) {
                             outcome: Some("approve".into()),
                             vars: map(json!({"amount": 5})),
                             actor: format!("w{w}"),
+                            access: None,
                         })
                         .await
                         .unwrap();
@@ -1202,6 +1203,7 @@ async fn batches_commit_together_and_refuse_one_by_one(h: &Harness) {
             outcome: Some("approve".into()),
             vars: map(json!({ "amount": amount })),
             actor: "w1".into(),
+            access: None,
         };
     let results = h
         .engine
@@ -1272,6 +1274,7 @@ async fn concurrent_events_share_commits_and_stay_exact(h: &Harness) {
                 outcome: Some("approve".into()),
                 vars: map(json!({ "amount": 1 })),
                 actor: "w1".into(),
+                access: None,
             };
             completions.spawn(async move { engine.complete(req).await.map(|v| v.status) });
         }

@@ -107,6 +107,7 @@ async fn complete(
             outcome: Some(outcome.into()),
             vars: vars.as_object().cloned().unwrap(),
             actor: worker.into(),
+            access: None,
         })
         .await
         .unwrap()

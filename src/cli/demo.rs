@@ -117,6 +117,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
                     outcome: Some(outcome.into()),
                     vars: vars.as_object().cloned().unwrap_or_else(Map::new),
                     actor: worker.into(),
+                    access: None,
                 })
                 .await?;
             continue;

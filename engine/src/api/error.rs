@@ -272,6 +272,7 @@ impl From<crate::EngineError> for ApiError {
         match error {
             E::NotFound { what } => ApiError::not_found(format!("{what} not found")),
             E::Conflict { why } => ApiError::conflict("conflict", why),
+            E::Forbidden { why } => ApiError::forbidden(why),
             E::Invalid { problems } => {
                 let message = problems
                     .iter()

@@ -9,7 +9,6 @@ use crate::engine::{self, TaskFilter};
 use axum::Extension;
 use axum::extract::State;
 use chrono::SecondsFormat;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -117,8 +116,15 @@ pub(super) async fn complete(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteBody>,
 ) -> Result<ApiJson<engine::InstanceView>, ApiError> {
-    let task = check_task(&state, &principal, &id).await?;
-    let lock_token = lock_token(&body.lock_token)?;
+    let lock_token = match lock_token(&body.lock_token) {
+        Ok(token) => token,
+        // 404 or 403 before 409, as when the token reads.
+        Err(refused) => {
+            check_task(&state, &principal, &id).await?;
+            return Err(refused);
+        }
+    };
+    // Access is checked on the task as the completion locks it.
     let view = state
         .engine
         .complete(engine::CompleteRequest {
@@ -126,7 +132,8 @@ pub(super) async fn complete(
             lock_token,
             outcome: body.outcome,
             vars: body.variables,
-            actor: actor(&task, &principal),
+            actor: principal.name.clone(),
+            access: Some(std::sync::Arc::new(principal)),
         })
         .await?;
     Ok(ApiJson(view))
@@ -154,84 +161,76 @@ pub(super) async fn complete_many(
         )]));
     }
     let ids: Vec<String> = body.completions.iter().map(|c| c.task_id.clone()).collect();
-    let tasks: HashMap<String, engine::TaskView> = state
-        .engine
-        .tasks_by_id(&ids)
-        .await?
-        .into_iter()
-        .map(|t| (t.id.clone(), t))
-        .collect();
-    let mut results: Vec<Option<CompletionResult>> = Vec::with_capacity(count);
+    // Access is checked on each task as its completion locks it (no read here); only a
+    // completion whose lock token does not read is checked here, so that it answers 404 or
+    // 403 before 409 as it would otherwise.
+    let access = std::sync::Arc::new(principal.clone());
+    // Per completion: `None` when it went to the engine, else why not.
+    let mut results: Vec<Option<Result<engine::Completed, ApiError>>> = Vec::with_capacity(count);
     let mut requests = Vec::new();
     for item in body.completions {
-        let checked = match tasks.get(&item.task_id) {
-            None => Err(ApiError::from(crate::EngineError::not_found(format!(
-                "task {}",
-                item.task_id
-            )))),
-            Some(task) if !principal.works_queue(&task.queue, task.org_unit.as_deref()) => {
-                let refused = forbidden_task(&principal, task);
-                super::access::record_refusal(
-                    &state,
-                    &principal,
-                    "POST",
-                    "/api/v1/tasks/complete",
-                    &refused,
-                )
-                .await;
-                Err(refused)
-            }
-            Some(task) => {
-                let body = item.completion;
-                lock_token(&body.lock_token).map(|token| engine::CompleteRequest {
-                    task_id: item.task_id.clone(),
-                    lock_token: token,
-                    outcome: body.outcome,
-                    vars: body.variables,
-                    actor: actor(task, &principal),
-                })
-            }
+        let body = item.completion;
+        let checked = match lock_token(&body.lock_token) {
+            Ok(token) => Ok(engine::CompleteRequest {
+                task_id: item.task_id.clone(),
+                lock_token: token,
+                outcome: body.outcome,
+                vars: body.variables,
+                actor: principal.name.clone(),
+                access: Some(access.clone()),
+            }),
+            Err(conflict) => check_task(&state, &principal, &item.task_id)
+                .await
+                .and(Err(conflict)),
         };
         match checked {
             Ok(request) => {
                 requests.push(request);
                 results.push(None);
             }
-            Err(refused) => results.push(Some(refusal(item.task_id, refused))),
+            Err(refused) => results.push(Some(Err(refused))),
         }
     }
     let mut done = state.engine.complete_each(requests).await.into_iter();
-    let results = results
-        .into_iter()
-        .zip(ids)
-        .map(|(checked, task_id)| match checked {
-            Some(refused) => refused,
-            None => match done.next() {
-                Some(Ok(completed)) => CompletionResult {
-                    task_id,
-                    status: 200,
-                    instance: Some(CompletedInstance {
-                        id: completed.instance_id,
-                        status: completed.status.as_str().to_string(),
-                        result: completed.result,
-                    }),
-                    error: None,
-                },
-                Some(Err(e)) => refusal(task_id, ApiError::from(e)),
-                None => refusal(
-                    task_id,
-                    ApiError::internal("a completion of the batch got no answer"),
-                ),
+    let mut answers = Vec::with_capacity(count);
+    for (checked, task_id) in results.into_iter().zip(ids) {
+        let answer = match checked.unwrap_or_else(|| match done.next() {
+            Some(done) => done.map_err(ApiError::from),
+            None => Err(ApiError::internal(
+                "a completion of the batch got no answer",
+            )),
+        }) {
+            Ok(completed) => CompletionResult {
+                task_id,
+                status: 200,
+                instance: Some(CompletedInstance {
+                    id: completed.instance_id,
+                    status: completed.status.as_str().to_string(),
+                    result: completed.result,
+                }),
+                error: None,
             },
-        })
-        .collect();
-    Ok(ApiJson(CompleteManyResponse { results }))
+            Err(refused) => refusal(&state, &principal, task_id, refused).await,
+        };
+        answers.push(answer);
+    }
+    Ok(ApiJson(CompleteManyResponse { results: answers }))
 }
 
-/// A completion's result when it was refused (or failed).
-fn refusal(task_id: String, error: ApiError) -> CompletionResult {
+/// A completion's result when it was refused (or failed); a 403 is recorded as a refused call
+/// (the request as a whole answers 200).
+async fn refusal(
+    state: &ApiState,
+    principal: &Principal,
+    task_id: String,
+    error: ApiError,
+) -> CompletionResult {
     if let ApiError::Internal { cause } = &error {
         tracing::error!("a completion of {task_id} failed: {cause}");
+    }
+    if error.status() == axum::http::StatusCode::FORBIDDEN {
+        super::access::record_refusal(state, principal, "POST", "/api/v1/tasks/complete", &error)
+            .await;
     }
     CompletionResult {
         task_id,
@@ -403,10 +402,7 @@ async fn check_task(
 }
 
 fn forbidden_task(principal: &Principal, task: &engine::TaskView) -> ApiError {
-    ApiError::forbidden(format!(
-        "token `{}` may not work task {} of queue `{}`",
-        principal.name, task.id, task.queue
-    ))
+    ApiError::forbidden(principal.may_not_work(&task.id, &task.queue))
 }
 
 /// Who acts on a claimed task: the worker named in the claim (so that `completed_by(...)`

@@ -213,6 +213,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     outcome: None,
                     vars: vars.as_object().cloned().unwrap_or_default(),
                     actor: "driver".into(),
+                    access: None,
                 })
                 .await?;
         }

@@ -329,6 +329,7 @@ impl Harness {
                 outcome: Some(outcome.into()),
                 vars: map(vars),
                 actor: "w1".into(),
+                access: None,
             })
             .await
     }

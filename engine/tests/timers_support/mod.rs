@@ -154,6 +154,7 @@ pub async fn complete(
             outcome: Some(outcome.into()),
             vars: vars(v),
             actor: worker.into(),
+            access: None,
         })
         .await
         .unwrap_or_else(|e| panic!("completes {queue}/{outcome}: {e}"));
