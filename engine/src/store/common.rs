@@ -793,16 +793,12 @@ pub async fn pending_timers(tx: &mut Tx, instances: &str) -> R<Vec<TimerRow>> {
         .collect()
 }
 
-/// The SQL of [`instances_by_business_keys`].
-pub(crate) const BY_BUSINESS_KEYS: &str = concat!(
-    "SELECT * FROM instances WHERE process_key ",
-    is_in!(json "$1"),
-    " AND business_key ",
-    is_in!(json "$2")
-);
+/// The SQL of [`instances_by_business_keys`] (the driver's).
+pub(crate) const BY_BUSINESS_KEYS: &str = by_business_keys!();
 
-/// Instances of the processes whose business key is in the list (both JSON arrays); the
-/// caller matches the pairs.
+/// The instances of (process, business key) pairs, given as two JSON arrays of the same
+/// length (the i-th process with the i-th key). SQLite may also answer an instance of another
+/// pair's process with this key; the caller matches the pairs.
 pub async fn instances_by_business_keys(
     tx: &mut Tx,
     processes: &str,

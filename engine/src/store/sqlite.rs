@@ -34,6 +34,19 @@ macro_rules! is_in {
 /// Multi-row statements use `?` (SQLite) or `$n` (PostgreSQL) placeholders.
 const POSITIONAL_PARAMS: bool = true;
 
+/// `process_key IN (…) AND business_key IN (…)`: SQLite's planner walks the unique
+/// (process_key, business_key) index for both lists.
+macro_rules! by_business_keys {
+    () => {
+        concat!(
+            "SELECT * FROM instances WHERE process_key ",
+            is_in!(json "$1"),
+            " AND business_key ",
+            is_in!(json "$2")
+        )
+    };
+}
+
 include!("common.rs");
 
 // Also for `sqlite_direct`, which reads these rows itself.

@@ -242,20 +242,20 @@ impl Staged {
         Ok(())
     }
 
-    /// The processes and keys (JSON lists) of `keys` not looked up yet, if any.
+    /// The (process, key) pairs of `keys` not looked up yet, if any, as two JSON lists of the
+    /// same length.
     fn keys_wanted(&self, keys: &[(String, String)]) -> Option<(String, String)> {
-        let wanted: Vec<&(String, String)> = keys
+        let mut wanted: Vec<&(String, String)> = keys
             .iter()
             .filter(|pair| !self.keys_checked.contains(*pair))
             .collect();
         if wanted.is_empty() {
             return None;
         }
-        let mut processes: Vec<&String> = wanted.iter().map(|(p, _)| p).collect();
-        processes.sort();
-        processes.dedup();
+        wanted.sort();
+        wanted.dedup();
         Some((
-            json_list(processes),
+            json_list(wanted.iter().map(|(p, _)| p)),
             json_list(wanted.iter().map(|(_, k)| k)),
         ))
     }
