@@ -257,6 +257,8 @@ fn spawn_thread(engine: &Engine, queue: &Queue, count: usize) -> std::io::Result
 
 /// One committer: takes what is queued, writes it, answers; until the engine is dropped.
 async fn run(engine: Weak<Inner>, queue: Queue) {
+    // PostgreSQL: this committer's connection, kept from batch to batch.
+    let mut held = crate::store::Held::default();
     loop {
         let mut batch = Vec::new();
         {
@@ -278,9 +280,18 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
         let checkpoints = engine.checkpoints().cloned();
         // A batch runs as its own task: should it panic (a bug), its callers get an error and
         // this committer goes on with the next batch.
-        let written = tokio::spawn(async move { engine.commit_batch(batch).await }).await;
-        if let Err(e) = written {
-            tracing::error!(error = %e, "a batch of events failed unexpectedly; its callers were told");
+        let written = tokio::spawn(async move {
+            engine.commit_batch(batch, &mut held).await;
+            held
+        })
+        .await;
+        match written {
+            Ok(kept) => held = kept,
+            // The connection went with the batch (closed, if it was in a transaction).
+            Err(e) => {
+                held = crate::store::Held::default();
+                tracing::error!(error = %e, "a batch of events failed unexpectedly; its callers were told");
+            }
         }
         if let Some(checkpoints) = checkpoints {
             checkpoints.wake();
@@ -353,7 +364,7 @@ type Written = (Staged, Claimed, Vec<Result<(String, bool)>>);
 
 impl Engine {
     /// Writes a batch in one transaction and answers each event (see the module doc).
-    async fn commit_batch(&self, batch: Vec<Job>) {
+    async fn commit_batch(&self, batch: Vec<Job>, held: &mut crate::store::Held) {
         // SQLite in a file: what the last batches left (see `Carry`); taken for this batch, and
         // put back only if it commits. A retry starts without it.
         let mut carry = if self.carries() {
@@ -361,7 +372,7 @@ impl Engine {
         } else {
             None
         };
-        let written: Result<Written> = transaction!(self, |tx, fx| {
+        let written: Result<Written> = transaction!(self, held, |tx, fx| {
             let mut st = match carry.take() {
                 Some(carry) => Staged::with_carry(carry),
                 None => Staged::new(),

@@ -352,12 +352,17 @@ impl std::fmt::Debug for Engine {
 /// published after the commit.
 macro_rules! transaction {
     ($self:ident, |$tx:ident, $fx:ident| $body:block) => {{
+        let mut held = $crate::store::Held::default();
+        $crate::engine::transaction!($self, &mut held, |$tx, $fx| $body)
+    }};
+    // On the connection `$held` keeps between transactions (a committer's; `store::Held`).
+    ($self:ident, $held:expr, |$tx:ident, $fx:ident| $body:block) => {{
         let mut attempt = 0u32;
         loop {
             let mut $fx = $crate::engine::Effects::default();
             let r: Result<_> = async {
                 let _gate = $self.write_gate().await;
-                let mut $tx = $self.begin_write().await?;
+                let mut $tx = $self.begin_write($held).await?;
                 let v: Result<_> = async { Ok($body) }.await;
                 match v {
                     Ok(v) => {
@@ -365,13 +370,13 @@ macro_rules! transaction {
                         if let Some(due) = $fx.timers.iter().min() {
                             $tx.notify_timers($self.timer_channel(), *due).await?;
                         }
-                        $tx.commit().await?;
+                        $tx.commit_held($held).await?;
                         Ok(v)
                     }
                     Err(e) => {
                         // Now, not when the connection is next used: a refused event must not
                         // keep its row locks (claims skip locked rows).
-                        let _ = $tx.rollback().await;
+                        let _ = $tx.rollback_held($held).await;
                         Err(e)
                     }
                 }
@@ -657,7 +662,10 @@ impl Engine {
     /// then stays valid from one transaction to the next (a connection that another one wrote
     /// behind reads its pages again: half of the page reads of `yimen bench`). SQLite has one
     /// writer at a time anyway; hold [`Engine::write_gate`] first.
-    pub(crate) async fn begin_write(&self) -> std::result::Result<Tx, sqlx::Error> {
+    pub(crate) async fn begin_write(
+        &self,
+        held: &mut crate::store::Held,
+    ) -> std::result::Result<Tx, sqlx::Error> {
         self.inner
             .write_epoch
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -665,7 +673,7 @@ impl Engine {
             Some(writer) => Ok(Tx::Sqlite(
                 SqliteTx::begin(writer, self.inner.writer_slot.as_ref()).await?,
             )),
-            None => self.inner.pool.begin().await,
+            None => self.inner.pool.begin_held(held).await,
         }
     }
 

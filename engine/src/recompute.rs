@@ -154,7 +154,7 @@ impl Engine {
                 _ => None,
             };
             let _gate = self.write_gate().await;
-            let mut tx = self.begin_write().await?;
+            let mut tx = self.begin_write(&mut Default::default()).await?;
             let moved =
                 sql::move_timer(&mut tx, &id, new_ms, &payload.to_string(), task_due).await?;
             if !moved {
@@ -234,7 +234,7 @@ impl Engine {
         let before = state.clocks.clone();
         let mut done = Recomputed::default();
         let _gate = self.write_gate().await;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write(&mut Default::default()).await?;
         let mut entries = Vec::new();
         let mut woken = Vec::new();
         for (name, clock) in &mut state.clocks {

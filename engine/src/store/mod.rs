@@ -50,7 +50,26 @@ pub enum StorePool {
 pub enum Tx {
     /// On the writer connection, begun and ended by the engine (`sqlite_tx.rs`).
     Sqlite(sqlite_tx::SqliteTx),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(postgres::PgTx),
+}
+
+/// A committer's own PostgreSQL connection, kept between its batches with the time it was last
+/// used: it is not handed back to the pool after each batch and taken out again (each a ping
+/// by sqlx). Empty on SQLite, before the first batch, and after a commit or rollback that
+/// failed (its connection is closed then).
+#[derive(Default)]
+pub(crate) struct Held(
+    Option<(
+        sqlx::pool::PoolConnection<sqlx::Postgres>,
+        std::time::Instant,
+    )>,
+);
+
+impl Held {
+    /// Keeps `conn`, last used now.
+    fn keep(&mut self, conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>) {
+        self.0 = conn.map(|c| (c, std::time::Instant::now()));
+    }
 }
 
 /// The rows a batch writes at its flush (`staged.rs`): table and columns in bind order, and what
@@ -113,10 +132,25 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 impl StorePool {
-    pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
+    /// Begins on the connection `held` keeps (PostgreSQL; pinged first when it was idle a
+    /// while, replaced when dead), or on one from the pool.
+    pub(crate) async fn begin_held(&self, held: &mut Held) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             StorePool::Sqlite(p) => Tx::Sqlite(sqlite_tx::SqliteTx::begin(p, None).await?),
-            StorePool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            StorePool::Postgres(p) => {
+                let kept = match held.0.take() {
+                    Some((mut conn, used)) if used.elapsed() >= postgres::PING_AFTER_IDLE => {
+                        use sqlx::Connection;
+                        conn.ping().await.ok().map(|()| conn)
+                    }
+                    kept => kept.map(|(conn, _)| conn),
+                };
+                let conn = match kept {
+                    Some(conn) => conn,
+                    None => p.acquire().await?,
+                };
+                Tx::Postgres(postgres::PgTx::begin(conn).await?)
+            }
         })
     }
 }
@@ -136,16 +170,28 @@ impl Tx {
     }
 
     pub(crate) async fn commit(self) -> Result<(), EngineError> {
+        self.commit_held(&mut Held::default()).await
+    }
+
+    /// Commits; `held` keeps the connection (PostgreSQL; not after a failed commit).
+    pub(crate) async fn commit_held(self, held: &mut Held) -> Result<(), EngineError> {
         match self {
             Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => Ok(t.commit().await?),
+            Tx::Postgres(t) => {
+                held.keep(Some(t.commit().await?));
+                Ok(())
+            }
         }
     }
 
-    pub(crate) async fn rollback(self) -> Result<(), EngineError> {
+    /// Rolls back; `held` keeps the connection (PostgreSQL; not after a failed rollback).
+    pub(crate) async fn rollback_held(self, held: &mut Held) -> Result<(), EngineError> {
         match self {
             Tx::Sqlite(t) => t.rollback().await,
-            Tx::Postgres(t) => Ok(t.rollback().await?),
+            Tx::Postgres(t) => {
+                held.keep(Some(t.rollback().await?));
+                Ok(())
+            }
         }
     }
 }

@@ -256,7 +256,7 @@ pub async fn write_rows(
 /// replaced); one used more recently is not. A ping is a round trip: pinging at every use
 /// was 1.2 of PostgreSQL's 3.6 answers per case in `yimen bench three-task` (as HikariCP,
 /// which skips its check within 500 ms of a connection's last use).
-const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Connects to `url` and migrates. `schema` (tests) sets the connection's `search_path`.
 ///
@@ -326,17 +326,82 @@ fn channel_for(schema: &str) -> String {
     }
 }
 
+/// A write transaction on a pooled connection that it gives back when it ends, so that a
+/// committer can keep one connection for all its batches (`store::Held`). A connection leaves
+/// the pool and goes back through sqlx's own checks: a ping on return, another on the next
+/// acquire; kept, it is pinged only when it was idle a while (as the pool does, `open`).
+/// Dropped while open (a panic, a cancelled future), it closes its connection, which ends the
+/// transaction on the server: an open transaction never goes back to the pool.
+pub struct PgTx {
+    conn: Option<sqlx::pool::PoolConnection<DB>>,
+}
+
+impl PgTx {
+    pub(crate) async fn begin(
+        mut conn: sqlx::pool::PoolConnection<DB>,
+    ) -> Result<PgTx, sqlx::Error> {
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+        Ok(PgTx { conn: Some(conn) })
+    }
+
+    /// Commits and gives the connection back (closed, should the commit fail).
+    pub(crate) async fn commit(self) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+        self.end("COMMIT").await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+        self.end("ROLLBACK").await
+    }
+
+    async fn end(
+        mut self,
+        sql: &'static str,
+    ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+        // Dropped with `self` (closed) should this fail.
+        sqlx::raw_sql(sql).execute(&mut *self).await?;
+        Ok(self
+            .conn
+            .take()
+            .expect("a PgTx holds its connection until it ends"))
+    }
+}
+
+impl std::ops::Deref for PgTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &sqlx::PgConnection {
+        self.conn
+            .as_ref()
+            .expect("a PgTx holds its connection until it ends")
+    }
+}
+
+impl std::ops::DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        self.conn
+            .as_mut()
+            .expect("a PgTx holds its connection until it ends")
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.conn {
+            conn.close_on_drop();
+        }
+    }
+}
+
 /// Tells every server listening on `channel` that a timer due at `due_at` (unix millis) was
 /// created; delivered when the transaction commits (not at all if it rolls back).
 pub async fn notify_timers(
-    tx: &mut sqlx::Transaction<'static, DB>,
+    tx: &mut sqlx::PgConnection,
     channel: &str,
     due_at: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
         .bind(due_at.to_string())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -544,6 +609,84 @@ mod tests {
             format!("{read:?}"),
             format!("{:?}", [&history, &second, &third])
         );
+        drop_schema(pool, &schema).await;
+    }
+
+    /// The server process behind a transaction.
+    async fn backend(tx: &mut crate::store::Tx) -> i32 {
+        match tx {
+            crate::store::Tx::Postgres(t) => sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut **t)
+                .await
+                .unwrap(),
+            crate::store::Tx::Sqlite(_) => unreachable!("a PostgreSQL pool"),
+        }
+    }
+
+    /// Waits up to 5 s for `query` (one boolean) to hold.
+    async fn eventually(pool: &sqlx::PgPool, query: &str, pid: i32) -> bool {
+        for _ in 0..50 {
+            let holds: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_string()))
+                .bind(pid)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            if holds {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// A committer's kept connection (`store::Held`): used again while fresh; after an idle
+    /// second pinged first, and replaced when its server process is gone; a transaction dropped
+    /// open closes its connection instead of going back to the pool with its locks.
+    #[tokio::test]
+    async fn a_kept_connection_is_reused_checked_after_idling_and_never_pooled_open() {
+        let Some((pool, schema)) = fresh("held").await else {
+            return;
+        };
+        let store = crate::store::StorePool::Postgres(pool.clone());
+        let mut held = crate::store::Held::default();
+        let mut tx = store.begin_held(&mut held).await.unwrap();
+        let first = backend(&mut tx).await;
+        tx.commit_held(&mut held).await.unwrap();
+        let mut tx = store.begin_held(&mut held).await.unwrap();
+        assert_eq!(backend(&mut tx).await, first, "the kept connection");
+        tx.commit_held(&mut held).await.unwrap();
+
+        // Its server process ends (a restart, an administrator); idle for a while, it is
+        // found dead by the ping and replaced.
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(first)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let gone = "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)";
+        assert!(eventually(&pool, gone, first).await);
+        let kept = held.0.as_mut().expect("kept after a commit");
+        kept.1 -= super::PING_AFTER_IDLE;
+        let mut tx = store.begin_held(&mut held).await.unwrap();
+        let second = backend(&mut tx).await;
+        assert_ne!(second, first);
+
+        // Dropped open (a panic, a cancelled batch), holding a lock: its connection closes,
+        // which ends the transaction and frees the lock.
+        sqlx::query("SELECT pg_advisory_xact_lock(4242)")
+            .execute(match &mut tx {
+                crate::store::Tx::Postgres(t) => &mut **t,
+                crate::store::Tx::Sqlite(_) => unreachable!(),
+            })
+            .await
+            .unwrap();
+        drop(tx);
+        assert!(eventually(&pool, gone, second).await, "closed, not pooled");
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(4242)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(free, "the dropped transaction's lock is gone");
         drop_schema(pool, &schema).await;
     }
 
