@@ -67,8 +67,27 @@ pub(crate) struct Held(
 
 impl Held {
     /// Keeps `conn`, last used now.
-    fn keep(&mut self, conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>) {
+    pub(crate) fn keep(&mut self, conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>) {
         self.0 = conn.map(|c| (c, std::time::Instant::now()));
+    }
+
+    /// The kept connection (pinged first when it was idle a while, replaced when dead), or one
+    /// from `pool`; [`Held::keep`] it again after use.
+    pub(crate) async fn connection(
+        &mut self,
+        pool: &sqlx::PgPool,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+        let kept = match self.0.take() {
+            Some((mut conn, used)) if used.elapsed() >= postgres::PING_AFTER_IDLE => {
+                use sqlx::Connection;
+                conn.ping().await.ok().map(|()| conn)
+            }
+            kept => kept.map(|(conn, _)| conn),
+        };
+        match kept {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await,
+        }
     }
 }
 
@@ -138,18 +157,7 @@ impl StorePool {
         Ok(match self {
             StorePool::Sqlite(p) => Tx::Sqlite(sqlite_tx::SqliteTx::begin(p, None).await?),
             StorePool::Postgres(p) => {
-                let kept = match held.0.take() {
-                    Some((mut conn, used)) if used.elapsed() >= postgres::PING_AFTER_IDLE => {
-                        use sqlx::Connection;
-                        conn.ping().await.ok().map(|()| conn)
-                    }
-                    kept => kept.map(|(conn, _)| conn),
-                };
-                let conn = match kept {
-                    Some(conn) => conn,
-                    None => p.acquire().await?,
-                };
-                Tx::Postgres(postgres::PgTx::begin(conn).await?)
+                Tx::Postgres(postgres::PgTx::begin(held.connection(p).await?).await?)
             }
         })
     }

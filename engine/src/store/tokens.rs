@@ -49,6 +49,10 @@ pub struct TokenStore {
     pool: StorePool,
     /// SQLite in a file: the generation is read on the caller's thread (`sqlite_readers`).
     readers: Option<Arc<Readers>>,
+    /// PostgreSQL: the connection the generation is read on, kept between reads (they come one
+    /// at a time, `api::access::GenerationReads`): a pooled connection is pinged by sqlx each
+    /// time it goes back, a second round trip per read.
+    held: Arc<tokio::sync::Mutex<crate::store::Held>>,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -100,6 +104,7 @@ impl TokenStore {
         TokenStore {
             pool,
             readers: None,
+            held: Default::default(),
         }
     }
 
@@ -109,6 +114,7 @@ impl TokenStore {
         TokenStore {
             pool: engine.pool().clone(),
             readers: engine.readers().cloned(),
+            held: Default::default(),
         }
     }
 
@@ -212,12 +218,21 @@ impl TokenStore {
 
     async fn generation_through_sqlx(&self) -> Result<i64, EngineError> {
         let sql = GENERATION_SQL;
-        let generation: Option<i64> = on_pool!(&self.pool, |p| {
-            match sqlx::query(sql).fetch_optional(p).await? {
-                Some(row) => Some(row.try_get("generation")?),
-                None => None,
+        let row = match &self.pool {
+            StorePool::Sqlite(p) => sqlx::query(sql)
+                .fetch_optional(p)
+                .await?
+                .map(|row| row.try_get("generation")),
+            StorePool::Postgres(p) => {
+                let mut held = self.held.lock().await;
+                let mut conn = held.connection(p).await?;
+                // A connection that failed goes back to the pool, which checks it.
+                let row = sqlx::query(sql).fetch_optional(&mut *conn).await?;
+                held.keep(Some(conn));
+                row.map(|row| row.try_get("generation"))
             }
-        });
+        };
+        let generation: Option<i64> = row.transpose()?;
         // The migration inserts the row; without it no cache entry can be trusted for long,
         // which a constant does not express, so report the database as broken.
         generation.ok_or_else(|| {
