@@ -61,6 +61,15 @@ impl Db {
     }
 }
 
+impl Db {
+    /// PostgreSQL: drops the test's schema (the shared server keeps nothing of it).
+    async fn drop_schema(&self) {
+        if let Some(schema) = &self.schema {
+            drop_schema(&self.url, schema).await;
+        }
+    }
+}
+
 impl Drop for Db {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -217,6 +226,7 @@ async fn statutory_clock_is_recomputed(db: Db) {
         .await
         .expect("advances");
     assert_eq!(escalations(&engine, &case, 1).await, 1);
+    db.drop_schema().await;
 }
 
 #[tokio::test]
@@ -366,6 +376,7 @@ async fn bound_deadline_follows_its_clock(db: Db) {
         .await
         .expect("advances");
     assert_eq!(escalations(&engine, &case, 1).await, 1);
+    db.drop_schema().await;
 }
 
 #[tokio::test]

@@ -150,10 +150,11 @@ async fn report_runs_on_postgres() {
     let schema = format!("timers_reports_{}", uuid::Uuid::now_v7().simple());
     scenario(
         OpenOptions {
-            url,
-            pg_schema: Some(schema),
+            url: url.clone(),
+            pg_schema: Some(schema.clone()),
         },
         "postgres",
     )
     .await;
+    drop_schema(&url, &schema).await;
 }

@@ -222,3 +222,17 @@ pub fn with_webhook(url: String) -> impl Fn(&str, String) -> String {
         }
     }
 }
+
+/// Drops a PostgreSQL test schema (tests on the shared server leave nothing behind).
+pub async fn drop_schema(url: &str, schema: &str) {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("postgres reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .expect("schema dropped");
+    pool.close().await;
+}
