@@ -732,15 +732,8 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     sql
 }
 
-/// The SQL of [`lock_tasks_with_siblings`].
-pub(crate) const LOCK_TASKS_WITH_SIBLINGS: &str = concat!(
-    "SELECT * FROM tasks WHERE instance_id ",
-    is_in!(query "SELECT instance_id FROM tasks WHERE id ", is_in!(json "$1")),
-    " AND (state IN ('open', 'claimed', 'failed') OR id ",
-    is_in!(json "$1"),
-    ") ORDER BY id",
-    for_update!()
-);
+/// The SQL of [`lock_tasks_with_siblings`] (the driver's).
+pub(crate) const LOCK_TASKS_WITH_SIBLINGS: &str = lock_tasks_with_siblings!();
 
 /// The given tasks (ids as a JSON array) and every open, claimed or failed task of their
 /// instances, locked in id order (one statement, so that concurrent batches lock in one order).

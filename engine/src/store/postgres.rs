@@ -58,6 +58,24 @@ macro_rules! by_business_keys {
     };
 }
 
+/// The given tasks and their instances' live tasks: the ids first, the live ones through
+/// `tasks_instance`, which holds only live tasks (migration 0830; a condition with `OR id = …`
+/// would not let the planner use it), then every row by its key, locked in id order.
+macro_rules! lock_tasks_with_siblings {
+    () => {
+        concat!(
+            "SELECT * FROM tasks WHERE id ",
+            is_in!(query
+                "SELECT id FROM tasks WHERE instance_id ",
+                is_in!(query "SELECT instance_id FROM tasks WHERE id ", is_in!(json "$1")),
+                " AND state IN ('open', 'claimed', 'failed') ",
+                "UNION SELECT jsonb_array_elements_text(CAST($1 AS jsonb))"),
+            " ORDER BY id",
+            for_update!()
+        )
+    };
+}
+
 include!("common.rs");
 
 // ---- the multi-row writers of the unit of work (`staged.rs`) ----
@@ -702,6 +720,8 @@ mod tests {
         for (name, sql) in [
             ("tasks_by_id", super::TASKS_BY_ID),
             ("by_business_keys", super::BY_BUSINESS_KEYS),
+            ("lock_live_tasks", super::LOCK_LIVE_TASKS),
+            ("lock_tasks_with_siblings", super::LOCK_TASKS_WITH_SIBLINGS),
         ] {
             let prepare = format!("PREPARE {name} AS {sql}");
             sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
@@ -726,6 +746,26 @@ mod tests {
             // the business keys were once, after an index walk on the process alone).
             assert!(!plan.contains("Filter"), "{explain}:\n{plan}");
         }
+        // The live tasks of instances come through `tasks_instance`, which holds only them
+        // (migration 0830).
+        for explain in [
+            r#"EXPLAIN EXECUTE lock_live_tasks('["i1"]')"#,
+            r#"EXPLAIN EXECUTE lock_tasks_with_siblings('["t1"]')"#,
+        ] {
+            let plan: Vec<(String,)> = sqlx::query_as(explain).fetch_all(&mut *conn).await.unwrap();
+            let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan"), "{explain}:\n{plan}");
+            assert!(plan.contains("using tasks_instance"), "{explain}:\n{plan}");
+        }
+        let (index,): (String,) = sqlx::query_as(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+             AND indexname = 'tasks_instance'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert!(index.contains("WHERE (state = ANY"), "{index}");
         drop(conn);
         drop_schema(pool, &schema).await;
     }

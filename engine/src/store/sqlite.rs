@@ -47,6 +47,20 @@ macro_rules! by_business_keys {
     };
 }
 
+/// The given tasks and their instances' live tasks, through `tasks_instance`.
+macro_rules! lock_tasks_with_siblings {
+    () => {
+        concat!(
+            "SELECT * FROM tasks WHERE instance_id ",
+            is_in!(query "SELECT instance_id FROM tasks WHERE id ", is_in!(json "$1")),
+            " AND (state IN ('open', 'claimed', 'failed') OR id ",
+            is_in!(json "$1"),
+            ") ORDER BY id",
+            for_update!()
+        )
+    };
+}
+
 include!("common.rs");
 
 // Also for `sqlite_direct`, which reads these rows itself.
