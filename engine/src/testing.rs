@@ -15,3 +15,17 @@ pub fn postgres_url(what: &str) -> Option<String> {
         }
     }
 }
+
+/// Drops a test's schema on the shared PostgreSQL server, if it is there.
+pub async fn drop_schema(url: &str, schema: &str) {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("postgres reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .expect("schema dropped");
+    pool.close().await;
+}

@@ -231,7 +231,7 @@ pub async fn open_pair(db: &str, test: &str) -> Option<(Engine, Engine)> {
 async fn postgres_options(test: &str) -> Option<OpenOptions> {
     let url = yimen_engine::testing::postgres_url(test)?;
     let schema = format!("api_{test}");
-    reset_schema(&url, &schema).await;
+    yimen_engine::testing::drop_schema(&url, &schema).await;
     Some(OpenOptions {
         url,
         pg_schema: Some(schema),
@@ -253,19 +253,6 @@ async fn open_and_deploy(options: OpenOptions) -> Engine {
         .await
         .expect("test model deploys");
     engine
-}
-
-async fn reset_schema(url: &str, schema: &str) {
-    let pool = sqlx::PgPool::connect(url)
-        .await
-        .expect("postgres reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(&pool)
-    .await
-    .expect("schema dropped");
-    pool.close().await;
 }
 
 /// The router over `engine`, with a fresh admin token (none when the database has tokens).

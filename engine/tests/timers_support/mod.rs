@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use yimen_engine::calendar::Calendars;
 use yimen_engine::clock::ManualClock;
 use yimen_engine::scheduler::{ServiceOptions, Services};
+pub use yimen_engine::testing::drop_schema;
 use yimen_engine::{ClaimRequest, CompleteRequest, DeployRequest, Engine, StartRequest};
 
 pub const SECRET: &[u8] = b"test-secret";
@@ -221,18 +222,4 @@ pub fn with_webhook(url: String) -> impl Fn(&str, String) -> String {
             text
         }
     }
-}
-
-/// Drops a PostgreSQL test schema (tests on the shared server leave nothing behind).
-pub async fn drop_schema(url: &str, schema: &str) {
-    let pool = sqlx::PgPool::connect(url)
-        .await
-        .expect("postgres reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(&pool)
-    .await
-    .expect("schema dropped");
-    pool.close().await;
 }
