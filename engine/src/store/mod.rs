@@ -53,10 +53,11 @@ pub enum Tx {
     Postgres(postgres::PgTx),
 }
 
-/// A committer's own PostgreSQL connection, kept between its batches with the time it was last
-/// used: it is not handed back to the pool after each batch and taken out again (each a ping
-/// by sqlx). Empty on SQLite, before the first batch, and after a commit or rollback that
-/// failed (its connection is closed then).
+/// A PostgreSQL connection kept between uses, with the time it was last used: a committer's
+/// between its batches, the token store's between reads of the access generation. It is not
+/// handed back to the pool after each use and taken out again (sqlx pings it on its way
+/// back). Empty on SQLite, before the first use, and after a commit or rollback that failed
+/// (its connection is closed then).
 #[derive(Default)]
 pub(crate) struct Held(
     Option<(
