@@ -65,7 +65,7 @@ impl Db {
     /// PostgreSQL: drops the test's schema (the shared server keeps nothing of it).
     async fn drop_schema(&self) {
         if let Some(schema) = &self.schema {
-            drop_schema(&self.url, schema).await;
+            yimen_engine::testing::drop_schema(&self.url, schema).await;
         }
     }
 }

@@ -114,7 +114,7 @@ async fn timers_fire_once_with_several_servers_postgres() {
     for s in &servers {
         s.stop().await;
     }
-    drop_schema(&url, &schema).await;
+    yimen_engine::testing::drop_schema(&url, &schema).await;
 }
 
 /// A clock that runs `behind` the wall clock: a 1-minute wait created on it falls due a few
@@ -207,5 +207,5 @@ async fn a_timer_created_on_another_server_wakes_the_scheduler_postgres() {
         took >= std::time::Duration::from_millis(1_400) && took < std::time::Duration::from_secs(5),
         "fired {took:?} after creation"
     );
-    drop_schema(&url, &schema).await;
+    yimen_engine::testing::drop_schema(&url, &schema).await;
 }

@@ -156,5 +156,5 @@ async fn report_runs_on_postgres() {
         "postgres",
     )
     .await;
-    drop_schema(&url, &schema).await;
+    yimen_engine::testing::drop_schema(&url, &schema).await;
 }

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use yimen_engine::calendar::Calendars;
 use yimen_engine::clock::ManualClock;
 use yimen_engine::scheduler::{ServiceOptions, Services};
-pub use yimen_engine::testing::drop_schema;
 use yimen_engine::{ClaimRequest, CompleteRequest, DeployRequest, Engine, StartRequest};
 
 pub const SECRET: &[u8] = b"test-secret";
