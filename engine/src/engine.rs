@@ -1763,24 +1763,12 @@ impl Engine {
         self.committer().complete(self, req).await
     }
 
-    /// Completes several tasks, each its own event (atomic alone; one refused with 404, 409 or
-    /// 422 changes nothing and does not affect the others), sharing commits with every other
+    /// Completes several tasks, each its own event (atomic alone; one refused with 403, 404,
+    /// 409 or 422 changes nothing and does not affect the others), sharing commits with every other
     /// event queued meanwhile (group commit). Answers per request, in order, with the task's
     /// instance briefly (a worker completing a batch needs no full view per task).
     pub async fn complete_each(&self, reqs: Vec<CompleteRequest>) -> Vec<Result<Completed>> {
         self.committer().complete_each(self, reqs).await
-    }
-
-    /// The tasks with these ids that exist (one read, in no particular order).
-    pub async fn tasks_by_id(&self, ids: &[String]) -> Result<Vec<TaskView>> {
-        let ids = json_list(ids);
-        let rows = sqlite_readers::read_or(
-            self.inner.readers.as_deref(),
-            |db| sqlite_direct::tasks(db, sqlite::TASKS_BY_ID, &ids),
-            || async { Ok(on_pool!(&self.inner.pool, tasks_by_id(&ids))?) },
-        )
-        .await?;
-        Ok(rows.into_iter().map(task_view).collect())
     }
 
     /// Completes many tasks in ONE transaction (one batch of the committers, with whatever

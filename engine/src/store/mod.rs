@@ -68,8 +68,8 @@ pub(crate) struct Held(
 
 impl Held {
     /// Keeps `conn`, last used now.
-    pub(crate) fn keep(&mut self, conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>) {
-        self.0 = conn.map(|c| (c, std::time::Instant::now()));
+    pub(crate) fn keep(&mut self, conn: sqlx::pool::PoolConnection<sqlx::Postgres>) {
+        self.0 = Some((conn, std::time::Instant::now()));
     }
 
     /// The kept connection (pinged first when it was idle a while, replaced when dead), or one
@@ -187,7 +187,7 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => t.commit().await,
             Tx::Postgres(t) => {
-                held.keep(Some(t.commit().await?));
+                held.keep(t.commit().await?);
                 Ok(())
             }
         }
@@ -198,7 +198,7 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => t.rollback().await,
             Tx::Postgres(t) => {
-                held.keep(Some(t.rollback().await?));
+                held.keep(t.rollback().await?);
                 Ok(())
             }
         }

@@ -1,10 +1,11 @@
 //! Short reads on SQLite in a file, run on the caller's own thread.
 //!
 //! Every statement sqlx runs is a hand-off to the connection's worker thread and back, plus a
-//! check-out from the pool and a check-in. For the reads every API request makes (the access
-//! generation, `api::access`) and a worker's completion makes (the tasks it completes, for the
-//! access check), that machinery cost far more than the read: together about a tenth of the
-//! CPU of `yimen bench three-task`, for statements that take microseconds.
+//! check-out from the pool and a check-in. For the read every API request makes (the access
+//! generation, `api::access`), that machinery cost far more than the read: with a worker's
+//! completion reading its tasks here for the access check, as it did until the committer took
+//! that check over, together about a tenth of the CPU of `yimen bench three-task`, for
+//! statements that take microseconds.
 //!
 //! [`Readers`] keeps a few read connections out of the pool for good, each with its handle
 //! and its prepared statements (`sqlite_direct::Statements`). A read takes an idle one, runs

@@ -228,7 +228,7 @@ impl TokenStore {
                 let mut conn = held.connection(p).await?;
                 // A connection that failed goes back to the pool, which checks it.
                 let row = sqlx::query(sql).fetch_optional(&mut *conn).await?;
-                held.keep(Some(conn));
+                held.keep(conn);
                 row.map(|row| row.try_get("generation"))
             }
         };
