@@ -47,7 +47,7 @@ pub struct DeployRequest {
 }
 
 /// A stored deployment version.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Deployment {
     pub key: String,
     pub version: i64,
@@ -59,10 +59,12 @@ pub struct Deployment {
 }
 
 /// A deployment with its source and model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeploymentDetail {
     pub deployment: Deployment,
     pub source: String,
+    /// The checked model (`yimen_dsl::model::Process`).
+    #[schema(value_type = Object)]
     pub model: Process,
 }
 
@@ -110,7 +112,7 @@ pub struct FailRequest {
 }
 
 /// Task states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     Open,
@@ -152,7 +154,7 @@ pub struct TaskFilter {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TaskView {
     pub id: String,
     pub instance_id: String,
@@ -164,6 +166,8 @@ pub struct TaskView {
     pub locked_by: Option<String>,
     pub lock_expires_at: Option<DateTime<Utc>>,
     pub assignee: Option<String>,
+    /// The element of a for-each task.
+    #[schema(value_type = Option<Object>)]
     pub item: Option<Json>,
     pub outcome: Option<String>,
     pub completed_by: Option<String>,
@@ -196,7 +200,7 @@ pub struct ClaimedTask {
     pub fields: Vec<FieldView>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TimerView {
     pub id: String,
     pub kind: String,
@@ -205,7 +209,7 @@ pub struct TimerView {
     pub due_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct InstanceView {
     pub id: String,
     pub process: String,
@@ -215,6 +219,7 @@ pub struct InstanceView {
     pub result: Option<String>,
     pub incident: Option<String>,
     /// Case data with personal data masked.
+    #[schema(value_type = Object)]
     pub vars: Map<String, Json>,
     /// Nodes with a waiting token.
     pub active_nodes: Vec<String>,
@@ -251,7 +256,7 @@ impl Completed {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Document {
     pub id: String,
     pub name: String,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 /// An inbox item as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct InboxItem {
     pub id: String,
     /// Queue name (`supervision_office`, `department:civil_affairs`), `applicant` or `worker:<id>`.

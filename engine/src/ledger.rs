@@ -39,7 +39,7 @@ pub fn entry_hash(h: &HistoryRow) -> String {
 }
 
 /// One history entry as the API and the CSV export show it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub instance_id: String,
     pub seq: i64,
@@ -48,6 +48,7 @@ pub struct HistoryEntry {
     pub node: Option<String>,
     pub kind: String,
     pub text: String,
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub hash: String,
 }

@@ -208,7 +208,7 @@ pub enum ClockError {
 }
 
 /// What `POST /clock/advance` answers.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AdvanceReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

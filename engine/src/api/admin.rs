@@ -11,9 +11,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 /// The electronic ledger (台账): every history entry in a time range, as JSON or CSV.
 /// Admin, supervision and leadership only.
-#[utoipa::path(get, path = "/ledger", tag = "ledger",
+#[utoipa::path(get, path = "/ledger", tag = "ledger", operation_id = "export_ledger",
     params(LedgerQuery),
-    responses((status = 200, description = "entries (JSON) or text/csv", body = Object),
+    responses((status = 200, description = "the entries: JSON, or CSV with `format=csv`",
+            content((LedgerEntries = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn ledger(
     State(state): State<ApiState>,
@@ -38,7 +39,7 @@ pub(super) async fn ledger(
     }
     let entries = state.engine.ledger_export(from, to).await?;
     match query.format.as_deref().unwrap_or("json") {
-        "json" => Ok(ApiJson(serde_json::json!({ "entries": entries })).into_response()),
+        "json" => Ok(ApiJson(LedgerEntries { entries }).into_response()),
         "csv" => Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             crate::ledger::to_csv(&entries),
@@ -70,7 +71,7 @@ fn parse_instant(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError
 }
 
 /// Is the server up and its database reachable? Needs no token.
-#[utoipa::path(get, path = "/health", tag = "meta", security(()),
+#[utoipa::path(get, path = "/health", tag = "meta", operation_id = "health", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub(super) async fn health(State(state): State<ApiState>) -> (StatusCode, ApiJson<Health>) {
     let database = match state.engine.pool() {
@@ -92,17 +93,16 @@ pub(super) async fn health(State(state): State<ApiState>) -> (StatusCode, ApiJso
 }
 
 /// This document. Needs no token.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", security(()),
-    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi", security(()),
+    responses((status = 200, description = "OpenAPI 3.1 document", body = OpenApiDocument)))]
 pub(super) async fn openapi_json() -> Response {
     ApiJson(super::openapi()).into_response()
 }
 
 /// Create a token (admin only). The secret is in this answer only; it is stored hashed.
-#[utoipa::path(post, path = "/tokens", tag = "tokens",
+#[utoipa::path(post, path = "/tokens", tag = "tokens", operation_id = "create_token",
     request_body = TokenBody,
-    responses((status = 201, body = TokenCreated), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = TokenCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn create_token(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -160,7 +160,7 @@ pub(super) async fn create_token(
 }
 
 /// Every token, active and revoked (admin only). Secrets are never shown.
-#[utoipa::path(get, path = "/tokens", tag = "tokens",
+#[utoipa::path(get, path = "/tokens", tag = "tokens", operation_id = "list_tokens",
     responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn list_tokens(
     State(state): State<ApiState>,
@@ -179,10 +179,9 @@ pub(super) async fn list_tokens(
 }
 
 /// Revoke a token by name or id (admin only); it stops working at once on this server.
-#[utoipa::path(post, path = "/tokens/{name_or_id}/revoke", tag = "tokens",
-    params(("name_or_id" = String, Path)),
-    responses((status = 200, body = TokenInfo), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/tokens/{name_or_id}/revoke", tag = "tokens", operation_id = "revoke_token",
+    params(("name_or_id" = String, Path, description = "the token's name or id")),
+    responses((status = 200, body = TokenInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn revoke_token(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -201,7 +200,7 @@ pub(super) async fn revoke_token(
 }
 
 /// Refused calls (401, 403), newest first (admin and supervision).
-#[utoipa::path(get, path = "/refusals", tag = "tokens",
+#[utoipa::path(get, path = "/refusals", tag = "tokens", operation_id = "list_refusals",
     responses((status = 200, body = RefusalList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn refusals(
     State(state): State<ApiState>,

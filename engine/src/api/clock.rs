@@ -1,5 +1,6 @@
 //! `GET /clock`, `POST /clock/advance`: the server's time, and moving a simulated clock.
 
+use super::dto::ClockNow;
 use super::{ApiError, ApiJson, ApiState, ErrorBody};
 use crate::auth::Principal;
 use crate::scheduler::{AdvanceReport, ClockError, Services};
@@ -61,22 +62,24 @@ fn services(ext: Option<Extension<Services>>) -> Result<Services, ApiError> {
 }
 
 /// The server's current time and whether it is simulated.
-#[utoipa::path(get, path = "/clock", tag = "clock",
-    responses((status = 200, description = "`{\"now\", \"simulated\"}`", body = Object),
-        (status = 401, body = ErrorBody)))]
-pub(super) async fn now(State(state): State<ApiState>) -> ApiJson<serde_json::Value> {
+#[utoipa::path(get, path = "/clock", tag = "clock", operation_id = "get_clock",
+    responses((status = 200, body = ClockNow), (status = 401, body = ErrorBody)))]
+pub(super) async fn now(State(state): State<ApiState>) -> ApiJson<ClockNow> {
     let clock = state.engine.clock();
-    ApiJson(serde_json::json!({ "now": clock.now(), "simulated": clock.is_manual() }))
+    ApiJson(ClockNow {
+        now: clock.now(),
+        simulated: clock.is_manual(),
+    })
 }
 
 /// Moves a simulated clock (`yimen serve --clock TIME`) forward: every timer due on the way
 /// fires, in due order, and the notifications and report runs they cause are done, before the
 /// answer. Admin only; refused (409) on a real clock.
-#[utoipa::path(post, path = "/clock/advance", tag = "clock",
+#[utoipa::path(post, path = "/clock/advance", tag = "clock", operation_id = "advance_clock",
     request_body = AdvanceBody,
-    responses((status = 200, description = "`{from, to, fired, delivered, reports}`", body = Object),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = AdvanceReport),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "a real clock, or a time before the clock's", body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "the timer services are not running on this server", body = ErrorBody)))]
 pub(super) async fn advance(
     Extension(principal): Extension<Principal>,
     ext: Option<Extension<Services>>,

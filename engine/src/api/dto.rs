@@ -19,6 +19,7 @@ pub struct DeployBody {
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     /// A deployed version; the latest when absent.
     pub version: Option<i64>,
@@ -217,6 +218,7 @@ pub struct FailResponse {
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TaskListQuery {
     /// Queue name; all queues of the token when absent.
     pub queue: Option<String>,
@@ -228,11 +230,12 @@ pub struct TaskListQuery {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TaskList {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::engine::TaskView>)]
     pub tasks: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
     /// First day (`2026-09-01`) or instant (RFC 3339), inclusive.
     pub from: Option<String>,
@@ -299,6 +302,88 @@ pub struct Health {
     pub status: String,
     pub version: String,
     pub database: String,
+}
+
+/// `POST /tasks/{id}/release`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Released {
+    /// The task given back.
+    pub released: String,
+}
+
+/// `GET /definitions`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DefinitionList {
+    pub definitions: Vec<crate::engine::Deployment>,
+}
+
+/// `GET /instances/{id}/history`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryList {
+    pub entries: Vec<crate::ledger::HistoryEntry>,
+}
+
+/// `GET /ledger` as JSON.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LedgerEntries {
+    pub entries: Vec<crate::ledger::HistoryEntry>,
+}
+
+/// `GET /instances/{id}/documents`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DocumentList {
+    pub documents: Vec<crate::engine::Document>,
+}
+
+/// `GET /inbox`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InboxList {
+    pub items: Vec<crate::inbox::InboxItem>,
+}
+
+/// `GET /clock`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClockNow {
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// A simulated clock (`yimen serve --clock`), moved by `POST /clock/advance`.
+    pub simulated: bool,
+}
+
+/// A report job as `GET /reports` lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReportJob {
+    pub name: String,
+    pub cron: String,
+    /// The report it runs.
+    pub report: crate::reports::ReportKind,
+    /// Its next run; `null` when its schedule has none.
+    pub next: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `GET /reports`: the jobs and their latest runs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReportJobs {
+    pub jobs: Vec<ReportJob>,
+    pub runs: Vec<crate::reports::ReportRun>,
+}
+
+/// `GET /reports/{job}/runs`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReportRunList {
+    pub runs: Vec<crate::reports::ReportRun>,
+}
+
+/// `GET /openapi.json`: an OpenAPI 3.1 document (<https://spec.openapis.org/oas/v3.1.0>).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OpenApiDocument {
+    /// `3.1.0`.
+    pub openapi: String,
+    #[schema(value_type = Object)]
+    pub info: Value,
+    #[schema(value_type = Object)]
+    pub paths: Value,
+    #[schema(value_type = Object)]
+    pub components: Value,
 }
 
 fn millis_to_text(millis: i64) -> String {

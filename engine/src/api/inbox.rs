@@ -1,5 +1,6 @@
 //! `GET /inbox?role=`, `POST /inbox/{id}/ack`: escalations and notices for a role.
 
+use super::dto::InboxList;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
 use crate::auth::Principal;
 use crate::inbox::{self, InboxItem, InboxState};
@@ -18,6 +19,7 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct InboxQuery {
     /// Recipient: a queue (`supervision`, `window`, `department:civil_affairs`), `applicant`
     /// or `worker:<id>`.
@@ -57,15 +59,14 @@ async fn sees_case(
 
 /// Items of a role's inbox, oldest first. Escalations whose late task is finished (or whose
 /// clock stopped) are `closed`.
-#[utoipa::path(get, path = "/inbox", tag = "inbox",
+#[utoipa::path(get, path = "/inbox", tag = "inbox", operation_id = "list_inbox",
     params(InboxQuery),
-    responses((status = 200, description = "`{\"items\": [...]}`", body = Object),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = InboxList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<InboxQuery>,
-) -> Result<ApiJson<serde_json::Value>, ApiError> {
+) -> Result<ApiJson<InboxList>, ApiError> {
     let Some(role) = query.role.as_deref().filter(|r| !r.is_empty()) else {
         return Err(ApiError::bad_request(
             "give the inbox to list: ?role=supervision (a queue name, `applicant` or `worker:<id>`)",
@@ -92,16 +93,14 @@ pub(super) async fn list(
             visible.push(item);
         }
     }
-    Ok(ApiJson(serde_json::json!({ "items": visible })))
+    Ok(ApiJson(InboxList { items: visible }))
 }
 
 /// Acknowledges an item (the caller has seen it and acts). Acknowledging again answers the
 /// item unchanged; a closed item answers 409.
-#[utoipa::path(post, path = "/inbox/{id}/ack", tag = "inbox",
+#[utoipa::path(post, path = "/inbox/{id}/ack", tag = "inbox", operation_id = "ack_inbox_item",
     params(("id" = String, Path, description = "inbox item id")),
-    responses((status = 200, description = "the item", body = Object),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "the item", body = InboxItem), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn ack(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,

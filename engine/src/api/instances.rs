@@ -1,14 +1,12 @@
 //! `/instances`: start cases, read them (personal data masked), send messages, cancel.
 
-use super::definitions::to_json;
-use super::dto::{CancelBody, MessageBody, StartBody};
+use super::dto::{CancelBody, DocumentList, HistoryList, MessageBody, StartBody};
 use super::{ApiError, ApiJson, ApiPath, ApiState, ErrorBody};
 use crate::auth::Principal;
 use crate::engine::{InstanceView, StartRequest, TaskFilter};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::Value;
 
 /// Start an instance. A business key already used for this process returns the existing
 /// instance (200, `existing: true`) instead of starting a second. Admins may start any
@@ -17,12 +15,12 @@ use serde_json::Value;
 /// roles that may). A token limited to streets starts only cases whose scope variables
 /// (`street`) name one of its streets, and gets 403 for a business key of a case it may not
 /// see.
-#[utoipa::path(post, path = "/instances", tag = "instances",
+#[utoipa::path(post, path = "/instances", tag = "instances", operation_id = "start_instance",
     request_body = StartBody,
     responses(
-        (status = 201, description = "started", body = Object),
-        (status = 200, description = "the instance with this business key", body = Object),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 201, description = "started", body = InstanceView),
+        (status = 200, description = "the instance with this business key", body = InstanceView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "no such process", body = ErrorBody),
         (status = 422, description = "missing or mistyped variables", body = ErrorBody),
     ))]
@@ -61,10 +59,9 @@ pub(super) async fn start(
 
 /// An instance: state, variables (personal data masked), active steps, open tasks, timers,
 /// result.
-#[utoipa::path(get, path = "/instances/{id}", tag = "instances",
+#[utoipa::path(get, path = "/instances/{id}", tag = "instances", operation_id = "get_instance",
     params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_one(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -76,46 +73,38 @@ pub(super) async fn get_one(
 }
 
 /// The instance's history (its part of the ledger), in order.
-#[utoipa::path(get, path = "/instances/{id}/history", tag = "instances",
+#[utoipa::path(get, path = "/instances/{id}/history", tag = "instances", operation_id = "instance_history",
     params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HistoryList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn history(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<HistoryList>, ApiError> {
     ensure_visible(&state, &principal, &id).await?;
     let entries = state.engine.history(&id).await?;
-    Ok(ApiJson(
-        serde_json::json!({ "entries": to_json(&entries)? }),
-    ))
+    Ok(ApiJson(HistoryList { entries }))
 }
 
 /// Documents issued for the instance (notices, publicity lists).
-#[utoipa::path(get, path = "/instances/{id}/documents", tag = "instances",
+#[utoipa::path(get, path = "/instances/{id}/documents", tag = "instances", operation_id = "instance_documents",
     params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DocumentList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn documents(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<DocumentList>, ApiError> {
     ensure_visible(&state, &principal, &id).await?;
     let documents = state.engine.documents(&id).await?;
-    Ok(ApiJson(
-        serde_json::json!({ "documents": to_json(&documents)? }),
-    ))
+    Ok(ApiJson(DocumentList { documents }))
 }
 
 /// Deliver a named message to an instance waiting for it (409 when it is not waiting).
-#[utoipa::path(post, path = "/instances/{id}/messages/{name}", tag = "instances",
+#[utoipa::path(post, path = "/instances/{id}/messages/{name}", tag = "instances", operation_id = "send_message",
     params(("id" = String, Path), ("name" = String, Path)),
     request_body = MessageBody,
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = InstanceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn message(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -136,11 +125,10 @@ pub(super) async fn message(
 }
 
 /// Cancel a running instance (admin only).
-#[utoipa::path(post, path = "/instances/{id}/cancel", tag = "instances",
+#[utoipa::path(post, path = "/instances/{id}/cancel", tag = "instances", operation_id = "cancel_instance",
     params(("id" = String, Path)),
     request_body = CancelBody,
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = InstanceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -160,10 +148,9 @@ pub(super) async fn cancel(
 }
 
 /// Retry the steps of an instance parked as an incident (admin only).
-#[utoipa::path(post, path = "/instances/{id}/incident/resolve", tag = "instances",
+#[utoipa::path(post, path = "/instances/{id}/incident/resolve", tag = "instances", operation_id = "resolve_incident",
     params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn resolve_incident(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,

@@ -1,5 +1,6 @@
 //! `GET /reports`, `GET /reports/{job}/runs`, `GET /reports/{job}/runs/{scheduled}/csv`.
 
+use super::dto::{ReportJob, ReportJobs, ReportRunList};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
 use crate::auth::Principal;
 use crate::scheduler::Services;
@@ -20,6 +21,7 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RunsQuery {
     /// At most this many, newest first (default 50, at most 1000).
     limit: Option<u32>,
@@ -43,55 +45,50 @@ fn reports(
 }
 
 /// The report jobs with their schedule and latest runs.
-#[utoipa::path(get, path = "/reports", tag = "reports",
-    responses((status = 200, description = "`{\"jobs\": [...], \"runs\": [...]}`", body = Object),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/reports", tag = "reports", operation_id = "list_report_jobs",
+    responses((status = 200, body = ReportJobs), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn jobs(
     Extension(principal): Extension<Principal>,
     ext: Option<Extension<Services>>,
-) -> Result<ApiJson<serde_json::Value>, ApiError> {
+) -> Result<ApiJson<ReportJobs>, ApiError> {
     let reports = reports(&principal, ext)?;
     let now = reports.engine().clock().now();
     let jobs: Vec<_> = reports
         .schedule()
         .jobs()
         .iter()
-        .map(|j| {
-            serde_json::json!({
-                "name": j.spec.name,
-                "cron": j.spec.cron,
-                "report": j.spec.report,
-                "next": reports.schedule().next_after(j, now),
-            })
+        .map(|j| ReportJob {
+            name: j.spec.name.clone(),
+            cron: j.spec.cron.clone(),
+            report: j.spec.report,
+            next: reports.schedule().next_after(j, now),
         })
         .collect();
     let runs = reports.runs(None, 50).await?;
-    Ok(ApiJson(serde_json::json!({ "jobs": jobs, "runs": runs })))
+    Ok(ApiJson(ReportJobs { jobs, runs }))
 }
 
 /// Recorded runs of a job, newest first. `scheduled_at` (unix millis) names a run.
-#[utoipa::path(get, path = "/reports/{job}/runs", tag = "reports",
+#[utoipa::path(get, path = "/reports/{job}/runs", tag = "reports", operation_id = "list_report_runs",
     params(("job" = String, Path, description = "job name"), RunsQuery),
-    responses((status = 200, description = "`{\"runs\": [...]}`", body = Object),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ReportRunList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn runs(
     Extension(principal): Extension<Principal>,
     ext: Option<Extension<Services>>,
     ApiPath(job): ApiPath<String>,
     ApiQuery(query): ApiQuery<RunsQuery>,
-) -> Result<ApiJson<serde_json::Value>, ApiError> {
+) -> Result<ApiJson<ReportRunList>, ApiError> {
     let reports = reports(&principal, ext)?;
     let runs = reports.runs(Some(&job), query.limit.unwrap_or(50)).await?;
-    Ok(ApiJson(serde_json::json!({ "runs": runs })))
+    Ok(ApiJson(ReportRunList { runs }))
 }
 
 /// The CSV a run wrote.
-#[utoipa::path(get, path = "/reports/{job}/runs/{scheduled}/csv", tag = "reports",
+#[utoipa::path(get, path = "/reports/{job}/runs/{scheduled}/csv", tag = "reports", operation_id = "report_run_csv",
     params(("job" = String, Path, description = "job name"),
         ("scheduled" = i64, Path, description = "the run's scheduled time, unix millis")),
-    responses((status = 200, description = "text/csv", body = String),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "the CSV the run wrote", body = String, content_type = "text/csv"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn csv(
     Extension(principal): Extension<Principal>,
     ext: Option<Extension<Services>>,

@@ -19,10 +19,9 @@ const MAX_CLAIM: u32 = 100;
 /// Claim up to `max` tasks from the given queues, each locked for `lease_seconds` with a fresh
 /// lock token. With `wait_seconds`, waits until a task is ready (answering as soon as one is)
 /// or the time is up (then `tasks` is empty).
-#[utoipa::path(post, path = "/tasks/claim", tag = "tasks",
+#[utoipa::path(post, path = "/tasks/claim", tag = "tasks", operation_id = "claim_tasks",
     request_body = ClaimBody,
-    responses((status = 200, body = ClaimResponse), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ClaimResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn claim(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -104,12 +103,11 @@ pub(super) async fn claim(
 /// Complete a claimed task with an outcome and variables. 409 when the lock token is not the
 /// current one (lease lost, or completed already); 422 with every problem when an outcome is
 /// unknown or a variable is missing or mistyped (nothing changes then).
-#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks",
+#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", operation_id = "complete_task",
     params(("id" = String, Path)),
     request_body = CompleteBody,
-    responses((status = 200, description = "the instance after the completion", body = Object),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "the instance after the completion", body = engine::InstanceView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn complete(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -144,10 +142,9 @@ pub(super) async fn complete(
 /// would have answered (200, 403, 404, 409, 422) and, on 200, the task's instance briefly. A
 /// refused completion changes nothing and does not hold up the others. The request as a
 /// whole is refused (422) only when it holds no completion or more than 100.
-#[utoipa::path(post, path = "/tasks/complete", tag = "tasks",
+#[utoipa::path(post, path = "/tasks/complete", tag = "tasks", operation_id = "complete_tasks",
     request_body = CompleteManyBody,
-    responses((status = 200, body = CompleteManyResponse), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = CompleteManyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn complete_many(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -241,12 +238,10 @@ async fn refusal(
 }
 
 /// Extend the lease of a claimed task.
-#[utoipa::path(post, path = "/tasks/{id}/extend", tag = "tasks",
+#[utoipa::path(post, path = "/tasks/{id}/extend", tag = "tasks", operation_id = "extend_task",
     params(("id" = String, Path)),
     request_body = ExtendBody,
-    responses((status = 200, body = ExtendResponse), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ExtendResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn extend(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -277,33 +272,31 @@ pub(super) async fn extend(
 }
 
 /// Give a claimed task back unfinished: it is claimable again at once.
-#[utoipa::path(post, path = "/tasks/{id}/release", tag = "tasks",
+#[utoipa::path(post, path = "/tasks/{id}/release", tag = "tasks", operation_id = "release_task",
     params(("id" = String, Path)),
     request_body = ReleaseBody,
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Released), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn release(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReleaseBody>,
-) -> Result<ApiJson<serde_json::Value>, ApiError> {
+) -> Result<ApiJson<Released>, ApiError> {
     let task = check_task(&state, &principal, &id).await?;
     let lock_token = lock_token(&body.lock_token)?;
     state
         .engine
         .release(&id, lock_token, &actor(&task, &principal))
         .await?;
-    Ok(ApiJson(serde_json::json!({ "released": id })))
+    Ok(ApiJson(Released { released: id }))
 }
 
 /// An automated worker could not do the task: it is retried with back-off, and after the last
 /// attempt it becomes an incident on its instance (resolved by an operator).
-#[utoipa::path(post, path = "/tasks/{id}/fail", tag = "tasks",
+#[utoipa::path(post, path = "/tasks/{id}/fail", tag = "tasks", operation_id = "fail_task",
     params(("id" = String, Path)),
     request_body = FailBody,
-    responses((status = 200, body = FailResponse), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = FailResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn fail(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -345,10 +338,9 @@ pub(super) async fn fail(
 }
 
 /// Tasks of a queue, newest first. Without `queue`: every queue of the token.
-#[utoipa::path(get, path = "/tasks", tag = "tasks",
+#[utoipa::path(get, path = "/tasks", tag = "tasks", operation_id = "list_tasks",
     params(TaskListQuery),
-    responses((status = 200, body = TaskList), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = TaskList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
