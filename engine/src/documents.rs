@@ -1,17 +1,24 @@
 //! Rendering of documents (`issue` actions) and message texts (`notify`, `ledger`) with
 //! minijinja over case data.
 //!
-//! Personal variables: the `mask` filter masks a value by its variable's kind
-//! (`{{ applicant_name | mask }}`); in public documents (publicity lists) and in every message
-//! text, personal values are masked before the template sees them, so a template that forgets
-//! the filter still leaks nothing. The template decides which fields a public list shows.
+//! Personal variables: in public documents (publicity lists) and in every message text,
+//! personal values are masked before the template sees them, so a template that forgets to mask
+//! still leaks nothing; the template decides which fields a public list shows. A document that
+//! is not public is addressed to the person it concerns (a notice to the applicant) and sees
+//! the values as entered; its `mask` filter (`{{ id_number | mask }}`) masks one where the
+//! notice should not show it whole.
+//!
+//! What people read: the `label` filter shows an enum value by its label
+//! (`{{ main_category | label }}` → 最低生活保障; a list joined with 、), and durations
+//! (configuration keys and variables of type `duration`) reach the template as Chinese text
+//! (`7 days` → 7日, `30 workdays` → 30个工作日, `4 workhours` → 4个工作小时).
 
 use crate::runtime::DeploymentData;
 use crate::runtime::state::RunState;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
-use yimen_dsl::model::{DocumentDecl, PersonalKind, Process};
+use yimen_dsl::model::{DocumentDecl, DurationUnit, EnumSource, PersonalKind, Process, Type};
 
 /// Masks a JSON value of a personal variable: text by its kind, anything else fully.
 pub fn mask_json(kind: PersonalKind, value: &Json) -> Json {
@@ -20,6 +27,99 @@ pub fn mask_json(kind: PersonalKind, value: &Json) -> Json {
         Json::String(s) => Json::String(yimen_dsl::pii::mask(kind, s)),
         _ => Json::String("***".into()),
     }
+}
+
+/// A duration as people read it in Chinese: `30个工作日`, `7日`, `4个工作小时`.
+pub fn duration_text(amount: i64, unit: DurationUnit) -> String {
+    let unit = match unit {
+        DurationUnit::WorkDays => "个工作日",
+        DurationUnit::WorkHours => "个工作小时",
+        DurationUnit::Days => "日",
+        DurationUnit::Hours => "小时",
+        DurationUnit::Minutes => "分钟",
+    };
+    format!("{amount}{unit}")
+}
+
+/// A value of type `ty` as a template shows it: durations (also inside lists and maps) in
+/// Chinese; anything else unchanged.
+fn readable_value(ty: &Type, value: &Json) -> Json {
+    match (ty, value) {
+        (Type::Duration, Json::String(text)) => yimen_dsl::duration::parse(text).map_or_else(
+            |_| value.clone(),
+            |d| Json::String(duration_text(d.amount, d.unit)),
+        ),
+        (Type::List(item), Json::Array(items)) => {
+            Json::Array(items.iter().map(|v| readable_value(item, v)).collect())
+        }
+        (Type::Map(_, item), Json::Object(map)) => Json::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), readable_value(item, v)))
+                .collect(),
+        ),
+        _ => value.clone(),
+    }
+}
+
+/// The label of value `key` of enum `name`: written in the process, or from the configuration
+/// map the enum comes from (a text value, or the `name` of an object).
+fn enum_label(model: &Process, config: &Json, name: &str, key: &str) -> Option<String> {
+    let decl = model.enums.iter().find(|e| e.name.name == name)?;
+    match &decl.source {
+        EnumSource::Listed(values) => values
+            .iter()
+            .find(|v| v.key.name == key)
+            .and_then(|v| v.label.clone()),
+        EnumSource::Config(map) => match config.get(&map.name)?.get(key)? {
+            Json::String(label) => Some(label.clone()),
+            other => other.get("name")?.as_str().map(str::to_string),
+        },
+    }
+}
+
+/// Labels of the enum values a template may print: first those of the case's enum variables
+/// (their own enum decides), then every other value of every enum.
+fn enum_labels(ctx: &Context<'_>) -> HashMap<String, String> {
+    let config = &ctx.data.config;
+    let mut labels = HashMap::new();
+    for var in &ctx.model.vars {
+        let name = match &var.ty {
+            Type::Enum(e) => e,
+            Type::List(item) => match item.as_ref() {
+                Type::Enum(e) => e,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let keys: Vec<&str> = match ctx.vars.get(&var.name.name) {
+            Some(Json::String(k)) => vec![k.as_str()],
+            Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).collect(),
+            _ => continue,
+        };
+        for key in keys {
+            if let Some(label) = enum_label(ctx.model, config, name, key) {
+                labels.entry(key.to_string()).or_insert(label);
+            }
+        }
+    }
+    for decl in &ctx.model.enums {
+        let keys: Vec<String> = match &decl.source {
+            EnumSource::Listed(values) => values.iter().map(|v| v.key.name.clone()).collect(),
+            EnumSource::Config(map) => config
+                .get(&map.name)
+                .and_then(Json::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        for key in keys {
+            if !labels.contains_key(&key)
+                && let Some(label) = enum_label(ctx.model, config, &decl.name.name, &key)
+            {
+                labels.insert(key, label);
+            }
+        }
+    }
+    labels
 }
 
 /// Case data a template sees.
@@ -43,12 +143,9 @@ pub fn render_text(
     let mut personal: HashMap<String, PersonalKind> = HashMap::new();
     let mut case = Map::new();
     for (var, value) in ctx.vars {
-        let kind = ctx
-            .model
-            .vars
-            .iter()
-            .find(|v| &v.name.name == var)
-            .and_then(|v| v.personal);
+        let decl = ctx.model.vars.iter().find(|v| &v.name.name == var);
+        let kind = decl.and_then(|v| v.personal);
+        let value = &decl.map_or_else(|| value.clone(), |d| readable_value(&d.ty, value));
         let shown = match kind {
             Some(kind) => {
                 if let Json::String(s) = value {
@@ -81,7 +178,15 @@ pub fn render_text(
         Json::String(local.format("%Y-%m-%d").to_string()),
     );
     values.insert("now".into(), Json::String(local.to_rfc3339()));
-    values.insert("config".into(), ctx.data.config.clone());
+    let mut config = ctx.data.config.clone();
+    if let (Some(decl), Json::Object(map)) = (&ctx.model.config, &mut config) {
+        for key in &decl.keys {
+            if let Some(v) = map.get_mut(&key.name.name) {
+                *v = readable_value(&key.ty, v);
+            }
+        }
+    }
+    values.insert("config".into(), config);
     values.insert("process".into(), Json::String(ctx.model.title.clone()));
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
@@ -94,6 +199,23 @@ pub fn render_text(
         match personal.get(&text) {
             Some(kind) => yimen_dsl::pii::mask(*kind, &text),
             None => text,
+        }
+    });
+    let labels = enum_labels(ctx);
+    env.add_filter("label", move |value: minijinja::Value| -> String {
+        let one = |v: &minijinja::Value| {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            labels.get(&text).cloned().unwrap_or(text)
+        };
+        if value.kind() == minijinja::value::ValueKind::Seq {
+            value
+                .try_iter()
+                .map(|items| items.map(|v| one(&v)).collect::<Vec<_>>().join("、"))
+                .unwrap_or_default()
+        } else if value.is_undefined() || value.is_none() {
+            String::new()
+        } else {
+            one(&value)
         }
     });
     let tmpl = env
