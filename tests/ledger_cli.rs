@@ -99,9 +99,23 @@ async fn verify_passes_then_fails_after_a_row_is_edited_and_export_prints_csv() 
     let text = String::from_utf8_lossy(&csv.stdout).into_owned();
     assert_eq!(
         text.lines().next(),
-        Some("at,instance,seq,actor,node,kind,text,hash")
+        Some("\u{feff}at,instance,business_key,seq,actor,node,kind,text,hash")
     );
     assert_eq!(text.lines().count(), 7);
+
+    // Issue 19: FROM and TO are both included, as in `GET /api/v1/ledger?from=&to=`: one day
+    // (in Asia/Shanghai, where the entries were just written) is `export DAY DAY`.
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m-%d")
+        .to_string();
+    let day = yimen(&["export", &today, &today, "--database", &url]);
+    assert_eq!(
+        day.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&day.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&day.stdout).lines().count(), 7);
 
     if let yimen_engine::store::StorePool::Sqlite(pool) = engine.pool() {
         // History is stored in packs of entries (a JSON array per row); change entry 1's actor.

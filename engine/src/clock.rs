@@ -1,8 +1,18 @@
 //! The engine's only source of "now". Nothing in the engine calls `Utc::now()` directly:
 //! tests and drills run on a [`ManualClock`] that moves only when told to.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use std::sync::{Arc, Mutex};
+
+/// A time as people read it (history, `yimen instance`, the ledger CSV, reports): local time
+/// in the zone of `at` with its offset, `2026-10-08 09:30:00 +08:00`. Callers convert to the
+/// calendar's zone first (`at.with_timezone(&calendar.time_zone())`).
+pub fn readable<Tz: TimeZone>(at: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    at.format("%Y-%m-%d %H:%M:%S %:z").to_string()
+}
 
 /// Source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {

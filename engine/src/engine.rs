@@ -1448,13 +1448,41 @@ impl Engine {
 
     /// The instance's timeline.
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
-        if on_pool!(&self.inner.pool, instance(id))?.is_none() {
+        let Some(row) = on_pool!(&self.inner.pool, instance(id))? else {
             return Err(EngineError::not_found(format!("instance {id}")));
-        }
+        };
+        let (tz, case) = self.ledger_case(&row).await?;
         Ok(on_pool!(&self.inner.pool, history(id))?
             .into_iter()
-            .map(HistoryEntry::from)
+            .map(|h| HistoryEntry::new(h, tz, case.clone()))
             .collect())
+    }
+
+    /// The zone an instance's times are shown in (its process's calendar) and its ledger case
+    /// columns: the business key and the variables named by `ledger_columns` in the process's
+    /// configuration, personal ones masked.
+    async fn ledger_case(&self, row: &InstanceRow) -> Result<(chrono_tz::Tz, ledger::CaseColumns)> {
+        let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
+        let calendar = loaded.model.calendar.as_ref().map(|c| c.name.as_str());
+        let tz = self.inner.due.time_zone(calendar);
+        let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
+        let mut case = vec![(
+            "business_key".to_string(),
+            row.business_key.clone().map_or(Json::Null, Json::String),
+        )];
+        for name in ledger::case_columns(&loaded.data.config) {
+            let value = vars.get(&name).cloned().unwrap_or(Json::Null);
+            let personal = loaded
+                .model
+                .vars
+                .iter()
+                .find(|v| v.name.name == name)
+                .and_then(|v| v.personal);
+            let shown =
+                personal.map_or_else(|| value.clone(), |p| crate::documents::mask_json(p, &value));
+            case.push((name, shown));
+        }
+        Ok((tz, ledger::CaseColumns(case)))
     }
 
     /// Documents issued for the instance.
@@ -2159,7 +2187,14 @@ impl Engine {
 
     // ---- ledger ----
 
-    /// History entries written in `[from, to)`, in time order.
+    /// The zone of the default calendar: the one ledger ranges given as days are read in
+    /// ([`ledger::range`]).
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.inner.due.time_zone(None)
+    }
+
+    /// History entries written in `[from, to)`, in time order, each with its case columns
+    /// and its time in the zone of its process's calendar.
     pub async fn ledger_export(
         &self,
         from: DateTime<Utc>,
@@ -2168,10 +2203,24 @@ impl Engine {
         if to < from {
             return Err(EngineError::invalid("to", "is before `from`"));
         }
-        Ok(on_pool!(&self.inner.pool, history_range(ms(from), ms(to)))?
-            .into_iter()
-            .map(HistoryEntry::from)
-            .collect())
+        let rows = on_pool!(&self.inner.pool, history_range(ms(from), ms(to)))?;
+        let mut cases: HashMap<String, (chrono_tz::Tz, ledger::CaseColumns)> = HashMap::new();
+        let mut entries = Vec::with_capacity(rows.len());
+        for h in rows {
+            if !cases.contains_key(&h.instance_id) {
+                let case = match on_pool!(&self.inner.pool, instance(&h.instance_id))? {
+                    Some(row) => self.ledger_case(&row).await?,
+                    None => (
+                        self.inner.due.time_zone(None),
+                        ledger::CaseColumns::default(),
+                    ),
+                };
+                cases.insert(h.instance_id.clone(), case);
+            }
+            let (tz, case) = &cases[&h.instance_id];
+            entries.push(HistoryEntry::new(h, *tz, case.clone()));
+        }
+        Ok(entries)
     }
 
     /// Verifies every instance's hash chain.

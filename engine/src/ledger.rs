@@ -7,8 +7,10 @@
 //! head on the instance row disagree), including the last entry.
 
 use crate::store::{HistoryRow, InstanceRow};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
+use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -38,12 +40,13 @@ pub fn entry_hash(h: &HistoryRow) -> String {
     }
 }
 
-/// One history entry as the API and the CSV export show it.
+/// One history entry as the API and the CSV export show it: its time in the zone of the
+/// process's calendar (`2026-09-28T09:00:00+08:00`), and the case it belongs to.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub instance_id: String,
     pub seq: i64,
-    pub at: DateTime<Utc>,
+    pub at: DateTime<FixedOffset>,
     pub actor: String,
     pub node: Option<String>,
     pub kind: String,
@@ -51,12 +54,39 @@ pub struct HistoryEntry {
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub hash: String,
+    /// The case columns: `business_key`, then the variables the process's configuration names
+    /// in `ledger_columns` (personal ones masked). See [`case_columns`].
+    #[serde(skip_serializing_if = "CaseColumns::is_empty")]
+    #[schema(value_type = Object)]
+    pub case: CaseColumns,
 }
 
-impl From<HistoryRow> for HistoryEntry {
-    fn from(h: HistoryRow) -> Self {
+/// Named values in their declared order (a JSON object in that order).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseColumns(pub Vec<(String, Json)>);
+
+impl CaseColumns {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Json> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+impl Serialize for CaseColumns {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl HistoryEntry {
+    /// The entry of `h`, its time shown in `tz`, with the case columns `case`.
+    pub fn new(h: HistoryRow, tz: Tz, case: CaseColumns) -> Self {
+        let at = DateTime::from_timestamp_millis(h.at).unwrap_or_default();
         HistoryEntry {
-            at: DateTime::from_timestamp_millis(h.at).unwrap_or_default(),
+            at: at.with_timezone(&tz).fixed_offset(),
             data: serde_json::from_str(&h.data).unwrap_or(serde_json::Value::Null),
             instance_id: h.instance_id,
             seq: h.seq,
@@ -65,8 +95,71 @@ impl From<HistoryRow> for HistoryEntry {
             kind: h.kind,
             text: h.text,
             hash: h.hash,
+            case,
         }
     }
+}
+
+/// The variables a process's configuration names as the case columns of its ledger rows
+/// (`ledger_columns: [street, main_category]`): the engine knows no variable by name, so the
+/// process says which ones identify a case in the ledger.
+pub fn case_columns(config: &Json) -> Vec<String> {
+    config
+        .get("ledger_columns")
+        .and_then(Json::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A ledger range `[from, to]` as the CLI and the API take it, as the half-open interval of
+/// instants `[start, end)` the store reads. A day (`2026-09-01`) is the whole day in `tz`
+/// (the calendar's zone), an RFC 3339 time is that instant; both ends are inclusive, so
+/// `from = to = 2026-09-01` is that one day. A missing end is open.
+pub fn range(
+    from: Option<&str>,
+    to: Option<&str>,
+    tz: Tz,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let start = match from {
+        Some(text) => bound(text, tz, "from")?.0,
+        None => DateTime::<Utc>::MIN_UTC,
+    };
+    let end = match to {
+        Some(text) => bound(text, tz, "to")?.1,
+        None => DateTime::<Utc>::MAX_UTC,
+    };
+    if end <= start {
+        return Err("`from` is after `to`: give the first day, then the last".into());
+    }
+    Ok((start, end))
+}
+
+/// The first instant of `text` and the first one after it.
+fn bound(text: &str, tz: Tz, name: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        let at = at.with_timezone(&Utc);
+        return Ok((at, at + chrono::Duration::milliseconds(1)));
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!(
+            "`{name}`: `{text}` is neither a day (2026-09-01, {tz}) nor an RFC 3339 time (2026-09-01T09:00:00+08:00)"
+        )
+    })?;
+    let midnight = |d: NaiveDate| {
+        tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| format!("`{name}`: `{text}` has no midnight in {tz}"))
+    };
+    let next = day
+        .succ_opt()
+        .ok_or_else(|| format!("`{name}`: `{text}` is out of range"))?;
+    Ok((midnight(day)?, midnight(next)?))
 }
 
 /// Result of [`verify`].
@@ -148,39 +241,90 @@ pub fn verify(instances: &[InstanceRow], history: &[HistoryRow]) -> LedgerReport
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+fn text_of(v: Option<&Json>) -> String {
+    match v {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|i| text_of(Some(i)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(Json::Null) | None => String::new(),
+        Some(other) => other.to_string(),
     }
 }
 
-/// CSV with a header line: `at,instance,seq,actor,node,kind,text,hash`.
+/// The ledger as CSV ([`crate::csv`]: a byte-order mark, formulas neutralised), a header line
+/// `at,instance,<case columns>,seq,actor,node,kind,text,hash`; the case columns are those of
+/// the entries (`business_key`, then each process's `ledger_columns`, in order of first
+/// appearance); `at` as people read it ([`crate::clock::readable`]).
 pub fn to_csv(entries: &[HistoryEntry]) -> String {
-    let mut out = String::from("at,instance,seq,actor,node,kind,text,hash\n");
+    let mut columns: Vec<&str> = vec!["business_key"];
     for e in entries {
-        let fields = [
-            e.at.to_rfc3339(),
-            e.instance_id.clone(),
+        for (name, _) in &e.case.0 {
+            if !columns.contains(&name.as_str()) {
+                columns.push(name);
+            }
+        }
+    }
+    let mut header = vec!["at", "instance"];
+    header.extend(&columns);
+    header.extend(["seq", "actor", "node", "kind", "text", "hash"]);
+    let mut out = crate::csv::header(&header);
+    for e in entries {
+        let mut fields = vec![crate::clock::readable(&e.at), e.instance_id.clone()];
+        fields.extend(columns.iter().map(|c| text_of(e.case.get(c))));
+        fields.extend([
             e.seq.to_string(),
             e.actor.clone(),
             e.node.clone().unwrap_or_default(),
             e.kind.clone(),
             e.text.clone(),
             e.hash.clone(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
+        ]);
+        out.push_str(&crate::csv::line(&fields));
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::entry_hash;
+    use super::{entry_hash, range};
     use crate::store::HistoryRow;
+    use chrono::{DateTime, Utc};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn a_range_includes_its_last_day_in_the_calendar_zone() {
+        let sh = chrono_tz::Asia::Shanghai;
+        assert_eq!(
+            range(Some("2026-09-01"), Some("2026-09-01"), sh),
+            Ok((
+                t("2026-09-01T00:00:00+08:00"),
+                t("2026-09-02T00:00:00+08:00")
+            ))
+        );
+        assert_eq!(
+            range(
+                Some("2026-09-01T09:00:00+08:00"),
+                Some("2026-09-01T10:00:00+08:00"),
+                sh
+            ),
+            Ok((
+                t("2026-09-01T09:00:00+08:00"),
+                t("2026-09-01T10:00:00.001+08:00")
+            ))
+        );
+        assert!(range(Some("2026-09-02"), Some("2026-09-01"), sh).is_err());
+        let bad = range(Some("yesterday"), None, sh).unwrap_err();
+        assert!(
+            bad.contains("`from`") && bad.contains("2026-09-01"),
+            "{bad}"
+        );
+    }
 
     /// Chains written by earlier versions must still verify: the hash is SHA-256 over each
     /// part's length (u64, little-endian) and bytes, as 64 lowercase hex digits. The expected

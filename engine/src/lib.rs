@@ -7,6 +7,7 @@ pub mod auth;
 pub mod calendar;
 pub mod clock;
 mod commit;
+pub mod csv;
 pub mod documents;
 pub mod engine;
 pub mod error;

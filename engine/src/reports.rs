@@ -257,22 +257,8 @@ pub struct Csv {
     pub rows: usize,
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn csv_line(fields: &[String]) -> String {
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    line
+    crate::csv::line(fields)
 }
 
 fn text_of(v: Option<&Json>) -> String {
@@ -340,7 +326,9 @@ type LateRow = (
 
 /// The daily overdue digest: open tasks and running clocks past due at `now`, oldest due first.
 /// A clock's row names `clock:<name>` and the queues of the case's open tasks (who holds it).
-pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz: Tz) -> Csv {
+/// Due times are shown in the calendar's zone ([`crate::clock::readable`]).
+pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar) -> Csv {
+    let tz = calendar.time_zone();
     let cases: HashMap<&str, &CaseFacts> = facts.cases.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut level_by_task: HashMap<&str, i64> = HashMap::new();
     let mut level_by_clock: HashMap<(&str, &str), i64> = HashMap::new();
@@ -400,7 +388,7 @@ pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz
         }
     }
     late.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
-    let mut text = csv_line(
+    let mut text = crate::csv::header(
         &[
             "process",
             "business_key",
@@ -426,7 +414,7 @@ pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz
             label.clone(),
             queue.clone(),
             org_unit.clone(),
-            due.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+            crate::clock::readable(&due.with_timezone(&tz)),
             working_days(calendar, *due, now).to_string(),
             level.map(|l| l.to_string()).unwrap_or_default(),
         ]));
@@ -441,11 +429,16 @@ pub fn overdue_digest(facts: &Facts, now: DateTime<Utc>, calendar: &Calendar, tz
 struct Bucket {
     days: Vec<i64>,
     on_time: usize,
+    /// Scope `registered`: cases registered, counted without a handling time.
+    registered: usize,
 }
 
 /// The monthly statistics for `[from, to)`: rows `scope,unit,category,result,cases,
 /// median_working_days,p90_working_days,on_time_share,open_escalations`.
 ///
+/// - scope `registered`: cases of the process registered (created) in the period, by the
+///   instance variable `unit_var`, category and the result they had at the end of the period
+///   (`open` for a case still running then); no handling time.
 /// - scope `unit`: cases of the process that ended in the period, by the instance variable
 ///   `unit_var`, category and result; handling time from creation to end; on time when no task
 ///   of the case completed after its due time.
@@ -532,6 +525,27 @@ pub fn monthly_statistics(
             b.on_time += usize::from(on_time);
         }
     }
+    // A2 §5 (登记、统计): registrations per unit and category, the cases still open included;
+    // the result is the case's at the end of the period (`open` while it was still running).
+    if let Some(unit_var) = &spec.unit_var {
+        for c in cases
+            .values()
+            .filter(|c| c.created_at >= from && c.created_at < to)
+        {
+            let result = match c.ended_at {
+                Some(end) if end < to => c.result.clone().unwrap_or_else(|| c.status.clone()),
+                _ => "open".to_string(),
+            };
+            rows.entry((
+                "registered",
+                text_of(c.vars.get(unit_var)),
+                category(c),
+                result,
+            ))
+            .or_default()
+            .registered += 1;
+        }
+    }
     if dept_prefix.is_some() {
         for t in &facts.tasks {
             let Some(done) = t.completed_at.filter(|d| *d >= from && *d < to) else {
@@ -564,7 +578,7 @@ pub fn monthly_statistics(
             }
         }
     }
-    let mut text = csv_line(
+    let mut text = crate::csv::header(
         &[
             "scope",
             "unit",
@@ -581,11 +595,11 @@ pub fn monthly_statistics(
     let count = rows.len();
     for ((scope, unit, cat, result), mut b) in rows {
         b.days.sort_unstable();
-        let n = b.days.len();
-        let open = if scope == "unit" {
-            esc_unit.get(&unit)
-        } else {
+        let n = b.days.len() + b.registered;
+        let open = if scope == "department" {
             esc_dept.get(&unit)
+        } else {
+            esc_unit.get(&unit)
         };
         text.push_str(&csv_line(&[
             scope.to_string(),
@@ -595,10 +609,10 @@ pub fn monthly_statistics(
             n.to_string(),
             fmt_opt_f(median(&b.days)),
             p90(&b.days).map(|v| v.to_string()).unwrap_or_default(),
-            if n == 0 {
+            if b.days.is_empty() {
                 String::new()
             } else {
-                format!("{:.3}", b.on_time as f64 / n as f64)
+                format!("{:.3}", b.on_time as f64 / b.days.len() as f64)
             },
             open.copied().unwrap_or(0).to_string(),
         ]));

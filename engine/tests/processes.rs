@@ -196,7 +196,12 @@ async fn social_assistance_deploys_with_its_import_and_refuses_a_non_assistance_
     let docs = engine.documents(&inst.id).await.unwrap();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].name, "non_acceptance_notice");
-    assert!(docs[0].content.contains("张**"), "{}", docs[0].content);
+    // Addressed to the applicant: the name in full (masking is for public lists and logs).
+    assert!(
+        docs[0].content.contains("\n张三丰：\n"),
+        "{}",
+        docs[0].content
+    );
     assert!(docs[0].content.contains("区残联"));
     assert!(docs[0].content.contains("2026-09-28"));
     assert!(engine.ledger_verify().await.unwrap().ok());
@@ -249,6 +254,11 @@ async fn incomplete_materials_pause_the_promised_clock_until_supplied() {
     let docs = engine.documents(&inst.id).await.unwrap();
     assert_eq!(docs[0].name, "supplement_notice");
     assert!(docs[0].content.contains("户口簿复印件"));
+    assert!(
+        docs[0].content.contains("\n张三丰：\n"),
+        "{}",
+        docs[0].content
+    );
 
     clock.advance(Duration::days(3)).unwrap();
     let resumed = engine
@@ -345,7 +355,14 @@ async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
     let docs = engine.documents(&inst.id).await.unwrap();
     let list = docs.iter().find(|d| d.name == "publicity_list").unwrap();
     assert!(list.public);
-    assert!(list.content.contains("| 张** | 3 |"), "{}", list.content);
+    // Public: the name masked; the category by its label and the period in Chinese units.
+    assert!(
+        list.content.contains("| 张** | 3 | 最低生活保障 |"),
+        "{}",
+        list.content
+    );
+    assert!(list.content.contains("公示期：7日\n"), "{}", list.content);
+    assert!(!list.content.contains("张三丰"), "{}", list.content);
     assert!(
         !list.content.contains("150302"),
         "no ID number in a public list"
@@ -381,6 +398,69 @@ async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
     );
     assert!(done.timers.is_empty() && done.tasks.is_empty());
     assert!(engine.ledger_verify().await.unwrap().ok());
+    drop(engine);
+    let _ = std::fs::remove_file(path);
+}
+
+/// Issue 19: a ledger row names its case (business key and the columns the configuration
+/// declares: street, category), times read in Asia/Shanghai with the offset, and the CSV opens
+/// in Excel (UTF-8 with a byte-order mark) without running formulas typed into case data.
+#[tokio::test]
+async fn the_ledger_names_the_case_with_local_times_and_opens_safely_in_excel() {
+    let (engine, clock, path) = engine().await;
+    let files = process_files();
+    engine
+        .deploy(DeployRequest {
+            file: "social_assistance.flow".into(),
+            source: files["social_assistance.flow"].clone(),
+            files,
+            model: None,
+        })
+        .await
+        .unwrap();
+    let inst = engine
+        .start(StartRequest {
+            process: "social_assistance".into(),
+            business_key: Some("=1+2".into()),
+            vars: registration(),
+            actor: "clerk1".into(),
+        })
+        .await
+        .unwrap();
+    let t = claim(&engine, "window", Some("xinhua"), "clerk1").await;
+    complete(
+        &engine,
+        &t[0],
+        "complete",
+        json!({"main_category": "minimum_living"}),
+        "clerk1",
+    )
+    .await;
+
+    let history = engine.history(&inst.id).await.unwrap();
+    let first = serde_json::to_value(&history[0]).unwrap();
+    assert_eq!(first["at"], "2026-09-28T09:00:00+08:00", "{first}");
+
+    let now = clock.now();
+    let entries = engine
+        .ledger_export(now - Duration::days(1), now + Duration::days(1))
+        .await
+        .unwrap();
+    let csv = yimen_engine::ledger::to_csv(&entries);
+    assert!(csv.starts_with('\u{feff}'), "UTF-8 with a byte-order mark");
+    let mut lines = csv.trim_start_matches('\u{feff}').lines();
+    assert_eq!(
+        lines.next(),
+        Some("at,instance,business_key,street,main_category,seq,actor,node,kind,text,hash")
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&format!(
+            "2026-09-28 09:00:00 +08:00,{},'=1+2,xinhua,minimum_living,1,",
+            inst.id
+        )),
+        "{row}"
+    );
     drop(engine);
     let _ = std::fs::remove_file(path);
 }

@@ -45,10 +45,11 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
         .map(|h| h.text.as_str())
         .collect();
     // 1-7 October are the holiday; the first working day after the 30th is Thursday 8 October,
-    // due at the close of office hours (17:30 Beijing time = 09:30 UTC).
+    // due at the close of office hours, shown in the calendar's zone with its offset (issue 19:
+    // it was UTC, `09:30:00+00:00`).
     assert_eq!(
         started,
-        ["clock forwarding started, due 2026-10-08T09:30:00+00:00"]
+        ["clock forwarding started, due 2026-10-08 17:30:00 +08:00"]
     );
     // The due time explains itself in the timeline: the holiday it skipped, the notice behind it.
     let explained = history

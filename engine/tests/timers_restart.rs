@@ -201,7 +201,7 @@ async fn a_real_clock_timer_fires_within_a_second_of_its_due_time() {
         .expect("history")
         .into_iter()
         .filter(|h| h.kind == "ledger" && h.text.starts_with("fired"))
-        .map(|h| h.at)
+        .map(|h| h.at.to_utc())
         .collect();
     assert_eq!(fired.len(), 3, "all three waits fired");
     for (at, due) in fired.iter().zip(&due) {

@@ -470,8 +470,10 @@ pub fn timeline(instance: &Value, history: &Value) -> String {
         .unwrap_or_default();
     out.push_str("timeline:\n");
     for entry in entries {
+        // The server gives each time in its calendar's zone; shown as people read times.
         let at = text(&entry["at"]);
-        let at = at.get(..19).unwrap_or(&at).replace('T', " ");
+        let at = chrono::DateTime::parse_from_rfc3339(&at)
+            .map_or(at, |t| yimen_engine::clock::readable(&t));
         out.push_str(&format!(
             "  {at}  {:<18} {:<20} {:<14} {}\n",
             text(&entry["kind"]),
@@ -486,6 +488,19 @@ pub fn timeline(instance: &Value, history: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19: the timeline showed the first 19 characters of the time, UTC without a marker.
+    #[test]
+    fn the_timeline_shows_times_with_their_offset() {
+        let instance = json!({"id": "i1", "process": "p", "version": 1, "status": "running"});
+        let history = json!({"entries": [{"at": "2026-10-08T09:30:00+08:00", "kind": "step",
+            "node": "register", "actor": "clerk1", "text": "登记"}]});
+        let view = timeline(&instance, &history);
+        assert!(
+            view.contains("  2026-10-08 09:30:00 +08:00  step"),
+            "{view}"
+        );
+    }
 
     #[test]
     fn vars_keep_json_types_and_fall_back_to_text() {

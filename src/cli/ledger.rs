@@ -1,7 +1,6 @@
 //! `yimen ledger verify|export`: the electronic ledger (台账) straight from the database.
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use std::process::ExitCode;
 use std::sync::Arc;
 use yimen_engine::clock::SystemClock;
@@ -24,11 +23,12 @@ pub enum Command {
         #[command(flatten)]
         db: Database,
     },
-    /// Print the ledger entries written from FROM up to (not including) TO as CSV or JSON.
+    /// Print the ledger entries written from FROM to TO, both included, as CSV or JSON (the
+    /// same range as `GET /api/v1/ledger?from=FROM&to=TO`).
     Export {
-        /// First day (YYYY-MM-DD, Asia/Shanghai) or an RFC 3339 time.
+        /// First day (YYYY-MM-DD, in the calendar's zone: Asia/Shanghai) or an RFC 3339 time.
         from: String,
-        /// Day after the last (YYYY-MM-DD, Asia/Shanghai) or an RFC 3339 time.
+        /// Last day (YYYY-MM-DD: the whole day is included) or an RFC 3339 time.
         to: String,
         #[arg(long, value_enum, default_value_t = Format::Csv)]
         format: Format,
@@ -41,22 +41,6 @@ pub enum Command {
 pub enum Format {
     Csv,
     Json,
-}
-
-fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").with_context(|| {
-        format!("`{text}` is not a date (YYYY-MM-DD) or a time (2026-09-28T09:00:00+08:00)")
-    })?;
-    let midnight = day.and_hms_opt(0, 0, 0).context("invalid date")?;
-    // China has kept UTC+8 all year since 1991.
-    let china = FixedOffset::east_opt(8 * 3600).context("invalid offset")?;
-    match china.from_local_datetime(&midnight).single() {
-        Some(t) => Ok(t.with_timezone(&Utc)),
-        None => bail!("`{text}` has no midnight in Asia/Shanghai"),
-    }
 }
 
 async fn open(db: &Database) -> anyhow::Result<Engine> {
@@ -106,11 +90,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 format,
                 db,
             } => {
-                let (from, to) = (parse_time(&from)?, parse_time(&to)?);
-                if to <= from {
-                    bail!("TO must be after FROM");
-                }
                 let engine = open(&db).await?;
+                let (from, to) =
+                    yimen_engine::ledger::range(Some(&from), Some(&to), engine.time_zone())
+                        .map_err(anyhow::Error::msg)?;
                 let entries = engine.ledger_export(from, to).await?;
                 match format {
                     Format::Csv => print!("{}", yimen_engine::ledger::to_csv(&entries)),

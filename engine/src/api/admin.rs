@@ -7,7 +7,6 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
 
 /// The electronic ledger (台账): every history entry in a time range, as JSON or CSV.
 /// Admin, supervision and leadership only.
@@ -26,17 +25,12 @@ pub(super) async fn ledger(
             "the ledger is for admin, supervision and leadership tokens",
         ));
     }
-    let from = match &query.from {
-        Some(text) => parse_instant(text, false)?,
-        None => DateTime::<Utc>::MIN_UTC,
-    };
-    let to = match &query.to {
-        Some(text) => parse_instant(text, true)?,
-        None => DateTime::<Utc>::MAX_UTC,
-    };
-    if from > to {
-        return Err(ApiError::bad_request("`from` is after `to`"));
-    }
+    let (from, to) = crate::ledger::range(
+        query.from.as_deref(),
+        query.to.as_deref(),
+        state.engine.time_zone(),
+    )
+    .map_err(ApiError::bad_request)?;
     let entries = state.engine.ledger_export(from, to).await?;
     match query.format.as_deref().unwrap_or("json") {
         "json" => Ok(ApiJson(LedgerEntries { entries }).into_response()),
@@ -49,25 +43,6 @@ pub(super) async fn ledger(
             "unknown format `{other}`: use json or csv"
         ))),
     }
-}
-
-/// `2026-09-01` (the whole day, UTC) or an RFC 3339 instant.
-fn parse_instant(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request(format!(
-            "`{text}` is neither a date (2026-09-01) nor an RFC 3339 instant"
-        ))
-    })?;
-    let time = if end_of_day {
-        date.and_hms_milli_opt(23, 59, 59, 999)
-    } else {
-        date.and_hms_opt(0, 0, 0)
-    };
-    time.map(|t| t.and_utc())
-        .ok_or_else(|| ApiError::bad_request(format!("`{text}` is not a valid date")))
 }
 
 /// Is the server up and its database reachable? Needs no token.

@@ -237,9 +237,10 @@ pub struct TaskList {
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
-    /// First day (`2026-09-01`) or instant (RFC 3339), inclusive.
+    /// First day (`2026-09-01`, in the calendar's zone, Asia/Shanghai) or instant (RFC 3339),
+    /// inclusive.
     pub from: Option<String>,
-    /// Last day or instant, inclusive.
+    /// Last day or instant, inclusive (`from=2026-09-01&to=2026-09-01` is that whole day).
     pub to: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,

@@ -182,9 +182,7 @@ impl Reports {
         };
         let facts = self.facts(since).await.map_err(|e| e.to_string())?;
         let csv = match job.spec.report {
-            ReportKind::OverdueDigest => {
-                overdue_digest(&facts, now, calendar, self.schedule.time_zone())
-            }
+            ReportKind::OverdueDigest => overdue_digest(&facts, now, calendar),
             ReportKind::MonthlyStatistics => {
                 monthly_statistics(&facts, &job.spec, from, to, calendar)
             }
@@ -274,7 +272,7 @@ impl Reports {
             level: None,
             message: format!(
                 "report {job} of {} is ready ({rows} rows): GET /api/v1/reports/{job}/runs/{at}/csv",
-                local.format("%Y-%m-%d %H:%M")
+                crate::clock::readable(&local)
             ),
             state: "open".into(),
             created_at: self.engine.clock().now().timestamp_millis(),

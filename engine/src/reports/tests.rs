@@ -298,17 +298,62 @@ fn monthly_statistics_by_unit_and_department() {
     let (from, to) = s.previous_month(t("2026-10-01T06:00:00+08:00"));
     let csv = monthly_statistics(&facts(), spec, from, to, &calendar());
     insta::assert_snapshot!(csv.text);
-    assert_eq!(csv.rows, 5);
+    assert_eq!(csv.rows, 8);
     // Case b ended in October: not in September's report.
     assert!(!csv.text.contains(",3,"), "{}", csv.text);
     // Personal data never reaches a report.
     assert!(!csv.text.contains("150302"));
 }
 
+/// A2 §5 (登记、统计): registrations per street and category count the cases still open; the
+/// month's report counted only the cases that ended in it.
+#[test]
+fn registrations_count_cases_still_open() {
+    let s = Schedule::parse(FILE, "reports.yaml").unwrap();
+    let spec = &s.job("monthly").unwrap().spec;
+    let (from, to) = s.previous_month(t("2026-10-01T06:00:00+08:00"));
+    let csv = monthly_statistics(&facts(), spec, from, to, &calendar());
+    let rows: Vec<&str> = csv.text.lines().collect();
+    // b (ended in October) and d (running) were open at the end of September.
+    assert!(
+        rows.contains(&"registered,xinhua,minimum_living,open,2,,,,3"),
+        "{}",
+        csv.text
+    );
+    assert!(
+        rows.contains(&"registered,xinhua,minimum_living,approved,1,,,,3"),
+        "{}",
+        csv.text
+    );
+    assert!(
+        rows.contains(&"registered,gangwan,destitute,rejected,1,,,,0"),
+        "{}",
+        csv.text
+    );
+}
+
+#[test]
+fn report_files_open_in_excel_and_run_no_formulas() {
+    let mut facts = facts();
+    facts.cases[3]
+        .vars
+        .insert("street".into(), json!("=HYPERLINK(\"http://x\")"));
+    let s = Schedule::parse(FILE, "reports.yaml").unwrap();
+    let spec = &s.job("monthly").unwrap().spec;
+    let (from, to) = s.previous_month(t("2026-10-01T06:00:00+08:00"));
+    let csv = monthly_statistics(&facts, spec, from, to, &calendar());
+    assert!(
+        csv.text.starts_with('\u{feff}'),
+        "UTF-8 with a byte-order mark"
+    );
+    assert!(csv.text.contains("\"'=HYPERLINK("), "{}", csv.text);
+    assert!(!csv.text.contains(",=HYPERLINK"), "{}", csv.text);
+}
+
 #[test]
 fn overdue_digest_lists_late_open_tasks_oldest_first() {
     let now = t("2026-09-30T08:00:00+08:00");
-    let csv = overdue_digest(&facts(), now, &calendar(), chrono_tz::Asia::Shanghai);
+    let csv = overdue_digest(&facts(), now, &calendar());
     insta::assert_snapshot!(csv.text);
     assert_eq!(csv.rows, 3);
 }

@@ -30,6 +30,12 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The time zone of the named calendar (`None`: the default calendar): the zone in which
+    /// people read times ([`crate::clock::readable`]). Without calendars: UTC+8, as counted.
+    fn time_zone(&self, _calendar: Option<&str>) -> chrono_tz::Tz {
+        chrono_tz::Asia::Shanghai
+    }
+
     /// "`amount` `unit` before `due`" (reminders of a ladder).
     fn before(
         &self,
@@ -78,6 +84,11 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
 impl DueDates for crate::calendar::Calendars {
     fn calendar_names(&self) -> Option<Vec<String>> {
         Some(self.names().map(str::to_string).collect())
+    }
+
+    fn time_zone(&self, calendar: Option<&str>) -> chrono_tz::Tz {
+        self.resolve(calendar)
+            .map_or(chrono_tz::Asia::Shanghai, |c| c.time_zone())
     }
 
     fn add(
@@ -184,6 +195,9 @@ impl ReloadingCalendars {
 impl DueDates for ReloadingCalendars {
     fn calendar_names(&self) -> Option<Vec<String>> {
         DueDates::calendar_names(&*self.current())
+    }
+    fn time_zone(&self, calendar: Option<&str>) -> chrono_tz::Tz {
+        DueDates::time_zone(&*self.current(), calendar)
     }
     fn add(
         &self,

@@ -1024,7 +1024,7 @@ impl<'a> Run<'a> {
                 self.history(
                     Some(id),
                     "waiting",
-                    format!("waiting until {}", at.to_rfc3339()),
+                    format!("waiting until {}", self.readable(at)),
                     json!({ "until": at.to_rfc3339() }),
                 );
                 self.cs.state.tokens.push(Token {
@@ -1107,6 +1107,12 @@ impl<'a> Run<'a> {
 
     /// Records a calendar-based due time in the timeline, with its explanation (which calendar
     /// and data version, holidays skipped, make-up days counted) and whether it is provisional.
+    /// `at` as people read it: in the zone of the process's calendar, with the offset.
+    fn readable(&self, at: DateTime<Utc>) -> String {
+        let calendar = self.model.calendar.as_ref().map(|c| c.name.as_str());
+        crate::clock::readable(&at.with_timezone(&self.due.time_zone(calendar)))
+    }
+
     fn note_due(&mut self, due: &due::Due, unit: yimen_dsl::model::DurationUnit) {
         if matches!(
             unit,
@@ -1115,8 +1121,7 @@ impl<'a> Run<'a> {
                 | yimen_dsl::model::DurationUnit::Days
         ) {
             // Every calendar-based due time explains itself in the timeline (ledger).
-            let local = due.at.with_timezone(&chrono_tz::Asia::Shanghai);
-            let mut text = format!("due {} (Asia/Shanghai)", local.format("%Y-%m-%d %H:%M"));
+            let mut text = format!("due {}", self.readable(due.at));
             if due.provisional {
                 text.push_str(
                     " — provisional: the calendar lacks a year it reaches into; \
@@ -1470,14 +1475,13 @@ impl<'a> Run<'a> {
                     let ids = self.rungs(&b.node, Some(&b.task), deadline, at, None, base);
                     self.item = None;
                     b.timers = ids?;
-                    let local = at.with_timezone(&chrono_tz::Asia::Shanghai);
+                    let shown = self.readable(at);
                     self.history(
                         Some(&b.node),
                         "deadline_rescheduled",
                         format!(
-                            "deadline of task {} follows clock {name} ({why}): due {} (Asia/Shanghai)",
-                            b.node,
-                            local.format("%Y-%m-%d %H:%M")
+                            "deadline of task {} follows clock {name} ({why}): due {shown}",
+                            b.node
                         ),
                         json!({ "task": b.task, "clock": name, "due_at": millis(at) }),
                     );
@@ -1698,7 +1702,7 @@ impl<'a> Run<'a> {
                 );
                 self.schedule_clock(node, name, due.at)?;
                 self.follow_clock(name, Some(due.at), "started")?;
-                text = format!("clock {name} started, due {}", due.at.to_rfc3339());
+                text = format!("clock {name} started, due {}", self.readable(due.at));
             }
             ClockOp::Pause => {
                 cancel_ladder(self);
@@ -1803,7 +1807,10 @@ impl<'a> Run<'a> {
                     }
                     self.schedule_clock(node, name, due.at)?;
                     self.follow_clock(name, Some(due.at), "extended")?;
-                    text = format!("clock {name} extended to {}: {reason}", due.at.to_rfc3339());
+                    text = format!(
+                        "clock {name} extended to {}: {reason}",
+                        self.readable(due.at)
+                    );
                 } else {
                     let from = self.now;
                     let (until, _, _) = add(self, from, by)?;
