@@ -56,7 +56,6 @@ pub struct HistoryEntry {
     pub hash: String,
     /// The case columns: `business_key`, then the variables the process's configuration names
     /// in `ledger_columns` (personal ones masked). See [`case_columns`].
-    #[serde(skip_serializing_if = "CaseColumns::is_empty")]
     #[schema(value_type = Object)]
     pub case: CaseColumns,
 }
