@@ -114,6 +114,8 @@ pub const CONFIG_ENUM: &str = "YM0404";
 pub const NO_CONFIG: &str = "YM0405";
 /// `start_roles` in the YAML is not a list of roles the process knows.
 pub const START_ROLES: &str = "YM0406";
+/// `ledger_columns` in the YAML is not a list of variables of the process.
+pub const LEDGER_COLUMNS: &str = "YM0407";
 
 // Personal data.
 /// A personal-data variable written unmasked into a notification (warning).
@@ -177,5 +179,6 @@ pub const ALL: &[(&str, &str)] = &[
     (CONFIG_ENUM, "enum from configuration has no map"),
     (NO_CONFIG, "configuration used but not declared"),
     (START_ROLES, "`start_roles` names no known role"),
+    (LEDGER_COLUMNS, "`ledger_columns` names no variable"),
     (PERSONAL_IN_MESSAGE, "personal data in a message"),
 ];

@@ -76,6 +76,7 @@ pub(super) fn check(cx: &mut Cx) {
         }
     }
     start_roles(cx, config);
+    ledger_columns(cx, config);
     for channel in &p.channels {
         match config.values.get(&channel.url_config.name) {
             Some(Value::String(_)) => {}
@@ -189,6 +190,60 @@ fn start_roles(cx: &mut Cx, config: &ConfigFile) {
                     .in_file(&config.file),
             );
         }
+    }
+}
+
+/// The configuration key the engine reads for the case columns of the process's ledger rows.
+pub const LEDGER_COLUMNS_KEY: &str = "ledger_columns";
+
+/// `ledger_columns:` (read by the engine, not by the process): the variables whose values
+/// name a case in each of its ledger rows (`[street, main_category]`).
+fn ledger_columns(cx: &mut Cx, config: &ConfigFile) {
+    let Some(value) = config.values.get(LEDGER_COLUMNS_KEY) else {
+        return;
+    };
+    let span = yaml_span(config, &[LEDGER_COLUMNS_KEY.to_string()]);
+    let vars: Vec<String> = cx
+        .process
+        .vars
+        .iter()
+        .map(|v| v.name.name.clone())
+        .collect();
+    let Value::Array(items) = value else {
+        cx.push(
+            Diagnostic::error(
+                LEDGER_COLUMNS,
+                span,
+                "`ledger_columns` must be a list of variable names",
+            )
+            .with_label("not a list")
+            .with_help("write e.g. `ledger_columns: [street, main_category]`")
+            .in_file(&config.file),
+        );
+        return;
+    };
+    for item in items {
+        let (message, help) = match item {
+            Value::String(name) if vars.contains(name) => continue,
+            Value::String(name) => (
+                format!("`{name}` is not a variable of this process"),
+                super::help_or(
+                    name,
+                    vars.iter().map(String::as_str),
+                    format!("variables here: {}", vars.join(", ")),
+                ),
+            ),
+            other => (
+                format!("`{other}` is not a variable name (text)"),
+                "write variable names, e.g. `ledger_columns: [street]`".to_string(),
+            ),
+        };
+        cx.push(
+            Diagnostic::error(LEDGER_COLUMNS, span, message)
+                .with_label("in this list")
+                .with_help(help)
+                .in_file(&config.file),
+        );
     }
 }
 
