@@ -278,6 +278,8 @@ pub struct OutboxMessage {
     /// `pending`, `delivered`, `dead`.
     pub state: String,
     pub last_error: Option<String>,
+    /// When a pending row is tried next (while claimed: when its claim runs out).
+    pub next_attempt_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
 }
@@ -2177,6 +2179,17 @@ impl Engine {
         Ok(on_pool!(&self.inner.pool, outbox_failed(id, error, retry_at.map(ms)))? > 0)
     }
 
+    /// Deliveries that failed and are not delivered: still retried (`pending`) or given up
+    /// (`dead`), newest first, at most `limit`.
+    pub async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxMessage>> {
+        Ok(
+            on_pool!(&self.inner.pool, outbox_failures(i64::from(limit)))?
+                .into_iter()
+                .map(outbox_view)
+                .collect(),
+        )
+    }
+
     /// Deliveries of an instance, with their state.
     pub async fn outbox_of(&self, instance: &str) -> Result<Vec<OutboxMessage>> {
         Ok(on_pool!(&self.inner.pool, outbox_of(instance))?
@@ -2270,6 +2283,7 @@ fn outbox_view(o: OutboxRow) -> OutboxMessage {
         payload: serde_json::from_str(&o.payload).unwrap_or(Json::Null),
         created_at: time(o.created_at),
         delivered_at: o.delivered_at.map(time),
+        next_attempt_at: time(o.next_attempt_at),
         id: o.id,
         instance_id: o.instance_id,
         channel: o.channel,

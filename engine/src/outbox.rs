@@ -11,7 +11,10 @@
 //!   the outbox id, so a repeated delivery does not make a second item.
 //!
 //! A failed attempt is retried with exponential back-off ([`Backoff`]); after the last attempt
-//! the row is marked dead, which the delivery state shows (never silently dropped).
+//! the row is marked dead, which the delivery state shows (never silently dropped). A row that
+//! keeps failing is logged at WARN once ([`WARN_AFTER`] failed attempts, or when it is given up
+//! sooner), with its channel and URL but never its payload; `GET /api/v1/outbox/failed`
+//! (`yimen outbox failed`) lists every failing row.
 
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
@@ -45,6 +48,9 @@ pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
     mac.update(body);
     mac.verify_slice(&expected).is_ok()
 }
+
+/// Failed attempts after which a row counts as failing: it is logged at WARN then, once.
+pub const WARN_AFTER: u32 = 3;
 
 /// Retry schedule: `first * 2^(attempt-1)`, capped at `max_delay`; dead after `max_attempts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,8 +288,26 @@ impl Delivery {
                 } else {
                     None
                 };
-                if at.is_none() {
-                    tracing::warn!(id = %msg.id, channel = %msg.channel, "notification given up: {error}");
+                // Once per row: at its WARN_AFTER-th failure, or when it is given up before.
+                // The URL is configuration; the payload (case data) is never logged.
+                let url = msg.payload.get("url").and_then(Json::as_str).unwrap_or("-");
+                match at {
+                    Some(next) if attempt == WARN_AFTER => tracing::warn!(
+                        id = %msg.id, channel = %msg.channel, url,
+                        "notification keeps failing ({attempt} attempts): {error}; \
+                         next attempt at {next}; `yimen outbox failed` lists it"
+                    ),
+                    None if attempt <= WARN_AFTER => tracing::warn!(
+                        id = %msg.id, channel = %msg.channel, url,
+                        "notification given up after {attempt} attempt(s): {error}"
+                    ),
+                    None => tracing::error!(
+                        id = %msg.id, channel = %msg.channel, url,
+                        "notification given up after {attempt} attempts: {error}"
+                    ),
+                    Some(_) => {
+                        tracing::debug!(id = %msg.id, attempt, "notification failed: {error}")
+                    }
                 }
                 self.engine.outbox_failed(&msg.id, &error, at).await?;
             }

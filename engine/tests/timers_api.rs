@@ -256,3 +256,97 @@ async fn the_clock_of_a_real_server_cannot_be_advanced() {
     assert_eq!(body["simulated"], json!(false));
     services.stop().await;
 }
+
+/// Log lines written while a test runs (tests here run on one thread, so the services' tasks
+/// log through the test's default subscriber).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_that_keeps_failing_is_listed_and_warned_once() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let w = world("sqlite::memory:", "2026-09-30T15:00:00+08:00").await;
+    // A receiver that always answers 503: the registration's ledger webhook never arrives.
+    let (url, received) = receiver(usize::MAX).await;
+    deploy(&w.engine, "social_assistance", &with_webhook(url.clone())).await;
+    start_case(&w.engine, "SA-HOOK-1").await;
+    let (app, admin) = app(&w).await;
+    // Each advance delivers what is due then: retries after 30 s, 1 min, 2 min, ...
+    for _ in 0..6 {
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/clock/advance",
+            &admin,
+            Some(json!({"by": "1h"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert!(received.0.lock().unwrap().is_empty());
+
+    let (status, body) = call(&app, "GET", "/api/v1/outbox/failed", &admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deliveries = body["deliveries"].as_array().expect("deliveries");
+    let hook = deliveries
+        .iter()
+        .find(|d| d["channel"] == "webhook:ledger_hook")
+        .unwrap_or_else(|| panic!("the failing webhook is listed: {body}"));
+    assert_eq!(hook["url"], json!(url));
+    assert_eq!(hook["state"], "pending", "{hook}");
+    assert!(hook["attempts"].as_i64().unwrap() >= 4, "{hook}");
+    assert!(hook["next_attempt_at"].is_string(), "{hook}");
+    assert!(
+        hook["last_error"].as_str().unwrap().contains("503"),
+        "{hook}"
+    );
+    assert!(hook.get("payload").is_none(), "no case data in the list");
+
+    // Once per row, with its URL, without the case's personal data.
+    let text = logs.text();
+    let id = hook["id"].as_str().unwrap();
+    let warned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains(id))
+        .collect();
+    assert_eq!(warned.len(), 1, "{text}");
+    assert!(warned[0].contains("keeps failing"), "{text}");
+    assert!(warned[0].contains(&url), "{text}");
+    for personal in ["150302199001011231", "13800138000", "张三", "新华街道1号"] {
+        assert!(!text.contains(personal), "{personal} logged: {text}");
+    }
+
+    // Admin only: a street's token may not see them.
+    let leader = new_token(&app, &admin, "leader", "xinhua").await;
+    let (status, body) = call(&app, "GET", "/api/v1/outbox/failed", &leader, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}

@@ -1,4 +1,5 @@
-//! Commands that talk to a running server: `deploy`, `start`, `tasks`, `instance`, `token`.
+//! Commands that talk to a running server: `deploy`, `start`, `tasks`, `instance`, `token`,
+//! `outbox`.
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
@@ -68,6 +69,21 @@ pub enum Command {
     /// Access tokens: create, list, revoke (admin only).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Outgoing notifications (webhooks, inbox items) whose delivery fails (admin only).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(clap::Subcommand)]
+pub enum OutboxCommand {
+    /// List deliveries that failed and are not delivered: still retried, or given up.
+    Failed {
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -218,20 +234,61 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
                 .client()?
                 .call::<(), _>(Method::GET, "/tokens", None)
                 .await?;
-            for token in answer["tokens"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<20} {:<38} roles={} streets={}{}",
-                    text(&token["name"]),
-                    text(&token["id"]),
-                    join(&token["roles"]),
-                    join(&token["streets"]),
-                    if token["revoked_at"].is_null() {
-                        ""
-                    } else {
-                        "  (revoked)"
-                    }
-                );
+            let rows: Vec<Vec<String>> = answer["tokens"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|token| {
+                    vec![
+                        text(&token["name"]),
+                        text(&token["id"]),
+                        format!("roles={}", join(&token["roles"])),
+                        format!("streets={}", join(&token["streets"])),
+                        if token["revoked_at"].is_null() {
+                            String::new()
+                        } else {
+                            "(revoked)".into()
+                        },
+                    ]
+                })
+                .collect();
+            print!("{}", table(&rows));
+        }
+        Command::Outbox(OutboxCommand::Failed { limit, conn }) => {
+            let answer: Value = conn
+                .client()?
+                .call::<(), _>(Method::GET, &format!("/outbox/failed?limit={limit}"), None)
+                .await?;
+            let deliveries = answer["deliveries"].as_array().cloned().unwrap_or_default();
+            if deliveries.is_empty() {
+                println!("no failed deliveries");
+                return Ok(ExitCode::SUCCESS);
             }
+            let mut rows = vec![
+                [
+                    "state",
+                    "attempts",
+                    "channel",
+                    "url",
+                    "next attempt",
+                    "instance",
+                    "last error",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for d in &deliveries {
+                rows.push(vec![
+                    text(&d["state"]),
+                    text(&d["attempts"]),
+                    text(&d["channel"]),
+                    d["url"].as_str().unwrap_or("-").to_string(),
+                    d["next_attempt_at"].as_str().unwrap_or("-").to_string(),
+                    text(&d["instance_id"]),
+                    text(&d["last_error"]),
+                ]);
+            }
+            print!("{}", table(&rows));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -390,6 +447,35 @@ fn text(value: &Value) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
+}
+
+/// Rows as columns padded to their display width (a Chinese character takes two columns),
+/// two spaces apart; trailing blanks trimmed.
+pub fn table(rows: &[Vec<String>]) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            let w = cell.width();
+            match widths.get_mut(i) {
+                Some(max) => *max = (*max).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[i] - cell.width() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn join(value: &Value) -> String {

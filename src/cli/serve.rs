@@ -72,12 +72,16 @@ fn worker_threads(url: &str, cores: usize) -> usize {
     }
 }
 
+/// Logs go to stderr, coloured only when it is a terminal: a log file or journal gets plain
+/// text, without escape codes.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 mod inbox;
 mod instances;
+mod outbox;
 mod reports;
 mod tasks;
 
@@ -152,7 +153,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::refusals))
         .merge(inbox::routes())
         .merge(clock::routes())
-        .merge(reports::routes());
+        .merge(reports::routes())
+        .merge(outbox::routes());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 

@@ -661,6 +661,19 @@ pub async fn outbox_failed(pool: &Pool, id: &str, error: &str, retry_at: Option<
     .rows_affected())
 }
 
+pub async fn outbox_failures(pool: &Pool, limit: i64) -> R<Vec<OutboxRow>> {
+    sqlx::query(
+        "SELECT * FROM outbox WHERE state IN ('pending', 'dead') AND last_error IS NOT NULL \
+         ORDER BY created_at DESC, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(outbox_row)
+    .collect()
+}
+
 pub async fn outbox_of(pool: &Pool, instance: &str) -> R<Vec<OutboxRow>> {
     sqlx::query("SELECT * FROM outbox WHERE instance_id = $1 ORDER BY created_at, id")
         .bind(instance)

@@ -1,0 +1,94 @@
+//! `GET /outbox/failed`: notifications that keep failing or were given up.
+
+use super::{ApiError, ApiJson, ApiQuery, ApiState, ErrorBody};
+use crate::auth::Principal;
+use crate::engine::OutboxMessage;
+use axum::Extension;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The outbox routes (mounted under `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(failed))
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct FailedQuery {
+    /// At most this many, newest first (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+/// A notification whose delivery failed and that is not delivered. Its payload (case data)
+/// is not shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FailedDelivery {
+    pub id: String,
+    pub instance_id: String,
+    /// `webhook:<channel>`, `role:<queue>`, `applicant` or `holder`.
+    pub channel: String,
+    /// The URL a webhook is sent to.
+    pub url: Option<String>,
+    /// `pending`: still retried, next at `next_attempt_at`; `dead`: given up.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FailedDeliveries {
+    pub deliveries: Vec<FailedDelivery>,
+}
+
+impl From<OutboxMessage> for FailedDelivery {
+    fn from(m: OutboxMessage) -> FailedDelivery {
+        let pending = m.state == "pending";
+        FailedDelivery {
+            url: m
+                .channel
+                .starts_with("webhook:")
+                .then(|| m.payload.get("url").and_then(|u| u.as_str()))
+                .flatten()
+                .map(str::to_string),
+            next_attempt_at: pending.then_some(m.next_attempt_at),
+            id: m.id,
+            instance_id: m.instance_id,
+            channel: m.channel,
+            state: m.state,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Notifications that failed and are not delivered: still retried with back-off (`pending`) or
+/// given up after the last attempt (`dead`). Admin only.
+#[utoipa::path(get, path = "/outbox/failed", tag = "outbox", operation_id = "list_failed_deliveries",
+    params(FailedQuery),
+    responses((status = 200, body = FailedDeliveries),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn failed(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<FailedQuery>,
+) -> Result<ApiJson<FailedDeliveries>, ApiError> {
+    if !principal.is_admin() {
+        return Err(ApiError::forbidden(
+            "failed deliveries are for admin tokens",
+        ));
+    }
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let deliveries = state.engine.outbox_failures(limit).await?;
+    Ok(ApiJson(FailedDeliveries {
+        deliveries: deliveries.into_iter().map(Into::into).collect(),
+    }))
+}

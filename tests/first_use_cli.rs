@@ -1,0 +1,178 @@
+//! First use of a server from the command line: its log written to a file is plain text,
+//! `yimen token list` lines up names in Chinese, and a webhook that fails is listed by
+//! `yimen outbox failed`.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use unicode_width::UnicodeWidthStr;
+
+struct Server {
+    child: Child,
+    address: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `yimen serve` on a free port with the repository's processes, its stderr going to `log`.
+fn serve(dir: &Path, log: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yimen"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.join("first-use.db"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "info")
+        .env_remove("YIMEN_WEBHOOK_SECRET")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("yimen serve starts");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let token = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("export YIMEN_TOKEN=")
+                .map(str::to_string)
+        })
+        .expect("the first start prints the admin token");
+    let started = Instant::now();
+    let address = loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("yimen serving http://"))
+        {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not start: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Server {
+        child,
+        address,
+        token,
+    }
+}
+
+fn yimen(server: &Server, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_yimen"))
+        .args(args)
+        .env("YIMEN_SERVER", format!("http://{}", server.address))
+        .env("YIMEN_TOKEN", &server.token)
+        .output()
+        .expect("yimen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "yimen {args:?}: {stdout}{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn a_first_server_logs_plainly_aligns_chinese_and_lists_failing_webhooks() {
+    let dir = std::env::temp_dir().join(format!("yimen-first-use-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let log = dir.join("serve.log");
+    let server = serve(&dir, &log);
+
+    // Token names in Chinese line up with the others (a Chinese character is two columns).
+    let mut ids = Vec::new();
+    for (name, roles) in [
+        ("窗口受理员", "window"),
+        ("supervision-office", "supervision"),
+    ] {
+        let (_, said) = yimen(
+            &server,
+            &["token", "create", "--name", name, "--roles", roles],
+        );
+        let id = said
+            .split("(id ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("the id is named: {said}"))
+            .to_string();
+        ids.push(id);
+    }
+    let (list, _) = yimen(&server, &["token", "list"]);
+    let columns: Vec<usize> = ids
+        .iter()
+        .map(|id| {
+            let line = list
+                .lines()
+                .find(|l| l.contains(id.as_str()))
+                .unwrap_or_else(|| panic!("{id} listed: {list}"));
+            line[..line.find(id.as_str()).unwrap()].width()
+        })
+        .collect();
+    assert_eq!(columns[0], columns[1], "ids start in one column:\n{list}");
+
+    // The registration's ledger webhook goes to an address that does not resolve: the
+    // failed delivery is listed with its URL.
+    yimen(
+        &server,
+        &[
+            "start",
+            "social_assistance",
+            "--business-key",
+            "FIRST-USE-1",
+            "--var",
+            "applicant_name=张三",
+            "--var",
+            "id_number=150302199001011231",
+            "--var",
+            "phone=13800138000",
+            "--var",
+            "address=新华街道1号",
+            "--var",
+            "street=xinhua",
+            "--var",
+            "community=c1",
+            "--var",
+            "household_size=3",
+            "--var",
+            "reason=因病致贫",
+            "--var",
+            r#"categories=["minimum_living"]"#,
+        ],
+    );
+    let started = Instant::now();
+    let failed = loop {
+        let (out, _) = yimen(&server, &["outbox", "failed"]);
+        if out.contains("webhook:ledger_hook") {
+            break out;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no failed delivery listed: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        failed.contains("https://ledger.example.invalid/yimen/social-assistance"),
+        "{failed}"
+    );
+    assert!(failed.contains("pending"), "{failed}");
+
+    // The log file holds the server's warnings as plain text: no colour codes.
+    drop(server);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("WARN"), "a warning was logged: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in the log file: {text:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
