@@ -84,14 +84,16 @@ async fn scenario(opts: OpenOptions, tag: &str) {
         .await
         .expect("csv");
     assert!(
-        csv.starts_with("process,business_key,instance,task,"),
+        csv.starts_with("\u{feff}process,business_key,instance,task,"),
         "{csv}"
     );
     assert_eq!(digest.rows, Some(1), "{csv}");
     // Accepted Friday 9 October: due at the close of Saturday 10 October, a make-up working
     // day; the leader (street_consent) holds the case.
     assert!(
-        csv.contains(",clock:forwarding,forwarding,street_leader,xinhua,2026-10-10 17:30,"),
+        csv.contains(
+            ",clock:forwarding,forwarding,street_leader,xinhua,2026-10-10 17:30:00 +08:00,"
+        ),
         "{csv}"
     );
     let file = digest.file.as_deref().expect("file");
@@ -101,7 +103,7 @@ async fn scenario(opts: OpenOptions, tag: &str) {
         .await
         .expect("csv");
     assert!(
-        monthly.starts_with("scope,unit,category,result,cases,"),
+        monthly.starts_with("\u{feff}scope,unit,category,result,cases,"),
         "{monthly}"
     );
     let told = yimen_engine::inbox::list(&engine, "supervision", None, 10)
