@@ -167,7 +167,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .claim(ClaimRequest {
                 queues: vec!["a".into(), "b".into(), "c".into()],
                 org_units: None,
-                worker: "bench".into(),
+                actor: "bench".into(),
+                worker: None,
                 max: batch as u32,
                 lease: Duration::minutes(5),
             })

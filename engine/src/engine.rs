@@ -82,7 +82,13 @@ pub struct ClaimRequest {
     pub queues: Vec<String>,
     /// Only tasks of these organisation units (plus tasks without one); `None`: all.
     pub org_units: Option<Vec<String>>,
-    pub worker: String,
+    /// Who claims: the authenticated caller (an API token's name). It holds the claim, is
+    /// recorded in the history, and is what a task's assignee (`assignee completed_by(..)`)
+    /// is compared with.
+    pub actor: String,
+    /// The label of the automated worker that claims, recorded beside the claim; it decides
+    /// nothing.
+    pub worker: Option<String>,
     pub max: u32,
     pub lease: Duration,
 }
@@ -93,11 +99,12 @@ pub struct CompleteRequest {
     pub lock_token: i64,
     pub outcome: Option<String>,
     pub vars: Map<String, Json>,
+    /// Who completes (the engine's own callers); with `access`, the token's name acts.
     pub actor: String,
     /// Whose completion this is, checked on the task row as the completion locks it (no read
-    /// of its own): a task outside the token's queues or streets is refused (403) and nothing
-    /// changes, and the actor is the worker named in the claim (else `actor`). `None`: no
-    /// check, `actor` acts (the engine's own callers).
+    /// of its own): a task outside the token's queues or streets, or claimed by another
+    /// caller, is refused (403) and nothing changes; the token acts. `None`: no check,
+    /// `actor` acts (the engine's own callers).
     pub access: Option<Arc<Principal>>,
 }
 
@@ -163,7 +170,10 @@ pub struct TaskView {
     pub queue: String,
     pub org_unit: Option<String>,
     pub state: TaskState,
+    /// Who holds the claim (the caller that claimed).
     pub locked_by: Option<String>,
+    /// The worker label the claim gave.
+    pub worker: Option<String>,
     pub lock_expires_at: Option<DateTime<Utc>>,
     pub assignee: Option<String>,
     /// The element of a for-each task.
@@ -464,10 +474,28 @@ pub(crate) fn claim_entry(task: &TaskRow) -> Option<(Entry, i64)> {
     Some(claimed_entry(
         task,
         task.locked_by.as_deref()?,
+        task.worker.as_deref(),
         task.lock_token,
         task.claimed_at?,
         false,
     ))
+}
+
+/// Why `caller` may not finish (complete, extend, release, fail) task `id`: its claim is
+/// another caller's. `None` when it may (or the task is not claimed: the lock says why not).
+pub(crate) fn not_holder(
+    id: &str,
+    state: &str,
+    holder: Option<&str>,
+    caller: &str,
+) -> Option<String> {
+    match holder {
+        Some(holder) if state == "claimed" && holder != caller => Some(format!(
+            "task {id} is claimed by `{holder}`: only the caller that claimed it may finish it, \
+             not `{caller}`; claim a task yourself"
+        )),
+        _ => None,
+    }
 }
 
 /// Instances of claimed tasks whose previous claim lapsed (its history entry is due now).
@@ -521,30 +549,42 @@ fn lapsed_entry(task: &TaskRow) -> Option<(Entry, i64)> {
     Some(claimed_entry(
         task,
         task.lapsed_by.as_deref()?,
+        task.lapsed_worker.as_deref(),
         task.lock_token - 1,
         task.lapsed_at?,
         true,
     ))
 }
 
-/// A `task_claimed` entry: `worker` claimed `task` at `at` under `token`.
-fn claimed_entry(task: &TaskRow, worker: &str, token: i64, at: i64, lapsed: bool) -> (Entry, i64) {
-    let (text, data) = if lapsed {
-        (
-            format!(
-                "{} claimed by {worker} (token {token}); the lease ran out",
-                task.node
-            ),
-            json!({ "task": task.id, "lock_token": token, "lapsed": true }),
+/// A `task_claimed` entry: `by` (the caller, the entry's actor) claimed `task` at `at` under
+/// `token`, through the worker labelled `worker` if it gave one.
+fn claimed_entry(
+    task: &TaskRow,
+    by: &str,
+    worker: Option<&str>,
+    token: i64,
+    at: i64,
+    lapsed: bool,
+) -> (Entry, i64) {
+    let through = match worker {
+        Some(worker) if worker != by => format!("worker {worker}, "),
+        _ => String::new(),
+    };
+    let mut data = json!({ "task": task.id, "lock_token": token });
+    if let Some(worker) = worker {
+        data["worker"] = json!(worker);
+    }
+    let text = if lapsed {
+        data["lapsed"] = json!(true);
+        format!(
+            "{} claimed by {by} ({through}token {token}); the lease ran out",
+            task.node
         )
     } else {
-        (
-            format!("{} claimed by {worker} (token {token})", task.node),
-            json!({ "task": task.id, "lock_token": token }),
-        )
+        format!("{} claimed by {by} ({through}token {token})", task.node)
     };
     let entry = (
-        worker.to_string(),
+        by.to_string(),
         Some(task.node.clone()),
         "task_claimed".to_string(),
         text,
@@ -1224,6 +1264,8 @@ impl Engine {
                 claimed_at: None,
                 lapsed_by: None,
                 lapsed_at: None,
+                worker: None,
+                lapsed_worker: None,
             };
             fx.queues.push(t.queue.clone());
             st.insert_task(task);
@@ -1607,8 +1649,8 @@ impl Engine {
         if req.queues.is_empty() {
             problems.push(Problem::new("queues", "name at least one queue"));
         }
-        if req.worker.trim().is_empty() {
-            problems.push(Problem::new("worker", "is required"));
+        if req.actor.trim().is_empty() {
+            problems.push(Problem::new("actor", "is required"));
         }
         if req.max == 0 || req.max > 1000 {
             problems.push(Problem::new("max", "must be between 1 and 1000"));
@@ -1621,7 +1663,13 @@ impl Engine {
         }
         let now = self.now();
         let q = ClaimQuery {
-            worker: req.worker.clone(),
+            actor: req.actor.clone(),
+            worker: req
+                .worker
+                .as_deref()
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(str::to_string),
             queues: json_list(&req.queues),
             org_units: req.org_units.as_ref().map(json_list),
             now: ms(now),
@@ -1761,6 +1809,16 @@ impl Engine {
         })
     }
 
+    /// Checks that the claim of `task` is held by `caller`: only the caller that claimed a task
+    /// (the holder `assignee` was checked against) may complete, extend, release or fail it,
+    /// whoever knows its lock token. 403 otherwise.
+    fn check_holder(task: &TaskRow, caller: &str) -> Result<()> {
+        match not_holder(&task.id, &task.state, task.locked_by.as_deref(), caller) {
+            Some(why) => Err(EngineError::Forbidden { why }),
+            None => Ok(()),
+        }
+    }
+
     /// Checks that `task` is claimed under `token`; says why not.
     fn check_lock(task: &TaskRow, token: i64) -> Result<()> {
         match task.state.as_str() {
@@ -1871,10 +1929,14 @@ impl Engine {
                         why: principal.may_not_work(&task.id, &task.queue),
                     });
                 }
-                task.locked_by.clone().unwrap_or_else(|| req.actor.clone())
+                principal.name.clone()
             }
         };
         Engine::check_lock(&task, req.lock_token)?;
+        // After the lock: a claimer whose lease ran out learns that (409), not who holds it now.
+        if let Some(principal) = &req.access {
+            Engine::check_holder(&task, &principal.name)?;
+        }
         if let Some((entry, at)) = claim_entry(&task) {
             let mut inst = st
                 .lock_instance(tx, &task.instance_id)
@@ -1957,12 +2019,13 @@ impl Engine {
         )
     }
 
-    /// Extends the lease of a claimed task.
+    /// Extends the lease of a claimed task held by `caller`.
     pub async fn extend(
         &self,
         task_id: &str,
         lock_token: i64,
         lease: Duration,
+        caller: &str,
     ) -> Result<ClaimedTask> {
         if lease <= Duration::zero() || lease > Duration::days(7) {
             return Err(EngineError::invalid(
@@ -1974,6 +2037,7 @@ impl Engine {
             let mut task = on_tx!(&mut tx, lock_task(task_id))?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
+            Engine::check_holder(&task, caller)?;
             task.lock_expires_at = Some(ms(self.now() + lease));
             on_tx!(&mut tx, update_task(&task))?;
             task
@@ -1981,15 +2045,17 @@ impl Engine {
         self.claimed(task).await
     }
 
-    /// Gives a claimed task back to its queue.
+    /// Gives a claimed task back to its queue (`actor`: the caller, who must hold the claim).
     pub async fn release(&self, task_id: &str, lock_token: i64, actor: &str) -> Result<TaskView> {
         let task = transaction!(self, |tx, fx| {
             let mut task = on_tx!(&mut tx, lock_task(task_id))?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
+            Engine::check_holder(&task, actor)?;
             let claim = claim_entry(&task);
             task.state = "open".into();
             task.locked_by = None;
+            task.worker = None;
             task.lock_expires_at = None;
             task.available_at = ms(self.now());
             on_tx!(&mut tx, update_task(&task))?;
@@ -2008,17 +2074,20 @@ impl Engine {
         Ok(task_view(task))
     }
 
-    /// Reports a worker's failure: retried later, or (no `retry_after`) an incident.
+    /// Reports a worker's failure: retried later, or (no `retry_after`) an incident. `actor`, the
+    /// caller, must hold the claim.
     pub async fn fail(&self, req: FailRequest) -> Result<TaskView> {
         let task = transaction!(self, |tx, fx| {
             let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
                 .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
             Engine::check_lock(&task, req.lock_token)?;
+            Engine::check_holder(&task, &req.actor)?;
             let claim = claim_entry(&task);
             let now = self.now();
             task.failures += 1;
             task.last_error = Some(req.error.clone());
             task.locked_by = None;
+            task.worker = None;
             task.lock_expires_at = None;
             match req.retry_after {
                 Some(after) => {
@@ -2270,6 +2339,7 @@ fn task_view(t: TaskRow) -> TaskView {
         queue: t.queue,
         org_unit: t.org_unit,
         locked_by: t.locked_by,
+        worker: t.worker,
         assignee: t.assignee,
         outcome: t.outcome,
         completed_by: t.completed_by,

@@ -45,6 +45,7 @@ on_both_databases!(
     failures_retry_then_become_an_incident,
     instance_view_history_messages_and_cancel,
     ledger_is_for_overseers_in_json_and_csv,
+    the_token_acts_not_the_worker_name_it_sends,
 );
 
 async fn access_is_checked_and_refusals_recorded(api: TestApi) {
@@ -386,8 +387,8 @@ async fn claim_complete_with_fencing_tokens(api: TestApi) {
         .find(|e| e["kind"] == "task_completed")
         .unwrap();
     assert_eq!(
-        completed["actor"], "tester",
-        "the worker named in the claim acts"
+        completed["actor"], "window",
+        "the token acts, not the worker label of the claim"
     );
 
     let repeated = api
@@ -452,7 +453,11 @@ async fn completions_in_one_request_stand_alone(api: TestApi) {
     let stale = api.start_case("east", 10).await;
     let west = api.start_case("west", 10).await;
     let rejected = api.start_case("east", 10).await;
-    let tasks = api.claim(&api.admin, "window", 10, 0).await;
+    // Only the claimer finishes a claim: east claims its street's tasks, the admin the west one.
+    let east = api.token("east-window", &["window"], &["east"]).await;
+    let mut tasks = api.claim(&east, "window", 10, 0).await;
+    assert_eq!(tasks.len(), 4);
+    tasks.extend(api.claim(&api.admin, "window", 10, 0).await);
     assert_eq!(tasks.len(), 5);
     let task_of = |instance: &str| {
         let task = tasks
@@ -469,7 +474,6 @@ async fn completions_in_one_request_stand_alone(api: TestApi) {
     let (stale_id, _) = task_of(&stale);
     let (west_id, west_lock) = task_of(&west);
     let (rejected_id, rejected_lock) = task_of(&rejected);
-    let east = api.token("east-window", &["window"], &["east"]).await;
     let ok = json!({"checked": true});
     let answer = api
         .post(
@@ -538,14 +542,14 @@ async fn completions_in_one_request_stand_alone(api: TestApi) {
     let mut expected = vec![invalid_id.as_str(), stale_id.as_str(), west_id.as_str()];
     expected.sort();
     assert_eq!(still, expected);
-    let again = api
-        .post(
-            "/api/v1/tasks/complete",
-            &api.admin,
-            json!({"completions": [{"task_id": invalid_id, "lock_token": invalid_lock,
-                "outcome": "ok", "variables": ok}]}),
-        )
+    // For the claimer: even the admin may not finish east's claim.
+    let body = json!({"completions": [{"task_id": invalid_id, "lock_token": invalid_lock,
+        "outcome": "ok", "variables": ok}]});
+    let admin = api
+        .post("/api/v1/tasks/complete", &api.admin, body.clone())
         .await;
+    assert_eq!(admin.body["results"][0]["status"], 403, "{admin:?}");
+    let again = api.post("/api/v1/tasks/complete", &east, body).await;
     assert_eq!(again.body["results"][0]["status"], 200, "{again:?}");
     let completions = api
         .history(&good)
@@ -742,18 +746,24 @@ async fn lease_extend_release_and_expiry(api: TestApi) {
     assert_eq!(
         kinds[..5],
         [
-            ("task_claimed", "w1"),
-            ("task_claimed", "tester"),
-            ("task_released", "tester"),
-            ("task_claimed", "tester"),
-            ("task_completed", "tester"),
+            ("task_claimed", "admin"),
+            ("task_claimed", "admin"),
+            ("task_released", "admin"),
+            ("task_claimed", "admin"),
+            ("task_completed", "admin"),
         ],
-        "{history:#?}"
+        "the token acts, whatever worker name its claims give: {history:#?}"
     );
     let claims: Vec<&Value> = history
         .iter()
         .filter(|e| e["kind"] == "task_claimed")
         .collect();
+    for (claim, worker) in claims.iter().zip(["w1", "tester", "tester"]) {
+        assert_eq!(
+            claim["data"]["worker"], worker,
+            "the label is kept: {claim}"
+        );
+    }
     assert!(
         claims[0]["text"]
             .as_str()
@@ -1029,4 +1039,187 @@ async fn ledger_is_for_overseers_in_json_and_csv(api: TestApi) {
     assert_eq!(reversed.status, StatusCode::BAD_REQUEST);
     let format = api.get("/api/v1/ledger?format=xml", &leader).await;
     assert_eq!(format.status, StatusCode::BAD_REQUEST);
+}
+
+/// The first-responder rule (首问责任人, seed A3 §1-2: the window that first took a case sees it
+/// through) holds against a second token of the same queue: the claimer and the actor are the
+/// authenticated token, whatever worker name a request sends.
+async fn the_token_acts_not_the_worker_name_it_sends(api: TestApi) {
+    api.engine
+        .deploy(yimen_engine::DeployRequest {
+            file: "first.flow".into(),
+            source: "process first (built as a model in the tests)".into(),
+            files: Default::default(),
+            model: Some(first_responder_model()),
+        })
+        .await
+        .expect("deploys");
+    let a = api.token("window-a", &["window"], &[]).await;
+    let b = api.token("window-b", &["window"], &[]).await;
+    let started = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "first", "variables": {}}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+    let instance = started.body["id"].as_str().unwrap().to_string();
+    // Token a takes the case through a worker labelled `bot-1`.
+    let intake = claim_as(&api, &a, "bot-1").await;
+    assert_eq!(intake.len(), 1);
+    let done = api
+        .post(
+            &format!(
+                "/api/v1/tasks/{}/complete",
+                intake[0]["id"].as_str().unwrap()
+            ),
+            &a,
+            json!({"lock_token": intake[0]["lock_token"], "outcome": "done"}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+
+    // The follow-up is a's: b (and the admin) sending a's name as worker get nothing.
+    for (token, worker) in [(&b, "window-a"), (&b, "bot-1"), (&api.admin, "window-a")] {
+        assert!(
+            claim_as(&api, token, worker).await.is_empty(),
+            "the first responder's task is not claimed by another token (worker {worker})"
+        );
+    }
+    let follow = claim_as(&api, &a, "bot-2").await;
+    assert_eq!(follow.len(), 1, "the first responder claims it");
+    assert_eq!(follow[0]["node"], "follow");
+    let id = follow[0]["id"].as_str().unwrap();
+    let lock = follow[0]["lock_token"].as_str().unwrap();
+    let listed = api
+        .get("/api/v1/tasks?queue=window&state=claimed", &a)
+        .await;
+    assert_eq!(
+        listed.body["tasks"][0]["locked_by"], "window-a",
+        "{listed:?}"
+    );
+    assert_eq!(listed.body["tasks"][0]["worker"], "bot-2", "{listed:?}");
+
+    // b knows (or guesses) the lock token: still not b's claim to finish, by any route.
+    for path in ["complete", "extend", "release", "fail"] {
+        let refused = api
+            .post(
+                &format!("/api/v1/tasks/{id}/{path}"),
+                &b,
+                json!({"lock_token": lock, "outcome": "done", "lease_seconds": 60, "error": "x"}),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}: {refused:?}");
+        assert!(refused.message().contains("window-a"), "{refused:?}");
+    }
+    let batch = api
+        .post(
+            "/api/v1/tasks/complete",
+            &b,
+            json!({"completions": [{"task_id": id, "lock_token": lock, "outcome": "done"}]}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{batch:?}");
+    assert_eq!(batch.body["results"][0]["status"], 403, "{batch:?}");
+
+    // a finishes it through the batch route.
+    let batch = api
+        .post(
+            "/api/v1/tasks/complete",
+            &a,
+            json!({"completions": [{"task_id": id, "lock_token": lock, "outcome": "done"}]}),
+        )
+        .await;
+    assert_eq!(batch.body["results"][0]["status"], 200, "{batch:?}");
+
+    let history = api.history(&instance).await;
+    let of_kind =
+        |kind: &str| -> Vec<&Value> { history.iter().filter(|e| e["kind"] == kind).collect() };
+    let completed = of_kind("task_completed");
+    assert_eq!(completed.len(), 2, "{history:?}");
+    for entry in &completed {
+        assert_eq!(entry["actor"], "window-a", "{entry}");
+    }
+    let claims = of_kind("task_claimed");
+    assert_eq!(claims.len(), 2, "{history:?}");
+    for (entry, worker) in claims.iter().zip(["bot-1", "bot-2"]) {
+        assert_eq!(entry["actor"], "window-a", "{entry}");
+        assert!(
+            entry["text"].as_str().unwrap().contains(worker),
+            "the worker label stays in the record: {entry}"
+        );
+    }
+    assert!(
+        history.iter().all(|e| e["actor"] != "window-b"),
+        "b changed nothing: {history:?}"
+    );
+}
+
+/// Claims from `window` with `token`, sending `worker` as the worker's name.
+async fn claim_as(api: &TestApi, token: &str, worker: &str) -> Vec<Value> {
+    let answer = api
+        .post(
+            "/api/v1/tasks/claim",
+            token,
+            json!({"queues": ["window"], "worker": worker, "lease_seconds": 60}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    answer.body["tasks"].as_array().cloned().unwrap_or_default()
+}
+
+/// `first`: intake (queue `window`) → follow (queue `window`, `assignee completed_by(intake)`).
+fn first_responder_model() -> yimen_dsl::model::Process {
+    use yimen_dsl::model::*;
+    let mut model = case_model();
+    let mut follow = match &model.nodes[1].kind {
+        NodeKind::Task(t) => t.clone(),
+        _ => unreachable!("intake is a task"),
+    };
+    let ident = |name: &str| Ident {
+        name: name.into(),
+        span: Span::default(),
+    };
+    let outcome = |next: &str| Outcome {
+        key: ident("done"),
+        label: None,
+        next: ident(next),
+        requires: vec![],
+        span: Span::default(),
+    };
+    follow.fields.clear();
+    follow.outcomes = vec![outcome("done")];
+    follow.assignee = Some(Assignee::CompletedBy(ident("intake")));
+    let mut intake = follow.clone();
+    intake.assignee = None;
+    intake.outcomes = vec![outcome("follow")];
+    model.key = ident("first");
+    model.vars.clear();
+    model.roles.retain(|r| r.name.name == "window");
+    model.roles[0].scope = None;
+    let node = |name: &str, kind: NodeKind| Node {
+        id: ident(name),
+        label: None,
+        kind,
+        span: Span::default(),
+    };
+    model.nodes = vec![
+        node(
+            "begin",
+            NodeKind::Start {
+                next: ident("intake"),
+            },
+        ),
+        node("intake", NodeKind::Task(intake)),
+        node("follow", NodeKind::Task(follow)),
+        node(
+            "done",
+            NodeKind::End {
+                result: ident("done"),
+                actions: vec![],
+            },
+        ),
+    ];
+    model
 }

@@ -579,7 +579,8 @@ async fn concurrent_claims_are_exclusive(h: &Harness) {
                     .claim(ClaimRequest {
                         queues: vec!["window".into()],
                         org_units: None,
-                        worker: format!("w{w}"),
+                        actor: format!("w{w}"),
+                        worker: None,
                         max: 2,
                         lease: Duration::minutes(5),
                     })
@@ -628,7 +629,8 @@ async fn lease_expiry_fences_old_tokens(h: &Harness) {
         .claim(ClaimRequest {
             queues: vec!["window".into()],
             org_units: None,
-            worker: "slow".into(),
+            actor: "slow".into(),
+            worker: None,
             max: 1,
             lease: Duration::seconds(30),
         })
@@ -644,6 +646,7 @@ async fn lease_expiry_fences_old_tokens(h: &Harness) {
             &first[0].task.id,
             first[0].lock_token,
             Duration::seconds(60),
+            "slow",
         )
         .await
         .unwrap();
@@ -678,7 +681,7 @@ async fn lease_expiry_fences_old_tokens(h: &Harness) {
         .unwrap();
     let missing = h
         .engine
-        .extend("no-such-task", 1, Duration::seconds(5))
+        .extend("no-such-task", 1, Duration::seconds(5), "w1")
         .await
         .unwrap_err();
     assert!(matches!(missing, EngineError::NotFound { .. }));

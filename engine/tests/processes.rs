@@ -85,7 +85,8 @@ async fn claim(
         .claim(ClaimRequest {
             queues: vec![queue.into()],
             org_units: street.map(|s| vec![s.to_string()]),
-            worker: worker.into(),
+            actor: worker.into(),
+            worker: None,
             max: 10,
             lease: Duration::minutes(10),
         })

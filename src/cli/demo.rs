@@ -94,7 +94,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
                 .claim(ClaimRequest {
                     queues: vec![task.queue.clone()],
                     org_units: None,
-                    worker: worker.into(),
+                    actor: worker.into(),
+                    worker: None,
                     max: 1,
                     lease: chrono::Duration::minutes(30),
                 })

@@ -59,7 +59,9 @@ pub struct CancelBody {
 pub struct ClaimBody {
     /// Queue names: a role (`window`) or a keyed role (`department:civil_affairs`).
     pub queues: Vec<String>,
-    /// Name of the worker, recorded in the history.
+    /// Label of the automated worker, recorded with the claim. It decides nothing: the claim
+    /// is the token's (its name is what the history records as actor and what a task's
+    /// assignee is compared with).
     pub worker: String,
     /// Most tasks to return (1..=100).
     #[serde(default = "one")]

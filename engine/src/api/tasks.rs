@@ -63,7 +63,9 @@ pub(super) async fn claim(
     let request = engine::ClaimRequest {
         queues: body.queues.clone(),
         org_units: (!principal.streets.is_empty()).then(|| principal.streets.clone()),
-        worker: body.worker.clone(),
+        // The token claims; the worker name is only a label of the claim.
+        actor: principal.name.clone(),
+        worker: Some(body.worker.clone()),
         max: body.max,
         lease: chrono::Duration::seconds(i64::from(body.lease_seconds)),
     };
@@ -261,6 +263,7 @@ pub(super) async fn extend(
             &id,
             lock_token,
             chrono::Duration::seconds(i64::from(body.lease_seconds)),
+            &principal.name,
         )
         .await?;
     Ok(ApiJson(ExtendResponse {
@@ -282,11 +285,11 @@ pub(super) async fn release(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> Result<ApiJson<Released>, ApiError> {
-    let task = check_task(&state, &principal, &id).await?;
+    check_task(&state, &principal, &id).await?;
     let lock_token = lock_token(&body.lock_token)?;
     state
         .engine
-        .release(&id, lock_token, &actor(&task, &principal))
+        .release(&id, lock_token, &principal.name)
         .await?;
     Ok(ApiJson(Released { released: id }))
 }
@@ -318,7 +321,7 @@ pub(super) async fn fail(
             lock_token,
             error: body.error,
             retry_after: retry_after.and_then(|d| chrono::Duration::from_std(d).ok()),
-            actor: actor(&task, &principal),
+            actor: principal.name.clone(),
         })
         .await?;
     Ok(ApiJson(match retry_after {
@@ -395,14 +398,6 @@ async fn check_task(
 
 fn forbidden_task(principal: &Principal, task: &engine::TaskView) -> ApiError {
     ApiError::forbidden(principal.may_not_work(&task.id, &task.queue))
-}
-
-/// Who acts on a claimed task: the worker named in the claim (so that `completed_by(...)`
-/// assigns follow-up tasks to that worker), else the token's name.
-fn actor(task: &engine::TaskView, principal: &Principal) -> String {
-    task.locked_by
-        .clone()
-        .unwrap_or_else(|| principal.name.clone())
 }
 
 fn check_lease(state: &ApiState, lease_seconds: u32, problems: &mut Vec<serde_json::Value>) {

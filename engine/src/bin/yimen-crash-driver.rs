@@ -174,7 +174,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .claim(ClaimRequest {
                 queues: vec!["a".into(), "b".into(), "c".into()],
                 org_units: None,
-                worker: format!("driver-{}", std::process::id()),
+                actor: format!("driver-{}", std::process::id()),
+                worker: None,
                 max: 5,
                 lease: Duration::seconds(1),
             })

@@ -56,7 +56,8 @@ macro_rules! task_fields {
             TaskRow {
                 id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by,
                 lock_expires_at, available_at, assignee, item, outcome, completed_by, failures,
-                last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at
+                last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at,
+                worker, lapsed_worker
             }
         )
     };
@@ -344,7 +345,8 @@ pub async fn tasks_by_id(pool: &Pool, ids: &str) -> R<Vec<TaskRow>> {
 pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     sqlx::query(
         "UPDATE tasks SET state = $2, lock_token = $3, locked_by = $4, lock_expires_at = $5, available_at = $6, \
-         outcome = $7, completed_by = $8, failures = $9, last_error = $10, completed_at = $11 WHERE id = $1",
+         outcome = $7, completed_by = $8, failures = $9, last_error = $10, completed_at = $11, worker = $12 \
+         WHERE id = $1",
     )
     .bind(&t.id)
     .bind(&t.state)
@@ -357,6 +359,7 @@ pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     .bind(t.failures)
     .bind(&t.last_error)
     .bind(t.completed_at)
+    .bind(&t.worker)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -365,7 +368,7 @@ pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
 
 pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
     Ok(sqlx::query(
-        "UPDATE tasks SET state = 'open', available_at = $2, locked_by = NULL, lock_expires_at = NULL \
+        "UPDATE tasks SET state = 'open', available_at = $2, locked_by = NULL, worker = NULL, lock_expires_at = NULL \
          WHERE instance_id = $1 AND state = 'failed'",
     )
     .bind(instance)
@@ -388,7 +391,7 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
     // prepared again whenever that parameter is bound, and so parsed and planned this
     // statement on every claim.
     macro_rules! claim_sql {
-        ($queue:expr, $org:expr, $now:literal, $max:literal) => {
+        ($queue:expr, $org:expr, $now:literal, $max:literal, $worker:literal) => {
             concat!(
                 "WITH c AS MATERIALIZED (SELECT id FROM (",
                 "SELECT id, created_at FROM (SELECT id, created_at FROM tasks WHERE ",
@@ -418,42 +421,58 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 // history (see `Engine::claims_in`).
                 "lapsed_by = CASE WHEN state = 'claimed' THEN locked_by END, \
                  lapsed_at = CASE WHEN state = 'claimed' THEN claimed_at END, \
+                 lapsed_worker = CASE WHEN state = 'claimed' THEN worker END, \
                  state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
-                 lock_expires_at = $2, claimed_at = ",
+                 lock_expires_at = $2, worker = NULLIF(",
+                $worker,
+                ", ''), claimed_at = ",
                 $now,
                 " WHERE id IN (SELECT id FROM c) RETURNING *"
             )
         };
     }
     let queues: Vec<String> = serde_json::from_str(&q.queues).unwrap_or_default();
-    let (worker, expires) = (Arg::text(&q.worker), Arg::Int(q.expires_at));
+    // `$1`, the claimer, is both the holder written and the assignee a task may name; the
+    // worker label goes last (empty: none).
+    let (actor, expires) = (Arg::text(&q.actor), Arg::Int(q.expires_at));
     let (now, max) = (Arg::Int(q.now), Arg::Int(q.max));
+    let worker = Arg::text(q.worker.as_deref().unwrap_or(""));
     match (queues.as_slice(), &q.org_units) {
         ([queue], Some(units)) => (
             claim_sql!(
                 "queue = $3",
                 concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
                 "$5",
-                "$6"
+                "$6",
+                "$7"
             ),
-            vec![worker, expires, Arg::Text(queue.clone().into()), Arg::text(units), now, max],
+            vec![
+                actor,
+                expires,
+                Arg::Text(queue.clone().into()),
+                Arg::text(units),
+                now,
+                max,
+                worker,
+            ],
         ),
         (_, Some(units)) => (
             claim_sql!(
                 concat!("queue ", is_in!(json "$3")),
                 concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
                 "$5",
-                "$6"
+                "$6",
+                "$7"
             ),
-            vec![worker, expires, Arg::text(&q.queues), Arg::text(units), now, max],
+            vec![actor, expires, Arg::text(&q.queues), Arg::text(units), now, max, worker],
         ),
         ([queue], None) => (
-            claim_sql!("queue = $3", "", "$4", "$5"),
-            vec![worker, expires, Arg::Text(queue.clone().into()), now, max],
+            claim_sql!("queue = $3", "", "$4", "$5", "$6"),
+            vec![actor, expires, Arg::Text(queue.clone().into()), now, max, worker],
         ),
         (_, None) => (
-            claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5"),
-            vec![worker, expires, Arg::text(&q.queues), now, max],
+            claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5", "$6"),
+            vec![actor, expires, Arg::text(&q.queues), now, max, worker],
         ),
     }
 }

@@ -105,7 +105,8 @@ pub(crate) const INSTANCES_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET status
     history_head = excluded.history_head";
 pub(crate) const TASKS_INTO: &str = "tasks (id, instance_id, node, label, queue, org_unit, state, \
     lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, \
-    failures, last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at)";
+    failures, last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at, \
+    worker, lapsed_worker)";
 pub(crate) const TASKS_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
     lock_token = excluded.lock_token, locked_by = excluded.locked_by, \
     lock_expires_at = excluded.lock_expires_at, available_at = excluded.available_at, \
@@ -113,7 +114,8 @@ pub(crate) const TASKS_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET state = ex
     failures = excluded.failures, last_error = excluded.last_error, \
     completed_at = excluded.completed_at, due_at = excluded.due_at, \
     claimed_at = excluded.claimed_at, lapsed_by = excluded.lapsed_by, \
-    lapsed_at = excluded.lapsed_at";
+    lapsed_at = excluded.lapsed_at, worker = excluded.worker, \
+    lapsed_worker = excluded.lapsed_worker";
 pub(crate) const TIMERS_INTO: &str =
     "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)";
 pub(crate) const OUTBOX_INTO: &str = "outbox (id, instance_id, channel, dedup_key, payload, state, \
@@ -249,6 +251,8 @@ pub struct TaskRow {
     pub org_unit: Option<String>,
     pub state: String,
     pub lock_token: i64,
+    /// Who holds the claim: the caller that claimed (an API token's name), not the worker
+    /// label the claim gave.
     pub locked_by: Option<String>,
     pub lock_expires_at: Option<i64>,
     pub available_at: i64,
@@ -264,9 +268,13 @@ pub struct TaskRow {
     /// When the current claim was made (its history entry is written when it ends).
     pub claimed_at: Option<i64>,
     /// Set by a claim that took the task over from a claim whose lease ran out: that claim's
-    /// worker and time, for the history.
+    /// holder and time, for the history.
     pub lapsed_by: Option<String>,
     pub lapsed_at: Option<i64>,
+    /// The worker label the current claim gave (migration 0870).
+    pub worker: Option<String>,
+    /// The worker label of the claim recorded by `lapsed_by`.
+    pub lapsed_worker: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -334,7 +342,10 @@ pub struct TaskQuery {
 /// A claim as the store sees it.
 #[derive(Debug, Clone)]
 pub struct ClaimQuery {
-    pub worker: String,
+    /// Who claims (the authenticated caller): the claim's holder, compared with `assignee`.
+    pub actor: String,
+    /// The claiming worker's label, `None` when it gave none.
+    pub worker: Option<String>,
     /// JSON array of queue names.
     pub queues: String,
     /// JSON array of org units, or `None` for all.

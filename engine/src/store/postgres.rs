@@ -193,10 +193,10 @@ fn bind_instances<'q>(q: Query<'q>, rows: &[&'q InstanceRow]) -> Query<'q> {
         .bind(column(rows, |i| i.history_head.as_str()))
 }
 
-const TASKS_TYPES: [&str; 23] = [
+const TASKS_TYPES: [&str; 25] = [
     "text", "text", "text", "text", "text", "text", "text", "bigint", "text", "bigint", "bigint",
     "text", "text", "text", "text", "bigint", "text", "bigint", "bigint", "bigint", "bigint",
-    "text", "bigint",
+    "text", "bigint", "text", "text",
 ];
 
 /// Binds [`TASKS_TYPES`]' arrays.
@@ -224,6 +224,8 @@ fn bind_tasks<'q>(q: Query<'q>, rows: &[&'q TaskRow]) -> Query<'q> {
         .bind(column(rows, |t| t.claimed_at))
         .bind(column(rows, |t| t.lapsed_by.as_deref()))
         .bind(column(rows, |t| t.lapsed_at))
+        .bind(column(rows, |t| t.worker.as_deref()))
+        .bind(column(rows, |t| t.lapsed_worker.as_deref()))
 }
 
 /// Instances, tasks and history in one statement: the upserts as data-modifying `WITH`
@@ -561,6 +563,8 @@ mod tests {
         open.claimed_at = None;
         open.lapsed_by = None;
         open.lapsed_at = None;
+        open.worker = None;
+        open.lapsed_worker = None;
         let mut bare_timer = timer.clone();
         bare_timer.id = "tm2".into();
         bare_timer.task_id = None;

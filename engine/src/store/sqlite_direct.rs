@@ -161,6 +161,8 @@ pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
             &t.claimed_at,
             &t.lapsed_by,
             &t.lapsed_at,
+            &t.worker,
+            &t.lapsed_worker,
         ]
     })?;
     insert_each(db, TIMERS_INTO, "", rows.timers, |(t, created_at)| {
@@ -697,6 +699,8 @@ pub(crate) mod tests {
             claimed_at: Some(15),
             lapsed_by: s("lb"),
             lapsed_at: Some(16),
+            worker: s("wk"),
+            lapsed_worker: s("lw"),
         };
         let timer = TimerRow {
             id: "tm1".into(),
@@ -910,7 +914,8 @@ pub(crate) mod tests {
             (r#"["b","a"]"#, Some(r#"["s1"]"#), 3),
         ] {
             let q = ClaimQuery {
-                worker: "w2".into(),
+                actor: "w2".into(),
+                worker: Some("bot".into()),
                 queues: queues.into(),
                 org_units: units.map(Into::into),
                 now: 100,
@@ -936,8 +941,13 @@ pub(crate) mod tests {
             assert_eq!(direct.len(), expected, "{queues} {units:?}: {direct:?}");
             for t in &direct {
                 assert_eq!(
-                    (t.state.as_str(), t.locked_by.as_deref(), t.lock_expires_at),
-                    ("claimed", Some("w2"), Some(200))
+                    (
+                        t.state.as_str(),
+                        t.locked_by.as_deref(),
+                        t.worker.as_deref(),
+                        t.lock_expires_at
+                    ),
+                    ("claimed", Some("w2"), Some("bot"), Some(200))
                 );
                 assert!(queues.contains(&format!("\"{}\"", t.queue)), "{t:?}");
             }
@@ -970,7 +980,8 @@ pub(crate) mod tests {
         .await
         .unwrap();
         let query = |worker: &str, queues: &str, max| ClaimQuery {
-            worker: worker.into(),
+            actor: worker.into(),
+            worker: None,
             queues: queues.into(),
             org_units: None,
             now: 100,
@@ -1015,7 +1026,8 @@ pub(crate) mod tests {
             (r#"["a","b"]"#, Some(r#"["s1"]"#)),
         ] {
             let q = ClaimQuery {
-                worker: "w".into(),
+                actor: "w".into(),
+                worker: None,
                 queues: queues.into(),
                 org_units: units.map(Into::into),
                 now: 100,

@@ -308,7 +308,8 @@ impl Harness {
             .claim(ClaimRequest {
                 queues: vec![queue.into()],
                 org_units: None,
-                worker: "w1".into(),
+                actor: "w1".into(),
+                worker: None,
                 max,
                 lease: Duration::minutes(5),
             })

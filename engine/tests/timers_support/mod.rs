@@ -137,7 +137,8 @@ pub async fn complete(
         .claim(ClaimRequest {
             queues: vec![queue.into()],
             org_units: None,
-            worker: worker.into(),
+            actor: worker.into(),
+            worker: None,
             max: 100,
             lease: chrono::Duration::minutes(30),
         })
