@@ -22,7 +22,7 @@
 use crate::engine::{Effects, Engine};
 use crate::error::EngineError;
 use crate::runtime::due::{Due, DueDates, ReloadingCalendars};
-use crate::runtime::state::RunState;
+use crate::runtime::state::{ClockBasis, RunState};
 use crate::store::timers as sql;
 use crate::store::{TimerRow, on_pool, on_tx};
 use chrono::{DateTime, Utc};
@@ -43,6 +43,25 @@ pub struct Recomputed {
     pub settled: usize,
     /// Timers that could not be recomputed (clock rungs, inputs missing).
     pub skipped: usize,
+}
+
+/// `at` as people read it, in the zone of `calendar` ([`crate::clock::readable`]).
+fn shown(due: &dyn DueDates, calendar: Option<&str>, at: DateTime<Utc>) -> String {
+    crate::clock::readable(&at.with_timezone(&due.time_zone(calendar)))
+}
+
+/// The calendar a timer's due time was counted on.
+fn payload_calendar(payload: &Json) -> Option<&str> {
+    payload.get("due")?.get("calendar")?.as_str()
+}
+
+/// The calendar a clock's due time is counted on.
+fn basis_calendar(basis: &ClockBasis) -> Option<&str> {
+    match basis {
+        ClockBasis::Add { calendar, .. }
+        | ClockBasis::OfficeMinutes { calendar, .. }
+        | ClockBasis::Extended { calendar, .. } => calendar.as_deref(),
+    }
 }
 
 fn time(ms: i64) -> DateTime<Utc> {
@@ -170,8 +189,8 @@ impl Engine {
                     "deadline_recomputed",
                     format!(
                         "{kind} due {} recomputed with new calendar data: {}{}",
-                        time(old_ms).to_rfc3339(),
-                        at.to_rfc3339(),
+                        shown(due, payload_calendar(&payload), time(old_ms)),
+                        shown(due, payload_calendar(&payload), at),
                         if provisional { " (still provisional)" } else { "" }
                     ),
                     json!({ "timer": id, "from": old_ms, "to": at.timestamp_millis(), "provisional": provisional, "explanation": explanation }),
@@ -297,8 +316,8 @@ impl Engine {
                 "deadline_recomputed".to_string(),
                 format!(
                     "clock {name} due {} recomputed with new calendar data: {}{}; {moved} timer(s) moved",
-                    old_ms.map(time).map_or_else(|| "-".into(), |t| t.to_rfc3339()),
-                    new.at.to_rfc3339(),
+                    old_ms.map_or_else(|| "-".into(), |ms| shown(due, basis_calendar(basis), time(ms))),
+                    shown(due, basis_calendar(basis), new.at),
                     if new.provisional { " (still provisional)" } else { "" }
                 ),
                 json!({ "clock": name, "from": old_ms, "to": new_ms, "provisional": new.provisional, "explanation": new.explanation, "timers_moved": moved })

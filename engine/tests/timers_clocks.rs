@@ -205,8 +205,8 @@ async fn statutory_clock_is_recomputed(db: Db) {
     assert!(
         history.iter().any(|h| h.kind == "deadline_recomputed"
             && h.text
-                .starts_with("clock statutory due 2027-01-12T09:30:00+00:00")
-            && h.text.contains("2027-01-13T09:30:00+00:00")
+                .starts_with("clock statutory due 2027-01-12 17:30:00 +08:00")
+            && h.text.contains("data: 2027-01-13 17:30:00 +08:00")
             && h.data["provisional"] == json!(false)),
         "{history:#?}"
     );

@@ -126,7 +126,7 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
     assert!(
         notes
             .iter()
-            .any(|h| h.text.contains("2027-01-05T09:30:00+00:00")),
+            .any(|h| h.text.contains("2027-01-04 17:30:00 +08:00 recomputed with new calendar data: 2027-01-05 17:30:00 +08:00")),
         "{notes:#?}"
     );
     // Again: nothing moves.
