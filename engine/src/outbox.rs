@@ -212,6 +212,11 @@ pub struct Delivery {
     /// How long a claimed row stays hidden from other claimers (longer than a webhook attempt).
     lease: Duration,
     batch: u32,
+    /// Held by each [`Delivery::deliver_due`] of this server's clones for its whole run, so a
+    /// run that finds no row to claim has waited for the rows another run (the background loop)
+    /// claimed to be handled: when it returns, every row due when it began is delivered,
+    /// rescheduled or given up (unless another server holds it).
+    running: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Delivery {
@@ -222,12 +227,15 @@ impl Delivery {
             backoff,
             lease: Duration::seconds(120),
             batch: 64,
+            running: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     /// Delivers every row due now; webhooks of one batch are sent concurrently. Returns how many
-    /// rows were handled (delivered, rescheduled or given up).
+    /// rows were handled (delivered, rescheduled or given up). Runs of one server go one at a
+    /// time: a run waits for the one under way (which may hold rows it claimed) to end first.
     pub async fn deliver_due(&self) -> Result<usize, crate::error::EngineError> {
+        let _one_at_a_time = self.running.lock().await;
         let mut handled = 0;
         loop {
             let now = self.engine.clock().now();

@@ -1,0 +1,123 @@
+//! `POST /clock/advance` answers only after the notices its timers caused are delivered
+//! (docs/timers.md), even though the background delivery loop, woken by the same commits,
+//! races it for the outbox rows.
+
+mod timers_support;
+
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use timers_support::*;
+use yimen_engine::clock::ManualClock;
+use yimen_engine::scheduler::{ServiceOptions, Services};
+use yimen_engine::{DeployRequest, Engine, OpenOptions, StartRequest};
+
+/// One timer per case; when it fires, one notice to a queue's inbox, and a task, whose creation
+/// wakes the delivery loop at once (as escalation rungs that schedule the next rung do).
+const PING: &str = r#"process ping "到时提醒" version 1
+
+role clerk "办事员"
+
+start begin "开始" -> pause
+
+wait pause "等待" 1 hours -> tell
+
+step tell "提醒" {
+  notify role clerk "到时了"
+} -> work
+
+task work "办理" {
+  queue clerk
+  outcome ok "办结" -> done
+}
+
+end done "完成"
+"#;
+
+/// Starts a case whose timer is due in an hour, advances two hours, and asserts that the notice
+/// is in the inbox when the advance answers; a hundred times.
+async fn advance_rounds(url: &str, schema: Option<String>) {
+    let clock = ManualClock::new(t("2026-09-28T09:00:00+08:00"));
+    let engine = Engine::open_with(
+        OpenOptions {
+            url: url.to_string(),
+            pg_schema: schema,
+        },
+        Arc::new(clock.clone()),
+        Arc::new(calendars()),
+    )
+    .await
+    .expect("engine opens");
+    // The delivery loop looks at the outbox every millisecond besides being woken by every
+    // commit that made a task or timer: it takes the rows before the advance does as often as
+    // it can.
+    let services = Services::start(
+        engine.clone(),
+        Some(clock.clone()),
+        None,
+        ServiceOptions {
+            outbox_poll: std::time::Duration::from_millis(1),
+            ..ServiceOptions::default()
+        },
+    )
+    .expect("services start");
+    engine
+        .deploy(DeployRequest {
+            file: "ping.flow".into(),
+            source: PING.into(),
+            files: BTreeMap::new(),
+            model: None,
+        })
+        .await
+        .expect("deploys");
+    // Before the fix an advance answered while the delivery loop still held the rows it had
+    // taken (on a server, about one advance in fifteen).
+    for round in 0..100 {
+        let case = engine
+            .start(StartRequest {
+                process: "ping".into(),
+                business_key: Some(format!("PING-{round}")),
+                vars: vars(json!({})),
+                actor: "admin".into(),
+            })
+            .await
+            .expect("starts")
+            .id;
+        let report = services
+            .advance_by(chrono::Duration::hours(2))
+            .await
+            .expect("advances");
+        let inbox = yimen_engine::inbox::of_instance(&engine, &case)
+            .await
+            .expect("inbox");
+        assert_eq!(
+            inbox.len(),
+            1,
+            "round {round}: the advance answered before its notice reached the inbox ({report:?})"
+        );
+    }
+    services.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_advance_answers_after_its_notices_are_in_the_inbox() {
+    let dir = std::env::temp_dir().join(format!("yimen-advance-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    advance_rounds(
+        &format!("sqlite:{}", dir.join("advance.db").display()),
+        None,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_advance_answers_after_its_notices_are_in_the_inbox_postgres() {
+    let Some(url) = yimen_engine::testing::postgres_url("advance_waits_for_its_notices") else {
+        return;
+    };
+    let schema = format!("advance_{}", uuid::Uuid::now_v7().simple());
+    advance_rounds(&url, Some(schema.clone())).await;
+    yimen_engine::testing::drop_schema(&url, &schema).await;
+}
