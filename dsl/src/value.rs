@@ -185,11 +185,10 @@ impl Value {
             }
             Type::Duration => {
                 let s = json.as_str().ok_or_else(bad)?;
-                parse_duration(s)
-                    .map(|(amount, unit)| Value::Duration { amount, unit })
-                    .ok_or_else(|| {
-                        format!("expected a duration such as \"3 workdays\", got \"{s}\"")
-                    })
+                crate::duration::parse(s).map(|d| Value::Duration {
+                    amount: d.amount,
+                    unit: d.unit,
+                })
             }
             Type::Enum(name) => {
                 let s = json.as_str().ok_or_else(bad)?;
@@ -283,6 +282,26 @@ impl Value {
         }
     }
 
+    /// The value as a duration, or why not: a text is read by [`crate::duration::parse`] (whose
+    /// message says what to write), and a negative duration (from arithmetic) is refused.
+    pub fn to_duration(&self) -> Result<(i64, DurationUnit), String> {
+        let (amount, unit) = match self {
+            Value::Duration { amount, unit } => (*amount, *unit),
+            Value::Text(s) => {
+                let d = crate::duration::parse(s)?;
+                (d.amount, d.unit)
+            }
+            other => return Err(format!("expected a duration, got a {}", other.kind())),
+        };
+        if amount < 0 {
+            return Err(format!(
+                "a duration cannot be negative: got {amount} {}",
+                unit_name(unit)
+            ));
+        }
+        Ok((amount, unit))
+    }
+
     /// Truthiness for conditions: only booleans are conditions.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
@@ -304,23 +323,12 @@ impl Value {
     }
 }
 
-/// Parses `"3 workdays"`, `"7 days"`, `"4 workhours"`, `"2 hours"`, `"30 minutes"` (also the
-/// Chinese `"3 工作日"`).
+/// Reads duration text (`"3 workdays"`, `"30个工作日"`, ...) with [`crate::duration::parse`],
+/// the one reader of durations: `None` for anything it refuses.
 pub fn parse_duration(text: &str) -> Option<(i64, DurationUnit)> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
-        .unwrap_or(text.len());
-    let amount: i64 = text[..split].trim().parse().ok()?;
-    let unit = match text[split..].trim() {
-        "workday" | "workdays" | "工作日" | "个工作日" => DurationUnit::WorkDays,
-        "workhour" | "workhours" => DurationUnit::WorkHours,
-        "day" | "days" | "天" | "日" => DurationUnit::Days,
-        "hour" | "hours" | "小时" => DurationUnit::Hours,
-        "minute" | "minutes" | "分钟" => DurationUnit::Minutes,
-        _ => return None,
-    };
-    Some((amount, unit))
+    crate::duration::parse(text)
+        .ok()
+        .map(|d| (d.amount, d.unit))
 }
 
 /// The unit as written in process files (`workdays`).

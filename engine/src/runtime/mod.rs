@@ -1143,9 +1143,7 @@ impl<'a> Run<'a> {
 
     fn due_from_expr(&mut self, expr: &Expr, from: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
         let v = self.eval(expr)?;
-        let (amount, unit) = v
-            .as_duration()
-            .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
+        let (amount, unit) = v.to_duration()?;
         let calendar = self.model.calendar.as_ref().map(|c| c.name.clone());
         let due = self.due.add(calendar.as_deref(), from, amount, unit);
         if due.provisional {
@@ -1359,7 +1357,7 @@ impl<'a> Run<'a> {
                 EscalationWhen::AtDue => (due, json!({ "when": "at" }), false),
                 EscalationWhen::Before(d) => {
                     let v = self.eval(d)?;
-                    let (amount, unit) = v.as_duration().ok_or("expected a duration")?;
+                    let (amount, unit) = v.to_duration()?;
                     let before = self.due.before(calendar.as_deref(), due, amount, unit);
                     if before.provisional {
                         self.cs.provisional = true;
@@ -1375,7 +1373,7 @@ impl<'a> Run<'a> {
                     let provisional =
                         self.last_due.get("provisional").and_then(Json::as_bool) == Some(true);
                     let v = self.eval(d)?;
-                    let (amount, unit) = v.as_duration().ok_or("expected a duration")?;
+                    let (amount, unit) = v.to_duration()?;
                     (
                         at,
                         json!({ "when": "after", "amount": amount, "unit": unit }),
@@ -1650,9 +1648,7 @@ impl<'a> Run<'a> {
                    e: &Expr|
          -> Result<(due::Due, i64, yimen_dsl::model::DurationUnit), String> {
             let v = run.eval(e)?;
-            let (amount, unit) = v
-                .as_duration()
-                .ok_or_else(|| format!("expected a duration, got a {}", v.kind()))?;
+            let (amount, unit) = v.to_duration()?;
             let due = run.due.add(cal.as_deref(), from, amount, unit);
             if due.provisional {
                 run.cs.provisional = true;
