@@ -478,6 +478,12 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `text` padded with spaces to `width` display columns (a Chinese character takes two).
+fn pad(text: &str, width: usize) -> String {
+    let shown = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
+}
+
 fn join(value: &Value) -> String {
     value
         .as_array()
@@ -494,11 +500,11 @@ fn print_tasks(answer: &Value) {
     }
     for task in tasks {
         println!(
-            "{}  {:<10} {:<24} {:<20} instance {}{}",
+            "{}  {} {} {} instance {}{}",
             text(&task["id"]),
-            text(&task["state"]),
-            text(&task["node"]),
-            text(&task["queue"]),
+            pad(&text(&task["state"]), 10),
+            pad(&text(&task["node"]), 24),
+            pad(&text(&task["queue"]), 20),
             text(&task["instance_id"]),
             task["org_unit"]
                 .as_str()
@@ -561,10 +567,10 @@ pub fn timeline(instance: &Value, history: &Value) -> String {
         let at = chrono::DateTime::parse_from_rfc3339(&at)
             .map_or(at, |t| yimen_engine::clock::readable(&t));
         out.push_str(&format!(
-            "  {at}  {:<18} {:<20} {:<14} {}\n",
-            text(&entry["kind"]),
-            text(&entry["node"]),
-            text(&entry["actor"]),
+            "  {at}  {} {} {} {}\n",
+            pad(&text(&entry["kind"]), 18),
+            pad(&text(&entry["node"]), 20),
+            pad(&text(&entry["actor"]), 14),
             text(&entry["text"]),
         ));
     }
@@ -586,6 +592,36 @@ mod tests {
             view.contains("  2026-10-08 09:30:00 +08:00  step"),
             "{view}"
         );
+    }
+
+    #[test]
+    fn the_timeline_lines_up_names_in_chinese() {
+        let instance = json!({"id": "i1", "process": "p", "version": 1, "status": "running"});
+        let history = json!({"entries": [
+            {"at": "2026-10-08T09:30:00+08:00", "kind": "step", "node": "register",
+             "actor": "clerk1", "text": "登记"},
+            {"at": "2026-10-08T09:31:00+08:00", "kind": "task_completed", "node": "review",
+             "actor": "窗口受理员", "text": "审查"}]});
+        let view = timeline(&instance, &history);
+        let column = |needle: &str| {
+            let line = view.lines().find(|l| l.contains(needle)).unwrap();
+            unicode_width::UnicodeWidthStr::width(&line[..line.find(needle).unwrap()])
+        };
+        assert_eq!(column("登记"), column("审查"), "{view}");
+    }
+
+    #[test]
+    fn tables_pad_by_display_width() {
+        let rows = vec![
+            vec!["窗口受理员".to_string(), "a".into()],
+            vec!["supervision".to_string(), "b".into()],
+        ];
+        let out = table(&rows);
+        let starts: Vec<usize> = out
+            .lines()
+            .map(|l| unicode_width::UnicodeWidthStr::width(l.trim_end_matches(['a', 'b'])))
+            .collect();
+        assert_eq!(starts[0], starts[1], "{out}");
     }
 
     #[test]
