@@ -142,7 +142,9 @@ impl Principal {
         )
     }
 
-    /// Does this token hold the role of `queue` (in some organisation unit)? Admins hold all.
+    /// Does this token hold the role of `queue` (in some organisation unit)? Admins hold all;
+    /// a built-in role holds the queue of its own name unless it only reads
+    /// (`yimen_dsl::check::READ_ONLY_ROLES`, which the checker warns about).
     pub fn holds_queue(&self, queue: &str) -> bool {
         self.is_admin()
             || self.queues().any(|q| {
@@ -151,6 +153,11 @@ impl Principal {
                         .strip_prefix(q)
                         .is_some_and(|rest| rest.starts_with(':'))
             })
+            || (!yimen_dsl::check::READ_ONLY_ROLES.contains(&queue)
+                && self
+                    .roles
+                    .iter()
+                    .any(|r| !matches!(r, Role::Queue(_)) && r.to_string() == queue))
     }
 
     /// May this token start cases and send messages? Admins and the queues that receive
@@ -426,6 +433,21 @@ mod tests {
         assert!(sup.is_overseer());
         assert!(!sup.may_start());
         assert!(!sup.works_queue("window", None));
+    }
+
+    /// The leadership group decides the special cases referred to it (§二(三)4): its token
+    /// claims from the `leadership` queue, and nothing else; supervision only reads.
+    #[test]
+    fn leadership_works_its_own_queue_and_supervision_none() {
+        let lead = principal("leadership", &[]);
+        assert!(lead.is_overseer());
+        assert!(lead.works_queue("leadership", None));
+        assert!(!lead.works_queue("window", Some("x")));
+        assert!(!lead.works_queue("department:civil_affairs", None));
+        assert!(!lead.may_start());
+        let sup = principal("supervision", &[]);
+        assert!(!sup.works_queue("supervision", None));
+        assert!(!principal("window", &[]).works_queue("leadership", None));
     }
 
     /// A choice leads to `intake`, or through a wait to a keyed `office` task; `boss` comes

@@ -52,6 +52,8 @@ pub const AMBIGUOUS_NAME: &str = "YM0122";
 pub const UNUSED_DECL: &str = "YM0123";
 /// A clock is paused somewhere but resumed nowhere (warning).
 pub const NEVER_RESUMED: &str = "YM0124";
+/// A task queue no token role but admin can claim (warning).
+pub const UNCLAIMABLE_QUEUE: &str = "YM0125";
 
 // Flow graph.
 /// A node cannot be reached from the start.
@@ -148,6 +150,7 @@ pub const ALL: &[(&str, &str)] = &[
     (AMBIGUOUS_NAME, "ambiguous name"),
     (UNUSED_DECL, "unused clock, document or channel"),
     (NEVER_RESUMED, "clock paused but never resumed"),
+    (UNCLAIMABLE_QUEUE, "task queue only an admin can claim"),
     (UNREACHABLE, "node unreachable from the start"),
     (NO_WAY_OUT, "no end reachable"),
     (NOT_EXHAUSTIVE, "choice without default may match nothing"),

@@ -373,14 +373,20 @@ fn roles(cx: &mut Cx) {
 
     // Every queue reference, then unused roles.
     let mut refs: Vec<&QueueRef> = Vec::new();
+    // Queues of tasks someone must claim (tasks and follow-up tasks, not notifications).
+    let mut claimed: Vec<&QueueRef> = Vec::new();
     for node in &p.nodes {
         if let NodeKind::Task(task) = &node.kind {
             refs.push(&task.queue);
+            claimed.push(&task.queue);
         }
     }
     for (_, action) in actions(p) {
         match action {
-            Action::FollowUp { queue, .. } => refs.push(queue),
+            Action::FollowUp { queue, .. } => {
+                refs.push(queue);
+                claimed.push(queue);
+            }
             Action::Notify {
                 target: NotifyTarget::Role(queue),
                 ..
@@ -431,6 +437,21 @@ fn roles(cx: &mut Cx) {
                     _ => {}
                 }
             }
+        }
+    }
+    for queue in claimed {
+        let name = queue.role.name.as_str();
+        if super::READ_ONLY_ROLES.contains(&name) && cx.roles.contains_key(name) {
+            cx.warning(
+                UNCLAIMABLE_QUEUE,
+                queue.role.span,
+                format!("no token role can claim tasks of queue `{name}`"),
+            )
+            .label("only an admin could claim this task")
+            .help(format!(
+                "a `{name}` token only reads cases; queue the task on a role whose holders \
+                 decide it, or notify `{name}` instead (`notify role {name} \"...\"`)"
+            ));
         }
     }
     for role in &p.roles {
