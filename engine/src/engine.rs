@@ -239,12 +239,26 @@ pub struct InstanceView {
     pub timers: Vec<TimerView>,
     /// Some due date was computed without holiday data; it will be recomputed.
     pub provisional_due: bool,
+    /// The case that started this one with a `call` (a linked case), and its calling node.
     pub parent_id: Option<String>,
+    pub parent_node: Option<String>,
+    /// The linked cases this one started, one per `call` node that ran (its latest run).
+    pub children: Vec<ChildLink>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     /// `start` found an instance with the same business key and returned it.
     pub existing: bool,
+}
+
+/// A linked case an instance started with a `call` node.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ChildLink {
+    /// The `call` node that started it.
+    pub node: String,
+    /// The process it is an instance of.
+    pub process: String,
+    pub instance_id: String,
 }
 
 /// A task completion's answer in a batch: its instance afterwards, briefly.
@@ -1451,6 +1465,26 @@ impl Engine {
             })
             .collect();
         let tasks = tasks.into_iter().map(task_view).collect();
+        let children = loaded
+            .model
+            .nodes
+            .iter()
+            .filter_map(|node| {
+                let NodeKind::StartProcess { process, .. } = &node.kind else {
+                    return None;
+                };
+                let child = state
+                    .results
+                    .get(&node.id.name)?
+                    .get("instance")?
+                    .as_str()?;
+                Some(ChildLink {
+                    node: node.id.name.clone(),
+                    process: process.name.clone(),
+                    instance_id: child.to_string(),
+                })
+            })
+            .collect();
         let timers = timers
             .into_iter()
             .map(|t| TimerView {
@@ -1476,6 +1510,8 @@ impl Engine {
             timers,
             provisional_due: row.provisional != 0,
             parent_id: row.parent_id.clone(),
+            parent_node: row.parent_node.clone(),
+            children,
             created_at: time(row.created_at),
             updated_at: time(row.updated_at),
             ended_at: row.ended_at.map(time),
