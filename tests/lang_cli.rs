@@ -89,11 +89,7 @@ fn a_syntax_error_is_shown_with_file_line_and_caret() {
     let dir = scratch("syntax");
     let flow = dir.join("temporary_assistance.flow");
     let text = std::fs::read_to_string(&flow).expect("flow");
-    std::fs::write(
-        &flow,
-        text.replacen("queue civil_affairs", "queu civil_affairs", 1),
-    )
-    .expect("write");
+    std::fs::write(&flow, text.replacen("queue window", "queu window", 1)).expect("write");
     let (code, _, stderr) = yimen(&["check", &s(&flow)]);
     assert_eq!(code, 1);
     assert!(
