@@ -503,7 +503,21 @@ impl Engine {
                     self.put_carry(st.into_carry());
                 }
             }
+            // A statement of the batch failed for good (not contention): a value one event
+            // brought that the database refuses (a key too long for its index, a character
+            // it cannot store) must fail that event alone, so the batch is written again in
+            // halves until the failing event is by itself. Only on this path: a batch that
+            // commits pays nothing for it.
+            Err(e) if batch.len() > 1 && matches!(e, EngineError::Storage(_)) => {
+                tracing::warn!(error = %e, events = batch.len(), "a batch failed; writing it again in halves to find the event that fails");
+                let mut first = batch;
+                let second = first.split_off(first.len() / 2);
+                Box::pin(self.commit_batch(first, held)).await;
+                Box::pin(self.commit_batch(second, held)).await;
+            }
             Err(e) => {
+                // One event alone: a value the database refuses is the caller's to fix.
+                let e = e.refused_value().unwrap_or(e);
                 for job in batch {
                     let _ = match job {
                         Job::Start(_, reply) | Job::Complete(_, reply) => {

@@ -1097,6 +1097,11 @@ impl Engine {
                 "is empty; leave it out or give a value",
             ));
         }
+        if let Some(bk) = &req.business_key
+            && let Some(why) = text_problem(bk, MAX_BUSINESS_KEY_CHARS)
+        {
+            return Err(EngineError::invalid("business_key", why));
+        }
         let vars = runtime::start_vars(&loaded.model, &loaded.data, &req.vars, now)?;
         Ok((dep, vars))
     }
@@ -2477,4 +2482,21 @@ fn compile(
         Some(p) if !compiled.has_errors() => Ok(p),
         _ => Err(EngineError::Diagnostics(compiled.diagnostics)),
     }
+}
+
+/// Longest business key, in characters: it is a key of an index, which PostgreSQL limits to
+/// about 2,700 bytes.
+pub const MAX_BUSINESS_KEY_CHARS: usize = 256;
+
+/// Why a short text (a key, a name) cannot be stored: longer than `max` characters, or with a
+/// control character (NUL, which PostgreSQL does not store in text, and the others, which no
+/// key or name needs).
+pub fn text_problem(text: &str, max: usize) -> Option<String> {
+    if text.chars().count() > max {
+        return Some(format!("is longer than {max} characters"));
+    }
+    if text.chars().any(char::is_control) {
+        return Some("contains a control character (such as NUL); remove it".to_string());
+    }
+    None
 }

@@ -98,6 +98,26 @@ impl EngineError {
         }
     }
 
+    /// A storage error caused by a value of the request (PostgreSQL's classes 22, data
+    /// exception, such as NUL in text, and 54, program limit, such as a key too long for its
+    /// index; SQLite's "too big") as the 422 it is; `None` for any other error.
+    pub(crate) fn refused_value(&self) -> Option<EngineError> {
+        let EngineError::Storage(s) = self else {
+            return None;
+        };
+        let code = s.rsplit_once(" (").map(|(_, c)| c.trim_end_matches(')'))?;
+        let by_value = (code.len() == 5 && (code.starts_with("22") || code.starts_with("54")))
+            || s.contains("too big");
+        by_value.then(|| {
+            tracing::warn!(error = %s, "the database refused a value of a request");
+            EngineError::invalid(
+                "request",
+                "the database cannot store a value of this request (a text too long for its \
+                 index, or a character such as NUL it does not store); shorten or correct it",
+            )
+        })
+    }
+
     /// Retry-able database contention (deadlock, serialization failure, SQLite busy, a lost
     /// race on a unique key).
     pub(crate) fn is_retryable(&self) -> bool {

@@ -90,6 +90,13 @@ pub(super) async fn create_token(
         problems.push(
             serde_json::json!({"field": "name", "message": "give a name of 1 to 100 characters"}),
         );
+    } else if let Some(why) = crate::engine::text_problem(name, 100) {
+        problems.push(serde_json::json!({"field": "name", "message": why}));
+    }
+    for (i, street) in body.streets.iter().enumerate() {
+        if let Some(why) = crate::engine::text_problem(street, 128) {
+            problems.push(serde_json::json!({"field": format!("streets/{i}"), "message": why}));
+        }
     }
     let roles = match Role::parse_list(&body.roles.join(",")) {
         Ok(roles) => roles,

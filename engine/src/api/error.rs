@@ -39,6 +39,15 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// 413: the request body is larger than the server takes.
+    PayloadTooLarge { message: String },
+    /// 414: the request's path and query are longer than the server takes.
+    UriTooLong { message: String },
+    /// 431: the request's headers are larger than the server takes.
+    HeadersTooLarge { message: String },
+    /// 429: too many failed authentications from this address; try again after
+    /// `retry_after` seconds (the `Retry-After` header).
+    TooManyRequests { message: String, retry_after: u64 },
     /// 503: the server cannot serve now (database unreachable); try again.
     Unavailable { message: String },
     /// 500: a bug or an unexpected storage failure; the cause goes to the log, not the client.
@@ -118,6 +127,10 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -143,6 +156,16 @@ impl ApiError {
                 message,
                 details,
             } => (*code, message.clone(), details.clone()),
+            ApiError::PayloadTooLarge { message } => {
+                ("payload_too_large", message.clone(), Value::Null)
+            }
+            ApiError::UriTooLong { message } => ("uri_too_long", message.clone(), Value::Null),
+            ApiError::HeadersTooLarge { message } => {
+                ("headers_too_large", message.clone(), Value::Null)
+            }
+            ApiError::TooManyRequests { message, .. } => {
+                ("too_many_requests", message.clone(), Value::Null)
+            }
             ApiError::Unavailable { message } => ("unavailable", message.clone(), Value::Null),
             ApiError::Internal { .. } => (
                 "internal",
@@ -182,7 +205,17 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         let mut response = (self.status(), Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds.max(1)),
+            );
+        }
         if let Some(refusal) = refusal {
             response.extensions_mut().insert(refusal);
         }
@@ -193,6 +226,9 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         let text = rejection.body_text();
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return too_large();
+        }
         match rejection {
             JsonRejection::JsonDataError(_) => ApiError::unprocessable(
                 "invalid_body",
@@ -219,7 +255,18 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejections are our envelope (400 malformed, 422 wrong fields).
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge {
+        message:
+            "the request body is larger than the server takes (`yimen serve --max-body-bytes`); \
+                  send less, for example fewer items per request"
+                .into(),
+    }
+}
+
+/// `axum::Json` whose rejections are our envelope (400 malformed, 413 too large, 422 wrong
+/// fields). A text with a NUL character anywhere in the body is refused with 422 naming where
+/// it is: no database stores it in text (PostgreSQL refuses it, and the event with it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -227,10 +274,102 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::bad_request(
+                "send the body as JSON with the header `Content-Type: application/json`",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    ApiError::bad_request(format!(
+                        "the request body could not be read: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
+        // Only a body with the escape is looked at further (a raw NUL is not valid JSON).
+        if bytes.windows(6).any(|w| w == b"\\u0000")
+            && let Ok(value) = serde_json::from_slice::<Value>(&bytes)
+            && let Some(at) = nul_at(&value, String::new())
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_request",
+                format!("{at}: contains a NUL character (\\u0000); remove it"),
+                serde_json::json!({ "problems": [{ "field": at, "message": "contains a NUL character" }] }),
+            ));
+        }
+        let Json(value) = Json::<T>::from_bytes(&bytes)?;
         Ok(ApiJson(value))
     }
 }
+
+/// `application/json` or `application/…+json`, as axum's `Json` takes.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The JSON pointer of the first string (key or value) with a NUL character.
+fn nul_at(value: &Value, at: String) -> Option<String> {
+    let name = |at: &str| {
+        if at.is_empty() {
+            "body".to_string()
+        } else {
+            at.to_string()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(name(&at)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{at}/{i}"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+            if k.contains('\0') {
+                Some(name(&here))
+            } else {
+                nul_at(v, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// A path or query value the database could not take: a NUL character, or longer than
+/// [`MAX_PARAMETER_CHARS`].
+fn bad_parameter(kind: &str, name: &str, value: &str) -> Option<ApiError> {
+    if value.contains('\0') {
+        return Some(ApiError::bad_request(format!(
+            "{kind} parameter `{name}` contains a NUL character; remove it"
+        )));
+    }
+    if value.chars().count() > MAX_PARAMETER_CHARS {
+        return Some(ApiError::bad_request(format!(
+            "{kind} parameter `{name}` is longer than {MAX_PARAMETER_CHARS} characters"
+        )));
+    }
+    None
+}
+
+/// Longest path or query parameter value (no id, name or date is near it).
+pub const MAX_PARAMETER_CHARS: usize = 512;
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -246,6 +385,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
+        for (name, value) in &pairs {
+            if let Some(e) =
+                bad_parameter("query", name, name).or_else(|| bad_parameter("query", name, value))
+            {
+                return Err(e);
+            }
+        }
         let axum::extract::Query(value) =
             axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(ApiQuery(value))
@@ -260,6 +408,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in &raw {
+                if let Some(e) = bad_parameter("path", name, value) {
+                    return Err(e);
+                }
+            }
+        }
         let axum::extract::Path(value) =
             axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(ApiPath(value))

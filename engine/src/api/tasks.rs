@@ -15,6 +15,8 @@ use tokio::time::Instant;
 
 /// Most tasks one claim may return.
 const MAX_CLAIM: u32 = 100;
+/// Longest worker or queue name, in characters.
+pub(crate) const MAX_NAME_CHARS: usize = 128;
 
 /// Claim up to `max` tasks from the given queues, each locked for `lease_seconds` with a fresh
 /// lock token. With `wait_seconds`, waits until a task is ready (answering as soon as one is)
@@ -36,6 +38,14 @@ pub(super) async fn claim(
             "worker",
             "give the worker a name (it is recorded in the history)",
         ));
+    }
+    if let Some(why) = engine::text_problem(&body.worker, MAX_NAME_CHARS) {
+        problems.push(problem("worker", &why));
+    }
+    for (i, queue) in body.queues.iter().enumerate() {
+        if let Some(why) = engine::text_problem(queue, MAX_NAME_CHARS) {
+            problems.push(problem(&format!("queues/{i}"), &why));
+        }
     }
     if body.max == 0 || body.max > MAX_CLAIM {
         problems.push(problem(
