@@ -863,6 +863,7 @@ impl Engine {
                 &req.source,
                 &req.files,
                 self.inner.due.calendar_names(),
+                self.inner.due.calendar_source(),
             )?,
         };
         // Imported processes given with it are deployed first (identical ones are no-ops), so
@@ -2471,11 +2472,13 @@ fn compile(
     source: &str,
     files: &BTreeMap<String, String>,
     calendars: Option<Vec<String>>,
+    calendar_source: Option<String>,
 ) -> Result<Process> {
     let mut options = yimen_dsl::check::Options::default();
     if let Some(names) = calendars {
         options.calendars = names;
     }
+    options.calendars_from = calendar_source;
     let compiled =
         yimen_dsl::compile_with(file, source, &|path| files.get(path).cloned(), &options);
     match compiled.process {

@@ -32,7 +32,8 @@ fn calendar_names(dir: &Path) -> Option<Vec<String>> {
 }
 
 /// The checker options for a process file: calendars from `--calendars`, else from the
-/// nearest `calendars/` folder above the file or the current folder.
+/// nearest `calendars/` folder above the file or the current folder, and the calendars built
+/// into the binary.
 pub fn options_for(path: &Path, calendars: Option<&Path>) -> yimen_dsl::check::Options {
     let found = match calendars {
         Some(dir) => calendar_names(dir),
@@ -45,9 +46,17 @@ pub fn options_for(path: &Path, calendars: Option<&Path>) -> yimen_dsl::check::O
                 .find_map(|d| calendar_names(&d.join("calendars")))
         }
     };
-    match found {
-        Some(calendars) => yimen_dsl::check::Options { calendars },
-        None => yimen_dsl::check::Options::default(),
+    // As `yimen serve` loads them: the folder's calendars and the ones built into the binary.
+    let mut calendars = found.unwrap_or_default();
+    for name in super::builtin::calendar_names() {
+        if !calendars.iter().any(|c| c == name) {
+            calendars.push(name.to_string());
+        }
+    }
+    calendars.sort();
+    yimen_dsl::check::Options {
+        calendars,
+        calendars_from: None,
     }
 }
 

@@ -1,10 +1,10 @@
 //! `yimen demo`: one complete social-assistance case on a throw-away database, with a
 //! simulated clock, printed as a timeline, so that a newcomer sees the whole mechanism at once.
 
-use super::serve::{deploy_file, due_dates};
+use super::serve::{deploy_file, deploy_source, due_dates};
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use yimen_engine::clock::{Clock, ManualClock};
@@ -12,10 +12,11 @@ use yimen_engine::{ClaimRequest, CompleteRequest, Engine, StartRequest, TaskFilt
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The social-assistance process file.
-    #[arg(long, default_value = "processes/social_assistance.flow")]
-    process: PathBuf,
-    /// Working-day calendars.
+    /// The social-assistance process file; default: processes/social_assistance.flow when
+    /// there is one, else the one built into yimen.
+    #[arg(long)]
+    process: Option<PathBuf>,
+    /// Working-day calendars (the ones built into yimen for names the folder has no file of).
     #[arg(long, default_value = "calendars")]
     calendars: PathBuf,
 }
@@ -55,7 +56,23 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open("sqlite::memory:", shared, due_dates(&args.calendars)?)
         .await
         .context("cannot open the throw-away database")?;
-    deploy_file(&engine, &args.process).await?;
+    let shipped = PathBuf::from("processes/social_assistance.flow");
+    match &args.process {
+        Some(file) => deploy_file(&engine, file).await?,
+        None if shipped.is_file() => deploy_file(&engine, &shipped).await?,
+        None => {
+            let name = "social_assistance.flow";
+            let (source, files) = super::builtin::process(name)
+                .context("the social-assistance process is not built into this binary")?;
+            eprintln!(
+                "no {}: using the process built into yimen",
+                shipped.display()
+            );
+            let d = deploy_source(&engine, Path::new(name), name.into(), source, files).await?;
+            eprintln!("deployed {} version {} (built in)", d.key, d.version);
+            d
+        }
+    };
 
     let vars = json!({
         "applicant_name": "张三", "id_number": "150302198001011235", "phone": "13800138000",

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_timers;
+pub mod builtin;
 pub mod calendar;
 pub mod check;
 pub mod client;

@@ -194,23 +194,51 @@ impl StopSignal {
     }
 }
 
-/// The working-day calendars of `dir`; without that folder, weekdays only (with a note).
+/// The working-day calendars of `dir`, with the calendars built into the binary for the names
+/// the folder has no file of (all of them without the folder). A process naming a calendar that
+/// is in neither is refused when deployed; deadlines are never counted on some other calendar.
 pub fn due_dates(dir: &Path) -> anyhow::Result<Arc<dyn yimen_engine::DueDates>> {
-    if !dir.is_dir() {
-        eprintln!(
-            "note: no calendars folder {}; working days are Monday to Friday without holidays",
-            dir.display()
-        );
-        return Ok(Arc::new(yimen_engine::WeekdaysOnly));
-    }
-    let calendars = yimen_engine::calendar::Calendars::load_dir(dir)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
+    let calendars =
+        yimen_engine::calendar::Calendars::load_dir_or_builtin(dir, super::builtin::CALENDARS)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
     Ok(Arc::new(calendars))
 }
 
+/// One line saying which calendars were loaded from where.
+pub fn calendars_line(dir: &Path, names: &[String]) -> String {
+    let builtin: Vec<&str> = super::builtin::calendar_names()
+        .filter(|n| names.iter().any(|m| m == n) && !dir.join(format!("{n}.yaml")).is_file())
+        .collect();
+    let from_dir: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !builtin.contains(n))
+        .collect();
+    match (from_dir.is_empty(), builtin.is_empty()) {
+        (_, true) => format!("calendars from {}: {}", dir.display(), from_dir.join(", ")),
+        (true, false) if !dir.is_dir() => format!(
+            "calendars built into yimen: {} (no calendars folder {}; a file <name>.yaml there \
+             replaces the built-in one)",
+            builtin.join(", "),
+            dir.display()
+        ),
+        _ => format!(
+            "calendars from {}: {}; built into yimen: {}",
+            dir.display(),
+            from_dir.join(", "),
+            builtin.join(", ")
+        ),
+    }
+}
+
 /// Deploys every `*.flow` file directly in `dir`. A file that does not check stops the start,
-/// with its diagnostics.
+/// with its diagnostics. Prints one line per file: the version that runs and why.
+///
+/// The rule: the latest deployment runs. A file whose text (with its configuration and
+/// templates) was never deployed becomes a new version, the latest; a file identical to a
+/// deployed version deploys nothing, so when a newer version was deployed since (`yimen
+/// deploy`), that newer version keeps running: a restart never goes back to an older version.
 pub async fn deploy_folder(engine: &Engine, dir: &Path) -> anyhow::Result<usize> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         eprintln!(
@@ -226,18 +254,83 @@ pub async fn deploy_folder(engine: &Engine, dir: &Path) -> anyhow::Result<usize>
         .collect();
     files.sort();
     for file in &files {
-        deploy_file(engine, file).await?;
+        let (source, sources) = super::client::process_files(file)?;
+        let name = file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let deployment = deploy_source(engine, file, name, source, sources).await?;
+        let latest = engine
+            .definition(&deployment.key, None)
+            .await
+            .with_context(|| format!("cannot read the deployments of {}", deployment.key))?
+            .deployment;
+        eprintln!("{}", runs_line(&deployment, &latest, file));
     }
     Ok(files.len())
 }
 
-/// Deploys one process file with the files next to it.
+/// Which version of a process runs after its file was deployed at start, and why.
+fn runs_line(
+    file_version: &yimen_engine::Deployment,
+    latest: &yimen_engine::Deployment,
+    file: &Path,
+) -> String {
+    let key = &latest.key;
+    if file_version.created {
+        format!(
+            "{key}: version {} runs, deployed now from {}",
+            latest.version,
+            file.display()
+        )
+    } else if latest.version == file_version.version {
+        format!(
+            "{key}: version {} runs, the latest deployment ({} unchanged)",
+            latest.version,
+            file.display()
+        )
+    } else {
+        format!(
+            "{key}: version {} runs, the latest deployment ({}); {} is the older version {}, \
+             which a restart does not bring back",
+            latest.version,
+            latest.created_at.format("%Y-%m-%d %H:%M UTC"),
+            file.display(),
+            file_version.version
+        )
+    }
+}
+
+/// Deploys one process file with the files next to it, and says so.
 pub async fn deploy_file(engine: &Engine, file: &Path) -> anyhow::Result<yimen_engine::Deployment> {
     let (source, files) = super::client::process_files(file)?;
     let name = file
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let deployment = deploy_source(engine, file, name, source, files).await?;
+    eprintln!(
+        "{} {} version {}",
+        if deployment.created {
+            "deployed"
+        } else {
+            "unchanged"
+        },
+        deployment.key,
+        deployment.version
+    );
+    Ok(deployment)
+}
+
+/// Deploys a process file's `source` with its `files` (configuration, templates); `file` names
+/// it in messages.
+pub async fn deploy_source(
+    engine: &Engine,
+    file: &Path,
+    name: String,
+    source: String,
+    files: std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<yimen_engine::Deployment> {
     match engine
         .deploy(DeployRequest {
             file: name,
@@ -247,19 +340,7 @@ pub async fn deploy_file(engine: &Engine, file: &Path) -> anyhow::Result<yimen_e
         })
         .await
     {
-        Ok(deployment) => {
-            eprintln!(
-                "{} {} version {}",
-                if deployment.created {
-                    "deployed"
-                } else {
-                    "unchanged"
-                },
-                deployment.key,
-                deployment.version
-            );
-            Ok(deployment)
-        }
+        Ok(deployment) => Ok(deployment),
         Err(yimen_engine::EngineError::Diagnostics(diagnostics)) => {
             let mut text = format!("{} does not check:", file.display());
             for d in &diagnostics {

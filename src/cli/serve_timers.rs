@@ -38,18 +38,18 @@ pub struct TimerArgs {
     pub calendars_check: u64,
 }
 
-/// The engine's due dates, and the same calendars to reload (none without a folder).
+/// The engine's due dates, and the same calendars to reload.
 pub type ServeDueDates = (Arc<dyn DueDates>, Option<Arc<ReloadingCalendars>>);
 
-/// The due dates of `serve`: the calendars of `dir` behind a [`ReloadingCalendars`] (checked
-/// again while serving), or weekdays only without that folder.
+/// The due dates of `serve`: the calendars of `dir`, with the ones built into the binary for
+/// the names the folder has no file of, behind a [`ReloadingCalendars`] (checked again while
+/// serving). Prints one line naming them and where they come from.
 pub fn due_dates(dir: &std::path::Path) -> anyhow::Result<ServeDueDates> {
-    if !dir.is_dir() {
-        return Ok((super::serve::due_dates(dir)?, None));
-    }
-    let calendars = ReloadingCalendars::load(dir)
+    let calendars = ReloadingCalendars::load_with_builtin(dir, super::builtin::CALENDARS)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
+    let names = DueDates::calendar_names(&calendars).unwrap_or_default();
+    eprintln!("{}", super::serve::calendars_line(dir, &names));
     let calendars = Arc::new(calendars);
     Ok((calendars.clone(), Some(calendars)))
 }
@@ -133,12 +133,14 @@ pub async fn start(
                 .with_context(|| format!("cannot read the report jobs {}", file.display()))?;
             let schedule = Schedule::parse(&text, &file.display().to_string())
                 .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
-            let calendars = Calendars::load_dir(calendars_dir).with_context(|| {
-                format!(
-                    "reports need the calendars; cannot load {}",
-                    calendars_dir.display()
-                )
-            })?;
+            let calendars =
+                Calendars::load_dir_or_builtin(calendars_dir, super::builtin::CALENDARS)
+                    .with_context(|| {
+                        format!(
+                            "reports need the calendars; cannot load {}",
+                            calendars_dir.display()
+                        )
+                    })?;
             let server = format!("pid-{}", std::process::id());
             Some(Reports::new(
                 engine.clone(),

@@ -35,12 +35,15 @@ pub const READ_ONLY_ROLES: &[&str] = &["supervision"];
 pub struct Options {
     /// Names of the calendars that exist (`calendars/<name>.yaml`).
     pub calendars: Vec<String>,
+    /// Where those calendars were looked for (a folder), named by the error on an unknown one.
+    pub calendars_from: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             calendars: DEFAULT_CALENDARS.iter().map(|s| s.to_string()).collect(),
+            calendars_from: None,
         }
     }
 }

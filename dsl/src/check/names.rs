@@ -309,10 +309,15 @@ fn calendars(cx: &mut Cx) {
                 cx.options.calendars.iter().map(String::as_str),
                 format!("known calendars: {known}; a calendar is a file calendars/<name>.yaml"),
             );
+            // Deploying on a server: name the folder searched, where the file is to be added.
+            let searched = match &cx.options.calendars_from {
+                Some(from) => format!(": not in {from}"),
+                None => String::new(),
+            };
             cx.error(
                 UNKNOWN_CALENDAR,
                 cal.span,
-                format!("unknown calendar `{}`", cal.name),
+                format!("unknown calendar `{}`{searched}", cal.name),
             )
             .label("no such calendar")
             .help(help);

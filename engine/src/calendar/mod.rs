@@ -194,15 +194,70 @@ impl Calendars {
         Self::load_files(&paths)
     }
 
+    /// The calendars of `dir` and, for every built-in file (`(file name, text)`, e.g. the
+    /// calendars a binary carries) whose name the folder has no file of, that file as if it
+    /// were in `dir`: a file in the folder replaces the built-in one of its name. Without the
+    /// folder, the built-in calendars alone; without either, the folder's error.
+    pub fn load_dir_or_builtin(
+        dir: &Path,
+        builtin: &[(&str, &str)],
+    ) -> Result<Calendars, CalendarError> {
+        let mut files = Vec::new();
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                    {
+                        let text =
+                            std::fs::read_to_string(&path).map_err(|source| CalendarError::Io {
+                                path: path.clone(),
+                                source,
+                            })?;
+                        files.push((path, text));
+                    }
+                }
+            }
+            Err(source) if builtin.is_empty() => {
+                return Err(CalendarError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+            Err(_) => {}
+        }
+        let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
+        for (name, text) in builtin {
+            let path = dir.join(name);
+            if !files.iter().any(|(p, _)| stem(p) == stem(&path)) {
+                files.push((path, text.to_string()));
+            }
+        }
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        if files.is_empty() {
+            return Err(CalendarError::Empty(dir.to_path_buf()));
+        }
+        Self::load_texts(files)
+    }
+
     /// Loads the given calendar files (e.g. a folder's files with one replaced by a draft, to
     /// check the draft against the calendars it extends or that extend it).
     pub fn load_files(paths: &[PathBuf]) -> Result<Calendars, CalendarError> {
-        let mut parsed: BTreeMap<String, Parsed> = BTreeMap::new();
+        let mut files = Vec::new();
         for path in paths.iter().cloned() {
             let text = std::fs::read_to_string(&path).map_err(|source| CalendarError::Io {
                 path: path.clone(),
                 source,
             })?;
+            files.push((path, text));
+        }
+        Self::load_texts(files)
+    }
+
+    /// Loads calendar files given with their text.
+    fn load_texts(files: Vec<(PathBuf, String)>) -> Result<Calendars, CalendarError> {
+        let mut parsed: BTreeMap<String, Parsed> = BTreeMap::new();
+        for (path, text) in files {
             let stem = path
                 .file_stem()
                 .and_then(|s| s.to_str())

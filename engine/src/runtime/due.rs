@@ -30,6 +30,12 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Where the calendars were looked for, for the error that refuses a process naming a
+    /// calendar that is not loaded (`None`: not from a folder).
+    fn calendar_source(&self) -> Option<String> {
+        None
+    }
+
     /// The time zone of the named calendar (`None`: the default calendar): the zone in which
     /// people read times ([`crate::clock::readable`]). Without calendars: UTC+8, as counted.
     fn time_zone(&self, _calendar: Option<&str>) -> chrono_tz::Tz {
@@ -134,20 +140,35 @@ impl DueDates for crate::calendar::Calendars {
 #[derive(Debug)]
 pub struct ReloadingCalendars {
     dir: std::path::PathBuf,
+    /// Calendar files built into the binary, used for the names the folder has no file of
+    /// ([`crate::calendar::Calendars::load_dir_or_builtin`]).
+    builtin: &'static [(&'static str, &'static str)],
     current: std::sync::RwLock<std::sync::Arc<crate::calendar::Calendars>>,
 }
 
 impl ReloadingCalendars {
     /// Loads the calendars of `dir`.
     pub fn load(dir: &std::path::Path) -> Result<Self, crate::calendar::CalendarError> {
-        let calendars = crate::calendar::Calendars::load_dir(dir)?;
-        Ok(Self::new(dir, calendars))
+        Self::load_with_builtin(dir, &[])
+    }
+
+    /// Loads the calendars of `dir` and the `builtin` ones the folder has no file of (see
+    /// [`crate::calendar::Calendars::load_dir_or_builtin`]); reloads the same way.
+    pub fn load_with_builtin(
+        dir: &std::path::Path,
+        builtin: &'static [(&'static str, &'static str)],
+    ) -> Result<Self, crate::calendar::CalendarError> {
+        let calendars = crate::calendar::Calendars::load_dir_or_builtin(dir, builtin)?;
+        let mut loaded = Self::new(dir, calendars);
+        loaded.builtin = builtin;
+        Ok(loaded)
     }
 
     /// Already loaded `calendars`, to be reloaded from `dir`.
     pub fn new(dir: &std::path::Path, calendars: crate::calendar::Calendars) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            builtin: &[],
             current: std::sync::RwLock::new(std::sync::Arc::new(calendars)),
         }
     }
@@ -179,7 +200,7 @@ impl ReloadingCalendars {
         )>,
         crate::calendar::CalendarError,
     > {
-        let fresh = crate::calendar::Calendars::load_dir(&self.dir)?;
+        let fresh = crate::calendar::Calendars::load_dir_or_builtin(&self.dir, self.builtin)?;
         let (before, after) = (self.current().versions(), fresh.versions());
         if before == after {
             return Ok(None);
@@ -195,6 +216,22 @@ impl ReloadingCalendars {
 impl DueDates for ReloadingCalendars {
     fn calendar_names(&self) -> Option<Vec<String>> {
         DueDates::calendar_names(&*self.current())
+    }
+    fn calendar_source(&self) -> Option<String> {
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let missing = if self.dir.is_dir() {
+            ""
+        } else {
+            ", which does not exist"
+        };
+        Some(if self.builtin.is_empty() {
+            format!("the folder {}{missing}", dir.display())
+        } else {
+            format!(
+                "the folder {}{missing}, and the calendars built into the binary",
+                dir.display()
+            )
+        })
     }
     fn time_zone(&self, calendar: Option<&str>) -> chrono_tz::Tz {
         DueDates::time_zone(&*self.current(), calendar)
