@@ -36,6 +36,7 @@ macro_rules! on_both_databases {
 on_both_databases!(
     bad_starts_fail_alone_through_the_api,
     a_value_the_database_refuses_fails_only_its_event,
+    a_waiting_claim_of_a_revoked_token_takes_nothing,
 );
 
 fn start_body(key: String, street: &str) -> Value {
@@ -176,4 +177,38 @@ async fn a_value_the_database_refuses_fails_only_its_event(api: TestApi, postgre
     // Each start answered on its own: the batch they shared was written again without them.
     let listed = api.get("/api/v1/tasks?queue=window", &api.admin).await;
     assert_eq!(listed.status, StatusCode::OK, "{listed:?}");
+}
+
+/// A claim long-polling when its token is revoked answers 401 when the next task appears, and
+/// leaves the task (and the case data it carries) to others.
+async fn a_waiting_claim_of_a_revoked_token_takes_nothing(api: TestApi, _postgres: bool) {
+    let api = Arc::new(api);
+    let worker = api.token("night-worker", &["window"], &[]).await;
+    let waiting = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.post(
+                "/api/v1/tasks/claim",
+                &worker,
+                json!({"queues": ["window"], "worker": "w1", "max": 1, "wait_seconds": 20}),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let revoked = api
+        .post("/api/v1/tokens/night-worker/revoke", &api.admin, json!({}))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{revoked:?}");
+    let instance = api.start_case("east", 10).await;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(15), waiting)
+        .await
+        .expect("the waiting claim answers")
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    assert!(answer.message().contains("revoked"), "{answer:?}");
+    // The task is still there for a valid token.
+    let tasks = api.claim(&api.admin, "window", 1, 0).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["instance_id"], instance.as_str());
 }

@@ -94,6 +94,44 @@ type StartRulesByProcess = HashMap<String, (i64, Arc<StartRoles>)>;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AccessGeneration(pub(crate) i64);
 
+/// The hash of the bearer token a request was authenticated with, for a handler that waits
+/// (a long-polling claim) to look at the token again before it acts.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenHash(pub(crate) String);
+
+/// Whether the token of a request that has been waiting still counts: the access generation
+/// (bumped by every revocation) is still `generation`, or the token, looked up again, is still
+/// active (the generation is then moved on). 401 when it was revoked meanwhile.
+pub(crate) async fn still_valid(
+    state: &ApiState,
+    hash: &TokenHash,
+    generation: &mut i64,
+) -> Result<(), ApiError> {
+    let now = state
+        .tokens
+        .generation()
+        .await
+        .map_err(ApiError::internal)?;
+    if now == *generation {
+        return Ok(());
+    }
+    match state
+        .tokens
+        .find(&hash.0)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(TokenLookup::Active(_)) => {
+            *generation = now;
+            Ok(())
+        }
+        _ => Err(ApiError::unauthorized(
+            "the token was revoked while this call waited; ask an administrator for a new one \
+             (`yimen token create`)",
+        )),
+    }
+}
+
 /// Why a call was refused; put on the response by [`ApiError`] so the middleware can record it.
 #[derive(Debug, Clone)]
 pub(crate) struct RefusalReason(pub String);
@@ -122,7 +160,7 @@ pub(crate) async fn authenticate(
         .headers()
         .get(AUTHORIZATION)
         .map(|h| h.to_str().unwrap_or("").to_string());
-    let (principal, generation) = match principal(&state, header.as_deref()).await {
+    let (principal, generation, hash) = match principal(&state, header.as_deref()).await {
         Ok(found) => found,
         Err(error) => {
             let response = error.into_response();
@@ -132,6 +170,7 @@ pub(crate) async fn authenticate(
         }
     };
     request.extensions_mut().insert(principal.clone());
+    request.extensions_mut().insert(hash);
     request
         .extensions_mut()
         .insert(AccessGeneration(generation));
@@ -155,7 +194,10 @@ fn refusal(response: &Response) -> Option<(u16, String)> {
     Some((status, reason))
 }
 
-async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal, i64), ApiError> {
+async fn principal(
+    state: &ApiState,
+    header: Option<&str>,
+) -> Result<(Principal, i64, TokenHash), ApiError> {
     let token = auth::bearer(header).map_err(ApiError::unauthorized)?;
     let hash = auth::hash_token(token);
     // Read before the lookup: a revocation committed after this read bumps the generation, so
@@ -175,7 +217,7 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal,
         } else if let Some((principal, at)) = cache.principals.get(&hash)
             && at.elapsed() < state.config.token_cache
         {
-            return Ok((principal.clone(), generation));
+            return Ok((principal.clone(), generation, TokenHash(hash)));
         }
     }
     let principal = match state.tokens.find(&hash).await.map_err(ApiError::internal)? {
@@ -201,9 +243,9 @@ async fn principal(state: &ApiState, header: Option<&str>) -> Result<(Principal,
         }
         cache
             .principals
-            .insert(hash, (principal.clone(), Instant::now()));
+            .insert(hash.clone(), (principal.clone(), Instant::now()));
     }
-    Ok((principal, generation))
+    Ok((principal, generation, TokenHash(hash)))
 }
 
 /// Checks that `principal` may start instances of `process` with `vars` (see [`StartRoles`]:

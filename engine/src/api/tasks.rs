@@ -27,6 +27,10 @@ pub(crate) const MAX_NAME_CHARS: usize = 128;
 pub(super) async fn claim(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
+    Extension(token): Extension<super::access::TokenHash>,
+    Extension(super::access::AccessGeneration(mut generation)): Extension<
+        super::access::AccessGeneration,
+    >,
     ApiJson(body): ApiJson<ClaimBody>,
 ) -> Result<ApiJson<ClaimResponse>, ApiError> {
     let mut problems = Vec::new();
@@ -82,7 +86,13 @@ pub(super) async fn claim(
     // Subscribe before the first look, so that a task created in between still wakes us.
     let mut created = state.engine.subscribe_tasks();
     let deadline = Instant::now() + Duration::from_secs(u64::from(body.wait_seconds));
+    let mut waited = false;
     loop {
+        // After a wait the token may have been revoked: a revoked token takes no task.
+        if waited {
+            super::access::still_valid(&state, &token, &mut generation).await?;
+        }
+        waited = true;
         let claimed = state.engine.claim(request.clone()).await?;
         // A server that is stopping answers at once instead of holding the stop up.
         let stopping = *state.shutdown.borrow();
