@@ -2409,6 +2409,7 @@ fn outbox_view(o: OutboxRow) -> OutboxMessage {
 fn instance_data(row: &InstanceRow) -> Result<InstanceData> {
     Ok(InstanceData {
         id: row.id.clone(),
+        created_at: time(row.created_at),
         status: Status::parse(&row.status)
             .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
         vars: serde_json::from_str(&row.vars)?,

@@ -46,6 +46,8 @@ on_both_databases!(
     instance_view_history_messages_and_cancel,
     ledger_is_for_overseers_in_json_and_csv,
     the_token_acts_not_the_worker_name_it_sends,
+    registration_data_is_checked_wherever_it_is_given,
+    public_documents_never_name_a_minor,
 );
 
 async fn access_is_checked_and_refusals_recorded(api: TestApi) {
@@ -1222,4 +1224,297 @@ fn first_responder_model() -> yimen_dsl::model::Process {
         ),
     ];
     model
+}
+
+/// `reg`: personal variables with rules (an ID number, a phone), an enum with Chinese labels,
+/// a public document issued at the start; then a window task that may correct the data, and a
+/// message that may give a phone.
+fn registration_model() -> yimen_dsl::model::Process {
+    use yimen_dsl::model::*;
+    let category = Type::Enum("category".into());
+    let mut model = case_model();
+    model.key = id("reg");
+    model.enums = vec![EnumDecl {
+        name: id("category"),
+        source: EnumSource::Listed(vec![
+            EnumValue {
+                key: id("minimum_living"),
+                label: Some("最低生活保障".into()),
+            },
+            EnumValue {
+                key: id("destitute"),
+                label: Some("特困人员供养".into()),
+            },
+        ]),
+        span: Span::default(),
+    }];
+    model.vars = vec![
+        var("name", Type::Text, Some(PersonalKind::Name), true),
+        var("id_number", Type::Text, Some(PersonalKind::IdNumber), true),
+        var("phone", Type::Text, Some(PersonalKind::Phone), false),
+        var("category", category.clone(), None, false),
+        var("categories", Type::List(Box::new(category)), None, false),
+    ];
+    model.roles.retain(|r| r.name.name == "window");
+    model.roles[0].scope = None;
+    model.documents = vec![DocumentDecl {
+        name: id("list"),
+        label: Some("公示名单".into()),
+        template: "list.md.j2".into(),
+        public: true,
+        span: Span::default(),
+    }];
+    model.nodes = vec![
+        node(
+            "begin",
+            NodeKind::Start {
+                next: id("publish"),
+            },
+        ),
+        node(
+            "publish",
+            NodeKind::Step {
+                actions: vec![Action::Issue {
+                    document: id("list"),
+                    span: Span::default(),
+                }],
+                next: id("check"),
+            },
+        ),
+        node(
+            "check",
+            task(
+                "window",
+                &[
+                    ("id_number", false),
+                    ("phone", false),
+                    ("category", false),
+                    ("categories", false),
+                ],
+                vec![outcome("done", "docs")],
+            ),
+        ),
+        node(
+            "docs",
+            NodeKind::WaitMessage {
+                message: id("docs"),
+                sets: vec![FieldSpec {
+                    var: id("phone"),
+                    required: true,
+                    span: Span::default(),
+                }],
+                next: id("done"),
+                timeout: None,
+            },
+        ),
+        node(
+            "done",
+            NodeKind::End {
+                result: id("done"),
+                actions: vec![],
+            },
+        ),
+    ];
+    model
+}
+
+async fn deploy_registration(api: &TestApi) {
+    api.engine
+        .deploy(yimen_engine::DeployRequest {
+            file: "reg.flow".into(),
+            source: "process reg (built as a model in the tests)".into(),
+            files: [("list.md.j2".to_string(), "公示：{{ name }}".to_string())].into(),
+            model: Some(registration_model()),
+        })
+        .await
+        .expect("deploys");
+}
+
+/// An ID number with its GB 11643 check character: region 150302 (乌海市海勃湾区), born on
+/// `born`, sequence `seq`.
+fn id_number(born: chrono::NaiveDate, seq: u32) -> String {
+    let body = format!("150302{}{seq:03}", born.format("%Y%m%d"));
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(weights)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
+}
+
+/// The problems of a 422, as (field, message).
+fn problems(answer: &Answer) -> Vec<(String, String)> {
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    answer.body["error"]["details"]["problems"]
+        .as_array()
+        .expect("problems listed")
+        .iter()
+        .map(|p| {
+            (
+                p["field"].as_str().unwrap().to_string(),
+                p["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// 申请登记 (seed, registration at the window): ID numbers and phones follow their rules at the
+/// start, in completion fields and in message payloads (a 422 naming the variable and the
+/// rule); enum values may be given by their Chinese label and are stored by key.
+async fn registration_data_is_checked_wherever_it_is_given(api: TestApi) {
+    deploy_registration(&api).await;
+    let adult = id_number(chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap(), 123);
+    assert_eq!(adult, "150302199001011231");
+    let start = |vars: Value| {
+        api.post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "reg", "variables": vars}),
+        )
+    };
+    for (id_number, rule) in [
+        ("12345", "18 characters"),
+        ("150302199001011235", "check"),
+        ("990302199001011231", "region code"),
+        ("150302199002301231", "birth date"),
+    ] {
+        let refused = problems(&start(json!({"name": "张三", "id_number": id_number})).await);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "id_number");
+        assert!(
+            refused[0].1.contains("GB 11643") && refused[0].1.contains(rule),
+            "{id_number}: {refused:?}"
+        );
+        assert!(!refused[0].1.contains(id_number), "the value is not echoed");
+    }
+    let refused = problems(
+        &start(json!({"name": "张三", "id_number": adult, "phone": "12345",
+            "category": "最低", "categories": ["特困人员供养", "other"]}))
+        .await,
+    );
+    let fields: Vec<&str> = refused.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["phone", "category", "categories"], "{refused:?}");
+    assert!(refused[0].1.contains("area code"), "{refused:?}");
+
+    let started = start(
+        json!({"name": "张三", "id_number": adult, "phone": "0473-3123456",
+        "category": "最低生活保障", "categories": ["特困人员供养", "minimum_living"]}),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+    let instance = started.body["id"].as_str().unwrap().to_string();
+    let view = api
+        .get(&format!("/api/v1/instances/{instance}"), &api.admin)
+        .await;
+    assert_eq!(view.body["vars"]["category"], "minimum_living", "{view:?}");
+    assert_eq!(
+        view.body["vars"]["categories"],
+        json!(["destitute", "minimum_living"])
+    );
+
+    // Completion fields: the same rules, the same labels.
+    let tasks = api.claim(&api.admin, "window", 1, 0).await;
+    let task = tasks[0]["id"].as_str().unwrap();
+    let lock = tasks[0]["lock_token"].as_str().unwrap();
+    let complete_path = format!("/api/v1/tasks/{task}/complete");
+    let complete = |vars: Value| {
+        api.post(
+            &complete_path,
+            &api.admin,
+            json!({"lock_token": lock, "outcome": "done", "variables": vars}),
+        )
+    };
+    let refused =
+        problems(&complete(json!({"id_number": "150302199001011232", "phone": "138"})).await);
+    let fields: Vec<&str> = refused.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["id_number", "phone"], "{refused:?}");
+    let batch = api
+        .post(
+            "/api/v1/tasks/complete",
+            &api.admin,
+            json!({"completions": [{"task_id": task, "lock_token": lock, "outcome": "done",
+                "variables": {"id_number": "12345"}}]}),
+        )
+        .await;
+    assert_eq!(batch.body["results"][0]["status"], 422, "{batch:?}");
+    let done = complete(json!({"category": "特困人员供养", "phone": "138 0013 8000"})).await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    assert_eq!(done.body["vars"]["category"], "destitute", "{done:?}");
+
+    // Message payloads.
+    let message_path = format!("/api/v1/instances/{instance}/messages/docs");
+    let message = |phone: &str| {
+        api.post(
+            &message_path,
+            &api.admin,
+            json!({"variables": {"phone": phone}}),
+        )
+    };
+    let refused = problems(&message("0473-0000000").await);
+    assert_eq!(refused[0].0, "phone", "{refused:?}");
+    let sent = message("010-62345678").await;
+    assert_eq!(sent.status, StatusCode::OK, "{sent:?}");
+    assert_eq!(sent.body["status"], "completed", "{sent:?}");
+}
+
+/// 公示 (seed §二(二)六: approved aid is published, minors are not): a document declared
+/// `public` is not issued for a case whose ID number shows a person under 18 on the day the
+/// case was started, whatever the process's own flags say; the history says why.
+async fn public_documents_never_name_a_minor(api: TestApi) {
+    deploy_registration(&api).await;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive();
+    // 18 today: born on this day 18 years ago (29 February: the 28th).
+    let eighteen_today = today
+        .checked_sub_months(chrono::Months::new(12 * 18))
+        .unwrap();
+    for (born, minor) in [
+        (chrono::NaiveDate::from_ymd_opt(2012, 5, 1).unwrap(), true),
+        (eighteen_today + chrono::Duration::days(1), true),
+        (eighteen_today, false),
+        (chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap(), false),
+    ] {
+        let number = id_number(born, 42);
+        let started = api
+            .post(
+                "/api/v1/instances",
+                &api.admin,
+                json!({"process": "reg", "variables": {"name": "王小明", "id_number": number}}),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+        let instance = started.body["id"].as_str().unwrap();
+        let documents = api
+            .get(
+                &format!("/api/v1/instances/{instance}/documents"),
+                &api.admin,
+            )
+            .await;
+        let issued = documents.body["documents"].as_array().unwrap().len();
+        let withheld: Vec<Value> = api
+            .history(instance)
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "document_withheld")
+            .collect();
+        if minor {
+            assert_eq!(issued, 0, "born {born}: {documents:?}");
+            assert_eq!(withheld.len(), 1, "born {born}");
+            assert!(
+                withheld[0]["text"].as_str().unwrap().contains("under 18"),
+                "{withheld:?}"
+            );
+            assert!(!withheld[0].to_string().contains(&number), "{withheld:?}");
+        } else {
+            assert_eq!(issued, 1, "born {born}: {documents:?}");
+            assert!(withheld.is_empty(), "born {born}: {withheld:?}");
+        }
+    }
 }

@@ -59,7 +59,7 @@ impl Kind {
         match self {
             Kind::ThreeTask => json!({"amount": (n % 100) as i64 * 10, "note": "bench"}),
             Kind::Social => json!({
-                "applicant_name": "张三", "id_number": "150302198001011235",
+                "applicant_name": "张三", "id_number": "150302198001011237",
                 "phone": "13800138000", "address": "东城街道幸福社区3号楼",
                 "street": if n.is_multiple_of(2) { "东城街道" } else { "西城街道" },
                 "community": "幸福社区", "household_size": 3, "reason": "因病",

@@ -75,7 +75,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let vars = json!({
-        "applicant_name": "张三", "id_number": "150302198001011235", "phone": "13800138000",
+        "applicant_name": "张三", "id_number": "150302198001011237", "phone": "13800138000",
         "address": "东城街道幸福社区3号楼2单元501", "street": "东城街道", "community": "幸福社区",
         "household_size": 3, "reason": "家庭主要劳动力因病丧失劳动能力", "categories": ["minimum_living"]
     });

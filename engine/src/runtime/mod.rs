@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 use yimen_dsl::eval::{Scope, eval};
 use yimen_dsl::model::{
     Action, Assignee, ClockOp, Deadline, EnumSource, EscalationWhen, Expr, NodeKind, NotifyTarget,
-    Process, QueueRef, Task, Type,
+    PersonalKind, Process, QueueRef, Task, Type, VarDecl,
 };
 use yimen_dsl::value::Value;
 
@@ -44,6 +44,8 @@ pub struct DeploymentData {
 #[derive(Debug, Clone)]
 pub struct InstanceData {
     pub id: String,
+    /// When the case was started: its date is the date ages are counted at.
+    pub created_at: DateTime<Utc>,
     pub status: Status,
     pub vars: Map<String, Json>,
     pub state: RunState,
@@ -120,6 +122,7 @@ pub fn advance(
         due,
         now,
         instance_id: &instance.id,
+        created_at: instance.created_at,
         actor: String::new(),
         item: None,
         cs: Changeset {
@@ -210,7 +213,7 @@ pub fn start_vars(
     for decl in &model.vars {
         let name = &decl.name.name;
         match given.get(name) {
-            Some(v) if !v.is_null() => match typed(model, data, &decl.ty, v) {
+            Some(v) if !v.is_null() => match input(model, data, decl, v, now) {
                 Ok(v) => {
                     vars.insert(name.clone(), v);
                 }
@@ -241,6 +244,121 @@ pub fn start_vars(
         Ok(vars)
     } else {
         Err(EngineError::Invalid { problems })
+    }
+}
+
+/// Checks a value given for variable `decl` from outside (start variables, completion fields,
+/// message payloads) and returns its canonical JSON form: its type; an enum value may be given
+/// by its label (`最低生活保障` for `minimum_living`) and is stored as its key; a personal
+/// variable's value must be what its kind says (an ID number by GB 11643 with a birth date
+/// before `now`, a mobile or a landline with its area code). The message names the rule.
+fn input(
+    model: &Process,
+    data: &DeploymentData,
+    decl: &VarDecl,
+    json: &Json,
+    now: DateTime<Utc>,
+) -> Result<Json, String> {
+    let keyed = enum_keys(model, data, &decl.ty, json);
+    let value = typed(model, data, &decl.ty, keyed.as_ref().unwrap_or(json))?;
+    if let (Some(kind), Json::String(text)) = (decl.personal, &value) {
+        check_personal(kind, text, now)?;
+    }
+    Ok(value)
+}
+
+/// The rules of personal kinds that have them.
+fn check_personal(kind: PersonalKind, text: &str, now: DateTime<Utc>) -> Result<(), String> {
+    match kind {
+        PersonalKind::IdNumber => {
+            yimen_dsl::pii::check_id_number(text).map_err(|e| {
+                format!("is not a valid resident ID number (GB 11643: 18 characters, region code, birth date, MOD 11-2 check character): {e}")
+            })?;
+            match yimen_dsl::pii::birth_date(text) {
+                Some(born) if born > now.date_naive() => Err(format!(
+                    "is not a valid resident ID number: its birth date {born} is in the future"
+                )),
+                _ => Ok(()),
+            }
+        }
+        PersonalKind::Phone => yimen_dsl::pii::check_phone(text)
+            .map_err(|e| format!("is not a valid phone number: {e}")),
+        PersonalKind::Name | PersonalKind::Address | PersonalKind::Sensitive => Ok(()),
+    }
+}
+
+/// `json` with every enum value given by its label replaced by the value's key (`None`: nothing
+/// to replace). A text that is a key stays as it is, even should it be another value's label.
+fn enum_keys(model: &Process, data: &DeploymentData, ty: &Type, json: &Json) -> Option<Json> {
+    match (ty, json) {
+        (Type::Enum(name), Json::String(text)) => {
+            let labels = enum_labels(model, data, name)?;
+            if labels.iter().any(|(key, _)| key == text) {
+                return None;
+            }
+            labels
+                .into_iter()
+                .find(|(_, label)| label.as_deref() == Some(text.trim()))
+                .map(|(key, _)| Json::String(key))
+        }
+        (Type::List(inner), Json::Array(items)) => {
+            let keyed: Vec<Option<Json>> = items
+                .iter()
+                .map(|item| enum_keys(model, data, inner, item))
+                .collect();
+            keyed.iter().any(Option::is_some).then(|| {
+                Json::Array(
+                    keyed
+                        .into_iter()
+                        .zip(items)
+                        .map(|(k, item)| k.unwrap_or_else(|| item.clone()))
+                        .collect(),
+                )
+            })
+        }
+        (Type::Map(_, inner), Json::Object(entries)) => {
+            let keyed: Map<String, Json> = entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), enum_keys(model, data, inner, v)?)))
+                .collect();
+            (!keyed.is_empty()).then(|| {
+                let mut all = entries.clone();
+                all.extend(keyed);
+                Json::Object(all)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// An enum's values with their labels (listed, or a configuration map's keys with their
+/// values, or their values' `name`).
+fn enum_labels(
+    model: &Process,
+    data: &DeploymentData,
+    name: &str,
+) -> Option<Vec<(String, Option<String>)>> {
+    let decl = model.enums.iter().find(|e| e.name.name == name)?;
+    match &decl.source {
+        EnumSource::Listed(values) => Some(
+            values
+                .iter()
+                .map(|v| (v.key.name.clone(), v.label.clone()))
+                .collect(),
+        ),
+        EnumSource::Config(key) => data
+            .config
+            .get(&key.name)
+            .and_then(Json::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        let label = v.as_str().or_else(|| v.get("name").and_then(Json::as_str));
+                        let label = label.map(str::to_string);
+                        (k.clone(), label)
+                    })
+                    .collect()
+            }),
     }
 }
 
@@ -318,6 +436,7 @@ struct Run<'a> {
     due: &'a dyn DueDates,
     now: DateTime<Utc>,
     instance_id: &'a str,
+    created_at: DateTime<Utc>,
     actor: String,
     /// The for-each item of the task whose event is being handled (for its actions).
     item: Option<(String, Json)>,
@@ -326,6 +445,15 @@ struct Run<'a> {
     ready: VecDeque<(String, Option<String>)>,
     /// Inputs of the last due time computed (stored in timer payloads).
     last_due: Json,
+}
+
+/// Is someone born on `born` under 18 on `on`? (Born on 29 February: 18 on 1 March.)
+fn under_18(born: chrono::NaiveDate, on: chrono::NaiveDate) -> bool {
+    use chrono::Datelike;
+    let year = born.year() + 18;
+    let eighteen = chrono::NaiveDate::from_ymd_opt(year, born.month(), born.day())
+        .or_else(|| chrono::NaiveDate::from_ymd_opt(year, 3, 1));
+    eighteen.is_some_and(|day| on < day)
 }
 
 fn new_id() -> String {
@@ -337,6 +465,29 @@ fn millis(t: DateTime<Utc>) -> i64 {
 }
 
 impl<'a> Run<'a> {
+    /// The first `personal(id_number)` variable (a text, or a list of texts) holding the ID
+    /// number of someone under 18 on the case's date (the day it was started, China time),
+    /// whatever else the case says: public documents are not issued for such a case.
+    fn minor_in_case(&self) -> Option<String> {
+        let china = chrono::FixedOffset::east_opt(8 * 3600)?;
+        let on = self.created_at.with_timezone(&china).date_naive();
+        let minor = |json: &Json| {
+            json.as_str()
+                .and_then(yimen_dsl::pii::birth_date)
+                .is_some_and(|born| under_18(born, on))
+        };
+        self.model
+            .vars
+            .iter()
+            .filter(|d| d.personal == Some(PersonalKind::IdNumber))
+            .find(|d| match self.cs.vars.get(&d.name.name) {
+                Some(Json::Array(items)) => items.iter().any(minor),
+                Some(value) => minor(value),
+                None => false,
+            })
+            .map(|d| d.name.name.clone())
+    }
+
     fn node(&self, id: &str) -> Option<&'a yimen_dsl::model::Node> {
         self.model.nodes.iter().find(|n| n.id.name == id)
     }
@@ -586,7 +737,7 @@ impl<'a> Run<'a> {
                 problems.push(Problem::new(name, "is not a variable of this process"));
                 continue;
             };
-            match typed(self.model, self.data, &decl.ty, value) {
+            match input(self.model, self.data, decl, value, self.now) {
                 Ok(v) => {
                     accepted.insert(name.clone(), v);
                 }
@@ -713,7 +864,7 @@ impl<'a> Run<'a> {
                 problems.push(Problem::new(k, format!("is not set by message `{name}`")));
                 continue;
             };
-            match typed(self.model, self.data, &decl.ty, v) {
+            match input(self.model, self.data, decl, v, self.now) {
                 Ok(v) => {
                     accepted.insert(k.clone(), v);
                 }
@@ -1561,6 +1712,21 @@ impl<'a> Run<'a> {
                         .iter()
                         .find(|d| d.name.name == document.name)
                         .ok_or_else(|| format!("no document `{}`", document.name))?;
+                    if decl.public
+                        && let Some(var) = self.minor_in_case()
+                    {
+                        let label = decl.label.clone().unwrap_or_else(|| decl.name.name.clone());
+                        self.history(
+                            Some(node),
+                            "document_withheld",
+                            format!(
+                                "{label} not issued: `{var}` is the ID number of a person under 18 \
+                                 on the case's date, and a public document never names a minor"
+                            ),
+                            json!({ "name": decl.name.name, "var": var }),
+                        );
+                        continue;
+                    }
                     let content = crate::documents::render(&self.context(), decl)?;
                     let id = new_id();
                     self.cs.documents.push(NewDocument {

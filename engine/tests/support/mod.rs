@@ -13,21 +13,21 @@ use yimen_engine::api::{self, ApiConfig, ApiState};
 use yimen_engine::clock::{Clock, SystemClock};
 use yimen_engine::{DeployRequest, Engine, OpenOptions, WeekdaysOnly};
 
-fn id(name: &str) -> Ident {
+pub fn id(name: &str) -> Ident {
     Ident {
         name: name.into(),
         span: Span::default(),
     }
 }
 
-fn expr(kind: ExprKind) -> Expr {
+pub fn expr(kind: ExprKind) -> Expr {
     Expr {
         kind,
         span: Span::default(),
     }
 }
 
-fn var(name: &str, ty: Type, personal: Option<PersonalKind>, required: bool) -> VarDecl {
+pub fn var(name: &str, ty: Type, personal: Option<PersonalKind>, required: bool) -> VarDecl {
     VarDecl {
         name: id(name),
         ty,
@@ -39,7 +39,7 @@ fn var(name: &str, ty: Type, personal: Option<PersonalKind>, required: bool) -> 
     }
 }
 
-fn node(name: &str, kind: NodeKind) -> Node {
+pub fn node(name: &str, kind: NodeKind) -> Node {
     Node {
         id: id(name),
         label: Some(format!("{name} label")),
@@ -48,7 +48,7 @@ fn node(name: &str, kind: NodeKind) -> Node {
     }
 }
 
-fn outcome(key: &str, next: &str) -> Outcome {
+pub fn outcome(key: &str, next: &str) -> Outcome {
     Outcome {
         key: id(key),
         label: None,
@@ -58,7 +58,7 @@ fn outcome(key: &str, next: &str) -> Outcome {
     }
 }
 
-fn task(queue: &str, fields: &[(&str, bool)], outcomes: Vec<Outcome>) -> NodeKind {
+pub fn task(queue: &str, fields: &[(&str, bool)], outcomes: Vec<Outcome>) -> NodeKind {
     NodeKind::Task(Task {
         queue: QueueRef {
             role: id(queue),
