@@ -6,8 +6,11 @@
 
 mod support;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use support::*;
 
@@ -37,6 +40,8 @@ on_both_databases!(
     bad_starts_fail_alone_through_the_api,
     a_value_the_database_refuses_fails_only_its_event,
     a_waiting_claim_of_a_revoked_token_takes_nothing,
+    failed_authentications_are_limited_and_recorded_small,
+    oversized_requests_are_refused_with_the_error_json,
 );
 
 fn start_body(key: String, street: &str) -> Value {
@@ -211,4 +216,114 @@ async fn a_waiting_claim_of_a_revoked_token_takes_nothing(api: TestApi, _postgre
     let tasks = api.claim(&api.admin, "window", 1, 0).await;
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0]["instance_id"], instance.as_str());
+}
+
+/// A GET from `address` with `token` (none: no header).
+fn from(address: [u8; 4], path: &str, token: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder()
+        .uri(path)
+        .extension(ConnectInfo(SocketAddr::from((address, 40000))));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+/// Guessing tokens from one address is cut off after 20 failures a minute (429 with
+/// `Retry-After`, valid token or not), other addresses go on; the refusals are one row per
+/// address, reason and minute with a count, their paths cut short.
+async fn failed_authentications_are_limited_and_recorded_small(api: TestApi, _postgres: bool) {
+    let long = format!("/api/v1/instances/{}", "x".repeat(5000));
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let answer = api
+            .send(from([10, 0, 0, 7], &long, Some(&format!("guess-{i}"))))
+            .await;
+        statuses.push(answer.status.as_u16());
+    }
+    assert_eq!(&statuses[..20], &[401; 20], "{statuses:?}");
+    assert_eq!(&statuses[20..], &[429; 10], "{statuses:?}");
+    let request = from([10, 0, 0, 7], "/api/v1/definitions", Some(&api.admin));
+    let response = tower::ServiceExt::oneshot(api.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another address is not held up.
+    let other = api
+        .send(from([10, 0, 0, 8], "/api/v1/definitions", Some(&api.admin)))
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{other:?}");
+
+    let listed = api.get("/api/v1/refusals", &api.admin).await;
+    assert_eq!(listed.status, StatusCode::OK, "{listed:?}");
+    let rows: Vec<&Value> = listed.body["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["address"] == "10.0.0.7")
+        .collect();
+    // One row a minute (two should the calls have straddled a minute).
+    assert!((1..=2).contains(&rows.len()), "{rows:?}");
+    let count: i64 = rows.iter().map(|r| r["count"].as_i64().unwrap()).sum();
+    assert_eq!(count, 20, "{rows:?}");
+    for row in rows {
+        assert!(
+            row["path"].as_str().unwrap().chars().count() <= 257,
+            "{row}"
+        );
+    }
+}
+
+/// Path and query over 8 KB answer 414, headers over 16 KB 431, a body over 2 MB 413: each
+/// with the error JSON.
+async fn oversized_requests_are_refused_with_the_error_json(api: TestApi, _postgres: bool) {
+    let uri = api
+        .get(
+            &format!("/api/v1/instances/{}", "x".repeat(9000)),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(uri.status, StatusCode::URI_TOO_LONG, "{uri:?}");
+    assert_eq!(uri.code(), "uri_too_long");
+    let request = Request::builder()
+        .uri("/api/v1/definitions")
+        .header("authorization", format!("Bearer {}", api.admin))
+        .header("x-padding", "p".repeat(20_000))
+        .body(Body::empty())
+        .unwrap();
+    let headers = api.send(request).await;
+    assert_eq!(headers.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(headers.code(), "headers_too_large");
+    let big = json!({"process": "case", "variables": {"name": "x".repeat(3 << 20)}});
+    let body = api.post("/api/v1/instances", &api.admin, big.clone()).await;
+    assert_eq!(
+        body.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        body.code()
+    );
+    assert_eq!(body.code(), "payload_too_large");
+    // A declared length over the limit is refused before the body is read.
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/instances")
+        .header("authorization", format!("Bearer {}", api.admin))
+        .header("content-type", "application/json")
+        .header("content-length", (3u64 << 20).to_string())
+        .body(Body::from("{}"))
+        .unwrap();
+    let body = api.send(request).await;
+    assert_eq!(
+        body.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        body.code()
+    );
+    assert_eq!(body.code(), "payload_too_large");
 }

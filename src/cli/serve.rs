@@ -31,6 +31,24 @@ pub struct Args {
         default_value_t = 90
     )]
     pub keep_refusals_days: u32,
+    /// Failed authentications (401) one client address may have in a minute; after them its
+    /// calls answer 429 with `Retry-After` until the minute is over. 0: no limit.
+    #[arg(
+        long,
+        env = "YIMEN_AUTH_FAILURES_PER_MINUTE",
+        value_name = "N",
+        default_value_t = 20
+    )]
+    pub auth_failures_per_minute: u32,
+    /// Largest request body, in bytes (413 above it).
+    #[arg(long, env = "YIMEN_MAX_BODY_BYTES", value_name = "BYTES", default_value_t = 2 << 20)]
+    pub max_body_bytes: usize,
+    /// Longest request path and query, in bytes (414 above it).
+    #[arg(long, env = "YIMEN_MAX_URI_BYTES", value_name = "BYTES", default_value_t = 8 << 10)]
+    pub max_uri_bytes: usize,
+    /// Largest total of request header names and values, in bytes (431 above it).
+    #[arg(long, env = "YIMEN_MAX_HEADER_BYTES", value_name = "BYTES", default_value_t = 16 << 10)]
+    pub max_header_bytes: usize,
     #[command(flatten)]
     pub timers: super::serve_timers::TimerArgs,
 }
@@ -108,7 +126,14 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
     let deployed = deploy_folder(&engine, &args.processes).await?;
-    let state = ApiState::new(engine.clone(), ApiConfig::default());
+    let config = ApiConfig {
+        auth_failures_per_minute: args.auth_failures_per_minute,
+        max_body_bytes: args.max_body_bytes,
+        max_uri_bytes: args.max_uri_bytes,
+        max_header_bytes: args.max_header_bytes,
+        ..ApiConfig::default()
+    };
+    let state = ApiState::new(engine.clone(), config);
     if let Some(token) = api::access::bootstrap_admin(&state).await? {
         println!("First start: created the admin token (shown only this once, store it now):");
         println!("  {token}");
@@ -135,6 +160,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let watch = super::serve_timers::CalendarWatch::start(&engine, &args.timers, reloading);
     let pruner = super::serve_refusals::start(&state, args.keep_refusals_days);
     let app = api::router(state.clone()).layer(axum::Extension(services.clone()));
+    // With each caller's address: failed authentications are limited per address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let why = stop.wait().await;

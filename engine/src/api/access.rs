@@ -3,11 +3,12 @@
 use super::{ApiError, ApiState};
 use crate::auth::{self, Principal, StartRoles};
 use crate::store::tokens::TokenLookup;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -94,6 +95,40 @@ type StartRulesByProcess = HashMap<String, (i64, Arc<StartRoles>)>;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AccessGeneration(pub(crate) i64);
 
+/// Failed authentications (401) per client address in the current minute of each: once an
+/// address has [`ApiConfig::auth_failures_per_minute`](super::ApiConfig) of them, its calls
+/// answer 429 with `Retry-After` until its minute is over, without looking at their token.
+#[derive(Clone, Default)]
+pub(crate) struct AuthFailures(Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>);
+
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl AuthFailures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (Instant, u32)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seconds until `address` may try again, when it is over `limit`.
+    fn blocked(&self, address: IpAddr, limit: u32) -> Option<u64> {
+        let failures = self.lock();
+        let (since, count) = failures.get(&address)?;
+        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= limit).then(|| left.as_secs() + 1)
+    }
+
+    fn failed(&self, address: IpAddr) {
+        let mut failures = self.lock();
+        if failures.len() > 100_000 {
+            failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = failures.entry(address).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
 /// The hash of the bearer token a request was authenticated with, for a handler that waits
 /// (a long-polling claim) to look at the token again before it acts.
 #[derive(Debug, Clone)]
@@ -156,6 +191,25 @@ pub(crate) async fn authenticate(
         return next.run(request).await;
     }
     let method = request.method().to_string();
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let limit = state.config.auth_failures_per_minute;
+    if let Some(address) = address
+        && limit > 0
+        && let Some(retry_after) = state.failures.blocked(address, limit)
+    {
+        tracing::debug!(%address, "refused: too many failed authentications");
+        return ApiError::TooManyRequests {
+            message: format!(
+                "too many failed authentications from this address (at most {limit} a minute); \
+                 try again in {retry_after} s with a valid token"
+            ),
+            retry_after,
+        }
+        .into_response();
+    }
     let header = request
         .headers()
         .get(AUTHORIZATION)
@@ -163,9 +217,12 @@ pub(crate) async fn authenticate(
     let (principal, generation, hash) = match principal(&state, header.as_deref()).await {
         Ok(found) => found,
         Err(error) => {
+            if let (Some(address), ApiError::Unauthorized { .. }) = (address, &error) {
+                state.failures.failed(address);
+            }
             let response = error.into_response();
             let refusal = refusal(&response);
-            record(&state, None, &method, &path, refusal).await;
+            record(&state, None, address, &method, &path, refusal).await;
             return response;
         }
     };
@@ -176,7 +233,7 @@ pub(crate) async fn authenticate(
         .insert(AccessGeneration(generation));
     let response = next.run(request).await;
     let refusal = refusal(&response);
-    record(&state, Some(&principal), &method, &path, refusal).await;
+    record(&state, Some(&principal), address, &method, &path, refusal).await;
     response
 }
 
@@ -330,12 +387,13 @@ pub(crate) async fn record_refusal(
     refused: &ApiError,
 ) {
     let refusal = Some((refused.status().as_u16(), refused.to_string()));
-    record(state, Some(principal), method, path, refusal).await;
+    record(state, Some(principal), None, method, path, refusal).await;
 }
 
 async fn record(
     state: &ApiState,
     principal: Option<&Principal>,
+    address: Option<IpAddr>,
     method: &str,
     path: &str,
     refusal: Option<(u16, String)>,
@@ -344,13 +402,23 @@ async fn record(
         return;
     };
     let now = state.engine.clock().now();
+    let from = address.map(|a| a.to_string());
     if let Err(err) = state
         .tokens
-        .record_refusal(principal, method, path, status, &reason, now)
+        .record_refusal_from(
+            principal,
+            from.as_deref(),
+            method,
+            path,
+            status,
+            &reason,
+            now,
+        )
         .await
     {
         tracing::error!("could not record a refused call: {err}");
     }
+    let path = path.get(..path.floor_char_boundary(256)).unwrap_or(path);
     tracing::info!(
         status,
         method,

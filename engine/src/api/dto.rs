@@ -292,6 +292,11 @@ pub struct Refusal {
     pub path: String,
     pub status: u16,
     pub reason: String,
+    /// The client's address, when known.
+    pub address: Option<String>,
+    /// Refused calls this entry stands for: those of one address, token, status and reason
+    /// in one minute are one entry (`at` the last of them).
+    pub count: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -417,6 +422,8 @@ impl From<crate::store::tokens::RefusalRecord> for Refusal {
             path: r.path,
             status: u16::try_from(r.status).unwrap_or(0),
             reason: r.reason,
+            address: r.address,
+            count: r.hits,
         }
     }
 }

@@ -47,6 +47,15 @@ pub struct ApiConfig {
     /// do not wait for this: every request reads the access generation (bumped by each
     /// revocation), so a revocation on any server sharing the database counts at once.
     pub token_cache: Duration,
+    /// Failed authentications (401) one client address may have in a minute; after them its
+    /// calls answer 429 with `Retry-After` until the minute is over. 0: no limit.
+    pub auth_failures_per_minute: u32,
+    /// Largest request body, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Longest path and query, in bytes (414 above it).
+    pub max_uri_bytes: usize,
+    /// Largest total of header names and values, in bytes (431 above it).
+    pub max_header_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +67,10 @@ impl Default for ApiConfig {
             max_attempts: 3,
             retry_backoff: Duration::from_secs(10),
             token_cache: Duration::from_secs(300),
+            auth_failures_per_minute: 20,
+            max_body_bytes: 2 << 20,
+            max_uri_bytes: 8 << 10,
+            max_header_bytes: 16 << 10,
         }
     }
 }
@@ -71,6 +84,8 @@ pub struct ApiState {
     pub(crate) cache: access::TokenCache,
     /// Roles that may start each deployed version (`start_roles`, or the default rule).
     pub(crate) start_roles: access::StartRolesCache,
+    /// Failed authentications per client address (the limit's count).
+    pub(crate) failures: access::AuthFailures,
     /// Set when the server begins to stop: long polls answer at once.
     pub(crate) shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -84,6 +99,7 @@ impl ApiState {
             config: Arc::new(config),
             cache: access::TokenCache::default(),
             start_roles: access::StartRolesCache::default(),
+            failures: access::AuthFailures::default(),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
@@ -174,5 +190,65 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             access::authenticate,
         ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.max_body_bytes,
+        ))
+        // Outermost: an oversized request is refused before anything reads its token.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), sizes))
         .with_state(state)
+}
+
+/// Refuses a request whose path and query (414) or headers (431) are larger than configured,
+/// and one whose declared body length is (413; a body without a declared length is cut at the
+/// limit where it is read).
+async fn sizes(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let config = &state.config;
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri > config.max_uri_bytes {
+        return ApiError::UriTooLong {
+            message: format!(
+                "the path and query are {uri} bytes; the server takes at most {}",
+                config.max_uri_bytes
+            ),
+        }
+        .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > config.max_header_bytes {
+        return ApiError::HeadersTooLarge {
+            message: format!(
+                "the headers are {headers} bytes; the server takes at most {}",
+                config.max_header_bytes
+            ),
+        }
+        .into_response();
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
+        return ApiError::PayloadTooLarge {
+            message: format!(
+                "the request body is larger than the server takes ({} bytes, \
+                 `yimen serve --max-body-bytes`); send less",
+                config.max_body_bytes
+            ),
+        }
+        .into_response();
+    }
+    next.run(request).await
 }

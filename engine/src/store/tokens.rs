@@ -30,6 +30,23 @@ pub struct RefusalRecord {
     pub path: String,
     pub status: i64,
     pub reason: String,
+    /// The client's address, when known.
+    pub address: Option<String>,
+    /// Calls this row stands for: the refusals of one address, token, status and reason in
+    /// one minute are one row (`at` the last of them).
+    pub hits: i64,
+}
+
+/// Longest path kept of a refused call (the rest is cut, marked with `…`).
+pub const REFUSAL_PATH_CHARS: usize = 256;
+/// Longest reason and method kept of a refused call.
+const REFUSAL_TEXT_CHARS: usize = 512;
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
 }
 
 /// What a token hash stands for.
@@ -298,7 +315,7 @@ impl TokenStore {
         Ok(out)
     }
 
-    /// Records a refused call.
+    /// Records a refused call (from an unknown address).
     pub async fn record_refusal(
         &self,
         principal: Option<&Principal>,
@@ -308,22 +325,55 @@ impl TokenStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
+        self.record_refusal_from(principal, None, method, path, status, reason, now)
+            .await
+    }
+
+    /// Records a refused call: added to the row of its address, token, status, reason and
+    /// minute (the path and reason cut to a few hundred characters; the row keeps the first
+    /// path), so a flood of refusals grows the table by a row a minute, not a row a call.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_refusal_from(
+        &self,
+        principal: Option<&Principal>,
+        address: Option<&str>,
+        method: &str,
+        path: &str,
+        status: u16,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
         let sql = "INSERT INTO access_refusals \
-                   (id, at, token_id, token_name, method, path, status, reason) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+                   (id, at, token_id, token_name, method, path, status, reason, address, hits, bucket) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) \
+                   ON CONFLICT (bucket) DO UPDATE SET hits = access_refusals.hits + 1, \
+                   at = CASE WHEN excluded.at > access_refusals.at THEN excluded.at ELSE access_refusals.at END";
         let id = uuid::Uuid::now_v7().to_string();
         let token_id = principal.map(|p| p.token_id.clone());
         let token_name = principal.map(|p| p.name.clone());
+        let (method, path, reason) = (
+            cut(method, 16),
+            cut(path, REFUSAL_PATH_CHARS),
+            cut(reason, REFUSAL_TEXT_CHARS),
+        );
+        let minute = now.timestamp_millis().div_euclid(60_000);
+        let bucket = crate::auth::hash_token(&format!(
+            "{minute}\u{1f}{}\u{1f}{}\u{1f}{status}\u{1f}{reason}",
+            address.unwrap_or(""),
+            token_id.as_deref().unwrap_or(""),
+        ));
         on_pool!(&self.pool, |p| {
             sqlx::query(sql)
                 .bind(&id)
                 .bind(now.timestamp_millis())
                 .bind(&token_id)
                 .bind(&token_name)
-                .bind(method)
-                .bind(path)
+                .bind(&method)
+                .bind(&path)
                 .bind(i32::from(status))
-                .bind(reason)
+                .bind(&reason)
+                .bind(address)
+                .bind(&bucket)
                 .execute(p)
                 .await?;
         });
@@ -343,7 +393,8 @@ impl TokenStore {
 
     /// The latest refused calls, newest first.
     pub async fn refusals(&self, limit: i64) -> Result<Vec<RefusalRecord>, EngineError> {
-        let sql = "SELECT at, token_name, method, path, status, reason FROM access_refusals \
+        let sql = "SELECT at, token_name, method, path, status, reason, address, hits \
+                   FROM access_refusals \
                    ORDER BY at DESC, id DESC LIMIT $1";
         let mut out = Vec::new();
         on_pool!(&self.pool, |p| {
@@ -355,6 +406,8 @@ impl TokenStore {
                     path: row.try_get("path")?,
                     status: i64::from(row.try_get::<i32, _>("status")?),
                     reason: row.try_get("reason")?,
+                    address: row.try_get("address")?,
+                    hits: row.try_get("hits")?,
                 });
             }
         });
