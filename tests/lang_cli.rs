@@ -170,3 +170,44 @@ fn calendars_are_the_files_of_the_nearest_calendars_folder() {
     assert_eq!(code, 0, "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 20: an expression of thousands of terms overflowed the stack and aborted `yimen
+/// check`. Each of the five chains is now refused with `YM0008`, which names the limit, by
+/// `check`, `fmt` and `graph` run with a 2 MiB stack (`ulimit -s`, the size of a tokio worker's).
+#[test]
+fn chains_of_thousands_of_terms_are_refused_not_a_stack_overflow() {
+    let dir = std::env::temp_dir().join(format!("yimen-lang-cli-{}-deep", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let chains = [
+        ("sum", "n", vec!["1"; 4000].join(" + ")),
+        ("not", "flag", format!("{}flag", "not ".repeat(4000))),
+        ("neg", "n", format!("{}1", "- ".repeat(4000))),
+        ("field", "n", format!("n{}", ".a".repeat(4000))),
+        ("index", "n", format!("m{}", "[0]".repeat(4000))),
+    ];
+    for (kind, target, expr) in chains {
+        let path = dir.join(format!("{kind}.flow"));
+        let source = format!(
+            "process deep \"深\" version 1\nvar n: integer\nvar flag: boolean\nvar m: list<integer>\n\
+             start begin \"开始\" -> calc\nstep calc \"计算\" {{ set {target} = {expr} }} -> done\n\
+             end done \"结束\" result ok\n"
+        );
+        std::fs::write(&path, source).expect("write");
+        for command in ["check", "fmt --check", "graph"] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("ulimit -s 2048 && exec \"$0\" {command} \"$1\""))
+                .arg(env!("CARGO_BIN_EXE_yimen"))
+                .arg(&path)
+                .output()
+                .expect("sh runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{kind} {command}: {stderr}");
+            assert!(
+                stderr.contains("YM0008") && stderr.contains("more than 64 levels deep"),
+                "{kind} {command}: {stderr}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,6 +40,23 @@ fn china() -> FixedOffset {
 
 /// Evaluates `expr` in `scope`.
 pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
+    eval_at(expr, scope, 1)
+}
+
+/// [`eval`] of an expression `depth` levels down. The parser builds no expression deeper than
+/// [`crate::parser::MAX_DEPTH`]; a model built otherwise stops here instead of overflowing
+/// the stack.
+fn eval_at(expr: &Expr, scope: &dyn Scope, depth: usize) -> Result<Value, EvalError> {
+    if depth > crate::parser::MAX_DEPTH {
+        return err(
+            expr,
+            format!(
+                "the expression is nested more than {} levels deep",
+                crate::parser::MAX_DEPTH
+            ),
+        );
+    }
+    let down = depth + 1;
     match &expr.kind {
         ExprKind::Text(s) => Ok(Value::Text(s.clone())),
         ExprKind::Integer(i) => Ok(Value::Integer(*i)),
@@ -70,7 +87,7 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
             None => err(expr, format!("configuration key `{k}` is not set")),
         },
         ExprKind::Field(base, field) => {
-            let v = eval(base, scope)?;
+            let v = eval_at(base, scope, down)?;
             match v {
                 Value::Map(m) => Ok(m.get(field).cloned().unwrap_or(Value::Null)),
                 Value::Null => Ok(Value::Null),
@@ -78,8 +95,8 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
             }
         }
         ExprKind::Index(base, key) => {
-            let b = eval(base, scope)?;
-            let k = eval(key, scope)?;
+            let b = eval_at(base, scope, down)?;
+            let k = eval_at(key, scope, down)?;
             match (&b, &k) {
                 (Value::Map(m), _) => match m.get(&k.display()) {
                     Some(v) => Ok(v.clone()),
@@ -99,22 +116,25 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
         }
         ExprKind::List(items) => items
             .iter()
-            .map(|e| eval(e, scope))
+            .map(|e| eval_at(e, scope, down))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::List),
         ExprKind::Unary(op, inner) => {
-            let v = eval(inner, scope)?;
+            let v = eval_at(inner, scope, down)?;
             match (op, v) {
                 (UnaryOp::Not, Value::Boolean(b)) => Ok(Value::Boolean(!b)),
-                (UnaryOp::Neg, Value::Integer(i)) => Ok(Value::Integer(-i)),
+                (UnaryOp::Neg, Value::Integer(i)) => match i.checked_neg() {
+                    Some(n) => Ok(Value::Integer(n)),
+                    None => err(expr, format!("-({i}) is too large")),
+                },
                 (UnaryOp::Neg, Value::Decimal(d)) => Ok(Value::Decimal(
                     Decimal::from_integer(0).checked_sub(d).unwrap_or(d),
                 )),
                 (op, v) => err(expr, format!("cannot apply {op:?} to a {}", v.kind())),
             }
         }
-        ExprKind::Binary(op, l, r) => binary(expr, *op, l, r, scope),
-        ExprKind::Call(name, args) => call(expr, name, args, scope),
+        ExprKind::Binary(op, l, r) => binary(expr, *op, l, r, scope, down),
+        ExprKind::Call(name, args) => call(expr, name, args, scope, down),
     }
 }
 
@@ -124,24 +144,25 @@ fn binary(
     l: &Expr,
     r: &Expr,
     scope: &dyn Scope,
+    down: usize,
 ) -> Result<Value, EvalError> {
     // `and` / `or` short-circuit so that a guard can protect an unset variable.
     if matches!(op, BinaryOp::And | BinaryOp::Or) {
-        let lv = eval(l, scope)?;
+        let lv = eval_at(l, scope, down)?;
         let Some(lb) = lv.as_bool() else {
             return err(l, format!("expected a boolean, got a {}", lv.kind()));
         };
         if (op == BinaryOp::And && !lb) || (op == BinaryOp::Or && lb) {
             return Ok(Value::Boolean(lb));
         }
-        let rv = eval(r, scope)?;
+        let rv = eval_at(r, scope, down)?;
         return match rv.as_bool() {
             Some(b) => Ok(Value::Boolean(b)),
             None => err(r, format!("expected a boolean, got a {}", rv.kind())),
         };
     }
-    let lv = eval(l, scope)?;
-    let rv = eval(r, scope)?;
+    let lv = eval_at(l, scope, down)?;
+    let rv = eval_at(r, scope, down)?;
     match op {
         BinaryOp::Eq => Ok(Value::Boolean(equal(&lv, &rv))),
         BinaryOp::Ne => Ok(Value::Boolean(!equal(&lv, &rv))),
@@ -257,10 +278,16 @@ fn arithmetic(expr: &Expr, op: BinaryOp, lv: Value, rv: Value) -> Result<Value, 
     }
 }
 
-fn call(expr: &Expr, name: &str, args: &[Expr], scope: &dyn Scope) -> Result<Value, EvalError> {
+fn call(
+    expr: &Expr,
+    name: &str,
+    args: &[Expr],
+    scope: &dyn Scope,
+    down: usize,
+) -> Result<Value, EvalError> {
     let values = args
         .iter()
-        .map(|a| eval(a, scope))
+        .map(|a| eval_at(a, scope, down))
         .collect::<Result<Vec<_>, _>>()?;
     match (name, values.as_slice()) {
         ("now", []) => Ok(Value::DateTime(scope.now())),

@@ -16,8 +16,6 @@ use crate::model::{
 };
 use pest::Parser as _;
 use pest::iterators::Pair;
-use pest::pratt_parser::{Assoc, Op, PrattParser};
-use std::sync::OnceLock;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar.pest"]
@@ -26,8 +24,19 @@ struct Grammar;
 /// Code of every syntax error.
 pub const SYNTAX: &str = "YM0001";
 
+/// Code of an expression nested deeper than [`MAX_DEPTH`].
+pub const TOO_DEEP: &str = "YM0008";
+
 /// Deepest nesting of brackets accepted; deeper input is refused before pest recurses.
-const MAX_NESTING: usize = 200;
+pub const MAX_NESTING: usize = 200;
+
+/// Deepest expression accepted: levels of operators, field accesses, indexes, calls and lists
+/// nested in one another (`a or b or c` is 3 deep, `x.a.b` 3). Every later walk of an
+/// expression (checker, evaluation, formatter, flowchart, the stored model's JSON) recurses
+/// once per level, so this bounds their stack. The stored model nests about 3 JSON levels per
+/// expression level: the engine reads it with serde_json's own limit lifted (see
+/// `yimen_engine`'s `MAX_MODEL_DEPTH`).
+pub const MAX_DEPTH: usize = 64;
 
 type Result<T> = std::result::Result<T, Diagnostic>;
 
@@ -416,25 +425,74 @@ fn rule_name(rule: Rule) -> String {
     }
 }
 
-fn pratt() -> &'static PrattParser<Rule> {
-    static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
-    PRATT.get_or_init(|| {
-        PrattParser::new()
-            .op(Op::infix(Rule::op_or, Assoc::Left))
-            .op(Op::infix(Rule::op_and, Assoc::Left))
-            .op(Op::prefix(Rule::op_not))
-            .op(Op::infix(Rule::op_eq, Assoc::Left)
-                | Op::infix(Rule::op_ne, Assoc::Left)
-                | Op::infix(Rule::op_lt, Assoc::Left)
-                | Op::infix(Rule::op_le, Assoc::Left)
-                | Op::infix(Rule::op_gt, Assoc::Left)
-                | Op::infix(Rule::op_ge, Assoc::Left)
-                | Op::infix(Rule::op_in, Assoc::Left))
-            .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
-            .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left))
-            .op(Op::prefix(Rule::op_neg))
-            .op(Op::postfix(Rule::field_access) | Op::postfix(Rule::index_access))
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Affix {
+    Prefix,
+    Infix,
+    Postfix,
+}
+
+/// The operators and their binding power (higher binds tighter); every infix operator is left
+/// associative. Loosest first: `or`, `and`, `not`, comparisons and `in`, `+ -`, `* /`, unary
+/// `-`, then `a.b` and `m[k]` (as in `grammar.pest`).
+fn affix(rule: Rule) -> Option<(Affix, u32)> {
+    Some(match rule {
+        Rule::op_or => (Affix::Infix, 10),
+        Rule::op_and => (Affix::Infix, 20),
+        Rule::op_not => (Affix::Prefix, 30),
+        Rule::op_eq
+        | Rule::op_ne
+        | Rule::op_lt
+        | Rule::op_le
+        | Rule::op_gt
+        | Rule::op_ge
+        | Rule::op_in => (Affix::Infix, 40),
+        Rule::op_add | Rule::op_sub => (Affix::Infix, 50),
+        Rule::op_mul | Rule::op_div => (Affix::Infix, 60),
+        Rule::op_neg => (Affix::Prefix, 70),
+        Rule::field_access | Rule::index_access => (Affix::Postfix, 80),
+        _ => return None,
     })
+}
+
+fn binary_op(rule: Rule) -> BinaryOp {
+    match rule {
+        Rule::op_or => BinaryOp::Or,
+        Rule::op_and => BinaryOp::And,
+        Rule::op_eq => BinaryOp::Eq,
+        Rule::op_ne => BinaryOp::Ne,
+        Rule::op_lt => BinaryOp::Lt,
+        Rule::op_le => BinaryOp::Le,
+        Rule::op_gt => BinaryOp::Gt,
+        Rule::op_ge => BinaryOp::Ge,
+        Rule::op_in => BinaryOp::In,
+        Rule::op_add => BinaryOp::Add,
+        Rule::op_sub => BinaryOp::Sub,
+        Rule::op_mul => BinaryOp::Mul,
+        _ => BinaryOp::Div,
+    }
+}
+
+/// `depth + 1`, or the `YM0008` diagnostic at `at` when that is deeper than [`MAX_DEPTH`].
+fn deeper(file: &str, at: Span, depth: usize) -> Result<usize> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(file, at));
+    }
+    Ok(depth + 1)
+}
+
+fn too_deep(file: &str, at: Span) -> Diagnostic {
+    Diagnostic {
+        code: TOO_DEEP,
+        severity: Severity::Error,
+        message: format!("this expression is nested more than {MAX_DEPTH} levels deep"),
+        file: file.to_string(),
+        span: at,
+        label: format!("level {} starts here", MAX_DEPTH + 1),
+        help: Some(format!(
+            "the limit is {MAX_DEPTH} levels of operators, field accesses, indexes, calls and lists; split the expression: compute parts in a `step` with `set`, or test a list of values with `x in [a, b, c]` instead of a chain of `or`"
+        )),
+    }
 }
 
 fn span_of(p: &Pair<'_, Rule>) -> Span {
@@ -1294,93 +1352,140 @@ impl Builder<'_> {
         })
     }
 
-    /// Builds an expression with the Pratt parser; literal errors (too large numbers) surface
-    /// as diagnostics.
+    /// Builds an expression. Literal errors (too large numbers) surface as diagnostics, and so
+    /// does nesting deeper than [`MAX_DEPTH`] (`YM0008`).
     fn expr(&self, p: Pair<'_, Rule>) -> Result<Expr> {
-        pratt()
-            .map_primary(|prim| self.primary(prim))
-            .map_prefix(|op, rhs| {
-                let rhs = rhs?;
-                let span = Span::new(span_of(&op).start, rhs.span.end);
-                let op = if op.as_rule() == Rule::op_not {
-                    UnaryOp::Not
-                } else {
-                    UnaryOp::Neg
-                };
-                Ok(Expr {
-                    kind: ExprKind::Unary(op, Box::new(rhs)),
-                    span,
-                })
-            })
-            .map_postfix(|lhs, op| {
-                let lhs = lhs?;
-                let span = Span::new(lhs.span.start, span_of(&op).end);
-                let kind = match op.as_rule() {
-                    Rule::field_access => {
-                        let name = op
-                            .into_inner()
-                            .find(|x| x.as_rule() == Rule::ident)
-                            .map(|x| x.as_str().to_string())
-                            .unwrap_or_default();
-                        ExprKind::Field(Box::new(lhs), name)
-                    }
-                    _ => {
-                        let idx = op.into_inner().find(|x| x.as_rule() == Rule::expr);
-                        let idx = match idx {
-                            Some(i) => self.expr(i)?,
-                            None => {
-                                return Err(self.err(
-                                    span,
-                                    "an index is missing".into(),
-                                    "here",
-                                    None,
-                                ));
-                            }
-                        };
-                        ExprKind::Index(Box::new(lhs), Box::new(idx))
-                    }
-                };
-                Ok(Expr { kind, span })
-            })
-            .map_infix(|lhs, op, rhs| {
-                let (lhs, rhs) = (lhs?, rhs?);
-                let op = match op.as_rule() {
-                    Rule::op_or => BinaryOp::Or,
-                    Rule::op_and => BinaryOp::And,
-                    Rule::op_eq => BinaryOp::Eq,
-                    Rule::op_ne => BinaryOp::Ne,
-                    Rule::op_lt => BinaryOp::Lt,
-                    Rule::op_le => BinaryOp::Le,
-                    Rule::op_gt => BinaryOp::Gt,
-                    Rule::op_ge => BinaryOp::Ge,
-                    Rule::op_in => BinaryOp::In,
-                    Rule::op_add => BinaryOp::Add,
-                    Rule::op_sub => BinaryOp::Sub,
-                    Rule::op_mul => BinaryOp::Mul,
-                    _ => BinaryOp::Div,
-                };
-                let span = Span::new(lhs.span.start, rhs.span.end);
-                Ok(Expr {
-                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                    span,
-                })
-            })
-            .parse(p.into_inner())
+        self.tree(p).map(|(e, _)| e)
     }
 
-    fn primary(&self, p: Pair<'_, Rule>) -> Result<Expr> {
+    /// An expression and its depth (a literal or a name is 1 deep; an operator, a field
+    /// access, an index, a call or a list is one deeper than its deepest operand).
+    ///
+    /// Precedence climbing as pest's `PrattParser` does it (the table is [`affix`]), but with
+    /// the pending operators on a heap stack instead of the call stack: a chain of thousands
+    /// of `not`, `-`, `+`, `.a` or `[0]` would otherwise recurse once per term, here and in
+    /// every later walk of the tree (checker, evaluation, formatter, serde). A node is
+    /// refused as soon as it would be deeper than [`MAX_DEPTH`], so no deeper tree is ever
+    /// built. Brackets recurse (`paren`, `call`, `list`, `index_access`); their nesting is
+    /// bounded by [`MAX_NESTING`] before pest runs.
+    fn tree(&self, p: Pair<'_, Rule>) -> Result<(Expr, usize)> {
+        enum Pending<'i> {
+            Prefix(Pair<'i, Rule>, u32),
+            Infix((Expr, usize), Pair<'i, Rule>, u32),
+        }
+        let whole = span_of(&p);
+        let mut pairs = p.into_inner().peekable();
+        let mut stack: Vec<Pending<'_>> = Vec::new();
+        let mut rbp = 0u32;
+        'operand: loop {
+            // An operand: prefix operators, then a primary.
+            let Some(pair) = pairs.next() else {
+                return Err(self.err(whole, "an operand is missing".into(), "here", None));
+            };
+            if let Some((Affix::Prefix, prec)) = affix(pair.as_rule()) {
+                stack.push(Pending::Prefix(pair, rbp));
+                rbp = prec - 1;
+                continue 'operand;
+            }
+            let mut lhs = self.primary(pair)?;
+            // What follows binds to it (a postfix, or an infix that opens the next operand),
+            // or it completes the operand of the innermost pending operator.
+            loop {
+                match pairs.peek().and_then(|x| affix(x.as_rule())) {
+                    Some((affix, prec)) if prec > rbp => {
+                        let Some(op) = pairs.next() else {
+                            continue;
+                        };
+                        if affix == Affix::Infix {
+                            stack.push(Pending::Infix(lhs, op, rbp));
+                            rbp = prec;
+                            continue 'operand;
+                        }
+                        lhs = self.postfix(lhs, op)?;
+                    }
+                    _ => match stack.pop() {
+                        None => return Ok(lhs),
+                        Some(Pending::Prefix(op, outer)) => {
+                            let at = span_of(&op);
+                            let depth = deeper(self.file, at, lhs.1)?;
+                            let unary = if op.as_rule() == Rule::op_not {
+                                UnaryOp::Not
+                            } else {
+                                UnaryOp::Neg
+                            };
+                            let operand = lhs.0;
+                            let span = Span::new(at.start, operand.span.end);
+                            lhs = (
+                                Expr {
+                                    kind: ExprKind::Unary(unary, Box::new(operand)),
+                                    span,
+                                },
+                                depth,
+                            );
+                            rbp = outer;
+                        }
+                        Some(Pending::Infix((left, left_depth), op, outer)) => {
+                            let depth = deeper(self.file, span_of(&op), left_depth.max(lhs.1))?;
+                            let right = lhs.0;
+                            let span = Span::new(left.span.start, right.span.end);
+                            lhs = (
+                                Expr {
+                                    kind: ExprKind::Binary(
+                                        binary_op(op.as_rule()),
+                                        Box::new(left),
+                                        Box::new(right),
+                                    ),
+                                    span,
+                                },
+                                depth,
+                            );
+                            rbp = outer;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// `a.b` or `a[i]` applied to `lhs`.
+    fn postfix(&self, lhs: (Expr, usize), op: Pair<'_, Rule>) -> Result<(Expr, usize)> {
+        let (lhs, lhs_depth) = lhs;
+        let at = span_of(&op);
+        let span = Span::new(lhs.span.start, at.end);
+        if op.as_rule() == Rule::field_access {
+            let depth = deeper(self.file, at, lhs_depth)?;
+            let name = op
+                .into_inner()
+                .find(|x| x.as_rule() == Rule::ident)
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_default();
+            let kind = ExprKind::Field(Box::new(lhs), name);
+            return Ok((Expr { kind, span }, depth));
+        }
+        let Some(idx) = op.into_inner().find(|x| x.as_rule() == Rule::expr) else {
+            return Err(self.err(span, "an index is missing".into(), "here", None));
+        };
+        let (idx, idx_depth) = self.tree(idx)?;
+        let depth = deeper(self.file, at, lhs_depth.max(idx_depth))?;
+        let kind = ExprKind::Index(Box::new(lhs), Box::new(idx));
+        Ok((Expr { kind, span }, depth))
+    }
+
+    /// A primary and its depth (see [`Builder::tree`]).
+    fn primary(&self, p: Pair<'_, Rule>) -> Result<(Expr, usize)> {
         let span = span_of(&p);
+        let mut depth = 1;
         let kind = match p.as_rule() {
-            Rule::expr => return self.expr(p),
+            Rule::expr => return self.tree(p),
             // The parentheses belong to the expression's span (so do enclosing operators).
             Rule::paren => {
                 let inner = p.into_inner().find(|x| x.as_rule() == Rule::expr);
                 let Some(inner) = inner else {
                     return Err(self.err(span, "an expression is missing".into(), "here", None));
                 };
-                let mut e = self.expr(inner)?;
+                let (mut e, depth) = self.tree(inner)?;
                 e.span = span;
-                return Ok(e);
+                return Ok((e, depth));
             }
             Rule::duration => {
                 let mut amount = 0;
@@ -1419,21 +1524,31 @@ impl Builder<'_> {
                 for c in p.into_inner() {
                     match c.as_rule() {
                         Rule::ident => name = c.as_str().to_string(),
-                        Rule::expr => args.push(self.expr(c)?),
+                        Rule::expr => {
+                            let (arg, d) = self.tree(c)?;
+                            depth = depth.max(d + 1);
+                            args.push(arg);
+                        }
                         _ => {}
                     }
                 }
                 ExprKind::Call(name, args)
             }
-            Rule::list => ExprKind::List(
-                p.into_inner()
-                    .filter(|x| x.as_rule() == Rule::expr)
-                    .map(|x| self.expr(x))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+            Rule::list => {
+                let mut items = Vec::new();
+                for x in p.into_inner().filter(|x| x.as_rule() == Rule::expr) {
+                    let (item, d) = self.tree(x)?;
+                    depth = depth.max(d + 1);
+                    items.push(item);
+                }
+                ExprKind::List(items)
+            }
             _ => ExprKind::Name(p.as_str().trim().to_string()),
         };
-        Ok(Expr { kind, span })
+        if depth > MAX_DEPTH {
+            return Err(too_deep(self.file, span));
+        }
+        Ok((Expr { kind, span }, depth))
     }
 
     fn integer(&self, p: &Pair<'_, Rule>) -> Result<i64> {

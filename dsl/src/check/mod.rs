@@ -70,7 +70,8 @@ pub fn check_with(
     names::check(&mut cx);
     config::check(&mut cx);
     types::check(&mut cx);
-    let graph_ok = flow::check(&mut cx);
+    // The flow checks read conditions recursively too.
+    let graph_ok = !cx.too_deep && flow::check(&mut cx);
     if graph_ok {
         sound::check(&mut cx);
     }
@@ -87,6 +88,8 @@ pub(crate) struct Cx<'a> {
     pub config: Option<&'a ConfigFile>,
     pub imports: &'a [Process],
     pub options: &'a Options,
+    /// An expression is deeper than the parser allows (`YM0008`, reported once).
+    pub too_deep: bool,
     /// Node id → index into `process.nodes` (first declaration wins, as in every table here).
     pub nodes: HashMap<&'a str, usize>,
     pub vars: HashMap<&'a str, &'a VarDecl>,
@@ -165,6 +168,7 @@ impl<'a> Cx<'a> {
             config,
             imports,
             options,
+            too_deep: false,
             nodes,
             vars: table(&process.vars, |v| v.name.name.as_str()),
             roles: table(&process.roles, |r| r.name.name.as_str()),

@@ -7,6 +7,7 @@ use crate::model::{
     Action, Assignee, BinaryOp, ClockOp, EscalationWhen, Expr, ExprKind, NodeKind, NotifyTarget,
     QueueRef, Type, UnaryOp,
 };
+use crate::parser::{MAX_DEPTH, TOO_DEEP};
 use std::fmt;
 
 /// The type of an expression as far as the checker knows it.
@@ -88,6 +89,9 @@ pub(crate) struct Scope {
 
 pub(crate) struct Typer<'c, 'a> {
     pub cx: &'c mut Cx<'a>,
+    /// Levels of the expression being typed, bounded by [`MAX_DEPTH`] (the parser builds no
+    /// deeper one; a model built otherwise gets `YM0008` instead of overflowing the stack).
+    depth: usize,
 }
 
 impl Typer<'_, '_> {
@@ -139,6 +143,26 @@ impl Typer<'_, '_> {
     }
 
     pub fn expr(&mut self, expr: &Expr, scope: &Scope) -> Ty {
+        if self.depth >= MAX_DEPTH {
+            if std::mem::replace(&mut self.cx.too_deep, true) {
+                return Ty::Unknown;
+            }
+            self.cx
+                .error(
+                    TOO_DEEP,
+                    expr.span,
+                    format!("this expression is nested more than {MAX_DEPTH} levels deep"),
+                )
+                .label(format!("level {} starts here", MAX_DEPTH + 1));
+            return Ty::Unknown;
+        }
+        self.depth += 1;
+        let ty = self.typed(expr, scope);
+        self.depth -= 1;
+        ty
+    }
+
+    fn typed(&mut self, expr: &Expr, scope: &Scope) -> Ty {
         match &expr.kind {
             ExprKind::Text(_) => Ty::Text,
             ExprKind::Integer(_) => Ty::Integer,
@@ -692,7 +716,7 @@ fn item_scope(t: &mut Typer, node: Option<&crate::model::Node>) -> Scope {
 
 pub(super) fn check(cx: &mut Cx) {
     let p = cx.process;
-    let mut t = Typer { cx };
+    let mut t = Typer { cx, depth: 0 };
     let top = Scope::default();
     for var in &p.vars {
         if let Some(default) = &var.default {
