@@ -374,8 +374,8 @@ impl Engine {
         };
         let written: Result<Written> = transaction!(self, held, |tx, fx| {
             let mut st = match carry.take() {
-                Some(carry) => Staged::with_carry(carry),
-                None => Staged::new(),
+                Some(carry) => Staged::with_carry(carry, self.chain_key()),
+                None => Staged::new(self.chain_key()),
             };
             // Claims first: the other events see them.
             let queries: Vec<&ClaimQuery> = batch

@@ -354,6 +354,8 @@ pub(crate) struct Inner {
     carry: Mutex<Option<crate::store::staged::Carry>>,
     /// Instances the committer took from its carry instead of reading them (tests).
     carried: std::sync::atomic::AtomicU64,
+    /// The ledger's keys, kept outside the database (`Engine::set_ledger_keys`).
+    ledger_keys: std::sync::OnceLock<Arc<crate::ledger_keys::LedgerKeys>>,
 }
 
 impl Drop for Inner {
@@ -452,8 +454,14 @@ pub(crate) struct ProcessVersion {
 /// A history entry: actor, node, kind, text, data (JSON).
 pub(crate) type Entry = (String, Option<String>, String, String, String);
 
-/// Links entries into the instance's hash chain: updates `row`'s count and head.
-pub(crate) fn chain(row: &mut InstanceRow, entries: Vec<Entry>, now: i64) -> Vec<HistoryRow> {
+/// Links entries into the instance's hash chain (keyed with `key`, see `ledger_keys`): updates
+/// `row`'s count and head.
+pub(crate) fn chain(
+    key: Option<&crate::ledger_keys::ChainKey>,
+    row: &mut InstanceRow,
+    entries: Vec<Entry>,
+    now: i64,
+) -> Vec<HistoryRow> {
     let mut rows = Vec::with_capacity(entries.len());
     for (actor, node, kind, text, data) in entries {
         let mut h = HistoryRow {
@@ -468,7 +476,7 @@ pub(crate) fn chain(row: &mut InstanceRow, entries: Vec<Entry>, now: i64) -> Vec
             prev_hash: row.history_head.clone(),
             hash: String::new(),
         };
-        h.hash = ledger::entry_hash(&h);
+        h.hash = ledger::seal(key, &h);
         row.history_count = h.seq;
         row.history_head = h.hash.clone();
         rows.push(h);
@@ -534,7 +542,7 @@ fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
         let Some(mut inst) = st.instance(&t.instance_id).cloned() else {
             continue;
         };
-        st.insert_history_many(chain(&mut inst, vec![entry], at));
+        st.insert_history_many(chain(st.chain_key(), &mut inst, vec![entry], at));
         st.update_instance(inst);
     }
 }
@@ -704,6 +712,7 @@ impl Engine {
                 write_epoch: Default::default(),
                 carry: Default::default(),
                 carried: Default::default(),
+                ledger_keys: Default::default(),
                 committer,
                 timer_channel,
                 checkpoints,
@@ -1315,7 +1324,7 @@ impl Engine {
             // Claims that end with their case.
             for task in st.claimed_tasks(&row.id) {
                 if let Some((entry, at)) = claim_entry(&task) {
-                    st.insert_history_many(chain(&mut row, vec![entry], at));
+                    st.insert_history_many(chain(st.chain_key(), &mut row, vec![entry], at));
                 }
             }
             st.cancel_open_tasks(&row.id, now_ms);
@@ -1354,7 +1363,7 @@ impl Engine {
             .into_iter()
             .map(|h| (h.actor, h.node, h.kind, h.text, h.data.to_string()))
             .collect();
-        st.insert_history_many(chain(&mut row, entries, now_ms));
+        st.insert_history_many(chain(st.chain_key(), &mut row, entries, now_ms));
         row.status = cs.status.as_str().into();
         row.result = cs.result.or(row.result.take());
         row.incident = cs.incident;
@@ -1386,7 +1395,7 @@ impl Engine {
         entries: Vec<Entry>,
         now: i64,
     ) -> Result<()> {
-        let rows = chain(row, entries, now);
+        let rows = chain(self.chain_key().as_ref(), row, entries, now);
         if !rows.is_empty() {
             on_tx!(tx, insert_history_many(&rows))?;
         }
@@ -1423,8 +1432,9 @@ impl Engine {
         let mut row = on_tx!(&mut *tx, lock_instance(instance))?
             .ok_or_else(|| EngineError::not_found(format!("instance {instance}")))?;
         let mut rows = Vec::with_capacity(entries.len());
+        let key = self.chain_key();
         for (entry, at) in entries {
-            rows.extend(chain(&mut row, vec![entry], at));
+            rows.extend(chain(key.as_ref(), &mut row, vec![entry], at));
         }
         if !rows.is_empty() {
             on_tx!(&mut *tx, insert_history_many(&rows))?;
@@ -1598,7 +1608,7 @@ impl Engine {
         actor: &str,
     ) -> Result<InstanceView> {
         transaction!(self, |tx, fx| {
-            let mut st = Staged::new();
+            let mut st = Staged::new(self.chain_key());
             self.run_event(
                 &mut tx,
                 &mut st,
@@ -1619,7 +1629,7 @@ impl Engine {
     /// Cancels a running instance: its tasks and timers are cancelled with it.
     pub async fn cancel(&self, id: &str, reason: &str, actor: &str) -> Result<InstanceView> {
         transaction!(self, |tx, fx| {
-            let mut st = Staged::new();
+            let mut st = Staged::new(self.chain_key());
             self.run_event(
                 &mut tx,
                 &mut st,
@@ -1649,7 +1659,7 @@ impl Engine {
                 .iter()
                 .any(|t| matches!(t.wait, Wait::Incident { .. }));
             if parked {
-                let mut st = Staged::new();
+                let mut st = Staged::new(self.chain_key());
                 self.run_event(
                     &mut tx,
                     &mut st,
@@ -1984,7 +1994,7 @@ impl Engine {
                 .lock_instance(tx, &task.instance_id)
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("instance {}", task.instance_id)))?;
-            st.insert_history_many(chain(&mut inst, vec![entry], at));
+            st.insert_history_many(chain(st.chain_key(), &mut inst, vec![entry], at));
             st.update_instance(inst);
             // Recorded: should the event end the case, its claims are recorded without this
             // one (the row keeps `claimed_at`, set again below).
@@ -2228,7 +2238,7 @@ impl Engine {
                             task,
                             payload: serde_json::from_str(&timer.payload).unwrap_or(Json::Null),
                         });
-                        let mut st = Staged::new();
+                        let mut st = Staged::new(self.chain_key());
                         match self
                             .run_event(&mut tx, &mut st, &mut fx, &timer.instance_id, event)
                             .await
@@ -2347,11 +2357,69 @@ impl Engine {
         Ok(entries)
     }
 
-    /// Verifies every instance's hash chain.
+    /// Verifies every instance's hash chain (with the engine's ledger keys, if it has them).
     pub async fn ledger_verify(&self) -> Result<LedgerReport> {
+        let keys = self.ledger_keys();
+        self.ledger_verify_with(keys.as_deref(), None).await
+    }
+
+    /// Verifies every instance's hash chain: with `keys`, every keyed entry's HMAC; with
+    /// `checkpoints` (and the public keys that signed them), that no case they recorded was
+    /// deleted, shortened or rewritten.
+    pub async fn ledger_verify_with(
+        &self,
+        keys: Option<&crate::ledger_keys::LedgerKeys>,
+        checkpoints: Option<(
+            &[(std::path::PathBuf, crate::ledger_keys::Checkpoint)],
+            &[ed25519_dalek::VerifyingKey],
+        )>,
+    ) -> Result<LedgerReport> {
         let instances = on_pool!(&self.inner.pool, instances_all())?;
         let history = on_pool!(&self.inner.pool, history_all())?;
-        Ok(ledger::verify(&instances, &history))
+        let mut report = ledger::verify_with(&instances, &history, keys);
+        if let Some((checkpoints, public)) = checkpoints {
+            report.checkpoints = checkpoints.len();
+            report
+                .problems
+                .extend(crate::ledger_keys::check_checkpoints(
+                    checkpoints,
+                    public,
+                    &instances,
+                    &history,
+                ));
+        }
+        Ok(report)
+    }
+
+    /// Sets the keys the ledger is chained and its checkpoints signed with (once, before the
+    /// engine writes; see `ledger_keys`). Entries written before stay as they were.
+    pub fn set_ledger_keys(&self, keys: crate::ledger_keys::LedgerKeys) -> Result<()> {
+        self.inner
+            .ledger_keys
+            .set(Arc::new(keys))
+            .map_err(|_| EngineError::invalid("ledger_key", "the ledger key is already set"))
+    }
+
+    /// The engine's ledger keys, if it has them.
+    pub fn ledger_keys(&self) -> Option<Arc<crate::ledger_keys::LedgerKeys>> {
+        self.inner.ledger_keys.get().cloned()
+    }
+
+    /// The key new entries are chained with.
+    pub(crate) fn chain_key(&self) -> Option<crate::ledger_keys::ChainKey> {
+        self.inner.ledger_keys.get().map(|k| k.chain_key().clone())
+    }
+
+    /// A checkpoint of every case's head, signed with the engine's ledger key.
+    pub async fn ledger_checkpoint(&self) -> Result<crate::ledger_keys::Checkpoint> {
+        let keys = self.ledger_keys().ok_or_else(|| {
+            EngineError::invalid(
+                "ledger_key",
+                "no ledger key: a checkpoint is signed with it (`yimen ledger keygen`)",
+            )
+        })?;
+        let heads = on_pool!(&self.inner.pool, case_heads())?;
+        Ok(keys.checkpoint(Utc::now(), heads))
     }
 }
 

@@ -14,9 +14,8 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// Hash of an entry chained to `prev_hash`.
-pub fn entry_hash(h: &HistoryRow) -> String {
-    let mut d = Sha256::new();
+/// The parts an entry's hash covers, each as its length (u64, little-endian) and bytes.
+fn hash_parts(h: &HistoryRow, mut update: impl FnMut(&[u8])) {
     for part in [
         h.prev_hash.as_str(),
         h.instance_id.as_str(),
@@ -28,15 +27,48 @@ pub fn entry_hash(h: &HistoryRow) -> String {
         h.text.as_str(),
         h.data.as_str(),
     ] {
-        d.update((part.len() as u64).to_le_bytes());
-        d.update(part.as_bytes());
+        update(&(part.len() as u64).to_le_bytes());
+        update(part.as_bytes());
     }
-    let digest = d.finalize();
+}
+
+fn hex64(digest: &[u8]) -> String {
     let mut out = [0u8; 64];
     // 32 bytes always fit 64 hex digits; `hex::encode` went through an iterator of chars.
     match hex::encode_to_slice(digest, &mut out) {
         Ok(()) => String::from_utf8_lossy(&out).into_owned(),
         Err(_) => hex::encode(digest),
+    }
+}
+
+/// Unkeyed hash of an entry chained to `prev_hash` (SHA-256; what every entry had before the
+/// ledger key, and what entries written without a key still get): anyone who can write the
+/// database can recompute it.
+pub fn entry_hash(h: &HistoryRow) -> String {
+    let mut d = Sha256::new();
+    hash_parts(h, |b| d.update(b));
+    hex64(&d.finalize())
+}
+
+/// Keyed hash of an entry: `<key id>:<HMAC-SHA256 of the same parts, 64 hex digits>` (see
+/// [`crate::ledger_keys`]); without the key nobody can make one that verifies.
+pub fn entry_mac(key: &crate::ledger_keys::ChainKey, h: &HistoryRow) -> String {
+    use hmac::Mac;
+    let mut mac = key.mac.clone();
+    hash_parts(h, |b| mac.update(b));
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(key.id.len() + 65);
+    out.push_str(&key.id);
+    out.push(':');
+    out.push_str(&hex64(&digest));
+    out
+}
+
+/// The hash an entry gets: keyed when the engine has a ledger key.
+pub fn seal(key: Option<&crate::ledger_keys::ChainKey>, h: &HistoryRow) -> String {
+    match key {
+        Some(key) => entry_mac(key, h),
+        None => entry_hash(h),
     }
 }
 
@@ -170,6 +202,15 @@ fn bound(text: &str, tz: Tz, name: &str) -> Result<(DateTime<Utc>, DateTime<Utc>
 pub struct LedgerReport {
     pub instances: usize,
     pub entries: usize,
+    /// Entries chained with a key ([`entry_mac`]).
+    pub keyed: usize,
+    /// Keyed entries whose key was not given: their links were checked, not their HMAC.
+    pub keyed_unchecked: usize,
+    /// Entries chained without a key ([`entry_hash`]): written before a key was set, or by a
+    /// server without one.
+    pub unkeyed: usize,
+    /// Checkpoints compared with the database.
+    pub checkpoints: usize,
     /// Empty when the ledger is intact.
     pub problems: Vec<String>,
 }
@@ -180,17 +221,32 @@ impl LedgerReport {
     }
 }
 
-/// Checks every instance's chain against its rows.
+/// Checks every instance's chain against its rows, without a key: keyed entries are checked
+/// for their links only.
 pub fn verify(instances: &[InstanceRow], history: &[HistoryRow]) -> LedgerReport {
+    verify_with(instances, history, None)
+}
+
+/// Checks every instance's chain against its rows; with `keys`, the HMAC of every keyed entry,
+/// and that no entry written after the key was made is unkeyed (a chain recomputed without
+/// the key).
+pub fn verify_with(
+    instances: &[InstanceRow],
+    history: &[HistoryRow],
+    keys: Option<&crate::ledger_keys::LedgerKeys>,
+) -> LedgerReport {
     let mut by_instance: BTreeMap<&str, Vec<&HistoryRow>> = BTreeMap::new();
     for h in history {
         by_instance.entry(&h.instance_id).or_default().push(h);
     }
+    let keyed_since = keys.map(|k| k.keyed_since.timestamp_millis());
+    let (mut keyed, mut keyed_unchecked, mut unkeyed) = (0, 0, 0);
     let mut problems = Vec::new();
     for inst in instances {
         let mut entries = by_instance.remove(inst.id.as_str()).unwrap_or_default();
         entries.sort_by_key(|h| h.seq);
         let mut prev = String::new();
+        let mut seen_keyed = false;
         for (i, h) in entries.iter().enumerate() {
             let expected_seq = i as i64 + 1;
             if h.seq != expected_seq {
@@ -209,11 +265,52 @@ pub fn verify(instances: &[InstanceRow], history: &[HistoryRow]) -> LedgerReport
                 ));
                 break;
             }
-            if entry_hash(h) != h.hash {
-                problems.push(format!(
-                    "instance {}: entry {} was changed after it was written",
-                    inst.id, h.seq
-                ));
+            let problem = match h.hash.split_once(':') {
+                Some((id, _)) => {
+                    keyed += 1;
+                    seen_keyed = true;
+                    match keys {
+                        None => {
+                            keyed_unchecked += 1;
+                            None
+                        }
+                        Some(keys) => match keys.chain_key_of(id) {
+                            None => Some(format!(
+                                "instance {}: entry {} is keyed with key {id}, which the key file does not hold (give the key file that wrote it)",
+                                inst.id, h.seq
+                            )),
+                            Some(key) if entry_mac(key, h) != h.hash => Some(format!(
+                                "instance {}: entry {} was changed after it was written (its HMAC does not verify)",
+                                inst.id, h.seq
+                            )),
+                            Some(_) => None,
+                        },
+                    }
+                }
+                None => {
+                    unkeyed += 1;
+                    if entry_hash(h) != h.hash {
+                        Some(format!(
+                            "instance {}: entry {} was changed after it was written",
+                            inst.id, h.seq
+                        ))
+                    } else if seen_keyed {
+                        Some(format!(
+                            "instance {}: entry {} is unkeyed after keyed entries (its chain was recomputed without the key)",
+                            inst.id, h.seq
+                        ))
+                    } else if keyed_since.is_some_and(|since| h.at >= since) {
+                        Some(format!(
+                            "instance {}: entry {} is unkeyed but dated after the ledger key was made (its chain was recomputed without the key)",
+                            inst.id, h.seq
+                        ))
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(p) = problem {
+                problems.push(p);
                 break;
             }
             prev = h.hash.clone();
@@ -240,6 +337,10 @@ pub fn verify(instances: &[InstanceRow], history: &[HistoryRow]) -> LedgerReport
     LedgerReport {
         instances: instances.len(),
         entries: history.len(),
+        keyed,
+        keyed_unchecked,
+        unkeyed,
+        checkpoints: 0,
         problems,
     }
 }

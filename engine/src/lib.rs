@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod inbox;
 pub mod ledger;
+pub mod ledger_keys;
 pub mod outbox;
 pub mod recompute;
 pub mod reports;

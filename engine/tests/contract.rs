@@ -52,6 +52,7 @@ contract!(
     concurrent_claims_are_exclusive,
     lease_expiry_fences_old_tokens,
     ledger_verify_detects_tampering,
+    keyed_ledger_and_checkpoints_detect_deliberate_rewrites,
     cancel_cancels_tasks_and_timers,
     escalation_fires_once_and_is_cancelled_by_completion,
     documents_mask_personal_data_in_public_ones,
@@ -770,6 +771,215 @@ async fn ledger_verify_detects_tampering(h: &Harness) {
         "{:?}",
         report.problems
     );
+}
+
+/// The stored packs of `instance`: (first entry's number, JSON array of entries).
+async fn stored_packs(h: &Harness, instance: &str) -> Vec<(i64, String)> {
+    let sql = "SELECT seq, entries FROM history WHERE instance_id = $1 ORDER BY seq";
+    match h.engine.pool() {
+        yimen_engine::store::StorePool::Sqlite(p) => sqlx::query_as(sql)
+            .bind(instance)
+            .fetch_all(p)
+            .await
+            .unwrap(),
+        yimen_engine::store::StorePool::Postgres(p) => sqlx::query_as(sql)
+            .bind(instance)
+            .fetch_all(p)
+            .await
+            .unwrap(),
+    }
+}
+
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Issue 20: someone who can write the database changes an amount and recomputes the chain
+/// with SHA-256 as the unkeyed chain is made, deletes a case's last pack and rewinds the head
+/// on its instance row, and deletes a whole case. The chain alone (what `ledger verify` checked
+/// before) finds none of them; the chain key and a signed checkpoint find each one.
+async fn keyed_ledger_and_checkpoints_detect_deliberate_rewrites(h: &Harness) {
+    use yimen_engine::ledger_keys::{LedgerKeys, read_checkpoints, read_public_keys};
+    h.deploy(review_process()).await;
+    // Written before the key was set: verifies as unkeyed, and keyed entries may follow it.
+    let old = h.start("review", json!({"size": 0})).await;
+    let keys = LedgerKeys::generate(t0() + Duration::seconds(1));
+    let dir = std::env::temp_dir().join(format!("yimen-seal-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let public = keys.write(&dir.join("ledger.key")).unwrap();
+    h.engine.set_ledger_keys(keys).unwrap();
+    h.clock.advance(Duration::minutes(1)).unwrap();
+
+    h.work("window", "approve", json!({"amount": 4})).await; // the case written before the key
+    let rewritten = h.start("review", json!({"size": 1})).await;
+    h.work("window", "approve", json!({"amount": 1})).await;
+    let shortened = h.start("review", json!({"size": 2})).await;
+    h.work("window", "approve", json!({"amount": 2})).await;
+    let deleted = h.start("review", json!({"size": 3})).await;
+    h.work("window", "approve", json!({"amount": 3})).await;
+
+    let keys = h.engine.ledger_keys().unwrap();
+    let checkpoints_dir = dir.join("checkpoints");
+    h.engine
+        .ledger_checkpoint()
+        .await
+        .unwrap()
+        .write(&checkpoints_dir)
+        .unwrap();
+    let checkpoints = read_checkpoints(&checkpoints_dir).unwrap();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(checkpoints[0].1.count, 4);
+    let public = read_public_keys(&public).unwrap();
+    let verify = || async {
+        h.engine
+            .ledger_verify_with(Some(&keys), Some((&checkpoints, &public)))
+            .await
+            .unwrap()
+    };
+    let report = verify().await;
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.checkpoints, 1);
+    let unkeyed = h.engine.history(&old.id).await.unwrap();
+    assert!(unkeyed[0].hash.len() == 64 && !unkeyed[0].hash.contains(':'));
+    assert!(
+        report.unkeyed >= 1 && report.unkeyed < unkeyed.len(),
+        "{report:?}"
+    );
+    assert_eq!(report.keyed + report.unkeyed, report.entries);
+
+    // 1. An amount changed, every hash of the case recomputed as the unkeyed chain is.
+    let mut prev = String::new();
+    let mut changed = false;
+    for (seq, text) in stored_packs(h, &rewritten.id).await {
+        let mut entries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        for (k, e) in entries.iter_mut().enumerate() {
+            // The variable's entry: `amount = 1`.
+            if e["text"] == "amount = 1" {
+                e["text"] = json!("amount = 1000");
+                changed = true;
+            }
+            let row = yimen_engine::store::HistoryRow {
+                instance_id: rewritten.id.clone(),
+                seq: seq + k as i64,
+                at: e["at"].as_i64().unwrap(),
+                actor: e["actor"].as_str().unwrap().into(),
+                node: e["node"].as_str().map(str::to_string),
+                kind: e["kind"].as_str().unwrap().into(),
+                text: e["text"].as_str().unwrap().into(),
+                data: e["data"].as_str().unwrap().into(),
+                prev_hash: prev.clone(),
+                hash: String::new(),
+            };
+            let hash = yimen_engine::ledger::entry_hash(&row);
+            e["prev_hash"] = json!(prev);
+            e["hash"] = json!(hash);
+            prev = hash;
+        }
+        let text = serde_json::to_string(&entries).unwrap();
+        h.exec(&format!(
+            "UPDATE history SET entries = {} WHERE instance_id = {} AND seq = {seq}",
+            quoted(&text),
+            quoted(&rewritten.id)
+        ))
+        .await;
+    }
+    assert!(changed, "no entry of the case holds the amount");
+    h.exec(&format!(
+        "UPDATE instances SET history_head = {} WHERE id = {}",
+        quoted(&prev),
+        quoted(&rewritten.id)
+    ))
+    .await;
+
+    // 2. The last pack deleted, the head on the instance row rewound to the entry before it.
+    let packs = stored_packs(h, &shortened.id).await;
+    assert!(packs.len() >= 2);
+    let (last_seq, last) = packs.last().unwrap();
+    let first: Vec<serde_json::Value> = serde_json::from_str(last).unwrap();
+    let head = first[0]["prev_hash"].as_str().unwrap();
+    h.exec(&format!(
+        "DELETE FROM history WHERE instance_id = {} AND seq = {last_seq}",
+        quoted(&shortened.id)
+    ))
+    .await;
+    h.exec(&format!(
+        "UPDATE instances SET history_count = {}, history_head = {} WHERE id = {}",
+        last_seq - 1,
+        quoted(head),
+        quoted(&shortened.id)
+    ))
+    .await;
+
+    // 3. A whole case deleted.
+    for table in ["history", "tasks", "timers", "documents"] {
+        h.exec(&format!(
+            "DELETE FROM {table} WHERE instance_id = {}",
+            quoted(&deleted.id)
+        ))
+        .await;
+    }
+    h.exec(&format!(
+        "DELETE FROM instances WHERE id = {}",
+        quoted(&deleted.id)
+    ))
+    .await;
+
+    // The unkeyed chain alone finds nothing: what a rewrite by someone with the database gets
+    // past.
+    let plain = h.engine.ledger_verify_with(None, None).await.unwrap();
+    assert!(plain.ok(), "{:?}", plain.problems);
+
+    let report = verify().await;
+    let about = |id: &str, what: &str| {
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(id) && p.contains(what))
+    };
+    assert!(
+        about(&rewritten.id, "recomputed without the key"),
+        "{:?}",
+        report.problems
+    );
+    assert!(about(&rewritten.id, "(rewritten)"), "{:?}", report.problems);
+    assert!(
+        about(&shortened.id, "entries removed from its end"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        about(&deleted.id, "missing from the database (deleted)"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("recorded 4 cases, the database has 3")),
+        "{:?}",
+        report.problems
+    );
+    assert!(!about(&old.id, ""), "{:?}", report.problems);
+
+    // The checkpoint itself changed (a case taken out of it) no longer verifies.
+    let mut forged = checkpoints.clone();
+    forged[0].1.cases.retain(|c| c.id != deleted.id);
+    forged[0].1.count -= 1;
+    let report = h
+        .engine
+        .ledger_verify_with(Some(&keys), Some((&forged, &public)))
+        .await
+        .unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("signature does not verify")),
+        "{:?}",
+        report.problems
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 async fn cancel_cancels_tasks_and_timers(h: &Harness) {

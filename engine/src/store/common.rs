@@ -303,6 +303,22 @@ pub async fn instances_all(pool: &Pool) -> R<Vec<InstanceRow>> {
         .collect()
 }
 
+/// Every case's id, entry count and head, for a ledger checkpoint.
+pub async fn case_heads(pool: &Pool) -> R<Vec<crate::ledger_keys::CaseHead>> {
+    sqlx::query("SELECT id, history_count, history_head FROM instances ORDER BY id")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(crate::ledger_keys::CaseHead {
+                id: r.try_get("id")?,
+                entries: r.try_get("history_count")?,
+                head: r.try_get("history_head")?,
+            })
+        })
+        .collect()
+}
+
 // ---- tasks ----
 
 

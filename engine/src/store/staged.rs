@@ -71,6 +71,8 @@ pub(crate) struct Staged {
     /// What the committer's earlier batches left, loaded from instead of the database (SQLite's
     /// committer only; else empty).
     carry: Carry,
+    /// The key the ledger's chain is written with (none: unkeyed; see `ledger_keys`).
+    chain_key: Option<crate::ledger_keys::ChainKey>,
 }
 
 fn live(t: &TaskRow) -> bool {
@@ -78,16 +80,28 @@ fn live(t: &TaskRow) -> bool {
 }
 
 impl Staged {
-    pub(crate) fn new() -> Staged {
-        Staged::default()
+    pub(crate) fn new(chain_key: Option<crate::ledger_keys::ChainKey>) -> Staged {
+        Staged {
+            chain_key,
+            ..Staged::default()
+        }
     }
 
     /// A unit of work that loads from `carry` before reading (see [`Carry`]).
-    pub(crate) fn with_carry(carry: Carry) -> Staged {
+    pub(crate) fn with_carry(
+        carry: Carry,
+        chain_key: Option<crate::ledger_keys::ChainKey>,
+    ) -> Staged {
         Staged {
             carry,
+            chain_key,
             ..Staged::default()
         }
+    }
+
+    /// The key history entries are chained with.
+    pub(crate) fn chain_key(&self) -> Option<&crate::ledger_keys::ChainKey> {
+        self.chain_key.as_ref()
     }
 
     pub(crate) fn carry(&mut self) -> &mut Carry {

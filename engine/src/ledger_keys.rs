@@ -1,0 +1,411 @@
+//! What makes the ledger tamper-evident against someone who can write the database: a keyed
+//! chain and signed checkpoints, with keys kept outside the database (see docs/security.md,
+//! "The ledger").
+//!
+//! - The chain key: each entry's hash is an HMAC-SHA256 ([`crate::ledger::entry_mac`]) under a
+//!   key the database never holds, so an entry changed and its chain recomputed (with SHA-256,
+//!   as entries without a key are chained) no longer verifies with the key.
+//! - Checkpoints: every case's id, entry count and head, and the count of cases, signed with
+//!   Ed25519 and written outside the database ([`Checkpoint`]). Verifying against them (with the
+//!   public key only) finds a case deleted, entries removed from the end of a case (the last
+//!   pack deleted and the head on the instance row rewound), and a head that differs for the
+//!   same count.
+//!
+//! Both keys are in one key file (`yimen ledger keygen`), JSON:
+//! `{"format", "keyed_since", "chain_keys": [hex, …], "signing_key": hex, "retired_public_keys":
+//! [hex, …]}`. The first chain key writes; earlier ones (after a rotation) still verify the
+//! entries they wrote, named by the key id before the `:` of each keyed hash. The public key
+//! file (`FILE.pub`) holds the signing key's public key, then those of earlier signing keys,
+//! one per line.
+
+use crate::store::{HistoryRow, InstanceRow};
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+const KEY_FORMAT: &str = "yimen-ledger-key-1";
+const CHECKPOINT_FORMAT: &str = "yimen-ledger-checkpoint-1";
+
+/// A key the chain is written with: its id (8 hex digits, from the key) and the HMAC ready
+/// to be cloned for each entry.
+#[derive(Clone)]
+pub struct ChainKey {
+    pub id: String,
+    pub(crate) mac: Hmac<Sha256>,
+}
+
+impl ChainKey {
+    fn new(secret: &[u8]) -> Result<ChainKey, String> {
+        if secret.len() != 32 {
+            return Err(format!(
+                "a chain key is 32 bytes (64 hex digits), this one is {}",
+                secret.len()
+            ));
+        }
+        let mut d = Sha256::new();
+        d.update(b"yimen ledger chain key id\0");
+        d.update(secret);
+        let id = hex::encode(&d.finalize()[..4]);
+        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
+        Ok(ChainKey { id, mac })
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChainKey({})", self.id)
+    }
+}
+
+/// The stored key file.
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    format: String,
+    keyed_since: DateTime<Utc>,
+    chain_keys: Vec<String>,
+    signing_key: String,
+    #[serde(default)]
+    retired_public_keys: Vec<String>,
+}
+
+/// The ledger's keys, read from the key file.
+pub struct LedgerKeys {
+    /// The secrets of the chain keys, the one that writes first.
+    secrets: Vec<[u8; 32]>,
+    chain: Vec<ChainKey>,
+    signing: SigningKey,
+    retired_public: Vec<String>,
+    /// When the first chain key was made: an unkeyed entry written after it was not written
+    /// by an engine that had the key.
+    pub keyed_since: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for LedgerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LedgerKeys({:?})", self.chain)
+    }
+}
+
+fn random32() -> [u8; 32] {
+    rand::random()
+}
+
+fn unhex32(text: &str, what: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("{what}: not hex ({e})"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{what}: 32 bytes (64 hex digits) expected"))
+}
+
+impl LedgerKeys {
+    fn new(
+        secrets: Vec<[u8; 32]>,
+        signing: [u8; 32],
+        retired_public: Vec<String>,
+        keyed_since: DateTime<Utc>,
+    ) -> Result<LedgerKeys, String> {
+        let chain = secrets
+            .iter()
+            .map(|s| ChainKey::new(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if chain.is_empty() {
+            return Err("the key file has no chain key".into());
+        }
+        Ok(LedgerKeys {
+            secrets,
+            chain,
+            signing: SigningKey::from_bytes(&signing),
+            retired_public,
+            keyed_since,
+        })
+    }
+
+    /// New keys, made at `now`.
+    pub fn generate(now: DateTime<Utc>) -> LedgerKeys {
+        LedgerKeys::new(vec![random32()], random32(), Vec::new(), now).expect("one 32-byte key")
+    }
+
+    /// These keys with a new chain key and a new signing key in front. The old chain keys stay
+    /// (they verify the entries they wrote); the old public key is kept with the retired ones
+    /// (it verifies the checkpoints it signed).
+    pub fn rotated(self) -> LedgerKeys {
+        let mut secrets = self.secrets;
+        secrets.insert(0, random32());
+        let mut retired = vec![hex::encode(self.signing.verifying_key().as_bytes())];
+        retired.extend(self.retired_public);
+        LedgerKeys::new(secrets, random32(), retired, self.keyed_since).expect("32-byte keys")
+    }
+
+    /// The key new entries are chained with.
+    pub fn chain_key(&self) -> &ChainKey {
+        &self.chain[0]
+    }
+
+    /// The chain key of id `id` (the part of a keyed hash before its `:`).
+    pub fn chain_key_of(&self, id: &str) -> Option<&ChainKey> {
+        self.chain.iter().find(|k| k.id == id)
+    }
+
+    /// The public key file's text: the signing key's public key, then the retired ones.
+    pub fn public_keys_text(&self) -> String {
+        let mut out = hex::encode(self.signing.verifying_key().as_bytes());
+        out.push('\n');
+        for k in &self.retired_public {
+            out.push_str(k);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The key file's text (secret).
+    pub fn to_text(&self) -> String {
+        let file = KeyFile {
+            format: KEY_FORMAT.into(),
+            keyed_since: self.keyed_since,
+            chain_keys: self.secrets.iter().map(hex::encode).collect(),
+            signing_key: hex::encode(self.signing.to_bytes()),
+            retired_public_keys: self.retired_public.clone(),
+        };
+        serde_json::to_string_pretty(&file).unwrap_or_default() + "\n"
+    }
+
+    pub fn from_text(text: &str) -> Result<LedgerKeys, String> {
+        let file: KeyFile = serde_json::from_str(text)
+            .map_err(|e| format!("not a ledger key file (made by `yimen ledger keygen`): {e}"))?;
+        if file.format != KEY_FORMAT {
+            return Err(format!(
+                "format `{}` is not `{KEY_FORMAT}`: not a ledger key file",
+                file.format
+            ));
+        }
+        let secrets = file
+            .chain_keys
+            .iter()
+            .map(|s| unhex32(s, "chain_keys"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signing = unhex32(&file.signing_key, "signing_key")?;
+        LedgerKeys::new(secrets, signing, file.retired_public_keys, file.keyed_since)
+    }
+
+    /// Reads the key file at `path`.
+    pub fn read(path: &Path) -> Result<LedgerKeys, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the ledger key {}: {e}", path.display()))?;
+        LedgerKeys::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Writes the key file at `path` (readable by its owner only) and the public key file at
+    /// `path.pub`.
+    pub fn write(&self, path: &Path) -> std::io::Result<PathBuf> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let tmp = path.with_extension("tmp");
+        let mut f = options.open(&tmp)?;
+        f.write_all(self.to_text().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        let public = public_path(path);
+        std::fs::write(&public, self.public_keys_text())?;
+        Ok(public)
+    }
+
+    /// Signs `cases` (every case's id, entry count and head) as a checkpoint made at `now`.
+    pub fn checkpoint(&self, now: DateTime<Utc>, cases: Vec<CaseHead>) -> Checkpoint {
+        let mut cp = Checkpoint {
+            format: CHECKPOINT_FORMAT.into(),
+            at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            count: cases.len(),
+            cases,
+            public_key: hex::encode(self.signing.verifying_key().as_bytes()),
+            signature: String::new(),
+        };
+        cp.signature = hex::encode(self.signing.sign(&cp.signed_bytes()).to_bytes());
+        cp
+    }
+}
+
+/// `FILE` → `FILE.pub`.
+pub fn public_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".pub");
+    PathBuf::from(name)
+}
+
+/// Reads public keys (64 hex digits a line; empty lines and `#` comments skipped).
+pub fn read_public_keys(path: &Path) -> Result<Vec<VerifyingKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the public key {}: {e}", path.display()))?;
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let bytes = unhex32(l, "public key")?;
+            VerifyingKey::from_bytes(&bytes).map_err(|e| format!("public key: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if keys.is_empty() {
+        return Err(format!("{}: no public key in it", path.display()));
+    }
+    Ok(keys)
+}
+
+/// One case in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseHead {
+    pub id: String,
+    pub entries: i64,
+    pub head: String,
+}
+
+impl CaseHead {
+    pub fn of(row: &InstanceRow) -> CaseHead {
+        CaseHead {
+            id: row.id.clone(),
+            entries: row.history_count,
+            head: row.history_head.clone(),
+        }
+    }
+}
+
+/// A signed record of every case's head at one time: what `yimen ledger verify --checkpoints`
+/// compares the database with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    pub format: String,
+    /// When it was made (RFC 3339, UTC).
+    pub at: String,
+    /// The number of cases.
+    pub count: usize,
+    pub cases: Vec<CaseHead>,
+    /// The public key of the key that signed it (hex).
+    pub public_key: String,
+    /// Ed25519 over the checkpoint's JSON with an empty signature (hex).
+    pub signature: String,
+}
+
+impl Checkpoint {
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature.clear();
+        serde_json::to_vec(&unsigned).unwrap_or_default()
+    }
+
+    /// Whether one of `keys` signed it.
+    pub fn signed_by(&self, keys: &[VerifyingKey]) -> bool {
+        let Ok(sig) = hex::decode(&self.signature) else {
+            return false;
+        };
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else {
+            return false;
+        };
+        let msg = self.signed_bytes();
+        keys.iter().any(|k| k.verify(&msg, &sig).is_ok())
+    }
+
+    /// Writes it to `dir` (created if missing) as `ledger-<time>.json`; gives the path.
+    pub fn write(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let stamp: String = self
+            .at
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let path = dir.join(format!("ledger-{stamp}.json"));
+        let tmp = dir.join(format!(".ledger-{stamp}.tmp"));
+        std::fs::write(&tmp, serde_json::to_string_pretty(self).unwrap_or_default())?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+}
+
+/// Reads every `*.json` checkpoint of `dir`, oldest first (by name: the time).
+pub fn read_checkpoints(dir: &Path) -> Result<Vec<(PathBuf, Checkpoint)>, String> {
+    let read = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the checkpoints folder {}: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = read
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let cp: Checkpoint = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a ledger checkpoint: {e}", p.display()))?;
+            Ok((p, cp))
+        })
+        .collect()
+}
+
+/// Compares the database (`instances`, `history`) with signed checkpoints: every problem, in
+/// words. A checkpoint none of `keys` signed is itself a problem (and not compared).
+pub fn check_checkpoints(
+    checkpoints: &[(PathBuf, Checkpoint)],
+    keys: &[VerifyingKey],
+    instances: &[InstanceRow],
+    history: &[HistoryRow],
+) -> Vec<String> {
+    let rows: HashMap<&str, &InstanceRow> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
+    let hashes: HashMap<(&str, i64), &str> = history
+        .iter()
+        .map(|h| ((h.instance_id.as_str(), h.seq), h.hash.as_str()))
+        .collect();
+    let mut problems = Vec::new();
+    for (path, cp) in checkpoints {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if cp.format != CHECKPOINT_FORMAT || !cp.signed_by(keys) || cp.count != cp.cases.len() {
+            problems.push(format!(
+                "checkpoint {name}: its signature does not verify with the public key (changed, forged, or signed by another key)"
+            ));
+            continue;
+        }
+        if instances.len() < cp.count {
+            problems.push(format!(
+                "checkpoint {name} ({}): it recorded {} cases, the database has {}",
+                cp.at,
+                cp.count,
+                instances.len()
+            ));
+        }
+        for case in &cp.cases {
+            let Some(row) = rows.get(case.id.as_str()) else {
+                problems.push(format!(
+                    "instance {}: in checkpoint {name} ({}) with {} entries, missing from the database (deleted)",
+                    case.id, cp.at, case.entries
+                ));
+                continue;
+            };
+            if row.history_count < case.entries {
+                problems.push(format!(
+                    "instance {}: {} entries, checkpoint {name} ({}) recorded {} (entries removed from its end)",
+                    case.id, row.history_count, cp.at, case.entries
+                ));
+            } else if case.entries > 0
+                && hashes.get(&(case.id.as_str(), case.entries)).copied() != Some(&case.head)
+            {
+                problems.push(format!(
+                    "instance {}: entry {} is not the one checkpoint {name} ({}) recorded (rewritten)",
+                    case.id, case.entries, cp.at
+                ));
+            }
+        }
+    }
+    problems
+}
