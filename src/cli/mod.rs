@@ -12,6 +12,7 @@ pub mod fmt;
 pub mod graph;
 pub mod ledger;
 pub mod serve;
+pub mod serve_checkpoints;
 pub mod serve_refusals;
 pub mod serve_timers;
 pub mod worker;

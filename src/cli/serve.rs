@@ -51,6 +51,8 @@ pub struct Args {
     pub max_header_bytes: usize,
     #[command(flatten)]
     pub timers: super::serve_timers::TimerArgs,
+    #[command(flatten)]
+    pub ledger: super::serve_checkpoints::LedgerArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -125,6 +127,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&url, clock.clone(), due.clone())
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
+    super::serve_checkpoints::use_key(&engine, &args.ledger)?;
     let deployed = deploy_folder(&engine, &args.processes).await?;
     let config = ApiConfig {
         auth_failures_per_minute: args.auth_failures_per_minute,
@@ -159,6 +162,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             .await?;
     let watch = super::serve_timers::CalendarWatch::start(&engine, &args.timers, reloading);
     let pruner = super::serve_refusals::start(&state, args.keep_refusals_days);
+    let checkpointer = super::serve_checkpoints::start(&engine, &args.ledger).await?;
     let app = api::router(state.clone()).layer(axum::Extension(services.clone()));
     // With each caller's address: failed authentications are limited per address.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -171,6 +175,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .await?;
     if let Some(p) = pruner {
         p.stop().await;
+    }
+    if let Some(c) = checkpointer {
+        c.stop().await;
     }
     if let Some(w) = watch {
         w.stop().await;
