@@ -2369,10 +2369,7 @@ impl Engine {
     pub async fn ledger_verify_with(
         &self,
         keys: Option<&crate::ledger_keys::LedgerKeys>,
-        checkpoints: Option<(
-            &[(std::path::PathBuf, crate::ledger_keys::Checkpoint)],
-            &[ed25519_dalek::VerifyingKey],
-        )>,
+        checkpoints: Option<crate::ledger_keys::Against<'_>>,
     ) -> Result<LedgerReport> {
         let instances = on_pool!(&self.inner.pool, instances_all())?;
         let history = on_pool!(&self.inner.pool, history_all())?;

@@ -452,4 +452,29 @@ mod tests {
             "170ee23c8212630b4d9064b6b36e3ac70ec45c8ebf5fd39cad775d1031e5fd96"
         );
     }
+
+    /// A keyed entry is `<key id>:<HMAC-SHA256 of the same parts>`, so a keyed chain can be
+    /// checked outside Rust too. The expected value was computed with Python's hmac and
+    /// hashlib (key: 32 bytes of 7; id: the first 4 bytes of SHA-256 of
+    /// `yimen ledger chain key id\0` and the key).
+    #[test]
+    fn a_keyed_entry_hashes_as_documented() {
+        let row = HistoryRow {
+            instance_id: "inst-1".into(),
+            seq: 1,
+            at: 1_700_000_000_000,
+            actor: "window".into(),
+            node: Some("receive".into()),
+            kind: "step".into(),
+            text: "受理: 开始".into(),
+            data: "{}".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let key = crate::ledger_keys::ChainKey::from_secret(&[7; 32]).unwrap();
+        assert_eq!(
+            super::entry_mac(&key, &row),
+            "766fafa9:5fc3bb30d5a0271631374a5bea1bc081bbf4b8796acd3d5732a4e0b848141afe"
+        );
+    }
 }

@@ -39,7 +39,8 @@ pub struct ChainKey {
 }
 
 impl ChainKey {
-    fn new(secret: &[u8]) -> Result<ChainKey, String> {
+    /// The chain key of a 32-byte secret.
+    pub fn from_secret(secret: &[u8]) -> Result<ChainKey, String> {
         if secret.len() != 32 {
             return Err(format!(
                 "a chain key is 32 bytes (64 hex digits), this one is {}",
@@ -110,7 +111,7 @@ impl LedgerKeys {
     ) -> Result<LedgerKeys, String> {
         let chain = secrets
             .iter()
-            .map(|s| ChainKey::new(s))
+            .map(|s| ChainKey::from_secret(s))
             .collect::<Result<Vec<_>, _>>()?;
         if chain.is_empty() {
             return Err("the key file has no chain key".into());
@@ -351,6 +352,9 @@ pub fn read_checkpoints(dir: &Path) -> Result<Vec<(PathBuf, Checkpoint)>, String
         .collect()
 }
 
+/// Checkpoints read from their files, and the public keys they are verified with.
+pub type Against<'a> = (&'a [(PathBuf, Checkpoint)], &'a [VerifyingKey]);
+
 /// Compares the database (`instances`, `history`) with signed checkpoints: every problem, in
 /// words. A checkpoint none of `keys` signed is itself a problem (and not compared).
 pub fn check_checkpoints(
@@ -408,4 +412,186 @@ pub fn check_checkpoints(
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{entry_hash, seal, verify_with};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// `count` entries of instance `id` at `at`, chained with `key` (unkeyed for `None`).
+    fn chain(
+        id: &str,
+        from: &[HistoryRow],
+        count: i64,
+        at: i64,
+        key: Option<&ChainKey>,
+    ) -> Vec<HistoryRow> {
+        let mut rows = from.to_vec();
+        for _ in 0..count {
+            let prev = rows.last().map(|h| h.hash.clone()).unwrap_or_default();
+            let mut h = HistoryRow {
+                instance_id: id.into(),
+                seq: rows.len() as i64 + 1,
+                at,
+                actor: "w".into(),
+                node: None,
+                kind: "step".into(),
+                text: "金额 = 1".into(),
+                data: "{}".into(),
+                prev_hash: prev,
+                hash: String::new(),
+            };
+            h.hash = seal(key, &h);
+            rows.push(h);
+        }
+        rows
+    }
+
+    fn instance(id: &str, rows: &[HistoryRow]) -> InstanceRow {
+        InstanceRow {
+            id: id.into(),
+            process_key: "p".into(),
+            version: 1,
+            business_key: None,
+            status: "active".into(),
+            result: None,
+            incident: None,
+            vars: "{}".into(),
+            state: "{}".into(),
+            provisional: 0,
+            parent_id: None,
+            parent_node: None,
+            created_at: 0,
+            updated_at: 0,
+            ended_at: None,
+            history_count: rows.len() as i64,
+            history_head: rows.last().map(|h| h.hash.clone()).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_key_file_reads_back_and_a_rotation_keeps_what_verifies_the_past() {
+        let keys = LedgerKeys::generate(t("2026-12-01T00:00:00Z"));
+        let back = LedgerKeys::from_text(&keys.to_text()).unwrap();
+        assert_eq!(back.chain_key().id, keys.chain_key().id);
+        assert_eq!(back.public_keys_text(), keys.public_keys_text());
+        assert_eq!(back.keyed_since, keys.keyed_since);
+
+        let old = chain("a", &[], 2, 1, Some(keys.chain_key()));
+        let rotated = back.rotated();
+        assert_ne!(rotated.chain_key().id, keys.chain_key().id);
+        assert!(rotated.chain_key_of(&keys.chain_key().id).is_some());
+        assert_eq!(rotated.keyed_since, keys.keyed_since);
+        // The old public key is still in the public key file, after the new one.
+        let public = rotated.public_keys_text();
+        assert!(public.ends_with(&keys.public_keys_text()), "{public}");
+        assert_eq!(public.lines().count(), 2);
+
+        // Entries of the old key and of the new one verify with the rotated file.
+        let rows = chain("a", &old, 2, 2, Some(rotated.chain_key()));
+        let report = verify_with(&[instance("a", &rows)], &rows, Some(&rotated));
+        assert!(report.ok(), "{:?}", report.problems);
+        assert_eq!((report.keyed, report.unkeyed), (4, 0));
+        // Without the old key, its entries are named, not passed.
+        let other = LedgerKeys::generate(keys.keyed_since);
+        let report = verify_with(&[instance("a", &rows)], &rows, Some(&other));
+        assert!(
+            report.problems[0].contains("does not hold"),
+            "{:?}",
+            report.problems
+        );
+
+        assert!(LedgerKeys::from_text("{}").unwrap_err().contains("keygen"));
+        let wrong = keys.to_text().replace(KEY_FORMAT, "other");
+        assert!(
+            LedgerKeys::from_text(&wrong)
+                .unwrap_err()
+                .contains("format")
+        );
+    }
+
+    #[test]
+    fn entries_before_the_key_verify_as_unkeyed_and_a_downgrade_does_not() {
+        let since = t("2026-12-01T00:00:00Z").timestamp_millis();
+        let keys = LedgerKeys::generate(t("2026-12-01T00:00:00Z"));
+        let key = Some(keys.chain_key());
+        // Two entries from before the key, two after: intact.
+        let before = chain("a", &[], 2, since - 1, None);
+        let rows = chain("a", &before, 2, since + 1, key);
+        let report = verify_with(&[instance("a", &rows)], &rows, Some(&keys));
+        assert!(report.ok(), "{:?}", report.problems);
+        assert_eq!((report.keyed, report.unkeyed), (2, 2));
+        // Without the key: links checked, HMACs not.
+        let report = verify_with(&[instance("a", &rows)], &rows, None);
+        assert!(report.ok());
+        assert_eq!(report.keyed_unchecked, 2);
+
+        // The third entry changed and the rest recomputed without the key.
+        let mut forged = before.clone();
+        let mut third = rows[2].clone();
+        third.text = "金额 = 1000".into();
+        third.hash = entry_hash(&third);
+        forged.push(third);
+        let forged = chain("a", &forged, 1, since + 1, None);
+        let report = verify_with(&[instance("a", &forged)], &forged, Some(&keys));
+        assert!(
+            report.problems[0].contains("entry 3 is unkeyed but dated after"),
+            "{:?}",
+            report.problems
+        );
+        assert!(verify_with(&[instance("a", &forged)], &forged, None).ok());
+
+        // A keyed entry changed, its hash left: the HMAC does not verify.
+        let mut changed = rows.clone();
+        changed[3].text = "金额 = 1000".into();
+        let report = verify_with(&[instance("a", &changed)], &changed, Some(&keys));
+        assert!(
+            report.problems[0].contains("HMAC does not verify"),
+            "{:?}",
+            report.problems
+        );
+
+        // An unkeyed entry after keyed ones, even dated before the key.
+        let mixed = chain("b", &chain("b", &[], 1, since + 1, key), 1, since - 5, None);
+        let report = verify_with(&[instance("b", &mixed)], &mixed, Some(&keys));
+        assert!(
+            report.problems[0].contains("unkeyed after keyed"),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_verifies_with_its_public_key_only_and_not_once_changed() {
+        let keys = LedgerKeys::generate(Utc::now());
+        let rows = chain("a", &[], 3, 1, Some(keys.chain_key()));
+        let cp = keys.checkpoint(Utc::now(), vec![CaseHead::of(&instance("a", &rows))]);
+        let public: Vec<VerifyingKey> = keys
+            .public_keys_text()
+            .lines()
+            .map(|l| VerifyingKey::from_bytes(&unhex32(l, "k").unwrap()).unwrap())
+            .collect();
+        assert!(cp.signed_by(&public));
+        let other = LedgerKeys::generate(Utc::now()).signing.verifying_key();
+        assert!(!cp.signed_by(&[other]));
+        let mut changed = cp.clone();
+        changed.cases[0].entries = 2;
+        assert!(!changed.signed_by(&public));
+
+        let dir = std::env::temp_dir().join(format!("yimen-cp-{}", uuid::Uuid::new_v4()));
+        let path = cp.write(&dir).unwrap();
+        let read = read_checkpoints(&dir).unwrap();
+        assert_eq!(read, vec![(path, cp)]);
+        let inst = instance("a", &rows);
+        assert!(check_checkpoints(&read, &public, std::slice::from_ref(&inst), &rows).is_empty());
+        // A later entry does not matter; the recorded one still heads the first three.
+        let longer = chain("a", &rows, 1, 2, Some(keys.chain_key()));
+        assert!(check_checkpoints(&read, &public, &[instance("a", &longer)], &longer).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
