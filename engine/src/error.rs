@@ -5,7 +5,7 @@ use serde::Serialize;
 use yimen_dsl::diagnostic::Diagnostic;
 
 /// One thing wrong with a request (a variable, an outcome, a field).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// What the problem is about: a variable name, `outcome`, `business_key`, ...
     pub field: String,

@@ -173,9 +173,10 @@ const HANDLER_ERRORS: &[(&str, &[u16])] = &[
     ("POST /api/v1/tokens/{name_or_id}/revoke", &[403, 404]),
 ];
 
-/// Errors every route of this shape can answer: 401 with a token required (the access
-/// layer); 400 for a body that is not JSON, a query string or a number in the path that does
-/// not read (`ApiJson`, `ApiQuery`, `ApiPath`); 422 for a JSON body without the fields.
+/// Errors every route of this shape can answer: 401 and 429 with a token required (the access
+/// layer); 414 and 431 (path and headers too large) on every route, 413 with a body; 400 for
+/// a body that is not JSON, a query string or a path parameter that does not read (`ApiJson`,
+/// `ApiQuery`, `ApiPath`); 422 for a JSON body without the fields or with a NUL in a text.
 fn structural_errors(op: &Value) -> BTreeSet<u16> {
     let mut out = BTreeSet::new();
     let open = op["security"].as_array().is_some_and(|s| {
@@ -190,12 +191,20 @@ fn structural_errors(op: &Value) -> BTreeSet<u16> {
     let number_in_path = params
         .iter()
         .any(|p| p["in"] == "path" && p["schema"]["type"] == "integer");
+    let in_path = params.iter().any(|p| p["in"] == "path");
     let body = op.get("requestBody").is_some();
-    if body || reads_query || number_in_path {
+    if body || reads_query || number_in_path || in_path {
         out.insert(400);
     }
     if body {
         out.insert(422);
+        out.insert(413);
+    }
+    // The size limits (`api::router`), and the limit of failed authentications.
+    out.insert(414);
+    out.insert(431);
+    if !open {
+        out.insert(429);
     }
     out
 }

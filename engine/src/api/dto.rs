@@ -30,8 +30,10 @@ pub struct VersionQuery {
 pub struct StartBody {
     /// Process key.
     pub process: String,
-    /// Starting again with the same business key returns the existing instance.
+    /// Starting again with the same business key returns the existing instance. At most 256
+    /// characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 256, min_length = 1)]
     pub business_key: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -61,7 +63,8 @@ pub struct ClaimBody {
     pub queues: Vec<String>,
     /// Label of the automated worker, recorded with the claim. It decides nothing: the claim
     /// is the token's (its name is what the history records as actor and what a task's
-    /// assignee is compared with).
+    /// assignee is compared with). At most 128 characters, no control characters.
+    #[schema(max_length = 128, min_length = 1)]
     pub worker: String,
     /// Most tasks to return (1..=100).
     #[serde(default = "one")]
@@ -251,6 +254,8 @@ pub struct LedgerQuery {
 /// `POST /tokens`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct TokenBody {
+    /// 1 to 100 characters, no control characters.
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
     /// `admin`, `supervision`, `leadership`, or queue names.
     pub roles: Vec<String>,

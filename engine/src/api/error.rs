@@ -67,9 +67,22 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong and what to do, for people.
     pub message: String,
-    /// Structured details (problem list, diagnostics); `null` when there are none.
-    #[schema(value_type = Object)]
+    /// Structured details: `{"problems": [...]}` (422 of a request), `{"diagnostics": [...]}`
+    /// (422 of a process that does not check); `null` when there are none.
+    #[schema(value_type = Option<ErrorDetails>)]
     pub details: Value,
+}
+
+/// The `details` of an error, as sent (for the document; the field is built as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetails {
+    /// Each problem of the request, naming its field (a name or a JSON pointer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<crate::Problem>>,
+    /// The checker's diagnostics (`code`, `message`, `span`, `help`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub diagnostics: Option<Vec<Value>>,
 }
 
 impl ApiError {

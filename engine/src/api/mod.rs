@@ -176,7 +176,77 @@ fn routes() -> OpenApiRouter<ApiState> {
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut doc = routes().split_for_parts().1;
+    edge_errors(&mut doc);
+    doc
+}
+
+/// The errors the layers around the handlers answer, added to every route they can reach: 414
+/// and 431 (path and query, headers too large: any route), 413 (body too large: a route with
+/// a body), 429 (too many failed authentications: a route that needs a token), 400 (a path
+/// parameter with NUL or over [`error::MAX_PARAMETER_CHARS`]: a route with one).
+fn edge_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for op in operations.into_iter().flatten() {
+            let mut add = vec![
+                ("414", "the path and query are too long"),
+                ("431", "the headers are too large"),
+            ];
+            if op.request_body.is_some() {
+                add.push(("413", "the body is too large"));
+            }
+            let open = op.security.as_ref().is_some_and(|s| {
+                serde_json::to_value(s).is_ok_and(|v| {
+                    v.as_array().is_some_and(|all| {
+                        all.iter()
+                            .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+                    })
+                })
+            });
+            if !open {
+                add.push((
+                    "429",
+                    "too many failed authentications from this address; see `Retry-After`",
+                ));
+            }
+            let path_parameter = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == ParameterIn::Path);
+            if path_parameter {
+                add.push(("400", "a path parameter cannot be read"));
+            }
+            for (status, description) in add {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
 }
 
 /// The whole HTTP application.
