@@ -130,6 +130,54 @@ pub struct Context<'a> {
     pub state: &'a RunState,
     pub item: Option<(&'a str, &'a Json)>,
     pub now: DateTime<Utc>,
+    /// Fuel and output size of a render.
+    pub limits: crate::limits::Limits,
+}
+
+/// Why a template did not render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderError {
+    pub message: String,
+    /// The render ran out of fuel or exceeded the output size: the template is too costly for
+    /// this data, not wrong.
+    pub over_limit: bool,
+}
+
+impl RenderError {
+    fn plain(message: String) -> RenderError {
+        RenderError {
+            message,
+            over_limit: false,
+        }
+    }
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Collects a render's output up to `limit` bytes, and fails the render beyond.
+struct Capped {
+    out: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Renders `source` (named `name` in errors). `mask_all`: personal values are masked before
@@ -139,7 +187,7 @@ pub fn render_text(
     name: &str,
     source: &str,
     mask_all: bool,
-) -> Result<String, String> {
+) -> Result<String, RenderError> {
     let mut personal: HashMap<String, PersonalKind> = HashMap::new();
     let mut case = Map::new();
     for (var, value) in ctx.vars {
@@ -170,7 +218,8 @@ pub fn render_text(
     if let Some((item, v)) = ctx.item {
         values.insert(item.to_string(), v.clone());
     }
-    let china = FixedOffset::east_opt(8 * 3600).ok_or("bad offset")?;
+    let china =
+        FixedOffset::east_opt(8 * 3600).ok_or_else(|| RenderError::plain("bad offset".into()))?;
     let local = ctx.now.with_timezone(&china);
     values.insert("vars".into(), Json::Object(case));
     values.insert(
@@ -189,6 +238,7 @@ pub fn render_text(
     values.insert("config".into(), config);
     values.insert("process".into(), Json::String(ctx.model.title.clone()));
     let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(ctx.limits.template_fuel));
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     // The filter sees only the value: it finds the kind through the personal values of the case.
     env.add_filter("mask", move |value: minijinja::Value| -> String {
@@ -220,18 +270,40 @@ pub fn render_text(
     });
     let tmpl = env
         .template_from_named_str(name, source)
-        .map_err(|e| format!("template {name}: {e}"))?;
-    tmpl.render(minijinja::Value::from_serialize(&values))
-        .map_err(|e| format!("template {name}: {e}"))
+        .map_err(|e| RenderError::plain(format!("template {name}: {e}")))?;
+    let mut out = Capped {
+        out: Vec::new(),
+        limit: ctx.limits.document_bytes,
+        over: false,
+    };
+    match tmpl.render_captured_to(minijinja::Value::from_serialize(&values), &mut out) {
+        Ok(_) => String::from_utf8(out.out)
+            .map_err(|_| RenderError::plain(format!("template {name}: output is not UTF-8"))),
+        Err(_) if out.over => Err(RenderError {
+            message: format!(
+                "template {name} writes more than {} bytes (the server's --max-document-bytes)",
+                ctx.limits.document_bytes
+            ),
+            over_limit: true,
+        }),
+        Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(RenderError {
+            message: format!(
+                "template {name} needs more than {} steps to render (the server's --template-fuel); simplify its loops",
+                ctx.limits.template_fuel
+            ),
+            over_limit: true,
+        }),
+        Err(e) => Err(RenderError::plain(format!("template {name}: {e}"))),
+    }
 }
 
 /// Renders document `decl` from the deployment's files.
-pub fn render(ctx: &Context<'_>, decl: &DocumentDecl) -> Result<String, String> {
+pub fn render(ctx: &Context<'_>, decl: &DocumentDecl) -> Result<String, RenderError> {
     let source = ctx.data.files.get(&decl.template).ok_or_else(|| {
-        format!(
+        RenderError::plain(format!(
             "template {} of document `{}` was not deployed with the process",
             decl.template, decl.name.name
-        )
+        ))
     })?;
     render_text(ctx, &decl.template, source, decl.public)
 }

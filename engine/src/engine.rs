@@ -349,6 +349,8 @@ pub(crate) struct Inner {
     checkpoints: Option<Arc<crate::commit::Checkpoints>>,
     /// Write transactions begun so far (see `store::staged::Carry`).
     write_epoch: std::sync::atomic::AtomicU64,
+    /// What one request may make the engine do ([`Engine::set_limits`]).
+    limits: std::sync::RwLock<crate::limits::Limits>,
     /// SQLite in a file: the instances the committer's last batches left (`Carry`), between
     /// its batches; taken by the batch that runs.
     carry: Mutex<Option<crate::store::staged::Carry>>,
@@ -710,6 +712,7 @@ impl Engine {
                 writer_slot,
                 readers,
                 write_epoch: Default::default(),
+                limits: Default::default(),
                 carry: Default::default(),
                 carried: Default::default(),
                 ledger_keys: Default::default(),
@@ -718,6 +721,24 @@ impl Engine {
                 checkpoints,
             }),
         })
+    }
+
+    /// The limits events are held to (list sizes, fan-out, template fuel and output).
+    pub fn limits(&self) -> crate::limits::Limits {
+        *self
+            .inner
+            .limits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the limits for the events from now on (`yimen serve` from its flags).
+    pub fn set_limits(&self, limits: crate::limits::Limits) {
+        *self
+            .inner
+            .limits
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
     }
 
     /// Held for the length of a write transaction (SQLite; `None` on PostgreSQL).
@@ -903,6 +924,16 @@ impl Engine {
             .chain(model.imports.iter().map(|i| format!("{}.flow", i.name)));
         for path in named {
             if let Some(text) = req.files.get(&path) {
+                if text.len() > crate::limits::MAX_DEPLOYED_FILE_BYTES {
+                    return Err(EngineError::invalid(
+                        format!("files.{path}"),
+                        format!(
+                            "has {} bytes; a file deployed with a process may have at most {}",
+                            text.len(),
+                            crate::limits::MAX_DEPLOYED_FILE_BYTES
+                        ),
+                    ));
+                }
                 used.insert(path, text.clone());
             }
         }
@@ -1112,7 +1143,8 @@ impl Engine {
         {
             return Err(EngineError::invalid("business_key", why));
         }
-        let vars = runtime::start_vars(&loaded.model, &loaded.data, &req.vars, now)?;
+        let vars =
+            runtime::start_vars(&loaded.model, &loaded.data, &req.vars, now, &self.limits())?;
         Ok((dep, vars))
     }
 
@@ -1185,6 +1217,10 @@ impl Engine {
                 event,
                 now,
                 &*self.inner.due,
+                runtime::Bounds {
+                    limits: self.limits(),
+                    refuse: first,
+                },
             ) {
                 Ok(cs) => cs,
                 Err(e) if first => return Err(e),
@@ -1202,7 +1238,13 @@ impl Engine {
                     )),
                     Some(dep) => {
                         let cl = self.loaded(&dep)?;
-                        match runtime::start_vars(&cl.model, &cl.data, &child.vars, now) {
+                        match runtime::start_vars(
+                            &cl.model,
+                            &cl.data,
+                            &child.vars,
+                            now,
+                            &self.limits(),
+                        ) {
                             Err(e) => Err(format!(
                                 "linked process `{}` cannot start: {e}",
                                 child.process

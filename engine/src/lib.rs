@@ -14,6 +14,7 @@ pub mod error;
 pub mod inbox;
 pub mod ledger;
 pub mod ledger_keys;
+pub mod limits;
 pub mod outbox;
 pub mod recompute;
 pub mod reports;

@@ -201,6 +201,9 @@ pub enum ClockError {
         "this server runs on the real clock; only a server started with `yimen serve --clock TIME` can be advanced"
     )]
     RealClock,
+    /// The clock would leave the years the engine accepts (`crate::limits`).
+    #[error("the clock cannot move to {to}: {why}")]
+    OutOfRange { to: String, why: String },
     #[error(transparent)]
     Advance(#[from] AdvanceError),
     #[error(transparent)]
@@ -346,6 +349,10 @@ impl Services {
     /// returns. Refused on a real clock. Requests are served one at a time.
     pub async fn advance_to(&self, to: DateTime<Utc>) -> Result<AdvanceReport, ClockError> {
         let clock = self.manual.as_ref().ok_or(ClockError::RealClock)?;
+        crate::limits::check_instant(to).map_err(|why| ClockError::OutOfRange {
+            to: to.to_rfc3339(),
+            why,
+        })?;
         let _one_at_a_time = self.advancing.lock().await;
         let moved = advance(&self.engine, clock, to).await?;
         let delivered = self.delivery.deliver_due().await?;
@@ -365,7 +372,14 @@ impl Services {
     /// [`Services::advance_to`] by a length of time.
     pub async fn advance_by(&self, by: chrono::Duration) -> Result<AdvanceReport, ClockError> {
         let clock = self.manual.as_ref().ok_or(ClockError::RealClock)?;
-        self.advance_to(clock.now() + by).await
+        let now = clock.now();
+        let to = now
+            .checked_add_signed(by)
+            .ok_or_else(|| ClockError::OutOfRange {
+                to: format!("{now} + {by}"),
+                why: "the time overflows".into(),
+            })?;
+        self.advance_to(to).await
     }
 
     /// Stops the loops and waits for them to end (a delivery in flight finishes first).

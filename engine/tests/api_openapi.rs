@@ -131,7 +131,7 @@ fn dump_the_document_for_the_validator() {
 /// handler can answer.
 const HANDLER_ERRORS: &[(&str, &[u16])] = &[
     ("GET /api/v1/clock", &[]),
-    ("POST /api/v1/clock/advance", &[400, 403, 409, 503]),
+    ("POST /api/v1/clock/advance", &[400, 403, 409, 422, 503]),
     ("GET /api/v1/definitions", &[]),
     ("POST /api/v1/definitions", &[403, 422]),
     ("GET /api/v1/definitions/{key}", &[404]),

@@ -50,9 +50,39 @@ pub struct Args {
     #[arg(long, env = "YIMEN_MAX_HEADER_BYTES", value_name = "BYTES", default_value_t = 16 << 10)]
     pub max_header_bytes: usize,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub timers: super::serve_timers::TimerArgs,
     #[command(flatten)]
     pub ledger: super::serve_checkpoints::LedgerArgs,
+}
+
+/// What one request may make the engine do (docs/security.md, "Limits").
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Entries one list (or map) variable may have; more is refused with 422.
+    #[arg(long, env = "YIMEN_MAX_LIST_ITEMS", value_name = "N", default_value_t = yimen_engine::limits::Limits::default().list_items)]
+    pub max_list_items: usize,
+    /// Tasks one `for each` may create at once; more refuses the event with 422.
+    #[arg(long, env = "YIMEN_MAX_FAN_OUT", value_name = "N", default_value_t = yimen_engine::limits::Limits::default().fan_out)]
+    pub max_fan_out: usize,
+    /// Steps (minijinja fuel) one document or message template may take to render.
+    #[arg(long, env = "YIMEN_TEMPLATE_FUEL", value_name = "N", default_value_t = yimen_engine::limits::Limits::default().template_fuel)]
+    pub template_fuel: u64,
+    /// Bytes one rendered document may have.
+    #[arg(long, env = "YIMEN_MAX_DOCUMENT_BYTES", value_name = "BYTES", default_value_t = yimen_engine::limits::Limits::default().document_bytes)]
+    pub max_document_bytes: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> yimen_engine::limits::Limits {
+        yimen_engine::limits::Limits {
+            list_items: self.max_list_items,
+            fan_out: self.max_fan_out,
+            template_fuel: self.template_fuel,
+            document_bytes: self.max_document_bytes,
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -128,6 +158,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
     super::serve_checkpoints::use_key(&engine, &args.ledger)?;
+    engine.set_limits(args.limits.limits());
     let deployed = deploy_folder(&engine, &args.processes).await?;
     let config = ApiConfig {
         auth_failures_per_minute: args.auth_failures_per_minute,

@@ -3,6 +3,7 @@
 use super::dto::ClockNow;
 use super::{ApiError, ApiJson, ApiState, ErrorBody};
 use crate::auth::Principal;
+use crate::error::EngineError;
 use crate::scheduler::{AdvanceReport, ClockError, Services};
 use axum::Extension;
 use axum::extract::State;
@@ -23,9 +24,11 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AdvanceBody {
-    /// RFC 3339 instant, e.g. `2026-10-08T17:30:00+08:00`.
+    /// RFC 3339 instant, e.g. `2026-10-08T17:30:00+08:00`, in the years 1970–2200.
+    #[schema(max_length = 64)]
     to: Option<String>,
-    /// A length of time: `90m`, `36h`, `10d`, `1w` (plain elapsed time).
+    /// A length of time: `90m`, `36h`, `10d`, `1w` (plain elapsed time), at most 36500 days.
+    #[schema(max_length = 32)]
     by: Option<String>,
 }
 
@@ -52,6 +55,21 @@ pub(crate) fn parse_length(text: &str) -> Result<chrono::Duration, String> {
         }
     };
     length.ok_or_else(|| format!("`{text}` is too long"))
+}
+
+/// `Err` (422) when a clock move of `by` is longer than the engine accepts.
+fn check_length(by: chrono::Duration) -> Result<(), ApiError> {
+    if by > chrono::Duration::days(crate::limits::MAX_ADVANCE_DAYS) {
+        return Err(EngineError::invalid(
+            "by",
+            format!(
+                "is longer than {} days, the longest clock move",
+                crate::limits::MAX_ADVANCE_DAYS
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn services(ext: Option<Extension<Services>>) -> Result<Services, ApiError> {
@@ -103,7 +121,14 @@ pub(super) async fn advance(
             services.advance_to(to).await
         }
         (None, Some(by)) => {
-            let by = parse_length(by).map_err(|e| ApiError::bad_request(format!("`by`: {e}")))?;
+            let by = match parse_length(by) {
+                Ok(by) => by,
+                Err(e) if e.ends_with("too long") => {
+                    return Err(EngineError::invalid("by", e).into());
+                }
+                Err(e) => return Err(ApiError::bad_request(format!("`by`: {e}"))),
+            };
+            check_length(by)?;
             if by < chrono::Duration::zero() {
                 return Err(ApiError::bad_request("`by` must not be negative"));
             }
@@ -118,6 +143,10 @@ pub(super) async fn advance(
     match result {
         Ok(report) => Ok(ApiJson(report)),
         Err(e @ ClockError::RealClock) => Err(ApiError::conflict("real_clock", e.to_string())),
+        Err(e @ ClockError::OutOfRange { .. }) => {
+            let field = if body.to.is_some() { "to" } else { "by" };
+            Err(EngineError::invalid(field, e.to_string()).into())
+        }
         Err(ClockError::Advance(e @ crate::scheduler::AdvanceError::Backwards { .. })) => {
             Err(ApiError::conflict("clock_backwards", e.to_string()))
         }

@@ -16,6 +16,7 @@ pub mod due;
 pub mod state;
 
 use crate::error::{EngineError, Problem};
+use crate::limits::Limits;
 use chrono::{DateTime, Utc};
 use due::DueDates;
 use serde_json::{Map, Value as Json, json};
@@ -105,9 +106,19 @@ pub enum Event {
     },
 }
 
+/// How an event is held to the [`Limits`].
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub limits: Limits,
+    /// A limit exceeded refuses the event (422, nothing written): the caller's own request.
+    /// Otherwise (a timer, a follow-on event) it is an incident like any failing step.
+    pub refuse: bool,
+}
+
 /// Advances `instance` by `event`. `Err` means the event is refused and nothing changes
-/// (bad completion variables, not waiting for that message); an expression failing inside an
-/// automatic step is not an error but an incident in the changeset.
+/// (bad completion variables, not waiting for that message, a limit exceeded while `refuse`);
+/// an expression failing inside an automatic step is not an error but an incident in the
+/// changeset.
 pub fn advance(
     model: &Process,
     data: &DeploymentData,
@@ -115,12 +126,15 @@ pub fn advance(
     event: Event,
     now: DateTime<Utc>,
     due: &dyn DueDates,
+    bounds: Bounds,
 ) -> Result<Changeset, EngineError> {
     let mut run = Run {
         model,
         data,
         due,
         now,
+        bounds,
+        refused: None,
         instance_id: &instance.id,
         created_at: instance.created_at,
         actor: String::new(),
@@ -162,6 +176,9 @@ pub fn advance(
     let had_parked = parked(&instance.state);
     run.event(event)?;
     run.drain();
+    if let Some(refused) = run.refused {
+        return Err(refused);
+    }
     if run.cs.status == Status::Incident && had_parked && !parked(&run.cs.state) {
         run.cs.status = Status::Running;
         run.cs.incident = None;
@@ -202,6 +219,7 @@ pub fn start_vars(
     data: &DeploymentData,
     given: &Map<String, Json>,
     now: DateTime<Utc>,
+    limits: &Limits,
 ) -> Result<Map<String, Json>, EngineError> {
     let mut problems = Vec::new();
     let mut vars = Map::new();
@@ -213,7 +231,7 @@ pub fn start_vars(
     for decl in &model.vars {
         let name = &decl.name.name;
         match given.get(name) {
-            Some(v) if !v.is_null() => match input(model, data, decl, v, now) {
+            Some(v) if !v.is_null() => match input(model, data, limits, decl, v, now) {
                 Ok(v) => {
                     vars.insert(name.clone(), v);
                 }
@@ -255,12 +273,19 @@ pub fn start_vars(
 fn input(
     model: &Process,
     data: &DeploymentData,
+    limits: &Limits,
     decl: &VarDecl,
     json: &Json,
     now: DateTime<Utc>,
 ) -> Result<Json, String> {
     let keyed = enum_keys(model, data, &decl.ty, json);
-    let value = typed(model, data, &decl.ty, keyed.as_ref().unwrap_or(json))?;
+    let value = typed(
+        model,
+        data,
+        limits,
+        &decl.ty,
+        keyed.as_ref().unwrap_or(json),
+    )?;
     if let (Some(kind), Json::String(text)) = (decl.personal, &value) {
         check_personal(kind, text, now)?;
     }
@@ -362,10 +387,54 @@ fn enum_labels(
     }
 }
 
-/// Type-checks `json` against `ty` and returns its canonical JSON form.
-fn typed(model: &Process, data: &DeploymentData, ty: &Type, json: &Json) -> Result<Json, String> {
+/// Type-checks `json` against `ty` and the [`Limits`] (list sizes, the years of dates) and
+/// returns its canonical JSON form.
+fn typed(
+    model: &Process,
+    data: &DeploymentData,
+    limits: &Limits,
+    ty: &Type,
+    json: &Json,
+) -> Result<Json, String> {
     let enums = |name: &str| enum_values(model, data, name);
-    Value::from_json(json, ty, &enums).map(|v| v.to_json())
+    let value = Value::from_json(json, ty, &enums)?;
+    within_limits(&value, limits)?;
+    Ok(value.to_json())
+}
+
+/// `Err` naming the limit when `value` (or a value inside it) exceeds one.
+fn within_limits(value: &Value, limits: &Limits) -> Result<(), String> {
+    let too_many = |n: usize| {
+        format!(
+            "has {n} entries; at most {} are allowed (the server's --max-list-items)",
+            limits.list_items
+        )
+    };
+    match value {
+        Value::List(items) => {
+            if items.len() > limits.list_items {
+                return Err(too_many(items.len()));
+            }
+            for (i, item) in items.iter().enumerate() {
+                within_limits(item, limits).map_err(|e| format!("item {i}: {e}"))?;
+            }
+            Ok(())
+        }
+        Value::Map(map) => {
+            if map.len() > limits.list_items {
+                return Err(too_many(map.len()));
+            }
+            for (k, item) in map {
+                within_limits(item, limits).map_err(|e| format!("key {k}: {e}"))?;
+            }
+            Ok(())
+        }
+        Value::Date(d) => crate::limits::check_date(*d).map_err(|e| format!("{d} {e}")),
+        Value::DateTime(t) => {
+            crate::limits::check_instant(*t).map_err(|e| format!("{} {e}", t.to_rfc3339()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The allowed keys of an enum (listed, or the keys of a configuration map).
@@ -435,6 +504,9 @@ struct Run<'a> {
     data: &'a DeploymentData,
     due: &'a dyn DueDates,
     now: DateTime<Utc>,
+    bounds: Bounds,
+    /// Set when a limit refused the event (with `bounds.refuse`).
+    refused: Option<EngineError>,
     instance_id: &'a str,
     created_at: DateTime<Utc>,
     actor: String,
@@ -533,6 +605,15 @@ impl<'a> Run<'a> {
         let text = format!("{var} = {}", self.shown(var, &value));
         self.cs.vars.insert(var.to_string(), value);
         self.history(node, "variable", text, json!({ "var": var }));
+    }
+
+    /// A limit exceeded at `field` (a node, a document): the event is refused when it is the
+    /// caller's own (see [`Bounds`]); the message is returned for the incident otherwise.
+    fn over_limit(&mut self, field: &str, message: String) -> String {
+        if self.bounds.refuse && self.refused.is_none() {
+            self.refused = Some(EngineError::invalid(field, message.clone()));
+        }
+        message
     }
 
     fn incident(&mut self, node: &str, from: Option<String>, message: String) {
@@ -737,7 +818,14 @@ impl<'a> Run<'a> {
                 problems.push(Problem::new(name, "is not a variable of this process"));
                 continue;
             };
-            match input(self.model, self.data, decl, value, self.now) {
+            match input(
+                self.model,
+                self.data,
+                &self.bounds.limits,
+                decl,
+                value,
+                self.now,
+            ) {
                 Ok(v) => {
                     accepted.insert(name.clone(), v);
                 }
@@ -864,7 +952,14 @@ impl<'a> Run<'a> {
                 problems.push(Problem::new(k, format!("is not set by message `{name}`")));
                 continue;
             };
-            match input(self.model, self.data, decl, v, self.now) {
+            match input(
+                self.model,
+                self.data,
+                &self.bounds.limits,
+                decl,
+                v,
+                self.now,
+            ) {
                 Ok(v) => {
                     accepted.insert(k.clone(), v);
                 }
@@ -1339,6 +1434,16 @@ impl<'a> Run<'a> {
                 other => return Err(format!("for each needs a list, got a {}", other.kind())),
             },
         };
+        if items.len() > self.bounds.limits.fan_out {
+            return Err(self.over_limit(
+                id,
+                format!(
+                    "for each over {} items: at most {} tasks may be created at once (the server's --max-fan-out)",
+                    items.len(),
+                    self.bounds.limits.fan_out
+                ),
+            ));
+        }
         if items.is_empty() {
             self.history(Some(id), "skipped", format!("{id}: no items"), json!({}));
             self.finish_task_node(id, task, &[]);
@@ -1655,8 +1760,14 @@ impl<'a> Run<'a> {
                 Action::Assign { var, value, .. } => {
                     let v = self.eval(value)?;
                     let json = match self.model.vars.iter().find(|d| d.name.name == var.name) {
-                        Some(decl) => typed(self.model, self.data, &decl.ty, &v.to_json())
-                            .map_err(|e| format!("set {}: {e}", var.name))?,
+                        Some(decl) => typed(
+                            self.model,
+                            self.data,
+                            &self.bounds.limits,
+                            &decl.ty,
+                            &v.to_json(),
+                        )
+                        .map_err(|e| format!("set {}: {e}", var.name))?,
                         None => v.to_json(),
                     };
                     self.set_var(Some(node), &var.name, json);
@@ -1727,7 +1838,14 @@ impl<'a> Run<'a> {
                         );
                         continue;
                     }
-                    let content = crate::documents::render(&self.context(), decl)?;
+                    let content = match crate::documents::render(&self.context(), decl) {
+                        Ok(content) => content,
+                        Err(e) if e.over_limit => {
+                            let field = format!("document {}", decl.name.name);
+                            return Err(self.over_limit(&field, e.message));
+                        }
+                        Err(e) => return Err(e.message),
+                    };
                     let id = new_id();
                     self.cs.documents.push(NewDocument {
                         id: id.clone(),
@@ -1783,6 +1901,7 @@ impl<'a> Run<'a> {
             state: &self.cs.state,
             item: self.item.as_ref().map(|(n, j)| (n.as_str(), j)),
             now: self.now,
+            limits: self.bounds.limits,
         }
     }
 
@@ -1793,7 +1912,7 @@ impl<'a> Run<'a> {
             return text.to_string();
         }
         crate::documents::render_text(&self.context(), "message", text, true)
-            .unwrap_or_else(|e| format!("{text} [{e}]"))
+            .unwrap_or_else(|e| format!("{text} [{}]", e.message))
     }
 
     fn clock(&mut self, node: &str, op: &ClockOp, name: &str) -> Result<(), String> {

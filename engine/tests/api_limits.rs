@@ -1,0 +1,336 @@
+//! Limits on what one request may make the engine do (docs/security.md, "Limits"): a costly
+//! template, a large list or fan-out, a clock moved out of range, refused with 422 and nothing
+//! written, on SQLite and on PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(api) = super::setup("sqlite", stringify!($scenario)).await {
+                        super::$scenario(api).await;
+                    }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(api) = super::setup("postgres", stringify!($scenario)).await {
+                        super::$scenario(api).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both_databases!(
+    a_costly_template_fails_its_start_alone,
+    large_lists_and_fan_outs_are_refused_before_anything_is_written,
+);
+
+/// A process that issues document `heavy` at its start, then waits in a task of `clerk`.
+const PAPER: &str = r#"process paper "文书" version 1
+role clerk "经办人"
+document heavy "通知书" template "heavy.md.j2"
+start begin "开始" -> issue_it
+step issue_it "出具" {
+  issue heavy
+} -> work
+task work "办理" {
+  queue clerk
+  outcome done "完成" -> finished
+}
+end finished "完成" result done
+"#;
+
+/// One task of `clerk` per entry of `items` (a `for each`), started by a task of `clerk`.
+const FAN: &str = r#"process fan "分发" version 1
+var items: list<text> "条目"
+var on: date "日期"
+role clerk "经办人"
+start begin "开始" -> collect
+task collect "收集" {
+  queue clerk
+  fields { optional items }
+  outcome done "完成" -> each
+}
+task each "逐项办理" for each d in items {
+  queue clerk
+  outcome done "完成" -> finished
+}
+end finished "完成" result done
+"#;
+
+async fn deploy(api: &TestApi, file: &str, source: &str, files: Value) -> support::Answer {
+    api.post(
+        "/api/v1/definitions",
+        &api.admin,
+        json!({"file": file, "source": source, "files": files}),
+    )
+    .await
+}
+
+async fn open_tasks(api: &TestApi, queue: &str) -> usize {
+    let answer = api
+        .get(&format!("/api/v1/tasks?queue={queue}"), &api.admin)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    answer.body["tasks"].as_array().map_or(0, Vec::len)
+}
+
+/// A template with a loop of 10⁵ × 10⁵ deploys, but rendering it runs out of fuel: the start
+/// answers 422 naming the document and the limit, writes nothing, and does not hold up the
+/// other requests.
+async fn a_costly_template_fails_its_start_alone(api: TestApi) {
+    let heavy =
+        "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}";
+    let answer = deploy(&api, "paper.flow", PAPER, json!({"heavy.md.j2": heavy})).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    let began = Instant::now();
+    let answer = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "paper", "business_key": "P-1", "variables": {}}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "answered in {:?}",
+        began.elapsed()
+    );
+    let text = answer.body.to_string();
+    assert!(text.contains("document heavy"), "{text}");
+    assert!(text.contains("--template-fuel"), "{text}");
+    assert_eq!(open_tasks(&api, "clerk").await, 0, "nothing written");
+    // Another start goes through.
+    let case = api.start_case("north", 100).await;
+    assert!(!case.is_empty());
+
+    // A template that writes too much: refused by the output limit.
+    let wide = "{% for i in range(20000) %}{{ \"x\" * 100 }}{% endfor %}";
+    let paper2 = PAPER.replace("version 1", "version 2");
+    let answer = deploy(&api, "paper.flow", &paper2, json!({"heavy.md.j2": wide})).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    let answer = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "paper", "variables": {}}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(
+        answer.body.to_string().contains("--max-document-bytes"),
+        "{answer:?}"
+    );
+    assert_eq!(open_tasks(&api, "clerk").await, 0, "nothing written");
+
+    // A template file larger than a deployment takes is refused when deployed.
+    let paper3 = PAPER.replace("version 1", "version 3");
+    let huge = "x".repeat(yimen_engine::limits::MAX_DEPLOYED_FILE_BYTES + 1);
+    let answer = deploy(&api, "paper.flow", &paper3, json!({"heavy.md.j2": huge})).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(
+        answer.body.to_string().contains("heavy.md.j2"),
+        "{answer:?}"
+    );
+}
+
+/// A list variable over `--max-list-items` is refused at a start and at a completion; a
+/// `for each` over `--max-fan-out` refuses the completion that would create its tasks, with
+/// nothing written; dates outside 1970–2200 are refused.
+async fn large_lists_and_fan_outs_are_refused_before_anything_is_written(api: TestApi) {
+    let limits = yimen_engine::limits::Limits::default();
+    let answer = deploy(&api, "fan.flow", FAN, json!({})).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    let many: Vec<String> = (0..=limits.list_items).map(|i| format!("e{i}")).collect();
+    let answer = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "fan", "variables": {"items": many}}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(
+        answer.body.to_string().contains("--max-list-items"),
+        "{answer:?}"
+    );
+    for bad in ["9999-12-31", "1900-01-01"] {
+        let answer = api
+            .post(
+                "/api/v1/instances",
+                &api.admin,
+                json!({"process": "fan", "variables": {"on": bad}}),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {answer:?}"
+        );
+        assert!(answer.body.to_string().contains("1970"), "{answer:?}");
+    }
+    assert_eq!(open_tasks(&api, "clerk").await, 0, "nothing written");
+
+    // Within the list limit, beyond the fan-out: the completion is refused, the task stays.
+    let answer = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "fan", "variables": {}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    let clerk = api.token("clerk-1", &["clerk"], &[]).await;
+    let claimed = api.claim(&clerk, "clerk", 1, 0).await;
+    assert_eq!(claimed.len(), 1);
+    let task = claimed[0]["id"].as_str().expect("id").to_string();
+    let lock = claimed[0]["lock_token"].clone();
+    let items: Vec<String> = (0..=limits.fan_out).map(|i| format!("e{i}")).collect();
+    let answer = api
+        .post(
+            &format!("/api/v1/tasks/{task}/complete"),
+            &clerk,
+            json!({"lock_token": lock, "outcome": "done", "variables": {"items": items}}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(
+        answer.body.to_string().contains("--max-fan-out"),
+        "{answer:?}"
+    );
+    assert_eq!(open_tasks(&api, "clerk").await, 1, "only the claimed task");
+    // The same completion within the limits goes through.
+    let answer = api
+        .post(
+            &format!("/api/v1/tasks/{task}/complete"),
+            &clerk,
+            json!({"lock_token": lock, "outcome": "done", "variables": {"items": ["a", "b"]}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(
+        open_tasks(&api, "clerk").await,
+        3,
+        "the completed one and two new"
+    );
+}
+
+/// An engine on a simulated clock with its services, and the router with them.
+async fn simulated(db: &str, test: &str) -> Option<(TestApi, yimen_engine::scheduler::Services)> {
+    use std::sync::Arc;
+    use yimen_engine::OpenOptions;
+    let options = match db {
+        "sqlite" => OpenOptions {
+            url: "sqlite::memory:".into(),
+            pg_schema: None,
+        },
+        _ => {
+            let url = yimen_engine::testing::postgres_url(test)?;
+            let schema = format!("api_{test}");
+            yimen_engine::testing::drop_schema(&url, &schema).await;
+            OpenOptions {
+                url,
+                pg_schema: Some(schema),
+            }
+        }
+    };
+    let start = chrono::DateTime::parse_from_rfc3339("2026-10-01T09:00:00+08:00")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let clock = yimen_engine::clock::ManualClock::new(start);
+    let engine = yimen_engine::Engine::open_with(
+        options,
+        Arc::new(clock.clone()),
+        Arc::new(yimen_engine::WeekdaysOnly),
+    )
+    .await
+    .expect("engine opens");
+    let services = yimen_engine::scheduler::Services::start(
+        engine.clone(),
+        Some(clock),
+        None,
+        Default::default(),
+    )
+    .expect("services start");
+    let mut api = api_on(engine).await;
+    api.router = api.router.layer(axum::Extension(services.clone()));
+    Some((api, services))
+}
+
+/// `POST /clock/advance` with a length or an instant beyond what the engine accepts answers
+/// 422 naming the field (it panicked the handler on `by: 99999999999d`), and the clock stays.
+async fn the_clock_moves_only_within_its_range(db: &str) {
+    let Some((api, services)) = simulated(db, "the_clock_moves_only_within_its_range").await else {
+        return;
+    };
+    let before = api.get("/api/v1/clock", &api.admin).await.body["now"].clone();
+    for (body, field) in [
+        (json!({"by": "99999999999d"}), "by"),
+        (json!({"by": "36501d"}), "by"),
+        (json!({"by": "99999999999999w"}), "by"),
+        (json!({"to": "9999-12-31T00:00:00Z"}), "to"),
+        (json!({"to": "2201-01-02T00:00:00+08:00"}), "to"),
+    ] {
+        let answer = api
+            .post("/api/v1/clock/advance", &api.admin, body.clone())
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {answer:?}"
+        );
+        assert!(
+            answer.body.to_string().contains(&format!("\"{field}\"")),
+            "{body}: {answer:?}"
+        );
+    }
+    let after = api.get("/api/v1/clock", &api.admin).await.body["now"].clone();
+    assert_eq!(before, after);
+    let answer = api
+        .post("/api/v1/clock/advance", &api.admin, json!({"by": "1d"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    services.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_moves_only_within_its_range_sqlite() {
+    the_clock_moves_only_within_its_range("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_moves_only_within_its_range_postgres() {
+    the_clock_moves_only_within_its_range("postgres").await;
+}
