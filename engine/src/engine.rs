@@ -1921,6 +1921,20 @@ impl Engine {
                 "lock token {token} is stale: task {} was claimed again (current token {}); claim it anew",
                 task.id, task.lock_token
             ))),
+            "completed" if task.lock_token == token => Err(EngineError::AlreadyCompleted {
+                why: format!(
+                    "task {} was already completed with this lock token{}{}: the completion was applied once, nothing was done again",
+                    task.id,
+                    task.outcome
+                        .as_deref()
+                        .map(|o| format!(" (outcome {o})"))
+                        .unwrap_or_default(),
+                    task.completed_by
+                        .as_deref()
+                        .map(|w| format!(" by {w}"))
+                        .unwrap_or_default()
+                ),
+            }),
             "completed" => Err(EngineError::conflict(format!(
                 "task {} is already completed{}",
                 task.id,
@@ -2018,6 +2032,11 @@ impl Engine {
         let actor = match &req.access {
             None => req.actor.clone(),
             Some(principal) => {
+                // A task of a unit the token may not see is answered as unknown: its id is
+                // not confirmed.
+                if !principal.sees_unit(task.org_unit.as_deref()) {
+                    return Err(EngineError::not_found(format!("task {}", task.id)));
+                }
                 if !principal.works_queue(&task.queue, task.org_unit.as_deref()) {
                     return Err(EngineError::Forbidden {
                         why: principal.may_not_work(&task.id, &task.queue),
@@ -2318,10 +2337,22 @@ impl Engine {
         max: u32,
         lease: Duration,
     ) -> Result<Vec<OutboxMessage>> {
+        self.outbox_claim_lane(now, max, lease, None).await
+    }
+
+    /// [`Engine::outbox_claim`] of one delivery lane: `Some(true)` webhooks only,
+    /// `Some(false)` the inbox notices only.
+    pub async fn outbox_claim_lane(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+        lease: Duration,
+        webhooks: Option<bool>,
+    ) -> Result<Vec<OutboxMessage>> {
         let rows = transaction!(self, |tx, _fx| {
             on_tx!(
                 &mut tx,
-                claim_outbox(ms(now), ms(now + lease), i64::from(max))
+                claim_outbox(ms(now), ms(now + lease), i64::from(max), webhooks)
             )?
         })?;
         Ok(rows.into_iter().map(outbox_view).collect())

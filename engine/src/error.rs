@@ -30,6 +30,11 @@ pub enum EngineError {
     /// already completed, instance not waiting for that message).
     #[error("conflict: {why}")]
     Conflict { why: String },
+    /// 409 `already_completed_by_this_lock`: the task was completed under the very lock token
+    /// the request carries, so this is a retry of a completion that was applied (its answer
+    /// was lost). Nothing was done again.
+    #[error("{why}")]
+    AlreadyCompleted { why: String },
     /// 403: the caller's token may not do this (to this task); nothing was changed.
     #[error("forbidden: {why}")]
     Forbidden { why: String },
@@ -57,7 +62,7 @@ impl EngineError {
     pub fn status(&self) -> u16 {
         match self {
             EngineError::NotFound { .. } => 404,
-            EngineError::Conflict { .. } => 409,
+            EngineError::Conflict { .. } | EngineError::AlreadyCompleted { .. } => 409,
             EngineError::Forbidden { .. } => 403,
             EngineError::Invalid { .. } | EngineError::Diagnostics(_) => 422,
             EngineError::SchemaTooNew { .. } => 503,
@@ -84,6 +89,9 @@ impl EngineError {
         match self {
             EngineError::NotFound { what } => EngineError::NotFound { what: what.clone() },
             EngineError::Conflict { why } => EngineError::Conflict { why: why.clone() },
+            EngineError::AlreadyCompleted { why } => {
+                EngineError::AlreadyCompleted { why: why.clone() }
+            }
             EngineError::Forbidden { why } => EngineError::Forbidden { why: why.clone() },
             EngineError::Invalid { problems } => EngineError::Invalid {
                 problems: problems.clone(),

@@ -10,6 +10,9 @@
 //! - `role:<queue>`, `applicant`, `holder`: written to the inbox (see [`crate::inbox`]), keyed by
 //!   the outbox id, so a repeated delivery does not make a second item.
 //!
+//! Webhooks and inbox notices are delivered in two lanes, each with its own loop: a receiver
+//! that hangs until the attempt times out holds up the webhooks behind it, never a notice.
+//!
 //! A failed attempt is retried with exponential back-off ([`Backoff`]); after the last attempt
 //! the row is marked dead, which the delivery state shows (never silently dropped). A row that
 //! keeps failing is logged at WARN once ([`WARN_AFTER`] failed attempts, or when it is given up
@@ -212,11 +215,28 @@ pub struct Delivery {
     /// How long a claimed row stays hidden from other claimers (longer than a webhook attempt).
     lease: Duration,
     batch: u32,
-    /// Held by each [`Delivery::deliver_due`] of this server's clones for its whole run, so a
-    /// run that finds no row to claim has waited for the rows another run (the background loop)
-    /// claimed to be handled: when it returns, every row due when it began is delivered,
-    /// rescheduled or given up (unless another server holds it).
-    running: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Per lane (inbox notices, webhooks): held by each run of that lane of this server's
+    /// clones for its whole run, so a run that finds no row to claim has waited for the rows
+    /// another run (the background loop) claimed to be handled: when [`Delivery::deliver_due`]
+    /// returns, every row due when it began is delivered, rescheduled or given up (unless
+    /// another server holds it).
+    running: std::sync::Arc<[tokio::sync::Mutex<()>; 2]>,
+}
+
+/// A delivery lane: inbox notices, or webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Inbox,
+    Webhooks,
+}
+
+impl Lane {
+    fn index(self) -> usize {
+        match self {
+            Lane::Inbox => 0,
+            Lane::Webhooks => 1,
+        }
+    }
 }
 
 impl Delivery {
@@ -227,21 +247,30 @@ impl Delivery {
             backoff,
             lease: Duration::seconds(120),
             batch: 64,
-            running: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            running: std::sync::Arc::new([
+                tokio::sync::Mutex::new(()),
+                tokio::sync::Mutex::new(()),
+            ]),
         }
     }
 
-    /// Delivers every row due now; webhooks of one batch are sent concurrently. Returns how many
-    /// rows were handled (delivered, rescheduled or given up). Runs of one server go one at a
-    /// time: a run waits for the one under way (which may hold rows it claimed) to end first.
+    /// Delivers every row due now, the inbox notices and then the webhooks. Returns how many
+    /// rows were handled (delivered, rescheduled or given up).
     pub async fn deliver_due(&self) -> Result<usize, crate::error::EngineError> {
-        let _one_at_a_time = self.running.lock().await;
+        Ok(self.deliver_lane(Lane::Inbox).await? + self.deliver_lane(Lane::Webhooks).await?)
+    }
+
+    /// Delivers every row of `lane` due now; the rows of one batch are sent concurrently.
+    /// Runs of one lane of one server go one at a time: a run waits for the one under way
+    /// (which may hold rows it claimed) to end first.
+    pub async fn deliver_lane(&self, lane: Lane) -> Result<usize, crate::error::EngineError> {
+        let _one_at_a_time = self.running[lane.index()].lock().await;
         let mut handled = 0;
         loop {
             let now = self.engine.clock().now();
             let batch = self
                 .engine
-                .outbox_claim(now, self.batch, self.lease)
+                .outbox_claim_lane(now, self.batch, self.lease, Some(lane == Lane::Webhooks))
                 .await?;
             if batch.is_empty() {
                 return Ok(handled);
@@ -323,9 +352,40 @@ impl Delivery {
         Ok(())
     }
 
-    /// Delivers until `shutdown`: every `poll`, and at once when `wake` is notified.
+    /// Delivers until `shutdown`: every `poll`, and at once when `wake` is notified; each lane
+    /// in a loop of its own.
     pub async fn run_loop(
         self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        poll: std::time::Duration,
+    ) {
+        let lanes = [
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+        ];
+        let forward = {
+            let lanes = lanes.clone();
+            let mut shutdown = shutdown.clone();
+            async move {
+                while !*shutdown.borrow() {
+                    tokio::select! {
+                        _ = wake.notified() => lanes.iter().for_each(|l| l.notify_one()),
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        };
+        let inbox = self
+            .clone()
+            .lane_loop(Lane::Inbox, lanes[0].clone(), shutdown.clone(), poll);
+        let webhooks = self.lane_loop(Lane::Webhooks, lanes[1].clone(), shutdown.clone(), poll);
+        tokio::join!(forward, inbox, webhooks);
+    }
+
+    async fn lane_loop(
+        self,
+        lane: Lane,
         wake: std::sync::Arc<tokio::sync::Notify>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         poll: std::time::Duration,
@@ -334,7 +394,7 @@ impl Delivery {
             if *shutdown.borrow() {
                 return;
             }
-            if let Err(e) = self.deliver_due().await {
+            if let Err(e) = self.deliver_lane(lane).await {
                 tracing::warn!("outbox delivery: {e}");
             }
             tokio::select! {

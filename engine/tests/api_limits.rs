@@ -34,6 +34,9 @@ macro_rules! on_both_databases {
 on_both_databases!(
     a_costly_template_fails_its_start_alone,
     large_lists_and_fan_outs_are_refused_before_anything_is_written,
+    unknown_fields_are_refused_by_name,
+    a_retried_completion_is_told_it_was_applied,
+    ids_of_another_unit_are_answered_as_unknown,
 );
 
 /// A process that issues document `heavy` at its start, then waits in a task of `clerk`.
@@ -249,6 +252,14 @@ async fn large_lists_and_fan_outs_are_refused_before_anything_is_written(api: Te
 
 /// An engine on a simulated clock with its services, and the router with them.
 async fn simulated(db: &str, test: &str) -> Option<(TestApi, yimen_engine::scheduler::Services)> {
+    simulated_with(db, test, Default::default()).await
+}
+
+async fn simulated_with(
+    db: &str,
+    test: &str,
+    service_options: yimen_engine::scheduler::ServiceOptions,
+) -> Option<(TestApi, yimen_engine::scheduler::Services)> {
     use std::sync::Arc;
     use yimen_engine::OpenOptions;
     let options = match db {
@@ -281,7 +292,7 @@ async fn simulated(db: &str, test: &str) -> Option<(TestApi, yimen_engine::sched
         engine.clone(),
         Some(clock),
         None,
-        Default::default(),
+        service_options,
     )
     .expect("services start");
     let mut api = api_on(engine).await;
@@ -333,4 +344,283 @@ async fn the_clock_moves_only_within_its_range_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clock_moves_only_within_its_range_postgres() {
     the_clock_moves_only_within_its_range("postgres").await;
+}
+
+/// A body with a field the route does not take is refused (422) naming it, not read as if the
+/// field were absent; variables stay an open map, checked against the process.
+async fn unknown_fields_are_refused_by_name(api: TestApi) {
+    let vars = json!({"name": "张三丰", "street": "north", "amount": 1});
+    let answer = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "case", "variables": vars, "businesskey": "K-1"}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert_eq!(
+        answer.body["error"]["details"]["problems"][0]["field"],
+        json!("businesskey"),
+        "{answer:?}"
+    );
+    let answer = api
+        .post(
+            "/api/v1/tasks/claim",
+            &api.admin,
+            json!({"queues": ["window"], "worker": "w", "max_tasks": 5}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(answer.message().contains("max_tasks"), "{answer:?}");
+    let answer = api
+        .post(
+            "/api/v1/tasks/complete",
+            &api.admin,
+            json!({"completions": [{"task_id": "t", "lock_token": "1", "outcom": "ok"}]}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(answer.message().contains("outcom"), "{answer:?}");
+    // An unknown variable is refused by the process.
+    let answer = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "case", "variables": {"name": "张三丰", "street": "north", "amount": 1, "amout": 2}}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:?}"
+    );
+    assert!(answer.message().contains("amout"), "{answer:?}");
+    assert_eq!(open_tasks(&api, "window").await, 0, "nothing started");
+}
+
+/// A completion sent again with the same lock token (its answer was lost) is told that it was
+/// applied: 409 `already_completed_by_this_lock`, unlike a completion under another token.
+async fn a_retried_completion_is_told_it_was_applied(api: TestApi) {
+    api.start_case("north", 100).await;
+    let claimed = api.claim(&api.admin, "window", 1, 0).await;
+    let task = claimed[0]["id"].as_str().expect("id").to_string();
+    let lock = claimed[0]["lock_token"].clone();
+    let body = json!({"lock_token": lock, "outcome": "ok", "variables": {"checked": true}});
+    let path = format!("/api/v1/tasks/{task}/complete");
+    let first = api.post(&path, &api.admin, body.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+    let again = api.post(&path, &api.admin, body.clone()).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
+    assert_eq!(again.code(), "already_completed_by_this_lock", "{again:?}");
+    assert!(again.message().contains("outcome ok"), "{again:?}");
+    let batch = api
+        .post(
+            "/api/v1/tasks/complete",
+            &api.admin,
+            json!({"completions": [{"task_id": task, "lock_token": lock, "outcome": "ok", "variables": {"checked": true}}]}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{batch:?}");
+    assert_eq!(batch.body["results"][0]["status"], json!(409), "{batch:?}");
+    assert_eq!(
+        batch.body["results"][0]["error"]["code"],
+        json!("already_completed_by_this_lock"),
+        "{batch:?}"
+    );
+    let other = lock.as_str().map_or(0, |t| t.parse::<i64>().unwrap_or(0)) + 1;
+    let stale = api
+        .post(
+            &path,
+            &api.admin,
+            json!({"lock_token": other.to_string(), "outcome": "ok", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{stale:?}");
+    assert_eq!(stale.code(), "conflict", "{stale:?}");
+}
+
+/// A token limited to one street gets for a case or task of another street the answer an
+/// unknown id gets (404), so the id is not confirmed.
+async fn ids_of_another_unit_are_answered_as_unknown(api: TestApi) {
+    let south = api.start_case("south", 100).await;
+    let claimed = api.claim(&api.admin, "window", 1, 0).await;
+    let task = claimed[0]["id"].as_str().expect("id").to_string();
+    let lock = claimed[0]["lock_token"].clone();
+    let north = api.token("north-window", &["window"], &["north"]).await;
+    let unknown = api.get("/api/v1/instances/no-such-case", &north).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{unknown:?}");
+    for path in [
+        format!("/api/v1/instances/{south}"),
+        format!("/api/v1/instances/{south}/history"),
+        format!("/api/v1/instances/{south}/documents"),
+    ] {
+        let answer = api.get(&path, &north).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {answer:?}");
+        assert_eq!(answer.code(), unknown.code());
+    }
+    let answer = api
+        .post(
+            &format!("/api/v1/instances/{south}/messages/docs"),
+            &north,
+            json!({}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
+    let answer = api
+        .post(
+            &format!("/api/v1/tasks/{task}/complete"),
+            &north,
+            json!({"lock_token": lock, "outcome": "ok", "variables": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
+    let unknown_task = api
+        .post(
+            "/api/v1/tasks/no-such-task/complete",
+            &north,
+            json!({"lock_token": lock, "outcome": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        unknown_task.status,
+        StatusCode::NOT_FOUND,
+        "{unknown_task:?}"
+    );
+    // The street's own cases still answer.
+    let own = api.start_case("north", 1).await;
+    let answer = api.get(&format!("/api/v1/instances/{own}"), &north).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+}
+
+/// Notifies a webhook at the start, then the `clerk` role's inbox when the task is done.
+const HOOKS: &str = r#"process hooks "通知" version 1
+config "hooks.yaml" {
+  hook_url: text
+}
+role clerk "经办人"
+channel hook "台账" url config.hook_url
+start begin "开始" -> tell
+step tell "通知" {
+  notify channel hook "新申请"
+} -> work
+task work "办理" {
+  queue clerk
+  outcome done "完成" -> told
+}
+step told "告知" {
+  notify role clerk "已办结"
+} -> finished
+end finished "完成" result done
+"#;
+
+/// A webhook receiver that answers only after `stall`; counts the requests it got.
+async fn stalling_receiver(
+    stall: Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(stall).await;
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// An in-app notice is delivered while a webhook receiver hangs: the two go in separate lanes
+/// (it waited for the webhook's attempt to time out).
+async fn notices_do_not_wait_behind_a_hanging_webhook(db: &str) {
+    let options = yimen_engine::scheduler::ServiceOptions {
+        webhook_timeout: Duration::from_secs(10),
+        outbox_poll: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let Some((api, services)) =
+        simulated_with(db, "notices_do_not_wait_behind_a_hanging_webhook", options).await
+    else {
+        return;
+    };
+    let (url, got) = stalling_receiver(Duration::from_secs(8)).await;
+    let answer = deploy(
+        &api,
+        "hooks.flow",
+        HOOKS,
+        json!({"hooks.yaml": format!("hook_url: {url}\n")}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    let answer = api
+        .post(
+            "/api/v1/instances",
+            &api.admin,
+            json!({"process": "hooks", "variables": {}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    // The webhook is under way (its receiver hangs).
+    let began = Instant::now();
+    while got.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "webhook never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let claimed = api.claim(&api.admin, "clerk", 1, 0).await;
+    let task = claimed[0]["id"].as_str().expect("id").to_string();
+    let answer = api
+        .post(
+            &format!("/api/v1/tasks/{task}/complete"),
+            &api.admin,
+            json!({"lock_token": claimed[0]["lock_token"], "outcome": "done"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let began = Instant::now();
+    loop {
+        let inbox = api.get("/api/v1/inbox?role=clerk", &api.admin).await;
+        assert_eq!(inbox.status, StatusCode::OK, "{inbox:?}");
+        if inbox.body.to_string().contains("已办结") {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "the notice waited behind the webhook: {inbox:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    services.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_do_not_wait_behind_a_hanging_webhook_sqlite() {
+    notices_do_not_wait_behind_a_hanging_webhook("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_do_not_wait_behind_a_hanging_webhook_postgres() {
+    notices_do_not_wait_behind_a_hanging_webhook("postgres").await;
 }

@@ -161,8 +161,19 @@ async fn task_outcomes_and_typed_variables(h: &Harness) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&again, EngineError::Conflict { why } if why.contains("already completed")),
+        matches!(&again, EngineError::AlreadyCompleted { why } if why.contains("already completed with this lock token (outcome approve)")),
         "{again:?}"
+    );
+    // Another token (an older claim's) is told the task is done, not that it applied its own.
+    let mut older = claimed[0].clone();
+    older.lock_token -= 1;
+    let other = h
+        .complete(&older, "approve", json!({"amount": 1}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&other, EngineError::Conflict { why } if why.contains("already completed")),
+        "{other:?}"
     );
 }
 
@@ -1499,7 +1510,8 @@ async fn concurrent_events_share_commits_and_stay_exact(h: &Harness) {
                 assert_eq!(status, Status::Completed);
                 done += 1;
             }
-            Err(EngineError::Conflict { .. }) => refused += 1,
+            // The same completion twice: the second is told the first was applied.
+            Err(EngineError::AlreadyCompleted { .. }) => refused += 1,
             Err(e) => panic!("unexpected: {e}"),
         }
     }

@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// `POST /definitions`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeployBody {
     /// File name of the process (for diagnostics), e.g. `social_assistance.flow`.
     #[serde(default)]
@@ -27,6 +28,7 @@ pub struct VersionQuery {
 
 /// `POST /instances`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StartBody {
     /// Process key.
     pub process: String,
@@ -42,6 +44,7 @@ pub struct StartBody {
 
 /// `POST /instances/{id}/messages/{name}`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MessageBody {
     /// The message payload: the variables the waiting step sets.
     #[serde(default)]
@@ -51,6 +54,7 @@ pub struct MessageBody {
 
 /// `POST /instances/{id}/cancel`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CancelBody {
     #[serde(default)]
     pub reason: Option<String>,
@@ -58,6 +62,7 @@ pub struct CancelBody {
 
 /// `POST /tasks/claim`: fetch-and-lock.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClaimBody {
     /// Queue names: a role (`window`) or a keyed role (`department:civil_affairs`).
     pub queues: Vec<String>,
@@ -68,6 +73,7 @@ pub struct ClaimBody {
     pub worker: String,
     /// Most tasks to return (1..=100).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 100)]
     pub max: u32,
     /// Lease length; after it the task may be claimed by someone else.
     #[serde(default = "sixty")]
@@ -130,6 +136,7 @@ pub struct TaskField {
 
 /// `POST /tasks/{id}/complete`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     pub lock_token: String,
     /// One of the task's outcomes (may be omitted when the task has exactly one).
@@ -142,18 +149,37 @@ pub struct CompleteBody {
 
 /// `POST /tasks/complete`: several completions in one request.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CompleteManyBody {
     /// 1 to 100 completions; each is its own event with its own result.
+    #[schema(min_items = 1, max_items = 100)]
     pub completions: Vec<CompletionItem>,
 }
 
 /// One completion of `POST /tasks/complete`: the body of `POST /tasks/{id}/complete` with the
 /// task's id.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CompletionItem {
     pub task_id: String,
-    #[serde(flatten)]
-    pub completion: CompleteBody,
+    pub lock_token: String,
+    /// One of the task's outcomes (may be omitted when the task has exactly one).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+}
+
+impl CompletionItem {
+    /// The body `POST /tasks/{id}/complete` takes for this completion.
+    pub fn completion(self) -> CompleteBody {
+        CompleteBody {
+            lock_token: self.lock_token,
+            outcome: self.outcome,
+            variables: self.variables,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -188,6 +214,7 @@ pub struct CompletedInstance {
 
 /// `POST /tasks/{id}/extend`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExtendBody {
     pub lock_token: String,
     #[serde(default = "sixty")]
@@ -202,12 +229,14 @@ pub struct ExtendResponse {
 
 /// `POST /tasks/{id}/release`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
     pub lock_token: String,
 }
 
 /// `POST /tasks/{id}/fail`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FailBody {
     pub lock_token: String,
     /// What went wrong (shown on the incident).
@@ -253,6 +282,7 @@ pub struct LedgerQuery {
 
 /// `POST /tokens`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// 1 to 100 characters, no control characters.
     #[schema(max_length = 100, min_length = 1)]

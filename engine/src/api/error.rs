@@ -246,7 +246,12 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(_) => ApiError::unprocessable(
                 "invalid_body",
                 format!("the request body does not have the expected fields: {text}"),
-                Value::Null,
+                unknown_field(&text).map_or(Value::Null, |field| {
+                    serde_json::json!({ "problems": [{
+                        "field": field,
+                        "message": "is not a field of this request",
+                    }] })
+                }),
             ),
             JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
                 "send the body as JSON with the header `Content-Type: application/json`",
@@ -254,6 +259,12 @@ impl From<JsonRejection> for ApiError {
             _ => ApiError::bad_request(format!("the request body is not valid JSON: {text}")),
         }
     }
+}
+
+/// The field serde names in "unknown field `x`, expected …" (`deny_unknown_fields`).
+fn unknown_field(text: &str) -> Option<String> {
+    let rest = &text[text.find("unknown field `")? + "unknown field `".len()..];
+    Some(rest[..rest.find('`')?].to_string())
 }
 
 impl From<QueryRejection> for ApiError {
@@ -440,6 +451,9 @@ impl From<crate::EngineError> for ApiError {
         match error {
             E::NotFound { what } => ApiError::not_found(format!("{what} not found")),
             E::Conflict { why } => ApiError::conflict("conflict", why),
+            E::AlreadyCompleted { why } => {
+                ApiError::conflict("already_completed_by_this_lock", why)
+            }
             E::Forbidden { why } => ApiError::forbidden(why),
             E::Invalid { problems } => {
                 let message = problems

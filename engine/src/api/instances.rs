@@ -46,8 +46,16 @@ pub(super) async fn start(
     };
     let view = state.engine.start_under(request, generation.0).await?;
     if view.existing && !principal.streets.is_empty() {
-        // The business key may be another street's case: its view only for who sees it.
-        check_sees(&state, &principal, &view.id).await?;
+        // The business key may be another street's case: its view only for who sees it (and
+        // its id not named to who does not).
+        check_sees(&state, &principal, &view.id)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound { .. } => ApiError::forbidden(
+                    "the business key is taken by a case of a street this token may not see",
+                ),
+                other => other,
+            })?;
     }
     let status = if view.existing {
         StatusCode::OK
@@ -165,7 +173,8 @@ pub(super) async fn resolve_incident(
     Ok(ApiJson(view))
 }
 
-/// 404 when the instance does not exist, 403 when `principal` may not see it.
+/// 404 when the instance does not exist or is of a unit `principal` may not see, 403 when it
+/// is of its units but not of its queues.
 async fn ensure_visible(
     state: &ApiState,
     principal: &Principal,
@@ -203,6 +212,14 @@ pub(super) async fn check_sees(
     });
     if visible {
         Ok(())
+    } else if !tasks
+        .iter()
+        .any(|task| principal.sees_unit(task.org_unit.as_deref()))
+    {
+        // A case of another unit is answered as unknown: its id is not confirmed.
+        Err(ApiError::not_found(format!(
+            "instance {instance} not found"
+        )))
     } else {
         Err(ApiError::forbidden(format!(
             "token `{}` may not see instance {instance}: none of its tasks is in the token's queues{}",

@@ -188,17 +188,18 @@ pub(super) async fn complete_many(
     let mut results: Vec<Option<Result<engine::Completed, ApiError>>> = Vec::with_capacity(count);
     let mut requests = Vec::new();
     for item in body.completions {
-        let body = item.completion;
+        let task_id = item.task_id.clone();
+        let body = item.completion();
         let checked = match lock_token(&body.lock_token) {
             Ok(token) => Ok(engine::CompleteRequest {
-                task_id: item.task_id.clone(),
+                task_id: task_id.clone(),
                 lock_token: token,
                 outcome: body.outcome,
                 vars: body.variables,
                 actor: principal.name.clone(),
                 access: Some(access.clone()),
             }),
-            Err(conflict) => check_task(&state, &principal, &item.task_id)
+            Err(conflict) => check_task(&state, &principal, &task_id)
                 .await
                 .and(Err(conflict)),
         };
@@ -416,7 +417,12 @@ async fn check_task(
     }
 }
 
+/// 403 for a task of the token's units that it may not work; a task of another unit is
+/// answered as unknown (404), so that its id is not confirmed.
 fn forbidden_task(principal: &Principal, task: &engine::TaskView) -> ApiError {
+    if !principal.sees_unit(task.org_unit.as_deref()) {
+        return ApiError::not_found(format!("task {} not found", task.id));
+    }
     ApiError::forbidden(principal.may_not_work(&task.id, &task.queue))
 }
 

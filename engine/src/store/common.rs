@@ -656,9 +656,18 @@ pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
 }
 
 /// Claims due deliveries: they become invisible to other claimers until `lease_until`.
-pub async fn claim_outbox(tx: &mut Tx, now: i64, lease_until: i64, max: i64) -> R<Vec<OutboxRow>> {
+/// `webhooks`: `Some(true)` claims only webhook rows, `Some(false)` only the others (inbox
+/// notices), `None` both (the delivery lanes of `outbox::Delivery`).
+pub async fn claim_outbox(
+    tx: &mut Tx,
+    now: i64,
+    lease_until: i64,
+    max: i64,
+    webhooks: Option<bool>,
+) -> R<Vec<OutboxRow>> {
     sqlx::query(concat!(
         "WITH c AS MATERIALIZED (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+         AND ($4 IS NULL OR (channel LIKE 'webhook:%') = $4) \
          ORDER BY next_attempt_at, id LIMIT $3",
         skip_locked!(),
         ") UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM c) \
@@ -667,6 +676,7 @@ pub async fn claim_outbox(tx: &mut Tx, now: i64, lease_until: i64, max: i64) -> 
     .bind(now)
     .bind(lease_until)
     .bind(max)
+    .bind(webhooks)
     .fetch_all(&mut *tx)
     .await?
     .iter()
