@@ -414,3 +414,53 @@ impl TokenStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod migration_tests {
+    /// Refusals recorded one row per call before migration 0885 stay as they were, each
+    /// standing for one call; the table then takes counted rows.
+    #[tokio::test]
+    async fn migration_0885_keeps_refusals_recorded_before_it() {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+        let to = std::env::temp_dir().join(format!(
+            "yimen-mig-refusals-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            if name.as_str() < "0885" {
+                std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+            }
+        }
+        let before = sqlx::migrate::Migrator::new(to.as_path()).await.unwrap();
+        std::fs::remove_dir_all(&to).unwrap();
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        before.run(&pool).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO access_refusals (id, at, token_id, token_name, method, path, status, \
+             reason) VALUES ('r1', 1000, NULL, NULL, 'GET', '/api/v1/x', 401, 'no token'), \
+             ('r2', 1001, NULL, NULL, 'GET', '/api/v1/x', 401, 'no token')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&pool)
+            .await
+            .unwrap();
+        let rows: Vec<(String, i64, Option<String>)> =
+            sqlx::query_as("SELECT id, hits, bucket FROM access_refusals ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            vec![("r1".to_string(), 1, None), ("r2".to_string(), 1, None)]
+        );
+    }
+}
