@@ -953,6 +953,16 @@ impl Engine {
             h.update(content.as_bytes());
         }
         let model_json = serde_json::to_string(&model)?;
+        // What is stored must load: the same bound as `read_model`.
+        let depth = json_depth(&model_json);
+        if depth > MAX_MODEL_DEPTH {
+            return Err(EngineError::invalid(
+                "source",
+                format!(
+                    "the model nests {depth} levels deep, more than the {MAX_MODEL_DEPTH} the engine reads back; split deep expressions or types"
+                ),
+            ));
+        }
         h.update(b"\0model\0");
         h.update(model_json.as_bytes());
         let hash = hex::encode(h.finalize());
@@ -1010,7 +1020,7 @@ impl Engine {
             return Ok(l.clone());
         }
         let l = Arc::new(Loaded {
-            model: serde_json::from_str(&row.model)?,
+            model: read_model(&row.model)?,
             data: DeploymentData {
                 config: serde_json::from_str(&row.config)?,
                 files: serde_json::from_str(&row.files)?,
@@ -2606,6 +2616,57 @@ fn load_config(model: &Process, files: &BTreeMap<String, String>) -> Result<Json
 
 /// Compiles and checks process source; `files` holds its configuration, templates and the
 /// `<key>.flow` of each import. Any error: every diagnostic, as [`EngineError::Diagnostics`].
+/// Deepest JSON nesting of a stored model the engine reads back (and so deploys). A checked
+/// model nests about 3 JSON levels per expression level (`{"kind":{"Binary":[op, {…}, {…}]}}`),
+/// so [`yimen_dsl::parser::MAX_DEPTH`] (64) needs some 210, beyond serde_json's default
+/// limit of 128; types nest one level per `list<…>` ([`yimen_dsl::parser::MAX_NESTING`],
+/// 200). Reading this deep recurses once per level: the bound keeps that within a tokio
+/// worker's 2 MiB stack (tested in `tests/deep_models.rs`).
+pub const MAX_MODEL_DEPTH: usize = 512;
+
+/// Levels of `[`/`{` nesting of a JSON text (strings skipped), without recursion.
+pub fn json_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Reads a stored model: serde_json's recursion limit (128) lifted, ours
+/// ([`MAX_MODEL_DEPTH`]) checked first, so a model that deployed reads back and none can
+/// overflow the stack.
+pub fn read_model(json: &str) -> Result<Process> {
+    let depth = json_depth(json);
+    if depth > MAX_MODEL_DEPTH {
+        return Err(EngineError::Internal(format!(
+            "the stored model nests {depth} levels deep, more than the {MAX_MODEL_DEPTH} the engine reads"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.disable_recursion_limit();
+    let model = <Process as serde::Deserialize>::deserialize(&mut de)?;
+    de.end()?;
+    Ok(model)
+}
+
 fn compile(
     file: &str,
     source: &str,
