@@ -27,8 +27,10 @@ pub const SYNTAX: &str = "YM0001";
 /// Code of an expression nested deeper than [`MAX_DEPTH`].
 pub const TOO_DEEP: &str = "YM0008";
 
-/// Deepest nesting of brackets accepted; deeper input is refused before pest recurses.
-pub const MAX_NESTING: usize = 200;
+/// Deepest nesting of brackets (`(`, `[`, `{`, `list<`) accepted; deeper input is refused
+/// before pest recurses (pest's recursion per bracket is deep: 200 nested calls overflowed a
+/// 2 MiB stack in an unoptimised build).
+pub const MAX_NESTING: usize = 64;
 
 /// Deepest expression accepted: levels of operators, field accesses, indexes, calls and lists
 /// nested in one another (`a or b or c` is 3 deep, `x.a.b` 3). Every later walk of an
@@ -108,7 +110,9 @@ fn check_nesting(file: &str, source: &str) -> Result<()> {
                         return Err(error(
                             file,
                             Span::new(i, i + 1),
-                            "brackets are nested too deeply",
+                            &format!(
+                                "brackets are nested too deeply (more than {MAX_NESTING} levels)"
+                            ),
                             "too deep",
                             Some("split the expression or block into smaller parts"),
                         ));

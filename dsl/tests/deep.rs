@@ -8,7 +8,7 @@ use yimen_dsl::diagnostic::{Severity, render};
 use yimen_dsl::eval::{Scope, eval};
 use yimen_dsl::graph::{Format, render as draw};
 use yimen_dsl::model::{Action, Expr, ExprKind, NodeKind, Process, UnaryOp};
-use yimen_dsl::parser::{MAX_DEPTH, TOO_DEEP};
+use yimen_dsl::parser::{MAX_DEPTH, MAX_NESTING, TOO_DEEP};
 use yimen_dsl::value::Value;
 
 /// Runs `f` on a thread with a 2 MiB stack; a stack overflow aborts the test binary.
@@ -234,6 +234,36 @@ fn a_model_built_deeper_than_the_limit_is_refused_by_the_checker_and_evaluation(
         let mut e = deeper;
         while let ExprKind::Unary(_, inner) = e.kind {
             e = *inner;
+        }
+    });
+}
+
+/// Found by the fuzzer: 200 nested calls (`len(len(…))`, within the bracket limit then)
+/// overflowed a 2 MiB stack in pest's recursion in an unoptimised build. At the bracket limit
+/// every kind of bracket parses (or is refused) on a small stack; one more is a syntax error
+/// that names the limit.
+#[test]
+fn brackets_at_the_nesting_limit_parse_on_a_small_stack() {
+    on_small_stack(|| {
+        let nested = |open: &str, close: &str, n: usize| {
+            format!("{}flag{}", open.repeat(n), close.repeat(n))
+        };
+        for (open, close) in [("(", ")"), ("[", "]"), ("len(", ")"), ("not (", ")")] {
+            // The step's `{` is one level already.
+            let at_limit = process_with("flag", &nested(open, close, MAX_NESTING - 1));
+            let compiled = yimen_dsl::compile("deep.flow", &at_limit, &|_| None);
+            assert!(
+                compiled.diagnostics.iter().all(|d| d.code != "YM0001"),
+                "{open}: {:?}",
+                compiled.diagnostics
+            );
+            let over = process_with("flag", &nested(open, close, MAX_NESTING));
+            let d = yimen_dsl::parse("deep.flow", &over).expect_err("one bracket too many");
+            assert!(
+                d.message.contains(&MAX_NESTING.to_string()),
+                "{}",
+                d.message
+            );
         }
     });
 }
