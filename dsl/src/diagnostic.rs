@@ -130,6 +130,32 @@ fn expand_tabs(line: &str) -> String {
     out
 }
 
+/// Characters of a long line shown before a span and after its start.
+const CONTEXT_CHARS: usize = 80;
+/// Stands for the part of a long line that is not shown.
+const ELLIPSIS: &str = "...";
+
+/// Where the shown part of the line starts: at most [`CONTEXT_CHARS`] characters before `start`
+/// (and whether the line was cut there).
+fn window_start(source: &str, line_start: usize, start: usize) -> (usize, bool) {
+    match source[line_start..start]
+        .char_indices()
+        .rev()
+        .nth(CONTEXT_CHARS - 1)
+    {
+        Some((i, _)) if i > 0 => (line_start + i, true),
+        _ => (line_start, false),
+    }
+}
+
+/// Where the shown part of the line ends: at most [`CONTEXT_CHARS`] characters after `end`.
+fn window_end(source: &str, end: usize, line_end: usize) -> usize {
+    match source[end..line_end].char_indices().nth(CONTEXT_CHARS) {
+        Some((i, _)) => end + i,
+        None => line_end,
+    }
+}
+
 /// Renders `diag` for people: severity and code, the message, `file:line:col`, the source line
 /// with a caret underline (right for tabs and wide CJK characters), the label and the help.
 /// `source` is the text of `diag.file`.
@@ -151,7 +177,13 @@ pub fn render(diag: &Diagnostic, source: &str) -> String {
     let line_end = source[start..]
         .find('\n')
         .map_or(source.len(), |i| start + i);
-    let text = source[line_start..line_end].trim_end_matches('\r');
+    // A long line is shown as a window around the span, so that rendering stays proportional
+    // to what is shown, not to the line: a file of one huge line with thousands of diagnostics
+    // took seconds to render.
+    let (shown_start, cut_before) = window_start(source, line_start, start);
+    let shown_end = window_end(source, end.clamp(start, line_end), line_end);
+    let cut_after = shown_end < line_end;
+    let text = source[shown_start..shown_end].trim_end_matches('\r');
     let gutter = line.to_string().len();
     let pad = " ".repeat(gutter);
 
@@ -159,10 +191,21 @@ pub fn render(diag: &Diagnostic, source: &str) -> String {
     let _ = writeln!(out, "{severity}[{}]: {}", diag.code, diag.message);
     let _ = writeln!(out, "{pad}--> {file}:{line}:{col}");
     let _ = writeln!(out, "{pad} |");
-    let _ = writeln!(out, "{line} | {}", expand_tabs(text).trim_end());
-    let prefix = &source[line_start..start];
-    let caret_col = display_width(prefix, 0);
-    let underlined = &source[start..end.min(line_end)];
+    let ellipsis_before = if cut_before { ELLIPSIS } else { "" };
+    let ellipsis_after = if cut_after { ELLIPSIS } else { "" };
+    let shown = expand_tabs(text);
+    let _ = writeln!(
+        out,
+        "{line} | {ellipsis_before}{}{ellipsis_after}",
+        if cut_after {
+            shown.as_str()
+        } else {
+            shown.trim_end()
+        }
+    );
+    let prefix = &source[shown_start..start];
+    let caret_col = display_width(prefix, 0) + ellipsis_before.len();
+    let underlined = &source[start..end.clamp(start, shown_end)];
     let caret_len = display_width(underlined.trim_end_matches('\r'), caret_col).max(1);
     let mut marker = format!("{}{}", " ".repeat(caret_col), "^".repeat(caret_len));
     if !diag.label.is_empty() {
@@ -219,6 +262,28 @@ mod tests {
         let start = source.find('审').unwrap();
         let out = render(&diag(start, start + "审查".len()), source);
         assert!(out.contains("  |   ^^^^ here"), "{out}");
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_span() {
+        let source = format!("{}审查{}\n", "x".repeat(1000), "y".repeat(1000));
+        let start = source.find('审').unwrap();
+        let out = render(&diag(start, start + "审查".len()), &source);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], " --> p.flow:1:1001");
+        let shown = format!("1 | ...{}审查{}...", "x".repeat(80), "y".repeat(80));
+        assert_eq!(lines[3], shown);
+        // "1 | " and then the caret under 审查: "..." and 80 x's before it, two wide characters.
+        let marker = format!("  | {}^^^^ here", " ".repeat(83));
+        assert_eq!(lines[4], marker);
+        // A span near the line's start is not cut before; the line's end still is.
+        let out = render(&diag(2, 3), &source);
+        assert!(out.lines().nth(3).unwrap().starts_with("1 | xxx"), "{out}");
+        assert!(out.lines().nth(3).unwrap().ends_with("x..."), "{out}");
+        assert!(
+            out.lines().nth(4).unwrap().starts_with("  |   ^ here"),
+            "{out}"
+        );
     }
 
     #[test]
