@@ -325,13 +325,13 @@ fn input(seed: u64, index: u64, seeds: &[String]) -> String {
 fn exercise(source: &str, files: &BTreeMap<String, String>) {
     let load = |rel: &str| files.get(rel).cloned();
     let compiled = yimen_dsl::compile("fuzz.flow", source, &load);
+    let index = yimen_dsl::diagnostic::LineIndex::new(source);
     for diag in &compiled.diagnostics {
-        let text = if diag.file == "fuzz.flow" {
-            source.to_string()
+        let out = if diag.file == "fuzz.flow" {
+            yimen_dsl::diagnostic::render_indexed(diag, source, &index)
         } else {
-            load(&diag.file).unwrap_or_default()
+            yimen_dsl::diagnostic::render(diag, &load(&diag.file).unwrap_or_default())
         };
-        let out = yimen_dsl::diagnostic::render(diag, &text);
         assert!(
             out.contains(diag.code),
             "a diagnostic renders with its code"

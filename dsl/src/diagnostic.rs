@@ -79,13 +79,50 @@ const TAB_WIDTH: usize = 4;
 
 /// 1-based line and column (in characters) of byte `offset` in `source`. Offsets past the end
 /// or inside a multi-byte character are clamped to the nearest character boundary before them.
+/// To locate many offsets in one text, build a [`LineIndex`] once.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = floor_boundary(source, offset);
-    let before = &source[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = source[line_start..offset].chars().count() + 1;
-    (line, col)
+    LineIndex::new(source).line_col(source, offset)
+}
+
+/// Where each line of one text starts. Built once per file, it locates an offset by a binary
+/// search, so that rendering all of a file's diagnostics stays linear in their number: each
+/// scanning the text from its start made a file with thousands of them take over a second.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    /// Byte offset of the start of each line; the first is 0.
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(source: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            source
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// 0-based line of byte `offset` and the byte range of that line, without its `\n`.
+    fn line(&self, source: &str, offset: usize) -> (usize, usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= offset).max(1) - 1;
+        let start = self.starts[line];
+        let end = self
+            .starts
+            .get(line + 1)
+            .map_or(source.len(), |next| next - 1);
+        (line, start, end)
+    }
+
+    /// Like [`line_col`], for the text this index was built from.
+    pub fn line_col(&self, source: &str, offset: usize) -> (usize, usize) {
+        let offset = floor_boundary(source, offset);
+        let (line, start, _) = self.line(source, offset);
+        (line + 1, source[start..offset].chars().count() + 1)
+    }
 }
 
 fn floor_boundary(source: &str, offset: usize) -> usize {
@@ -160,6 +197,11 @@ fn window_end(source: &str, end: usize, line_end: usize) -> usize {
 /// with a caret underline (right for tabs and wide CJK characters), the label and the help.
 /// `source` is the text of `diag.file`.
 pub fn render(diag: &Diagnostic, source: &str) -> String {
+    render_indexed(diag, source, &LineIndex::new(source))
+}
+
+/// Like [`render`], with the [`LineIndex`] of `source` built once for all of its diagnostics.
+pub fn render_indexed(diag: &Diagnostic, source: &str, index: &LineIndex) -> String {
     use std::fmt::Write as _;
     let severity = match diag.severity {
         Severity::Error => "error",
@@ -172,11 +214,8 @@ pub fn render(diag: &Diagnostic, source: &str) -> String {
     };
     let start = floor_boundary(source, diag.span.start);
     let end = floor_boundary(source, diag.span.end.max(start));
-    let (line, col) = line_col(source, start);
-    let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = source[start..]
-        .find('\n')
-        .map_or(source.len(), |i| start + i);
+    let (line, col) = index.line_col(source, start);
+    let (_, line_start, line_end) = index.line(source, start);
     // A long line is shown as a window around the span, so that rendering stays proportional
     // to what is shown, not to the line: a file of one huge line with thousands of diagnostics
     // took seconds to render.
@@ -220,15 +259,21 @@ pub fn render(diag: &Diagnostic, source: &str) -> String {
 }
 
 /// Renders every diagnostic in order, separated by blank lines. `sources` maps a file name to
-/// its text; diagnostics whose file is unknown are rendered against an empty text.
+/// its text (asked once per file); diagnostics whose file is unknown are rendered against an
+/// empty text.
 pub fn render_all(diags: &[Diagnostic], sources: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut files: std::collections::HashMap<&str, (String, LineIndex)> = Default::default();
     let mut out = String::new();
     for (i, diag) in diags.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        let source = sources(&diag.file).unwrap_or_default();
-        out.push_str(&render(diag, &source));
+        let (source, index) = files.entry(diag.file.as_str()).or_insert_with(|| {
+            let source = sources(&diag.file).unwrap_or_default();
+            let index = LineIndex::new(&source);
+            (source, index)
+        });
+        out.push_str(&render_indexed(diag, source, index));
     }
     out
 }
@@ -295,5 +340,25 @@ mod tests {
         }
         assert_eq!(line_col(source, 1), (1, 1));
         assert_eq!(line_col(source, 999), (2, 1));
+    }
+
+    /// The index agrees with a scan from the start at every offset: line ends, empty lines,
+    /// CRLF, multi-byte characters, offsets inside a character and past the end.
+    #[test]
+    fn the_line_index_agrees_with_a_scan_from_the_start() {
+        let source = "流程 a\r\n\n  步骤\tb\n\nend";
+        let index = LineIndex::new(source);
+        for offset in 0..source.len() + 3 {
+            let at = floor_boundary(source, offset);
+            let before = &source[..at];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let col = source[line_start..at].chars().count() + 1;
+            assert_eq!(
+                index.line_col(source, offset),
+                (line, col),
+                "offset {offset}"
+            );
+        }
     }
 }
