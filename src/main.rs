@@ -7,7 +7,7 @@ mod cli;
 
 /// Rust's allocations go to mimalloc, as SQLite's do (`store::sqlite`): the committer allocates
 /// and frees many small buffers per event, and the C library's malloc took a sixth of its CPU
-/// (perf). `yimen bench three-task --cases 20000`: +13–48% cases/s, peak memory 65 → 94–100 MB.
+/// (`docs/performance.md`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

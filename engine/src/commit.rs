@@ -21,11 +21,11 @@
 //! writer). When a batch was a statement per hand-off to sqlx's worker thread, each hand-off
 //! woke the committer from outside its runtime; on the server's runtime it then waited in the
 //! shared queue behind the HTTP connections' tasks, each time, and alone on its thread it ran
-//! at once (`yimen bench three-task` on 2 cores: 817–996 → 905–1,150 cases/s). A batch now
+//! at once (`docs/performance.md`). A batch now
 //! reaches sqlx's worker only when something else used the connection before it
 //! (`store/sqlite_tx.rs`), and on its own thread it does not share a CPU queue with HTTP.
-//! PostgreSQL's committers wait on the network, four at a time, and were 7–11% slower on such
-//! a thread: they stay on the runtime. After each batch on SQLite in a file, the committer
+//! PostgreSQL's committers wait on the network, four at a time, and were slower on such a
+//! thread: they stay on the runtime. After each batch on SQLite in a file, the committer
 //! rings the [`checkpointer`].
 
 use crate::engine::{

@@ -581,7 +581,7 @@ pub fn timeline(instance: &Value, history: &Value) -> String {
 mod tests {
     use super::*;
 
-    /// Issue 19: the timeline showed the first 19 characters of the time, UTC without a marker.
+    /// The timeline once showed the first 19 characters of the time: UTC without a marker.
     #[test]
     fn the_timeline_shows_times_with_their_offset() {
         let instance = json!({"id": "i1", "process": "p", "version": 1, "status": "running"});

@@ -96,9 +96,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// On SQLite every write goes through one committer on a thread of its own (`commit.rs`): it
 /// is the one serial stage, and when the runtime had a worker thread per core it waited for a
 /// core behind the HTTP connections. The runtime leaves it one: a worker thread per core but
-/// one (at least one). `yimen bench three-task` on 2 cores, 20,000 cases, 6 interleaved
-/// pairs: 2 threads 4,457–5,442 cases/s, 1 thread 4,819–5,890, each pair faster, with less
-/// CPU. PostgreSQL's committers run on the runtime: a thread per core. `TOKIO_WORKER_THREADS`
+/// one (at least one), which was faster in every measured pair (`docs/performance.md`).
+/// PostgreSQL's committers run on the runtime: a thread per core. `TOKIO_WORKER_THREADS`
 /// sets the count instead.
 pub fn server_runtime(url: &str) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();

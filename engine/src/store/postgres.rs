@@ -24,7 +24,7 @@ macro_rules! skip_locked {
 /// subquery's values. `= ANY(ARRAY(…))`, not `IN (…)`: the list is computed once and the
 /// column's index is walked for it, whereas `IN` with a set-returning function (estimated at
 /// 100 rows) let the planner hash-join a sequential scan of the whole table, a cost that grew
-/// with the table (19 ms per batch at 18,000 tasks).
+/// with the table.
 macro_rules! is_in {
     (json $n:literal) => {
         concat!(
