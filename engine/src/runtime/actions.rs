@@ -1,0 +1,171 @@
+//! Actions of a node (set, notify, document, start a child) and the text they fill in.
+
+use super::*;
+
+impl Run<'_> {
+    pub(super) fn actions(
+        &mut self,
+        node: &str,
+        actions: &[Action],
+        ctx: &Json,
+    ) -> Result<(), String> {
+        for action in actions {
+            match action {
+                Action::Assign { var, value, .. } => {
+                    let v = self.eval(value)?;
+                    let json = match self.model.vars.iter().find(|d| d.name.name == var.name) {
+                        Some(decl) => typed(
+                            self.model,
+                            self.data,
+                            &self.bounds.limits,
+                            &decl.ty,
+                            &v.to_json(),
+                        )
+                        .map_err(|e| format!("set {}: {e}", var.name))?,
+                        None => v.to_json(),
+                    };
+                    self.set_var(Some(node), &var.name, json);
+                }
+                Action::Notify {
+                    target, message, ..
+                } => {
+                    let text = self.fill(message);
+                    let (channel, url) = match target {
+                        NotifyTarget::Role(q) => (format!("role:{}", self.queue(q)?.0), None),
+                        NotifyTarget::Applicant => ("applicant".to_string(), None),
+                        NotifyTarget::Holder => ("holder".to_string(), None),
+                        NotifyTarget::Channel(c) => {
+                            let url = self
+                                .model
+                                .channels
+                                .iter()
+                                .find(|ch| ch.name.name == c.name)
+                                .and_then(|ch| self.data.config.get(&ch.url_config.name))
+                                .cloned();
+                            (format!("webhook:{}", c.name), url)
+                        }
+                    };
+                    let id = new_id();
+                    self.cs.outbox.push(NewOutbox {
+                        id: id.clone(),
+                        channel: channel.clone(),
+                        dedup_key: format!("{}:{id}", self.instance_id),
+                        payload: json!({
+                            "instance": self.instance_id,
+                            "node": node,
+                            "message": text,
+                            "url": url,
+                            "context": ctx,
+                            "at": self.now.to_rfc3339(),
+                        }),
+                    });
+                    self.history(
+                        Some(node),
+                        "notification",
+                        format!("notify {channel}: {text}"),
+                        json!({ "outbox": id, "channel": channel }),
+                    );
+                }
+                Action::Ledger { entry, .. } => {
+                    let text = self.fill(entry);
+                    self.history(Some(node), "ledger", text, json!({}));
+                }
+                Action::Issue { document, .. } => {
+                    let decl = self
+                        .model
+                        .documents
+                        .iter()
+                        .find(|d| d.name.name == document.name)
+                        .ok_or_else(|| format!("no document `{}`", document.name))?;
+                    if decl.public
+                        && let Some(var) = self.minor_in_case()
+                    {
+                        let label = decl.label.clone().unwrap_or_else(|| decl.name.name.clone());
+                        self.history(
+                            Some(node),
+                            "document_withheld",
+                            format!(
+                                "{label} not issued: `{var}` is the ID number of a person under 18 \
+                                 on the case's date, and a public document never names a minor"
+                            ),
+                            json!({ "name": decl.name.name, "var": var }),
+                        );
+                        continue;
+                    }
+                    let content = match crate::documents::render(&self.context(), decl) {
+                        Ok(content) => content,
+                        Err(e) if e.over_limit => {
+                            let field = format!("document {}", decl.name.name);
+                            return Err(self.over_limit(&field, e.message));
+                        }
+                        Err(e) => return Err(e.message),
+                    };
+                    let id = new_id();
+                    self.cs.documents.push(NewDocument {
+                        id: id.clone(),
+                        name: decl.name.name.clone(),
+                        label: decl.label.clone(),
+                        public: decl.public,
+                        content,
+                    });
+                    self.history(
+                        Some(node),
+                        "document",
+                        format!(
+                            "issued {}",
+                            decl.label.clone().unwrap_or_else(|| decl.name.name.clone())
+                        ),
+                        json!({ "document": id, "name": decl.name.name }),
+                    );
+                }
+                Action::Clock { op, clock, .. } => self.clock(node, op, &clock.name)?,
+                Action::FollowUp {
+                    id, label, queue, ..
+                } => {
+                    let (q, org_unit) = self.queue(queue)?;
+                    let task_id = new_id();
+                    self.cs.new_tasks.push(NewTask {
+                        id: task_id.clone(),
+                        node: id.name.clone(),
+                        label: label.clone(),
+                        queue: q.clone(),
+                        org_unit,
+                        assignee: None,
+                        item: None,
+                        due_at: None,
+                    });
+                    self.history(
+                        Some(node),
+                        "task_created",
+                        format!("follow-up task {} for {q}", id.name),
+                        json!({ "task": task_id, "queue": q, "follow_up": true }),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `{{ var }}` placeholders with (masked) case data.
+    pub(super) fn context(&self) -> crate::documents::Context<'_> {
+        crate::documents::Context {
+            model: self.model,
+            data: self.data,
+            vars: &self.cs.vars,
+            state: &self.cs.state,
+            item: self.item.as_ref().map(|(n, j)| (n.as_str(), j)),
+            now: self.now,
+            limits: self.bounds.limits,
+        }
+    }
+
+    /// Fills `{{ var }}` placeholders of a message with masked case data. A text that does
+    /// not render is kept as written (with the reason), never dropped.
+    pub(super) fn fill(&self, text: &str) -> String {
+        if !text.contains("{{") && !text.contains("{%") {
+            return text.to_string();
+        }
+        crate::documents::render_text(&self.context(), "message", text, true)
+            .unwrap_or_else(|e| format!("{text} [{}]", e.message))
+    }
+}
