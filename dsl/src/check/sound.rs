@@ -17,7 +17,8 @@
 use super::codes::*;
 use super::{Cx, DiagExt};
 use crate::model::NodeKind;
-use std::collections::{HashMap, HashSet, VecDeque};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::VecDeque;
 
 /// Markings explored before giving up with "too complex to verify".
 pub(crate) const MAX_STATES: usize = 200_000;
@@ -229,7 +230,16 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
     let mut findings = Findings::default();
     let mut reported: HashSet<(&'static str, usize)> = HashSet::new();
 
-    let mut initial: Marking = net.live_outs(start).iter().map(|&e| e as u32).collect();
+    // Each node's live edges, once: the exploration asks for them at every marking.
+    let as_u32 = |edges: Vec<usize>| edges.into_iter().map(|e| e as u32).collect::<Vec<u32>>();
+    let outs: Vec<Vec<u32>> = (0..net.class.len())
+        .map(|n| as_u32(net.live_outs(n)))
+        .collect();
+    let ins: Vec<Vec<u32>> = (0..net.class.len())
+        .map(|n| as_u32(net.live_ins(n)))
+        .collect();
+
+    let mut initial: Marking = outs[start].clone();
     initial.sort_unstable();
     index.insert(initial.clone(), 0);
     markings.push(initial);
@@ -240,12 +250,15 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
     while let Some(m) = queue.pop_front() {
         let marking = markings[m as usize].clone();
         // Two tokens waiting at one node that is not a join.
-        let mut at: HashSet<usize> = HashSet::new();
+        let mut at: Vec<usize> = Vec::with_capacity(marking.len());
         let mut race = None;
         for &e in &marking {
             let edge = &net.edges[e as usize];
-            if net.class[edge.to] != Class::Join && !at.insert(edge.to) {
-                race = Some(edge.to);
+            if net.class[edge.to] != Class::Join {
+                if at.contains(&edge.to) {
+                    race = Some(edge.to);
+                }
+                at.push(edge.to);
             }
         }
         if let Some(node) = race {
@@ -257,45 +270,37 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
         }
 
         let mut next: Vec<Marking> = Vec::new();
-        let mut fired_joins: HashSet<usize> = HashSet::new();
+        let mut fired_joins: Vec<usize> = Vec::new();
         for &e in &marking {
             let to = net.edges[e as usize].to;
-            let rest: Vec<u32> = marking.iter().copied().filter(|&x| x != e).collect();
             match net.class[to] {
                 Class::Join => {
-                    if !fired_joins.insert(to) {
+                    if fired_joins.contains(&to) {
                         continue;
                     }
-                    let ins = net.live_ins(to);
-                    if ins.iter().all(|i| marking.contains(&(*i as u32))) {
-                        let rest: Vec<u32> = marking
-                            .iter()
-                            .copied()
-                            .filter(|x| !ins.contains(&(*x as usize)))
-                            .collect();
-                        next.push(add(rest, &net.live_outs(to)));
+                    fired_joins.push(to);
+                    let ins = &ins[to];
+                    if ins.iter().all(|i| marking.contains(i)) {
+                        next.push(successor(&marking, ins, &outs[to]));
                     }
                 }
                 Class::End => {
-                    if rest.is_empty() {
-                        settled[m as usize] = true;
-                    } else {
-                        if reported.insert((END_WHILE_RUNNING, to)) {
-                            findings.ends.push((to, net.edges[rest[0] as usize].to));
-                        }
-                        settled[m as usize] = true;
+                    if let Some(&other) = marking.iter().find(|&&x| x != e)
+                        && reported.insert((END_WHILE_RUNNING, to))
+                    {
+                        findings.ends.push((to, net.edges[other as usize].to));
                     }
+                    settled[m as usize] = true;
                 }
-                Class::Split => next.push(add(rest, &net.live_outs(to))),
+                Class::Split => next.push(successor(&marking, &[e], &outs[to])),
                 Class::Plain | Class::Start => {
-                    for o in net.live_outs(to) {
-                        next.push(add(rest.clone(), &[o]));
+                    for &o in &outs[to] {
+                        next.push(successor(&marking, &[e], &[o]));
                     }
                 }
             }
         }
-        for mut n in next {
-            n.sort_unstable();
+        for n in next {
             // Two tokens on one edge: the second would race the first into its target.
             if let Some(w) = n.windows(2).find(|w| w[0] == w[1]) {
                 let node = net.edges[w[0] as usize].first;
@@ -424,7 +429,11 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
     }
 }
 
-fn add(mut marking: Vec<u32>, edges: &[usize]) -> Vec<u32> {
-    marking.extend(edges.iter().map(|&e| e as u32));
-    marking
+/// The marking after the tokens on `taken` leave and tokens are put on `added`, sorted.
+fn successor(marking: &[u32], taken: &[u32], added: &[u32]) -> Marking {
+    let mut next = Vec::with_capacity(marking.len() + added.len());
+    next.extend(marking.iter().copied().filter(|x| !taken.contains(x)));
+    next.extend_from_slice(added);
+    next.sort_unstable();
+    next
 }
