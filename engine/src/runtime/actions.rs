@@ -28,121 +28,145 @@ impl Run<'_> {
                 }
                 Action::Notify {
                     target, message, ..
-                } => {
-                    let text = self.fill(message);
-                    let (channel, url) = match target {
-                        NotifyTarget::Role(q) => (format!("role:{}", self.queue(q)?.0), None),
-                        NotifyTarget::Applicant => ("applicant".to_string(), None),
-                        NotifyTarget::Holder => ("holder".to_string(), None),
-                        NotifyTarget::Channel(c) => {
-                            let url = self
-                                .model
-                                .channels
-                                .iter()
-                                .find(|ch| ch.name.name == c.name)
-                                .and_then(|ch| self.data.config.get(&ch.url_config.name))
-                                .cloned();
-                            (format!("webhook:{}", c.name), url)
-                        }
-                    };
-                    let id = new_id();
-                    self.cs.outbox.push(NewOutbox {
-                        id: id.clone(),
-                        channel: channel.clone(),
-                        dedup_key: format!("{}:{id}", self.instance_id),
-                        payload: json!({
-                            "instance": self.instance_id,
-                            "node": node,
-                            "message": text,
-                            "url": url,
-                            "context": ctx,
-                            "at": self.now.to_rfc3339(),
-                        }),
-                    });
-                    self.history(
-                        Some(node),
-                        "notification",
-                        format!("notify {channel}: {text}"),
-                        json!({ "outbox": id, "channel": channel }),
-                    );
-                }
+                } => self.notify(node, target, message, ctx)?,
                 Action::Ledger { entry, .. } => {
                     let text = self.fill(entry);
                     self.history(Some(node), "ledger", text, json!({}));
                 }
-                Action::Issue { document, .. } => {
-                    let decl = self
-                        .model
-                        .documents
-                        .iter()
-                        .find(|d| d.name.name == document.name)
-                        .ok_or_else(|| format!("no document `{}`", document.name))?;
-                    if decl.public
-                        && let Some(var) = self.minor_in_case()
-                    {
-                        let label = decl.label.clone().unwrap_or_else(|| decl.name.name.clone());
-                        self.history(
-                            Some(node),
-                            "document_withheld",
-                            format!(
-                                "{label} not issued: `{var}` is the ID number of a person under 18 \
-                                 on the case's date, and a public document never names a minor"
-                            ),
-                            json!({ "name": decl.name.name, "var": var }),
-                        );
-                        continue;
-                    }
-                    let content = match crate::documents::render(&self.context(), decl) {
-                        Ok(content) => content,
-                        Err(e) if e.over_limit => {
-                            let field = format!("document {}", decl.name.name);
-                            return Err(self.over_limit(&field, e.message));
-                        }
-                        Err(e) => return Err(e.message),
-                    };
-                    let id = new_id();
-                    self.cs.documents.push(NewDocument {
-                        id: id.clone(),
-                        name: decl.name.name.clone(),
-                        label: decl.label.clone(),
-                        public: decl.public,
-                        content,
-                    });
-                    self.history(
-                        Some(node),
-                        "document",
-                        format!(
-                            "issued {}",
-                            decl.label.clone().unwrap_or_else(|| decl.name.name.clone())
-                        ),
-                        json!({ "document": id, "name": decl.name.name }),
-                    );
-                }
+                Action::Issue { document, .. } => self.issue(node, &document.name)?,
                 Action::Clock { op, clock, .. } => self.clock(node, op, &clock.name)?,
                 Action::FollowUp {
                     id, label, queue, ..
-                } => {
-                    let (q, org_unit) = self.queue(queue)?;
-                    let task_id = new_id();
-                    self.cs.new_tasks.push(NewTask {
-                        id: task_id.clone(),
-                        node: id.name.clone(),
-                        label: label.clone(),
-                        queue: q.clone(),
-                        org_unit,
-                        assignee: None,
-                        item: None,
-                        due_at: None,
-                    });
-                    self.history(
-                        Some(node),
-                        "task_created",
-                        format!("follow-up task {} for {q}", id.name),
-                        json!({ "task": task_id, "queue": q, "follow_up": true }),
-                    );
-                }
+                } => self.follow_up(node, &id.name, label, queue)?,
             }
         }
+        Ok(())
+    }
+
+    /// Creates a follow-up task (`task chase ...` of an escalation): no flow waits for it.
+    fn follow_up(
+        &mut self,
+        node: &str,
+        id: &str,
+        label: &Option<String>,
+        queue: &QueueRef,
+    ) -> Result<(), String> {
+        let (q, org_unit) = self.queue(queue)?;
+        let task_id = new_id();
+        self.cs.new_tasks.push(NewTask {
+            id: task_id.clone(),
+            node: id.to_string(),
+            label: label.clone(),
+            queue: q.clone(),
+            org_unit,
+            assignee: None,
+            item: None,
+            due_at: None,
+        });
+        self.history(
+            Some(node),
+            "task_created",
+            format!("follow-up task {id} for {q}"),
+            json!({ "task": task_id, "queue": q, "follow_up": true }),
+        );
+        Ok(())
+    }
+
+    /// Issues document `document`, unless it is public and the case names a minor.
+    fn issue(&mut self, node: &str, document: &str) -> Result<(), String> {
+        let decl = self
+            .model
+            .documents
+            .iter()
+            .find(|d| d.name.name == document)
+            .ok_or_else(|| format!("no document `{}`", document))?;
+        if decl.public
+            && let Some(var) = self.minor_in_case()
+        {
+            let label = decl.label.clone().unwrap_or_else(|| decl.name.name.clone());
+            self.history(
+                Some(node),
+                "document_withheld",
+                format!(
+                    "{label} not issued: `{var}` is the ID number of a person under 18 \
+                     on the case's date, and a public document never names a minor"
+                ),
+                json!({ "name": decl.name.name, "var": var }),
+            );
+            return Ok(());
+        }
+        let content = match crate::documents::render(&self.context(), decl) {
+            Ok(content) => content,
+            Err(e) if e.over_limit => {
+                let field = format!("document {}", decl.name.name);
+                return Err(self.over_limit(&field, e.message));
+            }
+            Err(e) => return Err(e.message),
+        };
+        let id = new_id();
+        self.cs.documents.push(NewDocument {
+            id: id.clone(),
+            name: decl.name.name.clone(),
+            label: decl.label.clone(),
+            public: decl.public,
+            content,
+        });
+        self.history(
+            Some(node),
+            "document",
+            format!(
+                "issued {}",
+                decl.label.clone().unwrap_or_else(|| decl.name.name.clone())
+            ),
+            json!({ "document": id, "name": decl.name.name }),
+        );
+        Ok(())
+    }
+
+    /// Queues a notification in the outbox and records it.
+    fn notify(
+        &mut self,
+        node: &str,
+        target: &NotifyTarget,
+        message: &str,
+        ctx: &Json,
+    ) -> Result<(), String> {
+        let text = self.fill(message);
+        let (channel, url) = match target {
+            NotifyTarget::Role(q) => (format!("role:{}", self.queue(q)?.0), None),
+            NotifyTarget::Applicant => ("applicant".to_string(), None),
+            NotifyTarget::Holder => ("holder".to_string(), None),
+            NotifyTarget::Channel(c) => {
+                let url = self
+                    .model
+                    .channels
+                    .iter()
+                    .find(|ch| ch.name.name == c.name)
+                    .and_then(|ch| self.data.config.get(&ch.url_config.name))
+                    .cloned();
+                (format!("webhook:{}", c.name), url)
+            }
+        };
+        let id = new_id();
+        self.cs.outbox.push(NewOutbox {
+            id: id.clone(),
+            channel: channel.clone(),
+            dedup_key: format!("{}:{id}", self.instance_id),
+            payload: json!({
+                "instance": self.instance_id,
+                "node": node,
+                "message": text,
+                "url": url,
+                "context": ctx,
+                "at": self.now.to_rfc3339(),
+            }),
+        });
+        self.history(
+            Some(node),
+            "notification",
+            format!("notify {channel}: {text}"),
+            json!({ "outbox": id, "channel": channel }),
+        );
         Ok(())
     }
 

@@ -112,186 +112,223 @@ impl Run<'_> {
             .as_ref()
             .or(self.model.calendar.as_ref())
             .map(|c| c.name.clone());
-        // `e` after `from`, with the inputs (amount, unit) to keep.
-        let add = |run: &mut Self,
-                   from: DateTime<Utc>,
-                   e: &Expr|
-         -> Result<(due::Due, i64, yimen_dsl::model::DurationUnit), String> {
-            let v = run.eval(e)?;
-            let (amount, unit) = v.to_duration()?;
-            let due = run.due.add(cal.as_deref(), from, amount, unit);
-            if due.provisional {
-                run.cs.provisional = true;
-            }
-            run.note_due(&due, unit);
-            Ok((due, amount, unit))
-        };
-        let cancel_ladder = |run: &mut Self| {
-            if let Some(s) = run.cs.state.clocks.get_mut(name) {
-                let ids = std::mem::take(&mut s.timers);
-                run.cs.cancel_timers.extend(ids);
-            }
-        };
-        let text;
-        match op {
+        let text = match op {
             ClockOp::Start { duration } => {
                 let expr = duration
                     .as_ref()
                     .or(decl.deadline.as_ref().map(|d| &d.duration))
                     .ok_or_else(|| format!("clock `{name}` has no duration"))?;
-                let (due, amount, unit) = add(self, self.now, expr)?;
-                cancel_ladder(self);
-                // Task deadlines already bound to it (a restart) follow the new due time.
-                let bound = self
-                    .cs
-                    .state
-                    .clocks
-                    .get_mut(name)
-                    .map(|s| std::mem::take(&mut s.bound))
-                    .unwrap_or_default();
-                self.cs.state.clocks.insert(
-                    name.to_string(),
-                    ClockState {
-                        due_at: Some(millis(due.at)),
-                        remaining_minutes: None,
-                        running: true,
-                        provisional: due.provisional,
-                        timers: Vec::new(),
-                        basis: Some(ClockBasis::Add {
-                            from: millis(self.now),
-                            amount,
-                            unit,
-                            calendar: cal.clone(),
-                        }),
-                        bound,
-                    },
-                );
-                self.schedule_clock(node, name, due.at)?;
-                self.follow_clock(name, Some(due.at), "started")?;
-                text = format!("clock {name} started, due {}", self.readable(due.at));
+                self.clock_start(node, name, cal, expr)?
             }
-            ClockOp::Pause => {
-                cancel_ladder(self);
-                let s = self
-                    .cs
-                    .state
-                    .clocks
-                    .get_mut(name)
-                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
-                let mut paused = false;
-                if s.running {
-                    let due = s.due_at.and_then(DateTime::from_timestamp_millis);
-                    // Remaining working time, so a clock paused over a holiday loses nothing.
-                    s.remaining_minutes = due.map(|d| {
-                        self.due
-                            .office_minutes_between(cal.as_deref(), self.now, d)
-                            .max(0)
-                    });
-                    s.due_at = None;
-                    s.basis = None;
-                    s.running = false;
-                    paused = true;
-                }
-                let left = s.remaining_minutes.unwrap_or(0);
-                if paused {
-                    self.follow_clock(name, None, "paused")?;
-                }
-                text = format!("clock {name} paused, {left} office minutes left");
-            }
-            ClockOp::Resume => {
-                let s = self
-                    .cs
-                    .state
-                    .clocks
-                    .get_mut(name)
-                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
-                let mut due = None;
-                if !s.running {
-                    let left = s.remaining_minutes.take().unwrap_or(0);
-                    let d = self.due.add_office_minutes(cal.as_deref(), self.now, left);
-                    s.due_at = Some(millis(d.at));
-                    s.running = true;
-                    s.provisional = d.provisional;
-                    s.basis = Some(ClockBasis::OfficeMinutes {
-                        from: millis(self.now),
-                        minutes: left,
-                        calendar: cal.clone(),
-                    });
-                    self.cs.provisional |= d.provisional;
-                    due = Some(d.at);
-                }
-                if let Some(due) = due {
-                    self.schedule_clock(node, name, due)?;
-                    self.follow_clock(name, Some(due), "resumed")?;
-                }
-                text = format!("clock {name} resumed");
-            }
-            ClockOp::Stop => {
-                cancel_ladder(self);
-                self.follow_clock(name, None, "stopped")?;
-                if let Some(s) = self.cs.state.clocks.get_mut(name) {
-                    s.running = false;
-                    s.due_at = None;
-                    s.remaining_minutes = None;
-                    s.basis = None;
-                    // A stopped clock no longer carries deadlines.
-                    s.bound.clear();
-                }
-                text = format!("clock {name} stopped");
-            }
-            ClockOp::Extend { by, reason } => {
-                let current = self
-                    .cs
-                    .state
-                    .clocks
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| format!("clock `{name}` was not started"))?;
-                if let Some(due_ms) = current.due_at {
-                    let from = DateTime::from_timestamp_millis(due_ms).unwrap_or(self.now);
-                    let (due, amount, unit) = add(self, from, by)?;
-                    cancel_ladder(self);
-                    let basis = match current.basis {
-                        Some(b) => ClockBasis::Extended {
-                            base: Box::new(b),
-                            amount,
-                            unit,
-                            calendar: cal.clone(),
-                        },
-                        // A state written before the inputs were kept: from the due time.
-                        None => ClockBasis::Add {
-                            from: due_ms,
-                            amount,
-                            unit,
-                            calendar: cal.clone(),
-                        },
-                    };
-                    if let Some(s) = self.cs.state.clocks.get_mut(name) {
-                        s.due_at = Some(millis(due.at));
-                        s.provisional = current.provisional || due.provisional;
-                        s.basis = Some(basis);
-                    }
-                    self.schedule_clock(node, name, due.at)?;
-                    self.follow_clock(name, Some(due.at), "extended")?;
-                    text = format!(
-                        "clock {name} extended to {}: {reason}",
-                        self.readable(due.at)
-                    );
-                } else {
-                    let from = self.now;
-                    let (until, _, _) = add(self, from, by)?;
-                    let extra = self
-                        .due
-                        .office_minutes_between(cal.as_deref(), from, until.at);
-                    if let Some(s) = self.cs.state.clocks.get_mut(name) {
-                        s.remaining_minutes = Some(s.remaining_minutes.unwrap_or(0) + extra);
-                    }
-                    text = format!("clock {name} extended (paused): {reason}");
-                }
-            }
-        }
+            ClockOp::Pause => self.clock_pause(name, cal)?,
+            ClockOp::Resume => self.clock_resume(node, name, cal)?,
+            ClockOp::Stop => self.clock_stop(name)?,
+            ClockOp::Extend { by, reason } => self.clock_extend(node, name, cal, by, reason)?,
+        };
         self.history(Some(node), "clock", text, json!({ "clock": name }));
         Ok(())
+    }
+
+    /// `e` after `from` in calendar `cal`, with the inputs (amount, unit) to keep.
+    fn clock_add(
+        &mut self,
+        cal: Option<&str>,
+        from: DateTime<Utc>,
+        e: &Expr,
+    ) -> Result<(due::Due, i64, yimen_dsl::model::DurationUnit), String> {
+        let v = self.eval(e)?;
+        let (amount, unit) = v.to_duration()?;
+        let due = self.due.add(cal, from, amount, unit);
+        if due.provisional {
+            self.cs.provisional = true;
+        }
+        self.note_due(&due, unit);
+        Ok((due, amount, unit))
+    }
+
+    /// Cancels the escalation timers of clock `name`.
+    fn cancel_ladder(&mut self, name: &str) {
+        if let Some(s) = self.cs.state.clocks.get_mut(name) {
+            let ids = std::mem::take(&mut s.timers);
+            self.cs.cancel_timers.extend(ids);
+        }
+    }
+
+    fn clock_start(
+        &mut self,
+        node: &str,
+        name: &str,
+        cal: Option<String>,
+        expr: &Expr,
+    ) -> Result<String, String> {
+        let (due, amount, unit) = self.clock_add(cal.as_deref(), self.now, expr)?;
+        self.cancel_ladder(name);
+        // Task deadlines already bound to it (a restart) follow the new due time.
+        let bound = self
+            .cs
+            .state
+            .clocks
+            .get_mut(name)
+            .map(|s| std::mem::take(&mut s.bound))
+            .unwrap_or_default();
+        self.cs.state.clocks.insert(
+            name.to_string(),
+            ClockState {
+                due_at: Some(millis(due.at)),
+                remaining_minutes: None,
+                running: true,
+                provisional: due.provisional,
+                timers: Vec::new(),
+                basis: Some(ClockBasis::Add {
+                    from: millis(self.now),
+                    amount,
+                    unit,
+                    calendar: cal.clone(),
+                }),
+                bound,
+            },
+        );
+        self.schedule_clock(node, name, due.at)?;
+        self.follow_clock(name, Some(due.at), "started")?;
+        Ok(format!(
+            "clock {name} started, due {}",
+            self.readable(due.at)
+        ))
+    }
+
+    fn clock_pause(&mut self, name: &str, cal: Option<String>) -> Result<String, String> {
+        self.cancel_ladder(name);
+        let s = self
+            .cs
+            .state
+            .clocks
+            .get_mut(name)
+            .ok_or_else(|| format!("clock `{name}` was not started"))?;
+        let mut paused = false;
+        if s.running {
+            let due = s.due_at.and_then(DateTime::from_timestamp_millis);
+            // Remaining working time, so a clock paused over a holiday loses nothing.
+            s.remaining_minutes = due.map(|d| {
+                self.due
+                    .office_minutes_between(cal.as_deref(), self.now, d)
+                    .max(0)
+            });
+            s.due_at = None;
+            s.basis = None;
+            s.running = false;
+            paused = true;
+        }
+        let left = s.remaining_minutes.unwrap_or(0);
+        if paused {
+            self.follow_clock(name, None, "paused")?;
+        }
+        Ok(format!("clock {name} paused, {left} office minutes left"))
+    }
+
+    fn clock_resume(
+        &mut self,
+        node: &str,
+        name: &str,
+        cal: Option<String>,
+    ) -> Result<String, String> {
+        let s = self
+            .cs
+            .state
+            .clocks
+            .get_mut(name)
+            .ok_or_else(|| format!("clock `{name}` was not started"))?;
+        let mut due = None;
+        if !s.running {
+            let left = s.remaining_minutes.take().unwrap_or(0);
+            let d = self.due.add_office_minutes(cal.as_deref(), self.now, left);
+            s.due_at = Some(millis(d.at));
+            s.running = true;
+            s.provisional = d.provisional;
+            s.basis = Some(ClockBasis::OfficeMinutes {
+                from: millis(self.now),
+                minutes: left,
+                calendar: cal.clone(),
+            });
+            self.cs.provisional |= d.provisional;
+            due = Some(d.at);
+        }
+        if let Some(due) = due {
+            self.schedule_clock(node, name, due)?;
+            self.follow_clock(name, Some(due), "resumed")?;
+        }
+        Ok(format!("clock {name} resumed"))
+    }
+
+    fn clock_stop(&mut self, name: &str) -> Result<String, String> {
+        self.cancel_ladder(name);
+        self.follow_clock(name, None, "stopped")?;
+        if let Some(s) = self.cs.state.clocks.get_mut(name) {
+            s.running = false;
+            s.due_at = None;
+            s.remaining_minutes = None;
+            s.basis = None;
+            // A stopped clock no longer carries deadlines.
+            s.bound.clear();
+        }
+        Ok(format!("clock {name} stopped"))
+    }
+
+    fn clock_extend(
+        &mut self,
+        node: &str,
+        name: &str,
+        cal: Option<String>,
+        by: &Expr,
+        reason: &str,
+    ) -> Result<String, String> {
+        let current = self
+            .cs
+            .state
+            .clocks
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("clock `{name}` was not started"))?;
+        if let Some(due_ms) = current.due_at {
+            let from = DateTime::from_timestamp_millis(due_ms).unwrap_or(self.now);
+            let (due, amount, unit) = self.clock_add(cal.as_deref(), from, by)?;
+            self.cancel_ladder(name);
+            let basis = match current.basis {
+                Some(b) => ClockBasis::Extended {
+                    base: Box::new(b),
+                    amount,
+                    unit,
+                    calendar: cal.clone(),
+                },
+                // A state written before the inputs were kept: from the due time.
+                None => ClockBasis::Add {
+                    from: due_ms,
+                    amount,
+                    unit,
+                    calendar: cal.clone(),
+                },
+            };
+            if let Some(s) = self.cs.state.clocks.get_mut(name) {
+                s.due_at = Some(millis(due.at));
+                s.provisional = current.provisional || due.provisional;
+                s.basis = Some(basis);
+            }
+            self.schedule_clock(node, name, due.at)?;
+            self.follow_clock(name, Some(due.at), "extended")?;
+            Ok(format!(
+                "clock {name} extended to {}: {reason}",
+                self.readable(due.at)
+            ))
+        } else {
+            let from = self.now;
+            let (until, _, _) = self.clock_add(cal.as_deref(), from, by)?;
+            let extra = self
+                .due
+                .office_minutes_between(cal.as_deref(), from, until.at);
+            if let Some(s) = self.cs.state.clocks.get_mut(name) {
+                s.remaining_minutes = Some(s.remaining_minutes.unwrap_or(0) + extra);
+            }
+            Ok(format!("clock {name} extended (paused): {reason}"))
+        }
     }
 
     pub(super) fn schedule_clock(

@@ -530,140 +530,177 @@ impl<'a> Run<'a> {
                 self.go_next(id);
             }
             NodeKind::Choice { branches, default } => {
-                let mut target = None;
-                for b in branches {
-                    match self.eval(&b.when)? {
-                        Value::Boolean(true) => {
-                            target = Some(b.next.name.clone());
-                            break;
-                        }
-                        Value::Boolean(false) => {}
-                        other => {
-                            return Err(format!(
-                                "a condition gave a {}, not a boolean",
-                                other.kind()
-                            ));
-                        }
-                    }
-                }
-                let target = target
-                    .or_else(|| default.as_ref().map(|d| d.name.clone()))
-                    .ok_or("no branch applies and there is no default")?;
-                self.history(
-                    Some(id),
-                    "choice",
-                    format!("{id} → {target}"),
-                    json!({ "next": target }),
-                );
-                self.ready.push_back((target, Some(id.to_string())));
+                self.enter_choice(id, branches, default.as_ref())?
             }
             NodeKind::Split { branches } => {
                 for b in branches {
                     self.ready.push_back((b.name.clone(), Some(id.to_string())));
                 }
             }
-            NodeKind::Join { .. } => {
-                let preds = self.predecessors(id);
-                let arrived = self.cs.state.joins.entry(id.to_string()).or_default();
-                arrived.insert(from.unwrap_or_default());
-                if preds.iter().all(|p| arrived.contains(p)) {
-                    self.cs.state.joins.remove(id);
-                    self.history(
-                        Some(id),
-                        "joined",
-                        format!("{id}: all branches arrived"),
-                        json!({}),
-                    );
-                    self.go_next(id);
-                }
-            }
+            NodeKind::Join { .. } => self.enter_join(id, from),
             NodeKind::WaitMessage {
                 message, timeout, ..
-            } => {
-                let timer = match timeout {
-                    Some((dur, _)) => {
-                        let at = self.due_from_expr(dur, self.now)?;
-                        let tid = new_id();
-                        self.cs.new_timers.push(NewTimer {
-                            id: tid.clone(),
-                            kind: "message_timeout",
-                            node: id.to_string(),
-                            task_id: None,
-                            due_at: millis(at),
-                            payload: json!({ "due": self.last_due }),
-                        });
-                        Some(tid)
-                    }
-                    None => None,
-                };
-                self.cs.state.tokens.push(Token {
-                    node: id.to_string(),
-                    wait: Wait::Message {
-                        name: message.name.clone(),
-                        timer,
-                    },
-                });
-            }
-            NodeKind::WaitTimer { duration, .. } => {
-                let at = self.due_from_expr(duration, self.now)?;
-                let tid = new_id();
-                self.cs.new_timers.push(NewTimer {
-                    id: tid.clone(),
-                    kind: "wait",
-                    node: id.to_string(),
-                    task_id: None,
-                    due_at: millis(at),
-                    payload: json!({ "due": self.last_due }),
-                });
-                self.history(
-                    Some(id),
-                    "waiting",
-                    format!("waiting until {}", self.readable(at)),
-                    json!({ "until": at.to_rfc3339() }),
-                );
-                self.cs.state.tokens.push(Token {
-                    node: id.to_string(),
-                    wait: Wait::Timer { timer: tid },
-                });
-            }
+            } => self.enter_wait_message(id, &message.name, timeout.as_ref().map(|(d, _)| d))?,
+            NodeKind::WaitTimer { duration, .. } => self.enter_wait_timer(id, duration)?,
             NodeKind::StartProcess {
                 process,
                 inputs,
                 wait,
                 ..
-            } => {
-                let mut vars = Map::new();
-                for (name, expr) in inputs {
-                    vars.insert(name.name.clone(), self.eval(expr)?.to_json());
-                }
-                let child = new_id();
-                self.cs.children.push(ChildStart {
-                    id: child.clone(),
-                    process: process.name.clone(),
-                    vars,
-                    node: id.to_string(),
-                    wait: *wait,
-                });
-                self.history(
-                    Some(id),
-                    "child_started",
-                    format!("linked case {child} of {} started", process.name),
-                    json!({ "child": child, "process": process.name }),
-                );
-                let mut r = Map::new();
-                r.insert("instance".into(), json!(child));
-                self.cs.state.results.insert(id.to_string(), r);
-                if *wait {
-                    self.cs.state.tokens.push(Token {
-                        node: id.to_string(),
-                        wait: Wait::Child { instance: child },
-                    });
-                } else {
-                    self.go_next(id);
-                }
-            }
+            } => self.enter_start_process(id, &process.name, inputs, *wait)?,
             NodeKind::Task(task) => self.create_tasks(node, task)?,
         }
+        Ok(())
+    }
+
+    /// Starts a linked case of `process`; waits for it when `wait`.
+    fn enter_start_process(
+        &mut self,
+        id: &str,
+        process: &str,
+        inputs: &[(yimen_dsl::model::Ident, Expr)],
+        wait: bool,
+    ) -> Result<(), String> {
+        let mut vars = Map::new();
+        for (name, expr) in inputs {
+            vars.insert(name.name.clone(), self.eval(expr)?.to_json());
+        }
+        let child = new_id();
+        self.cs.children.push(ChildStart {
+            id: child.clone(),
+            process: process.to_string(),
+            vars,
+            node: id.to_string(),
+            wait,
+        });
+        self.history(
+            Some(id),
+            "child_started",
+            format!("linked case {child} of {} started", process),
+            json!({ "child": child, "process": process }),
+        );
+        let mut r = Map::new();
+        r.insert("instance".into(), json!(child));
+        self.cs.state.results.insert(id.to_string(), r);
+        if wait {
+            self.cs.state.tokens.push(Token {
+                node: id.to_string(),
+                wait: Wait::Child { instance: child },
+            });
+        } else {
+            self.go_next(id);
+        }
+        Ok(())
+    }
+
+    /// Waits until `duration` from now.
+    fn enter_wait_timer(&mut self, id: &str, duration: &Expr) -> Result<(), String> {
+        let at = self.due_from_expr(duration, self.now)?;
+        let tid = new_id();
+        self.cs.new_timers.push(NewTimer {
+            id: tid.clone(),
+            kind: "wait",
+            node: id.to_string(),
+            task_id: None,
+            due_at: millis(at),
+            payload: json!({ "due": self.last_due }),
+        });
+        self.history(
+            Some(id),
+            "waiting",
+            format!("waiting until {}", self.readable(at)),
+            json!({ "until": at.to_rfc3339() }),
+        );
+        self.cs.state.tokens.push(Token {
+            node: id.to_string(),
+            wait: Wait::Timer { timer: tid },
+        });
+        Ok(())
+    }
+
+    /// Waits for message `message`, with a timeout timer if the node has one.
+    fn enter_wait_message(
+        &mut self,
+        id: &str,
+        message: &str,
+        timeout: Option<&Expr>,
+    ) -> Result<(), String> {
+        let timer = match timeout {
+            Some(dur) => {
+                let at = self.due_from_expr(dur, self.now)?;
+                let tid = new_id();
+                self.cs.new_timers.push(NewTimer {
+                    id: tid.clone(),
+                    kind: "message_timeout",
+                    node: id.to_string(),
+                    task_id: None,
+                    due_at: millis(at),
+                    payload: json!({ "due": self.last_due }),
+                });
+                Some(tid)
+            }
+            None => None,
+        };
+        self.cs.state.tokens.push(Token {
+            node: id.to_string(),
+            wait: Wait::Message {
+                name: message.to_string(),
+                timer,
+            },
+        });
+        Ok(())
+    }
+
+    /// A join goes on when a token has arrived from every predecessor.
+    fn enter_join(&mut self, id: &str, from: Option<String>) {
+        let preds = self.predecessors(id);
+        let arrived = self.cs.state.joins.entry(id.to_string()).or_default();
+        arrived.insert(from.unwrap_or_default());
+        if preds.iter().all(|p| arrived.contains(p)) {
+            self.cs.state.joins.remove(id);
+            self.history(
+                Some(id),
+                "joined",
+                format!("{id}: all branches arrived"),
+                json!({}),
+            );
+            self.go_next(id);
+        }
+    }
+
+    /// A choice: the first branch whose condition holds, else the default.
+    fn enter_choice(
+        &mut self,
+        id: &str,
+        branches: &[yimen_dsl::model::Branch],
+        default: Option<&yimen_dsl::model::Ident>,
+    ) -> Result<(), String> {
+        let mut target = None;
+        for b in branches {
+            match self.eval(&b.when)? {
+                Value::Boolean(true) => {
+                    target = Some(b.next.name.clone());
+                    break;
+                }
+                Value::Boolean(false) => {}
+                other => {
+                    return Err(format!(
+                        "a condition gave a {}, not a boolean",
+                        other.kind()
+                    ));
+                }
+            }
+        }
+        let target = target
+            .or_else(|| default.as_ref().map(|d| d.name.clone()))
+            .ok_or("no branch applies and there is no default")?;
+        self.history(
+            Some(id),
+            "choice",
+            format!("{id} → {target}"),
+            json!({ "next": target }),
+        );
+        self.ready.push_back((target, Some(id.to_string())));
         Ok(())
     }
 

@@ -13,20 +13,7 @@ impl Run<'_> {
             .node(&task.node)
             .filter(|n| matches!(n.kind, NodeKind::Task(_)))
         else {
-            // A follow-up task of an escalation (`task chase ...`): no flow waits for it.
-            if let Some(name) = vars.keys().next() {
-                return Err(EngineError::Invalid {
-                    problems: vec![Problem::new(name, "a follow-up task sets no variables")],
-                });
-            }
-            let outcome = outcome.unwrap_or_else(|| "done".into());
-            self.history(
-                Some(&task.node),
-                "task_completed",
-                format!("follow-up {} completed: {outcome}", task.node),
-                json!({ "task": task.id, "outcome": outcome, "follow_up": true }),
-            );
-            return Ok(());
+            return self.complete_follow_up(&task, outcome, &vars);
         };
         let NodeKind::Task(spec) = &node.kind else {
             return Err(EngineError::Internal(format!(
@@ -34,9 +21,81 @@ impl Run<'_> {
                 task.node
             )));
         };
+        let (chosen, accepted) = self.completion_inputs(&task, spec, outcome.as_deref(), &vars)?;
+        let pos = self.cs.state.tokens.iter().position(|t| {
+            t.node == task.node
+                && matches!(&t.wait, Wait::Tasks { pending, .. } if pending.contains(&task.id))
+        });
+        let Some(pos) = pos else {
+            return Err(EngineError::conflict(format!(
+                "task {} is no longer awaited by its case",
+                task.id
+            )));
+        };
+        self.history(
+            Some(&task.node),
+            "task_completed",
+            format!("{} completed: {}", task.node, chosen.key.name),
+            json!({ "task": task.id, "outcome": chosen.key.name }),
+        );
+        for (name, value) in accepted {
+            self.set_var(Some(&task.node), &name, value);
+        }
+        let token = &mut self.cs.state.tokens[pos];
+        let Wait::Tasks { pending, done } = &mut token.wait else {
+            return Err(EngineError::Internal(
+                "token is not waiting for tasks".into(),
+            ));
+        };
+        pending.retain(|p| p != &task.id);
+        done.push(Done {
+            task: task.id.clone(),
+            outcome: chosen.key.name.clone(),
+            completed_by: self.actor.clone(),
+        });
+        if pending.is_empty() {
+            let done = std::mem::take(done);
+            self.cs.state.tokens.remove(pos);
+            self.finish_task_node(&task.node, spec, &done);
+        }
+        Ok(())
+    }
+
+    /// A follow-up task of an escalation (`task chase ...`): no flow waits for it, and it sets
+    /// no variables.
+    fn complete_follow_up(
+        &mut self,
+        task: &TaskRef,
+        outcome: Option<String>,
+        vars: &Map<String, Json>,
+    ) -> Result<(), EngineError> {
+        if let Some(name) = vars.keys().next() {
+            return Err(EngineError::Invalid {
+                problems: vec![Problem::new(name, "a follow-up task sets no variables")],
+            });
+        }
+        let outcome = outcome.unwrap_or_else(|| "done".into());
+        self.history(
+            Some(&task.node),
+            "task_completed",
+            format!("follow-up {} completed: {outcome}", task.node),
+            json!({ "task": task.id, "outcome": outcome, "follow_up": true }),
+        );
+        Ok(())
+    }
+
+    /// The outcome chosen and the variables given to complete `task`, checked against its
+    /// node: every problem at once, as 422 details.
+    fn completion_inputs<'s>(
+        &self,
+        task: &TaskRef,
+        spec: &'s Task,
+        outcome: Option<&str>,
+        vars: &Map<String, Json>,
+    ) -> Result<(&'s yimen_dsl::model::Outcome, Map<String, Json>), EngineError> {
         let mut problems = Vec::new();
-        let chosen = match (&outcome, spec.outcomes.as_slice()) {
-            (Some(o), outs) => match outs.iter().find(|x| &x.key.name == o) {
+        let chosen = match (outcome, spec.outcomes.as_slice()) {
+            (Some(o), outs) => match outs.iter().find(|x| x.key.name == o) {
                 Some(x) => Some(x),
                 None => {
                     problems.push(Problem::new(
@@ -69,7 +128,7 @@ impl Run<'_> {
             }
         };
         let mut accepted = Map::new();
-        for (name, value) in &vars {
+        for (name, value) in vars {
             let field = spec.fields.iter().find(|f| &f.var.name == name);
             let in_requires = chosen.is_some_and(|c| c.requires.iter().any(|r| &r.name == name));
             if field.is_none() && !in_requires {
@@ -121,43 +180,7 @@ impl Run<'_> {
         let Some(chosen) = chosen else {
             return Err(EngineError::Internal("no outcome chosen".into()));
         };
-        let pos = self.cs.state.tokens.iter().position(|t| {
-            t.node == task.node
-                && matches!(&t.wait, Wait::Tasks { pending, .. } if pending.contains(&task.id))
-        });
-        let Some(pos) = pos else {
-            return Err(EngineError::conflict(format!(
-                "task {} is no longer awaited by its case",
-                task.id
-            )));
-        };
-        self.history(
-            Some(&task.node),
-            "task_completed",
-            format!("{} completed: {}", task.node, chosen.key.name),
-            json!({ "task": task.id, "outcome": chosen.key.name }),
-        );
-        for (name, value) in accepted {
-            self.set_var(Some(&task.node), &name, value);
-        }
-        let token = &mut self.cs.state.tokens[pos];
-        let Wait::Tasks { pending, done } = &mut token.wait else {
-            return Err(EngineError::Internal(
-                "token is not waiting for tasks".into(),
-            ));
-        };
-        pending.retain(|p| p != &task.id);
-        done.push(Done {
-            task: task.id.clone(),
-            outcome: chosen.key.name.clone(),
-            completed_by: self.actor.clone(),
-        });
-        if pending.is_empty() {
-            let done = std::mem::take(done);
-            self.cs.state.tokens.remove(pos);
-            self.finish_task_node(&task.node, spec, &done);
-        }
-        Ok(())
+        Ok((chosen, accepted))
     }
 
     pub(super) fn finish_task_node(&mut self, node: &str, spec: &Task, done: &[Done]) {
