@@ -222,6 +222,24 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
         net.reduce();
     }
 
+    let (space, findings) = explore(&net, start);
+    let too_complex = findings.too_complex;
+    report_findings(cx, &net, findings, start);
+    if !too_complex {
+        report_stuck(cx, &net, &space, start);
+    }
+}
+
+/// The reachable markings (up to [`MAX_STATES`]), their successors, and which are settled:
+/// finished, or already reported.
+struct Space {
+    markings: Vec<Marking>,
+    succ: Vec<Vec<u32>>,
+    settled: Vec<bool>,
+}
+
+/// Explores the markings reachable from the start, breadth first.
+fn explore(net: &Net, start: usize) -> (Space, Findings) {
     let mut index: HashMap<Marking, u32> = HashMap::new();
     let mut markings: Vec<Marking> = Vec::new();
     let mut succ: Vec<Vec<u32>> = Vec::new();
@@ -269,37 +287,15 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
             continue;
         }
 
-        let mut next: Vec<Marking> = Vec::new();
-        let mut fired_joins: Vec<usize> = Vec::new();
-        for &e in &marking {
-            let to = net.edges[e as usize].to;
-            match net.class[to] {
-                Class::Join => {
-                    if fired_joins.contains(&to) {
-                        continue;
-                    }
-                    fired_joins.push(to);
-                    let ins = &ins[to];
-                    if ins.iter().all(|i| marking.contains(i)) {
-                        next.push(successor(&marking, ins, &outs[to]));
-                    }
-                }
-                Class::End => {
-                    if let Some(&other) = marking.iter().find(|&&x| x != e)
-                        && reported.insert((END_WHILE_RUNNING, to))
-                    {
-                        findings.ends.push((to, net.edges[other as usize].to));
-                    }
-                    settled[m as usize] = true;
-                }
-                Class::Split => next.push(successor(&marking, &[e], &outs[to])),
-                Class::Plain | Class::Start => {
-                    for &o in &outs[to] {
-                        next.push(successor(&marking, &[e], &[o]));
-                    }
-                }
-            }
-        }
+        let next = fire(
+            net,
+            &ins,
+            &outs,
+            &marking,
+            &mut reported,
+            &mut findings,
+            &mut settled[m as usize],
+        );
         for n in next {
             // Two tokens on one edge: the second would race the first into its target.
             if let Some(w) = n.windows(2).find(|w| w[0] == w[1]) {
@@ -334,6 +330,63 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
         }
     }
 
+    (
+        Space {
+            markings,
+            succ,
+            settled,
+        },
+        findings,
+    )
+}
+
+/// The markings that follow `marking`, each node with tokens firing once; sets `settled` when
+/// the marking finishes or ends while another branch runs (reported once per end).
+fn fire(
+    net: &Net,
+    ins: &[Vec<u32>],
+    outs: &[Vec<u32>],
+    marking: &[u32],
+    reported: &mut HashSet<(&'static str, usize)>,
+    findings: &mut Findings,
+    settled: &mut bool,
+) -> Vec<Marking> {
+    let mut next: Vec<Marking> = Vec::new();
+    let mut fired_joins: Vec<usize> = Vec::new();
+    for &e in marking {
+        let to = net.edges[e as usize].to;
+        match net.class[to] {
+            Class::Join => {
+                if fired_joins.contains(&to) {
+                    continue;
+                }
+                fired_joins.push(to);
+                let ins = &ins[to];
+                if ins.iter().all(|i| marking.contains(i)) {
+                    next.push(successor(marking, ins, &outs[to]));
+                }
+            }
+            Class::End => {
+                if let Some(&other) = marking.iter().find(|&&x| x != e)
+                    && reported.insert((END_WHILE_RUNNING, to))
+                {
+                    findings.ends.push((to, net.edges[other as usize].to));
+                }
+                *settled = true;
+            }
+            Class::Split => next.push(successor(marking, &[e], &outs[to])),
+            Class::Plain | Class::Start => {
+                for &o in &outs[to] {
+                    next.push(successor(marking, &[e], &[o]));
+                }
+            }
+        }
+    }
+    next
+}
+
+/// Reports races, ends reached while a branch runs, and a net too complex to verify.
+fn report_findings(cx: &mut Cx, net: &Net, findings: Findings, start: usize) {
     let p = cx.process;
     for node in findings.races {
         let id = &p.nodes[node].id;
@@ -365,9 +418,17 @@ pub(super) fn run(cx: &mut Cx, reduce: bool) {
         cx.error(TOO_COMPLEX, id.span, format!("the parallel structure of this process is too complex to verify (over {MAX_STATES} states)"))
             .label("soundness not verified")
             .help("nest splits and joins as blocks (each split's branches meet at one join), or move parts into a called process");
-        return;
     }
+}
 
+/// Reports joins that can wait forever, and a flow that can get stuck otherwise.
+fn report_stuck(cx: &mut Cx, net: &Net, space: &Space, start: usize) {
+    let Space {
+        markings,
+        succ,
+        settled,
+    } = space;
+    let p = cx.process;
     // Markings from which the instance can still finish.
     let mut pred: Vec<Vec<u32>> = vec![Vec::new(); markings.len()];
     for (m, ss) in succ.iter().enumerate() {
