@@ -34,6 +34,34 @@ pub(crate) fn successors(node: &Node) -> Vec<&Target> {
 /// (exactly one start, no edge to an unknown node or into the start).
 pub(super) fn check(cx: &mut Cx) -> bool {
     let p = cx.process;
+    let (graph, index, incoming, mut ok) = edges(cx);
+    let starts: Vec<usize> = (0..p.nodes.len())
+        .filter(|&i| matches!(p.nodes[i].kind, NodeKind::Start { .. }))
+        .collect();
+    if starts.len() != 1 {
+        ok = false;
+    }
+    // With an edge to nowhere or two nodes of one id, unreachable nodes and dead ends are
+    // only echoes of that mistake: report it alone.
+    let duplicate_ids = cx.nodes.len() != p.nodes.len();
+    let task_without_outcome = p
+        .nodes
+        .iter()
+        .any(|n| matches!(&n.kind, NodeKind::Task(t) if t.outcomes.is_empty()));
+    if let Some(&start) = starts
+        .first()
+        .filter(|_| ok && !duplicate_ids && !task_without_outcome)
+    {
+        reachability(cx, &graph, &index, start, &starts);
+    }
+    gateways(cx, &incoming);
+    ok
+}
+
+/// The flow as a graph (node indices in `index`, incoming edges per node), each edge checked:
+/// to a node that exists, not into the start. The flag is false when one is not.
+fn edges(cx: &mut Cx) -> (DiGraph<usize, ()>, Vec<NodeIndex>, Vec<usize>, bool) {
+    let p = cx.process;
     let mut ok = true;
     let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(p.nodes.len(), p.nodes.len());
     let index: Vec<NodeIndex> = (0..p.nodes.len()).map(|i| graph.add_node(i)).collect();
@@ -76,68 +104,66 @@ pub(super) fn check(cx: &mut Cx) -> bool {
             }
         }
     }
+    (graph, index, incoming, ok)
+}
 
-    let starts: Vec<usize> = (0..p.nodes.len())
-        .filter(|&i| matches!(p.nodes[i].kind, NodeKind::Start { .. }))
+/// Nodes the start cannot reach, and nodes from which no end can be reached.
+fn reachability(
+    cx: &mut Cx,
+    graph: &DiGraph<usize, ()>,
+    index: &[NodeIndex],
+    start: usize,
+    starts: &[usize],
+) {
+    let p = cx.process;
+    let mut reached = vec![false; p.nodes.len()];
+    let mut bfs = Bfs::new(graph, index[start]);
+    while let Some(n) = bfs.next(graph) {
+        reached[graph[n]] = true;
+    }
+    let ends: Vec<usize> = (0..p.nodes.len())
+        .filter(|&i| matches!(p.nodes[i].kind, NodeKind::End { .. }))
         .collect();
-    if starts.len() != 1 {
-        ok = false;
-    }
-    // With an edge to nowhere or two nodes of one id, unreachable nodes and dead ends are
-    // only echoes of that mistake: report it alone.
-    let duplicate_ids = cx.nodes.len() != p.nodes.len();
-    let task_without_outcome = p
-        .nodes
-        .iter()
-        .any(|n| matches!(&n.kind, NodeKind::Task(t) if t.outcomes.is_empty()));
-    if let Some(&start) = starts
-        .first()
-        .filter(|_| ok && !duplicate_ids && !task_without_outcome)
-    {
-        let mut reached = vec![false; p.nodes.len()];
-        let mut bfs = Bfs::new(&graph, index[start]);
-        while let Some(n) = bfs.next(&graph) {
-            reached[graph[n]] = true;
+    let mut finishes = vec![false; p.nodes.len()];
+    if !ends.is_empty() {
+        let reversed = Reversed(graph);
+        let mut bfs = Bfs::new(reversed, index[ends[0]]);
+        for &e in &ends[1..] {
+            bfs.stack.push_back(index[e]);
+            bfs.discovered.insert(index[e].index());
         }
-        let ends: Vec<usize> = (0..p.nodes.len())
-            .filter(|&i| matches!(p.nodes[i].kind, NodeKind::End { .. }))
-            .collect();
-        let mut finishes = vec![false; p.nodes.len()];
-        if !ends.is_empty() {
-            let reversed = Reversed(&graph);
-            let mut bfs = Bfs::new(reversed, index[ends[0]]);
-            for &e in &ends[1..] {
-                bfs.stack.push_back(index[e]);
-                bfs.discovered.insert(index[e].index());
-            }
-            while let Some(n) = bfs.next(reversed) {
-                finishes[graph[n]] = true;
-            }
-        }
-        for (i, node) in p.nodes.iter().enumerate() {
-            if starts.contains(&i) && i != start {
-                continue;
-            }
-            if !reached[i] {
-                cx.error(
-                    UNREACHABLE,
-                    node.id.span,
-                    format!("`{}` cannot be reached from the start", node.id.name),
-                )
-                .label("no path leads here")
-                .help("lead an edge (`-> id`) to this node, or remove it");
-            } else if !finishes[i] && !ends.is_empty() {
-                cx.error(
-                    NO_WAY_OUT,
-                    node.id.span,
-                    format!("from `{}` no end can be reached", node.id.name),
-                )
-                .label("every path from here loops or stops")
-                .help("give this part of the flow a way to an `end`");
-            }
+        while let Some(n) = bfs.next(reversed) {
+            finishes[graph[n]] = true;
         }
     }
+    for (i, node) in p.nodes.iter().enumerate() {
+        if starts.contains(&i) && i != start {
+            continue;
+        }
+        if !reached[i] {
+            cx.error(
+                UNREACHABLE,
+                node.id.span,
+                format!("`{}` cannot be reached from the start", node.id.name),
+            )
+            .label("no path leads here")
+            .help("lead an edge (`-> id`) to this node, or remove it");
+        } else if !finishes[i] && !ends.is_empty() {
+            cx.error(
+                NO_WAY_OUT,
+                node.id.span,
+                format!("from `{}` no end can be reached", node.id.name),
+            )
+            .label("every path from here loops or stops")
+            .help("give this part of the flow a way to an `end`");
+        }
+    }
+}
 
+/// Splits with fewer than two branches, joins with fewer than two incoming edges, and the
+/// choices' conditions.
+fn gateways(cx: &mut Cx, incoming: &[usize]) {
+    let p = cx.process;
     for (i, node) in p.nodes.iter().enumerate() {
         match &node.kind {
             NodeKind::Split { branches } if branches.len() < 2 => {
@@ -172,7 +198,6 @@ pub(super) fn check(cx: &mut Cx) -> bool {
             _ => {}
         }
     }
-    ok
 }
 
 /// What a condition guarantees about one variable: it is true exactly when the variable
