@@ -117,7 +117,42 @@ pub fn compile_with(
         }
     }
 
-    // A missing import is reported by the checker (it cannot find the process either).
+    let broken_imports = load_imports(file, &process, load, &mut out);
+    load_templates(file, &process, load, &mut out, &missing);
+
+    // The checker leaves `file` empty for diagnostics about the process file itself.
+    out.diagnostics.extend(
+        check::check_with(&process, out.config.as_ref(), &out.imports, options)
+            .into_iter()
+            // "not found" would mislead for an import that exists but has errors.
+            .filter(|d| {
+                !(d.code == check::UNKNOWN_PROCESS
+                    && broken_imports
+                        .iter()
+                        .any(|name| d.message.contains(name.as_str())))
+            })
+            .map(|mut d| {
+                if d.file.is_empty() {
+                    d.file = file.to_string();
+                }
+                d
+            }),
+    );
+    if !out.has_errors() {
+        out.process = Some(process);
+    }
+    out
+}
+
+/// Loads the processes `process` imports into `out.imports`; an import with errors is one
+/// diagnostic here, and its name (as `` `name` ``) is returned. A missing import is reported by
+/// the checker (it cannot find the process either).
+fn load_imports(
+    file: &str,
+    process: &model::Process,
+    load: &dyn Fn(&str) -> Option<String>,
+    out: &mut Compiled,
+) -> Vec<String> {
     let mut broken_imports = Vec::new();
     for import in &process.imports {
         let path = format!("{}.flow", import.name);
@@ -161,6 +196,17 @@ pub fn compile_with(
         }
     }
 
+    broken_imports
+}
+
+/// Loads and checks each document template once, into `out.templates`.
+fn load_templates(
+    file: &str,
+    process: &model::Process,
+    load: &dyn Fn(&str) -> Option<String>,
+    out: &mut Compiled,
+    missing: &dyn Fn(Span, &str, &str) -> Diagnostic,
+) {
     for doc in &process.documents {
         if out.templates.contains_key(&doc.template) {
             continue;
@@ -168,7 +214,7 @@ pub fn compile_with(
         match load(&doc.template) {
             Some(text) => {
                 out.diagnostics
-                    .extend(check_template(file, doc, &text, &process));
+                    .extend(check_template(file, doc, &text, process));
                 out.templates.insert(doc.template.clone(), text);
             }
             None => out
@@ -176,29 +222,6 @@ pub fn compile_with(
                 .push(missing(doc.span, "the template", &doc.template)),
         }
     }
-
-    // The checker leaves `file` empty for diagnostics about the process file itself.
-    out.diagnostics.extend(
-        check::check_with(&process, out.config.as_ref(), &out.imports, options)
-            .into_iter()
-            // "not found" would mislead for an import that exists but has errors.
-            .filter(|d| {
-                !(d.code == check::UNKNOWN_PROCESS
-                    && broken_imports
-                        .iter()
-                        .any(|name| d.message.contains(name.as_str())))
-            })
-            .map(|mut d| {
-                if d.file.is_empty() {
-                    d.file = file.to_string();
-                }
-                d
-            }),
-    );
-    if !out.has_errors() {
-        out.process = Some(process);
-    }
-    out
 }
 
 /// Compiles a document template with minijinja: a syntax error is an error at its line in the
