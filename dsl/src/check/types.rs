@@ -746,27 +746,7 @@ pub(super) fn check(cx: &mut Cx) {
                     t.condition(&branch.when, &top);
                 }
             }
-            NodeKind::Task(task) => {
-                let mut scope = Scope::default();
-                if let Some(for_each) = &task.for_each {
-                    let item = match t.expr(&for_each.list, &top) {
-                        Ty::List(item) => *item,
-                        Ty::Unknown => Ty::Unknown,
-                        other => {
-                            t.cx
-                                .error(TYPE_MISMATCH, for_each.list.span, format!("`for each` needs a list, this is {other}"))
-                                .label("not a list")
-                                .help("repeat the task over a list variable, e.g. `for each d in co_departments`");
-                            Ty::Unknown
-                        }
-                    };
-                    scope.item = Some((for_each.item.name.clone(), item));
-                }
-                t.queue(&task.queue, &scope);
-                if let Some(Assignee::Expr(e)) = &task.assignee {
-                    t.value(&Ty::Text, e, &scope, "an assignee");
-                }
-            }
+            NodeKind::Task(task) => task_node(&mut t, task, &top),
             NodeKind::WaitMessage {
                 timeout: Some((d, _)),
                 ..
@@ -774,73 +754,108 @@ pub(super) fn check(cx: &mut Cx) {
             NodeKind::WaitTimer { duration, .. } => t.duration(duration, &top, "a wait"),
             NodeKind::StartProcess {
                 process, inputs, ..
-            } => {
-                let child = t.cx.imports.iter().find(|c| c.key.name == process.name);
-                for (name, value) in inputs {
-                    let expected = child
-                        .and_then(|c| c.vars.iter().find(|v| v.name.name == name.name))
-                        .map(|v| Ty::from(&v.ty));
-                    match expected {
-                        // The child's enums are its own; compare by name only.
-                        Some(expected) => {
-                            let ty = t.expr(value, &top);
-                            let ok = t.assignable(&expected, &ty)
-                                || matches!(
-                                    (&expected, &ty),
-                                    (Ty::Enum(_), Ty::Enum(_) | Ty::EnumValue(_))
-                                );
-                            if !ok {
-                                t.cx.error(
-                                    TYPE_MISMATCH,
-                                    value.span,
-                                    format!(
-                                        "input `{}` of `{}` is {expected}, but this is {ty}",
-                                        name.name, process.name
-                                    ),
-                                )
-                                .label(format!("expected {expected}"))
-                                .help(format!("pass a value of type {expected}"));
-                            }
-                        }
-                        None => {
-                            t.expr(value, &top);
-                        }
-                    }
-                }
-            }
+            } => child_inputs(&mut t, &process.name, inputs, &top),
             _ => {}
         }
     }
     for (node, action) in actions(p) {
         // Entry actions run per item; a ladder also sees the item of the late instance.
         let scope = item_scope(&mut t, node);
-        match action {
-            Action::Assign { var, value, .. } => {
-                if let Some(decl) = t.cx.vars.get(var.name.as_str()).copied() {
-                    t.value(
-                        &Ty::from(&decl.ty),
-                        value,
-                        &scope,
-                        &format!("variable `{}`", var.name),
+        action_types(&mut t, action, &scope);
+    }
+}
+
+/// A task node: its `for each` list, its queue and its assignee.
+fn task_node(t: &mut Typer, task: &crate::model::Task, top: &Scope) {
+    let mut scope = Scope::default();
+    if let Some(for_each) = &task.for_each {
+        let item = match t.expr(&for_each.list, top) {
+            Ty::List(item) => *item,
+            Ty::Unknown => Ty::Unknown,
+            other => {
+                t.cx.error(
+                    TYPE_MISMATCH,
+                    for_each.list.span,
+                    format!("`for each` needs a list, this is {other}"),
+                )
+                .label("not a list")
+                .help("repeat the task over a list variable, e.g. `for each d in co_departments`");
+                Ty::Unknown
+            }
+        };
+        scope.item = Some((for_each.item.name.clone(), item));
+    }
+    t.queue(&task.queue, &scope);
+    if let Some(Assignee::Expr(e)) = &task.assignee {
+        t.value(&Ty::Text, e, &scope, "an assignee");
+    }
+}
+
+/// The inputs of a linked case, against the variables of the process it starts (when that
+/// process is imported).
+fn child_inputs(t: &mut Typer, process: &str, inputs: &[(crate::model::Ident, Expr)], top: &Scope) {
+    let child = t.cx.imports.iter().find(|c| c.key.name == process);
+    for (name, value) in inputs {
+        let expected = child
+            .and_then(|c| c.vars.iter().find(|v| v.name.name == name.name))
+            .map(|v| Ty::from(&v.ty));
+        match expected {
+            // The child's enums are its own; compare by name only.
+            Some(expected) => {
+                let ty = t.expr(value, top);
+                let ok = t.assignable(&expected, &ty)
+                    || matches!(
+                        (&expected, &ty),
+                        (Ty::Enum(_), Ty::Enum(_) | Ty::EnumValue(_))
                     );
-                } else {
-                    t.expr(value, &scope);
+                if !ok {
+                    t.cx.error(
+                        TYPE_MISMATCH,
+                        value.span,
+                        format!(
+                            "input `{}` of `{}` is {expected}, but this is {ty}",
+                            name.name, process
+                        ),
+                    )
+                    .label(format!("expected {expected}"))
+                    .help(format!("pass a value of type {expected}"));
                 }
             }
-            Action::Clock {
-                op: ClockOp::Start { duration: Some(d) },
-                ..
-            } => t.duration(d, &scope, "a clock's limit"),
-            Action::Clock {
-                op: ClockOp::Extend { by, .. },
-                ..
-            } => t.duration(by, &scope, "an extension"),
-            Action::FollowUp { queue, .. } => t.queue(queue, &scope),
-            Action::Notify {
-                target: NotifyTarget::Role(queue),
-                ..
-            } => t.queue(queue, &scope),
-            _ => {}
+            None => {
+                t.expr(value, top);
+            }
         }
+    }
+}
+
+/// An action's expressions, in the scope of its node.
+fn action_types(t: &mut Typer, action: &Action, scope: &Scope) {
+    match action {
+        Action::Assign { var, value, .. } => {
+            if let Some(decl) = t.cx.vars.get(var.name.as_str()).copied() {
+                t.value(
+                    &Ty::from(&decl.ty),
+                    value,
+                    scope,
+                    &format!("variable `{}`", var.name),
+                );
+            } else {
+                t.expr(value, scope);
+            }
+        }
+        Action::Clock {
+            op: ClockOp::Start { duration: Some(d) },
+            ..
+        } => t.duration(d, scope, "a clock's limit"),
+        Action::Clock {
+            op: ClockOp::Extend { by, .. },
+            ..
+        } => t.duration(by, scope, "an extension"),
+        Action::FollowUp { queue, .. } => t.queue(queue, scope),
+        Action::Notify {
+            target: NotifyTarget::Role(queue),
+            ..
+        } => t.queue(queue, scope),
+        _ => {}
     }
 }
