@@ -8,113 +8,13 @@ use chrono::Duration;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
-use yimen_dsl::model::*;
 use yimen_engine::clock::SystemClock;
 use yimen_engine::{
     ClaimRequest, CompleteRequest, DeployRequest, Engine, StartRequest, WeekdaysOnly,
 };
 
-fn ident(s: &str) -> Ident {
-    Ident {
-        name: s.into(),
-        span: Span::default(),
-    }
-}
-
-fn task(queue: &str, next: &str) -> NodeKind {
-    NodeKind::Task(Task {
-        queue: QueueRef {
-            role: ident(queue),
-            key: None,
-            span: Span::default(),
-        },
-        assignee: None,
-        for_each: None,
-        outcomes: vec![Outcome {
-            key: ident("ok"),
-            label: None,
-            next: ident(next),
-            requires: vec![],
-            span: Span::default(),
-        }],
-        fields: vec![],
-        deadline: None,
-        on_enter: vec![],
-    })
-}
-
-fn model() -> Process {
-    let node = |id: &str, kind| Node {
-        id: ident(id),
-        label: None,
-        kind,
-        span: Span::default(),
-    };
-    let e = |kind| Expr {
-        kind,
-        span: Span::default(),
-    };
-    Process {
-        key: ident("three"),
-        title: "three tasks".into(),
-        version: 1,
-        imports: vec![],
-        config: None,
-        calendar: None,
-        enums: vec![],
-        vars: vec![VarDecl {
-            name: ident("n"),
-            ty: Type::Integer,
-            label: None,
-            personal: None,
-            required: false,
-            default: None,
-            span: Span::default(),
-        }],
-        roles: ["a", "b", "c"]
-            .iter()
-            .map(|r| RoleDecl {
-                name: ident(r),
-                label: None,
-                scope: None,
-                keyed_by: None,
-                span: Span::default(),
-            })
-            .collect(),
-        channels: vec![],
-        documents: vec![],
-        clocks: vec![],
-        nodes: vec![
-            node("start", NodeKind::Start { next: ident("one") }),
-            node("one", task("a", "pick")),
-            node(
-                "pick",
-                NodeKind::Choice {
-                    branches: vec![Branch {
-                        when: e(ExprKind::Binary(
-                            BinaryOp::Ge,
-                            Box::new(e(ExprKind::Name("n".into()))),
-                            Box::new(e(ExprKind::Integer(0))),
-                        )),
-                        next: ident("two"),
-                        span: Span::default(),
-                    }],
-                    default: None,
-                },
-            ),
-            node("two", task("b", "three")),
-            node("three", task("c", "end")),
-            node(
-                "end",
-                NodeKind::End {
-                    result: ident("done"),
-                    actions: vec![],
-                },
-            ),
-        ],
-        span: Span::default(),
-    }
-}
+/// The process it runs, as a process file.
+const PROCESS: &str = include_str!("three.flow");
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -139,9 +39,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine
         .deploy(DeployRequest {
             file: "three.flow".into(),
-            source: "three".into(),
+            source: PROCESS.into(),
             files: Default::default(),
-            model: Some(model()),
+            model: None,
         })
         .await?;
     let began = Instant::now();

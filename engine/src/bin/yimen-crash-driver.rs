@@ -8,133 +8,13 @@
 use chrono::Duration;
 use serde_json::json;
 use std::sync::Arc;
-use yimen_dsl::model::*;
 use yimen_engine::clock::SystemClock;
 use yimen_engine::{
     ClaimRequest, CompleteRequest, DeployRequest, Engine, StartRequest, WeekdaysOnly,
 };
 
-fn ident(s: &str) -> Ident {
-    Ident {
-        name: s.into(),
-        span: Span::default(),
-    }
-}
-
-fn node(id: &str, kind: NodeKind) -> Node {
-    Node {
-        id: ident(id),
-        label: None,
-        kind,
-        span: Span::default(),
-    }
-}
-
-fn task(queue: &str, outcomes: &[(&str, &str)], fields: &[&str]) -> NodeKind {
-    NodeKind::Task(Task {
-        queue: QueueRef {
-            role: ident(queue),
-            key: None,
-            span: Span::default(),
-        },
-        assignee: None,
-        for_each: None,
-        outcomes: outcomes
-            .iter()
-            .map(|(k, n)| Outcome {
-                key: ident(k),
-                label: None,
-                next: ident(n),
-                requires: vec![],
-                span: Span::default(),
-            })
-            .collect(),
-        fields: fields
-            .iter()
-            .map(|f| FieldSpec {
-                var: ident(f),
-                required: true,
-                span: Span::default(),
-            })
-            .collect(),
-        deadline: None,
-        on_enter: vec![],
-    })
-}
-
-/// start → check (task) → choice → decide (task) → archive (task) → end.
-fn model() -> Process {
-    let var = |n: &str, ty: Type| VarDecl {
-        name: ident(n),
-        ty,
-        label: None,
-        personal: None,
-        required: false,
-        default: None,
-        span: Span::default(),
-    };
-    let e = |kind: ExprKind| Expr {
-        kind,
-        span: Span::default(),
-    };
-    Process {
-        key: ident("crash"),
-        title: "crash test".into(),
-        version: 1,
-        imports: vec![],
-        config: None,
-        calendar: None,
-        enums: vec![],
-        vars: vec![var("amount", Type::Integer)],
-        roles: ["a", "b", "c"]
-            .iter()
-            .map(|r| RoleDecl {
-                name: ident(r),
-                label: None,
-                scope: None,
-                keyed_by: None,
-                span: Span::default(),
-            })
-            .collect(),
-        channels: vec![],
-        documents: vec![],
-        clocks: vec![],
-        nodes: vec![
-            node(
-                "start",
-                NodeKind::Start {
-                    next: ident("check"),
-                },
-            ),
-            node("check", task("a", &[("ok", "route")], &["amount"])),
-            node(
-                "route",
-                NodeKind::Choice {
-                    branches: vec![Branch {
-                        when: e(ExprKind::Binary(
-                            BinaryOp::Ge,
-                            Box::new(e(ExprKind::Name("amount".into()))),
-                            Box::new(e(ExprKind::Integer(0))),
-                        )),
-                        next: ident("decide"),
-                        span: Span::default(),
-                    }],
-                    default: None,
-                },
-            ),
-            node("decide", task("b", &[("yes", "archive")], &[])),
-            node("archive", task("c", &[("filed", "end")], &[])),
-            node(
-                "end",
-                NodeKind::End {
-                    result: ident("done"),
-                    actions: vec![],
-                },
-            ),
-        ],
-        span: Span::default(),
-    }
-}
+/// The process it runs, as a process file.
+const PROCESS: &str = include_str!("crash.flow");
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -154,9 +34,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine
         .deploy(DeployRequest {
             file: "crash.flow".into(),
-            source: "crash".into(),
+            source: PROCESS.into(),
             files: Default::default(),
-            model: Some(model()),
+            model: None,
         })
         .await?;
     for i in 0..cases {
