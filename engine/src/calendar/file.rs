@@ -308,83 +308,10 @@ fn check_years(file: &CalendarFile, issues: &mut Vec<CheckIssue>) {
             continue;
         }
         for holiday in &data.value.holidays {
-            let h = &holiday.value;
-            let line = line_of(holiday).or(line_of(&h.from));
-            let from = h.from.value.0;
-            let to = h.to.as_ref().map_or(from, |t| t.value.0);
-            let label = h
-                .name
-                .as_deref()
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .unwrap_or("(unnamed)");
-            if label == "(unnamed)" {
-                issues.push(issue(
-                    line,
-                    format!("the holiday from {from} has no name"),
-                    "add `name:` with the holiday's name as in the notice, e.g. `name: 春节`",
-                ));
-            }
-            for (date, what) in [(from, "starts"), (to, "ends")] {
-                if date.year() != year {
-                    issues.push(issue(
-                        line,
-                        format!("holiday {label} {what} on {date}, outside its year {year}"),
-                        format!(
-                            "put each date under its own year: split a range that crosses the \
-                             year end, the part in {} under `{}:`",
-                            date.year(),
-                            date.year()
-                        ),
-                    ));
-                }
-            }
-            if to < from {
-                issues.push(issue(
-                    line,
-                    format!("holiday {label} ends on {to}, before it starts on {from}"),
-                    "swap `from` and `to`",
-                ));
-                continue;
-            }
-            ranges.push((from, to, label.to_string(), line));
+            ranges.extend(check_holiday(year, holiday, issues));
         }
         for day in &data.value.make_up_days {
-            let m = &day.value;
-            let line = line_of(day).or(line_of(&m.date));
-            let date = m.date.value.0;
-            if date.year() != year {
-                issues.push(issue(
-                    line,
-                    format!("make-up day {date} is listed under {year}"),
-                    format!("move it under `{}:`", date.year()),
-                ));
-            }
-            if !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
-                issues.push(issue(
-                    line,
-                    format!(
-                        "make-up day {date} is a {}, not a weekend day",
-                        weekday_name(date)
-                    ),
-                    "a make-up working day (调休上班) is a Saturday or Sunday made a working day; \
-                     fix the date or remove the entry",
-                ));
-            }
-            if m.name.as_deref().map(str::trim).unwrap_or("").is_empty() {
-                issues.push(issue(
-                    line,
-                    format!("make-up day {date} has no name"),
-                    "add `name:`, e.g. `name: 春节补班`",
-                ));
-            }
-            if make_up.insert(date, line).is_some() {
-                issues.push(issue(
-                    line,
-                    format!("make-up day {date} is listed twice"),
-                    "remove one of the entries",
-                ));
-            }
+            check_make_up(year, day, &mut make_up, issues);
         }
     }
     ranges.sort_by_key(|r| (r.0, r.1));
@@ -412,5 +339,98 @@ fn check_years(file: &CalendarFile, issues: &mut Vec<CheckIssue>) {
                 "a day is either off or a working day: fix the holiday range or the make-up day",
             ));
         }
+    }
+}
+
+/// A holiday (a range of days off) of `year`: named, inside its year, ending after it
+/// starts. Returns its range, label and line when the range is usable.
+fn check_holiday(
+    year: i32,
+    holiday: &Spanned<HolidayFile>,
+    issues: &mut Vec<CheckIssue>,
+) -> Option<(NaiveDate, NaiveDate, String, Option<u64>)> {
+    let h = &holiday.value;
+    let line = line_of(holiday).or(line_of(&h.from));
+    let from = h.from.value.0;
+    let to = h.to.as_ref().map_or(from, |t| t.value.0);
+    let label = h
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("(unnamed)");
+    if label == "(unnamed)" {
+        issues.push(issue(
+            line,
+            format!("the holiday from {from} has no name"),
+            "add `name:` with the holiday's name as in the notice, e.g. `name: 春节`",
+        ));
+    }
+    for (date, what) in [(from, "starts"), (to, "ends")] {
+        if date.year() != year {
+            issues.push(issue(
+                line,
+                format!("holiday {label} {what} on {date}, outside its year {year}"),
+                format!(
+                    "put each date under its own year: split a range that crosses the \
+                     year end, the part in {} under `{}:`",
+                    date.year(),
+                    date.year()
+                ),
+            ));
+        }
+    }
+    if to < from {
+        issues.push(issue(
+            line,
+            format!("holiday {label} ends on {to}, before it starts on {from}"),
+            "swap `from` and `to`",
+        ));
+        return None;
+    }
+    Some((from, to, label.to_string(), line))
+}
+
+/// A make-up working day (调休上班) of `year`: in its year, on a weekend, named, listed once.
+fn check_make_up(
+    year: i32,
+    day: &Spanned<MakeUpFile>,
+    make_up: &mut BTreeMap<NaiveDate, Option<u64>>,
+    issues: &mut Vec<CheckIssue>,
+) {
+    let m = &day.value;
+    let line = line_of(day).or(line_of(&m.date));
+    let date = m.date.value.0;
+    if date.year() != year {
+        issues.push(issue(
+            line,
+            format!("make-up day {date} is listed under {year}"),
+            format!("move it under `{}:`", date.year()),
+        ));
+    }
+    if !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
+        issues.push(issue(
+            line,
+            format!(
+                "make-up day {date} is a {}, not a weekend day",
+                weekday_name(date)
+            ),
+            "a make-up working day (调休上班) is a Saturday or Sunday made a working day; \
+             fix the date or remove the entry",
+        ));
+    }
+    if m.name.as_deref().map(str::trim).unwrap_or("").is_empty() {
+        issues.push(issue(
+            line,
+            format!("make-up day {date} has no name"),
+            "add `name:`, e.g. `name: 春节补班`",
+        ));
+    }
+    if make_up.insert(date, line).is_some() {
+        issues.push(issue(
+            line,
+            format!("make-up day {date} is listed twice"),
+            "remove one of the entries",
+        ));
     }
 }
