@@ -240,7 +240,7 @@ pub fn verify_with(
         by_instance.entry(&h.instance_id).or_default().push(h);
     }
     let keyed_since = keys.map(|k| k.keyed_since.timestamp_millis());
-    let (mut keyed, mut keyed_unchecked, mut unkeyed) = (0, 0, 0);
+    let mut counts = Counts::default();
     let mut problems = Vec::new();
     for inst in instances {
         let mut entries = by_instance.remove(inst.id.as_str()).unwrap_or_default();
@@ -265,50 +265,8 @@ pub fn verify_with(
                 ));
                 break;
             }
-            let problem = match h.hash.split_once(':') {
-                Some((id, _)) => {
-                    keyed += 1;
-                    seen_keyed = true;
-                    match keys {
-                        None => {
-                            keyed_unchecked += 1;
-                            None
-                        }
-                        Some(keys) => match keys.chain_key_of(id) {
-                            None => Some(format!(
-                                "instance {}: entry {} is keyed with key {id}, which the key file does not hold (give the key file that wrote it)",
-                                inst.id, h.seq
-                            )),
-                            Some(key) if entry_mac(key, h) != h.hash => Some(format!(
-                                "instance {}: entry {} was changed after it was written (its HMAC does not verify)",
-                                inst.id, h.seq
-                            )),
-                            Some(_) => None,
-                        },
-                    }
-                }
-                None => {
-                    unkeyed += 1;
-                    if entry_hash(h) != h.hash {
-                        Some(format!(
-                            "instance {}: entry {} was changed after it was written",
-                            inst.id, h.seq
-                        ))
-                    } else if seen_keyed {
-                        Some(format!(
-                            "instance {}: entry {} is unkeyed after keyed entries (its chain was recomputed without the key)",
-                            inst.id, h.seq
-                        ))
-                    } else if keyed_since.is_some_and(|since| h.at >= since) {
-                        Some(format!(
-                            "instance {}: entry {} is unkeyed but dated after the ledger key was made (its chain was recomputed without the key)",
-                            inst.id, h.seq
-                        ))
-                    } else {
-                        None
-                    }
-                }
-            };
+            let problem =
+                entry_problem(&inst.id, h, keys, keyed_since, &mut seen_keyed, &mut counts);
             if let Some(p) = problem {
                 problems.push(p);
                 break;
@@ -337,11 +295,75 @@ pub fn verify_with(
     LedgerReport {
         instances: instances.len(),
         entries: history.len(),
-        keyed,
-        keyed_unchecked,
-        unkeyed,
+        keyed: counts.keyed,
+        keyed_unchecked: counts.keyed_unchecked,
+        unkeyed: counts.unkeyed,
         checkpoints: 0,
         problems,
+    }
+}
+
+/// Entries counted by how they are chained.
+#[derive(Default)]
+struct Counts {
+    keyed: usize,
+    keyed_unchecked: usize,
+    unkeyed: usize,
+}
+
+/// What is wrong with entry `h` of instance `inst` by its own hash or HMAC, if anything.
+/// `seen_keyed`: whether an earlier entry of the chain was keyed (set here).
+fn entry_problem(
+    inst: &str,
+    h: &HistoryRow,
+    keys: Option<&crate::ledger_keys::LedgerKeys>,
+    keyed_since: Option<i64>,
+    seen_keyed: &mut bool,
+    counts: &mut Counts,
+) -> Option<String> {
+    match h.hash.split_once(':') {
+        Some((id, _)) => {
+            counts.keyed += 1;
+            *seen_keyed = true;
+            match keys {
+                None => {
+                    counts.keyed_unchecked += 1;
+                    None
+                }
+                Some(keys) => match keys.chain_key_of(id) {
+                    None => Some(format!(
+                        "instance {}: entry {} is keyed with key {id}, which the key file does not hold (give the key file that wrote it)",
+                        inst, h.seq
+                    )),
+                    Some(key) if entry_mac(key, h) != h.hash => Some(format!(
+                        "instance {}: entry {} was changed after it was written (its HMAC does not verify)",
+                        inst, h.seq
+                    )),
+                    Some(_) => None,
+                },
+            }
+        }
+        None => {
+            counts.unkeyed += 1;
+            if entry_hash(h) != h.hash {
+                Some(format!(
+                    "instance {}: entry {} was changed after it was written",
+                    inst, h.seq
+                ))
+            } else if *seen_keyed {
+                Some(format!(
+                    "instance {}: entry {} is unkeyed after keyed entries (its chain was recomputed without the key)",
+                    inst, h.seq
+                ))
+            } else if keyed_since.is_some_and(|since| h.at >= since) {
+                Some(format!(
+                    "instance {}: entry {} is unkeyed but dated after the ledger key was made (its chain was recomputed without the key)",
+                    inst, h.seq
+                ))
+            } else {
+                None
+            }
+        }
     }
 }
 
