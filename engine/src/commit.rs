@@ -18,12 +18,9 @@
 //! as tasks of the server's runtime.
 //!
 //! Why a thread of its own for SQLite: a batch is a chain, and nothing else runs meanwhile (one
-//! writer). When a batch was a statement per hand-off to sqlx's worker thread, each hand-off
-//! woke the committer from outside its runtime; on the server's runtime it then waited in the
-//! shared queue behind the HTTP connections' tasks, each time, and alone on its thread it ran
-//! at once (`docs/performance.md`). A batch now
-//! reaches sqlx's worker only when something else used the connection before it
-//! (`store/sqlite_tx.rs`), and on its own thread it does not share a CPU queue with HTTP.
+//! writer). Its statements run on the writer connection on the committer's own thread
+//! (rusqlite, `store/sqlite_tx.rs`): no hand-off to another thread, and no CPU queue shared
+//! with HTTP (`docs/performance.md`).
 //! PostgreSQL's committers wait on the network, four at a time, and were slower on such a
 //! thread: they stay on the runtime. After each batch on SQLite in a file, the committer
 //! rings the [`checkpointer`].
@@ -403,13 +400,12 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
-            // Every row the batch needs, read in a few statements; on SQLite in one borrow of
-            // the handle, which also begins the transaction.
+            // Every row the batch needs, read in a few statements; on SQLite in one go on the
+            // writer connection, which also begins the transaction.
             let claimed = match &mut tx {
                 Tx::Sqlite(t) => {
                     let connection = t.connection();
-                    let mut handle = t.handle().await?;
-                    let db = &mut handle.db();
+                    let db = &mut t.db()?;
                     if self.carries() {
                         // In the transaction, so with the write lock: nobody commits until
                         // this batch has.
@@ -444,7 +440,7 @@ impl Engine {
                 };
                 out.push(st.settle(mark, done)?);
             }
-            // On SQLite the flush commits too, in the same borrow.
+            // On SQLite the flush commits too.
             st.flush_last(&mut tx).await?;
             (st, claimed, out)
         });

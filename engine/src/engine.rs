@@ -335,9 +335,7 @@ pub(crate) struct Inner {
     /// SQLite's busy handler (1 ms, then longer). This process's writers queue here instead.
     write_gate: Option<tokio::sync::Mutex<()>>,
     /// SQLite: the one connection write transactions run on (see [`Engine::begin_write`]).
-    writer: Option<sqlx::SqlitePool>,
-    /// SQLite in a file: where that connection waits between transactions (`store::sqlite_tx`).
-    writer_slot: Option<Arc<crate::store::sqlite_tx::Slot>>,
+    writer: Option<Arc<crate::store::sqlite_tx::Writer>>,
     /// SQLite in a file: read connections kept for short reads on the caller's thread.
     readers: Option<Arc<crate::store::sqlite_readers::Readers>>,
     /// Hot events (starts, completions, claims) go to the committers, which share one
@@ -639,8 +637,11 @@ impl Engine {
         due: Arc<dyn DueDates>,
     ) -> Result<Engine> {
         let url = opts.url.as_str();
+        let mut sqlite_database = None;
         let pool = if url.starts_with("sqlite:") {
-            StorePool::Sqlite(crate::store::sqlite::open(url).await?)
+            let (pool, database) = crate::store::sqlite::open_database(url).await?;
+            sqlite_database = Some(database);
+            StorePool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             if let Some(schema) = &opts.pg_schema {
                 if !schema
@@ -674,20 +675,15 @@ impl Engine {
         let (tasks_tx, _) = broadcast::channel(1024);
         let (timers_tx, _) = broadcast::channel(1024);
         let write_gate = matches!(pool, StorePool::Sqlite(_)).then(|| tokio::sync::Mutex::new(()));
-        let writer = match &pool {
-            StorePool::Sqlite(p) => Some(crate::store::sqlite::writer(p, url)),
-            StorePool::Postgres(_) => None,
-        };
-        // SQLite in a file: its writer waits in a slot between transactions, and its WAL is
-        // checkpointed beside the committer.
-        let file = matches!(pool, StorePool::Sqlite(_)) && !crate::store::sqlite::in_memory(url);
-        let writer_slot = file.then(|| Arc::new(crate::store::sqlite_tx::Slot::default()));
-        let readers = match &pool {
-            StorePool::Sqlite(p) if file => Some(Arc::new(
-                crate::store::sqlite_readers::Readers::new(p.clone()),
-            )),
-            _ => None,
-        };
+        let writer = sqlite_database
+            .clone()
+            .map(|d| Arc::new(crate::store::sqlite_tx::Writer::new(d)));
+        // SQLite in a file: short reads on kept connections, and its WAL is checkpointed
+        // beside the committer.
+        let file = sqlite_database.as_ref().is_some_and(|d| d.is_file());
+        let readers = sqlite_database
+            .filter(|d| d.is_file())
+            .map(|d| Arc::new(crate::store::sqlite_readers::Readers::new(d)));
         let checkpoints = file.then(|| Arc::new(crate::commit::Checkpoints::default()));
         let committer = match pool {
             StorePool::Sqlite(_) => {
@@ -709,7 +705,6 @@ impl Engine {
                 timers_tx,
                 write_gate,
                 writer,
-                writer_slot,
                 readers,
                 write_epoch: Default::default(),
                 limits: Default::default(),
@@ -753,17 +748,12 @@ impl Engine {
     /// then stays valid from one transaction to the next (a connection that another one wrote
     /// behind reads its pages again: half of the page reads of `yimen bench`). SQLite has one
     /// writer at a time anyway; hold [`Engine::write_gate`] first.
-    pub(crate) async fn begin_write(
-        &self,
-        held: &mut crate::store::Held,
-    ) -> std::result::Result<Tx, sqlx::Error> {
+    pub(crate) async fn begin_write(&self, held: &mut crate::store::Held) -> Result<Tx> {
         self.inner
             .write_epoch
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match &self.inner.writer {
-            Some(writer) => Ok(Tx::Sqlite(
-                SqliteTx::begin(writer, self.inner.writer_slot.as_ref()).await?,
-            )),
+            Some(writer) => Ok(Tx::Sqlite(SqliteTx::begin(writer)?)),
             None => self.inner.pool.begin_held(held).await,
         }
     }
@@ -791,7 +781,8 @@ impl Engine {
     /// Whether the committer may carry instances from one batch to the next: SQLite in a file
     /// (one writer connection, kept between transactions).
     pub(crate) fn carries(&self) -> bool {
-        self.inner.writer_slot.is_some()
+        // The engines with a checkpointer: SQLite in a file.
+        self.inner.checkpoints.is_some()
     }
 
     /// Instances the committer took from what its earlier batches left, instead of reading
@@ -1810,7 +1801,7 @@ impl Engine {
         Ok((claimed, by_id(instances)))
     }
 
-    /// [`Self::claims_in`] on SQLite's borrowed handle (see `commit_batch`).
+    /// [`Self::claims_in`] on SQLite's writer connection (see `commit_batch`).
     pub(crate) fn claims_direct(
         db: &mut crate::store::sqlite_direct::Db<'_>,
         st: &mut Staged,

@@ -157,6 +157,21 @@ impl From<sqlx::Error> for EngineError {
     }
 }
 
+/// SQLite's errors through rusqlite (the writer and the kept readers), worded as sqlx words
+/// them: the message and the extended code, which `is_retryable` and `refused_value` read.
+impl From<rusqlite::Error> for EngineError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(failure, message) => EngineError::Storage(format!(
+                "{} ({})",
+                message.clone().unwrap_or_else(|| failure.to_string()),
+                failure.extended_code
+            )),
+            _ => EngineError::Storage(e.to_string()),
+        }
+    }
+}
+
 impl From<serde_json::Error> for EngineError {
     fn from(e: serde_json::Error) -> Self {
         EngineError::Internal(format!("stored JSON unreadable: {e}"))

@@ -21,13 +21,20 @@ macro_rules! by_name {
     };
 }
 
+/// A `DeploymentRow`'s fields, also for `sqlite_write`.
+macro_rules! deployment_fields {
+    ($r:expr) => {
+        by_name!(
+            $r,
+            DeploymentRow {
+                key, version, hash, title, source, model, config, files, created_at
+            }
+        )
+    };
+}
+
 fn deployment_row(r: &DbRow) -> R<DeploymentRow> {
-    Ok(by_name!(
-        r,
-        DeploymentRow {
-            key, version, hash, title, source, model, config, files, created_at
-        }
-    ))
+    Ok(deployment_fields!(r))
 }
 
 /// An `InstanceRow`'s fields, also for `sqlite_direct`.
@@ -98,14 +105,21 @@ fn history_rows(rows: &[DbRow]) -> R<Vec<HistoryRow>> {
     Ok(out)
 }
 
+/// An `OutboxRow`'s fields, also for `sqlite_write`.
+macro_rules! outbox_fields {
+    ($r:expr) => {
+        by_name!(
+            $r,
+            OutboxRow {
+                id, instance_id, channel, dedup_key, payload, state, attempts, next_attempt_at,
+                last_error, created_at, delivered_at
+            }
+        )
+    };
+}
+
 fn outbox_row(r: &DbRow) -> R<OutboxRow> {
-    Ok(by_name!(
-        r,
-        OutboxRow {
-            id, instance_id, channel, dedup_key, payload, state, attempts, next_attempt_at,
-            last_error, created_at, delivered_at
-        }
-    ))
+    Ok(outbox_fields!(r))
 }
 
 fn document_row(r: &DbRow) -> R<DocumentRow> {
@@ -119,8 +133,11 @@ fn document_row(r: &DbRow) -> R<DocumentRow> {
 
 // ---- deployments ----
 
+/// The SQL of [`deployment_by_hash`] (also on SQLite's writer, `sqlite_write`).
+pub(crate) const DEPLOYMENT_BY_HASH: &str = "SELECT * FROM deployments WHERE key = $1 AND hash = $2";
+
 pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<DeploymentRow>> {
-    sqlx::query("SELECT * FROM deployments WHERE key = $1 AND hash = $2")
+    sqlx::query(DEPLOYMENT_BY_HASH)
         .bind(key)
         .bind(hash)
         .fetch_optional(&mut *tx)
@@ -129,19 +146,25 @@ pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<
         .transpose()
 }
 
+/// The SQL of [`max_version`].
+pub(crate) const MAX_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) AS v FROM deployments WHERE key = $1";
+
 pub async fn max_version(tx: &mut Tx, key: &str) -> R<i64> {
-    let r = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM deployments WHERE key = $1")
+    let r = sqlx::query(MAX_VERSION)
         .bind(key)
         .fetch_one(&mut *tx)
         .await?;
     r.try_get("v")
 }
 
+/// The SQL of [`insert_deployment`].
+pub(crate) const INSERT_DEPLOYMENT: &str =
+    "INSERT INTO deployments (key, version, hash, title, source, model, config, files, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
 pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
-    sqlx::query(
-        "INSERT INTO deployments (key, version, hash, title, source, model, config, files, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
+    sqlx::query(INSERT_DEPLOYMENT)
     .bind(&d.key)
     .bind(d.version)
     .bind(&d.hash)
@@ -156,10 +179,14 @@ pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
     Ok(())
 }
 
+/// The SQL of [`bump_access_generation`].
+pub(crate) const BUMP_ACCESS_GENERATION: &str =
+    "UPDATE access_generation SET generation = generation + 1 WHERE id = 1";
+
 /// Bumps the access generation (migration 0110): servers drop what they cached about tokens
 /// and start rules at their next request.
 pub async fn bump_access_generation(tx: &mut Tx) -> R<()> {
-    sqlx::query("UPDATE access_generation SET generation = generation + 1 WHERE id = 1")
+    sqlx::query(BUMP_ACCESS_GENERATION)
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -174,11 +201,12 @@ pub async fn latest_version(pool: &Pool, key: &str) -> R<Option<i64>> {
     r.try_get("v")
 }
 
+/// The SQL of [`deployment`] and [`deployment_tx`]: a version, or the latest.
+pub(crate) const DEPLOYMENT: &str = "SELECT * FROM deployments WHERE key = $1 \
+    AND ($2 IS NULL OR version = $2) ORDER BY version DESC LIMIT 1";
+
 pub async fn deployment(pool: &Pool, key: &str, version: Option<i64>) -> R<Option<DeploymentRow>> {
-    sqlx::query(
-        "SELECT * FROM deployments WHERE key = $1 AND ($2 IS NULL OR version = $2) \
-         ORDER BY version DESC LIMIT 1",
-    )
+    sqlx::query(DEPLOYMENT)
     .bind(key)
     .bind(version)
     .fetch_optional(pool)
@@ -192,10 +220,7 @@ pub async fn deployment_tx(
     key: &str,
     version: Option<i64>,
 ) -> R<Option<DeploymentRow>> {
-    sqlx::query(
-        "SELECT * FROM deployments WHERE key = $1 AND ($2 IS NULL OR version = $2) \
-         ORDER BY version DESC LIMIT 1",
-    )
+    sqlx::query(DEPLOYMENT)
     .bind(key)
     .bind(version)
     .fetch_optional(&mut *tx)
@@ -217,12 +242,13 @@ pub async fn deployments(pool: &Pool) -> R<Vec<DeploymentRow>> {
 
 
 
+/// The SQL of [`lock_instance`].
+pub(crate) const LOCK_INSTANCE: &str =
+    concat!("SELECT * FROM instances WHERE id = $1", for_update!());
+
 /// Reads an instance and locks its row for the rest of the transaction.
 pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
-    sqlx::query(concat!(
-        "SELECT * FROM instances WHERE id = $1",
-        for_update!()
-    ))
+    sqlx::query(LOCK_INSTANCE)
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
@@ -264,11 +290,13 @@ pub async fn lock_instances(tx: &mut Tx, ids: &str) -> R<Vec<InstanceRow>> {
         .collect()
 }
 
+/// The SQL of [`update_instance`].
+pub(crate) const UPDATE_INSTANCE: &str = "UPDATE instances SET status = $2, result = $3, \
+    incident = $4, vars = $5, state = $6, provisional = $7, updated_at = $8, ended_at = $9, \
+    history_count = $10, history_head = $11 WHERE id = $1";
+
 pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
-    sqlx::query(
-        "UPDATE instances SET status = $2, result = $3, incident = $4, vars = $5, state = $6, provisional = $7, \
-         updated_at = $8, ended_at = $9, history_count = $10, history_head = $11 WHERE id = $1",
-    )
+    sqlx::query(UPDATE_INSTANCE)
     .bind(&i.id)
     .bind(&i.status)
     .bind(&i.result)
@@ -322,9 +350,12 @@ pub async fn case_heads(pool: &Pool) -> R<Vec<crate::ledger_keys::CaseHead>> {
 // ---- tasks ----
 
 
+/// The SQL of [`lock_task`].
+pub(crate) const LOCK_TASK: &str = concat!("SELECT * FROM tasks WHERE id = $1", for_update!());
+
 /// Reads a task and locks its row.
 pub async fn lock_task(tx: &mut Tx, id: &str) -> R<Option<TaskRow>> {
-    sqlx::query(concat!("SELECT * FROM tasks WHERE id = $1", for_update!()))
+    sqlx::query(LOCK_TASK)
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?
@@ -358,12 +389,13 @@ pub async fn tasks_by_id(pool: &Pool, ids: &str) -> R<Vec<TaskRow>> {
         .collect()
 }
 
+/// The SQL of [`update_task`].
+pub(crate) const UPDATE_TASK: &str = "UPDATE tasks SET state = $2, lock_token = $3, \
+    locked_by = $4, lock_expires_at = $5, available_at = $6, outcome = $7, completed_by = $8, \
+    failures = $9, last_error = $10, completed_at = $11, worker = $12 WHERE id = $1";
+
 pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
-    sqlx::query(
-        "UPDATE tasks SET state = $2, lock_token = $3, locked_by = $4, lock_expires_at = $5, available_at = $6, \
-         outcome = $7, completed_by = $8, failures = $9, last_error = $10, completed_at = $11, worker = $12 \
-         WHERE id = $1",
-    )
+    sqlx::query(UPDATE_TASK)
     .bind(&t.id)
     .bind(&t.state)
     .bind(t.lock_token)
@@ -382,11 +414,13 @@ pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
 }
 
 
+/// The SQL of [`reopen_failed_tasks`].
+pub(crate) const REOPEN_FAILED_TASKS: &str = "UPDATE tasks SET state = 'open', available_at = $2, \
+    locked_by = NULL, worker = NULL, lock_expires_at = NULL \
+    WHERE instance_id = $1 AND state = 'failed'";
+
 pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
-    Ok(sqlx::query(
-        "UPDATE tasks SET state = 'open', available_at = $2, locked_by = NULL, worker = NULL, lock_expires_at = NULL \
-         WHERE instance_id = $1 AND state = 'failed'",
-    )
+    Ok(sqlx::query(REOPEN_FAILED_TASKS)
     .bind(instance)
     .bind(now)
     .execute(&mut *tx)
@@ -550,12 +584,15 @@ pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
 
 
 
+/// The SQL of [`next_due_timer`].
+pub(crate) const NEXT_DUE_TIMER: &str = concat!(
+    "SELECT * FROM timers WHERE state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT 1",
+    skip_locked!()
+);
+
 /// The earliest due pending timer, locked (skipping timers another server is firing).
 pub async fn next_due_timer(tx: &mut Tx, now: i64) -> R<Option<TimerRow>> {
-    sqlx::query(concat!(
-        "SELECT * FROM timers WHERE state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT 1",
-        skip_locked!()
-    ))
+    sqlx::query(NEXT_DUE_TIMER)
     .bind(now)
     .fetch_optional(&mut *tx)
     .await?
@@ -563,8 +600,12 @@ pub async fn next_due_timer(tx: &mut Tx, now: i64) -> R<Option<TimerRow>> {
     .transpose()
 }
 
+/// The SQL of [`mark_timer_fired`].
+pub(crate) const MARK_TIMER_FIRED: &str =
+    "UPDATE timers SET state = 'fired', fired_at = $2 WHERE id = $1";
+
 pub async fn mark_timer_fired(tx: &mut Tx, id: &str, now: i64) -> R<()> {
-    sqlx::query("UPDATE timers SET state = 'fired', fired_at = $2 WHERE id = $1")
+    sqlx::query(MARK_TIMER_FIRED)
         .bind(id)
         .bind(now)
         .execute(&mut *tx)
@@ -596,8 +637,12 @@ pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
 // ---- history ----
 
 
+/// The SQL of [`set_history_head`].
+pub(crate) const SET_HISTORY_HEAD: &str =
+    "UPDATE instances SET history_count = $2, history_head = $3 WHERE id = $1";
+
 pub async fn set_history_head(tx: &mut Tx, instance: &str, count: i64, head: &str) -> R<()> {
-    sqlx::query("UPDATE instances SET history_count = $2, history_head = $3 WHERE id = $1")
+    sqlx::query(SET_HISTORY_HEAD)
         .bind(instance)
         .bind(count)
         .bind(head)
@@ -655,6 +700,16 @@ pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
     Ok(())
 }
 
+/// The SQL of [`claim_outbox`].
+pub(crate) const CLAIM_OUTBOX: &str = concat!(
+    "WITH c AS MATERIALIZED (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+     AND ($4 IS NULL OR (channel LIKE 'webhook:%') = $4) \
+     ORDER BY next_attempt_at, id LIMIT $3",
+    skip_locked!(),
+    ") UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM c) \
+     RETURNING *"
+);
+
 /// Claims due deliveries: they become invisible to other claimers until `lease_until`.
 /// `webhooks`: `Some(true)` claims only webhook rows, `Some(false)` only the others (inbox
 /// notices), `None` both (the delivery lanes of `outbox::Delivery`).
@@ -665,14 +720,7 @@ pub async fn claim_outbox(
     max: i64,
     webhooks: Option<bool>,
 ) -> R<Vec<OutboxRow>> {
-    sqlx::query(concat!(
-        "WITH c AS MATERIALIZED (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-         AND ($4 IS NULL OR (channel LIKE 'webhook:%') = $4) \
-         ORDER BY next_attempt_at, id LIMIT $3",
-        skip_locked!(),
-        ") UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM c) \
-         RETURNING *"
-    ))
+    sqlx::query(CLAIM_OUTBOX)
     .bind(now)
     .bind(lease_until)
     .bind(max)
@@ -865,12 +913,15 @@ pub async fn instances_by_business_keys(
         .collect()
 }
 
+/// The SQL of [`cancel_timers`].
+pub(crate) const CANCEL_TIMERS: &str = concat!(
+    "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id ",
+    is_in!(json "$1")
+);
+
 /// Cancels the pending timers among `ids` (a JSON array).
 pub async fn cancel_timers(tx: &mut Tx, ids: &str) -> R<()> {
-    sqlx::query(concat!(
-        "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id ",
-        is_in!(json "$1")
-    ))
+    sqlx::query(CANCEL_TIMERS)
     .bind(ids)
     .execute(&mut *tx)
     .await?;

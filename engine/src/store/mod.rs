@@ -13,6 +13,7 @@ pub mod sqlite;
 pub(crate) mod sqlite_direct;
 pub(crate) mod sqlite_readers;
 pub(crate) mod sqlite_tx;
+pub(crate) mod sqlite_write;
 pub(crate) mod staged;
 pub mod timers;
 pub mod tokens;
@@ -25,8 +26,7 @@ pub(crate) fn json_list<'a>(items: impl IntoIterator<Item = &'a String>) -> Stri
     serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }
 
-/// A value of a statement built at run time (`sqlite::claim_statement`), for sqlx or SQLite's
-/// handle.
+/// A value of a statement built at run time (`sqlite::claim_statement`), for sqlx or rusqlite.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg<'a> {
     Text(std::borrow::Cow<'a, str>),
@@ -48,7 +48,7 @@ pub enum StorePool {
 
 /// An open write transaction.
 pub enum Tx {
-    /// On the writer connection, begun and ended by the engine (`sqlite_tx.rs`).
+    /// On the engine's writer connection, a rusqlite one (`sqlite_tx.rs`).
     Sqlite(sqlite_tx::SqliteTx),
     Postgres(postgres::PgTx),
 }
@@ -94,7 +94,7 @@ impl Held {
 
 /// The rows a batch writes at its flush (`staged.rs`): table and columns in bind order, and what
 /// an upsert changes of an existing row. Both drivers' multi-row statements (`common.rs`) and
-/// SQLite's direct writes (`sqlite_direct.rs`) are built from these.
+/// SQLite's writes on rusqlite (`sqlite_direct.rs`) are built from these.
 pub(crate) const INSTANCES_INTO: &str = "instances (id, process_key, version, business_key, status, \
     result, incident, vars, state, provisional, parent_id, parent_node, created_at, updated_at, \
     ended_at, history_count, history_head)";
@@ -128,15 +128,18 @@ pub(crate) const CANCEL_TIMER: &str =
 /// History is stored in packs of entries (`history.rs`).
 pub(crate) const HISTORY_INTO: &str = "history (instance_id, seq, first_at, entries)";
 
-/// Calls the same-named function of the transaction's driver module.
+/// Calls the same-named function of the transaction's driver module: `sqlite_write` (on
+/// rusqlite) or `postgres` (on sqlx).
 macro_rules! on_tx {
     ($tx:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
         match $tx {
-            $crate::store::Tx::Sqlite(t) => match t.conn().await {
-                Ok(conn) => $crate::store::sqlite::$f(conn, $($arg),*).await,
+            $crate::store::Tx::Sqlite(t) => match t.db() {
+                Ok(mut db) => $crate::store::sqlite_write::$f(&mut db, $($arg),*),
                 Err(e) => Err(e),
             },
-            $crate::store::Tx::Postgres(t) => $crate::store::postgres::$f(&mut **t, $($arg),*).await,
+            $crate::store::Tx::Postgres(t) => $crate::store::postgres::$f(&mut **t, $($arg),*)
+                .await
+                .map_err($crate::error::EngineError::from),
         }
     };
 }
@@ -155,14 +158,17 @@ pub(crate) use on_pool;
 
 impl StorePool {
     /// Begins on the connection `held` keeps (PostgreSQL; pinged first when it was idle a
-    /// while, replaced when dead), or on one from the pool.
-    pub(crate) async fn begin_held(&self, held: &mut Held) -> Result<Tx, sqlx::Error> {
-        Ok(match self {
-            StorePool::Sqlite(p) => Tx::Sqlite(sqlite_tx::SqliteTx::begin(p, None).await?),
-            StorePool::Postgres(p) => {
-                Tx::Postgres(postgres::PgTx::begin(held.connection(p).await?).await?)
-            }
-        })
+    /// while, replaced when dead), or on one from the pool. SQLite's write transactions begin
+    /// on the engine's writer instead (`Engine::begin_write`).
+    pub(crate) async fn begin_held(&self, held: &mut Held) -> Result<Tx, EngineError> {
+        match self {
+            StorePool::Sqlite(_) => Err(EngineError::Internal(
+                "a SQLite write transaction begins on the engine's writer".into(),
+            )),
+            StorePool::Postgres(p) => Ok(Tx::Postgres(
+                postgres::PgTx::begin(held.connection(p).await?).await?,
+            )),
+        }
     }
 }
 
@@ -187,7 +193,7 @@ impl Tx {
     /// Commits; `held` keeps the connection (PostgreSQL; not after a failed commit).
     pub(crate) async fn commit_held(self, held: &mut Held) -> Result<(), EngineError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t) => t.commit(),
             Tx::Postgres(t) => {
                 held.keep(t.commit().await?);
                 Ok(())
@@ -198,7 +204,7 @@ impl Tx {
     /// Rolls back; `held` keeps the connection (PostgreSQL; not after a failed rollback).
     pub(crate) async fn rollback_held(self, held: &mut Held) -> Result<(), EngineError> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Sqlite(t) => t.rollback(),
             Tx::Postgres(t) => {
                 held.keep(t.rollback().await?);
                 Ok(())

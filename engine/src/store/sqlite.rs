@@ -63,74 +63,10 @@ macro_rules! lock_tasks_with_siblings {
 
 include!("common.rs");
 
-// Also for `sqlite_direct`, which reads these rows itself.
-pub(crate) use {by_name, instance_fields, task_fields, timer_fields};
-
-// The multi-row writers of the unit of work (`staged.rs`) outside the committer, whose writes
-// go through `sqlite_direct`: `VALUES` lists of a few sizes (see `chunks`). PostgreSQL's take
-// one array per column instead (`postgres.rs`).
-
-/// Splits rows into chunks of 64, 32, .., 1 rows: few distinct statement texts, so that each
-/// stays prepared in the connection's statement cache (parsing a multi-row statement costs more
-/// than running it), and well under the bound-parameter limit.
-fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if rows.is_empty() {
-            return None;
-        }
-        let size = if rows.len() >= 64 {
-            64
-        } else {
-            1 << (usize::BITS - 1 - rows.len().leading_zeros())
-        };
-        let (head, tail) = rows.split_at(size);
-        rows = tail;
-        Some(head)
-    })
-}
-
-/// Inserts new timers (`created_at` per row).
-pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
-    for chunk in chunks(rows) {
-        let sql = values_sql(crate::store::TIMERS_INTO, 9, chunk.len(), "");
-        // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (t, created_at) in chunk {
-            q = q
-                .bind(&t.id)
-                .bind(&t.instance_id)
-                .bind(&t.kind)
-                .bind(&t.node)
-                .bind(&t.task_id)
-                .bind(t.due_at)
-                .bind(&t.payload)
-                .bind(&t.state)
-                .bind(*created_at);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Inserts several entries with one statement (one round trip per event, not per entry), in
-/// packs (`store::history`).
-pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
-    let packs = crate::store::history::pack(rows);
-    for chunk in chunks(&packs) {
-        let sql = values_sql(crate::store::HISTORY_INTO, 4, chunk.len(), "");
-        // The text holds only placeholders; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for p in chunk {
-            q = q
-                .bind(p.instance_id)
-                .bind(p.seq)
-                .bind(p.first_at)
-                .bind(&p.entries);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
+// Also for `sqlite_direct` and `sqlite_write`, which read these rows themselves (rusqlite).
+pub(crate) use {
+    by_name, deployment_fields, instance_fields, outbox_fields, task_fields, timer_fields,
+};
 
 /// Process-wide SQLite settings, made once before its first connection (too late when SQLite
 /// was initialised already; then its defaults stay, which is correct, only slower):
@@ -141,7 +77,7 @@ pub async fn insert_history_many(tx: &mut Tx, rows: &[HistoryRow]) -> R<()> {
 fn configure_sqlite_library() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        use libsqlite3_sys as ffi;
+        use rusqlite::ffi;
         // SAFETY: sqlite3_config may be called before sqlite3_initialize (afterwards it returns
         // SQLITE_MISUSE without effect). MEMSTATUS takes one int; MALLOC takes a pointer to a
         // sqlite3_mem_methods, which SQLite copies; the functions it names are thread-safe.
@@ -164,7 +100,7 @@ fn configure_sqlite_library() {
 /// SQLite's allocator on top of mimalloc (see [`configure_sqlite_library`]).
 mod memory {
     use libmimalloc_sys as mi;
-    use libsqlite3_sys::sqlite3_mem_methods;
+    use rusqlite::ffi::sqlite3_mem_methods;
     use std::ffi::{c_int, c_void};
 
     pub(super) fn methods() -> sqlite3_mem_methods {
@@ -212,7 +148,7 @@ mod memory {
     }
 
     unsafe extern "C" fn init(_: *mut c_void) -> c_int {
-        libsqlite3_sys::SQLITE_OK
+        rusqlite::ffi::SQLITE_OK
     }
 
     unsafe extern "C" fn shutdown(_: *mut c_void) {}
@@ -222,54 +158,106 @@ mod memory {
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// How long a pooled connection or the writer waits for a lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Opens (creating if missing) and migrates the database at `url` (`sqlite:path`).
 pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
+    Ok(open_database(url).await?.0)
+}
+
+/// The database a URL names, for the connections yimen opens itself with rusqlite (the
+/// writer, `sqlite_tx`; the kept readers, `sqlite_readers`) next to sqlx's pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Database {
+    /// A file path, or the name of an in-memory database of SQLite's `memdb` VFS.
+    path: std::path::PathBuf,
+    in_memory: bool,
+}
+
+/// [`open`], and the database it opened.
+///
+/// An in-memory database (`sqlite::memory:`) is one of SQLite's `memdb` VFS under a name of
+/// its own ("/yimen-<uuid>"): every connection of the process that opens that name shares it,
+/// sqlx's and rusqlite's alike (a plain `:memory:` database exists once per connection). It
+/// keeps no WAL (SQLite's rollback journal instead) and ends with its last connection.
+pub(crate) async fn open_database(
+    url: &str,
+) -> Result<(sqlx::SqlitePool, Database), EngineError> {
     configure_sqlite_library();
-    let opts = SqliteConnectOptions::from_str(url)
-        .map_err(|e| EngineError::invalid("database", format!("{url}: {e}")))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(false)
-        // Every multi-row statement comes in a few sizes (see `chunks`): keep them all prepared.
-        .statement_cache_capacity(512);
     let in_memory = in_memory(url);
+    let opts = if in_memory {
+        let name = format!("/yimen-{}", uuid::Uuid::new_v4());
+        SqliteConnectOptions::new().filename(name).vfs("memdb")
+    } else {
+        SqliteConnectOptions::from_str(url)
+            .map_err(|e| EngineError::invalid("database", format!("{url}: {e}")))?
+    };
+    let opts = opts
+        .create_if_missing(true)
+        .journal_mode(if in_memory {
+            SqliteJournalMode::Memory
+        } else {
+            SqliteJournalMode::Wal
+        })
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(false)
+        .statement_cache_capacity(crate::store::sqlite_direct::STATEMENT_CACHE);
+    let database = Database {
+        path: opts.get_filename().to_owned(),
+        in_memory,
+    };
     let pool = SqlitePoolOptions::new()
-        // An in-memory database exists once per connection: keep exactly one.
-        .max_connections(if in_memory { 1 } else { 8 })
+        // The in-memory database lives while a connection to it does: keep one.
         .min_connections(if in_memory { 1 } else { 0 })
+        .max_connections(8)
         .idle_timeout(if in_memory { None } else { Some(IDLE_TIMEOUT) })
         .max_lifetime(if in_memory { None } else { Some(MAX_LIFETIME) })
         .connect_with(opts)
         .await?;
     let migrator = sqlx::migrate!("../migrations/sqlite");
     crate::store::migrate(&migrator, migrator.run(&pool).await)?;
-    Ok(pool)
+    Ok((pool, database))
 }
 
-/// The pool of the one connection write transactions run on (`Engine::begin_write`): the
-/// pool itself for an in-memory database (which exists once per connection), else a second
-/// pool of one connection with the same options, opened when first used.
-pub fn writer(pool: &sqlx::SqlitePool, url: &str) -> sqlx::SqlitePool {
-    if in_memory(url) {
-        return pool.clone();
+impl Database {
+    /// Whether the database is a file (with a WAL).
+    pub(crate) fn is_file(&self) -> bool {
+        !self.in_memory
     }
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .idle_timeout(Some(IDLE_TIMEOUT))
-        .max_lifetime(Some(MAX_LIFETIME))
-        // Writers queue on the engine's write gate, not here: one waits at a time.
-        .acquire_timeout(Duration::from_secs(600))
-        .connect_lazy_with(
-            (*pool.connect_options())
-                .clone()
-                .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
-        )
+
+    /// A connection of yimen's own (rusqlite), with the settings of sqlx's (`open_database`)
+    /// and a lock timeout of `busy`. The database exists and is migrated.
+    pub(crate) fn connect(&self, busy: Duration) -> Result<rusqlite::Connection, EngineError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_PRIVATE_CACHE;
+        let conn = if self.in_memory {
+            rusqlite::Connection::open_with_flags_and_vfs(&self.path, flags, c"memdb")?
+        } else {
+            rusqlite::Connection::open_with_flags(&self.path, flags | OpenFlags::SQLITE_OPEN_URI)?
+        };
+        conn.busy_timeout(busy)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.set_prepared_statement_cache_capacity(crate::store::sqlite_direct::STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    /// The connection write transactions run on (`sqlite_tx`): [`Database::connect`], and it
+    /// checkpoints the WAL by itself only past [`WRITER_AUTOCHECKPOINT`].
+    pub(crate) fn connect_writer(&self) -> Result<rusqlite::Connection, EngineError> {
+        let conn = self.connect(BUSY_TIMEOUT)?;
+        if !self.in_memory {
+            conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
+        }
+        Ok(conn)
+    }
 }
 
-/// An in-memory database: one per connection, and no WAL.
+/// An in-memory database (see [`open_database`]).
 pub fn in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
@@ -290,36 +278,58 @@ pub(crate) async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<(i64, i64), En
 
 #[cfg(test)]
 mod tests {
-    use super::chunks;
-
     #[tokio::test]
     async fn the_writer_checkpoints_by_itself_only_past_its_backstop() {
         let path = std::env::temp_dir().join(format!("yimen-writer-{}.db", uuid::Uuid::new_v4()));
         let url = format!("sqlite:{}", path.display());
-        let pool = super::open(&url).await.unwrap();
-        let writer = super::writer(&pool, &url);
-        let (pages,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
-            .fetch_one(&writer)
-            .await
+        let (pool, database) = super::open_database(&url).await.unwrap();
+        let writer = database.connect_writer().unwrap();
+        let pages: i64 = writer
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap();
         assert_eq!(pages, i64::from(super::WRITER_AUTOCHECKPOINT));
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
         let (readers,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
             .fetch_one(&pool)
             .await
             .unwrap();
         assert_eq!(readers, 1000, "SQLite's default elsewhere");
-        writer.close().await;
+        drop(writer);
         pool.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
 
+    #[tokio::test]
+    async fn an_in_memory_database_is_one_for_sqlx_and_rusqlite_and_one_per_open() {
+        let (pool, database) = super::open_database("sqlite::memory:").await.unwrap();
+        let writer = database.connect_writer().unwrap();
+        writer
+            .execute("UPDATE access_generation SET generation = 5 WHERE id = 1", [])
+            .unwrap();
+        let (seen,): (i64,) = sqlx::query_as("SELECT generation FROM access_generation")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(seen, 5, "sqlx reads what rusqlite wrote");
+        let other = super::open("sqlite::memory:").await.unwrap();
+        let (fresh,): (i64,) = sqlx::query_as("SELECT generation FROM access_generation")
+            .fetch_one(&other)
+            .await
+            .unwrap();
+        assert_eq!(fresh, 0, "another open, another database");
+    }
+
     /// `.cargo/config.toml` builds SQLite without it: with it, every connection's page cache
-    /// sits behind one process-wide mutex, and the committer waits on the readers.
+    /// sits behind one process-wide mutex, and the committer waits on the readers. sqlx and
+    /// rusqlite link the one bundled library.
     #[tokio::test]
     async fn connections_do_not_share_one_page_cache() {
-        let pool = super::open("sqlite::memory:").await.unwrap();
+        let (pool, database) = super::open_database("sqlite::memory:").await.unwrap();
         let options: Vec<(String,)> = sqlx::query_as("PRAGMA compile_options")
             .fetch_all(&pool)
             .await
@@ -334,21 +344,19 @@ mod tests {
             options.iter().any(|(o,)| o == "DEFAULT_PCACHE_INITSZ=0"),
             "{options:?}"
         );
-    }
-
-    #[test]
-    fn multi_row_chunks_come_in_few_sizes_and_keep_every_row() {
-        for n in 0..300usize {
-            let rows: Vec<usize> = (0..n).collect();
-            let parts: Vec<&[usize]> = chunks(&rows).collect();
-            assert_eq!(parts.concat(), rows, "every row once, in order ({n})");
-            assert!(
-                parts
-                    .iter()
-                    .all(|p| p.len().is_power_of_two() && p.len() <= 64),
-                "{n}: {:?}",
-                parts.iter().map(|p| p.len()).collect::<Vec<_>>()
-            );
-        }
+        let writer = database.connect_writer().unwrap();
+        let mut st = writer.prepare("PRAGMA compile_options").unwrap();
+        let direct: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let sqlx_options: Vec<String> = options.into_iter().map(|(o,)| o).collect();
+        assert_eq!(direct, sqlx_options, "one SQLite library");
+        let (version,): (String,) = sqlx::query_as("SELECT sqlite_version()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(version, rusqlite::version());
     }
 }

@@ -1,24 +1,16 @@
-//! A batch's reads and flush on SQLite, run by the committer itself on the writer
-//! connection's handle.
+//! Statements on a rusqlite connection: the SQLite writer's (`sqlite_tx.rs`) and the kept
+//! readers' (`sqlite_readers.rs`), run on the caller's own thread.
 //!
-//! sqlx runs each statement on the connection's own worker thread: every statement is a
-//! hand-off there and back, and a flush through it is a dozen multi-row statements (rows in
-//! chunks of 64, 32, .., 1), plus one statement per outbox message and per document (the
-//! social-assistance case writes four of those per case). Here the committer borrows the
-//! handle (`sqlite_tx.rs`, which hands off to sqlx's worker only when it must) twice per batch
-//! (`commit::commit_batch`): once for every read, with `BEGIN IMMEDIATE` in front: the claims
-//! ([`claims`], the statements of `sqlite::claim_statement`), the claimed tasks' instances, the
-//! tasks to complete with their siblings, instances and pending timers
-//! (`Staged::prefetch_tasks_direct`), the business keys of the starts; and once for the flush
-//! and `COMMIT`. The flush runs one single-row statement per table, once per row: same SQL as
-//! `common.rs` (the column lists are shared, `store::INSTANCES_INTO` and the others), no copy
-//! of the values. The reads run the same SQL text as sqlx does (`store::sqlite::LOCK_INSTANCES`
-//! and the others), their rows decoded by the same field lists (`instance_fields!` and the
-//! others, by column name). The statements are prepared once per connection and kept
-//! ([`Statements`], in `sqlite_tx::Held`) until sqlx is about to use the connection again.
-//!
-//! Next to the allocator set-up in `sqlite.rs` and the handle kept in `sqlite_tx.rs`, this is
-//! the project's only `unsafe` code: calls into SQLite's C interface on a handle sqlx lends.
+//! A batch of the committer (`commit::commit_batch`) is two calls here: one for every read,
+//! with `BEGIN IMMEDIATE` in front: the claims ([`claims`], the statements of
+//! `sqlite::claim_statement`), the claimed tasks' instances, the tasks to complete with their
+//! siblings, instances and pending timers (`Staged::prefetch_tasks_direct`), the business keys
+//! of the starts; and one for the flush ([`write`]) and `COMMIT`. The flush runs one
+//! single-row statement per table, once per row: same SQL as `common.rs` (the column lists are
+//! shared, `store::INSTANCES_INTO` and the others). The reads run the same SQL text as sqlx does
+//! (`store::sqlite::LOCK_INSTANCES` and the others), their rows decoded by the same field lists
+//! (`instance_fields!` and the others, by column name). Every statement is prepared once per
+//! connection and kept in rusqlite's statement cache (`Connection::prepare_cached`).
 
 use crate::error::EngineError;
 // `instance_fields!` and the others expand to it.
@@ -26,58 +18,94 @@ use crate::store::sqlite::by_name;
 use crate::store::{
     Arg, ClaimQuery, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow,
 };
-use libsqlite3_sys as ffi;
-use std::collections::HashMap;
-use std::ffi::{CStr, c_int};
-use std::ptr::NonNull;
+use rusqlite::types::{FromSql, ToSql, ToSqlOutput, ValueRef};
 
 type R<T> = Result<T, EngineError>;
 
-/// Statements prepared on one connection and kept from one borrow of its handle to the next
-/// (`sqlite_tx::Held`), so that a batch does not parse and plan its statements again. Dropped
-/// (finalized) before sqlx uses the connection again, and so before it closes it
-/// (`sqlite3_close` fails while a statement is unfinalized, and sqlx then panics).
-#[derive(Default)]
-pub(crate) struct Statements(HashMap<String, Statement, foldhash::fast::RandomState>);
+/// Statements prepared and kept per connection: every statement text of a batch (the
+/// multi-row ones come in a few sizes, the claims in four shapes) with room to spare.
+pub(crate) const STATEMENT_CACHE: usize = 512;
 
-impl Statements {
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Finalizes every statement.
-    pub(crate) fn clear(&mut self) {
-        self.0.clear();
-    }
-}
-
-/// A borrowed connection's handle, with the statements kept for it (if any).
+/// A connection, borrowed for some statements.
 pub(crate) struct Db<'a> {
-    raw: NonNull<ffi::sqlite3>,
-    kept: Option<&'a mut Statements>,
+    conn: &'a rusqlite::Connection,
 }
 
 impl<'a> Db<'a> {
-    /// `raw` must be a handle no other thread uses while this lives (a `LockedSqliteHandle`'s,
-    /// or one `sqlite_tx` knows to be left alone).
-    pub(crate) fn new(raw: NonNull<ffi::sqlite3>, kept: Option<&'a mut Statements>) -> Db<'a> {
-        Db { raw, kept }
+    pub(crate) fn new(conn: &'a rusqlite::Connection) -> Db<'a> {
+        Db { conn }
     }
 
-    /// Runs `f` on the statement of `sql`: the kept one, else one prepared now (and kept, if
-    /// statements are kept for this handle).
-    fn with<T>(&mut self, sql: &str, f: impl FnOnce(&mut Statement) -> R<T>) -> R<T> {
-        let Some(kept) = self.kept.as_deref_mut() else {
-            return f(&mut Statement::new(self.raw, sql)?);
+    /// Binds `values` to the parameters of `sql` (see [`bind`]) and decodes every row.
+    fn rows<T>(
+        &mut self,
+        sql: &str,
+        values: &[&dyn ToSql],
+        mut decode: impl FnMut(&Row<'_>) -> R<T>,
+    ) -> R<Vec<T>> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let names: Vec<String> = st.column_names().into_iter().map(String::from).collect();
+        bind(&mut st, values)?;
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(decode(&Row { row, names: &names })?);
+        }
+        Ok(out)
+    }
+
+    /// Binds `values` to the parameters of `sql` and runs it; the rows it changed.
+    fn run(&mut self, sql: &str, values: &[&dyn ToSql]) -> R<usize> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        bind(&mut st, values)?;
+        Ok(st.raw_execute()?)
+    }
+}
+
+/// Binds `values` to the parameters of `st`: `$k` or `?k` takes the k-th value wherever it
+/// stands (as sqlx binds it: SQLite numbers named parameters in the order they first appear),
+/// a bare `?` the next one.
+fn bind(st: &mut rusqlite::Statement<'_>, values: &[&dyn ToSql]) -> R<()> {
+    for n in 1..=st.parameter_count() {
+        let index = match st.parameter_name(n) {
+            None => Some(n),
+            Some(name) => name.get(1..).and_then(|k| k.parse::<usize>().ok()),
         };
-        let statement = match kept.0.entry(sql.to_owned()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Statement::new(self.raw, sql)?)
-            }
+        let Some(value) = index.and_then(|k| k.checked_sub(1)).and_then(|i| values.get(i)) else {
+            return Err(EngineError::Internal(format!(
+                "parameter {n} of a statement has no value ({} given)",
+                values.len()
+            )));
         };
-        f(statement)
+        st.raw_bind_parameter(n, value)?;
+    }
+    Ok(())
+}
+
+/// The current row of a statement, its columns found by name.
+pub(crate) struct Row<'s> {
+    row: &'s rusqlite::Row<'s>,
+    names: &'s [String],
+}
+
+impl Row<'_> {
+    /// The value of the column `name`, as sqlx's `Row::try_get` would give it.
+    pub(crate) fn try_get<T: FromSql>(&self, name: &str) -> R<T> {
+        let index = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| EngineError::Storage(format!("no column {name}")))?;
+        Ok(self.row.get(index)?)
+    }
+}
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Arg::Text(s) => ValueRef::Text(s.as_bytes()),
+            Arg::Int(i) => ValueRef::Integer(*i),
+        }))
     }
 }
 
@@ -106,10 +134,7 @@ impl Rows<'_> {
     }
 }
 
-/// Writes `rows` in the open transaction of the connection `db`.
-///
-/// `db` must be the handle of a `LockedSqliteHandle` that stays locked for the whole call, so
-/// that no other thread uses the connection meanwhile.
+/// Writes `rows` in the open transaction of `db`.
 pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
     use crate::store::{
         DOCUMENTS_INTO, HISTORY_INTO, INSTANCES_INTO, INSTANCES_UPSERT, OUTBOX_INTO, TASKS_INTO,
@@ -178,13 +203,8 @@ pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
             created_at,
         ]
     })?;
-    if !rows.cancelled.is_empty() {
-        db.with(crate::store::CANCEL_TIMER, |st| {
-            for id in rows.cancelled {
-                st.run(&[*id])?;
-            }
-            Ok(())
-        })?;
+    for id in rows.cancelled {
+        db.run(crate::store::CANCEL_TIMER, &[*id])?;
     }
     let packs = crate::store::history::pack(rows.history);
     insert_each(db, HISTORY_INTO, "", &packs, |p| {
@@ -224,21 +244,23 @@ fn insert_each<'r, T, const N: usize>(
     into: &str,
     tail: &str,
     rows: &'r [T],
-    values: impl Fn(&'r T) -> [&'r dyn Bind; N],
+    values: impl Fn(&'r T) -> [&'r dyn ToSql; N],
 ) -> R<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    db.with(&insert_sql(into, N, tail), |st| {
-        for row in rows {
-            st.run(&values(row))?;
+    let mut st = db.conn.prepare_cached(&insert_sql(into, N, tail))?;
+    for row in rows {
+        for (n, value) in values(row).into_iter().enumerate() {
+            st.raw_bind_parameter(n + 1, value)?;
         }
-        Ok(())
-    })
+        st.raw_execute()?;
+    }
+    Ok(())
 }
 
 /// `INSERT INTO <into> VALUES (?, .. cols) <tail>`.
-fn insert_sql(into: &str, cols: usize, tail: &str) -> String {
+pub(crate) fn insert_sql(into: &str, cols: usize, tail: &str) -> String {
     let mut sql = format!("INSERT INTO {into} VALUES (");
     for c in 0..cols {
         sql.push_str(if c == 0 { "?" } else { ", ?" });
@@ -251,36 +273,62 @@ fn insert_sql(into: &str, cols: usize, tail: &str) -> String {
 /// Rows of `sql` (SQL of `store::sqlite`, one JSON-array parameter): tasks, instances or
 /// timers, decoded by column name as `common.rs` decodes sqlx's rows.
 pub(crate) fn tasks(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TaskRow>> {
-    db.with(sql, |st| {
-        st.rows(&[json], |r| Ok(crate::store::sqlite::task_fields!(r)))
-    })
+    db.rows(sql, &[json], |r| Ok(crate::store::sqlite::task_fields!(r)))
+}
+
+/// Tasks by `sql` with any values.
+pub(crate) fn tasks_by(db: &mut Db<'_>, sql: &str, values: &[&dyn ToSql]) -> R<Vec<TaskRow>> {
+    db.rows(sql, values, |r| Ok(crate::store::sqlite::task_fields!(r)))
 }
 
 /// Instances by `sql` with JSON-array parameters (ids; or processes and business keys).
 pub(crate) fn instances(db: &mut Db<'_>, sql: &str, json: &[&String]) -> R<Vec<InstanceRow>> {
-    let values: Vec<&dyn Bind> = json.iter().map(|v| *v as &dyn Bind).collect();
-    db.with(sql, |st| {
-        st.rows(&values, |r| Ok(crate::store::sqlite::instance_fields!(r)))
-    })
+    let values: Vec<&dyn ToSql> = json.iter().map(|v| *v as &dyn ToSql).collect();
+    instances_by(db, sql, &values)
 }
 
-/// Fetch-and-lock (`sqlite::claim_tasks`), the same statements on the handle: the tasks of each
-/// query, in order. Queries of the same shape share one prepared statement (a batch holds a
-/// claim per polling worker, and the statement takes longer to prepare than to run), also
-/// without kept statements.
+/// Instances by `sql` with any values.
+pub(crate) fn instances_by(
+    db: &mut Db<'_>,
+    sql: &str,
+    values: &[&dyn ToSql],
+) -> R<Vec<InstanceRow>> {
+    db.rows(sql, values, |r| Ok(crate::store::sqlite::instance_fields!(r)))
+}
+
+/// Timers by `sql` with any values.
+pub(crate) fn timers_by(db: &mut Db<'_>, sql: &str, values: &[&dyn ToSql]) -> R<Vec<TimerRow>> {
+    db.rows(sql, values, |r| Ok(crate::store::sqlite::timer_fields!(r)))
+}
+
+pub(crate) fn timers(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
+    timers_by(db, sql, &[json])
+}
+
+/// Rows of `sql` decoded by `decode` (for the rarer statements of `sqlite_write`).
+pub(crate) fn rows<T>(
+    db: &mut Db<'_>,
+    sql: &str,
+    values: &[&dyn ToSql],
+    decode: impl FnMut(&Row<'_>) -> R<T>,
+) -> R<Vec<T>> {
+    db.rows(sql, values, decode)
+}
+
+/// Runs `sql` with `values`: the rows it changed.
+pub(crate) fn run(db: &mut Db<'_>, sql: &str, values: &[&dyn ToSql]) -> R<usize> {
+    db.run(sql, values)
+}
+
+/// Fetch-and-lock (`sqlite::claim_tasks`), the same statements: the tasks of each query, in
+/// order. Queries of the same shape share one prepared statement (a batch holds a claim per
+/// polling worker, and the statement takes longer to prepare than to run).
 pub(crate) fn claims(db: &mut Db<'_>, queries: &[&ClaimQuery]) -> R<Vec<Vec<TaskRow>>> {
-    let mut batch = Statements::default();
-    let mut db = match db.kept.as_deref_mut() {
-        Some(kept) => Db::new(db.raw, Some(kept)),
-        None => Db::new(db.raw, Some(&mut batch)),
-    };
     let mut out = Vec::with_capacity(queries.len());
     for q in queries {
         let (sql, args) = crate::store::sqlite::claim_statement(q);
-        let values: Vec<&dyn Bind> = args.iter().map(|a| a as &dyn Bind).collect();
-        let mut tasks = db.with(sql, |st| {
-            st.rows(&values, |r| Ok(crate::store::sqlite::task_fields!(r)))
-        })?;
+        let values: Vec<&dyn ToSql> = args.iter().map(|a| a as &dyn ToSql).collect();
+        let mut tasks = tasks_by(db, sql, &values)?;
         tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         out.push(tasks);
     }
@@ -295,7 +343,7 @@ pub(crate) fn data_version(db: &mut Db<'_>) -> R<i64> {
 
 /// The one integer column `column` of the first row of `sql` (no parameters).
 pub(crate) fn query_i64(db: &mut Db<'_>, sql: &str, column: &str) -> R<i64> {
-    let values = db.with(sql, |st| st.rows(&[], |r| Ok(r.try_get::<i64>(column)?)))?;
+    let values = db.rows(sql, &[], |r| r.try_get::<i64>(column))?;
     values
         .first()
         .copied()
@@ -311,334 +359,22 @@ pub(crate) fn access_generation(db: &mut Db<'_>) -> R<i64> {
     })
 }
 
-pub(crate) fn timers(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
-    db.with(sql, |st| {
-        st.rows(&[json], |r| Ok(crate::store::sqlite::timer_fields!(r)))
-    })
-}
-
 /// Runs one statement that returns no rows (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`).
-pub(crate) fn exec(db: NonNull<ffi::sqlite3>, sql: &str) -> R<()> {
-    Statement::new(db, sql)?.run(&[])
+pub(crate) fn exec(conn: &rusqlite::Connection, sql: &str) -> R<()> {
+    Db::new(conn).run(sql, &[])?;
+    Ok(())
 }
 
-/// Runs `sql` (no parameters, no rows) as a kept statement, for tests.
+/// Runs `sql` (no parameters, no rows), for tests.
 #[cfg(test)]
 pub(crate) fn run_kept(db: &mut Db<'_>, sql: &str) -> R<()> {
-    db.with(sql, |st| st.run(&[]))
+    db.run(sql, &[])?;
+    Ok(())
 }
 
 /// Whether the connection is inside a transaction.
-pub(crate) fn in_transaction(db: NonNull<ffi::sqlite3>) -> bool {
-    // SAFETY: `db` is an open connection no other thread uses meanwhile.
-    unsafe { ffi::sqlite3_get_autocommit(db.as_ptr()) == 0 }
-}
-
-/// The current row of a statement being stepped.
-struct Row<'s> {
-    stmt: *mut ffi::sqlite3_stmt,
-    names: &'s [String],
-}
-
-impl Row<'_> {
-    /// The value of the column `name`, as sqlx's `Row::try_get` would give it.
-    fn try_get<T: FromColumn>(&self, name: &str) -> Result<T, sqlx::Error> {
-        let index = self
-            .names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| sqlx::Error::ColumnNotFound(name.into()))?;
-        let column =
-            c_int::try_from(index).map_err(|_| sqlx::Error::ColumnNotFound(name.into()))?;
-        // SAFETY: `stmt` has a current row (`Statement::rows` steps it) with this column.
-        unsafe { T::read(self.stmt, column) }.map_err(|source| sqlx::Error::ColumnDecode {
-            index: name.into(),
-            source: source.into(),
-        })
-    }
-}
-
-/// A column value as a Rust value.
-trait FromColumn: Sized {
-    /// # Safety
-    /// `stmt` has a current row with the column `i`.
-    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<Self, String>;
-}
-
-/// Whether the column is NULL.
-///
-/// # Safety
-/// As for [`FromColumn::read`].
-unsafe fn is_null(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> bool {
-    // SAFETY: as the caller promises.
-    unsafe { ffi::sqlite3_column_type(stmt, i) == ffi::SQLITE_NULL }
-}
-
-impl FromColumn for i64 {
-    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<i64, String> {
-        // SAFETY: as the caller promises.
-        unsafe {
-            if is_null(stmt, i) {
-                return Err("unexpected NULL".into());
-            }
-            Ok(ffi::sqlite3_column_int64(stmt, i))
-        }
-    }
-}
-
-impl FromColumn for String {
-    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<String, String> {
-        // SAFETY: as the caller promises. The text pointer stays valid until the next call on
-        // this column or row (`column_bytes` after `column_text`, as SQLite asks), and is copied
-        // before that.
-        unsafe {
-            if is_null(stmt, i) {
-                return Err("unexpected NULL".into());
-            }
-            let text = ffi::sqlite3_column_text(stmt, i);
-            let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, i)).unwrap_or(0);
-            if text.is_null() {
-                return Ok(String::new());
-            }
-            let bytes = std::slice::from_raw_parts(text, len);
-            String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
-        }
-    }
-}
-
-impl<T: FromColumn> FromColumn for Option<T> {
-    unsafe fn read(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<Option<T>, String> {
-        // SAFETY: as the caller promises.
-        unsafe {
-            if is_null(stmt, i) {
-                return Ok(None);
-            }
-            T::read(stmt, i).map(Some)
-        }
-    }
-}
-
-/// A value as SQLite gets it.
-enum Value<'a> {
-    Text(&'a str),
-    Int(i64),
-    Null,
-}
-
-/// A column value of a row.
-trait Bind {
-    fn value(&self) -> Value<'_>;
-}
-
-impl Bind for String {
-    fn value(&self) -> Value<'_> {
-        Value::Text(self)
-    }
-}
-
-impl Bind for &str {
-    fn value(&self) -> Value<'_> {
-        Value::Text(self)
-    }
-}
-
-impl Bind for i64 {
-    fn value(&self) -> Value<'_> {
-        Value::Int(*self)
-    }
-}
-
-impl Bind for Arg<'_> {
-    fn value(&self) -> Value<'_> {
-        match self {
-            Arg::Text(s) => Value::Text(s),
-            Arg::Int(i) => Value::Int(*i),
-        }
-    }
-}
-
-impl<T: Bind> Bind for Option<T> {
-    fn value(&self) -> Value<'_> {
-        match self {
-            Some(v) => v.value(),
-            None => Value::Null,
-        }
-    }
-}
-
-/// One prepared statement, finalized when dropped.
-pub(crate) struct Statement {
-    db: NonNull<ffi::sqlite3>,
-    raw: NonNull<ffi::sqlite3_stmt>,
-}
-
-impl Statement {
-    fn new(db: NonNull<ffi::sqlite3>, sql: &str) -> R<Statement> {
-        let len = c_int::try_from(sql.len())
-            .map_err(|_| EngineError::Internal("a statement is too long".into()))?;
-        let mut raw = std::ptr::null_mut();
-        // SAFETY: `db` is an open connection no other thread uses meanwhile (see `Db::new`); `sql`
-        // is valid for `len` bytes; `raw` receives the statement or null.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v2(
-                db.as_ptr(),
-                sql.as_ptr().cast(),
-                len,
-                &mut raw,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(error(db));
-        }
-        let raw = NonNull::new(raw)
-            .ok_or_else(|| EngineError::Internal(format!("an empty statement: {sql}")))?;
-        Ok(Statement { db, raw })
-    }
-
-    /// Binds `values` to the parameters 1, 2, .. and decodes every row the statement returns.
-    fn rows<T>(&mut self, values: &[&dyn Bind], decode: impl Fn(&Row<'_>) -> R<T>) -> R<Vec<T>> {
-        let stmt = self.raw.as_ptr();
-        // SAFETY: `stmt` is a live statement of `db`; column names are NUL-terminated strings
-        // owned by the statement, copied at once.
-        let names: Vec<String> = unsafe {
-            (0..ffi::sqlite3_column_count(stmt))
-                .map(|i| {
-                    let name = ffi::sqlite3_column_name(stmt, i);
-                    if name.is_null() {
-                        String::new()
-                    } else {
-                        CStr::from_ptr(name).to_string_lossy().into_owned()
-                    }
-                })
-                .collect()
-        };
-        let mut out = Vec::new();
-        self.each_step(values, |stmt| {
-            out.push(decode(&Row {
-                stmt,
-                names: &names,
-            })?);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Binds `values` to the parameters 1, 2, .. and runs the statement once.
-    fn run(&mut self, values: &[&dyn Bind]) -> R<()> {
-        self.each_step(values, |_| {
-            Err(EngineError::Internal(
-                "a write statement returned a row".into(),
-            ))
-        })
-    }
-
-    /// Binds `values`, steps the statement to its end calling `row` on each row, then resets it
-    /// and clears its bindings (also on an error).
-    fn each_step(
-        &mut self,
-        values: &[&dyn Bind],
-        mut row: impl FnMut(*mut ffi::sqlite3_stmt) -> R<()>,
-    ) -> R<()> {
-        let stmt = self.raw.as_ptr();
-        let mut rc = ffi::SQLITE_OK;
-        let mut missing = None;
-        // SAFETY: `stmt` is a live statement of `db`.
-        let count = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
-        for n in 1..=count {
-            // `$3` is the third value wherever it stands (as sqlx binds it): SQLite numbers
-            // named parameters in the order they first appear.
-            let Some(v) = value_index(stmt, n).and_then(|i| values.get(i)) else {
-                missing = Some(EngineError::Internal(format!(
-                    "parameter {n} of a statement has no value ({} given)",
-                    values.len()
-                )));
-                break;
-            };
-            // SAFETY: `stmt` is a live statement of `db` and `n` one of its parameters. A text
-            // is bound without a copy (SQLITE_STATIC): it is borrowed for this call only, and
-            // the bindings are cleared before returning.
-            rc = unsafe {
-                match v.value() {
-                    Value::Text(s) => match c_int::try_from(s.len()) {
-                        Ok(len) => ffi::sqlite3_bind_text(
-                            stmt,
-                            n,
-                            s.as_ptr().cast(),
-                            len,
-                            ffi::SQLITE_STATIC(),
-                        ),
-                        Err(_) => ffi::SQLITE_TOOBIG,
-                    },
-                    Value::Int(i) => ffi::sqlite3_bind_int64(stmt, n, i),
-                    Value::Null => ffi::sqlite3_bind_null(stmt, n),
-                }
-            };
-            if rc != ffi::SQLITE_OK {
-                break;
-            }
-        }
-        let mut failed = missing.or_else(|| (rc != ffi::SQLITE_OK).then(|| error(self.db)));
-        while failed.is_none() {
-            // SAFETY: as above; every parameter is bound.
-            rc = unsafe { ffi::sqlite3_step(stmt) };
-            match rc {
-                ffi::SQLITE_DONE => break,
-                ffi::SQLITE_ROW => failed = row(stmt).err(),
-                _ => failed = Some(error(self.db)),
-            }
-        }
-        // SAFETY: as above. Reset returns the step's error again, which is already taken.
-        unsafe {
-            ffi::sqlite3_reset(stmt);
-            ffi::sqlite3_clear_bindings(stmt);
-        }
-        failed.map_or(Ok(()), Err)
-    }
-}
-
-// SAFETY: a statement is used, like its connection, by one thread at a time: inside a borrow
-// of the handle, or dropped where `sqlite_tx` knows sqlx's worker leaves the connection alone.
-unsafe impl Send for Statement {}
-
-impl Drop for Statement {
-    fn drop(&mut self) {
-        // SAFETY: the statement is live and finalized once, here: at the end of a borrow of the
-        // handle, or when `sqlite_tx` drops the statements it kept, which it does only while
-        // sqlx's worker leaves the connection alone and before sqlx closes it.
-        unsafe {
-            ffi::sqlite3_finalize(self.raw.as_ptr());
-        }
-    }
-}
-
-/// Which of the values (from 0) the parameter `n` of `stmt` takes: `$k` or `?k` the k-th, a
-/// bare `?` the n-th.
-fn value_index(stmt: *mut ffi::sqlite3_stmt, n: c_int) -> Option<usize> {
-    // SAFETY: `stmt` is a live statement; the name, if any, is a NUL-terminated string it owns.
-    let name = unsafe {
-        let name = ffi::sqlite3_bind_parameter_name(stmt, n);
-        (!name.is_null()).then(|| CStr::from_ptr(name).to_bytes())
-    };
-    let k = match name {
-        None => usize::try_from(n).ok()?,
-        Some(name) => std::str::from_utf8(name.get(1..)?).ok()?.parse().ok()?,
-    };
-    k.checked_sub(1)
-}
-
-/// The connection's last error, as sqlx words SQLite's errors (message and extended code), so
-/// that `EngineError::is_retryable` reads it the same.
-fn error(db: NonNull<ffi::sqlite3>) -> EngineError {
-    // SAFETY: `db` is live; the message is a NUL-terminated string owned by the connection,
-    // copied at once.
-    let (message, code) = unsafe {
-        let message = CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr()))
-            .to_string_lossy()
-            .into_owned();
-        (message, ffi::sqlite3_extended_errcode(db.as_ptr()))
-    };
-    EngineError::Storage(format!("{message} ({code})"))
+pub(crate) fn in_transaction(conn: &rusqlite::Connection) -> bool {
+    !conn.is_autocommit()
 }
 
 #[cfg(test)]
@@ -749,19 +485,23 @@ pub(crate) mod tests {
         (instance, task, timer, history, outbox, document)
     }
 
-    async fn write_in_tx(pool: &sqlx::SqlitePool, rows: &Rows<'_>) -> R<()> {
-        let mut tx = pool.begin().await?;
-        {
-            let mut handle = tx.lock_handle().await?;
-            write(&mut Db::new(handle.as_raw_handle(), None), rows)?;
-        }
-        tx.commit().await?;
-        Ok(())
+    /// An in-memory database: sqlx's pool, and a connection of rusqlite's to it.
+    async fn open() -> (sqlx::SqlitePool, rusqlite::Connection) {
+        let (pool, database) = sqlite::open_database("sqlite::memory:").await.unwrap();
+        let conn = database.connect_writer().unwrap();
+        (pool, conn)
+    }
+
+    fn write_in_tx(conn: &rusqlite::Connection, rows: &Rows<'_>) -> R<()> {
+        exec(conn, "BEGIN IMMEDIATE")?;
+        let written = write(&mut Db::new(conn), rows);
+        exec(conn, if written.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        written
     }
 
     #[tokio::test]
     async fn every_column_lands_in_its_place_and_upserts_update() {
-        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (pool, conn) = open().await;
         let (mut instance, mut task, timer, history, outbox, document) = rows();
         let rows = Rows {
             instances: &[&instance],
@@ -772,7 +512,7 @@ pub(crate) mod tests {
             documents: std::slice::from_ref(&document),
             ..Rows::default()
         };
-        write_in_tx(&pool, &rows).await.unwrap();
+        write_in_tx(&conn, &rows).unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
         assert_eq!(format!("{read:?}"), format!("{instance:?}"));
         let read = sqlite::task(&pool, "t1").await.unwrap().unwrap();
@@ -797,7 +537,7 @@ pub(crate) mod tests {
             cancelled: &[&timer.id],
             ..Rows::default()
         };
-        write_in_tx(&pool, &rows).await.unwrap();
+        write_in_tx(&conn, &rows).unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
         assert_eq!(format!("{read:?}"), format!("{instance:?}"));
         let read = sqlite::task(&pool, "t1").await.unwrap().unwrap();
@@ -812,7 +552,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn rows_read_directly_are_the_rows_sqlx_reads() {
-        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (pool, conn) = open().await;
         let (instance, mut task, timer, ..) = rows();
         task.state = "open".into();
         let mut done = task.clone();
@@ -825,13 +565,12 @@ pub(crate) mod tests {
             timers: &[(&timer, 19)],
             ..Rows::default()
         };
-        write_in_tx(&pool, &rows).await.unwrap();
+        write_in_tx(&conn, &rows).unwrap();
 
         let mut tx = pool.begin().await.unwrap();
         let ids = r#"["i1"]"#.to_string();
         let (direct_tasks, direct_siblings, direct_instances, direct_timers) = {
-            let mut handle = tx.lock_handle().await.unwrap();
-            let db = &mut Db::new(handle.as_raw_handle(), None);
+            let db = &mut Db::new(&conn);
             (
                 tasks(db, sqlite::LOCK_LIVE_TASKS, &ids).unwrap(),
                 tasks(
@@ -873,7 +612,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_claim_on_the_handle_claims_what_sqlx_claims() {
-        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (pool, conn) = open().await;
         let (_, template, ..) = rows();
         let mut tasks = Vec::new();
         for (n, (queue, unit, state, expires)) in [
@@ -905,7 +644,7 @@ pub(crate) mod tests {
             tasks: &refs,
             ..Rows::default()
         };
-        write_in_tx(&pool, &rows).await.unwrap();
+        write_in_tx(&conn, &rows).unwrap();
         // The four statements: one queue or several, with org units or without.
         for (queues, units, expected) in [
             (r#"["a"]"#, None, 2),
@@ -922,14 +661,9 @@ pub(crate) mod tests {
                 expires_at: 200,
                 max: 3,
             };
-            let mut tx = pool.begin().await.unwrap();
-            let direct = {
-                let mut handle = tx.lock_handle().await.unwrap();
-                let mut claimed =
-                    claims(&mut Db::new(handle.as_raw_handle(), None), &[&q]).unwrap();
-                claimed.remove(0)
-            };
-            tx.rollback().await.unwrap();
+            exec(&conn, "BEGIN IMMEDIATE").unwrap();
+            let direct = claims(&mut Db::new(&conn), &[&q]).unwrap().remove(0);
+            exec(&conn, "ROLLBACK").unwrap();
             let mut tx = pool.begin().await.unwrap();
             let through_sqlx = sqlite::claim_tasks(&mut tx, &q).await.unwrap();
             tx.rollback().await.unwrap();
@@ -956,7 +690,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn claims_of_one_shape_share_a_statement_and_claim_as_if_one_after_the_other() {
-        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (pool, conn) = open().await;
         let (_, template, ..) = rows();
         let tasks: Vec<TaskRow> = (0..5)
             .map(|n| {
@@ -971,13 +705,12 @@ pub(crate) mod tests {
             .collect();
         let refs: Vec<&TaskRow> = tasks.iter().collect();
         write_in_tx(
-            &pool,
+            &conn,
             &Rows {
                 tasks: &refs,
                 ..Rows::default()
             },
         )
-        .await
         .unwrap();
         let query = |worker: &str, queues: &str, max| ClaimQuery {
             actor: worker.into(),
@@ -996,12 +729,9 @@ pub(crate) mod tests {
             query("w4", r#"["a"]"#, 5),
         ];
         let refs: Vec<&ClaimQuery> = queries.iter().collect();
-        let mut tx = pool.begin().await.unwrap();
-        let direct = {
-            let mut handle = tx.lock_handle().await.unwrap();
-            claims(&mut Db::new(handle.as_raw_handle(), None), &refs).unwrap()
-        };
-        tx.rollback().await.unwrap();
+        exec(&conn, "BEGIN IMMEDIATE").unwrap();
+        let direct = claims(&mut Db::new(&conn), &refs).unwrap();
+        exec(&conn, "ROLLBACK").unwrap();
         let mut tx = pool.begin().await.unwrap();
         let mut through_sqlx = Vec::new();
         for q in &queries {
@@ -1018,7 +748,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_claim_reads_only_the_expired_leases_of_its_queue() {
-        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (_pool, conn) = open().await;
         for (queues, units) in [
             (r#"["a"]"#, None),
             (r#"["a","b"]"#, None),
@@ -1035,12 +765,11 @@ pub(crate) mod tests {
                 max: 3,
             };
             let (sql, args) = sqlite::claim_statement(&q);
-            let values: Vec<&dyn Bind> = args.iter().map(|a| a as &dyn Bind).collect();
-            let mut conn = pool.acquire().await.unwrap();
-            let mut handle = conn.lock_handle().await.unwrap();
-            let plan = Statement::new(handle.as_raw_handle(), &format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap()
-                .rows(&values, |r| Ok(r.try_get::<String>("detail")?))
+            let values: Vec<&dyn ToSql> = args.iter().map(|a| a as &dyn ToSql).collect();
+            let plan = Db::new(&conn)
+                .rows(&format!("EXPLAIN QUERY PLAN {sql}"), &values, |r| {
+                    r.try_get::<String>("detail")
+                })
                 .unwrap();
             // Not every claimed task of the queue, each looked up for its lease; and the open
             // tasks in order (both indexes hold only the rows of their state).
@@ -1056,12 +785,9 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn numbered_parameters_take_their_own_value_wherever_they_stand() {
-        let pool = sqlite::open("sqlite::memory:").await.unwrap();
-        let mut conn = pool.acquire().await.unwrap();
-        let mut handle = conn.lock_handle().await.unwrap();
-        let db = handle.as_raw_handle();
-        let one = |sql: &str, values: &[&dyn Bind]| -> R<Vec<String>> {
-            Statement::new(db, sql)?.rows(values, |r| Ok(r.try_get::<String>("v")?))
+        let (_pool, conn) = open().await;
+        let one = |sql: &str, values: &[&dyn ToSql]| -> R<Vec<String>> {
+            Db::new(&conn).rows(sql, values, |r| r.try_get::<String>("v"))
         };
         let (a, b) = ("a".to_string(), "b".to_string());
         assert_eq!(
@@ -1075,25 +801,25 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_refused_row_is_an_error_and_the_connection_goes_on() {
-        let pool = sqlite::open("sqlite::memory:").await.unwrap();
+        let (pool, conn) = open().await;
         let (_, _, _, history, ..) = rows();
         let once = Rows {
             history: std::slice::from_ref(&history),
             ..Rows::default()
         };
-        write_in_tx(&pool, &once).await.unwrap();
+        write_in_tx(&conn, &once).unwrap();
         // The same (instance, seq) again: SQLite's error, worded as sqlx words it.
-        let e = write_in_tx(&pool, &once).await.unwrap_err();
+        let e = write_in_tx(&conn, &once).unwrap_err();
         assert!(e.to_string().contains("UNIQUE constraint failed"), "{e}");
         assert!(e.is_retryable(), "a lost race on a unique key is retried");
-        // The statement was reset and finalized: the connection writes on.
+        // The statement was reset: the connection writes on.
         let mut next = history.clone();
         next.seq = 2;
         let rows = Rows {
             history: std::slice::from_ref(&next),
             ..Rows::default()
         };
-        write_in_tx(&pool, &rows).await.unwrap();
+        write_in_tx(&conn, &rows).unwrap();
         assert_eq!(sqlite::history(&pool, "i1").await.unwrap().len(), 2);
     }
 }

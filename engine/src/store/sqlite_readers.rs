@@ -1,60 +1,43 @@
 //! Short reads on SQLite in a file, run on the caller's own thread.
 //!
-//! Every statement sqlx runs is a hand-off to the connection's worker thread and back, plus a
+//! A statement through sqlx is a hand-off to the connection's worker thread and back, plus a
 //! check-out from the pool and a check-in. For the read every API request makes (the access
-//! generation, `api::access`), that machinery cost far more than the read: with a worker's
-//! completion reading its tasks here for the access check, as it did until the committer took
-//! that check over, together about a tenth of the CPU of `yimen bench three-task`, for
-//! statements that take microseconds.
+//! generation, `api::access`) and for one task (`Engine::task`), that machinery costs far
+//! more than the read.
 //!
-//! [`Readers`] keeps a few read connections out of the pool for good, each with its handle
-//! and its prepared statements (`sqlite_direct::Statements`). A read takes an idle one, runs
-//! its statements on the calling thread (nothing is awaited meanwhile, so it is as short as
-//! the statements), and puts it back. Each statement runs in autocommit mode and is reset
-//! after its last row, so each read sees what was committed when it began, as a read through
-//! sqlx does. When every kept connection is in use (more threads reading at one instant than
-//! [`KEPT`]), the read goes through sqlx instead (the caller gives that path too).
+//! [`Readers`] keeps a few read connections of its own (rusqlite), each with its prepared
+//! statements. A read takes an idle one, runs its statements on the calling thread (nothing is
+//! awaited meanwhile, so it is as short as the statements), and puts it back. Each statement
+//! runs in autocommit mode and is reset after its last row, so each read sees what was
+//! committed when it began, as a read through sqlx does. When every kept connection is in use
+//! (more threads reading at one instant than [`KEPT`]), the read goes through sqlx instead
+//! (the caller gives that path too).
 //!
 //! A read on the caller's thread must not wait there: a kept connection waits at most
 //! [`BUSY_MS`] for a lock (SQLite's readers hardly ever wait in WAL mode: a process
 //! recovering the WAL after a crash holds one), and a read that fails on it runs again through
 //! sqlx, whose connections wait on their own worker threads.
-//!
-//! Safety rests on the same ground as `sqlite_tx.rs`: sqlx is never sent a command on a kept
-//! connection, so its worker thread leaves the handle alone; the statements are finalized
-//! before the connection is closed.
 
 use crate::error::EngineError;
-use crate::store::sqlite_direct::{self, Db, Statements};
-use crate::store::sqlite_tx::Raw;
-use libsqlite3_sys as ffi;
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqlitePool};
+use crate::store::sqlite::Database;
+use crate::store::sqlite_direct::{self, Db};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-/// Read connections kept out of the pool (of its 8): one per thread reading at one instant.
-/// The server's runtime has a worker thread per core, and the API's reads are its callers.
+/// Read connections kept: one per thread reading at one instant. The server's runtime has a
+/// worker thread per core, and the API's reads are its callers.
 pub(crate) const KEPT: usize = 4;
 
 /// How long a kept connection waits for a lock before its read goes through the pool.
-const BUSY_MS: i32 = 20;
+const BUSY_MS: u64 = 20;
 
 /// The kept read connections of one engine.
 pub(crate) struct Readers {
-    pool: SqlitePool,
-    idle: Mutex<Vec<Reader>>,
-    /// Connections taken out of the pool for good so far.
+    database: Database,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Connections kept so far.
     kept: AtomicUsize,
-}
-
-/// One kept connection. Fields drop in order: the statements before the connection.
-struct Reader {
-    statements: Statements,
-    conn: PoolConnection<Sqlite>,
-    /// Used only by whoever took this `Reader` out of the idle list; sqlx's worker never
-    /// touches it (it is sent no command).
-    raw: Raw,
 }
 
 /// `read` on a kept connection of `readers` (see [`Readers::read`]); without them (PostgreSQL,
@@ -74,9 +57,9 @@ where
 }
 
 impl Readers {
-    pub(crate) fn new(pool: SqlitePool) -> Readers {
+    pub(crate) fn new(database: Database) -> Readers {
         Readers {
-            pool,
+            database,
             idle: Mutex::new(Vec::new()),
             kept: AtomicUsize::new(0),
         }
@@ -95,11 +78,11 @@ impl Readers {
         F: std::future::Future<Output = Result<T, EngineError>>,
     {
         let idle = self.lock().pop();
-        let mut reader = match idle {
-            Some(reader) => reader,
+        let conn = match idle {
+            Some(conn) => conn,
             None if self.kept.fetch_add(1, Ordering::SeqCst) < KEPT => {
-                match self.keep_one().await {
-                    Ok(reader) => reader,
+                match self.database.connect(Duration::from_millis(BUSY_MS)) {
+                    Ok(conn) => conn,
                     Err(_) => {
                         self.kept.fetch_sub(1, Ordering::SeqCst);
                         return through_sqlx().await;
@@ -111,19 +94,15 @@ impl Readers {
                 return through_sqlx().await;
             }
         };
-        let out = read(&mut Db::new(reader.raw.0, Some(&mut reader.statements)));
-        if sqlite_direct::in_transaction(reader.raw.0) {
+        let out = read(&mut Db::new(&conn));
+        if sqlite_direct::in_transaction(&conn) {
             // A read must leave no transaction open (it would pin an old snapshot): close the
             // connection (which rolls it back) and keep another next time.
             tracing::warn!("a read left a transaction open; its connection was closed");
-            let Reader {
-                statements, conn, ..
-            } = reader;
-            drop(statements);
-            drop(conn.detach());
+            drop(conn);
             self.kept.fetch_sub(1, Ordering::SeqCst);
         } else {
-            self.lock().push(reader);
+            self.lock().push(conn);
         }
         match out {
             Ok(value) => Ok(value),
@@ -133,23 +112,8 @@ impl Readers {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Reader>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes a connection out of the pool for good, with its handle.
-    async fn keep_one(&self) -> Result<Reader, EngineError> {
-        let mut conn = self.pool.acquire().await?;
-        // Once the worker thread has handed the handle over, it has finished everything it
-        // was sent; it is sent nothing more, so it leaves the handle alone.
-        let raw = Raw(conn.lock_handle().await?.as_raw_handle());
-        // SAFETY: the handle is open, and no other thread uses it (see above).
-        unsafe { ffi::sqlite3_busy_timeout(raw.0.as_ptr(), BUSY_MS) };
-        Ok(Reader {
-            statements: Statements::default(),
-            conn,
-            raw,
-        })
     }
 
     /// Kept connections, for tests.
@@ -159,24 +123,11 @@ impl Readers {
     }
 }
 
-impl Drop for Readers {
-    fn drop(&mut self) {
-        // Closed rather than given back, as `sqlite_tx::Slot` does (giving back needs a
-        // runtime); the statements are finalized first.
-        for Reader {
-            statements, conn, ..
-        } in self.lock().drain(..)
-        {
-            drop(statements);
-            drop(conn.detach());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::sqlite;
+    use sqlx::SqlitePool;
     use std::sync::atomic::AtomicBool;
 
     /// A database file, removed when dropped.
@@ -190,10 +141,11 @@ mod tests {
         }
     }
 
-    async fn pool() -> (File, SqlitePool) {
+    async fn pool() -> (File, SqlitePool, Readers) {
         let path = std::env::temp_dir().join(format!("yimen-readers-{}.db", uuid::Uuid::new_v4()));
         let url = format!("sqlite:{}", path.display());
-        (File(path), sqlite::open(&url).await.unwrap())
+        let (pool, database) = sqlite::open_database(&url).await.unwrap();
+        (File(path), pool, Readers::new(database))
     }
 
     fn generation(db: &mut Db<'_>) -> Result<i64, EngineError> {
@@ -212,8 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_sees_what_was_committed_before_it_and_reuses_its_connection() {
-        let (_file, pool) = pool().await;
-        let readers = Readers::new(pool.clone());
+        let (_file, pool, readers) = pool().await;
         let sqlx_used = AtomicBool::new(false);
         let read = || readers.read(generation, || through_sqlx(&pool, &sqlx_used));
         assert_eq!(read().await.unwrap(), 0);
@@ -232,8 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_fails_on_a_kept_connection_runs_through_sqlx_and_the_connection_stays() {
-        let (_file, pool) = pool().await;
-        let readers = Readers::new(pool.clone());
+        let (_file, pool, readers) = pool().await;
         let sqlx_used = AtomicBool::new(false);
         let value = readers
             .read(
@@ -264,8 +214,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_leaves_a_transaction_open_closes_its_connection() {
-        let (_file, pool) = pool().await;
-        let readers = Readers::new(pool.clone());
+        let (_file, pool, readers) = pool().await;
         let sqlx_used = AtomicBool::new(false);
         readers
             .read(
@@ -285,11 +234,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_kept_connection_waits_for_a_lock_briefly_the_pool_long() {
-        let (_file, pool) = pool().await;
-        let readers = Readers::new(pool.clone());
+        let (_file, pool, readers) = pool().await;
         let busy = |db: &mut Db<'_>| sqlite_direct::query_i64(db, "PRAGMA busy_timeout", "timeout");
         let kept = readers.read(busy, || async { Ok(-1) }).await.unwrap();
-        assert_eq!(kept, i64::from(BUSY_MS));
+        assert_eq!(kept, i64::try_from(BUSY_MS).unwrap());
         let pooled: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
             .fetch_one(&pool)
             .await
@@ -299,8 +247,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_reads_keep_at_most_the_limit_and_all_answer() {
-        let (_file, pool) = pool().await;
-        let readers = std::sync::Arc::new(Readers::new(pool.clone()));
+        let (_file, pool, readers) = pool().await;
+        let readers = std::sync::Arc::new(readers);
         let mut reads = tokio::task::JoinSet::new();
         for _ in 0..64 {
             let (readers, pool) = (readers.clone(), pool.clone());

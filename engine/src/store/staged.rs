@@ -152,9 +152,7 @@ impl Staged {
         ids: &[impl AsRef<str>],
     ) -> Result<()> {
         if let Tx::Sqlite(t) = &mut *tx {
-            // Tasks, instances and timers in one borrow of the connection.
-            let mut handle = t.handle().await?;
-            return self.prefetch_tasks_direct(&mut handle.db(), ids);
+            return self.prefetch_tasks_direct(&mut t.db()?, ids);
         }
         let Some(list) = self.tasks_wanted(ids) else {
             return Ok(());
@@ -164,7 +162,7 @@ impl Staged {
         self.load_instances(tx, instances, false).await
     }
 
-    /// [`Self::prefetch_tasks`] on SQLite's borrowed handle.
+    /// [`Self::prefetch_tasks`] on SQLite's writer connection.
     pub(crate) fn prefetch_tasks_direct(
         &mut self,
         db: &mut sqlite_direct::Db<'_>,
@@ -197,7 +195,7 @@ impl Staged {
         (!ids.is_empty()).then(|| serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
     }
 
-    /// [`Self::prefetch_instances`] on SQLite's borrowed handle.
+    /// [`Self::prefetch_instances`] on SQLite's writer connection.
     pub(crate) fn prefetch_instances_direct(
         &mut self,
         db: &mut sqlite_direct::Db<'_>,
@@ -231,8 +229,7 @@ impl Staged {
         keys: &[(String, String)],
     ) -> Result<()> {
         if let Tx::Sqlite(t) = &mut *tx {
-            let mut handle = t.handle().await?;
-            return self.prefetch_business_keys_direct(&mut handle.db(), keys);
+            return self.prefetch_business_keys_direct(&mut t.db()?, keys);
         }
         let Some((processes, wanted)) = self.keys_wanted(keys) else {
             return Ok(());
@@ -242,7 +239,7 @@ impl Staged {
         Ok(())
     }
 
-    /// [`Self::prefetch_business_keys`] on SQLite's borrowed handle.
+    /// [`Self::prefetch_business_keys`] on SQLite's writer connection.
     pub(crate) fn prefetch_business_keys_direct(
         &mut self,
         db: &mut sqlite_direct::Db<'_>,
@@ -300,8 +297,7 @@ impl Staged {
             return Ok(());
         }
         if let Tx::Sqlite(t) = &mut *tx {
-            let mut handle = t.handle().await?;
-            return self.load_instances_direct(&mut handle.db(), ids, tasks_too);
+            return self.load_instances_direct(&mut t.db()?, ids, tasks_too);
         }
         let list = json_list(&ids);
         // Lock order task → instance, as everywhere (PostgreSQL).
@@ -315,9 +311,8 @@ impl Staged {
         Ok(())
     }
 
-    /// [`Self::load_instances`] on SQLite, on a borrowed connection handle (`sqlite_direct`):
-    /// the same statements, without a hand-off to sqlx's worker thread for each. `ids` are
-    /// not loaded yet ([`Self::not_loaded`]).
+    /// [`Self::load_instances`] on SQLite's writer connection (`sqlite_direct`): the same
+    /// statements. `ids` are not loaded yet ([`Self::not_loaded`]).
     fn load_instances_direct(
         &mut self,
         db: &mut sqlite_direct::Db<'_>,
@@ -633,8 +628,8 @@ impl Staged {
         self.write(tx, false).await
     }
 
-    /// [`Self::flush`] as the transaction's last statement: on SQLite it commits in the same
-    /// borrow of the handle (committing after it is then a no-op), saving a hand-off.
+    /// [`Self::flush`] as the transaction's last statement: on SQLite it commits at once
+    /// (committing after it is then a no-op).
     pub(crate) async fn flush_last(&mut self, tx: &mut Tx) -> Result<()> {
         self.write(tx, true).await
     }
@@ -665,7 +660,7 @@ impl Staged {
             .map(|s| &s.row.0.id)
             .collect();
         match &mut *tx {
-            // One hand-off to the connection for the whole flush (`store/sqlite_direct.rs`).
+            // The whole flush, and the commit, in one go (`store/sqlite_direct.rs`).
             Tx::Sqlite(t) => {
                 let rows = sqlite_direct::Rows {
                     instances: &instances,
@@ -676,12 +671,11 @@ impl Staged {
                     outbox: &self.outbox,
                     documents: &self.documents,
                 };
-                if !rows.is_empty() || commit {
-                    let mut handle = t.handle().await?;
-                    sqlite_direct::write(&mut handle.db(), &rows)?;
-                    if commit {
-                        handle.commit()?;
-                    }
+                if !rows.is_empty() {
+                    sqlite_direct::write(&mut t.db()?, &rows)?;
+                }
+                if commit {
+                    t.commit_now()?;
                 }
             }
             Tx::Postgres(t) => {

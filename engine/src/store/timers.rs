@@ -1,6 +1,7 @@
 //! SQL of the inbox and of scheduled report runs (tables of migration 0200). Written once in
 //! `timers_sql.rs` and compiled per driver, like the engine's `common.rs`.
 
+use crate::error::EngineError;
 use crate::store::StorePool;
 
 /// An inbox row.
@@ -215,34 +216,47 @@ pub async fn provisional_timers(pool: &StorePool) -> R<Vec<ProvisionalTimer>> {
     on!(pool, provisional_timers())
 }
 
+// On SQLite, the statements of a write transaction run on its rusqlite writer (`sqlite_write`).
+
 pub async fn move_timer(
     tx: &mut crate::store::Tx,
     id: &str,
     due_at: i64,
     payload: &str,
     task_due: Option<(&str, i64)>,
-) -> R<bool> {
+) -> Result<bool, EngineError> {
     match tx {
         crate::store::Tx::Sqlite(t) => {
-            sqlite::move_timer(t.conn().await?, id, due_at, payload, task_due).await
+            crate::store::sqlite_write::move_timer(&mut t.db()?, id, due_at, payload, task_due)
         }
         crate::store::Tx::Postgres(t) => {
-            postgres::move_timer(t, id, due_at, payload, task_due).await
+            Ok(postgres::move_timer(t, id, due_at, payload, task_due).await?)
         }
     }
 }
 
-pub async fn settle_provisional(tx: &mut crate::store::Tx, instance: &str) -> R<()> {
+pub async fn settle_provisional(
+    tx: &mut crate::store::Tx,
+    instance: &str,
+) -> Result<(), EngineError> {
     match tx {
-        crate::store::Tx::Sqlite(t) => sqlite::settle_provisional(t.conn().await?, instance).await,
-        crate::store::Tx::Postgres(t) => postgres::settle_provisional(t, instance).await,
+        crate::store::Tx::Sqlite(t) => {
+            crate::store::sqlite_write::settle_provisional(&mut t.db()?, instance)
+        }
+        crate::store::Tx::Postgres(t) => Ok(postgres::settle_provisional(t, instance).await?),
     }
 }
 
-pub async fn set_task_due(tx: &mut crate::store::Tx, task: &str, due_at: Option<i64>) -> R<()> {
+pub async fn set_task_due(
+    tx: &mut crate::store::Tx,
+    task: &str,
+    due_at: Option<i64>,
+) -> Result<(), EngineError> {
     match tx {
-        crate::store::Tx::Sqlite(t) => sqlite::set_task_due(t.conn().await?, task, due_at).await,
-        crate::store::Tx::Postgres(t) => postgres::set_task_due(t, task, due_at).await,
+        crate::store::Tx::Sqlite(t) => {
+            crate::store::sqlite_write::set_task_due(&mut t.db()?, task, due_at)
+        }
+        crate::store::Tx::Postgres(t) => Ok(postgres::set_task_due(t, task, due_at).await?),
     }
 }
 

@@ -386,6 +386,10 @@ pub async fn provisional_timers(pool: &Pool) -> R<Vec<(String, String, String, O
     .collect()
 }
 
+/// The SQL of [`move_timer`] (also on SQLite's writer, `sqlite_write`).
+pub(crate) const MOVE_TIMER: &str =
+    "UPDATE timers SET due_at = $2, payload = $3 WHERE id = $1 AND state = 'pending'";
+
 /// Moves a pending timer (and, for a deadline at due, its task's due time).
 pub async fn move_timer(
     tx: &mut <DB as sqlx::Database>::Connection,
@@ -394,7 +398,7 @@ pub async fn move_timer(
     payload: &str,
     task_due: Option<(&str, i64)>,
 ) -> R<bool> {
-    let moved = sqlx::query("UPDATE timers SET due_at = $2, payload = $3 WHERE id = $1 AND state = 'pending'")
+    let moved = sqlx::query(MOVE_TIMER)
         .bind(id)
         .bind(due_at)
         .bind(payload)
@@ -403,7 +407,7 @@ pub async fn move_timer(
         .rows_affected()
         == 1;
     if moved && let Some((task, due)) = task_due {
-        sqlx::query("UPDATE tasks SET due_at = $2 WHERE id = $1")
+        sqlx::query(SET_TASK_DUE)
             .bind(task)
             .bind(due)
             .execute(&mut *tx)
@@ -412,12 +416,14 @@ pub async fn move_timer(
     Ok(moved)
 }
 
+/// The SQL of [`settle_provisional`].
+pub(crate) const SETTLE_PROVISIONAL: &str = "UPDATE instances SET provisional = 0 WHERE id = $1 \
+    AND NOT EXISTS (SELECT 1 FROM timers WHERE instance_id = $1 AND state = 'pending' \
+    AND payload LIKE '%\"provisional\":true%')";
+
 /// Clears an instance's provisional flag when none of its pending timers is provisional.
 pub async fn settle_provisional(tx: &mut <DB as sqlx::Database>::Connection, instance: &str) -> R<()> {
-    sqlx::query(
-        "UPDATE instances SET provisional = 0 WHERE id = $1 AND NOT EXISTS \
-         (SELECT 1 FROM timers WHERE instance_id = $1 AND state = 'pending' AND payload LIKE '%\"provisional\":true%')",
-    )
+    sqlx::query(SETTLE_PROVISIONAL)
     .bind(instance)
     .execute(&mut *tx)
     .await?;
@@ -425,8 +431,11 @@ pub async fn settle_provisional(tx: &mut <DB as sqlx::Database>::Connection, ins
 }
 
 /// Sets an open task's due time (`None`: none while its deadline is suspended).
+/// The SQL of [`set_task_due`].
+pub(crate) const SET_TASK_DUE: &str = "UPDATE tasks SET due_at = $2 WHERE id = $1";
+
 pub async fn set_task_due(tx: &mut <DB as sqlx::Database>::Connection, task: &str, due_at: Option<i64>) -> R<()> {
-    sqlx::query("UPDATE tasks SET due_at = $2 WHERE id = $1")
+    sqlx::query(SET_TASK_DUE)
         .bind(task)
         .bind(due_at)
         .execute(&mut *tx)
