@@ -10,6 +10,7 @@
 pub(crate) mod history;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_alloc;
 pub(crate) mod sqlite_direct;
 pub(crate) mod sqlite_readers;
 pub(crate) mod sqlite_tx;

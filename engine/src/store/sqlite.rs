@@ -68,92 +68,6 @@ pub(crate) use {
     by_name, deployment_fields, instance_fields, outbox_fields, task_fields, timer_fields,
 };
 
-/// Process-wide SQLite settings, made once before its first connection (too late when SQLite
-/// was initialised already; then its defaults stay, which is correct, only slower):
-/// - no memory statistics: with them, every allocation inside SQLite takes one global mutex
-///   (about 6% of the CPU of `yimen bench`, perf);
-/// - SQLite allocates with mimalloc instead of the C library's malloc (another 10%: the
-///   statements of a batch allocate and free many small buffers).
-fn configure_sqlite_library() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        use rusqlite::ffi;
-        // SAFETY: sqlite3_config may be called before sqlite3_initialize (afterwards it returns
-        // SQLITE_MISUSE without effect). MEMSTATUS takes one int; MALLOC takes a pointer to a
-        // sqlite3_mem_methods, which SQLite copies; the functions it names are thread-safe.
-        let methods = memory::methods();
-        let codes = unsafe {
-            [
-                ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int),
-                ffi::sqlite3_config(
-                    ffi::SQLITE_CONFIG_MALLOC,
-                    &methods as *const ffi::sqlite3_mem_methods,
-                ),
-            ]
-        };
-        if codes.iter().any(|&c| c != ffi::SQLITE_OK) {
-            tracing::debug!(?codes, "SQLite was initialised already; its defaults stay");
-        }
-    });
-}
-
-/// SQLite's allocator on top of mimalloc (see [`configure_sqlite_library`]).
-mod memory {
-    use libmimalloc_sys as mi;
-    use rusqlite::ffi::sqlite3_mem_methods;
-    use std::ffi::{c_int, c_void};
-
-    pub(super) fn methods() -> sqlite3_mem_methods {
-        sqlite3_mem_methods {
-            xMalloc: Some(malloc),
-            xFree: Some(free),
-            xRealloc: Some(realloc),
-            xSize: Some(size),
-            xRoundup: Some(roundup),
-            xInit: Some(init),
-            xShutdown: Some(shutdown),
-            pAppData: std::ptr::null_mut(),
-        }
-    }
-
-    fn bytes(n: c_int) -> usize {
-        usize::try_from(n).unwrap_or(0)
-    }
-
-    unsafe extern "C" fn malloc(n: c_int) -> *mut c_void {
-        // SAFETY: mimalloc's malloc accepts any size (0 gives a unique pointer).
-        unsafe { mi::mi_malloc(bytes(n)) }
-    }
-
-    unsafe extern "C" fn free(p: *mut c_void) {
-        // SAFETY: SQLite frees only what `malloc`/`realloc` above returned (or null).
-        unsafe { mi::mi_free(p) }
-    }
-
-    unsafe extern "C" fn realloc(p: *mut c_void, n: c_int) -> *mut c_void {
-        // SAFETY: as for `free`; mimalloc keeps the contents up to the smaller size.
-        unsafe { mi::mi_realloc(p, bytes(n)) }
-    }
-
-    unsafe extern "C" fn size(p: *mut c_void) -> c_int {
-        // SAFETY: `p` came from `malloc`/`realloc` above.
-        let n = unsafe { mi::mi_usable_size(p) };
-        c_int::try_from(n).unwrap_or(c_int::MAX)
-    }
-
-    unsafe extern "C" fn roundup(n: c_int) -> c_int {
-        // SAFETY: a pure function of the size.
-        let good = unsafe { mi::mi_good_size(bytes(n)) };
-        c_int::try_from(good).unwrap_or(n)
-    }
-
-    unsafe extern "C" fn init(_: *mut c_void) -> c_int {
-        rusqlite::ffi::SQLITE_OK
-    }
-
-    unsafe extern "C" fn shutdown(_: *mut c_void) {}
-}
-
 /// How long a file database's connections stay open idle, and at most.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_LIFETIME: Duration = Duration::from_secs(3600);
@@ -181,10 +95,8 @@ pub(crate) struct Database {
 /// its own ("/yimen-<uuid>"): every connection of the process that opens that name shares it,
 /// sqlx's and rusqlite's alike (a plain `:memory:` database exists once per connection). It
 /// keeps no WAL (SQLite's rollback journal instead) and ends with its last connection.
-pub(crate) async fn open_database(
-    url: &str,
-) -> Result<(sqlx::SqlitePool, Database), EngineError> {
-    configure_sqlite_library();
+pub(crate) async fn open_database(url: &str) -> Result<(sqlx::SqlitePool, Database), EngineError> {
+    crate::store::sqlite_alloc::configure_sqlite_library();
     let in_memory = in_memory(url);
     let opts = if in_memory {
         let name = format!("/yimen-{}", uuid::Uuid::new_v4());
@@ -309,7 +221,10 @@ mod tests {
         let (pool, database) = super::open_database("sqlite::memory:").await.unwrap();
         let writer = database.connect_writer().unwrap();
         writer
-            .execute("UPDATE access_generation SET generation = 5 WHERE id = 1", [])
+            .execute(
+                "UPDATE access_generation SET generation = 5 WHERE id = 1",
+                [],
+            )
             .unwrap();
         let (seen,): (i64,) = sqlx::query_as("SELECT generation FROM access_generation")
             .fetch_one(&pool)

@@ -71,7 +71,10 @@ fn bind(st: &mut rusqlite::Statement<'_>, values: &[&dyn ToSql]) -> R<()> {
             None => Some(n),
             Some(name) => name.get(1..).and_then(|k| k.parse::<usize>().ok()),
         };
-        let Some(value) = index.and_then(|k| k.checked_sub(1)).and_then(|i| values.get(i)) else {
+        let Some(value) = index
+            .and_then(|k| k.checked_sub(1))
+            .and_then(|i| values.get(i))
+        else {
             return Err(EngineError::Internal(format!(
                 "parameter {n} of a statement has no value ({} given)",
                 values.len()
@@ -293,7 +296,9 @@ pub(crate) fn instances_by(
     sql: &str,
     values: &[&dyn ToSql],
 ) -> R<Vec<InstanceRow>> {
-    db.rows(sql, values, |r| Ok(crate::store::sqlite::instance_fields!(r)))
+    db.rows(sql, values, |r| {
+        Ok(crate::store::sqlite::instance_fields!(r))
+    })
 }
 
 /// Timers by `sql` with any values.
@@ -495,7 +500,14 @@ pub(crate) mod tests {
     fn write_in_tx(conn: &rusqlite::Connection, rows: &Rows<'_>) -> R<()> {
         exec(conn, "BEGIN IMMEDIATE")?;
         let written = write(&mut Db::new(conn), rows);
-        exec(conn, if written.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        exec(
+            conn,
+            if written.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            },
+        )?;
         written
     }
 

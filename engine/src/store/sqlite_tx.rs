@@ -192,8 +192,11 @@ mod tests {
     }
 
     fn insert(tx: &mut SqliteTx, x: i64) {
-        sqlite_direct::run_kept(&mut tx.db().unwrap(), &format!("INSERT INTO t VALUES ({x})"))
-            .unwrap();
+        sqlite_direct::run_kept(
+            &mut tx.db().unwrap(),
+            &format!("INSERT INTO t VALUES ({x})"),
+        )
+        .unwrap();
     }
 
     #[tokio::test]

@@ -62,7 +62,9 @@ fn deployments(
 // ---- instances and tasks ----
 
 pub fn lock_instance(db: &mut Db<'_>, id: &str) -> R<Option<InstanceRow>> {
-    Ok(direct::instances_by(db, sqlite::LOCK_INSTANCE, &[&id])?.into_iter().next())
+    Ok(direct::instances_by(db, sqlite::LOCK_INSTANCE, &[&id])?
+        .into_iter()
+        .next())
 }
 
 pub fn instances_by_id(db: &mut Db<'_>, ids: &str) -> R<Vec<InstanceRow>> {
@@ -103,7 +105,9 @@ pub fn update_instance(db: &mut Db<'_>, i: &InstanceRow) -> R<()> {
 }
 
 pub fn lock_task(db: &mut Db<'_>, id: &str) -> R<Option<TaskRow>> {
-    Ok(direct::tasks_by(db, sqlite::LOCK_TASK, &[&id])?.into_iter().next())
+    Ok(direct::tasks_by(db, sqlite::LOCK_TASK, &[&id])?
+        .into_iter()
+        .next())
 }
 
 pub fn update_task(db: &mut Db<'_>, t: &TaskRow) -> R<()> {
@@ -134,7 +138,10 @@ pub fn reopen_failed_tasks(db: &mut Db<'_>, instance: &str, now: i64) -> R<u64> 
 }
 
 pub fn claim_tasks(db: &mut Db<'_>, q: &ClaimQuery) -> R<Vec<TaskRow>> {
-    Ok(direct::claims(db, &[q])?.into_iter().next().unwrap_or_default())
+    Ok(direct::claims(db, &[q])?
+        .into_iter()
+        .next()
+        .unwrap_or_default())
 }
 
 pub fn lock_tasks_with_siblings(db: &mut Db<'_>, ids: &str) -> R<Vec<TaskRow>> {
@@ -152,7 +159,9 @@ pub fn pending_timers(db: &mut Db<'_>, instances: &str) -> R<Vec<TimerRow>> {
 }
 
 pub fn next_due_timer(db: &mut Db<'_>, now: i64) -> R<Option<TimerRow>> {
-    Ok(direct::timers_by(db, sqlite::NEXT_DUE_TIMER, &[&now])?.into_iter().next())
+    Ok(direct::timers_by(db, sqlite::NEXT_DUE_TIMER, &[&now])?
+        .into_iter()
+        .next())
 }
 
 pub fn mark_timer_fired(db: &mut Db<'_>, id: &str, now: i64) -> R<()> {
@@ -303,7 +312,10 @@ mod tests {
         update_instance(db, &instance).unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap();
         assert_eq!(format!("{read:?}"), format!("{:?}", Some(&instance)));
-        assert_eq!(format!("{:?}", lock_instance(db, "i1").unwrap()), format!("{read:?}"));
+        assert_eq!(
+            format!("{:?}", lock_instance(db, "i1").unwrap()),
+            format!("{read:?}")
+        );
         let ids = r#"["i1"]"#;
         assert_eq!(instances_by_id(db, ids).unwrap().len(), 1);
         assert_eq!(lock_instances(db, ids).unwrap().len(), 1);
@@ -315,7 +327,10 @@ mod tests {
         );
         set_history_head(db, "i1", 12, "new head").unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
-        assert_eq!((read.history_count, read.history_head.as_str()), (12, "new head"));
+        assert_eq!(
+            (read.history_count, read.history_head.as_str()),
+            (12, "new head")
+        );
 
         task.state = "failed".into();
         update_task(db, &task).unwrap();
@@ -323,10 +338,17 @@ mod tests {
         assert_eq!(reopen_failed_tasks(db, "i1", 50).unwrap(), 1);
         let read = sqlite::task(&pool, "t1").await.unwrap().unwrap();
         assert_eq!(
-            (read.state.as_str(), read.available_at, read.locked_by.as_deref()),
+            (
+                read.state.as_str(),
+                read.available_at,
+                read.locked_by.as_deref()
+            ),
             ("open", 50, None)
         );
-        assert_eq!(format!("{:?}", lock_task(db, "t1").unwrap()), format!("{:?}", Some(&read)));
+        assert_eq!(
+            format!("{:?}", lock_task(db, "t1").unwrap()),
+            format!("{:?}", Some(&read))
+        );
         assert_eq!(lock_tasks_with_siblings(db, r#"["t1"]"#).unwrap().len(), 1);
         set_task_due(db, "t1", Some(77)).unwrap();
         let read = sqlite::task(&pool, "t1").await.unwrap().unwrap();
@@ -337,7 +359,10 @@ mod tests {
         assert!(move_timer(db, "tm1", 15, "moved", Some(("t1", 15))).unwrap());
         let due = next_due_timer(db, 16).unwrap().unwrap();
         assert_eq!((due.id.as_str(), due.payload.as_str()), ("tm1", "moved"));
-        assert_eq!(sqlite::task(&pool, "t1").await.unwrap().unwrap().due_at, Some(15));
+        assert_eq!(
+            sqlite::task(&pool, "t1").await.unwrap().unwrap().due_at,
+            Some(15)
+        );
         mark_timer_fired(db, "tm1", 30).unwrap();
         assert!(next_due_timer(db, 100).unwrap().is_none());
         assert!(!move_timer(db, "tm1", 40, "again", None).unwrap(), "fired");
@@ -345,7 +370,12 @@ mod tests {
         second.id = "tm2".into();
         insert_timers(db, &[(&second, 20)]).unwrap();
         cancel_timers(db, r#"["tm2"]"#).unwrap();
-        assert!(sqlite::instance_timers(&pool, "i1").await.unwrap().is_empty());
+        assert!(
+            sqlite::instance_timers(&pool, "i1")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         settle_provisional(db, "i1").unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap().unwrap();
         assert_eq!(read.provisional, 0);
@@ -357,7 +387,10 @@ mod tests {
         let read = sqlite::documents(&pool, "i1").await.unwrap();
         assert_eq!(format!("{read:?}"), format!("{:?}", [&document]));
         insert_outbox(db, &outbox).unwrap();
-        assert!(claim_outbox(db, 22, 99, 10, Some(true)).unwrap().is_empty(), "not a webhook");
+        assert!(
+            claim_outbox(db, 22, 99, 10, Some(true)).unwrap().is_empty(),
+            "not a webhook"
+        );
         let claimed = claim_outbox(db, 22, 99, 10, None).unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!((claimed[0].attempts, claimed[0].next_attempt_at), (21, 99));
