@@ -275,8 +275,8 @@ pub(crate) fn insert_sql(into: &str, cols: usize, tail: &str) -> String {
 
 /// Rows of `sql` (SQL of `store::sqlite`, one JSON-array parameter): tasks, instances or
 /// timers, decoded by column name as `common.rs` decodes sqlx's rows.
-pub(crate) fn tasks(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TaskRow>> {
-    db.rows(sql, &[json], |r| Ok(crate::store::sqlite::task_fields!(r)))
+pub(crate) fn tasks(db: &mut Db<'_>, sql: &str, json: &str) -> R<Vec<TaskRow>> {
+    db.rows(sql, &[&json], |r| Ok(crate::store::sqlite::task_fields!(r)))
 }
 
 /// Tasks by `sql` with any values.
@@ -306,8 +306,8 @@ pub(crate) fn timers_by(db: &mut Db<'_>, sql: &str, values: &[&dyn ToSql]) -> R<
     db.rows(sql, values, |r| Ok(crate::store::sqlite::timer_fields!(r)))
 }
 
-pub(crate) fn timers(db: &mut Db<'_>, sql: &str, json: &String) -> R<Vec<TimerRow>> {
-    timers_by(db, sql, &[json])
+pub(crate) fn timers(db: &mut Db<'_>, sql: &str, json: &str) -> R<Vec<TimerRow>> {
+    timers_by(db, sql, &[&json])
 }
 
 /// Rows of `sql` decoded by `decode` (for the rarer statements of `sqlite_write`).
@@ -585,12 +585,7 @@ pub(crate) mod tests {
             let db = &mut Db::new(&conn);
             (
                 tasks(db, sqlite::LOCK_LIVE_TASKS, &ids).unwrap(),
-                tasks(
-                    db,
-                    sqlite::LOCK_TASKS_WITH_SIBLINGS,
-                    &r#"["t2"]"#.to_string(),
-                )
-                .unwrap(),
+                tasks(db, sqlite::LOCK_TASKS_WITH_SIBLINGS, r#"["t2"]"#).unwrap(),
                 instances(db, sqlite::LOCK_INSTANCES, &[&ids]).unwrap(),
                 timers(db, sqlite::PENDING_TIMERS, &ids).unwrap(),
             )

@@ -265,9 +265,8 @@ mod tests {
         let (pool, writer, path) = file().await;
         for x in 0..3 {
             let mut tx = SqliteTx::begin(&writer).unwrap();
-            let mut db = tx.db().unwrap();
-            crate::store::sqlite_write::set_task_due(&mut db, "none", Some(x)).unwrap();
-            drop(db);
+            crate::store::sqlite_write::set_task_due(&mut tx.db().unwrap(), "none", Some(x))
+                .unwrap();
             tx.commit().unwrap();
         }
         let tx = SqliteTx::begin(&writer).unwrap();

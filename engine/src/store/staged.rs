@@ -2,8 +2,8 @@
 //! instance, its open tasks, its pending timers) are read once, changed in memory, and written
 //! back with a few multi-row statements at the end ([`Staged::flush`]).
 //!
-//! Why: a statement costs a round trip (a thread hand-off on SQLite, a network round trip on
-//! PostgreSQL) that dwarfs the work of an event. Written row by row, an event costs about ten
+//! Why: a statement costs a network round trip on PostgreSQL, and on SQLite a descent
+//! through its indexes, each more than the work of an event in memory. Written row by row, an event costs about ten
 //! statements; staged, a batch of events (group commit, `commit.rs`) costs about ten in all.
 //!
 //! Rules that keep it exact:
