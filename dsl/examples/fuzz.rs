@@ -60,6 +60,8 @@ const WORDS: &[&str] = &[
     "optional",
     "role",
     "per",
+    "oversees",
+    "informs",
     "channel",
     "url",
     "document",

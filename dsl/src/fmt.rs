@@ -262,6 +262,12 @@ impl Printer<'_> {
                 if let Some(s) = &r.scope {
                     line.push_str(&format!(" per {}", s.name));
                 }
+                if r.oversees {
+                    line.push_str(" oversees");
+                }
+                if r.informs_subject {
+                    line.push_str(" informs applicant");
+                }
                 self.simple(r.span, line);
             }
             Item::Channel(c) => {
@@ -651,7 +657,7 @@ pub fn action(a: &Action) -> String {
             target, message, ..
         } => {
             let t = match target {
-                NotifyTarget::Applicant => "applicant".to_string(),
+                NotifyTarget::Subject => "applicant".to_string(),
                 NotifyTarget::Holder => "holder".to_string(),
                 NotifyTarget::Role(q) => format!("role {}", queue(q)),
                 NotifyTarget::Channel(c) => format!("channel {}", c.name),

@@ -152,7 +152,21 @@ pub struct RoleDecl {
     pub scope: Option<Ident>,
     /// Roles keyed by an enum (one queue per department): `role department[department]`.
     pub keyed_by: Option<Ident>,
+    /// `oversees`: besides working the role's queue, its holders read every case (within
+    /// the organisation units their token is limited to), every inbox, the ledger and reports.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub oversees: bool,
+    /// `informs applicant`: its holders read the notices to the person the case concerns
+    /// (`notify applicant`) and pass them on.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub informs_subject: bool,
     pub span: Span,
+}
+
+/// Role clauses left out are not written, so the model of a process without them stays as it
+/// was (and hashes the same when deployed again).
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `channel ledger_hook webhook config ledger_webhook_url`: an outgoing webhook.
@@ -380,7 +394,10 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NotifyTarget {
     Role(QueueRef),
-    Applicant,
+    /// `notify applicant`: the person the case concerns. Their notices go to the inbox the
+    /// roles declared `informs applicant` read. (Stored as `Applicant`, as before the rename.)
+    #[serde(rename = "Applicant")]
+    Subject,
     /// Whoever holds (is assigned / has claimed) the late task.
     Holder,
     Channel(Ident),

@@ -391,6 +391,7 @@ fn rule_name(rule: Rule) -> String {
         }
         Rule::queue_ref => s("a role"),
         Rule::notify_target => s("`applicant`, `holder`, `role r` or `channel c`"),
+        Rule::role_informs => s("`informs applicant`"),
         Rule::field_spec => s("`required x` or `optional x`"),
         Rule::enum_value => s("an enum value"),
         Rule::config_key => s("a configuration key (`name: type`)"),
@@ -1242,7 +1243,7 @@ impl Builder<'_> {
                 span,
             },
             Rule::notify_action => {
-                let mut target = NotifyTarget::Applicant;
+                let mut target = NotifyTarget::Subject;
                 for k in &kids {
                     if k.as_rule() == Rule::notify_target
                         && let Some(t) = k.clone().into_inner().next()
@@ -1253,10 +1254,10 @@ impl Builder<'_> {
                             Rule::notify_role => {
                                 match t.into_inner().find(|x| x.as_rule() == Rule::queue_ref) {
                                     Some(q) => NotifyTarget::Role(self.queue_ref(q)?),
-                                    None => NotifyTarget::Applicant,
+                                    None => NotifyTarget::Subject,
                                 }
                             }
-                            _ => NotifyTarget::Applicant,
+                            _ => NotifyTarget::Subject,
                         };
                     }
                 }
@@ -1617,6 +1618,8 @@ fn role_decl(p: Pair<'_, Rule>) -> RoleDecl {
         label: None,
         scope: None,
         keyed_by: None,
+        oversees: false,
+        informs_subject: false,
         span,
     };
     for c in p.into_inner() {
@@ -1625,6 +1628,8 @@ fn role_decl(p: Pair<'_, Rule>) -> RoleDecl {
             Rule::role_key => r.keyed_by = Some(first_ident(c, span)),
             Rule::string => r.label = Some(string(&c)),
             Rule::role_scope => r.scope = Some(first_ident(c, span)),
+            Rule::kw_oversees => r.oversees = true,
+            Rule::role_informs => r.informs_subject = true,
             _ => {}
         }
     }

@@ -52,8 +52,13 @@ pub const AMBIGUOUS_NAME: &str = "YM0122";
 pub const UNUSED_DECL: &str = "YM0123";
 /// A clock is paused somewhere but resumed nowhere (warning).
 pub const NEVER_RESUMED: &str = "YM0124";
-/// A task queue no token role but admin can claim (warning).
+/// Retired: a task queued on a built-in read-only role. Roles and their duties are now the
+/// process's own (`oversees`), and a role's holders work its queue.
 pub const UNCLAIMABLE_QUEUE: &str = "YM0125";
+/// `notify applicant` in a process where no role `informs applicant` (warning).
+pub const NO_INFORMER: &str = "YM0126";
+/// `oversees` or `informs applicant` on a keyed role.
+pub const KEYED_ROLE_DUTY: &str = "YM0127";
 
 // Flow graph.
 /// A node cannot be reached from the start.
@@ -150,7 +155,15 @@ pub const ALL: &[(&str, &str)] = &[
     (AMBIGUOUS_NAME, "ambiguous name"),
     (UNUSED_DECL, "unused clock, document or channel"),
     (NEVER_RESUMED, "clock paused but never resumed"),
-    (UNCLAIMABLE_QUEUE, "task queue only an admin can claim"),
+    (
+        UNCLAIMABLE_QUEUE,
+        "task queue only an admin can claim (retired)",
+    ),
+    (NO_INFORMER, "no role reads the notices to the applicant"),
+    (
+        KEYED_ROLE_DUTY,
+        "a keyed role cannot oversee or inform the applicant",
+    ),
     (UNREACHABLE, "node unreachable from the start"),
     (NO_WAY_OUT, "no end reachable"),
     (NOT_EXHAUSTIVE, "choice without default may match nothing"),

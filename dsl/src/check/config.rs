@@ -116,11 +116,11 @@ pub(super) fn check(cx: &mut Cx) {
 pub const START_ROLES_KEY: &str = "start_roles";
 
 /// Roles every deployment knows besides the ones a process declares.
-const BUILT_IN_ROLES: &[&str] = &["admin", "supervision", "leadership"];
+const BUILT_IN_ROLES: &[&str] = &["admin"];
 
 /// `start_roles:` (read by the engine, not by the process): the roles that may start the
-/// process. A list of `admin`, `supervision`, `leadership`, roles the process declares
-/// (`window`), or keys of a keyed role (`department:civil_affairs`).
+/// process. A list of `admin`, roles the process declares (`window`), or keys of a keyed role
+/// (`department:civil_affairs`).
 fn start_roles(cx: &mut Cx, config: &ConfigFile) {
     let Some(value) = config.values.get(START_ROLES_KEY) else {
         return;

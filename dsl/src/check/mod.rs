@@ -24,12 +24,6 @@ use std::collections::{HashMap, HashSet};
 /// Calendars every installation ships (`calendars/<name>.yaml`).
 pub const DEFAULT_CALENDARS: &[&str] = &["cn_mainland", "weekdays"];
 
-/// Built-in token roles that only read: a token holding one claims no task, not even of a
-/// queue of the same name (the engine's `auth` reads this list), so a task queued there
-/// waits for an admin (`YM0125`). `leadership` is not one: the district leadership group
-/// decides the special cases the civil-affairs bureau refers to it (§二(三)4).
-pub const READ_ONLY_ROLES: &[&str] = &["supervision"];
-
 /// What the checker needs to know about the world outside the process file.
 #[derive(Debug, Clone)]
 pub struct Options {

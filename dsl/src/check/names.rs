@@ -378,20 +378,14 @@ fn roles(cx: &mut Cx) {
 
     // Every queue reference, then unused roles.
     let mut refs: Vec<&QueueRef> = Vec::new();
-    // Queues of tasks someone must claim (tasks and follow-up tasks, not notifications).
-    let mut claimed: Vec<&QueueRef> = Vec::new();
     for node in &p.nodes {
         if let NodeKind::Task(task) = &node.kind {
             refs.push(&task.queue);
-            claimed.push(&task.queue);
         }
     }
     for (_, action) in actions(p) {
         match action {
-            Action::FollowUp { queue, .. } => {
-                refs.push(queue);
-                claimed.push(queue);
-            }
+            Action::FollowUp { queue, .. } => refs.push(queue),
             Action::Notify {
                 target: NotifyTarget::Role(queue),
                 ..
@@ -444,23 +438,9 @@ fn roles(cx: &mut Cx) {
             }
         }
     }
-    for queue in claimed {
-        let name = queue.role.name.as_str();
-        if super::READ_ONLY_ROLES.contains(&name) && cx.roles.contains_key(name) {
-            cx.warning(
-                UNCLAIMABLE_QUEUE,
-                queue.role.span,
-                format!("no token role can claim tasks of queue `{name}`"),
-            )
-            .label("only an admin could claim this task")
-            .help(format!(
-                "a `{name}` token only reads cases; queue the task on a role whose holders \
-                 decide it, or notify `{name}` instead (`notify role {name} \"...\"`)"
-            ));
-        }
-    }
     for role in &p.roles {
-        if !used.contains(role.name.name.as_str()) {
+        let reads = role.oversees || role.informs_subject;
+        if !reads && !used.contains(role.name.name.as_str()) {
             cx.warning(
                 UNUSED_ROLE,
                 role.name.span,
@@ -469,6 +449,70 @@ fn roles(cx: &mut Cx) {
             .label("no task, follow-up or notification names it")
             .help("remove the role, or name it in a task's `queue`");
         }
+    }
+    role_duties(cx);
+}
+
+/// `oversees` and `informs applicant`: not on a keyed role, and the notices to the applicant
+/// need a role that reads them.
+fn role_duties(cx: &mut Cx) {
+    let p = cx.process;
+    for role in &p.roles {
+        let Some(key) = &role.keyed_by else {
+            continue;
+        };
+        let duties: Vec<&str> = [
+            (role.oversees, "oversees"),
+            (role.informs_subject, "informs applicant"),
+        ]
+        .into_iter()
+        .filter_map(|(on, word)| on.then_some(word))
+        .collect();
+        if duties.is_empty() {
+            continue;
+        }
+        let named = duties.join("` and `");
+        let (it, clauses) = if duties.len() == 1 {
+            ("it", duties[0].to_string())
+        } else {
+            ("them", duties.join(" "))
+        };
+        cx.error(
+            KEYED_ROLE_DUTY,
+            role.span,
+            format!(
+                "role `{}` is keyed by `{}`: `{named}` cannot be per key",
+                role.name.name, key.name
+            ),
+        )
+        .label("a duty of the whole role")
+        .help(format!(
+            "declare an unkeyed role for {it} (`role {}_office \"label\" {clauses}`) and give \
+             its holders that role too, or drop {it}",
+            role.name.name
+        ));
+    }
+    if p.roles.iter().any(|r| r.informs_subject) {
+        return;
+    }
+    let notices = actions(p)
+        .into_iter()
+        .filter_map(|(_, action)| match action {
+            Action::Notify {
+                target: NotifyTarget::Subject,
+                span,
+                ..
+            } => Some(*span),
+            _ => None,
+        });
+    if let Some(span) = notices.min_by_key(|s| s.start) {
+        cx.warning(
+            NO_INFORMER,
+            span,
+            "no role reads the notices to the applicant".to_string(),
+        )
+        .label("only admins and overseers would see this notice")
+        .help("say which role tells the applicant: `role window \"label\" informs applicant`");
     }
 }
 

@@ -106,6 +106,8 @@ impl B {
                 label: None,
                 scope: None,
                 keyed_by: None,
+                oversees: false,
+                informs_subject: false,
                 span: Span::new(1, 2),
             });
         }
