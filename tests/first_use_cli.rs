@@ -90,13 +90,22 @@ fn a_first_server_logs_plainly_aligns_chinese_and_lists_failing_webhooks() {
 
     // Token names in Chinese line up with the others (a Chinese character is two columns).
     let mut ids = Vec::new();
-    for (name, roles) in [
-        ("窗口受理员", "window"),
-        ("supervision-office", "supervision"),
+    for (name, roles, units) in [
+        ("窗口受理员", "window", "东城街道"),
+        ("supervision-office", "supervision", ""),
     ] {
         let (_, said) = yimen(
             &server,
-            &["token", "create", "--name", name, "--roles", roles],
+            &[
+                "token",
+                "create",
+                "--name",
+                name,
+                "--roles",
+                roles,
+                "--org-units",
+                units,
+            ],
         );
         let id = said
             .split("(id ")
@@ -118,6 +127,10 @@ fn a_first_server_logs_plainly_aligns_chinese_and_lists_failing_webhooks() {
         })
         .collect();
     assert_eq!(columns[0], columns[1], "ids start in one column:\n{list}");
+    assert!(
+        list.contains("roles=window") && list.contains("org_units=东城街道"),
+        "the token's organisation units are listed:\n{list}"
+    );
 
     // The registration's ledger webhook goes to an address that does not resolve: the
     // failed delivery is listed with its URL.

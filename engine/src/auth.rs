@@ -1,10 +1,13 @@
 //! Access tokens and what they allow. A token is shown once when created and stored only as its
-//! SHA-256 hash. Its roles decide what its holder may claim, see and do; its streets (if any)
-//! narrow that to the cases of those organisation units.
+//! SHA-256 hash. Its roles decide what its holder may claim, see and do; its organisation units
+//! (if any) narrow that to the cases of those units. The roles are the processes' words: a
+//! token's role works the queue of the same name, and what a role may do beyond its queue
+//! (overseeing, reading the notices to the person a case concerns) is declared by the deployed
+//! processes ([`RoleDuties`]), never named here.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Prefix of every token, so that a leaked one is recognisable in a scan.
 pub const TOKEN_PREFIX: &str = "ym_";
@@ -15,47 +18,41 @@ pub const TOKEN_PREFIX: &str = "ym_";
 pub enum Role {
     /// Deploys, cancels, manages tokens, sees everything.
     Admin,
-    /// The supervision office: reads cases, escalations and the ledger.
-    Supervision,
-    /// The leadership group: reads cases, escalations and the ledger.
-    Leadership,
-    /// Works one queue: `window`, `department:civil_affairs`.
-    Queue(String),
+    /// A role some process declares: works the queue of that name (`clerk`), or one key of a
+    /// keyed role (`office:east`); what else it may do, the processes say ([`RoleDuties`]).
+    Named(String),
 }
 
 impl Role {
-    /// Reads `admin`, `supervision`, `leadership` or a queue name (`window`,
-    /// `department:civil_affairs`).
+    /// Reads `admin` or a role name (`clerk`, `office:east`).
     pub fn parse(text: &str) -> Result<Role, String> {
         let text = text.trim();
         match text {
             "admin" => Ok(Role::Admin),
-            "supervision" => Ok(Role::Supervision),
-            "leadership" => Ok(Role::Leadership),
             "" => Err(
-                "empty role name; give roles like `admin`, `window` or `department:civil_affairs`"
+                "empty role name; give roles like `admin`, `clerk` or `office:east` (a role of a process, with its key)"
                     .into(),
             ),
-            queue => {
-                let valid = queue.split(':').all(|part| {
+            name => {
+                let valid = name.split(':').all(|part| {
                     !part.is_empty()
                         && part
                             .chars()
                             .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
                 });
-                if valid && queue.split(':').count() <= 2 {
-                    Ok(Role::Queue(queue.to_string()))
+                if valid && name.split(':').count() <= 2 {
+                    Ok(Role::Named(name.to_string()))
                 } else {
                     Err(format!(
-                        "`{queue}` is not a role: use `admin`, `supervision`, `leadership` or a queue \
-                         name like `window` or `department:civil_affairs`"
+                        "`{name}` is not a role: use `admin` or the name of a role a process \
+                         declares, like `clerk`, with its key if it is keyed, like `office:east`"
                     ))
                 }
             }
         }
     }
 
-    /// Reads a comma-separated list (`window,department:civil_affairs`).
+    /// Reads a comma-separated list (`clerk,office:east`).
     pub fn parse_list(text: &str) -> Result<Vec<Role>, String> {
         let roles: Vec<Role> = text
             .split(',')
@@ -73,9 +70,7 @@ impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Role::Admin => f.write_str("admin"),
-            Role::Supervision => f.write_str("supervision"),
-            Role::Leadership => f.write_str("leadership"),
-            Role::Queue(q) => f.write_str(q),
+            Role::Named(name) => f.write_str(name),
         }
     }
 }
@@ -93,14 +88,60 @@ impl TryFrom<String> for Role {
     }
 }
 
+/// What the deployed processes let roles do beyond working their queues: the roles declared
+/// `oversees` (read every case, inbox, the ledger, reports and refused calls) and those declared
+/// to inform the person a case concerns (they read that person's notices, the `subject` inbox).
+/// Taken from the latest version of every process: a role has a duty when one of them
+/// declares it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleDuties {
+    pub overseers: BTreeSet<String>,
+    pub informers: BTreeSet<String>,
+}
+
+impl RoleDuties {
+    /// The duties `models` declare.
+    pub fn of<'a>(models: impl IntoIterator<Item = &'a yimen_dsl::model::Process>) -> RoleDuties {
+        let mut duties = RoleDuties::default();
+        for role in models.into_iter().flat_map(|m| &m.roles) {
+            if role.oversees {
+                duties.overseers.insert(role.name.name.clone());
+            }
+            if role.informs_subject {
+                duties.informers.insert(role.name.name.clone());
+            }
+        }
+        duties
+    }
+
+    /// `principal` with the duties its roles have.
+    pub fn apply(&self, mut principal: Principal) -> Principal {
+        let holds = |set: &BTreeSet<String>| principal.named_roles().any(|role| set.contains(role));
+        let (oversees, informs) = (holds(&self.overseers), holds(&self.informers));
+        principal.oversees = oversees;
+        principal.informs_subject = informs;
+        principal
+    }
+}
+
+/// The inbox of the person a case concerns (a process's notices to them): read by the roles
+/// that inform them, for the cases those may see.
+pub const SUBJECT_INBOX: &str = "subject";
+
 /// Who is calling: the holder of one valid token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub token_id: String,
     pub name: String,
     pub roles: Vec<Role>,
-    /// Organisation units (streets) the token is limited to; empty = all.
-    pub streets: Vec<String>,
+    /// Organisation units the token is limited to; empty = all.
+    pub org_units: Vec<String>,
+    /// One of its roles oversees ([`RoleDuties`]; set when the token is authenticated).
+    #[serde(default)]
+    pub oversees: bool,
+    /// One of its roles informs the person a case concerns ([`RoleDuties`]).
+    #[serde(default)]
+    pub informs_subject: bool,
 }
 
 impl Principal {
@@ -108,28 +149,27 @@ impl Principal {
         self.roles.contains(&Role::Admin)
     }
 
-    /// Supervision, leadership and admins read escalations, the ledger and any case.
+    /// Admins and the holders of a role a process declares `oversees` read escalations, the
+    /// ledger and any case (of their organisation units).
     pub fn is_overseer(&self) -> bool {
-        self.roles
-            .iter()
-            .any(|r| matches!(r, Role::Admin | Role::Supervision | Role::Leadership))
+        self.is_admin() || self.oversees
     }
 
-    /// Queues this token works.
-    pub fn queues(&self) -> impl Iterator<Item = &str> {
+    /// Roles this token holds besides admin (`clerk`, `office:east`).
+    pub fn named_roles(&self) -> impl Iterator<Item = &str> {
         self.roles.iter().filter_map(|r| match r {
-            Role::Queue(q) => Some(q.as_str()),
-            _ => None,
+            Role::Named(name) => Some(name.as_str()),
+            Role::Admin => None,
         })
     }
 
     /// May this token see a case of this organisation unit (`None`: the case has none)?
     pub fn sees_unit(&self, unit: Option<&str>) -> bool {
-        self.streets.is_empty() || unit.is_some_and(|u| self.streets.iter().any(|s| s == u))
+        self.org_units.is_empty() || unit.is_some_and(|u| self.org_units.iter().any(|s| s == u))
     }
 
     /// May this token claim, complete and see tasks of `queue` in organisation unit `unit`?
-    /// A queue role also covers its keyed queues: `department` works `department:civil_affairs`.
+    /// A role also covers its keyed queues: `office` works `office:east`.
     pub fn works_queue(&self, queue: &str, unit: Option<&str>) -> bool {
         self.is_admin() || (self.holds_queue(queue) && self.sees_unit(unit))
     }
@@ -142,28 +182,29 @@ impl Principal {
         )
     }
 
-    /// Does this token hold the role of `queue` (in some organisation unit)? Admins hold all;
-    /// a built-in role holds the queue of its own name unless it only reads
-    /// (`yimen_dsl::check::READ_ONLY_ROLES`, which the checker warns about).
+    /// Does this token hold the role of `queue` (in some organisation unit)? Admins hold all.
     pub fn holds_queue(&self, queue: &str) -> bool {
-        self.is_admin()
-            || self.queues().any(|q| {
-                q == queue
-                    || queue
-                        .strip_prefix(q)
-                        .is_some_and(|rest| rest.starts_with(':'))
-            })
-            || (!yimen_dsl::check::READ_ONLY_ROLES.contains(&queue)
-                && self
-                    .roles
-                    .iter()
-                    .any(|r| !matches!(r, Role::Queue(_)) && r.to_string() == queue))
+        self.is_admin() || self.named_roles().any(|role| covers(role, queue))
     }
 
-    /// May this token start cases and send messages? Admins and the queues that receive
-    /// applications (any queue role) may; overseers only read.
+    /// May this token read (and acknowledge) the inbox of `recipient`? Overseers read every
+    /// inbox; a role reads its queue's; the [`SUBJECT_INBOX`] is read by the roles that inform
+    /// the person concerned; a worker's inbox (`worker:<id>`) by overseers only.
+    pub fn reads_inbox(&self, recipient: &str) -> bool {
+        if self.is_overseer() {
+            return true;
+        }
+        match recipient {
+            SUBJECT_INBOX => self.informs_subject,
+            r if r.starts_with("worker:") => false,
+            queue => self.holds_queue(queue),
+        }
+    }
+
+    /// May this token send messages to cases? Admins and the tokens with a role that does not
+    /// oversee (one that works cases); a token whose every role oversees only reads.
     pub fn may_start(&self) -> bool {
-        self.is_admin() || self.queues().next().is_some()
+        self.is_admin() || (self.named_roles().next().is_some() && !self.oversees)
     }
 }
 
@@ -177,12 +218,13 @@ impl Principal {
 /// `department` token (which works every key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartRoles {
-    /// Role names besides admin (`window`, `department:civil_affairs`, `supervision`).
+    /// Role names besides admin (`clerk`, `office:east`).
     pub roles: Vec<String>,
     /// `true` when `start_roles` set them; `false` for the default.
     pub configured: bool,
-    /// The variables that scope the process's queues (`role window per street`: `street`),
-    /// sorted: a token limited to streets starts only cases whose values are among them.
+    /// The variables that scope the process's queues (`role clerk per district`: `district`),
+    /// sorted: a token limited to organisation units starts only cases whose values are among
+    /// them.
     pub scopes: Vec<String>,
 }
 
@@ -220,24 +262,24 @@ impl StartRoles {
         }
     }
 
-    /// For a token limited to streets: why it may not start a case with `vars`, if so (a
-    /// scope variable missing, or naming a unit not among the token's).
+    /// For a token limited to organisation units: why it may not start a case with `vars`, if
+    /// so (a scope variable missing, or naming a unit not among the token's).
     pub fn refuses_unit(
         &self,
         principal: &Principal,
         vars: &serde_json::Map<String, serde_json::Value>,
     ) -> Option<String> {
-        if principal.streets.is_empty() || principal.is_admin() {
+        if principal.org_units.is_empty() || principal.is_admin() {
             return None;
         }
         let limited = format!(
-            "token `{}` is limited to streets ({})",
+            "token `{}` is limited to organisation units ({})",
             principal.name,
-            principal.streets.join(", ")
+            principal.org_units.join(", ")
         );
         self.scopes.iter().find_map(
             |var| match vars.get(var).map(crate::runtime::display_json) {
-                Some(unit) if principal.streets.contains(&unit) => None,
+                Some(unit) if principal.org_units.contains(&unit) => None,
                 Some(unit) => Some(format!(
                     "{limited}: it may not start a case whose `{var}` is `{unit}`"
                 )),
@@ -368,12 +410,14 @@ pub fn bearer(header: Option<&str>) -> Result<&str, &'static str> {
 mod tests {
     use super::*;
 
-    fn principal(roles: &str, streets: &[&str]) -> Principal {
+    fn principal(roles: &str, org_units: &[&str]) -> Principal {
         Principal {
             token_id: "t".into(),
             name: "n".into(),
             roles: Role::parse_list(roles).unwrap(),
-            streets: streets.iter().map(|s| s.to_string()).collect(),
+            org_units: org_units.iter().map(|s| s.to_string()).collect(),
+            oversees: false,
+            informs_subject: false,
         }
     }
 
@@ -384,8 +428,8 @@ mod tests {
             roles,
             vec![
                 Role::Admin,
-                Role::Queue("window".into()),
-                Role::Queue("department:civil_affairs".into())
+                Role::Named("window".into()),
+                Role::Named("department:civil_affairs".into())
             ]
         );
         let text: Vec<String> = roles.iter().map(Role::to_string).collect();
@@ -405,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn street_window_sees_only_its_street() {
+    fn a_unit_window_sees_only_its_unit() {
         let window = principal("window", &["东城街道"]);
         assert!(window.works_queue("window", Some("东城街道")));
         assert!(!window.works_queue("window", Some("西城街道")));
@@ -424,30 +468,83 @@ mod tests {
         assert!(!all.works_queue("departments", None));
     }
 
+    /// Duties as a process declares them: `auditor` and `board` oversee, `desk` informs.
+    fn duties() -> RoleDuties {
+        let source = r#"process p "测试" version 1
+var district: text required "区域"
+role desk "受理台" per district
+role board "委员会" oversees
+role auditor "审计" oversees
+start begin "开始" -> check
+task check "审查" {
+  queue desk
+  outcome ok "好" -> decide
+}
+task decide "决定" {
+  queue board
+  outcome ok "好" -> done
+}
+end done "结束" result done
+"#;
+        let compiled = yimen_dsl::compile("p.flow", source, &|_| None);
+        let mut model = compiled
+            .process
+            .unwrap_or_else(|| panic!("test process checks: {:?}", compiled.diagnostics));
+        // The desk informs the person concerned (its clause, written here as the model holds it).
+        for role in &mut model.roles {
+            role.informs_subject = role.name.name == "desk";
+        }
+        RoleDuties::of([&model])
+    }
+
     #[test]
-    fn admin_and_overseers() {
+    fn duties_come_from_the_role_declarations() {
+        let duties = duties();
+        assert_eq!(
+            duties.overseers.iter().collect::<Vec<_>>(),
+            vec!["auditor", "board"]
+        );
+        assert_eq!(duties.informers.iter().collect::<Vec<_>>(), vec!["desk"]);
+        let auditor = duties.apply(principal("auditor", &[]));
+        assert!(auditor.is_overseer());
+        assert!(auditor.reads_inbox("desk") && auditor.reads_inbox(SUBJECT_INBOX));
+        assert!(auditor.reads_inbox("worker:w1"));
+        // Overseeing is reading: it works no queue but its own, and sends no messages.
+        assert!(!auditor.works_queue("desk", None));
+        assert!(!auditor.may_start());
+        // A role no process declares `oversees` reads only its queue's inbox.
+        let desk = duties.apply(principal("desk", &["东城"]));
+        assert!(!desk.is_overseer());
+        assert!(desk.reads_inbox("desk") && desk.reads_inbox(SUBJECT_INBOX));
+        assert!(!desk.reads_inbox("board") && !desk.reads_inbox("worker:w1"));
+        assert!(desk.may_start());
+        let clerk = duties.apply(principal("clerk", &[]));
+        assert!(!clerk.is_overseer() && !clerk.reads_inbox(SUBJECT_INBOX));
+        // Without the declarations (no process deployed), nobody but admins oversees.
+        assert!(
+            !RoleDuties::default()
+                .apply(principal("auditor", &[]))
+                .is_overseer()
+        );
+    }
+
+    #[test]
+    fn admin_sees_and_works_everything() {
         let admin = principal("admin", &[]);
         assert!(admin.works_queue("anything", Some("x")));
         assert!(admin.may_start());
-        let sup = principal("supervision", &[]);
-        assert!(sup.is_overseer());
-        assert!(!sup.may_start());
-        assert!(!sup.works_queue("window", None));
+        assert!(admin.is_overseer() && admin.reads_inbox(SUBJECT_INBOX));
     }
 
-    /// The leadership group decides the special cases referred to it (§二(三)4): its token
-    /// claims from the `leadership` queue, and nothing else; supervision only reads.
+    /// An overseeing role that is also a queue (a board deciding the cases referred to it)
+    /// claims from its queue and from nothing else.
     #[test]
-    fn leadership_works_its_own_queue_and_supervision_none() {
-        let lead = principal("leadership", &[]);
-        assert!(lead.is_overseer());
-        assert!(lead.works_queue("leadership", None));
-        assert!(!lead.works_queue("window", Some("x")));
-        assert!(!lead.works_queue("department:civil_affairs", None));
-        assert!(!lead.may_start());
-        let sup = principal("supervision", &[]);
-        assert!(!sup.works_queue("supervision", None));
-        assert!(!principal("window", &[]).works_queue("leadership", None));
+    fn an_overseeing_role_works_its_own_queue() {
+        let board = duties().apply(principal("board", &[]));
+        assert!(board.is_overseer());
+        assert!(board.works_queue("board", None));
+        assert!(!board.works_queue("desk", Some("x")));
+        assert!(!principal("desk", &[]).works_queue("board", None));
     }
 
     /// A choice leads to `intake`, or through a wait to a keyed `office` task; `boss` comes
@@ -488,10 +585,10 @@ end done "结束" result done
     }
 
     #[test]
-    fn tokens_limited_to_streets_start_cases_of_their_streets() {
+    fn tokens_limited_to_units_start_cases_of_their_units() {
         let source = r#"process p "测试" version 1
-var street: text required "街道"
-role window "窗口" per street
+var district: text required "区域"
+role window "窗口" per district
 start begin "开始" -> intake
 task intake "受理" {
   queue window
@@ -504,9 +601,9 @@ end done "结束" result done
             .process
             .unwrap_or_else(|| panic!("test process checks: {:?}", compiled.diagnostics));
         let rule = StartRoles::of(&model, &serde_json::json!({}));
-        assert_eq!(rule.scopes, vec!["street"]);
-        let vars = |street: serde_json::Value| {
-            serde_json::json!({ "street": street })
+        assert_eq!(rule.scopes, vec!["district"]);
+        let vars = |district: serde_json::Value| {
+            serde_json::json!({ "district": district })
                 .as_object()
                 .cloned()
                 .unwrap()
@@ -514,10 +611,13 @@ end done "结束" result done
         let east = principal("window", &["东城", "北城"]);
         assert_eq!(rule.refuses_unit(&east, &vars("北城".into())), None);
         let west = rule.refuses_unit(&east, &vars("西城".into())).unwrap();
-        assert!(west.contains("limited to streets (东城, 北城)"), "{west}");
-        assert!(west.contains("whose `street` is `西城`"), "{west}");
+        assert!(
+            west.contains("limited to organisation units (东城, 北城)"),
+            "{west}"
+        );
+        assert!(west.contains("whose `district` is `西城`"), "{west}");
         let missing = rule.refuses_unit(&east, &serde_json::Map::new()).unwrap();
-        assert!(missing.contains("give `street`"), "{missing}");
+        assert!(missing.contains("give `district`"), "{missing}");
         // A number names the unit as its JSON text, as it does for tasks.
         let numbered = principal("window", &["7"]);
         assert_eq!(rule.refuses_unit(&numbered, &vars(7.into())), None);
@@ -538,7 +638,7 @@ end done "结束" result done
         for yes in ["intake", "office", "office:east", "admin", "boss,intake"] {
             assert!(rule.allow(&principal(yes, &[])), "{yes} may start");
         }
-        for no in ["boss", "supervision", "offices", "intake_x"] {
+        for no in ["boss", "auditor", "offices", "intake_x"] {
             assert!(!rule.allow(&principal(no, &[])), "{no} may not start");
         }
         assert_eq!(rule.names(), vec!["admin", "intake", "office"]);
@@ -549,10 +649,10 @@ end done "结束" result done
         let model = first_tasks_model();
         let rule = StartRoles::of(
             &model,
-            &serde_json::json!({"start_roles": ["office:east", "supervision"]}),
+            &serde_json::json!({"start_roles": ["office:east", "auditor"]}),
         );
         assert!(rule.configured);
-        for yes in ["office:east", "office", "supervision", "admin"] {
+        for yes in ["office:east", "office", "auditor", "admin"] {
             assert!(rule.allow(&principal(yes, &[])), "{yes} may start");
         }
         for no in ["office:west", "intake", "boss"] {

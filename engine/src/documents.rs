@@ -4,7 +4,7 @@
 //! Personal variables: in public documents (publicity lists) and in every message text,
 //! personal values are masked before the template sees them, so a template that forgets to mask
 //! still leaks nothing; the template decides which fields a public list shows. A document that
-//! is not public is addressed to the person it concerns (a notice to the applicant) and sees
+//! is not public is addressed to the person it concerns (a notice to them) and sees
 //! the values as entered; its `mask` filter (`{{ id_number | mask }}`) masks one where the
 //! notice should not show it whole.
 //!

@@ -102,7 +102,7 @@ pub struct CompleteRequest {
     /// Who completes (the engine's own callers); with `access`, the token's name acts.
     pub actor: String,
     /// Whose completion this is, checked on the task row as the completion locks it (no read
-    /// of its own): a task outside the token's queues or streets, or claimed by another
+    /// of its own): a task outside the token's queues or organisation units, or claimed by another
     /// caller, is refused (403) and nothing changes; the token acts. `None`: no check,
     /// `actor` acts (the engine's own callers).
     pub access: Option<Arc<Principal>>,
@@ -294,7 +294,7 @@ pub struct Document {
 pub struct OutboxMessage {
     pub id: String,
     pub instance_id: String,
-    /// `role:<queue>`, `applicant`, `holder`, `webhook:<channel>`.
+    /// `role:<queue>`, `subject`, `holder`, `webhook:<channel>`.
     pub channel: String,
     pub dedup_key: String,
     pub payload: Json,
@@ -990,6 +990,26 @@ impl Engine {
     pub async fn definitions(&self) -> Result<Vec<Deployment>> {
         let rows = on_pool!(&self.inner.pool, deployments())?;
         Ok(rows.iter().map(|r| deployment_view(r, false)).collect())
+    }
+
+    /// What the latest version of every deployed process lets roles do beyond working their
+    /// queues (`oversees`, informing the person a case concerns): see [`crate::auth::RoleDuties`].
+    pub async fn role_duties(&self) -> Result<crate::auth::RoleDuties> {
+        let rows = on_pool!(&self.inner.pool, deployments())?;
+        let mut latest: HashMap<&str, &DeploymentRow> = HashMap::new();
+        for row in &rows {
+            let newer = latest
+                .get(row.key.as_str())
+                .is_none_or(|known| known.version < row.version);
+            if newer {
+                latest.insert(&row.key, row);
+            }
+        }
+        let loaded = latest
+            .values()
+            .map(|row| self.loaded(row))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::auth::RoleDuties::of(loaded.iter().map(|l| &l.model)))
     }
 
     /// One version (`None`: the latest) with its source and model.

@@ -1,5 +1,5 @@
-//! The inbox: notifications for roles (and the applicant, and the holder of a late task) that
-//! people list and acknowledge. Items are written by outbox delivery ([`crate::outbox`]), one per
+//! The inbox: notifications for roles (and the person a case concerns, and the holder of a late
+//! task) that people list and acknowledge. Items are written by outbox delivery ([`crate::outbox`]), one per
 //! outbox row; an escalation's item closes itself when the late task is finished.
 
 use crate::engine::{Engine, OutboxMessage};
@@ -13,7 +13,8 @@ use serde_json::Value as Json;
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct InboxItem {
     pub id: String,
-    /// Queue name (`supervision_office`, `department:civil_affairs`), `applicant` or `worker:<id>`.
+    /// Queue name (`audit_office`, `department:civil_affairs`), `subject` (the person the case
+    /// concerns) or `worker:<id>`.
     pub recipient: String,
     pub instance_id: String,
     pub node: Option<String>,

@@ -135,7 +135,7 @@ impl HistoryEntry {
 pub const LEDGER_COLUMNS_KEY: &str = "ledger_columns";
 
 /// The variables a process's configuration names as the case columns of its ledger rows
-/// (`ledger_columns: [street, main_category]`): the engine knows no variable by name, so the
+/// (`ledger_columns: [district, main_category]`): the engine knows no variable by name, so the
 /// process says which ones identify a case in the ledger (`yimen check` refuses a name that is
 /// not a variable: YM0407).
 pub fn case_columns(config: &Json) -> Vec<String> {

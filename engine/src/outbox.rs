@@ -7,7 +7,8 @@
 //!   HMAC-SHA256 over the exact body (header [`SIGNATURE_HEADER`], `sha256=<hex>`), carrying the
 //!   row's de-duplication id (header [`DELIVERY_HEADER`] and field `id`). Delivery is at least
 //!   once: a receiver that sees an id twice ignores the second.
-//! - `role:<queue>`, `applicant`, `holder`: written to the inbox (see [`crate::inbox`]), keyed by
+//! - `role:<queue>`, `subject` (the person a case concerns), `holder`: written to the inbox (see
+//!   [`crate::inbox`]), keyed by
 //!   the outbox id, so a repeated delivery does not make a second item.
 //!
 //! Webhooks and inbox notices are delivered in two lanes, each with its own loop: a receiver
@@ -95,7 +96,7 @@ impl Backoff {
 pub enum Route {
     /// `webhook:<channel>`: POST to the URL the runtime put in the payload (`url`).
     Webhook { channel: String },
-    /// `role:<queue>`, `applicant`, `holder`: an inbox item for that recipient.
+    /// `role:<queue>`, `subject`, `holder`: an inbox item for that recipient.
     Inbox { recipient: String },
 }
 
@@ -114,11 +115,12 @@ pub fn route(channel: &str) -> Result<Route, String> {
         });
     }
     match channel {
-        "applicant" | "holder" => Ok(Route::Inbox {
+        crate::auth::SUBJECT_INBOX | "holder" => Ok(Route::Inbox {
             recipient: channel.to_string(),
         }),
         _ => Err(format!(
-            "unknown notification channel `{channel}` (expected webhook:NAME, role:QUEUE, applicant or holder)"
+            "unknown notification channel `{channel}` (expected webhook:NAME, role:QUEUE, {} or holder)",
+            crate::auth::SUBJECT_INBOX
         )),
     }
 }
@@ -453,15 +455,15 @@ mod tests {
             })
         );
         assert_eq!(
-            route("role:supervision_office"),
+            route("role:audit_office"),
             Ok(Route::Inbox {
-                recipient: "supervision_office".into()
+                recipient: "audit_office".into()
             })
         );
         assert_eq!(
-            route("applicant"),
+            route("subject"),
             Ok(Route::Inbox {
-                recipient: "applicant".into()
+                recipient: "subject".into()
             })
         );
         let err = route("sms").unwrap_err();

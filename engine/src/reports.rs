@@ -3,9 +3,9 @@
 //!
 //! Two reports exist, both generic (the file names the variables to group by):
 //! - `overdue_digest`: every open task past its due time, oldest first, with the open
-//!   escalation level — the supervision office's daily list.
+//!   escalation level — an oversight office's daily list.
 //! - `monthly_statistics`: for the previous calendar month, per organisation unit (the value of
-//!   an instance variable such as `street`) and per department (the key of a keyed role such as
+//!   an instance variable such as `district`) and per department (the key of a keyed role such as
 //!   `department`), cases by category and result, median and 90th-percentile handling time in
 //!   working days, share on time and open escalations.
 //!
@@ -45,7 +45,7 @@ pub struct JobSpec {
     /// Process key whose instances are counted (all processes when absent).
     #[serde(default)]
     pub process: Option<String>,
-    /// Instance variable naming the organisation unit (`street`).
+    /// Instance variable naming the organisation unit (`district`).
     #[serde(default)]
     pub unit_var: Option<String>,
     /// Instance variable naming the case category (`category`).
@@ -57,7 +57,7 @@ pub struct JobSpec {
     /// Calendar for working days (`cn_mainland` when absent).
     #[serde(default)]
     pub calendar: Option<String>,
-    /// Inbox role told when a run is ready (`supervision_office`).
+    /// Inbox role told when a run is ready (`audit_office`).
     #[serde(default)]
     pub notify: Option<String>,
 }
@@ -131,7 +131,7 @@ impl Schedule {
                 && spec.department_role.is_none()
             {
                 problems.push(format!(
-                    "{file}: job `{name}`: a monthly_statistics job needs unit_var (e.g. street) or department_role (e.g. department)"
+                    "{file}: job `{name}`: a monthly_statistics job needs unit_var (e.g. district) or department_role (e.g. department)"
                 ));
             }
             jobs.push(Job { spec, cron });

@@ -1016,9 +1016,19 @@ async fn instance_view_history_messages_and_cancel(api: TestApi) {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
+/// `audit` oversees (the test process declares it so): it reads the ledger. A role no process
+/// declares `oversees` does not, whatever its name.
 async fn ledger_is_for_overseers_in_json_and_csv(api: TestApi) {
     api.start_case("east", 10).await;
-    let leader = api.token("lead", &["leadership"], &[]).await;
+    let leader = api.token("lead", &["audit"], &[]).await;
+    for undeclared in ["supervision", "leadership", "review"] {
+        let token = api
+            .token(&format!("not-{undeclared}"), &[undeclared], &[])
+            .await;
+        let refused = api.get("/api/v1/ledger", &token).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{undeclared}");
+        assert!(refused.message().contains("`oversees`"), "{refused:?}");
+    }
     let json = api
         .get("/api/v1/ledger?from=2000-01-01&to=2999-12-31", &leader)
         .await;

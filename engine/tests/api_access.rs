@@ -35,7 +35,7 @@ on_both_databases!(
     a_new_version_starts_at_once_on_every_server,
     old_refusals_are_pruned,
     start_needs_a_role_the_process_allows,
-    street_tokens_start_cases_of_their_streets_only,
+    unit_tokens_start_cases_of_their_units_only,
 );
 
 /// Two servers on one database; a token used on B, revoked through A, is refused by B at its
@@ -206,7 +206,7 @@ async fn start_needs_a_role_the_process_allows(db: &str, test: &str) {
 /// A window token limited to a street starts cases of that street only (the process's
 /// `window` role is scoped by `street`), and a business key of another street's case does
 /// not show it that case. Refusals are recorded.
-async fn street_tokens_start_cases_of_their_streets_only(db: &str, test: &str) {
+async fn unit_tokens_start_cases_of_their_units_only(db: &str, test: &str) {
     let Some(api) = setup(db, test).await else {
         return;
     };
@@ -232,7 +232,7 @@ async fn street_tokens_start_cases_of_their_streets_only(db: &str, test: &str) {
     assert_eq!(other.status, StatusCode::FORBIDDEN, "{other:?}");
     assert!(
         other.message().contains(
-            "limited to streets (东城街道): it may not start a case whose `street` is `西城街道`"
+            "limited to organisation units (东城街道): it may not start a case whose `street` is `西城街道`"
         ),
         "{other:?}"
     );

@@ -50,7 +50,7 @@ async fn new_token(app: &Router, admin: &str, name: &str, street: &str) -> Strin
         "POST",
         "/api/v1/tokens",
         admin,
-        Some(json!({"name": name, "roles": ["street_leader"], "streets": [street]})),
+        Some(json!({"name": name, "roles": ["street_leader"], "org_units": [street]})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -118,7 +118,7 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
     let supervision = inbox_of(&w, "supervision").await;
     assert_eq!(escalations(&supervision, 1), 1, "{supervision:#?}");
     assert_eq!(supervision.len(), 1, "{supervision:#?}");
-    let applicant = inbox_of(&w, "applicant").await;
+    let applicant = inbox_of(&w, "subject").await;
     assert_eq!(applicant.len(), 1, "{applicant:#?}");
     assert!(applicant[0].message.contains("超过时限"));
     // The reminder reached the department three working days before.
@@ -163,7 +163,7 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
     };
     assert_eq!(statutory(inbox_of(&w, "leadership").await), 1);
     assert_eq!(statutory(inbox_of(&w, "supervision").await), 1);
-    assert_eq!(statutory(inbox_of(&w, "applicant").await), 1);
+    assert_eq!(statutory(inbox_of(&w, "subject").await), 1);
     let promised: Vec<_> = inbox_of(&w, "supervision")
         .await
         .into_iter()
@@ -295,7 +295,7 @@ async fn a_task_completed_a_minute_before_its_deadline_escalates_nothing() {
         .expect("advances");
     let sup = inbox_of(&w, "supervision").await;
     assert!(sup.is_empty(), "{sup:#?}");
-    assert!(inbox_of(&w, "applicant").await.is_empty());
+    assert!(inbox_of(&w, "subject").await.is_empty());
     assert!(inbox_of(&w, "leadership").await.is_empty());
     let history = w.engine.history(&case).await.expect("history");
     assert!(

@@ -92,13 +92,14 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// Comma-separated: `admin`, `supervision`, `leadership`, or queues (`window`,
-        /// `department:civil_affairs`).
+        /// Comma-separated: `admin`, or roles the processes declare (`window`; a keyed role
+        /// with its key, `department:civil_affairs`).
         #[arg(long)]
         roles: String,
-        /// Comma-separated organisation units (streets) the token is limited to.
+        /// Comma-separated organisation units the token is limited to (values of the variables
+        /// that scope the processes' roles, such as a case's street).
         #[arg(long)]
-        streets: Option<String>,
+        org_units: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -204,12 +205,12 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Create {
             name,
             roles,
-            streets,
+            org_units,
             conn,
         }) => {
             let roles: Vec<&str> = split_list(&roles);
-            let streets: Vec<&str> = streets.as_deref().map(split_list).unwrap_or_default();
-            let body = json!({"name": name, "roles": roles, "streets": streets});
+            let org_units: Vec<&str> = org_units.as_deref().map(split_list).unwrap_or_default();
+            let body = json!({"name": name, "roles": roles, "org_units": org_units});
             let answer: Value = conn
                 .client()?
                 .call(Method::POST, "/tokens", Some(&body))
@@ -243,7 +244,7 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
                         text(&token["name"]),
                         text(&token["id"]),
                         format!("roles={}", join(&token["roles"])),
-                        format!("streets={}", join(&token["streets"])),
+                        format!("org_units={}", join(&token["org_units"])),
                         if token["revoked_at"].is_null() {
                             String::new()
                         } else {

@@ -1,7 +1,7 @@
 //! Authentication (bearer tokens) and the record of refused calls.
 
 use super::{ApiError, ApiState};
-use crate::auth::{self, Principal, StartRoles};
+use crate::auth::{self, Principal, RoleDuties, StartRoles};
 use crate::store::tokens::TokenLookup;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -26,6 +26,9 @@ pub(crate) struct TokenCache {
 pub(crate) struct CachedTokens {
     generation: i64,
     principals: HashMap<String, (Principal, Instant)>,
+    /// What the deployed processes let roles do, read under `generation` (a new deployment
+    /// bumps it).
+    duties: Option<Arc<RoleDuties>>,
 }
 
 /// Reads of the access generation, one at a time, each shared by every request that arrived
@@ -270,6 +273,7 @@ async fn principal(
         let mut cache = state.cache.lock();
         if cache.generation != generation {
             cache.principals.clear();
+            cache.duties = None;
             cache.generation = generation;
         } else if let Some((principal, at)) = cache.principals.get(&hash)
             && at.elapsed() < state.config.token_cache
@@ -293,6 +297,7 @@ async fn principal(
             ));
         }
     };
+    let principal = role_duties(state, generation).await?.apply(principal);
     let mut cache = state.cache.lock();
     if cache.generation == generation {
         if cache.principals.len() > 10_000 {
@@ -305,8 +310,28 @@ async fn principal(
     Ok((principal, generation, TokenHash(hash)))
 }
 
+/// What the deployed processes let roles do, as of `generation`: cached with the principals,
+/// read again (every process's latest version, from the engine's cache of deployments) when
+/// the generation moved.
+async fn role_duties(state: &ApiState, generation: i64) -> Result<Arc<RoleDuties>, ApiError> {
+    {
+        let cache = state.cache.lock();
+        if cache.generation == generation
+            && let Some(duties) = &cache.duties
+        {
+            return Ok(duties.clone());
+        }
+    }
+    let duties = Arc::new(state.engine.role_duties().await?);
+    let mut cache = state.cache.lock();
+    if cache.generation == generation {
+        cache.duties = Some(duties.clone());
+    }
+    Ok(duties)
+}
+
 /// Checks that `principal` may start instances of `process` with `vars` (see [`StartRoles`]:
-/// its role, and for a token limited to streets the case's scope variables). An unknown
+/// its role, and for a token limited to organisation units the case's scope variables). An unknown
 /// process passes here: starting it then answers 404. `generation`: the one the request was
 /// authenticated under; a rule cached under it is still the rule of the latest deployment.
 pub(crate) async fn check_start(

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// The electronic ledger (台账): every history entry in a time range, as JSON or CSV.
-/// Admin, supervision and leadership only.
+/// Admins and overseers (holders of a role a process declares `oversees`) only.
 #[utoipa::path(get, path = "/ledger", tag = "ledger", operation_id = "export_ledger",
     params(LedgerQuery),
     responses((status = 200, description = "the entries: JSON, or CSV with `format=csv`",
@@ -22,7 +22,7 @@ pub(super) async fn ledger(
 ) -> Result<Response, ApiError> {
     if !principal.is_overseer() {
         return Err(ApiError::forbidden(
-            "the ledger is for admin, supervision and leadership tokens",
+            "the ledger is for admin tokens and the roles a process declares `oversees`",
         ));
     }
     let (from, to) = crate::ledger::range(
@@ -93,9 +93,9 @@ pub(super) async fn create_token(
     } else if let Some(why) = crate::engine::text_problem(name, 100) {
         problems.push(serde_json::json!({"field": "name", "message": why}));
     }
-    for (i, street) in body.streets.iter().enumerate() {
-        if let Some(why) = crate::engine::text_problem(street, 128) {
-            problems.push(serde_json::json!({"field": format!("streets/{i}"), "message": why}));
+    for (i, unit) in body.org_units.iter().enumerate() {
+        if let Some(why) = crate::engine::text_problem(unit, 128) {
+            problems.push(serde_json::json!({"field": format!("org_units/{i}"), "message": why}));
         }
     }
     let roles = match Role::parse_list(&body.roles.join(",")) {
@@ -105,8 +105,8 @@ pub(super) async fn create_token(
             Vec::new()
         }
     };
-    let streets: Vec<String> = body
-        .streets
+    let org_units: Vec<String> = body
+        .org_units
         .iter()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -130,7 +130,7 @@ pub(super) async fn create_token(
     let now = state.engine.clock().now();
     let info = state
         .tokens
-        .create(name, &roles, &streets, &token.hash, now)
+        .create(name, &roles, &org_units, &token.hash, now)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -181,16 +181,16 @@ pub(super) async fn revoke_token(
     }
 }
 
-/// Refused calls (401, 403), newest first (admin and supervision).
+/// Refused calls (401, 403), newest first (admins and overseers).
 #[utoipa::path(get, path = "/refusals", tag = "tokens", operation_id = "list_refusals",
     responses((status = 200, body = RefusalList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn refusals(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<ApiJson<RefusalList>, ApiError> {
-    if !principal.is_admin() && !principal.roles.contains(&Role::Supervision) {
+    if !principal.is_overseer() {
         return Err(ApiError::forbidden(
-            "refused calls are for admin and supervision tokens",
+            "refused calls are for admin tokens and the roles a process declares `oversees`",
         ));
     }
     Ok(ApiJson(RefusalList {

@@ -104,7 +104,8 @@ pub struct ClaimedTask {
     pub node: String,
     pub label: Option<String>,
     pub queue: String,
-    /// Organisation unit (street) of the case, for scoped queues.
+    /// Organisation unit of the case (the value of its role's scope variable), for scoped
+    /// queues.
     pub org_unit: Option<String>,
     /// Every later call on this task must carry it; a newer claim makes it useless.
     pub lock_token: String,
@@ -287,11 +288,13 @@ pub struct TokenBody {
     /// 1 to 100 characters, no control characters.
     #[schema(max_length = 100, min_length = 1)]
     pub name: String,
-    /// `admin`, `supervision`, `leadership`, or queue names.
+    /// `admin`, or names of roles the processes declare (`clerk`; a keyed role with its key,
+    /// `office:east`).
     pub roles: Vec<String>,
-    /// Organisation units the token is limited to; empty = all.
+    /// Organisation units the token is limited to (values of the variables that scope the
+    /// processes' roles, `per <variable>`); empty = all.
     #[serde(default)]
-    pub streets: Vec<String>,
+    pub org_units: Vec<String>,
 }
 
 /// A token as listed (never its secret).
@@ -300,7 +303,8 @@ pub struct TokenInfo {
     pub id: String,
     pub name: String,
     pub roles: Vec<String>,
-    pub streets: Vec<String>,
+    /// Organisation units the token is limited to; empty = all.
+    pub org_units: Vec<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
@@ -441,7 +445,7 @@ impl From<crate::store::tokens::TokenRecord> for TokenInfo {
             id: r.id,
             name: r.name,
             roles: r.roles,
-            streets: r.streets,
+            org_units: r.org_units,
             created_at: millis_to_text(r.created_at),
             revoked_at: r.revoked_at.map(millis_to_text),
         }

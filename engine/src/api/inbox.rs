@@ -21,8 +21,8 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct InboxQuery {
-    /// Recipient: a queue (`supervision`, `window`, `department:civil_affairs`), `applicant`
-    /// or `worker:<id>`.
+    /// Recipient: a queue (`clerk`, `office:east`), `subject` (the notices to the person a
+    /// case concerns) or `worker:<id>`.
     role: Option<String>,
     /// `open`, `acked` or `closed`; all when absent.
     state: Option<String>,
@@ -30,26 +30,20 @@ pub(super) struct InboxQuery {
     limit: Option<u32>,
 }
 
-/// May `principal` read and acknowledge the inbox of `recipient`? Overseers read every inbox;
-/// a queue role reads its own; the applicant's notices are read by the window that told them.
+/// May `principal` read and acknowledge the inbox of `recipient`? See
+/// [`Principal::reads_inbox`]: the processes declare which roles oversee and which inform the
+/// person a case concerns.
 fn may_read(principal: &Principal, recipient: &str) -> bool {
-    if principal.is_overseer() {
-        return true;
-    }
-    match recipient {
-        "applicant" => principal.holds_queue("window"),
-        r if r.starts_with("worker:") => false,
-        queue => principal.holds_queue(queue),
-    }
+    principal.reads_inbox(recipient)
 }
 
-/// Whether the case of an inbox item is one `principal` may see (its streets, its queues).
+/// Whether the case of an inbox item is one `principal` may see (its organisation units).
 async fn sees_case(
     state: &ApiState,
     principal: &Principal,
     instance: &str,
 ) -> Result<bool, ApiError> {
-    if principal.streets.is_empty() {
+    if principal.org_units.is_empty() {
         return Ok(true);
     }
     Ok(super::instances::check_sees(state, principal, instance)
@@ -69,7 +63,7 @@ pub(super) async fn list(
 ) -> Result<ApiJson<InboxList>, ApiError> {
     let Some(role) = query.role.as_deref().filter(|r| !r.is_empty()) else {
         return Err(ApiError::bad_request(
-            "give the inbox to list: ?role=supervision (a queue name, `applicant` or `worker:<id>`)",
+            "give the inbox to list: ?role=clerk (a queue name, `subject` or `worker:<id>`)",
         ));
     };
     let wanted = match query.state.as_deref() {
@@ -85,8 +79,8 @@ pub(super) async fn list(
     }
     let items: Vec<InboxItem> =
         inbox::list(&state.engine, role, wanted, query.limit.unwrap_or(100)).await?;
-    // A token limited to some streets sees only the items of cases it may see: a street's
-    // window must not read the escalations of another street's cases.
+    // A token limited to some organisation units sees only the items of cases it may see: one
+    // unit's queue must not read the escalations of another unit's cases.
     let mut visible = Vec::with_capacity(items.len());
     for item in items {
         if sees_case(&state, &principal, &item.instance_id).await? {

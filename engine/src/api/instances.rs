@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 /// instance (200, `existing: true`) instead of starting a second. Admins may start any
 /// process; other tokens need a role listed under `start_roles` in the process's YAML
 /// configuration, or, without that list, the role of one of its first tasks (403 names the
-/// roles that may). A token limited to streets starts only cases whose scope variables
-/// (`street`) name one of its streets, and gets 403 for a business key of a case it may not
-/// see.
+/// roles that may). A token limited to organisation units starts only cases whose scope
+/// variables (`per <variable>` on a role) name one of its units, and gets 403 for a business
+/// key of a case it may not see.
 #[utoipa::path(post, path = "/instances", tag = "instances", operation_id = "start_instance",
     request_body = StartBody,
     responses(
@@ -45,14 +45,14 @@ pub(super) async fn start(
         actor: principal.name.clone(),
     };
     let view = state.engine.start_under(request, generation.0).await?;
-    if view.existing && !principal.streets.is_empty() {
-        // The business key may be another street's case: its view only for who sees it (and
+    if view.existing && !principal.org_units.is_empty() {
+        // The business key may be another unit's case: its view only for who sees it (and
         // its id not named to who does not).
         check_sees(&state, &principal, &view.id)
             .await
             .map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::forbidden(
-                    "the business key is taken by a case of a street this token may not see",
+                    "the business key is taken by a case of an organisation unit this token may not see",
                 ),
                 other => other,
             })?;
@@ -121,7 +121,7 @@ pub(super) async fn message(
 ) -> Result<ApiJson<InstanceView>, ApiError> {
     if !principal.may_start() {
         return Err(ApiError::forbidden(
-            "this token only reads; sending messages needs an admin or a queue role",
+            "this token only reads; sending messages needs an admin or a role that works cases",
         ));
     }
     ensure_visible(&state, &principal, &id).await?;
@@ -191,7 +191,7 @@ pub(super) async fn check_sees(
     principal: &Principal,
     instance: &str,
 ) -> Result<(), ApiError> {
-    if principal.is_overseer() && principal.streets.is_empty() {
+    if principal.is_overseer() && principal.org_units.is_empty() {
         return Ok(());
     }
     let tasks = state
@@ -224,10 +224,13 @@ pub(super) async fn check_sees(
         Err(ApiError::forbidden(format!(
             "token `{}` may not see instance {instance}: none of its tasks is in the token's queues{}",
             principal.name,
-            if principal.streets.is_empty() {
+            if principal.org_units.is_empty() {
                 String::new()
             } else {
-                format!(" and streets ({})", principal.streets.join(", "))
+                format!(
+                    " and organisation units ({})",
+                    principal.org_units.join(", ")
+                )
             }
         )))
     }

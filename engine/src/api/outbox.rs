@@ -29,7 +29,7 @@ pub(super) struct FailedQuery {
 pub struct FailedDelivery {
     pub id: String,
     pub instance_id: String,
-    /// `webhook:<channel>`, `role:<queue>`, `applicant` or `holder`.
+    /// `webhook:<channel>`, `role:<queue>`, `subject` or `holder`.
     pub channel: String,
     /// The URL a webhook is sent to.
     pub url: Option<String>,

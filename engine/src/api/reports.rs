@@ -33,7 +33,7 @@ fn reports(
 ) -> Result<crate::reports::Reports, ApiError> {
     if !principal.is_overseer() {
         return Err(ApiError::forbidden(
-            "reports are for admin, supervision and leadership tokens",
+            "reports are for admin tokens and the roles a process declares `oversees`",
         ));
     }
     ext.and_then(|Extension(s)| s.reports().cloned())

@@ -76,7 +76,7 @@ pub(super) async fn claim(
     }
     let request = engine::ClaimRequest {
         queues: body.queues.clone(),
-        org_units: (!principal.streets.is_empty()).then(|| principal.streets.clone()),
+        org_units: (!principal.org_units.is_empty()).then(|| principal.org_units.clone()),
         // The token claims; the worker name is only a label of the claim.
         actor: principal.name.clone(),
         worker: Some(body.worker.clone()),
@@ -379,7 +379,7 @@ pub(super) async fn list(
         }
         Some(queue) => Some(vec![queue.clone()]),
         None if principal.is_overseer() => None,
-        None => Some(principal.queues().map(str::to_string).collect()),
+        None => Some(principal.named_roles().map(str::to_string).collect()),
     };
     let state_filter = match query.state.as_deref() {
         None => None,
@@ -393,7 +393,7 @@ pub(super) async fn list(
         .engine
         .tasks(TaskFilter {
             queues,
-            org_units: (!principal.streets.is_empty()).then(|| principal.streets.clone()),
+            org_units: (!principal.org_units.is_empty()).then(|| principal.org_units.clone()),
             state: state_filter,
             instance: None,
             limit: Some(query.limit.unwrap_or(100).min(1000)),

@@ -18,12 +18,12 @@ jobs:
   - name: overdue_digest
     cron: "0 8 * * *"
     report: overdue_digest
-    notify: supervision_office
+    notify: audit_office
   - name: monthly
     cron: "0 6 1 * *"
     report: monthly_statistics
     process: social_assistance
-    unit_var: street
+    unit_var: district
     category_var: category
     department_role: department
 "#;
@@ -81,7 +81,7 @@ jobs:
   - name: m
     cron: "0 8 * * *"
     report: monthly_statistics
-    unit_var: street
+    unit_var: district
 "#;
     let problems = Schedule::parse(bad, "reports.yaml").unwrap_err();
     let all = problems.join("\n");
@@ -112,14 +112,14 @@ fn percentiles_use_the_nearest_rank() {
 
 fn case(
     id: &str,
-    street: &str,
+    district: &str,
     category: &str,
     result: &str,
     created: &str,
     ended: Option<&str>,
 ) -> CaseFacts {
     let mut vars = Map::new();
-    vars.insert("street".into(), json!(street));
+    vars.insert("district".into(), json!(district));
     vars.insert("category".into(), json!(category));
     vars.insert("id_number".into(), json!("150302199001011235"));
     CaseFacts {
@@ -191,7 +191,7 @@ fn facts() -> Facts {
                 "2026-09-28T10:00:00+08:00",
                 Some("2026-10-09T10:00:00+08:00"),
             ),
-            // Ended in September too, other street.
+            // Ended in September too, other district.
             case(
                 "c",
                 "gangwan",
@@ -305,7 +305,7 @@ fn monthly_statistics_by_unit_and_department() {
     assert!(!csv.text.contains("150302"));
 }
 
-/// A2 §5 (登记、统计): registrations per street and category count the cases still open; the
+/// A2 §5 (登记、统计): registrations per district and category count the cases still open; the
 /// month's report counted only the cases that ended in it.
 #[test]
 fn registrations_count_cases_still_open() {
@@ -337,7 +337,7 @@ fn report_files_open_in_excel_and_run_no_formulas() {
     let mut facts = facts();
     facts.cases[3]
         .vars
-        .insert("street".into(), json!("=HYPERLINK(\"http://x\")"));
+        .insert("district".into(), json!("=HYPERLINK(\"http://x\")"));
     let s = Schedule::parse(FILE, "reports.yaml").unwrap();
     let spec = &s.job("monthly").unwrap().spec;
     let (from, to) = s.previous_month(t("2026-10-01T06:00:00+08:00"));

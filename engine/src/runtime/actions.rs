@@ -134,7 +134,7 @@ impl Run<'_> {
         let text = self.fill(message);
         let (channel, url) = match target {
             NotifyTarget::Role(q) => (format!("role:{}", self.queue(q)?.0), None),
-            NotifyTarget::Applicant => ("applicant".to_string(), None),
+            NotifyTarget::Subject => (crate::auth::SUBJECT_INBOX.to_string(), None),
             NotifyTarget::Holder => ("holder".to_string(), None),
             NotifyTarget::Channel(c) => {
                 let url = self

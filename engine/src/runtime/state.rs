@@ -232,7 +232,7 @@ pub struct NewHistory {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutbox {
     pub id: String,
-    /// `role:<queue>`, `applicant`, `holder`, `webhook:<channel>`.
+    /// `role:<queue>`, `subject`, `holder`, `webhook:<channel>`.
     pub channel: String,
     pub dedup_key: String,
     pub payload: Json,

@@ -16,7 +16,7 @@ pub struct TokenRecord {
     pub id: String,
     pub name: String,
     pub roles: Vec<String>,
-    pub streets: Vec<String>,
+    pub org_units: Vec<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
@@ -101,7 +101,7 @@ macro_rules! token_record {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
             roles: list(&row.try_get::<String, _>("roles")?),
-            streets: list(&row.try_get::<String, _>("streets")?),
+            org_units: list(&row.try_get::<String, _>("org_units")?),
             created_at: row.try_get("created_at")?,
             revoked_at: row.try_get("revoked_at")?,
         }
@@ -156,7 +156,7 @@ impl TokenStore {
         &self,
         name: &str,
         roles: &[Role],
-        streets: &[String],
+        org_units: &[String],
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<TokenRecord, EngineError> {
@@ -164,20 +164,20 @@ impl TokenStore {
             id: uuid::Uuid::now_v7().to_string(),
             name: name.to_string(),
             roles: roles.iter().map(Role::to_string).collect(),
-            streets: streets.to_vec(),
+            org_units: org_units.to_vec(),
             created_at: now.timestamp_millis(),
             revoked_at: None,
         };
-        let sql = "INSERT INTO api_tokens (id, name, hash, roles, streets, created_at) \
+        let sql = "INSERT INTO api_tokens (id, name, hash, roles, org_units, created_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
-        let (roles, streets) = (to_json(&record.roles), to_json(&record.streets));
+        let (roles, org_units) = (to_json(&record.roles), to_json(&record.org_units));
         on_pool!(&self.pool, |p| {
             sqlx::query(sql)
                 .bind(&record.id)
                 .bind(&record.name)
                 .bind(hash)
                 .bind(&roles)
-                .bind(&streets)
+                .bind(&org_units)
                 .bind(record.created_at)
                 .execute(p)
                 .await
@@ -201,7 +201,7 @@ impl TokenStore {
 
     /// The token with this hash: its holder while active, or when it was revoked.
     pub async fn find(&self, hash: &str) -> Result<Option<TokenLookup>, EngineError> {
-        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+        let sql = "SELECT id, name, roles, org_units, created_at, revoked_at FROM api_tokens \
                    WHERE hash = $1";
         let record: Option<TokenRecord> = on_pool!(&self.pool, |p| {
             match sqlx::query(sql).bind(hash).fetch_optional(p).await? {
@@ -216,7 +216,11 @@ impl TokenStore {
                 name: r.name,
                 // Roles were checked when the token was made; an unreadable one grants nothing.
                 roles: r.roles.iter().filter_map(|x| Role::parse(x).ok()).collect(),
-                streets: r.streets,
+                org_units: r.org_units,
+                // What its roles may do beyond their queues the deployed processes say:
+                // `auth::RoleDuties::apply`.
+                oversees: false,
+                informs_subject: false,
             }),
         }))
     }
@@ -261,7 +265,7 @@ impl TokenStore {
 
     /// The active token of this name.
     pub async fn find_by_name(&self, name: &str) -> Result<Option<TokenRecord>, EngineError> {
-        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+        let sql = "SELECT id, name, roles, org_units, created_at, revoked_at FROM api_tokens \
                    WHERE name = $1 AND revoked_at IS NULL";
         Ok(on_pool!(&self.pool, |p| {
             match sqlx::query(sql).bind(name).fetch_optional(p).await? {
@@ -279,7 +283,7 @@ impl TokenStore {
     ) -> Result<Option<TokenRecord>, EngineError> {
         let sql = "UPDATE api_tokens SET revoked_at = $1 \
                    WHERE (name = $2 OR id = $2) AND revoked_at IS NULL \
-                   RETURNING id, name, roles, streets, created_at, revoked_at";
+                   RETURNING id, name, roles, org_units, created_at, revoked_at";
         let bump = "UPDATE access_generation SET generation = generation + 1 WHERE id = 1";
         let at = now.timestamp_millis();
         Ok(on_pool!(&self.pool, |p| {
@@ -304,7 +308,7 @@ impl TokenStore {
 
     /// Every token, oldest first.
     pub async fn list(&self) -> Result<Vec<TokenRecord>, EngineError> {
-        let sql = "SELECT id, name, roles, streets, created_at, revoked_at FROM api_tokens \
+        let sql = "SELECT id, name, roles, org_units, created_at, revoked_at FROM api_tokens \
                    ORDER BY created_at, id";
         let mut out = Vec::new();
         on_pool!(&self.pool, |p| {

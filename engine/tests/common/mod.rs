@@ -146,6 +146,8 @@ pub fn role(n: &str) -> RoleDecl {
         label: None,
         scope: None,
         keyed_by: None,
+        oversees: false,
+        informs_subject: false,
         span: Span::default(),
     }
 }

@@ -105,6 +105,8 @@ pub fn case_model() -> Process {
                 label: None,
                 scope: Some(id("street")),
                 keyed_by: None,
+                oversees: false,
+                informs_subject: false,
                 span: Span::default(),
             },
             RoleDecl {
@@ -112,6 +114,18 @@ pub fn case_model() -> Process {
                 label: None,
                 scope: None,
                 keyed_by: None,
+                oversees: false,
+                informs_subject: false,
+                span: Span::default(),
+            },
+            // Reads every case and the ledger; no task is queued on it.
+            RoleDecl {
+                name: id("audit"),
+                label: None,
+                scope: None,
+                keyed_by: None,
+                oversees: true,
+                informs_subject: false,
                 span: Span::default(),
             },
         ],
@@ -342,12 +356,12 @@ impl TestApi {
     }
 
     /// Creates a token and returns its secret.
-    pub async fn token(&self, name: &str, roles: &[&str], streets: &[&str]) -> String {
+    pub async fn token(&self, name: &str, roles: &[&str], org_units: &[&str]) -> String {
         let answer = self
             .post(
                 "/api/v1/tokens",
                 &self.admin,
-                json!({"name": name, "roles": roles, "streets": streets}),
+                json!({"name": name, "roles": roles, "org_units": org_units}),
             )
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
