@@ -118,8 +118,12 @@ impl RoleDuties {
     pub fn apply(&self, mut principal: Principal) -> Principal {
         let holds = |set: &BTreeSet<String>| principal.named_roles().any(|role| set.contains(role));
         let (oversees, informs) = (holds(&self.overseers), holds(&self.informers));
+        let works_cases = principal
+            .named_roles()
+            .any(|role| !self.overseers.contains(role));
         principal.oversees = oversees;
         principal.informs_subject = informs;
+        principal.only_oversees = oversees && !works_cases;
         principal
     }
 }
@@ -142,6 +146,9 @@ pub struct Principal {
     /// One of its roles informs the person a case concerns ([`RoleDuties`]).
     #[serde(default)]
     pub informs_subject: bool,
+    /// Every role it holds oversees: it reads, and sends no messages ([`RoleDuties`]).
+    #[serde(default)]
+    pub only_oversees: bool,
 }
 
 impl Principal {
@@ -204,7 +211,7 @@ impl Principal {
     /// May this token send messages to cases? Admins and the tokens with a role that does not
     /// oversee (one that works cases); a token whose every role oversees only reads.
     pub fn may_start(&self) -> bool {
-        self.is_admin() || (self.named_roles().next().is_some() && !self.oversees)
+        self.is_admin() || (self.named_roles().next().is_some() && !self.only_oversees)
     }
 }
 
@@ -418,6 +425,7 @@ mod tests {
             org_units: org_units.iter().map(|s| s.to_string()).collect(),
             oversees: false,
             informs_subject: false,
+            only_oversees: false,
         }
     }
 
@@ -518,6 +526,9 @@ end done "结束" result done
         assert!(desk.reads_inbox("desk") && desk.reads_inbox(SUBJECT_INBOX));
         assert!(!desk.reads_inbox("board") && !desk.reads_inbox("worker:w1"));
         assert!(desk.may_start());
+        // A token that also works cases still sends messages; it oversees all the same.
+        let both = duties.apply(principal("desk,auditor", &[]));
+        assert!(both.is_overseer() && both.may_start());
         let clerk = duties.apply(principal("clerk", &[]));
         assert!(!clerk.is_overseer() && !clerk.reads_inbox(SUBJECT_INBOX));
         // Without the declarations (no process deployed), nobody but admins oversees.

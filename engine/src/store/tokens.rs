@@ -221,6 +221,7 @@ impl TokenStore {
                 // `auth::RoleDuties::apply`.
                 oversees: false,
                 informs_subject: false,
+                only_oversees: false,
             }),
         }))
     }
