@@ -9,7 +9,7 @@ use crate::error::{EngineError, Problem, Result};
 use crate::ledger::{self, HistoryEntry, LedgerReport};
 use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
-use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef, TimerRef};
+use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef};
 use crate::store::json_list;
 use crate::store::sqlite_tx::SqliteTx;
 use crate::store::staged::Staged;
@@ -432,6 +432,8 @@ macro_rules! transaction {
 }
 #[allow(unused_imports)]
 pub(crate) use transaction;
+
+mod fire;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -2292,57 +2294,6 @@ impl Engine {
     }
 
     // ---- timers ----
-
-    /// Fires every timer due at `now`, in due order, each in its own transaction; returns how
-    /// many fired. Safe with several servers: a timer fires once.
-    pub async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<usize> {
-        let mut fired = 0;
-        loop {
-            let done = transaction!(self, |tx, fx| {
-                match on_tx!(&mut tx, next_due_timer(ms(now)))? {
-                    None => true,
-                    Some(timer) => {
-                        on_tx!(&mut tx, mark_timer_fired(&timer.id, ms(self.now())))?;
-                        let task = match &timer.task_id {
-                            Some(id) => on_tx!(&mut tx, lock_task(id))?.map(|t| TaskRef {
-                                item: t.item.as_deref().and_then(|s| serde_json::from_str(s).ok()),
-                                id: t.id,
-                                node: t.node,
-                                assignee: t.assignee,
-                                locked_by: t.locked_by,
-                            }),
-                            None => None,
-                        };
-                        let event = Event::Timer(TimerRef {
-                            id: timer.id.clone(),
-                            kind: timer.kind.clone(),
-                            node: timer.node.clone(),
-                            task,
-                            payload: serde_json::from_str(&timer.payload).unwrap_or(Json::Null),
-                        });
-                        let mut st = Staged::new(self.chain_key());
-                        match self
-                            .run_event(&mut tx, &mut st, &mut fx, &timer.instance_id, event)
-                            .await
-                        {
-                            // The instance ended or moved on: the timer is spent all the same.
-                            Ok(())
-                            | Err(EngineError::Conflict { .. })
-                            | Err(EngineError::NotFound { .. }) => {}
-                            Err(e) => return Err(e),
-                        }
-                        st.flush(&mut tx).await?;
-                        false
-                    }
-                }
-            })?;
-            if done {
-                break;
-            }
-            fired += 1;
-        }
-        Ok(fired)
-    }
 
     /// Due time of the earliest pending timer.
     pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>> {

@@ -6,8 +6,8 @@
 //! [`crate::store::postgres::listen_timers`]), so a real-clock timer fires
 //! within a second of its due time without the database being polled in a loop. On start it
 //! fires, in due order, every timer that fell due while the server was down. Firing itself is
-//! the engine's: each due timer is claimed (on PostgreSQL with `SKIP LOCKED`, so with several
-//! servers each fires once) and advanced as its own event.
+//! the engine's (`engine/fire.rs`): due timers are claimed in batches (on PostgreSQL with
+//! `SKIP LOCKED`, so with several servers each fires once), each advanced as its own event.
 //!
 //! With a simulated clock ([`crate::clock::ManualClock`]) time does not pass by itself: the loop
 //! only fires what is due at the clock's current time when woken, and [`advance`] moves the

@@ -584,33 +584,42 @@ pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
 
 
 
-/// The SQL of [`next_due_timer`].
-pub(crate) const NEXT_DUE_TIMER: &str = concat!(
-    "SELECT * FROM timers WHERE state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT 1",
+/// The SQL of [`due_timers`].
+pub(crate) const DUE_TIMERS: &str = concat!(
+    "SELECT * FROM timers WHERE state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT $2",
     skip_locked!()
 );
 
-/// The earliest due pending timer, locked (skipping timers another server is firing).
-pub async fn next_due_timer(tx: &mut Tx, now: i64) -> R<Option<TimerRow>> {
-    sqlx::query(NEXT_DUE_TIMER)
+/// Up to `limit` pending timers due at `now`, in due order, locked (skipping timers another
+/// server is firing). Walks `timers_pending` (due_at, id), so the cost is the rows returned,
+/// not the number due.
+pub async fn due_timers(tx: &mut Tx, now: i64, limit: i64) -> R<Vec<TimerRow>> {
+    sqlx::query(DUE_TIMERS)
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .bind(limit)
+    .fetch_all(&mut *tx)
     .await?
-    .map(|r| timer_row(&r))
-    .transpose()
+    .iter()
+    .map(timer_row)
+    .collect()
 }
 
-/// The SQL of [`mark_timer_fired`].
-pub(crate) const MARK_TIMER_FIRED: &str =
-    "UPDATE timers SET state = 'fired', fired_at = $2 WHERE id = $1";
+/// The SQL of [`fire_timers`]. No condition on the state (the transaction holds the timers,
+/// pending): on PostgreSQL the planner would combine all of `timers_pending` with the
+/// primary key.
+pub(crate) const FIRE_TIMERS: &str = concat!(
+    "UPDATE timers SET state = 'fired', fired_at = $2 WHERE id ",
+    is_in!(json "$1")
+);
 
-pub async fn mark_timer_fired(tx: &mut Tx, id: &str, now: i64) -> R<()> {
-    sqlx::query(MARK_TIMER_FIRED)
-        .bind(id)
+/// Marks timers (ids as a JSON array) fired: pending timers the transaction holds.
+pub async fn fire_timers(tx: &mut Tx, ids: &str, now: i64) -> R<u64> {
+    Ok(sqlx::query(FIRE_TIMERS)
+        .bind(ids)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected())
 }
 
 pub async fn next_timer_due(pool: &Pool) -> R<Option<i64>> {
@@ -621,7 +630,7 @@ pub async fn next_timer_due(pool: &Pool) -> R<Option<i64>> {
 }
 
 /// Pending timers of an instance, soonest first. Sorted here: with `ORDER BY due_at` the
-/// planner walks the (state, due_at) index through every pending timer of every instance.
+/// planner may walk the `timers_pending` index through every pending timer of every instance.
 pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
     let mut timers = sqlx::query("SELECT * FROM timers WHERE instance_id = $1 AND state = 'pending'")
         .bind(instance)
@@ -876,7 +885,7 @@ pub async fn lock_live_tasks(tx: &mut Tx, instances: &str) -> R<Vec<TaskRow>> {
 pub(crate) const PENDING_TIMERS: &str = concat!(
     "SELECT * FROM timers WHERE instance_id ",
     is_in!(json "$1"),
-    // `state || ''`: keeps the planner off the (state, due_at) index, which would walk
+    // `state || ''`: keeps the planner off the `timers_pending` index, which would walk
     // every pending timer of every instance.
     " AND state || '' = 'pending'"
 );
@@ -915,7 +924,9 @@ pub async fn instances_by_business_keys(
 
 /// The SQL of [`cancel_timers`].
 pub(crate) const CANCEL_TIMERS: &str = concat!(
-    "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id ",
+    // `state || ''`: keeps PostgreSQL's planner from combining all of `timers_pending` with
+    // the primary key.
+    "UPDATE timers SET state = 'cancelled' WHERE state || '' = 'pending' AND id ",
     is_in!(json "$1")
 );
 

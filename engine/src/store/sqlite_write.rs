@@ -158,15 +158,12 @@ pub fn pending_timers(db: &mut Db<'_>, instances: &str) -> R<Vec<TimerRow>> {
     direct::timers_by(db, sqlite::PENDING_TIMERS, &[&instances])
 }
 
-pub fn next_due_timer(db: &mut Db<'_>, now: i64) -> R<Option<TimerRow>> {
-    Ok(direct::timers_by(db, sqlite::NEXT_DUE_TIMER, &[&now])?
-        .into_iter()
-        .next())
+pub fn due_timers(db: &mut Db<'_>, now: i64, limit: i64) -> R<Vec<TimerRow>> {
+    direct::timers_by(db, sqlite::DUE_TIMERS, &[&now, &limit])
 }
 
-pub fn mark_timer_fired(db: &mut Db<'_>, id: &str, now: i64) -> R<()> {
-    direct::run(db, sqlite::MARK_TIMER_FIRED, &[&id, &now])?;
-    Ok(())
+pub fn fire_timers(db: &mut Db<'_>, ids: &str, now: i64) -> R<u64> {
+    Ok(direct::run(db, sqlite::FIRE_TIMERS, &[&ids, &now])? as u64)
 }
 
 pub fn insert_timers(db: &mut Db<'_>, rows: &[(&TimerRow, i64)]) -> R<()> {
@@ -355,16 +352,16 @@ mod tests {
         assert_eq!(read.due_at, Some(77));
 
         assert_eq!(pending_timers(db, ids).unwrap().len(), 1);
-        assert!(next_due_timer(db, 16).unwrap().is_none(), "due at 17");
+        assert!(due_timers(db, 16, 10).unwrap().is_empty(), "due at 17");
         assert!(move_timer(db, "tm1", 15, "moved", Some(("t1", 15))).unwrap());
-        let due = next_due_timer(db, 16).unwrap().unwrap();
+        let due = due_timers(db, 16, 10).unwrap().pop().unwrap();
         assert_eq!((due.id.as_str(), due.payload.as_str()), ("tm1", "moved"));
         assert_eq!(
             sqlite::task(&pool, "t1").await.unwrap().unwrap().due_at,
             Some(15)
         );
-        mark_timer_fired(db, "tm1", 30).unwrap();
-        assert!(next_due_timer(db, 100).unwrap().is_none());
+        assert_eq!(fire_timers(db, r#"["tm1"]"#, 30).unwrap(), 1);
+        assert!(due_timers(db, 100, 10).unwrap().is_empty());
         assert!(!move_timer(db, "tm1", 40, "again", None).unwrap(), "fired");
         let mut second = timer.clone();
         second.id = "tm2".into();

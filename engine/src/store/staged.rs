@@ -560,6 +560,35 @@ impl Staged {
         self.cancel_timers_where(|t| t.instance_id == instance);
     }
 
+    /// Takes a due timer read from the database as fired, before its event runs: the events
+    /// that follow no longer see it pending, so none cancels it. Only in memory: the caller
+    /// writes the state (`fire_timers`); a rollback to an earlier mark makes it pending again.
+    /// `false`: an earlier event of this unit of work cancelled it, so it must not fire. A
+    /// timer not here (its instance does not exist) is pending as read.
+    pub(crate) fn fire_timer(&mut self, id: &str) -> bool {
+        let Some(slot) = self.timers.get(id) else {
+            return true;
+        };
+        if slot.row.0.state != "pending" {
+            return false;
+        }
+        let mut row = slot.row.clone();
+        row.0.state = "fired".into();
+        // Clean: the flush writes only new and cancelled timers; `fire_timers` writes this one.
+        self.put_timer(row, Change::Clean);
+        true
+    }
+
+    /// Whether the instance (loaded) has a pending timer due before the timer `(due_at, id)`.
+    pub(crate) fn has_earlier_timer(&self, instance: &str, due_at: i64, id: &str) -> bool {
+        self.timers.values().any(|s| {
+            let t = &s.row.0;
+            t.instance_id == instance
+                && t.state == "pending"
+                && (t.due_at, t.id.as_str()) < (due_at, id)
+        })
+    }
+
     // ---- appended rows ----
 
     pub(crate) fn insert_history_many(&mut self, rows: Vec<HistoryRow>) {
@@ -865,5 +894,82 @@ fn restore<T>(map: &mut HashMap<String, Slot<T>>, id: String, old: Option<Slot<T
         None => {
             map.remove(&id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timer(id: &str, instance: &str, due_at: i64) -> TimerRow {
+        TimerRow {
+            id: id.into(),
+            instance_id: instance.into(),
+            kind: "wait".into(),
+            node: "pause".into(),
+            task_id: None,
+            due_at,
+            payload: "{}".into(),
+            state: "pending".into(),
+        }
+    }
+
+    fn staged() -> Staged {
+        let mut st = Staged::default();
+        st.cache_loaded(
+            Vec::new(),
+            vec![
+                timer("t1", "a", 10),
+                timer("t2", "a", 20),
+                timer("t3", "a", 20),
+                timer("u1", "b", 5),
+            ],
+        );
+        st
+    }
+
+    #[test]
+    fn a_fired_timer_is_no_longer_pending_nor_earlier() {
+        let mut st = staged();
+        assert!(st.has_earlier_timer("a", 20, "t2"), "t1 is due before t2");
+        assert!(!st.has_earlier_timer("a", 10, "t1"));
+        assert!(
+            st.has_earlier_timer("a", 20, "t3"),
+            "same due time: the id decides"
+        );
+        assert!(st.fire_timer("t1"));
+        assert!(!st.has_earlier_timer("a", 20, "t2"));
+        assert!(!st.fire_timer("t1"), "a timer fires once");
+        // An event of the instance cancels its timers: the fired one stays fired.
+        st.cancel_instance_timers("a");
+        assert_eq!(st.timers["t1"].row.0.state, "fired");
+        assert_eq!(
+            st.timers["t1"].change,
+            Change::Clean,
+            "not written by the flush"
+        );
+        assert_eq!(st.timers["t2"].row.0.state, "cancelled");
+        assert!(!st.fire_timer("t2"), "a cancelled timer does not fire");
+        assert!(
+            st.fire_timer("gone"),
+            "a timer of a missing instance is spent"
+        );
+    }
+
+    #[test]
+    fn a_rollback_before_the_fire_makes_the_timer_pending_again() {
+        let mut st = staged();
+        let before = st.mark();
+        assert!(st.fire_timer("u1"));
+        let after = st.mark();
+        st.cancel_instance_timers("b");
+        st.rollback(after);
+        assert_eq!(
+            st.timers["u1"].row.0.state, "fired",
+            "a refused event keeps it spent"
+        );
+        st.rollback(before);
+        assert_eq!(st.timers["u1"].row.0.state, "pending");
+        assert!(st.fire_timer("u1"));
     }
 }
