@@ -11,7 +11,6 @@ use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
 use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef};
 use crate::store::json_list;
-use crate::store::sqlite_tx::SqliteTx;
 use crate::store::staged::Staged;
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
@@ -322,7 +321,8 @@ pub(crate) struct Effects {
 }
 
 pub(crate) struct Inner {
-    pool: StorePool,
+    /// The database, and what only one of the two needs (`store::Store`).
+    store: crate::store::Store,
     clock: Arc<dyn Clock>,
     due: Arc<dyn DueDates>,
     cache: Mutex<HashMap<(String, i64), Arc<Loaded>>>,
@@ -331,40 +331,15 @@ pub(crate) struct Inner {
     latest: Mutex<HashMap<String, (i64, i64)>>,
     tasks_tx: broadcast::Sender<String>,
     timers_tx: broadcast::Sender<i64>,
-    /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
-    /// SQLite's busy handler (1 ms, then longer). This process's writers queue here instead.
-    write_gate: Option<tokio::sync::Mutex<()>>,
-    /// SQLite: the one connection write transactions run on (see [`Engine::begin_write`]).
-    writer: Option<Arc<crate::store::sqlite_tx::Writer>>,
-    /// SQLite in a file: read connections kept for short reads on the caller's thread.
-    readers: Option<Arc<crate::store::sqlite_readers::Readers>>,
     /// Hot events (starts, completions, claims) go to the committers, which share one
     /// transaction between the events that arrive together (group commit; see `commit.rs`).
     committer: crate::commit::Committer,
-    /// PostgreSQL: the channel new timers are announced on (servers sharing the schema).
-    timer_channel: Option<String>,
-    /// SQLite in a file: WAL checkpoints, asked for by the committer (`commit::checkpointer`).
-    checkpoints: Option<Arc<crate::commit::Checkpoints>>,
-    /// Write transactions begun so far (see `store::staged::Carry`).
-    write_epoch: std::sync::atomic::AtomicU64,
     /// What one request may make the engine do ([`Engine::set_limits`]).
     limits: std::sync::RwLock<crate::limits::Limits>,
-    /// SQLite in a file: the instances the committer's last batches left (`Carry`), between
-    /// its batches; taken by the batch that runs.
-    carry: Mutex<Option<crate::store::staged::Carry>>,
     /// Instances the committer took from its carry instead of reading them (tests).
     carried: std::sync::atomic::AtomicU64,
     /// The ledger's keys, kept outside the database (`Engine::set_ledger_keys`).
     ledger_keys: std::sync::OnceLock<Arc<crate::ledger_keys::LedgerKeys>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The checkpointer waits to be asked; it finds the engine gone and ends.
-        if let Some(c) = &self.checkpoints {
-            c.wake();
-        }
-    }
 }
 
 /// The engine. Cheap to clone.
@@ -376,7 +351,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("pool", &self.inner.pool)
+            .field("pool", &self.inner.store.pool())
             .finish()
     }
 }
@@ -638,84 +613,23 @@ impl Engine {
         clock: Arc<dyn Clock>,
         due: Arc<dyn DueDates>,
     ) -> Result<Engine> {
-        let url = opts.url.as_str();
-        let mut sqlite_database = None;
-        let pool = if url.starts_with("sqlite:") {
-            let (pool, database) = crate::store::sqlite::open_database(url).await?;
-            sqlite_database = Some(database);
-            StorePool::Sqlite(pool)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            if let Some(schema) = &opts.pg_schema {
-                if !schema
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    return Err(EngineError::invalid(
-                        "schema",
-                        "use letters, digits and underscores only",
-                    ));
-                }
-                let admin = sqlx::PgPool::connect(url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}"
-                )))
-                .execute(&admin)
-                .await?;
-                admin.close().await;
-            }
-            StorePool::Postgres(crate::store::postgres::open(url, opts.pg_schema.as_deref()).await?)
-        } else {
-            return Err(EngineError::invalid(
-                "database",
-                format!("`{url}` is not a database URL; use sqlite:path or postgres://…"),
-            ));
-        };
-        let timer_channel = match &pool {
-            StorePool::Postgres(p) => Some(crate::store::postgres::timer_channel(p).await?),
-            StorePool::Sqlite(_) => None,
-        };
+        let store = crate::store::Store::open(&opts.url, opts.pg_schema.as_deref()).await?;
         let (tasks_tx, _) = broadcast::channel(1024);
         let (timers_tx, _) = broadcast::channel(1024);
-        let write_gate = matches!(pool, StorePool::Sqlite(_)).then(|| tokio::sync::Mutex::new(()));
-        let writer = sqlite_database
-            .clone()
-            .map(|d| Arc::new(crate::store::sqlite_tx::Writer::new(d)));
-        // SQLite in a file: short reads on kept connections, and its WAL is checkpointed
-        // beside the committer.
-        let file = sqlite_database.as_ref().is_some_and(|d| d.is_file());
-        let readers = sqlite_database
-            .filter(|d| d.is_file())
-            .map(|d| Arc::new(crate::store::sqlite_readers::Readers::new(d)));
-        let checkpoints = file.then(|| Arc::new(crate::commit::Checkpoints::default()));
-        let committer = match pool {
-            StorePool::Sqlite(_) => {
-                crate::commit::Committer::new(1, crate::commit::Placement::OwnThread)
-            }
-            StorePool::Postgres(_) => crate::commit::Committer::new(
-                crate::commit::POSTGRES_COMMITTERS,
-                crate::commit::Placement::Runtime,
-            ),
-        };
+        let committer = store.committer();
         Ok(Engine {
             inner: Arc::new(Inner {
-                pool,
+                store,
                 clock,
                 due,
                 cache: Mutex::new(HashMap::new()),
                 latest: Mutex::new(HashMap::new()),
                 tasks_tx,
                 timers_tx,
-                write_gate,
-                writer,
-                readers,
-                write_epoch: Default::default(),
                 limits: Default::default(),
-                carry: Default::default(),
                 carried: Default::default(),
                 ledger_keys: Default::default(),
                 committer,
-                timer_channel,
-                checkpoints,
             }),
         })
     }
@@ -740,29 +654,18 @@ impl Engine {
 
     /// Held for the length of a write transaction (SQLite; `None` on PostgreSQL).
     pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.inner.write_gate {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
-        }
+        self.inner.store.write_gate().await
     }
 
-    /// Begins a write transaction. SQLite: on the one writer connection, whose page cache
-    /// then stays valid from one transaction to the next (a connection that another one wrote
-    /// behind reads its pages again: half of the page reads of `yimen bench`). SQLite has one
-    /// writer at a time anyway; hold [`Engine::write_gate`] first.
+    /// Begins a write transaction (see `store::Store::begin_write`); hold
+    /// [`Engine::write_gate`] first.
     pub(crate) async fn begin_write(&self, held: &mut crate::store::Held) -> Result<Tx> {
-        self.inner
-            .write_epoch
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        match &self.inner.writer {
-            Some(writer) => Ok(Tx::Sqlite(SqliteTx::begin(writer)?)),
-            None => self.inner.pool.begin_held(held).await,
-        }
+        self.inner.store.begin_write(held).await
     }
 
     /// SQLite in a file: the kept read connections (`store::sqlite_readers`).
     pub(crate) fn readers(&self) -> Option<&Arc<crate::store::sqlite_readers::Readers>> {
-        self.inner.readers.as_ref()
+        self.inner.store.readers()
     }
 
     pub(crate) fn committer(&self) -> &crate::commit::Committer {
@@ -770,21 +673,17 @@ impl Engine {
     }
 
     pub(crate) fn checkpoints(&self) -> Option<&Arc<crate::commit::Checkpoints>> {
-        self.inner.checkpoints.as_ref()
+        self.inner.store.checkpoints()
     }
 
     /// Write transactions begun so far (see `store::staged::Carry`).
     pub(crate) fn write_epoch(&self) -> u64 {
-        self.inner
-            .write_epoch
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.inner.store.write_epoch()
     }
 
-    /// Whether the committer may carry instances from one batch to the next: SQLite in a file
-    /// (one writer connection, kept between transactions).
+    /// Whether the committer may carry instances from one batch to the next.
     pub(crate) fn carries(&self) -> bool {
-        // The engines with a checkpointer: SQLite in a file.
-        self.inner.checkpoints.is_some()
+        self.inner.store.carries()
     }
 
     /// Instances the committer took from what its earlier batches left, instead of reading
@@ -798,15 +697,11 @@ impl Engine {
 
     /// The committer's carry, taken for a batch (`None` while one runs, or after a failure).
     pub(crate) fn take_carry(&self) -> Option<crate::store::staged::Carry> {
-        self.inner
-            .carry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        self.inner.store.take_carry()
     }
 
     pub(crate) fn put_carry(&self, carry: crate::store::staged::Carry) {
-        *self.inner.carry.lock().unwrap_or_else(|e| e.into_inner()) = Some(carry);
+        self.inner.store.put_carry(carry)
     }
 
     pub(crate) fn count_carried(&self, n: u64) {
@@ -823,10 +718,7 @@ impl Engine {
 
     /// Checkpoints the WAL from a read connection (SQLite): see `commit::checkpointer`.
     pub(crate) async fn checkpoint(&self) -> Result<(i64, i64)> {
-        match &self.inner.pool {
-            StorePool::Sqlite(p) => crate::store::sqlite::checkpoint(p).await,
-            StorePool::Postgres(_) => Ok((0, 0)),
-        }
+        self.inner.store.checkpoint().await
     }
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
@@ -839,7 +731,12 @@ impl Engine {
 
     /// The pool, for tables other helpers add (API tokens, access log).
     pub fn pool(&self) -> &StorePool {
-        &self.inner.pool
+        self.inner.store.pool()
+    }
+
+    /// The database, and what only one of the two needs.
+    pub fn store(&self) -> &crate::store::Store {
+        &self.inner.store
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -863,7 +760,7 @@ impl Engine {
     /// PostgreSQL: the LISTEN/NOTIFY channel on which new timers are announced to every
     /// server sharing the schema (`None` on SQLite).
     pub fn timer_channel(&self) -> Option<&str> {
-        self.inner.timer_channel.as_deref()
+        self.inner.store.timer_channel()
     }
 
     pub(crate) fn publish(&self, fx: Effects) {
@@ -990,14 +887,14 @@ impl Engine {
 
     /// Every deployed version, by key and version.
     pub async fn definitions(&self) -> Result<Vec<Deployment>> {
-        let rows = on_pool!(&self.inner.pool, deployments())?;
+        let rows = on_pool!(&self.inner.store.pool(), deployments())?;
         Ok(rows.iter().map(|r| deployment_view(r, false)).collect())
     }
 
     /// What the latest version of every deployed process lets roles do beyond working their
     /// queues (`oversees`, informing the person a case concerns): see [`crate::auth::RoleDuties`].
     pub async fn role_duties(&self) -> Result<crate::auth::RoleDuties> {
-        let rows = on_pool!(&self.inner.pool, deployments())?;
+        let rows = on_pool!(&self.inner.store.pool(), deployments())?;
         let mut latest: HashMap<&str, &DeploymentRow> = HashMap::new();
         for row in &rows {
             let newer = latest
@@ -1016,7 +913,7 @@ impl Engine {
 
     /// One version (`None`: the latest) with its source and model.
     pub async fn definition(&self, key: &str, version: Option<i64>) -> Result<DeploymentDetail> {
-        let row = on_pool!(&self.inner.pool, deployment(key, version))?
+        let row = on_pool!(&self.inner.store.pool(), deployment(key, version))?
             .ok_or_else(|| EngineError::not_found(format!("process {key}")))?;
         let loaded = self.loaded(&row)?;
         Ok(DeploymentDetail {
@@ -1061,7 +958,7 @@ impl Engine {
         let version = match known {
             Some(version) => version,
             None => {
-                let Some(version) = on_pool!(&self.inner.pool, latest_version(key))? else {
+                let Some(version) = on_pool!(&self.inner.store.pool(), latest_version(key))? else {
                     return Ok(None);
                 };
                 if let Some(g) = generation {
@@ -1085,9 +982,9 @@ impl Engine {
                 return Ok(l.clone());
             }
         }
-        let row = on_pool!(&self.inner.pool, deployment(key, Some(version)))?.ok_or_else(|| {
-            EngineError::Internal(format!("deployment {key} v{version} is missing"))
-        })?;
+        let row = on_pool!(&self.inner.store.pool(), deployment(key, Some(version)))?.ok_or_else(
+            || EngineError::Internal(format!("deployment {key} v{version} is missing")),
+        )?;
         self.loaded(&row)
     }
 
@@ -1513,7 +1410,7 @@ impl Engine {
 
     /// The instance with masked case data, its open tasks and pending timers.
     pub async fn instance(&self, id: &str) -> Result<InstanceView> {
-        let pool = &self.inner.pool;
+        let pool = &self.inner.store.pool();
         let row = on_pool!(pool, instance(id))?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
         let tasks = on_pool!(pool, active_tasks(id))?;
@@ -1602,18 +1499,18 @@ impl Engine {
 
     /// Unmasked case data, for callers entitled to it (the API decides).
     pub async fn instance_vars(&self, id: &str) -> Result<Map<String, Json>> {
-        let row = on_pool!(&self.inner.pool, instance(id))?
+        let row = on_pool!(&self.inner.store.pool(), instance(id))?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
         Ok(serde_json::from_str(&row.vars)?)
     }
 
     /// The instance's timeline.
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
-        let Some(row) = on_pool!(&self.inner.pool, instance(id))? else {
+        let Some(row) = on_pool!(&self.inner.store.pool(), instance(id))? else {
             return Err(EngineError::not_found(format!("instance {id}")));
         };
         let (tz, case) = self.ledger_case(&row).await?;
-        Ok(on_pool!(&self.inner.pool, history(id))?
+        Ok(on_pool!(&self.inner.store.pool(), history(id))?
             .into_iter()
             .map(|h| HistoryEntry::new(h, tz, case.clone()))
             .collect())
@@ -1648,10 +1545,10 @@ impl Engine {
 
     /// Documents issued for the instance.
     pub async fn documents(&self, id: &str) -> Result<Vec<Document>> {
-        if on_pool!(&self.inner.pool, instance(id))?.is_none() {
+        if on_pool!(&self.inner.store.pool(), instance(id))?.is_none() {
             return Err(EngineError::not_found(format!("instance {id}")));
         }
-        Ok(on_pool!(&self.inner.pool, documents(id))?
+        Ok(on_pool!(&self.inner.store.pool(), documents(id))?
             .into_iter()
             .map(|d| Document {
                 id: d.id,
@@ -1866,9 +1763,10 @@ impl Engine {
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
-        let inst = on_pool!(&self.inner.pool, instance(&t.instance_id))?.ok_or_else(|| {
-            EngineError::Internal(format!("instance {} is missing", t.instance_id))
-        })?;
+        let inst =
+            on_pool!(&self.inner.store.pool(), instance(&t.instance_id))?.ok_or_else(|| {
+                EngineError::Internal(format!("instance {} is missing", t.instance_id))
+            })?;
         self.claimed_with(t, &inst).await
     }
 
@@ -2274,7 +2172,7 @@ impl Engine {
             instance: f.instance,
             limit: i64::from(f.limit.unwrap_or(100).min(1000)),
         };
-        Ok(on_pool!(&self.inner.pool, tasks(&q))?
+        Ok(on_pool!(&self.inner.store.pool(), tasks(&q))?
             .into_iter()
             .map(task_view)
             .collect())
@@ -2284,9 +2182,9 @@ impl Engine {
     pub async fn task(&self, id: &str) -> Result<TaskView> {
         let owned = id.to_string();
         let row = sqlite_readers::read_or(
-            self.inner.readers.as_deref(),
+            self.inner.store.readers().map(|r| &**r),
             |db| Ok(sqlite_direct::tasks(db, sqlite::TASK_BY_ID, &owned)?.pop()),
-            || async { Ok(on_pool!(&self.inner.pool, task(id))?) },
+            || async { Ok(on_pool!(&self.inner.store.pool(), task(id))?) },
         )
         .await?;
         row.map(task_view)
@@ -2297,7 +2195,7 @@ impl Engine {
 
     /// Due time of the earliest pending timer.
     pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(on_pool!(&self.inner.pool, next_timer_due())?.map(time))
+        Ok(on_pool!(&self.inner.store.pool(), next_timer_due())?.map(time))
     }
 
     // ---- outbox ----
@@ -2332,7 +2230,10 @@ impl Engine {
 
     /// Marks a delivery done. `false`: it was not pending (already delivered or dead).
     pub async fn outbox_delivered(&self, id: &str) -> Result<bool> {
-        Ok(on_pool!(&self.inner.pool, outbox_delivered(id, ms(self.now())))? > 0)
+        Ok(on_pool!(
+            &self.inner.store.pool(),
+            outbox_delivered(id, ms(self.now()))
+        )? > 0)
     }
 
     /// Records a failed attempt: retried at `retry_at`, or given up (`None`: state `dead`).
@@ -2342,14 +2243,17 @@ impl Engine {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool> {
-        Ok(on_pool!(&self.inner.pool, outbox_failed(id, error, retry_at.map(ms)))? > 0)
+        Ok(on_pool!(
+            &self.inner.store.pool(),
+            outbox_failed(id, error, retry_at.map(ms))
+        )? > 0)
     }
 
     /// Deliveries that failed and are not delivered: still retried (`pending`) or given up
     /// (`dead`), newest first, at most `limit`.
     pub async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxMessage>> {
         Ok(
-            on_pool!(&self.inner.pool, outbox_failures(i64::from(limit)))?
+            on_pool!(&self.inner.store.pool(), outbox_failures(i64::from(limit)))?
                 .into_iter()
                 .map(outbox_view)
                 .collect(),
@@ -2358,7 +2262,7 @@ impl Engine {
 
     /// Deliveries of an instance, with their state.
     pub async fn outbox_of(&self, instance: &str) -> Result<Vec<OutboxMessage>> {
-        Ok(on_pool!(&self.inner.pool, outbox_of(instance))?
+        Ok(on_pool!(&self.inner.store.pool(), outbox_of(instance))?
             .into_iter()
             .map(outbox_view)
             .collect())
@@ -2382,12 +2286,12 @@ impl Engine {
         if to < from {
             return Err(EngineError::invalid("to", "is before `from`"));
         }
-        let rows = on_pool!(&self.inner.pool, history_range(ms(from), ms(to)))?;
+        let rows = on_pool!(&self.inner.store.pool(), history_range(ms(from), ms(to)))?;
         let mut cases: HashMap<String, (chrono_tz::Tz, ledger::CaseColumns)> = HashMap::new();
         let mut entries = Vec::with_capacity(rows.len());
         for h in rows {
             if !cases.contains_key(&h.instance_id) {
-                let case = match on_pool!(&self.inner.pool, instance(&h.instance_id))? {
+                let case = match on_pool!(&self.inner.store.pool(), instance(&h.instance_id))? {
                     Some(row) => self.ledger_case(&row).await?,
                     None => (
                         self.inner.due.time_zone(None),
@@ -2416,8 +2320,8 @@ impl Engine {
         keys: Option<&crate::ledger_keys::LedgerKeys>,
         checkpoints: Option<crate::ledger_keys::Against<'_>>,
     ) -> Result<LedgerReport> {
-        let instances = on_pool!(&self.inner.pool, instances_all())?;
-        let history = on_pool!(&self.inner.pool, history_all())?;
+        let instances = on_pool!(&self.inner.store.pool(), instances_all())?;
+        let history = on_pool!(&self.inner.store.pool(), history_all())?;
         let mut report = ledger::verify_with(&instances, &history, keys);
         if let Some((checkpoints, public)) = checkpoints {
             report.checkpoints = checkpoints.len();
@@ -2460,7 +2364,7 @@ impl Engine {
                 "no ledger key: a checkpoint is signed with it (`yimen ledger keygen`)",
             )
         })?;
-        let heads = on_pool!(&self.inner.pool, case_heads())?;
+        let heads = on_pool!(&self.inner.store.pool(), case_heads())?;
         Ok(keys.checkpoint(Utc::now(), heads))
     }
 }

@@ -288,17 +288,13 @@ impl Services {
             }));
         }
         // Timers created by other servers on the same PostgreSQL schema (NOTIFY).
-        if let (crate::store::StorePool::Postgres(pool), Some(channel)) =
-            (engine.pool(), engine.timer_channel())
-        {
-            let tw = timer_wake.clone();
-            tasks.push(tokio::spawn(crate::store::postgres::listen_timers(
-                pool.clone(),
-                channel.to_string(),
-                move || tw.notify_one(),
-                stopped.clone(),
-                std::time::Duration::from_secs(1),
-            )));
+        let tw = timer_wake.clone();
+        if let Some(listen) = engine.store().listen_timers(
+            move || tw.notify_one(),
+            stopped.clone(),
+            std::time::Duration::from_secs(1),
+        ) {
+            tasks.push(tokio::spawn(listen));
         }
         tasks.push(tokio::spawn(run_loop(
             Arc::new(engine.clone()),

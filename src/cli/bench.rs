@@ -184,12 +184,9 @@ async fn bench(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(cleanup) = cleanup {
         cleanup();
     }
-    if let yimen_engine::store::StorePool::Postgres(pool) = engine.pool() {
-        let schema = format!("bench_{}", std::process::id());
-        let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-        if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(pool).await {
-            eprintln!("note: could not drop the bench schema {schema}: {err}");
-        }
+    let schema = format!("bench_{}", std::process::id());
+    if let Err(err) = engine.store().drop_schema(&schema).await {
+        eprintln!("note: could not drop the bench schema {schema}: {err}");
     }
     Ok(ExitCode::SUCCESS)
 }

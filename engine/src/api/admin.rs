@@ -49,10 +49,7 @@ pub(super) async fn ledger(
 #[utoipa::path(get, path = "/health", tag = "meta", operation_id = "health", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub(super) async fn health(State(state): State<ApiState>) -> (StatusCode, ApiJson<Health>) {
-    let database = match state.engine.pool() {
-        crate::store::StorePool::Sqlite(_) => "sqlite",
-        crate::store::StorePool::Postgres(_) => "postgres",
-    };
+    let database = state.engine.store().kind();
     let ok = state.tokens.count().await.is_ok();
     let health = Health {
         status: if ok { "ok" } else { "degraded" }.into(),

@@ -7,6 +7,7 @@
 //! Concurrency: every write is a transaction (`BEGIN IMMEDIATE` on SQLite; row locks with
 //! `FOR UPDATE` / `SKIP LOCKED` on PostgreSQL). Lock order is task/timer → instance.
 
+mod handle;
 pub(crate) mod history;
 pub mod postgres;
 pub mod sqlite;
@@ -18,6 +19,8 @@ pub(crate) mod sqlite_write;
 pub(crate) mod staged;
 pub mod timers;
 pub mod tokens;
+
+pub use handle::Store;
 
 use crate::error::EngineError;
 use serde::Serialize;
