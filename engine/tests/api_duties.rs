@@ -4,6 +4,7 @@
 //! person a case concerns. Other roles, whatever their names, do neither. On SQLite and on
 //! PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
 
+#[macro_use]
 mod support;
 
 use axum::http::StatusCode;
@@ -11,28 +12,6 @@ use serde_json::json;
 use support::*;
 use yimen_engine::DeployRequest;
 use yimen_engine::outbox::{Backoff, Delivery, WebhookSender};
-
-/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`.
-macro_rules! on_both_databases {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    if let Some(api) = super::setup("sqlite", stringify!($scenario)).await {
-                        super::$scenario(api).await;
-                    }
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(api) = super::setup("postgres", stringify!($scenario)).await {
-                        super::$scenario(api).await;
-                    }
-                }
-            }
-        )*
-    };
-}
 
 on_both_databases!(
     a_declared_overseer_reads_what_supervision_read,

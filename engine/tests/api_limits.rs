@@ -2,34 +2,13 @@
 //! template, a large list or fan-out, a clock moved out of range, refused with 422 and nothing
 //! written, on SQLite and on PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
 
+#[macro_use]
 mod support;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
-
-/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`.
-macro_rules! on_both_databases {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    if let Some(api) = super::setup("sqlite", stringify!($scenario)).await {
-                        super::$scenario(api).await;
-                    }
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(api) = super::setup("postgres", stringify!($scenario)).await {
-                        super::$scenario(api).await;
-                    }
-                }
-            }
-        )*
-    };
-}
 
 on_both_databases!(
     a_costly_template_fails_its_start_alone,

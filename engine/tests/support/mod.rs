@@ -13,6 +13,30 @@ use yimen_engine::api::{self, ApiConfig, ApiState};
 use yimen_engine::clock::{Clock, SystemClock};
 use yimen_engine::{DeployRequest, Engine, OpenOptions, WeekdaysOnly};
 
+/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`, each
+/// on an API over a fresh database ([`setup`]; PostgreSQL skips without `YIMEN_TEST_POSTGRES`).
+/// Use with `#[macro_use] mod support;`.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(api) = super::setup("sqlite", stringify!($scenario)).await {
+                        super::$scenario(api).await;
+                    }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(api) = super::setup("postgres", stringify!($scenario)).await {
+                        super::$scenario(api).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
 pub fn id(name: &str) -> Ident {
     Ident {
         name: name.into(),
