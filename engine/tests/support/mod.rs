@@ -16,6 +16,7 @@ use yimen_engine::{DeployRequest, Engine, OpenOptions, WeekdaysOnly};
 /// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`, each
 /// on an API over a fresh database ([`setup`]; PostgreSQL skips without `YIMEN_TEST_POSTGRES`).
 /// Use with `#[macro_use] mod support;`.
+#[allow(unused_macros)] // Not every test file that uses support runs scenarios.
 macro_rules! on_both_databases {
     ($($scenario:ident),* $(,)?) => {
         $(
