@@ -812,106 +812,16 @@ impl Builder<'_> {
             }
         }
         let id = id.unwrap_or_else(|| missing(span));
-        let next_or = |n: Option<Ident>| n.unwrap_or_else(|| missing(span));
+        let next = next.unwrap_or_else(|| missing(span));
         let kind = match rule {
-            Rule::start_node => NodeKind::Start {
-                next: next_or(next),
+            Rule::start_node => NodeKind::Start { next },
+            Rule::end_node => self.end_node(rest, span)?,
+            Rule::step_node => NodeKind::Step {
+                actions: self.last_action_block(rest)?,
+                next,
             },
-            Rule::end_node => {
-                let mut result = None;
-                let mut actions = None;
-                for c in rest {
-                    match c.as_rule() {
-                        Rule::end_result => result = Some(first_ident(c, span)),
-                        Rule::action_block => actions = Some(self.actions(c)?),
-                        _ => {}
-                    }
-                }
-                NodeKind::End { result, actions }
-            }
-            Rule::step_node => {
-                let mut actions = Vec::new();
-                for c in rest {
-                    if c.as_rule() == Rule::action_block {
-                        actions = self.actions(c)?;
-                    }
-                }
-                NodeKind::Step {
-                    actions,
-                    next: next_or(next),
-                }
-            }
-            Rule::task_node => {
-                let mut for_each = None;
-                let mut entries = Vec::new();
-                for c in rest {
-                    match c.as_rule() {
-                        Rule::for_each => {
-                            let mut item = None;
-                            let mut list = None;
-                            for x in c.into_inner() {
-                                match x.as_rule() {
-                                    Rule::ident => item = Some(ident(&x)),
-                                    Rule::expr => list = Some(self.expr(x)?),
-                                    _ => {}
-                                }
-                            }
-                            if let (Some(item), Some(list)) = (item, list) {
-                                for_each = Some(ForEach { item, list });
-                            }
-                        }
-                        Rule::task_entry => {
-                            if let Some(e) = c.into_inner().next() {
-                                entries.push(self.task_entry(e)?);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                NodeKind::Task { for_each, entries }
-            }
-            Rule::choice_node => {
-                let mut branches = Vec::new();
-                let mut default = None;
-                let mut default_span = None;
-                for c in rest {
-                    match c.as_rule() {
-                        Rule::branch => {
-                            let bspan = span_of(&c);
-                            let mut when = None;
-                            let mut to = None;
-                            for x in c.into_inner() {
-                                match x.as_rule() {
-                                    Rule::expr => when = Some(self.expr(x)?),
-                                    Rule::goto => to = Some(goto(x, bspan)),
-                                    _ => {}
-                                }
-                            }
-                            if let Some(when) = when {
-                                branches.push(Branch {
-                                    when,
-                                    next: to.unwrap_or_else(|| missing(bspan)),
-                                    span: bspan,
-                                });
-                            }
-                        }
-                        Rule::else_branch => {
-                            let espan = span_of(&c);
-                            default_span = Some(espan);
-                            default = c
-                                .into_inner()
-                                .find(|x| x.as_rule() == Rule::goto)
-                                .map(|g| goto(g, espan));
-                        }
-                        _ => {}
-                    }
-                }
-                NodeKind::Choice {
-                    branches,
-                    default,
-                    default_span,
-                }
-            }
+            Rule::task_node => self.task_node(rest)?,
+            Rule::choice_node => self.choice_node(rest)?,
             Rule::parallel_node => NodeKind::Parallel {
                 branches: rest
                     .into_iter()
@@ -919,97 +829,9 @@ impl Builder<'_> {
                     .map(|g| goto(g, span))
                     .collect(),
             },
-            Rule::join_node => NodeKind::Join {
-                next: next_or(next),
-            },
-            Rule::wait_node => {
-                let mut kind = None;
-                for c in rest {
-                    match c.as_rule() {
-                        Rule::wait_message => {
-                            let mut message = None;
-                            let mut entries = None;
-                            for x in c.into_inner() {
-                                match x.as_rule() {
-                                    Rule::ident => message = Some(ident(&x)),
-                                    Rule::wait_entry => {
-                                        let list: &mut Vec<WaitEntry> =
-                                            entries.get_or_insert_with(Vec::new);
-                                        if let Some(e) = x.into_inner().next() {
-                                            list.push(self.wait_entry(e)?);
-                                        }
-                                    }
-                                    _ => {}
-                                }
-                            }
-                            kind = Some(NodeKind::WaitMessage {
-                                message: message.unwrap_or_else(|| missing(span)),
-                                entries: entries.or_else(|| Some(Vec::new())),
-                                next: next.clone().unwrap_or_else(|| missing(span)),
-                            });
-                        }
-                        Rule::expr => {
-                            kind = Some(NodeKind::WaitTimer {
-                                duration: self.expr(c)?,
-                                next: next.clone().unwrap_or_else(|| missing(span)),
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-                match kind {
-                    Some(k) => k,
-                    None => {
-                        return Err(self.err(
-                            span,
-                            "a `wait` needs a duration or a `message`".into(),
-                            "here",
-                            None,
-                        ));
-                    }
-                }
-            }
-            Rule::call_node => {
-                let mut process = None;
-                let mut inputs = None;
-                let mut wait = true;
-                for c in rest {
-                    match c.as_rule() {
-                        Rule::ident => process = Some(ident(&c)),
-                        Rule::kw_nowait => wait = false,
-                        Rule::call_with => {
-                            let mut list = Vec::new();
-                            for x in c.into_inner().filter(|x| x.as_rule() == Rule::call_input) {
-                                let ispan = span_of(&x);
-                                let mut name = None;
-                                let mut value = None;
-                                for y in x.into_inner() {
-                                    match y.as_rule() {
-                                        Rule::ident => name = Some(ident(&y)),
-                                        Rule::expr => value = Some(self.expr(y)?),
-                                        _ => {}
-                                    }
-                                }
-                                if let (Some(name), Some(value)) = (name, value) {
-                                    list.push(CallInput {
-                                        name,
-                                        value,
-                                        span: ispan,
-                                    });
-                                }
-                            }
-                            inputs = Some(list);
-                        }
-                        _ => {}
-                    }
-                }
-                NodeKind::Call {
-                    process: process.unwrap_or_else(|| missing(span)),
-                    inputs,
-                    wait,
-                    next: next_or(next),
-                }
-            }
+            Rule::join_node => NodeKind::Join { next },
+            Rule::wait_node => self.wait_node(rest, next, span)?,
+            Rule::call_node => self.call_node(rest, next, span)?,
             _ => {
                 return Err(self.err(span, "this is not a node".into(), "here", None));
             }
@@ -1020,6 +842,217 @@ impl Builder<'_> {
             kind,
             span,
         })
+    }
+
+    /// The actions of the last `{ ... }` block among `pairs` (every block is built, so the
+    /// first bad action of any block is the error).
+    fn last_action_block<'i>(
+        &self,
+        pairs: impl IntoIterator<Item = Pair<'i, Rule>>,
+    ) -> Result<Vec<Action>> {
+        let mut actions = Vec::new();
+        for c in pairs {
+            if c.as_rule() == Rule::action_block {
+                actions = self.actions(c)?;
+            }
+        }
+        Ok(actions)
+    }
+
+    /// `end`: an optional result and an optional action block.
+    fn end_node(&self, rest: Vec<Pair<'_, Rule>>, span: Span) -> Result<NodeKind> {
+        let mut result = None;
+        let mut actions = None;
+        for c in rest {
+            match c.as_rule() {
+                Rule::end_result => result = Some(first_ident(c, span)),
+                Rule::action_block => actions = Some(self.actions(c)?),
+                _ => {}
+            }
+        }
+        Ok(NodeKind::End { result, actions })
+    }
+
+    /// `task`: an optional `for each` and its entries.
+    fn task_node(&self, rest: Vec<Pair<'_, Rule>>) -> Result<NodeKind> {
+        let mut for_each = None;
+        let mut entries = Vec::new();
+        for c in rest {
+            match c.as_rule() {
+                Rule::for_each => {
+                    if let Some(f) = self.for_each(c)? {
+                        for_each = Some(f);
+                    }
+                }
+                Rule::task_entry => {
+                    if let Some(e) = c.into_inner().next() {
+                        entries.push(self.task_entry(e)?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(NodeKind::Task { for_each, entries })
+    }
+
+    /// `for each item in list`; `None` when a part is missing.
+    fn for_each(&self, c: Pair<'_, Rule>) -> Result<Option<ForEach>> {
+        let mut item = None;
+        let mut list = None;
+        for x in c.into_inner() {
+            match x.as_rule() {
+                Rule::ident => item = Some(ident(&x)),
+                Rule::expr => list = Some(self.expr(x)?),
+                _ => {}
+            }
+        }
+        Ok(match (item, list) {
+            (Some(item), Some(list)) => Some(ForEach { item, list }),
+            _ => None,
+        })
+    }
+
+    /// `choice`: its `when` branches and its `else`.
+    fn choice_node(&self, rest: Vec<Pair<'_, Rule>>) -> Result<NodeKind> {
+        let mut branches = Vec::new();
+        let mut default = None;
+        let mut default_span = None;
+        for c in rest {
+            match c.as_rule() {
+                Rule::branch => {
+                    if let Some(b) = self.branch(c)? {
+                        branches.push(b);
+                    }
+                }
+                Rule::else_branch => {
+                    let espan = span_of(&c);
+                    default_span = Some(espan);
+                    default = c
+                        .into_inner()
+                        .find(|x| x.as_rule() == Rule::goto)
+                        .map(|g| goto(g, espan));
+                }
+                _ => {}
+            }
+        }
+        Ok(NodeKind::Choice {
+            branches,
+            default,
+            default_span,
+        })
+    }
+
+    /// `when expr -> next`; `None` without a condition.
+    fn branch(&self, c: Pair<'_, Rule>) -> Result<Option<Branch>> {
+        let bspan = span_of(&c);
+        let mut when = None;
+        let mut to = None;
+        for x in c.into_inner() {
+            match x.as_rule() {
+                Rule::expr => when = Some(self.expr(x)?),
+                Rule::goto => to = Some(goto(x, bspan)),
+                _ => {}
+            }
+        }
+        Ok(when.map(|when| Branch {
+            when,
+            next: to.unwrap_or_else(|| missing(bspan)),
+            span: bspan,
+        }))
+    }
+
+    /// `wait`: a duration (a timer) or a `message`; the last one written counts.
+    fn wait_node(&self, rest: Vec<Pair<'_, Rule>>, next: Ident, span: Span) -> Result<NodeKind> {
+        let mut kind = None;
+        for c in rest {
+            match c.as_rule() {
+                Rule::wait_message => kind = Some(self.wait_message(c, next.clone(), span)?),
+                Rule::expr => {
+                    kind = Some(NodeKind::WaitTimer {
+                        duration: self.expr(c)?,
+                        next: next.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        kind.ok_or_else(|| {
+            self.err(
+                span,
+                "a `wait` needs a duration or a `message`".into(),
+                "here",
+                None,
+            )
+        })
+    }
+
+    /// `wait message m { entries }`.
+    fn wait_message(&self, c: Pair<'_, Rule>, next: Ident, span: Span) -> Result<NodeKind> {
+        let mut message = None;
+        let mut entries = None;
+        for x in c.into_inner() {
+            match x.as_rule() {
+                Rule::ident => message = Some(ident(&x)),
+                Rule::wait_entry => {
+                    let list: &mut Vec<WaitEntry> = entries.get_or_insert_with(Vec::new);
+                    if let Some(e) = x.into_inner().next() {
+                        list.push(self.wait_entry(e)?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(NodeKind::WaitMessage {
+            message: message.unwrap_or_else(|| missing(span)),
+            entries: entries.or_else(|| Some(Vec::new())),
+            next,
+        })
+    }
+
+    /// `call process [nowait] [with ...]`.
+    fn call_node(&self, rest: Vec<Pair<'_, Rule>>, next: Ident, span: Span) -> Result<NodeKind> {
+        let mut process = None;
+        let mut inputs = None;
+        let mut wait = true;
+        for c in rest {
+            match c.as_rule() {
+                Rule::ident => process = Some(ident(&c)),
+                Rule::kw_nowait => wait = false,
+                Rule::call_with => inputs = Some(self.call_inputs(c)?),
+                _ => {}
+            }
+        }
+        Ok(NodeKind::Call {
+            process: process.unwrap_or_else(|| missing(span)),
+            inputs,
+            wait,
+            next,
+        })
+    }
+
+    /// The `name: value` inputs of a `with`; an input missing a part is left out.
+    fn call_inputs(&self, c: Pair<'_, Rule>) -> Result<Vec<CallInput>> {
+        let mut list = Vec::new();
+        for x in c.into_inner().filter(|x| x.as_rule() == Rule::call_input) {
+            let ispan = span_of(&x);
+            let mut name = None;
+            let mut value = None;
+            for y in x.into_inner() {
+                match y.as_rule() {
+                    Rule::ident => name = Some(ident(&y)),
+                    Rule::expr => value = Some(self.expr(y)?),
+                    _ => {}
+                }
+            }
+            if let (Some(name), Some(value)) = (name, value) {
+                list.push(CallInput {
+                    name,
+                    value,
+                    span: ispan,
+                });
+            }
+        }
+        Ok(list)
     }
 
     fn wait_entry(&self, p: Pair<'_, Rule>) -> Result<WaitEntry> {
@@ -1094,15 +1127,7 @@ impl Builder<'_> {
                 span,
             ),
             Rule::deadline => TaskEntry::Deadline(self.deadline(p)?),
-            Rule::on_enter => {
-                let mut actions = Vec::new();
-                for c in p.into_inner() {
-                    if c.as_rule() == Rule::action_block {
-                        actions = self.actions(c)?;
-                    }
-                }
-                TaskEntry::OnEnter(actions, span)
-            }
+            Rule::on_enter => TaskEntry::OnEnter(self.last_action_block(p.into_inner())?, span),
             _ => {
                 let mut key = None;
                 let mut label = None;
@@ -1217,125 +1242,114 @@ impl Builder<'_> {
         let span = span_of(&a);
         let rule = a.as_rule();
         let kids: Vec<Pair<'_, Rule>> = a.into_inner().collect();
-        let first_id = || {
-            kids.iter()
-                .find(|x| x.as_rule() == Rule::ident)
-                .map(ident)
-                .unwrap_or_else(|| missing(span))
-        };
-        let first_str = || {
-            kids.iter()
-                .find(|x| x.as_rule() == Rule::string)
-                .map(string)
-                .unwrap_or_default()
-        };
-        let first_expr = || -> Result<Option<Expr>> {
-            kids.iter()
-                .find(|x| x.as_rule() == Rule::expr)
-                .map(|x| self.expr(x.clone()))
-                .transpose()
-        };
         Ok(match rule {
             Rule::set_action => Action::Assign {
-                var: first_id(),
-                value: first_expr()?
+                var: first_ident_among(&kids, span),
+                value: self
+                    .first_expr_among(&kids)?
                     .ok_or_else(|| self.err(span, "`set` needs a value".into(), "here", None))?,
                 span,
             },
-            Rule::notify_action => {
-                let mut target = NotifyTarget::Subject;
-                for k in &kids {
-                    if k.as_rule() == Rule::notify_target
-                        && let Some(t) = k.clone().into_inner().next()
-                    {
-                        target = match t.as_rule() {
-                            Rule::kw_holder => NotifyTarget::Holder,
-                            Rule::notify_channel => NotifyTarget::Channel(first_ident(t, span)),
-                            Rule::notify_role => {
-                                match t.into_inner().find(|x| x.as_rule() == Rule::queue_ref) {
-                                    Some(q) => NotifyTarget::Role(self.queue_ref(q)?),
-                                    None => NotifyTarget::Subject,
-                                }
-                            }
-                            _ => NotifyTarget::Subject,
-                        };
-                    }
-                }
-                Action::Notify {
-                    target,
-                    message: first_str(),
-                    span,
-                }
-            }
+            Rule::notify_action => Action::Notify {
+                target: self.notify_target(&kids, span)?,
+                message: first_string_among(&kids),
+                span,
+            },
             Rule::ledger_action => Action::Ledger {
-                entry: first_str(),
+                entry: first_string_among(&kids),
                 span,
             },
             Rule::issue_action => Action::Issue {
-                document: first_id(),
+                document: first_ident_among(&kids, span),
                 span,
             },
-            Rule::clock_action => {
-                let Some(op) = kids.first() else {
-                    return Err(self.err(span, "a clock action is missing".into(), "here", None));
-                };
-                let op_rule = op.as_rule();
-                let parts: Vec<Pair<'_, Rule>> = op.clone().into_inner().collect();
-                let clock = parts
-                    .iter()
-                    .find(|x| x.as_rule() == Rule::ident)
-                    .map(ident)
-                    .unwrap_or_else(|| missing(span));
-                let expr = parts
-                    .iter()
-                    .find(|x| x.as_rule() == Rule::expr)
-                    .map(|x| self.expr(x.clone()))
-                    .transpose()?;
-                let op = match op_rule {
-                    Rule::clock_start => ClockOp::Start { duration: expr },
-                    Rule::clock_pause => ClockOp::Pause,
-                    Rule::clock_resume => ClockOp::Resume,
-                    Rule::clock_stop => ClockOp::Stop,
-                    _ => ClockOp::Extend {
-                        by: expr.ok_or_else(|| {
-                            self.err(span, "`extend clock` needs a duration".into(), "here", None)
-                        })?,
-                        reason: parts
-                            .iter()
-                            .find(|x| x.as_rule() == Rule::string)
-                            .map(string)
-                            .unwrap_or_default(),
-                    },
-                };
-                Action::Clock { op, clock, span }
-            }
-            _ => {
-                let mut id = None;
-                let mut label = None;
-                let mut queue = None;
-                for k in kids {
-                    match k.as_rule() {
-                        Rule::ident => id = Some(ident(&k)),
-                        Rule::string => label = Some(string(&k)),
-                        Rule::queue_ref => queue = Some(self.queue_ref(k)?),
-                        _ => {}
+            Rule::clock_action => self.clock_action(&kids, span)?,
+            _ => self.follow_up(kids, span)?,
+        })
+    }
+
+    /// The first expression among `pairs`, built.
+    fn first_expr_among(&self, pairs: &[Pair<'_, Rule>]) -> Result<Option<Expr>> {
+        pairs
+            .iter()
+            .find(|x| x.as_rule() == Rule::expr)
+            .map(|x| self.expr(x.clone()))
+            .transpose()
+    }
+
+    /// Whom a `notify` addresses: the last target written, the subject by default.
+    fn notify_target(&self, kids: &[Pair<'_, Rule>], span: Span) -> Result<NotifyTarget> {
+        let mut target = NotifyTarget::Subject;
+        for k in kids {
+            if k.as_rule() == Rule::notify_target
+                && let Some(t) = k.clone().into_inner().next()
+            {
+                target = match t.as_rule() {
+                    Rule::kw_holder => NotifyTarget::Holder,
+                    Rule::notify_channel => NotifyTarget::Channel(first_ident(t, span)),
+                    Rule::notify_role => {
+                        match t.into_inner().find(|x| x.as_rule() == Rule::queue_ref) {
+                            Some(q) => NotifyTarget::Role(self.queue_ref(q)?),
+                            None => NotifyTarget::Subject,
+                        }
                     }
-                }
-                let Some(queue) = queue else {
-                    return Err(self.err(
-                        span,
-                        "a follow-up task needs a `queue`".into(),
-                        "here",
-                        None,
-                    ));
+                    _ => NotifyTarget::Subject,
                 };
-                Action::FollowUp {
-                    id: id.unwrap_or_else(|| missing(span)),
-                    label,
-                    queue,
-                    span,
-                }
             }
+        }
+        Ok(target)
+    }
+
+    /// `start`, `pause`, `resume`, `stop` or `extend` a clock.
+    fn clock_action(&self, kids: &[Pair<'_, Rule>], span: Span) -> Result<Action> {
+        let Some(op) = kids.first() else {
+            return Err(self.err(span, "a clock action is missing".into(), "here", None));
+        };
+        let op_rule = op.as_rule();
+        let parts: Vec<Pair<'_, Rule>> = op.clone().into_inner().collect();
+        let clock = first_ident_among(&parts, span);
+        let expr = self.first_expr_among(&parts)?;
+        let op = match op_rule {
+            Rule::clock_start => ClockOp::Start { duration: expr },
+            Rule::clock_pause => ClockOp::Pause,
+            Rule::clock_resume => ClockOp::Resume,
+            Rule::clock_stop => ClockOp::Stop,
+            _ => ClockOp::Extend {
+                by: expr.ok_or_else(|| {
+                    self.err(span, "`extend clock` needs a duration".into(), "here", None)
+                })?,
+                reason: first_string_among(&parts),
+            },
+        };
+        Ok(Action::Clock { op, clock, span })
+    }
+
+    /// A follow-up task: an id, a label and the `queue` it goes to.
+    fn follow_up(&self, kids: Vec<Pair<'_, Rule>>, span: Span) -> Result<Action> {
+        let mut id = None;
+        let mut label = None;
+        let mut queue = None;
+        for k in kids {
+            match k.as_rule() {
+                Rule::ident => id = Some(ident(&k)),
+                Rule::string => label = Some(string(&k)),
+                Rule::queue_ref => queue = Some(self.queue_ref(k)?),
+                _ => {}
+            }
+        }
+        let Some(queue) = queue else {
+            return Err(self.err(
+                span,
+                "a follow-up task needs a `queue`".into(),
+                "here",
+                None,
+            ));
+        };
+        Ok(Action::FollowUp {
+            id: id.unwrap_or_else(|| missing(span)),
+            label,
+            queue,
+            span,
         })
     }
 
@@ -1591,6 +1605,24 @@ fn first_ident(p: Pair<'_, Rule>, fallback: Span) -> Ident {
 
 fn goto(p: Pair<'_, Rule>, fallback: Span) -> Ident {
     first_ident(p, fallback)
+}
+
+/// The first identifier among `pairs`, or an empty one at `fallback`.
+fn first_ident_among(pairs: &[Pair<'_, Rule>], fallback: Span) -> Ident {
+    pairs
+        .iter()
+        .find(|x| x.as_rule() == Rule::ident)
+        .map(ident)
+        .unwrap_or_else(|| missing(fallback))
+}
+
+/// The first string among `pairs`, or an empty one.
+fn first_string_among(pairs: &[Pair<'_, Rule>]) -> String {
+    pairs
+        .iter()
+        .find(|x| x.as_rule() == Rule::string)
+        .map(string)
+        .unwrap_or_default()
 }
 
 fn field_spec(p: Pair<'_, Rule>) -> FieldSpec {
