@@ -10,9 +10,9 @@
 use crate::ast::{self, CallInput, Comment, Item, NodeKind, TaskEntry, WaitEntry};
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    Action, Assignee, BinaryOp, ClockDecl, ClockOp, Deadline, EnumSource, Escalation,
-    EscalationWhen, Expr, ExprKind, FieldSpec, NotifyTarget, PersonalKind, QueueRef, Span, Type,
-    UnaryOp,
+    Action, Assignee, BinaryOp, ChannelDecl, ClockDecl, ClockOp, Deadline, DocumentDecl, EnumDecl,
+    EnumSource, EnumValue, Escalation, EscalationWhen, Expr, ExprKind, FieldSpec, ForEach, Ident,
+    NotifyTarget, PersonalKind, QueueRef, RoleDecl, Span, Type, UnaryOp, VarDecl,
 };
 
 /// Parses `source` and returns it in the canonical layout, or its syntax error.
@@ -190,101 +190,12 @@ impl Printer<'_> {
         match item {
             Item::Import(id, span) => self.simple(*span, format!("import {}", id.name)),
             Item::Calendar(id, span) => self.simple(*span, format!("calendar {}", id.name)),
-            Item::Config(c) => {
-                self.begin(c.span.start);
-                self.out.push_str(&format!("config {} {{", quote(&c.file)));
-                self.finish_header(c.span.start);
-                self.depth += 1;
-                for k in &c.keys {
-                    self.simple(k.span, format!("{}: {}", k.name.name, ty(&k.ty)));
-                }
-                self.depth -= 1;
-                self.close(c.span, "");
-            }
-            Item::Enum(e) => match &e.source {
-                EnumSource::Config(key) => self.simple(
-                    e.span,
-                    format!("enum {} from config {}", e.name.name, key.name),
-                ),
-                EnumSource::Listed(values) => {
-                    self.begin(e.span.start);
-                    self.out.push_str(&format!("enum {} {{", e.name.name));
-                    self.finish_header(e.span.start);
-                    self.depth += 1;
-                    for v in values {
-                        let mut line = v.key.name.clone();
-                        if let Some(l) = &v.label {
-                            line.push(' ');
-                            line.push_str(&quote(l));
-                        }
-                        // An enum value's span is its key; its label ends the line.
-                        let end = v
-                            .label
-                            .as_ref()
-                            .and_then(|_| self.src.get(v.key.span.end..))
-                            .and_then(|rest| rest.find('"').map(|q| v.key.span.end + q))
-                            .and_then(|q| {
-                                self.src
-                                    .get(q + 1..)
-                                    .and_then(|r| closing_quote(r).map(|c| q + 1 + c + 1))
-                            })
-                            .unwrap_or(v.key.span.end);
-                        self.simple(Span::new(v.key.span.start, end), line);
-                    }
-                    self.depth -= 1;
-                    self.close(e.span, "");
-                }
-            },
-            Item::Var(v) => {
-                let mut line = format!("var {}: {}", v.name.name, ty(&v.ty));
-                if let Some(k) = v.personal {
-                    line.push_str(&format!(" personal({})", personal(k)));
-                }
-                if v.required {
-                    line.push_str(" required");
-                }
-                if let Some(d) = &v.default {
-                    line.push_str(" = ");
-                    line.push_str(&expr(d));
-                }
-                if let Some(l) = &v.label {
-                    line.push(' ');
-                    line.push_str(&quote(l));
-                }
-                self.simple(v.span, line);
-            }
-            Item::Role(r) => {
-                let mut line = format!("role {}", r.name.name);
-                if let Some(k) = &r.keyed_by {
-                    line.push_str(&format!("[{}]", k.name));
-                }
-                push_label(&mut line, &r.label);
-                if let Some(s) = &r.scope {
-                    line.push_str(&format!(" per {}", s.name));
-                }
-                if r.oversees {
-                    line.push_str(" oversees");
-                }
-                if r.informs_subject {
-                    line.push_str(" informs applicant");
-                }
-                self.simple(r.span, line);
-            }
-            Item::Channel(c) => {
-                let mut line = format!("channel {}", c.name.name);
-                push_label(&mut line, &c.label);
-                line.push_str(&format!(" url config.{}", c.url_config.name));
-                self.simple(c.span, line);
-            }
-            Item::Document(d) => {
-                let mut line = format!("document {}", d.name.name);
-                push_label(&mut line, &d.label);
-                line.push_str(&format!(" template {}", quote(&d.template)));
-                if d.public {
-                    line.push_str(" public");
-                }
-                self.simple(d.span, line);
-            }
+            Item::Config(c) => self.config(c),
+            Item::Enum(e) => self.enum_decl(e),
+            Item::Var(v) => self.simple(v.span, var_line(v)),
+            Item::Role(r) => self.simple(r.span, role_line(r)),
+            Item::Channel(c) => self.simple(c.span, channel_line(c)),
+            Item::Document(d) => self.simple(d.span, document_line(d)),
             Item::Clock(c) => self.clock(c),
             Item::Node(n) => self.node(n),
         }
@@ -296,6 +207,66 @@ impl Printer<'_> {
         self.finish(span);
     }
 
+    /// Opens a block at `start`: `head {` (and a comment written on that line), then one
+    /// level deeper.
+    fn open(&mut self, start: usize, head: &str) {
+        self.begin(start);
+        self.out.push_str(head);
+        self.out.push_str(" {");
+        self.finish_header(start);
+        self.depth += 1;
+    }
+
+    /// Closes a block opened by [`Printer::open`]: back one level, then `}` and `suffix`.
+    fn shut(&mut self, span: Span, suffix: &str) {
+        self.depth -= 1;
+        self.close(span, suffix);
+    }
+
+    fn config(&mut self, c: &ast::ConfigBlock) {
+        self.open(c.span.start, &format!("config {}", quote(&c.file)));
+        for k in &c.keys {
+            self.simple(k.span, format!("{}: {}", k.name.name, ty(&k.ty)));
+        }
+        self.shut(c.span, "");
+    }
+
+    fn enum_decl(&mut self, e: &EnumDecl) {
+        let values = match &e.source {
+            EnumSource::Config(key) => {
+                let line = format!("enum {} from config {}", e.name.name, key.name);
+                return self.simple(e.span, line);
+            }
+            EnumSource::Listed(values) => values,
+        };
+        self.open(e.span.start, &format!("enum {}", e.name.name));
+        for v in values {
+            let mut line = v.key.name.clone();
+            if let Some(l) = &v.label {
+                line.push(' ');
+                line.push_str(&quote(l));
+            }
+            let end = self.enum_value_end(v);
+            self.simple(Span::new(v.key.span.start, end), line);
+        }
+        self.shut(e.span, "");
+    }
+
+    /// Where an enum value's line ends in the source: its span is its key, its label (if
+    /// any) ends the line.
+    fn enum_value_end(&self, v: &EnumValue) -> usize {
+        v.label
+            .as_ref()
+            .and_then(|_| self.src.get(v.key.span.end..))
+            .and_then(|rest| rest.find('"').map(|q| v.key.span.end + q))
+            .and_then(|q| {
+                self.src
+                    .get(q + 1..)
+                    .and_then(|r| closing_quote(r).map(|c| q + 1 + c + 1))
+            })
+            .unwrap_or(v.key.span.end)
+    }
+
     fn clock(&mut self, c: &ClockDecl) {
         let mut head = format!("clock {}", c.name.name);
         push_label(&mut head, &c.label);
@@ -303,19 +274,14 @@ impl Printer<'_> {
             self.simple(c.span, head);
             return;
         }
-        self.begin(c.span.start);
-        self.out.push_str(&head);
-        self.out.push_str(" {");
-        self.finish_header(c.span.start);
-        self.depth += 1;
+        self.open(c.span.start, &head);
         if let Some(cal) = &c.calendar {
             self.simple(cal.span, format!("calendar {}", cal.name));
         }
         if let Some(d) = &c.deadline {
             self.deadline(d, Some(&c.name.name));
         }
-        self.depth -= 1;
-        self.close(c.span, "");
+        self.shut(c.span, "");
     }
 
     fn deadline(&mut self, d: &Deadline, own_clock: Option<&str>) {
@@ -329,16 +295,11 @@ impl Printer<'_> {
             self.simple(d.span, line);
             return;
         }
-        self.begin(d.span.start);
-        self.out.push_str(&line);
-        self.out.push_str(" {");
-        self.finish_header(d.span.start);
-        self.depth += 1;
+        self.open(d.span.start, &line);
         for e in &d.ladder {
             self.escalation(e);
         }
-        self.depth -= 1;
-        self.close(d.span, "");
+        self.shut(d.span, "");
     }
 
     fn escalation(&mut self, e: &Escalation) {
@@ -354,20 +315,7 @@ impl Printer<'_> {
             self.simple(e.span, format!("{head}: {}", action(one)));
             return;
         }
-        self.begin(e.span.start);
-        self.out.push_str(&head);
-        self.out.push_str(" {");
-        self.finish_header(e.span.start);
-        self.actions(&e.actions);
-        self.close(e.span, "");
-    }
-
-    fn actions(&mut self, actions: &[Action]) {
-        self.depth += 1;
-        for a in actions {
-            self.simple(action_span(a), action(a));
-        }
-        self.depth -= 1;
+        self.block_of_actions(e.span.start, &head, &e.actions, e.span, "");
     }
 
     fn block_of_actions(
@@ -378,46 +326,20 @@ impl Printer<'_> {
         span: Span,
         suffix: &str,
     ) {
-        self.begin(start);
-        self.out.push_str(head);
-        self.out.push_str(" {");
-        self.finish_header(start);
-        self.actions(actions);
-        self.close(span, suffix);
+        self.open(start, head);
+        for a in actions {
+            self.simple(action_span(a), action(a));
+        }
+        self.shut(span, suffix);
     }
 
     fn node(&mut self, n: &ast::Node) {
-        let mut head = String::new();
-        let keyword = match &n.kind {
-            NodeKind::Start { .. } => "start",
-            NodeKind::End { .. } => "end",
-            NodeKind::Step { .. } => "step",
-            NodeKind::Task { .. } => "task",
-            NodeKind::Choice { .. } => "choice",
-            NodeKind::Parallel { .. } => "parallel",
-            NodeKind::Join { .. } => "join",
-            NodeKind::WaitMessage { .. } | NodeKind::WaitTimer { .. } => "wait",
-            NodeKind::Call { .. } => "call",
-        };
-        head.push_str(keyword);
-        head.push(' ');
-        head.push_str(&n.id.name);
-        push_label(&mut head, &n.label);
+        let head = node_head(n);
         match &n.kind {
             NodeKind::Start { next } | NodeKind::Join { next } => {
                 self.simple(n.span, format!("{head} -> {}", next.name));
             }
-            NodeKind::End { result, actions } => {
-                if let Some(r) = result {
-                    head.push_str(&format!(" result {}", r.name));
-                }
-                match actions {
-                    Some(a) if !a.is_empty() => {
-                        self.block_of_actions(n.span.start, &head, a, n.span, "")
-                    }
-                    _ => self.simple(n.span, head),
-                }
-            }
+            NodeKind::End { result, actions } => self.end_node(n, head, result, actions),
             NodeKind::Step { actions, next } => {
                 self.block_of_actions(
                     n.span.start,
@@ -427,31 +349,13 @@ impl Printer<'_> {
                     &format!(" -> {}", next.name),
                 );
             }
-            NodeKind::Task { for_each, entries } => {
-                if let Some(f) = for_each {
-                    head.push_str(&format!(" for each {} in {}", f.item.name, expr(&f.list)));
-                }
-                self.begin(n.span.start);
-                self.out.push_str(&head);
-                self.out.push_str(" {");
-                self.finish_header(n.span.start);
-                self.depth += 1;
-                for e in entries {
-                    self.task_entry(e);
-                }
-                self.depth -= 1;
-                self.close(n.span, "");
-            }
+            NodeKind::Task { for_each, entries } => self.task_node(n, head, for_each, entries),
             NodeKind::Choice {
                 branches,
                 default,
                 default_span,
             } => {
-                self.begin(n.span.start);
-                self.out.push_str(&head);
-                self.out.push_str(" {");
-                self.finish_header(n.span.start);
-                self.depth += 1;
+                self.open(n.span.start, &head);
                 for b in branches {
                     self.simple(b.span, format!("when {} -> {}", expr(&b.when), b.next.name));
                 }
@@ -459,21 +363,15 @@ impl Printer<'_> {
                     let span = default_span.unwrap_or(d.span);
                     self.simple(span, format!("else -> {}", d.name));
                 }
-                self.depth -= 1;
-                self.close(n.span, "");
+                self.shut(n.span, "");
             }
             NodeKind::Parallel { branches } => {
-                self.begin(n.span.start);
-                self.out.push_str(&head);
-                self.out.push_str(" {");
-                self.finish_header(n.span.start);
-                self.depth += 1;
+                self.open(n.span.start, &head);
                 for b in branches {
                     // The span of a branch is its target; the arrow sits just before it.
                     self.simple(b.span, format!("-> {}", b.name));
                 }
-                self.depth -= 1;
-                self.close(n.span, "");
+                self.shut(n.span, "");
             }
             NodeKind::WaitTimer { duration, next } => {
                 self.simple(
@@ -485,56 +383,96 @@ impl Printer<'_> {
                 message,
                 entries,
                 next,
-            } => {
-                head.push_str(&format!(" message {}", message.name));
-                let arrow = format!(" -> {}", next.name);
-                match entries {
-                    Some(entries) if !entries.is_empty() => {
-                        self.begin(n.span.start);
-                        self.out.push_str(&head);
-                        self.out.push_str(" {");
-                        self.finish_header(n.span.start);
-                        self.depth += 1;
-                        for e in entries {
-                            match e {
-                                WaitEntry::Field(f) => self.simple(f.span, field(f)),
-                                WaitEntry::Timeout { after, next, span } => self.simple(
-                                    *span,
-                                    format!("timeout {} -> {}", expr(after), next.name),
-                                ),
-                            }
-                        }
-                        self.depth -= 1;
-                        self.close(n.span, &arrow);
-                    }
-                    _ => self.simple(n.span, format!("{head}{arrow}")),
-                }
-            }
+            } => self.wait_message(n, head, message, entries, next),
             NodeKind::Call {
                 process,
                 inputs,
                 wait,
                 next,
-            } => {
-                head.push_str(&format!(" process {}", process.name));
-                let tail = format!("{} -> {}", if *wait { "" } else { " nowait" }, next.name);
-                match inputs {
-                    Some(inputs) if !inputs.is_empty() => {
-                        self.begin(n.span.start);
-                        self.out.push_str(&head);
-                        self.out.push_str(" with {");
-                        self.finish_header(n.span.start);
-                        self.depth += 1;
-                        for CallInput { name, value, span } in inputs {
-                            self.simple(*span, format!("{} = {}", name.name, expr(value)));
-                        }
-                        self.depth -= 1;
-                        self.close(n.span, &tail);
-                    }
-                    _ => self.simple(n.span, format!("{head}{tail}")),
+            } => self.call(n, head, process, inputs, *wait, next),
+        }
+    }
+
+    fn end_node(
+        &mut self,
+        n: &ast::Node,
+        mut head: String,
+        result: &Option<Ident>,
+        actions: &Option<Vec<Action>>,
+    ) {
+        if let Some(r) = result {
+            head.push_str(&format!(" result {}", r.name));
+        }
+        match actions {
+            Some(a) if !a.is_empty() => self.block_of_actions(n.span.start, &head, a, n.span, ""),
+            _ => self.simple(n.span, head),
+        }
+    }
+
+    fn task_node(
+        &mut self,
+        n: &ast::Node,
+        mut head: String,
+        for_each: &Option<ForEach>,
+        entries: &[TaskEntry],
+    ) {
+        if let Some(f) = for_each {
+            head.push_str(&format!(" for each {} in {}", f.item.name, expr(&f.list)));
+        }
+        self.open(n.span.start, &head);
+        for e in entries {
+            self.task_entry(e);
+        }
+        self.shut(n.span, "");
+    }
+
+    fn wait_message(
+        &mut self,
+        n: &ast::Node,
+        mut head: String,
+        message: &Ident,
+        entries: &Option<Vec<WaitEntry>>,
+        next: &Ident,
+    ) {
+        head.push_str(&format!(" message {}", message.name));
+        let arrow = format!(" -> {}", next.name);
+        let entries = match entries {
+            Some(entries) if !entries.is_empty() => entries,
+            _ => return self.simple(n.span, format!("{head}{arrow}")),
+        };
+        self.open(n.span.start, &head);
+        for e in entries {
+            match e {
+                WaitEntry::Field(f) => self.simple(f.span, field(f)),
+                WaitEntry::Timeout { after, next, span } => {
+                    self.simple(*span, format!("timeout {} -> {}", expr(after), next.name))
                 }
             }
         }
+        self.shut(n.span, &arrow);
+    }
+
+    fn call(
+        &mut self,
+        n: &ast::Node,
+        mut head: String,
+        process: &Ident,
+        inputs: &Option<Vec<CallInput>>,
+        wait: bool,
+        next: &Ident,
+    ) {
+        head.push_str(&format!(" process {}", process.name));
+        let tail = format!("{} -> {}", if wait { "" } else { " nowait" }, next.name);
+        let inputs = match inputs {
+            Some(inputs) if !inputs.is_empty() => inputs,
+            _ => return self.simple(n.span, format!("{head}{tail}")),
+        };
+        head.push_str(" with");
+        self.open(n.span.start, &head);
+        for CallInput { name, value, span } in inputs {
+            self.simple(*span, format!("{} = {}", name.name, expr(value)));
+        }
+        self.shut(n.span, &tail);
     }
 
     fn task_entry(&mut self, e: &TaskEntry) {
@@ -548,15 +486,11 @@ impl Printer<'_> {
                 self.simple(*span, format!("assignee {rule}"));
             }
             TaskEntry::Fields(fields, span) => {
-                self.begin(span.start);
-                self.out.push_str("fields {");
-                self.finish_header(span.start);
-                self.depth += 1;
+                self.open(span.start, "fields");
                 for f in fields {
                     self.simple(f.span, field(f));
                 }
-                self.depth -= 1;
-                self.close(*span, "");
+                self.shut(*span, "");
             }
             TaskEntry::Deadline(d) => self.deadline(d, None),
             TaskEntry::OnEnter(actions, span) => {
@@ -589,6 +523,81 @@ fn closing_quote(rest: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// `keyword id "label"`: how every node's first line begins.
+fn node_head(n: &ast::Node) -> String {
+    let keyword = match &n.kind {
+        NodeKind::Start { .. } => "start",
+        NodeKind::End { .. } => "end",
+        NodeKind::Step { .. } => "step",
+        NodeKind::Task { .. } => "task",
+        NodeKind::Choice { .. } => "choice",
+        NodeKind::Parallel { .. } => "parallel",
+        NodeKind::Join { .. } => "join",
+        NodeKind::WaitMessage { .. } | NodeKind::WaitTimer { .. } => "wait",
+        NodeKind::Call { .. } => "call",
+    };
+    let mut head = String::new();
+    head.push_str(keyword);
+    head.push(' ');
+    head.push_str(&n.id.name);
+    push_label(&mut head, &n.label);
+    head
+}
+
+fn var_line(v: &VarDecl) -> String {
+    let mut line = format!("var {}: {}", v.name.name, ty(&v.ty));
+    if let Some(k) = v.personal {
+        line.push_str(&format!(" personal({})", personal(k)));
+    }
+    if v.required {
+        line.push_str(" required");
+    }
+    if let Some(d) = &v.default {
+        line.push_str(" = ");
+        line.push_str(&expr(d));
+    }
+    if let Some(l) = &v.label {
+        line.push(' ');
+        line.push_str(&quote(l));
+    }
+    line
+}
+
+fn role_line(r: &RoleDecl) -> String {
+    let mut line = format!("role {}", r.name.name);
+    if let Some(k) = &r.keyed_by {
+        line.push_str(&format!("[{}]", k.name));
+    }
+    push_label(&mut line, &r.label);
+    if let Some(s) = &r.scope {
+        line.push_str(&format!(" per {}", s.name));
+    }
+    if r.oversees {
+        line.push_str(" oversees");
+    }
+    if r.informs_subject {
+        line.push_str(" informs applicant");
+    }
+    line
+}
+
+fn channel_line(c: &ChannelDecl) -> String {
+    let mut line = format!("channel {}", c.name.name);
+    push_label(&mut line, &c.label);
+    line.push_str(&format!(" url config.{}", c.url_config.name));
+    line
+}
+
+fn document_line(d: &DocumentDecl) -> String {
+    let mut line = format!("document {}", d.name.name);
+    push_label(&mut line, &d.label);
+    line.push_str(&format!(" template {}", quote(&d.template)));
+    if d.public {
+        line.push_str(" public");
+    }
+    line
 }
 
 /// Declarations of one kind form a group; groups are separated by a blank line.
