@@ -10,74 +10,104 @@ use crate::model::{EnumSource, Span, Type};
 use serde_json::Value;
 
 pub(super) fn check(cx: &mut Cx) {
-    let p = cx.process;
     let Some(config) = cx.config else {
         // A process that names a config file without it being loaded is reported by the
         // loader; a channel URL needs a configuration in any case.
-        if p.config.is_none() {
-            for channel in &p.channels {
-                cx.error(NO_CONFIG, channel.url_config.span, format!("channel `{}` takes its URL from the configuration, but the process declares none", channel.name.name))
-                    .label("no `config` block")
-                    .help(format!("add `config \"<file>.yaml\" {{ {}: text }}` and put the URL in the YAML", channel.url_config.name));
-            }
+        if cx.process.config.is_none() {
+            channels_without_config(cx);
         }
         return;
     };
-    if let Some(decl) = &p.config {
-        for key in &decl.keys {
-            match config.values.get(&key.name.name) {
-                None => {
-                    cx.error(
-                        MISSING_CONFIG,
-                        key.name.span,
-                        format!("`{}` is missing from {}", key.name.name, config.file),
-                    )
-                    .label("declared here")
-                    .help(format!(
-                        "add `{}: ...` to {} (a {})",
-                        key.name.name,
-                        config.file,
-                        super::types::Ty::from(&key.ty)
-                    ));
-                }
-                Some(value) => {
-                    let path = vec![key.name.name.clone()];
-                    value_matches(cx, config, &key.ty, value, &path);
-                }
-            }
-        }
-    }
-    for decl in &p.enums {
-        if let EnumSource::Config(key) = &decl.source {
-            match config.values.get(&key.name) {
-                Some(Value::Object(map)) if !map.is_empty() => {}
-                Some(_) => {
-                    let span = yaml_span(config, std::slice::from_ref(&key.name));
-                    cx.push(
-                        Diagnostic::error(CONFIG_ENUM, span, format!("`{}` must be a map whose keys are the values of enum `{}`", key.name, decl.name.name))
-                            .with_label("not a non-empty map")
-                            .with_help(format!("write `{}:` with one entry per value, e.g. `  civil_affairs: {{ name: \"民政局\" }}`", key.name))
-                            .in_file(&config.file),
-                    );
-                }
-                None => {
-                    cx.error(
-                        CONFIG_ENUM,
-                        key.span,
-                        format!("`{}` is missing from {}", key.name, config.file),
-                    )
-                    .label("enum values come from this key")
-                    .help(format!(
-                        "add `{}:` to {} with one entry per value",
-                        key.name, config.file
-                    ));
-                }
-            }
-        }
-    }
+    declared_keys(cx, config);
+    enums_from_config(cx, config);
     start_roles(cx, config);
     ledger_columns(cx, config);
-    for channel in &p.channels {
+    channel_urls(cx, config);
+}
+
+fn channels_without_config(cx: &mut Cx) {
+    for channel in &cx.process.channels {
+        cx.error(
+            NO_CONFIG,
+            channel.url_config.span,
+            format!(
+                "channel `{}` takes its URL from the configuration, but the process declares none",
+                channel.name.name
+            ),
+        )
+        .label("no `config` block")
+        .help(format!(
+            "add `config \"<file>.yaml\" {{ {}: text }}` and put the URL in the YAML",
+            channel.url_config.name
+        ));
+    }
+}
+
+/// Every key of the `config` block is in the YAML, with a value of its type.
+fn declared_keys(cx: &mut Cx, config: &ConfigFile) {
+    let Some(decl) = &cx.process.config else {
+        return;
+    };
+    for key in &decl.keys {
+        match config.values.get(&key.name.name) {
+            None => {
+                cx.error(
+                    MISSING_CONFIG,
+                    key.name.span,
+                    format!("`{}` is missing from {}", key.name.name, config.file),
+                )
+                .label("declared here")
+                .help(format!(
+                    "add `{}: ...` to {} (a {})",
+                    key.name.name,
+                    config.file,
+                    super::types::Ty::from(&key.ty)
+                ));
+            }
+            Some(value) => {
+                let path = vec![key.name.name.clone()];
+                value_matches(cx, config, &key.ty, value, &path);
+            }
+        }
+    }
+}
+
+/// An enum `from config` takes its values from the keys of a non-empty map.
+fn enums_from_config(cx: &mut Cx, config: &ConfigFile) {
+    for decl in &cx.process.enums {
+        let EnumSource::Config(key) = &decl.source else {
+            continue;
+        };
+        match config.values.get(&key.name) {
+            Some(Value::Object(map)) if !map.is_empty() => {}
+            Some(_) => {
+                let span = yaml_span(config, std::slice::from_ref(&key.name));
+                cx.push(
+                    Diagnostic::error(CONFIG_ENUM, span, format!("`{}` must be a map whose keys are the values of enum `{}`", key.name, decl.name.name))
+                        .with_label("not a non-empty map")
+                        .with_help(format!("write `{}:` with one entry per value, e.g. `  civil_affairs: {{ name: \"民政局\" }}`", key.name))
+                        .in_file(&config.file),
+                );
+            }
+            None => {
+                cx.error(
+                    CONFIG_ENUM,
+                    key.span,
+                    format!("`{}` is missing from {}", key.name, config.file),
+                )
+                .label("enum values come from this key")
+                .help(format!(
+                    "add `{}:` to {} with one entry per value",
+                    key.name, config.file
+                ));
+            }
+        }
+    }
+}
+
+/// Every channel's URL is text in the YAML.
+fn channel_urls(cx: &mut Cx, config: &ConfigFile) {
+    for channel in &cx.process.channels {
         match config.values.get(&channel.url_config.name) {
             Some(Value::String(_)) => {}
             Some(_) => {
@@ -267,8 +297,6 @@ fn type_error(cx: &mut Cx, config: &ConfigFile, path: &[String], message: String
 
 /// Checks `value` against `ty`, reporting at the YAML location of `path`.
 fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, path: &[String]) {
-    let name = path.join(".");
-    let shown = super::types::Ty::from(ty);
     let ok = match (ty, value) {
         (Type::Text, Value::String(_)) => true,
         (Type::Integer, Value::Number(n)) => n.is_i64(),
@@ -277,37 +305,8 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
         (Type::Boolean, Value::Bool(_)) => true,
         (Type::Date, Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
         (Type::DateTime, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-        (Type::Duration, Value::String(s)) => {
-            if let Err(why) = crate::duration::parse(s) {
-                type_error(
-                    cx,
-                    config,
-                    path,
-                    format!("`{name}`: \"{s}\" is not a duration"),
-                    why,
-                );
-            }
-            return;
-        }
-        (Type::Enum(e), Value::String(s)) => {
-            if let Some(Some(values)) = cx.enums.get(e.as_str())
-                && !values.iter().any(|v| v == s)
-            {
-                let help = super::help_or(
-                    s,
-                    values.iter().map(String::as_str),
-                    format!("use one of: {}", values.join(", ")),
-                );
-                type_error(
-                    cx,
-                    config,
-                    path,
-                    format!("`{name}`: `{s}` is not a value of enum `{e}`"),
-                    help,
-                );
-            }
-            return;
-        }
+        (Type::Duration, Value::String(s)) => return duration_value(cx, config, s, path),
+        (Type::Enum(e), Value::String(s)) => return enum_value(cx, config, e, s, path),
         (Type::List(item), Value::Array(items)) => {
             for (i, v) in items.iter().enumerate() {
                 let mut p = path.to_vec();
@@ -316,82 +315,144 @@ fn value_matches(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, pat
             }
             return;
         }
-        (Type::Map(k, v), Value::Object(map)) => {
-            if let Type::Enum(e) = k.as_ref()
-                && let Some(Some(values)) = cx.enums.get(e.as_str()).cloned()
-            {
-                let missing: Vec<&String> =
-                    values.iter().filter(|v| !map.contains_key(*v)).collect();
-                if !missing.is_empty() {
-                    let list = missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let span = yaml_span(config, path);
-                    cx.push(
-                        Diagnostic::error(
-                            CONFIG_MAP_KEYS,
-                            span,
-                            format!("`{name}` has no entry for {list}"),
-                        )
-                        .with_label(format!("must cover every value of `{e}`"))
-                        .with_help(format!("add `{}: ...` under `{name}`", missing[0]))
-                        .in_file(&config.file),
-                    );
-                }
-                for key in map.keys() {
-                    if !values.contains(key) {
-                        let mut p = path.to_vec();
-                        p.push(key.clone());
-                        let span = yaml_span(config, &p);
-                        let help = super::help_or(
-                            key,
-                            values.iter().map(String::as_str),
-                            format!("values of `{e}`: {}", values.join(", ")),
-                        );
-                        cx.push(
-                            Diagnostic::error(
-                                CONFIG_MAP_KEYS,
-                                span,
-                                format!("`{key}` in `{name}` is not a value of enum `{e}`"),
-                            )
-                            .with_label("unknown key")
-                            .with_help(help)
-                            .in_file(&config.file),
-                        );
-                    }
-                }
-            }
-            for (key, item) in map {
-                let mut p = path.to_vec();
-                p.push(key.clone());
-                value_matches(cx, config, v, item, &p);
-            }
-            return;
-        }
+        (Type::Map(k, v), Value::Object(map)) => return map_value(cx, config, k, v, map, path),
         _ => false,
     };
     if !ok {
-        let found = match value {
-            Value::Null => "nothing",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "text",
-            Value::Array(_) => "a list",
-            Value::Object(_) => "a map",
-        };
+        wrong_type(cx, config, ty, value, path);
+    }
+}
+
+fn duration_value(cx: &mut Cx, config: &ConfigFile, s: &str, path: &[String]) {
+    if let Err(why) = crate::duration::parse(s) {
+        let name = path.join(".");
         type_error(
             cx,
             config,
             path,
-            format!("`{name}` must be {shown}, but is {found}"),
-            format!(
-                "write a {shown} value (the process declares `{}: {shown}`)",
-                path[0]
-            ),
+            format!("`{name}`: \"{s}\" is not a duration"),
+            why,
         );
     }
+}
+
+fn enum_value(cx: &mut Cx, config: &ConfigFile, e: &str, s: &str, path: &[String]) {
+    if let Some(Some(values)) = cx.enums.get(e)
+        && !values.iter().any(|v| v == s)
+    {
+        let name = path.join(".");
+        let help = super::help_or(
+            s,
+            values.iter().map(String::as_str),
+            format!("use one of: {}", values.join(", ")),
+        );
+        type_error(
+            cx,
+            config,
+            path,
+            format!("`{name}`: `{s}` is not a value of enum `{e}`"),
+            help,
+        );
+    }
+}
+
+/// A map: keyed by an enum, its keys are the enum's values (all of them); every entry is
+/// checked against the map's value type.
+fn map_value(
+    cx: &mut Cx,
+    config: &ConfigFile,
+    k: &Type,
+    v: &Type,
+    map: &serde_json::Map<String, Value>,
+    path: &[String],
+) {
+    if let Type::Enum(e) = k
+        && let Some(Some(values)) = cx.enums.get(e.as_str()).cloned()
+    {
+        enum_map_keys(cx, config, e, &values, map, path);
+    }
+    for (key, item) in map {
+        let mut p = path.to_vec();
+        p.push(key.clone());
+        value_matches(cx, config, v, item, &p);
+    }
+}
+
+/// The keys of a map keyed by enum `e`: every value present, no other key.
+fn enum_map_keys(
+    cx: &mut Cx,
+    config: &ConfigFile,
+    e: &str,
+    values: &[String],
+    map: &serde_json::Map<String, Value>,
+    path: &[String],
+) {
+    let name = path.join(".");
+    let missing: Vec<&String> = values.iter().filter(|v| !map.contains_key(*v)).collect();
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let span = yaml_span(config, path);
+        cx.push(
+            Diagnostic::error(
+                CONFIG_MAP_KEYS,
+                span,
+                format!("`{name}` has no entry for {list}"),
+            )
+            .with_label(format!("must cover every value of `{e}`"))
+            .with_help(format!("add `{}: ...` under `{name}`", missing[0]))
+            .in_file(&config.file),
+        );
+    }
+    for key in map.keys() {
+        if !values.contains(key) {
+            let mut p = path.to_vec();
+            p.push(key.clone());
+            let span = yaml_span(config, &p);
+            let help = super::help_or(
+                key,
+                values.iter().map(String::as_str),
+                format!("values of `{e}`: {}", values.join(", ")),
+            );
+            cx.push(
+                Diagnostic::error(
+                    CONFIG_MAP_KEYS,
+                    span,
+                    format!("`{key}` in `{name}` is not a value of enum `{e}`"),
+                )
+                .with_label("unknown key")
+                .with_help(help)
+                .in_file(&config.file),
+            );
+        }
+    }
+}
+
+/// `value` is not of type `ty` at all.
+fn wrong_type(cx: &mut Cx, config: &ConfigFile, ty: &Type, value: &Value, path: &[String]) {
+    let name = path.join(".");
+    let shown = super::types::Ty::from(ty);
+    let found = match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    };
+    type_error(
+        cx,
+        config,
+        path,
+        format!("`{name}` must be {shown}, but is {found}"),
+        format!(
+            "write a {shown} value (the process declares `{}: {shown}`)",
+            path[0]
+        ),
+    );
 }
 
 /// Where `path` is written in the YAML text; falls back to the deepest ancestor found, or

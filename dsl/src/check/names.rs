@@ -3,7 +3,10 @@
 
 use super::codes::*;
 use super::{Cx, DiagExt, actions, help_or};
-use crate::model::{Action, Assignee, Ident, NodeKind, NotifyTarget, PersonalKind, QueueRef, Type};
+use crate::model::{
+    Action, Assignee, Ident, Node, NodeKind, NotifyTarget, PersonalKind, Process, QueueRef, Task,
+    Type,
+};
 use std::collections::{HashMap, HashSet};
 
 pub(super) fn check(cx: &mut Cx) {
@@ -328,55 +331,73 @@ fn calendars(cx: &mut Cx) {
 fn roles(cx: &mut Cx) {
     let p = cx.process;
     for role in &p.roles {
-        if let Some(key) = &role.keyed_by
-            && !cx.enums.contains_key(key.name.as_str())
-        {
-            let help = help_or(
-                &key.name,
-                cx.enums.keys().copied(),
-                "a keyed role needs an enum: one queue per value",
-            );
-            cx.error(
-                UNKNOWN_TYPE,
-                key.span,
-                format!("unknown enum `{}`", key.name),
-            )
-            .label("roles are keyed by an enum")
-            .help(help);
+        if let Some(key) = &role.keyed_by {
+            role_key(cx, key);
         }
         if let Some(scope) = &role.scope {
-            match cx.vars.get(scope.name.as_str()) {
-                None => {
-                    let help = help_or(
-                        &scope.name,
-                        cx.vars.keys().copied(),
-                        "declare the variable that names the organisation unit, e.g. `var street: text required`",
-                    );
-                    cx.error(
-                        ROLE_SCOPE,
-                        scope.span,
-                        format!("scope variable `{}` is not declared", scope.name),
-                    )
-                    .label("no such variable")
-                    .help(help);
-                }
-                Some(var) if !matches!(var.ty, Type::Text | Type::Enum(_)) => {
-                    cx.error(
-                        ROLE_SCOPE,
-                        scope.span,
-                        format!("scope variable `{}` must be text or an enum", scope.name),
-                    )
-                    .label("a queue is scoped by an organisation unit's name")
-                    .help(
-                        "scope the role by a text or enum variable such as the applicant's street",
-                    );
-                }
-                Some(_) => {}
-            }
+            role_scope(cx, scope);
         }
     }
+    let mut used: HashSet<&str> = HashSet::new();
+    for queue in queue_refs(p) {
+        used.insert(&queue.role.name);
+        queue_ref(cx, queue);
+    }
+    unused_roles(cx, &used);
+    role_duties(cx);
+}
 
-    // Every queue reference, then unused roles.
+/// `role r[key]`: the key is an enum.
+fn role_key(cx: &mut Cx, key: &Ident) {
+    if cx.enums.contains_key(key.name.as_str()) {
+        return;
+    }
+    let help = help_or(
+        &key.name,
+        cx.enums.keys().copied(),
+        "a keyed role needs an enum: one queue per value",
+    );
+    cx.error(
+        UNKNOWN_TYPE,
+        key.span,
+        format!("unknown enum `{}`", key.name),
+    )
+    .label("roles are keyed by an enum")
+    .help(help);
+}
+
+/// `role r per scope`: the scope is a text or enum variable.
+fn role_scope(cx: &mut Cx, scope: &Ident) {
+    match cx.vars.get(scope.name.as_str()) {
+        None => {
+            let help = help_or(
+                &scope.name,
+                cx.vars.keys().copied(),
+                "declare the variable that names the organisation unit, e.g. `var street: text required`",
+            );
+            cx.error(
+                ROLE_SCOPE,
+                scope.span,
+                format!("scope variable `{}` is not declared", scope.name),
+            )
+            .label("no such variable")
+            .help(help);
+        }
+        Some(var) if !matches!(var.ty, Type::Text | Type::Enum(_)) => {
+            cx.error(
+                ROLE_SCOPE,
+                scope.span,
+                format!("scope variable `{}` must be text or an enum", scope.name),
+            )
+            .label("a queue is scoped by an organisation unit's name")
+            .help("scope the role by a text or enum variable such as the applicant's street");
+        }
+        Some(_) => {}
+    }
+}
+
+/// Every queue reference: tasks' queues, then follow-ups and notices to a role.
+fn queue_refs(p: &Process) -> Vec<&QueueRef> {
     let mut refs: Vec<&QueueRef> = Vec::new();
     for node in &p.nodes {
         if let NodeKind::Task(task) = &node.kind {
@@ -393,52 +414,61 @@ fn roles(cx: &mut Cx) {
             _ => {}
         }
     }
-    let mut used: HashSet<&str> = HashSet::new();
-    for queue in refs {
-        used.insert(&queue.role.name);
-        match cx.roles.get(queue.role.name.as_str()).copied() {
-            None => {
-                let help = help_or(
-                    &queue.role.name,
-                    cx.roles.keys().copied(),
-                    format!("declare `role {} \"label\"`", queue.role.name),
-                );
-                cx.error(
-                    UNKNOWN_ROLE,
-                    queue.role.span,
-                    format!("unknown role `{}`", queue.role.name),
-                )
-                .label("no role of this name")
-                .help(help);
-            }
-            Some(role) => {
-                match (&role.keyed_by, &queue.key) {
-                    (Some(enum_name), None) => {
-                        cx.error(
-                            ROLE_KEY,
-                            queue.span,
-                            format!(
-                                "role `{}` has one queue per `{}`: say which",
-                                role.name.name, enum_name.name
-                            ),
-                        )
-                        .label("key missing")
-                        .help(format!(
-                            "write `{}[<{} value or variable>]`",
-                            role.name.name, enum_name.name
-                        ));
-                    }
-                    (None, Some(key)) => {
-                        cx.error(ROLE_KEY, key.span, format!("role `{}` is not keyed", role.name.name))
-                        .label("remove this key")
-                        .help(format!("declare `role {}[<enum>]` to have one queue per value, or drop the key", role.name.name));
-                    }
-                    _ => {}
-                }
-            }
+    refs
+}
+
+/// A queue names a declared role, with a key exactly when the role is keyed.
+fn queue_ref(cx: &mut Cx, queue: &QueueRef) {
+    let Some(role) = cx.roles.get(queue.role.name.as_str()).copied() else {
+        let help = help_or(
+            &queue.role.name,
+            cx.roles.keys().copied(),
+            format!("declare `role {} \"label\"`", queue.role.name),
+        );
+        cx.error(
+            UNKNOWN_ROLE,
+            queue.role.span,
+            format!("unknown role `{}`", queue.role.name),
+        )
+        .label("no role of this name")
+        .help(help);
+        return;
+    };
+    match (&role.keyed_by, &queue.key) {
+        (Some(enum_name), None) => {
+            cx.error(
+                ROLE_KEY,
+                queue.span,
+                format!(
+                    "role `{}` has one queue per `{}`: say which",
+                    role.name.name, enum_name.name
+                ),
+            )
+            .label("key missing")
+            .help(format!(
+                "write `{}[<{} value or variable>]`",
+                role.name.name, enum_name.name
+            ));
         }
+        (None, Some(key)) => {
+            cx.error(
+                ROLE_KEY,
+                key.span,
+                format!("role `{}` is not keyed", role.name.name),
+            )
+            .label("remove this key")
+            .help(format!(
+                "declare `role {}[<enum>]` to have one queue per value, or drop the key",
+                role.name.name
+            ));
+        }
+        _ => {}
     }
-    for role in &p.roles {
+}
+
+/// A role nothing names and that reads nothing is a warning.
+fn unused_roles(cx: &mut Cx, used: &HashSet<&str>) {
+    for role in &cx.process.roles {
         let reads = role.oversees || role.informs_subject;
         if !reads && !used.contains(role.name.name.as_str()) {
             cx.warning(
@@ -450,7 +480,6 @@ fn roles(cx: &mut Cx) {
             .help("remove the role, or name it in a task's `queue`");
         }
     }
-    role_duties(cx);
 }
 
 /// `oversees` and `informs applicant`: not on a keyed role, and the notices to the applicant
@@ -535,85 +564,7 @@ fn nodes(cx: &mut Cx) {
     let p = cx.process;
     for node in &p.nodes {
         match &node.kind {
-            NodeKind::Task(task) => {
-                let mut fields: HashSet<&str> = HashSet::new();
-                for field in &task.fields {
-                    if !cx.vars.contains_key(field.var.name.as_str()) {
-                        unknown_var(cx, &field.var, "the task's fields");
-                    } else if !fields.insert(&field.var.name) {
-                        cx.error(
-                            DUPLICATE,
-                            field.var.span,
-                            format!("field `{}` is listed twice", field.var.name),
-                        )
-                        .label("second mention")
-                        .help("list each variable once, as required or optional");
-                    }
-                }
-                if task.outcomes.is_empty() {
-                    cx.error(
-                        NO_OUTCOME,
-                        node.id.span,
-                        format!("task `{}` has no outcome", node.id.name),
-                    )
-                    .label("nothing follows this task")
-                    .help("add `outcome <key> \"label\" -> <next node>`");
-                }
-                let mut keys: HashSet<&str> = HashSet::new();
-                for outcome in &task.outcomes {
-                    if !keys.insert(&outcome.key.name) {
-                        cx.error(
-                            DUPLICATE_OUTCOME,
-                            outcome.key.span,
-                            format!(
-                                "outcome `{}` appears twice in task `{}`",
-                                outcome.key.name, node.id.name
-                            ),
-                        )
-                        .label("second outcome with this key")
-                        .help("outcome keys are what a worker submits: make them unique");
-                    }
-                    for var in &outcome.requires {
-                        if !cx.vars.contains_key(var.name.as_str()) {
-                            unknown_var(cx, var, "`requires`");
-                        }
-                    }
-                }
-                if let Some(Assignee::CompletedBy(id)) = &task.assignee {
-                    match cx.node(&id.name) {
-                        Some(n) if matches!(n.kind, NodeKind::Task(_)) => {}
-                        Some(_) => {
-                            cx.error(
-                                ASSIGNEE_NOT_TASK,
-                                id.span,
-                                format!("`{}` is not a task", id.name),
-                            )
-                            .label("only a task is completed by a person")
-                            .help("name the human task whose worker should take this one");
-                        }
-                        None => {
-                            let tasks = p
-                                .nodes
-                                .iter()
-                                .filter(|n| matches!(n.kind, NodeKind::Task(_)))
-                                .map(|n| n.id.name.as_str());
-                            let help = help_or(&id.name, tasks, "name a task of this process");
-                            cx.error(
-                                ASSIGNEE_NOT_TASK,
-                                id.span,
-                                format!("unknown task `{}`", id.name),
-                            )
-                            .label("no task of this name")
-                            .help(help);
-                        }
-                    }
-                }
-                if let Some(deadline) = &task.deadline
-                    && let Some(clock) = &deadline.clock
-                {
-                    clock_exists(cx, clock);
-                }
-            }
+            NodeKind::Task(task) => task_refs(cx, node, task),
             NodeKind::WaitMessage { sets, .. } => {
                 for field in sets {
                     if !cx.vars.contains_key(field.var.name.as_str()) {
@@ -632,6 +583,93 @@ fn nodes(cx: &mut Cx) {
             && let Some(on) = &deadline.clock
         {
             clock_exists(cx, on);
+        }
+    }
+}
+
+/// A task's fields, outcomes, assignee and deadline clock.
+fn task_refs(cx: &mut Cx, node: &Node, task: &Task) {
+    let mut fields: HashSet<&str> = HashSet::new();
+    for field in &task.fields {
+        if !cx.vars.contains_key(field.var.name.as_str()) {
+            unknown_var(cx, &field.var, "the task's fields");
+        } else if !fields.insert(&field.var.name) {
+            cx.error(
+                DUPLICATE,
+                field.var.span,
+                format!("field `{}` is listed twice", field.var.name),
+            )
+            .label("second mention")
+            .help("list each variable once, as required or optional");
+        }
+    }
+    if task.outcomes.is_empty() {
+        cx.error(
+            NO_OUTCOME,
+            node.id.span,
+            format!("task `{}` has no outcome", node.id.name),
+        )
+        .label("nothing follows this task")
+        .help("add `outcome <key> \"label\" -> <next node>`");
+    }
+    let mut keys: HashSet<&str> = HashSet::new();
+    for outcome in &task.outcomes {
+        if !keys.insert(&outcome.key.name) {
+            cx.error(
+                DUPLICATE_OUTCOME,
+                outcome.key.span,
+                format!(
+                    "outcome `{}` appears twice in task `{}`",
+                    outcome.key.name, node.id.name
+                ),
+            )
+            .label("second outcome with this key")
+            .help("outcome keys are what a worker submits: make them unique");
+        }
+        for var in &outcome.requires {
+            if !cx.vars.contains_key(var.name.as_str()) {
+                unknown_var(cx, var, "`requires`");
+            }
+        }
+    }
+    if let Some(Assignee::CompletedBy(id)) = &task.assignee {
+        completed_by(cx, id);
+    }
+    if let Some(deadline) = &task.deadline
+        && let Some(clock) = &deadline.clock
+    {
+        clock_exists(cx, clock);
+    }
+}
+
+/// `assignee completed_by(x)`: `x` is a task.
+fn completed_by(cx: &mut Cx, id: &Ident) {
+    match cx.node(&id.name) {
+        Some(n) if matches!(n.kind, NodeKind::Task(_)) => {}
+        Some(_) => {
+            cx.error(
+                ASSIGNEE_NOT_TASK,
+                id.span,
+                format!("`{}` is not a task", id.name),
+            )
+            .label("only a task is completed by a person")
+            .help("name the human task whose worker should take this one");
+        }
+        None => {
+            let tasks = cx
+                .process
+                .nodes
+                .iter()
+                .filter(|n| matches!(n.kind, NodeKind::Task(_)))
+                .map(|n| n.id.name.as_str());
+            let help = help_or(&id.name, tasks, "name a task of this process");
+            cx.error(
+                ASSIGNEE_NOT_TASK,
+                id.span,
+                format!("unknown task `{}`", id.name),
+            )
+            .label("no task of this name")
+            .help(help);
         }
     }
 }

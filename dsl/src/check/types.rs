@@ -168,130 +168,157 @@ impl Typer<'_, '_> {
             ExprKind::Integer(_) => Ty::Integer,
             ExprKind::Decimal(_) => Ty::Decimal,
             ExprKind::Boolean(_) => Ty::Boolean,
-            ExprKind::Date(text) => {
-                if chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_err() {
-                    self.cx
-                        .error(BAD_LITERAL, expr.span, format!("`{text}` is not a date"))
-                        .label("not a calendar date")
-                        .help("write dates as `date \"YYYY-MM-DD\"`, e.g. `date \"2026-10-01\"`");
-                }
-                Ty::Date
-            }
-            ExprKind::Duration { amount, .. } => {
-                if *amount < 0 {
-                    self.cx
-                        .error(BAD_LITERAL, expr.span, "a duration cannot be negative")
-                        .label("negative duration")
-                        .help("write a positive amount, e.g. `3 workdays`");
-                }
-                Ty::Duration
-            }
+            ExprKind::Date(text) => self.date_literal(text, expr),
+            ExprKind::Duration { amount, .. } => self.duration_literal(*amount, expr),
             ExprKind::Name(name) => self.name(name, expr, scope),
-            ExprKind::Config(key) => match self.cx.config_keys.get(key.as_str()) {
-                Some(decl) => Ty::from(&decl.ty),
-                None => {
-                    if self.cx.process.config.is_none() {
-                        self.cx
-                            .error(NO_CONFIG, expr.span, format!("`config.{key}` is used but the process declares no configuration"))
-                            .label("no `config` block")
-                            .help(format!("add `config \"<file>.yaml\" {{ {key}: <type> }}` to the header"));
-                    } else {
-                        let help = help_or(
-                            key,
-                            self.cx.config_keys.keys().copied(),
-                            format!("declare `{key}: <type>` in the `config` block"),
-                        );
-                        self.cx
-                            .error(
-                                UNDECLARED_CONFIG,
-                                expr.span,
-                                format!("configuration key `{key}` is not declared"),
-                            )
-                            .label("not in the `config` block")
-                            .help(help);
-                    }
-                    Ty::Unknown
-                }
-            },
+            ExprKind::Config(key) => self.config_key(key, expr),
             ExprKind::Field(base, field) => self.field(base, field, expr),
-            ExprKind::Index(base, key) => {
-                let base_ty = self.expr(base, scope);
-                let key_ty = self.expr(key, scope);
-                match base_ty {
-                    Ty::Map(k, v) => {
-                        if !self.assignable(&k, &key_ty) {
-                            self.cx
-                                .error(
-                                    BAD_INDEX,
-                                    key.span,
-                                    format!("this map is keyed by {k}, not {key_ty}"),
-                                )
-                                .label(format!("expected {k}"))
-                                .help(format!("index the map with a value of type {k}"));
-                        }
-                        *v
-                    }
-                    Ty::List(item) => {
-                        if !self.assignable(&Ty::Integer, &key_ty) {
-                            self.cx
-                                .error(
-                                    BAD_INDEX,
-                                    key.span,
-                                    format!("a list is indexed by an integer, not {key_ty}"),
-                                )
-                                .label("expected integer")
-                                .help("use `x in list` to test membership");
-                        }
-                        *item
-                    }
-                    Ty::Unknown => Ty::Unknown,
-                    other => {
-                        self.cx
-                            .error(BAD_INDEX, base.span, format!("{other} cannot be indexed"))
-                            .label("not a map or list")
-                            .help("only maps (from configuration) and lists take `[...]`");
-                        Ty::Unknown
-                    }
-                }
-            }
-            ExprKind::List(items) => {
-                let mut item_ty = Ty::Unknown;
-                for item in items {
-                    let ty = self.expr(item, scope);
-                    if item_ty == Ty::Unknown {
-                        item_ty = ty;
-                    } else if let (Ty::EnumValue(_), Ty::EnumValue(_)) = (&item_ty, &ty) {
-                        // Values of one enum; which one is decided by the other operand.
-                    } else if !self.comparable(&item_ty, &ty) {
-                        self.cx
-                            .error(TYPE_MISMATCH, item.span, format!("list items must have one type: this is {ty}, the first is {item_ty}"))
-                            .label(format!("expected {item_ty}"))
-                            .help("make every item of the list the same type");
-                    }
-                }
-                Ty::List(Box::new(item_ty))
-            }
-            ExprKind::Unary(op, inner) => {
-                let ty = self.expr(inner, scope);
-                match op {
-                    UnaryOp::Not => {
-                        self.expect_boolean(inner, &ty, "`not`");
-                        Ty::Boolean
-                    }
-                    UnaryOp::Neg => {
-                        if !(numeric(&ty) || ty == Ty::Duration) {
-                            self.cx
-                                .error(BAD_ARITHMETIC, inner.span, format!("cannot negate {ty}"))
-                                .label("not a number")
-                                .help("`-` applies to numbers and durations");
-                            return Ty::Unknown;
-                        }
-                        ty
-                    }
-                }
-            }
+            ExprKind::Index(base, key) => self.index(base, key, scope),
+            ExprKind::List(items) => self.list(items, scope),
+            ExprKind::Unary(op, inner) => self.unary(*op, inner, scope),
             ExprKind::Binary(op, left, right) => self.binary(*op, left, right, expr, scope),
             ExprKind::Call(name, args) => self.call(name, args, expr, scope),
+        }
+    }
+
+    fn date_literal(&mut self, text: &str, expr: &Expr) -> Ty {
+        if chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_err() {
+            self.cx
+                .error(BAD_LITERAL, expr.span, format!("`{text}` is not a date"))
+                .label("not a calendar date")
+                .help("write dates as `date \"YYYY-MM-DD\"`, e.g. `date \"2026-10-01\"`");
+        }
+        Ty::Date
+    }
+
+    fn duration_literal(&mut self, amount: i64, expr: &Expr) -> Ty {
+        if amount < 0 {
+            self.cx
+                .error(BAD_LITERAL, expr.span, "a duration cannot be negative")
+                .label("negative duration")
+                .help("write a positive amount, e.g. `3 workdays`");
+        }
+        Ty::Duration
+    }
+
+    /// `config.key`: the declared type of the key.
+    fn config_key(&mut self, key: &str, expr: &Expr) -> Ty {
+        if let Some(decl) = self.cx.config_keys.get(key) {
+            return Ty::from(&decl.ty);
+        }
+        if self.cx.process.config.is_none() {
+            self.cx
+                .error(
+                    NO_CONFIG,
+                    expr.span,
+                    format!("`config.{key}` is used but the process declares no configuration"),
+                )
+                .label("no `config` block")
+                .help(format!(
+                    "add `config \"<file>.yaml\" {{ {key}: <type> }}` to the header"
+                ));
+        } else {
+            let help = help_or(
+                key,
+                self.cx.config_keys.keys().copied(),
+                format!("declare `{key}: <type>` in the `config` block"),
+            );
+            self.cx
+                .error(
+                    UNDECLARED_CONFIG,
+                    expr.span,
+                    format!("configuration key `{key}` is not declared"),
+                )
+                .label("not in the `config` block")
+                .help(help);
+        }
+        Ty::Unknown
+    }
+
+    /// `base[key]` on a map or a list.
+    fn index(&mut self, base: &Expr, key: &Expr, scope: &Scope) -> Ty {
+        let base_ty = self.expr(base, scope);
+        let key_ty = self.expr(key, scope);
+        match base_ty {
+            Ty::Map(k, v) => {
+                if !self.assignable(&k, &key_ty) {
+                    self.cx
+                        .error(
+                            BAD_INDEX,
+                            key.span,
+                            format!("this map is keyed by {k}, not {key_ty}"),
+                        )
+                        .label(format!("expected {k}"))
+                        .help(format!("index the map with a value of type {k}"));
+                }
+                *v
+            }
+            Ty::List(item) => {
+                if !self.assignable(&Ty::Integer, &key_ty) {
+                    self.cx
+                        .error(
+                            BAD_INDEX,
+                            key.span,
+                            format!("a list is indexed by an integer, not {key_ty}"),
+                        )
+                        .label("expected integer")
+                        .help("use `x in list` to test membership");
+                }
+                *item
+            }
+            Ty::Unknown => Ty::Unknown,
+            other => {
+                self.cx
+                    .error(BAD_INDEX, base.span, format!("{other} cannot be indexed"))
+                    .label("not a map or list")
+                    .help("only maps (from configuration) and lists take `[...]`");
+                Ty::Unknown
+            }
+        }
+    }
+
+    /// `[a, b, ...]`: a list of the first item's type.
+    fn list(&mut self, items: &[Expr], scope: &Scope) -> Ty {
+        let mut item_ty = Ty::Unknown;
+        for item in items {
+            let ty = self.expr(item, scope);
+            if item_ty == Ty::Unknown {
+                item_ty = ty;
+            } else if let (Ty::EnumValue(_), Ty::EnumValue(_)) = (&item_ty, &ty) {
+                // Values of one enum; which one is decided by the other operand.
+            } else if !self.comparable(&item_ty, &ty) {
+                self.cx
+                    .error(
+                        TYPE_MISMATCH,
+                        item.span,
+                        format!(
+                            "list items must have one type: this is {ty}, the first is {item_ty}"
+                        ),
+                    )
+                    .label(format!("expected {item_ty}"))
+                    .help("make every item of the list the same type");
+            }
+        }
+        Ty::List(Box::new(item_ty))
+    }
+
+    fn unary(&mut self, op: UnaryOp, inner: &Expr, scope: &Scope) -> Ty {
+        let ty = self.expr(inner, scope);
+        match op {
+            UnaryOp::Not => {
+                self.expect_boolean(inner, &ty, "`not`");
+                Ty::Boolean
+            }
+            UnaryOp::Neg => {
+                if !(numeric(&ty) || ty == Ty::Duration) {
+                    self.cx
+                        .error(BAD_ARITHMETIC, inner.span, format!("cannot negate {ty}"))
+                        .label("not a number")
+                        .help("`-` applies to numbers and durations");
+                    return Ty::Unknown;
+                }
+                ty
+            }
         }
     }
 
@@ -431,84 +458,96 @@ impl Typer<'_, '_> {
                 Ty::Boolean
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                let ordered = (numeric(&l) && numeric(&r))
-                    || (l == r && matches!(l, Ty::Date | Ty::DateTime | Ty::Duration))
-                    || l == Ty::Unknown
-                    || r == Ty::Unknown;
-                if !ordered {
-                    self.cx
-                        .error(
-                            BAD_COMPARISON,
-                            expr.span,
-                            format!("cannot order {l} and {r} with `{sym}`"),
-                        )
-                        .label("unlike or unordered types")
-                        .help(
-                            "`<`, `<=`, `>`, `>=` compare two numbers, two dates or two durations",
-                        );
-                }
-                Ty::Boolean
+                self.order(&l, &r, sym, expr)
             }
-            BinaryOp::In => {
-                match &r {
-                    Ty::List(item) => {
-                        if !self.comparable(item, &l) {
-                            self.cx
-                                .error(
-                                    BAD_IN,
-                                    expr.span,
-                                    format!("{l} cannot be in a list<{item}>"),
-                                )
-                                .label("element type differs")
-                                .help(format!("the left side must be a {item}"));
-                        }
-                    }
-                    Ty::Unknown => {}
-                    other => {
-                        self.cx
-                            .error(
-                                BAD_IN,
-                                right.span,
-                                format!("`in` needs a list, not {other}"),
-                            )
-                            .label("not a list")
-                            .help("write `x in [a, b]` or `x in <list variable>`");
-                    }
-                }
-                Ty::Boolean
-            }
+            BinaryOp::In => self.membership(&l, &r, right, expr),
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
-                use Ty::*;
-                let result = match (op, &l, &r) {
-                    (_, Unknown, _) | (_, _, Unknown) => Some(Unknown),
-                    (_, Integer, Integer) => Some(Integer),
-                    (_, Integer | Decimal, Integer | Decimal) => Some(Decimal),
-                    (BinaryOp::Add, Date, Integer | Duration) => Some(Date),
-                    (BinaryOp::Add, Integer | Duration, Date) => Some(Date),
-                    (BinaryOp::Sub, Date, Integer | Duration) => Some(Date),
-                    (BinaryOp::Sub, Date, Date) => Some(Integer),
-                    (BinaryOp::Add | BinaryOp::Sub, DateTime, Duration) => Some(DateTime),
-                    (BinaryOp::Sub, DateTime, DateTime) => Some(Duration),
-                    (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
-                    (BinaryOp::Mul, Duration, Integer) | (BinaryOp::Mul, Integer, Duration) => {
-                        Some(Duration)
-                    }
-                    _ => None,
-                };
-                result.unwrap_or_else(|| {
-                    let help = if l == Text || r == Text {
-                        "text takes no arithmetic; compare it or put it in a message".to_string()
-                    } else {
-                        "arithmetic works on numbers; dates take `date + integer`, `date - date` (days) and durations".to_string()
-                    };
-                    self.cx
-                        .error(BAD_ARITHMETIC, expr.span, format!("cannot compute {l} {sym} {r}"))
-                        .label("unsupported operands")
-                        .help(help);
-                    Unknown
-                })
+                self.arithmetic(op, &l, &r, expr)
             }
         }
+    }
+
+    /// `<`, `<=`, `>`, `>=`: two numbers, two dates, two times or two durations.
+    fn order(&mut self, l: &Ty, r: &Ty, sym: &str, expr: &Expr) -> Ty {
+        let ordered = (numeric(l) && numeric(r))
+            || (l == r && matches!(l, Ty::Date | Ty::DateTime | Ty::Duration))
+            || *l == Ty::Unknown
+            || *r == Ty::Unknown;
+        if !ordered {
+            self.cx
+                .error(
+                    BAD_COMPARISON,
+                    expr.span,
+                    format!("cannot order {l} and {r} with `{sym}`"),
+                )
+                .label("unlike or unordered types")
+                .help("`<`, `<=`, `>`, `>=` compare two numbers, two dates or two durations");
+        }
+        Ty::Boolean
+    }
+
+    /// `x in list`.
+    fn membership(&mut self, l: &Ty, r: &Ty, right: &Expr, expr: &Expr) -> Ty {
+        match r {
+            Ty::List(item) => {
+                if !self.comparable(item, l) {
+                    self.cx
+                        .error(
+                            BAD_IN,
+                            expr.span,
+                            format!("{l} cannot be in a list<{item}>"),
+                        )
+                        .label("element type differs")
+                        .help(format!("the left side must be a {item}"));
+                }
+            }
+            Ty::Unknown => {}
+            other => {
+                self.cx
+                    .error(
+                        BAD_IN,
+                        right.span,
+                        format!("`in` needs a list, not {other}"),
+                    )
+                    .label("not a list")
+                    .help("write `x in [a, b]` or `x in <list variable>`");
+            }
+        }
+        Ty::Boolean
+    }
+
+    /// `+`, `-`, `*`, `/` on numbers, dates, times and durations.
+    fn arithmetic(&mut self, op: BinaryOp, l: &Ty, r: &Ty, expr: &Expr) -> Ty {
+        use Ty::*;
+        let result = match (op, l, r) {
+            (_, Unknown, _) | (_, _, Unknown) => Some(Unknown),
+            (_, Integer, Integer) => Some(Integer),
+            (_, Integer | Decimal, Integer | Decimal) => Some(Decimal),
+            (BinaryOp::Add, Date, Integer | Duration) => Some(Date),
+            (BinaryOp::Add, Integer | Duration, Date) => Some(Date),
+            (BinaryOp::Sub, Date, Integer | Duration) => Some(Date),
+            (BinaryOp::Sub, Date, Date) => Some(Integer),
+            (BinaryOp::Add | BinaryOp::Sub, DateTime, Duration) => Some(DateTime),
+            (BinaryOp::Sub, DateTime, DateTime) => Some(Duration),
+            (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
+            (BinaryOp::Mul, Duration, Integer) | (BinaryOp::Mul, Integer, Duration) => {
+                Some(Duration)
+            }
+            _ => None,
+        };
+        result.unwrap_or_else(|| {
+            let help = if *l == Text || *r == Text {
+                "text takes no arithmetic; compare it or put it in a message".to_string()
+            } else {
+                "arithmetic works on numbers; dates take `date + integer`, `date - date` (days) and durations".to_string()
+            };
+            let sym = op_symbol(op);
+            self.cx
+                .error(BAD_ARITHMETIC, expr.span, format!("cannot compute {l} {sym} {r}"))
+                .label("unsupported operands")
+                .help(help);
+            Unknown
+        })
     }
 
     fn call(&mut self, name: &str, args: &[Expr], expr: &Expr, scope: &Scope) -> Ty {
