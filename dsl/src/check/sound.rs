@@ -238,52 +238,76 @@ struct Space {
     settled: Vec<bool>,
 }
 
+impl Space {
+    /// Adds a marking not seen before: not settled, no successors yet.
+    fn add(&mut self, marking: Marking) {
+        self.markings.push(marking);
+        self.succ.push(Vec::new());
+        self.settled.push(false);
+    }
+}
+
+/// Each node's live outgoing and incoming edges, computed once: the exploration asks for
+/// them at every marking.
+fn live_edges(net: &Net) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let as_u32 = |edges: Vec<usize>| edges.into_iter().map(|e| e as u32).collect::<Vec<u32>>();
+    let outs = (0..net.class.len())
+        .map(|n| as_u32(net.live_outs(n)))
+        .collect();
+    let ins = (0..net.class.len())
+        .map(|n| as_u32(net.live_ins(n)))
+        .collect();
+    (outs, ins)
+}
+
+/// A node that is not a join with two tokens waiting at it in `marking`.
+fn race_at(net: &Net, marking: &[u32]) -> Option<usize> {
+    let mut at: Vec<usize> = Vec::with_capacity(marking.len());
+    let mut race = None;
+    for &e in marking {
+        let edge = &net.edges[e as usize];
+        if net.class[edge.to] != Class::Join {
+            if at.contains(&edge.to) {
+                race = Some(edge.to);
+            }
+            at.push(edge.to);
+        }
+    }
+    race
+}
+
+/// Records a race at `node`, once.
+fn note_race(reported: &mut HashSet<(&'static str, usize)>, findings: &mut Findings, node: usize) {
+    if reported.insert((RACE, node)) {
+        findings.races.push(node);
+    }
+}
+
 /// Explores the markings reachable from the start, breadth first.
 fn explore(net: &Net, start: usize) -> (Space, Findings) {
     let mut index: HashMap<Marking, u32> = HashMap::new();
-    let mut markings: Vec<Marking> = Vec::new();
-    let mut succ: Vec<Vec<u32>> = Vec::new();
-    // A marking that finished, or that was already reported: nothing more to say after it.
-    let mut settled: Vec<bool> = Vec::new();
+    // A marking that finished, or that was already reported, is settled: nothing more to
+    // say after it.
+    let mut space = Space {
+        markings: Vec::new(),
+        succ: Vec::new(),
+        settled: Vec::new(),
+    };
     let mut findings = Findings::default();
     let mut reported: HashSet<(&'static str, usize)> = HashSet::new();
-
-    // Each node's live edges, once: the exploration asks for them at every marking.
-    let as_u32 = |edges: Vec<usize>| edges.into_iter().map(|e| e as u32).collect::<Vec<u32>>();
-    let outs: Vec<Vec<u32>> = (0..net.class.len())
-        .map(|n| as_u32(net.live_outs(n)))
-        .collect();
-    let ins: Vec<Vec<u32>> = (0..net.class.len())
-        .map(|n| as_u32(net.live_ins(n)))
-        .collect();
+    let (outs, ins) = live_edges(net);
 
     let mut initial: Marking = outs[start].clone();
     initial.sort_unstable();
     index.insert(initial.clone(), 0);
-    markings.push(initial);
-    succ.push(Vec::new());
-    settled.push(false);
+    space.add(initial);
     let mut queue: VecDeque<u32> = VecDeque::from([0]);
 
     while let Some(m) = queue.pop_front() {
-        let marking = markings[m as usize].clone();
-        // Two tokens waiting at one node that is not a join.
-        let mut at: Vec<usize> = Vec::with_capacity(marking.len());
-        let mut race = None;
-        for &e in &marking {
-            let edge = &net.edges[e as usize];
-            if net.class[edge.to] != Class::Join {
-                if at.contains(&edge.to) {
-                    race = Some(edge.to);
-                }
-                at.push(edge.to);
-            }
-        }
-        if let Some(node) = race {
-            if reported.insert((RACE, node)) {
-                findings.races.push(node);
-            }
-            settled[m as usize] = true;
+        let marking = space.markings[m as usize].clone();
+        if let Some(node) = race_at(net, &marking) {
+            note_race(&mut reported, &mut findings, node);
+            space.settled[m as usize] = true;
             continue;
         }
 
@@ -294,50 +318,38 @@ fn explore(net: &Net, start: usize) -> (Space, Findings) {
             &marking,
             &mut reported,
             &mut findings,
-            &mut settled[m as usize],
+            &mut space.settled[m as usize],
         );
         for n in next {
             // Two tokens on one edge: the second would race the first into its target.
             if let Some(w) = n.windows(2).find(|w| w[0] == w[1]) {
-                let node = net.edges[w[0] as usize].first;
-                if reported.insert((RACE, node)) {
-                    findings.races.push(node);
-                }
-                settled[m as usize] = true;
+                note_race(&mut reported, &mut findings, net.edges[w[0] as usize].first);
+                space.settled[m as usize] = true;
                 continue;
             }
             let id = match index.get(&n) {
                 Some(&id) => id,
                 None => {
-                    if markings.len() >= MAX_STATES {
+                    if space.markings.len() >= MAX_STATES {
                         findings.too_complex = true;
                         queue.clear();
                         break;
                     }
-                    let id = markings.len() as u32;
+                    let id = space.markings.len() as u32;
                     index.insert(n.clone(), id);
-                    markings.push(n);
-                    succ.push(Vec::new());
-                    settled.push(false);
+                    space.add(n);
                     queue.push_back(id);
                     id
                 }
             };
-            succ[m as usize].push(id);
+            space.succ[m as usize].push(id);
         }
         if findings.too_complex {
             break;
         }
     }
 
-    (
-        Space {
-            markings,
-            succ,
-            settled,
-        },
-        findings,
-    )
+    (space, findings)
 }
 
 /// The markings that follow `marking`, each node with tokens firing once; sets `settled` when
