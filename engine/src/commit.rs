@@ -23,18 +23,19 @@
 //! with HTTP (`docs/performance.md`).
 //! PostgreSQL's committers wait on the network, four at a time, and were slower on such a
 //! thread: they stay on the runtime. After each batch on SQLite in a file, the committer
-//! rings the [`checkpointer`].
+//! rings the store's checkpointer (`store::checkpoint`).
 
+use crate::engine::record_lapsed;
 use crate::engine::{
     Claimed, ClaimedTask, CompleteRequest, Completed, Engine, Inner, InstanceView, ProcessVersion,
     StartRequest, transaction,
 };
 use crate::error::{EngineError, Result};
+use crate::store::batch::BatchReads;
 use crate::store::staged::Staged;
-use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow, Tx, sqlite_direct};
+use crate::store::{ClaimQuery, InstanceRow, TaskRow, TimerRow};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,9 +110,7 @@ impl Committer {
         let Some(receiver) = slot.take() else {
             return;
         };
-        if let Some(checkpoints) = engine.checkpoints() {
-            tokio::spawn(checkpointer(engine.downgrade(), checkpoints.clone()));
-        }
+        engine.store().start_background();
         let queue: Queue = Arc::new(tokio::sync::Mutex::new(receiver));
         if self.placement == Placement::OwnThread {
             match spawn_thread(engine, &queue, self.count) {
@@ -274,9 +273,9 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
         let Some(engine) = Engine::upgrade(&engine) else {
             return;
         };
-        let checkpoints = engine.checkpoints().cloned();
         // A batch runs as its own task: should it panic (a bug), its callers get an error and
         // this committer goes on with the next batch.
+        let store = engine.clone();
         let written = tokio::spawn(async move {
             engine.commit_batch(batch, &mut held).await;
             held
@@ -290,68 +289,7 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
                 tracing::error!(error = %e, "a batch of events failed unexpectedly; its callers were told");
             }
         }
-        if let Some(checkpoints) = checkpoints {
-            checkpoints.wake();
-        }
-    }
-}
-
-/// How long the checkpointer lets commits gather before it checkpoints them.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// SQLite: the checkpointer's bell, and what it did.
-#[derive(Default)]
-pub(crate) struct Checkpoints {
-    wanted: tokio::sync::Notify,
-    runs: AtomicU64,
-    last_frames: AtomicI64,
-}
-
-impl Checkpoints {
-    /// Asks for a checkpoint soon (asks made meanwhile count as one).
-    pub(crate) fn wake(&self) {
-        self.wanted.notify_one();
-    }
-
-    /// Checkpoints run, and the WAL frames the last one found in the database.
-    pub(crate) fn runs(&self) -> (u64, i64) {
-        (
-            self.runs.load(Ordering::Relaxed),
-            self.last_frames.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// Copies the committer's writes from the WAL into the database, on a read connection (so on
-/// another thread than the committer's), at most every [`CHECKPOINT_EVERY`] while batches
-/// commit; until the engine is dropped.
-///
-/// Left to SQLite, the writer checkpoints inside the `COMMIT` that takes the WAL past 1,000
-/// pages: it copies the pages and syncs the files while every caller of the batch waits.
-/// That was 7% of the committer's CPU (perf, `yimen bench three-task`), and its fsyncs came on
-/// top; with no checkpoints at all the committer ran 6% more cases per second. A `PASSIVE`
-/// checkpoint runs beside the writer: it copies what no reader still needs and never blocks
-/// it. Once everything is copied, the writer's next transaction starts the WAL file over.
-/// The writer keeps a checkpoint of its own for a WAL that grows past
-/// [`WRITER_AUTOCHECKPOINT`](crate::store::sqlite::WRITER_AUTOCHECKPOINT) pages anyway (writes
-/// other than the committer's, a checkpointer that fails or falls behind).
-async fn checkpointer(engine: Weak<Inner>, checkpoints: Arc<Checkpoints>) {
-    loop {
-        checkpoints.wanted.notified().await;
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
-        let Some(engine) = Engine::upgrade(&engine) else {
-            return;
-        };
-        match engine.checkpoint().await {
-            Ok((_, done)) => {
-                checkpoints.runs.fetch_add(1, Ordering::Relaxed);
-                checkpoints.last_frames.store(done, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(
-                error = %e,
-                "a WAL checkpoint failed; the writer checkpoints by itself meanwhile"
-            ),
-        }
+        store.store().after_batch();
     }
 }
 
@@ -364,16 +302,10 @@ impl Engine {
     async fn commit_batch(&self, batch: Vec<Job>, held: &mut crate::store::Held) {
         // SQLite in a file: what the last batches left (see `Carry`); taken for this batch, and
         // put back only if it commits. A retry starts without it.
-        let mut carry = if self.carries() {
-            self.take_carry()
-        } else {
-            None
-        };
+        let store = self.store();
+        let mut carry = store.take_batch_carry();
         let written: Result<Written> = transaction!(self, held, |tx, fx| {
-            let mut st = match carry.take() {
-                Some(carry) => Staged::with_carry(carry, self.chain_key()),
-                None => Staged::new(self.chain_key()),
-            };
+            let mut st = store.resume(&mut carry, self.chain_key());
             // Claims first: the other events see them.
             let queries: Vec<&ClaimQuery> = batch
                 .iter()
@@ -400,30 +332,15 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
-            // Every row the batch needs, read in a few statements; on SQLite in one go on the
-            // writer connection, which also begins the transaction.
-            let claimed = match &mut tx {
-                Tx::Sqlite(t) => {
-                    let connection = t.connection();
-                    let db = &mut t.db()?;
-                    if self.carries() {
-                        // In the transaction, so with the write lock: nobody commits until
-                        // this batch has.
-                        let version = sqlite_direct::data_version(db)?;
-                        st.carry().check(connection, version, self.write_epoch());
-                    }
-                    let claimed = Engine::claims_direct(db, &mut st, &queries)?;
-                    st.prefetch_tasks_direct(db, &tasks)?;
-                    st.prefetch_business_keys_direct(db, &keys)?;
-                    claimed
-                }
-                Tx::Postgres(_) => {
-                    let claimed = self.claims_in(&mut tx, &mut st, &queries).await?;
-                    st.prefetch_tasks(&mut tx, &tasks).await?;
-                    st.prefetch_business_keys(&mut tx, &keys).await?;
-                    claimed
-                }
+            // Every row the batch needs, read in a few statements.
+            let reads = BatchReads {
+                claims: &queries,
+                tasks: &tasks,
+                keys: &keys,
             };
+            let claimed = store
+                .load_batch(&mut tx, &mut st, reads, record_lapsed)
+                .await?;
             let mut out = Vec::with_capacity(batch.len());
             for job in &batch {
                 let mark = st.mark();
@@ -447,7 +364,8 @@ impl Engine {
         match written {
             Ok((mut st, (claimed, read), results)) => {
                 // Counted before anyone is answered, so that an answer implies the count.
-                self.count_carried(st.carry().take_hits());
+                let hits = st.carry().take_hits();
+                store.count_carried(hits);
                 let (mut live, mut pending) = st.live_by_instance();
                 let mut claimed = claimed.into_iter();
                 let mut results = results.into_iter();
@@ -495,9 +413,7 @@ impl Engine {
                 }
                 live.clear();
                 pending.clear();
-                if self.carries() {
-                    self.put_carry(st.into_carry());
-                }
+                store.keep(st);
             }
             // A statement of the batch failed for good (not contention): a value one event
             // brought that the database refuses (a key too long for its index, a character

@@ -11,12 +11,12 @@ use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
 use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef};
 use crate::store::json_list;
+use crate::store::port::*;
 use crate::store::staged::Staged;
 use crate::store::{
     ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
-    TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx,
+    TaskQuery, TaskRow, TimerRow, Tx,
 };
-use crate::store::{sqlite, sqlite_direct, sqlite_readers};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
@@ -337,7 +337,6 @@ pub(crate) struct Inner {
     /// What one request may make the engine do ([`Engine::set_limits`]).
     limits: std::sync::RwLock<crate::limits::Limits>,
     /// Instances the committer took from its carry instead of reading them (tests).
-    carried: std::sync::atomic::AtomicU64,
     /// The ledger's keys, kept outside the database (`Engine::set_ledger_keys`).
     ledger_keys: std::sync::OnceLock<Arc<crate::ledger_keys::LedgerKeys>>,
 }
@@ -497,21 +496,8 @@ pub(crate) fn not_holder(
     }
 }
 
-/// Instances of claimed tasks whose previous claim lapsed (its history entry is due now).
-fn lapsed_instances(claimed: &[Vec<TaskRow>]) -> Vec<String> {
-    let mut lapsed: Vec<String> = claimed
-        .iter()
-        .flatten()
-        .filter(|t| t.lapsed_by.is_some())
-        .map(|t| t.instance_id.clone())
-        .collect();
-    lapsed.sort();
-    lapsed.dedup();
-    lapsed
-}
-
 /// Records each lapsed claim in its instance's history (the instances are loaded).
-fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
+pub(crate) fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
     for t in claimed.iter().flatten() {
         let Some((entry, at)) = lapsed_entry(t) else {
             continue;
@@ -524,23 +510,7 @@ fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
     }
 }
 
-/// The claimed tasks' instances, as a JSON list; `None` when nothing was claimed.
-fn claimed_instances(claimed: &[Vec<TaskRow>]) -> Option<String> {
-    let mut ids: Vec<&String> = claimed.iter().flatten().map(|t| &t.instance_id).collect();
-    ids.sort();
-    ids.dedup();
-    (!ids.is_empty()).then(|| json_list(ids))
-}
-
-/// The tasks of each claim, and their instances as read.
-pub(crate) type Claimed = (Vec<Vec<TaskRow>>, HashMap<String, InstanceRow>);
-
-fn by_id(instances: Vec<InstanceRow>) -> HashMap<String, InstanceRow> {
-    instances
-        .into_iter()
-        .map(|row| (row.id.clone(), row))
-        .collect()
-}
+pub(crate) use crate::store::batch::Claimed;
 
 /// The history entry of the claim a new claim took the task over from (its lease had run
 /// out), with the time it was made.
@@ -627,7 +597,6 @@ impl Engine {
                 tasks_tx,
                 timers_tx,
                 limits: Default::default(),
-                carried: Default::default(),
                 ledger_keys: Default::default(),
                 committer,
             }),
@@ -663,62 +632,21 @@ impl Engine {
         self.inner.store.begin_write(held).await
     }
 
-    /// SQLite in a file: the kept read connections (`store::sqlite_readers`).
-    pub(crate) fn readers(&self) -> Option<&Arc<crate::store::sqlite_readers::Readers>> {
-        self.inner.store.readers()
-    }
-
     pub(crate) fn committer(&self) -> &crate::commit::Committer {
         &self.inner.committer
-    }
-
-    pub(crate) fn checkpoints(&self) -> Option<&Arc<crate::commit::Checkpoints>> {
-        self.inner.store.checkpoints()
-    }
-
-    /// Write transactions begun so far (see `store::staged::Carry`).
-    pub(crate) fn write_epoch(&self) -> u64 {
-        self.inner.store.write_epoch()
-    }
-
-    /// Whether the committer may carry instances from one batch to the next.
-    pub(crate) fn carries(&self) -> bool {
-        self.inner.store.carries()
     }
 
     /// Instances the committer took from what its earlier batches left, instead of reading
     /// them, for tests.
     #[doc(hidden)]
     pub fn carried(&self) -> u64 {
-        self.inner
-            .carried
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The committer's carry, taken for a batch (`None` while one runs, or after a failure).
-    pub(crate) fn take_carry(&self) -> Option<crate::store::staged::Carry> {
-        self.inner.store.take_carry()
-    }
-
-    pub(crate) fn put_carry(&self, carry: crate::store::staged::Carry) {
-        self.inner.store.put_carry(carry)
-    }
-
-    pub(crate) fn count_carried(&self, n: u64) {
-        self.inner
-            .carried
-            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.inner.store.carried()
     }
 
     /// WAL checkpoints the engine ran so far, for tests: runs, and frames copied by the last.
     #[doc(hidden)]
     pub fn checkpoints_run(&self) -> Option<(u64, i64)> {
-        self.checkpoints().map(|c| c.runs())
-    }
-
-    /// Checkpoints the WAL from a read connection (SQLite): see `commit::checkpointer`.
-    pub(crate) async fn checkpoint(&self) -> Result<(i64, i64)> {
-        self.inner.store.checkpoint().await
+        self.inner.store.checkpoints().map(|c| c.runs())
     }
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
@@ -861,10 +789,10 @@ impl Engine {
         let files = serde_json::to_string(&req.files)?;
         let config = serde_json::to_string(&config)?;
         let (row, created) = transaction!(self, |tx, _fx| {
-            if let Some(existing) = on_tx!(&mut tx, deployment_by_hash(&key, &hash))? {
+            if let Some(existing) = tx.deployment_by_hash(&key, &hash).await? {
                 (existing, false)
             } else {
-                let version = on_tx!(&mut tx, max_version(&key))? + 1;
+                let version = tx.max_version(&key).await? + 1;
                 let row = DeploymentRow {
                     key: key.clone(),
                     version,
@@ -876,9 +804,9 @@ impl Engine {
                     files: files.clone(),
                     created_at: now,
                 };
-                on_tx!(&mut tx, insert_deployment(&row))?;
+                tx.insert_deployment(&row).await?;
                 // Who may start it may have changed: every server reads its rule again.
-                on_tx!(&mut tx, bump_access_generation())?;
+                tx.bump_access_generation().await?;
                 (row, true)
             }
         })?;
@@ -887,14 +815,14 @@ impl Engine {
 
     /// Every deployed version, by key and version.
     pub async fn definitions(&self) -> Result<Vec<Deployment>> {
-        let rows = on_pool!(&self.inner.store.pool(), deployments())?;
+        let rows = self.inner.store.deployments().await?;
         Ok(rows.iter().map(|r| deployment_view(r, false)).collect())
     }
 
     /// What the latest version of every deployed process lets roles do beyond working their
     /// queues (`oversees`, informing the person a case concerns): see [`crate::auth::RoleDuties`].
     pub async fn role_duties(&self) -> Result<crate::auth::RoleDuties> {
-        let rows = on_pool!(&self.inner.store.pool(), deployments())?;
+        let rows = self.inner.store.deployments().await?;
         let mut latest: HashMap<&str, &DeploymentRow> = HashMap::new();
         for row in &rows {
             let newer = latest
@@ -913,7 +841,11 @@ impl Engine {
 
     /// One version (`None`: the latest) with its source and model.
     pub async fn definition(&self, key: &str, version: Option<i64>) -> Result<DeploymentDetail> {
-        let row = on_pool!(&self.inner.store.pool(), deployment(key, version))?
+        let row = self
+            .inner
+            .store
+            .deployment(key, version)
+            .await?
             .ok_or_else(|| EngineError::not_found(format!("process {key}")))?;
         let loaded = self.loaded(&row)?;
         Ok(DeploymentDetail {
@@ -958,7 +890,7 @@ impl Engine {
         let version = match known {
             Some(version) => version,
             None => {
-                let Some(version) = on_pool!(&self.inner.store.pool(), latest_version(key))? else {
+                let Some(version) = self.inner.store.latest_version(key).await? else {
                     return Ok(None);
                 };
                 if let Some(g) = generation {
@@ -982,9 +914,14 @@ impl Engine {
                 return Ok(l.clone());
             }
         }
-        let row = on_pool!(&self.inner.store.pool(), deployment(key, Some(version)))?.ok_or_else(
-            || EngineError::Internal(format!("deployment {key} v{version} is missing")),
-        )?;
+        let row = self
+            .inner
+            .store
+            .deployment(key, Some(version))
+            .await?
+            .ok_or_else(|| {
+                EngineError::Internal(format!("deployment {key} v{version} is missing"))
+            })?;
         self.loaded(&row)
     }
 
@@ -1000,7 +937,7 @@ impl Engine {
                 return Ok(l.clone());
             }
         }
-        let row = on_tx!(tx, deployment_tx(key, Some(version)))?.ok_or_else(|| {
+        let row = tx.deployment_tx(key, Some(version)).await?.ok_or_else(|| {
             EngineError::Internal(format!("deployment {key} v{version} is missing"))
         })?;
         self.loaded(&row)
@@ -1151,7 +1088,7 @@ impl Engine {
             let was_terminal = data.status.is_terminal();
             let mut cs = cs;
             for child in std::mem::take(&mut cs.children) {
-                let started = match on_tx!(tx, deployment_tx(&child.process, None))? {
+                let started = match tx.deployment_tx(&child.process, None).await? {
                     None => Err(format!(
                         "linked process `{}` is not deployed; deploy it, then resolve the incident",
                         child.process
@@ -1359,7 +1296,7 @@ impl Engine {
     ) -> Result<()> {
         let rows = chain(self.chain_key().as_ref(), row, entries, now);
         if !rows.is_empty() {
-            on_tx!(tx, insert_history_many(&rows))?;
+            tx.insert_history_many(&rows).await?;
         }
         Ok(())
     }
@@ -1391,7 +1328,9 @@ impl Engine {
         instance: &str,
         entries: Vec<(Entry, i64)>,
     ) -> Result<InstanceRow> {
-        let mut row = on_tx!(&mut *tx, lock_instance(instance))?
+        let mut row = tx
+            .lock_instance(instance)
+            .await?
             .ok_or_else(|| EngineError::not_found(format!("instance {instance}")))?;
         let mut rows = Vec::with_capacity(entries.len());
         let key = self.chain_key();
@@ -1399,22 +1338,22 @@ impl Engine {
             rows.extend(chain(key.as_ref(), &mut row, vec![entry], at));
         }
         if !rows.is_empty() {
-            on_tx!(&mut *tx, insert_history_many(&rows))?;
+            tx.insert_history_many(&rows).await?;
         }
-        on_tx!(
-            tx,
-            set_history_head(&row.id, row.history_count, &row.history_head)
-        )?;
+        tx.set_history_head(&row.id, row.history_count, &row.history_head)
+            .await?;
         Ok(row)
     }
 
     /// The instance with masked case data, its open tasks and pending timers.
     pub async fn instance(&self, id: &str) -> Result<InstanceView> {
-        let pool = &self.inner.store.pool();
-        let row = on_pool!(pool, instance(id))?
+        let store = &self.inner.store;
+        let row = store
+            .instance(id)
+            .await?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        let tasks = on_pool!(pool, active_tasks(id))?;
-        let timers = on_pool!(pool, instance_timers(id))?;
+        let tasks = store.active_tasks(id).await?;
+        let timers = store.instance_timers(id).await?;
         self.view(&row, tasks, timers).await
     }
 
@@ -1499,18 +1438,26 @@ impl Engine {
 
     /// Unmasked case data, for callers entitled to it (the API decides).
     pub async fn instance_vars(&self, id: &str) -> Result<Map<String, Json>> {
-        let row = on_pool!(&self.inner.store.pool(), instance(id))?
+        let row = self
+            .inner
+            .store
+            .instance(id)
+            .await?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
         Ok(serde_json::from_str(&row.vars)?)
     }
 
     /// The instance's timeline.
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
-        let Some(row) = on_pool!(&self.inner.store.pool(), instance(id))? else {
+        let Some(row) = self.inner.store.instance(id).await? else {
             return Err(EngineError::not_found(format!("instance {id}")));
         };
         let (tz, case) = self.ledger_case(&row).await?;
-        Ok(on_pool!(&self.inner.store.pool(), history(id))?
+        Ok(self
+            .inner
+            .store
+            .history(id)
+            .await?
             .into_iter()
             .map(|h| HistoryEntry::new(h, tz, case.clone()))
             .collect())
@@ -1545,10 +1492,14 @@ impl Engine {
 
     /// Documents issued for the instance.
     pub async fn documents(&self, id: &str) -> Result<Vec<Document>> {
-        if on_pool!(&self.inner.store.pool(), instance(id))?.is_none() {
+        if self.inner.store.instance(id).await?.is_none() {
             return Err(EngineError::not_found(format!("instance {id}")));
         }
-        Ok(on_pool!(&self.inner.store.pool(), documents(id))?
+        Ok(self
+            .inner
+            .store
+            .documents(id)
+            .await?
             .into_iter()
             .map(|d| Document {
                 id: d.id,
@@ -1611,10 +1562,12 @@ impl Engine {
     /// Retries nodes parked as incidents and reopens failed tasks.
     pub async fn resolve_incident(&self, id: &str, actor: &str) -> Result<InstanceView> {
         transaction!(self, |tx, fx| {
-            let row = on_tx!(&mut tx, lock_instance(id))?
+            let row = tx
+                .lock_instance(id)
+                .await?
                 .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
             let now = ms(self.now());
-            let reopened = on_tx!(&mut tx, reopen_failed_tasks(id, now))?;
+            let reopened = tx.reopen_failed_tasks(id, now).await?;
             let state: RunState = serde_json::from_str(&row.state)?;
             let parked = state
                 .tokens
@@ -1645,7 +1598,7 @@ impl Engine {
                 row.status = Status::Running.as_str().into();
                 row.incident = None;
                 row.updated_at = now;
-                on_tx!(&mut tx, update_instance(&row))?;
+                tx.update_instance(&row).await?;
             } else {
                 return Err(EngineError::conflict(
                     "the instance has no incident to resolve",
@@ -1693,78 +1646,13 @@ impl Engine {
         self.committer().claim(self, q).await
     }
 
-    /// Runs the claims of a batch (before its other events, so that they see the claims):
-    /// one statement per claim, and one read of the claimed tasks' instances (for the
-    /// answers). A claim writes only its task row: its history entry is written when the claim
-    /// ends ([`claim_entry`]), so a claim neither locks nor rewrites its instance. A claim
-    /// that took a task over from one whose lease ran out records that one now.
-    pub(crate) async fn claims_in(
-        &self,
-        tx: &mut Tx,
-        st: &mut Staged,
-        queries: &[&ClaimQuery],
-    ) -> Result<Claimed> {
-        let mut claimed = Vec::with_capacity(queries.len());
-        for q in queries {
-            claimed.push(on_tx!(&mut *tx, claim_tasks(q))?);
-        }
-        let lapsed = lapsed_instances(&claimed);
-        if !lapsed.is_empty() {
-            st.prefetch_instances(tx, lapsed).await?;
-            record_lapsed(st, &claimed);
-        }
-        let instances = match claimed_instances(&claimed) {
-            Some(ids) => on_tx!(&mut *tx, instances_by_id(&ids))?,
-            None => Vec::new(),
-        };
-        Ok((claimed, by_id(instances)))
-    }
-
-    /// [`Self::claims_in`] on SQLite's writer connection (see `commit_batch`).
-    pub(crate) fn claims_direct(
-        db: &mut crate::store::sqlite_direct::Db<'_>,
-        st: &mut Staged,
-        queries: &[&ClaimQuery],
-    ) -> Result<Claimed> {
-        let claimed = sqlite_direct::claims(db, queries)?;
-        // Before anything is loaded from the carry: the claims changed these rows.
-        st.carry().claimed(claimed.iter().flatten());
-        let lapsed = lapsed_instances(&claimed);
-        if !lapsed.is_empty() {
-            st.prefetch_instances_direct(db, lapsed)?;
-            record_lapsed(st, &claimed);
-        }
-        // The claimed tasks' instances for the answers: as the batch or the carry has them,
-        // else read.
-        let mut known = HashMap::new();
-        let mut unknown: Vec<&String> = Vec::new();
-        for t in claimed.iter().flatten() {
-            if st.instance(&t.instance_id).is_some() || known.contains_key(&t.instance_id) {
-                continue;
-            }
-            match st.carry().instance(&t.instance_id) {
-                Some(row) => {
-                    known.insert(t.instance_id.clone(), row.clone());
-                }
-                None => unknown.push(&t.instance_id),
-            }
-        }
-        unknown.sort();
-        unknown.dedup();
-        if !unknown.is_empty() {
-            let ids = json_list(unknown);
-            known.extend(by_id(sqlite_direct::instances(
-                db,
-                sqlite::INSTANCES_BY_ID,
-                &[&ids],
-            )?));
-        }
-        Ok((claimed, known))
-    }
-
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
-        let inst =
-            on_pool!(&self.inner.store.pool(), instance(&t.instance_id))?.ok_or_else(|| {
+        let inst = self
+            .inner
+            .store
+            .instance(&t.instance_id)
+            .await?
+            .ok_or_else(|| {
                 EngineError::Internal(format!("instance {} is missing", t.instance_id))
             })?;
         self.claimed_with(t, &inst).await
@@ -2068,12 +1956,14 @@ impl Engine {
             ));
         }
         let task = transaction!(self, |tx, _fx| {
-            let mut task = on_tx!(&mut tx, lock_task(task_id))?
+            let mut task = tx
+                .lock_task(task_id)
+                .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
             Engine::check_holder(&task, caller)?;
             task.lock_expires_at = Some(ms(self.now() + lease));
-            on_tx!(&mut tx, update_task(&task))?;
+            tx.update_task(&task).await?;
             task
         })?;
         self.claimed(task).await
@@ -2082,7 +1972,9 @@ impl Engine {
     /// Gives a claimed task back to its queue (`actor`: the caller, who must hold the claim).
     pub async fn release(&self, task_id: &str, lock_token: i64, actor: &str) -> Result<TaskView> {
         let task = transaction!(self, |tx, fx| {
-            let mut task = on_tx!(&mut tx, lock_task(task_id))?
+            let mut task = tx
+                .lock_task(task_id)
+                .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
             Engine::check_holder(&task, actor)?;
@@ -2092,7 +1984,7 @@ impl Engine {
             task.worker = None;
             task.lock_expires_at = None;
             task.available_at = ms(self.now());
-            on_tx!(&mut tx, update_task(&task))?;
+            tx.update_task(&task).await?;
             let released = self.entry_now(
                 actor,
                 &task.node,
@@ -2112,7 +2004,9 @@ impl Engine {
     /// caller, must hold the claim.
     pub async fn fail(&self, req: FailRequest) -> Result<TaskView> {
         let task = transaction!(self, |tx, fx| {
-            let mut task = on_tx!(&mut tx, lock_task(&req.task_id))?
+            let mut task = tx
+                .lock_task(&req.task_id)
+                .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
             Engine::check_lock(&task, req.lock_token)?;
             Engine::check_holder(&task, &req.actor)?;
@@ -2131,7 +2025,7 @@ impl Engine {
                 }
                 None => task.state = "failed".into(),
             }
-            on_tx!(&mut tx, update_task(&task))?;
+            tx.update_task(&task).await?;
             let text = match req.retry_after {
                 Some(after) => format!(
                     "{} failed ({}); retry in {}s",
@@ -2156,7 +2050,7 @@ impl Engine {
                 row.status = Status::Incident.as_str().into();
                 row.incident = Some(format!("{}: {}", task.node, req.error));
                 row.updated_at = ms(now);
-                on_tx!(&mut tx, update_instance(&row))?;
+                tx.update_instance(&row).await?;
             }
             task
         })?;
@@ -2172,7 +2066,11 @@ impl Engine {
             instance: f.instance,
             limit: i64::from(f.limit.unwrap_or(100).min(1000)),
         };
-        Ok(on_pool!(&self.inner.store.pool(), tasks(&q))?
+        Ok(self
+            .inner
+            .store
+            .tasks(&q)
+            .await?
             .into_iter()
             .map(task_view)
             .collect())
@@ -2180,14 +2078,11 @@ impl Engine {
 
     /// One task.
     pub async fn task(&self, id: &str) -> Result<TaskView> {
-        let owned = id.to_string();
-        let row = sqlite_readers::read_or(
-            self.inner.store.readers().map(|r| &**r),
-            |db| Ok(sqlite_direct::tasks(db, sqlite::TASK_BY_ID, &owned)?.pop()),
-            || async { Ok(on_pool!(&self.inner.store.pool(), task(id))?) },
-        )
-        .await?;
-        row.map(task_view)
+        self.inner
+            .store
+            .task(id)
+            .await?
+            .map(task_view)
             .ok_or_else(|| EngineError::not_found(format!("task {id}")))
     }
 
@@ -2195,7 +2090,7 @@ impl Engine {
 
     /// Due time of the earliest pending timer.
     pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(on_pool!(&self.inner.store.pool(), next_timer_due())?.map(time))
+        Ok(self.inner.store.next_timer_due().await?.map(time))
     }
 
     // ---- outbox ----
@@ -2220,20 +2115,20 @@ impl Engine {
         webhooks: Option<bool>,
     ) -> Result<Vec<OutboxMessage>> {
         let rows = transaction!(self, |tx, _fx| {
-            on_tx!(
-                &mut tx,
-                claim_outbox(ms(now), ms(now + lease), i64::from(max), webhooks)
-            )?
+            tx.claim_outbox(ms(now), ms(now + lease), i64::from(max), webhooks)
+                .await?
         })?;
         Ok(rows.into_iter().map(outbox_view).collect())
     }
 
     /// Marks a delivery done. `false`: it was not pending (already delivered or dead).
     pub async fn outbox_delivered(&self, id: &str) -> Result<bool> {
-        Ok(on_pool!(
-            &self.inner.store.pool(),
-            outbox_delivered(id, ms(self.now()))
-        )? > 0)
+        Ok(self
+            .inner
+            .store
+            .outbox_delivered(id, ms(self.now()))
+            .await?
+            > 0)
     }
 
     /// Records a failed attempt: retried at `retry_at`, or given up (`None`: state `dead`).
@@ -2243,26 +2138,34 @@ impl Engine {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool> {
-        Ok(on_pool!(
-            &self.inner.store.pool(),
-            outbox_failed(id, error, retry_at.map(ms))
-        )? > 0)
+        Ok(self
+            .inner
+            .store
+            .outbox_failed(id, error, retry_at.map(ms))
+            .await?
+            > 0)
     }
 
     /// Deliveries that failed and are not delivered: still retried (`pending`) or given up
     /// (`dead`), newest first, at most `limit`.
     pub async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxMessage>> {
-        Ok(
-            on_pool!(&self.inner.store.pool(), outbox_failures(i64::from(limit)))?
-                .into_iter()
-                .map(outbox_view)
-                .collect(),
-        )
+        Ok(self
+            .inner
+            .store
+            .outbox_failures(i64::from(limit))
+            .await?
+            .into_iter()
+            .map(outbox_view)
+            .collect())
     }
 
     /// Deliveries of an instance, with their state.
     pub async fn outbox_of(&self, instance: &str) -> Result<Vec<OutboxMessage>> {
-        Ok(on_pool!(&self.inner.store.pool(), outbox_of(instance))?
+        Ok(self
+            .inner
+            .store
+            .outbox_of(instance)
+            .await?
             .into_iter()
             .map(outbox_view)
             .collect())
@@ -2286,12 +2189,12 @@ impl Engine {
         if to < from {
             return Err(EngineError::invalid("to", "is before `from`"));
         }
-        let rows = on_pool!(&self.inner.store.pool(), history_range(ms(from), ms(to)))?;
+        let rows = self.inner.store.history_range(ms(from), ms(to)).await?;
         let mut cases: HashMap<String, (chrono_tz::Tz, ledger::CaseColumns)> = HashMap::new();
         let mut entries = Vec::with_capacity(rows.len());
         for h in rows {
             if !cases.contains_key(&h.instance_id) {
-                let case = match on_pool!(&self.inner.store.pool(), instance(&h.instance_id))? {
+                let case = match self.inner.store.instance(&h.instance_id).await? {
                     Some(row) => self.ledger_case(&row).await?,
                     None => (
                         self.inner.due.time_zone(None),
@@ -2320,8 +2223,8 @@ impl Engine {
         keys: Option<&crate::ledger_keys::LedgerKeys>,
         checkpoints: Option<crate::ledger_keys::Against<'_>>,
     ) -> Result<LedgerReport> {
-        let instances = on_pool!(&self.inner.store.pool(), instances_all())?;
-        let history = on_pool!(&self.inner.store.pool(), history_all())?;
+        let instances = self.inner.store.instances_all().await?;
+        let history = self.inner.store.history_all().await?;
         let mut report = ledger::verify_with(&instances, &history, keys);
         if let Some((checkpoints, public)) = checkpoints {
             report.checkpoints = checkpoints.len();
@@ -2364,7 +2267,7 @@ impl Engine {
                 "no ledger key: a checkpoint is signed with it (`yimen ledger keygen`)",
             )
         })?;
-        let heads = on_pool!(&self.inner.store.pool(), case_heads())?;
+        let heads = self.inner.store.case_heads().await?;
         Ok(keys.checkpoint(Utc::now(), heads))
     }
 }

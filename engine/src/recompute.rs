@@ -23,8 +23,9 @@ use crate::engine::{Effects, Engine};
 use crate::error::EngineError;
 use crate::runtime::due::{Due, DueDates, ReloadingCalendars};
 use crate::runtime::state::{ClockBasis, RunState};
+use crate::store::TimerRow;
+use crate::store::port::*;
 use crate::store::timers as sql;
-use crate::store::{TimerRow, on_pool, on_tx};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
@@ -240,7 +241,10 @@ impl Engine {
         report: &mut Recomputed,
     ) -> Result<(), EngineError> {
         let now = self.clock().now();
-        let pending: HashMap<String, TimerRow> = on_pool!(self.pool(), instance_timers(instance))?
+        let pending: HashMap<String, TimerRow> = self
+            .store()
+            .instance_timers(instance)
+            .await?
             .into_iter()
             .map(|t| (t.id.clone(), t))
             .collect();
@@ -326,7 +330,7 @@ impl Engine {
         }
         // Lock order task/timer → instance: the instance is locked last. An event that changed
         // its clocks meanwhile wins; nothing is written (the next recompute sees the new state).
-        let Some(mut row) = on_tx!(&mut tx, lock_instance(instance))? else {
+        let Some(mut row) = tx.lock_instance(instance).await? else {
             return Ok(());
         };
         let Ok(mut current) = serde_json::from_str::<RunState>(&row.state) else {
@@ -340,7 +344,7 @@ impl Engine {
         row.state = serde_json::to_string(&current)?;
         self.append_history(&mut tx, &mut row, entries, now.timestamp_millis())
             .await?;
-        on_tx!(&mut tx, update_instance(&row))?;
+        tx.update_instance(&row).await?;
         if !still {
             sql::settle_provisional(&mut tx, instance).await?;
         }

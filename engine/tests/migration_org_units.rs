@@ -59,7 +59,7 @@ fn old_rows() -> Vec<String> {
 
 /// After the migration (run by `Engine::open_with`): the token, its units, the notices.
 async fn kept(engine: Engine) {
-    let tokens = TokenStore::of(&engine);
+    let tokens = TokenStore::of(engine.store());
     match tokens.find(&hash_token(OLD_SECRET)).await.unwrap() {
         Some(TokenLookup::Active(principal)) => {
             assert_eq!(principal.roles, vec![Role::Named("window".into())]);

@@ -92,7 +92,7 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(engine: Engine, config: ApiConfig) -> ApiState {
-        let tokens = TokenStore::of(&engine);
+        let tokens = TokenStore::of(engine.store());
         ApiState {
             engine,
             tokens,

@@ -18,8 +18,9 @@
 use super::{Effects, Engine, ms};
 use crate::error::{EngineError, Result};
 use crate::runtime::{Event, TaskRef, TimerRef};
+use crate::store::port::*;
 use crate::store::staged::Staged;
-use crate::store::{TimerRow, Tx, json_list, on_tx};
+use crate::store::{TimerRow, Tx, json_list};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use std::collections::HashSet;
@@ -49,7 +50,7 @@ impl Engine {
     /// Fires the next due timers in the transaction `tx`; how many fired, `None` when none
     /// was due.
     async fn fire_batch(&self, tx: &mut Tx, fx: &mut Effects, now: i64) -> Result<Option<usize>> {
-        let timers = on_tx!(&mut *tx, due_timers(now, BATCH))?;
+        let timers = tx.due_timers(now, BATCH).await?;
         if timers.is_empty() {
             return Ok(None);
         }
@@ -98,10 +99,8 @@ impl Engine {
         }
         st.flush(tx).await?;
         if !fired.is_empty() {
-            on_tx!(
-                &mut *tx,
-                fire_timers(&json_list(fired.iter().copied()), ms(self.now()))
-            )?;
+            tx.fire_timers(&json_list(fired.iter().copied()), ms(self.now()))
+                .await?;
         }
         Ok(Some(fired.len()))
     }

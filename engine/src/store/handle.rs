@@ -5,11 +5,12 @@
 //! asks for these through [`Store`]; nothing outside `store` matches on the database kind.
 
 use super::StorePool;
+use super::checkpoint::Checkpoints;
 use super::sqlite_readers::Readers;
 use super::sqlite_tx::{SqliteTx, Writer};
 use super::staged::Carry;
 use super::{Held, Tx};
-use crate::commit::{Checkpoints, Committer, POSTGRES_COMMITTERS, Placement};
+use crate::commit::{Committer, POSTGRES_COMMITTERS, Placement};
 use crate::error::{EngineError, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,13 +25,15 @@ pub struct Store {
     writer: Option<Arc<Writer>>,
     /// SQLite in a file: read connections kept for short reads on the caller's thread.
     readers: Option<Arc<Readers>>,
-    /// SQLite in a file: WAL checkpoints, asked for by the committer (`commit::checkpointer`).
+    /// SQLite in a file: WAL checkpoints, asked for by the committer (`store::checkpoint`).
     checkpoints: Option<Arc<Checkpoints>>,
     /// Write transactions begun so far (see `store::staged::Carry`).
     write_epoch: AtomicU64,
     /// SQLite in a file: the instances the committer's last batches left (`Carry`), between
     /// its batches; taken by the batch that runs.
     carry: Mutex<Option<Carry>>,
+    /// Instances batches took from the carry instead of reading them (for tests).
+    carried: AtomicU64,
     /// PostgreSQL: the channel new timers are announced on (servers sharing the schema).
     timer_channel: Option<String>,
 }
@@ -52,6 +55,7 @@ impl Store {
                 checkpoints: file.then(|| Arc::new(Checkpoints::default())),
                 write_epoch: AtomicU64::new(0),
                 carry: Mutex::new(None),
+                carried: AtomicU64::new(0),
                 timer_channel: None,
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -83,6 +87,7 @@ impl Store {
                 checkpoints: None,
                 write_epoch: AtomicU64::new(0),
                 carry: Mutex::new(None),
+                carried: AtomicU64::new(0),
                 timer_channel: Some(channel),
             })
         } else {
@@ -142,11 +147,21 @@ impl Store {
         self.checkpoints.as_ref()
     }
 
-    /// Checkpoints the WAL from a read connection (SQLite): see `commit::checkpointer`.
-    pub(crate) async fn checkpoint(&self) -> Result<(i64, i64)> {
-        match &self.pool {
-            StorePool::Sqlite(p) => super::sqlite::checkpoint(p).await,
-            StorePool::Postgres(_) => Ok((0, 0)),
+    /// Starts what runs beside the committers: SQLite in a file, the WAL checkpointer. Called
+    /// once, when the committers start.
+    pub(crate) fn start_background(&self) {
+        if let (Some(checkpoints), StorePool::Sqlite(pool)) = (&self.checkpoints, &self.pool) {
+            tokio::spawn(super::checkpoint::checkpointer(
+                pool.clone(),
+                checkpoints.clone(),
+            ));
+        }
+    }
+
+    /// After each batch a committer wrote: SQLite in a file rings the checkpointer.
+    pub(crate) fn after_batch(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wake();
         }
     }
 
@@ -168,6 +183,15 @@ impl Store {
 
     pub(crate) fn put_carry(&self, carry: Carry) {
         *self.carry.lock().unwrap_or_else(|e| e.into_inner()) = Some(carry);
+    }
+
+    pub(crate) fn count_carried(&self, n: u64) {
+        self.carried.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Instances batches took from the carry instead of reading them.
+    pub(crate) fn carried(&self) -> u64 {
+        self.carried.load(Ordering::Relaxed)
     }
 
     /// PostgreSQL: a task that listens for timers other servers create and calls `wake` for
@@ -217,9 +241,9 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        // The checkpointer waits to be asked; it finds the engine gone and ends.
+        // The checkpointer waits to be asked; it is told to end.
         if let Some(c) = &self.checkpoints {
-            c.wake();
+            c.stop();
         }
     }
 }

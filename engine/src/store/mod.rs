@@ -7,8 +7,11 @@
 //! Concurrency: every write is a transaction (`BEGIN IMMEDIATE` on SQLite; row locks with
 //! `FOR UPDATE` / `SKIP LOCKED` on PostgreSQL). Lock order is task/timer → instance.
 
+pub(crate) mod batch;
+pub(crate) mod checkpoint;
 mod handle;
 pub(crate) mod history;
+pub mod port;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_alloc;

@@ -176,7 +176,7 @@ pub fn in_memory(url: &str) -> bool {
 
 /// WAL pages after which the writer checkpoints by itself, inside its `COMMIT`: a backstop.
 /// The committer's writes are checkpointed from another connection, on another thread, long
-/// before (see `commit::checkpointer`); SQLite's default would be 1,000 pages.
+/// before (see `store::checkpoint`); SQLite's default would be 1,000 pages.
 pub(crate) const WRITER_AUTOCHECKPOINT: u32 = 4000;
 
 /// Copies what it can of the WAL into the database without waiting for anyone (`PASSIVE`):

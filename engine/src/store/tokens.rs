@@ -125,12 +125,12 @@ impl TokenStore {
         }
     }
 
-    /// The same, reading the access generation on the engine's kept read connections when it
+    /// The same, reading the access generation on the store's kept read connections when it
     /// has them (SQLite in a file).
-    pub fn of(engine: &crate::Engine) -> TokenStore {
+    pub fn of(store: &super::Store) -> TokenStore {
         TokenStore {
-            pool: engine.pool().clone(),
-            readers: engine.readers().cloned(),
+            pool: store.pool().clone(),
+            readers: store.readers().cloned(),
             held: Default::default(),
         }
     }
