@@ -22,7 +22,7 @@
 //! (rusqlite, `store/sqlite_tx.rs`): no hand-off to another thread, and no CPU queue shared
 //! with HTTP (`docs/performance.md`).
 //! PostgreSQL's committers wait on the network, four at a time, and were slower on such a
-//! thread: they stay on the runtime. After each batch on SQLite in a file, the committer
+//! thread (docs/performance.md): they stay on the runtime. After each batch on SQLite in a file, the committer
 //! rings the store's checkpointer (`store::checkpoint`).
 
 use crate::engine::record_lapsed;

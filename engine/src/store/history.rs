@@ -3,8 +3,7 @@
 //!
 //! An event writes several entries at once (a completion: the claim, the completion, the
 //! variables it set, the next step's task). As separate rows they were the most numerous
-//! writes of a case (14 of the 27 row writes of `yimen bench three-task`), each with its own
-//! heap tuple and two index entries. A pack is one row: `seq` is its first entry's number,
+//! writes of a case, each with its own heap tuple and two index entries (docs/performance.md). A pack is one row: `seq` is its first entry's number,
 //! `entries` a JSON array of the entries in order (entry `k` of the array is number `seq + k`),
 //! `first_at` the earliest of their times. Every entry keeps its own time and hashes, so the
 //! chain and [`crate::ledger::verify`] are unchanged: the engine and the API see

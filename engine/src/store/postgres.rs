@@ -82,9 +82,9 @@ include!("common.rs");
 //
 // One statement per table whatever the number of rows: each column's values go as one array
 // and `UNNEST` turns them back into rows. A `VALUES` list of 64 rows has 1,000 and more
-// placeholders: it came in seven sizes, each parsed, planned and bound value by value
-// (planning alone was 11% of PostgreSQL's CPU in `yimen bench three-task`, perf). This text
-// never changes, so it is planned once per connection and bound as a few arrays.
+// placeholders: it came in seven sizes, each parsed, planned and bound value by value (its cost:
+// docs/performance.md). This text never changes, so it is planned once per connection and
+// bound as a few arrays.
 
 /// `INSERT INTO <into> SELECT * FROM UNNEST($1::<type>[], ..) <tail>`.
 fn unnest_sql(into: &str, types: &[&str], tail: &str) -> String {
@@ -273,9 +273,9 @@ pub async fn write_rows(
 }
 
 /// A pooled connection idle this long is pinged before it is used again (a dead one is
-/// replaced); one used more recently is not. A ping is a round trip: pinging at every use
-/// was 1.2 of PostgreSQL's 3.6 answers per case in `yimen bench three-task` (as HikariCP,
-/// which skips its check within 500 ms of a connection's last use).
+/// replaced); one used more recently is not. A ping is a round trip, and pinging at every use
+/// was a third of PostgreSQL's answers per case (docs/performance.md); HikariCP skips its
+/// check likewise for a connection used moments ago.
 pub(crate) const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Connects to `url` and migrates. `schema` (tests) sets the connection's `search_path`.
@@ -284,9 +284,8 @@ pub(crate) const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::fro
 /// lookup or an index walk, and each is prepared once per connection: after five runs
 /// PostgreSQL keeps one generic plan for it. On a table not yet analysed (a new database, its
 /// first minute, until autovacuum's first `ANALYZE`) the planner guesses ten pages, so that
-/// generic plan was a sequential scan, and it stayed one as the table grew: a 6,000-case
-/// `yimen bench three-task` ran 548 sequential scans of `tasks` and `instances`, which read
-/// 2.9 million rows (with the setting: none). With the setting a statement scans a whole
+/// generic plan was a sequential scan, and it stayed one as the table grew (what that cost:
+/// docs/performance.md, "What limits PostgreSQL"). With the setting a statement scans a whole
 /// table only where no index serves it (reports over everything), as before. A URL that sets
 /// `enable_seqscan` in its `options` keeps its own value.
 pub async fn open(url: &str, schema: Option<&str>) -> Result<sqlx::PgPool, EngineError> {

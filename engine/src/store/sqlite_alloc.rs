@@ -5,10 +5,11 @@
 
 /// Process-wide SQLite settings, made once before its first connection (too late when SQLite
 /// was initialised already; then its defaults stay, which is correct, only slower):
-/// - no memory statistics: with them, every allocation inside SQLite takes one global mutex
-///   (about 6% of the CPU of `yimen bench`, perf);
-/// - SQLite allocates with mimalloc instead of the C library's malloc (another 10%: the
-///   statements of a batch allocate and free many small buffers).
+/// - no memory statistics: with them, every allocation inside SQLite takes one global mutex;
+/// - SQLite allocates with mimalloc instead of the C library's malloc: the statements of a
+///   batch allocate and free many small buffers.
+///
+/// What each saves: docs/performance.md, "What limits SQLite".
 pub(crate) fn configure_sqlite_library() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

@@ -19,8 +19,8 @@ use crate::store::{
     DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx, json_list, on_tx,
     postgres, sqlite, sqlite_direct,
 };
-// A batch's maps are keyed by ids and hashed on every lookup; SipHash was 2% of the
-// committer's CPU. foldhash is seeded per process too.
+// A batch's maps are keyed by ids and hashed on every lookup: foldhash, cheaper than SipHash
+// and seeded per process too (docs/performance.md).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
