@@ -23,16 +23,29 @@ pub enum Role {
     Named(String),
 }
 
+/// Why a role (or a list of roles) does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    #[error(
+        "empty role name; give roles like `admin`, `clerk` or `office:east` (a role of a process, with its key)"
+    )]
+    Empty,
+    #[error(
+        "`{0}` is not a role: use `admin` or the name of a role a process \
+         declares, like `clerk`, with its key if it is keyed, like `office:east`"
+    )]
+    NotARole(String),
+    #[error("a token needs at least one role")]
+    NoRole,
+}
+
 impl Role {
     /// Reads `admin` or a role name (`clerk`, `office:east`).
-    pub fn parse(text: &str) -> Result<Role, String> {
+    pub fn parse(text: &str) -> Result<Role, RoleError> {
         let text = text.trim();
         match text {
             "admin" => Ok(Role::Admin),
-            "" => Err(
-                "empty role name; give roles like `admin`, `clerk` or `office:east` (a role of a process, with its key)"
-                    .into(),
-            ),
+            "" => Err(RoleError::Empty),
             name => {
                 let valid = name.split(':').all(|part| {
                     !part.is_empty()
@@ -43,24 +56,21 @@ impl Role {
                 if valid && name.split(':').count() <= 2 {
                     Ok(Role::Named(name.to_string()))
                 } else {
-                    Err(format!(
-                        "`{name}` is not a role: use `admin` or the name of a role a process \
-                         declares, like `clerk`, with its key if it is keyed, like `office:east`"
-                    ))
+                    Err(RoleError::NotARole(name.to_string()))
                 }
             }
         }
     }
 
     /// Reads a comma-separated list (`clerk,office:east`).
-    pub fn parse_list(text: &str) -> Result<Vec<Role>, String> {
+    pub fn parse_list(text: &str) -> Result<Vec<Role>, RoleError> {
         let roles: Vec<Role> = text
             .split(',')
             .filter(|s| !s.trim().is_empty())
             .map(Role::parse)
             .collect::<Result<_, _>>()?;
         if roles.is_empty() {
-            return Err("a token needs at least one role".into());
+            return Err(RoleError::NoRole);
         }
         Ok(roles)
     }
@@ -82,8 +92,8 @@ impl From<Role> for String {
 }
 
 impl TryFrom<String> for Role {
-    type Error = String;
-    fn try_from(text: String) -> Result<Role, String> {
+    type Error = RoleError;
+    fn try_from(text: String) -> Result<Role, RoleError> {
         Role::parse(&text)
     }
 }
@@ -449,9 +459,15 @@ mod tests {
         assert!(
             Role::parse_list("")
                 .unwrap_err()
+                .to_string()
                 .contains("at least one role")
         );
-        assert!(Role::parse("a b").unwrap_err().contains("not a role"));
+        assert!(
+            Role::parse("a b")
+                .unwrap_err()
+                .to_string()
+                .contains("not a role")
+        );
         assert!(Role::parse("department:").is_err());
         assert!(Role::parse("a:b:c").is_err());
     }

@@ -151,6 +151,31 @@ pub fn case_columns(config: &Json) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Why a ledger range does not read. `name` is the end it is about (`from`, `to`), `text`
+/// what was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("`from` is after `to`: give the first day, then the last")]
+    Reversed,
+    #[error(
+        "`{name}`: `{text}` is neither a day (2026-09-01, {tz}) nor an RFC 3339 time (2026-09-01T09:00:00+08:00)"
+    )]
+    NotADay {
+        name: &'static str,
+        text: String,
+        tz: Tz,
+    },
+    /// The day begins in a gap of the zone (no local midnight).
+    #[error("`{name}`: `{text}` has no midnight in {tz}")]
+    NoMidnight {
+        name: &'static str,
+        text: String,
+        tz: Tz,
+    },
+    #[error("`{name}`: `{text}` is out of range")]
+    OutOfRange { name: &'static str, text: String },
+}
+
 /// A ledger range `[from, to]` as the CLI and the API take it, as the half-open interval of
 /// instants `[start, end)` the store reads. A day (`2026-09-01`) is the whole day in `tz`
 /// (the calendar's zone), an RFC 3339 time is that instant; both ends are inclusive, so
@@ -159,7 +184,7 @@ pub fn range(
     from: Option<&str>,
     to: Option<&str>,
     tz: Tz,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+) -> Result<(DateTime<Utc>, DateTime<Utc>), RangeError> {
     let start = match from {
         Some(text) => bound(text, tz, "from")?.0,
         None => DateTime::<Utc>::MIN_UTC,
@@ -169,31 +194,40 @@ pub fn range(
         None => DateTime::<Utc>::MAX_UTC,
     };
     if end <= start {
-        return Err("`from` is after `to`: give the first day, then the last".into());
+        return Err(RangeError::Reversed);
     }
     Ok((start, end))
 }
 
 /// The first instant of `text` and the first one after it.
-fn bound(text: &str, tz: Tz, name: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+fn bound(
+    text: &str,
+    tz: Tz,
+    name: &'static str,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), RangeError> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         let at = at.with_timezone(&Utc);
         return Ok((at, at + chrono::Duration::milliseconds(1)));
     }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        format!(
-            "`{name}`: `{text}` is neither a day (2026-09-01, {tz}) nor an RFC 3339 time (2026-09-01T09:00:00+08:00)"
-        )
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| RangeError::NotADay {
+        name,
+        text: text.to_string(),
+        tz,
     })?;
     let midnight = |d: NaiveDate| {
         tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
             .earliest()
             .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| format!("`{name}`: `{text}` has no midnight in {tz}"))
+            .ok_or_else(|| RangeError::NoMidnight {
+                name,
+                text: text.to_string(),
+                tz,
+            })
     };
-    let next = day
-        .succ_opt()
-        .ok_or_else(|| format!("`{name}`: `{text}` is out of range"))?;
+    let next = day.succ_opt().ok_or_else(|| RangeError::OutOfRange {
+        name,
+        text: text.to_string(),
+    })?;
     Ok((midnight(day)?, midnight(next)?))
 }
 
@@ -445,7 +479,7 @@ mod tests {
             ))
         );
         assert!(range(Some("2026-09-02"), Some("2026-09-01"), sh).is_err());
-        let bad = range(Some("yesterday"), None, sh).unwrap_err();
+        let bad = range(Some("yesterday"), None, sh).unwrap_err().to_string();
         assert!(
             bad.contains("`from`") && bad.contains("2026-09-01"),
             "{bad}"

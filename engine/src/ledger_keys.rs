@@ -30,6 +30,73 @@ use std::path::{Path, PathBuf};
 const KEY_FORMAT: &str = "yimen-ledger-key-1";
 const CHECKPOINT_FORMAT: &str = "yimen-ledger-checkpoint-1";
 
+/// Why a key, a key file, a public key file or a checkpoint does not read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("a chain key is 32 bytes (64 hex digits), this one is {0}")]
+    ChainKeyLength(usize),
+    #[error("{0}")]
+    Hmac(hmac::digest::InvalidLength),
+    /// `what`: the field or line the key was read from.
+    #[error("{what}: not hex ({source})")]
+    NotHex {
+        what: &'static str,
+        source: hex::FromHexError,
+    },
+    #[error("{what}: 32 bytes (64 hex digits) expected")]
+    NotThirtyTwoBytes { what: &'static str },
+    #[error("the key file has no chain key")]
+    NoChainKey,
+    #[error("not a ledger key file (made by `yimen ledger keygen`): {0}")]
+    NotAKeyFile(#[source] serde_json::Error),
+    #[error("format `{0}` is not `{KEY_FORMAT}`: not a ledger key file")]
+    Format(String),
+    #[error("cannot read the ledger key {}: {source}", path.display())]
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the public key {}: {source}", path.display())]
+    ReadPublicKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("public key: {0}")]
+    PublicKey(#[source] ed25519_dalek::SignatureError),
+    #[error("{}: no public key in it", path.display())]
+    NoPublicKey { path: PathBuf },
+    /// What is wrong inside the key file or public key file at `path`.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        source: Box<KeyError>,
+    },
+    #[error("cannot read the checkpoints folder {}: {source}", dir.display())]
+    ReadCheckpoints {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadCheckpoint {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a ledger checkpoint: {source}", path.display())]
+    NotACheckpoint {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl KeyError {
+    fn in_file(path: &Path) -> impl FnOnce(KeyError) -> KeyError + '_ {
+        move |e| KeyError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        }
+    }
+}
+
 /// A key the chain is written with: its id (8 hex digits, from the key) and the HMAC ready
 /// to be cloned for each entry.
 #[derive(Clone)]
@@ -40,18 +107,15 @@ pub struct ChainKey {
 
 impl ChainKey {
     /// The chain key of a 32-byte secret.
-    pub fn from_secret(secret: &[u8]) -> Result<ChainKey, String> {
+    pub fn from_secret(secret: &[u8]) -> Result<ChainKey, KeyError> {
         if secret.len() != 32 {
-            return Err(format!(
-                "a chain key is 32 bytes (64 hex digits), this one is {}",
-                secret.len()
-            ));
+            return Err(KeyError::ChainKeyLength(secret.len()));
         }
         let mut d = Sha256::new();
         d.update(b"yimen ledger chain key id\0");
         d.update(secret);
         let id = hex::encode(&d.finalize()[..4]);
-        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
+        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(KeyError::Hmac)?;
         Ok(ChainKey { id, mac })
     }
 }
@@ -95,11 +159,11 @@ fn random32() -> [u8; 32] {
     rand::random()
 }
 
-fn unhex32(text: &str, what: &str) -> Result<[u8; 32], String> {
-    let bytes = hex::decode(text.trim()).map_err(|e| format!("{what}: not hex ({e})"))?;
+fn unhex32(text: &str, what: &'static str) -> Result<[u8; 32], KeyError> {
+    let bytes = hex::decode(text.trim()).map_err(|source| KeyError::NotHex { what, source })?;
     bytes
         .try_into()
-        .map_err(|_| format!("{what}: 32 bytes (64 hex digits) expected"))
+        .map_err(|_| KeyError::NotThirtyTwoBytes { what })
 }
 
 impl LedgerKeys {
@@ -108,13 +172,13 @@ impl LedgerKeys {
         signing: [u8; 32],
         retired_public: Vec<String>,
         keyed_since: DateTime<Utc>,
-    ) -> Result<LedgerKeys, String> {
+    ) -> Result<LedgerKeys, KeyError> {
         let chain = secrets
             .iter()
             .map(|s| ChainKey::from_secret(s))
             .collect::<Result<Vec<_>, _>>()?;
         if chain.is_empty() {
-            return Err("the key file has no chain key".into());
+            return Err(KeyError::NoChainKey);
         }
         Ok(LedgerKeys {
             secrets,
@@ -174,14 +238,10 @@ impl LedgerKeys {
         serde_json::to_string_pretty(&file).unwrap_or_default() + "\n"
     }
 
-    pub fn from_text(text: &str) -> Result<LedgerKeys, String> {
-        let file: KeyFile = serde_json::from_str(text)
-            .map_err(|e| format!("not a ledger key file (made by `yimen ledger keygen`): {e}"))?;
+    pub fn from_text(text: &str) -> Result<LedgerKeys, KeyError> {
+        let file: KeyFile = serde_json::from_str(text).map_err(KeyError::NotAKeyFile)?;
         if file.format != KEY_FORMAT {
-            return Err(format!(
-                "format `{}` is not `{KEY_FORMAT}`: not a ledger key file",
-                file.format
-            ));
+            return Err(KeyError::Format(file.format));
         }
         let secrets = file
             .chain_keys
@@ -193,10 +253,12 @@ impl LedgerKeys {
     }
 
     /// Reads the key file at `path`.
-    pub fn read(path: &Path) -> Result<LedgerKeys, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the ledger key {}: {e}", path.display()))?;
-        LedgerKeys::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<LedgerKeys, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::ReadKey {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        LedgerKeys::from_text(&text).map_err(KeyError::in_file(path))
     }
 
     /// Writes the key file at `path` (readable by its owner only) and the public key file at
@@ -243,21 +305,25 @@ pub fn public_path(path: &Path) -> PathBuf {
 }
 
 /// Reads public keys (64 hex digits a line; empty lines and `#` comments skipped).
-pub fn read_public_keys(path: &Path) -> Result<Vec<VerifyingKey>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the public key {}: {e}", path.display()))?;
+pub fn read_public_keys(path: &Path) -> Result<Vec<VerifyingKey>, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::ReadPublicKey {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let keys = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
             let bytes = unhex32(l, "public key")?;
-            VerifyingKey::from_bytes(&bytes).map_err(|e| format!("public key: {e}"))
+            VerifyingKey::from_bytes(&bytes).map_err(KeyError::PublicKey)
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(KeyError::in_file(path))?;
     if keys.is_empty() {
-        return Err(format!("{}: no public key in it", path.display()));
+        return Err(KeyError::NoPublicKey {
+            path: path.to_path_buf(),
+        });
     }
     Ok(keys)
 }
@@ -332,9 +398,11 @@ impl Checkpoint {
 }
 
 /// Reads every `*.json` checkpoint of `dir`, oldest first (by name: the time).
-pub fn read_checkpoints(dir: &Path) -> Result<Vec<(PathBuf, Checkpoint)>, String> {
-    let read = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read the checkpoints folder {}: {e}", dir.display()))?;
+pub fn read_checkpoints(dir: &Path) -> Result<Vec<(PathBuf, Checkpoint)>, KeyError> {
+    let read = std::fs::read_dir(dir).map_err(|source| KeyError::ReadCheckpoints {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut paths: Vec<PathBuf> = read
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -343,10 +411,15 @@ pub fn read_checkpoints(dir: &Path) -> Result<Vec<(PathBuf, Checkpoint)>, String
     paths
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-            let cp: Checkpoint = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: not a ledger checkpoint: {e}", p.display()))?;
+            let text = std::fs::read_to_string(&p).map_err(|source| KeyError::ReadCheckpoint {
+                path: p.clone(),
+                source,
+            })?;
+            let cp: Checkpoint =
+                serde_json::from_str(&text).map_err(|source| KeyError::NotACheckpoint {
+                    path: p.clone(),
+                    source,
+                })?;
             Ok((p, cp))
         })
         .collect()
@@ -506,11 +579,17 @@ mod tests {
             report.problems
         );
 
-        assert!(LedgerKeys::from_text("{}").unwrap_err().contains("keygen"));
+        assert!(
+            LedgerKeys::from_text("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("keygen")
+        );
         let wrong = keys.to_text().replace(KEY_FORMAT, "other");
         assert!(
             LedgerKeys::from_text(&wrong)
                 .unwrap_err()
+                .to_string()
                 .contains("format")
         );
     }

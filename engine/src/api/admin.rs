@@ -30,7 +30,7 @@ pub(super) async fn ledger(
         query.to.as_deref(),
         state.engine.time_zone(),
     )
-    .map_err(ApiError::bad_request)?;
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let entries = state.engine.ledger_export(from, to).await?;
     match query.format.as_deref().unwrap_or("json") {
         "json" => Ok(ApiJson(LedgerEntries { entries }).into_response()),
@@ -98,7 +98,7 @@ pub(super) async fn create_token(
     let roles = match Role::parse_list(&body.roles.join(",")) {
         Ok(roles) => roles,
         Err(message) => {
-            problems.push(serde_json::json!({"field": "roles", "message": message}));
+            problems.push(serde_json::json!({"field": "roles", "message": message.to_string()}));
             Vec::new()
         }
     };
