@@ -55,24 +55,29 @@ pub fn max_instant() -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Why a value is refused by a limit. The text follows the value or field it is about
+/// (`2300-01-01 is outside the years …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// A date or time outside [`MIN_YEAR`]–[`MAX_YEAR`].
+    #[error("is outside the years {MIN_YEAR}–{MAX_YEAR} this engine accepts")]
+    OutsideYears,
+}
+
 /// `Err` with what to write instead when `at` is outside the years the engine accepts.
-pub fn check_instant(at: DateTime<Utc>) -> Result<(), String> {
+pub fn check_instant(at: DateTime<Utc>) -> Result<(), LimitError> {
     if at < min_instant() || at > max_instant() {
-        Err(format!(
-            "is outside the years {MIN_YEAR}–{MAX_YEAR} this engine accepts"
-        ))
+        Err(LimitError::OutsideYears)
     } else {
         Ok(())
     }
 }
 
 /// `Err` when `date` is outside the years the engine accepts.
-pub fn check_date(date: NaiveDate) -> Result<(), String> {
+pub fn check_date(date: NaiveDate) -> Result<(), LimitError> {
     use chrono::Datelike;
     if !(MIN_YEAR..=MAX_YEAR).contains(&date.year()) {
-        Err(format!(
-            "is outside the years {MIN_YEAR}–{MAX_YEAR} this engine accepts"
-        ))
+        Err(LimitError::OutsideYears)
     } else {
         Ok(())
     }

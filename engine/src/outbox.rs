@@ -91,6 +91,36 @@ impl Backoff {
     }
 }
 
+/// Why a notification was not delivered: the text recorded on its row (never its body).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The row's channel is none of the known forms; the row is marked dead.
+    #[error(
+        "unknown notification channel `{0}` (expected webhook:NAME, role:QUEUE, {subject} or holder)",
+        subject = crate::auth::SUBJECT_INBOX
+    )]
+    UnknownChannel(String),
+    #[error(
+        "channel `{channel}`: URL `{url}` is not http(s); fix the channel's key in the process configuration"
+    )]
+    NotHttp { channel: String, url: String },
+    #[error("channel `{channel}` has no URL; set the channel's key in the process configuration")]
+    NoUrl { channel: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot encode: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("timed out")]
+    TimedOut,
+    #[error("cannot connect")]
+    CannotConnect,
+    #[error("request failed: {0}")]
+    Request(#[source] reqwest::Error),
+    /// The receiver answered with a status other than 2xx.
+    #[error("receiver answered HTTP {0}")]
+    Status(u16),
+}
+
 /// Where an outbox row goes, from its `channel` column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -101,7 +131,7 @@ pub enum Route {
 }
 
 /// Reads a channel name. Unknown forms are an error naming the channel (the row is marked dead).
-pub fn route(channel: &str) -> Result<Route, String> {
+pub fn route(channel: &str) -> Result<Route, DeliveryError> {
     if let Some(name) = channel.strip_prefix("webhook:") {
         return Ok(Route::Webhook {
             channel: name.to_string(),
@@ -118,10 +148,7 @@ pub fn route(channel: &str) -> Result<Route, String> {
         crate::auth::SUBJECT_INBOX | "holder" => Ok(Route::Inbox {
             recipient: channel.to_string(),
         }),
-        _ => Err(format!(
-            "unknown notification channel `{channel}` (expected webhook:NAME, role:QUEUE, {} or holder)",
-            crate::auth::SUBJECT_INBOX
-        )),
+        _ => Err(DeliveryError::UnknownChannel(channel.to_string())),
     }
 }
 
@@ -152,11 +179,14 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     /// `timeout` bounds one attempt; the receiver must answer 2xx within it.
-    pub fn new(secret: impl Into<Vec<u8>>, timeout: std::time::Duration) -> Result<Self, String> {
+    pub fn new(
+        secret: impl Into<Vec<u8>>,
+        timeout: std::time::Duration,
+    ) -> Result<Self, DeliveryError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(DeliveryError::Client)?;
         Ok(WebhookSender {
             client,
             secret: secret.into(),
@@ -164,8 +194,8 @@ impl WebhookSender {
     }
 
     /// POSTs `body` to `url`. `Err` carries a short reason for the delivery state (never the body).
-    pub async fn send(&self, url: &str, dedup_key: &str, body: &Json) -> Result<(), String> {
-        let bytes = serde_json::to_vec(body).map_err(|e| format!("cannot encode: {e}"))?;
+    pub async fn send(&self, url: &str, dedup_key: &str, body: &Json) -> Result<(), DeliveryError> {
+        let bytes = serde_json::to_vec(body).map_err(DeliveryError::Encode)?;
         let response = self
             .client
             .post(url)
@@ -177,34 +207,35 @@ impl WebhookSender {
             .await
             .map_err(|e| {
                 if e.is_timeout() {
-                    "timed out".to_string()
+                    DeliveryError::TimedOut
                 } else if e.is_connect() {
-                    "cannot connect".to_string()
+                    DeliveryError::CannotConnect
                 } else {
-                    format!("request failed: {e}")
+                    DeliveryError::Request(e)
                 }
             })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!("receiver answered HTTP {}", status.as_u16()))
+            Err(DeliveryError::Status(status.as_u16()))
         }
     }
 }
 
 /// The URL a webhook payload names, or a message saying what to configure.
-pub fn webhook_url(channel: &str, payload: &Json) -> Result<String, String> {
+pub fn webhook_url(channel: &str, payload: &Json) -> Result<String, DeliveryError> {
     match payload.get("url") {
         Some(Json::String(url)) if url.starts_with("http://") || url.starts_with("https://") => {
             Ok(url.clone())
         }
-        Some(Json::String(url)) => Err(format!(
-            "channel `{channel}`: URL `{url}` is not http(s); fix the channel's key in the process configuration"
-        )),
-        _ => Err(format!(
-            "channel `{channel}` has no URL; set the channel's key in the process configuration"
-        )),
+        Some(Json::String(url)) => Err(DeliveryError::NotHttp {
+            channel: channel.to_string(),
+            url: url.clone(),
+        }),
+        _ => Err(DeliveryError::NoUrl {
+            channel: channel.to_string(),
+        }),
     }
 }
 
@@ -348,7 +379,9 @@ impl Delivery {
                         tracing::debug!(id = %msg.id, attempt, "notification failed: {error}")
                     }
                 }
-                self.engine.outbox_failed(&msg.id, &error, at).await?;
+                self.engine
+                    .outbox_failed(&msg.id, &error.to_string(), at)
+                    .await?;
             }
         }
         Ok(())
@@ -449,24 +482,24 @@ mod tests {
     #[test]
     fn channels_route_to_webhooks_or_inboxes() {
         assert_eq!(
-            route("webhook:ledger_hook"),
-            Ok(Route::Webhook {
+            route("webhook:ledger_hook").unwrap(),
+            Route::Webhook {
                 channel: "ledger_hook".into()
-            })
+            }
         );
         assert_eq!(
-            route("role:audit_office"),
-            Ok(Route::Inbox {
+            route("role:audit_office").unwrap(),
+            Route::Inbox {
                 recipient: "audit_office".into()
-            })
+            }
         );
         assert_eq!(
-            route("subject"),
-            Ok(Route::Inbox {
+            route("subject").unwrap(),
+            Route::Inbox {
                 recipient: "subject".into()
-            })
+            }
         );
-        let err = route("sms").unwrap_err();
+        let err = route("sms").unwrap_err().to_string();
         assert!(err.contains("`sms`"), "{err}");
         assert!(route("role:").is_err());
     }
@@ -479,9 +512,9 @@ mod tests {
             body,
             json!({"instance": "i1", "message": "late", "id": "i1:o1", "channel": "webhook:h", "attempt": 3})
         );
-        assert_eq!(webhook_url("h", &payload), Ok("https://x/hook".into()));
+        assert_eq!(webhook_url("h", &payload).unwrap(), "https://x/hook");
         assert!(webhook_url("h", &json!({"url": "ftp://x"})).is_err());
-        let missing = webhook_url("h", &json!({})).unwrap_err();
+        let missing = webhook_url("h", &json!({})).unwrap_err().to_string();
         assert!(missing.contains("no URL"), "{missing}");
     }
 }

@@ -621,7 +621,7 @@ pub fn monthly_statistics(
 }
 
 mod run;
-pub use run::{ReportRun, Reports};
+pub use run::{ReportError, ReportRun, Reports};
 
 #[cfg(test)]
 mod tests;

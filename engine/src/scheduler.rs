@@ -202,12 +202,28 @@ pub enum ClockError {
     )]
     RealClock,
     /// The clock would leave the years the engine accepts (`crate::limits`).
-    #[error("the clock cannot move to {to}: {why}")]
-    OutOfRange { to: String, why: String },
+    #[error("the clock cannot move to {}: {source}", to.to_rfc3339())]
+    OutOfRange {
+        to: DateTime<Utc>,
+        source: crate::limits::LimitError,
+    },
+    /// The clock moved by `by` from `now` would be a time no date type holds.
+    #[error("the clock cannot move to {now} + {by}: the time overflows")]
+    Overflow {
+        now: DateTime<Utc>,
+        by: chrono::Duration,
+    },
     #[error(transparent)]
     Advance(#[from] AdvanceError),
     #[error(transparent)]
     Engine(#[from] crate::error::EngineError),
+}
+
+/// Why the background services did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Webhooks(#[from] crate::outbox::DeliveryError),
 }
 
 /// What `POST /clock/advance` answers.
@@ -253,7 +269,7 @@ impl Services {
         manual: Option<ManualClock>,
         reports: Option<crate::reports::Reports>,
         options: ServiceOptions,
-    ) -> Result<Services, String> {
+    ) -> Result<Services, StartError> {
         let sender = crate::outbox::WebhookSender::new(
             options.webhook_secret.clone(),
             options.webhook_timeout,
@@ -345,10 +361,7 @@ impl Services {
     /// returns. Refused on a real clock. Requests are served one at a time.
     pub async fn advance_to(&self, to: DateTime<Utc>) -> Result<AdvanceReport, ClockError> {
         let clock = self.manual.as_ref().ok_or(ClockError::RealClock)?;
-        crate::limits::check_instant(to).map_err(|why| ClockError::OutOfRange {
-            to: to.to_rfc3339(),
-            why,
-        })?;
+        crate::limits::check_instant(to).map_err(|source| ClockError::OutOfRange { to, source })?;
         let _one_at_a_time = self.advancing.lock().await;
         let moved = advance(&self.engine, clock, to).await?;
         let delivered = self.delivery.deliver_due().await?;
@@ -371,10 +384,7 @@ impl Services {
         let now = clock.now();
         let to = now
             .checked_add_signed(by)
-            .ok_or_else(|| ClockError::OutOfRange {
-                to: format!("{now} + {by}"),
-                why: "the time overflows".into(),
-            })?;
+            .ok_or(ClockError::Overflow { now, by })?;
         self.advance_to(to).await
     }
 

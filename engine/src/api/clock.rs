@@ -32,8 +32,20 @@ pub(super) struct AdvanceBody {
     by: Option<String>,
 }
 
+/// Why a length of time does not read; `text` is the length as given (trimmed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LengthError {
+    #[error("`{0}` is not a length of time; write e.g. 90m, 36h, 10d or 1w")]
+    NotANumber(String),
+    #[error("unknown unit `{unit}` in `{text}`: use s, m, h, d or w")]
+    UnknownUnit { unit: String, text: String },
+    /// More than a duration holds: refused as too long (422), not as unreadable.
+    #[error("`{0}` is too long")]
+    TooLong(String),
+}
+
 /// Reads `90m`, `36h`, `10d`, `1w`, `30s`.
-pub(crate) fn parse_length(text: &str) -> Result<chrono::Duration, String> {
+pub(crate) fn parse_length(text: &str) -> Result<chrono::Duration, LengthError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -41,7 +53,7 @@ pub(crate) fn parse_length(text: &str) -> Result<chrono::Duration, String> {
     let (number, unit) = text.split_at(split);
     let n: i64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a length of time; write e.g. 90m, 36h, 10d or 1w"))?;
+        .map_err(|_| LengthError::NotANumber(text.to_string()))?;
     let length = match unit.trim() {
         "s" => chrono::Duration::try_seconds(n),
         "m" | "min" => chrono::Duration::try_minutes(n),
@@ -49,12 +61,13 @@ pub(crate) fn parse_length(text: &str) -> Result<chrono::Duration, String> {
         "d" => chrono::Duration::try_days(n),
         "w" => chrono::Duration::try_weeks(n),
         other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`: use s, m, h, d or w"
-            ));
+            return Err(LengthError::UnknownUnit {
+                unit: other.to_string(),
+                text: text.to_string(),
+            });
         }
     };
-    length.ok_or_else(|| format!("`{text}` is too long"))
+    length.ok_or_else(|| LengthError::TooLong(text.to_string()))
 }
 
 /// `Err` (422) when a clock move of `by` is longer than the engine accepts.
@@ -123,8 +136,8 @@ pub(super) async fn advance(
         (None, Some(by)) => {
             let by = match parse_length(by) {
                 Ok(by) => by,
-                Err(e) if e.ends_with("too long") => {
-                    return Err(EngineError::invalid("by", e).into());
+                Err(e @ LengthError::TooLong(_)) => {
+                    return Err(EngineError::invalid("by", e.to_string()).into());
                 }
                 Err(e) => return Err(ApiError::bad_request(format!("`by`: {e}"))),
             };
@@ -143,7 +156,7 @@ pub(super) async fn advance(
     match result {
         Ok(report) => Ok(ApiJson(report)),
         Err(e @ ClockError::RealClock) => Err(ApiError::conflict("real_clock", e.to_string())),
-        Err(e @ ClockError::OutOfRange { .. }) => {
+        Err(e @ (ClockError::OutOfRange { .. } | ClockError::Overflow { .. })) => {
             let field = if body.to.is_some() { "to" } else { "by" };
             Err(EngineError::invalid(field, e.to_string()).into())
         }
@@ -165,11 +178,22 @@ mod tests {
         assert_eq!(parse_length("36h"), Ok(chrono::Duration::hours(36)));
         assert_eq!(parse_length("10d"), Ok(chrono::Duration::days(10)));
         assert_eq!(parse_length("1w"), Ok(chrono::Duration::weeks(1)));
-        assert!(parse_length("10").unwrap_err().contains("unknown unit"));
-        assert!(parse_length("ten days").unwrap_err().contains("90m"));
+        assert!(
+            parse_length("10")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse_length("ten days")
+                .unwrap_err()
+                .to_string()
+                .contains("90m")
+        );
         assert!(
             parse_length("99999999999999w")
                 .unwrap_err()
+                .to_string()
                 .contains("too long")
         );
     }

@@ -50,6 +50,19 @@ impl From<RunRow> for ReportRun {
     }
 }
 
+/// Why a report run failed: the run's recorded error text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The job's calendar is not loaded, or reading the facts failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot write {}: {source}", file.display())]
+    Write {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Runs the jobs of a [`Schedule`] for one server.
 #[derive(Debug, Clone)]
 pub struct Reports {
@@ -132,6 +145,7 @@ impl Reports {
                 continue;
             }
             let end = self.execute(job, due, now).await;
+            let error = end.as_ref().err().map(ReportError::to_string);
             let finished = self.engine.clock().now().timestamp_millis();
             let record = match &end {
                 Ok((csv, file)) => RunEnd {
@@ -142,12 +156,12 @@ impl Reports {
                     error: None,
                     now: finished,
                 },
-                Err(e) => RunEnd {
+                Err(_) => RunEnd {
                     state: "failed",
                     rows: None,
                     file: None,
                     csv: None,
-                    error: Some(e.as_str()),
+                    error: error.as_deref(),
                     now: finished,
                 },
             };
@@ -173,14 +187,14 @@ impl Reports {
         job: &Job,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<(Csv, String), String> {
-        let calendar = self.calendar(job).map_err(|e| e.to_string())?;
+    ) -> Result<(Csv, String), ReportError> {
+        let calendar = self.calendar(job)?;
         let (from, to) = self.schedule.previous_month(due);
         let since = match job.spec.report {
             ReportKind::OverdueDigest => now,
             ReportKind::MonthlyStatistics => from,
         };
-        let facts = self.facts(since).await.map_err(|e| e.to_string())?;
+        let facts = self.facts(since).await?;
         let csv = match job.spec.report {
             ReportKind::OverdueDigest => overdue_digest(&facts, now, calendar),
             ReportKind::MonthlyStatistics => {
@@ -194,9 +208,9 @@ impl Reports {
             job.spec.name,
             local.format("%Y%m%d_%H%M")
         ));
-        write_atomically(&dir, &file, &csv.text)
-            .await
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        if let Err(source) = write_atomically(&dir, &file, &csv.text).await {
+            return Err(ReportError::Write { file, source });
+        }
         Ok((csv, file.display().to_string()))
     }
 
