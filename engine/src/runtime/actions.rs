@@ -8,7 +8,7 @@ impl Run<'_> {
         node: &str,
         actions: &[Action],
         ctx: &Json,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         for action in actions {
             match action {
                 Action::Assign { var, value, .. } => {
@@ -21,7 +21,10 @@ impl Run<'_> {
                             &decl.ty,
                             &v.to_json(),
                         )
-                        .map_err(|e| format!("set {}: {e}", var.name))?,
+                        .map_err(|source| RunError::Set {
+                            var: var.name.clone(),
+                            source,
+                        })?,
                         None => v.to_json(),
                     };
                     self.set_var(Some(node), &var.name, json);
@@ -50,7 +53,7 @@ impl Run<'_> {
         id: &str,
         label: &Option<String>,
         queue: &QueueRef,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let (q, org_unit) = self.queue(queue)?;
         let task_id = new_id();
         self.cs.new_tasks.push(NewTask {
@@ -73,13 +76,13 @@ impl Run<'_> {
     }
 
     /// Issues document `document`, unless it is public and the case names a minor.
-    fn issue(&mut self, node: &str, document: &str) -> Result<(), String> {
+    fn issue(&mut self, node: &str, document: &str) -> Result<(), RunError> {
         let decl = self
             .model
             .documents
             .iter()
             .find(|d| d.name.name == document)
-            .ok_or_else(|| format!("no document `{}`", document))?;
+            .ok_or_else(|| RunError::NoDocument(document.to_string()))?;
         if decl.public
             && let Some(var) = self.minor_in_case()
         {
@@ -99,9 +102,9 @@ impl Run<'_> {
             Ok(content) => content,
             Err(e) if e.over_limit => {
                 let field = format!("document {}", decl.name.name);
-                return Err(self.over_limit(&field, e.message));
+                return Err(self.over_limit(&field, RunError::Document(e)));
             }
-            Err(e) => return Err(e.message),
+            Err(e) => return Err(RunError::Document(e)),
         };
         let id = new_id();
         self.cs.documents.push(NewDocument {
@@ -130,7 +133,7 @@ impl Run<'_> {
         target: &NotifyTarget,
         message: &str,
         ctx: &Json,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let text = self.fill(message);
         let (channel, url) = match target {
             NotifyTarget::Role(q) => (format!("role:{}", self.queue(q)?.0), None),

@@ -22,7 +22,7 @@ impl Run<'_> {
         name: &str,
         due: Option<DateTime<Utc>>,
         why: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let Some(state) = self.cs.state.clocks.get_mut(name) else {
             return Ok(());
         };
@@ -100,13 +100,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    pub(super) fn clock(&mut self, node: &str, op: &ClockOp, name: &str) -> Result<(), String> {
+    pub(super) fn clock(&mut self, node: &str, op: &ClockOp, name: &str) -> Result<(), RunError> {
         let decl = self
             .model
             .clocks
             .iter()
             .find(|c| c.name.name == name)
-            .ok_or_else(|| format!("no clock `{name}`"))?;
+            .ok_or_else(|| RunError::NoClock(name.to_string()))?;
         let cal = decl
             .calendar
             .as_ref()
@@ -117,7 +117,7 @@ impl Run<'_> {
                 let expr = duration
                     .as_ref()
                     .or(decl.deadline.as_ref().map(|d| &d.duration))
-                    .ok_or_else(|| format!("clock `{name}` has no duration"))?;
+                    .ok_or_else(|| RunError::ClockWithoutDuration(name.to_string()))?;
                 self.clock_start(node, name, cal, expr)?
             }
             ClockOp::Pause => self.clock_pause(name, cal)?,
@@ -135,9 +135,9 @@ impl Run<'_> {
         cal: Option<&str>,
         from: DateTime<Utc>,
         e: &Expr,
-    ) -> Result<(due::Due, i64, yimen_dsl::model::DurationUnit), String> {
+    ) -> Result<(due::Due, i64, yimen_dsl::model::DurationUnit), RunError> {
         let v = self.eval(e)?;
-        let (amount, unit) = v.to_duration()?;
+        let (amount, unit) = v.to_duration().map_err(RunError::Duration)?;
         let due = self.due.add(cal, from, amount, unit);
         if due.provisional {
             self.cs.provisional = true;
@@ -160,7 +160,7 @@ impl Run<'_> {
         name: &str,
         cal: Option<String>,
         expr: &Expr,
-    ) -> Result<String, String> {
+    ) -> Result<String, RunError> {
         let (due, amount, unit) = self.clock_add(cal.as_deref(), self.now, expr)?;
         self.cancel_ladder(name);
         // Task deadlines already bound to it (a restart) follow the new due time.
@@ -196,14 +196,14 @@ impl Run<'_> {
         ))
     }
 
-    fn clock_pause(&mut self, name: &str, cal: Option<String>) -> Result<String, String> {
+    fn clock_pause(&mut self, name: &str, cal: Option<String>) -> Result<String, RunError> {
         self.cancel_ladder(name);
         let s = self
             .cs
             .state
             .clocks
             .get_mut(name)
-            .ok_or_else(|| format!("clock `{name}` was not started"))?;
+            .ok_or_else(|| RunError::ClockNotStarted(name.to_string()))?;
         let mut paused = false;
         if s.running {
             let due = s.due_at.and_then(DateTime::from_timestamp_millis);
@@ -230,13 +230,13 @@ impl Run<'_> {
         node: &str,
         name: &str,
         cal: Option<String>,
-    ) -> Result<String, String> {
+    ) -> Result<String, RunError> {
         let s = self
             .cs
             .state
             .clocks
             .get_mut(name)
-            .ok_or_else(|| format!("clock `{name}` was not started"))?;
+            .ok_or_else(|| RunError::ClockNotStarted(name.to_string()))?;
         let mut due = None;
         if !s.running {
             let left = s.remaining_minutes.take().unwrap_or(0);
@@ -259,7 +259,7 @@ impl Run<'_> {
         Ok(format!("clock {name} resumed"))
     }
 
-    fn clock_stop(&mut self, name: &str) -> Result<String, String> {
+    fn clock_stop(&mut self, name: &str) -> Result<String, RunError> {
         self.cancel_ladder(name);
         self.follow_clock(name, None, "stopped")?;
         if let Some(s) = self.cs.state.clocks.get_mut(name) {
@@ -280,14 +280,14 @@ impl Run<'_> {
         cal: Option<String>,
         by: &Expr,
         reason: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, RunError> {
         let current = self
             .cs
             .state
             .clocks
             .get(name)
             .cloned()
-            .ok_or_else(|| format!("clock `{name}` was not started"))?;
+            .ok_or_else(|| RunError::ClockNotStarted(name.to_string()))?;
         if let Some(due_ms) = current.due_at {
             let from = DateTime::from_timestamp_millis(due_ms).unwrap_or(self.now);
             let (due, amount, unit) = self.clock_add(cal.as_deref(), from, by)?;
@@ -336,7 +336,7 @@ impl Run<'_> {
         node: &str,
         name: &str,
         due: DateTime<Utc>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let Some(deadline) = self
             .model
             .clocks

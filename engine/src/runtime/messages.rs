@@ -48,7 +48,7 @@ impl Run<'_> {
                 Ok(v) => {
                     accepted.insert(k.clone(), v);
                 }
-                Err(e) => problems.push(Problem::new(k, e)),
+                Err(e) => problems.push(Problem::new(k, e.to_string())),
             }
         }
         for s in sets {

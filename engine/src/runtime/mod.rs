@@ -15,14 +15,16 @@
 mod actions;
 mod clocks;
 pub mod due;
+mod error;
 mod messages;
 pub mod state;
 mod tasks;
 mod timers;
 mod vars;
 
+pub use error::RunError;
 use vars::*;
-pub use vars::{enum_values, start_vars};
+pub use vars::{InputError, enum_values, start_vars};
 
 use crate::error::{EngineError, Problem};
 use crate::limits::Limits;
@@ -278,7 +280,7 @@ impl<'a> Run<'a> {
         self.model.nodes.iter().find(|n| n.id.name == id)
     }
 
-    fn eval(&self, expr: &Expr) -> Result<Value, String> {
+    fn eval(&self, expr: &Expr) -> Result<Value, RunError> {
         let scope = VarScope {
             model: self.model,
             data: self.data,
@@ -287,7 +289,7 @@ impl<'a> Run<'a> {
             item: self.item.as_ref().map(|(n, j)| (n.as_str(), j)),
             now: self.now,
         };
-        eval(expr, &scope).map_err(|e| e.message)
+        Ok(eval(expr, &scope)?)
     }
 
     fn history(&mut self, node: Option<&str>, kind: &str, text: String, data: Json) {
@@ -322,12 +324,12 @@ impl<'a> Run<'a> {
     }
 
     /// A limit exceeded at `field` (a node, a document): the event is refused when it is the
-    /// caller's own (see [`Bounds`]); the message is returned for the incident otherwise.
-    fn over_limit(&mut self, field: &str, message: String) -> String {
+    /// caller's own (see [`Bounds`]); the error is returned for the incident otherwise.
+    fn over_limit(&mut self, field: &str, error: RunError) -> RunError {
         if self.bounds.refuse && self.refused.is_none() {
-            self.refused = Some(EngineError::invalid(field, message.clone()));
+            self.refused = Some(EngineError::invalid(field, error.to_string()));
         }
-        message
+        error
     }
 
     fn incident(&mut self, node: &str, from: Option<String>, message: String) {
@@ -500,8 +502,8 @@ impl<'a> Run<'a> {
                 self.incident(&node_id, from, "no such node in the model".into());
                 continue;
             };
-            if let Err(message) = self.enter(node, from.clone()) {
-                self.incident(&node_id, from, message);
+            if let Err(e) = self.enter(node, from.clone()) {
+                self.incident(&node_id, from, e.to_string());
             }
         }
     }
@@ -510,7 +512,7 @@ impl<'a> Run<'a> {
         &mut self,
         node: &'a yimen_dsl::model::Node,
         from: Option<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let id = node.id.name.as_str();
         match &node.kind {
             NodeKind::Start { .. } => self.go_next(id),
@@ -560,7 +562,7 @@ impl<'a> Run<'a> {
         process: &str,
         inputs: &[(yimen_dsl::model::Ident, Expr)],
         wait: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let mut vars = Map::new();
         for (name, expr) in inputs {
             vars.insert(name.name.clone(), self.eval(expr)?.to_json());
@@ -594,7 +596,7 @@ impl<'a> Run<'a> {
     }
 
     /// Waits until `duration` from now.
-    fn enter_wait_timer(&mut self, id: &str, duration: &Expr) -> Result<(), String> {
+    fn enter_wait_timer(&mut self, id: &str, duration: &Expr) -> Result<(), RunError> {
         let at = self.due_from_expr(duration, self.now)?;
         let tid = new_id();
         self.cs.new_timers.push(NewTimer {
@@ -624,7 +626,7 @@ impl<'a> Run<'a> {
         id: &str,
         message: &str,
         timeout: Option<&Expr>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let timer = match timeout {
             Some(dur) => {
                 let at = self.due_from_expr(dur, self.now)?;
@@ -674,7 +676,7 @@ impl<'a> Run<'a> {
         id: &str,
         branches: &[yimen_dsl::model::Branch],
         default: Option<&yimen_dsl::model::Ident>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let mut target = None;
         for b in branches {
             match self.eval(&b.when)? {
@@ -683,17 +685,12 @@ impl<'a> Run<'a> {
                     break;
                 }
                 Value::Boolean(false) => {}
-                other => {
-                    return Err(format!(
-                        "a condition gave a {}, not a boolean",
-                        other.kind()
-                    ));
-                }
+                other => return Err(RunError::NotBoolean { kind: other.kind() }),
             }
         }
         let target = target
             .or_else(|| default.as_ref().map(|d| d.name.clone()))
-            .ok_or("no branch applies and there is no default")?;
+            .ok_or(RunError::NoBranch)?;
         self.history(
             Some(id),
             "choice",

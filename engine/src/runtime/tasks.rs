@@ -150,7 +150,7 @@ impl Run<'_> {
                 Ok(v) => {
                     accepted.insert(name.clone(), v);
                 }
-                Err(e) => problems.push(Problem::new(name, e)),
+                Err(e) => problems.push(Problem::new(name, e.to_string())),
             }
         }
         let given = |name: &str| vars.get(name).is_some_and(|v| !v.is_null());
@@ -207,7 +207,7 @@ impl Run<'_> {
         }
     }
 
-    pub(super) fn queue(&self, q: &QueueRef) -> Result<(String, Option<String>), String> {
+    pub(super) fn queue(&self, q: &QueueRef) -> Result<(String, Option<String>), RunError> {
         let mut name = q.role.name.clone();
         if let Some(key) = &q.key {
             name = format!("{name}:{}", self.eval(key)?.display());
@@ -227,25 +227,22 @@ impl Run<'_> {
         &mut self,
         node: &yimen_dsl::model::Node,
         task: &Task,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let id = node.id.name.as_str();
         let items: Vec<Option<Json>> = match &task.for_each {
             None => vec![None],
             Some(fe) => match self.eval(&fe.list)? {
                 Value::List(items) => items.into_iter().map(|v| Some(v.to_json())).collect(),
                 Value::Null => Vec::new(),
-                other => return Err(format!("for each needs a list, got a {}", other.kind())),
+                other => return Err(RunError::NotAList { kind: other.kind() }),
             },
         };
         if items.len() > self.bounds.limits.fan_out {
-            return Err(self.over_limit(
-                id,
-                format!(
-                    "for each over {} items: at most {} tasks may be created at once (the server's --max-fan-out)",
-                    items.len(),
-                    self.bounds.limits.fan_out
-                ),
-            ));
+            let fan_out = RunError::FanOut {
+                items: items.len(),
+                max: self.bounds.limits.fan_out,
+            };
+            return Err(self.over_limit(id, fan_out));
         }
         if items.is_empty() {
             self.history(Some(id), "skipped", format!("{id}: no items"), json!({}));
@@ -277,7 +274,7 @@ impl Run<'_> {
         node: &yimen_dsl::model::Node,
         task: &Task,
         item: Option<Json>,
-    ) -> Result<String, String> {
+    ) -> Result<String, RunError> {
         let id = node.id.name.as_str();
         let (queue, org_unit) = self.queue(&task.queue)?;
         let assignee = match &task.assignee {

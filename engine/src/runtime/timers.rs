@@ -148,9 +148,9 @@ impl Run<'_> {
         &mut self,
         expr: &Expr,
         from: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, String> {
+    ) -> Result<DateTime<Utc>, RunError> {
         let v = self.eval(expr)?;
-        let (amount, unit) = v.to_duration()?;
+        let (amount, unit) = v.to_duration().map_err(RunError::Duration)?;
         let calendar = self.model.calendar.as_ref().map(|c| c.name.clone());
         let due = self.due.add(calendar.as_deref(), from, amount, unit);
         if due.provisional {
@@ -180,7 +180,7 @@ impl Run<'_> {
         task: Option<&str>,
         deadline: &Deadline,
         clock: Option<(&str, DateTime<Utc>)>,
-    ) -> Result<Option<i64>, String> {
+    ) -> Result<Option<i64>, RunError> {
         if let Some((name, due)) = clock {
             let base = self.clock_base(name);
             let ids = self.rungs(node, task, deadline, due, Some(name), base)?;
@@ -243,7 +243,7 @@ impl Run<'_> {
         due: DateTime<Utc>,
         clock: Option<&str>,
         base: Json,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, RunError> {
         let calendar = self.model.calendar.as_ref().map(|c| c.name.clone());
         let base_provisional = base.get("provisional").and_then(Json::as_bool) == Some(true);
         let mut ids = Vec::new();
@@ -252,7 +252,7 @@ impl Run<'_> {
                 EscalationWhen::AtDue => (due, json!({ "when": "at" }), false),
                 EscalationWhen::Before(d) => {
                     let v = self.eval(d)?;
-                    let (amount, unit) = v.to_duration()?;
+                    let (amount, unit) = v.to_duration().map_err(RunError::Duration)?;
                     let before = self.due.before(calendar.as_deref(), due, amount, unit);
                     if before.provisional {
                         self.cs.provisional = true;
@@ -268,7 +268,7 @@ impl Run<'_> {
                     let provisional =
                         self.last_due.get("provisional").and_then(Json::as_bool) == Some(true);
                     let v = self.eval(d)?;
-                    let (amount, unit) = v.to_duration()?;
+                    let (amount, unit) = v.to_duration().map_err(RunError::Duration)?;
                     (
                         at,
                         json!({ "when": "after", "amount": amount, "unit": unit }),

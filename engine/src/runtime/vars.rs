@@ -2,6 +2,46 @@
 //! kinds and limits, and the scope expressions read them in.
 
 use super::*;
+use crate::limits::LimitError;
+use chrono::NaiveDate;
+use yimen_dsl::pii::{IdNumberError, PhoneError};
+
+/// Why a value given for a variable is refused. The text follows the variable's name (a
+/// problem of a 422 answer, `set VAR: …` in an incident).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// Not of the declared type (the language's reason).
+    #[error("{0}")]
+    Type(String),
+    #[error(
+        "is not a valid resident ID number (GB 11643: 18 characters, region code, birth date, MOD 11-2 check character): {0}"
+    )]
+    IdNumber(#[source] IdNumberError),
+    #[error("is not a valid resident ID number: its birth date {0} is in the future")]
+    BornInFuture(NaiveDate),
+    #[error("is not a valid phone number: {0}")]
+    Phone(#[source] PhoneError),
+    /// A list or map with more entries than the server's `--max-list-items`.
+    #[error("has {count} entries; at most {max} are allowed (the server's --max-list-items)")]
+    TooManyEntries { count: usize, max: usize },
+    #[error("item {index}: {source}")]
+    Item {
+        index: usize,
+        source: Box<InputError>,
+    },
+    #[error("key {key}: {source}")]
+    Key {
+        key: String,
+        source: Box<InputError>,
+    },
+    #[error("{date} {source}")]
+    Date { date: NaiveDate, source: LimitError },
+    #[error("{} {source}", at.to_rfc3339())]
+    Instant {
+        at: DateTime<Utc>,
+        source: LimitError,
+    },
+}
 
 /// Checks start variables against the declarations and fills defaults. Every problem at once.
 pub fn start_vars(
@@ -25,7 +65,7 @@ pub fn start_vars(
                 Ok(v) => {
                     vars.insert(name.clone(), v);
                 }
-                Err(e) => problems.push(Problem::new(name, e)),
+                Err(e) => problems.push(Problem::new(name, e.to_string())),
             },
             _ if decl.required => problems.push(Problem::new(name, "is required")),
             _ => {
@@ -67,7 +107,7 @@ pub(super) fn input(
     decl: &VarDecl,
     json: &Json,
     now: DateTime<Utc>,
-) -> Result<Json, String> {
+) -> Result<Json, InputError> {
     let keyed = enum_keys(model, data, &decl.ty, json);
     let value = typed(
         model,
@@ -87,21 +127,16 @@ pub(super) fn check_personal(
     kind: PersonalKind,
     text: &str,
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), InputError> {
     match kind {
         PersonalKind::IdNumber => {
-            yimen_dsl::pii::check_id_number(text).map_err(|e| {
-                format!("is not a valid resident ID number (GB 11643: 18 characters, region code, birth date, MOD 11-2 check character): {e}")
-            })?;
+            yimen_dsl::pii::check_id_number(text).map_err(InputError::IdNumber)?;
             match yimen_dsl::pii::birth_date(text) {
-                Some(born) if born > now.date_naive() => Err(format!(
-                    "is not a valid resident ID number: its birth date {born} is in the future"
-                )),
+                Some(born) if born > now.date_naive() => Err(InputError::BornInFuture(born)),
                 _ => Ok(()),
             }
         }
-        PersonalKind::Phone => yimen_dsl::pii::check_phone(text)
-            .map_err(|e| format!("is not a valid phone number: {e}")),
+        PersonalKind::Phone => yimen_dsl::pii::check_phone(text).map_err(InputError::Phone),
         PersonalKind::Name | PersonalKind::Address | PersonalKind::Sensitive => Ok(()),
     }
 }
@@ -194,28 +229,29 @@ pub(super) fn typed(
     limits: &Limits,
     ty: &Type,
     json: &Json,
-) -> Result<Json, String> {
+) -> Result<Json, InputError> {
     let enums = |name: &str| enum_values(model, data, name);
-    let value = Value::from_json(json, ty, &enums)?;
+    let value = Value::from_json(json, ty, &enums).map_err(InputError::Type)?;
     within_limits(&value, limits)?;
     Ok(value.to_json())
 }
 
 /// `Err` naming the limit when `value` (or a value inside it) exceeds one.
-pub(super) fn within_limits(value: &Value, limits: &Limits) -> Result<(), String> {
-    let too_many = |n: usize| {
-        format!(
-            "has {n} entries; at most {} are allowed (the server's --max-list-items)",
-            limits.list_items
-        )
+pub(super) fn within_limits(value: &Value, limits: &Limits) -> Result<(), InputError> {
+    let too_many = |count: usize| InputError::TooManyEntries {
+        count,
+        max: limits.list_items,
     };
     match value {
         Value::List(items) => {
             if items.len() > limits.list_items {
                 return Err(too_many(items.len()));
             }
-            for (i, item) in items.iter().enumerate() {
-                within_limits(item, limits).map_err(|e| format!("item {i}: {e}"))?;
+            for (index, item) in items.iter().enumerate() {
+                within_limits(item, limits).map_err(|e| InputError::Item {
+                    index,
+                    source: Box::new(e),
+                })?;
             }
             Ok(())
         }
@@ -223,15 +259,20 @@ pub(super) fn within_limits(value: &Value, limits: &Limits) -> Result<(), String
             if map.len() > limits.list_items {
                 return Err(too_many(map.len()));
             }
-            for (k, item) in map {
-                within_limits(item, limits).map_err(|e| format!("key {k}: {e}"))?;
+            for (key, item) in map {
+                within_limits(item, limits).map_err(|e| InputError::Key {
+                    key: key.clone(),
+                    source: Box::new(e),
+                })?;
             }
             Ok(())
         }
-        Value::Date(d) => crate::limits::check_date(*d).map_err(|e| format!("{d} {e}")),
-        Value::DateTime(t) => {
-            crate::limits::check_instant(*t).map_err(|e| format!("{} {e}", t.to_rfc3339()))
-        }
+        Value::Date(date) => crate::limits::check_date(*date).map_err(|source| InputError::Date {
+            date: *date,
+            source,
+        }),
+        Value::DateTime(at) => crate::limits::check_instant(*at)
+            .map_err(|source| InputError::Instant { at: *at, source }),
         _ => Ok(()),
     }
 }
