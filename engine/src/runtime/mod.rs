@@ -78,6 +78,8 @@ pub struct TaskRef {
 #[derive(Debug, Clone)]
 pub struct TimerRef {
     pub id: String,
+    /// The row's kind as stored; read as a [`TimerKind`] when the event is handled (a kind
+    /// this engine does not know is recorded and ignored).
     pub kind: String,
     pub node: String,
     pub task: Option<TaskRef>,
@@ -601,7 +603,7 @@ impl<'a> Run<'a> {
         let tid = new_id();
         self.cs.new_timers.push(NewTimer {
             id: tid.clone(),
-            kind: "wait",
+            kind: TimerKind::Wait,
             node: id.to_string(),
             task_id: None,
             due_at: millis(at),
@@ -633,7 +635,7 @@ impl<'a> Run<'a> {
                 let tid = new_id();
                 self.cs.new_timers.push(NewTimer {
                     id: tid.clone(),
-                    kind: "message_timeout",
+                    kind: TimerKind::MessageTimeout,
                     node: id.to_string(),
                     task_id: None,
                     due_at: millis(at),

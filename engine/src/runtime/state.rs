@@ -206,12 +206,66 @@ pub struct NewTask {
     pub due_at: Option<i64>,
 }
 
+/// What a timer is for. Stored (the timer row's `kind`) and serialized as its lowercase
+/// name: `wait`, `message_timeout`, `escalation`, `clock_escalation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// The duration of a `wait` node.
+    Wait,
+    /// The timeout of a message wait.
+    MessageTimeout,
+    /// A rung of the escalation ladder of a task's deadline.
+    Escalation,
+    /// A rung of the escalation ladder of a named clock.
+    ClockEscalation,
+}
+
+/// A timer kind this engine does not know (a row written by another version, or changed by
+/// hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown timer kind `{0}`")]
+pub struct UnknownTimerKind(pub String);
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Wait => "wait",
+            TimerKind::MessageTimeout => "message_timeout",
+            TimerKind::Escalation => "escalation",
+            TimerKind::ClockEscalation => "clock_escalation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<TimerKind, UnknownTimerKind> {
+        Ok(match s {
+            "wait" => TimerKind::Wait,
+            "message_timeout" => TimerKind::MessageTimeout,
+            "escalation" => TimerKind::Escalation,
+            "clock_escalation" => TimerKind::ClockEscalation,
+            other => return Err(UnknownTimerKind(other.to_string())),
+        })
+    }
+}
+
+impl std::str::FromStr for TimerKind {
+    type Err = UnknownTimerKind;
+    fn from_str(s: &str) -> Result<TimerKind, UnknownTimerKind> {
+        TimerKind::parse(s)
+    }
+}
+
+impl std::fmt::Display for TimerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A timer to insert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTimer {
     pub id: String,
-    /// `wait`, `message_timeout`, `escalation`, `clock_escalation`.
-    pub kind: &'static str,
+    pub kind: TimerKind,
     pub node: String,
     pub task_id: Option<String>,
     pub due_at: i64,
@@ -278,4 +332,32 @@ pub struct Changeset {
     pub outbox: Vec<NewOutbox>,
     pub documents: Vec<NewDocument>,
     pub children: Vec<ChildStart>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TimerKind;
+
+    #[test]
+    fn timer_kinds_read_back_from_their_stored_names() {
+        for kind in [
+            TimerKind::Wait,
+            TimerKind::MessageTimeout,
+            TimerKind::Escalation,
+            TimerKind::ClockEscalation,
+        ] {
+            assert_eq!(kind.as_str().parse::<TimerKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+            assert_eq!(
+                serde_json::from_value::<TimerKind>(serde_json::json!(kind.as_str())).unwrap(),
+                kind
+            );
+        }
+        let unknown = TimerKind::parse("reminder").unwrap_err();
+        assert_eq!(unknown.to_string(), "unknown timer kind `reminder`");
+    }
 }

@@ -4,8 +4,20 @@ use super::*;
 
 impl Run<'_> {
     pub(super) fn timer(&mut self, timer: TimerRef) {
-        match timer.kind.as_str() {
-            "wait" => {
+        let kind = match TimerKind::parse(&timer.kind) {
+            Ok(kind) => kind,
+            Err(UnknownTimerKind(other)) => {
+                self.history(
+                    Some(&timer.node),
+                    "timer",
+                    format!("timer of unknown kind {other} ignored"),
+                    json!({ "timer": timer.id }),
+                );
+                return;
+            }
+        };
+        match kind {
+            TimerKind::Wait => {
                 let pos =
                     self.cs.state.tokens.iter().position(
                         |t| matches!(&t.wait, Wait::Timer { timer: id } if *id == timer.id),
@@ -21,7 +33,7 @@ impl Run<'_> {
                     self.go_next(&token.node);
                 }
             }
-            "message_timeout" => {
+            TimerKind::MessageTimeout => {
                 let pos = self.cs.state.tokens.iter().position(
                     |t| matches!(&t.wait, Wait::Message { timer: Some(id), .. } if *id == timer.id),
                 );
@@ -48,24 +60,19 @@ impl Run<'_> {
                     }
                 }
             }
-            "escalation" | "clock_escalation" => self.escalate(timer),
-            other => self.history(
-                Some(&timer.node),
-                "timer",
-                format!("timer of unknown kind {other} ignored"),
-                json!({ "timer": timer.id }),
-            ),
+            TimerKind::Escalation | TimerKind::ClockEscalation => self.escalate(timer, kind),
         }
     }
 
-    /// Runs one rung of an escalation ladder (the timer's payload names it).
-    pub(super) fn escalate(&mut self, timer: TimerRef) {
+    /// Runs one rung of an escalation ladder (the timer's payload names it): of a named
+    /// clock's ladder for a `clock_escalation`, of its task's deadline otherwise.
+    pub(super) fn escalate(&mut self, timer: TimerRef, kind: TimerKind) {
         let rung = timer
             .payload
             .get("rung")
             .and_then(Json::as_u64)
             .unwrap_or(0) as usize;
-        let ladder = if timer.kind == "clock_escalation" {
+        let ladder = if kind == TimerKind::ClockEscalation {
             let clock = timer
                 .payload
                 .get("clock")
@@ -288,9 +295,9 @@ impl Run<'_> {
             self.cs.new_timers.push(NewTimer {
                 id: tid,
                 kind: if clock.is_some() {
-                    "clock_escalation"
+                    TimerKind::ClockEscalation
                 } else {
-                    "escalation"
+                    TimerKind::Escalation
                 },
                 node: node.to_string(),
                 task_id: task.map(str::to_string),
