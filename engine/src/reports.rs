@@ -455,118 +455,12 @@ pub fn monthly_statistics(
     to: DateTime<Utc>,
     calendar: &Calendar,
 ) -> Csv {
-    let in_process = |c: &CaseFacts| spec.process.as_deref().is_none_or(|p| p == c.process);
-    let cases: HashMap<&str, &CaseFacts> = facts
-        .cases
-        .iter()
-        .filter(|c| in_process(c))
-        .map(|c| (c.id.as_str(), c))
-        .collect();
-    let tasks_by_case: HashMap<&str, Vec<&TaskFacts>> =
-        facts.tasks.iter().fold(HashMap::new(), |mut m, t| {
-            m.entry(t.instance_id.as_str()).or_default().push(t);
-            m
-        });
-    let tasks_by_id: HashMap<&str, &TaskFacts> =
-        facts.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
-    let category = |c: &CaseFacts| {
-        spec.category_var
-            .as_deref()
-            .map(|v| text_of(c.vars.get(v)))
-            .unwrap_or_default()
-    };
-    let dept_prefix = spec.department_role.as_ref().map(|r| format!("{r}:"));
-    let department_of = |t: &TaskFacts| -> Option<String> {
-        let p = dept_prefix.as_deref()?;
-        t.queue.strip_prefix(p).map(str::to_string)
-    };
-
-    // Open escalations per unit and per department.
-    let mut esc_unit: HashMap<String, usize> = HashMap::new();
-    let mut esc_dept: HashMap<String, usize> = HashMap::new();
-    for e in facts.escalations.iter().filter(|e| e.level >= 1) {
-        let Some(case) = cases.get(e.instance_id.as_str()) else {
-            continue;
-        };
-        if let Some(v) = &spec.unit_var {
-            *esc_unit.entry(text_of(case.vars.get(v))).or_default() += 1;
-        }
-        if let Some(d) = e
-            .task_id
-            .as_deref()
-            .and_then(|t| tasks_by_id.get(t))
-            .and_then(|t| department_of(t))
-        {
-            *esc_dept.entry(d).or_default() += 1;
-        }
-    }
-
-    let mut rows: BTreeMap<(&'static str, String, String, String), Bucket> = BTreeMap::new();
-    if let Some(unit_var) = &spec.unit_var {
-        for c in cases.values() {
-            let Some(end) = c.ended_at.filter(|e| *e >= from && *e < to) else {
-                continue;
-            };
-            let on_time = tasks_by_case.get(c.id.as_str()).is_none_or(|ts| {
-                ts.iter().all(|t| match (t.due_at, t.completed_at) {
-                    (Some(due), Some(done)) => done <= due,
-                    _ => true,
-                })
-            });
-            let b = rows
-                .entry((
-                    "unit",
-                    text_of(c.vars.get(unit_var)),
-                    category(c),
-                    c.result.clone().unwrap_or_else(|| c.status.clone()),
-                ))
-                .or_default();
-            b.days.push(working_days(calendar, c.created_at, end));
-            b.on_time += usize::from(on_time);
-        }
-    }
-    // A2 §5 (登记、统计): registrations per unit and category, the cases still open included;
-    // the result is the case's at the end of the period (`open` while it was still running).
-    if let Some(unit_var) = &spec.unit_var {
-        for c in cases
-            .values()
-            .filter(|c| c.created_at >= from && c.created_at < to)
-        {
-            let result = match c.ended_at {
-                Some(end) if end < to => c.result.clone().unwrap_or_else(|| c.status.clone()),
-                _ => "open".to_string(),
-            };
-            rows.entry((
-                "registered",
-                text_of(c.vars.get(unit_var)),
-                category(c),
-                result,
-            ))
-            .or_default()
-            .registered += 1;
-        }
-    }
-    if dept_prefix.is_some() {
-        for t in &facts.tasks {
-            let Some(done) = t.completed_at.filter(|d| *d >= from && *d < to) else {
-                continue;
-            };
-            let (Some(dept), Some(case)) = (department_of(t), cases.get(t.instance_id.as_str()))
-            else {
-                continue;
-            };
-            let b = rows
-                .entry((
-                    "department",
-                    dept,
-                    category(case),
-                    t.outcome.clone().unwrap_or_default(),
-                ))
-                .or_default();
-            b.days.push(working_days(calendar, t.created_at, done));
-            b.on_time += usize::from(t.due_at.is_none_or(|due| done <= due));
-        }
-    }
+    let month = Month::new(facts, spec, from, to, calendar);
+    let (esc_unit, esc_dept) = month.open_escalations();
+    let mut rows = StatRows::new();
+    month.ended_cases(&mut rows);
+    month.registered_cases(&mut rows);
+    month.department_tasks(&mut rows);
     // A unit or department with open escalations but nothing finished still shows.
     for (scope, esc) in [("unit", &esc_unit), ("department", &esc_dept)] {
         for unit in esc.keys() {
@@ -578,6 +472,184 @@ pub fn monthly_statistics(
             }
         }
     }
+    statistics_csv(rows, &esc_unit, &esc_dept)
+}
+
+/// The rows of the monthly statistics: (scope, unit, category, result) → its cases.
+type StatRows = BTreeMap<(&'static str, String, String, String), Bucket>;
+
+/// The facts one job's monthly statistics count, indexed, and the period `[from, to)`.
+struct Month<'a> {
+    facts: &'a Facts,
+    spec: &'a JobSpec,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    calendar: &'a Calendar,
+    /// The cases of the job's process.
+    cases: HashMap<&'a str, &'a CaseFacts>,
+    tasks_by_case: HashMap<&'a str, Vec<&'a TaskFacts>>,
+    tasks_by_id: HashMap<&'a str, &'a TaskFacts>,
+    /// `ROLE:` of the keyed role whose keys are the departments.
+    dept_prefix: Option<String>,
+}
+
+impl<'a> Month<'a> {
+    fn new(
+        facts: &'a Facts,
+        spec: &'a JobSpec,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        calendar: &'a Calendar,
+    ) -> Month<'a> {
+        let in_process = |c: &CaseFacts| spec.process.as_deref().is_none_or(|p| p == c.process);
+        Month {
+            facts,
+            spec,
+            from,
+            to,
+            calendar,
+            cases: facts
+                .cases
+                .iter()
+                .filter(|c| in_process(c))
+                .map(|c| (c.id.as_str(), c))
+                .collect(),
+            tasks_by_case: facts.tasks.iter().fold(HashMap::new(), |mut m, t| {
+                m.entry(t.instance_id.as_str()).or_default().push(t);
+                m
+            }),
+            tasks_by_id: facts.tasks.iter().map(|t| (t.id.as_str(), t)).collect(),
+            dept_prefix: spec.department_role.as_ref().map(|r| format!("{r}:")),
+        }
+    }
+
+    fn category(&self, c: &CaseFacts) -> String {
+        self.spec
+            .category_var
+            .as_deref()
+            .map(|v| text_of(c.vars.get(v)))
+            .unwrap_or_default()
+    }
+
+    fn department_of(&self, t: &TaskFacts) -> Option<String> {
+        let p = self.dept_prefix.as_deref()?;
+        t.queue.strip_prefix(p).map(str::to_string)
+    }
+
+    /// Open escalations per unit and per department.
+    fn open_escalations(&self) -> (HashMap<String, usize>, HashMap<String, usize>) {
+        let mut esc_unit: HashMap<String, usize> = HashMap::new();
+        let mut esc_dept: HashMap<String, usize> = HashMap::new();
+        for e in self.facts.escalations.iter().filter(|e| e.level >= 1) {
+            let Some(case) = self.cases.get(e.instance_id.as_str()) else {
+                continue;
+            };
+            if let Some(v) = &self.spec.unit_var {
+                *esc_unit.entry(text_of(case.vars.get(v))).or_default() += 1;
+            }
+            if let Some(d) = e
+                .task_id
+                .as_deref()
+                .and_then(|t| self.tasks_by_id.get(t))
+                .and_then(|t| self.department_of(t))
+            {
+                *esc_dept.entry(d).or_default() += 1;
+            }
+        }
+        (esc_unit, esc_dept)
+    }
+
+    /// Scope `unit`: cases that ended in the period, with their handling time.
+    fn ended_cases(&self, rows: &mut StatRows) {
+        let Some(unit_var) = &self.spec.unit_var else {
+            return;
+        };
+        for c in self.cases.values() {
+            let Some(end) = c.ended_at.filter(|e| *e >= self.from && *e < self.to) else {
+                continue;
+            };
+            let on_time = self.tasks_by_case.get(c.id.as_str()).is_none_or(|ts| {
+                ts.iter().all(|t| match (t.due_at, t.completed_at) {
+                    (Some(due), Some(done)) => done <= due,
+                    _ => true,
+                })
+            });
+            let b = rows
+                .entry((
+                    "unit",
+                    text_of(c.vars.get(unit_var)),
+                    self.category(c),
+                    c.result.clone().unwrap_or_else(|| c.status.clone()),
+                ))
+                .or_default();
+            b.days.push(working_days(self.calendar, c.created_at, end));
+            b.on_time += usize::from(on_time);
+        }
+    }
+
+    /// Scope `registered` (A2 §5, 登记、统计): registrations per unit and category, the cases
+    /// still open included; the result is the case's at the end of the period (`open` while
+    /// it was still running).
+    fn registered_cases(&self, rows: &mut StatRows) {
+        let Some(unit_var) = &self.spec.unit_var else {
+            return;
+        };
+        for c in self
+            .cases
+            .values()
+            .filter(|c| c.created_at >= self.from && c.created_at < self.to)
+        {
+            let result = match c.ended_at {
+                Some(end) if end < self.to => c.result.clone().unwrap_or_else(|| c.status.clone()),
+                _ => "open".to_string(),
+            };
+            rows.entry((
+                "registered",
+                text_of(c.vars.get(unit_var)),
+                self.category(c),
+                result,
+            ))
+            .or_default()
+            .registered += 1;
+        }
+    }
+
+    /// Scope `department`: tasks of the departments completed in the period.
+    fn department_tasks(&self, rows: &mut StatRows) {
+        if self.dept_prefix.is_none() {
+            return;
+        }
+        for t in &self.facts.tasks {
+            let Some(done) = t.completed_at.filter(|d| *d >= self.from && *d < self.to) else {
+                continue;
+            };
+            let (Some(dept), Some(case)) = (
+                self.department_of(t),
+                self.cases.get(t.instance_id.as_str()),
+            ) else {
+                continue;
+            };
+            let b = rows
+                .entry((
+                    "department",
+                    dept,
+                    self.category(case),
+                    t.outcome.clone().unwrap_or_default(),
+                ))
+                .or_default();
+            b.days.push(working_days(self.calendar, t.created_at, done));
+            b.on_time += usize::from(t.due_at.is_none_or(|due| done <= due));
+        }
+    }
+}
+
+/// The CSV of the monthly statistics' rows, with the open escalations of each unit and
+/// department.
+fn statistics_csv(
+    rows: StatRows,
+    esc_unit: &HashMap<String, usize>,
+    esc_dept: &HashMap<String, usize>,
+) -> Csv {
     let mut text = crate::csv::header(
         &[
             "scope",
