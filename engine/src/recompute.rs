@@ -22,10 +22,10 @@
 use crate::engine::{Effects, Engine};
 use crate::error::EngineError;
 use crate::runtime::due::{Due, DueDates, ReloadingCalendars};
-use crate::runtime::state::{ClockBasis, RunState};
-use crate::store::TimerRow;
+use crate::runtime::state::{ClockBasis, ClockState, RunState};
 use crate::store::port::*;
 use crate::store::timers as sql;
+use crate::store::{TimerRow, Tx};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
@@ -255,78 +255,19 @@ impl Engine {
             return Ok(());
         };
         let before = state.clocks.clone();
-        let mut done = Recomputed::default();
+        let mut pass = ClockPass {
+            due,
+            now,
+            pending,
+            done: Recomputed::default(),
+            entries: Vec::new(),
+            woken: Vec::new(),
+        };
         let _gate = self.write_gate().await;
         let mut tx = self.begin_write(&mut Default::default()).await?;
-        let mut entries = Vec::new();
-        let mut woken = Vec::new();
         for (name, clock) in &mut state.clocks {
-            if !clock.running || !clock.provisional {
-                continue;
-            }
-            done.examined += 1;
-            let Some(basis) = &clock.basis else {
-                done.skipped += 1;
-                continue;
-            };
-            let new = basis.compute(due);
-            let old_ms = clock.due_at;
-            let new_ms = new.at.timestamp_millis();
-            clock.due_at = Some(new_ms);
-            clock.provisional = new.provisional;
-            let rungs = clock
-                .timers
-                .iter()
-                .chain(clock.bound.iter().flat_map(|b| &b.timers));
-            let mut moved = 0usize;
-            for id in rungs {
-                let Some(timer) = pending.get(id) else {
-                    continue; // fired or cancelled
-                };
-                let Ok(mut payload) = serde_json::from_str::<Json>(&timer.payload) else {
-                    continue;
-                };
-                let calendar = payload
-                    .get("due")
-                    .and_then(|d| d.get("calendar"))
-                    .and_then(Json::as_str)
-                    .map(str::to_string);
-                let Some((at, provisional, explanation)) =
-                    rung(&payload, &new, calendar.as_deref(), due)
-                else {
-                    continue;
-                };
-                update_payload(&mut payload, provisional, &explanation, Some(new_ms));
-                // A due time the new data moves into the past fires at once, not never.
-                let at_ms = at.max(now).timestamp_millis();
-                if sql::move_timer(&mut tx, id, at_ms, &payload.to_string(), None).await?
-                    && at_ms != timer.due_at
-                {
-                    moved += 1;
-                    woken.push(at_ms);
-                }
-            }
-            for b in &clock.bound {
-                sql::set_task_due(&mut tx, &b.task, Some(new_ms)).await?;
-            }
-            done.settled += usize::from(!new.provisional);
-            if old_ms == Some(new_ms) {
-                continue;
-            }
-            done.moved += 1;
-            entries.push((
-                "calendar".to_string(),
-                None,
-                "deadline_recomputed".to_string(),
-                format!(
-                    "clock {name} due {} recomputed with new calendar data: {}{}; {moved} timer(s) moved",
-                    old_ms.map_or_else(|| "-".into(), |ms| shown(due, basis_calendar(basis), time(ms))),
-                    shown(due, basis_calendar(basis), new.at),
-                    if new.provisional { " (still provisional)" } else { "" }
-                ),
-                json!({ "clock": name, "from": old_ms, "to": new_ms, "provisional": new.provisional, "explanation": new.explanation, "timers_moved": moved })
-                    .to_string(),
-            ));
+            self.recompute_clock(&mut tx, &mut pass, name, clock)
+                .await?;
         }
         // Lock order task/timer → instance: the instance is locked last. An event that changed
         // its clocks meanwhile wins; nothing is written (the next recompute sees the new state).
@@ -342,26 +283,140 @@ impl Engine {
         current.clocks = state.clocks;
         let still = current.clocks.values().any(|c| c.running && c.provisional);
         row.state = serde_json::to_string(&current)?;
-        self.append_history(&mut tx, &mut row, entries, now.timestamp_millis())
+        self.append_history(&mut tx, &mut row, pass.entries, now.timestamp_millis())
             .await?;
         tx.update_instance(&row).await?;
         if !still {
             sql::settle_provisional(&mut tx, instance).await?;
         }
-        if let Some(first) = woken.iter().min() {
+        if let Some(first) = pass.woken.iter().min() {
             tx.notify_timers(self.timer_channel(), *first).await?;
         }
         tx.commit().await?;
         self.publish(Effects {
             queues: Vec::new(),
-            timers: woken,
+            timers: pass.woken,
         });
+        let done = pass.done;
         report.examined += done.examined;
         report.moved += done.moved;
         report.settled += done.settled;
         report.skipped += done.skipped;
         Ok(())
     }
+
+    /// Recomputes clock `name` of an instance in `tx` when it is running and provisional: its
+    /// due time and provisional flag (in `clock`), its rungs and those of the task deadlines
+    /// bound to it, those tasks' due times; a history entry when its due time moved.
+    async fn recompute_clock(
+        &self,
+        tx: &mut Tx,
+        pass: &mut ClockPass<'_>,
+        name: &str,
+        clock: &mut ClockState,
+    ) -> Result<(), EngineError> {
+        if !clock.running || !clock.provisional {
+            return Ok(());
+        }
+        pass.done.examined += 1;
+        let Some(basis) = &clock.basis else {
+            pass.done.skipped += 1;
+            return Ok(());
+        };
+        let new = basis.compute(pass.due);
+        let old_ms = clock.due_at;
+        let new_ms = new.at.timestamp_millis();
+        clock.due_at = Some(new_ms);
+        clock.provisional = new.provisional;
+        let rungs = clock
+            .timers
+            .iter()
+            .chain(clock.bound.iter().flat_map(|b| &b.timers));
+        let mut moved = 0usize;
+        for id in rungs {
+            if self.move_rung(tx, pass, id, &new).await? {
+                moved += 1;
+            }
+        }
+        for b in &clock.bound {
+            sql::set_task_due(tx, &b.task, Some(new_ms)).await?;
+        }
+        pass.done.settled += usize::from(!new.provisional);
+        if old_ms == Some(new_ms) {
+            return Ok(());
+        }
+        pass.done.moved += 1;
+        let due = pass.due;
+        pass.entries.push((
+            "calendar".to_string(),
+            None,
+            "deadline_recomputed".to_string(),
+            format!(
+                "clock {name} due {} recomputed with new calendar data: {}{}; {moved} timer(s) moved",
+                old_ms.map_or_else(|| "-".into(), |ms| shown(due, basis_calendar(basis), time(ms))),
+                shown(due, basis_calendar(basis), new.at),
+                if new.provisional { " (still provisional)" } else { "" }
+            ),
+            json!({ "clock": name, "from": old_ms, "to": new_ms, "provisional": new.provisional, "explanation": new.explanation, "timers_moved": moved })
+                .to_string(),
+        ));
+        Ok(())
+    }
+
+    /// Moves pending rung `id` of a clock whose due time is now `new`; `true` when its due
+    /// time changed.
+    async fn move_rung(
+        &self,
+        tx: &mut Tx,
+        pass: &mut ClockPass<'_>,
+        id: &str,
+        new: &Due,
+    ) -> Result<bool, EngineError> {
+        let Some(timer) = pass.pending.get(id) else {
+            return Ok(false); // fired or cancelled
+        };
+        let Ok(mut payload) = serde_json::from_str::<Json>(&timer.payload) else {
+            return Ok(false);
+        };
+        let calendar = payload
+            .get("due")
+            .and_then(|d| d.get("calendar"))
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        let Some((at, provisional, explanation)) =
+            rung(&payload, new, calendar.as_deref(), pass.due)
+        else {
+            return Ok(false);
+        };
+        update_payload(
+            &mut payload,
+            provisional,
+            &explanation,
+            Some(new.at.timestamp_millis()),
+        );
+        // A due time the new data moves into the past fires at once, not never.
+        let at_ms = at.max(pass.now).timestamp_millis();
+        if sql::move_timer(tx, id, at_ms, &payload.to_string(), None).await?
+            && at_ms != timer.due_at
+        {
+            pass.woken.push(at_ms);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// One instance's clocks being recomputed: what the pass reads and what it collects.
+struct ClockPass<'a> {
+    due: &'a dyn DueDates,
+    now: DateTime<Utc>,
+    /// The instance's pending timers by id.
+    pending: HashMap<String, TimerRow>,
+    done: Recomputed,
+    /// A history entry per clock whose due time moved.
+    entries: Vec<crate::engine::Entry>,
+    /// The new due times of the timers moved (to wake the timer loop).
+    woken: Vec<i64>,
 }
 
 /// Why [`Engine::reload_calendars`] changed nothing.
