@@ -188,6 +188,44 @@ pub fn render_text(
     source: &str,
     mask_all: bool,
 ) -> Result<String, RenderError> {
+    let (case, personal) = case_values(ctx, mask_all);
+    let values = template_values(ctx, case)?;
+    let env = environment(ctx, personal);
+    let tmpl = env
+        .template_from_named_str(name, source)
+        .map_err(|e| RenderError::plain(format!("template {name}: {e}")))?;
+    let mut out = Capped {
+        out: Vec::new(),
+        limit: ctx.limits.document_bytes,
+        over: false,
+    };
+    match tmpl.render_captured_to(minijinja::Value::from_serialize(&values), &mut out) {
+        Ok(_) => String::from_utf8(out.out)
+            .map_err(|_| RenderError::plain(format!("template {name}: output is not UTF-8"))),
+        Err(_) if out.over => Err(RenderError {
+            message: format!(
+                "template {name} writes more than {} bytes (the server's --max-document-bytes)",
+                ctx.limits.document_bytes
+            ),
+            over_limit: true,
+        }),
+        Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(RenderError {
+            message: format!(
+                "template {name} needs more than {} steps to render (the server's --template-fuel); simplify its loops",
+                ctx.limits.template_fuel
+            ),
+            over_limit: true,
+        }),
+        Err(e) => Err(RenderError::plain(format!("template {name}: {e}"))),
+    }
+}
+
+/// The case's variables as a template shows them (readable, personal ones masked when
+/// `mask_all`), and the kind of every personal value (for the `mask` filter).
+fn case_values(
+    ctx: &Context<'_>,
+    mask_all: bool,
+) -> (Map<String, Json>, HashMap<String, PersonalKind>) {
     let mut personal: HashMap<String, PersonalKind> = HashMap::new();
     let mut case = Map::new();
     for (var, value) in ctx.vars {
@@ -209,6 +247,15 @@ pub fn render_text(
         };
         case.insert(var.clone(), shown);
     }
+    (case, personal)
+}
+
+/// Everything a template sees: the variables `case` (also as `vars`), node results, the
+/// for-each item, `today`, `now` (China time), `config` and `process`.
+fn template_values(
+    ctx: &Context<'_>,
+    case: Map<String, Json>,
+) -> Result<Map<String, Json>, RenderError> {
     let mut values = case.clone();
     for (node, result) in &ctx.state.results {
         values
@@ -237,6 +284,15 @@ pub fn render_text(
     }
     values.insert("config".into(), config);
     values.insert("process".into(), Json::String(ctx.model.title.clone()));
+    Ok(values)
+}
+
+/// The template environment: the render's fuel, lenient undefined values, and the filters
+/// `mask` (by the kinds in `personal`) and `label` (an enum value's label).
+fn environment<'s>(
+    ctx: &Context<'_>,
+    personal: HashMap<String, PersonalKind>,
+) -> minijinja::Environment<'s> {
     let mut env = minijinja::Environment::new();
     env.set_fuel(Some(ctx.limits.template_fuel));
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
@@ -268,33 +324,7 @@ pub fn render_text(
             one(&value)
         }
     });
-    let tmpl = env
-        .template_from_named_str(name, source)
-        .map_err(|e| RenderError::plain(format!("template {name}: {e}")))?;
-    let mut out = Capped {
-        out: Vec::new(),
-        limit: ctx.limits.document_bytes,
-        over: false,
-    };
-    match tmpl.render_captured_to(minijinja::Value::from_serialize(&values), &mut out) {
-        Ok(_) => String::from_utf8(out.out)
-            .map_err(|_| RenderError::plain(format!("template {name}: output is not UTF-8"))),
-        Err(_) if out.over => Err(RenderError {
-            message: format!(
-                "template {name} writes more than {} bytes (the server's --max-document-bytes)",
-                ctx.limits.document_bytes
-            ),
-            over_limit: true,
-        }),
-        Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(RenderError {
-            message: format!(
-                "template {name} needs more than {} steps to render (the server's --template-fuel); simplify its loops",
-                ctx.limits.template_fuel
-            ),
-            over_limit: true,
-        }),
-        Err(e) => Err(RenderError::plain(format!("template {name}: {e}"))),
-    }
+    env
 }
 
 /// Renders document `decl` from the deployment's files.
