@@ -382,8 +382,7 @@ fn build(
             base: name.to_string(),
         });
     };
-    let f = &this.file;
-    let mut calendar = match &f.extends {
+    let mut calendar = match &this.file.extends {
         Some(base) => {
             stack.push(name.to_string());
             let base = build(base.value.trim(), parsed, stack)?;
@@ -404,6 +403,16 @@ fn build(
             special: HashMap::new(),
         },
     };
+    apply_settings(&mut calendar, name, this);
+    add_special_days(&mut calendar, &this.file);
+    Ok(calendar)
+}
+
+/// Sets what calendar file `this` (named `name`) says of the whole calendar on `calendar`
+/// (its base, or an empty calendar): name, version, title, time zone, office hours and, for
+/// a calendar that is no layer, the years its data covers.
+fn apply_settings(calendar: &mut Calendar, name: &str, this: &Parsed) {
+    let f = &this.file;
     let layered = f.extends.is_some();
     calendar.version = if layered {
         format!("{}+{}", &calendar.version, &this.hash[..12])
@@ -433,6 +442,12 @@ fn build(
         calendar.all_years = f.all_years;
         calendar.years = f.years.keys().copied().collect();
     }
+}
+
+/// Adds the holidays and make-up working days of every year of calendar file `f` to
+/// `calendar`; the holidays of a layer are local days off.
+fn add_special_days(calendar: &mut Calendar, f: &file::CalendarFile) {
+    let layered = f.extends.is_some();
     for data in f.years.values() {
         let year_notice = data.value.notice.as_deref();
         for h in &data.value.holidays {
@@ -477,7 +492,6 @@ fn build(
             );
         }
     }
-    Ok(calendar)
 }
 
 /// Records what a walk over days met, for the explanation.
