@@ -356,21 +356,7 @@ impl<'a> Run<'a> {
         match event {
             Event::Start { actor } => {
                 self.actor = actor;
-                let Some(start) = self
-                    .model
-                    .nodes
-                    .iter()
-                    .find(|n| matches!(n.kind, NodeKind::Start { .. }))
-                else {
-                    return Err(EngineError::Internal("the model has no start node".into()));
-                };
-                self.history(
-                    Some(&start.id.name),
-                    "started",
-                    format!("started {} v{}", self.model.key.name, self.model.version),
-                    json!({}),
-                );
-                self.ready.push_back((start.id.name.clone(), None));
+                self.start()?;
             }
             Event::TaskCompleted {
                 task,
@@ -399,30 +385,7 @@ impl<'a> Run<'a> {
                 status,
             } => {
                 self.actor = "engine".into();
-                if self.cs.status.is_terminal() {
-                    return Ok(());
-                }
-                let pos = self.cs.state.tokens.iter().position(
-                    |t| matches!(&t.wait, Wait::Child { instance } if *instance == child),
-                );
-                if let Some(pos) = pos {
-                    let token = self.cs.state.tokens.remove(pos);
-                    let mut r = Map::new();
-                    r.insert("result".into(), json!(result));
-                    r.insert("status".into(), json!(status.as_str()));
-                    r.insert("instance".into(), json!(child));
-                    self.cs.state.results.insert(token.node.clone(), r);
-                    self.history(
-                        Some(&token.node),
-                        "child_ended",
-                        format!(
-                            "linked case {child} ended: {}",
-                            result.as_deref().unwrap_or(status.as_str())
-                        ),
-                        json!({ "child": child, "result": result }),
-                    );
-                    self.go_next(&token.node);
-                }
+                self.child_ended(child, result, status);
             }
             Event::Cancel { reason, actor } => {
                 self.actor = actor;
@@ -431,29 +394,86 @@ impl<'a> Run<'a> {
             }
             Event::Resolve { actor } => {
                 self.actor = actor;
-                let (stuck, rest): (Vec<Token>, Vec<Token>) =
-                    std::mem::take(&mut self.cs.state.tokens)
-                        .into_iter()
-                        .partition(|t| matches!(t.wait, Wait::Incident { .. }));
-                self.cs.state.tokens = rest;
-                if stuck.is_empty() {
-                    return Err(EngineError::conflict(
-                        "the instance has no incident to resolve",
-                    ));
-                }
-                self.cs.status = Status::Running;
-                self.cs.incident = None;
-                for t in stuck {
-                    if let Wait::Incident { from, .. } = t.wait {
-                        self.history(
-                            Some(&t.node),
-                            "incident_resolved",
-                            format!("retrying {}", t.node),
-                            json!({}),
-                        );
-                        self.ready.push_back((t.node, from));
-                    }
-                }
+                self.resolve()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the instance: a token at the start node.
+    fn start(&mut self) -> Result<(), EngineError> {
+        let Some(start) = self
+            .model
+            .nodes
+            .iter()
+            .find(|n| matches!(n.kind, NodeKind::Start { .. }))
+        else {
+            return Err(EngineError::Internal("the model has no start node".into()));
+        };
+        self.history(
+            Some(&start.id.name),
+            "started",
+            format!("started {} v{}", self.model.key.name, self.model.version),
+            json!({}),
+        );
+        self.ready.push_back((start.id.name.clone(), None));
+        Ok(())
+    }
+
+    /// Linked case `child` ended: the node waiting for it (if any) records its result and
+    /// goes on. Nothing happens once the instance itself has ended.
+    fn child_ended(&mut self, child: String, result: Option<String>, status: Status) {
+        if self.cs.status.is_terminal() {
+            return;
+        }
+        let pos = self
+            .cs
+            .state
+            .tokens
+            .iter()
+            .position(|t| matches!(&t.wait, Wait::Child { instance } if *instance == child));
+        if let Some(pos) = pos {
+            let token = self.cs.state.tokens.remove(pos);
+            let mut r = Map::new();
+            r.insert("result".into(), json!(result));
+            r.insert("status".into(), json!(status.as_str()));
+            r.insert("instance".into(), json!(child));
+            self.cs.state.results.insert(token.node.clone(), r);
+            self.history(
+                Some(&token.node),
+                "child_ended",
+                format!(
+                    "linked case {child} ended: {}",
+                    result.as_deref().unwrap_or(status.as_str())
+                ),
+                json!({ "child": child, "result": result }),
+            );
+            self.go_next(&token.node);
+        }
+    }
+
+    /// Retries every node parked as an incident.
+    fn resolve(&mut self) -> Result<(), EngineError> {
+        let (stuck, rest): (Vec<Token>, Vec<Token>) = std::mem::take(&mut self.cs.state.tokens)
+            .into_iter()
+            .partition(|t| matches!(t.wait, Wait::Incident { .. }));
+        self.cs.state.tokens = rest;
+        if stuck.is_empty() {
+            return Err(EngineError::conflict(
+                "the instance has no incident to resolve",
+            ));
+        }
+        self.cs.status = Status::Running;
+        self.cs.incident = None;
+        for t in stuck {
+            if let Wait::Incident { from, .. } = t.wait {
+                self.history(
+                    Some(&t.node),
+                    "incident_resolved",
+                    format!("retrying {}", t.node),
+                    json!({}),
+                );
+                self.ready.push_back((t.node, from));
             }
         }
         Ok(())
