@@ -1,7 +1,6 @@
 //! The HTTP API through the router (tower `oneshot`), per endpoint and per error case, on
 //! SQLite and on PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
 
-#[macro_use]
 mod support;
 
 use axum::http::StatusCode;
@@ -1038,15 +1037,7 @@ async fn ledger_is_for_overseers_in_json_and_csv(api: TestApi) {
 /// through) holds against a second token of the same queue: the claimer and the actor are the
 /// authenticated token, whatever worker name a request sends.
 async fn the_token_acts_not_the_worker_name_it_sends(api: TestApi) {
-    api.engine
-        .deploy(yimen_engine::DeployRequest {
-            file: "first.flow".into(),
-            source: "process first (built as a model in the tests)".into(),
-            files: Default::default(),
-            model: Some(first_responder_model()),
-        })
-        .await
-        .expect("deploys");
+    deploy_model(&api.engine, first_responder_model(), Default::default()).await;
     let a = api.token("window-a", &["window"], &[]).await;
     let b = api.token("window-b", &["window"], &[]).await;
     let started = api
@@ -1166,56 +1157,20 @@ async fn claim_as(api: &TestApi, token: &str, worker: &str) -> Vec<Value> {
 /// `first`: intake (queue `window`) → follow (queue `window`, `assignee completed_by(intake)`).
 fn first_responder_model() -> yimen_dsl::model::Process {
     use yimen_dsl::model::*;
-    let mut model = case_model();
-    let mut follow = match &model.nodes[1].kind {
-        NodeKind::Task(t) => t.clone(),
-        _ => unreachable!("intake is a task"),
-    };
-    let ident = |name: &str| Ident {
-        name: name.into(),
-        span: Span::default(),
-    };
-    let outcome = |next: &str| Outcome {
-        key: ident("done"),
-        label: None,
-        next: ident(next),
-        requires: vec![],
-        span: Span::default(),
-    };
-    follow.fields.clear();
-    follow.outcomes = vec![outcome("done")];
-    follow.assignee = Some(Assignee::CompletedBy(ident("intake")));
-    let mut intake = follow.clone();
-    intake.assignee = None;
-    intake.outcomes = vec![outcome("follow")];
-    model.key = ident("first");
-    model.vars.clear();
-    model.roles.retain(|r| r.name.name == "window");
-    model.roles[0].scope = None;
-    let node = |name: &str, kind: NodeKind| Node {
-        id: ident(name),
-        label: None,
-        kind,
-        span: Span::default(),
-    };
-    model.nodes = vec![
-        node(
-            "begin",
-            NodeKind::Start {
-                next: ident("intake"),
-            },
-        ),
-        node("intake", NodeKind::Task(intake)),
-        node("follow", NodeKind::Task(follow)),
-        node(
-            "done",
-            NodeKind::End {
-                result: ident("done"),
-                actions: vec![],
-            },
-        ),
+    let mut follow = task("follow", "window", vec![outcome("done", "done")], &[]);
+    if let NodeKind::Task(spec) = &mut follow.kind {
+        spec.assignee = Some(Assignee::CompletedBy(id("intake")));
+    }
+    let nodes = vec![
+        node("begin", NodeKind::Start { next: id("intake") }),
+        task("intake", "window", vec![outcome("done", "follow")], &[]),
+        follow,
+        end("done", "done"),
     ];
-    model
+    Process {
+        title: "Test case".into(),
+        ..process("first", vec![], &["window"], nodes)
+    }
 }
 
 /// `reg`: personal variables with rules (an ID number, a phone), an enum with Chinese labels,
@@ -1224,68 +1179,37 @@ fn first_responder_model() -> yimen_dsl::model::Process {
 fn registration_model() -> yimen_dsl::model::Process {
     use yimen_dsl::model::*;
     let category = Type::Enum("category".into());
-    let mut model = case_model();
-    model.key = id("reg");
-    model.enums = vec![EnumDecl {
-        name: id("category"),
-        source: EnumSource::Listed(vec![
-            EnumValue {
-                key: id("minimum_living"),
-                label: Some("最低生活保障".into()),
-            },
-            EnumValue {
-                key: id("destitute"),
-                label: Some("特困人员供养".into()),
-            },
-        ]),
-        span: Span::default(),
-    }];
-    model.vars = vec![
-        var("name", Type::Text, Some(PersonalKind::Name), true),
-        var("id_number", Type::Text, Some(PersonalKind::IdNumber), true),
-        var("phone", Type::Text, Some(PersonalKind::Phone), false),
-        var("category", category.clone(), None, false),
-        var("categories", Type::List(Box::new(category)), None, false),
+    let personal = |name: &str, kind: PersonalKind, required: bool| VarDecl {
+        personal: Some(kind),
+        required,
+        ..var(name, Type::Text)
+    };
+    let vars = vec![
+        personal("name", PersonalKind::Name, true),
+        personal("id_number", PersonalKind::IdNumber, true),
+        personal("phone", PersonalKind::Phone, false),
+        var("category", category.clone()),
+        var("categories", Type::List(Box::new(category))),
     ];
-    model.roles.retain(|r| r.name.name == "window");
-    model.roles[0].scope = None;
-    model.documents = vec![DocumentDecl {
-        name: id("list"),
-        label: Some("公示名单".into()),
-        template: "list.md.j2".into(),
-        public: true,
+    let fields = [
+        ("id_number", false),
+        ("phone", false),
+        ("category", false),
+        ("categories", false),
+    ];
+    let issue = Action::Issue {
+        document: id("list"),
         span: Span::default(),
-    }];
-    model.nodes = vec![
+    };
+    let nodes = labelled(vec![
         node(
             "begin",
             NodeKind::Start {
                 next: id("publish"),
             },
         ),
-        node(
-            "publish",
-            NodeKind::Step {
-                actions: vec![Action::Issue {
-                    document: id("list"),
-                    span: Span::default(),
-                }],
-                next: id("check"),
-            },
-        ),
-        node(
-            "check",
-            task(
-                "window",
-                &[
-                    ("id_number", false),
-                    ("phone", false),
-                    ("category", false),
-                    ("categories", false),
-                ],
-                vec![outcome("done", "docs")],
-            ),
-        ),
+        step("publish", vec![issue], "check"),
+        task("check", "window", vec![outcome("done", "docs")], &fields),
         node(
             "docs",
             NodeKind::WaitMessage {
@@ -1299,27 +1223,36 @@ fn registration_model() -> yimen_dsl::model::Process {
                 timeout: None,
             },
         ),
-        node(
-            "done",
-            NodeKind::End {
-                result: id("done"),
-                actions: vec![],
-            },
-        ),
-    ];
-    model
+        end("done", "done"),
+    ]);
+    let listed = |key: &str, label: &str| EnumValue {
+        key: id(key),
+        label: Some(label.into()),
+    };
+    Process {
+        title: "Test case".into(),
+        enums: vec![EnumDecl {
+            name: id("category"),
+            source: EnumSource::Listed(vec![
+                listed("minimum_living", "最低生活保障"),
+                listed("destitute", "特困人员供养"),
+            ]),
+            span: Span::default(),
+        }],
+        documents: vec![DocumentDecl {
+            name: id("list"),
+            label: Some("公示名单".into()),
+            template: "list.md.j2".into(),
+            public: true,
+            span: Span::default(),
+        }],
+        ..process("reg", vars, &["window"], nodes)
+    }
 }
 
 async fn deploy_registration(api: &TestApi) {
-    api.engine
-        .deploy(yimen_engine::DeployRequest {
-            file: "reg.flow".into(),
-            source: "process reg (built as a model in the tests)".into(),
-            files: [("list.md.j2".to_string(), "公示：{{ name }}".to_string())].into(),
-            model: Some(registration_model()),
-        })
-        .await
-        .expect("deploys");
+    let files = [("list.md.j2".to_string(), "公示：{{ name }}".to_string())].into();
+    deploy_model(&api.engine, registration_model(), files).await;
 }
 
 /// An ID number with its GB 11643 check character: region 150302 (乌海市海勃湾区), born on

@@ -9,26 +9,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use support::*;
 use yimen_dsl::model::{ConfigDecl, Span};
+use yimen_engine::Engine;
 use yimen_engine::api::{self, ApiState};
-use yimen_engine::{DeployRequest, Engine};
-
-/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`.
-macro_rules! on_both_databases {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$scenario("sqlite", stringify!($scenario)).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$scenario("postgres", stringify!($scenario)).await;
-                }
-            }
-        )*
-    };
-}
 
 on_both_databases!(
     revocation_counts_at_once_on_every_server,
@@ -40,16 +22,8 @@ on_both_databases!(
 
 /// Two servers on one database; a token used on B, revoked through A, is refused by B at its
 /// very next request (B had it cached), with a message saying it was revoked.
-async fn revocation_counts_at_once_on_every_server(db: &str, test: &str) {
-    let Some((first, second)) = open_pair(db, test).await else {
-        return;
-    };
-    let a = api_on(first).await;
-    let b = TestApi {
-        router: api::router(ApiState::new(second.clone(), test_config())),
-        engine: second,
-        admin: a.admin.clone(),
-    };
+async fn revocation_counts_at_once_on_every_server(db: Db) {
+    let (a, b) = two_servers(&db).await;
     let window = a.token("east-window", &["window"], &[]).await;
     for _ in 0..2 {
         let answer = b.get("/api/v1/definitions", &window).await;
@@ -82,39 +56,28 @@ async fn revocation_counts_at_once_on_every_server(db: &str, test: &str) {
 /// Two servers on one database; B starts cases of version 1 (and keeps that it is the latest),
 /// A deploys version 2, and B's very next start is of version 2: the latest version a server
 /// keeps is trusted only under the access generation it was read under.
-async fn a_new_version_starts_at_once_on_every_server(db: &str, test: &str) {
-    let Some((first, second)) = open_pair(db, test).await else {
-        return;
-    };
-    let a = api_on(first.clone()).await;
-    let b = TestApi {
-        router: api::router(ApiState::new(second.clone(), test_config())),
-        engine: second,
-        admin: a.admin.clone(),
-    };
+async fn a_new_version_starts_at_once_on_every_server(db: Db) {
+    let (a, b) = two_servers(&db).await;
     let start = |n: u32| {
         json!({"process": "case", "business_key": format!("v-{n}"),
             "variables": {"name": "李四", "street": "east", "amount": 10}})
     };
     let version_of = |answer: &Answer| answer.body["version"].clone();
     for n in 0..2 {
-        let started = b.post("/api/v1/instances", &b.admin, start(n)).await;
+        let started = b.post("/api/v1/instances", &a.admin, start(n)).await;
         assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
         assert_eq!(version_of(&started), 1, "{started:?}");
     }
-    deploy_with_start_roles(&first, "start_roles: [window]\n").await;
-    let started = b.post("/api/v1/instances", &b.admin, start(2)).await;
+    deploy_with_start_roles(&a.engine, "start_roles: [window]\n").await;
+    let started = b.post("/api/v1/instances", &a.admin, start(2)).await;
     assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
     assert_eq!(version_of(&started), 2, "{started:?}");
 }
 
 /// Refusals older than the limit are deleted, newer ones kept; 0 days is not special here
 /// (serve never calls it with 0).
-async fn old_refusals_are_pruned(db: &str, test: &str) {
-    let Some(engine) = open(db, test).await else {
-        return;
-    };
-    let state = ApiState::new(engine, test_config());
+async fn old_refusals_are_pruned(api: TestApi) {
+    let state = ApiState::new(api.engine, test_config());
     let now = Utc::now();
     for (path, age) in [
         ("/old", Duration::days(91)),
@@ -156,10 +119,7 @@ async fn old_refusals_are_pruned(db: &str, test: &str) {
 
 /// Without `start_roles` the roles of the first tasks (`window` for `case`) and admins may
 /// start; with it, the listed roles. 403 names who may.
-async fn start_needs_a_role_the_process_allows(db: &str, test: &str) {
-    let Some(api) = setup(db, test).await else {
-        return;
-    };
+async fn start_needs_a_role_the_process_allows(api: TestApi) {
     let start = |token: String| {
         let api = &api;
         async move {
@@ -206,10 +166,7 @@ async fn start_needs_a_role_the_process_allows(db: &str, test: &str) {
 /// A window token limited to a street starts cases of that street only (the process's
 /// `window` role is scoped by `street`), and a business key of another street's case does
 /// not show it that case. Refusals are recorded.
-async fn unit_tokens_start_cases_of_their_units_only(db: &str, test: &str) {
-    let Some(api) = setup(db, test).await else {
-        return;
-    };
+async fn unit_tokens_start_cases_of_their_units_only(api: TestApi) {
     let east = api.token("east", &["window"], &["东城街道"]).await;
     let start = |token: &str, street: Option<&str>, key: &str| {
         let mut variables = json!({"name": "张三丰", "amount": 5});
@@ -280,15 +237,8 @@ async fn deploy_with_start_roles(engine: &Engine, yaml: &str) {
         keys: vec![],
         span: Span::default(),
     });
-    let deployment = engine
-        .deploy(DeployRequest {
-            file: "case.flow".into(),
-            source: "process case (built as a model in the tests), with start_roles".into(),
-            files: [("case.yaml".to_string(), yaml.to_string())].into(),
-            model: Some(model),
-        })
-        .await
-        .expect("deploys");
+    let files = [("case.yaml".to_string(), yaml.to_string())].into();
+    let deployment = deploy_model(engine, model, files).await;
     assert!(deployment.created);
     assert_eq!(deployment.version, 2);
 }

@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 use yimen_workers::{ClaimRequest, Client, ClientError, CompleteRequest};
@@ -41,22 +40,10 @@ fn done(lock_token: &str) -> CompleteRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_eight_workers_postgres() {
-    let Some(first) = open("postgres", "two_servers").await else {
+    let Some(db) = Db::postgres("two_servers") else {
         return;
     };
-    let url = std::env::var("YIMEN_TEST_POSTGRES").unwrap();
-    let second = yimen_engine::Engine::open_with(
-        yimen_engine::OpenOptions {
-            url,
-            pg_schema: Some("api_two_servers".into()),
-        },
-        Arc::new(yimen_engine::clock::SystemClock),
-        Arc::new(yimen_engine::WeekdaysOnly),
-    )
-    .await
-    .unwrap();
-    let a = api_on(first).await;
-    let b = api_on(second).await;
+    let (a, b) = two_servers(&db).await;
     let token = a.admin.clone();
     assert!(
         b.admin.is_empty(),
@@ -146,4 +133,5 @@ async fn two_servers_eight_workers_postgres() {
     }
     assert_eq!(finished.len(), CASES);
     tokio::time::sleep(Duration::from_millis(10)).await;
+    db.finish().await;
 }

@@ -4,13 +4,11 @@
 //! person a case concerns. Other roles, whatever their names, do neither. On SQLite and on
 //! PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
 
-#[macro_use]
 mod support;
 
 use axum::http::StatusCode;
 use serde_json::json;
 use support::*;
-use yimen_engine::DeployRequest;
 use yimen_engine::outbox::{Backoff, Delivery, WebhookSender};
 
 on_both_databases!(
@@ -47,18 +45,6 @@ task decide "委员会决定" {{
 end granted "批准" result granted
 "#
     )
-}
-
-async fn deploy(api: &TestApi, source: String) {
-    api.engine
-        .deploy(DeployRequest {
-            file: "grant.flow".into(),
-            source,
-            files: Default::default(),
-            model: None,
-        })
-        .await
-        .expect("the grant process deploys");
 }
 
 /// Starts a grant case in `district` and delivers its notices to the inboxes.
@@ -100,7 +86,7 @@ async fn reads(api: &TestApi, token: &str, case: &str) -> Vec<(String, StatusCod
 }
 
 async fn a_declared_overseer_reads_what_supervision_read(api: TestApi) {
-    deploy(&api, grant(" oversees")).await;
+    deploy_source(&api.engine, "grant.flow", &grant(" oversees")).await;
     let case = start_grant(&api, "东城").await;
     let auditor = api.token("auditor", &["auditor"], &[]).await;
     for (path, status) in reads(&api, &auditor, &case).await {
@@ -167,14 +153,14 @@ async fn a_declared_overseer_reads_what_supervision_read(api: TestApi) {
 /// A new version without the clause takes the oversight away at once (the deployment bumps
 /// the access generation), and a newer one with it gives it back.
 async fn oversight_follows_the_latest_deployment(api: TestApi) {
-    deploy(&api, grant(" oversees")).await;
+    deploy_source(&api.engine, "grant.flow", &grant(" oversees")).await;
     let case = start_grant(&api, "东城").await;
     let auditor = api.token("auditor", &["auditor"], &[]).await;
     assert_eq!(
         api.get("/api/v1/ledger", &auditor).await.status,
         StatusCode::OK
     );
-    deploy(&api, grant("")).await;
+    deploy_source(&api.engine, "grant.flow", &grant("")).await;
     assert_eq!(
         api.get("/api/v1/ledger", &auditor).await.status,
         StatusCode::FORBIDDEN
@@ -190,13 +176,18 @@ async fn oversight_follows_the_latest_deployment(api: TestApi) {
     assert_eq!(own.status, StatusCode::OK, "{own:?}");
     assert_eq!(own.body["items"].as_array().map(Vec::len), Some(1));
     // Deploying the first text again changes nothing: its version exists, and the latest runs.
-    deploy(&api, grant(" oversees")).await;
+    deploy_source(&api.engine, "grant.flow", &grant(" oversees")).await;
     assert_eq!(
         api.get("/api/v1/ledger", &auditor).await.status,
         StatusCode::FORBIDDEN
     );
     // A new version with the clause gives the oversight back.
-    deploy(&api, format!("{}// v3\n", grant(" oversees"))).await;
+    deploy_source(
+        &api.engine,
+        "grant.flow",
+        &format!("{}// v3\n", grant(" oversees")),
+    )
+    .await;
     assert_eq!(
         api.get("/api/v1/ledger", &auditor).await.status,
         StatusCode::OK

@@ -14,28 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use support::*;
 
-/// Runs each scenario once per database: `<scenario>::sqlite` and `<scenario>::postgres`.
-macro_rules! on_both_databases {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    if let Some(api) = super::setup("sqlite", concat!("edge_", stringify!($scenario))).await {
-                        super::$scenario(api, false).await;
-                    }
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(api) = super::setup("postgres", concat!("edge_", stringify!($scenario))).await {
-                        super::$scenario(api, true).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
 on_both_databases!(
     bad_starts_fail_alone_through_the_api,
     a_value_the_database_refuses_fails_only_its_event,
@@ -51,7 +29,7 @@ fn start_body(key: String, street: &str) -> Value {
 
 /// Good starts and bad ones sent at once: every good one is created, every bad one answers
 /// 4xx naming what to fix.
-async fn bad_starts_fail_alone_through_the_api(api: TestApi, _postgres: bool) {
+async fn bad_starts_fail_alone_through_the_api(api: TestApi) {
     let api = Arc::new(api);
     let mut good = tokio::task::JoinSet::new();
     let mut bad = tokio::task::JoinSet::new();
@@ -141,7 +119,8 @@ async fn bad_starts_fail_alone_through_the_api(api: TestApi, _postgres: bool) {
 /// A value that passes the checks before the batch but that the database refuses (PostgreSQL
 /// stores no NUL in text; here in the organisation unit a task keeps as a column) fails its own
 /// event with 422; the events committed in the same batches all succeed. SQLite stores it.
-async fn a_value_the_database_refuses_fails_only_its_event(api: TestApi, postgres: bool) {
+async fn a_value_the_database_refuses_fails_only_its_event(api: TestApi) {
+    let postgres = api.on_postgres();
     let engine = api.engine.clone();
     let mut all = tokio::task::JoinSet::new();
     for i in 0..60 {
@@ -186,7 +165,7 @@ async fn a_value_the_database_refuses_fails_only_its_event(api: TestApi, postgre
 
 /// A claim long-polling when its token is revoked answers 401 when the next task appears, and
 /// leaves the task (and the case data it carries) to others.
-async fn a_waiting_claim_of_a_revoked_token_takes_nothing(api: TestApi, _postgres: bool) {
+async fn a_waiting_claim_of_a_revoked_token_takes_nothing(api: TestApi) {
     let api = Arc::new(api);
     let worker = api.token("night-worker", &["window"], &[]).await;
     let waiting = {
@@ -232,7 +211,7 @@ fn from(address: [u8; 4], path: &str, token: Option<&str>) -> Request<Body> {
 /// Guessing tokens from one address is cut off after 20 failures a minute (429 with
 /// `Retry-After`, valid token or not), other addresses go on; the refusals are one row per
 /// address, reason and minute with a count, their paths cut short.
-async fn failed_authentications_are_limited_and_recorded_small(api: TestApi, _postgres: bool) {
+async fn failed_authentications_are_limited_and_recorded_small(api: TestApi) {
     let long = format!("/api/v1/instances/{}", "x".repeat(5000));
     let mut statuses = Vec::new();
     for i in 0..30 {
@@ -282,7 +261,7 @@ async fn failed_authentications_are_limited_and_recorded_small(api: TestApi, _po
 
 /// Path and query over 8 KB answer 414, headers over 16 KB 431, a body over 2 MB 413: each
 /// with the error JSON.
-async fn oversized_requests_are_refused_with_the_error_json(api: TestApi, _postgres: bool) {
+async fn oversized_requests_are_refused_with_the_error_json(api: TestApi) {
     let uri = api
         .get(
             &format!("/api/v1/instances/{}", "x".repeat(9000)),

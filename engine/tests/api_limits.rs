@@ -2,11 +2,10 @@
 //! template, a large list or fan-out, a clock moved out of range, refused with 422 and nothing
 //! written, on SQLite and on PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
 
-#[macro_use]
 mod support;
 
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -16,6 +15,8 @@ on_both_databases!(
     unknown_fields_are_refused_by_name,
     a_retried_completion_is_told_it_was_applied,
     ids_of_another_unit_are_answered_as_unknown,
+    the_clock_moves_only_within_its_range,
+    notices_do_not_wait_behind_a_hanging_webhook,
 );
 
 /// A process that issues document `heavy` at its start, then waits in a task of `clerk`.
@@ -51,15 +52,6 @@ task each "逐项办理" for each d in items {
 end finished "完成" result done
 "#;
 
-async fn deploy(api: &TestApi, file: &str, source: &str, files: Value) -> support::Answer {
-    api.post(
-        "/api/v1/definitions",
-        &api.admin,
-        json!({"file": file, "source": source, "files": files}),
-    )
-    .await
-}
-
 async fn open_tasks(api: &TestApi, queue: &str) -> usize {
     let answer = api
         .get(&format!("/api/v1/tasks?queue={queue}"), &api.admin)
@@ -74,7 +66,9 @@ async fn open_tasks(api: &TestApi, queue: &str) -> usize {
 async fn a_costly_template_fails_its_start_alone(api: TestApi) {
     let heavy =
         "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}";
-    let answer = deploy(&api, "paper.flow", PAPER, json!({"heavy.md.j2": heavy})).await;
+    let answer = api
+        .deploy("paper.flow", PAPER, json!({"heavy.md.j2": heavy}))
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
     let began = Instant::now();
     let answer = api
@@ -105,7 +99,9 @@ async fn a_costly_template_fails_its_start_alone(api: TestApi) {
     // A template that writes too much: refused by the output limit.
     let wide = "{% for i in range(20000) %}{{ \"x\" * 100 }}{% endfor %}";
     let paper2 = PAPER.replace("version 1", "version 2");
-    let answer = deploy(&api, "paper.flow", &paper2, json!({"heavy.md.j2": wide})).await;
+    let answer = api
+        .deploy("paper.flow", &paper2, json!({"heavy.md.j2": wide}))
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
     let answer = api
         .post(
@@ -128,7 +124,9 @@ async fn a_costly_template_fails_its_start_alone(api: TestApi) {
     // A template file larger than a deployment takes is refused when deployed.
     let paper3 = PAPER.replace("version 1", "version 3");
     let huge = "x".repeat(yimen_engine::limits::MAX_DEPLOYED_FILE_BYTES + 1);
-    let answer = deploy(&api, "paper.flow", &paper3, json!({"heavy.md.j2": huge})).await;
+    let answer = api
+        .deploy("paper.flow", &paper3, json!({"heavy.md.j2": huge}))
+        .await;
     assert_eq!(
         answer.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -145,7 +143,7 @@ async fn a_costly_template_fails_its_start_alone(api: TestApi) {
 /// nothing written; dates outside 1970–2200 are refused.
 async fn large_lists_and_fan_outs_are_refused_before_anything_is_written(api: TestApi) {
     let limits = yimen_engine::limits::Limits::default();
-    let answer = deploy(&api, "fan.flow", FAN, json!({})).await;
+    let answer = api.deploy("fan.flow", FAN, json!({})).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
     let many: Vec<String> = (0..=limits.list_items).map(|i| format!("e{i}")).collect();
     let answer = api
@@ -229,62 +227,11 @@ async fn large_lists_and_fan_outs_are_refused_before_anything_is_written(api: Te
     );
 }
 
-/// An engine on a simulated clock with its services, and the router with them.
-async fn simulated(db: &str, test: &str) -> Option<(TestApi, yimen_engine::scheduler::Services)> {
-    simulated_with(db, test, Default::default()).await
-}
-
-async fn simulated_with(
-    db: &str,
-    test: &str,
-    service_options: yimen_engine::scheduler::ServiceOptions,
-) -> Option<(TestApi, yimen_engine::scheduler::Services)> {
-    use std::sync::Arc;
-    use yimen_engine::OpenOptions;
-    let options = match db {
-        "sqlite" => OpenOptions {
-            url: "sqlite::memory:".into(),
-            pg_schema: None,
-        },
-        _ => {
-            let url = yimen_engine::testing::postgres_url(test)?;
-            let schema = format!("api_{test}");
-            yimen_engine::testing::drop_schema(&url, &schema).await;
-            OpenOptions {
-                url,
-                pg_schema: Some(schema),
-            }
-        }
-    };
-    let start = chrono::DateTime::parse_from_rfc3339("2026-10-01T09:00:00+08:00")
-        .expect("time")
-        .with_timezone(&chrono::Utc);
-    let clock = yimen_engine::clock::ManualClock::new(start);
-    let engine = yimen_engine::Engine::open_with(
-        options,
-        Arc::new(clock.clone()),
-        Arc::new(yimen_engine::WeekdaysOnly),
-    )
-    .await
-    .expect("engine opens");
-    let services = yimen_engine::scheduler::Services::start(
-        engine.clone(),
-        Some(clock),
-        None,
-        service_options,
-    )
-    .expect("services start");
-    let mut api = api_on(engine).await;
-    api.router = api.router.layer(axum::Extension(services.clone()));
-    Some((api, services))
-}
-
 /// `POST /clock/advance` with a length or an instant beyond what the engine accepts answers
 /// 422 naming the field (it panicked the handler on `by: 99999999999d`), and the clock stays.
-async fn the_clock_moves_only_within_its_range(db: &str) {
-    let Some((api, services)) = simulated(db, "the_clock_moves_only_within_its_range").await else {
-        return;
-    };
+async fn the_clock_moves_only_within_its_range(db: Db) {
+    let world = World::open(&db, "2026-10-01T09:00:00+08:00", service_options()).await;
+    let api = world.api().await;
     let before = api.get("/api/v1/clock", &api.admin).await.body["now"].clone();
     for (body, field) in [
         (json!({"by": "99999999999d"}), "by"),
@@ -312,17 +259,7 @@ async fn the_clock_moves_only_within_its_range(db: &str) {
         .post("/api/v1/clock/advance", &api.admin, json!({"by": "1d"}))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-    services.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_clock_moves_only_within_its_range_sqlite() {
-    the_clock_moves_only_within_its_range("sqlite").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_clock_moves_only_within_its_range_postgres() {
-    the_clock_moves_only_within_its_range("postgres").await;
+    world.services.stop().await;
 }
 
 /// A body with a field the route does not take is refused (422) naming it, not read as if the
@@ -531,25 +468,22 @@ async fn stalling_receiver(
 
 /// An in-app notice is delivered while a webhook receiver hangs: the two go in separate lanes
 /// (it waited for the webhook's attempt to time out).
-async fn notices_do_not_wait_behind_a_hanging_webhook(db: &str) {
+async fn notices_do_not_wait_behind_a_hanging_webhook(db: Db) {
     let options = yimen_engine::scheduler::ServiceOptions {
         webhook_timeout: Duration::from_secs(10),
         outbox_poll: Duration::from_millis(100),
-        ..Default::default()
+        ..service_options()
     };
-    let Some((api, services)) =
-        simulated_with(db, "notices_do_not_wait_behind_a_hanging_webhook", options).await
-    else {
-        return;
-    };
+    let world = World::open(&db, "2026-10-01T09:00:00+08:00", options).await;
+    let api = world.api().await;
     let (url, got) = stalling_receiver(Duration::from_secs(8)).await;
-    let answer = deploy(
-        &api,
-        "hooks.flow",
-        HOOKS,
-        json!({"hooks.yaml": format!("hook_url: {url}\n")}),
-    )
-    .await;
+    let answer = api
+        .deploy(
+            "hooks.flow",
+            HOOKS,
+            json!({"hooks.yaml": format!("hook_url: {url}\n")}),
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
     let answer = api
         .post(
@@ -591,15 +525,5 @@ async fn notices_do_not_wait_behind_a_hanging_webhook(db: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    services.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notices_do_not_wait_behind_a_hanging_webhook_sqlite() {
-    notices_do_not_wait_behind_a_hanging_webhook("sqlite").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notices_do_not_wait_behind_a_hanging_webhook_postgres() {
-    notices_do_not_wait_behind_a_hanging_webhook("postgres").await;
+    world.services.stop().await;
 }

@@ -75,7 +75,7 @@ async fn the_document_lists_every_endpoint_of_the_issue() {
 
 #[tokio::test]
 async fn every_documented_operation_reaches_a_handler() {
-    let api = setup("sqlite", "openapi").await.expect("sqlite");
+    let api = TestApi::open(&Db::memory()).await;
     let spec = api.call("GET", "/openapi.json", None, None).await;
     assert_eq!(spec.status, StatusCode::OK);
     let versioned = api.call("GET", "/api/v1/openapi.json", None, None).await;

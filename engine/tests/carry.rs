@@ -2,14 +2,14 @@
 //! the next batches instead of reading them again (`store::staged::Carry`), and throws them
 //! away whenever anything else may have written.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
+use support::*;
 
 #[tokio::test]
 async fn a_completion_after_a_claim_takes_its_instance_from_the_carry() {
-    let h = Harness::sqlite().await;
+    let h = Harness::open(&Db::sqlite("carry")).await;
     h.deploy(one_task("one")).await;
     let started = h.start("one", json!({})).await;
     let claimed = h.claim("window", 1).await;
@@ -46,7 +46,7 @@ async fn a_completion_after_a_claim_takes_its_instance_from_the_carry() {
 
 #[tokio::test]
 async fn a_write_outside_the_committer_throws_the_carry_away() {
-    let h = Harness::sqlite().await;
+    let h = Harness::open(&Db::sqlite("carry")).await;
     h.deploy(one_task("one")).await;
     let started = h.start("one", json!({})).await;
     let claimed = h.claim("window", 1).await;
@@ -65,7 +65,7 @@ async fn a_write_outside_the_committer_throws_the_carry_away() {
 
 #[tokio::test]
 async fn a_transaction_of_the_engine_on_the_writer_throws_the_carry_away() {
-    let h = Harness::sqlite().await;
+    let h = Harness::open(&Db::sqlite("carry")).await;
     h.deploy(one_task("one")).await;
     h.start("one", json!({})).await;
     let claimed = h.claim("window", 1).await;
@@ -83,7 +83,7 @@ async fn a_transaction_of_the_engine_on_the_writer_throws_the_carry_away() {
 
 #[tokio::test]
 async fn a_commit_by_another_connection_throws_the_carry_away() {
-    let h = Harness::sqlite().await;
+    let h = Harness::open(&Db::sqlite("carry")).await;
     h.deploy(one_task("one")).await;
     h.start("one", json!({})).await;
     let claimed = h.claim("window", 1).await;

@@ -2,16 +2,16 @@
 //! engine's checkpointer, on a read connection, not inside the committer's `COMMIT`
 //! (`commit::checkpointer`).
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support::*;
 use yimen_engine::StartRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_committers_writes_are_checkpointed_beside_it() {
-    let h = Harness::sqlite().await;
+    let h = Harness::open(&Db::sqlite("checkpoints")).await;
     assert_eq!(
         h.engine.checkpoints_run(),
         Some((0, 0)),
@@ -23,7 +23,7 @@ async fn the_committers_writes_are_checkpointed_beside_it() {
             .start(StartRequest {
                 process: "one".into(),
                 business_key: Some(format!("case-{n}")),
-                vars: map(json!({})),
+                vars: vars(json!({})),
                 actor: "window".into(),
             })
             .await
@@ -49,7 +49,7 @@ async fn the_committers_writes_are_checkpointed_beside_it() {
 async fn an_in_memory_database_has_no_checkpointer() {
     let engine = yimen_engine::Engine::open(
         "sqlite::memory:",
-        std::sync::Arc::new(yimen_engine::clock::ManualClock::new(t0())),
+        std::sync::Arc::new(yimen_engine::clock::ManualClock::new(t(MONDAY))),
         std::sync::Arc::new(yimen_engine::WeekdaysOnly),
     )
     .await

@@ -4,11 +4,11 @@
 //! `/proc`.
 #![cfg(target_os = "linux")]
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support::*;
 use yimen_engine::StartRequest;
 
 /// Threads of this process named like the committer's.
@@ -24,7 +24,7 @@ fn committer_threads() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_committer_thread_ends_with_its_engine() {
-    let h = Harness::sqlite().await;
+    let h = Harness::open(&Db::sqlite("committer_thread")).await;
     assert_eq!(committer_threads(), 0, "no thread before the first write");
     h.deploy(one_task("one")).await;
     let started = h
@@ -32,7 +32,7 @@ async fn sqlite_committer_thread_ends_with_its_engine() {
         .start(StartRequest {
             process: "one".into(),
             business_key: None,
-            vars: map(json!({})),
+            vars: vars(json!({})),
             actor: "window".into(),
         })
         .await

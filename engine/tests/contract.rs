@@ -1,44 +1,19 @@
-//! The engine contract: every test runs on SQLite (`sqlite::<test>`) and on PostgreSQL
-//! (`postgres::<test>`, when `YIMEN_TEST_POSTGRES` is set).
+//! The engine contract: every test runs on SQLite (`<test>::sqlite`) and on PostgreSQL
+//! (`<test>::postgres`, when `YIMEN_TEST_POSTGRES` is set).
 
-mod common;
+mod support;
 
 use chrono::Duration;
-use common::*;
 use serde_json::json;
 use std::collections::HashSet;
+use support::*;
 use yimen_dsl::model::*;
 use yimen_engine::runtime::state::Status;
 use yimen_engine::{
     ClaimRequest, CompleteRequest, EngineError, FailRequest, StartRequest, TaskFilter, TaskState,
 };
 
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let h = super::Harness::sqlite().await;
-                    super::$test(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some(h) = super::Harness::postgres(stringify!($test)).await else { return };
-                    super::$test(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+on_both_databases!(
     concurrent_events_share_commits_and_stay_exact,
     task_outcomes_and_typed_variables,
     steps_and_choice,
@@ -92,13 +67,13 @@ fn review_process() -> Process {
     p
 }
 
-async fn task_outcomes_and_typed_variables(h: &Harness) {
+async fn task_outcomes_and_typed_variables(h: Harness) {
     h.deploy(review_process()).await;
     let bad_start = h
         .engine
         .start(StartRequest {
             process: "review".into(),
-            vars: map(json!({"size": "three", "colour": 1})),
+            vars: vars(json!({"size": "three", "colour": 1})),
             ..Default::default()
         })
         .await
@@ -177,7 +152,7 @@ async fn task_outcomes_and_typed_variables(h: &Harness) {
     );
 }
 
-async fn steps_and_choice(h: &Harness) {
+async fn steps_and_choice(h: Harness) {
     let p = process(
         "choice",
         vec![var("size", Type::Integer), var("double", Type::Integer)],
@@ -224,7 +199,7 @@ async fn steps_and_choice(h: &Harness) {
     assert_eq!(kinds, ["started", "step", "variable", "choice", "ended"]);
 }
 
-async fn split_and_join(h: &Harness) {
+async fn split_and_join(h: Harness) {
     let p = process(
         "par",
         vec![],
@@ -253,7 +228,7 @@ async fn split_and_join(h: &Harness) {
     assert_eq!(after_b.status, Status::Completed);
 }
 
-async fn for_each_with_join(h: &Harness) {
+async fn for_each_with_join(h: Harness) {
     let mut p = process(
         "each",
         vec![
@@ -274,13 +249,13 @@ async fn for_each_with_join(h: &Harness) {
         ],
     );
     // all_ok = not ("reject" in outcomes(handle))
-    let outcomes = e(ExprKind::Call("outcomes".into(), vec![name("handle")]));
+    let outcomes = expr(ExprKind::Call("outcomes".into(), vec![name("handle")]));
     let has_reject = bin(BinaryOp::In, text("reject"), outcomes);
     p.nodes[2] = step(
         "sum",
         vec![assign(
             "all_ok",
-            e(ExprKind::Unary(UnaryOp::Not, Box::new(has_reject))),
+            expr(ExprKind::Unary(UnaryOp::Not, Box::new(has_reject))),
         )],
         "fin",
     );
@@ -310,7 +285,7 @@ async fn for_each_with_join(h: &Harness) {
     assert_eq!(empty.vars["all_ok"], json!(true));
 }
 
-async fn message_wait_and_timeout(h: &Harness) {
+async fn message_wait_and_timeout(h: Harness) {
     let p = process(
         "msg",
         vec![var("docs", Type::Text)],
@@ -339,7 +314,7 @@ async fn message_wait_and_timeout(h: &Harness) {
     assert_eq!(a.timers.len(), 1);
     let wrong = h
         .engine
-        .message(&a.id, "other", map(json!({})), "api")
+        .message(&a.id, "other", vars(json!({})), "api")
         .await
         .unwrap_err();
     assert!(
@@ -347,13 +322,13 @@ async fn message_wait_and_timeout(h: &Harness) {
     );
     let missing = h
         .engine
-        .message(&a.id, "supplement", map(json!({})), "api")
+        .message(&a.id, "supplement", vars(json!({})), "api")
         .await
         .unwrap_err();
     assert!(matches!(missing, EngineError::Invalid { .. }));
     // The same message sent to two servers at once is consumed once.
     let second = h.reopen().await.unwrap();
-    let payload = map(json!({"docs": "户口本"}));
+    let payload = vars(json!({"docs": "户口本"}));
     let (x, y) = tokio::join!(
         h.engine
             .message(&a.id, "supplement", payload.clone(), "api"),
@@ -371,7 +346,7 @@ async fn message_wait_and_timeout(h: &Harness) {
     );
     let again = h
         .engine
-        .message(&a.id, "supplement", map(json!({"docs": "x"})), "api")
+        .message(&a.id, "supplement", vars(json!({"docs": "x"})), "api")
         .await
         .unwrap_err();
     assert!(
@@ -404,7 +379,7 @@ impl NowUtc for yimen_engine::clock::ManualClock {
     }
 }
 
-async fn timer_wait(h: &Harness) {
+async fn timer_wait(h: Harness) {
     let p = process(
         "pub",
         vec![],
@@ -430,7 +405,7 @@ async fn timer_wait(h: &Harness) {
     );
     let due = h.engine.next_timer_due().await.unwrap().unwrap();
     assert_eq!(due, inst.timers[0].due_at);
-    assert!(due > t0() + Duration::days(7) - Duration::hours(1));
+    assert!(due > t(MONDAY) + Duration::days(7) - Duration::hours(1));
     h.clock.set(due - Duration::seconds(1)).unwrap();
     assert_eq!(
         h.engine.fire_due_timers(h.clock.now_utc()).await.unwrap(),
@@ -444,7 +419,7 @@ async fn timer_wait(h: &Harness) {
     assert_eq!(inst.result.as_deref(), Some("published"));
 }
 
-async fn linked_process_with_and_without_wait(h: &Harness) {
+async fn linked_process_with_and_without_wait(h: Harness) {
     let child = process(
         "temp_aid",
         vec![var("who", Type::Text)],
@@ -515,7 +490,7 @@ async fn linked_process_with_and_without_wait(h: &Harness) {
     assert_eq!(open.len(), 1, "the child runs on after its parent ended");
 }
 
-async fn deployment_versions(h: &Harness) {
+async fn deployment_versions(h: Harness) {
     let v1 = h.deploy(review_process()).await;
     assert_eq!((v1.version, v1.created), (1, true));
     let same = h.deploy(review_process()).await;
@@ -551,12 +526,12 @@ async fn deployment_versions(h: &Harness) {
     ));
 }
 
-async fn business_key_is_idempotent(h: &Harness) {
+async fn business_key_is_idempotent(h: Harness) {
     h.deploy(review_process()).await;
     let req = StartRequest {
         process: "review".into(),
         business_key: Some("2026-0001".into()),
-        vars: map(json!({"size": 2})),
+        vars: vars(json!({"size": 2})),
         actor: "window".into(),
     };
     let (a, b) = tokio::join!(h.engine.start(req.clone()), h.engine.start(req.clone()));
@@ -570,7 +545,7 @@ async fn business_key_is_idempotent(h: &Harness) {
     assert_eq!(all.len(), 1);
 }
 
-async fn concurrent_claims_are_exclusive(h: &Harness) {
+async fn concurrent_claims_are_exclusive(h: Harness) {
     h.deploy(review_process()).await;
     for _ in 0..24 {
         h.start("review", json!({"size": 1})).await;
@@ -607,7 +582,7 @@ async fn concurrent_claims_are_exclusive(h: &Harness) {
                             task_id: t.task.id.clone(),
                             lock_token: t.lock_token,
                             outcome: Some("approve".into()),
-                            vars: map(json!({"amount": 5})),
+                            vars: vars(json!({"amount": 5})),
                             actor: format!("w{w}"),
                             access: None,
                         })
@@ -633,7 +608,7 @@ async fn concurrent_claims_are_exclusive(h: &Harness) {
     assert!(report.ok(), "{:?}", report.problems);
 }
 
-async fn lease_expiry_fences_old_tokens(h: &Harness) {
+async fn lease_expiry_fences_old_tokens(h: Harness) {
     h.deploy(review_process()).await;
     h.start("review", json!({"size": 1})).await;
     let first = h
@@ -699,7 +674,7 @@ async fn lease_expiry_fences_old_tokens(h: &Harness) {
     assert!(matches!(missing, EngineError::NotFound { .. }));
 }
 
-async fn ledger_verify_detects_tampering(h: &Harness) {
+async fn ledger_verify_detects_tampering(h: Harness) {
     h.deploy(review_process()).await;
     let inst = h.start("review", json!({"size": 1})).await;
     h.work("window", "approve", json!({"amount": 1})).await;
@@ -708,7 +683,7 @@ async fn ledger_verify_detects_tampering(h: &Harness) {
     assert!(h.engine.ledger_verify().await.unwrap().ok());
     let export = h
         .engine
-        .ledger_export(t0() - Duration::days(1), t0() + Duration::days(1))
+        .ledger_export(t(MONDAY) - Duration::days(1), t(MONDAY) + Duration::days(1))
         .await
         .unwrap();
     assert_eq!(export.len(), history.len());
@@ -809,12 +784,12 @@ fn quoted(text: &str) -> String {
 /// with SHA-256 as the unkeyed chain is made, deletes a case's last pack and rewinds the head
 /// on its instance row, and deletes a whole case. The chain alone (what `ledger verify` checked
 /// before) finds none of them; the chain key and a signed checkpoint find each one.
-async fn keyed_ledger_and_checkpoints_detect_deliberate_rewrites(h: &Harness) {
+async fn keyed_ledger_and_checkpoints_detect_deliberate_rewrites(h: Harness) {
     use yimen_engine::ledger_keys::{LedgerKeys, read_checkpoints, read_public_keys};
     h.deploy(review_process()).await;
     // Written before the key was set: verifies as unkeyed, and keyed entries may follow it.
     let old = h.start("review", json!({"size": 0})).await;
-    let keys = LedgerKeys::generate(t0() + Duration::seconds(1));
+    let keys = LedgerKeys::generate(t(MONDAY) + Duration::seconds(1));
     let dir = std::env::temp_dir().join(format!("yimen-seal-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let public = keys.write(&dir.join("ledger.key")).unwrap();
@@ -861,7 +836,7 @@ async fn keyed_ledger_and_checkpoints_detect_deliberate_rewrites(h: &Harness) {
     // 1. An amount changed, every hash of the case recomputed as the unkeyed chain is.
     let mut prev = String::new();
     let mut changed = false;
-    for (seq, text) in stored_packs(h, &rewritten.id).await {
+    for (seq, text) in stored_packs(&h, &rewritten.id).await {
         let mut entries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         for (k, e) in entries.iter_mut().enumerate() {
             // The variable's entry: `amount = 1`.
@@ -903,7 +878,7 @@ async fn keyed_ledger_and_checkpoints_detect_deliberate_rewrites(h: &Harness) {
     .await;
 
     // 2. The last pack deleted, the head on the instance row rewound to the entry before it.
-    let packs = stored_packs(h, &shortened.id).await;
+    let packs = stored_packs(&h, &shortened.id).await;
     assert!(packs.len() >= 2);
     let (last_seq, last) = packs.last().unwrap();
     let first: Vec<serde_json::Value> = serde_json::from_str(last).unwrap();
@@ -993,7 +968,7 @@ async fn keyed_ledger_and_checkpoints_detect_deliberate_rewrites(h: &Harness) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-async fn cancel_cancels_tasks_and_timers(h: &Harness) {
+async fn cancel_cancels_tasks_and_timers(h: Harness) {
     let mut p = review_process();
     if let NodeKind::Task(t) = &mut p.nodes[1].kind {
         t.deadline = Some(Deadline {
@@ -1030,7 +1005,7 @@ async fn cancel_cancels_tasks_and_timers(h: &Harness) {
     assert!(matches!(missing, EngineError::NotFound { .. }));
 }
 
-async fn escalation_fires_once_and_is_cancelled_by_completion(h: &Harness) {
+async fn escalation_fires_once_and_is_cancelled_by_completion(h: Harness) {
     let mut p = review_process();
     p.roles.push(role("supervision"));
     if let NodeKind::Task(t) = &mut p.nodes[1].kind {
@@ -1150,7 +1125,7 @@ async fn escalation_fires_once_and_is_cancelled_by_completion(h: &Harness) {
     assert_eq!(kinds.iter().filter(|k| *k == "escalation").count(), 1);
 }
 
-async fn documents_mask_personal_data_in_public_ones(h: &Harness) {
+async fn documents_mask_personal_data_in_public_ones(h: Harness) {
     let mut applicant = var("applicant", Type::Text);
     applicant.personal = Some(PersonalKind::Name);
     let mut idn = var("id_number", Type::Text);
@@ -1231,7 +1206,7 @@ async fn documents_mask_personal_data_in_public_ones(h: &Harness) {
     assert!(docs[1].public);
 }
 
-async fn failure_retry_and_incident(h: &Harness) {
+async fn failure_retry_and_incident(h: Harness) {
     h.deploy(review_process()).await;
     let inst = h.start("review", json!({"size": 1})).await;
     let t = h.claim("window", 1).await;
@@ -1283,7 +1258,7 @@ async fn failure_retry_and_incident(h: &Harness) {
     assert!(matches!(none, EngineError::Conflict { .. }));
 }
 
-async fn step_budget_parks_a_loop_as_incident(h: &Harness) {
+async fn step_budget_parks_a_loop_as_incident(h: Harness) {
     let p = process(
         "looping",
         vec![var("n", Type::Integer)],
@@ -1311,8 +1286,8 @@ async fn step_budget_parks_a_loop_as_incident(h: &Harness) {
     assert!(h.engine.ledger_verify().await.unwrap().ok());
 }
 
-async fn newer_schema_is_refused(h: &Harness) {
-    let checksum = if h.schema.is_some() {
+async fn newer_schema_is_refused(h: Harness) {
+    let checksum = if h.db.is_postgres() {
         "decode('00', 'hex')"
     } else {
         "X'00'"
@@ -1330,7 +1305,7 @@ async fn newer_schema_is_refused(h: &Harness) {
     assert!(err.to_string().contains("upgrade yimen"));
 }
 
-async fn missing_linked_process_is_an_incident_until_resolved(h: &Harness) {
+async fn missing_linked_process_is_an_incident_until_resolved(h: Harness) {
     let parent = process(
         "parent",
         vec![],
@@ -1388,12 +1363,12 @@ async fn missing_linked_process_is_an_incident_until_resolved(h: &Harness) {
     assert!(h.engine.ledger_verify().await.unwrap().ok());
 }
 
-async fn batches_commit_together_and_refuse_one_by_one(h: &Harness) {
+async fn batches_commit_together_and_refuse_one_by_one(h: Harness) {
     h.deploy(review_process()).await;
     let req = |bk: &str, size: serde_json::Value| StartRequest {
         process: "review".into(),
         business_key: Some(bk.into()),
-        vars: map(json!({ "size": size })),
+        vars: vars(json!({ "size": size })),
         actor: "batch".into(),
     };
     let started = h
@@ -1425,7 +1400,7 @@ async fn batches_commit_together_and_refuse_one_by_one(h: &Harness) {
             task_id: t.task.id.clone(),
             lock_token: token,
             outcome: Some("approve".into()),
-            vars: map(json!({ "amount": amount })),
+            vars: vars(json!({ "amount": amount })),
             actor: "w1".into(),
             access: None,
         };
@@ -1458,7 +1433,7 @@ async fn batches_commit_together_and_refuse_one_by_one(h: &Harness) {
 /// Starts, claims and completions sent at once go through the committers together (group
 /// commit): repeated business keys still find their instance, a completion sent twice is done
 /// once and refused once, and every history chain stays intact.
-async fn concurrent_events_share_commits_and_stay_exact(h: &Harness) {
+async fn concurrent_events_share_commits_and_stay_exact(h: Harness) {
     h.deploy(review_process()).await;
     let mut starts = tokio::task::JoinSet::new();
     for n in 0..40 {
@@ -1469,7 +1444,7 @@ async fn concurrent_events_share_commits_and_stay_exact(h: &Harness) {
                     process: "review".into(),
                     // Every key twice: 20 cases.
                     business_key: Some(format!("k{}", n % 20)),
-                    vars: map(json!({ "size": 1 })),
+                    vars: vars(json!({ "size": 1 })),
                     actor: "batch".into(),
                 })
                 .await
@@ -1496,7 +1471,7 @@ async fn concurrent_events_share_commits_and_stay_exact(h: &Harness) {
                 task_id: t.task.id.clone(),
                 lock_token: t.lock_token,
                 outcome: Some("approve".into()),
-                vars: map(json!({ "amount": 1 })),
+                vars: vars(json!({ "amount": 1 })),
                 actor: "w1".into(),
                 access: None,
             };

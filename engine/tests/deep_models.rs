@@ -13,50 +13,12 @@ use serde_json::{Value, json};
 use support::*;
 use yimen_dsl::parser::{MAX_DEPTH, TOO_DEEP};
 
-/// Runs each scenario once per database, inside a task on a runtime whose workers have 2 MiB
-/// stacks (tokio's default, made explicit).
-macro_rules! on_both_databases {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                #[test]
-                fn sqlite() {
-                    super::on_small_stacks("sqlite", stringify!($scenario), |api| Box::pin(super::$scenario(api)));
-                }
-                #[test]
-                fn postgres() {
-                    super::on_small_stacks("postgres", stringify!($scenario), |api| Box::pin(super::$scenario(api)));
-                }
-            }
-        )*
-    };
-}
-
 on_both_databases!(
+    on_small_stacks;
     the_deepest_expressions_deploy_start_and_read_back,
     one_level_deeper_is_refused_by_name,
     chains_of_4000_terms_are_refused_and_the_server_stays_up,
 );
-
-type Scenario =
-    fn(TestApi) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
-
-fn on_small_stacks(db: &'static str, test: &'static str, scenario: Scenario) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(2 << 20)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async move {
-        let task = tokio::spawn(async move {
-            if let Some(api) = setup(db, &format!("deep_{test}")).await {
-                scenario(api).await;
-            }
-        });
-        task.await.expect("the scenario ends without a panic");
-    });
-}
 
 /// `var n`, `var flag`; a step sets `n` to `sum` and `flag` to `negation`, then a choice
 /// takes `when` to the end `hit`, else the end `miss`.
@@ -87,18 +49,15 @@ fn at_depth(depth: usize) -> (String, String, String) {
     (sum, negation, when)
 }
 
-async fn deploy(api: &TestApi, key: &str, source: String) -> Answer {
-    api.post(
-        "/api/v1/definitions",
-        &api.admin,
-        json!({"file": format!("{key}.flow"), "source": source}),
-    )
-    .await
-}
-
 async fn the_deepest_expressions_deploy_start_and_read_back(api: TestApi) {
     let (sum, negation, when) = at_depth(MAX_DEPTH);
-    let deployed = deploy(&api, "deepest", source("deepest", &sum, &negation, &when)).await;
+    let deployed = api
+        .deploy(
+            "deepest.flow",
+            &source("deepest", &sum, &negation, &when),
+            json!({}),
+        )
+        .await;
     assert_eq!(deployed.status, StatusCode::CREATED, "{deployed:?}");
 
     // Starting reads the stored model back from the database and evaluates each expression.
@@ -143,7 +102,7 @@ async fn the_deepest_expressions_deploy_start_and_read_back(api: TestApi) {
         ("forty_or", source("forty_or", "1", "flag", &forty)),
         ("fifty_plus", source("fifty_plus", &fifty, "flag", "true")),
     ] {
-        let deployed = deploy(&api, key, source).await;
+        let deployed = api.deploy(&format!("{key}.flow"), &source, json!({})).await;
         assert_eq!(deployed.status, StatusCode::CREATED, "{key}: {deployed:?}");
         let started = api
             .post(
@@ -194,7 +153,7 @@ async fn one_level_deeper_is_refused_by_name(api: TestApi) {
         ("not", source("deeper", &ok_sum, &negation, &ok_when)),
         ("or", source("deeper", &ok_sum, &ok_negation, &when)),
     ] {
-        let refused = deploy(&api, "deeper", source).await;
+        let refused = api.deploy("deeper.flow", &source, json!({})).await;
         assert_eq!(
             refused.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -224,7 +183,7 @@ async fn chains_of_4000_terms_are_refused_and_the_server_stays_up(api: TestApi) 
              start begin \"开始\" -> calc\nstep calc \"计算\" {{ set {target} = {expr} }} -> done\n\
              end done \"结束\" result ok\n"
         );
-        let refused = deploy(&api, "chain", source).await;
+        let refused = api.deploy("chain.flow", &source, json!({})).await;
         assert_eq!(
             refused.status,
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -8,16 +8,10 @@
 //! days after the start are 29, 30 September, 8, 9, 10, 12 October, ...
 
 mod support;
-mod timers_support;
 
-use axum::Extension;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use support::{Answer, TestApi};
-use timers_support::{World, deploy, world};
-use yimen_engine::api::{self, ApiState};
-
-const START: &str = "2026-09-28T09:00:00+08:00";
+use support::*;
 
 /// One case's world: the engine on the simulated clock, its API, and a token per actor.
 struct Office {
@@ -32,18 +26,9 @@ struct Office {
 }
 
 async fn office() -> Office {
-    let w = world("sqlite::memory:", START).await;
+    let w = World::open(&Db::memory(), MONDAY, service_options()).await;
     deploy(&w.engine, "social_assistance", &|_, text| text).await;
-    let state = ApiState::new(w.engine.clone(), support::test_config());
-    let admin = api::access::bootstrap_admin(&state)
-        .await
-        .expect("bootstrap")
-        .expect("first token");
-    let api = TestApi {
-        engine: w.engine.clone(),
-        router: api::router(state).layer(Extension(w.services.clone())),
-        admin,
-    };
+    let api = w.api().await;
     Office {
         window: api.token("clerk1", &["window"], &["xinhua"]).await,
         leader: api.token("leader1", &["street_leader"], &["xinhua"]).await,
@@ -58,21 +43,6 @@ async fn office() -> Office {
         api,
         _world: w,
     }
-}
-
-/// A registration form (A5) with a valid ID number (GB 11643) and mobile number.
-fn form(categories: &[&str]) -> Value {
-    json!({
-        "applicant_name": "张三丰",
-        "id_number": "150302199001011231",
-        "phone": "13800138000",
-        "address": "内蒙古乌海市海勃湾区新华街1号",
-        "street": "xinhua",
-        "community": "幸福社区",
-        "household_size": 3,
-        "reason": "因病致贫",
-        "categories": categories,
-    })
 }
 
 /// A time as Wuhai reads it, to the minute.
@@ -102,7 +72,7 @@ impl Office {
             .post(
                 "/api/v1/instances",
                 &self.window,
-                json!({"process": "social_assistance", "variables": form(categories)}),
+                json!({"process": "social_assistance", "variables": registration(categories)}),
             )
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");

@@ -1,78 +1,28 @@
 //! The real process files of `processes/`, compiled on deploy and run on SQLite with the real
 //! working-day calendar. (Generic engine behaviour is in `contract.rs`, on both databases.)
 
+mod support;
+
 use chrono::Duration;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
-use yimen_engine::calendar::Calendars;
+use support::*;
 use yimen_engine::clock::{Clock, ManualClock};
 use yimen_engine::runtime::state::Status;
 use yimen_engine::{
     ClaimRequest, ClaimedTask, CompleteRequest, DeployRequest, Engine, EngineError, StartRequest,
 };
 
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-/// Every file under `processes/`, by path relative to it.
-fn process_files() -> BTreeMap<String, String> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, base, out);
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                let rel = path
-                    .strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.insert(rel, text);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    let dir = root().join("processes");
-    walk(&dir, &dir, &mut out);
-    out
-}
-
-async fn engine() -> (Engine, ManualClock, std::path::PathBuf) {
-    let calendars = Calendars::load_dir(&root().join("calendars")).unwrap();
-    let dir = std::env::temp_dir().join("yimen-engine-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.db", uuid::Uuid::new_v4()));
-    // Monday 28 September 2026, 09:00 in Wuhai: the afternoon before the National Day week is
-    // two days later.
-    let clock = ManualClock::new("2026-09-28T01:00:00Z".parse().unwrap());
-    let engine = Engine::open(
-        &format!("sqlite:{}", path.display()),
-        Arc::new(clock.clone()),
-        Arc::new(calendars),
-    )
-    .await
-    .unwrap();
-    (engine, clock, path)
-}
-
-fn registration() -> serde_json::Map<String, serde_json::Value> {
-    json!({
-        "applicant_name": "张三丰",
-        "id_number": "150302199001011231",
-        "phone": "13800138000",
-        "address": "内蒙古乌海市海勃湾区新华街1号",
-        "street": "xinhua",
-        "community": "幸福社区",
-        "household_size": 3,
-        "reason": "因病致贫",
-        "categories": ["minimum_living"],
-    })
-    .as_object()
-    .cloned()
-    .unwrap()
+/// An engine on SQLite in a file, on a simulated clock at [`MONDAY`], with the repository's
+/// calendars.
+async fn engine() -> (Engine, ManualClock, Db) {
+    let db = Db::sqlite("processes");
+    let clock = ManualClock::new(t(MONDAY));
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(calendars()))
+        .await;
+    (engine, clock, db)
 }
 
 async fn claim(
@@ -116,17 +66,8 @@ async fn complete(
 
 #[tokio::test]
 async fn social_assistance_deploys_with_its_import_and_refuses_a_non_assistance_case() {
-    let (engine, _clock, path) = engine().await;
-    let files = process_files();
-    let dep = engine
-        .deploy(DeployRequest {
-            file: "social_assistance.flow".into(),
-            source: files["social_assistance.flow"].clone(),
-            files: files.clone(),
-            model: None,
-        })
-        .await
-        .unwrap();
+    let (engine, _clock, db) = engine().await;
+    let dep = deploy(&engine, "social_assistance", &|_, text| text).await;
     assert_eq!(
         (dep.key.as_str(), dep.version, dep.created),
         ("social_assistance", 1, true)
@@ -155,7 +96,7 @@ async fn social_assistance_deploys_with_its_import_and_refuses_a_non_assistance_
         .start(StartRequest {
             process: "social_assistance".into(),
             business_key: Some("WH-2026-0001".into()),
-            vars: registration(),
+            vars: vars(registration(&["minimum_living"])),
             actor: "window-clerk".into(),
         })
         .await
@@ -207,27 +148,18 @@ async fn social_assistance_deploys_with_its_import_and_refuses_a_non_assistance_
     assert!(docs[0].content.contains("2026-09-28"));
     assert!(engine.ledger_verify().await.unwrap().ok());
     drop(engine);
-    let _ = std::fs::remove_file(path);
+    db.finish().await;
 }
 
 #[tokio::test]
 async fn incomplete_materials_pause_the_promised_clock_until_supplied() {
-    let (engine, clock, path) = engine().await;
-    let files = process_files();
-    engine
-        .deploy(DeployRequest {
-            file: "social_assistance.flow".into(),
-            source: files["social_assistance.flow"].clone(),
-            files,
-            model: None,
-        })
-        .await
-        .unwrap();
+    let (engine, clock, db) = engine().await;
+    deploy(&engine, "social_assistance", &|_, text| text).await;
     let inst = engine
         .start(StartRequest {
             process: "social_assistance".into(),
             business_key: None,
-            vars: registration(),
+            vars: vars(registration(&["minimum_living"])),
             actor: "clerk1".into(),
         })
         .await
@@ -289,27 +221,18 @@ async fn incomplete_materials_pause_the_promised_clock_until_supplied() {
             .any(|h| h.kind == "clock" && h.text.contains("resumed"))
     );
     drop(engine);
-    let _ = std::fs::remove_file(path);
+    db.finish().await;
 }
 
 #[tokio::test]
 async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
-    let (engine, clock, path) = engine().await;
-    let files = process_files();
-    engine
-        .deploy(DeployRequest {
-            file: "social_assistance.flow".into(),
-            source: files["social_assistance.flow"].clone(),
-            files,
-            model: None,
-        })
-        .await
-        .unwrap();
+    let (engine, clock, db) = engine().await;
+    deploy(&engine, "social_assistance", &|_, text| text).await;
     let inst = engine
         .start(StartRequest {
             process: "social_assistance".into(),
             business_key: None,
-            vars: registration(),
+            vars: vars(registration(&["minimum_living"])),
             actor: "clerk1".into(),
         })
         .await
@@ -400,7 +323,7 @@ async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
     assert!(done.timers.is_empty() && done.tasks.is_empty());
     assert!(engine.ledger_verify().await.unwrap().ok());
     drop(engine);
-    let _ = std::fs::remove_file(path);
+    db.finish().await;
 }
 
 /// Issue 19: a ledger row names its case (business key and the columns the configuration
@@ -408,22 +331,13 @@ async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
 /// in Excel (UTF-8 with a byte-order mark) without running formulas typed into case data.
 #[tokio::test]
 async fn the_ledger_names_the_case_with_local_times_and_opens_safely_in_excel() {
-    let (engine, clock, path) = engine().await;
-    let files = process_files();
-    engine
-        .deploy(DeployRequest {
-            file: "social_assistance.flow".into(),
-            source: files["social_assistance.flow"].clone(),
-            files,
-            model: None,
-        })
-        .await
-        .unwrap();
+    let (engine, clock, db) = engine().await;
+    deploy(&engine, "social_assistance", &|_, text| text).await;
     let inst = engine
         .start(StartRequest {
             process: "social_assistance".into(),
             business_key: Some("=1+2".into()),
-            vars: registration(),
+            vars: vars(registration(&["minimum_living"])),
             actor: "clerk1".into(),
         })
         .await
@@ -463,5 +377,5 @@ async fn the_ledger_names_the_case_with_local_times_and_opens_safely_in_excel() 
         "{row}"
     );
     drop(engine);
-    let _ = std::fs::remove_file(path);
+    db.finish().await;
 }

@@ -2,15 +2,14 @@
 //! (docs/timers.md), even though the background delivery loop, woken by the same commits,
 //! races it for the outbox rows.
 
-mod timers_support;
+mod support;
 
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use timers_support::*;
-use yimen_engine::clock::ManualClock;
-use yimen_engine::scheduler::{ServiceOptions, Services};
-use yimen_engine::{DeployRequest, Engine, OpenOptions, StartRequest};
+use support::*;
+use yimen_engine::StartRequest;
+use yimen_engine::scheduler::ServiceOptions;
+
+on_both_databases!(every_advance_answers_after_its_notices_are_in_the_inbox);
 
 /// One timer per case; when it fires, one notice to a queue's inbox, and a task, whose creation
 /// wakes the delivery loop at once (as escalation rungs that schedule the next rung do).
@@ -36,40 +35,18 @@ end done "完成"
 
 /// Starts a case whose timer is due in an hour, advances two hours, and asserts that the notice
 /// is in the inbox when the advance answers; a hundred times.
-async fn advance_rounds(url: &str, schema: Option<String>) {
-    let clock = ManualClock::new(t("2026-09-28T09:00:00+08:00"));
-    let engine = Engine::open_with(
-        OpenOptions {
-            url: url.to_string(),
-            pg_schema: schema,
-        },
-        Arc::new(clock.clone()),
-        Arc::new(calendars()),
-    )
-    .await
-    .expect("engine opens");
+async fn every_advance_answers_after_its_notices_are_in_the_inbox(db: Db) {
     // The delivery loop looks at the outbox every millisecond besides being woken by every
     // commit that made a task or timer: it takes the rows before the advance does as often as
     // it can.
-    let services = Services::start(
-        engine.clone(),
-        Some(clock.clone()),
-        None,
-        ServiceOptions {
-            outbox_poll: std::time::Duration::from_millis(1),
-            ..ServiceOptions::default()
-        },
-    )
-    .expect("services start");
-    engine
-        .deploy(DeployRequest {
-            file: "ping.flow".into(),
-            source: PING.into(),
-            files: BTreeMap::new(),
-            model: None,
-        })
-        .await
-        .expect("deploys");
+    let options = ServiceOptions {
+        outbox_poll: std::time::Duration::from_millis(1),
+        ..service_options()
+    };
+    let World {
+        engine, services, ..
+    } = World::open(&db, MONDAY, options).await;
+    deploy_source(&engine, "ping.flow", PING).await;
     // Before the fix an advance answered while the delivery loop still held the rows it had
     // taken (on a server, about one advance in fifteen).
     for round in 0..100 {
@@ -97,27 +74,4 @@ async fn advance_rounds(url: &str, schema: Option<String>) {
         );
     }
     services.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_advance_answers_after_its_notices_are_in_the_inbox() {
-    let dir = std::env::temp_dir().join(format!("yimen-advance-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    advance_rounds(
-        &format!("sqlite:{}", dir.join("advance.db").display()),
-        None,
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_advance_answers_after_its_notices_are_in_the_inbox_postgres() {
-    let Some(url) = yimen_engine::testing::postgres_url("advance_waits_for_its_notices") else {
-        return;
-    };
-    let schema = format!("advance_{}", uuid::Uuid::now_v7().simple());
-    advance_rounds(&url, Some(schema.clone())).await;
-    yimen_engine::testing::drop_schema(&url, &schema).await;
 }

@@ -1,257 +1,168 @@
 //! The clock and inbox routes through the router (tower `oneshot`), on a simulated clock with
 //! the real social assistance process, and the clock refused on a real clock.
 
-mod timers_support;
+mod support;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use serde_json::{Value, json};
-use timers_support::*;
-use tower::ServiceExt;
-use yimen_engine::api::{self, ApiConfig, ApiState};
-
-async fn call(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {token}"));
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            Body::from(b.to_string())
-        }
-        None => Body::empty(),
-    };
-    let res = app
-        .clone()
-        .oneshot(req.body(body).expect("request"))
-        .await
-        .expect("answers");
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    let value =
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
-    (status, value)
-}
-
-/// A token for the street leader role, limited to one street.
-async fn new_token(app: &Router, admin: &str, name: &str, street: &str) -> String {
-    let (status, body) = call(
-        app,
-        "POST",
-        "/api/v1/tokens",
-        admin,
-        Some(json!({"name": name, "roles": ["street_leader"], "org_units": [street]})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["token"].as_str().expect("token").to_string()
-}
-
-async fn app(w: &World) -> (Router, String) {
-    let state = ApiState::new(w.engine.clone(), ApiConfig::default());
-    let token = api::access::bootstrap_admin(&state)
-        .await
-        .expect("token")
-        .expect("first token");
-    let router = api::router(state).layer(axum::Extension(w.services.clone()));
-    (router, token)
-}
+use axum::http::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+use support::*;
 
 #[tokio::test]
 async fn advancing_over_http_fires_escalations_into_the_inbox() {
-    let w = world("sqlite::memory:", "2026-09-30T15:00:00+08:00").await;
+    let w = World::open(
+        &Db::memory(),
+        "2026-09-30T15:00:00+08:00",
+        service_options(),
+    )
+    .await;
     let (url, _hooks) = receiver(0).await;
     deploy(&w.engine, "social_assistance", &with_webhook(url)).await;
     let case = start_case(&w.engine, "SA-API-1").await;
-    complete(
-        &w.engine,
-        &case,
-        "window",
-        "window-1",
-        "complete",
-        json!({"main_category": "minimum_living"}),
-    )
-    .await;
-    let (app, admin) = app(&w).await;
+    accept(&w.engine, &case).await;
+    let api = w.api().await;
 
-    let (status, now) = call(&app, "GET", "/api/v1/clock", &admin, None).await;
+    let Answer { status, body: now } = api.get("/api/v1/clock", &api.admin).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(now["simulated"], json!(true));
 
     // The leader does not agree in time: the forwarding clock reaches its due time on
     // Thursday 8 October 17:30 (after the National Day holiday).
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/api/v1/clock/advance",
-        &admin,
-        Some(json!({"to": "2026-10-08T17:29:00+08:00"})),
-    )
-    .await;
+    let Answer { status, body } = api
+        .post(
+            "/api/v1/clock/advance",
+            &api.admin,
+            json!({"to": "2026-10-08T17:29:00+08:00"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, inbox) = call(&app, "GET", "/api/v1/inbox?role=supervision", &admin, None).await;
+    let inbox = api
+        .get("/api/v1/inbox?role=supervision", &api.admin)
+        .await
+        .body;
     assert_eq!(inbox["items"], json!([]));
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/api/v1/clock/advance",
-        &admin,
-        Some(json!({"by": "2m"})),
-    )
-    .await;
+    let Answer { status, body } = api
+        .post("/api/v1/clock/advance", &api.admin, json!({"by": "2m"}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["fired"], json!(1), "{body}");
     assert_eq!(body["to"], json!("2026-10-08T09:31:00Z"));
-    let (_, inbox) = call(
-        &app,
-        "GET",
-        "/api/v1/inbox?role=supervision&state=open",
-        &admin,
-        None,
-    )
-    .await;
+    let inbox = api
+        .get("/api/v1/inbox?role=supervision&state=open", &api.admin)
+        .await
+        .body;
     let items = inbox["items"].as_array().expect("items").clone();
     assert_eq!(items.len(), 1, "{inbox}");
     assert_eq!(items[0]["message"], json!("案件转办超时"));
     assert_eq!(items[0]["level"], json!(1));
-    let (_, leader) = call(
-        &app,
-        "GET",
-        "/api/v1/inbox?role=street_leader",
-        &admin,
-        None,
-    )
-    .await;
+    let leader = api
+        .get("/api/v1/inbox?role=street_leader", &api.admin)
+        .await
+        .body;
     assert_eq!(
         leader["items"].as_array().map(Vec::len),
         Some(1),
         "{leader}"
     );
     // Street-limited tokens: the case's street sees its escalation, another street does not.
-    let own = new_token(&app, &admin, "leader-xinhua", "xinhua").await;
-    let other = new_token(&app, &admin, "leader-binhe", "binhe").await;
-    let (status, mine) = call(&app, "GET", "/api/v1/inbox?role=street_leader", &own, None).await;
+    let own = api
+        .token("leader-xinhua", &["street_leader"], &["xinhua"])
+        .await;
+    let other = api
+        .token("leader-binhe", &["street_leader"], &["binhe"])
+        .await;
+    let Answer { status, body: mine } = api.get("/api/v1/inbox?role=street_leader", &own).await;
     assert_eq!(status, StatusCode::OK, "{mine}");
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1), "{mine}");
-    let (status, theirs) = call(
-        &app,
-        "GET",
-        "/api/v1/inbox?role=street_leader",
-        &other,
-        None,
-    )
-    .await;
+    let Answer {
+        status,
+        body: theirs,
+    } = api.get("/api/v1/inbox?role=street_leader", &other).await;
     assert_eq!(status, StatusCode::OK, "{theirs}");
     assert_eq!(theirs["items"], json!([]), "{theirs}");
     let leader_item = mine["items"][0]["id"].as_str().expect("id").to_string();
-    let (status, body) = call(
-        &app,
-        "POST",
-        &format!("/api/v1/inbox/{leader_item}/ack"),
-        &other,
-        None,
-    )
-    .await;
+    let Answer { status, body } = api
+        .call(
+            "POST",
+            &format!("/api/v1/inbox/{leader_item}/ack"),
+            Some(&other),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     let id = items[0]["id"].as_str().expect("id");
-    let (status, acked) = call(
-        &app,
-        "POST",
-        &format!("/api/v1/inbox/{id}/ack"),
-        &admin,
-        None,
-    )
-    .await;
+    let Answer {
+        status,
+        body: acked,
+    } = api
+        .call(
+            "POST",
+            &format!("/api/v1/inbox/{id}/ack"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{acked}");
     assert_eq!(acked["state"], json!("acked"));
     assert_eq!(acked["acked_by"], json!("admin"));
-    let (status, _) = call(&app, "POST", "/api/v1/inbox/no-such-item/ack", &admin, None).await;
+    let status = api
+        .call(
+            "POST",
+            "/api/v1/inbox/no-such-item/ack",
+            Some(&api.admin),
+            None,
+        )
+        .await
+        .status;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Bad requests say what to send.
-    let (status, body) = call(&app, "GET", "/api/v1/inbox", &admin, None).await;
+    let Answer { status, body } = api.get("/api/v1/inbox", &api.admin).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.to_string().contains("?role="), "{body}");
-    let (status, body) = call(
-        &app,
-        "GET",
-        "/api/v1/inbox?role=window&state=done",
-        &admin,
-        None,
-    )
-    .await;
+    let Answer { status, body } = api
+        .get("/api/v1/inbox?role=window&state=done", &api.admin)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/api/v1/clock/advance",
-        &admin,
-        Some(json!({"to": "2026-10-01T00:00:00+08:00"})),
-    )
-    .await;
+    let Answer { status, body } = api
+        .post(
+            "/api/v1/clock/advance",
+            &api.admin,
+            json!({"to": "2026-10-01T00:00:00+08:00"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.to_string().contains("cannot go back"), "{body}");
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/api/v1/clock/advance",
-        &admin,
-        Some(json!({"to": "2026-10-09T00:00:00+08:00", "by": "1h"})),
-    )
-    .await;
+    let Answer { status, body } = api
+        .post(
+            "/api/v1/clock/advance",
+            &api.admin,
+            json!({"to": "2026-10-09T00:00:00+08:00", "by": "1h"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/api/v1/clock/advance",
-        &admin,
-        Some(json!({"by": "3 fortnights"})),
-    )
-    .await;
+    let Answer { status, body } = api
+        .post(
+            "/api/v1/clock/advance",
+            &api.admin,
+            json!({"by": "3 fortnights"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     w.services.stop().await;
 }
 
 #[tokio::test]
 async fn the_clock_of_a_real_server_cannot_be_advanced() {
-    let engine = yimen_engine::Engine::open(
-        "sqlite::memory:",
-        std::sync::Arc::new(yimen_engine::clock::SystemClock),
-        std::sync::Arc::new(calendars()),
-    )
-    .await
-    .expect("opens");
-    let services =
-        yimen_engine::scheduler::Services::start(engine.clone(), None, None, Default::default())
-            .expect("starts");
-    let state = ApiState::new(engine, ApiConfig::default());
-    let admin = api::access::bootstrap_admin(&state)
-        .await
-        .expect("token")
-        .expect("first token");
-    let app = api::router(state).layer(axum::Extension(services.clone()));
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/api/v1/clock/advance",
-        &admin,
-        Some(json!({"by": "1h"})),
-    )
-    .await;
+    let (engine, services) = on_real_clock(Arc::new(calendars())).await;
+    let api = api_with_services(engine, &services).await;
+    let Answer { status, body } = api
+        .post("/api/v1/clock/advance", &api.admin, json!({"by": "1h"}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.to_string().contains("--clock"), "{body}");
-    let (status, body) = call(&app, "GET", "/api/v1/clock", &admin, None).await;
+    let Answer { status, body } = api.get("/api/v1/clock", &api.admin).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["simulated"], json!(false));
     services.stop().await;
@@ -294,27 +205,27 @@ async fn a_webhook_that_keeps_failing_is_listed_and_warned_once() {
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
-    let w = world("sqlite::memory:", "2026-09-30T15:00:00+08:00").await;
+    let w = World::open(
+        &Db::memory(),
+        "2026-09-30T15:00:00+08:00",
+        service_options(),
+    )
+    .await;
     // A receiver that always answers 503: the registration's ledger webhook never arrives.
     let (url, received) = receiver(usize::MAX).await;
     deploy(&w.engine, "social_assistance", &with_webhook(url.clone())).await;
     start_case(&w.engine, "SA-HOOK-1").await;
-    let (app, admin) = app(&w).await;
+    let api = w.api().await;
     // Each advance delivers what is due then: retries after 30 s, 1 min, 2 min, ...
     for _ in 0..6 {
-        let (status, body) = call(
-            &app,
-            "POST",
-            "/api/v1/clock/advance",
-            &admin,
-            Some(json!({"by": "1h"})),
-        )
-        .await;
+        let Answer { status, body } = api
+            .post("/api/v1/clock/advance", &api.admin, json!({"by": "1h"}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     assert!(received.0.lock().unwrap().is_empty());
 
-    let (status, body) = call(&app, "GET", "/api/v1/outbox/failed", &admin, None).await;
+    let Answer { status, body } = api.get("/api/v1/outbox/failed", &api.admin).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let deliveries = body["deliveries"].as_array().expect("deliveries");
     let hook = deliveries
@@ -346,7 +257,7 @@ async fn a_webhook_that_keeps_failing_is_listed_and_warned_once() {
     }
 
     // Admin only: a street's token may not see them.
-    let leader = new_token(&app, &admin, "leader", "xinhua").await;
-    let (status, body) = call(&app, "GET", "/api/v1/outbox/failed", &leader, None).await;
+    let leader = api.token("leader", &["street_leader"], &["xinhua"]).await;
+    let Answer { status, body } = api.get("/api/v1/outbox/failed", &leader).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }

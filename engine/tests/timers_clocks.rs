@@ -3,91 +3,19 @@
 //! is suspended while the clock is paused and follows it when it resumes. Both on SQLite and,
 //! with `YIMEN_TEST_POSTGRES`, on PostgreSQL.
 
-mod timers_support;
+mod support;
 
 use serde_json::{Value as Json, json};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use timers_support::*;
-use yimen_engine::calendar::Calendars;
+use support::*;
+use yimen_engine::Engine;
 use yimen_engine::clock::ManualClock;
 use yimen_engine::scheduler::advance;
-use yimen_engine::{DeployRequest, DueDates, Engine, OpenOptions, StartRequest};
 
-/// A test database: a SQLite file in `dir`, or a fresh schema on PostgreSQL.
-struct Db {
-    url: String,
-    schema: Option<String>,
-    dir: PathBuf,
-}
-
-impl Db {
-    fn sqlite(test: &str) -> Db {
-        let dir = std::env::temp_dir().join(format!("yimen-{test}-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        Db {
-            url: format!("sqlite:{}", dir.join("y.db").display()),
-            schema: None,
-            dir,
-        }
-    }
-
-    fn postgres(test: &str) -> Option<Db> {
-        let url = yimen_engine::testing::postgres_url(test)?;
-        let dir = std::env::temp_dir().join(format!("yimen-{test}-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        Some(Db {
-            url,
-            schema: Some(format!(
-                "{test}_{}",
-                &uuid::Uuid::now_v7().simple().to_string()[..12]
-            )),
-            dir,
-        })
-    }
-
-    /// Opens an engine (a server) on the database.
-    async fn open(&self, clock: &ManualClock, due: Arc<dyn DueDates>) -> Engine {
-        Engine::open_with(
-            OpenOptions {
-                url: self.url.clone(),
-                pg_schema: self.schema.clone(),
-            },
-            Arc::new(clock.clone()),
-            due,
-        )
-        .await
-        .expect("engine opens")
-    }
-}
-
-impl Db {
-    /// PostgreSQL: drops the test's schema (the shared server keeps nothing of it).
-    async fn drop_schema(&self) {
-        if let Some(schema) = &self.schema {
-            yimen_engine::testing::drop_schema(&self.url, schema).await;
-        }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The repository's calendars plus a 2027 arrangement (New Year's Day off, for the test).
-fn calendars_with_2027(dir: &Path) -> Calendars {
-    let dir = dir.join("calendars");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let mut text =
-        std::fs::read_to_string(root().join("calendars/cn_mainland.yaml")).expect("reads");
-    text.push_str(
-        "  2027:\n    notice: test\n    holidays:\n      - name: 元旦\n        from: 2027-01-01\n        to: 2027-01-01\n    make_up_days: []\n",
-    );
-    std::fs::write(dir.join("cn_mainland.yaml"), text).expect("writes");
-    Calendars::load_dir(&dir).expect("the calendar with 2027 loads")
-}
+on_both_databases!(
+    a_statutory_clock_in_an_uncovered_year_is_recomputed,
+    a_deadline_bound_to_a_paused_clock_waits_for_it,
+);
 
 fn ms(s: &str) -> Json {
     json!(t(s).timestamp_millis())
@@ -116,30 +44,16 @@ async fn escalations(engine: &Engine, case: &str, level: u64) -> usize {
 
 // ---- 1. a clock's ladder in a year the calendar did not cover ----
 
-async fn statutory_clock_is_recomputed(db: Db) {
+async fn a_statutory_clock_in_an_uncovered_year_is_recomputed(db: Db) {
     let clock = ManualClock::new(t("2026-12-01T09:00:00+08:00"));
-    let engine = db.open(&clock, Arc::new(calendars())).await;
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(calendars()))
+        .await;
     let (hook, _got) = receiver(0).await;
     deploy(&engine, "social_assistance", &with_webhook(hook)).await;
     let case = start_case(&engine, "SA-2026-1201").await;
-    let steps = [
-        (
-            "window",
-            "window-1",
-            "complete",
-            json!({"main_category": "minimum_living"}),
-        ),
-        ("street_leader", "leader-1", "agree", json!({})),
-        (
-            "window",
-            "window-1",
-            "forwarded",
-            json!({"department_clear": true}),
-        ),
-    ];
-    for (queue, worker, outcome, v) in steps {
-        complete(&engine, &case, queue, worker, outcome, v).await;
-    }
+    accept(&engine, &case).await;
+    agree_and_forward(&engine, &case).await;
     // Accepted 1 December: 30 working days are 22 in December and 8 in January 2027, which
     // has no data yet: counted on weekends only (1 January a working day), provisional.
     let statutory = clock_state(&engine, &case, "statutory").await;
@@ -165,8 +79,10 @@ async fn statutory_clock_is_recomputed(db: Db) {
     );
 
     // The administrator adds 2027 (1 January off) and the server starts again.
-    let with_2027 = calendars_with_2027(&db.dir);
-    let engine = db.open(&clock, Arc::new(with_2027.clone())).await;
+    let with_2027 = calendars_with_2027(&db.dir().join("calendars"));
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(with_2027.clone()))
+        .await;
     let done = engine
         .recompute_provisional(&with_2027)
         .await
@@ -226,19 +142,6 @@ async fn statutory_clock_is_recomputed(db: Db) {
         .await
         .expect("advances");
     assert_eq!(escalations(&engine, &case, 1).await, 1);
-    db.drop_schema().await;
-}
-
-#[tokio::test]
-async fn a_statutory_clock_in_an_uncovered_year_is_recomputed_sqlite() {
-    statutory_clock_is_recomputed(Db::sqlite("clock-recompute")).await;
-}
-
-#[tokio::test]
-async fn a_statutory_clock_in_an_uncovered_year_is_recomputed_postgres() {
-    if let Some(db) = Db::postgres("clock_recompute") {
-        statutory_clock_is_recomputed(db).await;
-    }
 }
 
 // ---- 2. a task deadline bound to a clock that pauses ----
@@ -288,28 +191,13 @@ join all "汇合" -> finish
 end finish "结束" result done
 "#;
 
-async fn bound_deadline_follows_its_clock(db: Db) {
+async fn a_deadline_bound_to_a_paused_clock_waits_for_it(db: Db) {
     // Monday 2 November 2026 (no holidays that month).
     let clock = ManualClock::new(t("2026-11-02T09:00:00+08:00"));
-    let engine = db.open(&clock, Arc::new(calendars())).await;
-    engine
-        .deploy(DeployRequest {
-            file: "bound_clock.flow".into(),
-            source: BOUND.into(),
-            ..DeployRequest::default()
-        })
-        .await
-        .expect("deploys");
-    let case = engine
-        .start(StartRequest {
-            process: "bound_clock".into(),
-            business_key: Some("B-1".into()),
-            actor: "test".into(),
-            ..StartRequest::default()
-        })
-        .await
-        .expect("starts")
-        .id;
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(calendars()))
+        .await;
+    let case = deploy_and_start(&engine, "bound_clock.flow", BOUND, 1).await[0].clone();
     let work_due = |view: &yimen_engine::InstanceView| {
         view.tasks
             .iter()
@@ -376,17 +264,4 @@ async fn bound_deadline_follows_its_clock(db: Db) {
         .await
         .expect("advances");
     assert_eq!(escalations(&engine, &case, 1).await, 1);
-    db.drop_schema().await;
-}
-
-#[tokio::test]
-async fn a_deadline_bound_to_a_paused_clock_waits_for_it_sqlite() {
-    bound_deadline_follows_its_clock(Db::sqlite("bound-clock")).await;
-}
-
-#[tokio::test]
-async fn a_deadline_bound_to_a_paused_clock_waits_for_it_postgres() {
-    if let Some(db) = Db::postgres("bound_clock") {
-        bound_deadline_follows_its_clock(db).await;
-    }
 }

@@ -1,10 +1,11 @@
 //! End to end on the simulated clock, with the real `processes/social_assistance.flow`, the
 //! real calendars and the background services (timer loop, outbox delivery, inbox).
 
-mod timers_support;
+mod support;
 
 use serde_json::json;
-use timers_support::*;
+use std::sync::Arc;
+use support::*;
 use yimen_dsl::model::DurationUnit;
 use yimen_engine::inbox::{self, InboxItem, InboxState};
 use yimen_engine::{TaskFilter, TaskState};
@@ -23,21 +24,18 @@ fn escalations(items: &[InboxItem], level: i64) -> usize {
 async fn national_day_deadlines_and_the_escalation_ladder() {
     let (url, hooks) = receiver(0).await;
     // Wednesday 30 September 2026, 15:00: the afternoon before the National Day holiday.
-    let w = world("sqlite::memory:", "2026-09-30T15:00:00+08:00").await;
+    let w = World::open(
+        &Db::memory(),
+        "2026-09-30T15:00:00+08:00",
+        service_options(),
+    )
+    .await;
     deploy(&w.engine, "social_assistance", &with_webhook(url)).await;
     let case = start_case(&w.engine, "SA-2026-0001").await;
 
     // Reviewed and accepted that afternoon: the forwarding clock (1 working day) and the
     // statutory clock (30 working days for minimum living) start.
-    complete(
-        &w.engine,
-        &case,
-        "window",
-        "window-1",
-        "complete",
-        json!({"main_category": "minimum_living"}),
-    )
-    .await;
+    accept(&w.engine, &case).await;
     let history = w.engine.history(&case).await.expect("history");
     let started: Vec<&str> = history
         .iter()
@@ -225,37 +223,17 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
 
 #[tokio::test]
 async fn a_task_completed_a_minute_before_its_deadline_escalates_nothing() {
-    let w = world("sqlite::memory:", "2026-09-30T15:00:00+08:00").await;
+    let w = World::open(
+        &Db::memory(),
+        "2026-09-30T15:00:00+08:00",
+        service_options(),
+    )
+    .await;
     let (url, _hooks) = receiver(0).await;
     deploy(&w.engine, "social_assistance", &with_webhook(url)).await;
     let case = start_case(&w.engine, "SA-2026-0002").await;
-    complete(
-        &w.engine,
-        &case,
-        "window",
-        "window-1",
-        "complete",
-        json!({"main_category": "minimum_living"}),
-    )
-    .await;
-    complete(
-        &w.engine,
-        &case,
-        "street_leader",
-        "leader-1",
-        "agree",
-        json!({}),
-    )
-    .await;
-    complete(
-        &w.engine,
-        &case,
-        "window",
-        "window-1",
-        "forwarded",
-        json!({"department_clear": true}),
-    )
-    .await;
+    accept(&w.engine, &case).await;
+    agree_and_forward(&w.engine, &case).await;
     // The department decides a minute before the statutory limit.
     let cn = calendars();
     let due = cn
@@ -309,15 +287,7 @@ async fn a_task_completed_a_minute_before_its_deadline_escalates_nothing() {
 
 #[tokio::test]
 async fn advancing_a_real_clock_is_refused() {
-    let engine = yimen_engine::Engine::open(
-        "sqlite::memory:",
-        std::sync::Arc::new(yimen_engine::clock::SystemClock),
-        std::sync::Arc::new(calendars()),
-    )
-    .await
-    .expect("opens");
-    let services = yimen_engine::scheduler::Services::start(engine, None, None, Default::default())
-        .expect("starts");
+    let (_engine, services) = on_real_clock(Arc::new(calendars())).await;
     let err = services
         .advance_by(chrono::Duration::hours(1))
         .await

@@ -1,66 +1,25 @@
 //! A deadline that reaches into a year the calendar does not cover is provisional; when that
 //! year's data is added it is computed again, the change recorded in history.
 
-mod timers_support;
+mod support;
 
 use serde_json::json;
 use std::sync::Arc;
-use timers_support::*;
-use yimen_engine::Engine;
-use yimen_engine::calendar::Calendars;
+use support::*;
 use yimen_engine::clock::ManualClock;
-
-/// The repository's calendars plus a 2027 arrangement (New Year's Day only, for the test).
-fn calendars_with_2027(dir: &std::path::Path) -> Calendars {
-    std::fs::create_dir_all(dir).expect("dir");
-    let mut text =
-        std::fs::read_to_string(root().join("calendars/cn_mainland.yaml")).expect("reads");
-    text.push_str(
-        "  2027:\n    notice: test\n    holidays:\n      - name: 元旦\n        from: 2027-01-01\n        to: 2027-01-01\n    make_up_days: []\n",
-    );
-    std::fs::write(dir.join("cn_mainland.yaml"), text).expect("writes");
-    Calendars::load_dir(dir).expect("the calendar with 2027 loads")
-}
 
 #[tokio::test]
 async fn provisional_deadlines_move_when_next_year_is_added() {
-    let dir = std::env::temp_dir().join(format!("yimen-recompute-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let url = format!("sqlite:{}", dir.join("y.db").display());
+    let db = Db::sqlite("recompute");
     let clock = ManualClock::new(t("2026-12-30T10:00:00+08:00"));
-    let engine = Engine::open(&url, Arc::new(clock.clone()), Arc::new(calendars()))
-        .await
-        .expect("opens");
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(calendars()))
+        .await;
     let (hook, _got) = receiver(0).await;
     deploy(&engine, "social_assistance", &with_webhook(hook)).await;
     let case = start_case(&engine, "SA-2026-1230").await;
-    complete(
-        &engine,
-        &case,
-        "window",
-        "window-1",
-        "complete",
-        json!({"main_category": "minimum_living"}),
-    )
-    .await;
-    complete(
-        &engine,
-        &case,
-        "street_leader",
-        "leader-1",
-        "agree",
-        json!({}),
-    )
-    .await;
-    complete(
-        &engine,
-        &case,
-        "window",
-        "window-1",
-        "forwarded",
-        json!({"department_clear": true}),
-    )
-    .await;
+    accept(&engine, &case).await;
+    agree_and_forward(&engine, &case).await;
     clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
     complete(
         &engine,
@@ -93,10 +52,10 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
     );
 
     // The administrator adds 2027 (1 January a holiday) and the server starts again.
-    let with_2027 = calendars_with_2027(&dir.join("calendars"));
-    let engine = Engine::open(&url, Arc::new(clock.clone()), Arc::new(with_2027.clone()))
-        .await
-        .expect("opens");
+    let with_2027 = calendars_with_2027(&db.dir().join("calendars"));
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(with_2027.clone()))
+        .await;
     let done = engine
         .recompute_provisional(&with_2027)
         .await
@@ -135,15 +94,15 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
         .await
         .expect("recomputes");
     assert_eq!(again.moved, 0, "{again:?}");
-    let _ = std::fs::remove_dir_all(&dir);
+    db.finish().await;
 }
 
 /// `yimen serve` checks the calendar folder while running: a 2027 block written to the file
 /// moves the provisional deadline without a restart; a broken file changes nothing.
 #[tokio::test]
 async fn a_calendar_file_changed_while_serving_is_reloaded() {
-    let dir = std::env::temp_dir().join(format!("yimen-reload-{}", uuid::Uuid::now_v7()));
-    let cal_dir = dir.join("calendars");
+    let db = Db::sqlite("reload");
+    let cal_dir = db.dir().join("calendars");
     std::fs::create_dir_all(&cal_dir).expect("dir");
     for entry in std::fs::read_dir(root().join("calendars")).expect("calendars") {
         let path = entry.expect("entry").path();
@@ -152,32 +111,13 @@ async fn a_calendar_file_changed_while_serving_is_reloaded() {
         }
     }
     let reloading = Arc::new(yimen_engine::ReloadingCalendars::load(&cal_dir).expect("loads"));
-    let url = format!("sqlite:{}", dir.join("y.db").display());
     let clock = ManualClock::new(t("2026-12-30T10:00:00+08:00"));
-    let engine = Engine::open(&url, Arc::new(clock.clone()), reloading.clone())
-        .await
-        .expect("opens");
+    let engine = db.open(Arc::new(clock.clone()), reloading.clone()).await;
     let (hook, _got) = receiver(0).await;
     deploy(&engine, "social_assistance", &with_webhook(hook)).await;
     let case = start_case(&engine, "SA-2026-1231").await;
-    let steps = [
-        (
-            "window",
-            "window-1",
-            "complete",
-            json!({"main_category": "minimum_living"}),
-        ),
-        ("street_leader", "leader-1", "agree", json!({})),
-        (
-            "window",
-            "window-1",
-            "forwarded",
-            json!({"department_clear": true}),
-        ),
-    ];
-    for (queue, worker, outcome, v) in steps {
-        complete(&engine, &case, queue, worker, outcome, v).await;
-    }
+    accept(&engine, &case).await;
+    agree_and_forward(&engine, &case).await;
     clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
     complete(
         &engine,
@@ -247,5 +187,5 @@ async fn a_calendar_file_changed_while_serving_is_reloaded() {
             .expect("checks")
             .is_none()
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    db.finish().await;
 }

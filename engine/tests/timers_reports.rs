@@ -3,14 +3,14 @@
 //! and every run is recorded with its CSV. On SQLite, and on PostgreSQL when
 //! `YIMEN_TEST_POSTGRES` is set.
 
-mod timers_support;
+mod support;
 
-use serde_json::json;
 use std::sync::Arc;
-use timers_support::*;
+use support::*;
 use yimen_engine::clock::{Clock, ManualClock};
 use yimen_engine::reports::{Reports, Schedule};
-use yimen_engine::{Engine, OpenOptions};
+
+on_both_databases!(report_runs);
 
 const JOBS: &str = r#"
 jobs:
@@ -27,25 +27,18 @@ jobs:
     department_role: department
 "#;
 
-async fn scenario(opts: OpenOptions, tag: &str) {
+/// Both servers run the jobs over one database; the CSV files go to the test's folder.
+async fn report_runs(db: Db) {
     let clock = ManualClock::new(t("2026-10-09T09:00:00+08:00"));
-    let engine = Engine::open_with(opts, Arc::new(clock.clone()), Arc::new(calendars()))
-        .await
-        .expect("engine opens");
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(calendars()))
+        .await;
     let (url, _hooks) = receiver(0).await;
     deploy(&engine, "social_assistance", &with_webhook(url)).await;
-    let case = start_case(&engine, &format!("SA-R-{tag}")).await;
-    complete(
-        &engine,
-        &case,
-        "window",
-        "window-1",
-        "complete",
-        json!({"main_category": "minimum_living"}),
-    )
-    .await;
+    let case = start_case(&engine, &format!("SA-R-{}", db.name())).await;
+    accept(&engine, &case).await;
 
-    let out = std::env::temp_dir().join(format!("yimen-reports-{tag}-{}", uuid::Uuid::now_v7()));
+    let out = db.dir().join("reports");
     let server = |name: &str| {
         Reports::new(
             engine.clone(),
@@ -126,37 +119,4 @@ async fn scenario(opts: OpenOptions, tag: &str) {
     assert_eq!(runs.len(), 2);
     let unknown = a.runs(Some("weekly"), 10).await.unwrap_err();
     assert_eq!(unknown.status(), 404);
-    let _ = std::fs::remove_dir_all(&out);
-}
-
-#[tokio::test]
-async fn report_runs_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("yimen-rep-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    scenario(
-        OpenOptions {
-            url: format!("sqlite:{}", dir.join("y.db").display()),
-            pg_schema: None,
-        },
-        "sqlite",
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[tokio::test]
-async fn report_runs_on_postgres() {
-    let Some(url) = yimen_engine::testing::postgres_url("report_runs_on_postgres") else {
-        return;
-    };
-    let schema = format!("timers_reports_{}", uuid::Uuid::now_v7().simple());
-    scenario(
-        OpenOptions {
-            url: url.clone(),
-            pg_schema: Some(schema.clone()),
-        },
-        "postgres",
-    )
-    .await;
-    yimen_engine::testing::drop_schema(&url, &schema).await;
 }
