@@ -11,7 +11,8 @@ use support::*;
 use yimen_engine::clock::{Clock, ManualClock};
 use yimen_engine::runtime::state::Status;
 use yimen_engine::{
-    ClaimRequest, ClaimedTask, CompleteRequest, DeployRequest, Engine, EngineError, StartRequest,
+    ClaimRequest, ClaimedTask, CompleteRequest, DeployRequest, Engine, EngineError, InstanceView,
+    StartRequest,
 };
 
 /// An engine on SQLite in a file, on a simulated clock at [`MONDAY`], with the repository's
@@ -23,6 +24,19 @@ async fn engine() -> (Engine, ManualClock, Db) {
         .open(Arc::new(clock.clone()), Arc::new(calendars()))
         .await;
     (engine, clock, db)
+}
+
+/// Starts a case of 张三丰 for the minimum living allowance.
+async fn register(engine: &Engine, key: Option<&str>, actor: &str) -> InstanceView {
+    engine
+        .start(StartRequest {
+            process: "social_assistance".into(),
+            business_key: key.map(str::to_string),
+            vars: vars(registration(&["minimum_living"])),
+            actor: actor.into(),
+        })
+        .await
+        .unwrap()
 }
 
 async fn claim(
@@ -50,7 +64,7 @@ async fn complete(
     outcome: &str,
     vars: serde_json::Value,
     worker: &str,
-) -> yimen_engine::InstanceView {
+) -> InstanceView {
     engine
         .complete(CompleteRequest {
             task_id: t.task.id.clone(),
@@ -92,15 +106,7 @@ async fn social_assistance_deploys_with_its_import_and_refuses_a_non_assistance_
         "{broken:?}"
     );
 
-    let inst = engine
-        .start(StartRequest {
-            process: "social_assistance".into(),
-            business_key: Some("WH-2026-0001".into()),
-            vars: vars(registration(&["minimum_living"])),
-            actor: "window-clerk".into(),
-        })
-        .await
-        .unwrap();
+    let inst = register(&engine, Some("WH-2026-0001"), "window-clerk").await;
     assert_eq!(inst.status, Status::Running);
     assert_eq!(inst.vars["id_number"], json!("150302********1231"));
     let webhook = engine.outbox_of(&inst.id).await.unwrap();
@@ -155,15 +161,7 @@ async fn social_assistance_deploys_with_its_import_and_refuses_a_non_assistance_
 async fn incomplete_materials_pause_the_promised_clock_until_supplied() {
     let (engine, clock, db) = engine().await;
     deploy(&engine, "social_assistance", &|_, text| text).await;
-    let inst = engine
-        .start(StartRequest {
-            process: "social_assistance".into(),
-            business_key: None,
-            vars: vars(registration(&["minimum_living"])),
-            actor: "clerk1".into(),
-        })
-        .await
-        .unwrap();
+    let inst = register(&engine, None, "clerk1").await;
     let promised_timers = inst.timers.len();
     assert!(
         promised_timers >= 2,
@@ -228,15 +226,7 @@ async fn incomplete_materials_pause_the_promised_clock_until_supplied() {
 async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
     let (engine, clock, db) = engine().await;
     deploy(&engine, "social_assistance", &|_, text| text).await;
-    let inst = engine
-        .start(StartRequest {
-            process: "social_assistance".into(),
-            business_key: None,
-            vars: vars(registration(&["minimum_living"])),
-            actor: "clerk1".into(),
-        })
-        .await
-        .unwrap();
+    let inst = register(&engine, None, "clerk1").await;
     let t = claim(&engine, "window", Some("xinhua"), "clerk1").await;
     complete(
         &engine,
@@ -333,15 +323,7 @@ async fn a_clear_case_runs_to_approval_with_publicity_and_archive() {
 async fn the_ledger_names_the_case_with_local_times_and_opens_safely_in_excel() {
     let (engine, clock, db) = engine().await;
     deploy(&engine, "social_assistance", &|_, text| text).await;
-    let inst = engine
-        .start(StartRequest {
-            process: "social_assistance".into(),
-            business_key: Some("=1+2".into()),
-            vars: vars(registration(&["minimum_living"])),
-            actor: "clerk1".into(),
-        })
-        .await
-        .unwrap();
+    let inst = register(&engine, Some("=1+2"), "clerk1").await;
     let t = claim(&engine, "window", Some("xinhua"), "clerk1").await;
     complete(
         &engine,

@@ -16,10 +16,7 @@ async fn advancing_over_http_fires_escalations_into_the_inbox() {
         service_options(),
     )
     .await;
-    let (url, _hooks) = receiver(0).await;
-    deploy(&w.engine, "social_assistance", &with_webhook(url)).await;
-    let case = start_case(&w.engine, "SA-API-1").await;
-    accept(&w.engine, &case).await;
+    accepted_case(&w.engine, "SA-API-1").await;
     let api = w.api().await;
 
     let Answer { status, body: now } = api.get("/api/v1/clock", &api.admin).await;

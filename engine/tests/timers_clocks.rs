@@ -49,10 +49,7 @@ async fn a_statutory_clock_in_an_uncovered_year_is_recomputed(db: Db) {
     let engine = db
         .open(Arc::new(clock.clone()), Arc::new(calendars()))
         .await;
-    let (hook, _got) = receiver(0).await;
-    deploy(&engine, "social_assistance", &with_webhook(hook)).await;
-    let case = start_case(&engine, "SA-2026-1201").await;
-    accept(&engine, &case).await;
+    let (case, _) = accepted_case(&engine, "SA-2026-1201").await;
     agree_and_forward(&engine, &case).await;
     // Accepted 1 December: 30 working days are 22 in December and 8 in January 2027, which
     // has no data yet: counted on weekends only (1 January a working day), provisional.

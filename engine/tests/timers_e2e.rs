@@ -22,7 +22,6 @@ fn escalations(items: &[InboxItem], level: i64) -> usize {
 
 #[tokio::test]
 async fn national_day_deadlines_and_the_escalation_ladder() {
-    let (url, hooks) = receiver(0).await;
     // Wednesday 30 September 2026, 15:00: the afternoon before the National Day holiday.
     let w = World::open(
         &Db::memory(),
@@ -30,12 +29,9 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
         service_options(),
     )
     .await;
-    deploy(&w.engine, "social_assistance", &with_webhook(url)).await;
-    let case = start_case(&w.engine, "SA-2026-0001").await;
-
     // Reviewed and accepted that afternoon: the forwarding clock (1 working day) and the
     // statutory clock (30 working days for minimum living) start.
-    accept(&w.engine, &case).await;
+    let (case, hooks) = accepted_case(&w.engine, "SA-2026-0001").await;
     let history = w.engine.history(&case).await.expect("history");
     let started: Vec<&str> = history
         .iter()
@@ -229,10 +225,7 @@ async fn a_task_completed_a_minute_before_its_deadline_escalates_nothing() {
         service_options(),
     )
     .await;
-    let (url, _hooks) = receiver(0).await;
-    deploy(&w.engine, "social_assistance", &with_webhook(url)).await;
-    let case = start_case(&w.engine, "SA-2026-0002").await;
-    accept(&w.engine, &case).await;
+    let (case, _) = accepted_case(&w.engine, "SA-2026-0002").await;
     agree_and_forward(&w.engine, &case).await;
     // The department decides a minute before the statutory limit.
     let cn = calendars();

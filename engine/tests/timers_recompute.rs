@@ -15,10 +15,7 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
     let engine = db
         .open(Arc::new(clock.clone()), Arc::new(calendars()))
         .await;
-    let (hook, _got) = receiver(0).await;
-    deploy(&engine, "social_assistance", &with_webhook(hook)).await;
-    let case = start_case(&engine, "SA-2026-1230").await;
-    accept(&engine, &case).await;
+    let (case, _) = accepted_case(&engine, "SA-2026-1230").await;
     agree_and_forward(&engine, &case).await;
     clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
     complete(
@@ -113,10 +110,7 @@ async fn a_calendar_file_changed_while_serving_is_reloaded() {
     let reloading = Arc::new(yimen_engine::ReloadingCalendars::load(&cal_dir).expect("loads"));
     let clock = ManualClock::new(t("2026-12-30T10:00:00+08:00"));
     let engine = db.open(Arc::new(clock.clone()), reloading.clone()).await;
-    let (hook, _got) = receiver(0).await;
-    deploy(&engine, "social_assistance", &with_webhook(hook)).await;
-    let case = start_case(&engine, "SA-2026-1231").await;
-    accept(&engine, &case).await;
+    let (case, _) = accepted_case(&engine, "SA-2026-1231").await;
     agree_and_forward(&engine, &case).await;
     clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
     complete(

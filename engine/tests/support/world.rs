@@ -250,6 +250,17 @@ pub async fn complete(
         .unwrap_or_else(|e| panic!("completes {queue}/{outcome}: {e}"));
 }
 
+/// Deploys `social_assistance` with its ledger webhook pointed at a new [`receiver`] and starts
+/// a case under `key`, which the window accepts ([`accept`]); the case's id and what the
+/// receiver got.
+pub async fn accepted_case(engine: &Engine, key: &str) -> (String, Received) {
+    let (url, received) = receiver(0).await;
+    deploy(engine, "social_assistance", &with_webhook(url)).await;
+    let case = start_case(engine, key).await;
+    accept(engine, &case).await;
+    (case, received)
+}
+
 /// The window accepts the case for the minimum living allowance.
 pub async fn accept(engine: &Engine, case: &str) {
     let v = json!({"main_category": "minimum_living"});
