@@ -125,89 +125,118 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 
 async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Deploy { file, conn } => {
-            let body = deploy_body(&file)?;
-            let answer: Value = conn
-                .client()?
-                .call(Method::POST, "/definitions", Some(&body))
-                .await
-                .map_err(|e| diagnostics_error(e, &file))?;
-            let created = answer["created"].as_bool().unwrap_or(true);
-            println!(
-                "{} {} version {} ({})",
-                if created { "deployed" } else { "unchanged:" },
-                text(&answer["key"]),
-                text(&answer["version"]),
-                text(&answer["hash"]).chars().take(12).collect::<String>()
-            );
-        }
+        Command::Deploy { file, conn } => deploy(&file, &conn).await?,
         Command::Start {
             process,
             vars,
             business_key,
             conn,
-        } => {
-            let client = conn.client()?;
-            let mut variables = parse_vars(&vars)?;
-            // Text variables stay text even when they look like numbers (ID numbers, phones).
-            let path = format!("/definitions/{}", encode(&process));
-            if let Ok(detail) = client.call::<(), Value>(Method::GET, &path, None).await {
-                let text_vars = text_variables(&detail["model"]);
-                for (name, value) in variables.iter_mut() {
-                    if text_vars.contains(name) && !value.is_string() {
-                        *value = Value::String(raw_value(&vars, name));
-                    }
-                }
-            }
-            let body =
-                json!({"process": process, "business_key": business_key, "variables": variables});
-            let answer: Value = client.call(Method::POST, "/instances", Some(&body)).await?;
-            let existing = answer["existing"].as_bool().unwrap_or(false);
-            println!(
-                "{} instance {} of {} ({})",
-                if existing { "existing" } else { "started" },
-                text(&answer["id"]),
-                text(&answer["process"]),
-                text(&answer["status"])
-            );
+        } => start(&process, &vars, business_key, &conn).await?,
+        Command::Tasks { queue, state, conn } => tasks(&queue, state, &conn).await?,
+        Command::Instance { id, json, conn } => instance(&id, json, &conn).await?,
+        Command::Token(cmd) => token(cmd).await?,
+        Command::Outbox(OutboxCommand::Failed { limit, conn }) => {
+            outbox_failed(limit, &conn).await?
         }
-        Command::Tasks { queue, state, conn } => {
-            let mut path = format!("/tasks?queue={}", encode(&queue));
-            if let Some(state) = state {
-                path.push_str(&format!("&state={}", encode(&state)));
-            }
-            let answer: Value = conn
-                .client()?
-                .call::<(), _>(Method::GET, &path, None)
-                .await?;
-            print_tasks(&answer);
-        }
-        Command::Instance { id, json, conn } => {
-            let client = conn.client()?;
-            let id_path = encode(&id);
-            let instance: Value = client
-                .call::<(), _>(Method::GET, &format!("/instances/{id_path}"), None)
-                .await?;
-            let history: Value = client
-                .call::<(), _>(Method::GET, &format!("/instances/{id_path}/history"), None)
-                .await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"instance": instance, "history": history})
-                    )?
-                );
-            } else {
-                print!("{}", timeline(&instance, &history));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yimen deploy`: the process file with the files beside it.
+async fn deploy(file: &Path, conn: &Connection) -> anyhow::Result<()> {
+    let body = deploy_body(file)?;
+    let answer: Value = conn
+        .client()?
+        .call(Method::POST, "/definitions", Some(&body))
+        .await
+        .map_err(|e| diagnostics_error(e, file))?;
+    let created = answer["created"].as_bool().unwrap_or(true);
+    println!(
+        "{} {} version {} ({})",
+        if created { "deployed" } else { "unchanged:" },
+        text(&answer["key"]),
+        text(&answer["version"]),
+        text(&answer["hash"]).chars().take(12).collect::<String>()
+    );
+    Ok(())
+}
+
+/// `yimen start`: the variables given as `name=value`, text where the process declares text.
+async fn start(
+    process: &str,
+    vars: &[String],
+    business_key: Option<String>,
+    conn: &Connection,
+) -> anyhow::Result<()> {
+    let client = conn.client()?;
+    let mut variables = parse_vars(vars)?;
+    // Text variables stay text even when they look like numbers (ID numbers, phones).
+    let path = format!("/definitions/{}", encode(process));
+    if let Ok(detail) = client.call::<(), Value>(Method::GET, &path, None).await {
+        let text_vars = text_variables(&detail["model"]);
+        for (name, value) in variables.iter_mut() {
+            if text_vars.contains(name) && !value.is_string() {
+                *value = Value::String(raw_value(vars, name));
             }
         }
-        Command::Token(TokenCommand::Create {
+    }
+    let body = json!({"process": process, "business_key": business_key, "variables": variables});
+    let answer: Value = client.call(Method::POST, "/instances", Some(&body)).await?;
+    let existing = answer["existing"].as_bool().unwrap_or(false);
+    println!(
+        "{} instance {} of {} ({})",
+        if existing { "existing" } else { "started" },
+        text(&answer["id"]),
+        text(&answer["process"]),
+        text(&answer["status"])
+    );
+    Ok(())
+}
+
+/// `yimen tasks`: the tasks of a queue, in a given state.
+async fn tasks(queue: &str, state: Option<String>, conn: &Connection) -> anyhow::Result<()> {
+    let mut path = format!("/tasks?queue={}", encode(queue));
+    if let Some(state) = state {
+        path.push_str(&format!("&state={}", encode(&state)));
+    }
+    let answer: Value = conn
+        .client()?
+        .call::<(), _>(Method::GET, &path, None)
+        .await?;
+    print_tasks(&answer);
+    Ok(())
+}
+
+/// `yimen instance`: the instance and its history, as a timeline or as JSON.
+async fn instance(id: &str, json: bool, conn: &Connection) -> anyhow::Result<()> {
+    let client = conn.client()?;
+    let id_path = encode(id);
+    let instance: Value = client
+        .call::<(), _>(Method::GET, &format!("/instances/{id_path}"), None)
+        .await?;
+    let history: Value = client
+        .call::<(), _>(Method::GET, &format!("/instances/{id_path}/history"), None)
+        .await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"instance": instance, "history": history}))?
+        );
+    } else {
+        print!("{}", timeline(&instance, &history));
+    }
+    Ok(())
+}
+
+/// `yimen token create | revoke | list`.
+async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
             name,
             roles,
             org_units,
             conn,
-        }) => {
+        } => {
             let roles: Vec<&str> = split_list(&roles);
             let org_units: Vec<&str> = org_units.as_deref().map(split_list).unwrap_or_default();
             let body = json!({"name": name, "roles": roles, "org_units": org_units});
@@ -222,7 +251,7 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
                 text(&answer["id"])
             );
         }
-        Command::Token(TokenCommand::Revoke { name_or_id, conn }) => {
+        TokenCommand::Revoke { name_or_id, conn } => {
             let path = format!("/tokens/{}/revoke", encode(&name_or_id));
             let answer: Value = conn
                 .client()?
@@ -230,69 +259,76 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
                 .await?;
             println!("revoked token `{}`", text(&answer["name"]));
         }
-        Command::Token(TokenCommand::List { conn }) => {
+        TokenCommand::List { conn } => {
             let answer: Value = conn
                 .client()?
                 .call::<(), _>(Method::GET, "/tokens", None)
                 .await?;
-            let rows: Vec<Vec<String>> = answer["tokens"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|token| {
-                    vec![
-                        text(&token["name"]),
-                        text(&token["id"]),
-                        format!("roles={}", join(&token["roles"])),
-                        format!("org_units={}", join(&token["org_units"])),
-                        if token["revoked_at"].is_null() {
-                            String::new()
-                        } else {
-                            "(revoked)".into()
-                        },
-                    ]
-                })
-                .collect();
-            print!("{}", table(&rows));
-        }
-        Command::Outbox(OutboxCommand::Failed { limit, conn }) => {
-            let answer: Value = conn
-                .client()?
-                .call::<(), _>(Method::GET, &format!("/outbox/failed?limit={limit}"), None)
-                .await?;
-            let deliveries = answer["deliveries"].as_array().cloned().unwrap_or_default();
-            if deliveries.is_empty() {
-                println!("no failed deliveries");
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut rows = vec![
-                [
-                    "state",
-                    "attempts",
-                    "channel",
-                    "url",
-                    "next attempt",
-                    "instance",
-                    "last error",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ];
-            for d in &deliveries {
-                rows.push(vec![
-                    text(&d["state"]),
-                    text(&d["attempts"]),
-                    text(&d["channel"]),
-                    d["url"].as_str().unwrap_or("-").to_string(),
-                    d["next_attempt_at"].as_str().unwrap_or("-").to_string(),
-                    text(&d["instance_id"]),
-                    text(&d["last_error"]),
-                ]);
-            }
-            print!("{}", table(&rows));
+            print!("{}", table(&token_rows(&answer)));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// One row per token of `GET /tokens`.
+fn token_rows(answer: &Value) -> Vec<Vec<String>> {
+    answer["tokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|token| {
+            vec![
+                text(&token["name"]),
+                text(&token["id"]),
+                format!("roles={}", join(&token["roles"])),
+                format!("org_units={}", join(&token["org_units"])),
+                if token["revoked_at"].is_null() {
+                    String::new()
+                } else {
+                    "(revoked)".into()
+                },
+            ]
+        })
+        .collect()
+}
+
+/// `yimen outbox failed`: the deliveries that failed, as a table.
+async fn outbox_failed(limit: u32, conn: &Connection) -> anyhow::Result<()> {
+    let answer: Value = conn
+        .client()?
+        .call::<(), _>(Method::GET, &format!("/outbox/failed?limit={limit}"), None)
+        .await?;
+    let deliveries = answer["deliveries"].as_array().cloned().unwrap_or_default();
+    if deliveries.is_empty() {
+        println!("no failed deliveries");
+        return Ok(());
+    }
+    let mut rows = vec![
+        [
+            "state",
+            "attempts",
+            "channel",
+            "url",
+            "next attempt",
+            "instance",
+            "last error",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for d in &deliveries {
+        rows.push(vec![
+            text(&d["state"]),
+            text(&d["attempts"]),
+            text(&d["channel"]),
+            d["url"].as_str().unwrap_or("-").to_string(),
+            d["next_attempt_at"].as_str().unwrap_or("-").to_string(),
+            text(&d["instance_id"]),
+            text(&d["last_error"]),
+        ]);
+    }
+    print!("{}", table(&rows));
+    Ok(())
 }
 
 /// The body of `POST /definitions`: the process source and the files beside it that it may
