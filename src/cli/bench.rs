@@ -242,111 +242,26 @@ async fn drive(
 
     let mut starters = tokio::task::JoinSet::new();
     for _ in 0..args.starters {
-        let client = client.clone();
-        let next_case = next_case.clone();
-        let (process, cases) = (process.to_string(), args.cases);
-        starters.spawn(async move {
-            loop {
-                let n = next_case.fetch_add(1, Ordering::Relaxed);
-                if n >= cases {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                let body = StartBody {
-                    process: &process,
-                    business_key: format!("bench-{n}"),
-                    variables: kind.start_variables(n),
-                };
-                // As a typed client reads it: only what it needs, the rest skipped unread.
-                let started = client
-                    .call::<_, Started>(Method::POST, "/instances", Some(&body))
-                    .await
-                    .context("starting a case")?;
-                anyhow::ensure!(!started.id.is_empty(), "a start was answered without an id");
-            }
-        });
+        let starter = Starter {
+            client: client.clone(),
+            kind,
+            process: process.to_string(),
+            cases: args.cases,
+            next_case: next_case.clone(),
+        };
+        starters.spawn(starter.run());
     }
 
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..args.workers {
-        let client = client.clone();
-        let (progress, tasks) = (progress.clone(), tasks.clone());
-        let (cases, batch, mode) = (args.cases, args.batch, args.complete);
-        workers.spawn(async move {
-            let mut latencies = Vec::new();
-            while progress.ended() < cases {
-                let claim = ClaimRequest {
-                    queues: kind.queues(),
-                    worker: format!("bench-{w}"),
-                    max: batch,
-                    lease_seconds: 60,
-                    wait_seconds: 1,
-                };
-                let claimed = client.claim(&claim).await.context("claiming")?;
-                let received = Instant::now();
-                if mode == Completing::Batch {
-                    if claimed.is_empty() {
-                        continue;
-                    }
-                    let completions: Vec<Completion> = claimed
-                        .iter()
-                        .map(|task| Completion {
-                            task_id: task.id.clone(),
-                            completion: completion(kind, task),
-                        })
-                        .collect();
-                    let results = client
-                        .complete_many(&completions)
-                        .await
-                        .context("completing a batch")?;
-                    let latency = received.elapsed();
-                    for result in results {
-                        if result.status != 200 {
-                            anyhow::bail!(
-                                "completing {} was refused ({}): {}",
-                                result.task_id,
-                                result.status,
-                                result.error.unwrap_or_default()
-                            );
-                        }
-                        latencies.push(latency);
-                        tasks.fetch_add(1, Ordering::Relaxed);
-                        if let Some(instance) = result.instance
-                            && instance.status != "running"
-                        {
-                            progress.case_ended(instance.id);
-                        }
-                    }
-                    continue;
-                }
-                // The claimed tasks are completed concurrently, as a department with several
-                // clerks would; the server shares commits between them (group commit).
-                let mut completions = tokio::task::JoinSet::new();
-                for task in claimed {
-                    let client = client.clone();
-                    completions.spawn(async move {
-                        let request = completion(kind, &task);
-                        let view: Value = client
-                            .call(
-                                Method::POST,
-                                &format!("/tasks/{}/complete", task.id),
-                                Some(&request),
-                            )
-                            .await
-                            .with_context(|| format!("completing {} ({})", task.node, task.id))?;
-                        Ok::<_, anyhow::Error>((view, received.elapsed()))
-                    });
-                }
-                while let Some(done) = completions.join_next().await {
-                    let (view, latency) = done??;
-                    latencies.push(latency);
-                    tasks.fetch_add(1, Ordering::Relaxed);
-                    if view["status"] != "running" {
-                        progress.case_ended(view["id"].as_str().unwrap_or_default().to_string());
-                    }
-                }
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        });
+        let worker = Worker {
+            client: client.clone(),
+            kind,
+            name: format!("bench-{w}"),
+            progress: progress.clone(),
+            tasks: tasks.clone(),
+        };
+        workers.spawn(worker.run(args.cases, args.batch, args.complete));
     }
     while let Some(done) = starters.join_next().await {
         done??;
@@ -366,6 +281,156 @@ async fn drive(
         latencies,
         cpu,
     })
+}
+
+/// A client starting cases until the run has started all of them.
+struct Starter {
+    client: Client,
+    kind: Kind,
+    process: String,
+    cases: u64,
+    next_case: Arc<AtomicU64>,
+}
+
+impl Starter {
+    async fn run(self) -> anyhow::Result<()> {
+        loop {
+            let n = self.next_case.fetch_add(1, Ordering::Relaxed);
+            if n >= self.cases {
+                return Ok(());
+            }
+            let body = StartBody {
+                process: &self.process,
+                business_key: format!("bench-{n}"),
+                variables: self.kind.start_variables(n),
+            };
+            // As a typed client reads it: only what it needs, the rest skipped unread.
+            let started = self
+                .client
+                .call::<_, Started>(Method::POST, "/instances", Some(&body))
+                .await
+                .context("starting a case")?;
+            anyhow::ensure!(!started.id.is_empty(), "a start was answered without an id");
+        }
+    }
+}
+
+/// A worker client: claims from the run's queues and completes what it claimed, until every
+/// case has ended; the claim-to-complete latency of each task.
+struct Worker {
+    client: Client,
+    kind: Kind,
+    name: String,
+    progress: Arc<Progress>,
+    tasks: Arc<AtomicU64>,
+}
+
+impl Worker {
+    async fn run(self, cases: u64, batch: u32, mode: Completing) -> anyhow::Result<Vec<Duration>> {
+        let mut latencies = Vec::new();
+        while self.progress.ended() < cases {
+            let claim = ClaimRequest {
+                queues: self.kind.queues(),
+                worker: self.name.clone(),
+                max: batch,
+                lease_seconds: 60,
+                wait_seconds: 1,
+            };
+            let claimed = self.client.claim(&claim).await.context("claiming")?;
+            let received = Instant::now();
+            match mode {
+                Completing::Batch => {
+                    if claimed.is_empty() {
+                        continue;
+                    }
+                    self.complete_batch(&claimed, received, &mut latencies)
+                        .await?;
+                }
+                Completing::Each => {
+                    self.complete_each(claimed, received, &mut latencies)
+                        .await?
+                }
+            }
+        }
+        Ok(latencies)
+    }
+
+    /// All the claimed tasks in one request (`POST /tasks/complete`).
+    async fn complete_batch(
+        &self,
+        claimed: &[ClaimedTask],
+        received: Instant,
+        latencies: &mut Vec<Duration>,
+    ) -> anyhow::Result<()> {
+        let completions: Vec<Completion> = claimed
+            .iter()
+            .map(|task| Completion {
+                task_id: task.id.clone(),
+                completion: completion(self.kind, task),
+            })
+            .collect();
+        let results = self
+            .client
+            .complete_many(&completions)
+            .await
+            .context("completing a batch")?;
+        let latency = received.elapsed();
+        for result in results {
+            if result.status != 200 {
+                anyhow::bail!(
+                    "completing {} was refused ({}): {}",
+                    result.task_id,
+                    result.status,
+                    result.error.unwrap_or_default()
+                );
+            }
+            latencies.push(latency);
+            self.tasks.fetch_add(1, Ordering::Relaxed);
+            if let Some(instance) = result.instance
+                && instance.status != "running"
+            {
+                self.progress.case_ended(instance.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The claimed tasks completed concurrently, one request each, as a department with
+    /// several clerks would; the server shares commits between them (group commit).
+    async fn complete_each(
+        &self,
+        claimed: Vec<ClaimedTask>,
+        received: Instant,
+        latencies: &mut Vec<Duration>,
+    ) -> anyhow::Result<()> {
+        let mut completions = tokio::task::JoinSet::new();
+        for task in claimed {
+            let client = self.client.clone();
+            let kind = self.kind;
+            completions.spawn(async move {
+                let request = completion(kind, &task);
+                let view: Value = client
+                    .call(
+                        Method::POST,
+                        &format!("/tasks/{}/complete", task.id),
+                        Some(&request),
+                    )
+                    .await
+                    .with_context(|| format!("completing {} ({})", task.node, task.id))?;
+                Ok::<_, anyhow::Error>((view, received.elapsed()))
+            });
+        }
+        while let Some(done) = completions.join_next().await {
+            let (view, latency) = done??;
+            latencies.push(latency);
+            self.tasks.fetch_add(1, Ordering::Relaxed);
+            if view["status"] != "running" {
+                self.progress
+                    .case_ended(view["id"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `POST /instances` as a starter sends it.
