@@ -113,124 +113,147 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 key,
                 checkpoints,
                 public_key,
-            } => {
-                let keys = key
-                    .ledger_key
-                    .as_deref()
-                    .map(read_keys)
-                    .transpose()?;
-                let checkpoints = match &checkpoints {
-                    None => None,
-                    Some(dir) => {
-                        let public = public_key
-                            .or_else(|| key.ledger_key.as_deref().map(ledger_keys::public_path))
-                            .context("--checkpoints needs the public key they were signed with: give --public-key FILE (the .pub of the key file)")?;
-                        let public =
-                            ledger_keys::read_public_keys(&public).map_err(anyhow::Error::msg)?;
-                        let list =
-                            ledger_keys::read_checkpoints(dir).map_err(anyhow::Error::msg)?;
-                        if list.is_empty() {
-                            bail!("no checkpoint (*.json) in {}", dir.display());
-                        }
-                        Some((list, public))
-                    }
-                };
-                let engine = open(&db).await?;
-                let report = engine
-                    .ledger_verify_with(
-                        keys.as_ref(),
-                        checkpoints.as_ref().map(|(l, p)| (l.as_slice(), p.as_slice())),
-                    )
-                    .await?;
-                notes(&report);
-                if report.ok() {
-                    println!(
-                        "ledger intact: {} cases, {} entries",
-                        report.instances, report.entries
-                    );
-                    Ok(ExitCode::SUCCESS)
-                } else {
-                    for p in &report.problems {
-                        println!("{p}");
-                    }
-                    eprintln!(
-                        "ledger TAMPERED: {} problem(s) in {} cases; restore the database from a backup and investigate",
-                        report.problems.len(),
-                        report.instances
-                    );
-                    Ok(ExitCode::from(TAMPERED))
-                }
-            }
-            Command::Keygen { file, rotate } => {
-                let keys = if rotate {
-                    read_keys(&file)?.rotated()
-                } else {
-                    if file.exists() {
-                        bail!(
-                            "{} exists: give --rotate to add new keys to it (a new key file would leave the entries of the old one unverifiable)",
-                            file.display()
-                        );
-                    }
-                    ledger_keys::LedgerKeys::generate(chrono::Utc::now())
-                };
-                let public = keys
-                    .write(&file)
-                    .with_context(|| format!("cannot write {}", file.display()))?;
-                println!(
-                    "ledger key {} (chain key {}) written to {}; public key to {}",
-                    if rotate { "rotated" } else { "made" },
-                    keys.chain_key().id,
-                    file.display(),
-                    public.display()
-                );
-                println!(
-                    "keep {} outside the database and its backups; start the server with --ledger-key {} (or YIMEN_LEDGER_KEY)",
-                    file.display(),
-                    file.display()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
+            } => verify(&db, &key, checkpoints.as_deref(), public_key).await,
+            Command::Keygen { file, rotate } => keygen(&file, rotate),
             Command::Checkpoint {
                 db,
                 key,
                 checkpoints,
-            } => {
-                let path = key.ledger_key.context(
-                    "a checkpoint is signed with the ledger key: give --ledger-key FILE (or YIMEN_LEDGER_KEY)",
-                )?;
-                let keys = read_keys(&path)?;
-                let engine = open(&db).await?;
-                engine.set_ledger_keys(keys)?;
-                let cp = engine.ledger_checkpoint().await?;
-                let written = cp
-                    .write(&checkpoints)
-                    .with_context(|| format!("cannot write to {}", checkpoints.display()))?;
-                println!(
-                    "checkpoint of {} cases written to {}",
-                    cp.count,
-                    written.display()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
+            } => checkpoint(&db, key, &checkpoints).await,
             Command::Export {
                 from,
                 to,
                 format,
                 db,
-            } => {
-                let engine = open(&db).await?;
-                let (from, to) =
-                    yimen_engine::ledger::range(Some(&from), Some(&to), engine.time_zone())
-                        .map_err(anyhow::Error::msg)?;
-                let entries = engine.ledger_export(from, to).await?;
-                match format {
-                    Format::Csv => print!("{}", yimen_engine::ledger::to_csv(&entries)),
-                    Format::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
-                }
-                Ok(ExitCode::SUCCESS)
-            }
+            } => export(&db, &from, &to, format).await,
         }
     })
+}
+
+/// `yimen ledger verify`: exit status 0 when intact, [`TAMPERED`] with the problems listed.
+async fn verify(
+    db: &Database,
+    key: &KeyArg,
+    checkpoints: Option<&Path>,
+    public_key: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let keys = key.ledger_key.as_deref().map(read_keys).transpose()?;
+    let checkpoints = match checkpoints {
+        None => None,
+        Some(dir) => {
+            let public = public_key_file(key, public_key)?;
+            let public = ledger_keys::read_public_keys(&public).map_err(anyhow::Error::msg)?;
+            Some((signed_checkpoints(dir)?, public))
+        }
+    };
+    let engine = open(db).await?;
+    let report = engine
+        .ledger_verify_with(
+            keys.as_ref(),
+            checkpoints
+                .as_ref()
+                .map(|(l, p)| (l.as_slice(), p.as_slice())),
+        )
+        .await?;
+    notes(&report);
+    if report.ok() {
+        println!(
+            "ledger intact: {} cases, {} entries",
+            report.instances, report.entries
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &report.problems {
+            println!("{p}");
+        }
+        eprintln!(
+            "ledger TAMPERED: {} problem(s) in {} cases; restore the database from a backup and investigate",
+            report.problems.len(),
+            report.instances
+        );
+        Ok(ExitCode::from(TAMPERED))
+    }
+}
+
+/// The public key file checkpoints are verified with: `--public-key`, else the `.pub` beside
+/// `--ledger-key`.
+fn public_key_file(key: &KeyArg, public_key: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    public_key
+        .or_else(|| key.ledger_key.as_deref().map(ledger_keys::public_path))
+        .context("--checkpoints needs the public key they were signed with: give --public-key FILE (the .pub of the key file)")
+}
+
+/// The checkpoints in `dir`; at least one.
+fn signed_checkpoints(dir: &Path) -> anyhow::Result<Vec<(PathBuf, ledger_keys::Checkpoint)>> {
+    let list = ledger_keys::read_checkpoints(dir).map_err(anyhow::Error::msg)?;
+    if list.is_empty() {
+        bail!("no checkpoint (*.json) in {}", dir.display());
+    }
+    Ok(list)
+}
+
+/// `yimen ledger keygen`: a new key file, or new keys added to one (`--rotate`).
+fn keygen(file: &Path, rotate: bool) -> anyhow::Result<ExitCode> {
+    let keys = if rotate {
+        read_keys(file)?.rotated()
+    } else {
+        if file.exists() {
+            bail!(
+                "{} exists: give --rotate to add new keys to it (a new key file would leave the entries of the old one unverifiable)",
+                file.display()
+            );
+        }
+        ledger_keys::LedgerKeys::generate(chrono::Utc::now())
+    };
+    let public = keys
+        .write(file)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "ledger key {} (chain key {}) written to {}; public key to {}",
+        if rotate { "rotated" } else { "made" },
+        keys.chain_key().id,
+        file.display(),
+        public.display()
+    );
+    println!(
+        "keep {} outside the database and its backups; start the server with --ledger-key {} (or YIMEN_LEDGER_KEY)",
+        file.display(),
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yimen ledger checkpoint`: a signed checkpoint written to the folder.
+async fn checkpoint(db: &Database, key: KeyArg, checkpoints: &Path) -> anyhow::Result<ExitCode> {
+    let path = key.ledger_key.context(
+        "a checkpoint is signed with the ledger key: give --ledger-key FILE (or YIMEN_LEDGER_KEY)",
+    )?;
+    let keys = read_keys(&path)?;
+    let engine = open(db).await?;
+    engine.set_ledger_keys(keys)?;
+    let cp = engine.ledger_checkpoint().await?;
+    let written = cp
+        .write(checkpoints)
+        .with_context(|| format!("cannot write to {}", checkpoints.display()))?;
+    println!(
+        "checkpoint of {} cases written to {}",
+        cp.count,
+        written.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yimen ledger export`: the entries of the range, as CSV or JSON.
+async fn export(db: &Database, from: &str, to: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let engine = open(db).await?;
+    let (from, to) = yimen_engine::ledger::range(Some(from), Some(to), engine.time_zone())
+        .map_err(anyhow::Error::msg)?;
+    let entries = engine.ledger_export(from, to).await?;
+    match format {
+        Format::Csv => print!("{}", yimen_engine::ledger::to_csv(&entries)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_keys(path: &Path) -> anyhow::Result<ledger_keys::LedgerKeys> {
