@@ -74,6 +74,20 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let start: DateTime<Utc> = "2026-10-12T01:00:00Z".parse()?;
     let clock = ManualClock::new(start);
     let engine = open(&url, &clock).await?;
+    let anchor = deploy(&engine).await?;
+    if args.due == 0 {
+        anyhow::bail!("--due must be at least 1");
+    }
+    start_waiting(&engine, args.due).await?;
+    insert_backlog(&engine, &anchor, args.pending, start).await?;
+    drop(engine);
+    restart_and_fire(&url, &clock, start).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deploys the benchmark processes and starts the instance the backlog's timers hang on; its
+/// id.
+async fn deploy(engine: &Engine) -> anyhow::Result<String> {
     for (file, source) in [("bench_wait.flow", PROCESS), ("bench_hold.flow", HOLD)] {
         engine
             .deploy(DeployRequest {
@@ -93,12 +107,13 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         })
         .await?
         .id;
+    Ok(anchor)
+}
 
-    if args.due == 0 {
-        anyhow::bail!("--due must be at least 1");
-    }
+/// Starts `due` instances that each wait on a timer due within the hour.
+async fn start_waiting(engine: &Engine, due: u32) -> anyhow::Result<()> {
     let t = Instant::now();
-    for i in 0..args.due {
+    for i in 0..due {
         engine
             .start(StartRequest {
                 process: "bench_wait".into(),
@@ -110,19 +125,29 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!(
         "started {} waiting instances in {:.1} s",
-        args.due,
+        due,
         t.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Inserts `pending` timers due a year after `start`, in batches of 100,000.
+async fn insert_backlog(
+    engine: &Engine,
+    anchor: &str,
+    pending: i64,
+    start: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let t = Instant::now();
     let far = start + Duration::days(365);
-    let mut left = args.pending;
+    let mut left = pending;
     let mut batch = 0;
     while left > 0 {
         let n = left.min(100_000);
         yimen_engine::store::timers::bench_timers(
             engine.pool(),
             &format!("{}-{batch}", std::process::id()),
-            &anchor,
+            anchor,
             n,
             far.timestamp_millis(),
             1_000,
@@ -134,15 +159,22 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     }
     println!(
         "backlog: {} pending timers inserted in {:.1} s",
-        args.pending,
+        pending,
         t.elapsed().as_secs_f64()
     );
-    drop(engine);
+    Ok(())
+}
 
-    // Restart with the backlog: open, find the next due timer.
+/// Opens the database again an hour later, with the backlog: how soon the next due timer is
+/// found, and how fast the due ones fire.
+async fn restart_and_fire(
+    url: &str,
+    clock: &ManualClock,
+    start: DateTime<Utc>,
+) -> anyhow::Result<()> {
     clock.set(start + Duration::hours(1)).ok();
     let t = Instant::now();
-    let engine = open(&url, &clock).await?;
+    let engine = open(url, clock).await?;
     let opened = t.elapsed();
     let next = engine.next_timer_due().await?;
     let to_next = t.elapsed();
@@ -153,7 +185,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         next.map(|n| n.to_rfc3339()).unwrap_or_default()
     );
     let t = Instant::now();
-    let fired = engine.fire_due_timers(clock_now(&clock)).await?;
+    let fired = engine.fire_due_timers(clock_now(clock)).await?;
     let secs = t.elapsed().as_secs_f64();
     let still = engine.next_timer_due().await?;
     println!(
@@ -168,7 +200,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             .map(|n| n.to_rfc3339())
             .unwrap_or_else(|| "none (lost!)".into())
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
