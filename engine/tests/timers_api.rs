@@ -10,12 +10,7 @@ use support::*;
 
 #[tokio::test]
 async fn advancing_over_http_fires_escalations_into_the_inbox() {
-    let w = World::open(
-        &Db::memory(),
-        "2026-09-30T15:00:00+08:00",
-        service_options(),
-    )
-    .await;
+    let w = World::open(&Db::memory(), NATIONAL_DAY_EVE, service_options()).await;
     accepted_case(&w.engine, "SA-API-1").await;
     let api = w.api().await;
 
@@ -202,12 +197,7 @@ async fn a_webhook_that_keeps_failing_is_listed_and_warned_once() {
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
-    let w = World::open(
-        &Db::memory(),
-        "2026-09-30T15:00:00+08:00",
-        service_options(),
-    )
-    .await;
+    let w = World::open(&Db::memory(), NATIONAL_DAY_EVE, service_options()).await;
     // A receiver that always answers 503: the registration's ledger webhook never arrives.
     let (url, received) = receiver(usize::MAX).await;
     deploy(&w.engine, "social_assistance", &with_webhook(url.clone())).await;

@@ -76,10 +76,7 @@ async fn a_statutory_clock_in_an_uncovered_year_is_recomputed(db: Db) {
     );
 
     // The administrator adds 2027 (1 January off) and the server starts again.
-    let with_2027 = calendars_with_2027(&db.dir().join("calendars"));
-    let engine = db
-        .open(Arc::new(clock.clone()), Arc::new(with_2027.clone()))
-        .await;
+    let (engine, with_2027) = restart_with_2027(&db, &clock).await;
     let done = engine
         .recompute_provisional(&with_2027)
         .await
@@ -195,16 +192,12 @@ async fn a_deadline_bound_to_a_paused_clock_waits_for_it(db: Db) {
         .open(Arc::new(clock.clone()), Arc::new(calendars()))
         .await;
     let case = deploy_and_start(&engine, "bound_clock.flow", BOUND, 1).await[0].clone();
-    let work_due = |view: &yimen_engine::InstanceView| {
-        view.tasks
-            .iter()
-            .find(|t| t.node == "work")
-            .expect("the work task")
-            .due_at
-    };
     // 3 working days after Monday: Thursday 5 November, close of office hours.
     let view = engine.instance(&case).await.expect("view");
-    assert_eq!(work_due(&view), Some(t("2026-11-05T17:30:00+08:00")));
+    assert_eq!(
+        task_at(&view, "work").due_at,
+        Some(t("2026-11-05T17:30:00+08:00"))
+    );
 
     // Tuesday 09:00 the clock pauses: 360 + 390 + 390 office minutes are left.
     advance(&engine, &clock, t("2026-11-03T09:00:00+08:00"))
@@ -215,7 +208,7 @@ async fn a_deadline_bound_to_a_paused_clock_waits_for_it(db: Db) {
         .await
         .expect("pauses");
     let view = engine.instance(&case).await.expect("view");
-    assert_eq!(work_due(&view), None, "suspended: {view:#?}");
+    assert_eq!(task_at(&view, "work").due_at, None, "suspended: {view:#?}");
     assert!(
         !view.timers.iter().any(|tm| tm.node == "work"),
         "no timer of the task while paused: {:#?}",
@@ -234,7 +227,10 @@ async fn a_deadline_bound_to_a_paused_clock_waits_for_it(db: Db) {
         .await
         .expect("resumes");
     let view = engine.instance(&case).await.expect("view");
-    assert_eq!(work_due(&view), Some(t("2026-11-12T17:30:00+08:00")));
+    assert_eq!(
+        task_at(&view, "work").due_at,
+        Some(t("2026-11-12T17:30:00+08:00"))
+    );
     let history = engine.history(&case).await.expect("history");
     assert!(
         history

@@ -23,12 +23,7 @@ fn escalations(items: &[InboxItem], level: i64) -> usize {
 #[tokio::test]
 async fn national_day_deadlines_and_the_escalation_ladder() {
     // Wednesday 30 September 2026, 15:00: the afternoon before the National Day holiday.
-    let w = World::open(
-        &Db::memory(),
-        "2026-09-30T15:00:00+08:00",
-        service_options(),
-    )
-    .await;
+    let w = World::open(&Db::memory(), NATIONAL_DAY_EVE, service_options()).await;
     // Reviewed and accepted that afternoon: the forwarding clock (1 working day) and the
     // statutory clock (30 working days for minimum living) start.
     let (case, hooks) = accepted_case(&w.engine, "SA-2026-0001").await;
@@ -100,7 +95,7 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
     // The department does not decide within 30 working days of acceptance.
     let cal = calendars();
     let cn = cal.get("cn_mainland").expect("cn_mainland");
-    let accepted = t("2026-09-30T15:00:00+08:00");
+    let accepted = t(NATIONAL_DAY_EVE);
     let due = cn.add(accepted, 30, DurationUnit::WorkDays).at;
     let level2 = cn.add(due, 5, DurationUnit::WorkDays).at;
     let report = w
@@ -219,12 +214,7 @@ async fn national_day_deadlines_and_the_escalation_ladder() {
 
 #[tokio::test]
 async fn a_task_completed_a_minute_before_its_deadline_escalates_nothing() {
-    let w = World::open(
-        &Db::memory(),
-        "2026-09-30T15:00:00+08:00",
-        service_options(),
-    )
-    .await;
+    let w = World::open(&Db::memory(), NATIONAL_DAY_EVE, service_options()).await;
     let (case, _) = accepted_case(&w.engine, "SA-2026-0002").await;
     agree_and_forward(&w.engine, &case).await;
     // The department decides a minute before the statutory limit.
@@ -232,7 +222,7 @@ async fn a_task_completed_a_minute_before_its_deadline_escalates_nothing() {
     let due = cn
         .get("cn_mainland")
         .expect("cn_mainland")
-        .add(t("2026-09-30T15:00:00+08:00"), 30, DurationUnit::WorkDays)
+        .add(t(NATIONAL_DAY_EVE), 30, DurationUnit::WorkDays)
         .at;
     w.services
         .advance_to(due - chrono::Duration::minutes(1))

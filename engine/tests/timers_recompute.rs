@@ -6,7 +6,27 @@ mod support;
 use serde_json::json;
 use std::sync::Arc;
 use support::*;
+use yimen_engine::Engine;
 use yimen_engine::clock::ManualClock;
+
+/// A case accepted, forwarded and approved by the department on Thursday 31 December 2026: its
+/// feedback is due within 2 working days, in 2027.
+async fn approved_on_new_years_eve(engine: &Engine, clock: &ManualClock, key: &str) -> String {
+    let (case, _) = accepted_case(engine, key).await;
+    agree_and_forward(engine, &case).await;
+    clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
+    let v = json!({"decision": "approved"});
+    complete(
+        engine,
+        &case,
+        "department:civil_affairs",
+        "dept-1",
+        "decided",
+        v,
+    )
+    .await;
+    case
+}
 
 #[tokio::test]
 async fn provisional_deadlines_move_when_next_year_is_added() {
@@ -15,28 +35,13 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
     let engine = db
         .open(Arc::new(clock.clone()), Arc::new(calendars()))
         .await;
-    let (case, _) = accepted_case(&engine, "SA-2026-1230").await;
-    agree_and_forward(&engine, &case).await;
-    clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
-    complete(
-        &engine,
-        &case,
-        "department:civil_affairs",
-        "dept-1",
-        "decided",
-        json!({"decision": "approved"}),
-    )
-    .await;
+    let case = approved_on_new_years_eve(&engine, &clock, "SA-2026-1230").await;
 
     // Feedback within 2 working days of 31 December: 2027 has no data, so weekends only
     // (Friday 1 January counted as a working day): due Monday 4 January, provisional.
     let view = engine.instance(&case).await.expect("instance");
     assert!(view.provisional_due);
-    let feedback = view
-        .tasks
-        .iter()
-        .find(|t| t.node == "feedback")
-        .expect("feedback task");
+    let feedback = task_at(&view, "feedback");
     assert_eq!(feedback.due_at, Some(t("2027-01-04T17:30:00+08:00")));
     // The ledger says so too: the entry of that due time is marked provisional.
     let history = engine.history(&case).await.expect("history");
@@ -49,21 +54,14 @@ async fn provisional_deadlines_move_when_next_year_is_added() {
     );
 
     // The administrator adds 2027 (1 January a holiday) and the server starts again.
-    let with_2027 = calendars_with_2027(&db.dir().join("calendars"));
-    let engine = db
-        .open(Arc::new(clock.clone()), Arc::new(with_2027.clone()))
-        .await;
+    let (engine, with_2027) = restart_with_2027(&db, &clock).await;
     let done = engine
         .recompute_provisional(&with_2027)
         .await
         .expect("recomputes");
     assert!(done.moved >= 1, "{done:?}");
     let view = engine.instance(&case).await.expect("instance");
-    let feedback = view
-        .tasks
-        .iter()
-        .find(|t| t.node == "feedback")
-        .expect("feedback task");
+    let feedback = task_at(&view, "feedback");
     assert_eq!(feedback.due_at, Some(t("2027-01-05T17:30:00+08:00")));
     assert!(
         view.timers
@@ -110,28 +108,13 @@ async fn a_calendar_file_changed_while_serving_is_reloaded() {
     let reloading = Arc::new(yimen_engine::ReloadingCalendars::load(&cal_dir).expect("loads"));
     let clock = ManualClock::new(t("2026-12-30T10:00:00+08:00"));
     let engine = db.open(Arc::new(clock.clone()), reloading.clone()).await;
-    let (case, _) = accepted_case(&engine, "SA-2026-1231").await;
-    agree_and_forward(&engine, &case).await;
-    clock.set(t("2026-12-31T10:00:00+08:00")).expect("moves");
-    complete(
-        &engine,
-        &case,
-        "department:civil_affairs",
-        "dept-1",
-        "decided",
-        json!({"decision": "approved"}),
-    )
-    .await;
-    let feedback_due = |view: &yimen_engine::InstanceView| {
-        view.tasks
-            .iter()
-            .find(|t| t.node == "feedback")
-            .expect("feedback task")
-            .due_at
-    };
+    let case = approved_on_new_years_eve(&engine, &clock, "SA-2026-1231").await;
     let view = engine.instance(&case).await.expect("instance");
     assert!(view.provisional_due);
-    assert_eq!(feedback_due(&view), Some(t("2027-01-04T17:30:00+08:00")));
+    assert_eq!(
+        task_at(&view, "feedback").due_at,
+        Some(t("2027-01-04T17:30:00+08:00"))
+    );
 
     // Nothing changed on disk: nothing happens.
     assert!(
@@ -167,7 +150,10 @@ async fn a_calendar_file_changed_while_serving_is_reloaded() {
     assert!(done.moved >= 1, "{done:?}");
     assert_ne!(reloading.current().versions(), before);
     let view = engine.instance(&case).await.expect("instance");
-    assert_eq!(feedback_due(&view), Some(t("2027-01-05T17:30:00+08:00")));
+    assert_eq!(
+        task_at(&view, "feedback").due_at,
+        Some(t("2027-01-05T17:30:00+08:00"))
+    );
     let history = engine.history(&case).await.expect("history");
     assert!(
         history.iter().any(|h| h.kind == "deadline_recomputed"),

@@ -12,7 +12,7 @@ use yimen_engine::clock::{Clock, ManualClock};
 use yimen_engine::store::StorePool;
 use yimen_engine::{
     ClaimRequest, ClaimedTask, CompleteRequest, DeployRequest, Deployment, DueDates, Engine,
-    EngineError, InstanceView, OpenOptions, StartRequest, WeekdaysOnly,
+    EngineError, InstanceView, OpenOptions, StartRequest, TaskView, WeekdaysOnly,
 };
 
 /// Monday 28 September 2026, 09:00 in Wuhai: the afternoon before the National Day holiday
@@ -360,4 +360,12 @@ pub async fn ledger_lines(engine: &Engine, id: &str) -> Vec<String> {
         .filter(|h| h.kind == "ledger")
         .map(|h| h.text)
         .collect()
+}
+
+/// The instance's open or claimed task at `node`.
+pub fn task_at<'a>(view: &'a InstanceView, node: &str) -> &'a TaskView {
+    view.tasks
+        .iter()
+        .find(|t| t.node == node)
+        .unwrap_or_else(|| panic!("a task at {node}: {:#?}", view.tasks))
 }

@@ -28,6 +28,19 @@ pub fn calendars() -> Calendars {
     Calendars::load_dir(&root().join("calendars")).expect("the calendars in the repository load")
 }
 
+/// Wednesday 30 September 2026, 15:00 in Wuhai: the afternoon before the National Day holiday.
+pub const NATIONAL_DAY_EVE: &str = "2026-09-30T15:00:00+08:00";
+
+/// The administrator adds 2027 to the calendar (New Year's Day off) and the server on `db`
+/// starts again: the engine and the calendars it now has.
+pub async fn restart_with_2027(db: &Db, clock: &ManualClock) -> (Engine, Calendars) {
+    let with_2027 = calendars_with_2027(&db.dir().join("calendars"));
+    let engine = db
+        .open(Arc::new(clock.clone()), Arc::new(with_2027.clone()))
+        .await;
+    (engine, with_2027)
+}
+
 /// The repository's calendars, written to `dir` with a 2027 arrangement added (New Year's Day
 /// off, for the test), and loaded from there.
 pub fn calendars_with_2027(dir: &Path) -> Calendars {
