@@ -49,6 +49,12 @@ pub enum EngineError {
         "the database schema is version {found}, newer than this yimen knows (up to {known}); upgrade yimen or use another database"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    /// The database was migrated by a yimen from before the schema baseline and stopped
+    /// short of it: this yimen has no migrations that lead there.
+    #[error(
+        "the database was made by an older yimen (schema {found}); open it once with a yimen from before the schema baseline of December 2026 (it upgrades it to 950), then with this one"
+    )]
+    SchemaTooOld { found: i64 },
     /// 500: the database failed. The text is for logs, not for clients.
     #[error("storage error: {0}")]
     Storage(String),
@@ -65,7 +71,7 @@ impl EngineError {
             EngineError::Conflict { .. } | EngineError::AlreadyCompleted { .. } => 409,
             EngineError::Forbidden { .. } => 403,
             EngineError::Invalid { .. } | EngineError::Diagnostics(_) => 422,
-            EngineError::SchemaTooNew { .. } => 503,
+            EngineError::SchemaTooNew { .. } | EngineError::SchemaTooOld { .. } => 503,
             EngineError::Storage(_) | EngineError::Internal(_) => 500,
         }
     }
@@ -101,6 +107,7 @@ impl EngineError {
                 found: *found,
                 known: *known,
             },
+            EngineError::SchemaTooOld { found } => EngineError::SchemaTooOld { found: *found },
             EngineError::Storage(s) => EngineError::Storage(s.clone()),
             EngineError::Internal(s) => EngineError::Internal(s.clone()),
         }

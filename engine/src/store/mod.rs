@@ -386,3 +386,229 @@ pub(crate) fn migrate(
         ))),
     }
 }
+
+/// The version of the schema baseline (`migrations/*/0950_baseline.sql`): the whole schema in
+/// one migration, in place of the migrations that built it before.
+const BASELINE: i64 = 950;
+
+/// The checksum sqlx stored for version 950 before the baseline: SHA-384 of that migration's
+/// file (`0950_timers_pending_index.sql`, the same text on both databases), in hex.
+const BEFORE_BASELINE_950: &str = "c95a1289c63dd7a7c4b41ba67625e420edadb7ed1d6c68130f3cd92e3b70507a87750dab98a865d1c01948db18acc2e7";
+
+/// What [`adopt_baseline`] does with a database, from its applied migrations.
+#[derive(Debug, PartialEq, Eq)]
+enum Adoption {
+    /// Built by the migrations before the baseline, all of them: it becomes one at the baseline.
+    Adopt,
+    /// Stopped before the baseline: those migrations are needed first, and yimen no longer has
+    /// them.
+    TooOld { found: i64 },
+    /// New, at the baseline or past it, or not ours: the migrator decides.
+    AsIs,
+}
+
+/// `applied`: the rows of `_sqlx_migrations` (successful or not), `dirty`: the first that
+/// failed, `chain`: the versions the migrations before the baseline applied on this database.
+fn adoption(
+    applied: &[sqlx::migrate::AppliedMigration],
+    dirty: Option<i64>,
+    chain: &[i64],
+) -> Adoption {
+    let Some(newest) = applied.iter().map(|m| m.version).max() else {
+        return Adoption::AsIs;
+    };
+    if newest < BASELINE {
+        return Adoption::TooOld { found: newest };
+    }
+    let whole_chain =
+        dirty.is_none() && applied.iter().map(|m| m.version).eq(chain.iter().copied());
+    let before_baseline = applied
+        .iter()
+        .any(|m| m.version == BASELINE && hex::encode(&m.checksum) == BEFORE_BASELINE_950);
+    if whole_chain && before_baseline {
+        Adoption::Adopt
+    } else {
+        Adoption::AsIs
+    }
+}
+
+/// Runs before `migrator` on every open. A database built by the migrations before the
+/// baseline (`chain`, all applied and successful, version 950 the one they shipped) has the
+/// baseline's schema already: in one transaction their rows leave `_sqlx_migrations` but
+/// version 950's, which takes the baseline's checksum and description, so the migrator counts
+/// the database as at the baseline. No table or row of the engine changes. A database stopped
+/// before the baseline is refused ([`EngineError::SchemaTooOld`]), unchanged. Done under the
+/// migrator's lock (PostgreSQL: an advisory lock), so servers opening one database at once
+/// adopt it once.
+pub(crate) async fn adopt_baseline<DB>(
+    pool: &sqlx::Pool<DB>,
+    migrator: &sqlx::migrate::Migrator,
+    chain: &[i64],
+) -> Result<(), EngineError>
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    Vec<u8>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    String: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+{
+    use sqlx::migrate::Migrate;
+    let failed = |e: sqlx::migrate::MigrateError| {
+        EngineError::Storage(format!("adopting the schema baseline failed: {e}"))
+    };
+    let baseline = migrator
+        .iter()
+        .find(|m| m.version == BASELINE)
+        .ok_or_else(|| EngineError::Internal("the schema baseline is not embedded".into()))?;
+    let mut conn = pool.acquire().await?;
+    let conn: &mut DB::Connection = &mut conn;
+    conn.lock().await.map_err(failed)?;
+    let adopted = async {
+        conn.ensure_migrations_table(MIGRATIONS)
+            .await
+            .map_err(failed)?;
+        let dirty = conn.dirty_version(MIGRATIONS).await.map_err(failed)?;
+        let applied = conn
+            .list_applied_migrations(MIGRATIONS)
+            .await
+            .map_err(failed)?;
+        match adoption(&applied, dirty, chain) {
+            Adoption::TooOld { found } => Err(EngineError::SchemaTooOld { found }),
+            Adoption::AsIs => Ok(()),
+            Adoption::Adopt => {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let old_950 = hex::decode(BEFORE_BASELINE_950).unwrap_or_default();
+                // Both only while version 950 is the old one: another server may have adopted
+                // the database since it was read.
+                sqlx::query(
+                    "DELETE FROM _sqlx_migrations WHERE version < $1 AND EXISTS \
+                     (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND checksum = $2)",
+                )
+                .bind(BASELINE)
+                .bind(old_950.clone())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE _sqlx_migrations SET description = $1, checksum = $2 \
+                     WHERE version = $3 AND checksum = $4",
+                )
+                .bind(baseline.description.to_string())
+                .bind(baseline.checksum.to_vec())
+                .bind(BASELINE)
+                .bind(old_950)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+    .await;
+    let unlocked = conn.unlock().await.map_err(failed);
+    adopted.and(unlocked)
+}
+
+/// The migrator's table (sqlx's default name).
+const MIGRATIONS: &str = "_sqlx_migrations";
+
+#[cfg(test)]
+mod baseline_tests {
+    use super::{Adoption, BASELINE, BEFORE_BASELINE_950, adoption};
+    use sqlx::migrate::AppliedMigration;
+
+    /// The migrations before the baseline, kept as test fixtures.
+    async fn before_baseline(driver: &str) -> sqlx::migrate::Migrator {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/migrations-before-baseline")
+            .join(driver);
+        sqlx::migrate::Migrator::new(folder.as_path())
+            .await
+            .unwrap()
+    }
+
+    /// The versions and the checksum of 950 the adoption looks for are the ones the migrations
+    /// before the baseline wrote into `_sqlx_migrations`.
+    #[tokio::test]
+    async fn the_adoption_knows_what_the_migrations_before_the_baseline_stored() {
+        for (driver, chain) in [
+            ("sqlite", super::sqlite::BEFORE_BASELINE),
+            ("postgres", super::postgres::BEFORE_BASELINE),
+        ] {
+            let old = before_baseline(driver).await;
+            let versions: Vec<i64> = old.iter().map(|m| m.version).collect();
+            assert_eq!(versions, chain, "{driver}");
+            let last = old.iter().find(|m| m.version == BASELINE).unwrap();
+            assert_eq!(hex::encode(&last.checksum), BEFORE_BASELINE_950, "{driver}");
+        }
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        before_baseline("sqlite").await.run(&pool).await.unwrap();
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 950")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(hex::encode(stored), BEFORE_BASELINE_950);
+    }
+
+    fn applied(versions: &[i64], checksum_950: &str) -> Vec<AppliedMigration> {
+        versions
+            .iter()
+            .map(|&version| AppliedMigration {
+                version,
+                checksum: if version == BASELINE {
+                    hex::decode(checksum_950).unwrap().into()
+                } else {
+                    vec![1, 2, 3].into()
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_a_database_the_whole_old_chain_built_is_adopted() {
+        let chain = super::sqlite::BEFORE_BASELINE;
+        let old = BEFORE_BASELINE_950;
+        let other = "00";
+        assert_eq!(adoption(&applied(chain, old), None, chain), Adoption::Adopt);
+        // New, or already at the baseline.
+        assert_eq!(adoption(&[], None, chain), Adoption::AsIs);
+        assert_eq!(
+            adoption(&applied(&[950], other), None, chain),
+            Adoption::AsIs
+        );
+        // Stopped before the baseline, even with a failed migration.
+        let short: Vec<i64> = chain.iter().copied().filter(|&v| v <= 885).collect();
+        assert_eq!(
+            adoption(&applied(&short, old), None, chain),
+            Adoption::TooOld { found: 885 }
+        );
+        let with_failed: Vec<i64> = chain.iter().copied().filter(|&v| v <= 940).collect();
+        assert_eq!(
+            adoption(&applied(&with_failed, old), Some(940), chain),
+            Adoption::TooOld { found: 940 }
+        );
+        // Anything else is the migrator's to judge: a failed migration, a missing one, a 950
+        // that is neither, a version from a newer yimen.
+        assert_eq!(
+            adoption(&applied(chain, old), Some(940), chain),
+            Adoption::AsIs
+        );
+        let missing: Vec<i64> = chain.iter().copied().filter(|&v| v != 800).collect();
+        assert_eq!(
+            adoption(&applied(&missing, old), None, chain),
+            Adoption::AsIs
+        );
+        assert_eq!(
+            adoption(&applied(chain, other), None, chain),
+            Adoption::AsIs
+        );
+        let newer: Vec<i64> = chain.iter().copied().chain([9999]).collect();
+        assert_eq!(adoption(&applied(&newer, old), None, chain), Adoption::AsIs);
+    }
+}

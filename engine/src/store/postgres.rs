@@ -59,8 +59,9 @@ macro_rules! by_business_keys {
 }
 
 /// The given tasks and their instances' live tasks: the ids first, the live ones through
-/// `tasks_instance`, which holds only live tasks (migration 0830; a condition with `OR id = …`
-/// would not let the planner use it), then every row by its key, locked in id order.
+/// `tasks_instance`, which holds only live tasks (a partial index on PostgreSQL; a condition
+/// with `OR id = …` would not let the planner use it), then every row by its key, locked in id
+/// order.
 macro_rules! lock_tasks_with_siblings {
     () => {
         concat!(
@@ -278,6 +279,12 @@ pub async fn write_rows(
 /// check likewise for a connection used moments ago.
 pub(crate) const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The versions the migrations before the schema baseline applied here, the last one at the
+/// baseline's version (`store::adopt_baseline`).
+pub(crate) const BEFORE_BASELINE: &[i64] = &[
+    1, 100, 110, 200, 300, 400, 500, 600, 700, 800, 810, 820, 830, 870, 885, 940, 950,
+];
+
 /// Connects to `url` and migrates. `schema` (tests) sets the connection's `search_path`.
 ///
 /// The connections plan with `enable_seqscan = off`. Every statement of the engine is a keyed
@@ -316,6 +323,7 @@ pub async fn open(url: &str, schema: Option<&str>) -> Result<sqlx::PgPool, Engin
         .connect_with(opts)
         .await?;
     let migrator = sqlx::migrate!("../migrations/postgres");
+    crate::store::adopt_baseline(&pool, &migrator, BEFORE_BASELINE).await?;
     crate::store::migrate(&migrator, migrator.run(&pool).await)?;
     Ok(pool)
 }
@@ -750,7 +758,7 @@ mod tests {
             assert!(!plan.contains("Filter"), "{explain}:\n{plan}");
         }
         // The live tasks of instances come through `tasks_instance`, which holds only them
-        // (migration 0830).
+        // (the schema's partial index).
         for explain in [
             r#"EXPLAIN EXECUTE lock_live_tasks('["i1"]')"#,
             r#"EXPLAIN EXECUTE lock_tasks_with_siblings('["t1"]')"#,

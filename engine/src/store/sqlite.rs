@@ -75,6 +75,12 @@ const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// How long a pooled connection or the writer waits for a lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The versions the migrations before the schema baseline applied here, the last one at the
+/// baseline's version (`store::adopt_baseline`).
+pub(crate) const BEFORE_BASELINE: &[i64] = &[
+    1, 100, 110, 200, 300, 400, 500, 600, 800, 810, 820, 870, 885, 940, 950,
+];
+
 /// Opens (creating if missing) and migrates the database at `url` (`sqlite:path`).
 pub async fn open(url: &str) -> Result<sqlx::SqlitePool, EngineError> {
     Ok(open_database(url).await?.0)
@@ -129,6 +135,7 @@ pub(crate) async fn open_database(url: &str) -> Result<(sqlx::SqlitePool, Databa
         .connect_with(opts)
         .await?;
     let migrator = sqlx::migrate!("../migrations/sqlite");
+    crate::store::adopt_baseline(&pool, &migrator, BEFORE_BASELINE).await?;
     crate::store::migrate(&migrator, migrator.run(&pool).await)?;
     Ok((pool, database))
 }
