@@ -475,7 +475,7 @@ impl From<crate::EngineError> for ApiError {
                 ),
                 serde_json::json!({ "diagnostics": diagnostics }),
             ),
-            too_new @ E::SchemaTooNew { .. } => ApiError::Unavailable {
+            too_new @ (E::SchemaTooNew { .. } | E::SchemaTooOld { .. }) => ApiError::Unavailable {
                 message: too_new.to_string(),
             },
             other => ApiError::internal(other),

@@ -183,7 +183,7 @@ pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
 pub(crate) const BUMP_ACCESS_GENERATION: &str =
     "UPDATE access_generation SET generation = generation + 1 WHERE id = 1";
 
-/// Bumps the access generation (migration 0110): servers drop what they cached about tokens
+/// Bumps the access generation: servers drop what they cached about tokens
 /// and start rules at their next request.
 pub async fn bump_access_generation(tx: &mut Tx) -> R<()> {
     sqlx::query(BUMP_ACCESS_GENERATION)

@@ -284,7 +284,7 @@ pub struct TaskRow {
     /// holder and time, for the history.
     pub lapsed_by: Option<String>,
     pub lapsed_at: Option<i64>,
-    /// The worker label the current claim gave (migration 0870).
+    /// The worker label the current claim gave.
     pub worker: Option<String>,
     /// The worker label of the claim recorded by `lapsed_by`.
     pub lapsed_worker: Option<String>,

@@ -359,7 +359,7 @@ pub(crate) fn query_i64(db: &mut Db<'_>, sql: &str, column: &str) -> R<i64> {
 pub(crate) fn access_generation(db: &mut Db<'_>) -> R<i64> {
     query_i64(db, crate::store::tokens::GENERATION_SQL, "generation").map_err(|_| {
         EngineError::Internal(
-            "the row of access_generation is missing; migration 0110 inserts it".into(),
+            "the row of access_generation is missing; the schema (migrations/) inserts it".into(),
         )
     })
 }

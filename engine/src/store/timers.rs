@@ -1,5 +1,5 @@
-//! SQL of the inbox and of scheduled report runs (tables of migration 0200). Written once in
-//! `timers_sql.rs` and compiled per driver, like the engine's `common.rs`.
+//! SQL of the inbox and of scheduled report runs. Written once in `timers_sql.rs` and
+//! compiled per driver, like the engine's `common.rs`.
 
 use crate::error::EngineError;
 use crate::store::StorePool;

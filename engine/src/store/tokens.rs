@@ -259,7 +259,8 @@ impl TokenStore {
         // which a constant does not express, so report the database as broken.
         generation.ok_or_else(|| {
             EngineError::Internal(
-                "the row of access_generation is missing; migration 0110 inserts it".into(),
+                "the row of access_generation is missing; the schema (migrations/) inserts it"
+                    .into(),
             )
         })
     }
