@@ -5,7 +5,6 @@
 
 use crate::clock::Clock;
 use crate::error::{EngineError, Problem, Result};
-use crate::ledger::{self, HistoryEntry, LedgerReport};
 use crate::runtime::due::DueDates;
 use crate::runtime::state::{Changeset, RunState, Status, Wait};
 use crate::runtime::{self, DeploymentData, Event, InstanceData, TaskRef};
@@ -13,8 +12,8 @@ use crate::store::json_list;
 use crate::store::port::*;
 use crate::store::staged::Staged;
 use crate::store::{
-    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool,
-    TaskQuery, TaskRow, TimerRow, Tx,
+    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, StorePool, TaskRow,
+    TimerRow, Tx,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value as Json, json};
@@ -125,7 +124,10 @@ macro_rules! transaction {
 pub(crate) use transaction;
 
 mod fire;
+mod ledger;
+mod outbox;
 mod types;
+mod views;
 
 pub use types::*;
 use types::{deployment_view, outbox_view, task_view};
@@ -173,7 +175,7 @@ pub(crate) fn chain(
             prev_hash: row.history_head.clone(),
             hash: String::new(),
         };
-        h.hash = ledger::seal(key, &h);
+        h.hash = crate::ledger::seal(key, &h);
         row.history_count = h.seq;
         row.history_head = h.hash.clone();
         rows.push(h);
@@ -1066,173 +1068,6 @@ impl Engine {
         Ok(row)
     }
 
-    /// The instance with masked case data, its open tasks and pending timers.
-    pub async fn instance(&self, id: &str) -> Result<InstanceView> {
-        let store = &self.inner.store;
-        let row = store
-            .instance(id)
-            .await?
-            .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        let tasks = store.active_tasks(id).await?;
-        let timers = store.instance_timers(id).await?;
-        self.view(&row, tasks, timers).await
-    }
-
-    pub(crate) async fn view(
-        &self,
-        row: &InstanceRow,
-        tasks: Vec<TaskRow>,
-        timers: Vec<TimerRow>,
-    ) -> Result<InstanceView> {
-        let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
-        let state: RunState = serde_json::from_str(&row.state)?;
-        let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
-        let masked = vars
-            .iter()
-            .map(|(k, v)| {
-                let personal = loaded
-                    .model
-                    .vars
-                    .iter()
-                    .find(|d| &d.name.name == k)
-                    .and_then(|d| d.personal);
-                (
-                    k.clone(),
-                    personal.map_or_else(|| v.clone(), |p| crate::documents::mask_json(p, v)),
-                )
-            })
-            .collect();
-        let tasks = tasks.into_iter().map(task_view).collect();
-        let children = loaded
-            .model
-            .nodes
-            .iter()
-            .filter_map(|node| {
-                let NodeKind::StartProcess { process, .. } = &node.kind else {
-                    return None;
-                };
-                let child = state
-                    .results
-                    .get(&node.id.name)?
-                    .get("instance")?
-                    .as_str()?;
-                Some(ChildLink {
-                    node: node.id.name.clone(),
-                    process: process.name.clone(),
-                    instance_id: child.to_string(),
-                })
-            })
-            .collect();
-        let timers = timers
-            .into_iter()
-            .map(|t| TimerView {
-                id: t.id,
-                kind: t.kind,
-                node: t.node,
-                task_id: t.task_id,
-                due_at: time(t.due_at),
-            })
-            .collect();
-        Ok(InstanceView {
-            id: row.id.clone(),
-            process: row.process_key.clone(),
-            version: row.version,
-            business_key: row.business_key.clone(),
-            status: Status::parse(&row.status)
-                .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
-            result: row.result.clone(),
-            incident: row.incident.clone(),
-            vars: masked,
-            active_nodes: state.tokens.iter().map(|t| t.node.clone()).collect(),
-            tasks,
-            timers,
-            provisional_due: row.provisional != 0,
-            parent_id: row.parent_id.clone(),
-            parent_node: row.parent_node.clone(),
-            children,
-            created_at: time(row.created_at),
-            updated_at: time(row.updated_at),
-            ended_at: row.ended_at.map(time),
-            existing: false,
-        })
-    }
-
-    /// Unmasked case data, for callers entitled to it (the API decides).
-    pub async fn instance_vars(&self, id: &str) -> Result<Map<String, Json>> {
-        let row = self
-            .inner
-            .store
-            .instance(id)
-            .await?
-            .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        Ok(serde_json::from_str(&row.vars)?)
-    }
-
-    /// The instance's timeline.
-    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
-        let Some(row) = self.inner.store.instance(id).await? else {
-            return Err(EngineError::not_found(format!("instance {id}")));
-        };
-        let (tz, case) = self.ledger_case(&row).await?;
-        Ok(self
-            .inner
-            .store
-            .history(id)
-            .await?
-            .into_iter()
-            .map(|h| HistoryEntry::new(h, tz, case.clone()))
-            .collect())
-    }
-
-    /// The zone an instance's times are shown in (its process's calendar) and its ledger case
-    /// columns: the business key and the variables named by `ledger_columns` in the process's
-    /// configuration, personal ones masked.
-    async fn ledger_case(&self, row: &InstanceRow) -> Result<(chrono_tz::Tz, ledger::CaseColumns)> {
-        let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
-        let calendar = loaded.model.calendar.as_ref().map(|c| c.name.as_str());
-        let tz = self.inner.due.time_zone(calendar);
-        let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
-        let mut case = vec![(
-            "business_key".to_string(),
-            row.business_key.clone().map_or(Json::Null, Json::String),
-        )];
-        for name in ledger::case_columns(&loaded.data.config) {
-            let value = vars.get(&name).cloned().unwrap_or(Json::Null);
-            let personal = loaded
-                .model
-                .vars
-                .iter()
-                .find(|v| v.name.name == name)
-                .and_then(|v| v.personal);
-            let shown =
-                personal.map_or_else(|| value.clone(), |p| crate::documents::mask_json(p, &value));
-            case.push((name, shown));
-        }
-        Ok((tz, ledger::CaseColumns(case)))
-    }
-
-    /// Documents issued for the instance.
-    pub async fn documents(&self, id: &str) -> Result<Vec<Document>> {
-        if self.inner.store.instance(id).await?.is_none() {
-            return Err(EngineError::not_found(format!("instance {id}")));
-        }
-        Ok(self
-            .inner
-            .store
-            .documents(id)
-            .await?
-            .into_iter()
-            .map(|d| Document {
-                id: d.id,
-                name: d.name,
-                label: d.label,
-                public: d.public != 0,
-                content: d.content,
-                created_at: time(d.created_at),
-            })
-            .collect())
-    }
-
     /// Delivers a message the instance waits for; its payload sets the listed variables.
     pub async fn message(
         &self,
@@ -1776,220 +1611,6 @@ impl Engine {
             task
         })?;
         Ok(task_view(task))
-    }
-
-    /// Lists tasks.
-    pub async fn tasks(&self, f: TaskFilter) -> Result<Vec<TaskView>> {
-        let q = TaskQuery {
-            queues: f.queues.as_ref().map(json_list),
-            org_units: f.org_units.as_ref().map(json_list),
-            state: f.state.map(|s| s.as_str().to_string()),
-            instance: f.instance,
-            limit: i64::from(f.limit.unwrap_or(100).min(1000)),
-        };
-        Ok(self
-            .inner
-            .store
-            .tasks(&q)
-            .await?
-            .into_iter()
-            .map(task_view)
-            .collect())
-    }
-
-    /// One task.
-    pub async fn task(&self, id: &str) -> Result<TaskView> {
-        self.inner
-            .store
-            .task(id)
-            .await?
-            .map(task_view)
-            .ok_or_else(|| EngineError::not_found(format!("task {id}")))
-    }
-
-    // ---- timers ----
-
-    /// Due time of the earliest pending timer.
-    pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.inner.store.next_timer_due().await?.map(time))
-    }
-
-    // ---- outbox ----
-
-    /// Claims up to `max` due deliveries; they are hidden from other claimers for `lease`.
-    pub async fn outbox_claim(
-        &self,
-        now: DateTime<Utc>,
-        max: u32,
-        lease: Duration,
-    ) -> Result<Vec<OutboxMessage>> {
-        self.outbox_claim_lane(now, max, lease, None).await
-    }
-
-    /// [`Engine::outbox_claim`] of one delivery lane: `Some(true)` webhooks only,
-    /// `Some(false)` the inbox notices only.
-    pub async fn outbox_claim_lane(
-        &self,
-        now: DateTime<Utc>,
-        max: u32,
-        lease: Duration,
-        webhooks: Option<bool>,
-    ) -> Result<Vec<OutboxMessage>> {
-        let rows = transaction!(self, |tx, _fx| {
-            tx.claim_outbox(ms(now), ms(now + lease), i64::from(max), webhooks)
-                .await?
-        })?;
-        Ok(rows.into_iter().map(outbox_view).collect())
-    }
-
-    /// Marks a delivery done. `false`: it was not pending (already delivered or dead).
-    pub async fn outbox_delivered(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .inner
-            .store
-            .outbox_delivered(id, ms(self.now()))
-            .await?
-            > 0)
-    }
-
-    /// Records a failed attempt: retried at `retry_at`, or given up (`None`: state `dead`).
-    pub async fn outbox_failed(
-        &self,
-        id: &str,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<bool> {
-        Ok(self
-            .inner
-            .store
-            .outbox_failed(id, error, retry_at.map(ms))
-            .await?
-            > 0)
-    }
-
-    /// Deliveries that failed and are not delivered: still retried (`pending`) or given up
-    /// (`dead`), newest first, at most `limit`.
-    pub async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxMessage>> {
-        Ok(self
-            .inner
-            .store
-            .outbox_failures(i64::from(limit))
-            .await?
-            .into_iter()
-            .map(outbox_view)
-            .collect())
-    }
-
-    /// Deliveries of an instance, with their state.
-    pub async fn outbox_of(&self, instance: &str) -> Result<Vec<OutboxMessage>> {
-        Ok(self
-            .inner
-            .store
-            .outbox_of(instance)
-            .await?
-            .into_iter()
-            .map(outbox_view)
-            .collect())
-    }
-
-    // ---- ledger ----
-
-    /// The zone of the default calendar: the one ledger ranges given as days are read in
-    /// ([`ledger::range`]).
-    pub fn time_zone(&self) -> chrono_tz::Tz {
-        self.inner.due.time_zone(None)
-    }
-
-    /// History entries written in `[from, to)`, in time order, each with its case columns
-    /// and its time in the zone of its process's calendar.
-    pub async fn ledger_export(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<HistoryEntry>> {
-        if to < from {
-            return Err(EngineError::invalid("to", "is before `from`"));
-        }
-        let rows = self.inner.store.history_range(ms(from), ms(to)).await?;
-        let mut cases: HashMap<String, (chrono_tz::Tz, ledger::CaseColumns)> = HashMap::new();
-        let mut entries = Vec::with_capacity(rows.len());
-        for h in rows {
-            if !cases.contains_key(&h.instance_id) {
-                let case = match self.inner.store.instance(&h.instance_id).await? {
-                    Some(row) => self.ledger_case(&row).await?,
-                    None => (
-                        self.inner.due.time_zone(None),
-                        ledger::CaseColumns::default(),
-                    ),
-                };
-                cases.insert(h.instance_id.clone(), case);
-            }
-            let (tz, case) = &cases[&h.instance_id];
-            entries.push(HistoryEntry::new(h, *tz, case.clone()));
-        }
-        Ok(entries)
-    }
-
-    /// Verifies every instance's hash chain (with the engine's ledger keys, if it has them).
-    pub async fn ledger_verify(&self) -> Result<LedgerReport> {
-        let keys = self.ledger_keys();
-        self.ledger_verify_with(keys.as_deref(), None).await
-    }
-
-    /// Verifies every instance's hash chain: with `keys`, every keyed entry's HMAC; with
-    /// `checkpoints` (and the public keys that signed them), that no case they recorded was
-    /// deleted, shortened or rewritten.
-    pub async fn ledger_verify_with(
-        &self,
-        keys: Option<&crate::ledger_keys::LedgerKeys>,
-        checkpoints: Option<crate::ledger_keys::Against<'_>>,
-    ) -> Result<LedgerReport> {
-        let instances = self.inner.store.instances_all().await?;
-        let history = self.inner.store.history_all().await?;
-        let mut report = ledger::verify_with(&instances, &history, keys);
-        if let Some((checkpoints, public)) = checkpoints {
-            report.checkpoints = checkpoints.len();
-            report
-                .problems
-                .extend(crate::ledger_keys::check_checkpoints(
-                    checkpoints,
-                    public,
-                    &instances,
-                    &history,
-                ));
-        }
-        Ok(report)
-    }
-
-    /// Sets the keys the ledger is chained and its checkpoints signed with (once, before the
-    /// engine writes; see `ledger_keys`). Entries written before stay as they were.
-    pub fn set_ledger_keys(&self, keys: crate::ledger_keys::LedgerKeys) -> Result<()> {
-        self.inner
-            .ledger_keys
-            .set(Arc::new(keys))
-            .map_err(|_| EngineError::invalid("ledger_key", "the ledger key is already set"))
-    }
-
-    /// The engine's ledger keys, if it has them.
-    pub fn ledger_keys(&self) -> Option<Arc<crate::ledger_keys::LedgerKeys>> {
-        self.inner.ledger_keys.get().cloned()
-    }
-
-    /// The key new entries are chained with.
-    pub(crate) fn chain_key(&self) -> Option<crate::ledger_keys::ChainKey> {
-        self.inner.ledger_keys.get().map(|k| k.chain_key().clone())
-    }
-
-    /// A checkpoint of every case's head, signed with the engine's ledger key.
-    pub async fn ledger_checkpoint(&self) -> Result<crate::ledger_keys::Checkpoint> {
-        let keys = self.ledger_keys().ok_or_else(|| {
-            EngineError::invalid(
-                "ledger_key",
-                "no ledger key: a checkpoint is signed with it (`yimen ledger keygen`)",
-            )
-        })?;
-        let heads = self.inner.store.case_heads().await?;
-        Ok(keys.checkpoint(Utc::now(), heads))
     }
 }
 
