@@ -1,0 +1,248 @@
+//! Claims: fetch-and-lock of open tasks, what a claimed task shows its worker, and the lock
+//! checks every later call on the task passes (extend, release, complete, fail).
+
+use super::{
+    ClaimRequest, ClaimedTask, Engine, FieldView, TaskView, claim_entry, ms, task_view, time,
+};
+use crate::error::{EngineError, Problem, Result};
+use crate::store::json_list;
+use crate::store::port::*;
+use crate::store::{ClaimQuery, InstanceRow, TaskRow};
+use chrono::Duration;
+use serde_json::json;
+use yimen_dsl::model::NodeKind;
+
+impl Engine {
+    /// Fetch-and-lock up to `max` tasks of the queues for `lease`.
+    pub async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        let mut problems = Vec::new();
+        if req.queues.is_empty() {
+            problems.push(Problem::new("queues", "name at least one queue"));
+        }
+        if req.actor.trim().is_empty() {
+            problems.push(Problem::new("actor", "is required"));
+        }
+        if req.max == 0 || req.max > 1000 {
+            problems.push(Problem::new("max", "must be between 1 and 1000"));
+        }
+        if req.lease <= Duration::zero() || req.lease > Duration::days(7) {
+            problems.push(Problem::new("lease", "must be between 1 second and 7 days"));
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid { problems });
+        }
+        let now = self.now();
+        let q = ClaimQuery {
+            actor: req.actor.clone(),
+            worker: req
+                .worker
+                .as_deref()
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(str::to_string),
+            queues: json_list(&req.queues),
+            org_units: req.org_units.as_ref().map(json_list),
+            now: ms(now),
+            expires_at: ms(now + req.lease),
+            max: i64::from(req.max),
+        };
+        self.committer().claim(self, q).await
+    }
+
+    async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
+        let inst = self
+            .inner
+            .store
+            .instance(&t.instance_id)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Internal(format!("instance {} is missing", t.instance_id))
+            })?;
+        self.claimed_with(t, &inst).await
+    }
+
+    pub(crate) async fn claimed_with(&self, t: TaskRow, inst: &InstanceRow) -> Result<ClaimedTask> {
+        let loaded = self.loaded_by_key(&inst.process_key, inst.version).await?;
+        let (outcomes, fields) = match loaded
+            .model
+            .nodes
+            .iter()
+            .find(|n| n.id.name == t.node)
+            .map(|n| &n.kind)
+        {
+            Some(NodeKind::Task(spec)) => {
+                let mut names: Vec<(String, bool)> = spec
+                    .fields
+                    .iter()
+                    .map(|f| (f.var.name.clone(), f.required))
+                    .collect();
+                for o in &spec.outcomes {
+                    for r in &o.requires {
+                        if !names.iter().any(|(n, _)| n == &r.name) {
+                            names.push((r.name.clone(), false));
+                        }
+                    }
+                }
+                let fields = names
+                    .into_iter()
+                    .map(|(name, required)| {
+                        let decl = loaded.model.vars.iter().find(|v| v.name.name == name);
+                        FieldView {
+                            ty: decl
+                                .map(|d| yimen_dsl::value::type_name(&d.ty))
+                                .unwrap_or_default(),
+                            label: decl.and_then(|d| d.label.clone()),
+                            name,
+                            required,
+                        }
+                    })
+                    .collect();
+                (
+                    spec.outcomes.iter().map(|o| o.key.name.clone()).collect(),
+                    fields,
+                )
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        Ok(ClaimedTask {
+            lock_token: t.lock_token,
+            lock_expires_at: time(t.lock_expires_at.unwrap_or_default()),
+            process: inst.process_key.clone(),
+            vars: serde_json::from_str(&inst.vars)?,
+            outcomes,
+            fields,
+            task: task_view(t),
+        })
+    }
+
+    /// Checks that the claim of `task` is held by `caller`: only the caller that claimed a task
+    /// (the holder `assignee` was checked against) may complete, extend, release or fail it,
+    /// whoever knows its lock token. 403 otherwise.
+    pub(super) fn check_holder(task: &TaskRow, caller: &str) -> Result<()> {
+        match not_holder(&task.id, &task.state, task.locked_by.as_deref(), caller) {
+            Some(why) => Err(EngineError::Forbidden { why }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that `task` is claimed under `token`; says why not.
+    pub(super) fn check_lock(task: &TaskRow, token: i64) -> Result<()> {
+        match task.state.as_str() {
+            "claimed" if task.lock_token == token => Ok(()),
+            "claimed" => Err(EngineError::conflict(format!(
+                "lock token {token} is stale: task {} was claimed again (current token {}); claim it anew",
+                task.id, task.lock_token
+            ))),
+            "completed" if task.lock_token == token => Err(EngineError::AlreadyCompleted {
+                why: format!(
+                    "task {} was already completed with this lock token{}{}: the completion was applied once, nothing was done again",
+                    task.id,
+                    task.outcome
+                        .as_deref()
+                        .map(|o| format!(" (outcome {o})"))
+                        .unwrap_or_default(),
+                    task.completed_by
+                        .as_deref()
+                        .map(|w| format!(" by {w}"))
+                        .unwrap_or_default()
+                ),
+            }),
+            "completed" => Err(EngineError::conflict(format!(
+                "task {} is already completed{}",
+                task.id,
+                task.completed_by
+                    .as_deref()
+                    .map(|w| format!(" by {w}"))
+                    .unwrap_or_default()
+            ))),
+            "cancelled" => Err(EngineError::conflict(format!(
+                "task {} was cancelled: its case moved on or ended",
+                task.id
+            ))),
+            "failed" => Err(EngineError::conflict(format!(
+                "task {} failed; an operator must resolve the incident first",
+                task.id
+            ))),
+            _ => Err(EngineError::conflict(format!(
+                "task {} is not claimed (its lease may have run out and been released); claim it first",
+                task.id
+            ))),
+        }
+    }
+
+    /// Extends the lease of a claimed task held by `caller`.
+    pub async fn extend(
+        &self,
+        task_id: &str,
+        lock_token: i64,
+        lease: Duration,
+        caller: &str,
+    ) -> Result<ClaimedTask> {
+        if lease <= Duration::zero() || lease > Duration::days(7) {
+            return Err(EngineError::invalid(
+                "lease",
+                "must be between 1 second and 7 days",
+            ));
+        }
+        let task = transaction!(self, |tx, _fx| {
+            let mut task = tx
+                .lock_task(task_id)
+                .await?
+                .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
+            Engine::check_lock(&task, lock_token)?;
+            Engine::check_holder(&task, caller)?;
+            task.lock_expires_at = Some(ms(self.now() + lease));
+            tx.update_task(&task).await?;
+            task
+        })?;
+        self.claimed(task).await
+    }
+
+    /// Gives a claimed task back to its queue (`actor`: the caller, who must hold the claim).
+    pub async fn release(&self, task_id: &str, lock_token: i64, actor: &str) -> Result<TaskView> {
+        let task = transaction!(self, |tx, fx| {
+            let mut task = tx
+                .lock_task(task_id)
+                .await?
+                .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
+            Engine::check_lock(&task, lock_token)?;
+            Engine::check_holder(&task, actor)?;
+            let claim = claim_entry(&task);
+            task.state = "open".into();
+            task.locked_by = None;
+            task.worker = None;
+            task.lock_expires_at = None;
+            task.available_at = ms(self.now());
+            tx.update_task(&task).await?;
+            let released = self.entry_now(
+                actor,
+                &task.node,
+                "task_released",
+                format!("{} released by {actor}", task.node),
+                json!({ "task": task.id }),
+            );
+            let entries = claim.into_iter().chain([released]).collect();
+            self.note(&mut tx, &task.instance_id, entries).await?;
+            fx.queues.push(task.queue.clone());
+            task
+        })?;
+        Ok(task_view(task))
+    }
+}
+
+/// Why `caller` may not finish (complete, extend, release, fail) task `id`: its claim is
+/// another caller's. `None` when it may (or the task is not claimed: the lock says why not).
+pub(crate) fn not_holder(
+    id: &str,
+    state: &str,
+    holder: Option<&str>,
+    caller: &str,
+) -> Option<String> {
+    match holder {
+        Some(holder) if state == "claimed" && holder != caller => Some(format!(
+            "task {id} is claimed by `{holder}`: only the caller that claimed it may finish it, \
+             not `{caller}`; claim a task yourself"
+        )),
+        _ => None,
+    }
+}
