@@ -125,7 +125,6 @@ pub use start::{MAX_BUSINESS_KEY_CHARS, text_problem};
 pub use types::*;
 
 use deploy::Loaded;
-use start::new_instance_row;
 use types::{deployment_view, outbox_view, task_view};
 
 fn ms(t: DateTime<Utc>) -> i64 {

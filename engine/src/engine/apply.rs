@@ -2,11 +2,10 @@
 //! started and parents told of children that ended, and the changeset written to the unit of
 //! work.
 
-use super::{Effects, Engine, Entry, chain, claim_entry, ms, new_instance_row, time};
+use super::{Effects, Engine, Entry, chain, claim_entry, ms, time};
 use crate::error::{EngineError, Result};
-use crate::runtime::state::{Changeset, Status};
+use crate::runtime::state::{Changeset, NewDocument, NewOutbox, NewTask, NewTimer, Status};
 use crate::runtime::{self, Event, InstanceData};
-use crate::store::port::*;
 use crate::store::staged::Staged;
 use crate::store::{DocumentRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx};
 use chrono::{DateTime, Utc};
@@ -57,40 +56,7 @@ impl Engine {
             let was_terminal = data.status.is_terminal();
             let mut cs = cs;
             for child in std::mem::take(&mut cs.children) {
-                let started = match tx.deployment_tx(&child.process, None).await? {
-                    None => Err(format!(
-                        "linked process `{}` is not deployed; deploy it, then resolve the incident",
-                        child.process
-                    )),
-                    Some(dep) => {
-                        let cl = self.loaded(&dep)?;
-                        match runtime::start_vars(
-                            &cl.model,
-                            &cl.data,
-                            &child.vars,
-                            now,
-                            &self.limits(),
-                        ) {
-                            Err(e) => Err(format!(
-                                "linked process `{}` cannot start: {e}",
-                                child.process
-                            )),
-                            Ok(vars) => {
-                                let crow = new_instance_row(
-                                    &child.id,
-                                    &dep.key,
-                                    dep.version,
-                                    None,
-                                    &vars,
-                                    Some((&row.id, &child.node)),
-                                    now,
-                                )?;
-                                st.insert_instance(&crow);
-                                Ok(())
-                            }
-                        }
-                    }
-                };
+                let started = self.start_child(tx, st, &row, &child, now).await?;
                 match started {
                     Ok(()) => queue.push_back((
                         child.id.clone(),
@@ -137,47 +103,12 @@ impl Engine {
     ) {
         let now_ms = ms(now);
         for t in &cs.new_tasks {
-            let task = TaskRow {
-                id: t.id.clone(),
-                instance_id: row.id.clone(),
-                node: t.node.clone(),
-                label: t.label.clone(),
-                queue: t.queue.clone(),
-                org_unit: t.org_unit.clone(),
-                state: "open".into(),
-                lock_token: 0,
-                locked_by: None,
-                lock_expires_at: None,
-                available_at: now_ms,
-                assignee: t.assignee.clone(),
-                item: t.item.as_ref().map(Json::to_string),
-                outcome: None,
-                completed_by: None,
-                failures: 0,
-                last_error: None,
-                due_at: t.due_at,
-                created_at: now_ms,
-                completed_at: None,
-                claimed_at: None,
-                lapsed_by: None,
-                lapsed_at: None,
-                worker: None,
-                lapsed_worker: None,
-            };
+            let task = task_row(t, &row.id, now_ms);
             fx.queues.push(t.queue.clone());
             st.insert_task(task);
         }
         for t in &cs.new_timers {
-            let timer = TimerRow {
-                id: t.id.clone(),
-                instance_id: row.id.clone(),
-                kind: t.kind.to_string(),
-                node: t.node.clone(),
-                task_id: t.task_id.clone(),
-                due_at: t.due_at,
-                payload: t.payload.to_string(),
-                state: "pending".into(),
-            };
+            let timer = timer_row(t, &row.id);
             st.insert_timer(&timer, now_ms);
             fx.timers.push(t.due_at);
         }
@@ -199,32 +130,10 @@ impl Engine {
             st.cancel_instance_timers(&row.id);
         }
         for o in &cs.outbox {
-            let out = OutboxRow {
-                id: o.id.clone(),
-                instance_id: row.id.clone(),
-                channel: o.channel.clone(),
-                dedup_key: o.dedup_key.clone(),
-                payload: o.payload.to_string(),
-                state: "pending".into(),
-                attempts: 0,
-                next_attempt_at: now_ms,
-                last_error: None,
-                created_at: now_ms,
-                delivered_at: None,
-            };
-            st.insert_outbox(out);
+            st.insert_outbox(outbox_row(o, &row.id, now_ms));
         }
         for d in &cs.documents {
-            let doc = DocumentRow {
-                id: d.id.clone(),
-                instance_id: row.id.clone(),
-                name: d.name.clone(),
-                label: d.label.clone(),
-                public: i64::from(d.public),
-                content: d.content.clone(),
-                created_at: now_ms,
-            };
-            st.insert_document(doc);
+            st.insert_document(document_row(d, &row.id, now_ms));
         }
         let entries: Vec<Entry> = cs
             .history
@@ -265,4 +174,79 @@ fn instance_data(row: &InstanceRow) -> Result<InstanceData> {
         state: serde_json::from_str(&row.state)?,
         provisional: row.provisional != 0,
     })
+}
+
+/// The row of the open task a node created, in instance `instance`.
+fn task_row(t: &NewTask, instance: &str, now_ms: i64) -> TaskRow {
+    TaskRow {
+        id: t.id.clone(),
+        instance_id: instance.to_string(),
+        node: t.node.clone(),
+        label: t.label.clone(),
+        queue: t.queue.clone(),
+        org_unit: t.org_unit.clone(),
+        state: "open".into(),
+        lock_token: 0,
+        locked_by: None,
+        lock_expires_at: None,
+        available_at: now_ms,
+        assignee: t.assignee.clone(),
+        item: t.item.as_ref().map(Json::to_string),
+        outcome: None,
+        completed_by: None,
+        failures: 0,
+        last_error: None,
+        due_at: t.due_at,
+        created_at: now_ms,
+        completed_at: None,
+        claimed_at: None,
+        lapsed_by: None,
+        lapsed_at: None,
+        worker: None,
+        lapsed_worker: None,
+    }
+}
+
+/// The row of the pending timer of a node or task, in instance `instance`.
+fn timer_row(t: &NewTimer, instance: &str) -> TimerRow {
+    TimerRow {
+        id: t.id.clone(),
+        instance_id: instance.to_string(),
+        kind: t.kind.to_string(),
+        node: t.node.clone(),
+        task_id: t.task_id.clone(),
+        due_at: t.due_at,
+        payload: t.payload.to_string(),
+        state: "pending".into(),
+    }
+}
+
+/// The row of a delivery, pending and due at once, in instance `instance`.
+fn outbox_row(o: &NewOutbox, instance: &str, now_ms: i64) -> OutboxRow {
+    OutboxRow {
+        id: o.id.clone(),
+        instance_id: instance.to_string(),
+        channel: o.channel.clone(),
+        dedup_key: o.dedup_key.clone(),
+        payload: o.payload.to_string(),
+        state: "pending".into(),
+        attempts: 0,
+        next_attempt_at: now_ms,
+        last_error: None,
+        created_at: now_ms,
+        delivered_at: None,
+    }
+}
+
+/// The row of an issued document, in instance `instance`.
+fn document_row(d: &NewDocument, instance: &str, now_ms: i64) -> DocumentRow {
+    DocumentRow {
+        id: d.id.clone(),
+        instance_id: instance.to_string(),
+        name: d.name.clone(),
+        label: d.label.clone(),
+        public: i64::from(d.public),
+        content: d.content.clone(),
+        created_at: now_ms,
+    }
 }

@@ -25,79 +25,14 @@ impl Engine {
                 self.inner.due.calendar_source(),
             )?,
         };
-        // Imported processes given with it are deployed first (identical ones are no-ops), so
-        // that `start process` finds them.
-        for import in &model.imports {
-            let path = format!("{}.flow", import.name);
-            if path == req.file {
-                continue;
-            }
-            if let Some(source) = req.files.get(&path) {
-                let sub = DeployRequest {
-                    file: path,
-                    source: source.clone(),
-                    files: req.files.clone(),
-                    model: None,
-                };
-                Box::pin(self.deploy(sub)).await?;
-            }
-        }
-        // Only the files the process names are kept (and hashed): deploying a folder with
-        // unrelated changes gives the same version.
-        let mut used = BTreeMap::new();
-        let named = model
-            .config
-            .iter()
-            .map(|c| c.file.clone())
-            .chain(model.documents.iter().map(|d| d.template.clone()))
-            .chain(model.imports.iter().map(|i| format!("{}.flow", i.name)));
-        for path in named {
-            if let Some(text) = req.files.get(&path) {
-                if text.len() > crate::limits::MAX_DEPLOYED_FILE_BYTES {
-                    return Err(EngineError::invalid(
-                        format!("files.{path}"),
-                        format!(
-                            "has {} bytes; a file deployed with a process may have at most {}",
-                            text.len(),
-                            crate::limits::MAX_DEPLOYED_FILE_BYTES
-                        ),
-                    ));
-                }
-                used.insert(path, text.clone());
-            }
-        }
-        let req = DeployRequest {
-            file: req.file,
-            source: req.source,
-            files: used,
-            model: None,
-        };
-        let config = load_config(&model, &req.files)?;
-        let mut h = Sha256::new();
-        h.update(req.source.as_bytes());
-        for (path, content) in &req.files {
-            h.update(b"\0file\0");
-            h.update(path.as_bytes());
-            h.update(b"\0");
-            h.update(content.as_bytes());
-        }
-        let model_json = serde_json::to_string(&model)?;
-        // What is stored must load: the same bound as `read_model`.
-        let depth = json_depth(&model_json);
-        if depth > MAX_MODEL_DEPTH {
-            return Err(EngineError::invalid(
-                "source",
-                format!(
-                    "the model nests {depth} levels deep, more than the {MAX_MODEL_DEPTH} the engine reads back; split deep expressions or types"
-                ),
-            ));
-        }
-        h.update(b"\0model\0");
-        h.update(model_json.as_bytes());
-        let hash = hex::encode(h.finalize());
+        self.deploy_imports(&model, &req.file, &req.files).await?;
+        let files = deployed_files(&model, &req.files)?;
+        let config = load_config(&model, &files)?;
+        let model_json = stored_model(&model)?;
+        let hash = deployment_hash(&req.source, &files, &model_json);
         let key = model.key.name.clone();
         let now = ms(self.now());
-        let files = serde_json::to_string(&req.files)?;
+        let files = serde_json::to_string(&files)?;
         let config = serde_json::to_string(&config)?;
         let (row, created) = transaction!(self, |tx, _fx| {
             if let Some(existing) = tx.deployment_by_hash(&key, &hash).await? {
@@ -122,6 +57,32 @@ impl Engine {
             }
         })?;
         Ok(deployment_view(&row, created))
+    }
+
+    /// Deploys the processes `model` imports that were given with it (in `files`) first
+    /// (identical ones are no-ops), so that `start process` finds them.
+    async fn deploy_imports(
+        &self,
+        model: &Process,
+        file: &str,
+        files: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        for import in &model.imports {
+            let path = format!("{}.flow", import.name);
+            if path == file {
+                continue;
+            }
+            if let Some(source) = files.get(&path) {
+                let sub = DeployRequest {
+                    file: path,
+                    source: source.clone(),
+                    files: files.clone(),
+                    model: None,
+                };
+                Box::pin(self.deploy(sub)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Every deployed version, by key and version.
@@ -277,6 +238,69 @@ fn load_config(model: &Process, files: &BTreeMap<String, String>) -> Result<Json
     };
     serde_saphyr::from_str::<Json>(text)
         .map_err(|e| EngineError::invalid(decl.file.clone(), format!("not valid YAML: {e}")))
+}
+
+/// The files of `files` that `model` names (its configuration, templates and imports). Only
+/// these are kept (and hashed): deploying a folder with unrelated changes gives the same
+/// version.
+fn deployed_files(
+    model: &Process,
+    files: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut used = BTreeMap::new();
+    let named = model
+        .config
+        .iter()
+        .map(|c| c.file.clone())
+        .chain(model.documents.iter().map(|d| d.template.clone()))
+        .chain(model.imports.iter().map(|i| format!("{}.flow", i.name)));
+    for path in named {
+        if let Some(text) = files.get(&path) {
+            if text.len() > crate::limits::MAX_DEPLOYED_FILE_BYTES {
+                return Err(EngineError::invalid(
+                    format!("files.{path}"),
+                    format!(
+                        "has {} bytes; a file deployed with a process may have at most {}",
+                        text.len(),
+                        crate::limits::MAX_DEPLOYED_FILE_BYTES
+                    ),
+                ));
+            }
+            used.insert(path, text.clone());
+        }
+    }
+    Ok(used)
+}
+
+/// The model as stored (JSON). What is stored must load: the same bound as [`read_model`].
+fn stored_model(model: &Process) -> Result<String> {
+    let model_json = serde_json::to_string(model)?;
+    let depth = json_depth(&model_json);
+    if depth > MAX_MODEL_DEPTH {
+        return Err(EngineError::invalid(
+            "source",
+            format!(
+                "the model nests {depth} levels deep, more than the {MAX_MODEL_DEPTH} the engine reads back; split deep expressions or types"
+            ),
+        ));
+    }
+    Ok(model_json)
+}
+
+/// What tells one version from another: the SHA-256 of the source, the files kept with it
+/// and the model.
+fn deployment_hash(source: &str, files: &BTreeMap<String, String>, model_json: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    for (path, content) in files {
+        h.update(b"\0file\0");
+        h.update(path.as_bytes());
+        h.update(b"\0");
+        h.update(content.as_bytes());
+    }
+    h.update(b"\0model\0");
+    h.update(model_json.as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// Deepest JSON nesting of a stored model the engine reads back (and so deploys). A checked

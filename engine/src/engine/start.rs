@@ -3,8 +3,9 @@
 
 use super::{Effects, Engine, InstanceView, StartRequest, ms};
 use crate::error::{EngineError, Result};
-use crate::runtime::state::{RunState, Status};
+use crate::runtime::state::{ChildStart, RunState, Status};
 use crate::runtime::{self, Event};
+use crate::store::port::*;
 use crate::store::staged::Staged;
 use crate::store::{InstanceRow, Tx};
 use chrono::{DateTime, Utc};
@@ -143,6 +144,46 @@ impl Engine {
         )
         .await?;
         Ok((id, false))
+    }
+
+    /// Stages the instance a `call` node of `parent` starts. `Ok(Err(why))` when it cannot
+    /// start (its process is not deployed, or refuses the start variables).
+    pub(super) async fn start_child(
+        &self,
+        tx: &mut Tx,
+        st: &mut Staged,
+        parent: &InstanceRow,
+        child: &ChildStart,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<(), String>> {
+        Ok(match tx.deployment_tx(&child.process, None).await? {
+            None => Err(format!(
+                "linked process `{}` is not deployed; deploy it, then resolve the incident",
+                child.process
+            )),
+            Some(dep) => {
+                let cl = self.loaded(&dep)?;
+                match runtime::start_vars(&cl.model, &cl.data, &child.vars, now, &self.limits()) {
+                    Err(e) => Err(format!(
+                        "linked process `{}` cannot start: {e}",
+                        child.process
+                    )),
+                    Ok(vars) => {
+                        let crow = new_instance_row(
+                            &child.id,
+                            &dep.key,
+                            dep.version,
+                            None,
+                            &vars,
+                            Some((&parent.id, &child.node)),
+                            now,
+                        )?;
+                        st.insert_instance(&crow);
+                        Ok(())
+                    }
+                }
+            }
+        })
     }
 }
 
