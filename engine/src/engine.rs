@@ -2,6 +2,23 @@
 //! [`Engine`]. All writes of one external event commit together (retried on contention); starts,
 //! completions and claims share transactions with the events that arrive with them (group
 //! commit, `commit.rs`). After a commit, subscribers learn of new tasks and timers.
+//!
+//! This file holds [`Engine`], what it holds (`Inner`) and the `transaction!` macro; each room
+//! under `engine/` adds an `impl Engine` block of its own:
+//!
+//! - `types`: the requests callers hand the engine and the views it answers with.
+//! - `open`: opening the database; the store, clock, limits, committer and subscriptions.
+//! - `deploy`: deploying processes, reading deployments back, the cache of loaded models.
+//! - `start`: starting instances, and the linked instances `call` nodes start.
+//! - `apply`: running an event on an instance and writing its changeset.
+//! - `events`: messages, cancellations and resolved incidents sent to one instance.
+//! - `claim`: claiming tasks, extending and releasing claims, the lock checks.
+//! - `complete`: completing tasks (alone or many together) and workers' failures.
+//! - `fire`: firing due timers in batches.
+//! - `history`: history entries and the hash chain they are linked into.
+//! - `views`: instances, tasks, timelines and documents as callers read them.
+//! - `outbox`: claiming deliveries and recording how they went.
+//! - `ledger`: the ledger's keys, export, verification and checkpoints.
 
 use crate::clock::Clock;
 use crate::runtime::due::DueDates;

@@ -1,8 +1,7 @@
 //! Opening the engine, and what it holds: the store, the clock, the limits, the committer,
 //! and the channels on which subscribers learn of new tasks and timers after each commit.
 
-use super::OpenOptions;
-use super::{Effects, Engine, Inner};
+use super::{Effects, Engine, Inner, OpenOptions};
 use crate::clock::Clock;
 use crate::error::Result;
 use crate::runtime::due::DueDates;

@@ -1,8 +1,9 @@
 //! Reads: an instance with its tasks, timers and linked cases (personal data masked), its
 //! case data, timeline and documents; task lists; the next timer due.
 
-use super::{ChildLink, Document, InstanceView, TaskFilter, TaskView, TimerView};
-use super::{Engine, task_view, time};
+use super::{
+    ChildLink, Document, Engine, InstanceView, TaskFilter, TaskView, TimerView, task_view, time,
+};
 use crate::error::{EngineError, Result};
 use crate::ledger::HistoryEntry;
 use crate::runtime::state::{RunState, Status};
