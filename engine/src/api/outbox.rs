@@ -50,7 +50,7 @@ pub struct FailedDeliveries {
 
 impl From<OutboxMessage> for FailedDelivery {
     fn from(m: OutboxMessage) -> FailedDelivery {
-        let pending = m.state == "pending";
+        let pending = m.state == crate::store::OutboxState::Pending;
         FailedDelivery {
             url: m
                 .channel
@@ -62,7 +62,7 @@ impl From<OutboxMessage> for FailedDelivery {
             id: m.id,
             instance_id: m.instance_id,
             channel: m.channel,
-            state: m.state,
+            state: m.state.as_str().to_string(),
             attempts: m.attempts,
             last_error: m.last_error,
             created_at: m.created_at,

@@ -3,9 +3,12 @@
 //! work.
 
 use super::{Effects, Engine, Entry, chain, claim_entry, ms, time};
+use crate::TaskState;
 use crate::error::{EngineError, Result};
-use crate::runtime::state::{Changeset, NewDocument, NewOutbox, NewTask, NewTimer, Status};
+use crate::runtime::state::{Changeset, NewDocument, NewOutbox, NewTask, NewTimer};
 use crate::runtime::{self, Event, InstanceData};
+use crate::store::OutboxState;
+use crate::store::TimerState;
 use crate::store::staged::Staged;
 use crate::store::{DocumentRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx};
 use chrono::{DateTime, Utc};
@@ -141,11 +144,11 @@ impl Engine {
             .map(|h| (h.actor, h.node, h.kind, h.text, h.data.to_string()))
             .collect();
         st.insert_history_many(chain(st.chain_key(), &mut row, entries, now_ms));
-        row.status = cs.status.as_str().into();
+        row.status = cs.status;
         row.result = cs.result.or(row.result.take());
         row.incident = cs.incident;
         // Serialising maps of JSON values cannot fail.
-        row.vars = serde_json::to_string(&cs.vars).unwrap_or_default();
+        row.vars = crate::store::Vars(cs.vars.clone());
         row.state = serde_json::to_string(&cs.state).unwrap_or_default();
         if cs.provisional && row.provisional == 0 {
             tracing::warn!(
@@ -168,9 +171,8 @@ fn instance_data(row: &InstanceRow) -> Result<InstanceData> {
     Ok(InstanceData {
         id: row.id.clone(),
         created_at: time(row.created_at),
-        status: Status::parse(&row.status)
-            .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
-        vars: serde_json::from_str(&row.vars)?,
+        status: row.status,
+        vars: row.vars.0.clone(),
         state: serde_json::from_str(&row.state)?,
         provisional: row.provisional != 0,
     })
@@ -185,7 +187,7 @@ fn task_row(t: &NewTask, instance: &str, now_ms: i64) -> TaskRow {
         label: t.label.clone(),
         queue: t.queue.clone(),
         org_unit: t.org_unit.clone(),
-        state: "open".into(),
+        state: TaskState::Open,
         lock_token: 0,
         locked_by: None,
         lock_expires_at: None,
@@ -217,7 +219,7 @@ fn timer_row(t: &NewTimer, instance: &str) -> TimerRow {
         task_id: t.task_id.clone(),
         due_at: t.due_at,
         payload: t.payload.to_string(),
-        state: "pending".into(),
+        state: TimerState::Pending,
     }
 }
 
@@ -229,7 +231,7 @@ fn outbox_row(o: &NewOutbox, instance: &str, now_ms: i64) -> OutboxRow {
         channel: o.channel.clone(),
         dedup_key: o.dedup_key.clone(),
         payload: o.payload.to_string(),
-        state: "pending".into(),
+        state: OutboxState::Pending,
         attempts: 0,
         next_attempt_at: now_ms,
         last_error: None,

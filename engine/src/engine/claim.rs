@@ -4,6 +4,7 @@
 use super::{
     ClaimRequest, ClaimedTask, Engine, FieldView, TaskView, claim_entry, ms, task_view, time,
 };
+use crate::TaskState;
 use crate::error::{EngineError, Problem, Result};
 use crate::store::json_list;
 use crate::store::port::*;
@@ -108,7 +109,7 @@ impl Engine {
             lock_token: t.lock_token,
             lock_expires_at: time(t.lock_expires_at.unwrap_or_default()),
             process: inst.process_key.clone(),
-            vars: serde_json::from_str(&inst.vars)?,
+            vars: inst.vars.0.clone(),
             outcomes,
             fields,
             task: task_view(t),
@@ -119,7 +120,7 @@ impl Engine {
     /// (the holder `assignee` was checked against) may complete, extend, release or fail it,
     /// whoever knows its lock token. 403 otherwise.
     pub(super) fn check_holder(task: &TaskRow, caller: &str) -> Result<()> {
-        match not_holder(&task.id, &task.state, task.locked_by.as_deref(), caller) {
+        match not_holder(&task.id, task.state, task.locked_by.as_deref(), caller) {
             Some(why) => Err(EngineError::Forbidden { why }),
             None => Ok(()),
         }
@@ -127,27 +128,29 @@ impl Engine {
 
     /// Checks that `task` is claimed under `token`; says why not.
     pub(super) fn check_lock(task: &TaskRow, token: i64) -> Result<()> {
-        match task.state.as_str() {
-            "claimed" if task.lock_token == token => Ok(()),
-            "claimed" => Err(EngineError::conflict(format!(
+        match task.state {
+            TaskState::Claimed if task.lock_token == token => Ok(()),
+            TaskState::Claimed => Err(EngineError::conflict(format!(
                 "lock token {token} is stale: task {} was claimed again (current token {}); claim it anew",
                 task.id, task.lock_token
             ))),
-            "completed" if task.lock_token == token => Err(EngineError::AlreadyCompleted {
-                why: format!(
-                    "task {} was already completed with this lock token{}{}: the completion was applied once, nothing was done again",
-                    task.id,
-                    task.outcome
-                        .as_deref()
-                        .map(|o| format!(" (outcome {o})"))
-                        .unwrap_or_default(),
-                    task.completed_by
-                        .as_deref()
-                        .map(|w| format!(" by {w}"))
-                        .unwrap_or_default()
-                ),
-            }),
-            "completed" => Err(EngineError::conflict(format!(
+            TaskState::Completed if task.lock_token == token => {
+                Err(EngineError::AlreadyCompleted {
+                    why: format!(
+                        "task {} was already completed with this lock token{}{}: the completion was applied once, nothing was done again",
+                        task.id,
+                        task.outcome
+                            .as_deref()
+                            .map(|o| format!(" (outcome {o})"))
+                            .unwrap_or_default(),
+                        task.completed_by
+                            .as_deref()
+                            .map(|w| format!(" by {w}"))
+                            .unwrap_or_default()
+                    ),
+                })
+            }
+            TaskState::Completed => Err(EngineError::conflict(format!(
                 "task {} is already completed{}",
                 task.id,
                 task.completed_by
@@ -155,15 +158,15 @@ impl Engine {
                     .map(|w| format!(" by {w}"))
                     .unwrap_or_default()
             ))),
-            "cancelled" => Err(EngineError::conflict(format!(
+            TaskState::Cancelled => Err(EngineError::conflict(format!(
                 "task {} was cancelled: its case moved on or ended",
                 task.id
             ))),
-            "failed" => Err(EngineError::conflict(format!(
+            TaskState::Failed => Err(EngineError::conflict(format!(
                 "task {} failed; an operator must resolve the incident first",
                 task.id
             ))),
-            _ => Err(EngineError::conflict(format!(
+            TaskState::Open => Err(EngineError::conflict(format!(
                 "task {} is not claimed (its lease may have run out and been released); claim it first",
                 task.id
             ))),
@@ -208,7 +211,7 @@ impl Engine {
             Engine::check_lock(&task, lock_token)?;
             Engine::check_holder(&task, actor)?;
             let claim = claim_entry(&task);
-            task.state = "open".into();
+            task.state = TaskState::Open;
             task.locked_by = None;
             task.worker = None;
             task.lock_expires_at = None;
@@ -234,12 +237,12 @@ impl Engine {
 /// another caller's. `None` when it may (or the task is not claimed: the lock says why not).
 pub(crate) fn not_holder(
     id: &str,
-    state: &str,
+    state: TaskState,
     holder: Option<&str>,
     caller: &str,
 ) -> Option<String> {
     match holder {
-        Some(holder) if state == "claimed" && holder != caller => Some(format!(
+        Some(holder) if state == TaskState::Claimed && holder != caller => Some(format!(
             "task {id} is claimed by `{holder}`: only the caller that claimed it may finish it, \
              not `{caller}`; claim a task yourself"
         )),

@@ -5,6 +5,7 @@ use super::{
     CompleteRequest, Completed, Effects, Engine, FailRequest, InstanceView, TaskView, chain,
     claim_entry, ms, task_view,
 };
+use crate::TaskState;
 use crate::error::{EngineError, Result};
 use crate::runtime::state::Status;
 use crate::runtime::{Event, TaskRef};
@@ -115,7 +116,7 @@ impl Engine {
             Some(o) => Some(o.clone()),
             None => self.only_outcome(tx, st, &task).await?,
         };
-        task.state = "completed".into();
+        task.state = TaskState::Completed;
         task.outcome = outcome;
         task.completed_by = Some(actor);
         task.completed_at = Some(ms(self.now()));
@@ -175,11 +176,11 @@ impl Engine {
             task.lock_expires_at = None;
             match req.retry_after {
                 Some(after) => {
-                    task.state = "open".into();
+                    task.state = TaskState::Open;
                     task.available_at = ms(now + after.max(Duration::zero()));
                     fx.queues.push(task.queue.clone());
                 }
-                None => task.state = "failed".into(),
+                None => task.state = TaskState::Failed,
             }
             tx.update_task(&task).await?;
             let text = match req.retry_after {
@@ -200,10 +201,8 @@ impl Engine {
             );
             let entries = claim.into_iter().chain([failed]).collect();
             let mut row = self.note(&mut tx, &task.instance_id, entries).await?;
-            if req.retry_after.is_none()
-                && !Status::parse(&row.status).is_some_and(Status::is_terminal)
-            {
-                row.status = Status::Incident.as_str().into();
+            if req.retry_after.is_none() && !row.status.is_terminal() {
+                row.status = Status::Incident;
                 row.incident = Some(format!("{}: {}", task.node, req.error));
                 row.updated_at = ms(now);
                 tx.update_instance(&row).await?;

@@ -93,7 +93,7 @@ impl Engine {
                     json!({}),
                 );
                 let mut row = self.note(&mut tx, id, vec![resolved]).await?;
-                row.status = Status::Running.as_str().into();
+                row.status = Status::Running;
                 row.incident = None;
                 row.updated_at = now;
                 tx.update_instance(&row).await?;

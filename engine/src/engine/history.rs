@@ -2,6 +2,7 @@
 //! when a claim ends), and notes that touch nothing but the chain.
 
 use super::{Engine, ms};
+use crate::TaskState;
 use crate::error::{EngineError, Result};
 use crate::store::port::*;
 use crate::store::staged::Staged;
@@ -109,7 +110,7 @@ pub(crate) fn chain(
 /// activity's start when the activity closes, for the same reason). `None` for a claim made
 /// before migration 0400, which was recorded when it was made.
 pub(crate) fn claim_entry(task: &TaskRow) -> Option<(Entry, i64)> {
-    if task.state != "claimed" {
+    if task.state != TaskState::Claimed {
         return None;
     }
     Some(claimed_entry(

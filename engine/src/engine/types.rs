@@ -4,7 +4,7 @@
 
 use super::time;
 use crate::auth::Principal;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::runtime::state::Status;
 use crate::store::{DeploymentRow, InstanceRow, OutboxRow, TaskRow};
 use chrono::{DateTime, Duration, Utc};
@@ -260,8 +260,7 @@ impl Completed {
     pub(crate) fn of(row: &InstanceRow) -> Result<Completed> {
         Ok(Completed {
             instance_id: row.id.clone(),
-            status: Status::parse(&row.status)
-                .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
+            status: row.status,
             result: row.result.clone(),
         })
     }
@@ -286,8 +285,7 @@ pub struct OutboxMessage {
     pub dedup_key: String,
     pub payload: Json,
     pub attempts: i64,
-    /// `pending`, `delivered`, `dead`.
-    pub state: String,
+    pub state: crate::store::OutboxState,
     pub last_error: Option<String>,
     /// When a pending row is tried next (while claimed: when its claim runs out).
     pub next_attempt_at: DateTime<Utc>,
@@ -308,7 +306,7 @@ pub(super) fn deployment_view(r: &DeploymentRow, created: bool) -> Deployment {
 
 pub(super) fn task_view(t: TaskRow) -> TaskView {
     TaskView {
-        state: TaskState::parse(&t.state).unwrap_or(TaskState::Open),
+        state: t.state,
         item: t.item.as_deref().and_then(|s| serde_json::from_str(s).ok()),
         lock_expires_at: t.lock_expires_at.map(time),
         due_at: t.due_at.map(time),

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::error::{EngineError, Result};
 use crate::ledger::HistoryEntry;
-use crate::runtime::state::{RunState, Status};
+use crate::runtime::state::RunState;
 use crate::store::json_list;
 use crate::store::port::*;
 use crate::store::{InstanceRow, TaskQuery, TaskRow, TimerRow};
@@ -35,7 +35,7 @@ impl Engine {
     ) -> Result<InstanceView> {
         let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
         let state: RunState = serde_json::from_str(&row.state)?;
-        let vars: Map<String, Json> = serde_json::from_str(&row.vars)?;
+        let vars: Map<String, Json> = row.vars.0.clone();
         let masked = vars
             .iter()
             .map(|(k, v)| {
@@ -87,8 +87,7 @@ impl Engine {
             process: row.process_key.clone(),
             version: row.version,
             business_key: row.business_key.clone(),
-            status: Status::parse(&row.status)
-                .ok_or_else(|| EngineError::Internal(format!("unknown status {}", row.status)))?,
+            status: row.status,
             result: row.result.clone(),
             incident: row.incident.clone(),
             vars: masked,
@@ -114,7 +113,7 @@ impl Engine {
             .instance(id)
             .await?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        Ok(serde_json::from_str(&row.vars)?)
+        Ok(row.vars.0.clone())
     }
 
     /// The instance's timeline.

@@ -298,7 +298,7 @@ pub(crate) const UPDATE_INSTANCE: &str = "UPDATE instances SET status = $2, resu
 pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
     sqlx::query(UPDATE_INSTANCE)
     .bind(&i.id)
-    .bind(&i.status)
+    .bind(i.status)
     .bind(&i.result)
     .bind(&i.incident)
     .bind(&i.vars)
@@ -397,7 +397,7 @@ pub(crate) const UPDATE_TASK: &str = "UPDATE tasks SET state = $2, lock_token = 
 pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     sqlx::query(UPDATE_TASK)
     .bind(&t.id)
-    .bind(&t.state)
+    .bind(t.state)
     .bind(t.lock_token)
     .bind(&t.locked_by)
     .bind(t.lock_expires_at)
@@ -700,7 +700,7 @@ pub async fn insert_outbox(tx: &mut Tx, o: &OutboxRow) -> R<()> {
         .bind(&o.channel)
         .bind(&o.dedup_key)
         .bind(&o.payload)
-        .bind(&o.state)
+        .bind(o.state)
         .bind(o.attempts)
         .bind(o.next_attempt_at)
         .bind(o.created_at)

@@ -22,8 +22,10 @@ pub(crate) mod sqlite_write;
 pub(crate) mod staged;
 pub mod timers;
 pub mod tokens;
+pub mod types;
 
 pub use handle::Store;
+pub use types::{OutboxState, TimerState, Vars};
 
 use crate::error::EngineError;
 use serde::Serialize;
@@ -239,10 +241,10 @@ pub struct InstanceRow {
     pub process_key: String,
     pub version: i64,
     pub business_key: Option<String>,
-    pub status: String,
+    pub status: crate::runtime::state::Status,
     pub result: Option<String>,
     pub incident: Option<String>,
-    pub vars: String,
+    pub vars: Vars,
     pub state: String,
     pub provisional: i64,
     pub parent_id: Option<String>,
@@ -262,7 +264,7 @@ pub struct TaskRow {
     pub label: Option<String>,
     pub queue: String,
     pub org_unit: Option<String>,
-    pub state: String,
+    pub state: crate::engine::TaskState,
     pub lock_token: i64,
     /// Who holds the claim: the caller that claimed (an API token's name), not the worker
     /// label the claim gave.
@@ -299,7 +301,7 @@ pub struct TimerRow {
     pub task_id: Option<String>,
     pub due_at: i64,
     pub payload: String,
-    pub state: String,
+    pub state: TimerState,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -323,7 +325,7 @@ pub struct OutboxRow {
     pub channel: String,
     pub dedup_key: String,
     pub payload: String,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,

@@ -182,7 +182,7 @@ fn bind_instances<'q>(q: Query<'q>, rows: &[&'q InstanceRow]) -> Query<'q> {
         .bind(column(rows, |i| i.status.as_str()))
         .bind(column(rows, |i| i.result.as_deref()))
         .bind(column(rows, |i| i.incident.as_deref()))
-        .bind(column(rows, |i| i.vars.as_str()))
+        .bind(column(rows, |i| i.vars.to_text()))
         .bind(column(rows, |i| i.state.as_str()))
         .bind(column(rows, |i| i.provisional))
         .bind(column(rows, |i| i.parent_id.as_deref()))
@@ -611,9 +611,9 @@ mod tests {
         assert_eq!(format!("{read:?}"), format!("{:?}", [&history, &second]));
 
         // Written again: the rows change in place; an empty list leaves its table alone.
-        instance.status = "completed".into();
+        instance.status = crate::runtime::state::Status::Completed;
         instance.history_count = 8;
-        task.state = "completed".into();
+        task.state = crate::TaskState::Completed;
         task.lapsed_by = None;
         let mut third = second.clone();
         third.seq = 3;

@@ -402,10 +402,10 @@ pub(crate) mod tests {
             process_key: "p".into(),
             version: 2,
             business_key: s("bk"),
-            status: "running".into(),
+            status: crate::runtime::state::Status::Running,
             result: s("res"),
             incident: s("inc"),
-            vars: r#"{"a":"名字 \"q\""}"#.into(),
+            vars: crate::store::Vars::from_text(r#"{"a":"名字 \"q\""}"#).unwrap(),
             state: "{}".into(),
             provisional: 3,
             parent_id: s("par"),
@@ -423,7 +423,7 @@ pub(crate) mod tests {
             label: s("审核"),
             queue: "q".into(),
             org_unit: s("ou"),
-            state: "claimed".into(),
+            state: crate::TaskState::Claimed,
             lock_token: 8,
             locked_by: s("w"),
             lock_expires_at: Some(9),
@@ -451,7 +451,7 @@ pub(crate) mod tests {
             task_id: s("t1"),
             due_at: 17,
             payload: "pl".into(),
-            state: "pending".into(),
+            state: crate::store::TimerState::Pending,
         };
         let history = HistoryRow {
             instance_id: "i1".into(),
@@ -471,7 +471,7 @@ pub(crate) mod tests {
             channel: "ch".into(),
             dedup_key: "dk".into(),
             payload: "pay".into(),
-            state: "pending".into(),
+            state: crate::store::OutboxState::Pending,
             attempts: 20,
             next_attempt_at: 21,
             last_error: None,
@@ -539,9 +539,9 @@ pub(crate) mod tests {
         assert_eq!(format!("{read:?}"), format!("{:?}", [&document]));
 
         // Written again: the upsert changes the row in place; the timer is cancelled.
-        instance.status = "completed".into();
+        instance.status = crate::runtime::state::Status::Completed;
         instance.history_count = 8;
-        task.state = "completed".into();
+        task.state = crate::TaskState::Completed;
         task.lapsed_by = None;
         let rows = Rows {
             instances: &[&instance],
@@ -566,10 +566,10 @@ pub(crate) mod tests {
     async fn rows_read_directly_are_the_rows_sqlx_reads() {
         let (pool, conn) = open().await;
         let (instance, mut task, timer, ..) = rows();
-        task.state = "open".into();
+        task.state = crate::TaskState::Open;
         let mut done = task.clone();
         done.id = "t2".into();
-        done.state = "completed".into();
+        done.state = crate::TaskState::Completed;
         done.label = None;
         let rows = Rows {
             instances: &[&instance],
@@ -637,7 +637,7 @@ pub(crate) mod tests {
             t.id = format!("t{n}");
             t.queue = queue.into();
             t.org_unit = unit.map(Into::into);
-            t.state = state.into();
+            t.state = crate::TaskState::parse(state).unwrap();
             t.lock_expires_at = expires;
             t.assignee = None;
             t.available_at = 0;
@@ -704,7 +704,7 @@ pub(crate) mod tests {
                 let mut t = template.clone();
                 t.id = format!("t{n}");
                 t.queue = if n % 2 == 0 { "a" } else { "b" }.into();
-                t.state = "open".into();
+                t.state = crate::TaskState::Open;
                 (t.org_unit, t.assignee, t.lock_expires_at) = (None, None, None);
                 (t.available_at, t.created_at) = (0, n);
                 t

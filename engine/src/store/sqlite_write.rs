@@ -304,7 +304,7 @@ mod tests {
         )
         .unwrap();
         insert_timers(db, &[(&timer, 19)]).unwrap();
-        instance.status = "completed".into();
+        instance.status = crate::runtime::state::Status::Completed;
         instance.history_count = 9;
         update_instance(db, &instance).unwrap();
         let read = sqlite::instance(&pool, "i1").await.unwrap();
@@ -329,7 +329,7 @@ mod tests {
             (12, "new head")
         );
 
-        task.state = "failed".into();
+        task.state = crate::TaskState::Failed;
         update_task(db, &task).unwrap();
         assert_eq!(lock_live_tasks(db, ids).unwrap().len(), 1);
         assert_eq!(reopen_failed_tasks(db, "i1", 50).unwrap(), 1);

@@ -14,7 +14,10 @@
 //! - Nothing else may write the same rows in the transaction before [`Staged::flush`]; the
 //!   engine flushes before any direct SQL that follows and before commit.
 
+use crate::TaskState;
 use crate::error::Result;
+use crate::runtime::state::Status;
+use crate::store::TimerState;
 use crate::store::{
     DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx, json_list, on_tx,
     postgres, sqlite, sqlite_direct,
@@ -76,7 +79,10 @@ pub(crate) struct Staged {
 }
 
 fn live(t: &TaskRow) -> bool {
-    matches!(t.state.as_str(), "open" | "claimed" | "failed")
+    matches!(
+        t.state,
+        crate::TaskState::Open | crate::TaskState::Claimed | crate::TaskState::Failed
+    )
 }
 
 impl Staged {
@@ -459,7 +465,7 @@ impl Staged {
         let mut tasks: Vec<TaskRow> = self
             .tasks
             .values()
-            .filter(|s| s.row.instance_id == instance && s.row.state == "claimed")
+            .filter(|s| s.row.instance_id == instance && s.row.state == TaskState::Claimed)
             .map(|s| s.row.clone())
             .collect();
         tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -476,7 +482,7 @@ impl Staged {
             .collect();
         for id in ids {
             if let Some(mut row) = self.tasks.get(&id).map(|s| s.row.clone()) {
-                row.state = "cancelled".into();
+                row.state = TaskState::Cancelled;
                 row.completed_at = Some(now);
                 self.update_task(row);
             }
@@ -502,7 +508,11 @@ impl Staged {
             list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         }
         let mut timers: HashMap<String, Vec<TimerRow>> = HashMap::default();
-        for s in self.timers.values().filter(|s| s.row.0.state == "pending") {
+        for s in self
+            .timers
+            .values()
+            .filter(|s| s.row.0.state == TimerState::Pending)
+        {
             timers
                 .entry(s.row.0.instance_id.clone())
                 .or_default()
@@ -530,13 +540,13 @@ impl Staged {
         let ids: Vec<String> = self
             .timers
             .values()
-            .filter(|s| s.row.0.state == "pending" && pick(&s.row.0))
+            .filter(|s| s.row.0.state == TimerState::Pending && pick(&s.row.0))
             .map(|s| s.row.0.id.clone())
             .collect();
         for id in ids {
             if let Some(slot) = self.timers.get(&id).cloned() {
                 let mut row = slot.row;
-                row.0.state = "cancelled".into();
+                row.0.state = TimerState::Cancelled;
                 let change = if slot.change == Change::New {
                     Change::New
                 } else {
@@ -569,11 +579,11 @@ impl Staged {
         let Some(slot) = self.timers.get(id) else {
             return true;
         };
-        if slot.row.0.state != "pending" {
+        if slot.row.0.state != TimerState::Pending {
             return false;
         }
         let mut row = slot.row.clone();
-        row.0.state = "fired".into();
+        row.0.state = TimerState::Fired;
         // Clean: the flush writes only new and cancelled timers; `fire_timers` writes this one.
         self.put_timer(row, Change::Clean);
         true
@@ -584,7 +594,7 @@ impl Staged {
         self.timers.values().any(|s| {
             let t = &s.row.0;
             t.instance_id == instance
-                && t.state == "pending"
+                && t.state == TimerState::Pending
                 && (t.due_at, t.id.as_str()) < (due_at, id)
         })
     }
@@ -847,7 +857,7 @@ impl Carry {
                 continue;
             }
             self.remove(&id);
-            if slot.row.status == "running" {
+            if slot.row.status == Status::Running {
                 by_instance.insert(
                     id,
                     Carried {
@@ -866,7 +876,7 @@ impl Carry {
             }
         }
         for (_, slot) in timers {
-            if slot.row.0.state == "pending"
+            if slot.row.0.state == TimerState::Pending
                 && let Some(c) = by_instance.get_mut(&slot.row.0.instance_id)
             {
                 c.timers.push(slot.row.0);
@@ -910,7 +920,7 @@ mod tests {
             task_id: None,
             due_at,
             payload: "{}".into(),
-            state: "pending".into(),
+            state: crate::store::TimerState::Pending,
         }
     }
 
@@ -942,13 +952,16 @@ mod tests {
         assert!(!st.fire_timer("t1"), "a timer fires once");
         // An event of the instance cancels its timers: the fired one stays fired.
         st.cancel_instance_timers("a");
-        assert_eq!(st.timers["t1"].row.0.state, "fired");
+        assert_eq!(st.timers["t1"].row.0.state, crate::store::TimerState::Fired);
         assert_eq!(
             st.timers["t1"].change,
             Change::Clean,
             "not written by the flush"
         );
-        assert_eq!(st.timers["t2"].row.0.state, "cancelled");
+        assert_eq!(
+            st.timers["t2"].row.0.state,
+            crate::store::TimerState::Cancelled
+        );
         assert!(!st.fire_timer("t2"), "a cancelled timer does not fire");
         assert!(
             st.fire_timer("gone"),
@@ -965,11 +978,15 @@ mod tests {
         st.cancel_instance_timers("b");
         st.rollback(after);
         assert_eq!(
-            st.timers["u1"].row.0.state, "fired",
+            st.timers["u1"].row.0.state,
+            crate::store::TimerState::Fired,
             "a refused event keeps it spent"
         );
         st.rollback(before);
-        assert_eq!(st.timers["u1"].row.0.state, "pending");
+        assert_eq!(
+            st.timers["u1"].row.0.state,
+            crate::store::TimerState::Pending
+        );
         assert!(st.fire_timer("u1"));
     }
 }
