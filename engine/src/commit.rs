@@ -307,31 +307,7 @@ impl Engine {
         let written: Result<Written> = transaction!(self, held, |tx, fx| {
             let mut st = store.resume(&mut carry, self.chain_key());
             // Claims first: the other events see them.
-            let queries: Vec<&ClaimQuery> = batch
-                .iter()
-                .filter_map(|job| match job {
-                    Job::Claim(q, _) => Some(q),
-                    _ => None,
-                })
-                .collect();
-            let tasks: Vec<&String> = batch
-                .iter()
-                .filter_map(|job| match job {
-                    Job::Complete(req, _) => Some(&req.task_id),
-                    _ => None,
-                })
-                .collect();
-            let keys: Vec<(String, String)> = batch
-                .iter()
-                .filter_map(|job| match job {
-                    Job::Start(j, _) => j
-                        .req
-                        .business_key
-                        .as_ref()
-                        .map(|bk| (j.dep.key.clone(), bk.clone())),
-                    _ => None,
-                })
-                .collect();
+            let (queries, tasks, keys) = batch_reads(&batch);
             // Every row the batch needs, read in a few statements.
             let reads = BatchReads {
                 claims: &queries,
@@ -362,59 +338,7 @@ impl Engine {
             (st, claimed, out)
         });
         match written {
-            Ok((mut st, (claimed, read), results)) => {
-                // Counted before anyone is answered, so that an answer implies the count.
-                let hits = st.carry().take_hits();
-                store.count_carried(hits);
-                let (mut live, mut pending) = st.live_by_instance();
-                let mut claimed = claimed.into_iter();
-                let mut results = results.into_iter();
-                for job in batch {
-                    if let Job::Claim(_, reply) = job {
-                        let rows = claimed.next().unwrap_or_default();
-                        let answer = rows
-                            .into_iter()
-                            // As the batch left it, else as the claim read it.
-                            .map(|t| {
-                                match st
-                                    .instance(&t.instance_id)
-                                    .or_else(|| read.get(&t.instance_id))
-                                {
-                                    Some(inst) => Ok((t, inst.clone())),
-                                    None => Err(EngineError::Internal(format!(
-                                        "instance {} is missing",
-                                        t.instance_id
-                                    ))),
-                                }
-                            })
-                            .collect();
-                        let _ = reply.send(answer);
-                        continue;
-                    }
-                    let Some(result) = results.next() else {
-                        break;
-                    };
-                    let answer = result.and_then(|(id, existing)| {
-                        let row = st.instance(&id).cloned().ok_or_else(|| {
-                            EngineError::Internal(format!("instance {id} is missing"))
-                        })?;
-                        Ok(Parts {
-                            // A case answered twice in one batch: the second gets copies.
-                            tasks: live.get(&id).cloned().unwrap_or_default(),
-                            timers: pending.get(&id).cloned().unwrap_or_default(),
-                            row,
-                            existing,
-                        })
-                    });
-                    let _ = match job {
-                        Job::Start(_, reply) | Job::Complete(_, reply) => reply.send(answer),
-                        Job::Claim(..) => Ok(()),
-                    };
-                }
-                live.clear();
-                pending.clear();
-                store.keep(st);
-            }
+            Ok((st, claimed, results)) => self.answer(batch, st, claimed, results),
             // A statement of the batch failed for good (not contention): a value one event
             // brought that the database refuses (a key too long for its index, a character
             // it cannot store) must fail that event alone, so the batch is written again in
@@ -443,4 +367,88 @@ impl Engine {
             }
         }
     }
+
+    /// Answers each event of a batch that committed, from the unit of work it left (and keeps
+    /// that for the next batch).
+    fn answer(
+        &self,
+        batch: Vec<Job>,
+        mut st: Staged,
+        (claimed, read): Claimed,
+        results: Vec<Result<(String, bool)>>,
+    ) {
+        let store = self.store();
+        // Counted before anyone is answered, so that an answer implies the count.
+        let hits = st.carry().take_hits();
+        store.count_carried(hits);
+        let (mut live, mut pending) = st.live_by_instance();
+        let mut claimed = claimed.into_iter();
+        let mut results = results.into_iter();
+        for job in batch {
+            if let Job::Claim(_, reply) = job {
+                let rows = claimed.next().unwrap_or_default();
+                let answer = rows
+                    .into_iter()
+                    // As the batch left it, else as the claim read it.
+                    .map(|t| {
+                        match st
+                            .instance(&t.instance_id)
+                            .or_else(|| read.get(&t.instance_id))
+                        {
+                            Some(inst) => Ok((t, inst.clone())),
+                            None => Err(EngineError::Internal(format!(
+                                "instance {} is missing",
+                                t.instance_id
+                            ))),
+                        }
+                    })
+                    .collect();
+                let _ = reply.send(answer);
+                continue;
+            }
+            let Some(result) = results.next() else {
+                break;
+            };
+            let answer = result.and_then(|(id, existing)| {
+                let row = st
+                    .instance(&id)
+                    .cloned()
+                    .ok_or_else(|| EngineError::Internal(format!("instance {id} is missing")))?;
+                Ok(Parts {
+                    // A case answered twice in one batch: the second gets copies.
+                    tasks: live.get(&id).cloned().unwrap_or_default(),
+                    timers: pending.get(&id).cloned().unwrap_or_default(),
+                    row,
+                    existing,
+                })
+            });
+            let _ = match job {
+                Job::Start(_, reply) | Job::Complete(_, reply) => reply.send(answer),
+                Job::Claim(..) => Ok(()),
+            };
+        }
+        live.clear();
+        pending.clear();
+        store.keep(st);
+    }
+}
+
+/// What a batch asks to have read before its events run: its claims, the tasks its
+/// completions finish, the (process, business key) pairs its starts use.
+fn batch_reads(batch: &[Job]) -> (Vec<&ClaimQuery>, Vec<&String>, Vec<(String, String)>) {
+    let mut queries = Vec::new();
+    let mut tasks = Vec::new();
+    let mut keys = Vec::new();
+    for job in batch {
+        match job {
+            Job::Claim(q, _) => queries.push(q),
+            Job::Complete(req, _) => tasks.push(&req.task_id),
+            Job::Start(j, _) => {
+                if let Some(bk) = &j.req.business_key {
+                    keys.push((j.dep.key.clone(), bk.clone()));
+                }
+            }
+        }
+    }
+    (queries, tasks, keys)
 }
