@@ -147,8 +147,8 @@ impl Engine {
         row.status = cs.status;
         row.result = cs.result.or(row.result.take());
         row.incident = cs.incident;
+        row.vars = crate::store::Vars::from(cs.vars);
         // Serialising maps of JSON values cannot fail.
-        row.vars = crate::store::Vars(cs.vars.clone());
         row.state = serde_json::to_string(&cs.state).unwrap_or_default();
         if cs.provisional && row.provisional == 0 {
             tracing::warn!(
@@ -172,7 +172,7 @@ fn instance_data(row: &InstanceRow) -> Result<InstanceData> {
         id: row.id.clone(),
         created_at: time(row.created_at),
         status: row.status,
-        vars: row.vars.0.clone(),
+        vars: (*row.vars).clone(),
         state: serde_json::from_str(&row.state)?,
         provisional: row.provisional != 0,
     })

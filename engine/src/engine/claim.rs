@@ -109,7 +109,7 @@ impl Engine {
             lock_token: t.lock_token,
             lock_expires_at: time(t.lock_expires_at.unwrap_or_default()),
             process: inst.process_key.clone(),
-            vars: inst.vars.0.clone(),
+            vars: (*inst.vars).clone(),
             outcomes,
             fields,
             task: task_view(t),

@@ -109,7 +109,7 @@ impl Engine {
         let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
         let calendar = loaded.model.calendar.as_ref().map(|c| c.name.as_str());
         let tz = self.inner.due.time_zone(calendar);
-        let vars: Map<String, Json> = row.vars.0.clone();
+        let vars: Map<String, Json> = (*row.vars).clone();
         let mut case = vec![(
             "business_key".to_string(),
             row.business_key.clone().map_or(Json::Null, Json::String),

@@ -210,7 +210,7 @@ pub(super) fn new_instance_row(
         status: Status::Running,
         result: None,
         incident: None,
-        vars: crate::store::Vars(vars.clone()),
+        vars: crate::store::Vars::from(vars.clone()),
         state: serde_json::to_string(&RunState::default())?,
         provisional: 0,
         parent_id: parent.map(|p| p.0.to_string()),

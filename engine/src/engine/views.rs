@@ -35,7 +35,7 @@ impl Engine {
     ) -> Result<InstanceView> {
         let loaded = self.loaded_by_key(&row.process_key, row.version).await?;
         let state: RunState = serde_json::from_str(&row.state)?;
-        let vars: Map<String, Json> = row.vars.0.clone();
+        let vars: Map<String, Json> = (*row.vars).clone();
         let masked = vars
             .iter()
             .map(|(k, v)| {
@@ -113,7 +113,7 @@ impl Engine {
             .instance(id)
             .await?
             .ok_or_else(|| EngineError::not_found(format!("instance {id}")))?;
-        Ok(row.vars.0.clone())
+        Ok((*row.vars).clone())
     }
 
     /// The instance's timeline.

@@ -124,9 +124,11 @@ impl OutboxState {
     }
 }
 
-/// An instance's variables: a JSON object, stored as its text.
+/// An instance's variables: a JSON object, stored as its text. Shared: rows are copied into
+/// answers and the committer's carry, and a copy must not copy every value; a change copies
+/// the map only when another row still shares it.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Vars(pub Map<String, Json>);
+pub struct Vars(std::sync::Arc<Map<String, Json>>);
 
 impl std::ops::Deref for Vars {
     type Target = Map<String, Json>;
@@ -137,7 +139,13 @@ impl std::ops::Deref for Vars {
 
 impl std::ops::DerefMut for Vars {
     fn deref_mut(&mut self) -> &mut Map<String, Json> {
-        &mut self.0
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Map<String, Json>> for Vars {
+    fn from(map: Map<String, Json>) -> Vars {
+        Vars(std::sync::Arc::new(map))
     }
 }
 
@@ -145,12 +153,17 @@ impl Vars {
     /// The stored text.
     pub fn to_text(&self) -> String {
         // A map of JSON values always serializes.
-        serde_json::to_string(&self.0).unwrap_or_else(|_| "{}".into())
+        serde_json::to_string(&*self.0).unwrap_or_else(|_| "{}".into())
     }
 
     /// From the stored text.
     pub fn from_text(text: &str) -> Result<Vars, serde_json::Error> {
-        serde_json::from_str(text).map(Vars)
+        serde_json::from_str::<Map<String, Json>>(text).map(Vars::from)
+    }
+
+    /// The variables, copied only when shared.
+    pub fn into_map(self) -> Map<String, Json> {
+        std::sync::Arc::unwrap_or_clone(self.0)
     }
 }
 
