@@ -275,7 +275,8 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
         };
         // A batch runs as its own task: should it panic (a bug), its callers get an error and
         // this committer goes on with the next batch.
-        let store = engine.clone();
+        // Kept to ring the store after the batch, which the spawned task takes.
+        let after = engine.clone();
         let written = tokio::spawn(async move {
             engine.commit_batch(batch, &mut held).await;
             held
@@ -289,7 +290,7 @@ async fn run(engine: Weak<Inner>, queue: Queue) {
                 tracing::error!(error = %e, "a batch of events failed unexpectedly; its callers were told");
             }
         }
-        store.store().after_batch();
+        after.store().after_batch();
     }
 }
 
@@ -303,9 +304,9 @@ impl Engine {
         // SQLite in a file: what the last batches left (see `Carry`); taken for this batch, and
         // put back only if it commits. A retry starts without it.
         let store = self.store();
-        let mut carry = store.take_batch_carry();
+        let mut carry = store.take_carry();
         let written: Result<Written> = transaction!(self, held, |tx, fx| {
-            let mut st = store.resume(&mut carry, self.chain_key());
+            let mut st = crate::store::Store::resume(&mut carry, self.chain_key());
             // Claims first: the other events see them.
             let (queries, tasks, keys) = batch_reads(&batch);
             // Every row the batch needs, read in a few statements.

@@ -3,7 +3,7 @@
 //! runs on the writer connection, which also begins the transaction, and takes what the last
 //! batches left ([`Carry`]) instead of reading it; on PostgreSQL it is a few statements with
 //! arrays. The committer sees one method, [`Store::load_batch`], and the carry's life around it
-//! ([`Store::resume`], [`Store::keep`]).
+//! ([`Store::take_carry`], [`Store::resume`], [`Store::keep`]).
 
 use super::port::{Instances as _, Tasks as _};
 use super::staged::{Carry, Staged};
@@ -27,26 +27,16 @@ pub(crate) struct BatchReads<'a> {
 }
 
 impl Store {
-    /// The unit of work a batch starts with: on SQLite in a file, what the last batches left
-    /// (taken now; [`Store::keep`] puts it back after a commit, so a retry starts without).
+    /// The unit of work a batch attempt starts with: the first attempt takes what the last
+    /// batches left (SQLite in a file; taken by [`Store::take_carry`] before the transaction,
+    /// put back by [`Store::keep`] after a commit), a retry starts without it.
     pub(crate) fn resume(
-        &self,
         carry: &mut Option<Carry>,
         chain_key: Option<crate::ledger_keys::ChainKey>,
     ) -> Staged {
         match carry.take() {
             Some(carry) => Staged::with_carry(carry, chain_key),
             None => Staged::new(chain_key),
-        }
-    }
-
-    /// The carry for the next batch, taken before its transaction (`None` unless this store
-    /// carries instances between batches).
-    pub(crate) fn take_batch_carry(&self) -> Option<Carry> {
-        if self.carries() {
-            self.take_carry()
-        } else {
-            None
         }
     }
 

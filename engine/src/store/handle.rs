@@ -176,7 +176,8 @@ impl Store {
         self.checkpoints.is_some()
     }
 
-    /// The committer's carry, taken for a batch (`None` while one runs, or after a failure).
+    /// The committer's carry, taken for a batch (`None` while one runs, after a failure, and
+    /// always on a store that does not carry: only [`Store::keep`] puts one back).
     pub(crate) fn take_carry(&self) -> Option<Carry> {
         self.carry.lock().unwrap_or_else(|e| e.into_inner()).take()
     }

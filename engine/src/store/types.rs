@@ -8,9 +8,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use serde_json::{Map, Value as Json};
 use sqlx::error::BoxDynError;
 
-/// Implements the drivers' traits for a type stored as its name: `as_str(self) ->
-/// &'static str` and `parse(&str) -> Option<Self>`.
-macro_rules! stored_as_name {
+/// A type stored as TEXT, for sqlx on either database.
+macro_rules! text_column {
     ($ty:ty) => {
         impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
         where
@@ -23,6 +22,14 @@ macro_rules! stored_as_name {
                 <str as sqlx::Type<DB>>::compatible(ty)
             }
         }
+    };
+}
+
+/// Implements the drivers' traits for a type stored as its name: `as_str(self) ->
+/// &'static str` and `parse(&str) -> Option<Self>`.
+macro_rules! stored_as_name {
+    ($ty:ty) => {
+        text_column!($ty);
 
         impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
         where
@@ -167,17 +174,7 @@ impl Vars {
     }
 }
 
-impl<DB: sqlx::Database> sqlx::Type<DB> for Vars
-where
-    str: sqlx::Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <str as sqlx::Type<DB>>::type_info()
-    }
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <str as sqlx::Type<DB>>::compatible(ty)
-    }
-}
+text_column!(Vars);
 
 impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Vars
 where
