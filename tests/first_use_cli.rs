@@ -48,11 +48,15 @@ fn serve(dir: &Path, log: &Path) -> Server {
     let started = Instant::now();
     let address = loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text
+        // Only whole lines: the server may be half-way through writing the one we want.
+        let written = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        if let Some(address) = written
             .lines()
-            .find_map(|l| l.strip_prefix("yimen serving http://"))
+            .filter_map(|l| l.strip_prefix("yimen serving http://"))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .find(|a| a.parse::<std::net::SocketAddr>().is_ok())
         {
-            break rest.split_whitespace().next().unwrap().to_string();
+            break address.to_string();
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
