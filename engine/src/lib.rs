@@ -2,6 +2,7 @@
 //! timers, working-day calendars and the HTTP API. Nothing here knows about any particular
 //! process: social assistance lives in `processes/`.
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod calendar;

@@ -173,6 +173,26 @@ impl Engine {
             .collect())
     }
 
+    /// The tasks whose claim `holder` (the caller's name, as claims record it) holds, oldest
+    /// first, at most `limit`.
+    pub async fn claimed_tasks(&self, holder: &str, limit: u32) -> Result<Vec<TaskView>> {
+        let rows = self
+            .inner
+            .store
+            .claimed_tasks(holder, i64::from(limit.min(1000)))
+            .await?;
+        Ok(rows.into_iter().map(task_view).collect())
+    }
+
+    /// How many open tasks each queue has, of `org_units` (`None`: all), by queue name.
+    pub async fn open_task_counts(
+        &self,
+        org_units: Option<&[String]>,
+    ) -> Result<Vec<(String, i64)>> {
+        let units = org_units.map(json_list);
+        self.inner.store.open_task_counts(units.as_deref()).await
+    }
+
     /// One task.
     pub async fn task(&self, id: &str) -> Result<TaskView> {
         self.inner

@@ -578,6 +578,38 @@ pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
     .collect()
 }
 
+/// The tasks `holder` has claimed (its claims that hold), oldest first.
+pub async fn claimed_tasks(pool: &Pool, holder: &str, limit: i64) -> R<Vec<TaskRow>> {
+    sqlx::query(
+        "SELECT * FROM tasks WHERE state = 'claimed' AND locked_by = $1 \
+         ORDER BY created_at, id LIMIT $2",
+    )
+    .bind(holder)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(task_row)
+    .collect()
+}
+
+/// How many open tasks each queue has, of the organisation units of a JSON array (`None`:
+/// all), as the task list reads them.
+pub async fn open_task_counts(pool: &Pool, org_units: Option<&str>) -> R<Vec<(String, i64)>> {
+    sqlx::query(concat!(
+        "SELECT queue, COUNT(*) AS open FROM tasks WHERE state = 'open' \
+         AND ($1 IS NULL OR org_unit IS NULL OR org_unit ",
+        is_in!(json "$1"),
+        ") GROUP BY queue ORDER BY queue"
+    ))
+    .bind(org_units)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("queue")?, r.try_get("open")?)))
+    .collect()
+}
+
 // ---- timers ----
 
 

@@ -7,6 +7,7 @@
 //! Concurrency: every write is a transaction (`BEGIN IMMEDIATE` on SQLite; row locks with
 //! `FOR UPDATE` / `SKIP LOCKED` on PostgreSQL). Lock order is task/timer → instance.
 
+pub mod accounts;
 pub(crate) mod batch;
 pub(crate) mod checkpoint;
 mod handle;
