@@ -142,10 +142,35 @@ impl RoleDuties {
 /// that inform them, for the cases those may see.
 pub const SUBJECT_INBOX: &str = "subject";
 
-/// Who is calling: the holder of one valid token.
+/// What kind of caller a [`Principal`] is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A machine's bearer token (`yimen token create`).
+    #[default]
+    Token,
+    /// A person signed in with a password (`yimen user add`), through a session.
+    User,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Token => "token",
+            PrincipalKind::User => "user",
+        }
+    }
+}
+
+/// Who is calling: the holder of one valid token, or a person signed in. Roles, units and
+/// duties mean the same for both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
-    pub token_id: String,
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    /// The token's id, or the user's.
+    pub id: String,
+    /// The token's name, or the user's display name.
     pub name: String,
     pub roles: Vec<Role>,
     /// Organisation units the token is limited to; empty = all.
@@ -162,6 +187,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The caller as messages name it: ``token `name` `` or ``user `name` ``.
+    pub fn who(&self) -> String {
+        format!("{} `{}`", self.kind.as_str(), self.name)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.roles.contains(&Role::Admin)
     }
@@ -193,10 +223,7 @@ impl Principal {
 
     /// Why this token may not work task `task` of `queue` (a 403's message).
     pub fn may_not_work(&self, task: &str, queue: &str) -> String {
-        format!(
-            "token `{}` may not work task {task} of queue `{queue}`",
-            self.name
-        )
+        format!("{} may not work task {task} of queue `{queue}`", self.who())
     }
 
     /// Does this token hold the role of `queue` (in some organisation unit)? Admins hold all.
@@ -290,8 +317,8 @@ impl StartRoles {
             return None;
         }
         let limited = format!(
-            "token `{}` is limited to organisation units ({})",
-            principal.name,
+            "{} is limited to organisation units ({})",
+            principal.who(),
             principal.org_units.join(", ")
         );
         self.scopes.iter().find_map(
@@ -429,7 +456,8 @@ mod tests {
 
     fn principal(roles: &str, org_units: &[&str]) -> Principal {
         Principal {
-            token_id: "t".into(),
+            kind: PrincipalKind::Token,
+            id: "t".into(),
             name: "n".into(),
             roles: Role::parse_list(roles).unwrap(),
             org_units: org_units.iter().map(|s| s.to_string()).collect(),

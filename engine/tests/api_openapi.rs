@@ -48,6 +48,16 @@ async fn the_document_lists_every_endpoint_of_the_issue() {
         "GET /api/v1/reports/{job}/runs/{scheduled}/csv",
         "GET /api/v1/tasks",
         "GET /api/v1/tokens",
+        "GET /api/v1/me",
+        "GET /api/v1/users",
+        "GET /api/v1/sign-ins",
+        "POST /api/v1/session",
+        "DELETE /api/v1/session",
+        "POST /api/v1/session/password",
+        "POST /api/v1/users",
+        "POST /api/v1/users/{login}/disable",
+        "POST /api/v1/users/{login}/reset-password",
+        "PUT /api/v1/users/{login}/roles",
         "POST /api/v1/clock/advance",
         "POST /api/v1/definitions",
         "POST /api/v1/inbox/{id}/ack",
@@ -71,6 +81,7 @@ async fn the_document_lists_every_endpoint_of_the_issue() {
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
     assert!(spec["components"]["schemas"]["ClaimBody"].is_object());
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(spec["components"]["securitySchemes"]["session"].is_object());
 }
 
 #[tokio::test]
@@ -85,8 +96,9 @@ async fn every_documented_operation_reaches_a_handler() {
             .replace("{key}", "case")
             .replace("{id}", "x")
             .replace("{name}", "m")
-            .replace("{name_or_id}", "nobody");
-        let body = (method == "POST").then(|| serde_json::json!({}));
+            .replace("{name_or_id}", "nobody")
+            .replace("{login}", "nobody");
+        let body = (method == "POST" || method == "PUT").then(|| serde_json::json!({}));
         let answer = api.call(&method, &concrete, Some(&api.admin), body).await;
         assert_ne!(
             answer.status,
@@ -168,6 +180,16 @@ const HANDLER_ERRORS: &[(&str, &[u16])] = &[
     ("POST /api/v1/tasks/{id}/extend", &[403, 404, 409, 422]),
     ("POST /api/v1/tasks/{id}/fail", &[403, 404, 409]),
     ("POST /api/v1/tasks/{id}/release", &[403, 404, 409]),
+    ("POST /api/v1/session", &[401, 403, 429]),
+    ("DELETE /api/v1/session", &[403]),
+    ("POST /api/v1/session/password", &[403, 422, 429]),
+    ("GET /api/v1/me", &[]),
+    ("GET /api/v1/users", &[403]),
+    ("POST /api/v1/users", &[403, 409, 422]),
+    ("POST /api/v1/users/{login}/disable", &[403, 404]),
+    ("POST /api/v1/users/{login}/reset-password", &[403, 404]),
+    ("PUT /api/v1/users/{login}/roles", &[403, 404, 422]),
+    ("GET /api/v1/sign-ins", &[403]),
     ("GET /api/v1/tokens", &[403]),
     ("POST /api/v1/tokens", &[403, 409, 422]),
     ("POST /api/v1/tokens/{name_or_id}/revoke", &[403, 404]),
@@ -205,6 +227,8 @@ fn structural_errors(op: &Value) -> BTreeSet<u16> {
     out.insert(431);
     if !open {
         out.insert(429);
+        // A session's call without its CSRF token, or before its one-time password changed.
+        out.insert(403);
     }
     out
 }

@@ -1,4 +1,5 @@
-//! Authentication (bearer tokens) and the record of refused calls.
+//! Authentication (bearer tokens, and sessions through `session`) and the record of refused
+//! calls.
 
 use super::{ApiError, ApiState};
 use crate::auth::{self, Principal, RoleDuties, StartRoles};
@@ -119,7 +120,7 @@ impl AuthFailures {
         (*count >= limit).then(|| left.as_secs() + 1)
     }
 
-    fn failed(&self, address: IpAddr) {
+    pub(super) fn failed(&self, address: IpAddr) {
         let mut failures = self.lock();
         if failures.len() > 100_000 {
             failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
@@ -132,19 +133,33 @@ impl AuthFailures {
     }
 }
 
-/// The hash of the bearer token a request was authenticated with, for a handler that waits
-/// (a long-polling claim) to look at the token again before it acts.
+/// What a request was authenticated with, for a handler that waits (a long-polling claim) to
+/// look at it again before it acts, or that acts on the session itself (signing out).
 #[derive(Debug, Clone)]
-pub(crate) struct TokenHash(pub(crate) String);
+pub(crate) enum Credential {
+    /// A bearer token, by its hash.
+    Token(String),
+    /// A session cookie, by the session's id (the hash of its secret).
+    Session(String),
+}
 
-/// Whether the token of a request that has been waiting still counts: the access generation
-/// (bumped by every revocation) is still `generation`, or the token, looked up again, is still
-/// active (the generation is then moved on). 401 when it was revoked meanwhile.
+/// The client's address (the TCP peer), when the server knows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddress(pub(crate) Option<IpAddr>);
+
+/// Whether what a request that has been waiting was authenticated with still counts: for a
+/// token, the access generation (bumped by every revocation) is still `generation`, or the
+/// token, looked up again, is still active (the generation is then moved on); a session is
+/// looked up again. 401 when it was revoked or ended meanwhile.
 pub(crate) async fn still_valid(
     state: &ApiState,
-    hash: &TokenHash,
+    credential: &Credential,
     generation: &mut i64,
 ) -> Result<(), ApiError> {
+    let hash = match credential {
+        Credential::Token(hash) => hash,
+        Credential::Session(id) => return super::session::still_open(state, id).await,
+    };
     let now = state
         .tokens
         .generation()
@@ -153,12 +168,7 @@ pub(crate) async fn still_valid(
     if now == *generation {
         return Ok(());
     }
-    match state
-        .tokens
-        .find(&hash.0)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    match state.tokens.find(hash).await.map_err(ApiError::internal)? {
         Some(TokenLookup::Active(_)) => {
             *generation = now;
             Ok(())
@@ -182,22 +192,25 @@ fn is_public(path: &str) -> bool {
     ) || !path.starts_with("/api/v1/")
 }
 
-/// Resolves the bearer token to a [`Principal`] (put into the request's extensions) and records
-/// every 401 and 403.
+/// Resolves the bearer token, or without one the session cookie, to a [`Principal`] (put into
+/// the request's extensions) and records every 401 and 403. Signing in needs neither, but is
+/// held to the limit of failed authentications of its address like the calls that do.
 pub(crate) async fn authenticate(
     State(state): State<ApiState>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if is_public(&path) {
-        return next.run(request).await;
-    }
-    let method = request.method().to_string();
     let address = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    request.extensions_mut().insert(ClientAddress(address));
+    let signing_in = super::session::is_sign_in(request.method(), &path);
+    if is_public(&path) && !signing_in {
+        return next.run(request).await;
+    }
+    let method = request.method().to_string();
     let limit = state.config.auth_failures_per_minute;
     if let Some(address) = address
         && limit > 0
@@ -205,6 +218,7 @@ pub(crate) async fn authenticate(
     {
         tracing::debug!(%address, "refused: too many failed authentications");
         return ApiError::TooManyRequests {
+            code: "too_many_requests",
             message: format!(
                 "too many failed authentications from this address (at most {limit} a minute); \
                  try again in {retry_after} s with a valid token"
@@ -213,11 +227,25 @@ pub(crate) async fn authenticate(
         }
         .into_response();
     }
+    if signing_in {
+        return next.run(request).await;
+    }
     let header = request
         .headers()
         .get(AUTHORIZATION)
         .map(|h| h.to_str().unwrap_or("").to_string());
-    let (principal, generation, hash) = match principal(&state, header.as_deref()).await {
+    let session = match &header {
+        Some(_) => None,
+        None => super::session::cookie_of(request.headers()),
+    };
+    let found = match session {
+        Some(secret) => {
+            let (method, headers) = (request.method(), request.headers());
+            super::session::principal(&state, &secret, method, &path, headers).await
+        }
+        None => principal(&state, header.as_deref()).await,
+    };
+    let (principal, generation, credential) = match found {
         Ok(found) => found,
         Err(error) => {
             if let (Some(address), ApiError::Unauthorized { .. }) = (address, &error) {
@@ -230,7 +258,7 @@ pub(crate) async fn authenticate(
         }
     };
     request.extensions_mut().insert(principal.clone());
-    request.extensions_mut().insert(hash);
+    request.extensions_mut().insert(credential);
     request
         .extensions_mut()
         .insert(AccessGeneration(generation));
@@ -257,7 +285,7 @@ fn refusal(response: &Response) -> Option<(u16, String)> {
 async fn principal(
     state: &ApiState,
     header: Option<&str>,
-) -> Result<(Principal, i64, TokenHash), ApiError> {
+) -> Result<(Principal, i64, Credential), ApiError> {
     let token = auth::bearer(header).map_err(ApiError::unauthorized)?;
     let hash = auth::hash_token(token);
     // Read before the lookup: a revocation committed after this read bumps the generation, so
@@ -278,7 +306,7 @@ async fn principal(
         } else if let Some((principal, at)) = cache.principals.get(&hash)
             && at.elapsed() < state.config.token_cache
         {
-            return Ok((principal.clone(), generation, TokenHash(hash)));
+            return Ok((principal.clone(), generation, Credential::Token(hash)));
         }
     }
     let principal = match state.tokens.find(&hash).await.map_err(ApiError::internal)? {
@@ -307,15 +335,24 @@ async fn principal(
             .principals
             .insert(hash.clone(), (principal.clone(), Instant::now()));
     }
-    Ok((principal, generation, TokenHash(hash)))
+    Ok((principal, generation, Credential::Token(hash)))
 }
 
 /// What the deployed processes let roles do, as of `generation`: cached with the principals,
 /// read again (every process's latest version, from the engine's cache of deployments) when
 /// the generation moved.
-async fn role_duties(state: &ApiState, generation: i64) -> Result<Arc<RoleDuties>, ApiError> {
+pub(super) async fn role_duties(
+    state: &ApiState,
+    generation: i64,
+) -> Result<Arc<RoleDuties>, ApiError> {
     {
-        let cache = state.cache.lock();
+        let mut cache = state.cache.lock();
+        // A session reads the generation itself: what was cached under an older one goes.
+        if cache.generation < generation {
+            cache.principals.clear();
+            cache.duties = None;
+            cache.generation = generation;
+        }
         if cache.generation == generation
             && let Some(duties) = &cache.duties
         {
@@ -390,8 +427,8 @@ pub(crate) async fn check_start(
             .to_string()
     };
     Err(ApiError::forbidden(format!(
-        "token `{}` may not start `{process}`: only {} may ({source})",
-        principal.name,
+        "{} may not start `{process}`: only {} may ({source})",
+        principal.who(),
         roles.names().join(", ")
     )))
 }
@@ -400,6 +437,17 @@ pub(crate) async fn check_start(
 pub async fn prune_refusals(state: &ApiState, keep_days: u32) -> Result<u64, crate::EngineError> {
     let before = state.engine.clock().now() - chrono::Duration::days(i64::from(keep_days));
     state.tokens.prune_refusals(before).await
+}
+
+/// Deletes the sign-in attempts recorded more than `keep_days` days ago, and the sessions
+/// begun before then that are past their lifetime; returns how many rows.
+pub async fn prune_sign_ins(state: &ApiState, keep_days: u32) -> Result<u64, crate::EngineError> {
+    let now = state.engine.clock().now();
+    let before = now - chrono::Duration::days(i64::from(keep_days));
+    let lifetime =
+        chrono::Duration::from_std(state.config.session_lifetime).unwrap_or(chrono::Duration::MAX);
+    let sessions_before = before.min(now.checked_sub_signed(lifetime).unwrap_or(before));
+    state.accounts.prune(before, sessions_before).await
 }
 
 /// Records a refusal decided inside a handler that still answers 200 (a completion of a

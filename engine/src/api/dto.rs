@@ -466,3 +466,185 @@ impl From<crate::store::tokens::RefusalRecord> for Refusal {
         }
     }
 }
+
+/// `POST /session`: sign in.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInBody {
+    pub login: String,
+    pub password: String,
+}
+
+/// A person's account as shown (never its password).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserInfo {
+    pub id: String,
+    pub login: String,
+    /// The display name (`王芳`).
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Organisation units the user is limited to; empty = all.
+    pub org_units: Vec<String>,
+    /// The password is a one-time one: the user must set their own before anything else.
+    pub must_change_password: bool,
+    pub created_at: String,
+    pub disabled_at: Option<String>,
+    /// Locked after failed sign-ins until this moment.
+    pub locked_until: Option<String>,
+}
+
+/// A session begun: the cookie `yimen_session` is set beside it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    pub user: UserInfo,
+    /// Send it as `X-CSRF-Token` with every POST, PUT, PATCH and DELETE of this session.
+    pub csrf_token: String,
+    /// Only `POST /session/password` (and signing out) is allowed until it is changed.
+    pub must_change_password: bool,
+    /// The session ends then however much it is used.
+    pub expires_at: String,
+    /// It ends sooner when unused this many seconds.
+    pub idle_timeout_seconds: u64,
+}
+
+/// `DELETE /session`: the session ended.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignedOut {
+    pub ended_at: String,
+}
+
+/// `POST /session/password`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// The password now (the one-time one, at first).
+    pub current: String,
+    /// The new password: at least 10 characters (`accounts::MIN_PASSWORD_CHARS`).
+    pub new: String,
+}
+
+/// `POST /users`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    /// Letters, digits, `.`, `_`, `-`, `@`; stored in lower case.
+    #[schema(max_length = 64, min_length = 1)]
+    pub login: String,
+    /// The display name, 1 to 100 characters.
+    #[schema(max_length = 100, min_length = 1)]
+    pub name: String,
+    /// `admin`, or names of roles the processes declare (as a token's).
+    pub roles: Vec<String>,
+    /// Organisation units the user is limited to; empty = all.
+    #[serde(default)]
+    pub org_units: Vec<String>,
+}
+
+/// `PUT /users/{login}/roles`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesBody {
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub org_units: Vec<String>,
+}
+
+/// An account with its one-time password, shown only in this answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserPassword {
+    pub user: UserInfo,
+    /// Give it to the person; they set their own at their first sign-in.
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SignInQuery {
+    /// Page, from 1 (the newest attempts).
+    pub page: Option<u32>,
+    /// Attempts per page (default 50, at most 500).
+    pub per_page: Option<u32>,
+}
+
+/// A sign-in attempt, as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignIn {
+    pub at: String,
+    /// The login given (whether an account has it or not).
+    pub login: String,
+    /// The client's address, when known.
+    pub address: Option<String>,
+    /// `ok`, `bad_password`, `locked`, `disabled` or `unknown_login`.
+    pub result: String,
+}
+
+/// Sign-in attempts, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignInList {
+    pub sign_ins: Vec<SignIn>,
+    pub page: u32,
+    pub per_page: u32,
+    /// The next page, when there are more.
+    pub next_page: Option<u32>,
+}
+
+/// Open tasks of one queue the caller may work.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueCount {
+    pub queue: String,
+    pub open: i64,
+}
+
+/// `GET /me`: who is calling, what they may do and their work.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// `user` or `token`.
+    pub kind: String,
+    pub id: String,
+    /// The user's display name, or the token's name.
+    pub name: String,
+    /// A user's login.
+    pub login: Option<String>,
+    pub roles: Vec<String>,
+    /// Organisation units the caller is limited to; empty = all.
+    pub org_units: Vec<String>,
+    /// A role of the caller oversees (reads every case of its units).
+    pub oversees: bool,
+    /// The tasks the caller has claimed, oldest first.
+    #[schema(value_type = Vec<crate::engine::TaskView>)]
+    pub tasks: Vec<Value>,
+    /// Open tasks per queue the caller may work (of its units).
+    pub queues: Vec<QueueCount>,
+}
+
+impl From<crate::store::accounts::UserRecord> for UserInfo {
+    fn from(r: crate::store::accounts::UserRecord) -> UserInfo {
+        UserInfo {
+            id: r.id,
+            login: r.login,
+            name: r.name,
+            roles: r.roles,
+            org_units: r.org_units,
+            must_change_password: r.must_change_password,
+            created_at: millis_to_text(r.created_at),
+            disabled_at: r.disabled_at.map(millis_to_text),
+            locked_until: r.locked_until.map(millis_to_text),
+        }
+    }
+}
+
+impl From<crate::store::accounts::SignInRecord> for SignIn {
+    fn from(r: crate::store::accounts::SignInRecord) -> SignIn {
+        SignIn {
+            at: millis_to_text(r.at),
+            login: r.login,
+            address: r.address,
+            result: r.result,
+        }
+    }
+}

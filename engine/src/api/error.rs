@@ -17,10 +17,12 @@ use utoipa::ToSchema;
 pub enum ApiError {
     /// 400: the request cannot be read (malformed JSON, bad query or path parameter).
     BadRequest { message: String },
-    /// 401: no token, an unknown token or a revoked one.
-    Unauthorized { message: String },
-    /// 403: the token is valid but may not do this.
-    Forbidden { message: String },
+    /// 401: no token, an unknown token or a revoked one, no session or an ended one, a
+    /// sign-in refused. `code` says which (`unauthorized` unless said otherwise).
+    Unauthorized { code: &'static str, message: String },
+    /// 403: the caller is known but may not do this. `code` says why (`forbidden` unless
+    /// said otherwise: `csrf_refused`, `password_change_required`, `account_disabled`).
+    Forbidden { code: &'static str, message: String },
     /// 404: no such definition, instance, task, route.
     NotFound { message: String },
     /// 405: the route exists but not with this method.
@@ -45,9 +47,14 @@ pub enum ApiError {
     UriTooLong { message: String },
     /// 431: the request's headers are larger than the server takes.
     HeadersTooLarge { message: String },
-    /// 429: too many failed authentications from this address; try again after
-    /// `retry_after` seconds (the `Retry-After` header).
-    TooManyRequests { message: String, retry_after: u64 },
+    /// 429: too many failed authentications from this address (`too_many_requests`), or a
+    /// login locked after failed sign-ins (`sign_in_locked`); try again after `retry_after`
+    /// seconds (the `Retry-After` header).
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     /// 503: the server cannot serve now (database unreachable); try again.
     Unavailable { message: String },
     /// 500: a bug or an unexpected storage failure; the cause goes to the log, not the client.
@@ -93,11 +100,27 @@ impl ApiError {
     }
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
         ApiError::Unauthorized {
+            code: "unauthorized",
             message: message.into(),
         }
     }
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::Forbidden {
+            code: "forbidden",
+            message: message.into(),
+        }
+    }
+    /// 403 with a code of its own (documented in `docs/errors/api.md`).
+    pub fn forbidden_as(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+    /// 401 with a code of its own (documented in `docs/errors/api.md`).
+    pub fn unauthorized_as(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Unauthorized {
+            code,
             message: message.into(),
         }
     }
@@ -153,8 +176,9 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         let (code, message, details) = match self {
             ApiError::BadRequest { message } => ("bad_request", message.clone(), Value::Null),
-            ApiError::Unauthorized { message } => ("unauthorized", message.clone(), Value::Null),
-            ApiError::Forbidden { message } => ("forbidden", message.clone(), Value::Null),
+            ApiError::Unauthorized { code, message } | ApiError::Forbidden { code, message } => {
+                (*code, message.clone(), Value::Null)
+            }
             ApiError::NotFound { message } => ("not_found", message.clone(), Value::Null),
             ApiError::MethodNotAllowed { message } => {
                 ("method_not_allowed", message.clone(), Value::Null)
@@ -176,8 +200,8 @@ impl ApiError {
             ApiError::HeadersTooLarge { message } => {
                 ("headers_too_large", message.clone(), Value::Null)
             }
-            ApiError::TooManyRequests { message, .. } => {
-                ("too_many_requests", message.clone(), Value::Null)
+            ApiError::TooManyRequests { code, message, .. } => {
+                (*code, message.clone(), Value::Null)
             }
             ApiError::Unavailable { message } => ("unavailable", message.clone(), Value::Null),
             ApiError::Internal { .. } => (
@@ -213,7 +237,7 @@ impl IntoResponse for ApiError {
             tracing::error!("request failed: {cause}");
         }
         let refusal = match &self {
-            ApiError::Unauthorized { message } | ApiError::Forbidden { message } => {
+            ApiError::Unauthorized { message, .. } | ApiError::Forbidden { message, .. } => {
                 Some(super::access::RefusalReason(message.clone()))
             }
             _ => None,

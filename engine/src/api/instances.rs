@@ -222,8 +222,8 @@ pub(super) async fn check_sees(
         )))
     } else {
         Err(ApiError::forbidden(format!(
-            "token `{}` may not see instance {instance}: none of its tasks is in the token's queues{}",
-            principal.name,
+            "{} may not see instance {instance}: none of its tasks is in the caller's queues{}",
+            principal.who(),
             if principal.org_units.is_empty() {
                 String::new()
             } else {

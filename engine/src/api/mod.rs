@@ -1,8 +1,9 @@
 //! The HTTP API under `/api/v1` (axum). Every route is registered through utoipa-axum, so the
 //! router and `GET /openapi.json` come from one list and cannot drift apart.
 //!
-//! Access: every call under `/api/v1` except `health` and `openapi.json` carries a bearer token
-//! ([`access`]); refused calls (401, 403) are recorded in `access_refusals`.
+//! Access: every call under `/api/v1` except `health`, `openapi.json` and signing in carries a
+//! bearer token or the cookie of a signed-in session ([`access`], [`session`]); refused calls
+//! (401, 403) are recorded in `access_refusals`.
 
 pub mod access;
 mod admin;
@@ -14,18 +15,21 @@ mod inbox;
 mod instances;
 mod outbox;
 mod reports;
+mod session;
 mod tasks;
+mod users;
 
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 
 use crate::Engine;
+use crate::store::accounts::AccountStore;
 use crate::store::tokens::TokenStore;
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -56,6 +60,14 @@ pub struct ApiConfig {
     pub max_uri_bytes: usize,
     /// Largest total of header names and values, in bytes (431 above it).
     pub max_header_bytes: usize,
+    /// A session unused this long ends (its last use is recorded at most once a minute, so it
+    /// may end up to a minute sooner).
+    pub session_idle: Duration,
+    /// A session ends this long after its sign-in, however much it is used.
+    pub session_lifetime: Duration,
+    /// Mark the session cookie `Secure` (sent over HTTPS only): set it when the server is
+    /// reached through HTTPS.
+    pub secure_cookies: bool,
 }
 
 impl Default for ApiConfig {
@@ -71,6 +83,9 @@ impl Default for ApiConfig {
             max_body_bytes: 2 << 20,
             max_uri_bytes: 8 << 10,
             max_header_bytes: 16 << 10,
+            session_idle: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
         }
     }
 }
@@ -80,6 +95,8 @@ impl Default for ApiConfig {
 pub struct ApiState {
     pub engine: Engine,
     pub tokens: TokenStore,
+    /// People's accounts, sessions and sign-ins.
+    pub accounts: AccountStore,
     pub config: Arc<ApiConfig>,
     pub(crate) cache: access::TokenCache,
     /// Roles that may start each deployed version (`start_roles`, or the default rule).
@@ -88,19 +105,26 @@ pub struct ApiState {
     pub(crate) failures: access::AuthFailures,
     /// Set when the server begins to stop: long polls answer at once.
     pub(crate) shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Password hashes computed at once (each takes 19 MiB and tens of milliseconds of a
+    /// core): one per core, the others wait their turn.
+    pub(crate) hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
     pub fn new(engine: Engine, config: ApiConfig) -> ApiState {
         let tokens = TokenStore::of(engine.store());
+        let accounts = AccountStore::new(engine.store().pool().clone());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ApiState {
             engine,
             tokens,
+            accounts,
             config: Arc::new(config),
             cache: access::TokenCache::default(),
             start_roles: access::StartRolesCache::default(),
             failures: access::AuthFailures::default(),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+            hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 
@@ -123,11 +147,13 @@ impl ApiState {
     info(
         title = "yimen API",
         description = "Deploy processes, start and follow instances, and work task queues. \
-                       Every call except `health` and `openapi.json` needs `Authorization: Bearer <token>`. \
+                       Every call except `health`, `openapi.json` and signing in (`POST /session`) \
+                       needs `Authorization: Bearer <token>` or the cookie `yimen_session` of a \
+                       signed-in person (whose state-changing calls carry `X-CSRF-Token`). \
                        Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
     ),
     modifiers(&BearerAuth),
-    security(("bearer" = []))
+    security(("bearer" = []), ("session" = []))
 )]
 struct ApiDoc;
 
@@ -139,6 +165,14 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::accounts::SESSION_COOKIE,
+                "the session of a person signed in with `POST /session`; requests with \
+                 POST, PUT, PATCH or DELETE also carry `X-CSRF-Token`",
+            ))),
         );
     }
 }
@@ -167,6 +201,14 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::create_token, admin::list_tokens))
         .routes(routes!(admin::revoke_token))
         .routes(routes!(admin::refusals))
+        .routes(routes!(session::sign_in, session::sign_out))
+        .routes(routes!(session::change_password))
+        .routes(routes!(users::me))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::disable_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::set_roles))
+        .routes(routes!(users::sign_ins))
         .merge(inbox::routes())
         .merge(clock::routes())
         .merge(reports::routes())
@@ -183,7 +225,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The errors the layers around the handlers answer, added to every route they can reach: 414
 /// and 431 (path and query, headers too large: any route), 413 (body too large: a route with
-/// a body), 429 (too many failed authentications: a route that needs a token), 400 (a path
+/// a body), 429 (too many failed authentications) and 403 (a session's call without its CSRF
+/// token, or before its password was changed): a route that needs a caller, 400 (a path
 /// parameter with NUL or over [`error::MAX_PARAMETER_CHARS`]: a route with one).
 fn edge_errors(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
@@ -229,6 +272,11 @@ fn edge_errors(doc: &mut utoipa::openapi::OpenApi) {
                 add.push((
                     "429",
                     "too many failed authentications from this address; see `Retry-After`",
+                ));
+                add.push((
+                    "403",
+                    "a session's call refused: without its CSRF token (`csrf_refused`), or \
+                     before the one-time password was changed (`password_change_required`)",
                 ));
             }
             let path_parameter = op

@@ -27,7 +27,7 @@ pub(crate) const MAX_NAME_CHARS: usize = 128;
 pub(super) async fn claim(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
-    Extension(token): Extension<super::access::TokenHash>,
+    Extension(credential): Extension<super::access::Credential>,
     Extension(super::access::AccessGeneration(mut generation)): Extension<
         super::access::AccessGeneration,
     >,
@@ -70,8 +70,8 @@ pub(super) async fn claim(
     }
     if let Some(queue) = body.queues.iter().find(|q| !principal.holds_queue(q)) {
         return Err(ApiError::forbidden(format!(
-            "token `{}` may not claim from queue `{queue}`",
-            principal.name
+            "{} may not claim from queue `{queue}`",
+            principal.who()
         )));
     }
     let request = engine::ClaimRequest {
@@ -88,9 +88,9 @@ pub(super) async fn claim(
     let deadline = Instant::now() + Duration::from_secs(u64::from(body.wait_seconds));
     let mut waited = false;
     loop {
-        // After a wait the token may have been revoked: a revoked token takes no task.
+        // After a wait the token may have been revoked (or the session ended): it takes no task.
         if waited {
-            super::access::still_valid(&state, &token, &mut generation).await?;
+            super::access::still_valid(&state, &credential, &mut generation).await?;
         }
         waited = true;
         let claimed = state.engine.claim(request.clone()).await?;
@@ -373,8 +373,8 @@ pub(super) async fn list(
     let queues = match &query.queue {
         Some(queue) if !principal.holds_queue(queue) && !principal.is_overseer() => {
             return Err(ApiError::forbidden(format!(
-                "token `{}` may not see queue `{queue}`",
-                principal.name
+                "{} may not see queue `{queue}`",
+                principal.who()
             )));
         }
         Some(queue) => Some(vec![queue.clone()]),

@@ -212,7 +212,8 @@ impl TokenStore {
         Ok(record.map(|r| match r.revoked_at {
             Some(at) => TokenLookup::Revoked { name: r.name, at },
             None => TokenLookup::Active(Principal {
-                token_id: r.id,
+                kind: crate::auth::PrincipalKind::Token,
+                id: r.id,
                 name: r.name,
                 // Roles were checked when the token was made; an unreadable one grants nothing.
                 roles: r.roles.iter().filter_map(|x| Role::parse(x).ok()).collect(),
@@ -355,7 +356,7 @@ impl TokenStore {
                    ON CONFLICT (bucket) DO UPDATE SET hits = access_refusals.hits + 1, \
                    at = CASE WHEN excluded.at > access_refusals.at THEN excluded.at ELSE access_refusals.at END";
         let id = uuid::Uuid::now_v7().to_string();
-        let token_id = principal.map(|p| p.token_id.clone());
+        let token_id = principal.map(|p| p.id.clone());
         let token_name = principal.map(|p| p.name.clone());
         let (method, path, reason) = (
             cut(method, 16),
