@@ -38,6 +38,9 @@ enum Command {
     /// Talk to a running server (deploy, start, tasks, instance, token ...).
     #[command(flatten)]
     Client(cli::client::Command),
+    /// People's accounts: add, list, disable, reset-password, roles (admin only).
+    #[command(subcommand)]
+    User(cli::user::Command),
     /// The electronic ledger (台账): verify its hash chain, export it.
     #[command(subcommand)]
     Ledger(cli::ledger::Command),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Calendar(cmd) => cli::calendar::run(cmd),
         Command::Serve(args) => cli::serve::run(args),
         Command::Client(cmd) => cli::client::run(cmd),
+        Command::User(cmd) => cli::user::run(cmd),
         Command::Ledger(cmd) => cli::ledger::run(cmd),
         Command::Demo(args) => cli::demo::run(args),
         Command::Worker(args) => cli::worker::run(args),

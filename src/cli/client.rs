@@ -459,14 +459,14 @@ fn raw_value(pairs: &[String], name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn split_list(text: &str) -> Vec<&str> {
+pub(crate) fn split_list(text: &str) -> Vec<&str> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect()
 }
 
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~:".contains(&byte) {
@@ -478,7 +478,7 @@ fn encode(text: &str) -> String {
     out
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -521,7 +521,7 @@ fn pad(text: &str, width: usize) -> String {
     format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
 }
 
-fn join(value: &Value) -> String {
+pub(crate) fn join(value: &Value) -> String {
     value
         .as_array()
         .map(|items| items.iter().map(text).collect::<Vec<_>>().join(","))

@@ -15,4 +15,5 @@ pub mod serve;
 pub mod serve_checkpoints;
 pub mod serve_refusals;
 pub mod serve_timers;
+pub mod user;
 pub mod worker;

@@ -22,8 +22,8 @@ pub struct Args {
     /// Working-day calendars (`*.yaml`) for due dates.
     #[arg(long, default_value = "calendars")]
     pub calendars: PathBuf,
-    /// Days refused calls are kept in `access_refusals` (older ones are deleted hourly).
-    /// 0 keeps them forever.
+    /// Days refused calls (`access_refusals`) and sign-in attempts (`sign_ins`) are kept
+    /// (older ones are deleted hourly). 0 keeps them forever.
     #[arg(
         long,
         env = "YIMEN_KEEP_REFUSALS_DAYS",
@@ -49,6 +49,16 @@ pub struct Args {
     /// Largest total of request header names and values, in bytes (431 above it).
     #[arg(long, env = "YIMEN_MAX_HEADER_BYTES", value_name = "BYTES", default_value_t = 16 << 10)]
     pub max_header_bytes: usize,
+    /// A signed-in session unused this long ends: `30m`, `2h`, `90s`.
+    #[arg(long, env = "YIMEN_SESSION_IDLE", value_name = "DURATION", default_value = "30m", value_parser = parse_span)]
+    pub session_idle: std::time::Duration,
+    /// A signed-in session ends this long after its sign-in, however much it is used.
+    #[arg(long, env = "YIMEN_SESSION_LIFETIME", value_name = "DURATION", default_value = "12h", value_parser = parse_span)]
+    pub session_lifetime: std::time::Duration,
+    /// Mark the session cookie `Secure` (sent over HTTPS only): set it when people reach the
+    /// server through HTTPS.
+    #[arg(long, env = "YIMEN_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -134,6 +144,29 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A duration as `--session-idle` takes it: a whole number and `s`, `m`, `h` or `d`.
+pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let unit = text.chars().last().unwrap_or(' ');
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}`: write a number and a unit, like 30m, 12h, 90s or 1d"
+            ));
+        }
+    };
+    match text[..text.len() - 1].parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds))),
+        _ => Err(format!(
+            "`{text}`: write a whole number above 0 and a unit, like 30m or 12h"
+        )),
+    }
+}
+
 /// `yimen.db` → `sqlite:yimen.db`; URLs pass unchanged.
 pub fn database_url(database: &str) -> String {
     if database.starts_with("sqlite:")
@@ -164,6 +197,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         max_uri_bytes: args.max_uri_bytes,
         max_header_bytes: args.max_header_bytes,
+        session_idle: args.session_idle,
+        session_lifetime: args.session_lifetime,
+        secure_cookies: args.secure_cookies,
         ..ApiConfig::default()
     };
     let state = ApiState::new(engine.clone(), config);

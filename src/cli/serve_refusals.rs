@@ -1,5 +1,6 @@
-//! Keeps `access_refusals` bounded while serving: at start and then every hour, refused calls
-//! older than `--keep-refusals-days` are deleted (see `docs/api.md`).
+//! Keeps `access_refusals` and `sign_ins` bounded while serving: at start and then every
+//! hour, refused calls and sign-in attempts older than `--keep-refusals-days` are deleted,
+//! with the sessions of then (see `docs/api.md`).
 
 use std::time::Duration;
 use yimen_engine::api::{ApiState, access};
@@ -26,6 +27,13 @@ pub fn start(state: &ApiState, keep_days: u32) -> Option<Pruner> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("deleted {n} refused call(s) older than {keep_days} days"),
                 Err(e) => tracing::warn!("could not delete old refused calls (will retry): {e}"),
+            }
+            match access::prune_sign_ins(&state, keep_days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    "deleted {n} sign-in record(s) and session(s) older than {keep_days} days"
+                ),
+                Err(e) => tracing::warn!("could not delete old sign-ins (will retry): {e}"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(EVERY) => {}
