@@ -1,6 +1,7 @@
 //! First use of a server from the command line: its log written to a file is plain text,
-//! `yimen token list` lines up names in Chinese, and a webhook that fails is listed by
-//! `yimen outbox failed`.
+//! `yimen token list` lines up names in Chinese, a webhook that fails is listed by
+//! `yimen outbox failed`, and people's accounts are added, listed and changed with
+//! `yimen user`.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -191,5 +192,103 @@ fn a_first_server_logs_plainly_aligns_chinese_and_lists_failing_webhooks() {
         !text.contains('\u{1b}'),
         "escape codes in the log file: {text:?}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `yimen user add` prints the one-time password once (stdout) and the next step (stderr);
+/// `user list` lines up Chinese names; roles, disabling and resets go through the API.
+#[test]
+fn people_are_added_and_listed_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("yimen-first-users-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let server = serve(&dir, &dir.join("serve.log"));
+
+    let (password, said) = yimen(
+        &server,
+        &[
+            "user",
+            "add",
+            "--login",
+            "wangfang",
+            "--name",
+            "王芳",
+            "--roles",
+            "window",
+            "--units",
+            "滨河街道",
+        ],
+    );
+    let password = password.trim();
+    assert_eq!(password.len(), 19, "one line, the password: {password}");
+    assert!(said.contains("shown only this once"), "{said}");
+    assert!(said.contains("Next: give it to 王芳"), "{said}");
+    assert!(
+        !said.contains(password),
+        "the password is printed once: {said}"
+    );
+    yimen(
+        &server,
+        &[
+            "user", "add", "--login", "li.lei", "--name", "Li Lei", "--roles", "review",
+        ],
+    );
+
+    let (list, _) = yimen(&server, &["user", "list"]);
+    let columns: Vec<usize> = ["roles=window", "roles=review"]
+        .iter()
+        .map(|cell| {
+            let line = list
+                .lines()
+                .find(|l| l.contains(cell))
+                .unwrap_or_else(|| panic!("{cell} listed: {list}"));
+            line[..line.find(cell).unwrap()].width()
+        })
+        .collect();
+    assert_eq!(columns[0], columns[1], "roles start in one column:\n{list}");
+    assert!(list.contains("units=滨河街道"), "{list}");
+    assert!(list.contains("(one-time password)"), "{list}");
+    assert!(!list.contains(password), "{list}");
+
+    let (roles, _) = yimen(
+        &server,
+        &[
+            "user",
+            "roles",
+            "wangfang",
+            "--roles",
+            "window,review",
+            "--units",
+            "东城街道",
+        ],
+    );
+    assert!(
+        roles.contains("roles=window,review units=东城街道"),
+        "{roles}"
+    );
+    let (again, said) = yimen(&server, &["user", "reset-password", "wangfang"]);
+    assert_ne!(again.trim(), password, "a new one-time password");
+    assert!(said.contains("sessions have ended"), "{said}");
+    let (disabled, _) = yimen(&server, &["user", "disable", "li.lei"]);
+    assert!(
+        disabled.contains("disabled `li.lei` (Li Lei)"),
+        "{disabled}"
+    );
+    let (list, _) = yimen(&server, &["user", "list"]);
+    assert!(list.contains("(disabled)"), "{list}");
+
+    // A wrong role is refused with what to fix.
+    let out = Command::new(env!("CARGO_BIN_EXE_yimen"))
+        .args([
+            "user", "add", "--login", "x", "--name", "X", "--roles", "a b",
+        ])
+        .env("YIMEN_SERVER", format!("http://{}", server.address))
+        .env("YIMEN_TOKEN", &server.token)
+        .output()
+        .expect("yimen runs");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("not a role"), "{said}");
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
