@@ -29,6 +29,7 @@ on_both_databases!(
     admins_read_the_sign_ins_and_others_may_not,
     me_names_the_caller_their_tasks_and_their_queues,
     admins_manage_accounts_with_roles_checked,
+    failed_sign_ins_count_toward_the_limit_of_an_address,
 );
 
 /// The API over an engine on a simulated clock at [`MONDAY`], the `case` model deployed.
@@ -818,6 +819,44 @@ async fn admins_manage_accounts_with_roles_checked(people: People) {
         !list.body.to_string().contains("argon2"),
         "no password hash is listed"
     );
+}
+
+/// Failed sign-ins from one address count toward its limit of failed authentications: over
+/// it, even the right password answers 429 until the minute is over; another address signs in.
+async fn failed_sign_ins_count_toward_the_limit_of_an_address(people: People) {
+    let api = &people.api;
+    let once = add_user(api, "wangfang", "王芳", &["window"], &[]).await;
+    let limited = api::router(ApiState::new(
+        api.engine.clone(),
+        ApiConfig {
+            auth_failures_per_minute: 3,
+            ..test_config()
+        },
+    ));
+    let from = |address: &str, login: &str, password: &str| {
+        let body = json!({"login": login, "password": password});
+        let mut request = with_body(
+            json_request("POST", "/api/v1/session", Some(body.clone())),
+            Some(body),
+        );
+        let peer: std::net::SocketAddr = address.parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    for login in ["a", "b", "c"] {
+        let answer = send(&limited, from("10.0.0.1:5000", login, "wrong password!")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    }
+    let blocked = send(&limited, from("10.0.0.1:5001", "wangfang", &once)).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "{blocked:?}");
+    assert_eq!(blocked.code(), "too_many_requests");
+    let other = send(&limited, from("10.0.0.2:5000", "wangfang", &once)).await;
+    assert_eq!(other.status, StatusCode::OK, "{other:?}");
+    // The address is recorded with each attempt.
+    let log = api.get("/api/v1/sign-ins", &api.admin).await;
+    assert_eq!(log.body["sign_ins"][0]["address"], "10.0.0.2", "{log:?}");
 }
 
 /// Each error code of accounts and sessions is documented.

@@ -356,7 +356,11 @@ async fn the_baseline_makes_the_schema_the_old_migrations_made(db: Raw) {
     // The baseline alone first: what the old migrations must have made.
     on_pool!(db, pool => db.embedded().run_to(950, pool).await.unwrap());
     let baseline = db.schema().await;
-    assert_eq!(db.migrations().await.len(), 1, "the baseline is one migration");
+    assert_eq!(
+        db.migrations().await.len(),
+        1,
+        "the baseline is one migration"
+    );
 
     let other = if db.db.is_postgres() {
         Db::postgres("baseline_same_schema_old").expect("the server the first one is on")
@@ -365,7 +369,11 @@ async fn the_baseline_makes_the_schema_the_old_migrations_made(db: Raw) {
     };
     let old = Raw::on(&other).await;
     old.migrate_before_baseline(i64::MAX).await;
-    same(&old.schema().await, &baseline, "as the old migrations left it");
+    same(
+        &old.schema().await,
+        &baseline,
+        "as the old migrations left it",
+    );
     // Opened, each runs the migrations after the baseline: the old one once adopted.
     db.engine().await.expect("a new database opens");
     let fresh = db.schema().await;

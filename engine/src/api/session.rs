@@ -482,9 +482,9 @@ fn millis(d: Duration) -> i64 {
 /// `30 minutes`, `12 hours`, `90 seconds`.
 fn span(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 && s >= 3600 {
+    if s.is_multiple_of(3600) && s >= 3600 {
         format!("{} hours", s / 3600)
-    } else if s % 60 == 0 && s >= 60 {
+    } else if s.is_multiple_of(60) && s >= 60 {
         format!("{} minutes", s / 60)
     } else {
         format!("{s} seconds")
