@@ -54,6 +54,7 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// mimalloc's purge delay now, in milliseconds (-1: never).
 #[cfg(test)]
+#[allow(clippy::useless_conversion)] // `c_long` is `i64` here but `i32` on Windows.
 fn purge_delay() -> i64 {
     // SAFETY: mi_option_get reads a stored value.
     i64::from(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) })
