@@ -280,6 +280,8 @@ async fn deliberate_rewrites_are_found(engine: Engine, url: &str, dir: &std::pat
                 seq: seq + k as i64,
                 at: e["at"].as_i64().unwrap(),
                 actor: e["actor"].as_str().unwrap().into(),
+                actor_kind: e["actor_kind"].as_str().unwrap_or("").into(),
+                actor_id: e["actor_id"].as_str().unwrap_or("").into(),
                 node: e["node"].as_str().map(str::to_string),
                 kind: e["kind"].as_str().unwrap().into(),
                 text: e["text"].as_str().unwrap().into(),

@@ -481,6 +481,7 @@ impl Printer<'_> {
             TaskEntry::Assignee(a, span) => {
                 let rule = match a {
                     Assignee::CompletedBy(id) => format!("completed_by({})", id.name),
+                    Assignee::StartedBy => "started_by".to_string(),
                     Assignee::Expr(x) => expr(x),
                 };
                 self.simple(*span, format!("assignee {rule}"));

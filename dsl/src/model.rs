@@ -338,6 +338,9 @@ pub struct QueueRef {
 pub enum Assignee {
     /// The worker who completed that task (the first responder, 首问责任人).
     CompletedBy(Ident),
+    /// The principal who started the instance (who registered the case), as the engine
+    /// recorded it at the start.
+    StartedBy,
     /// A worker id computed from case data.
     Expr(Expr),
 }

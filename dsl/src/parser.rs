@@ -1108,6 +1108,7 @@ impl Builder<'_> {
                             let s = span_of(&c);
                             a = Some(Assignee::CompletedBy(first_ident(c, s)));
                         }
+                        Rule::started_by => a = Some(Assignee::StartedBy),
                         Rule::expr => a = Some(Assignee::Expr(self.expr(c)?)),
                         _ => {}
                     }

@@ -29,6 +29,8 @@ pub struct InboxItem {
     pub state: String,
     pub created_at: DateTime<Utc>,
     pub acked_by: Option<String>,
+    /// The id of the principal (user or token) who acknowledged it.
+    pub acked_by_id: Option<String>,
     pub acked_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
 }
@@ -51,6 +53,7 @@ impl From<InboxRow> for InboxItem {
             state: r.state,
             created_at: time(r.created_at),
             acked_by: r.acked_by,
+            acked_by_id: r.acked_by_id,
             acked_at: r.acked_at.map(time),
             closed_at: r.closed_at.map(time),
         }
@@ -156,10 +159,16 @@ pub async fn get(engine: &Engine, id: &str) -> Result<InboxItem, EngineError> {
 
 /// Acknowledges an item. Acknowledging twice answers the item as it is; a closed item cannot
 /// be acknowledged (409: the late task was already finished).
-pub async fn ack(engine: &Engine, id: &str, actor: &str) -> Result<InboxItem, EngineError> {
+/// `actor`: the principal as authenticated; its name and id are recorded.
+pub async fn ack(
+    engine: &Engine,
+    id: &str,
+    actor: impl Into<crate::actor::Actor>,
+) -> Result<InboxItem, EngineError> {
+    let actor = actor.into();
     close_finished(engine).await?;
     let now = engine.clock().now().timestamp_millis();
-    let changed = sql::ack_inbox(engine.pool(), id, actor, now).await?;
+    let changed = sql::ack_inbox(engine.pool(), id, &actor.name, &actor.id, now).await?;
     let item = sql::inbox_item(engine.pool(), id)
         .await?
         .ok_or_else(|| EngineError::not_found(format!("inbox item {id}")))?;
@@ -224,6 +233,7 @@ pub(crate) async fn deliver(
         state: "open".into(),
         created_at: msg.created_at.timestamp_millis(),
         acked_by: None,
+        acked_by_id: None,
         acked_at: None,
         closed_at: None,
     };

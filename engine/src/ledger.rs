@@ -14,8 +14,13 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// The parts an entry's hash covers, each as its length (u64, little-endian) and bytes.
+/// The parts an entry's hash covers, each as its length (u64, little-endian) and bytes. The
+/// actor's kind and id come last, and only in entries that have them: an entry written before
+/// the history recorded them hashes as it did, and a newer entry's hash covers them (taking
+/// them away changes the parts, so its hash no longer matches).
 fn hash_parts(h: &HistoryRow, mut update: impl FnMut(&[u8])) {
+    let actor = (!h.actor_kind.is_empty() || !h.actor_id.is_empty())
+        .then_some([h.actor_kind.as_str(), h.actor_id.as_str()]);
     for part in [
         h.prev_hash.as_str(),
         h.instance_id.as_str(),
@@ -26,7 +31,10 @@ fn hash_parts(h: &HistoryRow, mut update: impl FnMut(&[u8])) {
         h.kind.as_str(),
         h.text.as_str(),
         h.data.as_str(),
-    ] {
+    ]
+    .into_iter()
+    .chain(actor.into_iter().flatten())
+    {
         update(&(part.len() as u64).to_le_bytes());
         update(part.as_bytes());
     }
@@ -79,7 +87,14 @@ pub struct HistoryEntry {
     pub instance_id: String,
     pub seq: i64,
     pub at: DateTime<FixedOffset>,
+    /// The actor's name.
     pub actor: String,
+    /// `user`, `token` or `engine`; absent in entries written before the history recorded it.
+    pub actor_kind: Option<String>,
+    /// The user's or token's id (the step's name for the engine); absent like `actor_kind`.
+    pub actor_id: Option<String>,
+    /// Who acted as people read it: `王芳 (user)`, `worker-1 (token)`.
+    pub by: String,
     pub node: Option<String>,
     pub kind: String,
     pub text: String,
@@ -121,7 +136,10 @@ impl HistoryEntry {
             data: serde_json::from_str(&h.data).unwrap_or(serde_json::Value::Null),
             instance_id: h.instance_id,
             seq: h.seq,
+            by: crate::actor::shown(&h.actor, &h.actor_kind),
             actor: h.actor,
+            actor_kind: (!h.actor_kind.is_empty()).then_some(h.actor_kind),
+            actor_id: (!h.actor_id.is_empty()).then_some(h.actor_id),
             node: h.node,
             kind: h.kind,
             text: h.text,
@@ -496,6 +514,8 @@ mod tests {
             seq: 1,
             at: 1_700_000_000_000,
             actor: "window".into(),
+            actor_kind: String::new(),
+            actor_id: String::new(),
             node: Some("receive".into()),
             kind: "step".into(),
             text: "受理: 开始".into(),
@@ -520,6 +540,8 @@ mod tests {
             seq: 1,
             at: 1_700_000_000_000,
             actor: "window".into(),
+            actor_kind: String::new(),
+            actor_id: String::new(),
             node: Some("receive".into()),
             kind: "step".into(),
             text: "受理: 开始".into(),

@@ -512,6 +512,8 @@ mod tests {
                 seq: rows.len() as i64 + 1,
                 at,
                 actor: "w".into(),
+                actor_kind: String::new(),
+                actor_id: String::new(),
                 node: None,
                 kind: "step".into(),
                 text: "金额 = 1".into(),

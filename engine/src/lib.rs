@@ -3,6 +3,7 @@
 //! process: social assistance lives in `processes/`.
 
 pub mod accounts;
+pub mod actor;
 pub mod api;
 pub mod auth;
 pub mod calendar;

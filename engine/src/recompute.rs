@@ -185,7 +185,7 @@ impl Engine {
             tx.notify_timers(self.timer_channel(), new_ms).await?;
             if new_ms != old_ms {
                 let recomputed = self.entry_now(
-                    "calendar",
+                    &crate::actor::Actor::engine("calendar"),
                     &node,
                     "deadline_recomputed",
                     format!(
@@ -348,7 +348,7 @@ impl Engine {
         pass.done.moved += 1;
         let due = pass.due;
         pass.entries.push((
-            "calendar".to_string(),
+            crate::actor::Actor::engine("calendar"),
             None,
             "deadline_recomputed".to_string(),
             format!(

@@ -583,7 +583,7 @@ async fn concurrent_claims_are_exclusive(h: Harness) {
                             lock_token: t.lock_token,
                             outcome: Some("approve".into()),
                             vars: vars(json!({"amount": 5})),
-                            actor: format!("w{w}"),
+                            actor: format!("w{w}").into(),
                             access: None,
                         })
                         .await
@@ -849,6 +849,8 @@ async fn keyed_ledger_and_checkpoints_detect_deliberate_rewrites(h: Harness) {
                 seq: seq + k as i64,
                 at: e["at"].as_i64().unwrap(),
                 actor: e["actor"].as_str().unwrap().into(),
+                actor_kind: e["actor_kind"].as_str().unwrap_or("").into(),
+                actor_id: e["actor_id"].as_str().unwrap_or("").into(),
                 node: e["node"].as_str().map(str::to_string),
                 kind: e["kind"].as_str().unwrap().into(),
                 text: e["text"].as_str().unwrap().into(),

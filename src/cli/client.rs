@@ -607,11 +607,20 @@ pub fn timeline(instance: &Value, history: &Value) -> String {
             "  {at}  {} {} {} {}\n",
             pad(&text(&entry["kind"]), 18),
             pad(&text(&entry["node"]), 20),
-            pad(&text(&entry["actor"]), 14),
+            pad(&who(&entry), 20),
             text(&entry["text"]),
         ));
     }
     out
+}
+
+/// Who acted in a history entry as people read it: `王芳 (user)`, `worker-1 (token)`; the bare
+/// name for an entry written before the history recorded the actor's kind.
+fn who(entry: &Value) -> String {
+    match entry["by"].as_str() {
+        Some(by) => by.to_string(),
+        None => text(&entry["actor"]),
+    }
 }
 
 #[cfg(test)]
@@ -629,6 +638,19 @@ mod tests {
             view.contains("  2026-10-08 09:30:00 +08:00  step"),
             "{view}"
         );
+    }
+
+    #[test]
+    fn the_timeline_says_who_acted_and_as_what() {
+        let instance = json!({"id": "i1", "process": "p", "version": 1, "status": "running"});
+        let history = json!({"entries": [
+            {"at": "2026-10-08T09:30:00+08:00", "kind": "started", "node": "register",
+             "actor": "王芳", "actor_kind": "user", "by": "王芳 (user)", "text": "登记"},
+            {"at": "2026-10-08T09:31:00+08:00", "kind": "step", "node": "review",
+             "actor": "old-worker", "text": "审查"}]});
+        let view = timeline(&instance, &history);
+        assert!(view.contains("王芳 (user)"), "{view}");
+        assert!(view.contains("old-worker"), "{view}");
     }
 
     #[test]

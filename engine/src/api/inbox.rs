@@ -110,6 +110,6 @@ pub(super) async fn ack(
         )));
     }
     Ok(ApiJson(
-        inbox::ack(&state.engine, &id, &principal.name).await?,
+        inbox::ack(&state.engine, &id, crate::actor::Actor::from(&principal)).await?,
     ))
 }

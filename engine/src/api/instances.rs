@@ -42,7 +42,7 @@ pub(super) async fn start(
         process: body.process,
         business_key: body.business_key,
         vars: body.variables,
-        actor: principal.name.clone(),
+        actor: crate::actor::Actor::from(&principal),
     };
     let view = state.engine.start_under(request, generation.0).await?;
     if view.existing && !principal.org_units.is_empty() {
@@ -127,7 +127,12 @@ pub(super) async fn message(
     ensure_visible(&state, &principal, &id).await?;
     let view = state
         .engine
-        .message(&id, &name, body.variables, &principal.name)
+        .message(
+            &id,
+            &name,
+            body.variables,
+            crate::actor::Actor::from(&principal),
+        )
         .await?;
     Ok(ApiJson(view))
 }
@@ -151,7 +156,10 @@ pub(super) async fn cancel(
     let reason = body
         .reason
         .unwrap_or_else(|| "cancelled by an operator".into());
-    let view = state.engine.cancel(&id, &reason, &principal.name).await?;
+    let view = state
+        .engine
+        .cancel(&id, &reason, crate::actor::Actor::from(&principal))
+        .await?;
     Ok(ApiJson(view))
 }
 
@@ -169,7 +177,10 @@ pub(super) async fn resolve_incident(
             "only an admin token may resolve incidents",
         ));
     }
-    let view = state.engine.resolve_incident(&id, &principal.name).await?;
+    let view = state
+        .engine
+        .resolve_incident(&id, crate::actor::Actor::from(&principal))
+        .await?;
     Ok(ApiJson(view))
 }
 

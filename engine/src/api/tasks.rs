@@ -152,7 +152,7 @@ pub(super) async fn complete(
             lock_token,
             outcome: body.outcome,
             vars: body.variables,
-            actor: principal.name.clone(),
+            actor: crate::actor::Actor::from(&principal),
             access: Some(std::sync::Arc::new(principal)),
         })
         .await?;
@@ -196,7 +196,7 @@ pub(super) async fn complete_many(
                 lock_token: token,
                 outcome: body.outcome,
                 vars: body.variables,
-                actor: principal.name.clone(),
+                actor: crate::actor::Actor::from(&principal),
                 access: Some(access.clone()),
             }),
             Err(conflict) => check_task(&state, &principal, &task_id)
@@ -310,7 +310,7 @@ pub(super) async fn release(
     let lock_token = lock_token(&body.lock_token)?;
     state
         .engine
-        .release(&id, lock_token, &principal.name)
+        .release(&id, lock_token, crate::actor::Actor::from(&principal))
         .await?;
     Ok(ApiJson(Released { released: id }))
 }
@@ -342,7 +342,7 @@ pub(super) async fn fail(
             lock_token,
             error: body.error,
             retry_after: retry_after.and_then(|d| chrono::Duration::from_std(d).ok()),
-            actor: principal.name.clone(),
+            actor: crate::actor::Actor::from(&principal),
         })
         .await?;
     Ok(ApiJson(match retry_after {

@@ -64,7 +64,7 @@ impl Engine {
                     Ok(()) => queue.push_back((
                         child.id.clone(),
                         Event::Start {
-                            actor: "engine".into(),
+                            actor: crate::actor::Actor::engine("engine"),
                         },
                     )),
                     // Not the caller's fault (a worker completing a task): the parent gets an
@@ -125,7 +125,7 @@ impl Engine {
         if cs.status.is_terminal() {
             // Claims that end with their case.
             for task in st.claimed_tasks(&row.id) {
-                if let Some((entry, at)) = claim_entry(&task) {
+                if let Some((entry, at)) = claim_entry(&task, None) {
                     st.insert_history_many(chain(st.chain_key(), &mut row, vec![entry], at));
                 }
             }

@@ -5,6 +5,7 @@ use super::{
     ClaimRequest, ClaimedTask, Engine, FieldView, TaskView, claim_entry, ms, task_view, time,
 };
 use crate::TaskState;
+use crate::actor::Actor;
 use crate::error::{EngineError, Problem, Result};
 use crate::store::json_list;
 use crate::store::port::*;
@@ -202,15 +203,21 @@ impl Engine {
     }
 
     /// Gives a claimed task back to its queue (`actor`: the caller, who must hold the claim).
-    pub async fn release(&self, task_id: &str, lock_token: i64, actor: &str) -> Result<TaskView> {
+    pub async fn release(
+        &self,
+        task_id: &str,
+        lock_token: i64,
+        actor: impl Into<Actor>,
+    ) -> Result<TaskView> {
+        let actor: Actor = actor.into();
         let task = transaction!(self, |tx, fx| {
             let mut task = tx
                 .lock_task(task_id)
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
-            Engine::check_holder(&task, actor)?;
-            let claim = claim_entry(&task);
+            Engine::check_holder(&task, &actor.name)?;
+            let claim = claim_entry(&task, Some(&actor));
             task.state = TaskState::Open;
             task.locked_by = None;
             task.worker = None;
@@ -218,10 +225,10 @@ impl Engine {
             task.available_at = ms(self.now());
             tx.update_task(&task).await?;
             let released = self.entry_now(
-                actor,
+                &actor,
                 &task.node,
                 "task_released",
-                format!("{} released by {actor}", task.node),
+                format!("{} released by {}", task.node, actor.name),
                 json!({ "task": task.id }),
             );
             let entries = claim.into_iter().chain([released]).collect();

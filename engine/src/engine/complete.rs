@@ -6,6 +6,7 @@ use super::{
     claim_entry, ms, task_view,
 };
 use crate::TaskState;
+use crate::actor::Actor;
 use crate::error::{EngineError, Result};
 use crate::runtime::state::Status;
 use crate::runtime::{Event, TaskRef};
@@ -54,7 +55,7 @@ impl Engine {
             .lock_task(tx, &req.task_id)
             .await?
             .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
-        let actor = match &req.access {
+        let actor: Actor = match &req.access {
             None => req.actor.clone(),
             Some(principal) => {
                 // A task of a unit the token may not see is answered as unknown: its id is
@@ -67,7 +68,7 @@ impl Engine {
                         why: principal.may_not_work(&task.id, &task.queue),
                     });
                 }
-                principal.name.clone()
+                Actor::from(&**principal)
             }
         };
         Engine::check_lock(&task, req.lock_token)?;
@@ -75,7 +76,7 @@ impl Engine {
         if let Some(principal) = &req.access {
             Engine::check_holder(&task, &principal.name)?;
         }
-        if let Some((entry, at)) = claim_entry(&task) {
+        if let Some((entry, at)) = claim_entry(&task, Some(&actor)) {
             let mut inst = st
                 .lock_instance(tx, &task.instance_id)
                 .await?
@@ -118,7 +119,7 @@ impl Engine {
         };
         task.state = TaskState::Completed;
         task.outcome = outcome;
-        task.completed_by = Some(actor);
+        task.completed_by = Some(actor.name);
         task.completed_at = Some(ms(self.now()));
         task.lock_expires_at = None;
         // Only a task with a deadline has timers of its own.
@@ -166,8 +167,8 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
             Engine::check_lock(&task, req.lock_token)?;
-            Engine::check_holder(&task, &req.actor)?;
-            let claim = claim_entry(&task);
+            Engine::check_holder(&task, &req.actor.name)?;
+            let claim = claim_entry(&task, Some(&req.actor));
             let now = self.now();
             task.failures += 1;
             task.last_error = Some(req.error.clone());

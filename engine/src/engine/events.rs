@@ -2,6 +2,7 @@
 //! incident resolved.
 
 use super::{Engine, InstanceView, ms};
+use crate::actor::Actor;
 use crate::error::{EngineError, Result};
 use crate::runtime::Event;
 use crate::runtime::state::{RunState, Status, Wait};
@@ -16,8 +17,9 @@ impl Engine {
         id: &str,
         name: &str,
         payload: Map<String, Json>,
-        actor: &str,
+        actor: impl Into<Actor>,
     ) -> Result<InstanceView> {
+        let actor: Actor = actor.into();
         transaction!(self, |tx, fx| {
             let mut st = Staged::new(self.chain_key());
             self.run_event(
@@ -28,7 +30,7 @@ impl Engine {
                 Event::Message {
                     name: name.to_string(),
                     payload: payload.clone(),
-                    actor: actor.to_string(),
+                    actor: actor.clone(),
                 },
             )
             .await?;
@@ -38,7 +40,13 @@ impl Engine {
     }
 
     /// Cancels a running instance: its tasks and timers are cancelled with it.
-    pub async fn cancel(&self, id: &str, reason: &str, actor: &str) -> Result<InstanceView> {
+    pub async fn cancel(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: impl Into<Actor>,
+    ) -> Result<InstanceView> {
+        let actor: Actor = actor.into();
         transaction!(self, |tx, fx| {
             let mut st = Staged::new(self.chain_key());
             self.run_event(
@@ -48,7 +56,7 @@ impl Engine {
                 id,
                 Event::Cancel {
                     reason: reason.to_string(),
-                    actor: actor.to_string(),
+                    actor: actor.clone(),
                 },
             )
             .await?;
@@ -58,7 +66,12 @@ impl Engine {
     }
 
     /// Retries nodes parked as incidents and reopens failed tasks.
-    pub async fn resolve_incident(&self, id: &str, actor: &str) -> Result<InstanceView> {
+    pub async fn resolve_incident(
+        &self,
+        id: &str,
+        actor: impl Into<Actor>,
+    ) -> Result<InstanceView> {
+        let actor: Actor = actor.into();
         transaction!(self, |tx, fx| {
             let row = tx
                 .lock_instance(id)
@@ -79,14 +92,14 @@ impl Engine {
                     &mut fx,
                     id,
                     Event::Resolve {
-                        actor: actor.to_string(),
+                        actor: actor.clone(),
                     },
                 )
                 .await?;
                 st.flush(&mut tx).await?;
             } else if reopened > 0 {
                 let resolved = self.entry_now(
-                    actor,
+                    &actor,
                     "",
                     "incident_resolved",
                     format!("{reopened} failed task(s) reopened"),

@@ -3,6 +3,7 @@
 
 use super::{Engine, ms};
 use crate::TaskState;
+use crate::actor::Actor;
 use crate::error::{EngineError, Result};
 use crate::store::port::*;
 use crate::store::staged::Staged;
@@ -29,14 +30,14 @@ impl Engine {
     /// An entry by `actor` at `node`, dated now (for [`Engine::note`]).
     pub(crate) fn entry_now(
         &self,
-        actor: &str,
+        actor: &Actor,
         node: &str,
         kind: &str,
         text: String,
         data: Json,
     ) -> (Entry, i64) {
         let entry = (
-            actor.to_string(),
+            actor.clone(),
             Some(node.to_string()),
             kind.to_string(),
             text,
@@ -72,7 +73,7 @@ impl Engine {
 }
 
 /// A history entry: actor, node, kind, text, data (JSON).
-pub(crate) type Entry = (String, Option<String>, String, String, String);
+pub(crate) type Entry = (Actor, Option<String>, String, String, String);
 
 /// Links entries into the instance's hash chain (keyed with `key`, see `ledger_keys`): updates
 /// `row`'s count and head.
@@ -88,7 +89,9 @@ pub(crate) fn chain(
             instance_id: row.id.clone(),
             seq: row.history_count + 1,
             at: now,
-            actor,
+            actor_kind: actor.recorded_kind().to_string(),
+            actor: actor.name,
+            actor_id: actor.id,
             node,
             kind,
             text,
@@ -109,13 +112,22 @@ pub(crate) fn chain(
 /// not when it is made, so that a claim writes only its task row (Temporal records an
 /// activity's start when the activity closes, for the same reason). `None` for a claim made
 /// before migration 0400, which was recorded when it was made.
-pub(crate) fn claim_entry(task: &TaskRow) -> Option<(Entry, i64)> {
+///
+/// `holder`: the claim's holder as authenticated, when the caller ending the claim is it (a
+/// completion, failure or release through the API); otherwise the entry names the holder as the
+/// task row keeps it (its name).
+pub(crate) fn claim_entry(task: &TaskRow, holder: Option<&Actor>) -> Option<(Entry, i64)> {
     if task.state != TaskState::Claimed {
         return None;
     }
+    let by = task.locked_by.as_deref()?;
+    let actor = match holder {
+        Some(a) if a.name == by => a.clone(),
+        _ => Actor::named(by),
+    };
     Some(claimed_entry(
         task,
-        task.locked_by.as_deref()?,
+        actor,
         task.worker.as_deref(),
         task.lock_token,
         task.claimed_at?,
@@ -142,7 +154,7 @@ pub(crate) fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
 fn lapsed_entry(task: &TaskRow) -> Option<(Entry, i64)> {
     Some(claimed_entry(
         task,
-        task.lapsed_by.as_deref()?,
+        Actor::named(task.lapsed_by.as_deref()?),
         task.lapsed_worker.as_deref(),
         task.lock_token - 1,
         task.lapsed_at?,
@@ -154,12 +166,13 @@ fn lapsed_entry(task: &TaskRow) -> Option<(Entry, i64)> {
 /// `token`, through the worker labelled `worker` if it gave one.
 fn claimed_entry(
     task: &TaskRow,
-    by: &str,
+    actor: Actor,
     worker: Option<&str>,
     token: i64,
     at: i64,
     lapsed: bool,
 ) -> (Entry, i64) {
+    let by = actor.name.as_str();
     let through = match worker {
         Some(worker) if worker != by => format!("worker {worker}, "),
         _ => String::new(),
@@ -178,7 +191,7 @@ fn claimed_entry(
         format!("{} claimed by {by} ({through}token {token})", task.node)
     };
     let entry = (
-        by.to_string(),
+        actor,
         Some(task.node.clone()),
         "task_claimed".to_string(),
         text,

@@ -60,7 +60,9 @@ pub struct StartRequest {
     pub process: String,
     pub business_key: Option<String>,
     pub vars: Map<String, Json>,
-    pub actor: String,
+    /// Who starts: the authenticated caller (the API's principal), recorded in the history
+    /// and on the instance (`assignee started_by`).
+    pub actor: crate::actor::Actor,
 }
 
 #[derive(Debug, Clone)]
@@ -86,8 +88,8 @@ pub struct CompleteRequest {
     pub lock_token: i64,
     pub outcome: Option<String>,
     pub vars: Map<String, Json>,
-    /// Who completes (the engine's own callers); with `access`, the token's name acts.
-    pub actor: String,
+    /// Who completes (the engine's own callers); with `access`, the principal acts.
+    pub actor: crate::actor::Actor,
     /// Whose completion this is, checked on the task row as the completion locks it (no read
     /// of its own): a task outside the token's queues or organisation units, or claimed by another
     /// caller, is refused (403) and nothing changes; the token acts. `None`: no check,
@@ -102,7 +104,8 @@ pub struct FailRequest {
     pub error: String,
     /// Claimable again after this long; `None`: no more retries, an incident on the instance.
     pub retry_after: Option<Duration>,
-    pub actor: String,
+    /// Who fails the task: the claim's holder.
+    pub actor: crate::actor::Actor,
 }
 
 /// Task states.

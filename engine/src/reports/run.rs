@@ -291,6 +291,7 @@ impl Reports {
             state: "open".into(),
             created_at: self.engine.clock().now().timestamp_millis(),
             acked_by: None,
+            acked_by_id: None,
             acked_at: None,
             closed_at: None,
         };

@@ -26,6 +26,7 @@ pub use error::RunError;
 use vars::*;
 pub use vars::{InputError, enum_values, start_vars};
 
+use crate::actor::Actor;
 use crate::error::{EngineError, Problem};
 use crate::limits::Limits;
 use chrono::{DateTime, Utc};
@@ -90,18 +91,18 @@ pub struct TimerRef {
 #[derive(Debug, Clone)]
 pub enum Event {
     Start {
-        actor: String,
+        actor: Actor,
     },
     TaskCompleted {
         task: TaskRef,
         outcome: Option<String>,
         vars: Map<String, Json>,
-        actor: String,
+        actor: Actor,
     },
     Message {
         name: String,
         payload: Map<String, Json>,
-        actor: String,
+        actor: Actor,
     },
     Timer(TimerRef),
     ChildEnded {
@@ -111,11 +112,11 @@ pub enum Event {
     },
     Cancel {
         reason: String,
-        actor: String,
+        actor: Actor,
     },
     /// Retry nodes parked as incidents.
     Resolve {
-        actor: String,
+        actor: Actor,
     },
 }
 
@@ -150,7 +151,7 @@ pub fn advance(
         refused: None,
         instance_id: &instance.id,
         created_at: instance.created_at,
-        actor: String::new(),
+        actor: Actor::default(),
         item: None,
         cs: Changeset {
             status: instance.status,
@@ -214,7 +215,7 @@ pub fn child_failed(cs: &mut Changeset, child: &ChildStart, message: String) {
         }
     }
     cs.history.push(NewHistory {
-        actor: "engine".into(),
+        actor: Actor::engine("engine"),
         node: Some(child.node.clone()),
         kind: "incident".into(),
         text: format!("incident at {}: {message}", child.node),
@@ -236,7 +237,7 @@ struct Run<'a> {
     refused: Option<EngineError>,
     instance_id: &'a str,
     created_at: DateTime<Utc>,
-    actor: String,
+    actor: Actor,
     /// The for-each item of the task whose event is being handled (for its actions).
     item: Option<(String, Json)>,
     cs: Changeset,
@@ -355,6 +356,7 @@ impl<'a> Run<'a> {
     fn event(&mut self, event: Event) -> Result<(), EngineError> {
         match event {
             Event::Start { actor } => {
+                self.cs.state.started_by = Some(actor.clone());
                 self.actor = actor;
                 self.start()?;
             }
@@ -376,7 +378,7 @@ impl<'a> Run<'a> {
                 self.message(name, payload)?;
             }
             Event::Timer(timer) => {
-                self.actor = "timer".into();
+                self.actor = Actor::engine("timer");
                 self.timer(timer);
             }
             Event::ChildEnded {
@@ -384,7 +386,7 @@ impl<'a> Run<'a> {
                 result,
                 status,
             } => {
-                self.actor = "engine".into();
+                self.actor = Actor::engine("engine");
                 self.child_ended(child, result, status);
             }
             Event::Cancel { reason, actor } => {

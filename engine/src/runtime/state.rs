@@ -20,6 +20,10 @@ pub struct RunState {
     pub results: BTreeMap<String, Map<String, Json>>,
     #[serde(default)]
     pub clocks: BTreeMap<String, ClockState>,
+    /// Who started the instance, as authenticated (`assignee started_by`); absent in
+    /// instances started before the engine recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<crate::actor::Actor>,
 }
 
 /// A token waiting at a node.
@@ -275,7 +279,7 @@ pub struct NewTimer {
 /// A history entry to append (hash chained by the store).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewHistory {
-    pub actor: String,
+    pub actor: crate::actor::Actor,
     pub node: Option<String>,
     pub kind: String,
     pub text: String,

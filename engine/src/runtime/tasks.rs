@@ -51,7 +51,7 @@ impl Run<'_> {
         done.push(Done {
             task: task.id.clone(),
             outcome: chosen.key.name.clone(),
-            completed_by: self.actor.clone(),
+            completed_by: self.actor.name.clone(),
         });
         if pending.is_empty() {
             let done = std::mem::take(done);
@@ -287,6 +287,7 @@ impl Run<'_> {
                 .and_then(|r| r.get("completed_by"))
                 .and_then(Json::as_str)
                 .map(str::to_string),
+            Some(Assignee::StartedBy) => self.cs.state.started_by.as_ref().map(|a| a.name.clone()),
             Some(Assignee::Expr(e)) => Some(self.eval(e)?.display()),
         };
         let task_id = new_id();

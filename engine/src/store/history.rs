@@ -37,6 +37,10 @@ pub(crate) struct HistoryPack<'a> {
 struct EntryRef<'a> {
     at: i64,
     actor: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    actor_kind: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    actor_id: &'a str,
     node: Option<&'a str>,
     kind: &'a str,
     text: &'a str,
@@ -49,6 +53,11 @@ struct EntryRef<'a> {
 struct Entry {
     at: i64,
     actor: String,
+    /// Absent in entries written before the history recorded the actor's kind and id.
+    #[serde(default)]
+    actor_kind: String,
+    #[serde(default)]
+    actor_id: String,
     node: Option<String>,
     kind: String,
     text: String,
@@ -66,6 +75,8 @@ pub(crate) fn pack(rows: &[HistoryRow]) -> Vec<HistoryPack<'_>> {
         let entry = EntryRef {
             at: h.at,
             actor: &h.actor,
+            actor_kind: &h.actor_kind,
+            actor_id: &h.actor_id,
             node: h.node.as_deref(),
             kind: &h.kind,
             text: &h.text,
@@ -119,6 +130,8 @@ pub(crate) fn unpack(
                 seq: seq + k as i64,
                 at: e.at,
                 actor: e.actor,
+                actor_kind: e.actor_kind,
+                actor_id: e.actor_id,
                 node: e.node,
                 kind: e.kind,
                 text: e.text,
@@ -132,6 +145,8 @@ pub(crate) fn unpack(
             seq,
             at: first_at,
             actor: String::new(),
+            actor_kind: String::new(),
+            actor_id: String::new(),
             node: None,
             kind: "unreadable".into(),
             text: format!("stored history entries starting at {seq} are not readable: {e}"),
@@ -152,6 +167,16 @@ mod tests {
             seq,
             at,
             actor: "window \"1\"".into(),
+            actor_kind: if seq % 3 == 0 {
+                String::new()
+            } else {
+                "token".into()
+            },
+            actor_id: if seq % 3 == 0 {
+                String::new()
+            } else {
+                format!("t{seq}")
+            },
             node: (seq % 2 == 0).then(|| "review".into()),
             kind: "step".into(),
             text: text.into(),

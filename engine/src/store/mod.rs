@@ -311,7 +311,12 @@ pub struct HistoryRow {
     pub instance_id: String,
     pub seq: i64,
     pub at: i64,
+    /// The actor's name.
     pub actor: String,
+    /// The actor's kind (`user`, `token`, `engine`) and id; empty in entries written before
+    /// the history recorded them (their hash does not cover them, see `ledger`).
+    pub actor_kind: String,
+    pub actor_id: String,
     pub node: Option<String>,
     pub kind: String,
     pub text: String,

@@ -458,6 +458,8 @@ pub(crate) mod tests {
             seq: 1,
             at: 18,
             actor: "ac".into(),
+            actor_kind: String::new(),
+            actor_id: String::new(),
             node: None,
             kind: "kd".into(),
             text: "tx".into(),

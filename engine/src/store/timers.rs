@@ -18,6 +18,8 @@ pub struct InboxRow {
     pub state: String,
     pub created_at: i64,
     pub acked_by: Option<String>,
+    /// The acknowledging principal's id (absent before migration 0990).
+    pub acked_by_id: Option<String>,
     pub acked_at: Option<i64>,
     pub closed_at: Option<i64>,
 }
@@ -119,8 +121,14 @@ pub async fn list_inbox(
 pub async fn inbox_item(pool: &StorePool, id: &str) -> R<Option<InboxRow>> {
     on!(pool, inbox_item(id))
 }
-pub async fn ack_inbox(pool: &StorePool, id: &str, actor: &str, now: i64) -> R<u64> {
-    on!(pool, ack_inbox(id, actor, now))
+pub async fn ack_inbox(
+    pool: &StorePool,
+    id: &str,
+    actor: &str,
+    actor_id: &str,
+    now: i64,
+) -> R<u64> {
+    on!(pool, ack_inbox(id, actor, actor_id, now))
 }
 pub async fn inbox_of(pool: &StorePool, instance: &str) -> R<Vec<InboxRow>> {
     on!(pool, inbox_of(instance))

@@ -19,6 +19,7 @@ fn inbox_row(r: &DbRow) -> R<InboxRow> {
         state: r.try_get("state")?,
         created_at: r.try_get("created_at")?,
         acked_by: r.try_get("acked_by")?,
+        acked_by_id: r.try_get("acked_by_id")?,
         acked_at: r.try_get("acked_at")?,
         closed_at: r.try_get("closed_at")?,
     })
@@ -104,12 +105,14 @@ pub async fn inbox_item(pool: &Pool, id: &str) -> R<Option<InboxRow>> {
         .transpose()
 }
 
-pub async fn ack_inbox(pool: &Pool, id: &str, actor: &str, now: i64) -> R<u64> {
+pub async fn ack_inbox(pool: &Pool, id: &str, actor: &str, actor_id: &str, now: i64) -> R<u64> {
     Ok(sqlx::query(
-        "UPDATE inbox SET state = 'acked', acked_by = $2, acked_at = $3 WHERE id = $1 AND state = 'open'",
+        "UPDATE inbox SET state = 'acked', acked_by = $2, acked_by_id = $3, acked_at = $4 \
+         WHERE id = $1 AND state = 'open'",
     )
     .bind(id)
     .bind(actor)
+    .bind(actor_id)
     .bind(now)
     .execute(pool)
     .await?
