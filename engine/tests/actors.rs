@@ -233,7 +233,11 @@ async fn the_actor_is_recorded_for_a_user_a_token_and_the_engine(api: TestApi) {
         worker_id.clone(),
         "worker-1 (token)".to_string(),
     );
-    assert_eq!(by("started"), [wang_entry.clone()], "{history:#?}");
+    assert_eq!(
+        by("started"),
+        std::slice::from_ref(&wang_entry),
+        "{history:#?}"
+    );
     let claims = by("task_claimed");
     assert_eq!(
         claims,
