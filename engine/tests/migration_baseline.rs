@@ -315,7 +315,15 @@ async fn an_old_database_is_adopted_with_its_data(db: Raw) {
         .collect();
     assert!(expected[0].starts_with("950 "), "{expected:?}");
     assert_eq!(db.migrations().await, expected);
-    assert_eq!(db.rows().await, before);
+    // Unchanged, but for the column migration 0990 adds to the inbox (`acked_by_id`, empty).
+    let kept: Vec<String> = before
+        .iter()
+        .map(|r| match r.starts_with("inbox: ") {
+            true => format!("{r} | NULL"),
+            false => r.clone(),
+        })
+        .collect();
+    assert_eq!(db.rows().await, kept);
 
     match TokenStore::of(engine.store())
         .find(&hash_token(SECRET))
@@ -345,7 +353,7 @@ async fn an_old_database_is_adopted_with_its_data(db: Raw) {
     drop(engine);
 
     let again = db.engine().await.expect("an adopted database opens again");
-    assert_eq!(db.rows().await, before);
+    assert_eq!(db.rows().await, kept);
     assert_eq!(again.history("i1").await.unwrap().len(), 2);
 }
 
