@@ -19,6 +19,7 @@
 //! - `views`: instances, tasks, timelines and documents as callers read them.
 //! - `outbox`: claiming deliveries and recording how they went.
 //! - `ledger`: the ledger's keys, export, verification and checkpoints.
+//! - `search`: finding cases, their search table and key, personal data read unmasked.
 
 use crate::clock::Clock;
 use crate::runtime::due::DueDates;
@@ -52,6 +53,9 @@ pub(crate) struct Inner {
     limits: std::sync::RwLock<crate::limits::Limits>,
     /// The ledger's keys, kept outside the database (`Engine::set_ledger_keys`).
     ledger_keys: std::sync::OnceLock<Arc<crate::ledger_keys::LedgerKeys>>,
+    /// The key ID numbers are found by (`crate::search`): the database's, until
+    /// `Engine::set_search_key` gives another.
+    search_key: std::sync::RwLock<Arc<crate::search::SearchKey>>,
 }
 
 /// The engine. Cheap to clone.
@@ -130,6 +134,7 @@ mod history;
 mod ledger;
 mod open;
 mod outbox;
+mod search;
 mod start;
 mod types;
 mod views;
@@ -137,6 +142,9 @@ mod views;
 pub(crate) use crate::store::batch::Claimed;
 pub use deploy::{MAX_MODEL_DEPTH, json_depth, read_model};
 pub(crate) use history::{Entry, chain, claim_entry, record_lapsed};
+pub use search::{
+    CaseHit, CasePage, CaseSearch, MAX_PAGE_SIZE, PersonalDataRead, PersonalValue, Reader,
+};
 pub(crate) use start::ProcessVersion;
 pub use start::{MAX_BUSINESS_KEY_CHARS, text_problem};
 pub use types::*;

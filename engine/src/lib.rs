@@ -22,6 +22,7 @@ pub mod recompute;
 pub mod reports;
 pub mod runtime;
 pub mod scheduler;
+pub mod search;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;

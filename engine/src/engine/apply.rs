@@ -38,6 +38,7 @@ impl Engine {
                 .await?;
             let data = instance_data(&row)?;
             let now = self.now();
+            let started = matches!(event, Event::Start { .. });
             let cs = match runtime::advance(
                 &loaded.model,
                 &loaded.data,
@@ -81,6 +82,10 @@ impl Engine {
                 _ => None,
             };
             self.apply(st, fx, row, cs, now);
+            if !loaded.searchable.is_empty() {
+                // After `apply`: the instance's variables as the event left them.
+                self.stage_search(st, &id, &loaded.searchable, started, &data.vars);
+            }
             if let Some((parent, child)) = ended_child {
                 queue.push_back((
                     parent,

@@ -133,8 +133,10 @@ impl Engine {
         if let Some(l) = cache.get(&k) {
             return Ok(l.clone());
         }
+        let model = read_model(&row.model)?;
         let l = Arc::new(Loaded {
-            model: read_model(&row.model)?,
+            searchable: crate::search::searchable(&model),
+            model,
             data: DeploymentData {
                 config: serde_json::from_str(&row.config)?,
                 files: serde_json::from_str(&row.files)?,
@@ -220,6 +222,8 @@ impl Engine {
 pub(crate) struct Loaded {
     pub(crate) model: Process,
     pub(crate) data: DeploymentData,
+    /// The variables its cases are found by (`crate::search`).
+    pub(crate) searchable: Vec<crate::search::Searchable>,
 }
 
 /// Parses the configuration YAML the model declares (if it was deployed with it).

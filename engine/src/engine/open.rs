@@ -33,6 +33,7 @@ impl Engine {
         due: Arc<dyn DueDates>,
     ) -> Result<Engine> {
         let store = crate::store::Store::open(&opts.url, opts.pg_schema.as_deref()).await?;
+        let search_key = super::search::database_key(&store).await?;
         let (tasks_tx, _) = broadcast::channel(1024);
         let (timers_tx, _) = broadcast::channel(1024);
         let committer = store.committer();
@@ -47,6 +48,7 @@ impl Engine {
                 timers_tx,
                 limits: Default::default(),
                 ledger_keys: Default::default(),
+                search_key: std::sync::RwLock::new(Arc::new(search_key)),
                 committer,
             }),
         })

@@ -331,6 +331,25 @@ pub async fn instances_all(pool: &Pool) -> R<Vec<InstanceRow>> {
         .collect()
 }
 
+/// The SQL of [`instances_after`].
+pub(crate) const INSTANCES_AFTER: &str = concat!(
+    "SELECT * FROM instances WHERE id > $1 ORDER BY id LIMIT $2",
+    for_update!()
+);
+
+/// Up to `limit` instances whose ids follow `after`, in id order, locked (the search table's
+/// backfill, `Engine::index_cases`).
+pub async fn instances_after(tx: &mut Tx, after: &str, limit: i64) -> R<Vec<InstanceRow>> {
+    sqlx::query(INSTANCES_AFTER)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(instance_row)
+        .collect()
+}
+
 /// Every case's id, entry count and head, for a ledger checkpoint.
 pub async fn case_heads(pool: &Pool) -> R<Vec<crate::ledger_keys::CaseHead>> {
     sqlx::query("SELECT id, history_count, history_head FROM instances ORDER BY id")

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub(crate) mod batch;
+pub mod cases;
 pub(crate) mod checkpoint;
 mod handle;
 pub(crate) mod history;
@@ -136,6 +137,11 @@ pub(crate) const DOCUMENTS_INTO: &str =
 /// Cancels one pending timer (`$1`: its id).
 pub(crate) const CANCEL_TIMER: &str =
     "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id = $1";
+/// The search table (`cases.rs`): one row per case and searchable variable, replaced when the
+/// variable changes.
+pub(crate) const SEARCH_INTO: &str = "case_search (instance_id, var, kind, value, value_hash)";
+pub(crate) const SEARCH_UPSERT: &str = "ON CONFLICT (instance_id, var) DO UPDATE SET \
+    kind = excluded.kind, value = excluded.value, value_hash = excluded.value_hash";
 /// History is stored in packs of entries (`history.rs`).
 pub(crate) const HISTORY_INTO: &str = "history (instance_id, seq, first_at, entries)";
 
@@ -349,6 +355,18 @@ pub struct DocumentRow {
     pub public: i64,
     pub content: String,
     pub created_at: i64,
+}
+
+/// A row of the search table: a searchable variable of a case (`crate::search`), its name
+/// as text or its ID number as a keyed hash, never in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRow {
+    pub instance_id: String,
+    pub var: String,
+    /// `name` or `id_number`.
+    pub kind: String,
+    pub value: Option<String>,
+    pub value_hash: Option<String>,
 }
 
 /// Filter of [`crate::Engine::tasks`] as the store sees it (JSON arrays of names).

@@ -11,9 +11,10 @@
 //! these traits, so `async fn` is used as written.
 #![allow(async_fn_in_trait)]
 
+use super::cases::{self, CaseQuery, PersonalDataReadRow};
 use super::{
-    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, Store, TaskQuery,
-    TaskRow, TimerRow, Tx, on_pool, on_tx, sqlite, sqlite_direct, sqlite_readers,
+    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, SearchRow, Store,
+    TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx, sqlite, sqlite_direct, sqlite_readers,
 };
 use crate::error::{EngineError, Result};
 use crate::ledger_keys::CaseHead;
@@ -141,14 +142,47 @@ pub trait Access {
     async fn bump_access_generation(&mut self) -> Result<()>;
 }
 
+/// The search table (`case_search`), inside a write transaction: the backfill's. Events write
+/// it through [`super::staged::Staged`], with the variables they change.
+pub trait CaseIndex {
+    /// Up to `limit` instances whose ids follow `after`, in id order, locked.
+    async fn instances_after(&mut self, after: &str, limit: i64) -> Result<Vec<InstanceRow>>;
+    /// Writes rows of the search table, each at most once per case and variable.
+    async fn upsert_search(&mut self, rows: &[SearchRow]) -> Result<()>;
+}
+
+/// Finding cases, the settings every server shares, and the trail of personal data read
+/// unmasked; outside a transaction (each call is its own).
+pub trait ReadCases {
+    /// A page of the cases `q` finds, newest first, and how many it finds in all.
+    async fn search_cases(&self, q: &CaseQuery) -> Result<(Vec<InstanceRow>, i64)>;
+    /// The rows of the search table of one case.
+    async fn search_rows(&self, instance: &str) -> Result<Vec<SearchRow>>;
+    /// The setting `name`, stored as `value` first when there is none.
+    async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String>;
+    async fn setting(&self, name: &str) -> Result<Option<String>>;
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()>;
+    async fn record_personal_data_read(&self, row: &PersonalDataReadRow) -> Result<()>;
+    /// A page of the recorded reads (of one case, or all), newest first, and how many in all.
+    async fn personal_data_reads(
+        &self,
+        instance: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<PersonalDataReadRow>, i64)>;
+}
+
 /// A write transaction: every table at once. Batched writes go through
 /// [`super::staged::Staged`], which flushes into one of these.
 pub trait Transaction:
-    Deployments + Instances + Tasks + Timers + History + Outbox + Access
+    Deployments + Instances + Tasks + Timers + History + Outbox + Access + CaseIndex
 {
 }
 
-impl<T: Deployments + Instances + Tasks + Timers + History + Outbox + Access> Transaction for T {}
+impl<T: Deployments + Instances + Tasks + Timers + History + Outbox + Access + CaseIndex>
+    Transaction for T
+{
+}
 
 impl Deployments for Tx {
     async fn deployment_by_hash(&mut self, key: &str, hash: &str) -> Result<Option<DeploymentRow>> {
@@ -229,6 +263,15 @@ impl Outbox for Tx {
 impl Access for Tx {
     async fn bump_access_generation(&mut self) -> Result<()> {
         on_tx!(self, bump_access_generation())
+    }
+}
+
+impl CaseIndex for Tx {
+    async fn instances_after(&mut self, after: &str, limit: i64) -> Result<Vec<InstanceRow>> {
+        on_tx!(self, instances_after(after, limit))
+    }
+    async fn upsert_search(&mut self, rows: &[SearchRow]) -> Result<()> {
+        on_tx!(self, upsert_search(rows))
     }
 }
 
@@ -327,5 +370,34 @@ impl ReadOutbox for Store {
 impl ReadDocuments for Store {
     async fn documents(&self, instance: &str) -> Result<Vec<DocumentRow>> {
         read!(self, documents(instance))
+    }
+}
+
+impl ReadCases for Store {
+    async fn search_cases(&self, q: &CaseQuery) -> Result<(Vec<InstanceRow>, i64)> {
+        Ok(cases::search_cases(self.pool(), q).await?)
+    }
+    async fn search_rows(&self, instance: &str) -> Result<Vec<SearchRow>> {
+        Ok(cases::search_rows(self.pool(), instance).await?)
+    }
+    async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {
+        Ok(cases::setting_or_insert(self.pool(), name, value).await?)
+    }
+    async fn setting(&self, name: &str) -> Result<Option<String>> {
+        Ok(cases::setting(self.pool(), name).await?)
+    }
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        Ok(cases::set_setting(self.pool(), name, value).await?)
+    }
+    async fn record_personal_data_read(&self, row: &PersonalDataReadRow) -> Result<()> {
+        Ok(cases::record_personal_data_read(self.pool(), row).await?)
+    }
+    async fn personal_data_reads(
+        &self,
+        instance: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<PersonalDataReadRow>, i64)> {
+        Ok(cases::personal_data_reads(self.pool(), instance, limit, offset).await?)
     }
 }

@@ -2,6 +2,7 @@
 //! `SKIP LOCKED` lets several servers claim tasks, timers and deliveries without a coordinator.
 
 use crate::error::EngineError;
+use crate::store::SearchRow;
 use crate::store::history::HistoryPack;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
@@ -163,6 +164,31 @@ pub async fn insert_timers(tx: &mut Tx, rows: &[(&TimerRow, i64)]) -> R<()> {
         .bind(column(rows, |(t, _)| t.payload.as_str()))
         .bind(column(rows, |(t, _)| t.state.as_str()))
         .bind(column(rows, |(_, created_at)| *created_at))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+static SEARCH_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    unnest_sql(
+        crate::store::SEARCH_INTO,
+        &["text", "text", "text", "text", "text"],
+        crate::store::SEARCH_UPSERT,
+    )
+});
+
+/// Writes rows of the search table (each at most once per case and variable) with one
+/// statement.
+pub async fn upsert_search(tx: &mut Tx, rows: &[SearchRow]) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(SEARCH_SQL.as_str())
+        .bind(column(rows, |r| r.instance_id.as_str()))
+        .bind(column(rows, |r| r.var.as_str()))
+        .bind(column(rows, |r| r.kind.as_str()))
+        .bind(column(rows, |r| r.value.as_deref()))
+        .bind(column(rows, |r| r.value_hash.as_deref()))
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -16,7 +16,7 @@ use crate::error::EngineError;
 // `instance_fields!` and the others expand to it.
 use crate::store::sqlite::by_name;
 use crate::store::{
-    Arg, ClaimQuery, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow,
+    Arg, ClaimQuery, DocumentRow, HistoryRow, InstanceRow, OutboxRow, SearchRow, TaskRow, TimerRow,
 };
 use rusqlite::types::{FromSql, ToSql, ToSqlOutput, ValueRef};
 
@@ -123,6 +123,8 @@ pub(crate) struct Rows<'a> {
     pub history: &'a [HistoryRow],
     pub outbox: &'a [OutboxRow],
     pub documents: &'a [DocumentRow],
+    /// Rows of the search table, each at most once per case and variable.
+    pub search: &'a [&'a SearchRow],
 }
 
 impl Rows<'_> {
@@ -134,14 +136,15 @@ impl Rows<'_> {
             && self.history.is_empty()
             && self.outbox.is_empty()
             && self.documents.is_empty()
+            && self.search.is_empty()
     }
 }
 
 /// Writes `rows` in the open transaction of `db`.
 pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
     use crate::store::{
-        DOCUMENTS_INTO, HISTORY_INTO, INSTANCES_INTO, INSTANCES_UPSERT, OUTBOX_INTO, TASKS_INTO,
-        TASKS_UPSERT, TIMERS_INTO,
+        DOCUMENTS_INTO, HISTORY_INTO, INSTANCES_INTO, INSTANCES_UPSERT, OUTBOX_INTO, SEARCH_INTO,
+        SEARCH_UPSERT, TASKS_INTO, TASKS_UPSERT, TIMERS_INTO,
     };
     insert_each(db, INSTANCES_INTO, INSTANCES_UPSERT, rows.instances, |i| {
         [
@@ -236,6 +239,9 @@ pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
             &d.content,
             &d.created_at,
         ]
+    })?;
+    insert_each(db, SEARCH_INTO, SEARCH_UPSERT, rows.search, |s| {
+        [&s.instance_id, &s.var, &s.kind, &s.value, &s.value_hash]
     })
 }
 

@@ -8,7 +8,7 @@ use crate::store::sqlite::{self, by_name};
 use crate::store::sqlite_direct::{self as direct, Db, Rows};
 use crate::store::timers::sqlite as timers_sql;
 use crate::store::{ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow};
-use crate::store::{OutboxRow, TaskRow, TimerRow};
+use crate::store::{OutboxRow, SearchRow, TaskRow, TimerRow};
 
 type R<T> = Result<T, EngineError>;
 
@@ -81,6 +81,21 @@ pub fn instances_by_business_keys(
     keys: &str,
 ) -> R<Vec<InstanceRow>> {
     direct::instances_by(db, sqlite::BY_BUSINESS_KEYS, &[&processes, &keys])
+}
+
+pub fn instances_after(db: &mut Db<'_>, after: &str, limit: i64) -> R<Vec<InstanceRow>> {
+    direct::instances_by(db, sqlite::INSTANCES_AFTER, &[&after, &limit])
+}
+
+pub fn upsert_search(db: &mut Db<'_>, rows: &[SearchRow]) -> R<()> {
+    let rows: Vec<&SearchRow> = rows.iter().collect();
+    direct::write(
+        db,
+        &Rows {
+            search: &rows,
+            ..Rows::default()
+        },
+    )
 }
 
 pub fn update_instance(db: &mut Db<'_>, i: &InstanceRow) -> R<()> {

@@ -19,8 +19,8 @@ use crate::error::Result;
 use crate::runtime::state::Status;
 use crate::store::TimerState;
 use crate::store::{
-    DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskRow, TimerRow, Tx, json_list, on_tx,
-    postgres, sqlite, sqlite_direct,
+    DocumentRow, HistoryRow, InstanceRow, OutboxRow, SearchRow, TaskRow, TimerRow, Tx, json_list,
+    on_tx, postgres, sqlite, sqlite_direct,
 };
 // A batch's maps are keyed by ids and hashed on every lookup: foldhash, cheaper than SipHash
 // and seeded per process too (docs/performance.md).
@@ -53,6 +53,7 @@ pub(crate) struct Mark {
     history: usize,
     outbox: usize,
     documents: usize,
+    search: usize,
 }
 
 #[derive(Default)]
@@ -66,6 +67,9 @@ pub(crate) struct Staged {
     history: Vec<HistoryRow>,
     outbox: Vec<OutboxRow>,
     documents: Vec<DocumentRow>,
+    /// Rows of the search table, in the order staged (a later row of the same case and
+    /// variable wins).
+    search: Vec<SearchRow>,
     journal: Vec<Undo>,
     /// Business keys looked up in advance: (process, key) → instance id.
     business_keys: HashMap<(String, String), String>,
@@ -613,6 +617,10 @@ impl Staged {
         self.documents.push(row);
     }
 
+    pub(crate) fn insert_search(&mut self, rows: Vec<SearchRow>) {
+        self.search.extend(rows);
+    }
+
     // ---- savepoints ----
 
     pub(crate) fn mark(&self) -> Mark {
@@ -621,6 +629,7 @@ impl Staged {
             history: self.history.len(),
             outbox: self.outbox.len(),
             documents: self.documents.len(),
+            search: self.search.len(),
         }
     }
 
@@ -658,6 +667,7 @@ impl Staged {
         self.history.truncate(mark.history);
         self.outbox.truncate(mark.outbox);
         self.documents.truncate(mark.documents);
+        self.search.truncate(mark.search);
     }
 
     // ---- writing ----
@@ -698,6 +708,7 @@ impl Staged {
             .filter(|s| s.change == Change::Dirty)
             .map(|s| &s.row.0.id)
             .collect();
+        let search = last_per_variable(&self.search);
         match &mut *tx {
             // The whole flush, and the commit, in one go (`store/sqlite_direct.rs`).
             Tx::Sqlite(t) => {
@@ -709,6 +720,7 @@ impl Staged {
                     history: &self.history,
                     outbox: &self.outbox,
                     documents: &self.documents,
+                    search: &search,
                 };
                 if !rows.is_empty() {
                     sqlite_direct::write(&mut t.db()?, &rows)?;
@@ -731,6 +743,10 @@ impl Staged {
                 for d in &self.documents {
                     on_tx!(&mut *tx, insert_document(d))?;
                 }
+                if !search.is_empty() {
+                    let rows: Vec<SearchRow> = search.into_iter().cloned().collect();
+                    on_tx!(&mut *tx, upsert_search(&rows))?;
+                }
             }
         }
         for s in self.instances.values_mut() {
@@ -745,6 +761,7 @@ impl Staged {
         self.history.clear();
         self.outbox.clear();
         self.documents.clear();
+        self.search.clear();
         self.journal.clear();
         Ok(())
     }
@@ -894,6 +911,21 @@ impl Carry {
             self.instances.insert(id, c);
         }
     }
+}
+
+/// The last row staged for each case and variable (one statement may write a row once).
+fn last_per_variable(rows: &[SearchRow]) -> Vec<&SearchRow> {
+    if rows.len() < 2 {
+        return rows.iter().collect();
+    }
+    let mut seen = HashSet::default();
+    let mut out: Vec<&SearchRow> = rows
+        .iter()
+        .rev()
+        .filter(|r| seen.insert((r.instance_id.as_str(), r.var.as_str())))
+        .collect();
+    out.reverse();
+    out
 }
 
 fn restore<T>(map: &mut HashMap<String, Slot<T>>, id: String, old: Option<Slot<T>>) {
