@@ -201,6 +201,46 @@ pub(super) async fn refusals(
     }))
 }
 
+/// Reads of cases' personal data unmasked (`GET /instances/{id}?unmasked=true`): who (the
+/// principal and its token), when, which case, from which address; newest first, a page at a
+/// time (admin only).
+#[utoipa::path(get, path = "/personal-data-reads", tag = "tokens", operation_id = "list_personal_data_reads",
+    params(PersonalDataReadsQuery),
+    responses((status = 200, body = PersonalDataReadList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn personal_data_reads(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<PersonalDataReadsQuery>,
+) -> Result<ApiJson<PersonalDataReadList>, ApiError> {
+    require_admin(&principal, "read the trail of personal data read unmasked")?;
+    let page = query.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::bad_request("`page` counts from 1"));
+    }
+    let page_size = query.page_size.unwrap_or(20);
+    if page_size == 0 || page_size > crate::engine::MAX_PAGE_SIZE {
+        return Err(ApiError::bad_request(format!(
+            "`page_size` is 1 to {}; ask for the next `page` for more",
+            crate::engine::MAX_PAGE_SIZE
+        )));
+    }
+    let instance = query
+        .instance
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty());
+    let (reads, total) = state
+        .engine
+        .personal_data_reads(instance, page, page_size)
+        .await?;
+    Ok(ApiJson(PersonalDataReadList {
+        reads,
+        total,
+        page,
+        page_size,
+    }))
+}
+
 fn require_admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
     if principal.is_admin() {
         Ok(())

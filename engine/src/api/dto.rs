@@ -42,6 +42,62 @@ pub struct StartBody {
     pub variables: Map<String, Value>,
 }
 
+/// `GET /instances`: find cases. Empty parameters count as absent.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CaseSearchQuery {
+    /// A business key or its beginning, part of the name of a person a case concerns (a
+    /// variable declared `personal(name)`), or a whole ID number (`personal(id_number)`,
+    /// matched by its keyed hash: part of one finds nothing).
+    pub q: Option<String>,
+    /// Process key.
+    pub process: Option<String>,
+    /// `running`, `completed`, `cancelled` or `incident`.
+    pub status: Option<String>,
+    /// Cases with a task in this organisation unit.
+    pub unit: Option<String>,
+    /// Registered on or after this day (`2026-09-01`, in the calendar's zone) or instant
+    /// (RFC 3339).
+    pub from: Option<String>,
+    /// Registered on or before this day or instant.
+    pub to: Option<String>,
+    /// Page, from 1 (default 1).
+    pub page: Option<u32>,
+    /// Cases per page, 1 to 100 (default 20).
+    pub page_size: Option<u32>,
+}
+
+/// `GET /instances/{id}`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InstanceQuery {
+    /// `true`: the case data unmasked (only for the roles that work the case's tasks and the
+    /// overseeing roles; every such read is recorded, `GET /personal-data-reads`).
+    pub unmasked: Option<bool>,
+}
+
+/// `GET /personal-data-reads`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PersonalDataReadsQuery {
+    /// Only the reads of this instance.
+    pub instance: Option<String>,
+    /// Page, from 1 (default 1).
+    pub page: Option<u32>,
+    /// Reads per page, 1 to 100 (default 20).
+    pub page_size: Option<u32>,
+}
+
+/// The recorded reads of personal data unmasked, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonalDataReadList {
+    pub reads: Vec<crate::engine::PersonalDataRead>,
+    /// Reads in all pages.
+    pub total: i64,
+    pub page: u32,
+    pub page_size: u32,
+}
+
 /// `POST /instances/{id}/messages/{name}`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,12 +1,19 @@
-//! `/instances`: start cases, read them (personal data masked), send messages, cancel.
+//! `/instances`: start cases, find them, read them (personal data masked, or unmasked for
+//! those who work them, each such read recorded), send messages, cancel.
 
-use super::dto::{CancelBody, DocumentList, HistoryList, MessageBody, StartBody};
-use super::{ApiError, ApiJson, ApiPath, ApiState, ErrorBody};
+use super::dto::{
+    CancelBody, CaseSearchQuery, DocumentList, HistoryList, InstanceQuery, MessageBody, StartBody,
+};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
 use crate::auth::Principal;
-use crate::engine::{InstanceView, StartRequest, TaskFilter};
+use crate::engine::{
+    CasePage, CaseSearch, InstanceView, MAX_PAGE_SIZE, Reader, StartRequest, TaskFilter, TaskView,
+};
+use crate::runtime::state::Status;
 use axum::Extension;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
+use std::net::SocketAddr;
 
 /// Start an instance. A business key already used for this process returns the existing
 /// instance (200, `existing: true`) instead of starting a second. Admins may start any
@@ -65,16 +72,108 @@ pub(super) async fn start(
     Ok((status, ApiJson(view)))
 }
 
+/// Find cases: by business key (whole or its beginning), by part of the name of a person a
+/// case concerns, by a whole ID number (matched by its keyed hash; part of one finds nothing),
+/// by process, state, organisation unit and registration dates. Newest first, a page at a time
+/// with the total count; only the cases the token may see (those `GET /instances/{id}` shows
+/// it); personal data masked.
+#[utoipa::path(get, path = "/instances", tag = "instances", operation_id = "search_instances",
+    params(CaseSearchQuery),
+    responses((status = 200, body = CasePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(super) async fn search(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<CaseSearchQuery>,
+) -> Result<ApiJson<CasePage>, ApiError> {
+    let search = case_search(&state, query)?;
+    let scope = crate::search::CaseScope::of(&principal);
+    Ok(ApiJson(state.engine.search_cases(&search, scope).await?))
+}
+
+/// Longest text searched (`q`), in characters.
+const MAX_QUERY_CHARS: usize = 100;
+
+/// The search a query asks for, or a 400 naming the parameter to fix.
+fn case_search(state: &ApiState, query: CaseSearchQuery) -> Result<CaseSearch, ApiError> {
+    let given =
+        |name: &str, value: Option<String>, max: usize| -> Result<Option<String>, ApiError> {
+            let Some(value) = value
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+            else {
+                return Ok(None);
+            };
+            match crate::engine::text_problem(&value, max) {
+                Some(why) => Err(ApiError::bad_request(format!("`{name}` {why}"))),
+                None => Ok(Some(value)),
+            }
+        };
+    let q = given("q", query.q, MAX_QUERY_CHARS)?;
+    let process = given("process", query.process, 256)?;
+    let unit = given("unit", query.unit, 256)?;
+    let status = match given("status", query.status, 32)? {
+        None => None,
+        Some(text) => Some(Status::parse(&text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown status `{text}`: use running, completed, cancelled or incident"
+            ))
+        })?),
+    };
+    let from = given("from", query.from, 64)?;
+    let to = given("to", query.to, 64)?;
+    let (from, to) = if from.is_none() && to.is_none() {
+        (None, None)
+    } else {
+        let (start, end) =
+            crate::ledger::range(from.as_deref(), to.as_deref(), state.engine.time_zone())
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        (from.map(|_| start), to.map(|_| end))
+    };
+    let page = query.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::bad_request("`page` counts from 1"));
+    }
+    let page_size = query.page_size.unwrap_or(20);
+    if page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(ApiError::bad_request(format!(
+            "`page_size` is 1 to {MAX_PAGE_SIZE}; ask for the next `page` for more"
+        )));
+    }
+    Ok(CaseSearch {
+        q,
+        process,
+        status,
+        unit,
+        from,
+        to,
+        page,
+        page_size,
+    })
+}
+
 /// An instance: state, variables (personal data masked), active steps, open tasks, timers,
-/// result.
+/// result. With `unmasked=true` the variables are shown unmasked, to the tokens that work one
+/// of the case's tasks (in its organisation unit) and to overseers and admins only (403 for
+/// others); every such read is recorded (`GET /personal-data-reads`).
 #[utoipa::path(get, path = "/instances/{id}", tag = "instances", operation_id = "get_instance",
-    params(("id" = String, Path)),
-    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path), InstanceQuery),
+    responses((status = 200, body = InstanceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_one(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
+    address: Option<Extension<ConnectInfo<SocketAddr>>>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<InstanceQuery>,
 ) -> Result<ApiJson<InstanceView>, ApiError> {
+    if query.unmasked == Some(true) {
+        check_reads_personal_data(&state, &principal, &id).await?;
+        let reader = Reader {
+            principal: principal.name.clone(),
+            token_id: Some(principal.token_id.clone()).filter(|t| !t.is_empty()),
+            address: address.map(|Extension(ConnectInfo(a))| a.ip().to_string()),
+        };
+        return Ok(ApiJson(state.engine.instance_unmasked(&id, reader).await?));
+    }
     let view = state.engine.instance(&id).await?;
     check_sees(&state, &principal, &id).await?;
     Ok(ApiJson(view))
@@ -195,6 +294,54 @@ async fn ensure_visible(
     check_sees(state, principal, instance).await
 }
 
+/// May `principal` read a case with these tasks: is it an admin or overseer of no
+/// organisation unit, an overseer of the unit of one of its tasks, or does it work one of its
+/// tasks' queues in that task's unit? (`search::CaseScope` is the same rule as a filter.)
+fn works_or_oversees(principal: &Principal, tasks: &[TaskView]) -> bool {
+    (principal.is_overseer() && principal.org_units.is_empty())
+        || tasks.iter().any(|task| {
+            let unit = task.org_unit.as_deref();
+            if principal.is_overseer() {
+                principal.sees_unit(unit)
+            } else {
+                principal.works_queue(&task.queue, unit)
+            }
+        })
+}
+
+/// Every task the instance has had.
+async fn case_tasks(state: &ApiState, instance: &str) -> Result<Vec<TaskView>, ApiError> {
+    Ok(state
+        .engine
+        .tasks(TaskFilter {
+            instance: Some(instance.to_string()),
+            limit: Some(10_000),
+            ..TaskFilter::default()
+        })
+        .await?)
+}
+
+/// Reading a case's personal data unmasked: for the tokens that work one of its tasks (in its
+/// organisation unit) and for overseers and admins (of its units), the personal-data
+/// counterpart of [`check_sees`]; 404 for a case of a unit the token may not see, 403 for
+/// others.
+async fn check_reads_personal_data(
+    state: &ApiState,
+    principal: &Principal,
+    instance: &str,
+) -> Result<(), ApiError> {
+    ensure_visible(state, principal, instance).await?;
+    if works_or_oversees(principal, &case_tasks(state, instance).await?) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "token `{}` may not read the personal data of instance {instance} unmasked: only \
+             the roles that work its tasks and the overseeing roles may",
+            principal.name
+        )))
+    }
+}
+
 /// Admins and unrestricted overseers see every case; others see the cases that have (or had) a
 /// task in one of their queues and organisation units.
 pub(super) async fn check_sees(
@@ -205,23 +352,8 @@ pub(super) async fn check_sees(
     if principal.is_overseer() && principal.org_units.is_empty() {
         return Ok(());
     }
-    let tasks = state
-        .engine
-        .tasks(TaskFilter {
-            instance: Some(instance.to_string()),
-            limit: Some(10_000),
-            ..TaskFilter::default()
-        })
-        .await?;
-    let visible = tasks.iter().any(|task| {
-        let unit = task.org_unit.as_deref();
-        if principal.is_overseer() {
-            principal.sees_unit(unit)
-        } else {
-            principal.works_queue(&task.queue, unit)
-        }
-    });
-    if visible {
+    let tasks = case_tasks(state, instance).await?;
+    if works_or_oversees(principal, &tasks) {
         Ok(())
     } else if !tasks
         .iter()
