@@ -1,5 +1,5 @@
-//! Commands that talk to a running server: `deploy`, `start`, `tasks`, `instance`, `token`,
-//! `outbox`.
+//! Commands that talk to a running server: `deploy`, `start`, `tasks`, `instance`, `cases`,
+//! `token`, `outbox`.
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
@@ -61,6 +61,40 @@ pub enum Command {
     Instance {
         id: String,
         /// Print the raw JSON instead of the readable view.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Find cases by business key (or its beginning), part of a name, or a whole ID number;
+    /// by state, organisation unit and registration dates. Personal data is shown masked.
+    Cases {
+        /// A business key or its beginning, part of the name of the person a case concerns, or
+        /// a whole ID number (part of one finds nothing).
+        #[arg(long)]
+        q: Option<String>,
+        /// Process key.
+        #[arg(long)]
+        process: Option<String>,
+        /// `running`, `completed`, `cancelled` or `incident`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Organisation unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// Registered on or after this day (`2026-09-01`, in the server's calendar zone).
+        #[arg(long)]
+        from: Option<String>,
+        /// Registered on or before this day.
+        #[arg(long)]
+        to: Option<String>,
+        /// Page, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        /// Cases per page (at most 100).
+        #[arg(long, default_value_t = 20)]
+        page_size: u32,
+        /// Print the raw JSON instead of the table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -134,6 +168,30 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
         } => start(&process, &vars, business_key, &conn).await?,
         Command::Tasks { queue, state, conn } => tasks(&queue, state, &conn).await?,
         Command::Instance { id, json, conn } => instance(&id, json, &conn).await?,
+        Command::Cases {
+            q,
+            process,
+            status,
+            unit,
+            from,
+            to,
+            page,
+            page_size,
+            json,
+            conn,
+        } => {
+            let filters = [
+                ("q", q),
+                ("process", process),
+                ("status", status),
+                ("unit", unit),
+                ("from", from),
+                ("to", to),
+                ("page", Some(page.to_string())),
+                ("page_size", Some(page_size.to_string())),
+            ];
+            cases(&filters, json, &conn).await?
+        }
         Command::Token(cmd) => token(cmd).await?,
         Command::Outbox(OutboxCommand::Failed { limit, conn }) => {
             outbox_failed(limit, &conn).await?
@@ -226,6 +284,91 @@ async fn instance(id: &str, json: bool, conn: &Connection) -> anyhow::Result<()>
         print!("{}", timeline(&instance, &history));
     }
     Ok(())
+}
+
+/// `yimen cases`: `GET /instances` with the filters given, as a table.
+async fn cases(
+    filters: &[(&str, Option<String>)],
+    json: bool,
+    conn: &Connection,
+) -> anyhow::Result<()> {
+    let query: Vec<String> = filters
+        .iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", encode(value.as_deref()?))))
+        .collect();
+    let answer: Value = conn
+        .client()?
+        .call::<(), _>(
+            Method::GET,
+            &format!("/instances?{}", query.join("&")),
+            None,
+        )
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", case_table(&answer));
+    }
+    Ok(())
+}
+
+/// The found cases of `GET /instances` as a table, the page and the total under it.
+fn case_table(answer: &Value) -> String {
+    let cases = answer["cases"].as_array().cloned().unwrap_or_default();
+    let total = answer["total"].as_i64().unwrap_or(0);
+    if cases.is_empty() {
+        return if total > 0 {
+            format!("no cases on this page ({total} found in all)\n")
+        } else {
+            "no cases found\n".to_string()
+        };
+    }
+    let mut rows = vec![
+        [
+            "registered",
+            "business key",
+            "person",
+            "status",
+            "unit",
+            "process",
+            "id",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for case in &cases {
+        let registered = text(&case["registered_at"]);
+        let registered = chrono::DateTime::parse_from_rfc3339(&registered)
+            .map_or(registered, |t| t.format("%Y-%m-%d %H:%M").to_string());
+        let person: Vec<String> = case["personal"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| text(&p["value"]))
+            .collect();
+        rows.push(vec![
+            registered,
+            text(&case["business_key"]),
+            if person.is_empty() {
+                "-".into()
+            } else {
+                person.join(" ")
+            },
+            text(&case["status"]),
+            join(&case["org_units"]),
+            text(&case["process"]),
+            text(&case["id"]),
+        ]);
+    }
+    let page = answer["page"].as_i64().unwrap_or(1);
+    let size = answer["page_size"].as_i64().unwrap_or(20).max(1);
+    let pages = (total + size - 1) / size;
+    let mut out = table(&rows);
+    out.push_str(&format!(
+        "page {page} of {pages} ({total} case{} found)\n",
+        if total == 1 { "" } else { "s" }
+    ));
+    out
 }
 
 /// `yimen token create | revoke | list`.
@@ -667,6 +810,30 @@ mod tests {
             unicode_width::UnicodeWidthStr::width(&line[..line.find(needle).unwrap()])
         };
         assert_eq!(column("登记"), column("审查"), "{view}");
+    }
+
+    #[test]
+    fn found_cases_line_up_in_chinese() {
+        let answer = json!({"total": 21, "page": 2, "page_size": 20, "cases": [
+            {"id": "c1", "process": "grant", "business_key": "SA-1", "status": "running",
+             "registered_at": "2026-09-28T09:00:00+08:00", "org_units": ["滨河街道"],
+             "personal": [{"variable": "who", "kind": "name", "value": "阿拉坦·**"},
+                          {"variable": "id", "kind": "id_number", "value": "150302********1235"}]},
+            {"id": "c2", "process": "grant", "business_key": null, "status": "completed",
+             "registered_at": "2026-09-29T10:30:00+08:00", "org_units": [],
+             "personal": [{"variable": "who", "kind": "name", "value": "张*"}]}]});
+        let out = case_table(&answer);
+        let column = |needle: &str| {
+            let line = out.lines().find(|l| l.contains(needle)).unwrap();
+            unicode_width::UnicodeWidthStr::width(&line[..line.find(needle).unwrap()])
+        };
+        assert_eq!(column("running"), column("completed"), "{out}");
+        assert!(out.contains("2026-09-28 09:00"), "{out}");
+        assert!(out.ends_with("page 2 of 2 (21 cases found)\n"), "{out}");
+        assert_eq!(
+            case_table(&json!({"total": 0, "cases": []})),
+            "no cases found\n"
+        );
     }
 
     #[test]

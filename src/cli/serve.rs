@@ -59,6 +59,16 @@ pub struct Args {
     /// server through HTTPS.
     #[arg(long, env = "YIMEN_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// File holding the key ID numbers are found by (64 hex digits: `openssl rand -hex 32 >
+    /// FILE`), kept outside the database. Without it the key is generated once and kept in the
+    /// database, where whoever reads the database reads it too (docs/security.md, "Personal
+    /// data"). Every server on one database needs the same key.
+    #[arg(
+        long = "search-key",
+        env = "YIMEN_SEARCH_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub search_key: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -190,6 +200,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot open the database {}", args.database))?;
     super::serve_checkpoints::use_key(&engine, &args.ledger)?;
+    index_cases(&engine, args.search_key.as_deref()).await?;
     engine.set_limits(args.limits.limits());
     let deployed = deploy_folder(&engine, &args.processes).await?;
     let config = ApiConfig {
@@ -251,6 +262,33 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     services.stop().await;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Gives the engine the search key of `--search-key` (the database's without one) and fills
+/// the search table for the cases it does not hold yet, or holds under another key.
+async fn index_cases(engine: &Engine, key: Option<&Path>) -> anyhow::Result<()> {
+    match key {
+        Some(path) => {
+            let key = yimen_engine::search::SearchKey::read(path)?;
+            eprintln!(
+                "search: ID numbers are found through key {} from {}",
+                key.id(),
+                path.display()
+            );
+            engine.set_search_key(key);
+        }
+        None => eprintln!(
+            "search: ID numbers are found through the key kept in the database (give one outside it with --search-key or YIMEN_SEARCH_KEY_FILE)"
+        ),
+    }
+    let written = engine
+        .index_cases()
+        .await
+        .context("cannot fill the search table")?;
+    if written > 0 {
+        eprintln!("search: {written} row(s) of the search table written for the cases before it");
+    }
+    Ok(())
 }
 
 /// What stops the server: Ctrl-C (SIGINT), and on unix SIGTERM (what systemd, docker and
