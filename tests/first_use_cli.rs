@@ -1,7 +1,7 @@
 //! First use of a server from the command line: its log written to a file is plain text,
-//! `yimen token list` lines up names in Chinese, a webhook that fails is listed by
-//! `yimen outbox failed`, and people's accounts are added, listed and changed with
-//! `yimen user`.
+//! `yimen token list` lines up names in Chinese, `yimen cases` finds a case by name or ID
+//! number with personal data masked, a webhook that fails is listed by `yimen outbox failed`,
+//! and people's accounts are added, listed and changed with `yimen user`.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -166,6 +166,19 @@ fn a_first_server_logs_plainly_aligns_chinese_and_lists_failing_webhooks() {
             r#"categories=["minimum_living"]"#,
         ],
     );
+    // The case is found by the applicant's name and by the whole ID number, masked.
+    for q in ["张三", "150302199001011231"] {
+        let (found, _) = yimen(&server, &["cases", "--q", q]);
+        assert!(
+            found.contains("FIRST-USE-1") && found.contains("张*"),
+            "{q}: {found}"
+        );
+        assert!(found.contains("page 1 of 1 (1 case found)"), "{found}");
+        assert!(!found.contains("150302199001011231"), "{found}");
+    }
+    let (none, _) = yimen(&server, &["cases", "--q", "1503021990"]);
+    assert_eq!(none, "no cases found\n", "part of an ID number finds nothing");
+
     let started = Instant::now();
     let failed = loop {
         let (out, _) = yimen(&server, &["outbox", "failed"]);
