@@ -1,5 +1,5 @@
 // The SQL of finding cases, of the settings and of the personal-data trail, written once;
-// included by `cases.rs` per driver (`DB`, `IN_JSON`, `QUEUE_ROLE`, `PREFIX_BY_RANGE`).
+// included by `cases.rs` per driver (`DB`, `IN_JSON`, `QUEUE_ROLE`, `PREFIX_CHECK`, `PLANNER`).
 
 use super::{CaseQuery, PersonalDataReadRow};
 use crate::search::CaseScope;
@@ -73,13 +73,12 @@ fn case_filters(q: &CaseQuery, st: &mut Statement) -> String {
             Some(process) => format!("process_key = {}", st.text(process)),
             None => "process_key IN (SELECT DISTINCT key FROM deployments)".to_string(),
         };
-        let prefix = if PREFIX_BY_RANGE {
-            let low = st.text(&text.key);
-            let high = st.text(&format!("{}\u{10FFFF}", text.key));
-            format!("business_key >= {low} AND business_key < {high}")
-        } else {
-            format!("starts_with(business_key, {})", st.text(&text.key))
-        };
+        let low = st.text(&text.key);
+        let high = st.text(&format!("{}\u{10FFFF}", text.key));
+        let mut prefix = format!("business_key >= {low} AND business_key < {high}");
+        if PREFIX_CHECK {
+            prefix.push_str(&format!(" AND starts_with(business_key, {low})"));
+        }
         let hash = st.text(&text.id_hash);
         let name = st.text(&format!("%{}%", super::like_literal(&text.name)));
         conds.push(format!(
@@ -120,13 +119,19 @@ fn case_filters(q: &CaseQuery, st: &mut Statement) -> String {
     }
 }
 
-/// A page of the cases `q` finds, newest first, and how many it finds in all.
+/// A page of the cases `q` finds, newest first, and how many it finds in all: both read in one
+/// transaction, so that they agree.
 pub async fn search_cases(pool: &Pool, q: &CaseQuery) -> R<(Vec<InstanceRow>, i64)> {
+    let mut tx = pool.begin().await?;
+    if !PLANNER.is_empty() {
+        sqlx::raw_sql(PLANNER).execute(&mut *tx).await?;
+    }
     let mut count = Statement::default();
     let filters = case_filters(q, &mut count);
     count.sql = format!("SELECT COUNT(*) AS n FROM instances i{filters}");
-    let total: i64 = count.query().fetch_one(pool).await?.try_get("n")?;
+    let total: i64 = count.query().fetch_one(&mut *tx).await?.try_get("n")?;
     if total == 0 || q.offset >= total {
+        tx.commit().await?;
         return Ok((Vec::new(), total));
     }
     let mut page = Statement::default();
@@ -138,11 +143,12 @@ pub async fn search_cases(pool: &Pool, q: &CaseQuery) -> R<(Vec<InstanceRow>, i6
     );
     let rows = page
         .query()
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|r| Ok(instance_fields!(r)))
         .collect::<R<Vec<_>>>()?;
+    tx.commit().await?;
     Ok((rows, total))
 }
 
