@@ -177,7 +177,10 @@ fn a_first_server_logs_plainly_aligns_chinese_and_lists_failing_webhooks() {
         assert!(!found.contains("150302199001011231"), "{found}");
     }
     let (none, _) = yimen(&server, &["cases", "--q", "1503021990"]);
-    assert_eq!(none, "no cases found\n", "part of an ID number finds nothing");
+    assert_eq!(
+        none, "no cases found\n",
+        "part of an ID number finds nothing"
+    );
 
     let started = Instant::now();
     let failed = loop {

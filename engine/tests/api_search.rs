@@ -1,5 +1,6 @@
 //! Finding a case (`GET /api/v1/instances`) and the trail of personal data read unmasked
-//! (`GET /api/v1/instances/{id}?unmasked=true`, `GET /api/v1/personal-data-reads`). Which
+//! (`GET /api/v1/instances/{id}?unmasked=true`, `GET /api/v1/personal-data-reads`), by tokens
+//! and by people signed in. Which
 //! variables a case is found by comes from the process: here `applicant` is declared
 //! `personal(name)` and `id_number` `personal(id_number)`. On SQLite and on PostgreSQL
 //! (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`).
@@ -12,6 +13,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::json;
 use std::net::SocketAddr;
 use support::*;
+use tower::ServiceExt;
 use yimen_engine::store::StorePool;
 
 on_both_databases!(
@@ -20,6 +22,7 @@ on_both_databases!(
     results_come_a_page_at_a_time,
     the_search_table_holds_no_id_number_in_clear,
     unmasked_reads_are_allowed_to_who_works_the_case_and_recorded,
+    a_person_signed_in_finds_and_reads_as_a_token_of_the_same_roles,
 );
 
 const AID: &str = r#"process aid "救助" version 1
@@ -564,7 +567,8 @@ async fn unmasked_reads_are_allowed_to_who_works_the_case_and_recorded(api: Test
         .find(|t| t["name"] == "east-window")
         .map(|t| t["id"].clone())
         .unwrap();
-    assert_eq!(first["token_id"], east_id);
+    assert_eq!(first["principal_kind"], "token");
+    assert_eq!(first["principal_id"], east_id);
     // A page at a time.
     let all = api
         .get("/api/v1/personal-data-reads?page_size=2", &api.admin)
@@ -590,4 +594,103 @@ async fn unmasked_reads_are_allowed_to_who_works_the_case_and_recorded(api: Test
         .get("/api/v1/personal-data-reads?page_size=500", &api.admin)
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{bad:?}");
+}
+
+/// Creates the account `login` (`roles`, `units`), sets its own password and signs it in: its
+/// id and session cookie.
+async fn person(api: &TestApi, login: &str, roles: &[&str], units: &[&str]) -> (String, String) {
+    let made = api
+        .post(
+            "/api/v1/users",
+            &api.admin,
+            json!({"login": login, "name": "王芳", "roles": roles, "org_units": units}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    let id = made.body["user"]["id"].as_str().expect("id").to_string();
+    let once = made.body["password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    let sign_in = |password: String| {
+        let body = json!({"login": login, "password": password}).to_string();
+        Request::builder()
+            .method("POST")
+            .uri("/api/v1/session")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let response = api
+        .router
+        .clone()
+        .oneshot(sign_in(once.clone()))
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let signed: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    let change = Request::builder()
+        .method("POST")
+        .uri("/api/v1/session/password")
+        .header("content-type", "application/json")
+        .header("cookie", &cookie)
+        .header("x-csrf-token", signed["csrf_token"].as_str().expect("csrf"))
+        .body(Body::from(
+            json!({"current": once, "new": "王芳的新密码2026"}).to_string(),
+        ))
+        .expect("request");
+    let changed = api.send(change).await;
+    assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
+    (id, cookie)
+}
+
+/// `GET path` with a session cookie.
+async fn get_as(api: &TestApi, path: &str, cookie: &str) -> Answer {
+    let request = Request::builder()
+        .uri(path)
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .expect("request");
+    api.send(request).await
+}
+
+async fn a_person_signed_in_finds_and_reads_as_a_token_of_the_same_roles(api: TestApi) {
+    let (a1, a2, _) = three_cases(&api).await;
+    let (id, cookie) = person(&api, "wangfang", &["window"], &["东城"]).await;
+    let found = get_as(&api, &format!("/api/v1/instances?{}", q("张三")), &cookie).await;
+    assert_eq!(found.status, StatusCode::OK, "{found:?}");
+    assert_eq!(found.body["total"], 1, "{found:?}");
+    assert_eq!(found.body["cases"][0]["id"], a1.as_str());
+    let all = get_as(&api, "/api/v1/instances", &cookie).await;
+    assert_eq!(all.body["total"], 2, "{all:?}");
+    assert_eq!(all.body["cases"][0]["id"], a2.as_str());
+
+    let read = get_as(
+        &api,
+        &format!("/api/v1/instances/{a1}?unmasked=true"),
+        &cookie,
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::OK, "{read:?}");
+    assert_eq!(read.body["vars"]["id_number"], ID_A1);
+    let trail = api.get("/api/v1/personal-data-reads", &api.admin).await;
+    assert_eq!(trail.body["total"], 1, "{trail:?}");
+    let entry = &trail.body["reads"][0];
+    assert_eq!(entry["principal_kind"], "user");
+    assert_eq!(entry["principal_id"], id.as_str());
+    assert_eq!(entry["principal"], "王芳");
+    assert_eq!(entry["instance_id"], a1.as_str());
+    // A person is refused the trail as a token is.
+    let refused = get_as(&api, "/api/v1/personal-data-reads", &cookie).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
 }

@@ -24,15 +24,18 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 
--- Every read of a case's personal data unmasked: who (the principal's name and token), when,
--- which case, from which address.
+-- Every read of a case's personal data unmasked: who (a token or a person: its kind, id and
+-- name), when, which case, from which address.
 CREATE TABLE personal_data_reads (
-    id          TEXT   PRIMARY KEY,
-    at          BIGINT NOT NULL,
-    instance_id TEXT   NOT NULL,
-    principal   TEXT   NOT NULL,
-    token_id    TEXT,
-    address     TEXT
+    id             TEXT   PRIMARY KEY,
+    at             BIGINT NOT NULL,
+    instance_id    TEXT   NOT NULL,
+    -- token | user
+    principal_kind TEXT   NOT NULL,
+    -- the token's id, or the user's
+    principal_id   TEXT   NOT NULL,
+    principal      TEXT   NOT NULL,
+    address        TEXT
 );
 CREATE INDEX personal_data_reads_instance ON personal_data_reads (instance_id, at);
 CREATE INDEX personal_data_reads_at ON personal_data_reads (at);

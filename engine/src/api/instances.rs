@@ -168,8 +168,7 @@ pub(super) async fn get_one(
     if query.unmasked == Some(true) {
         check_reads_personal_data(&state, &principal, &id).await?;
         let reader = Reader {
-            principal: principal.name.clone(),
-            token_id: Some(principal.token_id.clone()).filter(|t| !t.is_empty()),
+            principal,
             address: address.map(|Extension(ConnectInfo(a))| a.ip().to_string()),
         };
         return Ok(ApiJson(state.engine.instance_unmasked(&id, reader).await?));
@@ -335,9 +334,9 @@ async fn check_reads_personal_data(
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
-            "token `{}` may not read the personal data of instance {instance} unmasked: only \
-             the roles that work its tasks and the overseeing roles may",
-            principal.name
+            "{} may not read the personal data of instance {instance} unmasked: only the roles \
+             that work its tasks and the overseeing roles may",
+            principal.who()
         )))
     }
 }

@@ -82,9 +82,12 @@ pub struct PersonalDataRead {
     pub id: String,
     pub at: DateTime<Utc>,
     pub instance_id: String,
-    /// The principal's name.
+    /// `token` (a machine's) or `user` (a person signed in).
+    pub principal_kind: String,
+    /// The token's id, or the user's.
+    pub principal_id: String,
+    /// The token's name, or the user's.
     pub principal: String,
-    pub token_id: Option<String>,
     /// The client's address, when known.
     pub address: Option<String>,
 }
@@ -92,8 +95,7 @@ pub struct PersonalDataRead {
 /// Who read a case's personal data unmasked, and from where.
 #[derive(Debug, Clone)]
 pub struct Reader {
-    pub principal: String,
-    pub token_id: Option<String>,
+    pub principal: crate::auth::Principal,
     pub address: Option<String>,
 }
 
@@ -286,8 +288,9 @@ impl Engine {
             id: uuid::Uuid::now_v7().to_string(),
             at: self.now().timestamp_millis(),
             instance_id: id.to_string(),
-            principal: reader.principal,
-            token_id: reader.token_id,
+            principal_kind: reader.principal.kind.as_str().to_string(),
+            principal_id: reader.principal.id,
+            principal: reader.principal.name,
             address: reader.address,
         };
         self.store().record_personal_data_read(&row).await?;
@@ -319,8 +322,9 @@ impl Engine {
                 id: r.id,
                 at: super::time(r.at),
                 instance_id: r.instance_id,
+                principal_kind: r.principal_kind,
+                principal_id: r.principal_id,
                 principal: r.principal,
-                token_id: r.token_id,
                 address: r.address,
             })
             .collect();

@@ -47,9 +47,12 @@ pub struct PersonalDataReadRow {
     pub id: String,
     pub at: i64,
     pub instance_id: String,
-    /// The principal's name.
+    /// `token` or `user`.
+    pub principal_kind: String,
+    /// The token's id, or the user's.
+    pub principal_id: String,
+    /// The token's name, or the user's.
     pub principal: String,
-    pub token_id: Option<String>,
     pub address: Option<String>,
 }
 

@@ -213,14 +213,16 @@ pub async fn set_setting(pool: &Pool, name: &str, value: &str) -> R<()> {
 
 pub async fn record_personal_data_read(pool: &Pool, r: &PersonalDataReadRow) -> R<()> {
     sqlx::query(
-        "INSERT INTO personal_data_reads (id, at, instance_id, principal, token_id, address) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO personal_data_reads \
+         (id, at, instance_id, principal_kind, principal_id, principal, address) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&r.id)
     .bind(r.at)
     .bind(&r.instance_id)
+    .bind(&r.principal_kind)
+    .bind(&r.principal_id)
     .bind(&r.principal)
-    .bind(&r.token_id)
     .bind(&r.address)
     .execute(pool)
     .await?;
@@ -259,8 +261,9 @@ pub async fn personal_data_reads(
                 id: r.try_get("id")?,
                 at: r.try_get("at")?,
                 instance_id: r.try_get("instance_id")?,
+                principal_kind: r.try_get("principal_kind")?,
+                principal_id: r.try_get("principal_id")?,
                 principal: r.try_get("principal")?,
-                token_id: r.try_get("token_id")?,
                 address: r.try_get("address")?,
             })
         })
