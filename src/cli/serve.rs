@@ -269,7 +269,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
 async fn index_cases(engine: &Engine, key: Option<&Path>) -> anyhow::Result<()> {
     match key {
         Some(path) => {
-            let key = yimen_engine::search::SearchKey::read(path)?;
+            let key = yimen_engine::search::SearchKey::read(path).map_err(anyhow::Error::msg)?;
             eprintln!(
                 "search: ID numbers are found through key {} from {}",
                 key.id(),
