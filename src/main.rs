@@ -54,7 +54,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    yimen_engine::store::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => cli::check::run(args),

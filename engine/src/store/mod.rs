@@ -17,7 +17,6 @@ pub mod port;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_alloc;
-pub use sqlite_alloc::keep_freed_memory;
 pub(crate) mod sqlite_direct;
 pub(crate) mod sqlite_readers;
 pub(crate) mod sqlite_tx;

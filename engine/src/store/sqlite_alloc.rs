@@ -1,6 +1,6 @@
 //! The allocator hook: process-wide settings of the SQLite library that sqlx and rusqlite
 //! share (one bundled libsqlite3-sys), made through SQLite's C interface before the first
-//! connection opens, and of mimalloc, the allocator of SQLite and of the `yimen` binary. Its `unsafe` blocks are the project's only ones: `sqlite3_config` has no
+//! connection opens. Its `unsafe` blocks are the project's only ones: `sqlite3_config` has no
 //! safe wrapper in either driver, and the allocator SQLite is given is mimalloc's C interface.
 
 /// Process-wide SQLite settings, made once before its first connection (too late when SQLite
@@ -31,33 +31,6 @@ pub(crate) fn configure_sqlite_library() {
             tracing::debug!(?codes, "SQLite was initialised already; its defaults stay");
         }
     });
-}
-
-/// Keeps the memory mimalloc frees for reuse instead of handing it back to the system after a
-/// short delay (mimalloc's `purge_delay` to -1), unless `MIMALLOC_PURGE_DELAY` is set. The
-/// committers free and allocate their batch buffers again within milliseconds; each page handed
-/// back was faulted in again, and with transparent huge pages each fault zeroes 2 MiB (a tenth of
-/// a case's CPU on PostgreSQL: docs/performance.md, "The allocator"). The cost: the process keeps
-/// its peak heap. Called by the `yimen` binary first thing (its global allocator is mimalloc).
-pub fn keep_freed_memory() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    // SAFETY: mi_option_set takes an option number and a value; it only stores the value, and
-    // purging reads it each time it is scheduled, from any thread.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
-}
-
-/// `mi_option_purge_delay`: its place in mimalloc 3's `mi_option_e` (`mimalloc.h`); the Rust
-/// bindings name only the options before it. A test reads its default through it.
-const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// mimalloc's purge delay now, in milliseconds (-1: never).
-#[cfg(test)]
-#[allow(clippy::useless_conversion)] // `c_long` is `i64` here but `i32` on Windows.
-fn purge_delay() -> i64 {
-    // SAFETY: mi_option_get reads a stored value.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) })
 }
 
 /// SQLite's allocator on top of mimalloc (see [`configure_sqlite_library`]).
@@ -115,19 +88,4 @@ mod memory {
     }
 
     extern "C" fn shutdown(_: *mut c_void) {}
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn freed_memory_is_kept_unless_the_environment_says_otherwise() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            eprintln!("skipped: MIMALLOC_PURGE_DELAY is set");
-            return;
-        }
-        // mimalloc 3's default purge delay: the option number is the purge delay's.
-        assert_eq!(super::purge_delay(), 1000);
-        super::keep_freed_memory();
-        assert_eq!(super::purge_delay(), -1);
-    }
 }
