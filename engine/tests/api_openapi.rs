@@ -177,6 +177,7 @@ const HANDLER_ERRORS: &[(&str, &[u16])] = &[
     ),
     ("GET /api/v1/tasks", &[400, 403]),
     ("POST /api/v1/tasks/claim", &[403, 422]),
+    ("POST /api/v1/tasks/{id}/claim", &[403, 404, 409, 422]),
     ("POST /api/v1/tasks/complete", &[422]),
     ("POST /api/v1/tasks/{id}/complete", &[403, 404, 409, 422]),
     ("POST /api/v1/tasks/{id}/extend", &[403, 404, 409, 422]),

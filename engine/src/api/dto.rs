@@ -139,6 +139,21 @@ pub struct ClaimBody {
     pub wait_seconds: u32,
 }
 
+/// `POST /tasks/{id}/claim`: a claim of one task by its id.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimTaskBody {
+    /// Lease length, as in fetch-and-lock; after it the task may be claimed by someone else
+    /// (extend it with `POST /tasks/{id}/extend` while the work goes on).
+    #[serde(default = "sixty")]
+    pub lease_seconds: u32,
+    /// A label recorded with the claim (a desk, a browser), as in fetch-and-lock; it decides
+    /// nothing. At most 128 characters, no control characters.
+    #[serde(default)]
+    #[schema(max_length = 128)]
+    pub worker: Option<String>,
+}
+
 fn one() -> u32 {
     1
 }

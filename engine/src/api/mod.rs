@@ -189,6 +189,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(instances::cancel))
         .routes(routes!(instances::resolve_incident))
         .routes(routes!(tasks::claim))
+        .routes(routes!(tasks::claim_one))
         .routes(routes!(tasks::complete))
         .routes(routes!(tasks::complete_many))
         .routes(routes!(tasks::extend))

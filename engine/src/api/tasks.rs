@@ -122,6 +122,47 @@ pub(super) async fn claim(
     }
 }
 
+/// Claim one task by its id: a person taking the case in front of them, with the lease, lock
+/// token and fencing of fetch-and-lock (`POST /tasks/claim`, which stays for automated
+/// workers). The token must work the task's queue and organisation unit (403; a task of
+/// another unit answers 404, as an unknown one). 409 when the task is claimed by someone
+/// (its lease running) or not open, the message saying which.
+#[utoipa::path(post, path = "/tasks/{id}/claim", tag = "tasks", operation_id = "claim_task",
+    params(("id" = String, Path)),
+    request_body = ClaimTaskBody,
+    responses((status = 200, body = ClaimedTask), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn claim_one(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ClaimTaskBody>,
+) -> Result<ApiJson<ClaimedTask>, ApiError> {
+    let mut problems = Vec::new();
+    check_lease(&state, body.lease_seconds, &mut problems);
+    if let Some(why) = body
+        .worker
+        .as_deref()
+        .and_then(|w| engine::text_problem(w, MAX_NAME_CHARS))
+    {
+        problems.push(problem("worker", &why));
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    check_task(&state, &principal, &id).await?;
+    let claimed = state
+        .engine
+        .claim_task(engine::ClaimTaskRequest {
+            task_id: id,
+            // The token claims; the worker label decides nothing.
+            actor: principal.name.clone(),
+            worker: body.worker,
+            lease: chrono::Duration::seconds(i64::from(body.lease_seconds)),
+        })
+        .await?;
+    Ok(ApiJson(claimed_dto(claimed)?))
+}
+
 /// Complete a claimed task with an outcome and variables. 409 when the lock token is not the
 /// current one (lease lost, or completed already); 422 with every problem when an outcome is
 /// unknown or a variable is missing or mistyped (nothing changes then).

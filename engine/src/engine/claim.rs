@@ -1,8 +1,10 @@
-//! Claims: fetch-and-lock of open tasks, what a claimed task shows its worker, and the lock
-//! checks every later call on the task passes (extend, release, complete, fail).
+//! Claims: fetch-and-lock of open tasks, the claim of one task by its id, what a claimed task
+//! shows its worker, and the lock checks every later call on the task passes (extend,
+//! release, complete, fail).
 
 use super::{
-    ClaimRequest, ClaimedTask, Engine, FieldView, TaskView, claim_entry, ms, task_view, time,
+    ClaimRequest, ClaimTaskRequest, ClaimedTask, Engine, FieldView, TaskView, claim_entry, ms,
+    task_view, time,
 };
 use crate::TaskState;
 use crate::actor::Actor;
@@ -47,8 +49,65 @@ impl Engine {
             now: ms(now),
             expires_at: ms(now + req.lease),
             max: i64::from(req.max),
+            task: None,
         };
         self.committer().claim(self, q).await
+    }
+
+    /// Claims the task `req.task_id` for `req.lease`, with the lease, lock token and fencing of
+    /// fetch-and-lock ([`Engine::claim`]), in the committer's next batch. The caller's access
+    /// to the task is checked before (its queue and organisation unit). 404 for an unknown
+    /// task; 403 for one assigned to another caller; 409 when it is claimed by someone (its
+    /// lease running) or not open, the message saying which.
+    pub async fn claim_task(&self, req: ClaimTaskRequest) -> Result<ClaimedTask> {
+        let mut problems = Vec::new();
+        if req.actor.trim().is_empty() {
+            problems.push(Problem::new("actor", "is required"));
+        }
+        if req.lease <= Duration::zero() || req.lease > Duration::days(7) {
+            problems.push(Problem::new("lease", "must be between 1 second and 7 days"));
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid { problems });
+        }
+        // A row another transaction holds (its case moving on, or another claim of it) is
+        // skipped, as fetch-and-lock skips it; while the task then still reads claimable, the
+        // claim is tried again, a little later each time.
+        for attempt in 1..=CLAIM_ATTEMPTS {
+            let now = self.now();
+            let q = ClaimQuery {
+                actor: req.actor.clone(),
+                worker: req
+                    .worker
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string),
+                queues: "[]".into(),
+                org_units: None,
+                now: ms(now),
+                expires_at: ms(now + req.lease),
+                max: 1,
+                task: Some(req.task_id.clone()),
+            };
+            if let Some(claimed) = self.committer().claim(self, q).await?.pop() {
+                return Ok(claimed);
+            }
+            let task = self
+                .inner
+                .store
+                .task(&req.task_id)
+                .await?
+                .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
+            if let Some(refused) = not_claimable(&task, &req.actor, ms(now)) {
+                return Err(refused);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+        }
+        Err(EngineError::conflict(format!(
+            "task {} is being changed by another request right now; claim it again in a moment",
+            req.task_id
+        )))
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {
@@ -238,6 +297,59 @@ impl Engine {
         })?;
         Ok(task_view(task))
     }
+}
+
+/// Tries of [`Engine::claim_task`] while the task reads claimable but another transaction
+/// holds its row.
+const CLAIM_ATTEMPTS: u64 = 5;
+
+/// Why `actor` cannot claim `task` at `now` (unix millis); `None` when it reads claimable (its
+/// row was held by another transaction).
+fn not_claimable(task: &TaskRow, actor: &str, now: i64) -> Option<EngineError> {
+    let id = &task.id;
+    let until = |at: Option<i64>| {
+        at.map(|at| time(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    Some(match task.state {
+        TaskState::Claimed if task.lock_expires_at.is_some_and(|at| at <= now) => return None,
+        TaskState::Claimed if task.locked_by.as_deref() == Some(actor) => {
+            EngineError::conflict(format!(
+                "task {id} is already claimed by you (`{actor}`) until {}: finish it with the \
+                 lock token of that claim, or release it",
+                until(task.lock_expires_at)
+            ))
+        }
+        TaskState::Claimed => EngineError::conflict(format!(
+            "task {id} is already claimed by `{}` until {}; it can be claimed when they release \
+             it or their lease runs out",
+            task.locked_by.as_deref().unwrap_or("another caller"),
+            until(task.lock_expires_at)
+        )),
+        TaskState::Open => match &task.assignee {
+            Some(assignee) if assignee != actor => EngineError::Forbidden {
+                why: format!("task {id} is assigned to `{assignee}`: only they may claim it"),
+            },
+            _ if task.available_at > now => EngineError::conflict(format!(
+                "task {id} waits to be tried again until {}; claim it then",
+                until(Some(task.available_at))
+            )),
+            _ => return None,
+        },
+        TaskState::Completed => EngineError::conflict(format!(
+            "task {id} is already completed{}: only an open task can be claimed",
+            task.completed_by
+                .as_deref()
+                .map(|w| format!(" by `{w}`"))
+                .unwrap_or_default()
+        )),
+        TaskState::Cancelled => EngineError::conflict(format!(
+            "task {id} was cancelled (its case moved on or ended): only an open task can be claimed"
+        )),
+        TaskState::Failed => EngineError::conflict(format!(
+            "task {id} failed; an operator must resolve the incident before it can be claimed"
+        )),
+    })
 }
 
 /// Why `caller` may not finish (complete, extend, release, fail) task `id`: its claim is

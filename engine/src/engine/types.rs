@@ -82,6 +82,17 @@ pub struct ClaimRequest {
     pub lease: Duration,
 }
 
+/// A claim of one task by its id: a person taking the case in front of them.
+#[derive(Debug, Clone)]
+pub struct ClaimTaskRequest {
+    pub task_id: String,
+    /// Who claims: the authenticated caller, as in [`ClaimRequest::actor`].
+    pub actor: String,
+    /// A label recorded beside the claim, as in [`ClaimRequest::worker`].
+    pub worker: Option<String>,
+    pub lease: Duration,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CompleteRequest {
     pub task_id: String,

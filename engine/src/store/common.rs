@@ -447,6 +447,40 @@ pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64
     .rows_affected())
 }
 
+/// What a claim writes on the tasks of the CTE `c`, and returns: `$1` the claimer, `$2` the
+/// lease's end, `now` and `worker` the placeholders of the time and the worker label. SET
+/// reads the row as it was: a claim whose lease ran out is kept for the history (see
+/// `Engine::claims_in`).
+macro_rules! claim_update {
+    ($now:literal, $worker:literal) => {
+        concat!(
+            "UPDATE tasks SET ",
+            "lapsed_by = CASE WHEN state = 'claimed' THEN locked_by END, \
+             lapsed_at = CASE WHEN state = 'claimed' THEN claimed_at END, \
+             lapsed_worker = CASE WHEN state = 'claimed' THEN worker END, \
+             state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
+             lock_expires_at = $2, worker = NULLIF(",
+            $worker,
+            ", ''), claimed_at = ",
+            $now,
+            " WHERE id IN (SELECT id FROM c) RETURNING *"
+        )
+    };
+}
+
+/// A claim of one task by its id (`$3`), claimable as fetch-and-lock would find it (open and
+/// available, or claimed with its lease run out, and assigned to nobody or to the claimer), at
+/// `$4`. A row another transaction holds is skipped like fetch-and-lock's: the engine reads
+/// the task to say why nothing was claimed, and tries again while it looks claimable.
+const CLAIM_ONE: &str = concat!(
+    "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE id = $3 AND \
+     ((state = 'open' AND available_at <= $4) OR (state = 'claimed' AND lock_expires_at <= $4)) \
+     AND (assignee IS NULL OR assignee = $1)",
+    skip_locked!(),
+    ") ",
+    claim_update!("$4", "$5")
+);
+
 /// The SQL of [`claim_tasks`] for `q`, and its values ($1, $2, ..).
 pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
     // The candidates are picked (and, on PostgreSQL, locked) once, in a materialised CTE: an
@@ -485,27 +519,20 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 ") x ORDER BY created_at, id LIMIT (",
                 $max,
                 " + 0)",
-                ") u) UPDATE tasks SET ",
-                // SET reads the row as it was: a claim whose lease ran out is kept for the
-                // history (see `Engine::claims_in`).
-                "lapsed_by = CASE WHEN state = 'claimed' THEN locked_by END, \
-                 lapsed_at = CASE WHEN state = 'claimed' THEN claimed_at END, \
-                 lapsed_worker = CASE WHEN state = 'claimed' THEN worker END, \
-                 state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
-                 lock_expires_at = $2, worker = NULLIF(",
-                $worker,
-                ", ''), claimed_at = ",
-                $now,
-                " WHERE id IN (SELECT id FROM c) RETURNING *"
+                ") u) ",
+                claim_update!($now, $worker)
             )
         };
     }
-    let queues: Vec<String> = serde_json::from_str(&q.queues).unwrap_or_default();
     // `$1`, the claimer, is both the holder written and the assignee a task may name; the
     // worker label goes last (empty: none).
     let (actor, expires) = (Arg::text(&q.actor), Arg::Int(q.expires_at));
     let (now, max) = (Arg::Int(q.now), Arg::Int(q.max));
     let worker = Arg::text(q.worker.as_deref().unwrap_or(""));
+    if let Some(task) = &q.task {
+        return (CLAIM_ONE, vec![actor, expires, Arg::text(task), now, worker]);
+    }
+    let queues: Vec<String> = serde_json::from_str(&q.queues).unwrap_or_default();
     match (queues.as_slice(), &q.org_units) {
         ([queue], Some(units)) => (
             claim_sql!(

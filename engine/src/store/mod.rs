@@ -392,6 +392,9 @@ pub struct ClaimQuery {
     pub now: i64,
     pub expires_at: i64,
     pub max: i64,
+    /// A claim of this one task by its id (`POST /tasks/{id}/claim`), whose access the engine
+    /// checked before: `queues`, `org_units` and `max` are then not read.
+    pub task: Option<String>,
 }
 
 /// Maps a migration result; a database migrated by a newer yimen is refused by name.

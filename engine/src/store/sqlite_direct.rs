@@ -675,6 +675,7 @@ pub(crate) mod tests {
                 now: 100,
                 expires_at: 200,
                 max: 3,
+                task: None,
             };
             exec(&conn, "BEGIN IMMEDIATE").unwrap();
             let direct = claims(&mut Db::new(&conn), &[&q]).unwrap().remove(0);
@@ -735,6 +736,7 @@ pub(crate) mod tests {
             now: 100,
             expires_at: 200,
             max,
+            task: None,
         };
         // The first, second and fourth share a statement; the third comes between them.
         let queries = [
@@ -778,6 +780,7 @@ pub(crate) mod tests {
                 now: 100,
                 expires_at: 200,
                 max: 3,
+                task: None,
             };
             let (sql, args) = sqlite::claim_statement(&q);
             let values: Vec<&dyn ToSql> = args.iter().map(|a| a as &dyn ToSql).collect();
