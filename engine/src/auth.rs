@@ -450,6 +450,78 @@ pub fn bearer(header: Option<&str>) -> Result<&str, &'static str> {
     Ok(token)
 }
 
+/// Until when a token works, in unix milliseconds (`None`: no limit). `expires_at` is its
+/// expiry, set when it was made (`--expires 90d`); `revoked_at` when it was revoked, which is in
+/// the future for a token replaced by a rotation with an overlap (it works until then). A
+/// server keeps this with the token it caches and looks at it on every request, so a token
+/// stops at its moment without a read of the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenValidity {
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Why a token no longer works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapsed {
+    /// Revoked at this moment (unix millis), or replaced by a rotation whose overlap ended.
+    Revoked { at: i64 },
+    /// Its lifetime ended at this moment (unix millis).
+    Expired { at: i64 },
+}
+
+impl TokenValidity {
+    /// Why the token does not work at `now` (unix millis); `None` while it does.
+    pub fn lapsed(&self, now: i64) -> Option<Lapsed> {
+        match (self.revoked_at, self.expires_at) {
+            (Some(at), _) if at <= now => Some(Lapsed::Revoked { at }),
+            (_, Some(at)) if at <= now => Some(Lapsed::Expired { at }),
+            _ => None,
+        }
+    }
+}
+
+/// Why a token lifetime or overlap (`90d`, `12h`, `30m`) does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpanError {
+    #[error(
+        "`{0}` does not read as a time span: write a whole number and `d` (days), `h` (hours) \
+         or `m` (minutes), e.g. `90d`, `12h` or `30m`"
+    )]
+    Unreadable(String),
+    #[error("`{text}` is longer than {max}")]
+    TooLong { text: String, max: &'static str },
+}
+
+/// Reads a token lifetime or overlap as `yimen token` and the API take it: a whole number and
+/// a unit, `d` (days), `h` (hours) or `m` (minutes): `90d`, `12h`, `30m`. `0` of any unit is
+/// nothing (an overlap of `0h` revokes at once). At most ten years.
+pub fn parse_span(text: &str) -> Result<chrono::Duration, SpanError> {
+    let t = text.trim();
+    let unreadable = || SpanError::Unreadable(text.to_string());
+    let split = t.len().checked_sub(1).ok_or_else(unreadable)?;
+    let (digits, unit) = (t.get(..split).ok_or_else(unreadable)?, &t[split..]);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(unreadable());
+    }
+    let too_long = || SpanError::TooLong {
+        text: text.to_string(),
+        max: "ten years (3650d)",
+    };
+    let amount: i64 = digits.parse().map_err(|_| too_long())?;
+    let span = match unit {
+        "d" => chrono::Duration::try_days(amount),
+        "h" => chrono::Duration::try_hours(amount),
+        "m" => chrono::Duration::try_minutes(amount),
+        _ => return Err(unreadable()),
+    }
+    .ok_or_else(too_long)?;
+    if span > chrono::Duration::days(3650) {
+        return Err(too_long());
+    }
+    Ok(span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +537,47 @@ mod tests {
             informs_subject: false,
             only_oversees: false,
         }
+    }
+
+    #[test]
+    fn spans_read_days_hours_and_minutes() {
+        assert_eq!(parse_span("90d"), Ok(chrono::Duration::days(90)));
+        assert_eq!(parse_span(" 12h "), Ok(chrono::Duration::hours(12)));
+        assert_eq!(parse_span("30m"), Ok(chrono::Duration::minutes(30)));
+        assert_eq!(parse_span("0h"), Ok(chrono::Duration::zero()));
+        for bad in ["", "d", "90", "90 d", "-1d", "1.5d", "90s", "9０d", "十d"] {
+            assert_eq!(
+                parse_span(bad),
+                Err(SpanError::Unreadable(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_span("3651d"),
+            Err(SpanError::TooLong { .. })
+        ));
+        assert!(matches!(
+            parse_span("99999999999999999999d"),
+            Err(SpanError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn a_token_lapses_at_its_expiry_or_revocation() {
+        let never = TokenValidity::default();
+        assert_eq!(never.lapsed(i64::MAX), None);
+        let expiring = TokenValidity {
+            expires_at: Some(100),
+            revoked_at: None,
+        };
+        assert_eq!(expiring.lapsed(99), None);
+        assert_eq!(expiring.lapsed(100), Some(Lapsed::Expired { at: 100 }));
+        let retiring = TokenValidity {
+            expires_at: Some(100),
+            revoked_at: Some(50),
+        };
+        assert_eq!(retiring.lapsed(49), None);
+        assert_eq!(retiring.lapsed(200), Some(Lapsed::Revoked { at: 50 }));
     }
 
     #[test]

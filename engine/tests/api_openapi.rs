@@ -196,6 +196,7 @@ const HANDLER_ERRORS: &[(&str, &[u16])] = &[
     ("GET /api/v1/tokens", &[403]),
     ("POST /api/v1/tokens", &[403, 409, 422]),
     ("POST /api/v1/tokens/{name_or_id}/revoke", &[403, 404]),
+    ("POST /api/v1/tokens/{name_or_id}/rotate", &[403, 404, 422]),
 ];
 
 /// Errors every route of this shape can answer: 401 and 429 with a token required (the access

@@ -315,10 +315,12 @@ async fn an_old_database_is_adopted_with_its_data(db: Raw) {
         .collect();
     assert!(expected[0].starts_with("950 "), "{expected:?}");
     assert_eq!(db.migrations().await, expected);
-    // Unchanged, but for the column migration 0990 adds to the inbox (`acked_by_id`, empty).
+    // Unchanged, but for the columns migrations after the baseline add, empty: the token's
+    // expiry (0970, none: it keeps working as it did) and the inbox's `acked_by_id` (0990).
+    let gained_a_column = |r: &str| r.starts_with("inbox: ") || r.starts_with("api_tokens: ");
     let kept: Vec<String> = before
         .iter()
-        .map(|r| match r.starts_with("inbox: ") {
+        .map(|r| match gained_a_column(r) {
             true => format!("{r} | NULL"),
             false => r.clone(),
         })
@@ -330,8 +332,13 @@ async fn an_old_database_is_adopted_with_its_data(db: Raw) {
         .await
         .unwrap()
     {
-        Some(TokenLookup::Active(principal)) => {
+        Some(TokenLookup {
+            principal,
+            validity,
+        }) => {
             assert_eq!(principal.org_units, ["unit-1", "unit-2"]);
+            // Made before tokens expired: it does not.
+            assert_eq!(validity.lapsed(i64::MAX), None, "{validity:?}");
         }
         other => panic!("the old token is active: {other:?}"),
     }

@@ -100,7 +100,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Access tokens: create, list, revoke (admin only).
+    /// Access tokens: create, rotate, list, revoke (admin only).
     #[command(subcommand)]
     Token(TokenCommand),
     /// Outgoing notifications (webhooks, inbox items) whose delivery fails (admin only).
@@ -134,10 +134,30 @@ pub enum TokenCommand {
         /// that scope the processes' roles, such as a case's street).
         #[arg(long)]
         org_units: Option<String>,
+        /// How long it works: `90d`, `12h`, `30m` (at most `3650d`). Without it the token
+        /// never expires; give the token of an automated worker one, and rotate it before it
+        /// runs out (`yimen token rotate`).
+        #[arg(long, value_name = "SPAN", value_parser = span)]
+        expires: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },
-    /// Revoke a token by name or id; it stops working at once.
+    /// Give a token a new secret (printed once): the same name, roles and organisation units.
+    /// The old secret stops at once, or after `--overlap` so that a worker can switch.
+    Rotate {
+        name_or_id: String,
+        /// How long the new secret works (`90d`, `12h`); without it, as long as the old one
+        /// was made to work.
+        #[arg(long, value_name = "SPAN", value_parser = span)]
+        expires: Option<String>,
+        /// How long the old secret keeps working beside the new one (`1h`, `30m`; at most `7d`).
+        #[arg(long, value_name = "SPAN", value_parser = span)]
+        overlap: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Revoke a token by name or id; it stops working at once. During a rotation's overlap,
+    /// the old secret's id revokes only it.
     Revoke {
         name_or_id: String,
         #[command(flatten)]
@@ -378,20 +398,52 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             name,
             roles,
             org_units,
+            expires,
             conn,
         } => {
             let roles: Vec<&str> = split_list(&roles);
             let org_units: Vec<&str> = org_units.as_deref().map(split_list).unwrap_or_default();
-            let body = json!({"name": name, "roles": roles, "org_units": org_units});
+            let body = json!({"name": name, "roles": roles, "org_units": org_units,
+                "expires_in": expires});
             let answer: Value = conn
                 .client()?
                 .call(Method::POST, "/tokens", Some(&body))
                 .await?;
             println!("{}", text(&answer["token"]));
             eprintln!(
-                "token `{}` created (id {}); it is shown only this once: store it now",
+                "token `{}` created (id {}), {}; it is shown only this once: store it now",
                 text(&answer["name"]),
-                text(&answer["id"])
+                text(&answer["id"]),
+                expiry(&answer["expires_at"])
+            );
+        }
+        TokenCommand::Rotate {
+            name_or_id,
+            expires,
+            overlap,
+            conn,
+        } => {
+            let path = format!("/tokens/{}/rotate", encode(&name_or_id));
+            let body = json!({"expires_in": expires, "overlap": overlap});
+            let answer: Value = conn
+                .client()?
+                .call(Method::POST, &path, Some(&body))
+                .await?;
+            println!("{}", text(&answer["token"]));
+            let old = &answer["replaced"];
+            eprintln!(
+                "token `{}` has a new secret (id {}), {}; it is shown only this once: store it \
+                 now. The old secret (id {}) {} {}",
+                text(&answer["name"]),
+                text(&answer["id"]),
+                expiry(&answer["expires_at"]),
+                text(&old["id"]),
+                if old["state"] == "active" {
+                    "works until"
+                } else {
+                    "stopped at"
+                },
+                text(&old["revoked_at"])
             );
         }
         TokenCommand::Revoke { name_or_id, conn } => {
@@ -413,26 +465,45 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One row per token of `GET /tokens`.
+/// One row per token of `GET /tokens`: when it expires, and whether it still works (a token
+/// replaced by a rotation works until the end of its overlap).
 fn token_rows(answer: &Value) -> Vec<Vec<String>> {
     answer["tokens"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|token| {
+            let state = text(&token["state"]);
             vec![
                 text(&token["name"]),
                 text(&token["id"]),
                 format!("roles={}", join(&token["roles"])),
                 format!("org_units={}", join(&token["org_units"])),
-                if token["revoked_at"].is_null() {
-                    String::new()
-                } else {
-                    "(revoked)".into()
+                format!(
+                    "expires={}",
+                    token["expires_at"].as_str().unwrap_or("never")
+                ),
+                match (state.as_str(), token["revoked_at"].as_str()) {
+                    ("active", Some(until)) => format!("(works until {until}: rotated)"),
+                    ("active", None) => String::new(),
+                    (other, _) => format!("({other})"),
                 },
             ]
         })
         .collect()
+}
+
+/// `expires …` or `does not expire`, from a token's `expires_at`.
+fn expiry(expires_at: &Value) -> String {
+    match expires_at.as_str() {
+        Some(at) => format!("expires {at}"),
+        None => "does not expire".into(),
+    }
+}
+
+/// A `--expires` or `--overlap` value, checked as the server reads it (`90d`, `12h`, `30m`).
+fn span(text: &str) -> Result<String, yimen_engine::auth::SpanError> {
+    yimen_engine::auth::parse_span(text).map(|_| text.trim().to_string())
 }
 
 /// `yimen outbox failed`: the deliveries that failed, as a table.

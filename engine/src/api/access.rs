@@ -2,7 +2,7 @@
 //! calls.
 
 use super::{ApiError, ApiState};
-use crate::auth::{self, Principal, RoleDuties, StartRoles};
+use crate::auth::{self, Lapsed, Principal, RoleDuties, StartRoles, TokenValidity};
 use crate::store::tokens::TokenLookup;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -13,9 +13,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Principals by token hash, each with the moment it was looked up, valid while the access
-/// generation (bumped by every revocation and new deployment, on any server) is the one they
-/// were read under.
+/// Principals by token hash, each with until when its token works (compared with the clock on
+/// every request: an expired token is refused though cached) and the moment it was looked up,
+/// valid while the access generation (bumped by every revocation, rotation and new deployment,
+/// on any server) is the one they were read under.
 #[derive(Clone, Default)]
 pub(crate) struct TokenCache {
     tokens: Arc<Mutex<CachedTokens>>,
@@ -26,7 +27,7 @@ pub(crate) struct TokenCache {
 #[derive(Default)]
 pub(crate) struct CachedTokens {
     generation: i64,
-    principals: HashMap<String, (Principal, Instant)>,
+    principals: HashMap<String, (Principal, TokenValidity, Instant)>,
     /// What the deployed processes let roles do, read under `generation` (a new deployment
     /// bumps it).
     duties: Option<Arc<RoleDuties>>,
@@ -137,8 +138,11 @@ impl AuthFailures {
 /// look at it again before it acts, or that acts on the session itself (signing out).
 #[derive(Debug, Clone)]
 pub(crate) enum Credential {
-    /// A bearer token, by its hash.
-    Token(String),
+    /// A bearer token, by its hash, with until when it works.
+    Token {
+        hash: String,
+        validity: TokenValidity,
+    },
     /// A session cookie, by the session's id (the hash of its secret).
     Session(String),
 }
@@ -148,35 +152,68 @@ pub(crate) enum Credential {
 pub(crate) struct ClientAddress(pub(crate) Option<IpAddr>);
 
 /// Whether what a request that has been waiting was authenticated with still counts: for a
-/// token, the access generation (bumped by every revocation) is still `generation`, or the
-/// token, looked up again, is still active (the generation is then moved on); a session is
-/// looked up again. 401 when it was revoked or ended meanwhile.
+/// token, it has not expired, and the access generation (bumped by every revocation) is still
+/// `generation`, or the token, looked up again, still works (the generation is then moved on);
+/// a session is looked up again. 401 when it was revoked, expired or ended meanwhile.
 pub(crate) async fn still_valid(
     state: &ApiState,
+    principal: &Principal,
     credential: &Credential,
     generation: &mut i64,
 ) -> Result<(), ApiError> {
-    let hash = match credential {
-        Credential::Token(hash) => hash,
+    let (hash, validity) = match credential {
+        Credential::Token { hash, validity } => (hash, validity),
         Credential::Session(id) => return super::session::still_open(state, id).await,
     };
-    let now = state
+    let now = state.engine.clock().now().timestamp_millis();
+    if let Some(lapsed) = validity.lapsed(now) {
+        return Err(lapsed_error(&principal.name, lapsed));
+    }
+    let current = state
         .tokens
         .generation()
         .await
         .map_err(ApiError::internal)?;
-    if now == *generation {
+    if current == *generation {
         return Ok(());
     }
     match state.tokens.find(hash).await.map_err(ApiError::internal)? {
-        Some(TokenLookup::Active(_)) => {
-            *generation = now;
-            Ok(())
-        }
-        _ => Err(ApiError::unauthorized(
-            "the token was revoked while this call waited; ask an administrator for a new one \
+        Some(found) => match found.validity.lapsed(now) {
+            None => {
+                *generation = current;
+                Ok(())
+            }
+            Some(lapsed) => Err(lapsed_error(&found.principal.name, lapsed)),
+        },
+        None => Err(ApiError::unauthorized(
+            "the token was removed while this call waited; ask an administrator for a new one \
              (`yimen token create`)",
         )),
+    }
+}
+
+/// The 401 of a token that no longer works: when it was revoked, or when it expired and how to
+/// give it a new secret (`token_expired`).
+pub(crate) fn lapsed_error(name: &str, lapsed: Lapsed) -> ApiError {
+    let when = |at: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| at.to_string())
+    };
+    match lapsed {
+        Lapsed::Revoked { at } => ApiError::unauthorized(format!(
+            "the token `{name}` was revoked at {}; ask an administrator for a new one (`yimen token create`)",
+            when(at)
+        )),
+        Lapsed::Expired { at } => ApiError::unauthorized_as(
+            "token_expired",
+            format!(
+                "the token `{name}` expired at {}; an administrator gives it a new secret with \
+                 `yimen token rotate {name}` (`POST /api/v1/tokens/{name}/rotate`), which the \
+                 caller then uses",
+                when(at)
+            ),
+        ),
     }
 }
 
@@ -241,19 +278,24 @@ pub(crate) async fn authenticate(
     let found = match session {
         Some(secret) => {
             let (method, headers) = (request.method(), request.headers());
-            super::session::principal(&state, &secret, method, &path, headers).await
+            super::session::principal(&state, &secret, method, &path, headers)
+                .await
+                .map_err(Refused::from)
         }
         None => principal(&state, header.as_deref()).await,
     };
     let (principal, generation, credential) = match found {
         Ok(found) => found,
-        Err(error) => {
-            if let (Some(address), ApiError::Unauthorized { .. }) = (address, &error) {
+        Err(Refused { error, holder }) => {
+            // A guess counts; a token that was issued and has lapsed does not (it is no guess,
+            // and its holder is told why it lapsed rather than held up).
+            if let (Some(address), ApiError::Unauthorized { .. }, None) = (address, &error, &holder)
+            {
                 state.failures.failed(address);
             }
             let response = error.into_response();
             let refusal = refusal(&response);
-            record(&state, None, address, &method, &path, refusal).await;
+            record(&state, holder.as_deref(), address, &method, &path, refusal).await;
             return response;
         }
     };
@@ -282,12 +324,40 @@ fn refusal(response: &Response) -> Option<(u16, String)> {
     Some((status, reason))
 }
 
+/// A failed authentication: the 401, and the token's holder when the token was found (revoked
+/// or expired), so that the refusal is recorded under its name.
+struct Refused {
+    error: ApiError,
+    holder: Option<Box<Principal>>,
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Refused {
+        Refused {
+            error,
+            holder: None,
+        }
+    }
+}
+
+/// Refuses a token that no longer works at `now`.
+fn check_validity(principal: &Principal, validity: TokenValidity, now: i64) -> Result<(), Refused> {
+    match validity.lapsed(now) {
+        None => Ok(()),
+        Some(lapsed) => Err(Refused {
+            error: lapsed_error(&principal.name, lapsed),
+            holder: Some(Box::new(principal.clone())),
+        }),
+    }
+}
+
 async fn principal(
     state: &ApiState,
     header: Option<&str>,
-) -> Result<(Principal, i64, Credential), ApiError> {
+) -> Result<(Principal, i64, Credential), Refused> {
     let token = auth::bearer(header).map_err(ApiError::unauthorized)?;
     let hash = auth::hash_token(token);
+    let now = state.engine.clock().now().timestamp_millis();
     // Read before the lookup: a revocation committed after this read bumps the generation, so
     // what is cached below under this generation is looked up again at the next request.
     let generation = if state.tokens.reads_directly() {
@@ -303,28 +373,28 @@ async fn principal(
             cache.principals.clear();
             cache.duties = None;
             cache.generation = generation;
-        } else if let Some((principal, at)) = cache.principals.get(&hash)
+        } else if let Some((principal, validity, at)) = cache.principals.get(&hash)
             && at.elapsed() < state.config.token_cache
         {
-            return Ok((principal.clone(), generation, Credential::Token(hash)));
+            // Cached or not, a token stops at its expiry: compared here, with no read.
+            check_validity(principal, *validity, now)?;
+            let credential = Credential::Token {
+                hash,
+                validity: *validity,
+            };
+            return Ok((principal.clone(), generation, credential));
         }
     }
-    let principal = match state.tokens.find(&hash).await.map_err(ApiError::internal)? {
-        Some(TokenLookup::Active(principal)) => principal,
-        Some(TokenLookup::Revoked { name, at }) => {
-            let when = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_else(|| at.to_string());
-            return Err(ApiError::unauthorized(format!(
-                "the token `{name}` was revoked at {when}; ask an administrator for a new one (`yimen token create`)"
-            )));
-        }
-        None => {
-            return Err(ApiError::unauthorized(
-                "the token is unknown; check that it was copied whole, or ask an administrator for a new one (`yimen token create`)",
-            ));
-        }
+    let Some(TokenLookup {
+        principal,
+        validity,
+    }) = state.tokens.find(&hash).await.map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::unauthorized(
+            "the token is unknown; check that it was copied whole, or ask an administrator for a new one (`yimen token create`)",
+        ).into());
     };
+    check_validity(&principal, validity, now)?;
     let principal = role_duties(state, generation).await?.apply(principal);
     let mut cache = state.cache.lock();
     if cache.generation == generation {
@@ -333,9 +403,9 @@ async fn principal(
         }
         cache
             .principals
-            .insert(hash.clone(), (principal.clone(), Instant::now()));
+            .insert(hash.clone(), (principal.clone(), validity, Instant::now()));
     }
-    Ok((principal, generation, Credential::Token(hash)))
+    Ok((principal, generation, Credential::Token { hash, validity }))
 }
 
 /// What the deployed processes let roles do, as of `generation`: cached with the principals,
@@ -511,7 +581,7 @@ pub async fn bootstrap_admin(state: &ApiState) -> Result<Option<String>, crate::
     let now = state.engine.clock().now();
     state
         .tokens
-        .create("admin", &[auth::Role::Admin], &[], &token.hash, now)
+        .create("admin", &[auth::Role::Admin], &[], &token.hash, now, None)
         .await?;
     Ok(Some(token.plain))
 }

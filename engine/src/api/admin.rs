@@ -71,7 +71,9 @@ pub(super) async fn openapi_json() -> Response {
     ApiJson(super::openapi()).into_response()
 }
 
-/// Create a token (admin only). The secret is in this answer only; it is stored hashed.
+/// Create a token (admin only). The secret is in this answer only; it is stored hashed. With
+/// `expires_in` it stops working after that long (answering 401 `token_expired`); a token of
+/// an automated worker should have one and be rotated (`POST /tokens/{name}/rotate`).
 #[utoipa::path(post, path = "/tokens", tag = "tokens", operation_id = "create_token",
     request_body = TokenBody,
     responses((status = 201, body = TokenCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -108,6 +110,12 @@ pub(super) async fn create_token(
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    let lifetime = span(
+        "expires_in",
+        body.expires_in.as_deref(),
+        MIN_LIFETIME,
+        &mut problems,
+    );
     if !problems.is_empty() {
         return Err(ApiError::unprocessable(
             "invalid_request",
@@ -119,7 +127,8 @@ pub(super) async fn create_token(
         return Err(ApiError::conflict(
             "conflict",
             format!(
-                "an active token is already named `{name}`; revoke it first or pick another name"
+                "a token named `{name}` exists (expired or not); give it a new secret with \
+                 `yimen token rotate {name}`, revoke it first, or pick another name"
             ),
         ));
     }
@@ -127,13 +136,118 @@ pub(super) async fn create_token(
     let now = state.engine.clock().now();
     let info = state
         .tokens
-        .create(name, &roles, &org_units, &token.hash, now)
+        .create(
+            name,
+            &roles,
+            &org_units,
+            &token.hash,
+            now,
+            lifetime.map(|span| now + span),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(TokenCreated {
-            info: info.into(),
+            info: TokenInfo::of(info, now.timestamp_millis()),
             token: token.plain,
+        }),
+    ))
+}
+
+/// The shortest lifetime a token may be given.
+const MIN_LIFETIME: chrono::Duration = chrono::Duration::minutes(1);
+/// The longest overlap of a rotation: a worker switches to the new secret in minutes.
+const MAX_OVERLAP: chrono::Duration = chrono::Duration::days(7);
+
+/// Reads the time span of `field` (`90d`, `12h`, `30m`), at least `min`; a problem otherwise.
+fn span(
+    field: &str,
+    text: Option<&str>,
+    min: chrono::Duration,
+    problems: &mut Vec<serde_json::Value>,
+) -> Option<chrono::Duration> {
+    let mut problem = |message: String| {
+        problems.push(serde_json::json!({"field": field, "message": message}));
+        None
+    };
+    match auth::parse_span(text?) {
+        Ok(span) if span < min => {
+            problem(format!("must be at least {} minute(s)", min.num_minutes()))
+        }
+        Ok(span) => Some(span),
+        Err(e) => problem(e.to_string()),
+    }
+}
+
+/// Give a token a new secret (admin only): a new token of the same name, roles and
+/// organisation units replaces it, its secret in this answer only. The old secret stops
+/// working at once, or after `overlap` (both work meanwhile, so that a worker can switch). An
+/// expired token may be rotated; the new one works as long as `expires_in` says, or as long as
+/// the old one was made to.
+#[utoipa::path(post, path = "/tokens/{name_or_id}/rotate", tag = "tokens", operation_id = "rotate_token",
+    params(("name_or_id" = String, Path, description = "the token's name or id")),
+    request_body = RotateBody,
+    responses((status = 201, body = TokenRotated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn rotate_token(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(name_or_id): ApiPath<String>,
+    ApiJson(body): ApiJson<RotateBody>,
+) -> Result<(StatusCode, ApiJson<TokenRotated>), ApiError> {
+    require_admin(&principal, "rotate tokens")?;
+    let mut problems = Vec::new();
+    let lifetime = span(
+        "expires_in",
+        body.expires_in.as_deref(),
+        MIN_LIFETIME,
+        &mut problems,
+    );
+    let overlap = span(
+        "overlap",
+        body.overlap.as_deref(),
+        chrono::Duration::zero(),
+        &mut problems,
+    );
+    if overlap.is_some_and(|o| o > MAX_OVERLAP) {
+        problems.push(serde_json::json!({"field": "overlap",
+            "message": "must be at most 7d: the old secret is for the switch to the new one"}));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            "the rotation request has problems; see details.problems",
+            serde_json::json!({ "problems": problems }),
+        ));
+    }
+    let token = auth::generate_token();
+    let now = state.engine.clock().now();
+    let old_until = now + overlap.unwrap_or_else(chrono::Duration::zero);
+    let rotated = state
+        .tokens
+        .rotate(&name_or_id, &token.hash, now, old_until, |old| {
+            match lifetime {
+                Some(span) => Some(now + span),
+                // As long as the old one was made to work.
+                None => old
+                    .expires_at
+                    .map(|at| now + chrono::Duration::milliseconds(at - old.created_at)),
+            }
+        })
+        .await?;
+    state.cache.clear();
+    let Some(rotated) = rotated else {
+        return Err(ApiError::not_found(format!(
+            "no token named or numbered `{name_or_id}` that is not revoked; `yimen token list` \
+             shows them, `yimen token create` makes a new one"
+        )));
+    };
+    let at = now.timestamp_millis();
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(TokenRotated {
+            info: TokenInfo::of(rotated.new, at),
+            token: token.plain,
+            replaced: TokenInfo::of(rotated.old, at),
         }),
     ))
 }
@@ -146,18 +260,21 @@ pub(super) async fn list_tokens(
     Extension(principal): Extension<Principal>,
 ) -> Result<ApiJson<TokenList>, ApiError> {
     require_admin(&principal, "list tokens")?;
+    let now = state.engine.clock().now().timestamp_millis();
     Ok(ApiJson(TokenList {
         tokens: state
             .tokens
             .list()
             .await?
             .into_iter()
-            .map(Into::into)
+            .map(|r| TokenInfo::of(r, now))
             .collect(),
     }))
 }
 
-/// Revoke a token by name or id (admin only); it stops working at once on this server.
+/// Revoke a token by name or id (admin only); it stops working at once on every server. By
+/// name during a rotation's overlap, the new secret and the old one both stop; by the old
+/// one's id, only the old one (the overlap ends now).
 #[utoipa::path(post, path = "/tokens/{name_or_id}/revoke", tag = "tokens", operation_id = "revoke_token",
     params(("name_or_id" = String, Path, description = "the token's name or id")),
     responses((status = 200, body = TokenInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -171,7 +288,7 @@ pub(super) async fn revoke_token(
     let revoked = state.tokens.revoke(&name_or_id, now).await?;
     state.cache.clear();
     match revoked {
-        Some(info) => Ok(ApiJson(info.into())),
+        Some(info) => Ok(ApiJson(TokenInfo::of(info, now.timestamp_millis()))),
         None => Err(ApiError::not_found(format!(
             "no active token named or numbered `{name_or_id}`; `yimen token list` shows them"
         ))),

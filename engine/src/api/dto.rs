@@ -366,6 +366,28 @@ pub struct TokenBody {
     /// processes' roles, `per <variable>`); empty = all.
     #[serde(default)]
     pub org_units: Vec<String>,
+    /// How long the token works: a whole number and `d` (days), `h` (hours) or `m`
+    /// (minutes), e.g. `90d`; at most `3650d`. Without it the token does not expire; a token
+    /// of an automated worker should (and be rotated before it does).
+    #[serde(default)]
+    #[schema(example = "90d", pattern = "^[0-9]+[dhm]$")]
+    pub expires_in: Option<String>,
+}
+
+/// `POST /tokens/{name_or_id}/rotate`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// How long the new secret works (`90d`, `12h`, `30m`; at most `3650d`). Without it, as
+    /// long as the old one was made to work; a token that did not expire still does not.
+    #[serde(default)]
+    #[schema(example = "90d", pattern = "^[0-9]+[dhm]$")]
+    pub expires_in: Option<String>,
+    /// How long the old secret keeps working beside the new one, so that a worker can switch
+    /// (`1h`, `30m`; at most `7d`). Without it (or `0m`) the old secret stops at once.
+    #[serde(default)]
+    #[schema(example = "1h", pattern = "^[0-9]+[dhm]$")]
+    pub overlap: Option<String>,
 }
 
 /// A token as listed (never its secret).
@@ -377,7 +399,13 @@ pub struct TokenInfo {
     /// Organisation units the token is limited to; empty = all.
     pub org_units: Vec<String>,
     pub created_at: String,
+    /// When it was revoked; for a token replaced by a rotation with an overlap, when it stops
+    /// working (then in the future).
     pub revoked_at: Option<String>,
+    /// When it stops working; `null`: it does not expire.
+    pub expires_at: Option<String>,
+    /// `active`, `expired` or `revoked`, by the server's clock.
+    pub state: String,
 }
 
 /// A new token: `token` is shown only in this answer.
@@ -386,6 +414,16 @@ pub struct TokenCreated {
     #[serde(flatten)]
     pub info: TokenInfo,
     pub token: String,
+}
+
+/// A rotated token: the new secret (`token`, shown only in this answer) and the token it
+/// replaces, which works until its `revoked_at`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenRotated {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    pub token: String,
+    pub replaced: TokenInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -510,8 +548,14 @@ fn millis_to_text(millis: i64) -> String {
         .unwrap_or_default()
 }
 
-impl From<crate::store::tokens::TokenRecord> for TokenInfo {
-    fn from(r: crate::store::tokens::TokenRecord) -> TokenInfo {
+impl TokenInfo {
+    /// `r` as listed at `now` (unix millis), which decides its `state`.
+    pub fn of(r: crate::store::tokens::TokenRecord, now: i64) -> TokenInfo {
+        let state = match r.validity().lapsed(now) {
+            None => "active",
+            Some(crate::auth::Lapsed::Expired { .. }) => "expired",
+            Some(crate::auth::Lapsed::Revoked { .. }) => "revoked",
+        };
         TokenInfo {
             id: r.id,
             name: r.name,
@@ -519,6 +563,8 @@ impl From<crate::store::tokens::TokenRecord> for TokenInfo {
             org_units: r.org_units,
             created_at: millis_to_text(r.created_at),
             revoked_at: r.revoked_at.map(millis_to_text),
+            expires_at: r.expires_at.map(millis_to_text),
+            state: state.into(),
         }
     }
 }

@@ -201,6 +201,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::openapi_json))
         .routes(routes!(admin::create_token, admin::list_tokens))
         .routes(routes!(admin::revoke_token))
+        .routes(routes!(admin::rotate_token))
         .routes(routes!(admin::refusals))
         .routes(routes!(session::sign_in, session::sign_out))
         .routes(routes!(session::change_password))

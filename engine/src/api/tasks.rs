@@ -90,7 +90,7 @@ pub(super) async fn claim(
     loop {
         // After a wait the token may have been revoked (or the session ended): it takes no task.
         if waited {
-            super::access::still_valid(&state, &credential, &mut generation).await?;
+            super::access::still_valid(&state, &principal, &credential, &mut generation).await?;
         }
         waited = true;
         let claimed = state.engine.claim(request.clone()).await?;

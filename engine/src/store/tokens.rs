@@ -4,7 +4,7 @@
 use super::StorePool;
 use super::sqlite_direct;
 use super::sqlite_readers::{self, Readers};
-use crate::auth::{Principal, Role};
+use crate::auth::{Principal, Role, TokenValidity};
 use crate::error::EngineError;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -18,7 +18,29 @@ pub struct TokenRecord {
     pub roles: Vec<String>,
     pub org_units: Vec<String>,
     pub created_at: i64,
+    /// When it was revoked; in the future for a token replaced by a rotation with an overlap
+    /// (it works until then).
     pub revoked_at: Option<i64>,
+    /// When it stops working; `None`: it does not expire.
+    pub expires_at: Option<i64>,
+}
+
+impl TokenRecord {
+    /// Until when it works.
+    pub fn validity(&self) -> TokenValidity {
+        TokenValidity {
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        }
+    }
+}
+
+/// A token made by a rotation, and the one it replaces (revoked now, or at the end of the
+/// overlap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    pub new: TokenRecord,
+    pub old: TokenRecord,
 }
 
 /// A refused call as recorded.
@@ -49,15 +71,12 @@ fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// What a token hash stands for.
+/// What a token hash stands for: its holder, and until when it works (revoked and expired
+/// tokens are found too; the caller compares [`TokenValidity`] with its clock).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenLookup {
-    Active(Principal),
-    /// Revoked at this moment (unix millis).
-    Revoked {
-        name: String,
-        at: i64,
-    },
+pub struct TokenLookup {
+    pub principal: Principal,
+    pub validity: TokenValidity,
 }
 
 /// Tokens and refusals, over the engine's pool.
@@ -104,8 +123,16 @@ macro_rules! token_record {
             org_units: list(&row.try_get::<String, _>("org_units")?),
             created_at: row.try_get("created_at")?,
             revoked_at: row.try_get("revoked_at")?,
+            expires_at: row.try_get("expires_at")?,
         }
     }};
+}
+
+/// The columns of a [`TokenRecord`], for `concat!`.
+macro_rules! record_columns {
+    () => {
+        "id, name, roles, org_units, created_at, revoked_at, expires_at"
+    };
 }
 
 fn list(json: &str) -> Vec<String> {
@@ -114,6 +141,38 @@ fn list(json: &str) -> Vec<String> {
 
 fn to_json(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// Bumps the access generation (with a revocation, in its transaction).
+const BUMP_GENERATION: &str =
+    "UPDATE access_generation SET generation = generation + 1 WHERE id = 1";
+
+/// Inserts `record` with the hash of its secret, on either database (`conn`: a connection or
+/// a transaction's).
+macro_rules! insert_token {
+    ($conn:expr, $record:expr, $hash:expr) => {{
+        let record: &TokenRecord = $record;
+        let sql = "INSERT INTO api_tokens \
+                   (id, name, hash, roles, org_units, created_at, expires_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        sqlx::query(sql)
+            .bind(&record.id)
+            .bind(&record.name)
+            .bind($hash)
+            .bind(to_json(&record.roles))
+            .bind(to_json(&record.org_units))
+            .bind(record.created_at)
+            .bind(record.expires_at)
+            .execute($conn)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_unique_violation() => EngineError::conflict(
+                    format!("an active token is already named `{}`", record.name),
+                ),
+                _ => e.into(),
+            })
+            .map(|_| ())
+    }};
 }
 
 impl TokenStore {
@@ -151,7 +210,7 @@ impl TokenStore {
         Ok(n)
     }
 
-    /// Stores a new token by its hash.
+    /// Stores a new token by its hash, working until `expires_at` (`None`: no expiry).
     pub async fn create(
         &self,
         name: &str,
@@ -159,6 +218,7 @@ impl TokenStore {
         org_units: &[String],
         hash: &str,
         now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
     ) -> Result<TokenRecord, EngineError> {
         let record = TokenRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -167,51 +227,30 @@ impl TokenStore {
             org_units: org_units.to_vec(),
             created_at: now.timestamp_millis(),
             revoked_at: None,
+            expires_at: expires_at.map(|t| t.timestamp_millis()),
         };
-        let sql = "INSERT INTO api_tokens (id, name, hash, roles, org_units, created_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
-        let (roles, org_units) = (to_json(&record.roles), to_json(&record.org_units));
         on_pool!(&self.pool, |p| {
-            sqlx::query(sql)
-                .bind(&record.id)
-                .bind(&record.name)
-                .bind(hash)
-                .bind(&roles)
-                .bind(&org_units)
-                .bind(record.created_at)
-                .execute(p)
-                .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(db) if db.is_unique_violation() => {
-                        EngineError::conflict(format!("an active token is already named `{name}`"))
-                    }
-                    _ => e.into(),
-                })?;
+            insert_token!(p, &record, hash)?;
         });
         Ok(record)
     }
 
-    /// The holder of the active token with this hash.
-    pub async fn find_active(&self, hash: &str) -> Result<Option<Principal>, EngineError> {
-        Ok(match self.find(hash).await? {
-            Some(TokenLookup::Active(principal)) => Some(principal),
-            _ => None,
-        })
-    }
-
-    /// The token with this hash: its holder while active, or when it was revoked.
+    /// The token with this hash, whether it works or not.
     pub async fn find(&self, hash: &str) -> Result<Option<TokenLookup>, EngineError> {
-        let sql = "SELECT id, name, roles, org_units, created_at, revoked_at FROM api_tokens \
-                   WHERE hash = $1";
+        let sql = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM api_tokens WHERE hash = $1"
+        );
         let record: Option<TokenRecord> = on_pool!(&self.pool, |p| {
             match sqlx::query(sql).bind(hash).fetch_optional(p).await? {
                 Some(row) => Some(token_record!(row)),
                 None => None,
             }
         });
-        Ok(record.map(|r| match r.revoked_at {
-            Some(at) => TokenLookup::Revoked { name: r.name, at },
-            None => TokenLookup::Active(Principal {
+        Ok(record.map(|r| TokenLookup {
+            validity: r.validity(),
+            principal: Principal {
                 kind: crate::auth::PrincipalKind::Token,
                 id: r.id,
                 name: r.name,
@@ -223,7 +262,7 @@ impl TokenStore {
                 oversees: false,
                 informs_subject: false,
                 only_oversees: false,
-            }),
+            },
         }))
     }
 
@@ -266,10 +305,13 @@ impl TokenStore {
         })
     }
 
-    /// The active token of this name.
+    /// The token of this name that is not revoked (it may have expired).
     pub async fn find_by_name(&self, name: &str) -> Result<Option<TokenRecord>, EngineError> {
-        let sql = "SELECT id, name, roles, org_units, created_at, revoked_at FROM api_tokens \
-                   WHERE name = $1 AND revoked_at IS NULL";
+        let sql = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM api_tokens WHERE name = $1 AND revoked_at IS NULL"
+        );
         Ok(on_pool!(&self.pool, |p| {
             match sqlx::query(sql).bind(name).fetch_optional(p).await? {
                 Some(row) => Some(token_record!(row)),
@@ -278,41 +320,98 @@ impl TokenStore {
         }))
     }
 
-    /// Revokes the active token with this name or id; `None` if there is none.
+    /// Revokes, now, the token with this name or id that works or would still work (by name
+    /// during a rotation's overlap: the new token and the one it replaces); the newest of
+    /// them, `None` if there is none.
     pub async fn revoke(
         &self,
         name_or_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<TokenRecord>, EngineError> {
-        let sql = "UPDATE api_tokens SET revoked_at = $1 \
-                   WHERE (name = $2 OR id = $2) AND revoked_at IS NULL \
-                   RETURNING id, name, roles, org_units, created_at, revoked_at";
-        let bump = "UPDATE access_generation SET generation = generation + 1 WHERE id = 1";
+        let sql = concat!(
+            "UPDATE api_tokens SET revoked_at = $1 \
+             WHERE (name = $2 OR id = $2) AND (revoked_at IS NULL OR revoked_at > $1) \
+             RETURNING ",
+            record_columns!()
+        );
         let at = now.timestamp_millis();
-        Ok(on_pool!(&self.pool, |p| {
+        let mut revoked = Vec::new();
+        on_pool!(&self.pool, |p| {
             // One transaction: no server can see the token revoked without the new generation.
             let mut tx = p.begin().await?;
-            let revoked = match sqlx::query(sql)
+            for row in sqlx::query(sql)
                 .bind(at)
+                .bind(name_or_id)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                revoked.push(token_record!(row));
+            }
+            if !revoked.is_empty() {
+                sqlx::query(BUMP_GENERATION).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(revoked
+            .into_iter()
+            .max_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id))))
+    }
+
+    /// Gives the token of this name or id that is not revoked (expired or not) a new secret:
+    /// a new token of the same name, roles and organisation units, working until
+    /// `expires_at(old)`, replaces it; the old one is revoked at `old_until` (now, or the end
+    /// of an overlap during which both work). One transaction, which bumps the access
+    /// generation. `None` if there is no such token.
+    pub async fn rotate(
+        &self,
+        name_or_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+        old_until: DateTime<Utc>,
+        expires_at: impl FnOnce(&TokenRecord) -> Option<DateTime<Utc>>,
+    ) -> Result<Option<Rotated>, EngineError> {
+        // Revoked first, so that the new row may take its name (unique among rows not
+        // revoked); a rotation running at the same time waits for this row, then finds it
+        // revoked.
+        let retire = concat!(
+            "UPDATE api_tokens SET revoked_at = $1 \
+             WHERE (name = $2 OR id = $2) AND revoked_at IS NULL RETURNING ",
+            record_columns!()
+        );
+        let until = old_until.timestamp_millis();
+        let rotated = on_pool!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            let old = match sqlx::query(retire)
+                .bind(until)
                 .bind(name_or_id)
                 .fetch_optional(&mut *tx)
                 .await?
             {
-                Some(row) => Some(token_record!(row)),
-                None => None,
+                Some(row) => token_record!(row),
+                None => return Ok(None),
             };
-            if revoked.is_some() {
-                sqlx::query(bump).execute(&mut *tx).await?;
-            }
+            let new = TokenRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                created_at: now.timestamp_millis(),
+                revoked_at: None,
+                expires_at: expires_at(&old).map(|t| t.timestamp_millis()),
+                ..old.clone()
+            };
+            insert_token!(&mut *tx, &new, hash)?;
+            sqlx::query(BUMP_GENERATION).execute(&mut *tx).await?;
             tx.commit().await?;
-            revoked
-        }))
+            Rotated { new, old }
+        });
+        Ok(Some(rotated))
     }
 
     /// Every token, oldest first.
     pub async fn list(&self) -> Result<Vec<TokenRecord>, EngineError> {
-        let sql = "SELECT id, name, roles, org_units, created_at, revoked_at FROM api_tokens \
-                   ORDER BY created_at, id";
+        let sql = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM api_tokens ORDER BY created_at, id"
+        );
         let mut out = Vec::new();
         on_pool!(&self.pool, |p| {
             for row in sqlx::query(sql).fetch_all(p).await? {
