@@ -34,7 +34,7 @@ enum Command {
     #[command(subcommand)]
     Calendar(cli::calendar::Command),
     /// Run the engine, its timers and the HTTP API.
-    Serve(cli::serve::Args),
+    Serve(Box<cli::serve::Args>),
     /// Talk to a running server (deploy, start, tasks, instance, token ...).
     #[command(flatten)]
     Client(cli::client::Command),
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         Command::Fmt(args) => cli::fmt::run(args),
         Command::Graph(args) => cli::graph::run(args),
         Command::Calendar(cmd) => cli::calendar::run(cmd),
-        Command::Serve(args) => cli::serve::run(args),
+        Command::Serve(args) => cli::serve::run(*args),
         Command::Client(cmd) => cli::client::run(cmd),
         Command::User(cmd) => cli::user::run(cmd),
         Command::Ledger(cmd) => cli::ledger::run(cmd),

@@ -15,5 +15,6 @@ pub mod serve;
 pub mod serve_checkpoints;
 pub mod serve_refusals;
 pub mod serve_timers;
+pub mod serve_tls;
 pub mod user;
 pub mod worker;

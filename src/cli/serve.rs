@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, env = "YIMEN_SESSION_LIFETIME", value_name = "DURATION", default_value = "12h", value_parser = parse_span)]
     pub session_lifetime: std::time::Duration,
     /// Mark the session cookie `Secure` (sent over HTTPS only): set it when people reach the
-    /// server through HTTPS.
+    /// server through HTTPS (a proxy in front); with `--tls-cert` it is marked so anyway.
     #[arg(long, env = "YIMEN_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// File holding the key ID numbers are found by (64 hex digits: `openssl rand -hex 32 >
@@ -69,6 +69,23 @@ pub struct Args {
         value_name = "FILE"
     )]
     pub search_key: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate (the server's, then its chain); needs
+    /// `--tls-key`. Without both, plain HTTP (behind a proxy that terminates TLS).
+    #[arg(
+        long,
+        env = "YIMEN_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "YIMEN_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -193,6 +210,17 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     // Listen for SIGTERM before anything else: from here on it stops the server gracefully
     // instead of killing it.
     let stop = StopSignal::listen();
+    // HTTPS when both files are given (clap requires the one with the other); checked before
+    // anything else starts. `tls.is_some()`: the server speaks HTTPS (cookies may be Secure).
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(super::serve_tls::server_config(
+            &super::serve_tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+        )?),
+        _ => None,
+    };
     let url = database_url(&args.database);
     let (clock, manual) = super::serve_timers::clock(&args.timers)?;
     let (due, reloading) = super::serve_timers::due_dates(&args.calendars)?;
@@ -210,7 +238,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         max_header_bytes: args.max_header_bytes,
         session_idle: args.session_idle,
         session_lifetime: args.session_lifetime,
-        secure_cookies: args.secure_cookies,
+        // Served over HTTPS: the session cookie goes over HTTPS only.
+        secure_cookies: args.secure_cookies || tls.is_some(),
         ..ApiConfig::default()
     };
     let state = ApiState::new(engine.clone(), config);
@@ -228,7 +257,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             )
         })?;
     eprintln!(
-        "yimen serving http://{} (database {}, {} process(es) deployed from {})",
+        "yimen serving {}://{} (database {}, {} process(es) deployed from {})",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?,
         redact(&url),
         deployed,
@@ -243,13 +273,36 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let app = api::router(state.clone()).layer(axum::Extension(services.clone()));
     // With each caller's address: failed authentications are limited per address.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let why = stop.wait().await;
-            eprintln!("shutting down ({why}): finishing the requests in flight");
-            state.begin_shutdown();
-        })
-        .await?;
+    let stopping = async move {
+        let why = stop.wait().await;
+        eprintln!("shutting down ({why}): finishing the requests in flight");
+        state.begin_shutdown();
+    };
+    match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(stopping)
+            .await
+            .context("the HTTP server failed")?,
+        Some(config) => {
+            let handle = axum_server::Handle::<std::net::SocketAddr>::new();
+            let stopper = {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    stopping.await;
+                    handle.graceful_shutdown(None);
+                })
+            };
+            axum_server::from_tcp_rustls(
+                listener.into_std()?,
+                axum_server::tls_rustls::RustlsConfig::from_config(config),
+            )?
+            .handle(handle)
+            .serve(app)
+            .await
+            .context("the HTTPS server failed")?;
+            stopper.abort();
+        }
+    }
     if let Some(p) = pruner {
         p.stop().await;
     }
