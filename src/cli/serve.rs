@@ -213,12 +213,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     // HTTPS when both files are given (clap requires the one with the other); checked before
     // anything else starts. `tls.is_some()`: the server speaks HTTPS (cookies may be Secure).
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(super::serve_tls::server_config(
-            &super::serve_tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
-        )?),
+        (Some(cert), Some(key)) => Some(super::serve_tls::server_config(cert, key)?),
         _ => None,
     };
     let url = database_url(&args.database);

@@ -6,24 +6,16 @@
 use anyhow::{Context, bail};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-/// The certificate chain and private key to serve HTTPS with.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// The server's TLS configuration from `files`: the certificate chain (the server's own
-/// certificate first) and its private key (PKCS#8, PKCS#1 or SEC1), which must belong to it.
-/// HTTP/2 and HTTP/1.1 are offered.
-pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let (cert, key) = (&files.cert, &files.key);
+/// The server's TLS configuration: the certificate chain of the PEM file `cert` (the server's
+/// own certificate first) and the private key of the PEM file `key` (PKCS#8, PKCS#1 or SEC1),
+/// which must belong to it. HTTP/2 and HTTP/1.1 are offered.
+pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let chain = certificates(cert)?;
     let private_key = private_key(key)?;
-    let config = rustls::ServerConfig::builder()
+    let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, private_key)
         .map_err(|e| match e {
@@ -39,7 +31,6 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfi
                 cert.display()
             ),
         })?;
-    let mut config = config;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
