@@ -1,6 +1,6 @@
 //! `yimen serve --tls-cert FILE --tls-key FILE` serves HTTPS: with a self-signed certificate
 //! made here, `/api/v1/health` answers over HTTPS to a client that trusts only that
-//! certificate. Files that are missing, not PEM, or a key that is not the certificate's stop
+//! certificate, and a person's session cookie is `Secure`. Files that are missing, not PEM, or a key that is not the certificate's stop
 //! the start with a message naming the file, and one flag without the other is refused.
 #![cfg(unix)]
 
@@ -63,29 +63,42 @@ fn health_answers_over_https_with_the_given_certificate() {
     let (cert, key, pem) = certificate(&dir, "server");
     let mut server = Server(
         serve(&dir, &[&cert, &key])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("yimen serve starts"),
     );
-    // Read to its end: a server whose stderr is closed fails when it writes there.
-    let stderr = BufReader::new(server.0.stderr.take().expect("stderr"));
+    // Both streams read to their end, as they come: a server whose stderr is closed fails
+    // when it writes there.
     let (lines, received) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
+    let out = server.0.stdout.take().expect("stdout");
+    let err = server.0.stderr.take().expect("stderr");
+    for stream in [
+        Box::new(out) as Box<dyn std::io::Read + Send>,
+        Box::new(err),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
     let mut seen = Vec::new();
-    let address = loop {
+    let (mut address, mut admin) = (None, None);
+    while address.is_none() || admin.is_none() {
         let Ok(line) = received.recv_timeout(Duration::from_secs(60)) else {
             panic!("the server says it serves HTTPS: {seen:#?}");
         };
         if let Some(rest) = line.strip_prefix("yimen serving https://") {
-            break rest.split_whitespace().next().expect("address").to_string();
+            address = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(token) = line.trim().strip_prefix("export YIMEN_TOKEN=") {
+            admin = Some(token.to_string());
         }
         seen.push(line);
-    };
+    }
+    let (address, admin) = (address.expect("address"), admin.expect("admin token"));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -116,6 +129,34 @@ fn health_answers_over_https_with_the_given_certificate() {
         assert_eq!(answer.status(), 200);
         let health: serde_json::Value = answer.json().await.expect("JSON");
         assert_eq!(health["status"], "ok", "{health}");
+
+        // Served over HTTPS, a person's session cookie goes over HTTPS only.
+        let added = client
+            .post(format!("https://{address}/api/v1/users"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"login": "wangfang", "name": "王芳", "roles": ["window"]}))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(added.status(), 201);
+        let added: serde_json::Value = added.json().await.expect("JSON");
+        let signed_in = client
+            .post(format!("https://{address}/api/v1/session"))
+            .json(&serde_json::json!({"login": "wangfang", "password": added["password"]}))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(signed_in.status(), 200);
+        let cookie = signed_in
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            cookie.starts_with("yimen_session=") && cookie.contains("; Secure"),
+            "{cookie}"
+        );
 
         // A client that does not trust the certificate is refused by its own check: the
         // connection is TLS, not plain HTTP.
