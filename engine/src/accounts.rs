@@ -184,6 +184,10 @@ pub enum SignInResult {
     Locked,
     Disabled,
     UnknownLogin,
+    /// Signed in through the identity provider.
+    Oidc,
+    /// A sign-in through the identity provider refused (the answer's code says why).
+    OidcFailed,
 }
 
 impl SignInResult {
@@ -194,6 +198,8 @@ impl SignInResult {
             SignInResult::Locked => "locked",
             SignInResult::Disabled => "disabled",
             SignInResult::UnknownLogin => "unknown_login",
+            SignInResult::Oidc => "oidc",
+            SignInResult::OidcFailed => "oidc_failed",
         }
     }
 }

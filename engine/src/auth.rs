@@ -481,21 +481,22 @@ impl TokenValidity {
     }
 }
 
-/// Why a token lifetime or overlap (`90d`, `12h`, `30m`) does not read.
+/// Why a time span (`90d`, `12h`, `30m`, `90s`) does not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpanError {
     #[error(
-        "`{0}` does not read as a time span: write a whole number and `d` (days), `h` (hours) \
-         or `m` (minutes), e.g. `90d`, `12h` or `30m`"
+        "`{0}` does not read as a time span: write a whole number and `d` (days), `h` (hours), \
+         `m` (minutes) or `s` (seconds), e.g. `90d`, `12h` or `30m`"
     )]
     Unreadable(String),
     #[error("`{text}` is longer than {max}")]
     TooLong { text: String, max: &'static str },
 }
 
-/// Reads a token lifetime or overlap as `yimen token` and the API take it: a whole number and
-/// a unit, `d` (days), `h` (hours) or `m` (minutes): `90d`, `12h`, `30m`. `0` of any unit is
-/// nothing (an overlap of `0h` revokes at once). At most ten years.
+/// Reads a time span as `yimen token`, `yimen serve --session-idle` and the API take it: a
+/// whole number and a unit, `d` (days), `h` (hours), `m` (minutes) or `s` (seconds): `90d`,
+/// `12h`, `30m`. `0` of any unit is nothing (an overlap of `0h` revokes at once). At most ten
+/// years.
 pub fn parse_span(text: &str) -> Result<chrono::Duration, SpanError> {
     let t = text.trim();
     let unreadable = || SpanError::Unreadable(text.to_string());
@@ -513,6 +514,7 @@ pub fn parse_span(text: &str) -> Result<chrono::Duration, SpanError> {
         "d" => chrono::Duration::try_days(amount),
         "h" => chrono::Duration::try_hours(amount),
         "m" => chrono::Duration::try_minutes(amount),
+        "s" => chrono::Duration::try_seconds(amount),
         _ => return Err(unreadable()),
     }
     .ok_or_else(too_long)?;
@@ -540,12 +542,13 @@ mod tests {
     }
 
     #[test]
-    fn spans_read_days_hours_and_minutes() {
+    fn spans_read_days_hours_minutes_and_seconds() {
         assert_eq!(parse_span("90d"), Ok(chrono::Duration::days(90)));
         assert_eq!(parse_span(" 12h "), Ok(chrono::Duration::hours(12)));
         assert_eq!(parse_span("30m"), Ok(chrono::Duration::minutes(30)));
         assert_eq!(parse_span("0h"), Ok(chrono::Duration::zero()));
-        for bad in ["", "d", "90", "90 d", "-1d", "1.5d", "90s", "9０d", "十d"] {
+        assert_eq!(parse_span("90s"), Ok(chrono::Duration::seconds(90)));
+        for bad in ["", "d", "90", "90 d", "-1d", "1.5d", "90w", "9０d", "十d"] {
             assert_eq!(
                 parse_span(bad),
                 Err(SpanError::Unreadable(bad.to_string())),

@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod ledger_keys;
 pub mod limits;
+pub mod oidc;
 pub mod outbox;
 pub mod recompute;
 pub mod reports;

@@ -578,7 +578,7 @@ async fn a_one_time_password_allows_only_changing_it(people: People) {
 }
 
 /// Disabling an account ends its sessions at once and refuses its sign-ins (403 after the
-/// right password only; a wrong one answers as any wrong one).
+/// right password only; a wrong one answers as any wrong one); enabling it lets it sign in.
 async fn a_disabled_account_is_refused(people: People) {
     let api = &people.api;
     let s = wangfang(api).await;
@@ -599,6 +599,17 @@ async fn a_disabled_account_is_refused(people: People) {
         .post("/api/v1/users/nobody/disable", &api.admin, json!({}))
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{missing:?}");
+
+    // Enabled again, the person signs in with their password; the old session stays ended.
+    let enabled = api
+        .post("/api/v1/users/wangfang/enable", &api.admin, json!({}))
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{enabled:?}");
+    assert!(enabled.body["disabled_at"].is_null(), "{enabled:?}");
+    let back = sign_in(&api.router, "wangfang", OWN).await;
+    assert_eq!(back.status, StatusCode::OK, "{back:?}");
+    let still = call(&api.router, &s, "GET", "/api/v1/me", None, false).await;
+    assert_eq!(still.status, StatusCode::UNAUTHORIZED, "{still:?}");
 }
 
 /// Every attempt is recorded with its result; admins read them newest first, a page at a time;
@@ -639,14 +650,17 @@ async fn admins_read_the_sign_ins_and_others_may_not(people: People) {
     assert_eq!(all.body["next_page"], Value::Null);
     assert!(all.body["sign_ins"][0]["at"].is_string());
 
-    let first = api.get("/api/v1/sign-ins?per_page=3", &api.admin).await;
+    let first = api.get("/api/v1/sign-ins?page_size=3", &api.admin).await;
     assert_eq!(first.body["sign_ins"].as_array().unwrap().len(), 3);
     assert_eq!(first.body["next_page"], json!(2));
     let second = api
-        .get("/api/v1/sign-ins?per_page=3&page=2", &api.admin)
+        .get("/api/v1/sign-ins?page_size=3&page=2", &api.admin)
         .await;
     assert_eq!(second.body["sign_ins"][0]["result"], "ok", "{second:?}");
     assert_eq!(second.body["next_page"], Value::Null);
+    // The same paging rule as every list: at most 100 a page.
+    let too_many = api.get("/api/v1/sign-ins?page_size=101", &api.admin).await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST, "{too_many:?}");
 
     let window = api.token("east-window", &["window"], &["east"]).await;
     let refused = api.get("/api/v1/sign-ins", &window).await;

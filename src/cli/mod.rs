@@ -13,6 +13,7 @@ pub mod graph;
 pub mod ledger;
 pub mod serve;
 pub mod serve_checkpoints;
+pub mod serve_oidc;
 pub mod serve_refusals;
 pub mod serve_timers;
 pub mod serve_tls;

@@ -92,6 +92,8 @@ pub struct Args {
     pub timers: super::serve_timers::TimerArgs,
     #[command(flatten)]
     pub ledger: super::serve_checkpoints::LedgerArgs,
+    #[command(flatten)]
+    pub oidc: super::serve_oidc::OidcArgs,
 }
 
 /// What one request may make the engine do (docs/security.md, "Limits").
@@ -171,25 +173,15 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// A duration as `--session-idle` takes it: a whole number and `s`, `m`, `h` or `d`.
+/// A duration as `--session-idle` takes it: `auth::parse_span`'s (`30m`, `12h`, `90s`, `1d`),
+/// above zero.
 pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let unit = text.chars().last().unwrap_or(' ');
-    let seconds = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => {
-            return Err(format!(
-                "`{text}`: write a number and a unit, like 30m, 12h, 90s or 1d"
-            ));
-        }
-    };
-    match text[..text.len() - 1].parse::<u64>() {
-        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds))),
+    let span = yimen_engine::auth::parse_span(text).map_err(|e| e.to_string())?;
+    match span.to_std() {
+        Ok(span) if !span.is_zero() => Ok(span),
         _ => Err(format!(
-            "`{text}`: write a whole number above 0 and a unit, like 30m or 12h"
+            "`{}`: give a span above zero, like 30m or 12h",
+            text.trim()
         )),
     }
 }
@@ -237,7 +229,14 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         secure_cookies: args.secure_cookies || tls.is_some(),
         ..ApiConfig::default()
     };
-    let state = ApiState::new(engine.clone(), config);
+    let mut state = ApiState::new(engine.clone(), config);
+    if let Some(provider) = super::serve_oidc::provider(&args.oidc).await? {
+        eprintln!(
+            "people may also sign in through {} (GET /api/v1/oidc/login)",
+            provider.config().issuer
+        );
+        state = state.with_oidc(provider);
+    }
     if let Some(token) = api::access::bootstrap_admin(&state).await? {
         println!("First start: created the admin token (shown only this once, store it now):");
         println!("  {token}");
@@ -571,6 +570,16 @@ mod tests {
         assert_eq!(worker_threads("sqlite:yimen.db", 1), 1, "never none");
         assert_eq!(worker_threads("postgres://u@h/db", 2), 2);
         assert_eq!(worker_threads("postgres://u@h/db", 1), 1);
+    }
+
+    #[test]
+    fn session_spans_are_the_token_spans_above_zero() {
+        use std::time::Duration;
+        assert_eq!(parse_span("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_span("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_span("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_span("0m").unwrap_err().contains("above zero"));
+        assert!(parse_span("30x").unwrap_err().contains("does not read"));
     }
 
     #[test]

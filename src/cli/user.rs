@@ -1,4 +1,4 @@
-//! `yimen user add | list | disable | reset-password | roles`: people's accounts, through the
+//! `yimen user add | list | disable | enable | reset-password | roles`: people's accounts, through the
 //! API as an admin (like `yimen token`).
 
 use super::client::{Connection, encode, join, split_list, table, text};
@@ -34,6 +34,12 @@ pub enum Command {
     },
     /// Disable an account: it can no longer sign in, and its sessions end at once.
     Disable {
+        login: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Enable a disabled account again; a lock after failed sign-ins is lifted.
+    Enable {
         login: String,
         #[command(flatten)]
         conn: Connection,
@@ -117,6 +123,18 @@ async fn run_async(cmd: Command) -> anyhow::Result<()> {
                 text(&user["name"])
             );
         }
+        Command::Enable { login, conn } => {
+            let path = format!("/users/{}/enable", encode(&login));
+            let user: Value = conn
+                .client()?
+                .call(Method::POST, &path, Some(&json!({})))
+                .await?;
+            println!(
+                "enabled `{}` ({}); they can sign in again",
+                text(&user["login"]),
+                text(&user["name"])
+            );
+        }
         Command::ResetPassword { login, conn } => {
             let path = format!("/users/{}/reset-password", encode(&login));
             let answer: Value = conn
@@ -165,6 +183,8 @@ fn user_rows(answer: &Value) -> Vec<Vec<String>> {
         .map(|user| {
             let state = if !user["disabled_at"].is_null() {
                 "(disabled)"
+            } else if user["external"] == json!(true) {
+                "(identity provider)"
             } else if user["must_change_password"] == json!(true) {
                 "(one-time password)"
             } else {

@@ -243,7 +243,8 @@ pub(crate) async fn authenticate(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     request.extensions_mut().insert(ClientAddress(address));
-    let signing_in = super::session::is_sign_in(request.method(), &path);
+    let signing_in =
+        super::session::is_sign_in(request.method(), &path) || super::oidc::is_oidc(&path);
     if is_public(&path) && !signing_in {
         return next.run(request).await;
     }

@@ -330,17 +330,7 @@ pub(super) async fn personal_data_reads(
     ApiQuery(query): ApiQuery<PersonalDataReadsQuery>,
 ) -> Result<ApiJson<PersonalDataReadList>, ApiError> {
     require_admin(&principal, "read the trail of personal data read unmasked")?;
-    let page = query.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::bad_request("`page` counts from 1"));
-    }
-    let page_size = query.page_size.unwrap_or(20);
-    if page_size == 0 || page_size > crate::engine::MAX_PAGE_SIZE {
-        return Err(ApiError::bad_request(format!(
-            "`page_size` is 1 to {}; ask for the next `page` for more",
-            crate::engine::MAX_PAGE_SIZE
-        )));
-    }
+    let (page, page_size) = paging(query.page, query.page_size)?;
     let instance = query
         .instance
         .as_deref()

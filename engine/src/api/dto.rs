@@ -67,6 +67,24 @@ pub struct CaseSearchQuery {
     pub page_size: Option<u32>,
 }
 
+/// The page asked for by `page` (from 1, default 1) and `page_size` (1 to
+/// [`MAX_PAGE_SIZE`](crate::engine::MAX_PAGE_SIZE), default 20): one rule for every list that
+/// pages. 400 naming the parameter otherwise.
+pub fn paging(page: Option<u32>, page_size: Option<u32>) -> Result<(u32, u32), super::ApiError> {
+    let page = page.unwrap_or(1);
+    if page == 0 {
+        return Err(super::ApiError::bad_request("`page` counts from 1"));
+    }
+    let max = crate::engine::MAX_PAGE_SIZE;
+    let page_size = page_size.unwrap_or(20);
+    if page_size == 0 || page_size > max {
+        return Err(super::ApiError::bad_request(format!(
+            "`page_size` is 1 to {max}; ask for the next `page` for more"
+        )));
+    }
+    Ok((page, page_size))
+}
+
 /// `GET /instances/{id}`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -608,6 +626,9 @@ pub struct UserInfo {
     pub disabled_at: Option<String>,
     /// Locked after failed sign-ins until this moment.
     pub locked_until: Option<String>,
+    /// Managed by the city's identity provider: signs in there, has no password here, and
+    /// takes its roles and units from the provider at each sign-in.
+    pub external: bool,
 }
 
 /// A session begun: the cookie `yimen_session` is set beside it.
@@ -684,8 +705,8 @@ pub struct UserList {
 pub struct SignInQuery {
     /// Page, from 1 (the newest attempts).
     pub page: Option<u32>,
-    /// Attempts per page (default 50, at most 500).
-    pub per_page: Option<u32>,
+    /// Attempts per page, 1 to 100 (default 20).
+    pub page_size: Option<u32>,
 }
 
 /// A sign-in attempt, as recorded.
@@ -696,7 +717,7 @@ pub struct SignIn {
     pub login: String,
     /// The client's address, when known.
     pub address: Option<String>,
-    /// `ok`, `bad_password`, `locked`, `disabled` or `unknown_login`.
+    /// `ok`, `bad_password`, `locked`, `disabled`, `unknown_login`, `oidc` or `oidc_failed`.
     pub result: String,
 }
 
@@ -705,7 +726,7 @@ pub struct SignIn {
 pub struct SignInList {
     pub sign_ins: Vec<SignIn>,
     pub page: u32,
-    pub per_page: u32,
+    pub page_size: u32,
     /// The next page, when there are more.
     pub next_page: Option<u32>,
 }
@@ -737,6 +758,10 @@ pub struct Me {
     pub tasks: Vec<Value>,
     /// Open tasks per queue the caller may work (of its units).
     pub queues: Vec<QueueCount>,
+    /// A session's CSRF token (`X-CSRF-Token` of its state-changing calls), for a page whose
+    /// session began by a redirect (`GET /oidc/callback`) rather than by `POST /session`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }
 
 impl From<crate::store::accounts::UserRecord> for UserInfo {
@@ -751,6 +776,7 @@ impl From<crate::store::accounts::UserRecord> for UserInfo {
             created_at: millis_to_text(r.created_at),
             disabled_at: r.disabled_at.map(millis_to_text),
             locked_until: r.locked_until.map(millis_to_text),
+            external: r.external,
         }
     }
 }

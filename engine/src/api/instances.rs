@@ -3,11 +3,12 @@
 
 use super::dto::{
     CancelBody, CaseSearchQuery, DocumentList, HistoryList, InstanceQuery, MessageBody, StartBody,
+    paging,
 };
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
 use crate::auth::Principal;
 use crate::engine::{
-    CasePage, CaseSearch, InstanceView, MAX_PAGE_SIZE, Reader, StartRequest, TaskFilter, TaskView,
+    CasePage, CaseSearch, InstanceView, Reader, StartRequest, TaskFilter, TaskView,
 };
 use crate::runtime::state::Status;
 use axum::Extension;
@@ -129,16 +130,7 @@ fn case_search(state: &ApiState, query: CaseSearchQuery) -> Result<CaseSearch, A
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
         (from.map(|_| start), to.map(|_| end))
     };
-    let page = query.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::bad_request("`page` counts from 1"));
-    }
-    let page_size = query.page_size.unwrap_or(20);
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::bad_request(format!(
-            "`page_size` is 1 to {MAX_PAGE_SIZE}; ask for the next `page` for more"
-        )));
-    }
+    let (page, page_size) = paging(query.page, query.page_size)?;
     Ok(CaseSearch {
         q,
         process,

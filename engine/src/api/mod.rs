@@ -13,6 +13,7 @@ pub mod dto;
 pub mod error;
 mod inbox;
 mod instances;
+mod oidc;
 mod outbox;
 mod reports;
 mod session;
@@ -108,6 +109,9 @@ pub struct ApiState {
     /// Password hashes computed at once (each takes 19 MiB and tens of milliseconds of a
     /// core): one per core, the others wait their turn.
     pub(crate) hashing: Arc<tokio::sync::Semaphore>,
+    /// The city's identity provider, when people may sign in through it
+    /// ([`ApiState::with_oidc`]).
+    pub(crate) oidc: Option<Arc<crate::oidc::Provider>>,
 }
 
 impl ApiState {
@@ -125,7 +129,14 @@ impl ApiState {
             failures: access::AuthFailures::default(),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
+            oidc: None,
         }
+    }
+
+    /// People may also sign in through `provider` (`GET /oidc/login`).
+    pub fn with_oidc(mut self, provider: crate::oidc::Provider) -> ApiState {
+        self.oidc = Some(Arc::new(provider));
+        self
     }
 
     /// Begins a graceful stop: waiting claims (long polls) answer now with what they have, so
@@ -205,9 +216,12 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::refusals))
         .routes(routes!(session::sign_in, session::sign_out))
         .routes(routes!(session::change_password))
+        .routes(routes!(oidc::login))
+        .routes(routes!(oidc::callback))
         .routes(routes!(users::me))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::disable_user))
+        .routes(routes!(users::enable_user))
         .routes(routes!(users::reset_password))
         .routes(routes!(users::set_roles))
         .routes(routes!(users::sign_ins))

@@ -5,7 +5,7 @@ use super::dto::*;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ErrorBody};
 use crate::accounts;
 use crate::auth::{Principal, PrincipalKind, Role};
-use crate::store::accounts::NewUser;
+use crate::store::accounts::{NewUser, UserRecord};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -90,30 +90,47 @@ pub(super) async fn disable_user(
     Extension(principal): Extension<Principal>,
     ApiPath(login): ApiPath<String>,
 ) -> Result<ApiJson<UserInfo>, ApiError> {
-    require_admin(&principal, "disable accounts")?;
-    let login = accounts::normalize_login(&login);
+    let user = account_for_admin(&state, &principal, &login, "disable accounts").await?;
     let now = state.engine.clock().now();
-    let user = state.accounts.disable(&login, now).await?;
+    let user = state.accounts.disable(&user.login, now).await?;
+    user.map(|u| ApiJson(u.into()))
+        .ok_or_else(|| no_account(&login))
+}
+
+/// Enable a disabled account again (admin only): it may sign in; a lock after failed
+/// sign-ins is lifted. Sessions ended by the disabling stay ended.
+#[utoipa::path(post, path = "/users/{login}/enable", tag = "users", operation_id = "enable_user",
+    params(("login" = String, Path, description = "the account's login")),
+    responses((status = 200, body = UserInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn enable_user(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(login): ApiPath<String>,
+) -> Result<ApiJson<UserInfo>, ApiError> {
+    let user = account_for_admin(&state, &principal, &login, "enable accounts").await?;
+    let user = state.accounts.enable(&user.login).await?;
     user.map(|u| ApiJson(u.into()))
         .ok_or_else(|| no_account(&login))
 }
 
 /// Give an account a new one-time password (admin only), shown only in this answer: the
 /// person must set their own at their next sign-in; a lock after failed sign-ins is lifted
-/// and the account's sessions end.
+/// and the account's sessions end. 409 `account_external` for an account the identity
+/// provider manages.
 #[utoipa::path(post, path = "/users/{login}/reset-password", tag = "users", operation_id = "reset_password",
     params(("login" = String, Path, description = "the account's login")),
-    responses((status = 200, body = UserPassword), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = UserPassword), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn reset_password(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiPath(login): ApiPath<String>,
 ) -> Result<ApiJson<UserPassword>, ApiError> {
-    require_admin(&principal, "reset passwords")?;
-    let login = accounts::normalize_login(&login);
-    if state.accounts.by_login(&login).await?.is_none() {
-        return Err(no_account(&login));
-    }
+    let user = account_for_admin(&state, &principal, &login, "reset passwords").await?;
+    not_external(
+        &user,
+        "its password is kept by the identity provider, not here",
+    )?;
+    let login = user.login;
     let password = accounts::one_time_password();
     let plain = password.clone();
     let hash = super::session::hashing(&state, move || accounts::hash_password(&plain))
@@ -132,19 +149,24 @@ pub(super) async fn reset_password(
 }
 
 /// Set an account's roles and organisation units (admin only); its sessions carry them from
-/// their next call on.
+/// their next call on. 409 `account_external` for an account the identity provider manages
+/// (it takes them from the provider).
 #[utoipa::path(put, path = "/users/{login}/roles", tag = "users", operation_id = "set_user_roles",
     params(("login" = String, Path, description = "the account's login")),
     request_body = RolesBody,
-    responses((status = 200, body = UserInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = UserInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn set_roles(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     ApiPath(login): ApiPath<String>,
     ApiJson(body): ApiJson<RolesBody>,
 ) -> Result<ApiJson<UserInfo>, ApiError> {
-    require_admin(&principal, "change roles")?;
-    let login = accounts::normalize_login(&login);
+    let user = account_for_admin(&state, &principal, &login, "change roles").await?;
+    not_external(
+        &user,
+        "its roles and units come from the identity provider at each sign-in; change them there",
+    )?;
+    let login = user.login;
     let mut problems = Vec::new();
     let (roles, org_units) = roles_and_units(&body.roles, &body.org_units, &mut problems);
     if !problems.is_empty() {
@@ -166,20 +188,19 @@ pub(super) async fn sign_ins(
     ApiQuery(query): ApiQuery<SignInQuery>,
 ) -> Result<ApiJson<SignInList>, ApiError> {
     require_admin(&principal, "read the sign-ins")?;
-    let page = query.page.unwrap_or(1).max(1);
-    let per_page = query.per_page.unwrap_or(50).clamp(1, 500);
-    let offset = i64::from(page - 1) * i64::from(per_page);
+    let (page, page_size) = paging(query.page, query.page_size)?;
+    let offset = i64::from(page - 1) * i64::from(page_size);
     // One more than the page, to know whether another follows.
     let mut rows = state
         .accounts
-        .sign_ins(i64::from(per_page) + 1, offset)
+        .sign_ins(i64::from(page_size) + 1, offset)
         .await?;
-    let more = rows.len() > per_page as usize;
-    rows.truncate(per_page as usize);
+    let more = rows.len() > page_size as usize;
+    rows.truncate(page_size as usize);
     Ok(ApiJson(SignInList {
         sign_ins: rows.into_iter().map(Into::into).collect(),
         page,
-        per_page,
+        page_size,
         next_page: more.then_some(page + 1),
     }))
 }
@@ -191,7 +212,14 @@ pub(super) async fn sign_ins(
 pub(super) async fn me(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
+    Extension(credential): Extension<super::access::Credential>,
 ) -> Result<ApiJson<Me>, ApiError> {
+    let csrf_token = match &credential {
+        super::access::Credential::Session(id) => {
+            state.accounts.session(id).await?.map(|s| s.csrf_token)
+        }
+        _ => None,
+    };
     let login = match principal.kind {
         PrincipalKind::User => state.accounts.by_id(&principal.id).await?.map(|u| u.login),
         PrincipalKind::Token => None,
@@ -222,6 +250,7 @@ pub(super) async fn me(
         oversees: principal.is_overseer(),
         tasks,
         queues,
+        csrf_token,
     }))
 }
 
@@ -271,6 +300,37 @@ fn invalid(what: &str, problems: Vec<Value>) -> ApiError {
         format!("{what} has problems: {}", each.join("; ")),
         json!({ "problems": problems }),
     )
+}
+
+/// The account `login` names, for an administrator's change: 403 for anyone else, 404 when
+/// there is none.
+async fn account_for_admin(
+    state: &ApiState,
+    principal: &Principal,
+    login: &str,
+    what: &str,
+) -> Result<UserRecord, ApiError> {
+    require_admin(principal, what)?;
+    let login = accounts::normalize_login(login);
+    state
+        .accounts
+        .by_login(&login)
+        .await?
+        .ok_or_else(|| no_account(&login))
+}
+
+/// 409 `account_external` for an account the identity provider manages.
+fn not_external(user: &UserRecord, why: &str) -> Result<(), ApiError> {
+    if user.external {
+        return Err(ApiError::conflict(
+            "account_external",
+            format!(
+                "`{}` signs in through the identity provider: {why}",
+                user.login
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn no_account(login: &str) -> ApiError {

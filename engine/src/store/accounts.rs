@@ -21,6 +21,9 @@ pub struct UserRecord {
     pub created_at: i64,
     pub failed_count: i64,
     pub locked_until: Option<i64>,
+    /// Managed by the identity provider (OpenID Connect): no password here, roles and units
+    /// taken from the provider at each sign-in.
+    pub external: bool,
 }
 
 /// An account with its password hash, for a sign-in or a password change.
@@ -51,6 +54,16 @@ pub struct SignInRecord {
     pub result: String,
 }
 
+/// A sign-in begun at the identity provider: the `state` sent there, the nonce its ID token
+/// must carry, the PKCE verifier of its code, and when it expires (unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcLogin {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    pub expires_at: i64,
+}
+
 /// A new account, as the store takes it.
 #[derive(Debug, Clone)]
 pub struct NewUser<'a> {
@@ -72,7 +85,7 @@ macro_rules! on_pool {
 }
 
 const USER_COLUMNS: &str = "id, login, name, roles, org_units, must_change_password, \
-    disabled_at, created_at, failed_count, locked_until";
+    disabled_at, created_at, failed_count, locked_until, external_subject";
 
 macro_rules! user_record {
     ($row:expr) => {{
@@ -88,6 +101,9 @@ macro_rules! user_record {
             created_at: row.try_get("created_at")?,
             failed_count: i64::from(row.try_get::<i32, _>("failed_count")?),
             locked_until: row.try_get("locked_until")?,
+            external: row
+                .try_get::<Option<String>, _>("external_subject")?
+                .is_some(),
         }
     }};
 }
@@ -131,6 +147,7 @@ impl AccountStore {
             created_at: now.timestamp_millis(),
             failed_count: 0,
             locked_until: None,
+            external: false,
         };
         let sql = "INSERT INTO users (id, login, name, roles, org_units, password_hash, \
                    must_change_password, created_at, failed_count) \
@@ -381,7 +398,7 @@ impl AccountStore {
         let sql = "SELECT s.csrf_token, s.created_at AS session_created_at, s.last_seen_at, \
                    s.ended_at, u.id, u.login, u.name, u.roles, u.org_units, \
                    u.must_change_password, u.disabled_at, u.created_at, u.failed_count, \
-                   u.locked_until, \
+                   u.locked_until, u.external_subject, \
                    (SELECT generation FROM access_generation WHERE id = 1) AS generation \
                    FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
         Ok(on_pool!(&self.pool, |p| {
@@ -451,6 +468,16 @@ impl AccountStore {
         self.by_login(login).await
     }
 
+    /// Enables a disabled account again: it may sign in (its old sessions stay ended).
+    pub async fn enable(&self, login: &str) -> Result<Option<UserRecord>, EngineError> {
+        let enable = "UPDATE users SET disabled_at = NULL, failed_count = 0, locked_until = NULL \
+                      WHERE login = $1";
+        on_pool!(&self.pool, |p| {
+            sqlx::query(enable).bind(login).execute(p).await?;
+        });
+        self.by_login(login).await
+    }
+
     /// Gives the account a new password hash. `one_time`: an administrator's reset (the user
     /// must set their own at the next sign-in; the lock is lifted; every session ends);
     /// otherwise the user's own change (the sessions but `keep` end). `None` when there is no
@@ -514,6 +541,105 @@ impl AccountStore {
             return Ok(None);
         }
         self.by_login(login).await
+    }
+
+    /// Keeps a sign-in begun at the identity provider until `expires_at`, and forgets those
+    /// begun long enough ago to have expired.
+    pub async fn begin_oidc_login(
+        &self,
+        begun: &OidcLogin,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let prune = "DELETE FROM oidc_logins WHERE expires_at <= $1";
+        let sql = "INSERT INTO oidc_logins (state, nonce, verifier, expires_at) \
+                   VALUES ($1, $2, $3, $4)";
+        on_pool!(&self.pool, |p| {
+            sqlx::query(prune)
+                .bind(now.timestamp_millis())
+                .execute(p)
+                .await?;
+            sqlx::query(sql)
+                .bind(&begun.state)
+                .bind(&begun.nonce)
+                .bind(&begun.verifier)
+                .bind(begun.expires_at)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Takes the sign-in begun with `state` (once: a second callback with it finds nothing),
+    /// expired or not.
+    pub async fn take_oidc_login(&self, state: &str) -> Result<Option<OidcLogin>, EngineError> {
+        let sql = "DELETE FROM oidc_logins WHERE state = $1 \
+                   RETURNING state, nonce, verifier, expires_at";
+        Ok(on_pool!(&self.pool, |p| {
+            match sqlx::query(sql).bind(state).fetch_optional(p).await? {
+                Some(row) => Some(OidcLogin {
+                    state: row.try_get("state")?,
+                    nonce: row.try_get("nonce")?,
+                    verifier: row.try_get("verifier")?,
+                    expires_at: row.try_get("expires_at")?,
+                }),
+                None => None,
+            }
+        }))
+    }
+
+    /// The account the identity provider manages for `subject` (`issuer sub`), made on its
+    /// first sign-in, its name, roles and units set anew from the provider's on every one.
+    /// It has no password. 409 when a local account has the login.
+    pub async fn upsert_external(
+        &self,
+        subject: &str,
+        new: &NewUser<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<UserRecord, EngineError> {
+        let update = "UPDATE users SET name = $2, roles = $3, org_units = $4 \
+                      WHERE external_subject = $1 RETURNING id";
+        let insert = "INSERT INTO users (id, login, name, roles, org_units, password_hash, \
+                      must_change_password, created_at, failed_count, external_subject) \
+                      VALUES ($1, $2, $3, $4, $5, '', 0, $6, 0, $7)";
+        let (roles, org_units) = (to_json(new.roles), to_json(new.org_units));
+        let id = uuid::Uuid::now_v7().to_string();
+        let id: String = on_pool!(&self.pool, |p| {
+            let updated = sqlx::query(update)
+                .bind(subject)
+                .bind(new.name)
+                .bind(&roles)
+                .bind(&org_units)
+                .fetch_optional(p)
+                .await?;
+            match updated {
+                Some(row) => row.try_get("id")?,
+                None => {
+                    sqlx::query(insert)
+                        .bind(&id)
+                        .bind(new.login)
+                        .bind(new.name)
+                        .bind(&roles)
+                        .bind(&org_units)
+                        .bind(now.timestamp_millis())
+                        .bind(subject)
+                        .execute(p)
+                        .await
+                        .map_err(|e| match &e {
+                            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                                EngineError::conflict(format!(
+                                    "the login `{}` belongs to an account of this server",
+                                    new.login
+                                ))
+                            }
+                            _ => e.into(),
+                        })?;
+                    id
+                }
+            }
+        });
+        self.by_id(&id)
+            .await?
+            .ok_or_else(|| EngineError::conflict("the account was deleted meanwhile"))
     }
 
     /// Deletes the sign-in records and the counts of unknown logins last touched before
