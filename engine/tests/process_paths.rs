@@ -26,7 +26,11 @@ struct Office {
 }
 
 async fn office() -> Office {
-    let w = World::open(&Db::memory(), MONDAY, service_options()).await;
+    office_on(&Db::memory()).await
+}
+
+async fn office_on(db: &Db) -> Office {
+    let w = World::open(db, MONDAY, service_options()).await;
     deploy(&w.engine, "social_assistance", &|_, text| text).await;
     let api = w.api().await;
     Office {
@@ -42,6 +46,12 @@ async fn office() -> Office {
         leadership: api.token("group1", &["leadership"], &[]).await,
         api,
         _world: w,
+    }
+}
+
+impl Fixture for Office {
+    async fn open(db: &Db) -> Office {
+        office_on(db).await
     }
 }
 
@@ -668,6 +678,173 @@ async fn a_department_refers_temporary_aid_with_its_decision() {
     assert_eq!(child["parent_id"], id);
     assert_eq!(child["tasks"][0]["queue"], "department:civil_affairs");
 }
+
+/// §二(二)五 while a department handles (seed: "对受理审查的非临时救助申请，符合临时救助条件
+/// 的，要告知并帮助申请临时救助"): a department that finds the conditions met flags it without
+/// deciding, here while asking for more time, and the linked case starts at once, visible from
+/// both cases; its later decision starts no second one.
+async fn a_department_flags_temporary_aid_while_handling_without_deciding(o: Office) {
+    let case = o.start(&["minimum_living"]).await;
+    let id = case["id"].as_str().expect("id");
+    o.accept_and_forward(id, "minimum_living", true).await;
+    let civil = (o.civil.as_str(), "civil1");
+    o.advance_to("2026-10-08T10:00:00+08:00").await;
+    let extended = o
+        .done(
+            civil,
+            "department:civil_affairs",
+            id,
+            "department_handle",
+            "need_more_time",
+            json!({"extension_reason": "需入户核查家庭财产状况", "temp_aid_eligible": true}),
+        )
+        .await;
+    assert_eq!(extended["active_nodes"], json!(["department_handle"]));
+    assert!(extended["vars"].get("decision").is_none_or(Value::is_null));
+    let children = extended["children"].as_array().expect("children").clone();
+    assert_eq!(children.len(), 1, "{extended}");
+    assert_eq!(children[0]["process"], "temporary_assistance");
+    assert_eq!(children[0]["node"], "temporary_while_handling");
+    let child_id = children[0]["instance_id"].as_str().expect("child id");
+    let child = o.case(child_id).await;
+    assert_eq!(
+        (child["parent_id"].as_str(), child["parent_node"].as_str()),
+        (Some(id), Some("temporary_while_handling"))
+    );
+    assert_eq!(child["status"], "running");
+    assert_eq!(child["tasks"][0]["queue"], "department:civil_affairs");
+    let flagged: Vec<Value> = o
+        .api
+        .history(id)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "child_started")
+        .collect();
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    assert_eq!(local(&flagged[0]["at"]), "2026-10-08 10:00", "at once");
+
+    // Flagged again on its own, then decided with the flag: no second linked case.
+    let again = o
+        .done(
+            civil,
+            "department:civil_affairs",
+            id,
+            "department_handle",
+            "refer_temporary",
+            json!({}),
+        )
+        .await;
+    assert_eq!(again["active_nodes"], json!(["department_handle"]));
+    let decided = o
+        .done(
+            civil,
+            "department:civil_affairs",
+            id,
+            "department_handle",
+            "decided",
+            json!({"decision": "approved", "amount": "850.00", "temp_aid_eligible": true}),
+        )
+        .await;
+    assert_eq!(decided["active_nodes"], json!(["feedback"]));
+    assert_eq!(
+        decided["children"],
+        json!(children),
+        "no second linked case"
+    );
+    let started = o
+        .api
+        .history(id)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "child_started")
+        .count();
+    assert_eq!(started, 1);
+}
+
+/// The department flags it on its own (`refer_temporary`), neither deciding nor asking for
+/// time: the linked case starts at once and the department goes on handling.
+async fn a_department_flags_temporary_aid_on_its_own_and_goes_on(o: Office) {
+    let case = o.start(&["housing"]).await;
+    let id = case["id"].as_str().expect("id");
+    o.accept_and_forward(id, "housing", true).await;
+    let housing = o.api.token("housing1", &["department:housing"], &[]).await;
+    let flagged = o
+        .done(
+            (&housing, "housing1"),
+            "department:housing",
+            id,
+            "department_handle",
+            "refer_temporary",
+            json!({}),
+        )
+        .await;
+    assert_eq!(flagged["active_nodes"], json!(["department_handle"]));
+    assert_eq!(flagged["vars"]["temp_aid_eligible"], true);
+    let children = flagged["children"].as_array().expect("children");
+    assert_eq!(children.len(), 1, "{flagged}");
+    assert_eq!(flagged["tasks"][0]["queue"], "department:housing");
+}
+
+/// Several kinds of aid: the lead department flags it while handling, in parallel with the
+/// co-handlers, and a co-handler's flag after that starts nothing more.
+async fn the_lead_department_flags_temporary_aid_while_co_handlers_work(o: Office) {
+    let case = o.start(&["medical", "education"]).await;
+    let id = case["id"].as_str().expect("id");
+    o.accept_and_forward(id, "medical", true).await;
+    let health = (o.health.as_str(), "health1");
+    let education = (o.education.as_str(), "education1");
+    o.done(
+        health,
+        "department:health",
+        id,
+        "lead_notify",
+        "notified",
+        json!({"co_departments": ["education"]}),
+    )
+    .await;
+    let flagged = o
+        .done(
+            health,
+            "department:health",
+            id,
+            "lead_handle",
+            "refer_temporary",
+            json!({}),
+        )
+        .await;
+    let mut active: Vec<String> = flagged["active_nodes"]
+        .as_array()
+        .expect("active nodes")
+        .iter()
+        .map(|n| n.as_str().unwrap_or_default().to_string())
+        .collect();
+    active.sort();
+    assert_eq!(active, ["co_handle", "lead_handle"]);
+    let children = flagged["children"].as_array().expect("children").clone();
+    assert_eq!(children.len(), 1, "{flagged}");
+    assert_eq!(children[0]["node"], "temporary_while_leading");
+    let co_done = o
+        .done(
+            education,
+            "department:education",
+            id,
+            "co_handle",
+            "done",
+            json!({"temp_aid_eligible": true}),
+        )
+        .await;
+    assert_eq!(
+        co_done["children"],
+        json!(children),
+        "no second linked case"
+    );
+}
+
+on_both_databases!(
+    a_department_flags_temporary_aid_while_handling_without_deciding,
+    a_department_flags_temporary_aid_on_its_own_and_goes_on,
+    the_lead_department_flags_temporary_aid_while_co_handlers_work,
+);
 
 /// A matter that is not social assistance (A2 §3) carries no aid category: the window gives
 /// the referral only, and a category sent with it is refused, so it is never counted under one.
