@@ -12,6 +12,7 @@ on_both_databases!(
     access_is_checked_and_refusals_recorded,
     tokens_are_created_listed_and_revoked,
     definitions_deploy_and_read,
+    a_deployment_names_the_version_new_cases_run,
     instances_start_once_per_business_key,
     bad_input_gets_400_or_422_never_500,
     claim_complete_with_fencing_tokens,
@@ -170,6 +171,56 @@ async fn definitions_deploy_and_read(api: TestApi) {
         "{broken:?}"
     );
     assert!(broken.body["error"]["details"].is_object());
+}
+
+/// Deploying a text identical to an older version answers that version and, beside it, the
+/// latest one, which new cases run: the answer never hides that a newer version runs.
+async fn a_deployment_names_the_version_new_cases_run(api: TestApi) {
+    let source = |label: &str| {
+        format!(
+            "process ticket \"工单\" version 1\nrole clerk \"办事员\"\nstart begin -> work\n\
+             task work \"{label}\" {{\n  queue clerk\n  outcome ok -> done\n}}\nend done\n"
+        )
+    };
+    let deploy = |label: &str| {
+        api.post(
+            "/api/v1/definitions",
+            &api.admin,
+            json!({"file": "ticket.flow", "source": source(label)}),
+        )
+    };
+    let first = deploy("办理").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_eq!(
+        (&first.body["version"], &first.body["latest_version"]),
+        (&json!(1), &json!(1))
+    );
+    let second = deploy("办理（新）").await;
+    assert_eq!(second.status, StatusCode::CREATED, "{second:?}");
+    assert_eq!(second.body["latest_version"], 2);
+    let again = deploy("办理").await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(again.body["created"], false);
+    assert_eq!(
+        (&again.body["version"], &again.body["latest_version"]),
+        (&json!(1), &json!(2))
+    );
+    let old = api
+        .get("/api/v1/definitions/ticket?version=1", &api.admin)
+        .await;
+    assert_eq!(old.body["deployment"]["latest_version"], 2, "{old:?}");
+    let list = api.get("/api/v1/definitions", &api.admin).await;
+    let tickets: Vec<&Value> = list.body["definitions"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .filter(|d| d["key"] == "ticket")
+        .collect();
+    assert_eq!(tickets.len(), 2);
+    assert!(
+        tickets.iter().all(|d| d["latest_version"] == 2),
+        "{tickets:?}"
+    );
 }
 
 async fn instances_start_once_per_business_key(api: TestApi) {

@@ -228,15 +228,32 @@ async fn deploy(file: &Path, conn: &Connection) -> anyhow::Result<()> {
         .call(Method::POST, "/definitions", Some(&body))
         .await
         .map_err(|e| diagnostics_error(e, file))?;
-    let created = answer["created"].as_bool().unwrap_or(true);
-    println!(
-        "{} {} version {} ({})",
-        if created { "deployed" } else { "unchanged:" },
-        text(&answer["key"]),
-        text(&answer["version"]),
-        text(&answer["hash"]).chars().take(12).collect::<String>()
-    );
+    println!("{}", deploy_line(&answer));
     Ok(())
+}
+
+/// One line on a deployment (`POST /definitions`): the version the file is and the version new
+/// cases run, the latest deployed. A file identical to an older version deploys nothing, and
+/// the newer version keeps running; the line says so rather than naming the older one alone.
+pub fn deploy_line(answer: &Value) -> String {
+    let key = text(&answer["key"]);
+    let version = answer["version"].as_i64().unwrap_or_default();
+    let hash: String = text(&answer["hash"]).chars().take(12).collect();
+    let latest = answer["latest_version"].as_i64().unwrap_or(version);
+    if answer["created"].as_bool().unwrap_or(true) {
+        format!("deployed {key} version {version} ({hash}); new cases run version {latest}")
+    } else if latest == version {
+        format!(
+            "unchanged: {key} is version {version} as before ({hash}); new cases run version \
+             {latest}, the latest"
+        )
+    } else {
+        format!(
+            "unchanged: {key} is version {version} as before ({hash}); new cases run version \
+             {latest} (the latest), not this file's version {version}; to run this text again, \
+             change it and deploy it as a new version"
+        )
+    }
 }
 
 /// `yimen start`: the variables given as `name=value`, text where the process declares text.

@@ -99,7 +99,8 @@ async fn deploy(engine: &Engine, file: Option<&Path>) -> anyhow::Result<()> {
                 shipped.display()
             );
             let d = deploy_source(engine, Path::new(name), name.into(), source, files).await?;
-            eprintln!("deployed {} version {} (built in)", d.key, d.version);
+            let answer = serde_json::to_value(&d).context("the deployment as JSON")?;
+            eprintln!("{} (built in)", super::client::deploy_line(&answer));
             d
         }
     };

@@ -494,16 +494,8 @@ pub async fn deploy_file(engine: &Engine, file: &Path) -> anyhow::Result<yimen_e
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let deployment = deploy_source(engine, file, name, source, files).await?;
-    eprintln!(
-        "{} {} version {}",
-        if deployment.created {
-            "deployed"
-        } else {
-            "unchanged"
-        },
-        deployment.key,
-        deployment.version
-    );
+    let answer = serde_json::to_value(&deployment).context("the deployment as JSON")?;
+    eprintln!("{}", super::client::deploy_line(&answer));
     Ok(deployment)
 }
 

@@ -34,9 +34,10 @@ impl Engine {
         let now = ms(self.now());
         let files = serde_json::to_string(&files)?;
         let config = serde_json::to_string(&config)?;
-        let (row, created) = transaction!(self, |tx, _fx| {
+        let (row, created, latest) = transaction!(self, |tx, _fx| {
             if let Some(existing) = tx.deployment_by_hash(&key, &hash).await? {
-                (existing, false)
+                let latest = tx.max_version(&key).await?;
+                (existing, false, latest)
             } else {
                 let version = tx.max_version(&key).await? + 1;
                 let row = DeploymentRow {
@@ -53,10 +54,10 @@ impl Engine {
                 tx.insert_deployment(&row).await?;
                 // Who may start it may have changed: every server reads its rule again.
                 tx.bump_access_generation().await?;
-                (row, true)
+                (row, true, version)
             }
         })?;
-        Ok(deployment_view(&row, created))
+        Ok(deployment_view(&row, created, latest))
     }
 
     /// Deploys the processes `model` imports that were given with it (in `files`) first
@@ -88,7 +89,15 @@ impl Engine {
     /// Every deployed version, by key and version.
     pub async fn definitions(&self) -> Result<Vec<Deployment>> {
         let rows = self.inner.store.deployments().await?;
-        Ok(rows.iter().map(|r| deployment_view(r, false)).collect())
+        let mut latest: HashMap<&str, i64> = HashMap::new();
+        for row in &rows {
+            let known = latest.entry(&row.key).or_insert(row.version);
+            *known = (*known).max(row.version);
+        }
+        Ok(rows
+            .iter()
+            .map(|r| deployment_view(r, false, latest[r.key.as_str()]))
+            .collect())
     }
 
     /// What the latest version of every deployed process lets roles do beyond working their
@@ -120,8 +129,17 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::not_found(format!("process {key}")))?;
         let loaded = self.loaded(&row)?;
+        let latest = match version {
+            None => row.version,
+            Some(_) => self
+                .inner
+                .store
+                .deployment(key, None)
+                .await?
+                .map_or(row.version, |l| l.version),
+        };
         Ok(DeploymentDetail {
-            deployment: deployment_view(&row, false),
+            deployment: deployment_view(&row, false, latest),
             source: row.source.clone(),
             model: loaded.model.clone(),
         })

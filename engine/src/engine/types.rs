@@ -43,6 +43,9 @@ pub struct Deployment {
     /// `false` when identical source was already deployed (this is that version).
     pub created: bool,
     pub created_at: DateTime<Utc>,
+    /// The highest deployed version of this process: the one new cases start on. Deploying a
+    /// file identical to an older version answers that older version with the newer one here.
+    pub latest_version: i64,
 }
 
 /// A deployment with its source and model.
@@ -307,8 +310,9 @@ pub struct OutboxMessage {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-pub(super) fn deployment_view(r: &DeploymentRow, created: bool) -> Deployment {
+pub(super) fn deployment_view(r: &DeploymentRow, created: bool, latest_version: i64) -> Deployment {
     Deployment {
+        latest_version,
         key: r.key.clone(),
         version: r.version,
         hash: r.hash.clone(),
