@@ -73,8 +73,9 @@ async fn an_expired_token_is_refused_though_cached(db: Db) {
     let api = server(&db, &clock).await;
     let made = create(&api, "nightly-worker", json!({"expires_in": "1d"})).await;
     assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    // In the calendar's zone with its offset, as the history gives times.
     assert_eq!(
-        made.body["expires_at"], "2026-09-29T01:00:00.000Z",
+        made.body["expires_at"], "2026-09-29T09:00:00.000+08:00",
         "{made:?}"
     );
     assert_eq!(made.body["state"], "active");
@@ -151,11 +152,11 @@ async fn a_rotation_keeps_the_old_secret_until_its_overlap_ends(db: Db) {
     assert_eq!(rotated.body["roles"], json!(["window"]));
     assert_eq!(rotated.body["org_units"], json!(["东城街道"]));
     // 90 days from the rotation, as the old one was made to work.
-    assert_eq!(rotated.body["expires_at"], "2027-01-26T01:00:00.000Z");
+    assert_eq!(rotated.body["expires_at"], "2027-01-26T09:00:00.000+08:00");
     assert_eq!(rotated.body["replaced"]["id"], made.body["id"]);
     assert_eq!(
         rotated.body["replaced"]["revoked_at"],
-        "2026-10-28T02:00:00.000Z"
+        "2026-10-28T10:00:00.000+08:00"
     );
     assert_eq!(rotated.body["replaced"]["state"], "active");
 
@@ -213,7 +214,7 @@ async fn an_expired_token_is_rotated_to_a_working_one(db: Db) {
         )
         .await;
     assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
-    assert_eq!(rotated.body["expires_at"], "2026-10-28T03:00:00.000Z");
+    assert_eq!(rotated.body["expires_at"], "2026-10-28T11:00:00.000+08:00");
     assert_eq!(works(&api, &secret(&rotated)).await.status, StatusCode::OK);
     assert_eq!(works(&api, &old).await.status, StatusCode::UNAUTHORIZED);
 

@@ -374,9 +374,7 @@ fn case_table(answer: &Value) -> String {
         .to_vec(),
     ];
     for case in &cases {
-        let registered = text(&case["registered_at"]);
-        let registered = chrono::DateTime::parse_from_rfc3339(&registered)
-            .map_or(registered, |t| t.format("%Y-%m-%d %H:%M").to_string());
+        let registered = shown_time(&case["registered_at"]);
         let person: Vec<String> = case["personal"]
             .as_array()
             .into_iter()
@@ -460,7 +458,7 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 } else {
                     "stopped at"
                 },
-                text(&old["revoked_at"])
+                shown_time(&old["revoked_at"])
             );
         }
         TokenCommand::Revoke { name_or_id, conn } => {
@@ -498,11 +496,20 @@ fn token_rows(answer: &Value) -> Vec<Vec<String>> {
                 format!("org_units={}", join(&token["org_units"])),
                 format!(
                     "expires={}",
-                    token["expires_at"].as_str().unwrap_or("never")
+                    if token["expires_at"].is_string() {
+                        shown_time(&token["expires_at"])
+                    } else {
+                        "never".into()
+                    }
                 ),
-                match (state.as_str(), token["revoked_at"].as_str()) {
-                    ("active", Some(until)) => format!("(works until {until}: rotated)"),
-                    ("active", None) => String::new(),
+                match (state.as_str(), token["revoked_at"].is_string()) {
+                    ("active", true) => {
+                        format!(
+                            "(works until {}: rotated)",
+                            shown_time(&token["revoked_at"])
+                        )
+                    }
+                    ("active", false) => String::new(),
                     (other, _) => format!("({other})"),
                 },
             ]
@@ -512,10 +519,18 @@ fn token_rows(answer: &Value) -> Vec<Vec<String>> {
 
 /// `expires …` or `does not expire`, from a token's `expires_at`.
 fn expiry(expires_at: &Value) -> String {
-    match expires_at.as_str() {
-        Some(at) => format!("expires {at}"),
-        None => "does not expire".into(),
+    if expires_at.is_string() {
+        format!("expires {}", shown_time(expires_at))
+    } else {
+        "does not expire".into()
     }
+}
+
+/// A time of an answer as people read it: the server gives it in the calendar's zone, shown
+/// with its offset (`2026-10-08 09:30:00 +08:00`), like the timeline; anything else as given.
+fn shown_time(at: &Value) -> String {
+    let at = text(at);
+    chrono::DateTime::parse_from_rfc3339(&at).map_or(at, |t| yimen_engine::clock::readable(&t))
 }
 
 /// A `--expires` or `--overlap` value, checked as the server reads it (`90d`, `12h`, `30m`).
@@ -529,10 +544,15 @@ async fn outbox_failed(limit: u32, conn: &Connection) -> anyhow::Result<()> {
         .client()?
         .call::<(), _>(Method::GET, &format!("/outbox/failed?limit={limit}"), None)
         .await?;
+    print!("{}", failed_table(&answer));
+    Ok(())
+}
+
+/// The failed deliveries of `GET /outbox/failed` as a table.
+fn failed_table(answer: &Value) -> String {
     let deliveries = answer["deliveries"].as_array().cloned().unwrap_or_default();
     if deliveries.is_empty() {
-        println!("no failed deliveries");
-        return Ok(());
+        return "no failed deliveries\n".into();
     }
     let mut rows = vec![
         [
@@ -553,13 +573,16 @@ async fn outbox_failed(limit: u32, conn: &Connection) -> anyhow::Result<()> {
             text(&d["attempts"]),
             text(&d["channel"]),
             d["url"].as_str().unwrap_or("-").to_string(),
-            d["next_attempt_at"].as_str().unwrap_or("-").to_string(),
+            if d["next_attempt_at"].is_string() {
+                shown_time(&d["next_attempt_at"])
+            } else {
+                "-".into()
+            },
             text(&d["instance_id"]),
             text(&d["last_error"]),
         ]);
     }
-    print!("{}", table(&rows));
-    Ok(())
+    table(&rows)
 }
 
 /// The body of `POST /definitions`: the process source and the files beside it that it may
@@ -869,6 +892,47 @@ mod tests {
             view.contains("  2026-10-08 09:30:00 +08:00  step"),
             "{view}"
         );
+    }
+
+    /// Token expiry, the end of a rotation's overlap, the next attempt of a failed delivery and
+    /// a case's registration were shown in UTC (`Z`) or local time without an offset.
+    #[test]
+    fn token_and_delivery_times_are_shown_with_their_offset() {
+        let tokens = json!({"tokens": [
+            {"name": "w1", "id": "t1", "roles": ["window"], "org_units": [], "state": "active",
+             "expires_at": "2026-12-28T09:00:00.000+08:00",
+             "revoked_at": "2026-09-28T10:00:00.000+08:00"},
+            {"name": "w2", "id": "t2", "roles": ["window"], "org_units": [], "state": "active",
+             "expires_at": null, "revoked_at": null}]});
+        let rows = token_rows(&tokens);
+        assert_eq!(rows[0][4], "expires=2026-12-28 09:00:00 +08:00");
+        assert_eq!(
+            rows[0][5],
+            "(works until 2026-09-28 10:00:00 +08:00: rotated)"
+        );
+        assert_eq!(
+            (rows[1][4].as_str(), rows[1][5].as_str()),
+            ("expires=never", "")
+        );
+        assert_eq!(
+            expiry(&json!("2026-12-28T09:00:00.000+08:00")),
+            "expires 2026-12-28 09:00:00 +08:00"
+        );
+        assert_eq!(expiry(&Value::Null), "does not expire");
+
+        let failed = json!({"deliveries": [{"state": "pending", "attempts": 3,
+            "channel": "webhook:ledger_hook", "url": "http://ledger.example/hook",
+            "next_attempt_at": "2026-10-08T09:35:00+08:00", "instance_id": "i1",
+            "last_error": "503"}]});
+        let view = failed_table(&failed);
+        assert!(view.contains("2026-10-08 09:35:00 +08:00"), "{view}");
+
+        let cases = json!({"cases": [{"registered_at": "2026-09-28T09:00:00+08:00",
+            "business_key": "k1", "personal": [], "status": "running", "org_units": ["xinhua"],
+            "process": "social_assistance", "id": "i1"}], "total": 1, "page": 1,
+            "page_size": 20});
+        let view = case_table(&cases);
+        assert!(view.contains("2026-09-28 09:00:00 +08:00"), "{view}");
     }
 
     #[test]

@@ -450,7 +450,10 @@ pub async fn deploy_folder(engine: &Engine, dir: &Path) -> anyhow::Result<usize>
             .await
             .with_context(|| format!("cannot read the deployments of {}", deployment.key))?
             .deployment;
-        eprintln!("{}", runs_line(&deployment, &latest, file));
+        // When the latest was deployed, as people read it: in the calendar's zone.
+        let deployed_at =
+            yimen_engine::clock::readable(&latest.created_at.with_timezone(&engine.time_zone()));
+        eprintln!("{}", runs_line(&deployment, &latest, &deployed_at, file));
     }
     Ok(files.len())
 }
@@ -459,6 +462,7 @@ pub async fn deploy_folder(engine: &Engine, dir: &Path) -> anyhow::Result<usize>
 fn runs_line(
     file_version: &yimen_engine::Deployment,
     latest: &yimen_engine::Deployment,
+    deployed_at: &str,
     file: &Path,
 ) -> String {
     let key = &latest.key;
@@ -479,7 +483,7 @@ fn runs_line(
             "{key}: version {} runs, the latest deployment ({}); {} is the older version {}, \
              which a restart does not bring back",
             latest.version,
-            latest.created_at.format("%Y-%m-%d %H:%M UTC"),
+            deployed_at,
             file.display(),
             file_version.version
         )

@@ -148,7 +148,7 @@ pub(super) async fn create_token(
     Ok((
         StatusCode::CREATED,
         ApiJson(TokenCreated {
-            info: TokenInfo::of(info, now.timestamp_millis()),
+            info: TokenInfo::of(info, now.timestamp_millis(), state.engine.time_zone()),
             token: token.plain,
         }),
     ))
@@ -241,13 +241,13 @@ pub(super) async fn rotate_token(
              shows them, `yimen token create` makes a new one"
         )));
     };
-    let at = now.timestamp_millis();
+    let (at, tz) = (now.timestamp_millis(), state.engine.time_zone());
     Ok((
         StatusCode::CREATED,
         ApiJson(TokenRotated {
-            info: TokenInfo::of(rotated.new, at),
+            info: TokenInfo::of(rotated.new, at, tz),
             token: token.plain,
-            replaced: TokenInfo::of(rotated.old, at),
+            replaced: TokenInfo::of(rotated.old, at, tz),
         }),
     ))
 }
@@ -261,13 +261,14 @@ pub(super) async fn list_tokens(
 ) -> Result<ApiJson<TokenList>, ApiError> {
     require_admin(&principal, "list tokens")?;
     let now = state.engine.clock().now().timestamp_millis();
+    let tz = state.engine.time_zone();
     Ok(ApiJson(TokenList {
         tokens: state
             .tokens
             .list()
             .await?
             .into_iter()
-            .map(|r| TokenInfo::of(r, now))
+            .map(|r| TokenInfo::of(r, now, tz))
             .collect(),
     }))
 }
@@ -288,7 +289,11 @@ pub(super) async fn revoke_token(
     let revoked = state.tokens.revoke(&name_or_id, now).await?;
     state.cache.clear();
     match revoked {
-        Some(info) => Ok(ApiJson(TokenInfo::of(info, now.timestamp_millis()))),
+        Some(info) => Ok(ApiJson(TokenInfo::of(
+            info,
+            now.timestamp_millis(),
+            state.engine.time_zone(),
+        ))),
         None => Err(ApiError::not_found(format!(
             "no active token named or numbered `{name_or_id}`; `yimen token list` shows them"
         ))),
@@ -307,13 +312,14 @@ pub(super) async fn refusals(
             "refused calls are for admin tokens and the roles a process declares `oversees`",
         ));
     }
+    let tz = state.engine.time_zone();
     Ok(ApiJson(RefusalList {
         refusals: state
             .tokens
             .refusals(500)
             .await?
             .into_iter()
-            .map(Into::into)
+            .map(|r| Refusal::of(r, tz))
             .collect(),
     }))
 }

@@ -566,9 +566,20 @@ fn millis_to_text(millis: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Unix milliseconds as RFC 3339 in `tz`, the calendar's zone, with its offset
+/// (`2026-09-29T09:00:00.000+08:00`): the time people read, as the history gives it.
+fn zoned_text(millis: i64, tz: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| {
+            t.with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+        })
+        .unwrap_or_default()
+}
+
 impl TokenInfo {
-    /// `r` as listed at `now` (unix millis), which decides its `state`.
-    pub fn of(r: crate::store::tokens::TokenRecord, now: i64) -> TokenInfo {
+    /// `r` as listed at `now` (unix millis), which decides its `state`; its times in `tz`.
+    pub fn of(r: crate::store::tokens::TokenRecord, now: i64, tz: chrono_tz::Tz) -> TokenInfo {
         let state = match r.validity().lapsed(now) {
             None => "active",
             Some(crate::auth::Lapsed::Expired { .. }) => "expired",
@@ -579,18 +590,19 @@ impl TokenInfo {
             name: r.name,
             roles: r.roles,
             org_units: r.org_units,
-            created_at: millis_to_text(r.created_at),
-            revoked_at: r.revoked_at.map(millis_to_text),
-            expires_at: r.expires_at.map(millis_to_text),
+            created_at: zoned_text(r.created_at, tz),
+            revoked_at: r.revoked_at.map(|t| zoned_text(t, tz)),
+            expires_at: r.expires_at.map(|t| zoned_text(t, tz)),
             state: state.into(),
         }
     }
 }
 
-impl From<crate::store::tokens::RefusalRecord> for Refusal {
-    fn from(r: crate::store::tokens::RefusalRecord) -> Refusal {
+impl Refusal {
+    /// `r` with its time in `tz`.
+    pub fn of(r: crate::store::tokens::RefusalRecord, tz: chrono_tz::Tz) -> Refusal {
         Refusal {
-            at: millis_to_text(r.at),
+            at: zoned_text(r.at, tz),
             token: r.token_name,
             method: r.method,
             path: r.path,

@@ -5,7 +5,7 @@ use crate::auth::Principal;
 use crate::engine::OutboxMessage;
 use axum::Extension;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -39,8 +39,10 @@ pub struct FailedDelivery {
     pub attempts: i64,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+    /// When a pending one is tried next, in the calendar's zone with its offset (as the
+    /// history gives times).
+    pub next_attempt_at: Option<DateTime<FixedOffset>>,
+    pub created_at: DateTime<FixedOffset>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -48,8 +50,10 @@ pub struct FailedDeliveries {
     pub deliveries: Vec<FailedDelivery>,
 }
 
-impl From<OutboxMessage> for FailedDelivery {
-    fn from(m: OutboxMessage) -> FailedDelivery {
+impl FailedDelivery {
+    /// `m` with its times in `tz`.
+    fn of(m: OutboxMessage, tz: chrono_tz::Tz) -> FailedDelivery {
+        let zoned = |at: DateTime<chrono::Utc>| at.with_timezone(&tz).fixed_offset();
         let pending = m.state == crate::store::OutboxState::Pending;
         FailedDelivery {
             url: m
@@ -58,14 +62,14 @@ impl From<OutboxMessage> for FailedDelivery {
                 .then(|| m.payload.get("url").and_then(|u| u.as_str()))
                 .flatten()
                 .map(str::to_string),
-            next_attempt_at: pending.then_some(m.next_attempt_at),
+            next_attempt_at: pending.then(|| zoned(m.next_attempt_at)),
             id: m.id,
             instance_id: m.instance_id,
             channel: m.channel,
             state: m.state.as_str().to_string(),
             attempts: m.attempts,
             last_error: m.last_error,
-            created_at: m.created_at,
+            created_at: zoned(m.created_at),
         }
     }
 }
@@ -88,7 +92,11 @@ pub(super) async fn failed(
     }
     let limit = query.limit.unwrap_or(100).min(1000);
     let deliveries = state.engine.outbox_failures(limit).await?;
+    let tz = state.engine.time_zone();
     Ok(ApiJson(FailedDeliveries {
-        deliveries: deliveries.into_iter().map(Into::into).collect(),
+        deliveries: deliveries
+            .into_iter()
+            .map(|m| FailedDelivery::of(m, tz))
+            .collect(),
     }))
 }
