@@ -99,7 +99,7 @@ async fn verify_passes_then_fails_after_a_row_is_edited_and_export_prints_csv() 
     let text = String::from_utf8_lossy(&csv.stdout).into_owned();
     assert_eq!(
         text.lines().next(),
-        Some("\u{feff}at,instance,business_key,seq,actor,node,kind,text,hash")
+        Some("\u{feff}at,instance,business_key,seq,actor,actor_kind,actor_id,node,kind,text,hash")
     );
     assert_eq!(text.lines().count(), 7);
 

@@ -433,7 +433,8 @@ fn text_of(v: Option<&Json>) -> String {
 }
 
 /// The ledger as CSV ([`crate::csv`]: a byte-order mark, formulas neutralised), a header line
-/// `at,instance,<case columns>,seq,actor,node,kind,text,hash`; the case columns are those of
+/// `at,instance,<case columns>,seq,actor,actor_kind,actor_id,node,kind,text,hash` (the actor's
+/// kind and id empty in entries written before the history kept them); the case columns are those of
 /// the entries (`business_key`, then each process's `ledger_columns`, in order of first
 /// appearance); `at` as people read it ([`crate::clock::readable`]).
 pub fn to_csv(entries: &[HistoryEntry]) -> String {
@@ -447,7 +448,16 @@ pub fn to_csv(entries: &[HistoryEntry]) -> String {
     }
     let mut header = vec!["at", "instance"];
     header.extend(&columns);
-    header.extend(["seq", "actor", "node", "kind", "text", "hash"]);
+    header.extend([
+        "seq",
+        "actor",
+        "actor_kind",
+        "actor_id",
+        "node",
+        "kind",
+        "text",
+        "hash",
+    ]);
     let mut out = crate::csv::header(&header);
     for e in entries {
         let mut fields = vec![crate::clock::readable(&e.at), e.instance_id.clone()];
@@ -455,6 +465,8 @@ pub fn to_csv(entries: &[HistoryEntry]) -> String {
         fields.extend([
             e.seq.to_string(),
             e.actor.clone(),
+            e.actor_kind.clone().unwrap_or_default(),
+            e.actor_id.clone().unwrap_or_default(),
             e.node.clone().unwrap_or_default(),
             e.kind.clone(),
             e.text.clone(),
@@ -501,6 +513,47 @@ mod tests {
         assert!(
             bad.contains("`from`") && bad.contains("2026-09-01"),
             "{bad}"
+        );
+    }
+
+    /// Each CSV row says who acted as the record has it: name, kind and id; an entry written
+    /// before the kind and id were kept leaves them empty.
+    #[test]
+    fn csv_rows_name_the_actor_with_kind_and_id() {
+        let row = |seq: i64, kind: &str, id: &str| HistoryRow {
+            instance_id: "inst-1".into(),
+            seq,
+            at: 1_700_000_000_000,
+            actor: "王芳".into(),
+            actor_kind: kind.into(),
+            actor_id: id.into(),
+            node: Some("forward".into()),
+            kind: "task_completed".into(),
+            text: "转办".into(),
+            data: "{}".into(),
+            prev_hash: String::new(),
+            hash: "h".into(),
+        };
+        let tz = chrono_tz::Asia::Shanghai;
+        let entries = [
+            super::HistoryEntry::new(row(1, "user", "u-17"), tz, Default::default()),
+            super::HistoryEntry::new(row(2, "", ""), tz, Default::default()),
+        ];
+        let csv = super::to_csv(&entries);
+        let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(
+            lines[0],
+            "at,instance,business_key,seq,actor,actor_kind,actor_id,node,kind,text,hash"
+        );
+        assert!(
+            lines[1].ends_with(",inst-1,,1,王芳,user,u-17,forward,task_completed,转办,h"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with(",inst-1,,2,王芳,,,forward,task_completed,转办,h"),
+            "{}",
+            lines[2]
         );
     }
 

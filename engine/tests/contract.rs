@@ -688,7 +688,9 @@ async fn ledger_verify_detects_tampering(h: Harness) {
         .unwrap();
     assert_eq!(export.len(), history.len());
     let csv = yimen_engine::ledger::to_csv(&export);
-    assert!(csv.starts_with("\u{feff}at,instance,business_key,seq,actor,node,kind,text,hash\n"));
+    assert!(csv.starts_with(
+        "\u{feff}at,instance,business_key,seq,actor,actor_kind,actor_id,node,kind,text,hash\n"
+    ));
     assert_eq!(csv.lines().count(), history.len() + 1);
 
     // History is stored in packs: a JSON array of entries per row (`store::history`). The SQL

@@ -348,7 +348,9 @@ async fn the_ledger_names_the_case_with_local_times_and_opens_safely_in_excel() 
     let mut lines = csv.trim_start_matches('\u{feff}').lines();
     assert_eq!(
         lines.next(),
-        Some("at,instance,business_key,street,main_category,seq,actor,node,kind,text,hash")
+        Some(
+            "at,instance,business_key,street,main_category,seq,actor,actor_kind,actor_id,node,kind,text,hash"
+        )
     );
     let row = lines.next().unwrap();
     assert!(
