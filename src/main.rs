@@ -38,7 +38,7 @@ enum Command {
     /// Talk to a running server (deploy, start, tasks, instance, token ...).
     #[command(flatten)]
     Client(cli::client::Command),
-    /// People's accounts: add, list, disable, reset-password, roles (admin only).
+    /// People's accounts: add, list, disable, enable, reset-password, roles (admin only).
     #[command(subcommand)]
     User(cli::user::Command),
     /// The electronic ledger (台账): verify its hash chain, export it.

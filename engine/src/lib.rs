@@ -27,6 +27,7 @@ pub mod search;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod web;
 
 pub use engine::*;
 pub use error::{EngineError, Problem};

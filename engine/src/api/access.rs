@@ -114,7 +114,7 @@ impl AuthFailures {
     }
 
     /// Seconds until `address` may try again, when it is over `limit`.
-    fn blocked(&self, address: IpAddr, limit: u32) -> Option<u64> {
+    pub(crate) fn blocked(&self, address: IpAddr, limit: u32) -> Option<u64> {
         let failures = self.lock();
         let (since, count) = failures.get(&address)?;
         let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;

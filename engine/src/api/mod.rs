@@ -16,7 +16,7 @@ mod instances;
 mod oidc;
 mod outbox;
 mod reports;
-mod session;
+pub(crate) mod session;
 mod tasks;
 mod users;
 
@@ -319,6 +319,7 @@ pub fn router(state: ApiState) -> Router {
     let (router, _) = routes().split_for_parts();
     router
         .route("/openapi.json", get(admin::openapi_json))
+        .merge(crate::web::routes())
         .fallback(admin::no_route)
         .method_not_allowed_fallback(admin::no_method)
         .layer(axum::middleware::from_fn_with_state(

@@ -34,7 +34,7 @@ pub(super) fn is_sign_in(method: &Method, path: &str) -> bool {
 }
 
 /// The session secret of the request's cookies, if it has one.
-pub(super) fn cookie_of(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn cookie_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -46,13 +46,30 @@ pub(super) fn cookie_of(headers: &HeaderMap) -> Option<String> {
 /// The person whose session cookie holds `secret`, for a request of theirs: the session open
 /// and within its idle timeout and lifetime, its CSRF token on a state-changing request, and,
 /// while the password is a one-time one, only the calls that change it or sign out.
-pub(super) async fn principal(
+pub(crate) async fn principal(
     state: &ApiState,
     secret: &str,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
 ) -> Result<(Principal, i64, Credential), ApiError> {
+    let changes_password = (method == Method::POST && path == PASSWORD_PATH)
+        || (method == Method::DELETE && path == SIGN_IN_PATH);
+    let (principal, generation, credential, _) =
+        principal_and_csrf(state, secret, method, headers, changes_password).await?;
+    Ok((principal, generation, credential))
+}
+
+/// [`principal`], with the session's CSRF token (the workbench's pages carry it in their
+/// forms and in htmx's headers). `changes_password`: the request changes the password or
+/// signs out, which a one-time password allows.
+pub(crate) async fn principal_and_csrf(
+    state: &ApiState,
+    secret: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    changes_password: bool,
+) -> Result<(Principal, i64, Credential, String), ApiError> {
     let id = accounts::session_id(secret);
     let found = open_session(state, &id).await?;
     let now = state.engine.clock().now();
@@ -80,8 +97,6 @@ pub(super) async fn principal(
             ));
         }
     }
-    let changes_password = (method == Method::POST && path == PASSWORD_PATH)
-        || (method == Method::DELETE && path == SIGN_IN_PATH);
     if found.user.must_change_password && !changes_password {
         return Err(ApiError::forbidden_as(
             "password_change_required",
@@ -91,11 +106,12 @@ pub(super) async fn principal(
         ));
     }
     let generation = found.generation;
+    let csrf = found.csrf_token;
     let principal = user_principal(found.user);
     let principal = super::access::role_duties(state, generation)
         .await?
         .apply(principal);
-    Ok((principal, generation, Credential::Session(id)))
+    Ok((principal, generation, Credential::Session(id), csrf))
 }
 
 /// Whether the session `id` still counts (a request that waited looks again): 401 if not.
@@ -175,7 +191,7 @@ fn state_changing(method: &Method) -> bool {
 
 /// A request that names its origin must come from this server's own pages: the `Origin`'s
 /// host and port are the `Host` the request was sent to.
-fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
@@ -218,7 +234,38 @@ pub(super) async fn sign_in(
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Result<Response, ApiError> {
     same_origin(&headers)?;
-    let login = accounts::normalize_login(&body.login);
+    let signed = password_sign_in(&state, &body.login, body.password, address).await?;
+    let info = SessionInfo {
+        must_change_password: signed.user.must_change_password,
+        user: signed.user.into(),
+        csrf_token: signed.csrf,
+        expires_at: signed
+            .expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        idle_timeout_seconds: state.config.session_idle.as_secs(),
+    };
+    Ok(with_cookie(ApiJson(info).into_response(), &signed.cookie))
+}
+
+/// A person signed in with their password: the account, the new session's CSRF token, the
+/// `Set-Cookie` value that carries it, and when it ends at the latest.
+pub(crate) struct SignedIn {
+    pub user: UserRecord,
+    pub csrf: String,
+    pub cookie: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Checks `login` and `password` as `POST /session` and the workbench's sign-in page do: the
+/// lock after failed sign-ins (unknown logins alike, as slow), a disabled account, every
+/// attempt recorded; on success a new session. The caller checks the request's origin.
+pub(crate) async fn password_sign_in(
+    state: &ApiState,
+    login: &str,
+    password: String,
+    address: Option<std::net::IpAddr>,
+) -> Result<SignedIn, ApiError> {
+    let login = accounts::normalize_login(login);
     let now = state.engine.clock().now();
     let from = address.map(|a| a.to_string());
     let record = |result: SignInResult| {
@@ -236,10 +283,9 @@ pub(super) async fn sign_in(
         let countable = accounts::login_problem(&login).is_none();
         if countable && let Some(until) = state.accounts.unknown_login_locked(&login, now).await? {
             record(SignInResult::Locked).await?;
-            return Err(locked(&state, until, now));
+            return Err(locked(state, until, now));
         }
-        let password = body.password;
-        hashing(&state, move || accounts::verify_nothing(&password)).await?;
+        hashing(state, move || accounts::verify_nothing(&password)).await?;
         record(SignInResult::UnknownLogin).await?;
         failed();
         let until = if countable {
@@ -256,21 +302,17 @@ pub(super) async fn sign_in(
             None
         };
         return Err(match until {
-            Some(until) => locked(&state, until, now),
+            Some(until) => locked(state, until, now),
             None => wrong(),
         });
     };
     let user = found.user;
     if let Some(until) = user.locked_until.filter(|&t| t > now.timestamp_millis()) {
         record(SignInResult::Locked).await?;
-        return Err(locked(&state, until, now));
+        return Err(locked(state, until, now));
     }
-    let (password, stored) = (body.password, found.password_hash);
-    if !hashing(&state, move || {
-        accounts::verify_password(&password, &stored)
-    })
-    .await?
-    {
+    let stored = found.password_hash;
+    if !hashing(state, move || accounts::verify_password(&password, &stored)).await? {
         record(SignInResult::BadPassword).await?;
         failed();
         let until = state
@@ -283,7 +325,7 @@ pub(super) async fn sign_in(
             )
             .await?;
         return Err(match until {
-            Some(until) => locked(&state, until, now),
+            Some(until) => locked(state, until, now),
             None => wrong(),
         });
     }
@@ -301,20 +343,17 @@ pub(super) async fn sign_in(
     state.accounts.open_session(&user.id, &session, now).await?;
     record(SignInResult::Ok).await?;
     let lifetime = state.config.session_lifetime;
-    let expires_at = now + chrono::Duration::milliseconds(millis(lifetime));
-    let info = SessionInfo {
-        must_change_password: user.must_change_password,
-        user: user.into(),
-        csrf_token: session.csrf,
-        expires_at: expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        idle_timeout_seconds: state.config.session_idle.as_secs(),
-    };
     let cookie = accounts::set_cookie(
         &session.secret,
         i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX),
         state.config.secure_cookies,
     );
-    Ok(with_cookie(ApiJson(info).into_response(), &cookie))
+    Ok(SignedIn {
+        user,
+        csrf: session.csrf,
+        cookie,
+        expires_at: now + chrono::Duration::milliseconds(millis(lifetime)),
+    })
 }
 
 /// Sign out: the session ends, on every server at once, and its cookie is cleared.
@@ -351,6 +390,21 @@ pub(super) async fn change_password(
     let Credential::Session(session) = credential else {
         return Err(not_a_session());
     };
+    let changed =
+        change_own_password(&state, &principal, &session, &body.current, body.new).await?;
+    Ok(ApiJson(changed.into()))
+}
+
+/// Changes the password of the person of `session` from `current` to `new` (at least 10
+/// characters, not the login, not the current one), as `POST /session/password` and the
+/// workbench's password page do; the person's other sessions end.
+pub(crate) async fn change_own_password(
+    state: &ApiState,
+    principal: &Principal,
+    session: &str,
+    current: &str,
+    new: String,
+) -> Result<UserRecord, ApiError> {
     let now = state.engine.clock().now();
     let user = state
         .accounts
@@ -363,10 +417,10 @@ pub(super) async fn change_password(
         .await?
         .ok_or_else(|| ApiError::unauthorized_as("session_ended", "the account is gone"))?;
     if let Some(until) = user.locked_until.filter(|&t| t > now.timestamp_millis()) {
-        return Err(locked(&state, until, now));
+        return Err(locked(state, until, now));
     }
-    let (current, stored) = (body.current.clone(), found.password_hash);
-    if !hashing(&state, move || accounts::verify_password(&current, &stored)).await? {
+    let (given, stored) = (current.to_string(), found.password_hash);
+    if !hashing(state, move || accounts::verify_password(&given, &stored)).await? {
         let until = state
             .accounts
             .sign_in_failed(
@@ -377,29 +431,27 @@ pub(super) async fn change_password(
             )
             .await?;
         if let Some(until) = until {
-            return Err(locked(&state, until, now));
+            return Err(locked(state, until, now));
         }
         return Err(invalid_password("current", "is not your password now"));
     }
-    if let Some(why) = accounts::password_problem(&body.new, &user.login) {
+    if let Some(why) = accounts::password_problem(&new, &user.login) {
         return Err(invalid_password("new", &why));
     }
-    if body.new == body.current {
+    if new == current {
         return Err(invalid_password(
             "new",
             "is the password you have now; choose another",
         ));
     }
-    let new = body.new;
-    let hash = hashing(&state, move || accounts::hash_password(&new))
+    let hash = hashing(state, move || accounts::hash_password(&new))
         .await?
         .map_err(ApiError::internal)?;
-    let changed = state
+    state
         .accounts
-        .set_password(&user.login, &hash, false, Some(&session), now)
+        .set_password(&user.login, &hash, false, Some(session), now)
         .await?
-        .ok_or_else(|| ApiError::unauthorized_as("session_ended", "the account is gone"))?;
-    Ok(ApiJson(changed.into()))
+        .ok_or_else(|| ApiError::unauthorized_as("session_ended", "the account is gone"))
 }
 
 /// Runs password hashing off the async threads, a few at a time ([`ApiState::hashing`]).
@@ -459,7 +511,7 @@ fn invalid_password(field: &str, message: &str) -> ApiError {
     )
 }
 
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
+pub(crate) fn with_cookie(mut response: Response, cookie: &str) -> Response {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(cookie) {
         headers.insert(header::SET_COOKIE, value);

@@ -1,0 +1,532 @@
+//! 工作台: the workbench people use in a browser, served by `yimen serve` at `/` beside the API
+//! (`/api/v1`). Pages are rendered here from templates (minijinja, `web/templates/`, built into
+//! the binary) with htmx (`web/assets/`, vendored: 2.0.11, BSD-0-Clause) for the parts that
+//! change in place; no build step and no script of our own.
+//!
+//! Invariants: a page reads and changes what the API would let the same person read and change
+//! (the same session, the same [`Principal`], the same engine calls); a state-changing form
+//! carries the session's CSRF token (a hidden field, or htmx's `X-CSRF-Token` header) and
+//! comes from this server's own pages, checked by the API's session code; what a page says is
+//! Chinese, what the code says is English. The pages know no process: labels come from the
+//! process files.
+
+use crate::api::access::ClientAddress;
+use crate::api::session::{self, SignedIn};
+use crate::api::{ApiError, ApiState};
+use crate::auth::Principal;
+use crate::engine::{TaskFilter, TaskState, TaskView};
+use axum::Extension;
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+const HTMX: &str = include_str!("assets/htmx-2.0.11.min.js");
+const CSS: &str = include_str!("assets/workbench.css");
+/// A deadline this close lights yellow on the work list.
+const WARN_HOURS: i64 = 24;
+
+static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
+    let mut env = minijinja::Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("password.html", include_str!("templates/password.html")),
+        ("work.html", include_str!("templates/work.html")),
+        (
+            "tasks_table.html",
+            include_str!("templates/tasks_table.html"),
+        ),
+    ] {
+        // The templates are part of the binary and tested: one that does not parse is a bug
+        // of this build, caught by the tests of this module.
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!("workbench template {name} does not parse: {e}");
+        }
+    }
+    env
+});
+
+/// The workbench's routes; [`crate::api::router`] serves them beside the API.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", axum::routing::post(logout))
+        .route("/password", get(password_page).post(password_submit))
+        .route("/work", get(work))
+        .route("/assets/htmx-2.0.11.min.js", get(htmx))
+        .route("/assets/workbench.css", get(css))
+}
+
+fn render(name: &str, context: minijinja::Value) -> Response {
+    match TEMPLATES.get_template(name).and_then(|t| t.render(context)) {
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; style-src 'self'; script-src 'self'; \
+                     img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+                ),
+            );
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            response
+        }
+        Err(e) => {
+            tracing::error!("workbench page {name}: {e:#}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<p>页面出错，已记录。请稍后再试，或联系管理员。</p>".to_string()),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn htmx() -> Response {
+    asset(HTMX, "text/javascript; charset=utf-8")
+}
+
+async fn css() -> Response {
+    asset(CSS, "text/css; charset=utf-8")
+}
+
+/// The person a page is for, with the session's CSRF token.
+struct Person {
+    principal: Principal,
+    csrf: String,
+}
+
+/// Who is signed in, for a page: the session of the cookie, checked as the API checks it (for
+/// a form, `csrf_token` stands for the header). Otherwise where to go: the sign-in page, or the
+/// password page while the password is a one-time one.
+async fn person(
+    state: &ApiState,
+    method: Method,
+    headers: &HeaderMap,
+    form_csrf: Option<&str>,
+    changes_password: bool,
+) -> Result<Person, Response> {
+    let Some(secret) = session::cookie_of(headers) else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    let mut headers = headers.clone();
+    if let Some(token) = form_csrf
+        && let Ok(value) = HeaderValue::from_str(token)
+    {
+        headers.insert(crate::accounts::CSRF_HEADER, value);
+    }
+    match session::principal_and_csrf(state, &secret, &method, &headers, changes_password).await {
+        Ok((principal, _, _, csrf)) => Ok(Person { principal, csrf }),
+        Err(ApiError::Forbidden {
+            code: "password_change_required",
+            ..
+        }) => {
+            Err(Redirect::to("/password").into_response())
+        }
+        Err(ApiError::Unauthorized { .. }) => Err(Redirect::to("/login?ended=1").into_response()),
+        Err(e) => Err(page_error(&e)),
+    }
+}
+
+/// What a page says of an error of the API's checks, in Chinese with the next step.
+fn chinese(error: &ApiError) -> String {
+    match error {
+        ApiError::Unauthorized { code, .. } if *code == "sign_in_failed" => format!(
+            "登录名或密码不正确。连续失败 {} 次，该登录名将被锁定 {} 分钟。",
+            crate::accounts::MAX_FAILED_SIGN_INS,
+            crate::accounts::LOCKOUT.num_minutes()
+        ),
+        ApiError::TooManyRequests { retry_after, .. } => format!(
+            "失败次数过多，已暂时锁定，请约 {} 分钟后再试；或请管理员重置密码。",
+            retry_after.div_ceil(60).max(1)
+        ),
+        ApiError::Forbidden { code, .. } if *code == "account_disabled" => {
+            "该账号已停用，请联系管理员。".into()
+        }
+        ApiError::Forbidden { code, .. } if *code == "csrf_refused" => {
+            "该请求不是从本系统页面提交的，已拒绝。请刷新页面后重试。".into()
+        }
+        ApiError::Unauthorized { .. } => "登录已失效，请重新登录。".into(),
+        ApiError::Unprocessable { details, .. } => {
+            let field = details["problems"][0]["field"].as_str().unwrap_or("");
+            match field {
+                "current" => "当前密码不正确。".into(),
+                "new" => format!(
+                    "新密码不符合要求：至少 {} 个字符，不能与登录名相同，也不能与当前密码相同。",
+                    crate::accounts::MIN_PASSWORD_CHARS
+                ),
+                _ => "填写的内容有误，请检查后重试。".into(),
+            }
+        }
+        _ => "服务器出错，已记录。请稍后再试，或联系管理员。".into(),
+    }
+}
+
+fn page_error(error: &ApiError) -> Response {
+    if matches!(
+        error,
+        ApiError::Internal { .. } | ApiError::Unavailable { .. }
+    ) {
+        tracing::error!("workbench: {error:?}");
+    }
+    let status = error.status();
+    let html = format!(
+        "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>出错了</title>\
+         <p>{}</p><p><a href=\"/\">返回工作台</a></p></html>",
+        minijinja::HtmlEscape(&chinese(error))
+    );
+    (status, Html(html)).into_response()
+}
+
+async fn home(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match person(&state, Method::GET, &headers, None, false).await {
+        Ok(_) => Redirect::to("/work").into_response(),
+        Err(to) => to,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LoginQuery {
+    ended: Option<String>,
+    changed: Option<String>,
+}
+
+async fn login_page(State(state): State<ApiState>, Query(q): Query<LoginQuery>) -> Response {
+    let notice = if q.changed.is_some() {
+        Some("密码已修改，请用新密码登录。")
+    } else if q.ended.is_some() {
+        Some("登录已失效或已退出，请重新登录。")
+    } else {
+        None
+    };
+    login_form(&state, "", None, notice)
+}
+
+fn login_form(
+    state: &ApiState,
+    login: &str,
+    error: Option<String>,
+    notice: Option<&str>,
+) -> Response {
+    render(
+        "login.html",
+        minijinja::context! {
+            title => "登录",
+            login => login,
+            error => error,
+            notice => notice,
+            oidc => state.oidc.is_some(),
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The sign-in form: checked as `POST /api/v1/session` checks it (locks, records, the limit of
+/// failed authentications per address); a form from another site's page is refused.
+async fn login_submit(
+    State(state): State<ApiState>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if let Err(e) = session::same_origin(&headers) {
+        return login_form(&state, &form.login, Some(chinese(&e)), None);
+    }
+    let limit = state.config.auth_failures_per_minute;
+    if let Some(address) = address
+        && limit > 0
+        && state.failures.blocked(address, limit).is_some()
+    {
+        let error = "此地址登录失败次数过多，请一分钟后再试。".to_string();
+        let mut response = login_form(&state, &form.login, Some(error), None);
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return response;
+    }
+    match session::password_sign_in(&state, &form.login, form.password, address).await {
+        Ok(SignedIn { user, cookie, .. }) => {
+            let to = if user.must_change_password {
+                "/password"
+            } else {
+                "/work"
+            };
+            session::with_cookie(Redirect::to(to).into_response(), &cookie)
+        }
+        Err(e) => {
+            let mut response = login_form(&state, &form.login, Some(chinese(&e)), None);
+            *response.status_mut() = e.status();
+            response
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn logout(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let person = person(&state, Method::POST, &headers, Some(&form.csrf_token), true).await;
+    if person.is_ok()
+        && let Some(secret) = session::cookie_of(&headers)
+    {
+        let id = crate::accounts::session_id(&secret);
+        if let Err(e) = state
+            .accounts
+            .end_session(&id, state.engine.clock().now())
+            .await
+        {
+            return page_error(&e.into());
+        }
+    }
+    let cookie = crate::accounts::set_cookie("", 0, state.config.secure_cookies);
+    session::with_cookie(Redirect::to("/login?ended=1").into_response(), &cookie)
+}
+
+async fn password_page(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let me = match person(&state, Method::GET, &headers, None, true).await {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    password_form(&state, &me, None).await
+}
+
+async fn password_form(state: &ApiState, me: &Person, error: Option<String>) -> Response {
+    let must = match state.accounts.by_id(&me.principal.id).await {
+        Ok(user) => user.is_some_and(|u| u.must_change_password),
+        Err(e) => return page_error(&e.into()),
+    };
+    render(
+        "password.html",
+        minijinja::context! {
+            title => "设置新密码",
+            me => minijinja::context! { name => me.principal.name.clone() },
+            csrf => me.csrf.clone(),
+            must => must,
+            error => error,
+            min_chars => crate::accounts::MIN_PASSWORD_CHARS,
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Changes the password as `POST /api/v1/session/password` does; then the person signs in
+/// again with it (the change ends their other sessions; this one too, for a clean start).
+async fn password_submit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let me = match person(&state, Method::POST, &headers, Some(&form.csrf_token), true).await {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    if form.new != form.confirm {
+        let error = "两次输入的新密码不一致。".to_string();
+        let mut response = password_form(&state, &me, Some(error)).await;
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return response;
+    }
+    let Some(secret) = session::cookie_of(&headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let id = crate::accounts::session_id(&secret);
+    match session::change_own_password(&state, &me.principal, &id, &form.current, form.new).await {
+        Ok(_) => Redirect::to("/work").into_response(),
+        Err(e) => {
+            let mut response = password_form(&state, &me, Some(chinese(&e))).await;
+            *response.status_mut() = e.status();
+            response
+        }
+    }
+}
+
+/// A task as the work list shows it.
+#[derive(Debug, Serialize)]
+struct TaskRow {
+    id: String,
+    label: String,
+    case: String,
+    queue: String,
+    unit: String,
+    state: &'static str,
+    due: Option<String>,
+    light: &'static str,
+    light_text: &'static str,
+}
+
+/// `2026年10月8日 17:00`, in the calendar's zone.
+fn chinese_time(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%Y年%-m月%-d日 %H:%M")
+        .to_string()
+}
+
+fn light(due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> (&'static str, &'static str) {
+    match due {
+        None => ("", ""),
+        Some(due) if due <= now => ("red", "已超期"),
+        Some(due) if due - now <= chrono::Duration::hours(WARN_HOURS) => ("yellow", "临近期限"),
+        Some(_) => ("green", "正常"),
+    }
+}
+
+fn task_row(t: &TaskView, now: DateTime<Utc>, tz: chrono_tz::Tz) -> TaskRow {
+    let (light, light_text) = light(t.due_at, now);
+    TaskRow {
+        id: t.id.clone(),
+        label: t.label.clone().unwrap_or_else(|| t.node.clone()),
+        case: t.instance_id.clone(),
+        queue: t.queue.clone(),
+        unit: t.org_unit.clone().unwrap_or_default(),
+        state: match t.state {
+            TaskState::Open => "待认领",
+            TaskState::Claimed => "已认领",
+            TaskState::Completed => "已办结",
+            TaskState::Failed => "出错",
+            TaskState::Cancelled => "已取消",
+        },
+        due: t.due_at.map(|d| chinese_time(d, tz)),
+        light,
+        light_text,
+    }
+}
+
+/// 我的待办: the tasks the person holds, and the open tasks of the queues they work (in their
+/// units), most urgent first.
+async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let me = match person(&state, Method::GET, &headers, None, false).await {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    let p = &me.principal;
+    let engine = &state.engine;
+    let now = engine.clock().now();
+    let tz = engine.time_zone();
+    let claimed = match engine.claimed_tasks(&p.name, 200).await {
+        Ok(tasks) => tasks,
+        Err(e) => return page_error(&e.into()),
+    };
+    let open = match engine
+        .tasks(TaskFilter {
+            queues: Some(p.named_roles().map(str::to_string).collect()),
+            org_units: (!p.org_units.is_empty()).then(|| p.org_units.clone()),
+            state: Some(TaskState::Open),
+            instance: None,
+            limit: Some(200),
+        })
+        .await
+    {
+        Ok(tasks) => tasks,
+        Err(e) => return page_error(&e.into()),
+    };
+    let rows = |tasks: Vec<TaskView>| {
+        let mut tasks: Vec<TaskView> = tasks
+            .into_iter()
+            .filter(|t| p.works_queue(&t.queue, t.org_unit.as_deref()))
+            .collect();
+        // Most urgent first; tasks without a deadline last.
+        tasks.sort_by_key(|t| (t.due_at.is_none(), t.due_at, t.created_at));
+        tasks
+            .iter()
+            .map(|t| task_row(t, now, tz))
+            .collect::<Vec<_>>()
+    };
+    render(
+        "work.html",
+        minijinja::context! {
+            title => "我的待办",
+            page => "work",
+            me => minijinja::context! { name => p.name.clone() },
+            csrf => me.csrf.clone(),
+            units => p.org_units.join("、"),
+            now => chinese_time(now, tz),
+            claimed => rows(claimed),
+            open => rows(open),
+            warn_hours => WARN_HOURS,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        for name in [
+            "base.html",
+            "login.html",
+            "password.html",
+            "work.html",
+            "tasks_table.html",
+        ] {
+            assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn times_read_as_people_write_them() {
+        let at = DateTime::parse_from_rfc3339("2026-10-08T09:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            chinese_time(at, chrono_tz::Asia::Shanghai),
+            "2026年10月8日 17:00"
+        );
+    }
+
+    #[test]
+    fn deadlines_light_green_yellow_red() {
+        let now = DateTime::parse_from_rfc3339("2026-10-08T09:00:00Z")
+            .unwrap()
+            .to_utc();
+        let h = chrono::Duration::hours;
+        assert_eq!(light(Some(now - h(1)), now).0, "red");
+        assert_eq!(light(Some(now), now).0, "red");
+        assert_eq!(light(Some(now + h(WARN_HOURS)), now).0, "yellow");
+        assert_eq!(light(Some(now + h(WARN_HOURS + 1)), now).0, "green");
+        assert_eq!(light(None, now).0, "");
+    }
+}

@@ -1,0 +1,344 @@
+//! The workbench's pages (工作台), on SQLite and on PostgreSQL (`*::postgres`, skipped without
+//! `YIMEN_TEST_POSTGRES`), requested as a browser would: signing in with the form, the
+//! one-time password changed first, the work list of the person's queues and units, signing
+//! out; forms of another site's pages and forms without the session's CSRF token refused; what
+//! the pages say is Chinese.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use serde_json::json;
+use std::sync::Arc;
+use support::*;
+use tower::ServiceExt;
+use yimen_engine::WeekdaysOnly;
+use yimen_engine::clock::ManualClock;
+
+on_both_databases!(
+    a_person_signs_in_sets_a_password_and_sees_their_work,
+    forms_from_elsewhere_or_without_the_token_are_refused,
+);
+
+struct Pages {
+    api: TestApi,
+}
+
+impl Fixture for Pages {
+    async fn open(db: &Db) -> Pages {
+        let clock = ManualClock::new(t(MONDAY));
+        let engine = db.open(Arc::new(clock), Arc::new(WeekdaysOnly)).await;
+        deploy_model(&engine, case_model(), Default::default()).await;
+        Pages {
+            api: api_on(engine).await,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn location(&self) -> &str {
+        self.header("location")
+    }
+    /// The cookie the page sets (`yimen_session=…`), without its attributes.
+    fn cookie(&self) -> String {
+        self.header("set-cookie")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+    /// The value of the hidden `csrf_token` field of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self
+            .html
+            .find("name=\"csrf_token\" value=\"")
+            .expect("a form with the CSRF token");
+        let rest = &self.html[at + "name=\"csrf_token\" value=\"".len()..];
+        rest[..rest.find('"').expect("closing quote")].to_string()
+    }
+}
+
+async fn send(api: &TestApi, request: Request<Body>) -> Page {
+    let response = api.router.clone().oneshot(request).await.expect("answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
+        .await
+        .expect("body");
+    Page {
+        status,
+        headers,
+        html: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(api: &TestApi, path: &str, cookie: Option<&str>) -> Page {
+    let mut request = Request::builder().uri(path).header("host", "yimen.test");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    send(api, request.body(Body::empty()).expect("request")).await
+}
+
+/// A form posted from a page of `origin`, as a browser sends it.
+async fn post_form(
+    api: &TestApi,
+    path: &str,
+    cookie: Option<&str>,
+    origin: &str,
+    fields: &[(&str, &str)],
+) -> Page {
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencoding(k), urlencoding(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", "yimen.test")
+        .header("origin", origin)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    send(api, request.body(Body::from(body)).expect("request")).await
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const HERE: &str = "http://yimen.test";
+const OWN: &str = "a long password of mine";
+
+/// An account made by an admin: its one-time password.
+async fn add_person(api: &TestApi, login: &str, name: &str, units: &[&str]) -> String {
+    let made = api
+        .post(
+            "/api/v1/users",
+            &api.admin,
+            json!({"login": login, "name": name, "roles": ["window"], "org_units": units}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    made.body["password"]
+        .as_str()
+        .expect("password")
+        .to_string()
+}
+
+/// The sign-in form, the one-time password changed on the page it leads to, the work list:
+/// open tasks of the person's queue in their unit only, in Chinese; signing out ends it.
+async fn a_person_signs_in_sets_a_password_and_sees_their_work(pages: Pages) {
+    let api = &pages.api;
+    let once = add_person(api, "wangfang", "王芳", &["east"]).await;
+    api.start_case("east", 10).await;
+    api.start_case("west", 20).await;
+
+    // Not signed in: the sign-in page, in Chinese, every field labelled.
+    let home = get(api, "/", None).await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER, "{home:?}");
+    assert_eq!(home.location(), "/login");
+    let login = get(api, "/login", None).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.html.contains("<html lang=\"zh-CN\">"));
+    for label in [
+        "<label for=\"login\">登录名</label>",
+        "<label for=\"password\">密码</label>",
+    ] {
+        assert!(login.html.contains(label), "{label}");
+    }
+    assert!(
+        login
+            .header("content-security-policy")
+            .contains("default-src 'self'")
+    );
+
+    // A wrong password: said in Chinese, the login kept in the form.
+    let wrong = post_form(
+        api,
+        "/login",
+        None,
+        HERE,
+        &[("login", "wangfang"), ("password", "nope")],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{wrong:?}");
+    assert!(wrong.html.contains("登录名或密码不正确"), "{}", wrong.html);
+    assert!(wrong.html.contains("value=\"wangfang\""));
+    assert_eq!(wrong.cookie(), "");
+
+    // The one-time password: signed in, sent to set a password first.
+    let signed = post_form(
+        api,
+        "/login",
+        None,
+        HERE,
+        &[("login", "wangfang"), ("password", &once)],
+    )
+    .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{signed:?}");
+    assert_eq!(signed.location(), "/password");
+    let cookie = signed.cookie();
+    assert!(cookie.starts_with("yimen_session="), "{cookie}");
+    assert!(signed.header("set-cookie").contains("HttpOnly"));
+    let work = get(api, "/work", Some(&cookie)).await;
+    assert_eq!(
+        work.location(),
+        "/password",
+        "nothing else before the password"
+    );
+    let form = get(api, "/password", Some(&cookie)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.html.contains("首次登录"), "{}", form.html);
+    let csrf = form.csrf();
+
+    let mismatch = post_form(
+        api,
+        "/password",
+        Some(&cookie),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("current", &once),
+            ("new", OWN),
+            ("confirm", "something else"),
+        ],
+    )
+    .await;
+    assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(mismatch.html.contains("两次输入的新密码不一致"));
+    let changed = post_form(
+        api,
+        "/password",
+        Some(&cookie),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("current", &once),
+            ("new", OWN),
+            ("confirm", OWN),
+        ],
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{changed:?}");
+    assert_eq!(changed.location(), "/work");
+
+    // The work list: the window queue's open task of the east case, not the west one.
+    let work = get(api, "/work", Some(&cookie)).await;
+    assert_eq!(work.status, StatusCode::OK, "{work:?}");
+    assert!(work.html.contains("我的待办"));
+    assert!(work.html.contains("王芳"));
+    let rows = work.html.matches("<td>待认领</td>").count();
+    assert_eq!(
+        rows, 1,
+        "one open task, of the east case only: {}",
+        work.html
+    );
+    assert!(work.html.contains("<td>east</td>"));
+    assert!(!work.html.contains("<td>west</td>"));
+    assert!(
+        work.html.contains("hx-headers"),
+        "htmx carries the CSRF token"
+    );
+
+    // Signing out ends the session: the cookie no longer opens the work list.
+    let csrf = work.csrf();
+    let out = post_form(
+        api,
+        "/logout",
+        Some(&cookie),
+        HERE,
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(out.location().starts_with("/login"));
+    let after = get(api, "/work", Some(&cookie)).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert!(after.location().starts_with("/login"), "{after:?}");
+
+    // The new password signs in straight to the work list.
+    let again = post_form(
+        api,
+        "/login",
+        None,
+        HERE,
+        &[("login", "wangfang"), ("password", OWN)],
+    )
+    .await;
+    assert_eq!(again.location(), "/work", "{again:?}");
+}
+
+/// A sign-in form posted from another site's page is refused; so is a signed-in person's form
+/// without the session's CSRF token (the session stays).
+async fn forms_from_elsewhere_or_without_the_token_are_refused(pages: Pages) {
+    let api = &pages.api;
+    let once = add_person(api, "lina", "李娜", &["east"]).await;
+    let foreign = post_form(
+        api,
+        "/login",
+        None,
+        "https://evil.example",
+        &[("login", "lina"), ("password", &once)],
+    )
+    .await;
+    assert_eq!(foreign.cookie(), "", "{foreign:?}");
+    assert!(
+        foreign.html.contains("不是从本系统页面提交的"),
+        "{}",
+        foreign.html
+    );
+
+    let signed = post_form(
+        api,
+        "/login",
+        None,
+        HERE,
+        &[("login", "lina"), ("password", &once)],
+    )
+    .await;
+    let cookie = signed.cookie();
+    let no_token = post_form(
+        api,
+        "/password",
+        Some(&cookie),
+        HERE,
+        &[("current", &once), ("new", OWN), ("confirm", OWN)],
+    )
+    .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN, "{no_token:?}");
+    let forged = post_form(
+        api,
+        "/logout",
+        Some(&cookie),
+        HERE,
+        &[("csrf_token", "0000")],
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::SEE_OTHER);
+    // Not signed out: the page still opens.
+    let still = get(api, "/password", Some(&cookie)).await;
+    assert_eq!(still.status, StatusCode::OK, "{still:?}");
+}
