@@ -131,6 +131,7 @@ mod deploy;
 mod events;
 mod fire;
 mod history;
+mod labels;
 mod ledger;
 mod open;
 mod outbox;
@@ -142,6 +143,7 @@ mod views;
 pub(crate) use crate::store::batch::Claimed;
 pub use deploy::{MAX_MODEL_DEPTH, json_depth, read_model};
 pub(crate) use history::{Entry, chain, claim_entry, record_lapsed};
+pub use labels::ProcessLabels;
 pub use search::{
     CaseHit, CasePage, CaseSearch, MAX_PAGE_SIZE, PersonalDataRead, PersonalValue, Reader,
 };

@@ -18,6 +18,7 @@ use yimen_engine::clock::ManualClock;
 on_both_databases!(
     a_person_signs_in_sets_a_password_and_sees_their_work,
     forms_from_elsewhere_or_without_the_token_are_refused,
+    a_case_page_shows_the_case_masked_with_its_timeline,
 );
 
 struct Pages {
@@ -153,7 +154,7 @@ async fn add_person(api: &TestApi, login: &str, name: &str, units: &[&str]) -> S
 async fn a_person_signs_in_sets_a_password_and_sees_their_work(pages: Pages) {
     let api = &pages.api;
     let once = add_person(api, "wangfang", "王芳", &["east"]).await;
-    api.start_case("east", 10).await;
+    let east = api.start_case("east", 10).await;
     api.start_case("west", 20).await;
 
     // Not signed in: the sign-in page, in Chinese, every field labelled.
@@ -341,4 +342,72 @@ async fn forms_from_elsewhere_or_without_the_token_are_refused(pages: Pages) {
     // Not signed out: the page still opens.
     let still = get(api, "/password", Some(&cookie)).await;
     assert_eq!(still.status, StatusCode::OK, "{still:?}");
+}
+
+/// Signed in with their own password: the session cookie.
+async fn signed_in(api: &TestApi, login: &str, name: &str, units: &[&str]) -> String {
+    let once = add_person(api, login, name, units).await;
+    let first = post_form(
+        api,
+        "/login",
+        None,
+        HERE,
+        &[("login", login), ("password", &once)],
+    )
+    .await;
+    let cookie = first.cookie();
+    let csrf = get(api, "/password", Some(&cookie)).await.csrf();
+    let changed = post_form(
+        api,
+        "/password",
+        Some(&cookie),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("current", &once),
+            ("new", OWN),
+            ("confirm", OWN),
+        ],
+    )
+    .await;
+    assert_eq!(changed.location(), "/work", "{changed:?}");
+    cookie
+}
+
+/// A case of the person's unit: its state, its data with the personal name masked, its open
+/// task with the queue, and what was done; a case of another unit is answered as unknown.
+async fn a_case_page_shows_the_case_masked_with_its_timeline(pages: Pages) {
+    let api = &pages.api;
+    let cookie = signed_in(api, "wangfang", "王芳", &["east"]).await;
+    let east = api.start_case("east", 10).await;
+    let west = api.start_case("west", 20).await;
+
+    let page = get(api, &format!("/cases/{east}"), Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{page:?}");
+    assert!(page.html.contains("办理中"), "{}", page.html);
+    assert!(
+        page.html.contains("<dd>east</dd>"),
+        "the case's data: {}",
+        page.html
+    );
+    assert!(
+        !page.html.contains("张三丰"),
+        "the name is masked on the page"
+    );
+    assert!(page.html.contains("张**"), "{}", page.html);
+    assert!(page.html.contains("办理经过"));
+    assert!(
+        page.html.matches("<li><time>").count() >= 2,
+        "the timeline: {}",
+        page.html
+    );
+    assert!(page.html.contains("待认领"), "the open task: {}", page.html);
+
+    let other = get(api, &format!("/cases/{west}"), Some(&cookie)).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{other:?}");
+    assert!(!other.html.contains("west"));
+    let none = get(api, "/cases/no-such-case", Some(&cookie)).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    let anonymous = get(api, &format!("/cases/{east}"), None).await;
+    assert_eq!(anonymous.location(), "/login");
 }

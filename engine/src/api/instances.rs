@@ -276,7 +276,7 @@ pub(super) async fn resolve_incident(
 
 /// 404 when the instance does not exist or is of a unit `principal` may not see, 403 when it
 /// is of its units but not of its queues.
-async fn ensure_visible(
+pub(crate) async fn ensure_visible(
     state: &ApiState,
     principal: &Principal,
     instance: &str,

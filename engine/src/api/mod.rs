@@ -12,7 +12,7 @@ mod definitions;
 pub mod dto;
 pub mod error;
 mod inbox;
-mod instances;
+pub(crate) mod instances;
 mod oidc;
 mod outbox;
 mod reports;

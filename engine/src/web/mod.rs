@@ -17,7 +17,7 @@ use crate::auth::Principal;
 use crate::engine::{TaskFilter, TaskState, TaskView};
 use axum::Extension;
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -41,9 +41,10 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
             "tasks_table.html",
             include_str!("templates/tasks_table.html"),
         ),
+        ("case.html", include_str!("templates/case.html")),
     ] {
         // The templates are part of the binary and tested: one that does not parse is a bug
-        // of this build, caught by the tests of this module.
+        // of this build, caught by `every_template_parses`.
         if let Err(e) = env.add_template(name, source) {
             tracing::error!("workbench template {name} does not parse: {e}");
         }
@@ -59,6 +60,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/logout", axum::routing::post(logout))
         .route("/password", get(password_page).post(password_submit))
         .route("/work", get(work))
+        .route("/cases/{id}", get(case))
         .route("/assets/htmx-2.0.11.min.js", get(htmx))
         .route("/assets/workbench.css", get(css))
 }
@@ -139,9 +141,7 @@ async fn person(
         Err(ApiError::Forbidden {
             code: "password_change_required",
             ..
-        }) => {
-            Err(Redirect::to("/password").into_response())
-        }
+        }) => Err(Redirect::to("/password").into_response()),
         Err(ApiError::Unauthorized { .. }) => Err(Redirect::to("/login?ended=1").into_response()),
         Err(e) => Err(page_error(&e)),
     }
@@ -489,6 +489,124 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     )
 }
 
+fn status_text(status: crate::runtime::state::Status) -> (&'static str, &'static str) {
+    use crate::runtime::state::Status;
+    match status {
+        Status::Running => ("办理中", "running"),
+        Status::Completed => ("已办结", "completed"),
+        Status::Cancelled => ("已撤销", "cancelled"),
+        Status::Incident => ("出错，待处理", "incident"),
+    }
+}
+
+/// 案件: a case the person may see (as `GET /api/v1/instances/{id}`: personal data masked),
+/// its data by the process's labels, its open tasks with their deadlines, linked cases,
+/// documents and what was done, by whom and when.
+async fn case(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let me = match person(&state, Method::GET, &headers, None, false).await {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    let engine = &state.engine;
+    if let Err(e) = crate::api::instances::ensure_visible(&state, &me.principal, &id).await {
+        return page_error(&e);
+    }
+    let loaded = async {
+        let view = engine.instance(&id).await?;
+        let labels = engine.labels(&view.process, view.version).await?;
+        let history = engine.history(&id).await?;
+        let documents = engine.documents(&id).await?;
+        Ok::<_, crate::error::EngineError>((view, labels, history, documents))
+    };
+    let (view, labels, history, documents) = match loaded.await {
+        Ok(found) => found,
+        Err(e) => return page_error(&e.into()),
+    };
+    let now = engine.clock().now();
+    let tz = engine.time_zone();
+    let vars: Vec<minijinja::Value> = labels
+        .var_order()
+        .iter()
+        .filter_map(|name| {
+            let value = view.vars.get(name)?;
+            let shown = labels.value(name, value);
+            (!shown.is_empty()).then(|| {
+                minijinja::context! { label => labels.var(name), value => shown }
+            })
+        })
+        .collect();
+    let tasks: Vec<minijinja::Value> = view
+        .tasks
+        .iter()
+        .map(|t| {
+            let row = task_row(t, now, tz);
+            minijinja::context! {
+                label => t.label.clone().unwrap_or_else(|| labels.node(&t.node)),
+                queue => labels.queue(&t.queue),
+                unit => row.unit,
+                state => row.state,
+                due => row.due,
+                light => row.light,
+                light_text => row.light_text,
+            }
+        })
+        .collect();
+    let children: Vec<minijinja::Value> = view
+        .children
+        .iter()
+        .map(|c| minijinja::context! { id => c.instance_id.clone(), label => labels.node(&c.node) })
+        .collect();
+    let history: Vec<minijinja::Value> = history
+        .iter()
+        .map(|e| {
+            minijinja::context! {
+                at => e.at.format("%Y年%-m月%-d日 %H:%M").to_string(),
+                by => e.by.clone(),
+                text => e.text.clone(),
+            }
+        })
+        .collect();
+    let documents: Vec<minijinja::Value> = documents
+        .iter()
+        .map(|d| {
+            minijinja::context! {
+                label => d.label.clone().unwrap_or_else(|| d.name.clone()),
+                at => chinese_time(d.created_at, tz),
+            }
+        })
+        .collect();
+    let (status, status_class) = status_text(view.status);
+    let title = match &view.business_key {
+        Some(key) => format!("案件 {key}"),
+        None => "案件".to_string(),
+    };
+    render(
+        "case.html",
+        minijinja::context! {
+            title => title,
+            me => minijinja::context! { name => me.principal.name.clone() },
+            csrf => me.csrf.clone(),
+            process => labels.title.clone(),
+            version => view.version,
+            created => chinese_time(view.created_at, tz),
+            ended => view.ended_at.map(|t| chinese_time(t, tz)),
+            status => status,
+            status_class => status_class,
+            result => view.result.clone(),
+            vars => vars,
+            tasks => tasks,
+            parent => view.parent_id.clone(),
+            children => children,
+            documents => documents,
+            history => history,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +619,7 @@ mod tests {
             "password.html",
             "work.html",
             "tasks_table.html",
+            "case.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }
