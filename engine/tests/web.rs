@@ -263,6 +263,10 @@ async fn a_person_signs_in_sets_a_password_and_sees_their_work(pages: Pages) {
         work.html.contains("hx-headers"),
         "htmx carries the CSRF token"
     );
+    assert!(
+        work.html.contains(&format!("href=\"/cases/{east}\"")),
+        "the task links its case"
+    );
 
     // Signing out ends the session: the cookie no longer opens the work list.
     let csrf = work.csrf();
