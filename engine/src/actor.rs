@@ -39,7 +39,9 @@ impl From<PrincipalKind> for ActorKind {
 }
 
 /// The acting principal: kind, id (a user's or a token's id; the step's name for the engine)
-/// and name (what people read, and what a task's assignee is compared with).
+/// and name (what people read). Who a principal IS is its [`Actor::key`]: display names are
+/// not unique (two people named 王芳, a token named like a person), so a task's assignee and a
+/// claim's holder are compared by key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub kind: ActorKind,
@@ -64,6 +66,45 @@ impl Actor {
             kind: ActorKind::default(),
             id: String::new(),
             name: name.to_string(),
+        }
+    }
+
+    /// Who the actor is, as tasks record an assignee or a claim's holder: `user:<id>`,
+    /// `token:<id>`, `engine:<name>`. `None` for an actor known by name only.
+    pub fn key(&self) -> Option<String> {
+        (!self.id.is_empty()).then(|| format!("{}:{}", self.kind.as_str(), self.id))
+    }
+
+    /// The actor a task row records by `name` and `key` ([`Actor::key`]); known by name only
+    /// when the row has no key (written before keys were recorded) or one this engine does
+    /// not read.
+    pub fn keyed(name: &str, key: Option<&str>) -> Self {
+        let parsed = key.and_then(|key| {
+            let (kind, id) = key.split_once(':')?;
+            let kind = match kind {
+                "user" => ActorKind::User,
+                "token" => ActorKind::Token,
+                "engine" => ActorKind::Engine,
+                _ => return None,
+            };
+            (!id.is_empty()).then(|| (kind, id.to_string()))
+        });
+        match parsed {
+            Some((kind, id)) => Actor {
+                kind,
+                id,
+                name: name.to_string(),
+            },
+            None => Actor::named(name),
+        }
+    }
+
+    /// Is this actor the one a task row records as `name` with `key`? By key when the row has
+    /// one; by name only for a row written before keys were recorded.
+    pub fn is(&self, name: &str, key: Option<&str>) -> bool {
+        match key {
+            Some(key) => self.key().as_deref() == Some(key),
+            None => self.name == name,
         }
     }
 
@@ -137,5 +178,33 @@ mod tests {
         assert_eq!(shown("worker-1", "token"), "worker-1 (token)");
         assert_eq!(shown("old", ""), "old");
         assert_eq!(Actor::from("x").kind, ActorKind::Engine);
+    }
+
+    #[test]
+    fn keys_tell_apart_principals_of_one_name() {
+        let one = Actor {
+            kind: ActorKind::User,
+            id: "u1".into(),
+            name: "王芳".into(),
+        };
+        let other = Actor {
+            id: "u2".into(),
+            ..one.clone()
+        };
+        let token = Actor {
+            kind: ActorKind::Token,
+            ..one.clone()
+        };
+        assert_eq!(one.key().as_deref(), Some("user:u1"));
+        assert_eq!(token.key().as_deref(), Some("token:u1"));
+        assert!(one.is("王芳", Some("user:u1")));
+        assert!(!other.is("王芳", Some("user:u1")));
+        assert!(!token.is("王芳", Some("user:u1")));
+        // A row without a key (written before keys) compares names.
+        assert!(other.is("王芳", None));
+        assert_eq!(Actor::keyed("王芳", Some("user:u1")), one);
+        assert_eq!(Actor::keyed("王芳", None), Actor::named("王芳"));
+        assert_eq!(Actor::keyed("王芳", Some("nonsense")), Actor::named("王芳"));
+        assert_eq!(Actor::named("x").key(), None);
     }
 }

@@ -3,6 +3,8 @@
 //! authenticated (a person, a token, the engine), with kind and id; nothing a client sends
 //! changes it; `assignee started_by` gives a task to whoever started the case; a history
 //! written before the entries had kinds still verifies, and a changed kind or id does not.
+//! Assignees and claim holders are compared by who the principal is (kind and id), not by
+//! name: two people named 王芳 are two, and a token named 王芳 is neither.
 
 mod support;
 
@@ -16,6 +18,7 @@ on_both_databases!(
     the_actor_is_recorded_for_a_user_a_token_and_the_engine,
     an_actor_sent_by_a_client_is_refused,
     a_history_of_old_entries_still_verifies_and_a_changed_actor_does_not,
+    a_namesake_cannot_take_the_first_responders_task,
 );
 
 /// A desk process: whoever registers the case (starts it) replies to the applicant.
@@ -431,4 +434,107 @@ async fn a_history_of_old_entries_still_verifies_and_a_changed_actor_does_not(ap
         "{:?}",
         report.problems
     );
+}
+
+/// Two people named 王芳 in one street, and a token named 王芳: the reply of the case the
+/// first registered is hers alone, by who she is, not by her name.
+async fn a_namesake_cannot_take_the_first_responders_task(api: TestApi) {
+    deploy_desk(&api).await;
+    let (first, first_id) = user(&api, "wangfang1", "王芳").await;
+    let (second, second_id) = user(&api, "wangfang2", "王芳").await;
+    assert_ne!(first_id, second_id);
+    let namesake_token = api.token("王芳", &["window"], &["east"]).await;
+    let worker = api.token("worker-1", &["window"], &["east"]).await;
+
+    let (status, started) = as_user(
+        &api,
+        &first,
+        "POST",
+        "/api/v1/instances",
+        json!({"process": "desk", "variables": {"street": "east"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let claimed = api.claim(&worker, "window", 1, 0).await;
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    let done = api
+        .post(
+            &format!(
+                "/api/v1/tasks/{}/complete",
+                claimed[0]["id"].as_str().unwrap()
+            ),
+            &worker,
+            json!({"lock_token": claimed[0]["lock_token"], "outcome": "ok"}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+
+    // The reply is assigned to the first 王芳: by name for people, by key for machines.
+    let reply = task_of(&api, &id, "reply").await;
+    let reply_id = reply["id"].as_str().unwrap().to_string();
+    assert_eq!(reply["assignee"], json!("王芳"), "{reply}");
+    assert_eq!(
+        reply["assignee_key"],
+        json!(format!("user:{first_id}")),
+        "{reply}"
+    );
+
+    // The other 王芳 finds nothing to claim, and may not claim it by its id.
+    let fetch = json!({"queues": ["window"], "worker": "desk", "max": 5, "lease_seconds": 60});
+    let (status, found) =
+        as_user(&api, &second, "POST", "/api/v1/tasks/claim", fetch.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["tasks"], json!([]), "{found}");
+    let by_id = format!("/api/v1/tasks/{reply_id}/claim");
+    let (status, refused) = as_user(&api, &second, "POST", &by_id, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let why = refused["error"]["message"].as_str().unwrap_or("");
+    assert!(why.contains("another `王芳`"), "{refused}");
+    // Nor does the token named 王芳.
+    assert!(api.claim(&namesake_token, "window", 5, 0).await.is_empty());
+    let refused = api.post(&by_id, &namesake_token, json!({})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+
+    // The first 王芳 claims it; her namesakes cannot finish her claim, lock token or not.
+    let (status, mine) = as_user(&api, &first, "POST", &by_id, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let lock_token = mine["lock_token"].clone();
+    let reply = task_of(&api, &id, "reply").await;
+    assert_eq!(
+        reply["locked_by_key"],
+        json!(format!("user:{first_id}")),
+        "{reply}"
+    );
+    let complete = format!("/api/v1/tasks/{reply_id}/complete");
+    let body = json!({"lock_token": lock_token, "outcome": "done"});
+    let (status, refused) = as_user(&api, &second, "POST", &complete, body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let refused = api.post(&complete, &namesake_token, body.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    let release = format!("/api/v1/tasks/{reply_id}/release");
+    let (status, refused) = as_user(
+        &api,
+        &second,
+        "POST",
+        &release,
+        json!({"lock_token": lock_token}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    // Her own list of claims holds it; her namesake's does not.
+    let (_, me) = as_user(&api, &second, "GET", "/api/v1/me", Value::Null).await;
+    assert_eq!(me["tasks"], json!([]), "{me}");
+    let (_, me) = as_user(&api, &first, "GET", "/api/v1/me", Value::Null).await;
+    assert_eq!(me["tasks"][0]["id"], json!(reply_id), "{me}");
+
+    let (status, body) = as_user(&api, &first, "POST", &complete, body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let history = api.history(&id).await;
+    let completed: Vec<_> = history
+        .iter()
+        .filter(|e| e["kind"] == "task_completed")
+        .map(|e| e["actor_id"].clone())
+        .collect();
+    assert_eq!(completed.last(), Some(&json!(first_id)), "{history:#?}");
 }

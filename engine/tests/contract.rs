@@ -566,7 +566,7 @@ async fn concurrent_claims_are_exclusive(h: Harness) {
                     .claim(ClaimRequest {
                         queues: vec!["window".into()],
                         org_units: None,
-                        actor: format!("w{w}"),
+                        actor: format!("w{w}").into(),
                         worker: None,
                         max: 2,
                         lease: Duration::minutes(5),

@@ -316,13 +316,15 @@ async fn an_old_database_is_adopted_with_its_data(db: Raw) {
     assert!(expected[0].starts_with("950 "), "{expected:?}");
     assert_eq!(db.migrations().await, expected);
     // Unchanged, but for the columns migrations after the baseline add, empty: the token's
-    // expiry (0970, none: it keeps working as it did) and the inbox's `acked_by_id` (0990).
+    // expiry (0970, none: it keeps working as it did), the inbox's `acked_by_id` (0990) and
+    // the tasks' principal keys (1010: compared by name, as before).
     let gained_a_column = |r: &str| r.starts_with("inbox: ") || r.starts_with("api_tokens: ");
     let kept: Vec<String> = before
         .iter()
-        .map(|r| match gained_a_column(r) {
-            true => format!("{r} | NULL"),
-            false => r.clone(),
+        .map(|r| match (gained_a_column(r), r.starts_with("tasks: ")) {
+            (true, _) => format!("{r} | NULL"),
+            (_, true) => format!("{r} | NULL | NULL | NULL"),
+            _ => r.clone(),
         })
         .collect();
     assert_eq!(db.rows().await, kept);

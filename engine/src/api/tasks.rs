@@ -77,8 +77,9 @@ pub(super) async fn claim(
     let request = engine::ClaimRequest {
         queues: body.queues.clone(),
         org_units: (!principal.org_units.is_empty()).then(|| principal.org_units.clone()),
-        // The token claims; the worker name is only a label of the claim.
-        actor: principal.name.clone(),
+        // The principal claims (compared by who it is, not its name); the worker name is only
+        // a label of the claim.
+        actor: crate::actor::Actor::from(&principal),
         worker: Some(body.worker.clone()),
         max: body.max,
         lease: chrono::Duration::seconds(i64::from(body.lease_seconds)),
@@ -154,8 +155,8 @@ pub(super) async fn claim_one(
         .engine
         .claim_task(engine::ClaimTaskRequest {
             task_id: id,
-            // The token claims; the worker label decides nothing.
-            actor: principal.name.clone(),
+            // The principal claims; the worker label decides nothing.
+            actor: crate::actor::Actor::from(&principal),
             worker: body.worker,
             lease: chrono::Duration::seconds(i64::from(body.lease_seconds)),
         })
@@ -325,7 +326,7 @@ pub(super) async fn extend(
             &id,
             lock_token,
             chrono::Duration::seconds(i64::from(body.lease_seconds)),
-            &principal.name,
+            crate::actor::Actor::from(&principal),
         )
         .await?;
     Ok(ApiJson(ExtendResponse {

@@ -224,8 +224,11 @@ pub(super) async fn me(
         PrincipalKind::User => state.accounts.by_id(&principal.id).await?.map(|u| u.login),
         PrincipalKind::Token => None,
     };
-    // Claims record their holder by name (`api::tasks::claim`).
-    let tasks = state.engine.claimed_tasks(&principal.name, 1000).await?;
+    // Claims record their holder by key (`api::tasks::claim`): not another 王芳's.
+    let tasks = state
+        .engine
+        .claimed_tasks(&crate::actor::Actor::from(&principal), 1000)
+        .await?;
     let tasks = tasks
         .iter()
         .filter(|t| principal.works_queue(&t.queue, t.org_unit.as_deref()))

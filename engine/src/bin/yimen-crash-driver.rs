@@ -54,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .claim(ClaimRequest {
                 queues: vec!["a".into(), "b".into(), "c".into()],
                 org_units: None,
-                actor: format!("driver-{}", std::process::id()),
+                actor: format!("driver-{}", std::process::id()).into(),
                 worker: None,
                 max: 5,
                 lease: Duration::seconds(1),

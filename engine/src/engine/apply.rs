@@ -211,6 +211,9 @@ fn task_row(t: &NewTask, instance: &str, now_ms: i64) -> TaskRow {
         lapsed_at: None,
         worker: None,
         lapsed_worker: None,
+        assignee_key: t.assignee_key.clone(),
+        locked_by_key: None,
+        lapsed_by_key: None,
     }
 }
 

@@ -23,7 +23,7 @@ impl Engine {
         if req.queues.is_empty() {
             problems.push(Problem::new("queues", "name at least one queue"));
         }
-        if req.actor.trim().is_empty() {
+        if req.actor.name.trim().is_empty() {
             problems.push(Problem::new("actor", "is required"));
         }
         if req.max == 0 || req.max > 1000 {
@@ -37,7 +37,8 @@ impl Engine {
         }
         let now = self.now();
         let q = ClaimQuery {
-            actor: req.actor.clone(),
+            actor: req.actor.name.clone(),
+            actor_key: req.actor.key().unwrap_or_default(),
             worker: req
                 .worker
                 .as_deref()
@@ -61,7 +62,7 @@ impl Engine {
     /// lease running) or not open, the message saying which.
     pub async fn claim_task(&self, req: ClaimTaskRequest) -> Result<ClaimedTask> {
         let mut problems = Vec::new();
-        if req.actor.trim().is_empty() {
+        if req.actor.name.trim().is_empty() {
             problems.push(Problem::new("actor", "is required"));
         }
         if req.lease <= Duration::zero() || req.lease > Duration::days(7) {
@@ -76,7 +77,8 @@ impl Engine {
         for attempt in 1..=CLAIM_ATTEMPTS {
             let now = self.now();
             let q = ClaimQuery {
-                actor: req.actor.clone(),
+                actor: req.actor.name.clone(),
+                actor_key: req.actor.key().unwrap_or_default(),
                 worker: req
                     .worker
                     .as_deref()
@@ -176,11 +178,12 @@ impl Engine {
         })
     }
 
-    /// Checks that the claim of `task` is held by `caller`: only the caller that claimed a task
-    /// (the holder `assignee` was checked against) may complete, extend, release or fail it,
-    /// whoever knows its lock token. 403 otherwise.
-    pub(super) fn check_holder(task: &TaskRow, caller: &str) -> Result<()> {
-        match not_holder(&task.id, task.state, task.locked_by.as_deref(), caller) {
+    /// Checks that the claim of `task` is held by `caller` (by key; by name a claim recorded
+    /// without one): only the caller that claimed a task (the holder `assignee` was checked
+    /// against) may complete, extend, release or fail it, whoever knows its lock token. 403
+    /// otherwise.
+    pub(super) fn check_holder(task: &TaskRow, caller: &Actor) -> Result<()> {
+        match not_holder(task, caller) {
             Some(why) => Err(EngineError::Forbidden { why }),
             None => Ok(()),
         }
@@ -239,8 +242,9 @@ impl Engine {
         task_id: &str,
         lock_token: i64,
         lease: Duration,
-        caller: &str,
+        caller: impl Into<Actor>,
     ) -> Result<ClaimedTask> {
+        let caller: Actor = caller.into();
         if lease <= Duration::zero() || lease > Duration::days(7) {
             return Err(EngineError::invalid(
                 "lease",
@@ -253,7 +257,7 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
-            Engine::check_holder(&task, caller)?;
+            Engine::check_holder(&task, &caller)?;
             task.lock_expires_at = Some(ms(self.now() + lease));
             tx.update_task(&task).await?;
             task
@@ -275,10 +279,11 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {task_id}")))?;
             Engine::check_lock(&task, lock_token)?;
-            Engine::check_holder(&task, &actor.name)?;
+            Engine::check_holder(&task, &actor)?;
             let claim = claim_entry(&task, Some(&actor));
             task.state = TaskState::Open;
             task.locked_by = None;
+            task.locked_by_key = None;
             task.worker = None;
             task.lock_expires_at = None;
             task.available_at = ms(self.now());
@@ -305,7 +310,7 @@ const CLAIM_ATTEMPTS: u64 = 5;
 
 /// Why `actor` cannot claim `task` at `now` (unix millis); `None` when it reads claimable (its
 /// row was held by another transaction).
-fn not_claimable(task: &TaskRow, actor: &str, now: i64) -> Option<EngineError> {
+fn not_claimable(task: &TaskRow, actor: &Actor, now: i64) -> Option<EngineError> {
     let id = &task.id;
     let until = |at: Option<i64>| {
         at.map(|at| time(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -313,10 +318,16 @@ fn not_claimable(task: &TaskRow, actor: &str, now: i64) -> Option<EngineError> {
     };
     Some(match task.state {
         TaskState::Claimed if task.lock_expires_at.is_some_and(|at| at <= now) => return None,
-        TaskState::Claimed if task.locked_by.as_deref() == Some(actor) => {
+        TaskState::Claimed
+            if task
+                .locked_by
+                .as_deref()
+                .is_some_and(|by| actor.is(by, task.locked_by_key.as_deref())) =>
+        {
             EngineError::conflict(format!(
-                "task {id} is already claimed by you (`{actor}`) until {}: finish it with the \
+                "task {id} is already claimed by you (`{}`) until {}: finish it with the \
                  lock token of that claim, or release it",
+                actor.name,
                 until(task.lock_expires_at)
             ))
         }
@@ -327,9 +338,11 @@ fn not_claimable(task: &TaskRow, actor: &str, now: i64) -> Option<EngineError> {
             until(task.lock_expires_at)
         )),
         TaskState::Open => match &task.assignee {
-            Some(assignee) if assignee != actor => EngineError::Forbidden {
-                why: format!("task {id} is assigned to `{assignee}`: only they may claim it"),
-            },
+            Some(assignee) if !actor.is(assignee, task.assignee_key.as_deref()) => {
+                EngineError::Forbidden {
+                    why: assigned_elsewhere(task, assignee, actor),
+                }
+            }
             _ if task.available_at > now => EngineError::conflict(format!(
                 "task {id} waits to be tried again until {}; claim it then",
                 until(Some(task.available_at))
@@ -352,19 +365,46 @@ fn not_claimable(task: &TaskRow, actor: &str, now: i64) -> Option<EngineError> {
     })
 }
 
-/// Why `caller` may not finish (complete, extend, release, fail) task `id`: its claim is
-/// another caller's. `None` when it may (or the task is not claimed: the lock says why not).
-pub(crate) fn not_holder(
-    id: &str,
-    state: TaskState,
-    holder: Option<&str>,
-    caller: &str,
-) -> Option<String> {
-    match holder {
-        Some(holder) if state == TaskState::Claimed && holder != caller => Some(format!(
-            "task {id} is claimed by `{holder}`: only the caller that claimed it may finish it, \
-             not `{caller}`; claim a task yourself"
-        )),
+/// Why `actor` may not claim `task`, assigned to `assignee`: the message names both, and says
+/// when the one refused bears the assignee's name (another person of that name, or a token).
+fn assigned_elsewhere(task: &TaskRow, assignee: &str, actor: &Actor) -> String {
+    let id = &task.id;
+    if assignee == actor.name {
+        format!(
+            "task {id} is assigned to another `{assignee}` ({}), not to you ({}): only they may \
+             claim it",
+            task.assignee_key.as_deref().unwrap_or("unknown"),
+            actor.key().unwrap_or_default()
+        )
+    } else {
+        format!("task {id} is assigned to `{assignee}`: only they may claim it")
+    }
+}
+
+/// Why `caller` may not finish (complete, extend, release, fail) `task`: its claim is another
+/// caller's (compared by key; by name a claim recorded without one). `None` when it may (or the
+/// task is not claimed: the lock says why not).
+pub(crate) fn not_holder(task: &TaskRow, caller: &Actor) -> Option<String> {
+    let id = &task.id;
+    match task.locked_by.as_deref() {
+        Some(holder)
+            if task.state == TaskState::Claimed
+                && !caller.is(holder, task.locked_by_key.as_deref()) =>
+        {
+            let whose = if holder == caller.name {
+                format!(
+                    " (another `{holder}`: {})",
+                    task.locked_by_key.as_deref().unwrap_or("unknown")
+                )
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "task {id} is claimed by `{holder}`{whose}: only the caller that claimed it may \
+                 finish it, not `{}`; claim a task yourself",
+                caller.name
+            ))
+        }
         _ => None,
     }
 }

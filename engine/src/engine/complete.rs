@@ -73,8 +73,8 @@ impl Engine {
         };
         Engine::check_lock(&task, req.lock_token)?;
         // After the lock: a claimer whose lease ran out learns that (409), not who holds it now.
-        if let Some(principal) = &req.access {
-            Engine::check_holder(&task, &principal.name)?;
+        if req.access.is_some() {
+            Engine::check_holder(&task, &actor)?;
         }
         if let Some((entry, at)) = claim_entry(&task, Some(&actor)) {
             let mut inst = st
@@ -167,12 +167,13 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
             Engine::check_lock(&task, req.lock_token)?;
-            Engine::check_holder(&task, &req.actor.name)?;
+            Engine::check_holder(&task, &req.actor)?;
             let claim = claim_entry(&task, Some(&req.actor));
             let now = self.now();
             task.failures += 1;
             task.last_error = Some(req.error.clone());
             task.locked_by = None;
+            task.locked_by_key = None;
             task.worker = None;
             task.lock_expires_at = None;
             match req.retry_after {

@@ -115,15 +115,16 @@ pub(crate) fn chain(
 ///
 /// `holder`: the claim's holder as authenticated, when the caller ending the claim is it (a
 /// completion, failure or release through the API); otherwise the entry names the holder as the
-/// task row keeps it (its name).
+/// task row keeps it (its name and key; its name only for a claim made before keys).
 pub(crate) fn claim_entry(task: &TaskRow, holder: Option<&Actor>) -> Option<(Entry, i64)> {
     if task.state != TaskState::Claimed {
         return None;
     }
     let by = task.locked_by.as_deref()?;
+    let key = task.locked_by_key.as_deref();
     let actor = match holder {
-        Some(a) if a.name == by => a.clone(),
-        _ => Actor::named(by),
+        Some(a) if a.is(by, key) => a.clone(),
+        _ => Actor::keyed(by, key),
     };
     Some(claimed_entry(
         task,
@@ -154,7 +155,7 @@ pub(crate) fn record_lapsed(st: &mut Staged, claimed: &[Vec<TaskRow>]) {
 fn lapsed_entry(task: &TaskRow) -> Option<(Entry, i64)> {
     Some(claimed_entry(
         task,
-        Actor::named(task.lapsed_by.as_deref()?),
+        Actor::keyed(task.lapsed_by.as_deref()?, task.lapsed_by_key.as_deref()),
         task.lapsed_worker.as_deref(),
         task.lock_token - 1,
         task.lapsed_at?,

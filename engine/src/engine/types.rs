@@ -74,10 +74,11 @@ pub struct ClaimRequest {
     pub queues: Vec<String>,
     /// Only tasks of these organisation units (plus tasks without one); `None`: all.
     pub org_units: Option<Vec<String>>,
-    /// Who claims: the authenticated caller (an API token's name). It holds the claim, is
-    /// recorded in the history, and is what a task's assignee (`assignee completed_by(..)`)
-    /// is compared with.
-    pub actor: String,
+    /// Who claims: the authenticated caller (a token or a person; a name given by the
+    /// engine's own callers). It holds the claim, is recorded in the history, and is who a
+    /// task's assignee (`assignee started_by`, `assignee completed_by(..)`) is compared with:
+    /// by its key ([`crate::actor::Actor::key`]), so two people of one name are two.
+    pub actor: crate::actor::Actor,
     /// The label of the automated worker that claims, recorded beside the claim; it decides
     /// nothing.
     pub worker: Option<String>,
@@ -90,7 +91,7 @@ pub struct ClaimRequest {
 pub struct ClaimTaskRequest {
     pub task_id: String,
     /// Who claims: the authenticated caller, as in [`ClaimRequest::actor`].
-    pub actor: String,
+    pub actor: crate::actor::Actor,
     /// A label recorded beside the claim, as in [`ClaimRequest::worker`].
     pub worker: Option<String>,
     pub lease: Duration,
@@ -174,12 +175,20 @@ pub struct TaskView {
     pub queue: String,
     pub org_unit: Option<String>,
     pub state: TaskState,
-    /// Who holds the claim (the caller that claimed).
+    /// Who holds the claim (the caller that claimed), by name: for people to read.
     pub locked_by: Option<String>,
+    /// Who holds the claim, by identity: `user:<id>`, `token:<id>` (`engine:<name>` for the
+    /// engine's own callers); absent for a claim made before identities were recorded. For
+    /// machines: names are not unique.
+    pub locked_by_key: Option<String>,
     /// The worker label the claim gave.
     pub worker: Option<String>,
     pub lock_expires_at: Option<DateTime<Utc>>,
+    /// Who alone may claim the task (`assignee started_by`, …), by name.
     pub assignee: Option<String>,
+    /// The assignee by identity, as `locked_by_key`; what a claim is compared with (absent:
+    /// an assignee an expression names, or one recorded before identities, compared by name).
+    pub assignee_key: Option<String>,
     /// The element of a for-each task.
     #[schema(value_type = Option<Object>)]
     pub item: Option<Json>,
@@ -337,8 +346,10 @@ pub(super) fn task_view(t: TaskRow) -> TaskView {
         queue: t.queue,
         org_unit: t.org_unit,
         locked_by: t.locked_by,
+        locked_by_key: t.locked_by_key,
         worker: t.worker,
         assignee: t.assignee,
+        assignee_key: t.assignee_key,
         outcome: t.outcome,
         completed_by: t.completed_by,
         failures: t.failures,

@@ -173,13 +173,18 @@ impl Engine {
             .collect())
     }
 
-    /// The tasks whose claim `holder` (the caller's name, as claims record it) holds, oldest
-    /// first, at most `limit`.
-    pub async fn claimed_tasks(&self, holder: &str, limit: u32) -> Result<Vec<TaskView>> {
+    /// The tasks whose claim `holder` holds (by its key; by name a claim recorded without
+    /// one), oldest first, at most `limit`.
+    pub async fn claimed_tasks(
+        &self,
+        holder: &crate::actor::Actor,
+        limit: u32,
+    ) -> Result<Vec<TaskView>> {
+        let key = holder.key().unwrap_or_default();
         let rows = self
             .inner
             .store
-            .claimed_tasks(holder, i64::from(limit.min(1000)))
+            .claimed_tasks(&holder.name, &key, i64::from(limit.min(1000)))
             .await?;
         Ok(rows.into_iter().map(task_view).collect())
     }

@@ -63,6 +63,7 @@ impl Run<'_> {
             queue: q.clone(),
             org_unit,
             assignee: None,
+            assignee_key: None,
             item: None,
             due_at: None,
         });

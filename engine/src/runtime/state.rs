@@ -65,6 +65,9 @@ pub struct Done {
     pub task: String,
     pub outcome: String,
     pub completed_by: String,
+    /// Who completed it ([`crate::actor::Actor::key`]); absent in states written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_by_key: Option<String>,
 }
 
 /// A named clock of the process.
@@ -206,6 +209,9 @@ pub struct NewTask {
     pub queue: String,
     pub org_unit: Option<String>,
     pub assignee: Option<String>,
+    /// Who the assignee is ([`crate::actor::Actor::key`]); `None` when an expression names it
+    /// or the actor it comes from was recorded without one.
+    pub assignee_key: Option<String>,
     pub item: Option<Json>,
     pub due_at: Option<i64>,
 }

@@ -52,6 +52,7 @@ impl Run<'_> {
             task: task.id.clone(),
             outcome: chosen.key.name.clone(),
             completed_by: self.actor.name.clone(),
+            completed_by_key: self.actor.key(),
         });
         if pending.is_empty() {
             let done = std::mem::take(done);
@@ -187,6 +188,9 @@ impl Run<'_> {
         let mut r = Map::new();
         if let Some(last) = done.last() {
             r.insert("completed_by".into(), json!(last.completed_by));
+            if let Some(key) = &last.completed_by_key {
+                r.insert("completed_by_key".into(), json!(key));
+            }
             r.insert("outcome".into(), json!(last.outcome));
         }
         r.insert(
@@ -277,18 +281,24 @@ impl Run<'_> {
     ) -> Result<String, RunError> {
         let id = node.id.name.as_str();
         let (queue, org_unit) = self.queue(&task.queue)?;
-        let assignee = match &task.assignee {
-            None => None,
-            Some(Assignee::CompletedBy(n)) => self
-                .cs
-                .state
-                .results
-                .get(&n.name)
-                .and_then(|r| r.get("completed_by"))
-                .and_then(Json::as_str)
-                .map(str::to_string),
-            Some(Assignee::StartedBy) => self.cs.state.started_by.as_ref().map(|a| a.name.clone()),
-            Some(Assignee::Expr(e)) => Some(self.eval(e)?.display()),
+        // Who, by name (for people) and key (who it is: what a claim is compared with).
+        let (assignee, assignee_key) = match &task.assignee {
+            None => (None, None),
+            Some(Assignee::CompletedBy(n)) => {
+                let result = self.cs.state.results.get(&n.name);
+                let field = |name: &str| {
+                    result
+                        .and_then(|r| r.get(name))
+                        .and_then(Json::as_str)
+                        .map(str::to_string)
+                };
+                (field("completed_by"), field("completed_by_key"))
+            }
+            Some(Assignee::StartedBy) => match &self.cs.state.started_by {
+                Some(a) => (Some(a.name.clone()), a.key()),
+                None => (None, None),
+            },
+            Some(Assignee::Expr(e)) => (Some(self.eval(e)?.display()), None),
         };
         let task_id = new_id();
         let mut due_at = None;
@@ -302,6 +312,7 @@ impl Run<'_> {
             queue: queue.clone(),
             org_unit,
             assignee,
+            assignee_key,
             item: item.clone(),
             due_at,
         });

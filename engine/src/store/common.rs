@@ -64,7 +64,7 @@ macro_rules! task_fields {
                 id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by,
                 lock_expires_at, available_at, assignee, item, outcome, completed_by, failures,
                 last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at,
-                worker, lapsed_worker
+                worker, lapsed_worker, assignee_key, locked_by_key, lapsed_by_key
             }
         )
     };
@@ -411,7 +411,8 @@ pub async fn tasks_by_id(pool: &Pool, ids: &str) -> R<Vec<TaskRow>> {
 /// The SQL of [`update_task`].
 pub(crate) const UPDATE_TASK: &str = "UPDATE tasks SET state = $2, lock_token = $3, \
     locked_by = $4, lock_expires_at = $5, available_at = $6, outcome = $7, completed_by = $8, \
-    failures = $9, last_error = $10, completed_at = $11, worker = $12 WHERE id = $1";
+    failures = $9, last_error = $10, completed_at = $11, worker = $12, locked_by_key = $13 \
+    WHERE id = $1";
 
 pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     sqlx::query(UPDATE_TASK)
@@ -427,6 +428,7 @@ pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     .bind(&t.last_error)
     .bind(t.completed_at)
     .bind(&t.worker)
+    .bind(&t.locked_by_key)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -435,7 +437,7 @@ pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
 
 /// The SQL of [`reopen_failed_tasks`].
 pub(crate) const REOPEN_FAILED_TASKS: &str = "UPDATE tasks SET state = 'open', available_at = $2, \
-    locked_by = NULL, worker = NULL, lock_expires_at = NULL \
+    locked_by = NULL, locked_by_key = NULL, worker = NULL, lock_expires_at = NULL \
     WHERE instance_id = $1 AND state = 'failed'";
 
 pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
@@ -447,23 +449,37 @@ pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64
     .rows_affected())
 }
 
-/// What a claim writes on the tasks of the CTE `c`, and returns: `$1` the claimer, `$2` the
-/// lease's end, `now` and `worker` the placeholders of the time and the worker label. SET
-/// reads the row as it was: a claim whose lease ran out is kept for the history (see
-/// `Engine::claims_in`).
+/// What a claim writes on the tasks of the CTE `c`, and returns: `$1` the claimer's name, `$2`
+/// the lease's end, `now`, `worker` and `key` the placeholders of the time, the worker label and
+/// the claimer's key. SET reads the row as it was: a claim whose lease ran out is kept for the
+/// history (see `Engine::claims_in`).
 macro_rules! claim_update {
-    ($now:literal, $worker:literal) => {
+    ($now:literal, $worker:literal, $key:literal) => {
         concat!(
             "UPDATE tasks SET ",
             "lapsed_by = CASE WHEN state = 'claimed' THEN locked_by END, \
+             lapsed_by_key = CASE WHEN state = 'claimed' THEN locked_by_key END, \
              lapsed_at = CASE WHEN state = 'claimed' THEN claimed_at END, \
              lapsed_worker = CASE WHEN state = 'claimed' THEN worker END, \
-             state = 'claimed', lock_token = lock_token + 1, locked_by = $1, \
-             lock_expires_at = $2, worker = NULLIF(",
+             state = 'claimed', lock_token = lock_token + 1, locked_by = $1, locked_by_key = ",
+            $key,
+            ", lock_expires_at = $2, worker = NULLIF(",
             $worker,
             ", ''), claimed_at = ",
             $now,
             " WHERE id IN (SELECT id FROM c) RETURNING *"
+        )
+    };
+}
+
+/// A task the claimer (`$1` its name, `key` the placeholder of its key) may claim: assigned to
+/// nobody, or to the claimer by key (by name for a task whose assignee has no key).
+macro_rules! assigned_to_claimer {
+    ($key:literal) => {
+        concat!(
+            " AND (assignee IS NULL OR assignee_key = ",
+            $key,
+            " OR (assignee_key IS NULL AND assignee = $1))"
         )
     };
 }
@@ -474,11 +490,11 @@ macro_rules! claim_update {
 /// the task to say why nothing was claimed, and tries again while it looks claimable.
 const CLAIM_ONE: &str = concat!(
     "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE id = $3 AND \
-     ((state = 'open' AND available_at <= $4) OR (state = 'claimed' AND lock_expires_at <= $4)) \
-     AND (assignee IS NULL OR assignee = $1)",
+     ((state = 'open' AND available_at <= $4) OR (state = 'claimed' AND lock_expires_at <= $4))",
+    assigned_to_claimer!("$6"),
     skip_locked!(),
     ") ",
-    claim_update!("$4", "$5")
+    claim_update!("$4", "$5", "$6")
 );
 
 /// The SQL of [`claim_tasks`] for `q`, and its values ($1, $2, ..).
@@ -494,7 +510,7 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
     // prepared again whenever that parameter is bound, and so parsed and planned this
     // statement on every claim.
     macro_rules! claim_sql {
-        ($queue:expr, $org:expr, $now:literal, $max:literal, $worker:literal) => {
+        ($queue:expr, $org:expr, $now:literal, $max:literal, $worker:literal, $key:literal) => {
             concat!(
                 "WITH c AS MATERIALIZED (SELECT id FROM (",
                 "SELECT id, created_at FROM (SELECT id, created_at FROM tasks WHERE ",
@@ -502,7 +518,8 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 $org,
                 " AND state = 'open' AND available_at <= ",
                 $now,
-                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT (",
+                assigned_to_claimer!($key),
+                " ORDER BY created_at, id LIMIT (",
                 $max,
                 " + 0)",
                 skip_locked!(),
@@ -512,7 +529,8 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 $org,
                 " AND state = 'claimed' AND lock_expires_at <= ",
                 $now,
-                " AND (assignee IS NULL OR assignee = $1) ORDER BY created_at, id LIMIT (",
+                assigned_to_claimer!($key),
+                " ORDER BY created_at, id LIMIT (",
                 $max,
                 " + 0)",
                 skip_locked!(),
@@ -520,17 +538,21 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 $max,
                 " + 0)",
                 ") u) ",
-                claim_update!($now, $worker)
+                claim_update!($now, $worker, $key)
             )
         };
     }
-    // `$1`, the claimer, is both the holder written and the assignee a task may name; the
-    // worker label goes last (empty: none).
+    // `$1`, the claimer's name, is the holder written (and the assignee a task without keys
+    // names); the worker label and the claimer's key go last (an empty label: none).
     let (actor, expires) = (Arg::text(&q.actor), Arg::Int(q.expires_at));
     let (now, max) = (Arg::Int(q.now), Arg::Int(q.max));
     let worker = Arg::text(q.worker.as_deref().unwrap_or(""));
+    let key = Arg::text(&q.actor_key);
     if let Some(task) = &q.task {
-        return (CLAIM_ONE, vec![actor, expires, Arg::text(task), now, worker]);
+        return (
+            CLAIM_ONE,
+            vec![actor, expires, Arg::text(task), now, worker, key],
+        );
     }
     let queues: Vec<String> = serde_json::from_str(&q.queues).unwrap_or_default();
     match (queues.as_slice(), &q.org_units) {
@@ -540,7 +562,8 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
                 "$5",
                 "$6",
-                "$7"
+                "$7",
+                "$8"
             ),
             vec![
                 actor,
@@ -550,6 +573,7 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 now,
                 max,
                 worker,
+                key,
             ],
         ),
         (_, Some(units)) => (
@@ -558,17 +582,35 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
                 "$5",
                 "$6",
-                "$7"
+                "$7",
+                "$8"
             ),
-            vec![actor, expires, Arg::text(&q.queues), Arg::text(units), now, max, worker],
+            vec![
+                actor,
+                expires,
+                Arg::text(&q.queues),
+                Arg::text(units),
+                now,
+                max,
+                worker,
+                key,
+            ],
         ),
         ([queue], None) => (
-            claim_sql!("queue = $3", "", "$4", "$5", "$6"),
-            vec![actor, expires, Arg::Text(queue.clone().into()), now, max, worker],
+            claim_sql!("queue = $3", "", "$4", "$5", "$6", "$7"),
+            vec![
+                actor,
+                expires,
+                Arg::Text(queue.clone().into()),
+                now,
+                max,
+                worker,
+                key,
+            ],
         ),
         (_, None) => (
-            claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5", "$6"),
-            vec![actor, expires, Arg::text(&q.queues), now, max, worker],
+            claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5", "$6", "$7"),
+            vec![actor, expires, Arg::text(&q.queues), now, max, worker, key],
         ),
     }
 }
@@ -624,13 +666,16 @@ pub async fn tasks(pool: &Pool, q: &TaskQuery) -> R<Vec<TaskRow>> {
     .collect()
 }
 
-/// The tasks `holder` has claimed (its claims that hold), oldest first.
-pub async fn claimed_tasks(pool: &Pool, holder: &str, limit: i64) -> R<Vec<TaskRow>> {
+/// The tasks the holder of `key` has claimed (its claims that hold; by `name`, a claim
+/// recorded without a key), oldest first.
+pub async fn claimed_tasks(pool: &Pool, name: &str, key: &str, limit: i64) -> R<Vec<TaskRow>> {
     sqlx::query(
-        "SELECT * FROM tasks WHERE state = 'claimed' AND locked_by = $1 \
-         ORDER BY created_at, id LIMIT $2",
+        "SELECT * FROM tasks WHERE state = 'claimed' \
+         AND (locked_by_key = $1 OR (locked_by_key IS NULL AND locked_by = $2)) \
+         ORDER BY created_at, id LIMIT $3",
     )
-    .bind(holder)
+    .bind(key)
+    .bind(name)
     .bind(limit)
     .fetch_all(pool)
     .await?

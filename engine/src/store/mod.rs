@@ -117,7 +117,7 @@ pub(crate) const INSTANCES_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET status
 pub(crate) const TASKS_INTO: &str = "tasks (id, instance_id, node, label, queue, org_unit, state, \
     lock_token, locked_by, lock_expires_at, available_at, assignee, item, outcome, completed_by, \
     failures, last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at, \
-    worker, lapsed_worker)";
+    worker, lapsed_worker, assignee_key, locked_by_key, lapsed_by_key)";
 pub(crate) const TASKS_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
     lock_token = excluded.lock_token, locked_by = excluded.locked_by, \
     lock_expires_at = excluded.lock_expires_at, available_at = excluded.available_at, \
@@ -126,7 +126,8 @@ pub(crate) const TASKS_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET state = ex
     completed_at = excluded.completed_at, due_at = excluded.due_at, \
     claimed_at = excluded.claimed_at, lapsed_by = excluded.lapsed_by, \
     lapsed_at = excluded.lapsed_at, worker = excluded.worker, \
-    lapsed_worker = excluded.lapsed_worker";
+    lapsed_worker = excluded.lapsed_worker, locked_by_key = excluded.locked_by_key, \
+    lapsed_by_key = excluded.lapsed_by_key";
 pub(crate) const TIMERS_INTO: &str =
     "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)";
 pub(crate) const OUTBOX_INTO: &str = "outbox (id, instance_id, channel, dedup_key, payload, state, \
@@ -297,6 +298,12 @@ pub struct TaskRow {
     pub worker: Option<String>,
     /// The worker label of the claim recorded by `lapsed_by`.
     pub lapsed_worker: Option<String>,
+    /// Who `assignee`, `locked_by` and `lapsed_by` are: the principal's key
+    /// ([`crate::actor::Actor::key`]), compared in place of the name; `None` in rows written
+    /// before keys were recorded (compared by name) and for an assignee an expression names.
+    pub assignee_key: Option<String>,
+    pub locked_by_key: Option<String>,
+    pub lapsed_by_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -381,8 +388,10 @@ pub struct TaskQuery {
 /// A claim as the store sees it.
 #[derive(Debug, Clone)]
 pub struct ClaimQuery {
-    /// Who claims (the authenticated caller): the claim's holder, compared with `assignee`.
+    /// Who claims (the authenticated caller): the claim's holder, by name (what people read)
+    /// and key (who it is, compared with `assignee_key`; a task without one compares names).
     pub actor: String,
+    pub actor_key: String,
     /// The claiming worker's label, `None` when it gave none.
     pub worker: Option<String>,
     /// JSON array of queue names.

@@ -75,8 +75,9 @@ pub trait ReadTasks {
     async fn tasks(&self, q: &TaskQuery) -> Result<Vec<TaskRow>>;
     /// The open and claimed tasks of an instance.
     async fn active_tasks(&self, instance: &str) -> Result<Vec<TaskRow>>;
-    /// Up to `limit` tasks whose claim `holder` holds.
-    async fn claimed_tasks(&self, holder: &str, limit: i64) -> Result<Vec<TaskRow>>;
+    /// Up to `limit` tasks whose claim the holder of `key` holds (`name`: a claim recorded
+    /// without a key).
+    async fn claimed_tasks(&self, name: &str, key: &str, limit: i64) -> Result<Vec<TaskRow>>;
     /// Open tasks per queue, of the organisation units of a JSON array (`None`: all).
     async fn open_task_counts(&self, org_units: Option<&str>) -> Result<Vec<(String, i64)>>;
 }
@@ -323,8 +324,8 @@ impl ReadTasks for Store {
     async fn active_tasks(&self, instance: &str) -> Result<Vec<TaskRow>> {
         read!(self, active_tasks(instance))
     }
-    async fn claimed_tasks(&self, holder: &str, limit: i64) -> Result<Vec<TaskRow>> {
-        read!(self, claimed_tasks(holder, limit))
+    async fn claimed_tasks(&self, name: &str, key: &str, limit: i64) -> Result<Vec<TaskRow>> {
+        read!(self, claimed_tasks(name, key, limit))
     }
     async fn open_task_counts(&self, org_units: Option<&str>) -> Result<Vec<(String, i64)>> {
         read!(self, open_task_counts(org_units))

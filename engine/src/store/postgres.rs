@@ -220,10 +220,10 @@ fn bind_instances<'q>(q: Query<'q>, rows: &[&'q InstanceRow]) -> Query<'q> {
         .bind(column(rows, |i| i.history_head.as_str()))
 }
 
-const TASKS_TYPES: [&str; 25] = [
+const TASKS_TYPES: [&str; 28] = [
     "text", "text", "text", "text", "text", "text", "text", "bigint", "text", "bigint", "bigint",
     "text", "text", "text", "text", "bigint", "text", "bigint", "bigint", "bigint", "bigint",
-    "text", "bigint", "text", "text",
+    "text", "bigint", "text", "text", "text", "text", "text",
 ];
 
 /// Binds [`TASKS_TYPES`]' arrays.
@@ -253,6 +253,9 @@ fn bind_tasks<'q>(q: Query<'q>, rows: &[&'q TaskRow]) -> Query<'q> {
         .bind(column(rows, |t| t.lapsed_at))
         .bind(column(rows, |t| t.worker.as_deref()))
         .bind(column(rows, |t| t.lapsed_worker.as_deref()))
+        .bind(column(rows, |t| t.assignee_key.as_deref()))
+        .bind(column(rows, |t| t.locked_by_key.as_deref()))
+        .bind(column(rows, |t| t.lapsed_by_key.as_deref()))
 }
 
 /// Instances, tasks and history in one statement: the upserts as data-modifying `WITH`
@@ -598,6 +601,9 @@ mod tests {
         open.lapsed_at = None;
         open.worker = None;
         open.lapsed_worker = None;
+        open.assignee_key = None;
+        open.locked_by_key = None;
+        open.lapsed_by_key = None;
         let mut bare_timer = timer.clone();
         bare_timer.id = "tm2".into();
         bare_timer.task_id = None;

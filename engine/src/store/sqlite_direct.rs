@@ -194,6 +194,9 @@ pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
             &t.lapsed_at,
             &t.worker,
             &t.lapsed_worker,
+            &t.assignee_key,
+            &t.locked_by_key,
+            &t.lapsed_by_key,
         ]
     })?;
     insert_each(db, TIMERS_INTO, "", rows.timers, |(t, created_at)| {
@@ -448,6 +451,9 @@ pub(crate) mod tests {
             lapsed_at: Some(16),
             worker: s("wk"),
             lapsed_worker: s("lw"),
+            assignee_key: s("ak"),
+            locked_by_key: s("lk"),
+            lapsed_by_key: s("lbk"),
         };
         let timer = TimerRow {
             id: "tm1".into(),
@@ -669,6 +675,7 @@ pub(crate) mod tests {
         ] {
             let q = ClaimQuery {
                 actor: "w2".into(),
+                actor_key: "engine:w2".into(),
                 worker: Some("bot".into()),
                 queues: queues.into(),
                 org_units: units.map(Into::into),
@@ -730,6 +737,7 @@ pub(crate) mod tests {
         .unwrap();
         let query = |worker: &str, queues: &str, max| ClaimQuery {
             actor: worker.into(),
+            actor_key: format!("engine:{worker}"),
             worker: None,
             queues: queues.into(),
             org_units: None,
@@ -774,6 +782,7 @@ pub(crate) mod tests {
         ] {
             let q = ClaimQuery {
                 actor: "w".into(),
+                actor_key: "engine:w".into(),
                 worker: None,
                 queues: queues.into(),
                 org_units: units.map(Into::into),

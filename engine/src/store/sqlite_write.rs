@@ -142,6 +142,7 @@ pub fn update_task(db: &mut Db<'_>, t: &TaskRow) -> R<()> {
             &t.last_error,
             &t.completed_at,
             &t.worker,
+            &t.locked_by_key,
         ],
     )?;
     Ok(())
