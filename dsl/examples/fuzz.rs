@@ -62,6 +62,7 @@ const WORDS: &[&str] = &[
     "per",
     "oversees",
     "informs",
+    "reassigns",
     "channel",
     "url",
     "document",

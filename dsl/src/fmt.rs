@@ -581,6 +581,10 @@ fn role_line(r: &RoleDecl) -> String {
     if r.informs_subject {
         line.push_str(" informs applicant");
     }
+    if !r.reassigns.is_empty() {
+        let roles: Vec<&str> = r.reassigns.iter().map(|i| i.name.as_str()).collect();
+        line.push_str(&format!(" reassigns {}", roles.join(", ")));
+    }
     line
 }
 

@@ -160,6 +160,12 @@ pub struct RoleDecl {
     /// (`notify applicant`) and pass them on.
     #[serde(default, skip_serializing_if = "is_false")]
     pub informs_subject: bool,
+    /// `reassigns window`: its holders may hand the cases of one holder of a named role (the
+    /// tasks assigned to them) to another holder of it in their organisation unit, for a time
+    /// or for good (a first responder away: docs/api.md, "Reassigning a first responder's
+    /// cases").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reassigns: Vec<Ident>,
     pub span: Span,
 }
 

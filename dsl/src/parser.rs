@@ -392,6 +392,7 @@ fn rule_name(rule: Rule) -> String {
         Rule::queue_ref => s("a role"),
         Rule::notify_target => s("`applicant`, `holder`, `role r` or `channel c`"),
         Rule::role_informs => s("`informs applicant`"),
+        Rule::role_reassigns => s("`reassigns <role>`"),
         Rule::field_spec => s("`required x` or `optional x`"),
         Rule::enum_value => s("an enum value"),
         Rule::config_key => s("a configuration key (`name: type`)"),
@@ -1653,6 +1654,7 @@ fn role_decl(p: Pair<'_, Rule>) -> RoleDecl {
         keyed_by: None,
         oversees: false,
         informs_subject: false,
+        reassigns: Vec::new(),
         span,
     };
     for c in p.into_inner() {
@@ -1663,6 +1665,13 @@ fn role_decl(p: Pair<'_, Rule>) -> RoleDecl {
             Rule::role_scope => r.scope = Some(first_ident(c, span)),
             Rule::kw_oversees => r.oversees = true,
             Rule::role_informs => r.informs_subject = true,
+            Rule::role_reassigns => {
+                r.reassigns = c
+                    .into_inner()
+                    .filter(|i| i.as_rule() == Rule::ident)
+                    .map(|i| ident(&i))
+                    .collect();
+            }
             _ => {}
         }
     }

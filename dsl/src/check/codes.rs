@@ -59,6 +59,8 @@ pub const UNCLAIMABLE_QUEUE: &str = "YM0125";
 pub const NO_INFORMER: &str = "YM0126";
 /// `oversees` or `informs applicant` on a keyed role.
 pub const KEYED_ROLE_DUTY: &str = "YM0127";
+/// `reassigns r` where `r` is not a role the process declares.
+pub const REASSIGNS_UNKNOWN_ROLE: &str = "YM0128";
 
 // Flow graph.
 /// A node cannot be reached from the start.
@@ -163,6 +165,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         KEYED_ROLE_DUTY,
         "a keyed role cannot oversee or inform the applicant",
+    ),
+    (
+        REASSIGNS_UNKNOWN_ROLE,
+        "a role reassigns the tasks of a role not declared",
     ),
     (UNREACHABLE, "node unreachable from the start"),
     (NO_WAY_OUT, "no end reachable"),

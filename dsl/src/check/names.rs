@@ -345,6 +345,38 @@ fn roles(cx: &mut Cx) {
     }
     unused_roles(cx, &used);
     role_duties(cx);
+    reassigned_roles(cx);
+}
+
+/// `reassigns r`: `r` is a role of this process (whose holders' tasks are handed over).
+fn reassigned_roles(cx: &mut Cx) {
+    let p = cx.process;
+    for role in &p.roles {
+        for named in &role.reassigns {
+            if cx.roles.contains_key(named.name.as_str()) {
+                continue;
+            }
+            let help = help_or(
+                &named.name,
+                cx.roles.keys().copied(),
+                format!(
+                    "name a role this process declares (the role whose holders' cases `{}` \
+                     hands over), or declare `role {} \"label\"`",
+                    role.name.name, named.name
+                ),
+            );
+            cx.error(
+                REASSIGNS_UNKNOWN_ROLE,
+                named.span,
+                format!(
+                    "role `{}` reassigns the tasks of `{}`, which is not a role of this process",
+                    role.name.name, named.name
+                ),
+            )
+            .label("no role of this name")
+            .help(help);
+        }
+    }
 }
 
 /// `role r[key]`: the key is an enum.
@@ -469,7 +501,7 @@ fn queue_ref(cx: &mut Cx, queue: &QueueRef) {
 /// A role nothing names and that reads nothing is a warning.
 fn unused_roles(cx: &mut Cx, used: &HashSet<&str>) {
     for role in &cx.process.roles {
-        let reads = role.oversees || role.informs_subject;
+        let reads = role.oversees || role.informs_subject || !role.reassigns.is_empty();
         if !reads && !used.contains(role.name.name.as_str()) {
             cx.warning(
                 UNUSED_ROLE,

@@ -108,6 +108,7 @@ impl B {
                 keyed_by: None,
                 oversees: false,
                 informs_subject: false,
+                reassigns: Vec::new(),
                 span: Span::new(1, 2),
             });
         }

@@ -140,6 +140,7 @@ pub fn role(n: &str) -> RoleDecl {
         keyed_by: None,
         oversees: false,
         informs_subject: false,
+        reassigns: Vec::new(),
         span: Span::default(),
     }
 }
