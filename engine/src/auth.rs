@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Prefix of every token, so that a leaked one is recognisable in a scan.
 pub const TOKEN_PREFIX: &str = "ym_";
@@ -107,6 +107,8 @@ impl TryFrom<String> for Role {
 pub struct RoleDuties {
     pub overseers: BTreeSet<String>,
     pub informers: BTreeSet<String>,
+    /// Role → the roles whose holders' tasks its holders may reassign (`reassigns window`).
+    pub reassigners: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl RoleDuties {
@@ -120,6 +122,13 @@ impl RoleDuties {
             if role.informs_subject {
                 duties.informers.insert(role.name.name.clone());
             }
+            if !role.reassigns.is_empty() {
+                duties
+                    .reassigners
+                    .entry(role.name.name.clone())
+                    .or_default()
+                    .extend(role.reassigns.iter().map(|r| r.name.clone()));
+            }
         }
         duties
     }
@@ -131,6 +140,13 @@ impl RoleDuties {
         let works_cases = principal
             .named_roles()
             .any(|role| !self.overseers.contains(role));
+        let reassigns: BTreeSet<String> = principal
+            .named_roles()
+            .filter_map(|role| self.reassigners.get(role))
+            .flatten()
+            .cloned()
+            .collect();
+        principal.reassigns = reassigns.into_iter().collect();
         principal.oversees = oversees;
         principal.informs_subject = informs;
         principal.only_oversees = oversees && !works_cases;
@@ -184,6 +200,9 @@ pub struct Principal {
     /// Every role it holds oversees: it reads, and sends no messages ([`RoleDuties`]).
     #[serde(default)]
     pub only_oversees: bool,
+    /// The roles whose holders' tasks one of its roles may reassign ([`RoleDuties`]).
+    #[serde(default)]
+    pub reassigns: Vec<String>,
 }
 
 impl Principal {
@@ -538,6 +557,7 @@ mod tests {
             oversees: false,
             informs_subject: false,
             only_oversees: false,
+            reassigns: Vec::new(),
         }
     }
 
@@ -636,12 +656,13 @@ mod tests {
         assert!(!all.works_queue("departments", None));
     }
 
-    /// Duties as a process declares them: `auditor` and `board` oversee, `desk` informs.
+    /// Duties as a process declares them: `auditor` and `board` oversee, `desk` informs, `board`
+    /// reassigns the desk's tasks.
     fn duties() -> RoleDuties {
         let source = r#"process p "测试" version 1
 var district: text required "区域"
 role desk "受理台" per district
-role board "委员会" oversees
+role board "委员会" oversees reassigns desk
 role auditor "审计" oversees
 start begin "开始" -> check
 task check "审查" {
@@ -673,6 +694,8 @@ end done "结束" result done
             vec!["auditor", "board"]
         );
         assert_eq!(duties.informers.iter().collect::<Vec<_>>(), vec!["desk"]);
+        assert_eq!(duties.apply(principal("board", &[])).reassigns, ["desk"]);
+        assert!(duties.apply(principal("desk", &[])).reassigns.is_empty());
         let auditor = duties.apply(principal("auditor", &[]));
         assert!(auditor.is_overseer());
         assert!(auditor.reads_inbox("desk") && auditor.reads_inbox(SUBJECT_INBOX));

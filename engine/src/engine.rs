@@ -135,6 +135,7 @@ mod labels;
 mod ledger;
 mod open;
 mod outbox;
+mod reassign;
 mod search;
 mod start;
 mod types;
@@ -144,6 +145,7 @@ pub(crate) use crate::store::batch::Claimed;
 pub use deploy::{MAX_MODEL_DEPTH, json_depth, read_model};
 pub(crate) use history::{Entry, chain, claim_entry, record_lapsed};
 pub use labels::ProcessLabels;
+pub use reassign::{Person, ReassignRequest};
 pub use search::{
     CaseHit, CasePage, CaseSearch, MAX_PAGE_SIZE, PersonalDataRead, PersonalValue, Reader,
 };

@@ -803,3 +803,99 @@ impl From<crate::store::accounts::SignInRecord> for SignIn {
         }
     }
 }
+
+/// `POST /reassignments`: hand the tasks of one person (away) to another of their unit.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignBody {
+    /// The login of the person away (an account, `yimen user add`).
+    pub from: String,
+    /// The login of the person who stands in: an account holding the same role in the same
+    /// organisation unit.
+    pub to: String,
+    /// Why (leave, illness, a move); recorded in the history of every case concerned. At
+    /// most 500 characters.
+    #[schema(max_length = 500)]
+    pub reason: String,
+    /// The last day it holds (`2026-12-20`), in the calendar's zone, inclusive; absent: for
+    /// good.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// The organisation unit, when `from` belongs to several the caller may act for.
+    #[serde(default)]
+    pub org_unit: Option<String>,
+}
+
+/// A person a reassignment names.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReassignedPerson {
+    /// Who they are: `user:<id>`.
+    pub key: String,
+    pub login: String,
+    /// The display name (`王芳`).
+    pub name: String,
+}
+
+/// A reassignment, as made and as it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReassignmentInfo {
+    pub id: String,
+    pub org_unit: String,
+    /// The role whose tasks are handed over (`window`).
+    pub role: String,
+    pub from: ReassignedPerson,
+    pub to: ReassignedPerson,
+    pub reason: String,
+    /// The last day it holds (inclusive, calendar zone); `null`: for good.
+    pub until: Option<String>,
+    pub starts_at: String,
+    /// The first instant it no longer holds (end of `until`, or when it was ended early).
+    pub ends_at: Option<String>,
+    /// It holds now.
+    pub active: bool,
+    /// Who made it: name and key.
+    pub by: String,
+    pub by_key: String,
+    /// Ended early: when and by whom.
+    pub ended_at: Option<String>,
+    pub ended_by: Option<String>,
+    pub created_at: String,
+}
+
+impl ReassignmentInfo {
+    /// The row as shown at `now` (unix millis).
+    pub fn of(r: crate::store::reassignments::ReassignmentRow, now: i64) -> ReassignmentInfo {
+        ReassignmentInfo {
+            active: r.holds_at(now),
+            id: r.id,
+            org_unit: r.org_unit,
+            role: r.role,
+            from: ReassignedPerson {
+                key: r.from_key,
+                login: r.from_login,
+                name: r.from_name,
+            },
+            to: ReassignedPerson {
+                key: r.to_key,
+                login: r.to_login,
+                name: r.to_name,
+            },
+            reason: r.reason,
+            until: r.until_day,
+            starts_at: millis_to_text(r.starts_at),
+            ends_at: r.ends_at.map(millis_to_text),
+            by: r.by_name,
+            by_key: r.by_key,
+            ended_at: r.ended_at.map(millis_to_text),
+            ended_by: r.ended_by,
+            created_at: millis_to_text(r.created_at),
+        }
+    }
+}
+
+/// `GET /reassignments`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReassignmentList {
+    /// Newest first: active and past.
+    pub reassignments: Vec<ReassignmentInfo>,
+}

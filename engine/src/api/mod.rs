@@ -15,6 +15,7 @@ mod inbox;
 pub(crate) mod instances;
 mod oidc;
 mod outbox;
+mod reassignments;
 mod reports;
 pub(crate) mod session;
 mod tasks;
@@ -226,6 +227,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(users::set_roles))
         .routes(routes!(users::sign_ins))
         .routes(routes!(admin::personal_data_reads))
+        .routes(routes!(reassignments::reassign, reassignments::list))
+        .routes(routes!(reassignments::end))
         .merge(inbox::routes())
         .merge(clock::routes())
         .merge(reports::routes())

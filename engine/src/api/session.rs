@@ -179,6 +179,7 @@ fn user_principal(user: UserRecord) -> Principal {
         oversees: false,
         informs_subject: false,
         only_oversees: false,
+        reassigns: Vec::new(),
     }
 }
 

@@ -102,7 +102,12 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found(format!("task {}", req.task_id)))?;
             if let Some(refused) = not_claimable(&task, &req.actor, ms(now)) {
-                return Err(refused);
+                // Assigned to another, whose tasks a reassignment hands the caller: claimable
+                // (the claim met a row held by another transaction).
+                let forbidden = matches!(refused, EngineError::Forbidden { .. });
+                if !forbidden || !self.handed_over(&task, &req.actor, ms(now)).await? {
+                    return Err(refused);
+                }
             }
             tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
         }
@@ -110,6 +115,18 @@ impl Engine {
             "task {} is being changed by another request right now; claim it again in a moment",
             req.task_id
         )))
+    }
+
+    /// Does a reassignment hand `actor` the tasks of `task`'s assignee at `now` (the claim
+    /// statements' condition, `store::reassignments`)?
+    async fn handed_over(&self, task: &TaskRow, actor: &Actor, now: i64) -> Result<bool> {
+        let (Some(from), Some(unit), Some(to)) = (&task.assignee_key, &task.org_unit, actor.key())
+        else {
+            return Ok(false);
+        };
+        self.reassignments()
+            .holds(&to, from, unit, &task.queue, now)
+            .await
     }
 
     async fn claimed(&self, t: TaskRow) -> Result<ClaimedTask> {

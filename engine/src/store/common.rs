@@ -472,14 +472,25 @@ macro_rules! claim_update {
     };
 }
 
-/// A task the claimer (`$1` its name, `key` the placeholder of its key) may claim: assigned to
-/// nobody, or to the claimer by key (by name for a task whose assignee has no key).
+/// A task the claimer (`$1` its name, `key` the placeholder of its key) may claim at `now`:
+/// assigned to nobody, or to the claimer by key (by name for a task whose assignee has no key),
+/// or to someone whose tasks of its queue and unit a reassignment hands the claimer now (one
+/// lookup in `reassignments_to`, made only for a task assigned to someone else: the
+/// `store::reassignments` module).
 macro_rules! assigned_to_claimer {
-    ($key:literal) => {
+    ($key:literal, $now:literal) => {
         concat!(
             " AND (assignee IS NULL OR assignee_key = ",
             $key,
-            " OR (assignee_key IS NULL AND assignee = $1))"
+            " OR (assignee_key IS NULL AND assignee = $1) \
+             OR EXISTS (SELECT 1 FROM reassignments r WHERE r.to_key = ",
+            $key,
+            " AND r.from_key = tasks.assignee_key AND r.org_unit = tasks.org_unit \
+             AND r.role = tasks.queue AND r.starts_at <= ",
+            $now,
+            " AND (r.ends_at IS NULL OR r.ends_at > ",
+            $now,
+            ")))"
         )
     };
 }
@@ -491,7 +502,7 @@ macro_rules! assigned_to_claimer {
 const CLAIM_ONE: &str = concat!(
     "WITH c AS MATERIALIZED (SELECT id FROM tasks WHERE id = $3 AND \
      ((state = 'open' AND available_at <= $4) OR (state = 'claimed' AND lock_expires_at <= $4))",
-    assigned_to_claimer!("$6"),
+    assigned_to_claimer!("$6", "$4"),
     skip_locked!(),
     ") ",
     claim_update!("$4", "$5", "$6")
@@ -518,7 +529,7 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 $org,
                 " AND state = 'open' AND available_at <= ",
                 $now,
-                assigned_to_claimer!($key),
+                assigned_to_claimer!($key, $now),
                 " ORDER BY created_at, id LIMIT (",
                 $max,
                 " + 0)",
@@ -529,7 +540,7 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
                 $org,
                 " AND state = 'claimed' AND lock_expires_at <= ",
                 $now,
-                assigned_to_claimer!($key),
+                assigned_to_claimer!($key, $now),
                 " ORDER BY created_at, id LIMIT (",
                 $max,
                 " + 0)",

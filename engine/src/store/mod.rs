@@ -15,6 +15,7 @@ mod handle;
 pub(crate) mod history;
 pub mod port;
 pub mod postgres;
+pub mod reassignments;
 pub mod sqlite;
 mod sqlite_alloc;
 pub(crate) mod sqlite_direct;

@@ -262,6 +262,7 @@ impl TokenStore {
                 oversees: false,
                 informs_subject: false,
                 only_oversees: false,
+                reassigns: Vec::new(),
             },
         }))
     }
