@@ -41,6 +41,9 @@ enum Command {
     /// People's accounts: add, list, disable, enable, reset-password, roles (admin only).
     #[command(subcommand)]
     User(cli::user::Command),
+    /// A first responder away: hand their cases to a stand-in, list and end such handovers.
+    #[command(flatten)]
+    Reassign(cli::reassign::Command),
     /// The electronic ledger (台账): verify its hash chain, export it.
     #[command(subcommand)]
     Ledger(cli::ledger::Command),
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(*args),
         Command::Client(cmd) => cli::client::run(cmd),
         Command::User(cmd) => cli::user::run(cmd),
+        Command::Reassign(cmd) => cli::reassign::run(cmd),
         Command::Ledger(cmd) => cli::ledger::run(cmd),
         Command::Demo(args) => cli::demo::run(args),
         Command::Worker(args) => cli::worker::run(args),

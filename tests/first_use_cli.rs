@@ -308,3 +308,103 @@ fn people_are_added_and_listed_from_the_command_line() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A street leader's office hands a window person's cases to a stand-in with `yimen reassign`
+/// (the social process declares `street_leader ... reassigns window`), lists it with
+/// `yimen reassignments` and ends it with `yimen reassignment-end`; the admin, who holds no
+/// such duty, is refused with why.
+#[test]
+fn a_leader_reassigns_a_first_responders_cases_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("yimen-first-reassign-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let server = serve(&dir, &dir.join("serve.log"));
+    for (login, name) in [("wangfang", "王芳"), ("lina", "李娜")] {
+        yimen(
+            &server,
+            &[
+                "user",
+                "add",
+                "--login",
+                login,
+                "--name",
+                name,
+                "--roles",
+                "window",
+                "--units",
+                "滨河街道",
+            ],
+        );
+    }
+    let (leader, _) = yimen(
+        &server,
+        &[
+            "token",
+            "create",
+            "--name",
+            "滨河街道分管领导",
+            "--roles",
+            "street_leader",
+            "--org-units",
+            "滨河街道",
+        ],
+    );
+    let as_leader = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_yimen"))
+            .args(args)
+            .env("YIMEN_SERVER", format!("http://{}", server.address))
+            .env("YIMEN_TOKEN", leader.trim())
+            .output()
+            .expect("yimen runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "yimen {args:?}: {stdout}{stderr}");
+        (stdout, stderr)
+    };
+
+    let reassign = [
+        "reassign",
+        "--from",
+        "wangfang",
+        "--to",
+        "lina",
+        "--reason",
+        "病假",
+        "--until",
+        "2099-12-31",
+    ];
+    let (id, said) = as_leader(&reassign);
+    let id = id.trim().to_string();
+    assert!(!id.is_empty(), "the id is printed");
+    assert!(
+        said.contains("王芳 (wangfang) in 滨河街道 go to 李娜 (lina) until 2099-12-31"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("yimen reassignment-end {id}")),
+        "{said}"
+    );
+    let (list, _) = as_leader(&["reassignments"]);
+    assert!(list.contains("王芳 → 李娜"), "{list}");
+    assert!(list.contains("active"), "{list}");
+    let (ended, _) = as_leader(&["reassignment-end", &id]);
+    assert!(
+        ended.contains("王芳 (wangfang) are again theirs alone"),
+        "{ended}"
+    );
+    let (list, _) = as_leader(&["reassignments"]);
+    assert!(list.contains("ended early"), "{list}");
+
+    // The admin holds no role that reassigns.
+    let out = Command::new(env!("CARGO_BIN_EXE_yimen"))
+        .args(reassign)
+        .env("YIMEN_SERVER", format!("http://{}", server.address))
+        .env("YIMEN_TOKEN", &server.token)
+        .output()
+        .expect("yimen runs");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("may not reassign cases"), "{said}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

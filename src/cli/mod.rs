@@ -11,6 +11,7 @@ pub mod demo;
 pub mod fmt;
 pub mod graph;
 pub mod ledger;
+pub mod reassign;
 pub mod serve;
 pub mod serve_checkpoints;
 pub mod serve_oidc;
