@@ -24,5 +24,5 @@ CREATE TABLE reassignments (
     ended_by    TEXT,
     created_at  BIGINT NOT NULL
 );
-CREATE INDEX reassignments_to ON reassignments (to_key, from_key);
-CREATE INDEX reassignments_unit ON reassignments (org_unit, created_at);
+-- The claims' lookup, whole in the index (the list by unit reads the few rows there are).
+CREATE INDEX reassignments_to ON reassignments (to_key, from_key, org_unit, role);
