@@ -803,6 +803,13 @@ async fn lease_extend_release_and_expiry(api: TestApi) {
             .unwrap()
             .contains("lease ran out")
     );
+    // The claim whose lease ran out names its holder with kind and id, as the others do.
+    assert!(
+        claims.iter().all(|c| c["actor_kind"] == "token"
+            && c["actor_id"].as_str().is_some_and(|id| !id.is_empty())
+            && c["actor_id"] == claims[2]["actor_id"]),
+        "{claims:#?}"
+    );
     let tokens: Vec<String> = claims
         .iter()
         .map(|e| e["data"]["lock_token"].to_string())
