@@ -19,6 +19,7 @@ on_both_databases!(
     an_actor_sent_by_a_client_is_refused,
     a_history_of_old_entries_still_verifies_and_a_changed_actor_does_not,
     a_namesake_cannot_take_the_first_responders_task,
+    completed_by_gives_the_task_to_who_completed_it_not_to_their_name,
 );
 
 /// A desk process: whoever registers the case (starts it) replies to the applicant.
@@ -537,4 +538,67 @@ async fn a_namesake_cannot_take_the_first_responders_task(api: TestApi) {
         .map(|e| e["actor_id"].clone())
         .collect();
     assert_eq!(completed.last(), Some(&json!(first_id)), "{history:#?}");
+}
+
+/// `assignee completed_by(intake)`: the reply is whoever completed the intake, by key (the
+/// node's result carries `completed_by_key`), so a namesake of theirs does not get it.
+async fn completed_by_gives_the_task_to_who_completed_it_not_to_their_name(h: Harness) {
+    use yimen_engine::actor::{Actor, ActorKind};
+    let source = r#"process two "两步" version 1
+role window "窗口"
+start begin "开始" -> intake
+task intake "受理" {
+  queue window
+  outcome ok "好" -> reply
+}
+task reply "答复" {
+  queue window
+  assignee completed_by(intake)
+  outcome done "好" -> done
+}
+end done "结束" result done
+"#;
+    deploy_source(&h.engine, "two.flow", source).await;
+    h.start("two", json!({})).await;
+    let person = |id: &str| Actor {
+        kind: ActorKind::User,
+        id: id.into(),
+        name: "王芳".into(),
+    };
+    let claim = |actor: Actor| {
+        let engine = h.engine.clone();
+        async move {
+            engine
+                .claim(yimen_engine::ClaimRequest {
+                    queues: vec!["window".into()],
+                    org_units: None,
+                    actor,
+                    worker: None,
+                    max: 5,
+                    lease: chrono::Duration::minutes(5),
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let intake = claim(person("u1")).await;
+    assert_eq!(intake.len(), 1);
+    let view = h
+        .engine
+        .complete(yimen_engine::CompleteRequest {
+            task_id: intake[0].task.id.clone(),
+            lock_token: intake[0].lock_token,
+            outcome: Some("ok".into()),
+            actor: person("u1"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let reply = task_at(&view, "reply");
+    assert_eq!(reply.assignee.as_deref(), Some("王芳"));
+    assert_eq!(reply.assignee_key.as_deref(), Some("user:u1"));
+    assert!(claim(person("u2")).await.is_empty(), "not the other 王芳's");
+    let mine = claim(person("u1")).await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].task.node, "reply");
 }
