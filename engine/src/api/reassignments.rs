@@ -94,7 +94,7 @@ pub(super) async fn reassign(
         )]));
     };
     let unit = unit_of(&principal, &from, body.org_unit.as_deref())?;
-    if !to.roles.iter().any(|held| *held == role) {
+    if !to.roles.contains(&role) {
         return Err(invalid(vec![problem(
             "to",
             &format!(

@@ -51,7 +51,7 @@ impl Engine {
                 if day < today {
                     return Err(EngineError::invalid(
                         "until",
-                        &format!(
+                        format!(
                             "{day} is past (today is {today} in {tz}): give today or a later day, \
                              or none for good"
                         ),
