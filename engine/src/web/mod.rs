@@ -444,7 +444,10 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let engine = &state.engine;
     let now = engine.clock().now();
     let tz = engine.time_zone();
-    let claimed = match engine.claimed_tasks(&p.name, 200).await {
+    let claimed = match engine
+        .claimed_tasks(&crate::actor::Actor::from(p), 200)
+        .await
+    {
         Ok(tasks) => tasks,
         Err(e) => return page_error(&e.into()),
     };
