@@ -19,6 +19,7 @@ on_both_databases!(
     a_person_signs_in_sets_a_password_and_sees_their_work,
     forms_from_elsewhere_or_without_the_token_are_refused,
     a_case_page_shows_the_case_masked_with_its_timeline,
+    a_task_is_claimed_and_completed_through_its_page,
 );
 
 struct Pages {
@@ -414,4 +415,157 @@ async fn a_case_page_shows_the_case_masked_with_its_timeline(pages: Pages) {
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     let anonymous = get(api, &format!("/cases/{east}"), None).await;
     assert_eq!(anonymous.location(), "/login");
+}
+
+/// The id of the case's open task, as the work list links it.
+fn task_link(work: &Page) -> String {
+    let at = work.html.find("href=\"/tasks/").expect("a task link");
+    let rest = &work.html[at + "href=\"/tasks/".len()..];
+    rest[..rest.find('"').expect("closing quote")].to_string()
+}
+
+/// A hidden field's value on the page.
+fn hidden(page: &Page, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page
+        .html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} in {}", page.html));
+    let rest = &page.html[at + marker.len()..];
+    rest[..rest.find('"').expect("closing quote")].to_string()
+}
+
+/// The window person claims the case's task on its page, sees its form generated from the
+/// process (a required field, an optional one, one button per outcome), is told at the field
+/// what is missing, and completes it; a colleague of the same unit sees who holds it; an
+/// old lock token is explained, not applied.
+async fn a_task_is_claimed_and_completed_through_its_page(pages: Pages) {
+    let api = &pages.api;
+    let wang = signed_in(api, "wangfang", "王芳", &["east"]).await;
+    let li = signed_in(api, "lina", "李娜", &["east"]).await;
+    let case = api.start_case("east", 10).await;
+    let work = get(api, "/work", Some(&wang)).await;
+    let task = task_link(&work);
+
+    let open = get(api, &format!("/tasks/{task}"), Some(&wang)).await;
+    assert_eq!(open.status, StatusCode::OK, "{open:?}");
+    assert!(open.html.contains("认领此任务"), "{}", open.html);
+    let csrf = open.csrf();
+    let claimed = post_form(
+        api,
+        &format!("/tasks/{task}/claim"),
+        Some(&wang),
+        HERE,
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{claimed:?}");
+    assert_eq!(claimed.location(), format!("/tasks/{task}"));
+
+    let form = get(api, &format!("/tasks/{task}"), Some(&wang)).await;
+    assert!(
+        form.html.contains("id=\"f-checked\""),
+        "the required field: {}",
+        form.html
+    );
+    assert!(form.html.contains("id=\"f-note\""), "the optional field");
+    for outcome in ["value=\"ok\"", "value=\"reject\""] {
+        assert!(form.html.contains(outcome), "{outcome}");
+    }
+    let lock = hidden(&form, "lock_token");
+
+    // The colleague sees who holds it, and cannot claim it.
+    let theirs = get(api, &format!("/tasks/{task}"), Some(&li)).await;
+    assert!(
+        theirs
+            .html
+            .contains("此任务已由 <strong>王芳</strong> 认领"),
+        "{}",
+        theirs.html
+    );
+    let li_csrf = theirs.csrf();
+    let refused = post_form(
+        api,
+        &format!("/tasks/{task}/claim"),
+        Some(&li),
+        HERE,
+        &[("csrf_token", &li_csrf)],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{refused:?}");
+    assert!(refused.html.contains("未能认领"), "{}", refused.html);
+
+    // The required field left empty: said at the field, nothing done.
+    let missing = post_form(
+        api,
+        &format!("/tasks/{task}/complete"),
+        Some(&wang),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("lock_token", &lock),
+            ("note", "材料齐全"),
+            ("outcome", "ok"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        missing.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{missing:?}"
+    );
+    assert!(
+        missing.html.contains("id=\"checked-problem\""),
+        "{}",
+        missing.html
+    );
+    assert!(
+        missing.html.contains("value=\"材料齐全\""),
+        "what was typed is kept"
+    );
+
+    // An old lock token: explained, not applied.
+    let stale = post_form(
+        api,
+        &format!("/tasks/{task}/complete"),
+        Some(&wang),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("lock_token", "999"),
+            ("checked", "true"),
+            ("outcome", "ok"),
+        ],
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{stale:?}");
+    assert!(stale.html.contains("认领已失效"), "{}", stale.html);
+
+    let done = post_form(
+        api,
+        &format!("/tasks/{task}/complete"),
+        Some(&wang),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("lock_token", &lock),
+            ("checked", "true"),
+            ("outcome", "ok"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{done:?}");
+    assert_eq!(done.location(), format!("/cases/{case}"));
+    let history = api
+        .get(&format!("/api/v1/instances/{case}/history"), &api.admin)
+        .await;
+    let completed = history.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["kind"] == "task_completed")
+        .cloned()
+        .expect("the completion is recorded");
+    assert_eq!(completed["actor"], "王芳", "{completed}");
+    assert_eq!(completed["actor_kind"], "user");
 }

@@ -14,6 +14,8 @@ pub struct ProcessLabels {
     vars: HashMap<String, (String, Option<String>)>,
     order: Vec<String>,
     values: HashMap<(String, String), String>,
+    /// Each enum's keys in order, with their labels (the key when it has none).
+    options: HashMap<String, Vec<(String, String)>>,
     roles: HashMap<String, (String, Option<String>)>,
     nodes: HashMap<String, String>,
 }
@@ -22,14 +24,18 @@ impl ProcessLabels {
     /// The labels of `model`, enum values read from `config` where the enum comes from it.
     pub fn of(model: &Process, config: &Json) -> ProcessLabels {
         let mut values = HashMap::new();
+        let mut options: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for decl in &model.enums {
             let name = decl.name.name.clone();
             match &decl.source {
                 EnumSource::Listed(listed) => {
                     for v in listed {
-                        if let Some(label) = &v.label {
-                            values.insert((name.clone(), v.key.name.clone()), label.clone());
-                        }
+                        let label = v.label.clone().unwrap_or_else(|| v.key.name.clone());
+                        options
+                            .entry(name.clone())
+                            .or_default()
+                            .push((v.key.name.clone(), label.clone()));
+                        values.insert((name.clone(), v.key.name.clone()), label);
                     }
                 }
                 EnumSource::Config(map) => {
@@ -43,9 +49,12 @@ impl ProcessLabels {
                             Json::String(label) => Some(label.clone()),
                             other => other.get("name").and_then(Json::as_str).map(str::to_string),
                         };
-                        if let Some(label) = label {
-                            values.insert((name.clone(), key.clone()), label);
-                        }
+                        let label = label.unwrap_or_else(|| key.clone());
+                        options
+                            .entry(name.clone())
+                            .or_default()
+                            .push((key.clone(), label.clone()));
+                        values.insert((name.clone(), key.clone()), label);
                     }
                 }
             }
@@ -70,6 +79,7 @@ impl ProcessLabels {
                 .collect(),
             order: model.vars.iter().map(|v| v.name.name.clone()).collect(),
             values,
+            options,
             roles: model
                 .roles
                 .iter()
@@ -137,6 +147,11 @@ impl ProcessLabels {
             (Some(key), None) => format!("{label}（{key}）"),
             (None, _) => label.clone(),
         }
+    }
+
+    /// The keys of enum `name` in order, with their labels.
+    pub fn options(&self, name: &str) -> &[(String, String)] {
+        self.options.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The label of node `id` (its id when it has none).

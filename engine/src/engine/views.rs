@@ -189,6 +189,31 @@ impl Engine {
         Ok(rows.into_iter().map(task_view).collect())
     }
 
+    /// The lock token and lease end of the claim `holder` holds on task `id` (by its key; by
+    /// name a claim recorded without one), if they hold it: a person's page finishes a claim
+    /// made on an earlier page. `None` when the task is not claimed by them.
+    pub async fn held_claim(
+        &self,
+        id: &str,
+        holder: &crate::actor::Actor,
+    ) -> Result<Option<(i64, DateTime<Utc>)>> {
+        let Some(row) = self.inner.store.task(id).await? else {
+            return Ok(None);
+        };
+        if row.state != super::TaskState::Claimed {
+            return Ok(None);
+        }
+        let theirs = match (&row.locked_by_key, holder.key()) {
+            (Some(key), Some(mine)) => *key == mine,
+            (None, _) => row.locked_by.as_deref() == Some(holder.name.as_str()),
+            (Some(_), None) => false,
+        };
+        Ok(theirs
+            .then_some(row.lock_expires_at)
+            .flatten()
+            .map(|until| (row.lock_token, time(until))))
+    }
+
     /// How many open tasks each queue has, of `org_units` (`None`: all), by queue name.
     pub async fn open_task_counts(
         &self,

@@ -11,6 +11,8 @@
 //! process files.
 
 use crate::api::access::ClientAddress;
+mod form;
+
 use crate::api::session::{self, SignedIn};
 use crate::api::{ApiError, ApiState};
 use crate::auth::Principal;
@@ -42,6 +44,7 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
             include_str!("templates/tasks_table.html"),
         ),
         ("case.html", include_str!("templates/case.html")),
+        ("task.html", include_str!("templates/task.html")),
     ] {
         // The templates are part of the binary and tested: one that does not parse is a bug
         // of this build, caught by `every_template_parses`.
@@ -61,6 +64,10 @@ pub fn routes() -> Router<ApiState> {
         .route("/password", get(password_page).post(password_submit))
         .route("/work", get(work))
         .route("/cases/{id}", get(case))
+        .route("/tasks/{id}", get(task_page))
+        .route("/tasks/{id}/claim", axum::routing::post(claim))
+        .route("/tasks/{id}/release", axum::routing::post(release))
+        .route("/tasks/{id}/complete", axum::routing::post(complete))
         .route("/assets/htmx-2.0.11.min.js", get(htmx))
         .route("/assets/workbench.css", get(css))
 }
@@ -610,6 +617,388 @@ async fn case(
     )
 }
 
+/// How long a claim made on a page holds: a person's working session, renewed by claiming
+/// again.
+const PAGE_LEASE_HOURS: i64 = 8;
+
+/// Where the task page stands for the person.
+enum Standing {
+    /// Open: they may claim it.
+    Open,
+    /// They hold its claim (its lock token, until when).
+    Mine(i64, DateTime<Utc>),
+    /// Someone else holds it (their name, until when).
+    Other(String, Option<DateTime<Utc>>),
+    /// Completed, cancelled or failed.
+    Done,
+}
+
+/// The task `id` as the person may work it: 404 (a task of another unit, or none) or 403 as
+/// the API answers (`api::tasks::check_task`).
+async fn workable(state: &ApiState, p: &Principal, id: &str) -> Result<TaskView, ApiError> {
+    let task = state.engine.task(id).await?;
+    if p.works_queue(&task.queue, task.org_unit.as_deref()) {
+        Ok(task)
+    } else if !p.sees_unit(task.org_unit.as_deref()) {
+        Err(ApiError::not_found(format!("task {id} not found")))
+    } else {
+        Err(ApiError::forbidden(p.may_not_work(&task.id, &task.queue)))
+    }
+}
+
+/// What the task page shows, with `posted` (values and problems) when a completion was
+/// refused, and a notice or an error on top.
+struct TaskPage<'a> {
+    posted: Option<form::Posted>,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage<'_>) -> Response {
+    let engine = &state.engine;
+    let p = &me.principal;
+    let task = match workable(state, p, id).await {
+        Ok(task) => task,
+        Err(e) => return page_error(&e),
+    };
+    let loaded = async {
+        let view = engine.instance(&task.instance_id).await?;
+        let labels = engine.labels(&view.process, view.version).await?;
+        let model = engine
+            .definition(&view.process, Some(view.version))
+            .await?
+            .model;
+        let held = engine.held_claim(id, &crate::actor::Actor::from(p)).await?;
+        Ok::<_, crate::error::EngineError>((view, labels, model, held))
+    };
+    let (view, labels, model, held) = match loaded.await {
+        Ok(found) => found,
+        Err(e) => return page_error(&e.into()),
+    };
+    let now = engine.clock().now();
+    let tz = engine.time_zone();
+    let standing = match (task.state, held) {
+        (TaskState::Claimed, Some((token, until))) => Standing::Mine(token, until),
+        (TaskState::Claimed, None) if task.lock_expires_at.is_some_and(|t| t <= now) => {
+            Standing::Open
+        }
+        (TaskState::Claimed, None) => Standing::Other(
+            task.locked_by.clone().unwrap_or_default(),
+            task.lock_expires_at,
+        ),
+        (TaskState::Open, _) => Standing::Open,
+        _ => Standing::Done,
+    };
+    let (values, problems) = match page.posted {
+        Some(posted) => (posted.shown, posted.problems),
+        None => (view.vars.clone(), Vec::new()),
+    };
+    let (mut fields, outcomes) =
+        form::task_form(&model, &task.node, &labels, &values).unwrap_or_default();
+    for field in &mut fields {
+        field.problem = problems
+            .iter()
+            .find(|(name, _)| *name == field.name)
+            .map(|(_, why)| why.clone());
+    }
+    let vars: Vec<minijinja::Value> = labels
+        .var_order()
+        .iter()
+        .filter_map(|name| {
+            let shown = labels.value(name, view.vars.get(name)?);
+            (!shown.is_empty())
+                .then(|| minijinja::context! { label => labels.var(name), value => shown })
+        })
+        .collect();
+    let row = task_row(&task, now, tz);
+    let (state_name, lock_token, lease_until, holder) = match &standing {
+        Standing::Open => ("open", 0, None, None),
+        Standing::Mine(token, until) => ("mine", *token, Some(chinese_time(*until, tz)), None),
+        Standing::Other(who, until) => (
+            "other",
+            0,
+            until.map(|t| chinese_time(t, tz)),
+            Some(who.clone()),
+        ),
+        Standing::Done => ("done", 0, None, None),
+    };
+    render(
+        "task.html",
+        minijinja::context! {
+            title => task.label.clone().unwrap_or_else(|| labels.node(&task.node)),
+            me => minijinja::context! { name => p.name.clone() },
+            csrf => me.csrf.clone(),
+            task_id => task.id.clone(),
+            task_label => task.label.clone().unwrap_or_else(|| labels.node(&task.node)),
+            case_id => task.instance_id.clone(),
+            business_key => view.business_key.clone(),
+            process => labels.title.clone(),
+            queue => labels.queue(&task.queue),
+            unit => row.unit,
+            due => row.due,
+            light => row.light,
+            light_text => row.light_text,
+            state => state_name,
+            state_text => row.state,
+            lock_token => lock_token,
+            lease_until => lease_until,
+            holder => holder,
+            vars => vars,
+            fields => fields,
+            outcomes => outcomes,
+            notice => page.notice,
+            error => page.error,
+        },
+    )
+}
+
+/// 办理: the task's case on the left; on the right, claim it, or (claimed) its form with one
+/// button per outcome, or who holds it.
+async fn task_page(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let me = match person(&state, Method::GET, &headers, None, false).await {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    let page = TaskPage {
+        posted: None,
+        notice: None,
+        error: None,
+    };
+    render_task(&state, &me, &id, page).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ClaimForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    lock_token: String,
+}
+
+async fn claim(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ClaimForm>,
+) -> Response {
+    let me = match person(
+        &state,
+        Method::POST,
+        &headers,
+        Some(&form.csrf_token),
+        false,
+    )
+    .await
+    {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    if let Err(e) = workable(&state, &me.principal, &id).await {
+        return page_error(&e);
+    }
+    let claimed = state
+        .engine
+        .claim_task(crate::engine::ClaimTaskRequest {
+            task_id: id.clone(),
+            actor: crate::actor::Actor::from(&me.principal),
+            worker: None,
+            lease: chrono::Duration::hours(PAGE_LEASE_HOURS),
+        })
+        .await;
+    match claimed {
+        Ok(_) => Redirect::to(&format!("/tasks/{id}")).into_response(),
+        Err(e) => {
+            let error = match ApiError::from(e) {
+                ApiError::Conflict { .. } => "未能认领：此任务刚被其他人认领，或已办结。".into(),
+                other => chinese(&other),
+            };
+            let page = TaskPage {
+                posted: None,
+                notice: None,
+                error: Some(error),
+            };
+            let mut response = render_task(&state, &me, &id, page).await;
+            *response.status_mut() = StatusCode::CONFLICT;
+            response
+        }
+    }
+}
+
+async fn release(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ClaimForm>,
+) -> Response {
+    let me = match person(
+        &state,
+        Method::POST,
+        &headers,
+        Some(&form.csrf_token),
+        false,
+    )
+    .await
+    {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    if let Err(e) = workable(&state, &me.principal, &id).await {
+        return page_error(&e);
+    }
+    let token = form.lock_token.trim().parse::<i64>().unwrap_or(-1);
+    let actor = crate::actor::Actor::from(&me.principal);
+    match state.engine.release(&id, token, actor).await {
+        Ok(_) => Redirect::to("/work").into_response(),
+        Err(e) => stale(&state, &me, &id, e.into()).await,
+    }
+}
+
+/// A claim that is no longer the person's (the lease ran out and someone else claimed the
+/// task, or it was finished): said plainly on the task page.
+async fn stale(state: &ApiState, me: &Person, id: &str, error: ApiError) -> Response {
+    let said = match &error {
+        ApiError::Conflict { .. } => {
+            "您的认领已失效：认领已到期，此任务可能已被其他人认领或已办结。请刷新后查看。".into()
+        }
+        other => chinese(other),
+    };
+    let status = error.status();
+    let page = TaskPage {
+        posted: None,
+        notice: None,
+        error: Some(said),
+    };
+    let mut response = render_task(state, me, id, page).await;
+    *response.status_mut() = status;
+    response
+}
+
+async fn complete(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let me = match person(
+        &state,
+        Method::POST,
+        &headers,
+        Some(&field("csrf_token")),
+        false,
+    )
+    .await
+    {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    let task = match workable(&state, &me.principal, &id).await {
+        Ok(task) => task,
+        Err(e) => return page_error(&e),
+    };
+    let engine = &state.engine;
+    let form = async {
+        let view = engine.instance(&task.instance_id).await?;
+        let labels = engine.labels(&view.process, view.version).await?;
+        let model = engine
+            .definition(&view.process, Some(view.version))
+            .await?
+            .model;
+        Ok::<_, crate::error::EngineError>(
+            form::task_form(&model, &task.node, &labels, &view.vars).unwrap_or_default(),
+        )
+    };
+    let (fields, _) = match form.await {
+        Ok(form) => form,
+        Err(e) => return page_error(&e.into()),
+    };
+    let form::Posted {
+        vars,
+        shown,
+        problems,
+    } = form::read_posted(&fields, &pairs);
+    let refused = |problems: Vec<(String, String)>, error: String| {
+        let page = TaskPage {
+            posted: Some(form::Posted {
+                vars: Default::default(),
+                shown: shown.clone(),
+                problems,
+            }),
+            notice: None,
+            error: Some(error),
+        };
+        render_task(&state, &me, &id, page)
+    };
+    if !problems.is_empty() {
+        let mut response = refused(problems, "请改正标出的内容后再提交。".into()).await;
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return response;
+    }
+    let outcome = Some(field("outcome")).filter(|o| !o.is_empty());
+    let token = field("lock_token").trim().parse::<i64>().unwrap_or(-1);
+    let done = engine
+        .complete(crate::engine::CompleteRequest {
+            task_id: id.clone(),
+            lock_token: token,
+            outcome,
+            vars,
+            actor: crate::actor::Actor::from(&me.principal),
+            access: Some(std::sync::Arc::new(me.principal.clone())),
+        })
+        .await;
+    match done.map_err(ApiError::from) {
+        Ok(_) => Redirect::to(&format!("/cases/{}", task.instance_id)).into_response(),
+        Err(ApiError::Unprocessable { details, .. }) => {
+            let problems = field_problems(&details, &fields);
+            let mut response = refused(problems, "请改正标出的内容后再提交。".into()).await;
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            response
+        }
+        Err(e) => stale(&state, &me, &id, e).await,
+    }
+}
+
+/// The problems of a refused completion, each at its field, in Chinese: a missing value, or
+/// one the engine does not take (its own words kept after the Chinese).
+fn field_problems(
+    details: &serde_json::Value,
+    fields: &[form::FormField],
+) -> Vec<(String, String)> {
+    details["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let field = p["field"].as_str()?.trim_start_matches("variables.");
+            let message = p["message"].as_str().unwrap_or("");
+            let known = fields.iter().any(|f| f.name == field);
+            let said = if message.contains("required") || message.contains("missing") {
+                "此项必填".to_string()
+            } else {
+                format!("填写的内容不符合要求（{message}）")
+            };
+            Some((
+                if known {
+                    field.to_string()
+                } else {
+                    "outcome".to_string()
+                },
+                said,
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,6 +1012,7 @@ mod tests {
             "work.html",
             "tasks_table.html",
             "case.html",
+            "task.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }
