@@ -20,6 +20,7 @@ on_both_databases!(
     forms_from_elsewhere_or_without_the_token_are_refused,
     a_case_page_shows_the_case_masked_with_its_timeline,
     a_task_is_claimed_and_completed_through_its_page,
+    a_case_is_registered_through_its_form,
 );
 
 struct Pages {
@@ -568,4 +569,88 @@ async fn a_task_is_claimed_and_completed_through_its_page(pages: Pages) {
         .expect("the completion is recorded");
     assert_eq!(completed["actor"], "王芳", "{completed}");
     assert_eq!(completed["actor_kind"], "user");
+}
+
+/// The registration form is the process's registration variables (not what a later task
+/// sets); a value that does not read and a missing one are said at their fields with what
+/// was typed kept; a good one starts the case under the person; its business key again opens
+/// that case, not a second; a street outside the person's units is refused.
+async fn a_case_is_registered_through_its_form(pages: Pages) {
+    let api = &pages.api;
+    let wang = signed_in(api, "wangfang", "王芳", &["east"]).await;
+    let form = get(api, "/register", Some(&wang)).await;
+    assert_eq!(form.status, StatusCode::OK, "{form:?}");
+    for field in ["id=\"f-name\"", "id=\"f-street\"", "id=\"f-amount\""] {
+        assert!(form.html.contains(field), "{field}: {}", form.html);
+    }
+    assert!(
+        !form.html.contains("id=\"f-checked\""),
+        "a task's field is not registered"
+    );
+    let csrf = form.csrf();
+
+    let bad = post_form(
+        api,
+        "/register",
+        Some(&wang),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("process", "case"),
+            ("street", "east"),
+            ("amount", "十"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+    assert!(bad.html.contains("id=\"amount-problem\""), "{}", bad.html);
+    assert!(bad.html.contains("请填写整数"));
+    assert!(
+        bad.html.contains("id=\"name-problem\""),
+        "the missing name: {}",
+        bad.html
+    );
+    assert!(bad.html.contains("value=\"十\""), "what was typed is kept");
+
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("process", "case"),
+        ("business_key", "REG-1"),
+        ("name", "李四"),
+        ("street", "east"),
+        ("amount", "12"),
+    ];
+    let made = post_form(api, "/register", Some(&wang), HERE, &fields).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{made:?}");
+    let case = made.location().trim_start_matches("/cases/").to_string();
+    let history = api
+        .get(&format!("/api/v1/instances/{case}/history"), &api.admin)
+        .await;
+    assert_eq!(history.body["entries"][0]["actor"], "王芳", "{history:?}");
+    assert_eq!(history.body["entries"][0]["actor_kind"], "user");
+
+    let again = post_form(api, "/register", Some(&wang), HERE, &fields).await;
+    assert_eq!(
+        again.location(),
+        format!("/cases/{case}?existing=1"),
+        "{again:?}"
+    );
+    let shown = get(api, again.location(), Some(&wang)).await;
+    assert!(shown.html.contains("此业务编号已登记过"), "{}", shown.html);
+
+    let elsewhere = post_form(
+        api,
+        "/register",
+        Some(&wang),
+        HERE,
+        &[
+            ("csrf_token", &csrf),
+            ("process", "case"),
+            ("name", "王五"),
+            ("street", "west"),
+            ("amount", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN, "{elsewhere:?}");
 }

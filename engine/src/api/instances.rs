@@ -38,25 +38,47 @@ pub(super) async fn start(
     Extension(generation): Extension<super::access::AccessGeneration>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, ApiJson<InstanceView>), ApiError> {
-    super::access::check_start(
+    let view = start_checked(
         &state,
         &principal,
-        &body.process,
-        &body.variables,
         generation,
+        body.process,
+        body.business_key,
+        body.variables,
     )
     .await?;
+    let status = if view.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, ApiJson(view)))
+}
+
+/// Starts a case of `process` as `principal` may (its role and units, checked under the
+/// access `generation` it was authenticated with), as `POST /instances` and the workbench's
+/// registration page do. A repeated business key answers the existing case (`existing`), to
+/// who may see it only.
+pub(crate) async fn start_checked(
+    state: &ApiState,
+    principal: &Principal,
+    generation: super::access::AccessGeneration,
+    process: String,
+    business_key: Option<String>,
+    vars: serde_json::Map<String, serde_json::Value>,
+) -> Result<InstanceView, ApiError> {
+    super::access::check_start(state, principal, &process, &vars, generation).await?;
     let request = StartRequest {
-        process: body.process,
-        business_key: body.business_key,
-        vars: body.variables,
-        actor: crate::actor::Actor::from(&principal),
+        process,
+        business_key,
+        vars,
+        actor: crate::actor::Actor::from(principal),
     };
     let view = state.engine.start_under(request, generation.0).await?;
     if view.existing && !principal.org_units.is_empty() {
         // The business key may be another unit's case: its view only for who sees it (and
         // its id not named to who does not).
-        check_sees(&state, &principal, &view.id)
+        check_sees(state, principal, &view.id)
             .await
             .map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::forbidden(
@@ -65,12 +87,7 @@ pub(super) async fn start(
                 other => other,
             })?;
     }
-    let status = if view.existing {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, ApiJson(view)))
+    Ok(view)
 }
 
 /// Find cases: by business key (whole or its beginning), by part of the name of a person a

@@ -7,7 +7,7 @@
 use crate::engine::ProcessLabels;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
-use yimen_dsl::model::{NodeKind, Process, Type};
+use yimen_dsl::model::{NodeKind, PersonalKind, Process, Type};
 
 /// One control of the form.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +24,9 @@ pub(super) struct FormField {
     /// What the form shows: the value posted, or the case's.
     pub value: String,
     pub problem: Option<String>,
+    /// Personal data of this kind: checked on the page as the engine checks it.
+    #[serde(skip)]
+    pub personal: Option<PersonalKind>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,7 +148,89 @@ fn field(
         options,
         value: text(value),
         problem: None,
+        personal: None,
     }
+}
+
+/// The variables a registration gives: those of the process that no task, message or step
+/// sets later (a task's fields, what its outcomes require, a message's, a `set`).
+pub(super) fn start_fields(model: &Process, labels: &ProcessLabels) -> Vec<FormField> {
+    use yimen_dsl::model::Action;
+    let mut later: Vec<&str> = Vec::new();
+    let mut actions: Vec<&Action> = Vec::new();
+    for node in &model.nodes {
+        match &node.kind {
+            NodeKind::Task(task) => {
+                later.extend(task.fields.iter().map(|f| f.var.name.as_str()));
+                for o in &task.outcomes {
+                    later.extend(o.requires.iter().map(|r| r.name.as_str()));
+                }
+                actions.extend(&task.on_enter);
+            }
+            NodeKind::WaitMessage { sets, .. } => {
+                later.extend(sets.iter().map(|f| f.var.name.as_str()));
+            }
+            NodeKind::Step { actions: a, .. } | NodeKind::End { actions: a, .. } => {
+                actions.extend(a)
+            }
+            _ => {}
+        }
+    }
+    for action in actions {
+        if let Action::Assign { var, .. } = action {
+            later.push(var.name.as_str());
+        }
+    }
+    model
+        .vars
+        .iter()
+        .filter(|v| !later.contains(&v.name.name.as_str()))
+        .map(|v| {
+            let mut f = field(&v.name.name, &v.ty, v.required, Vec::new(), labels, None);
+            f.personal = v.personal;
+            f
+        })
+        .collect()
+}
+
+/// Checks an ID number or a phone as the engine will, said in Chinese for the form.
+pub(super) fn personal_problem(kind: PersonalKind, value: &str) -> Option<String> {
+    use yimen_dsl::pii::{IdNumberError, check_id_number, check_phone};
+    match kind {
+        PersonalKind::IdNumber => check_id_number(value).err().map(|e| match e {
+            IdNumberError::Length(n) => format!("身份证号应为 18 位，这里是 {n} 位"),
+            IdNumberError::NotDigits => "身份证号前 17 位应为数字，最后一位为数字或 X".into(),
+            IdNumberError::Region(r) => format!("身份证号的地区码 {r} 不存在，请核对前 6 位"),
+            IdNumberError::BirthDate(b) => format!("身份证号中的出生日期 {b} 不是有效日期"),
+            IdNumberError::CheckDigit { expected } => {
+                format!("身份证号校验位不对（按前 17 位应为 {expected}），请核对是否输错")
+            }
+        }),
+        PersonalKind::Phone => check_phone(value)
+            .err()
+            .map(|_| "请填写 11 位手机号，或带区号的固定电话（如 010-12345678）".into()),
+        _ => None,
+    }
+}
+
+/// `f` showing `value` (what was posted) instead of its value.
+pub(super) fn refill(mut f: FormField, value: Option<&Json>) -> FormField {
+    let chosen: Vec<String> = match value {
+        Some(Json::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        Some(Json::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    for o in &mut f.options {
+        o.checked = chosen.contains(&o.key);
+    }
+    f.value = match value {
+        Some(Json::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    f
 }
 
 /// A posted form, read.
@@ -187,6 +272,10 @@ pub(super) fn read_posted(fields: &[FormField], pairs: &[(String, String)]) -> P
         let one = given.first().copied().unwrap_or("");
         shown.insert(f.name.clone(), Json::String(one.to_string()));
         if one.is_empty() {
+            continue;
+        }
+        if let Some(why) = f.personal.and_then(|kind| personal_problem(kind, one)) {
+            problems.push((f.name.clone(), why));
             continue;
         }
         let value = match f.kind {
@@ -233,6 +322,7 @@ mod tests {
             options: Vec::new(),
             value: String::new(),
             problem: None,
+            personal: None,
         }
     }
 
@@ -266,6 +356,28 @@ mod tests {
         assert_eq!(vars["kinds"], serde_json::json!(["medical", "housing"]));
         assert_eq!(vars["note"], serde_json::json!("材料齐全"));
         assert!(!vars.contains_key("empty"), "an empty field is not sent");
+    }
+
+    #[test]
+    fn id_numbers_and_phones_are_checked_in_chinese() {
+        let id = Some(PersonalKind::IdNumber);
+        let said = |kind, v| personal_problem(kind, v).unwrap_or_default();
+        assert!(said(PersonalKind::IdNumber, "12345").contains("18 位"));
+        assert!(said(PersonalKind::IdNumber, "110105194912310021").contains("应为 X"));
+        assert!(said(PersonalKind::IdNumber, "110105194902310028").contains("出生日期"));
+        assert_eq!(
+            personal_problem(PersonalKind::IdNumber, "11010519491231002X"),
+            None
+        );
+        assert!(said(PersonalKind::Phone, "12345").contains("11 位手机号"));
+        assert_eq!(personal_problem(PersonalKind::Phone, "13800138000"), None);
+        assert_eq!(personal_problem(PersonalKind::Name, "张三"), None);
+        let mut field = f("id_number", "text");
+        field.personal = id;
+        let pairs = vec![("id_number".to_string(), "12345".to_string())];
+        let posted = read_posted(&[field], &pairs);
+        assert!(posted.vars.is_empty(), "not sent to the engine");
+        assert_eq!(posted.problems[0].0, "id_number");
     }
 
     #[test]

@@ -45,6 +45,8 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
         ),
         ("case.html", include_str!("templates/case.html")),
         ("task.html", include_str!("templates/task.html")),
+        ("fields.html", include_str!("templates/fields.html")),
+        ("register.html", include_str!("templates/register.html")),
     ] {
         // The templates are part of the binary and tested: one that does not parse is a bug
         // of this build, caught by `every_template_parses`.
@@ -64,6 +66,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/password", get(password_page).post(password_submit))
         .route("/work", get(work))
         .route("/cases/{id}", get(case))
+        .route("/register", get(register_page).post(register))
         .route("/tasks/{id}", get(task_page))
         .route("/tasks/{id}/claim", axum::routing::post(claim))
         .route("/tasks/{id}/release", axum::routing::post(release))
@@ -122,6 +125,8 @@ async fn css() -> Response {
 struct Person {
     principal: Principal,
     csrf: String,
+    /// The access generation the session was read under (what a start is checked against).
+    generation: i64,
 }
 
 /// Who is signed in, for a page: the session of the cookie, checked as the API checks it (for
@@ -144,7 +149,11 @@ async fn person(
         headers.insert(crate::accounts::CSRF_HEADER, value);
     }
     match session::principal_and_csrf(state, &secret, &method, &headers, changes_password).await {
-        Ok((principal, _, _, csrf)) => Ok(Person { principal, csrf }),
+        Ok((principal, generation, _, csrf)) => Ok(Person {
+            principal,
+            csrf,
+            generation,
+        }),
         Err(ApiError::Forbidden {
             code: "password_change_required",
             ..
@@ -512,10 +521,16 @@ fn status_text(status: crate::runtime::state::Status) -> (&'static str, &'static
 /// 案件: a case the person may see (as `GET /api/v1/instances/{id}`: personal data masked),
 /// its data by the process's labels, its open tasks with their deadlines, linked cases,
 /// documents and what was done, by whom and when.
+#[derive(Debug, Default, Deserialize)]
+struct CaseQuery {
+    existing: Option<String>,
+}
+
 async fn case(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<CaseQuery>,
 ) -> Response {
     let me = match person(&state, Method::GET, &headers, None, false).await {
         Ok(me) => me,
@@ -573,9 +588,14 @@ async fn case(
     let history: Vec<minijinja::Value> = history
         .iter()
         .map(|e| {
+            let by = match e.actor_kind.as_deref() {
+                Some("token") => format!("{}（接口）", e.actor),
+                Some("engine") => "系统".to_string(),
+                _ => e.actor.clone(),
+            };
             minijinja::context! {
                 at => e.at.format("%Y年%-m月%-d日 %H:%M").to_string(),
-                by => e.by.clone(),
+                by => by,
                 text => e.text.clone(),
             }
         })
@@ -613,8 +633,225 @@ async fn case(
             children => children,
             documents => documents,
             history => history,
+            notice => q.existing.is_some().then_some(
+                "此业务编号已登记过：这是原来的案件，没有重复登记。"
+            ),
         },
     )
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RegisterQuery {
+    process: Option<String>,
+}
+
+/// The deployed processes (latest versions) by title, and the one `wanted` (or the first).
+async fn registrable(
+    state: &ApiState,
+    wanted: Option<&str>,
+) -> Result<(Vec<crate::engine::Deployment>, crate::engine::Deployment), ApiError> {
+    let mut all: Vec<crate::engine::Deployment> = state
+        .engine
+        .definitions()
+        .await?
+        .into_iter()
+        .filter(|d| d.version == d.latest_version)
+        .collect();
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    let chosen = match wanted {
+        Some(key) => all.iter().find(|d| d.key == key),
+        None => all.first(),
+    }
+    .cloned()
+    .ok_or_else(|| {
+        ApiError::not_found(match wanted {
+            Some(key) => format!("process {key} is not deployed"),
+            None => "no process is deployed".to_string(),
+        })
+    })?;
+    Ok((all, chosen))
+}
+
+async fn render_register(
+    state: &ApiState,
+    me: &Person,
+    wanted: Option<&str>,
+    posted: Option<(&form::Posted, &str)>,
+    error: Option<String>,
+) -> Response {
+    let found = async {
+        let (all, chosen) = registrable(state, wanted).await?;
+        let model = state
+            .engine
+            .definition(&chosen.key, Some(chosen.version))
+            .await?
+            .model;
+        let labels = state.engine.labels(&chosen.key, chosen.version).await?;
+        Ok::<_, ApiError>((all, chosen, model, labels))
+    };
+    let (all, chosen, model, labels) = match found.await {
+        Ok(found) => found,
+        Err(e) => return page_error(&e),
+    };
+    let mut fields = form::start_fields(&model, &labels);
+    let mut business_key = "";
+    if let Some((posted, key)) = posted {
+        business_key = key;
+        let values = &posted.shown;
+        fields = fields
+            .into_iter()
+            .map(|f| {
+                let value = values.get(&f.name).cloned();
+                let mut again = form::refill(f, value.as_ref());
+                again.problem = posted
+                    .problems
+                    .iter()
+                    .find(|(n, _)| *n == again.name)
+                    .map(|(_, why)| why.clone());
+                again
+            })
+            .collect();
+    }
+    let processes: Vec<minijinja::Value> = all
+        .iter()
+        .map(|d| minijinja::context! { key => d.key.clone(), title => d.title.clone() })
+        .collect();
+    render(
+        "register.html",
+        minijinja::context! {
+            title => "登记",
+            page => "register",
+            me => minijinja::context! { name => me.principal.name.clone() },
+            csrf => me.csrf.clone(),
+            process => chosen.key.clone(),
+            process_title => chosen.title.clone(),
+            processes => processes,
+            business_key => business_key,
+            fields => fields,
+            error => error,
+        },
+    )
+}
+
+/// 登记: the registration form of a process, generated from the variables a registration
+/// gives (those no later step sets).
+async fn register_page(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<RegisterQuery>,
+) -> Response {
+    let me = match person(&state, Method::GET, &headers, None, false).await {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    render_register(&state, &me, q.process.as_deref(), None, None).await
+}
+
+/// Registers the case as `POST /api/v1/instances` does: ID numbers and phones checked as the
+/// engine checks them (said at their fields), the person's role and units; a business key
+/// registered before opens that case instead of a second.
+async fn register(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let me = match person(
+        &state,
+        Method::POST,
+        &headers,
+        Some(&field("csrf_token")),
+        false,
+    )
+    .await
+    {
+        Ok(me) => me,
+        Err(to) => return to,
+    };
+    let process = field("process");
+    let found = async {
+        let (_, chosen) = registrable(&state, Some(&process)).await?;
+        let model = state
+            .engine
+            .definition(&chosen.key, Some(chosen.version))
+            .await?
+            .model;
+        let labels = state.engine.labels(&chosen.key, chosen.version).await?;
+        Ok::<_, ApiError>(form::start_fields(&model, &labels))
+    };
+    let fields = match found.await {
+        Ok(fields) => fields,
+        Err(e) => return page_error(&e),
+    };
+    let mut posted = form::read_posted(&fields, &pairs);
+    for f in &fields {
+        if f.required
+            && !posted.vars.contains_key(&f.name)
+            && !posted.problems.iter().any(|(n, _)| *n == f.name)
+        {
+            posted.problems.push((f.name.clone(), "此项必填".into()));
+        }
+    }
+    let key = field("business_key");
+    let refused = |posted: &form::Posted, error: String, status: StatusCode| {
+        let (state, me, process, key) = (&state, &me, process.clone(), key.clone());
+        let posted = posted.clone();
+        async move {
+            let mut response = render_register(
+                state,
+                me,
+                Some(&process),
+                Some((&posted, &key)),
+                Some(error),
+            )
+            .await;
+            *response.status_mut() = status;
+            response
+        }
+    };
+    if !posted.problems.is_empty() {
+        return refused(
+            &posted,
+            "请改正标出的内容后再提交。".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let generation = crate::api::access::AccessGeneration(me.generation);
+    let started = crate::api::instances::start_checked(
+        &state,
+        &me.principal,
+        generation,
+        process.clone(),
+        (!key.is_empty()).then(|| key.clone()),
+        posted.vars.clone(),
+    )
+    .await;
+    match started {
+        Ok(view) if view.existing => {
+            Redirect::to(&format!("/cases/{}?existing=1", view.id)).into_response()
+        }
+        Ok(view) => Redirect::to(&format!("/cases/{}", view.id)).into_response(),
+        Err(ApiError::Unprocessable { details, .. }) => {
+            posted.problems = field_problems(&details, &fields);
+            refused(
+                &posted,
+                "请改正标出的内容后再提交。".into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => {
+            let status = e.status();
+            refused(&posted, chinese(&e), status).await
+        }
+    }
 }
 
 /// How long a claim made on a page holds: a person's working session, renewed by claiming
@@ -1013,6 +1250,8 @@ mod tests {
             "tasks_table.html",
             "case.html",
             "task.html",
+            "fields.html",
+            "register.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }
