@@ -207,6 +207,17 @@ async fn a_window_clerk_works_a_case_in_the_browser() {
     click(&client, ".outcomes button[value=complete]").await;
     sees(&client, "办理经过").await;
     shot(&client, &shots, "10-case-after-review").await;
+    client
+        .execute(
+            "document.getElementById('timeline').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .expect("scrolls");
+    shot(&client, &shots, "11-case-timeline").await;
+    sees(&client, "认领：受理窗口审查相关申请材料").await;
+    // A due time in the calendar's zone, as the engine computed it (17:30 Beijing time).
+    sees(&client, "17:30").await;
     let page = client.source().await.expect("source");
     assert!(page.contains("王芳"), "the timeline names the clerk");
     assert!(

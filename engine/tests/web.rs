@@ -569,6 +569,20 @@ async fn a_task_is_claimed_and_completed_through_its_page(pages: Pages) {
         .expect("the completion is recorded");
     assert_eq!(completed["actor"], "王芳", "{completed}");
     assert_eq!(completed["actor_kind"], "user");
+
+    // The case's timeline says it in Chinese: claimed, done with its outcome, by whom.
+    let case_page = get(api, &format!("/cases/{case}"), Some(&wang)).await;
+    for said in [
+        "登记立案",
+        "生成待办",
+        "认领：",
+        "办结：",
+        "结果：ok",
+        "王芳",
+    ] {
+        assert!(case_page.html.contains(said), "{said}: {}", case_page.html);
+    }
+    assert!(!case_page.html.contains("(user)"));
 }
 
 /// The registration form is the process's registration variables (not what a later task

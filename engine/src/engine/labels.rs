@@ -18,6 +18,9 @@ pub struct ProcessLabels {
     options: HashMap<String, Vec<(String, String)>>,
     roles: HashMap<String, (String, Option<String>)>,
     nodes: HashMap<String, String>,
+    /// (task node, outcome) → the outcome's label.
+    outcomes: HashMap<(String, String), String>,
+    clocks: HashMap<String, String>,
 }
 
 impl ProcessLabels {
@@ -94,6 +97,25 @@ impl ProcessLabels {
                 .iter()
                 .filter_map(|n| Some((n.id.name.clone(), n.label.clone()?)))
                 .collect(),
+            clocks: model
+                .clocks
+                .iter()
+                .filter_map(|c| Some((c.name.name.clone(), c.label.clone()?)))
+                .collect(),
+            outcomes: model
+                .nodes
+                .iter()
+                .filter_map(|n| match &n.kind {
+                    yimen_dsl::model::NodeKind::Task(task) => Some((n, task)),
+                    _ => None,
+                })
+                .flat_map(|(n, task)| {
+                    task.outcomes.iter().filter_map(|o| {
+                        let label = o.label.clone()?;
+                        Some(((n.id.name.clone(), o.key.name.clone()), label))
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -147,6 +169,22 @@ impl ProcessLabels {
             (Some(key), None) => format!("{label}（{key}）"),
             (None, _) => label.clone(),
         }
+    }
+
+    /// The label of outcome `key` of task `node` (the key when it has none).
+    pub fn outcome(&self, node: &str, key: &str) -> String {
+        self.outcomes
+            .get(&(node.to_string(), key.to_string()))
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    /// The label of clock `name` (its name when it has none).
+    pub fn clock(&self, name: &str) -> String {
+        self.clocks
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
     }
 
     /// The keys of enum `name` in order, with their labels.

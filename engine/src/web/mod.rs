@@ -508,6 +508,77 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     )
 }
 
+/// A timeline entry as people read it: the engine's own steps said in Chinese with the
+/// process's labels (a task by its label, an outcome by its label, a queue by its role's);
+/// the texts a process writes itself (ledger lines, notices) as they are.
+fn timeline_text(e: &crate::ledger::HistoryEntry, labels: &crate::engine::ProcessLabels) -> String {
+    let node_id = e.node.as_deref().unwrap_or("");
+    let node = labels.node(node_id);
+    let data = &e.data;
+    let text = |key: &str| data[key].as_str().unwrap_or("").to_string();
+    match e.kind.as_str() {
+        "started" => format!("登记立案：{}", labels.title),
+        "task_created" => format!("生成待办：{node}（{}）", labels.queue(&text("queue"))),
+        "task_claimed" => format!("认领：{node}"),
+        "task_released" => format!("退回队列：{node}"),
+        "task_failed" => format!("办理出错：{node}"),
+        "task_completed" => match data["outcome"].as_str() {
+            Some(outcome) => format!("办结：{node}，结果：{}", labels.outcome(node_id, outcome)),
+            None => format!("办结：{node}"),
+        },
+        "step" => node,
+        "ended" => format!("结案：{node}"),
+        "escalation" => format!("超期督办（第 {} 级）：{node}", data["level"]),
+        "choice" => format!("{node} → {}", labels.node(&text("next"))),
+        "variable" => {
+            let var = text("var");
+            let shown = e.text.split_once(" = ").map_or("", |(_, v)| v);
+            let value = labels.value(&var, &serde_json::Value::String(shown.to_string()));
+            format!("{}：{value}", labels.var(&var))
+        }
+        "due_computed" => {
+            let at = data["due_at"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                // In the zone the entry's own time is read in (the calendar's).
+                .map(|t| t.with_timezone(e.at.offset()))
+                .map(|t| t.format("%Y年%-m月%-d日 %H:%M").to_string())
+                .unwrap_or_default();
+            if data["provisional"] == serde_json::Value::Bool(true) {
+                format!("计算期限：{at}（暂定：日历缺少所跨年份的节假日数据，补充后重新计算）")
+            } else {
+                format!("计算期限：{at}")
+            }
+        }
+        "clock" => {
+            let clock = labels.clock(&text("clock"));
+            let done = [
+                ("started", "开始计时"),
+                ("paused", "暂停计时"),
+                ("resumed", "恢复计时"),
+                ("stopped", "停止计时"),
+                ("extended", "延长时限"),
+            ]
+            .iter()
+            .find(|(word, _)| e.text.contains(word))
+            .map_or("", |(_, said)| *said);
+            format!("{clock}：{done}")
+        }
+        "notification" => {
+            let channel = text("channel");
+            let said = e.text.split_once(": ").map_or(e.text.as_str(), |(_, t)| t);
+            let to = match channel.split_once(':') {
+                Some(("webhook", name)) => format!("推送（{name}）"),
+                Some(("role", queue)) => format!("通知{}", labels.queue(queue)),
+                _ if channel == "subject" => "告知当事人".to_string(),
+                _ => format!("通知（{channel}）"),
+            };
+            format!("{to}：{said}")
+        }
+        _ => e.text.clone(),
+    }
+}
+
 fn status_text(status: crate::runtime::state::Status) -> (&'static str, &'static str) {
     use crate::runtime::state::Status;
     match status {
@@ -596,7 +667,7 @@ async fn case(
             minijinja::context! {
                 at => e.at.format("%Y年%-m月%-d日 %H:%M").to_string(),
                 by => by,
-                text => e.text.clone(),
+                text => timeline_text(e, &labels),
             }
         })
         .collect();
