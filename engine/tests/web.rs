@@ -474,6 +474,12 @@ async fn a_task_is_claimed_and_completed_through_its_page(pages: Pages) {
         assert!(form.html.contains(outcome), "{outcome}");
     }
     let lock = hidden(&form, "lock_token");
+    // The handler sees the case unmasked, and the read is recorded under them.
+    assert!(form.html.contains("张三丰"), "{}", form.html);
+    let reads = api.get("/api/v1/personal-data-reads", &api.admin).await;
+    let read = &reads.body["reads"][0];
+    assert_eq!(read["instance_id"], case, "{reads:?}");
+    assert_eq!(read["principal"], "王芳", "{reads:?}");
 
     // The colleague sees who holds it, and cannot claim it.
     let theirs = get(api, &format!("/tasks/{task}"), Some(&li)).await;
@@ -483,6 +489,10 @@ async fn a_task_is_claimed_and_completed_through_its_page(pages: Pages) {
             .contains("此任务已由 <strong>王芳</strong> 认领"),
         "{}",
         theirs.html
+    );
+    assert!(
+        !theirs.html.contains("张三丰"),
+        "masked for who does not hold it"
     );
     let li_csrf = theirs.csrf();
     let refused = post_form(

@@ -127,6 +127,8 @@ struct Person {
     csrf: String,
     /// The access generation the session was read under (what a start is checked against).
     generation: i64,
+    /// The client's address, where a page records it (a read of personal data unmasked).
+    address: Option<std::net::IpAddr>,
 }
 
 /// Who is signed in, for a page: the session of the cookie, checked as the API checks it (for
@@ -153,6 +155,7 @@ async fn person(
             principal,
             csrf,
             generation,
+            address: None,
         }),
         Err(ApiError::Forbidden {
             code: "password_change_required",
@@ -997,9 +1000,25 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage<'_>
         (TaskState::Open, _) => Standing::Open,
         _ => Standing::Done,
     };
+    // The person handling the task sees the case unmasked, and that read is recorded (GET
+    // /personal-data-reads), as `GET /instances/{id}?unmasked=true` records it.
+    let mut case_vars = view.vars.clone();
+    let unmasked = matches!(standing, Standing::Mine(..));
+    if unmasked {
+        let reader = crate::engine::Reader {
+            principal: p.clone(),
+            address: me.address.map(|a| a.to_string()),
+        };
+        match engine.instance_unmasked(&task.instance_id, reader).await {
+            Ok(full) => case_vars = full.vars,
+            Err(e) => return page_error(&e.into()),
+        }
+    }
     let (values, problems) = match page.posted {
         Some(posted) => (posted.shown, posted.problems),
-        None => (view.vars.clone(), Vec::new()),
+        // The form starts from the case's values as the handler sees them: unmasked, so that
+        // a field of personal data is not sent back as its mask.
+        None => (case_vars.clone(), Vec::new()),
     };
     let (mut fields, outcomes) =
         form::task_form(&model, &task.node, &labels, &values).unwrap_or_default();
@@ -1013,7 +1032,7 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage<'_>
         .var_order()
         .iter()
         .filter_map(|name| {
-            let shown = labels.value(name, view.vars.get(name)?);
+            let shown = labels.value(name, case_vars.get(name)?);
             (!shown.is_empty())
                 .then(|| minijinja::context! { label => labels.var(name), value => shown })
         })
@@ -1056,6 +1075,7 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage<'_>
             outcomes => outcomes,
             notice => page.notice,
             error => page.error,
+            unmasked => unmasked,
         },
     )
 }
@@ -1064,6 +1084,7 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage<'_>
 /// button per outcome, or who holds it.
 async fn task_page(
     State(state): State<ApiState>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
@@ -1071,6 +1092,7 @@ async fn task_page(
         Ok(me) => me,
         Err(to) => return to,
     };
+    let me = Person { address, ..me };
     let page = TaskPage {
         posted: None,
         notice: None,
@@ -1089,6 +1111,7 @@ struct ClaimForm {
 
 async fn claim(
     State(state): State<ApiState>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<ClaimForm>,
@@ -1105,6 +1128,7 @@ async fn claim(
         Ok(me) => me,
         Err(to) => return to,
     };
+    let me = Person { address, ..me };
     if let Err(e) = workable(&state, &me.principal, &id).await {
         return page_error(&e);
     }
@@ -1138,6 +1162,7 @@ async fn claim(
 
 async fn release(
     State(state): State<ApiState>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<ClaimForm>,
@@ -1154,6 +1179,7 @@ async fn release(
         Ok(me) => me,
         Err(to) => return to,
     };
+    let me = Person { address, ..me };
     if let Err(e) = workable(&state, &me.principal, &id).await {
         return page_error(&e);
     }
@@ -1187,6 +1213,7 @@ async fn stale(state: &ApiState, me: &Person, id: &str, error: ApiError) -> Resp
 
 async fn complete(
     State(state): State<ApiState>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
@@ -1210,6 +1237,7 @@ async fn complete(
         Ok(me) => me,
         Err(to) => return to,
     };
+    let me = Person { address, ..me };
     let task = match workable(&state, &me.principal, &id).await {
         Ok(task) => task,
         Err(e) => return page_error(&e),
