@@ -18,7 +18,7 @@ mod outbox;
 mod reassignments;
 mod reports;
 pub(crate) mod session;
-mod tasks;
+pub(crate) mod tasks;
 mod users;
 
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};

@@ -445,8 +445,9 @@ pub(super) async fn list(
     Ok(ApiJson(TaskList { tasks }))
 }
 
-/// The task, if this token may work it.
-async fn check_task(
+/// The task, if this caller may work it (404 for a task of another unit, 403 for one of its
+/// units it may not work): the API's routes and the workbench's task pages.
+pub(crate) async fn check_task(
     state: &ApiState,
     principal: &Principal,
     id: &str,

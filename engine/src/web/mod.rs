@@ -226,17 +226,13 @@ async fn home(State(state): State<ApiState>, headers: HeaderMap) -> Response {
 #[derive(Debug, Default, Deserialize)]
 struct LoginQuery {
     ended: Option<String>,
-    changed: Option<String>,
 }
 
 async fn login_page(State(state): State<ApiState>, Query(q): Query<LoginQuery>) -> Response {
-    let notice = if q.changed.is_some() {
-        Some("密码已修改，请用新密码登录。")
-    } else if q.ended.is_some() {
-        Some("登录已失效或已退出，请重新登录。")
-    } else {
-        None
-    };
+    let notice = q
+        .ended
+        .is_some()
+        .then_some("登录已失效或已退出，请重新登录。");
     login_form(&state, "", None, notice)
 }
 
@@ -944,31 +940,17 @@ enum Standing {
     Done,
 }
 
-/// The task `id` as the person may work it: 404 (a task of another unit, or none) or 403 as
-/// the API answers (`api::tasks::check_task`).
-async fn workable(state: &ApiState, p: &Principal, id: &str) -> Result<TaskView, ApiError> {
-    let task = state.engine.task(id).await?;
-    if p.works_queue(&task.queue, task.org_unit.as_deref()) {
-        Ok(task)
-    } else if !p.sees_unit(task.org_unit.as_deref()) {
-        Err(ApiError::not_found(format!("task {id} not found")))
-    } else {
-        Err(ApiError::forbidden(p.may_not_work(&task.id, &task.queue)))
-    }
-}
-
 /// What the task page shows, with `posted` (values and problems) when a completion was
-/// refused, and a notice or an error on top.
-struct TaskPage<'a> {
+/// refused, and an error on top.
+struct TaskPage {
     posted: Option<form::Posted>,
-    notice: Option<&'a str>,
     error: Option<String>,
 }
 
-async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage<'_>) -> Response {
+async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage) -> Response {
     let engine = &state.engine;
     let p = &me.principal;
-    let task = match workable(state, p, id).await {
+    let task = match crate::api::tasks::check_task(state, p, id).await {
         Ok(task) => task,
         Err(e) => return page_error(&e),
     };
@@ -1073,7 +1055,6 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage<'_>
             vars => vars,
             fields => fields,
             outcomes => outcomes,
-            notice => page.notice,
             error => page.error,
             unmasked => unmasked,
         },
@@ -1095,10 +1076,26 @@ async fn task_page(
     let me = Person { address, ..me };
     let page = TaskPage {
         posted: None,
-        notice: None,
         error: None,
     };
     render_task(&state, &me, &id, page).await
+}
+
+/// The person posting a task page's form (its CSRF token checked) and the task, if they may
+/// work it; else where to go or the error page.
+async fn task_form_person(
+    state: &ApiState,
+    address: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    csrf: &str,
+    id: &str,
+) -> Result<(Person, TaskView), Response> {
+    let me = person(state, Method::POST, headers, Some(csrf), false).await?;
+    let me = Person { address, ..me };
+    let task = crate::api::tasks::check_task(state, &me.principal, id)
+        .await
+        .map_err(|e| page_error(&e))?;
+    Ok((me, task))
 }
 
 #[derive(Debug, Deserialize)]
@@ -1116,22 +1113,10 @@ async fn claim(
     Path(id): Path<String>,
     Form(form): Form<ClaimForm>,
 ) -> Response {
-    let me = match person(
-        &state,
-        Method::POST,
-        &headers,
-        Some(&form.csrf_token),
-        false,
-    )
-    .await
-    {
-        Ok(me) => me,
+    let (me, _) = match task_form_person(&state, address, &headers, &form.csrf_token, &id).await {
+        Ok(found) => found,
         Err(to) => return to,
     };
-    let me = Person { address, ..me };
-    if let Err(e) = workable(&state, &me.principal, &id).await {
-        return page_error(&e);
-    }
     let claimed = state
         .engine
         .claim_task(crate::engine::ClaimTaskRequest {
@@ -1144,17 +1129,18 @@ async fn claim(
     match claimed {
         Ok(_) => Redirect::to(&format!("/tasks/{id}")).into_response(),
         Err(e) => {
-            let error = match ApiError::from(e) {
+            let e = ApiError::from(e);
+            let status = e.status();
+            let error = match e {
                 ApiError::Conflict { .. } => "未能认领：此任务刚被其他人认领，或已办结。".into(),
                 other => chinese(&other),
             };
             let page = TaskPage {
                 posted: None,
-                notice: None,
                 error: Some(error),
             };
             let mut response = render_task(&state, &me, &id, page).await;
-            *response.status_mut() = StatusCode::CONFLICT;
+            *response.status_mut() = status;
             response
         }
     }
@@ -1167,22 +1153,10 @@ async fn release(
     Path(id): Path<String>,
     Form(form): Form<ClaimForm>,
 ) -> Response {
-    let me = match person(
-        &state,
-        Method::POST,
-        &headers,
-        Some(&form.csrf_token),
-        false,
-    )
-    .await
-    {
-        Ok(me) => me,
+    let (me, _) = match task_form_person(&state, address, &headers, &form.csrf_token, &id).await {
+        Ok(found) => found,
         Err(to) => return to,
     };
-    let me = Person { address, ..me };
-    if let Err(e) = workable(&state, &me.principal, &id).await {
-        return page_error(&e);
-    }
     let token = form.lock_token.trim().parse::<i64>().unwrap_or(-1);
     let actor = crate::actor::Actor::from(&me.principal);
     match state.engine.release(&id, token, actor).await {
@@ -1203,7 +1177,6 @@ async fn stale(state: &ApiState, me: &Person, id: &str, error: ApiError) -> Resp
     let status = error.status();
     let page = TaskPage {
         posted: None,
-        notice: None,
         error: Some(said),
     };
     let mut response = render_task(state, me, id, page).await;
@@ -1225,23 +1198,11 @@ async fn complete(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let me = match person(
-        &state,
-        Method::POST,
-        &headers,
-        Some(&field("csrf_token")),
-        false,
-    )
-    .await
-    {
-        Ok(me) => me,
-        Err(to) => return to,
-    };
-    let me = Person { address, ..me };
-    let task = match workable(&state, &me.principal, &id).await {
-        Ok(task) => task,
-        Err(e) => return page_error(&e),
-    };
+    let (me, task) =
+        match task_form_person(&state, address, &headers, &field("csrf_token"), &id).await {
+            Ok(found) => found,
+            Err(to) => return to,
+        };
     let engine = &state.engine;
     let form = async {
         let view = engine.instance(&task.instance_id).await?;
@@ -1270,7 +1231,6 @@ async fn complete(
                 shown: shown.clone(),
                 problems,
             }),
-            notice: None,
             error: Some(error),
         };
         render_task(&state, &me, &id, page)
