@@ -140,6 +140,7 @@ mod search;
 mod start;
 mod types;
 mod views;
+mod work;
 
 pub(crate) use crate::store::batch::Claimed;
 pub use deploy::{MAX_MODEL_DEPTH, json_depth, read_model};
@@ -152,6 +153,7 @@ pub use search::{
 pub(crate) use start::ProcessVersion;
 pub use start::{MAX_BUSINESS_KEY_CHARS, text_problem};
 pub use types::*;
+pub use work::WorkTask;
 
 use deploy::Loaded;
 use types::{deployment_view, outbox_view, task_view};

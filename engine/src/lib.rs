@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod clock;
 mod commit;
 pub mod csv;
+pub mod deadlines;
 pub mod documents;
 pub mod engine;
 pub mod error;

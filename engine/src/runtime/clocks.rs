@@ -112,7 +112,9 @@ impl Run<'_> {
             .as_ref()
             .or(self.model.calendar.as_ref())
             .map(|c| c.name.clone());
-        let text = match op {
+        // The data says what the text says, for pages that explain a deadline
+        // (`crate::deadlines`): the limit, the pause, the extension and its reason.
+        let (text, data) = match op {
             ClockOp::Start { duration } => {
                 let expr = duration
                     .as_ref()
@@ -125,7 +127,9 @@ impl Run<'_> {
             ClockOp::Stop => self.clock_stop(name)?,
             ClockOp::Extend { by, reason } => self.clock_extend(node, name, cal, by, reason)?,
         };
-        self.history(Some(node), "clock", text, json!({ "clock": name }));
+        let mut data = data;
+        data["clock"] = json!(name);
+        self.history(Some(node), "clock", text, data);
         Ok(())
     }
 
@@ -160,7 +164,7 @@ impl Run<'_> {
         name: &str,
         cal: Option<String>,
         expr: &Expr,
-    ) -> Result<String, RunError> {
+    ) -> Result<(String, Json), RunError> {
         let (due, amount, unit) = self.clock_add(cal.as_deref(), self.now, expr)?;
         self.cancel_ladder(name);
         // Task deadlines already bound to it (a restart) follow the new due time.
@@ -190,13 +194,13 @@ impl Run<'_> {
         );
         self.schedule_clock(node, name, due.at)?;
         self.follow_clock(name, Some(due.at), "started")?;
-        Ok(format!(
-            "clock {name} started, due {}",
-            self.readable(due.at)
+        Ok((
+            format!("clock {name} started, due {}", self.readable(due.at)),
+            json!({ "op": "started", "amount": amount, "unit": unit, "due_at": millis(due.at) }),
         ))
     }
 
-    fn clock_pause(&mut self, name: &str, cal: Option<String>) -> Result<String, RunError> {
+    fn clock_pause(&mut self, name: &str, cal: Option<String>) -> Result<(String, Json), RunError> {
         self.cancel_ladder(name);
         let s = self
             .cs
@@ -222,7 +226,10 @@ impl Run<'_> {
         if paused {
             self.follow_clock(name, None, "paused")?;
         }
-        Ok(format!("clock {name} paused, {left} office minutes left"))
+        Ok((
+            format!("clock {name} paused, {left} office minutes left"),
+            json!({ "op": "paused", "remaining_minutes": left, "was_running": paused }),
+        ))
     }
 
     fn clock_resume(
@@ -230,7 +237,7 @@ impl Run<'_> {
         node: &str,
         name: &str,
         cal: Option<String>,
-    ) -> Result<String, RunError> {
+    ) -> Result<(String, Json), RunError> {
         let s = self
             .cs
             .state
@@ -238,8 +245,10 @@ impl Run<'_> {
             .get_mut(name)
             .ok_or_else(|| RunError::ClockNotStarted(name.to_string()))?;
         let mut due = None;
+        let mut minutes = None;
         if !s.running {
             let left = s.remaining_minutes.take().unwrap_or(0);
+            minutes = Some(left);
             let d = self.due.add_office_minutes(cal.as_deref(), self.now, left);
             s.due_at = Some(millis(d.at));
             s.running = true;
@@ -256,10 +265,13 @@ impl Run<'_> {
             self.schedule_clock(node, name, due)?;
             self.follow_clock(name, Some(due), "resumed")?;
         }
-        Ok(format!("clock {name} resumed"))
+        Ok((
+            format!("clock {name} resumed"),
+            json!({ "op": "resumed", "minutes": minutes, "due_at": due.map(millis) }),
+        ))
     }
 
-    fn clock_stop(&mut self, name: &str) -> Result<String, RunError> {
+    fn clock_stop(&mut self, name: &str) -> Result<(String, Json), RunError> {
         self.cancel_ladder(name);
         self.follow_clock(name, None, "stopped")?;
         if let Some(s) = self.cs.state.clocks.get_mut(name) {
@@ -270,7 +282,7 @@ impl Run<'_> {
             // A stopped clock no longer carries deadlines.
             s.bound.clear();
         }
-        Ok(format!("clock {name} stopped"))
+        Ok((format!("clock {name} stopped"), json!({ "op": "stopped" })))
     }
 
     fn clock_extend(
@@ -280,7 +292,7 @@ impl Run<'_> {
         cal: Option<String>,
         by: &Expr,
         reason: &str,
-    ) -> Result<String, RunError> {
+    ) -> Result<(String, Json), RunError> {
         let current = self
             .cs
             .state
@@ -314,20 +326,32 @@ impl Run<'_> {
             }
             self.schedule_clock(node, name, due.at)?;
             self.follow_clock(name, Some(due.at), "extended")?;
-            Ok(format!(
-                "clock {name} extended to {}: {reason}",
-                self.readable(due.at)
+            Ok((
+                format!(
+                    "clock {name} extended to {}: {reason}",
+                    self.readable(due.at)
+                ),
+                json!({
+                    "op": "extended", "amount": amount, "unit": unit, "reason": reason,
+                    "due_at": millis(due.at),
+                }),
             ))
         } else {
             let from = self.now;
-            let (until, _, _) = self.clock_add(cal.as_deref(), from, by)?;
+            let (until, amount, unit) = self.clock_add(cal.as_deref(), from, by)?;
             let extra = self
                 .due
                 .office_minutes_between(cal.as_deref(), from, until.at);
             if let Some(s) = self.cs.state.clocks.get_mut(name) {
                 s.remaining_minutes = Some(s.remaining_minutes.unwrap_or(0) + extra);
             }
-            Ok(format!("clock {name} extended (paused): {reason}"))
+            Ok((
+                format!("clock {name} extended (paused): {reason}"),
+                json!({
+                    "op": "extended", "amount": amount, "unit": unit, "reason": reason,
+                    "paused": true, "minutes": extra,
+                }),
+            ))
         }
     }
 

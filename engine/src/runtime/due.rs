@@ -62,6 +62,28 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
         }
     }
 
+    /// How "`amount` `unit` after `from`" is counted on the named calendar: the days skipped
+    /// and counted, for people (`crate::deadlines`). `None`: no calendar to say it.
+    fn explain_add(
+        &self,
+        _calendar: Option<&str>,
+        _from: DateTime<Utc>,
+        _amount: i64,
+        _unit: DurationUnit,
+    ) -> Option<crate::calendar::Explanation> {
+        None
+    }
+
+    /// How "`minutes` of office time after `from`" is counted, as [`DueDates::explain_add`].
+    fn explain_office_minutes(
+        &self,
+        _calendar: Option<&str>,
+        _from: DateTime<Utc>,
+        _minutes: i64,
+    ) -> Option<crate::calendar::Explanation> {
+        None
+    }
+
     /// Office minutes from `a` to `b` (the remaining working time of a paused clock).
     fn office_minutes_between(
         &self,
@@ -131,6 +153,26 @@ impl DueDates for crate::calendar::Calendars {
         due(crate::calendar::Calendars::add_office_minutes(
             self, calendar, from, minutes,
         ))
+    }
+    fn explain_add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Option<crate::calendar::Explanation> {
+        Some(crate::calendar::Calendars::add(self, calendar, from, amount, unit).explanation)
+    }
+    fn explain_office_minutes(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        minutes: i64,
+    ) -> Option<crate::calendar::Explanation> {
+        Some(
+            crate::calendar::Calendars::add_office_minutes(self, calendar, from, minutes)
+                .explanation,
+        )
     }
 }
 
@@ -264,6 +306,23 @@ impl DueDates for ReloadingCalendars {
     }
     fn add_office_minutes(&self, calendar: Option<&str>, from: DateTime<Utc>, minutes: i64) -> Due {
         DueDates::add_office_minutes(&*self.current(), calendar, from, minutes)
+    }
+    fn explain_add(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        amount: i64,
+        unit: DurationUnit,
+    ) -> Option<crate::calendar::Explanation> {
+        DueDates::explain_add(&*self.current(), calendar, from, amount, unit)
+    }
+    fn explain_office_minutes(
+        &self,
+        calendar: Option<&str>,
+        from: DateTime<Utc>,
+        minutes: i64,
+    ) -> Option<crate::calendar::Explanation> {
+        DueDates::explain_office_minutes(&*self.current(), calendar, from, minutes)
     }
 }
 

@@ -3,8 +3,8 @@
 // `is_in!(query …)`.
 
 use crate::store::{
-    Arg, ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskQuery,
-    TaskRow, TimerRow,
+    Arg, ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskCase,
+    TaskQuery, TaskRow, TimerRow,
 };
 use sqlx::Row;
 
@@ -27,7 +27,15 @@ macro_rules! deployment_fields {
         by_name!(
             $r,
             DeploymentRow {
-                key, version, hash, title, source, model, config, files, created_at
+                key,
+                version,
+                hash,
+                title,
+                source,
+                model,
+                config,
+                files,
+                created_at
             }
         )
     };
@@ -43,9 +51,23 @@ macro_rules! instance_fields {
         by_name!(
             $r,
             InstanceRow {
-                id, process_key, version, business_key, status, result, incident, vars, state,
-                provisional, parent_id, parent_node, created_at, updated_at, ended_at,
-                history_count, history_head
+                id,
+                process_key,
+                version,
+                business_key,
+                status,
+                result,
+                incident,
+                vars,
+                state,
+                provisional,
+                parent_id,
+                parent_node,
+                created_at,
+                updated_at,
+                ended_at,
+                history_count,
+                history_head
             }
         )
     };
@@ -61,10 +83,34 @@ macro_rules! task_fields {
         by_name!(
             $r,
             TaskRow {
-                id, instance_id, node, label, queue, org_unit, state, lock_token, locked_by,
-                lock_expires_at, available_at, assignee, item, outcome, completed_by, failures,
-                last_error, due_at, created_at, completed_at, claimed_at, lapsed_by, lapsed_at,
-                worker, lapsed_worker, assignee_key, locked_by_key, lapsed_by_key
+                id,
+                instance_id,
+                node,
+                label,
+                queue,
+                org_unit,
+                state,
+                lock_token,
+                locked_by,
+                lock_expires_at,
+                available_at,
+                assignee,
+                item,
+                outcome,
+                completed_by,
+                failures,
+                last_error,
+                due_at,
+                created_at,
+                completed_at,
+                claimed_at,
+                lapsed_by,
+                lapsed_at,
+                worker,
+                lapsed_worker,
+                assignee_key,
+                locked_by_key,
+                lapsed_by_key
             }
         )
     };
@@ -80,7 +126,14 @@ macro_rules! timer_fields {
         by_name!(
             $r,
             TimerRow {
-                id, instance_id, kind, node, task_id, due_at, payload, state
+                id,
+                instance_id,
+                kind,
+                node,
+                task_id,
+                due_at,
+                payload,
+                state
             }
         )
     };
@@ -111,8 +164,17 @@ macro_rules! outbox_fields {
         by_name!(
             $r,
             OutboxRow {
-                id, instance_id, channel, dedup_key, payload, state, attempts, next_attempt_at,
-                last_error, created_at, delivered_at
+                id,
+                instance_id,
+                channel,
+                dedup_key,
+                payload,
+                state,
+                attempts,
+                next_attempt_at,
+                last_error,
+                created_at,
+                delivered_at
             }
         )
     };
@@ -126,7 +188,13 @@ fn document_row(r: &DbRow) -> R<DocumentRow> {
     Ok(by_name!(
         r,
         DocumentRow {
-            id, instance_id, name, label, public, content, created_at
+            id,
+            instance_id,
+            name,
+            label,
+            public,
+            content,
+            created_at
         }
     ))
 }
@@ -134,7 +202,8 @@ fn document_row(r: &DbRow) -> R<DocumentRow> {
 // ---- deployments ----
 
 /// The SQL of [`deployment_by_hash`] (also on SQLite's writer, `sqlite_write`).
-pub(crate) const DEPLOYMENT_BY_HASH: &str = "SELECT * FROM deployments WHERE key = $1 AND hash = $2";
+pub(crate) const DEPLOYMENT_BY_HASH: &str =
+    "SELECT * FROM deployments WHERE key = $1 AND hash = $2";
 
 pub async fn deployment_by_hash(tx: &mut Tx, key: &str, hash: &str) -> R<Option<DeploymentRow>> {
     sqlx::query(DEPLOYMENT_BY_HASH)
@@ -159,23 +228,22 @@ pub async fn max_version(tx: &mut Tx, key: &str) -> R<i64> {
 }
 
 /// The SQL of [`insert_deployment`].
-pub(crate) const INSERT_DEPLOYMENT: &str =
-    "INSERT INTO deployments (key, version, hash, title, source, model, config, files, created_at) \
+pub(crate) const INSERT_DEPLOYMENT: &str = "INSERT INTO deployments (key, version, hash, title, source, model, config, files, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 pub async fn insert_deployment(tx: &mut Tx, d: &DeploymentRow) -> R<()> {
     sqlx::query(INSERT_DEPLOYMENT)
-    .bind(&d.key)
-    .bind(d.version)
-    .bind(&d.hash)
-    .bind(&d.title)
-    .bind(&d.source)
-    .bind(&d.model)
-    .bind(&d.config)
-    .bind(&d.files)
-    .bind(d.created_at)
-    .execute(&mut *tx)
-    .await?;
+        .bind(&d.key)
+        .bind(d.version)
+        .bind(&d.hash)
+        .bind(&d.title)
+        .bind(&d.source)
+        .bind(&d.model)
+        .bind(&d.config)
+        .bind(&d.files)
+        .bind(d.created_at)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -207,12 +275,12 @@ pub(crate) const DEPLOYMENT: &str = "SELECT * FROM deployments WHERE key = $1 \
 
 pub async fn deployment(pool: &Pool, key: &str, version: Option<i64>) -> R<Option<DeploymentRow>> {
     sqlx::query(DEPLOYMENT)
-    .bind(key)
-    .bind(version)
-    .fetch_optional(pool)
-    .await?
-    .map(|r| deployment_row(&r))
-    .transpose()
+        .bind(key)
+        .bind(version)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| deployment_row(&r))
+        .transpose()
 }
 
 pub async fn deployment_tx(
@@ -221,12 +289,12 @@ pub async fn deployment_tx(
     version: Option<i64>,
 ) -> R<Option<DeploymentRow>> {
     sqlx::query(DEPLOYMENT)
-    .bind(key)
-    .bind(version)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| deployment_row(&r))
-    .transpose()
+        .bind(key)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| deployment_row(&r))
+        .transpose()
 }
 
 pub async fn deployments(pool: &Pool) -> R<Vec<DeploymentRow>> {
@@ -240,8 +308,6 @@ pub async fn deployments(pool: &Pool) -> R<Vec<DeploymentRow>> {
 
 // ---- instances ----
 
-
-
 /// The SQL of [`lock_instance`].
 pub(crate) const LOCK_INSTANCE: &str =
     concat!("SELECT * FROM instances WHERE id = $1", for_update!());
@@ -249,11 +315,11 @@ pub(crate) const LOCK_INSTANCE: &str =
 /// Reads an instance and locks its row for the rest of the transaction.
 pub async fn lock_instance(tx: &mut Tx, id: &str) -> R<Option<InstanceRow>> {
     sqlx::query(LOCK_INSTANCE)
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| instance_row(&r))
-    .transpose()
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| instance_row(&r))
+        .transpose()
 }
 
 /// The SQL of [`instances_by_id`].
@@ -297,19 +363,19 @@ pub(crate) const UPDATE_INSTANCE: &str = "UPDATE instances SET status = $2, resu
 
 pub async fn update_instance(tx: &mut Tx, i: &InstanceRow) -> R<()> {
     sqlx::query(UPDATE_INSTANCE)
-    .bind(&i.id)
-    .bind(i.status)
-    .bind(&i.result)
-    .bind(&i.incident)
-    .bind(&i.vars)
-    .bind(&i.state)
-    .bind(i.provisional)
-    .bind(i.updated_at)
-    .bind(i.ended_at)
-    .bind(i.history_count)
-    .bind(&i.history_head)
-    .execute(&mut *tx)
-    .await?;
+        .bind(&i.id)
+        .bind(i.status)
+        .bind(&i.result)
+        .bind(&i.incident)
+        .bind(&i.vars)
+        .bind(&i.state)
+        .bind(i.provisional)
+        .bind(i.updated_at)
+        .bind(i.ended_at)
+        .bind(i.history_count)
+        .bind(&i.history_head)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -368,7 +434,6 @@ pub async fn case_heads(pool: &Pool) -> R<Vec<crate::ledger_keys::CaseHead>> {
 
 // ---- tasks ----
 
-
 /// The SQL of [`lock_task`].
 pub(crate) const LOCK_TASK: &str = concat!("SELECT * FROM tasks WHERE id = $1", for_update!());
 
@@ -416,24 +481,23 @@ pub(crate) const UPDATE_TASK: &str = "UPDATE tasks SET state = $2, lock_token = 
 
 pub async fn update_task(tx: &mut Tx, t: &TaskRow) -> R<()> {
     sqlx::query(UPDATE_TASK)
-    .bind(&t.id)
-    .bind(t.state)
-    .bind(t.lock_token)
-    .bind(&t.locked_by)
-    .bind(t.lock_expires_at)
-    .bind(t.available_at)
-    .bind(&t.outcome)
-    .bind(&t.completed_by)
-    .bind(t.failures)
-    .bind(&t.last_error)
-    .bind(t.completed_at)
-    .bind(&t.worker)
-    .bind(&t.locked_by_key)
-    .execute(&mut *tx)
-    .await?;
+        .bind(&t.id)
+        .bind(t.state)
+        .bind(t.lock_token)
+        .bind(&t.locked_by)
+        .bind(t.lock_expires_at)
+        .bind(t.available_at)
+        .bind(&t.outcome)
+        .bind(&t.completed_by)
+        .bind(t.failures)
+        .bind(&t.last_error)
+        .bind(t.completed_at)
+        .bind(&t.worker)
+        .bind(&t.locked_by_key)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
-
 
 /// The SQL of [`reopen_failed_tasks`].
 pub(crate) const REOPEN_FAILED_TASKS: &str = "UPDATE tasks SET state = 'open', available_at = $2, \
@@ -442,11 +506,11 @@ pub(crate) const REOPEN_FAILED_TASKS: &str = "UPDATE tasks SET state = 'open', a
 
 pub async fn reopen_failed_tasks(tx: &mut Tx, instance: &str, now: i64) -> R<u64> {
     Ok(sqlx::query(REOPEN_FAILED_TASKS)
-    .bind(instance)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected())
+        .bind(instance)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected())
 }
 
 /// What a claim writes on the tasks of the CTE `c`, and returns: `$1` the claimer's name, `$2`
@@ -570,7 +634,11 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
         ([queue], Some(units)) => (
             claim_sql!(
                 "queue = $3",
-                concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
+                concat!(
+                    " AND (org_unit IS NULL OR org_unit ",
+                    is_in!(json "$4"),
+                    ")"
+                ),
                 "$5",
                 "$6",
                 "$7",
@@ -590,7 +658,11 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
         (_, Some(units)) => (
             claim_sql!(
                 concat!("queue ", is_in!(json "$3")),
-                concat!(" AND (org_unit IS NULL OR org_unit ", is_in!(json "$4"), ")"),
+                concat!(
+                    " AND (org_unit IS NULL OR org_unit ",
+                    is_in!(json "$4"),
+                    ")"
+                ),
                 "$5",
                 "$6",
                 "$7",
@@ -620,7 +692,14 @@ pub(crate) fn claim_statement(q: &ClaimQuery) -> (&'static str, Vec<Arg<'_>>) {
             ],
         ),
         (_, None) => (
-            claim_sql!(concat!("queue ", is_in!(json "$3")), "", "$4", "$5", "$6", "$7"),
+            claim_sql!(
+                concat!("queue ", is_in!(json "$3")),
+                "",
+                "$4",
+                "$5",
+                "$6",
+                "$7"
+            ),
             vec![actor, expires, Arg::text(&q.queues), now, max, worker, key],
         ),
     }
@@ -695,6 +774,72 @@ pub async fn claimed_tasks(pool: &Pool, name: &str, key: &str, limit: i64) -> R<
     .collect()
 }
 
+/// A task row with its case's columns (`case_key`, `case_process`, `case_version`).
+fn task_with_case(r: &DbRow) -> R<(TaskRow, TaskCase)> {
+    Ok((
+        task_row(r)?,
+        TaskCase {
+            business_key: r.try_get("case_key")?,
+            process_key: r.try_get("case_process")?,
+            version: r.try_get("case_version")?,
+        },
+    ))
+}
+
+/// What a work list selects: the task and its case, joined on the instance's key.
+macro_rules! work_select {
+    () => {
+        "SELECT t.*, i.business_key AS case_key, i.process_key AS case_process, \
+         i.version AS case_version FROM tasks t JOIN instances i ON i.id = t.instance_id "
+    };
+}
+
+/// [`tasks`] with each task's case, in one query (a work list's rows).
+pub async fn tasks_with_cases(pool: &Pool, q: &TaskQuery) -> R<Vec<(TaskRow, TaskCase)>> {
+    sqlx::query(concat!(
+        work_select!(),
+        "WHERE ($1 IS NULL OR t.queue ",
+        is_in!(json "$1"),
+        ") AND ($2 IS NULL OR t.org_unit IS NULL OR t.org_unit ",
+        is_in!(json "$2"),
+        ") AND ($3 IS NULL OR t.state = $3) AND ($4 IS NULL OR t.instance_id = $4) \
+         ORDER BY t.created_at, t.id LIMIT $5"
+    ))
+    .bind(&q.queues)
+    .bind(&q.org_units)
+    .bind(&q.state)
+    .bind(&q.instance)
+    .bind(q.limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(task_with_case)
+    .collect()
+}
+
+/// [`claimed_tasks`] with each task's case, in one query.
+pub async fn claimed_tasks_with_cases(
+    pool: &Pool,
+    name: &str,
+    key: &str,
+    limit: i64,
+) -> R<Vec<(TaskRow, TaskCase)>> {
+    sqlx::query(concat!(
+        work_select!(),
+        "WHERE t.state = 'claimed' \
+         AND (t.locked_by_key = $1 OR (t.locked_by_key IS NULL AND t.locked_by = $2)) \
+         ORDER BY t.created_at, t.id LIMIT $3"
+    ))
+    .bind(key)
+    .bind(name)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(task_with_case)
+    .collect()
+}
+
 /// How many open tasks each queue has, of the organisation units of a JSON array (`None`:
 /// all), as the task list reads them.
 pub async fn open_task_counts(pool: &Pool, org_units: Option<&str>) -> R<Vec<(String, i64)>> {
@@ -714,10 +859,6 @@ pub async fn open_task_counts(pool: &Pool, org_units: Option<&str>) -> R<Vec<(St
 
 // ---- timers ----
 
-
-
-
-
 /// The SQL of [`due_timers`].
 pub(crate) const DUE_TIMERS: &str = concat!(
     "SELECT * FROM timers WHERE state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT $2",
@@ -729,13 +870,13 @@ pub(crate) const DUE_TIMERS: &str = concat!(
 /// not the number due.
 pub async fn due_timers(tx: &mut Tx, now: i64, limit: i64) -> R<Vec<TimerRow>> {
     sqlx::query(DUE_TIMERS)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(timer_row)
-    .collect()
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(timer_row)
+        .collect()
 }
 
 /// The SQL of [`fire_timers`]. No condition on the state (the transaction holds the timers,
@@ -766,19 +907,19 @@ pub async fn next_timer_due(pool: &Pool) -> R<Option<i64>> {
 /// Pending timers of an instance, soonest first. Sorted here: with `ORDER BY due_at` the
 /// planner may walk the `timers_pending` index through every pending timer of every instance.
 pub async fn instance_timers(pool: &Pool, instance: &str) -> R<Vec<TimerRow>> {
-    let mut timers = sqlx::query("SELECT * FROM timers WHERE instance_id = $1 AND state = 'pending'")
-        .bind(instance)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(timer_row)
-        .collect::<R<Vec<_>>>()?;
+    let mut timers =
+        sqlx::query("SELECT * FROM timers WHERE instance_id = $1 AND state = 'pending'")
+            .bind(instance)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(timer_row)
+            .collect::<R<Vec<_>>>()?;
     timers.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
     Ok(timers)
 }
 
 // ---- history ----
-
 
 /// The SQL of [`set_history_head`].
 pub(crate) const SET_HISTORY_HEAD: &str =
@@ -864,15 +1005,15 @@ pub async fn claim_outbox(
     webhooks: Option<bool>,
 ) -> R<Vec<OutboxRow>> {
     sqlx::query(CLAIM_OUTBOX)
-    .bind(now)
-    .bind(lease_until)
-    .bind(max)
-    .bind(webhooks)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(outbox_row)
-    .collect()
+        .bind(now)
+        .bind(lease_until)
+        .bind(max)
+        .bind(webhooks)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(outbox_row)
+        .collect()
 }
 
 pub async fn outbox_delivered(pool: &Pool, id: &str, now: i64) -> R<u64> {
@@ -1067,8 +1208,8 @@ pub(crate) const CANCEL_TIMERS: &str = concat!(
 /// Cancels the pending timers among `ids` (a JSON array).
 pub async fn cancel_timers(tx: &mut Tx, ids: &str) -> R<()> {
     sqlx::query(CANCEL_TIMERS)
-    .bind(ids)
-    .execute(&mut *tx)
-    .await?;
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

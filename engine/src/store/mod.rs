@@ -307,6 +307,15 @@ pub struct TaskRow {
     pub lapsed_by_key: Option<String>,
 }
 
+/// The case a task of a work list belongs to, read with the task in one query: what the
+/// list shows of it (its business key) and what its labels and deadlines are read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCase {
+    pub business_key: Option<String>,
+    pub process_key: String,
+    pub version: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct TimerRow {
     pub id: String,

@@ -11,6 +11,8 @@
 //! process files.
 
 use crate::api::access::ClientAddress;
+mod deadlines;
+mod flowchart;
 mod form;
 
 use crate::api::session::{self, SignedIn};
@@ -29,8 +31,6 @@ use std::sync::LazyLock;
 
 const HTMX: &str = include_str!("assets/htmx-2.0.11.min.js");
 const CSS: &str = include_str!("assets/workbench.css");
-/// A deadline this close lights yellow on the work list.
-const WARN_HOURS: i64 = 24;
 
 static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     let mut env = minijinja::Environment::new();
@@ -403,6 +403,9 @@ struct TaskRow {
     id: String,
     label: String,
     case: String,
+    /// The case's business key.
+    case_key: Option<String>,
+    /// The queue by its role's label.
     queue: String,
     unit: String,
     state: &'static str,
@@ -418,21 +421,20 @@ fn chinese_time(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
         .to_string()
 }
 
-fn light(due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> (&'static str, &'static str) {
-    match due {
-        None => ("", ""),
-        Some(due) if due <= now => ("red", "已超期"),
-        Some(due) if due - now <= chrono::Duration::hours(WARN_HOURS) => ("yellow", "临近期限"),
-        Some(_) => ("green", "正常"),
-    }
-}
-
-fn task_row(t: &TaskView, now: DateTime<Utc>, tz: chrono_tz::Tz) -> TaskRow {
-    let (light, light_text) = light(t.due_at, now);
+/// A task's row: its light yellow from `warn` (the warning period of the clock that
+/// governs it, [`crate::engine::Engine::warn_at`]).
+fn task_row(
+    t: &TaskView,
+    warn: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> TaskRow {
+    let (light, light_text) = deadlines::light(t.due_at, warn, now);
     TaskRow {
         id: t.id.clone(),
         label: t.label.clone().unwrap_or_else(|| t.node.clone()),
         case: t.instance_id.clone(),
+        case_key: None,
         queue: t.queue.clone(),
         unit: t.org_unit.clone().unwrap_or_default(),
         state: match t.state {
@@ -460,14 +462,14 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let now = engine.clock().now();
     let tz = engine.time_zone();
     let claimed = match engine
-        .claimed_tasks(&crate::actor::Actor::from(p), 200)
+        .claimed_work(&crate::actor::Actor::from(p), 200)
         .await
     {
         Ok(tasks) => tasks,
         Err(e) => return page_error(&e.into()),
     };
     let open = match engine
-        .tasks(TaskFilter {
+        .work_tasks(TaskFilter {
             queues: Some(p.named_roles().map(str::to_string).collect()),
             org_units: (!p.org_units.is_empty()).then(|| p.org_units.clone()),
             state: Some(TaskState::Open),
@@ -479,16 +481,34 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
         Ok(tasks) => tasks,
         Err(e) => return page_error(&e.into()),
     };
-    let rows = |tasks: Vec<TaskView>| {
-        let mut tasks: Vec<TaskView> = tasks
+    // Queue labels per process version, read once for the page.
+    let mut labels = std::collections::HashMap::new();
+    for w in claimed.iter().chain(&open) {
+        let key = (w.process.clone(), w.version);
+        if !labels.contains_key(&key) {
+            match engine.labels(&w.process, w.version).await {
+                Ok(l) => labels.insert(key, l),
+                Err(e) => return page_error(&e.into()),
+            };
+        }
+    }
+    let rows = |tasks: Vec<crate::engine::WorkTask>| {
+        let mut tasks: Vec<crate::engine::WorkTask> = tasks
             .into_iter()
-            .filter(|t| p.works_queue(&t.queue, t.org_unit.as_deref()))
+            .filter(|w| p.works_queue(&w.task.queue, w.task.org_unit.as_deref()))
             .collect();
         // Most urgent first; tasks without a deadline last.
-        tasks.sort_by_key(|t| (t.due_at.is_none(), t.due_at, t.created_at));
+        tasks.sort_by_key(|w| (w.task.due_at.is_none(), w.task.due_at, w.task.created_at));
         tasks
             .iter()
-            .map(|t| task_row(t, now, tz))
+            .map(|w| {
+                let mut row = task_row(&w.task, w.warn_at, now, tz);
+                row.case_key = w.business_key.clone();
+                if let Some(l) = labels.get(&(w.process.clone(), w.version)) {
+                    row.queue = l.queue(&w.task.queue);
+                }
+                row
+            })
             .collect::<Vec<_>>()
     };
     render(
@@ -502,7 +522,6 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
             now => chinese_time(now, tz),
             claimed => rows(claimed),
             open => rows(open),
-            warn_hours => WARN_HOURS,
         },
     )
 }
@@ -615,9 +634,18 @@ async fn case(
         let labels = engine.labels(&view.process, view.version).await?;
         let history = engine.history(&id).await?;
         let documents = engine.documents(&id).await?;
-        Ok::<_, crate::error::EngineError>((view, labels, history, documents))
+        let clocks = engine.case_clocks(&id, &history).await?;
+        let model = engine
+            .definition(&view.process, Some(view.version))
+            .await?
+            .model;
+        let mut warns = Vec::with_capacity(view.tasks.len());
+        for t in &view.tasks {
+            warns.push(engine.warn_at(&view.process, view.version, t).await?);
+        }
+        Ok::<_, crate::error::EngineError>((view, labels, history, documents, clocks, model, warns))
     };
-    let (view, labels, history, documents) = match loaded.await {
+    let (view, labels, history, documents, clocks, model, warns) = match loaded.await {
         Ok(found) => found,
         Err(e) => return page_error(&e.into()),
     };
@@ -637,8 +665,9 @@ async fn case(
     let tasks: Vec<minijinja::Value> = view
         .tasks
         .iter()
-        .map(|t| {
-            let row = task_row(t, now, tz);
+        .zip(warns)
+        .map(|(t, warn)| {
+            let row = task_row(t, warn, now, tz);
             minijinja::context! {
                 label => t.label.clone().unwrap_or_else(|| labels.node(&t.node)),
                 queue => labels.queue(&t.queue),
@@ -679,6 +708,22 @@ async fn case(
             }
         })
         .collect();
+    // Where the case is: the steps its tokens wait at, by their labels (the chart's text
+    // alternative, and the list beside it).
+    let mut active: Vec<String> = Vec::new();
+    for node in &view.active_nodes {
+        if !active.contains(node) {
+            active.push(node.clone());
+        }
+    }
+    let active_labels: Vec<String> = active.iter().map(|n| labels.node(n)).collect();
+    let desc = if active_labels.is_empty() {
+        "案件当前不在任何环节（已结束或尚未开始）。".to_string()
+    } else {
+        format!("当前所在环节：{}", active_labels.join("、"))
+    };
+    let chart = flowchart::svg(&model, &active, &format!("{}流程图", labels.title), &desc);
+    let clocks = deadlines::clocks(&clocks, &labels, tz, now);
     let (status, status_class) = status_text(view.status);
     let title = match &view.business_key {
         Some(key) => format!("案件 {key}"),
@@ -703,6 +748,9 @@ async fn case(
             children => children,
             documents => documents,
             history => history,
+            flowchart => chart.map(minijinja::Value::from_safe_string),
+            active => active_labels,
+            clocks => clocks,
             notice => q.existing.is_some().then_some(
                 "此业务编号已登记过：这是原来的案件，没有重复登记。"
             ),
@@ -962,9 +1010,10 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage) ->
             .await?
             .model;
         let held = engine.held_claim(id, &crate::actor::Actor::from(p)).await?;
-        Ok::<_, crate::error::EngineError>((view, labels, model, held))
+        let warn = engine.warn_at(&view.process, view.version, &task).await?;
+        Ok::<_, crate::error::EngineError>((view, labels, model, held, warn))
     };
-    let (view, labels, model, held) = match loaded.await {
+    let (view, labels, model, held, warn) = match loaded.await {
         Ok(found) => found,
         Err(e) => return page_error(&e.into()),
     };
@@ -1019,7 +1068,7 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage) ->
                 .then(|| minijinja::context! { label => labels.var(name), value => shown })
         })
         .collect();
-    let row = task_row(&task, now, tz);
+    let row = task_row(&task, warn, now, tz);
     let (state_name, lock_token, lease_until, holder) = match &standing {
         Standing::Open => ("open", 0, None, None),
         Standing::Mine(token, until) => ("mine", *token, Some(chinese_time(*until, tz)), None),
@@ -1333,10 +1382,13 @@ mod tests {
             .unwrap()
             .to_utc();
         let h = chrono::Duration::hours;
-        assert_eq!(light(Some(now - h(1)), now).0, "red");
-        assert_eq!(light(Some(now), now).0, "red");
-        assert_eq!(light(Some(now + h(WARN_HOURS)), now).0, "yellow");
-        assert_eq!(light(Some(now + h(WARN_HOURS + 1)), now).0, "green");
-        assert_eq!(light(None, now).0, "");
+        let light = deadlines::light;
+        assert_eq!(light(Some(now - h(1)), None, now).0, "red");
+        assert_eq!(light(Some(now), Some(now - h(9)), now).0, "red");
+        assert_eq!(light(Some(now + h(30)), Some(now), now).0, "yellow");
+        assert_eq!(light(Some(now + h(30)), Some(now + h(1)), now).0, "green");
+        // No warning period declared: green until red.
+        assert_eq!(light(Some(now + h(1)), None, now).0, "green");
+        assert_eq!(light(None, None, now).0, "");
     }
 }

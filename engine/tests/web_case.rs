@@ -1,0 +1,284 @@
+//! The case page's flowchart and deadlines, and the work list's lights and case columns, on
+//! SQLite and on PostgreSQL (`*::postgres`, skipped without `YIMEN_TEST_POSTGRES`): requested
+//! as a browser would, on the repository's calendars and a simulated clock.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::json;
+use std::collections::BTreeMap;
+use support::*;
+use tower::ServiceExt;
+use yimen_engine::engine::{DeployRequest, StartRequest};
+
+on_both_databases!(
+    the_case_page_draws_the_flow_and_explains_each_deadline,
+    work_list_lights_follow_the_clocks_warning_period,
+);
+
+async fn page(api: &TestApi, path: &str, cookie: &str) -> (StatusCode, String) {
+    let request = Request::builder()
+        .uri(path)
+        .header("host", "yimen.test")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .expect("request");
+    let response = api.router.clone().oneshot(request).await.expect("answers");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn form(api: &TestApi, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> String {
+    let body = fields
+        .iter()
+        .map(|(k, v)| {
+            let enc = |s: &str| -> String {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                            char::from(b).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect()
+            };
+            format!("{}={}", enc(k), enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", "yimen.test")
+        .header("origin", "http://yimen.test")
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = api
+        .router
+        .clone()
+        .oneshot(request.body(Body::from(body)).expect("request"))
+        .await
+        .expect("answers");
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    cookie.split(';').next().unwrap_or("").to_string()
+}
+
+/// A window person of `unit`, signed in with their own password: the session cookie.
+async fn window_person(api: &TestApi, login: &str, unit: &str) -> String {
+    let made = api
+        .post(
+            "/api/v1/users",
+            &api.admin,
+            json!({"login": login, "name": "王芳", "roles": ["window"], "org_units": [unit]}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    let once = made.body["password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    let cookie = form(
+        api,
+        "/login",
+        None,
+        &[("login", login), ("password", &once)],
+    )
+    .await;
+    let (_, html) = page(api, "/password", &cookie).await;
+    let at = html.find("name=\"csrf_token\" value=\"").expect("csrf") + 26;
+    let csrf = html[at..at + html[at..].find('"').expect("quote")].to_string();
+    let new = "a long password of mine";
+    form(
+        api,
+        "/password",
+        Some(&cookie),
+        &[
+            ("csrf_token", &csrf),
+            ("current", &once),
+            ("new", new),
+            ("confirm", new),
+        ],
+    )
+    .await;
+    cookie
+}
+
+/// The social-assistance case sent back for materials: the flowchart marks the node it
+/// waits at (and says it in words); each clock says its limit, due date and why: National
+/// Day passed over, its make-up Saturday counted, the pause while the applicant supplements.
+async fn the_case_page_draws_the_flow_and_explains_each_deadline(db: Db) {
+    let w = World::open(&db, MONDAY, service_options()).await;
+    let (case, _) = accepted_case(&w.engine, "SA-PAGE-1").await;
+    let api = w.api().await;
+    let cookie = window_person(&api, "wangfang", "xinhua").await;
+
+    let (status, html) = page(&api, &format!("/cases/{case}"), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // The flowchart: inline SVG with its text alternative, the street leader's step marked.
+    assert!(html.contains("<svg"), "{html}");
+    assert!(html.contains("role=\"img\""));
+    assert_eq!(
+        html.matches("class=\"node task active\"").count(),
+        1,
+        "one active task box: {html}"
+    );
+    assert!(
+        html.contains("<desc id=\"fc-desc\">当前所在环节：街道（镇）分管领导审核同意转办</desc>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("受理窗口审查相关申请材料"),
+        "every step is drawn"
+    );
+    // The deadlines: the statutory 30 working days from Monday 2026-09-28.
+    assert!(html.contains("法定办理时限"), "{html}");
+    assert!(html.contains("30 个工作日"), "{html}");
+    assert!(
+        html.contains("跳过 2026年10月1日至10月7日 国庆节，共 7 天，不计入"),
+        "{html}"
+    );
+    assert!(
+        html.contains("计入 2026年10月10日（星期六）国庆节补班"),
+        "{html}"
+    );
+    assert!(html.contains("转办时限"));
+    // 30 working days: 9-29, 9-30, 10-8, 10-9, 10-10 (counted), then five full weeks.
+    assert!(
+        html.contains("到期：2026年11月13日（星期五）17:30"),
+        "{html}"
+    );
+}
+
+/// A process of our own: a task whose deadline hangs on a clock of 5 working days that warns
+/// 2 working days before.
+const LIGHTS: &str = r#"
+process lights "期限灯" version 1
+calendar cn_mainland
+
+var street: text required "街道"
+role window "受理窗口" per street
+
+clock limit "办理时限" {
+  deadline 5 workdays {
+    before 2 workdays: notify role window "即将到期"
+  }
+}
+
+start apply "申请" -> begin
+
+step begin "登记" {
+  start clock limit
+} -> handle
+
+task handle "办理申请" {
+  queue window
+  deadline 5 workdays clock limit
+  outcome done "办结" -> finish
+}
+
+end finish "结束" result done
+"#;
+
+/// The work list: the case's business key and the queue's label on each row; the light
+/// green, yellow from 2 working days before the due time (the clock's `before` rung, counted
+/// over National Day), red once due.
+async fn work_list_lights_follow_the_clocks_warning_period(db: Db) {
+    let w = World::open(&db, MONDAY, service_options()).await;
+    w.engine
+        .deploy(DeployRequest {
+            file: "lights.flow".into(),
+            source: LIGHTS.into(),
+            files: BTreeMap::from([("lights.flow".to_string(), LIGHTS.to_string())]),
+            model: None,
+        })
+        .await
+        .expect("deploys");
+    let started = w
+        .engine
+        .start(StartRequest {
+            process: "lights".into(),
+            business_key: Some("LD-2026-001".into()),
+            vars: vars(json!({"street": "xinhua"})),
+            actor: "window-1".into(),
+        })
+        .await
+        .expect("starts");
+    let api = w.api().await;
+    let cookie = window_person(&api, "lina", "xinhua").await;
+
+    let row = |html: &str| -> String {
+        let at = html.find("<tbody>").expect("a table");
+        html[at..html[at..].find("</tbody>").expect("its end") + at].to_string()
+    };
+    // Due Saturday 10-10 17:30 (a make-up working day); yellow from Thursday 10-8 17:30.
+    let (status, html) = page(&api, "/work", &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let first = row(&html);
+    assert!(
+        first.contains(&format!(
+            "<a href=\"/cases/{}\">LD-2026-001</a>",
+            started.id
+        )),
+        "{first}"
+    );
+    assert!(
+        first.contains("<td>受理窗口</td>"),
+        "the queue's label: {first}"
+    );
+    assert!(first.contains("light green"), "{first}");
+    assert!(first.contains("2026年10月10日 17:30"), "{first}");
+
+    w.clock
+        .set(
+            chrono::DateTime::parse_from_rfc3339("2026-10-08T17:00:00+08:00")
+                .expect("time")
+                .to_utc(),
+        )
+        .expect("forward");
+    let (_, html) = page(&api, "/work", &cookie).await;
+    assert!(
+        row(&html).contains("light green"),
+        "not yet: {}",
+        row(&html)
+    );
+
+    w.clock
+        .set(
+            chrono::DateTime::parse_from_rfc3339("2026-10-08T17:30:00+08:00")
+                .expect("time")
+                .to_utc(),
+        )
+        .expect("forward");
+    let (_, html) = page(&api, "/work", &cookie).await;
+    assert!(row(&html).contains("light yellow"), "{}", row(&html));
+
+    w.clock
+        .set(
+            chrono::DateTime::parse_from_rfc3339("2026-10-10T17:30:00+08:00")
+                .expect("time")
+                .to_utc(),
+        )
+        .expect("forward");
+    let (_, html) = page(&api, "/work", &cookie).await;
+    assert!(row(&html).contains("light red"), "{}", row(&html));
+
+    // The case page says the same of the clock, and why that Saturday.
+    let (_, case) = page(&api, &format!("/cases/{}", started.id), &cookie).await;
+    assert!(case.contains("办理时限"), "{case}");
+    assert!(case.contains("已超期"), "{case}");
+    assert!(
+        case.contains("计入 2026年10月10日（星期六）国庆节补班"),
+        "{case}"
+    );
+    assert!(case.contains("class=\"node task active\""), "{case}");
+}
