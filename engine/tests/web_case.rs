@@ -73,6 +73,13 @@ async fn form(api: &TestApi, path: &str, cookie: Option<&str>, fields: &[(&str, 
     cookie.split(';').next().unwrap_or("").to_string()
 }
 
+const OWN: &str = "a long password of mine";
+
+/// Signs in again (the simulated clock moved past the session's idle time): the new cookie.
+async fn again(api: &TestApi, login: &str) -> String {
+    form(api, "/login", None, &[("login", login), ("password", OWN)]).await
+}
+
 /// A window person of `unit`, signed in with their own password: the session cookie.
 async fn window_person(api: &TestApi, login: &str, unit: &str) -> String {
     let made = api
@@ -95,9 +102,10 @@ async fn window_person(api: &TestApi, login: &str, unit: &str) -> String {
     )
     .await;
     let (_, html) = page(api, "/password", &cookie).await;
-    let at = html.find("name=\"csrf_token\" value=\"").expect("csrf") + 26;
+    let mark = "name=\"csrf_token\" value=\"";
+    let at = html.find(mark).expect("csrf") + mark.len();
     let csrf = html[at..at + html[at..].find('"').expect("quote")].to_string();
-    let new = "a long password of mine";
+    let new = OWN;
     form(
         api,
         "/password",
@@ -214,15 +222,17 @@ async fn work_list_lights_follow_the_clocks_warning_period(db: Db) {
         .await
         .expect("starts");
     let api = w.api().await;
-    let cookie = window_person(&api, "lina", "xinhua").await;
+    let mut cookie = window_person(&api, "lina", "xinhua").await;
 
     let row = |html: &str| -> String {
-        let at = html.find("<tbody>").expect("a table");
+        let at = html
+            .find("<tbody>")
+            .unwrap_or_else(|| panic!("a table: {html}"));
         html[at..html[at..].find("</tbody>").expect("its end") + at].to_string()
     };
     // Due Saturday 10-10 17:30 (a make-up working day); yellow from Thursday 10-8 17:30.
     let (status, html) = page(&api, "/work", &cookie).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(status, StatusCode::OK, "{cookie} {html}");
     let first = row(&html);
     assert!(
         first.contains(&format!(
@@ -245,6 +255,7 @@ async fn work_list_lights_follow_the_clocks_warning_period(db: Db) {
                 .to_utc(),
         )
         .expect("forward");
+    cookie = again(&api, "lina").await;
     let (_, html) = page(&api, "/work", &cookie).await;
     assert!(
         row(&html).contains("light green"),
@@ -259,6 +270,7 @@ async fn work_list_lights_follow_the_clocks_warning_period(db: Db) {
                 .to_utc(),
         )
         .expect("forward");
+    cookie = again(&api, "lina").await;
     let (_, html) = page(&api, "/work", &cookie).await;
     assert!(row(&html).contains("light yellow"), "{}", row(&html));
 
@@ -269,6 +281,7 @@ async fn work_list_lights_follow_the_clocks_warning_period(db: Db) {
                 .to_utc(),
         )
         .expect("forward");
+    cookie = again(&api, "lina").await;
     let (_, html) = page(&api, "/work", &cookie).await;
     assert!(row(&html).contains("light red"), "{}", row(&html));
 

@@ -484,10 +484,11 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     // Queue labels per process version, read once for the page.
     let mut labels = std::collections::HashMap::new();
     for w in claimed.iter().chain(&open) {
-        let key = (w.process.clone(), w.version);
-        if !labels.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            labels.entry((w.process.clone(), w.version))
+        {
             match engine.labels(&w.process, w.version).await {
-                Ok(l) => labels.insert(key, l),
+                Ok(l) => slot.insert(l),
                 Err(e) => return page_error(&e.into()),
             };
         }
