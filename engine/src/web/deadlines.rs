@@ -155,7 +155,7 @@ pub(super) fn step_text(step: &Step, tz: chrono_tz::Tz) -> String {
             if missing_years.is_empty() {
                 format!("到期：{}", at(*t, tz))
             } else {
-                let years: Vec<String> = missing_years.iter().map(|y| format!("{y} 年")).collect();
+                let years: Vec<String> = missing_years.iter().map(|y| format!("{y}年")).collect();
                 format!(
                     "到期：{}（暂定：日历缺少{}的节假日安排，只按周末计算；补充后重新计算）",
                     at(*t, tz),
