@@ -21,6 +21,8 @@ pub struct ProcessLabels {
     /// (task node, outcome) → the outcome's label.
     outcomes: HashMap<(String, String), String>,
     clocks: HashMap<String, String>,
+    /// An end's result key → the end's label (the first end of that result).
+    results: HashMap<String, String>,
 }
 
 impl ProcessLabels {
@@ -102,6 +104,17 @@ impl ProcessLabels {
                 .iter()
                 .filter_map(|c| Some((c.name.name.clone(), c.label.clone()?)))
                 .collect(),
+            results: model
+                .nodes
+                .iter()
+                .rev()
+                .filter_map(|n| match &n.kind {
+                    yimen_dsl::model::NodeKind::End { result, .. } => {
+                        Some((result.name.clone(), n.label.clone()?))
+                    }
+                    _ => None,
+                })
+                .collect(),
             outcomes: model
                 .nodes
                 .iter()
@@ -117,6 +130,15 @@ impl ProcessLabels {
                 })
                 .collect(),
         }
+    }
+
+    /// What a case's result (an end's `result` key) is called: the label of the end that
+    /// records it (the key when none has a label).
+    pub fn result(&self, key: &str) -> String {
+        self.results
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
     }
 
     /// The label of variable `name` (its name when it has none).

@@ -185,6 +185,9 @@ fn chinese(error: &ApiError) -> String {
             "该请求不是从本系统页面提交的，已拒绝。请刷新页面后重试。".into()
         }
         ApiError::Unauthorized { .. } => "登录已失效，请重新登录。".into(),
+        ApiError::NotFound { .. } => {
+            "找不到要查看的内容：它不存在，或不在您可以查看的范围内。".into()
+        }
         ApiError::Unprocessable { details, .. } => {
             let field = details["problems"][0]["field"].as_str().unwrap_or("");
             match field {
@@ -546,13 +549,20 @@ fn timeline_text(e: &crate::ledger::HistoryEntry, labels: &crate::engine::Proces
             None => format!("办结：{node}"),
         },
         "step" => node,
+        "document" => format!(
+            "出具文书：{}",
+            e.text.strip_prefix("issued ").unwrap_or(&e.text)
+        ),
         "ended" => format!("结案：{node}"),
         "escalation" => format!("超期督办（第 {} 级）：{node}", data["level"]),
         "choice" => format!("{node} → {}", labels.node(&text("next"))),
         "variable" => {
             let var = text("var");
             let shown = e.text.split_once(" = ").map_or("", |(_, v)| v);
-            let value = labels.value(&var, &serde_json::Value::String(shown.to_string()));
+            // The value as the entry wrote it: JSON (`true`, `["a","b"]`, `3`), or plain text.
+            let value = serde_json::from_str(shown)
+                .unwrap_or_else(|_| serde_json::Value::String(shown.to_string()));
+            let value = labels.value(&var, &value);
             format!("{}：{value}", labels.var(&var))
         }
         "due_computed" => {
@@ -742,7 +752,7 @@ async fn case(
             ended => view.ended_at.map(|t| chinese_time(t, tz)),
             status => status,
             status_class => status_class,
-            result => view.result.clone(),
+            result => view.result.as_deref().map(|r| labels.result(r)),
             vars => vars,
             tasks => tasks,
             parent => view.parent_id.clone(),
