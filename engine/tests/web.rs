@@ -21,6 +21,7 @@ on_both_databases!(
     a_case_page_shows_the_case_masked_with_its_timeline,
     a_task_is_claimed_and_completed_through_its_page,
     a_case_is_registered_through_its_form,
+    reminders_of_a_persons_roles_are_listed_and_read,
 );
 
 struct Pages {
@@ -677,4 +678,163 @@ async fn a_case_is_registered_through_its_form(pages: Pages) {
     )
     .await;
     assert_eq!(elsewhere.status, StatusCode::FORBIDDEN, "{elsewhere:?}");
+}
+
+/// A process whose start tells two roles: the board (no units) and the desk of the case's
+/// district.
+const NOTICE: &str = r#"process notice "告知" version 1
+var district: text required "区域"
+role desk "受理台" per district
+role board "委员会"
+start submit "提交" -> received
+step received "受理" {
+  notify role board "新的申请，请研阅"
+  notify role desk "新的申请已受理"
+} -> check
+task check "审查" {
+  queue desk
+  outcome ok "通过" -> done
+}
+end done "完成" result done
+"#;
+
+/// A person with `roles` in `units`, signed in with their own password: the session cookie.
+async fn signed_in_with(api: &TestApi, login: &str, roles: &[&str], units: &[&str]) -> String {
+    let made = api
+        .post(
+            "/api/v1/users",
+            &api.admin,
+            json!({"login": login, "name": login, "roles": roles, "org_units": units}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    let once = made.body["password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    let first = post_form(
+        api,
+        "/login",
+        None,
+        HERE,
+        &[("login", login), ("password", &once)],
+    )
+    .await;
+    let cookie = first.cookie();
+    let csrf = get(api, "/password", Some(&cookie)).await.csrf();
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("current", &once),
+        ("new", OWN),
+        ("confirm", OWN),
+    ];
+    let changed = post_form(api, "/password", Some(&cookie), HERE, &fields).await;
+    assert_eq!(changed.location(), "/work", "{changed:?}");
+    cookie
+}
+
+/// The ids of the reminders a work list shows, in its order.
+fn reminder_ids(work: &Page) -> Vec<String> {
+    work.html
+        .split("action=\"/inbox/")
+        .skip(1)
+        .map(|rest| rest[..rest.find('/').expect("the id ends")].to_string())
+        .collect()
+}
+
+/// 待阅提醒: the work list shows the open inbox items of the roles the person holds, of the
+/// cases they may see (a desk of one district not another's); 已阅 acknowledges one as the
+/// API does, in their name, and it leaves the list; an item of a role they do not hold is
+/// not theirs to acknowledge; a form without the session's token changes nothing.
+async fn reminders_of_a_persons_roles_are_listed_and_read(pages: Pages) {
+    let api = &pages.api;
+    deploy_source(&api.engine, "notice.flow", NOTICE).await;
+    for district in ["east", "west"] {
+        let started = api
+            .post(
+                "/api/v1/instances",
+                &api.admin,
+                json!({"process": "notice", "variables": {"district": district}}),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+    }
+    let sender = yimen_engine::outbox::WebhookSender::new(
+        b"test".to_vec(),
+        std::time::Duration::from_secs(1),
+    )
+    .expect("sender");
+    yimen_engine::outbox::Delivery::new(
+        api.engine.clone(),
+        sender,
+        yimen_engine::outbox::Backoff::default(),
+    )
+    .deliver_due()
+    .await
+    .expect("notices delivered");
+
+    let board = signed_in_with(api, "board1", &["board"], &[]).await;
+    let desk = signed_in_with(api, "desk1", &["desk"], &["east"]).await;
+    let work = get(api, "/work", Some(&board)).await;
+    assert_eq!(work.status, StatusCode::OK, "{work:?}");
+    assert!(work.html.contains("待阅提醒"), "{}", work.html);
+    assert_eq!(
+        work.html.matches("</span> 新的申请，请研阅").count(),
+        2,
+        "{}",
+        work.html
+    );
+    assert!(
+        work.html.contains("致委员会"),
+        "the role's label: {}",
+        work.html
+    );
+    assert!(!work.html.contains("新的申请已受理"), "not the desk's");
+    let board_items = reminder_ids(&work);
+    assert_eq!(board_items.len(), 2);
+
+    let desk_work = get(api, "/work", Some(&desk)).await;
+    assert_eq!(
+        desk_work.html.matches("</span> 新的申请已受理").count(),
+        1,
+        "east only"
+    );
+    assert!(!desk_work.html.contains("新的申请，请研阅"));
+    let desk_items = reminder_ids(&desk_work);
+    assert_eq!(desk_items.len(), 1);
+
+    // The desk may not mark the board's item read, nor anyone without the session's token.
+    let csrf = desk_work.csrf();
+    let path = format!("/inbox/{}/ack", board_items[0]);
+    let refused = post_form(api, &path, Some(&desk), HERE, &[("csrf_token", &csrf)]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{refused:?}");
+    assert!(
+        refused.html.contains("找不到要查看的内容"),
+        "{}",
+        refused.html
+    );
+    let forged = post_form(api, &path, Some(&board), HERE, &[("csrf_token", "0000")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{forged:?}");
+    assert_eq!(
+        reminder_ids(&get(api, "/work", Some(&board)).await).len(),
+        2
+    );
+
+    // 已阅: recorded in the person's name, as the API shows it; the list no longer shows it.
+    let csrf = work.csrf();
+    let read = post_form(api, &path, Some(&board), HERE, &[("csrf_token", &csrf)]).await;
+    assert_eq!(read.status, StatusCode::SEE_OTHER, "{read:?}");
+    assert_eq!(read.location(), "/work#reminders");
+    let after = get(api, "/work", Some(&board)).await;
+    assert_eq!(reminder_ids(&after), board_items[1..].to_vec());
+    let acked = api
+        .get("/api/v1/inbox?role=board&state=acked", &api.admin)
+        .await;
+    let items = acked.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{acked:?}");
+    assert_eq!(items[0]["id"], board_items[0].as_str());
+    assert_eq!(items[0]["acked_by"], "board1");
+    // Twice is the same as once.
+    let again = post_form(api, &path, Some(&board), HERE, &[("csrf_token", &csrf)]).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{again:?}");
 }

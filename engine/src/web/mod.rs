@@ -14,6 +14,7 @@ use crate::api::access::ClientAddress;
 mod deadlines;
 mod flowchart;
 mod form;
+mod reminders;
 
 use crate::api::session::{self, SignedIn};
 use crate::api::{ApiError, ApiState};
@@ -71,6 +72,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/tasks/{id}/claim", axum::routing::post(claim))
         .route("/tasks/{id}/release", axum::routing::post(release))
         .route("/tasks/{id}/complete", axum::routing::post(complete))
+        .route("/inbox/{id}/ack", axum::routing::post(reminders::ack))
         .route("/assets/htmx-2.0.11.min.js", get(htmx))
         .route("/assets/workbench.css", get(css))
 }
@@ -484,6 +486,10 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
         Ok(tasks) => tasks,
         Err(e) => return page_error(&e.into()),
     };
+    let reminders = match reminders::open_items(&state, p).await {
+        Ok(items) => items,
+        Err(e) => return page_error(&e),
+    };
     // Queue labels per process version, read once for the page.
     let mut labels = std::collections::HashMap::new();
     for w in claimed.iter().chain(&open) {
@@ -526,6 +532,7 @@ async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
             now => chinese_time(now, tz),
             claimed => rows(claimed),
             open => rows(open),
+            reminders => reminders,
         },
     )
 }
