@@ -25,9 +25,16 @@ impl Drop for Server {
 /// `yimen serve` on a free port with the repository's processes and a database in `dir`, its
 /// stderr going to `log`.
 pub fn serve(dir: &Path, log: &Path) -> Server {
+    let database = dir.join("first-use.db");
+    serve_with(&database.to_string_lossy(), log, &[])
+}
+
+/// `yimen serve` on a free port on `database` (a SQLite file or a PostgreSQL URL) with the
+/// repository's processes and `extra` arguments (`--clock …`), its stderr going to `log`.
+pub fn serve_with(database: &str, log: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_yimen"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(dir.join("first-use.db"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_LOG", "info")
         .env_remove("YIMEN_WEBHOOK_SECRET")
