@@ -133,6 +133,7 @@ mod fire;
 mod history;
 mod labels;
 mod ledger;
+mod notice;
 mod open;
 mod outbox;
 mod reassign;

@@ -13,6 +13,7 @@ pub mod dto;
 pub mod error;
 mod inbox;
 pub(crate) mod instances;
+mod notices;
 mod oidc;
 mod outbox;
 mod reassignments;
@@ -229,6 +230,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::personal_data_reads))
         .routes(routes!(reassignments::reassign, reassignments::list))
         .routes(routes!(reassignments::end))
+        .merge(notices::routes())
         .merge(inbox::routes())
         .merge(clock::routes())
         .merge(reports::routes())

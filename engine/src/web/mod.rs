@@ -15,6 +15,7 @@ mod deadlines;
 mod flowchart;
 mod form;
 mod reminders;
+mod notices;
 
 use crate::api::session::{self, SignedIn};
 use crate::api::{ApiError, ApiState};
@@ -48,6 +49,7 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
         ("task.html", include_str!("templates/task.html")),
         ("fields.html", include_str!("templates/fields.html")),
         ("register.html", include_str!("templates/register.html")),
+        ("notice.html", include_str!("templates/notice.html")),
     ] {
         // The templates are part of the binary and tested: one that does not parse is a bug
         // of this build, caught by `every_template_parses`.
@@ -75,6 +77,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/inbox/{id}/ack", axum::routing::post(reminders::ack))
         .route("/assets/htmx-2.0.11.min.js", get(htmx))
         .route("/assets/workbench.css", get(css))
+        .merge(notices::routes())
 }
 
 fn render(name: &str, context: minijinja::Value) -> Response {
@@ -721,6 +724,7 @@ async fn case(
         .iter()
         .map(|d| {
             minijinja::context! {
+                name => d.name.clone(),
                 label => d.label.clone().unwrap_or_else(|| d.name.clone()),
                 at => chinese_time(d.created_at, tz),
             }
@@ -751,6 +755,7 @@ async fn case(
         "case.html",
         minijinja::context! {
             title => title,
+            id => id.clone(),
             me => minijinja::context! { name => me.principal.name.clone() },
             csrf => me.csrf.clone(),
             process => labels.title.clone(),
