@@ -38,6 +38,7 @@ async fn the_document_lists_every_endpoint_of_the_issue() {
         "GET /api/v1/inbox",
         "GET /api/v1/instances/{id}",
         "GET /api/v1/instances/{id}/documents",
+        "GET /api/v1/instances/{id}/documents/{name}.pdf",
         "GET /api/v1/instances/{id}/history",
         "GET /api/v1/ledger",
         "GET /api/v1/openapi.json",
@@ -156,6 +157,10 @@ const HANDLER_ERRORS: &[(&str, &[u16])] = &[
     ("GET /api/v1/instances/{id}", &[403, 404]),
     ("POST /api/v1/instances/{id}/cancel", &[403, 404, 409]),
     ("GET /api/v1/instances/{id}/documents", &[403, 404]),
+    (
+        "GET /api/v1/instances/{id}/documents/{name}.pdf",
+        &[403, 404, 409],
+    ),
     ("GET /api/v1/instances/{id}/history", &[403, 404]),
     (
         "POST /api/v1/instances/{id}/incident/resolve",
