@@ -584,6 +584,13 @@ async fn a_whole_case_from_registration_to_archive() {
     walk.complete("incomplete", "review").await;
     walk.sees("补证通知书").await;
     walk.sees("街道（镇）分管领导审核同意转办").await;
+    // The notice printed: its A4 view names the applicant in full and what is missing.
+    walk.click_link("补证通知书").await;
+    walk.sees("下载 PDF").await;
+    walk.sees("张三").await;
+    walk.sees("户口簿复印件").await;
+    walk.page("notice-supplement").await;
+    walk.goto(&case).await;
     walk.sign_out().await;
 
     // The street leader consents to forwarding.
