@@ -69,3 +69,39 @@ fn bench_drives_every_case_to_its_end_on_postgres() {
         run_both_ways(&url);
     }
 }
+
+/// `yimen bench pages`, tiny: the pages answer, with the figures of each.
+fn pages(database: &str) {
+    let out = bench(&[
+        "pages",
+        "--cases",
+        "30",
+        "--open",
+        "10",
+        "--requests",
+        "5",
+        "--database",
+        database,
+    ]);
+    assert_eq!(
+        figure(&out, "stored cases:"),
+        "30 (20 ended, 10 open)",
+        "{out}"
+    );
+    for page in ["我的待办 /work", "案件 /cases/{id}"] {
+        let line = figure(&out, page);
+        assert!(line.starts_with("p50 ") && line.contains("p95 "), "{out}");
+    }
+}
+
+#[test]
+fn bench_pages_answers_on_sqlite() {
+    pages("sqlite");
+}
+
+#[test]
+fn bench_pages_answers_on_postgres() {
+    if let Some(url) = yimen_engine::testing::postgres_url("the pages bench") {
+        pages(&url);
+    }
+}

@@ -154,7 +154,7 @@ pub use search::{
 pub(crate) use start::ProcessVersion;
 pub use start::{MAX_BUSINESS_KEY_CHARS, text_problem};
 pub use types::*;
-pub use work::WorkTask;
+pub use work::{OpenWork, WorkTask};
 
 use deploy::Loaded;
 use types::{deployment_view, outbox_view, task_view};

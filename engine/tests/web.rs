@@ -22,6 +22,7 @@ on_both_databases!(
     a_task_is_claimed_and_completed_through_its_page,
     a_case_is_registered_through_its_form,
     reminders_of_a_persons_roles_are_listed_and_read,
+    the_work_list_pages_and_narrows_by_queue_unit_light_and_search,
 );
 
 struct Pages {
@@ -837,4 +838,124 @@ async fn reminders_of_a_persons_roles_are_listed_and_read(pages: Pages) {
     // Twice is the same as once.
     let again = post_form(api, &path, Some(&board), HERE, &[("csrf_token", &csrf)]).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER, "{again:?}");
+}
+
+/// 我的待办 with many open tasks: a page of them at a time, the database's order (here by
+/// creation: the test model's tasks have no deadline); narrowed by unit, by light, and by a
+/// case search (a name); every control labelled; a filter outside the person's queues or
+/// units, or a page that is no number, refused in Chinese.
+async fn the_work_list_pages_and_narrows_by_queue_unit_light_and_search(pages: Pages) {
+    let api = &pages.api;
+    let wang = signed_in(api, "wangfang", "王芳", &["east", "west"]).await;
+    let mut cases = Vec::new();
+    for (n, (street, name)) in [
+        ("east", "张三丰"),
+        ("east", "李四"),
+        ("west", "王五"),
+        ("east", "赵六"),
+        ("west", "钱七"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let answer = api
+            .post(
+                "/api/v1/instances",
+                &api.admin,
+                json!({"process": "case", "business_key": format!("K-{n}"),
+                       "variables": {"name": name, "street": street, "amount": 10}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        cases.push(answer.body["id"].as_str().expect("id").to_string());
+    }
+    let open_rows = |page: &Page| page.html.matches("<td>待认领</td>").count();
+
+    let all = get(api, "/work", Some(&wang)).await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    assert_eq!(open_rows(&all), 5, "{}", all.html);
+    for label in [
+        "<label for=\"f-q\">",
+        "<label for=\"f-queue\">",
+        "<label for=\"f-unit\">",
+        "<label for=\"f-light\">",
+    ] {
+        assert!(all.html.contains(label), "{label}: {}", all.html);
+    }
+
+    // Two a page: three pages, the oldest first, the links keeping the page size.
+    let first = get(api, "/work?page_size=2", Some(&wang)).await;
+    assert_eq!(open_rows(&first), 2, "{}", first.html);
+    assert!(first.html.contains("第 1 页，共 3 页"), "{}", first.html);
+    assert!(first.html.contains(&format!("/cases/{}", cases[0])));
+    assert!(!first.html.contains(&format!("/cases/{}", cases[2])));
+    assert!(
+        first.html.contains("href=\"/work?page_size=2&page=2\""),
+        "{}",
+        first.html
+    );
+    let last = get(api, "/work?page_size=2&page=3", Some(&wang)).await;
+    assert_eq!(open_rows(&last), 1, "{}", last.html);
+    assert!(last.html.contains(&format!("/cases/{}", cases[4])));
+    assert!(last.html.contains("上一页") && !last.html.contains("下一页"));
+
+    // By unit: the west cases only.
+    let west = get(api, "/work?unit=west", Some(&wang)).await;
+    assert_eq!(open_rows(&west), 2, "{}", west.html);
+    assert!(west.html.contains(&format!("/cases/{}", cases[2])));
+    assert!(!west.html.contains(&format!("/cases/{}", cases[0])));
+    // By queue: the person's own.
+    let window = get(api, "/work?queue=window", Some(&wang)).await;
+    assert_eq!(open_rows(&window), 5, "{}", window.html);
+
+    // A search by name: that case only; by a business key: that one.
+    let li = get(
+        api,
+        &format!("/work?q={}", urlencoding("李四")),
+        Some(&wang),
+    )
+    .await;
+    assert_eq!(li.status, StatusCode::OK, "{li:?}");
+    assert_eq!(open_rows(&li), 1, "{}", li.html);
+    assert!(li.html.contains(&format!("/cases/{}", cases[1])));
+    assert!(
+        li.html.contains("value=\"李四\""),
+        "the search is kept in its box"
+    );
+    let key = get(api, "/work?q=K-3", Some(&wang)).await;
+    assert_eq!(open_rows(&key), 1, "{}", key.html);
+    assert!(key.html.contains(&format!("/cases/{}", cases[3])));
+    let nobody = get(
+        api,
+        &format!("/work?q={}", urlencoding("无此人")),
+        Some(&wang),
+    )
+    .await;
+    assert_eq!(open_rows(&nobody), 0);
+    assert!(nobody.html.contains("没有符合筛选条件的待认领任务"));
+
+    // Overdue: none (no task here has a deadline); the others are not shown as overdue.
+    let overdue = get(api, "/work?light=overdue", Some(&wang)).await;
+    assert_eq!(overdue.status, StatusCode::OK);
+    assert_eq!(open_rows(&overdue), 0, "{}", overdue.html);
+    let soon = get(api, "/work?light=soon", Some(&wang)).await;
+    assert_eq!(open_rows(&soon), 0, "{}", soon.html);
+
+    // Bad filters: refused, said in Chinese.
+    for (path, said) in [
+        ("/work?queue=review", "不是您所在的队列"),
+        ("/work?unit=north", "不是您所在的单位"),
+        ("/work?light=purple", "期限灯只能选"),
+        ("/work?page=0", "页码应为"),
+        ("/work?page=abc", "页码应为"),
+        ("/work?page_size=100000", "每页条数应为"),
+    ] {
+        let refused = get(api, path, Some(&wang)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {refused:?}"
+        );
+        assert!(refused.html.contains(said), "{path}: {}", refused.html);
+    }
 }

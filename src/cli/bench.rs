@@ -24,6 +24,8 @@ pub enum Command {
     Social(Args),
     /// Pending-timer backlog: start time and firing rate (see `bench_timers.rs`).
     Timers(super::bench_timers::Args),
+    /// The workbench's pages with many stored cases (see `bench_pages.rs`).
+    Pages(super::bench_pages::Args),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,13 +36,16 @@ enum Completing {
 
 /// Which process a run drives.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     ThreeTask,
     Social,
 }
 
 impl Kind {
-    fn default_file(self) -> &'static str {
+    /// The streets social-assistance cases are started in, alternately.
+    pub(super) const SOCIAL_STREETS: [&'static str; 2] = ["东城街道", "西城街道"];
+
+    pub(super) fn default_file(self) -> &'static str {
         match self {
             Kind::ThreeTask => "processes/bench/three_task.flow",
             Kind::Social => "processes/social_assistance.flow",
@@ -61,7 +66,7 @@ impl Kind {
             Kind::Social => json!({
                 "applicant_name": "张三", "id_number": "150302198001011237",
                 "phone": "13800138000", "address": "东城街道幸福社区3号楼",
-                "street": if n.is_multiple_of(2) { "东城街道" } else { "西城街道" },
+                "street": Kind::SOCIAL_STREETS[(n % 2) as usize],
                 "community": "幸福社区", "household_size": 3, "reason": "因病",
                 "categories": ["minimum_living"]
             }),
@@ -119,6 +124,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::ThreeTask(args) => (Kind::ThreeTask, args),
         Command::Social(args) => (Kind::Social, args),
         Command::Timers(args) => return super::bench_timers::run(args),
+        Command::Pages(args) => return super::bench_pages::run(args),
     };
     // Quiet unless asked: `RUST_LOG=sqlx::query=debug` shows each statement with its time.
     if std::env::var_os("RUST_LOG").is_some() {
@@ -192,7 +198,9 @@ async fn bench(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens a fresh database for the run; the closure removes a SQLite file afterwards.
-async fn database(database: &str) -> anyhow::Result<(OpenOptions, Option<Box<dyn FnOnce()>>)> {
+pub(super) async fn database(
+    database: &str,
+) -> anyhow::Result<(OpenOptions, Option<Box<dyn FnOnce()>>)> {
     if database == "sqlite" {
         let path = std::env::temp_dir().join(format!("yimen-bench-{}.db", std::process::id()));
         let cleanup_path = path.clone();
@@ -281,6 +289,54 @@ async fn drive(
         latencies,
         cpu,
     })
+}
+
+/// Fills a database for `yimen bench pages`: `ended` cases of `kind` driven to their end as
+/// [`drive`] does, then `open` more started and left at their first task (for social
+/// assistance: the window's review), their business keys continuing the numbering.
+pub(super) async fn seed(
+    kind: Kind,
+    url: &str,
+    token: &str,
+    process: &str,
+    ended: u64,
+    open: u64,
+) -> anyhow::Result<()> {
+    if ended > 0 {
+        let args = Args {
+            cases: ended,
+            database: String::new(),
+            workers: 8,
+            batch: 32,
+            starters: 32,
+            complete: Completing::Batch,
+            process: None,
+            calendars: PathBuf::new(),
+        };
+        let figures = drive(kind, url, token, process, &args).await?;
+        anyhow::ensure!(
+            figures.cases == ended,
+            "the seed ended {} cases of {ended}",
+            figures.cases
+        );
+    }
+    let client = Client::new(url, Some(token.to_string()))?;
+    let next_case = Arc::new(AtomicU64::new(ended));
+    let mut starters = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let starter = Starter {
+            client: client.clone(),
+            kind,
+            process: process.to_string(),
+            cases: ended + open,
+            next_case: next_case.clone(),
+        };
+        starters.spawn(starter.run());
+    }
+    while let Some(done) = starters.join_next().await {
+        done??;
+    }
+    Ok(())
 }
 
 /// A client starting cases until the run has started all of them.
@@ -592,7 +648,7 @@ fn cpu_from_stat(stat: &str) -> Option<(Duration, Duration)> {
     Some((ticks(14 - 3)?, ticks(15 - 3)?))
 }
 
-fn redact_db(database: &str) -> String {
+pub(super) fn redact_db(database: &str) -> String {
     match database.rfind('@') {
         Some(at) if database.contains("://") => format!("postgres://…{}", &database[at..]),
         _ => database.to_string(),

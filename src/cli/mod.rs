@@ -2,6 +2,7 @@
 //! `run(..) -> anyhow::Result<ExitCode>`; only this outer layer prints or exits.
 
 pub mod bench;
+mod bench_pages;
 pub mod bench_timers;
 pub mod builtin;
 pub mod calendar;

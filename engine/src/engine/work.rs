@@ -9,9 +9,27 @@ use crate::ledger::HistoryEntry;
 use crate::runtime::state::RunState;
 use crate::store::json_list;
 use crate::store::port::*;
-use crate::store::{TaskCase, TaskQuery, TaskRow};
+use crate::store::{OpenWorkQuery, TaskCase, TaskQuery, TaskRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+
+/// Which open tasks a my-work page shows: the page of them asked for, most urgent first.
+#[derive(Debug, Clone, Default)]
+pub struct OpenWork {
+    /// The queues (roles) whose tasks are shown.
+    pub queues: Vec<String>,
+    /// Only tasks of these organisation units (and those without one); `None`: all.
+    pub org_units: Option<Vec<String>>,
+    /// Only the tasks of these cases; `None`: of every case.
+    pub cases: Option<Vec<String>>,
+    /// Only tasks due at or after this instant.
+    pub due_from: Option<DateTime<Utc>>,
+    /// Only tasks due before this instant.
+    pub due_before: Option<DateTime<Utc>>,
+    /// From 1.
+    pub page: u32,
+    pub page_size: u32,
+}
 
 /// A task of a work list, with its case.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +57,25 @@ impl Engine {
         };
         let rows = self.inner.store.tasks_with_cases(&q).await?;
         self.work(rows).await
+    }
+
+    /// A page of open work, most urgent first (by due time, tasks without one last, then by
+    /// creation), with how many tasks all its pages hold. The database orders and pages: a
+    /// street's window queue may hold thousands of open tasks.
+    pub async fn open_work(&self, f: &OpenWork) -> Result<(Vec<WorkTask>, i64)> {
+        let ms = |t: DateTime<Utc>| t.timestamp_millis();
+        let page_size = i64::from(f.page_size.clamp(1, 1000));
+        let q = OpenWorkQuery {
+            queues: json_list(&f.queues),
+            org_units: f.org_units.as_ref().map(json_list),
+            instances: f.cases.as_ref().map(json_list),
+            due_from: f.due_from.map(ms),
+            due_before: f.due_before.map(ms),
+            limit: page_size,
+            offset: i64::from(f.page.max(1) - 1) * page_size,
+        };
+        let (rows, total) = self.inner.store.open_work(&q).await?;
+        Ok((self.work(rows).await?, total))
     }
 
     /// [`Engine::claimed_tasks`] with each task's case, read in the same query.

@@ -3,8 +3,8 @@
 // `is_in!(query …)`.
 
 use crate::store::{
-    Arg, ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, TaskCase,
-    TaskQuery, TaskRow, TimerRow,
+    Arg, ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OpenWorkQuery,
+    OutboxRow, TaskCase, TaskQuery, TaskRow, TimerRow,
 };
 use sqlx::Row;
 
@@ -815,6 +815,57 @@ pub async fn tasks_with_cases(pool: &Pool, q: &TaskQuery) -> R<Vec<(TaskRow, Tas
     .iter()
     .map(task_with_case)
     .collect()
+}
+
+/// The filter of [`open_work`]: `state = 'open'` written out, so that both databases use the
+/// partial index `tasks_open_urgency` (migration 1020).
+macro_rules! open_work_where {
+    () => {
+        concat!(
+            "WHERE t.state = 'open' AND t.queue ",
+            is_in!(json "$1"),
+            " AND ($2 IS NULL OR t.org_unit IS NULL OR t.org_unit ",
+            is_in!(json "$2"),
+            ") AND ($3 IS NULL OR t.instance_id ",
+            is_in!(json "$3"),
+            ") AND ($4 IS NULL OR t.due_at >= $4) AND ($5 IS NULL OR t.due_at < $5) "
+        )
+    };
+}
+
+/// A page of open work, most urgent first: by due time (tasks without one last), then by
+/// creation; with how many tasks all pages hold.
+pub async fn open_work(pool: &Pool, q: &OpenWorkQuery) -> R<(Vec<(TaskRow, TaskCase)>, i64)> {
+    let rows = sqlx::query(concat!(
+        work_select!(),
+        open_work_where!(),
+        "ORDER BY COALESCE(t.due_at, 9223372036854775807), t.created_at, t.id \
+         LIMIT $6 OFFSET $7"
+    ))
+    .bind(&q.queues)
+    .bind(&q.org_units)
+    .bind(&q.instances)
+    .bind(q.due_from)
+    .bind(q.due_before)
+    .bind(q.limit)
+    .bind(q.offset)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(task_with_case)
+    .collect::<R<Vec<_>>>()?;
+    let total: i64 = sqlx::query_scalar(concat!(
+        "SELECT COUNT(*) FROM tasks t ",
+        open_work_where!()
+    ))
+    .bind(&q.queues)
+    .bind(&q.org_units)
+    .bind(&q.instances)
+    .bind(q.due_from)
+    .bind(q.due_before)
+    .fetch_one(pool)
+    .await?;
+    Ok((rows, total))
 }
 
 /// [`claimed_tasks`] with each task's case, in one query.

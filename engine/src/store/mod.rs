@@ -385,6 +385,22 @@ pub struct SearchRow {
     pub value_hash: Option<String>,
 }
 
+/// A page of a person's open work, most urgent first (JSON arrays of names and ids).
+#[derive(Debug, Clone, Default)]
+pub struct OpenWorkQuery {
+    pub queues: String,
+    /// `None`: every organisation unit (tasks without one always count).
+    pub org_units: Option<String>,
+    /// Only the tasks of these cases (a case search's hits).
+    pub instances: Option<String>,
+    /// Only tasks due at or after this instant (milliseconds).
+    pub due_from: Option<i64>,
+    /// Only tasks due before this instant (milliseconds).
+    pub due_before: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 /// Filter of [`crate::Engine::tasks`] as the store sees it (JSON arrays of names).
 #[derive(Debug, Clone, Default)]
 pub struct TaskQuery {

@@ -13,9 +13,9 @@
 
 use super::cases::{self, CaseQuery, PersonalDataReadRow};
 use super::{
-    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, SearchRow, Store,
-    TaskCase, TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx, sqlite, sqlite_direct,
-    sqlite_readers,
+    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OpenWorkQuery, OutboxRow,
+    SearchRow, Store, TaskCase, TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx, sqlite,
+    sqlite_direct, sqlite_readers,
 };
 use crate::error::{EngineError, Result};
 use crate::ledger_keys::CaseHead;
@@ -90,6 +90,9 @@ pub trait ReadTasks {
         key: &str,
         limit: i64,
     ) -> Result<Vec<(TaskRow, TaskCase)>>;
+    /// A page of open work with each task's case, most urgent first, and how many tasks all
+    /// pages hold.
+    async fn open_work(&self, q: &OpenWorkQuery) -> Result<(Vec<(TaskRow, TaskCase)>, i64)>;
 }
 
 /// Timers, inside a write transaction.
@@ -350,6 +353,9 @@ impl ReadTasks for Store {
         limit: i64,
     ) -> Result<Vec<(TaskRow, TaskCase)>> {
         read!(self, claimed_tasks_with_cases(name, key, limit))
+    }
+    async fn open_work(&self, q: &OpenWorkQuery) -> Result<(Vec<(TaskRow, TaskCase)>, i64)> {
+        read!(self, open_work(q))
     }
 }
 

@@ -16,11 +16,12 @@ mod flowchart;
 mod form;
 mod reminders;
 mod notices;
+mod work_list;
 
 use crate::api::session::{self, SignedIn};
 use crate::api::{ApiError, ApiState};
 use crate::auth::Principal;
-use crate::engine::{TaskFilter, TaskState, TaskView};
+use crate::engine::{TaskState, TaskView};
 use axum::Extension;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -67,7 +68,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", axum::routing::post(logout))
         .route("/password", get(password_page).post(password_submit))
-        .route("/work", get(work))
+        .route("/work", get(work_list::work))
         .route("/cases/{id}", get(case))
         .route("/register", get(register_page).post(register))
         .route("/tasks/{id}", get(task_page))
@@ -456,88 +457,6 @@ fn task_row(
         light,
         light_text,
     }
-}
-
-/// 我的待办: the tasks the person holds, and the open tasks of the queues they work (in their
-/// units), most urgent first.
-async fn work(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let me = match person(&state, Method::GET, &headers, None, false).await {
-        Ok(me) => me,
-        Err(to) => return to,
-    };
-    let p = &me.principal;
-    let engine = &state.engine;
-    let now = engine.clock().now();
-    let tz = engine.time_zone();
-    let claimed = match engine
-        .claimed_work(&crate::actor::Actor::from(p), 200)
-        .await
-    {
-        Ok(tasks) => tasks,
-        Err(e) => return page_error(&e.into()),
-    };
-    let open = match engine
-        .work_tasks(TaskFilter {
-            queues: Some(p.named_roles().map(str::to_string).collect()),
-            org_units: (!p.org_units.is_empty()).then(|| p.org_units.clone()),
-            state: Some(TaskState::Open),
-            instance: None,
-            limit: Some(200),
-        })
-        .await
-    {
-        Ok(tasks) => tasks,
-        Err(e) => return page_error(&e.into()),
-    };
-    let reminders = match reminders::open_items(&state, p).await {
-        Ok(items) => items,
-        Err(e) => return page_error(&e),
-    };
-    // Queue labels per process version, read once for the page.
-    let mut labels = std::collections::HashMap::new();
-    for w in claimed.iter().chain(&open) {
-        if let std::collections::hash_map::Entry::Vacant(slot) =
-            labels.entry((w.process.clone(), w.version))
-        {
-            match engine.labels(&w.process, w.version).await {
-                Ok(l) => slot.insert(l),
-                Err(e) => return page_error(&e.into()),
-            };
-        }
-    }
-    let rows = |tasks: Vec<crate::engine::WorkTask>| {
-        let mut tasks: Vec<crate::engine::WorkTask> = tasks
-            .into_iter()
-            .filter(|w| p.works_queue(&w.task.queue, w.task.org_unit.as_deref()))
-            .collect();
-        // Most urgent first; tasks without a deadline last.
-        tasks.sort_by_key(|w| (w.task.due_at.is_none(), w.task.due_at, w.task.created_at));
-        tasks
-            .iter()
-            .map(|w| {
-                let mut row = task_row(&w.task, w.warn_at, now, tz);
-                row.case_key = w.business_key.clone();
-                if let Some(l) = labels.get(&(w.process.clone(), w.version)) {
-                    row.queue = l.queue(&w.task.queue);
-                }
-                row
-            })
-            .collect::<Vec<_>>()
-    };
-    render(
-        "work.html",
-        minijinja::context! {
-            title => "我的待办",
-            page => "work",
-            me => minijinja::context! { name => p.name.clone() },
-            csrf => me.csrf.clone(),
-            units => p.org_units.join("、"),
-            now => chinese_time(now, tz),
-            claimed => rows(claimed),
-            open => rows(open),
-            reminders => reminders,
-        },
-    )
 }
 
 /// A timeline entry as people read it: the engine's own steps said in Chinese with the
