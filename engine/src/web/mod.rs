@@ -14,8 +14,8 @@ use crate::api::access::ClientAddress;
 mod deadlines;
 mod flowchart;
 mod form;
-mod reminders;
 mod notices;
+mod reminders;
 mod work_list;
 
 use crate::api::session::{self, SignedIn};
