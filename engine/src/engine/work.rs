@@ -2,14 +2,14 @@
 //! deadline turns yellow (the warning period its clock declares), and a case's clocks with
 //! the steps that explain their due dates ([`crate::deadlines`]).
 
-use super::{Engine, TaskFilter, TaskView, task_view};
+use super::{Engine, TaskView, task_view};
 use crate::deadlines::{self, ClockEvent, ClockReport};
 use crate::error::{EngineError, Result};
 use crate::ledger::HistoryEntry;
 use crate::runtime::state::RunState;
 use crate::store::json_list;
 use crate::store::port::*;
-use crate::store::{OpenWorkQuery, TaskCase, TaskQuery, TaskRow};
+use crate::store::{OpenWorkQuery, TaskCase, TaskRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -46,19 +46,6 @@ pub struct WorkTask {
 }
 
 impl Engine {
-    /// [`Engine::tasks`] with each task's case, read in the same query.
-    pub async fn work_tasks(&self, f: TaskFilter) -> Result<Vec<WorkTask>> {
-        let q = TaskQuery {
-            queues: f.queues.as_ref().map(json_list),
-            org_units: f.org_units.as_ref().map(json_list),
-            state: f.state.map(|s| s.as_str().to_string()),
-            instance: f.instance,
-            limit: i64::from(f.limit.unwrap_or(100).min(1000)),
-        };
-        let rows = self.inner.store.tasks_with_cases(&q).await?;
-        self.work(rows).await
-    }
-
     /// A page of open work, most urgent first (by due time, tasks without one last, then by
     /// creation), with how many tasks all its pages hold. The database orders and pages: a
     /// street's window queue may hold thousands of open tasks.

@@ -794,29 +794,6 @@ macro_rules! work_select {
     };
 }
 
-/// [`tasks`] with each task's case, in one query (a work list's rows).
-pub async fn tasks_with_cases(pool: &Pool, q: &TaskQuery) -> R<Vec<(TaskRow, TaskCase)>> {
-    sqlx::query(concat!(
-        work_select!(),
-        "WHERE ($1 IS NULL OR t.queue ",
-        is_in!(json "$1"),
-        ") AND ($2 IS NULL OR t.org_unit IS NULL OR t.org_unit ",
-        is_in!(json "$2"),
-        ") AND ($3 IS NULL OR t.state = $3) AND ($4 IS NULL OR t.instance_id = $4) \
-         ORDER BY t.created_at, t.id LIMIT $5"
-    ))
-    .bind(&q.queues)
-    .bind(&q.org_units)
-    .bind(&q.state)
-    .bind(&q.instance)
-    .bind(q.limit)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(task_with_case)
-    .collect()
-}
-
 /// The filter of [`open_work`]: `state = 'open'` written out, so that both databases use the
 /// partial index `tasks_open_urgency` (migration 1020).
 macro_rules! open_work_where {

@@ -81,8 +81,6 @@ pub trait ReadTasks {
     async fn claimed_tasks(&self, name: &str, key: &str, limit: i64) -> Result<Vec<TaskRow>>;
     /// Open tasks per queue, of the organisation units of a JSON array (`None`: all).
     async fn open_task_counts(&self, org_units: Option<&str>) -> Result<Vec<(String, i64)>>;
-    /// [`ReadTasks::tasks`] with each task's case, read in the same query (a work list).
-    async fn tasks_with_cases(&self, q: &TaskQuery) -> Result<Vec<(TaskRow, TaskCase)>>;
     /// [`ReadTasks::claimed_tasks`] with each task's case, read in the same query.
     async fn claimed_tasks_with_cases(
         &self,
@@ -342,9 +340,6 @@ impl ReadTasks for Store {
     }
     async fn open_task_counts(&self, org_units: Option<&str>) -> Result<Vec<(String, i64)>> {
         read!(self, open_task_counts(org_units))
-    }
-    async fn tasks_with_cases(&self, q: &TaskQuery) -> Result<Vec<(TaskRow, TaskCase)>> {
-        read!(self, tasks_with_cases(q))
     }
     async fn claimed_tasks_with_cases(
         &self,
