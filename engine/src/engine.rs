@@ -136,6 +136,7 @@ mod ledger;
 mod notice;
 mod open;
 mod outbox;
+mod oversight;
 mod reassign;
 mod search;
 mod start;
@@ -147,6 +148,7 @@ pub(crate) use crate::store::batch::Claimed;
 pub use deploy::{MAX_MODEL_DEPTH, json_depth, read_model};
 pub(crate) use history::{Entry, chain, claim_entry, record_lapsed};
 pub use labels::ProcessLabels;
+pub use oversight::{BoardClock, BoardFilter, OVERSIGHT_KINDS};
 pub use reassign::{Person, ReassignRequest};
 pub use search::{
     CaseHit, CasePage, CaseSearch, MAX_PAGE_SIZE, PersonalDataRead, PersonalValue, Reader,

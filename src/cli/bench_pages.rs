@@ -35,6 +35,10 @@ pub struct Args {
     /// Working-day calendars.
     #[arg(long, default_value = "calendars")]
     calendars: PathBuf,
+    /// Keep the seeded SQLite file (its path is printed) to study the pages' queries with the
+    /// `sqlite3` shell afterwards.
+    #[arg(long)]
+    keep: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -60,6 +64,7 @@ async fn pages(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--cases and --requests must be at least 1, and --open at most --cases");
     }
     let (options, cleanup) = bench::database(&args.database).await?;
+    let options_url = options.url.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Engine::open_with(options, clock, due_dates(&args.calendars)?)
         .await
@@ -142,10 +147,18 @@ async fn pages(args: Args) -> anyhow::Result<ExitCode> {
             pct(1.0)
         );
     }
+    let schema = format!("bench_{}", std::process::id());
+    if args.keep {
+        // SQLite: the file; PostgreSQL: the schema in the given database.
+        eprintln!(
+            "kept the seeded database: {} (schema {schema} on PostgreSQL)",
+            bench::redact_db(&options_url)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(cleanup) = cleanup {
         cleanup();
     }
-    let schema = format!("bench_{}", std::process::id());
     if let Err(err) = engine.store().drop_schema(&schema).await {
         eprintln!("note: could not drop the bench schema {schema}: {err}");
     }

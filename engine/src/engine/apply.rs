@@ -81,6 +81,7 @@ impl Engine {
                 }
                 _ => None,
             };
+            self.stage_oversight(st, &loaded, &row, &data.state, &cs, now);
             self.apply(st, fx, row, cs, now);
             if !loaded.searchable.is_empty() {
                 // After `apply`: the instance's variables as the event left them.

@@ -21,6 +21,9 @@ pub struct ProcessLabels {
     /// (task node, outcome) → the outcome's label.
     outcomes: HashMap<(String, String), String>,
     clocks: HashMap<String, String>,
+    /// Every clock (name, label) and every queue, in the order the process declares them.
+    clock_list: Vec<(String, String)>,
+    queue_list: Vec<String>,
     /// An end's result key → the end's label (the first end of that result).
     results: HashMap<String, String>,
 }
@@ -72,7 +75,28 @@ impl ProcessLabels {
             },
             _ => None,
         };
+        let clock_list = model
+            .clocks
+            .iter()
+            .map(|c| {
+                let name = c.name.name.clone();
+                (name.clone(), c.label.clone().unwrap_or(name))
+            })
+            .collect();
+        let mut queue_list = Vec::new();
+        for r in &model.roles {
+            match r.keyed_by.as_ref().and_then(|e| options.get(&e.name)) {
+                Some(keys) => {
+                    for (key, _) in keys {
+                        queue_list.push(format!("{}:{key}", r.name.name));
+                    }
+                }
+                None => queue_list.push(r.name.name.clone()),
+            }
+        }
         ProcessLabels {
+            clock_list,
+            queue_list,
             title: model.title.clone(),
             vars: model
                 .vars
@@ -207,6 +231,16 @@ impl ProcessLabels {
             .get(name)
             .cloned()
             .unwrap_or_else(|| name.to_string())
+    }
+
+    /// Every clock of the process (name, label), in the order declared.
+    pub fn clock_names(&self) -> Vec<(String, String)> {
+        self.clock_list.clone()
+    }
+
+    /// Every queue of the process (a keyed role's queue per key), in the order declared.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.queue_list.clone()
     }
 
     /// The keys of enum `name` in order, with their labels.

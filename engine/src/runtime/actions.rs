@@ -174,6 +174,37 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Records an action of an office that oversees the case; the queue it names (if any) is
+    /// told in its inbox.
+    pub(super) fn oversee(&mut self, action: NewAction) {
+        let mut data = json!({ "kind": action.kind, "text": action.text, "queue": action.queue, "action": action.id });
+        if let Some(queue) = &action.queue {
+            let id = new_id();
+            let channel = format!("role:{queue}");
+            self.cs.outbox.push(NewOutbox {
+                id: id.clone(),
+                channel,
+                dedup_key: format!("{}:{id}", self.instance_id),
+                payload: json!({
+                    "instance": self.instance_id,
+                    "node": Json::Null,
+                    "message": action.text,
+                    "url": Json::Null,
+                    "context": { "oversight": action.kind },
+                    "at": self.now.to_rfc3339(),
+                }),
+            });
+            data["outbox"] = json!(id);
+        }
+        self.history(
+            None,
+            "oversight",
+            format!("{}: {}", action.kind, action.text),
+            data,
+        );
+        self.cs.actions.push(action);
+    }
+
     /// Fills `{{ var }}` placeholders with (masked) case data.
     pub(super) fn context(&self) -> crate::documents::Context<'_> {
         crate::documents::Context {

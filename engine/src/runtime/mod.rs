@@ -118,6 +118,12 @@ pub enum Event {
     Resolve {
         actor: Actor,
     },
+    /// An office that oversees acts on the case (urges the queue that holds it, a notice of
+    /// criticism, a referral): recorded on the timeline; a queue named is told in its inbox.
+    Oversee {
+        action: NewAction,
+        actor: Actor,
+    },
 }
 
 /// How an event is held to the [`Limits`].
@@ -168,6 +174,8 @@ pub fn advance(
             history: Vec::new(),
             outbox: Vec::new(),
             documents: Vec::new(),
+            signals: Vec::new(),
+            actions: Vec::new(),
             children: Vec::new(),
         },
         ready: VecDeque::new(),
@@ -247,7 +255,7 @@ struct Run<'a> {
     last_due: Json,
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
@@ -397,6 +405,10 @@ impl<'a> Run<'a> {
             Event::Resolve { actor } => {
                 self.actor = actor;
                 self.resolve()?;
+            }
+            Event::Oversee { action, actor } => {
+                self.actor = actor;
+                self.oversee(action);
             }
         }
         Ok(())

@@ -342,6 +342,67 @@ pub struct Changeset {
     pub outbox: Vec<NewOutbox>,
     pub documents: Vec<NewDocument>,
     pub children: Vec<ChildStart>,
+    /// Deadline signals given by the timers this event fired.
+    pub signals: Vec<NewSignal>,
+    /// What an office that oversees did about the case.
+    pub actions: Vec<NewAction>,
+}
+
+/// An action of an office that oversees a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAction {
+    pub id: String,
+    /// `urge` | `criticism` | `referral`.
+    pub kind: String,
+    pub text: String,
+    /// The queue told in its inbox (`urge`: the queue that holds the case).
+    pub queue: Option<String>,
+    /// Its organisation unit (of the task that queue holds).
+    pub org_unit: Option<String>,
+    /// Who acted, as the record names them, and their principal key.
+    pub actor: String,
+    pub actor_key: Option<String>,
+}
+
+/// The light a deadline signal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Light {
+    /// A warning rung before the due time.
+    Yellow,
+    /// The due time passed.
+    Red,
+}
+
+impl Light {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Light::Yellow => "yellow",
+            Light::Red => "red",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Light> {
+        match s {
+            "yellow" => Some(Light::Yellow),
+            "red" => Some(Light::Red),
+            _ => None,
+        }
+    }
+}
+
+/// A deadline signal, recorded once: its id is the id of the timer that gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSignal {
+    pub id: String,
+    pub node: String,
+    pub task_id: Option<String>,
+    pub clock: Option<String>,
+    pub light: Light,
+    /// The escalation level of the rung (0: a warning, or the due time passing without one).
+    pub level: i64,
+    /// The due time the signal is about (unix millis).
+    pub due_at: Option<i64>,
 }
 
 #[cfg(test)]

@@ -67,6 +67,32 @@ impl Run<'_> {
     /// Runs one rung of an escalation ladder (the timer's payload names it): of a named
     /// clock's ladder for a `clock_escalation`, of its task's deadline otherwise.
     pub(super) fn escalate(&mut self, timer: TimerRef, kind: TimerKind) {
+        let due_at = timer.payload.get("due_at").and_then(Json::as_i64);
+        let clock_name = timer
+            .payload
+            .get("clock")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        let signal = |light: Light, level: i64| NewSignal {
+            id: timer.id.clone(),
+            node: timer.node.clone(),
+            task_id: timer.task.as_ref().map(|t| t.id.clone()),
+            clock: clock_name.clone(),
+            light,
+            level,
+            due_at,
+        };
+        if timer.payload.get("signal").and_then(Json::as_str) == Some("due") {
+            // The due time passed on a ladder without an `at due` rung: only the red signal.
+            self.cs.signals.push(signal(Light::Red, 0));
+            self.history(
+                Some(&timer.node),
+                "signal",
+                format!("due time passed at {}", timer.node),
+                json!({ "timer": timer.id, "light": "red", "level": 0, "clock": clock_name, "task": timer.task.as_ref().map(|t| &t.id) }),
+            );
+            return;
+        }
         let rung = timer
             .payload
             .get("rung")
@@ -92,11 +118,16 @@ impl Run<'_> {
         let Some(esc) = ladder.and_then(|d| d.ladder.get(rung)) else {
             return;
         };
+        let light = match esc.when {
+            EscalationWhen::Before(_) => Light::Yellow,
+            EscalationWhen::AtDue | EscalationWhen::After(_) => Light::Red,
+        };
+        self.cs.signals.push(signal(light, i64::from(esc.level)));
         self.history(
             Some(&timer.node),
             "escalation",
             format!("escalation level {} at {}", esc.level, timer.node),
-            json!({ "timer": timer.id, "level": esc.level, "rung": rung, "task": timer.task.as_ref().map(|t| &t.id) }),
+            json!({ "timer": timer.id, "level": esc.level, "rung": rung, "light": light.as_str(), "task": timer.task.as_ref().map(|t| &t.id) }),
         );
         let holder = timer
             .task
@@ -308,6 +339,35 @@ impl Run<'_> {
                     "clock": clock,
                     "due": inputs,
                     "offset": offset,
+                    "due_at": millis(due),
+                }),
+            });
+        }
+        // A ladder without an `at due` rung still records the red signal when the due time
+        // passes (a timer without actions); a deadline without a ladder records none.
+        if !deadline.ladder.is_empty()
+            && !deadline
+                .ladder
+                .iter()
+                .any(|e| matches!(e.when, EscalationWhen::AtDue))
+        {
+            let tid = new_id();
+            ids.push(tid.clone());
+            self.cs.new_timers.push(NewTimer {
+                id: tid,
+                kind: if clock.is_some() {
+                    TimerKind::ClockEscalation
+                } else {
+                    TimerKind::Escalation
+                },
+                node: node.to_string(),
+                task_id: task.map(str::to_string),
+                due_at: millis(due.max(self.now)),
+                payload: json!({
+                    "signal": "due",
+                    "clock": clock,
+                    "due": base,
+                    "offset": { "when": "at" },
                     "due_at": millis(due),
                 }),
             });

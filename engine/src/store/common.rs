@@ -1107,6 +1107,203 @@ pub async fn insert_document(tx: &mut Tx, d: &DocumentRow) -> R<()> {
     Ok(())
 }
 
+// ---- oversight: signals and clocks ----
+
+pub async fn insert_signal(tx: &mut Tx, s: &crate::store::SignalRow) -> R<()> {
+    let sql = values_sql(crate::store::SIGNALS_INTO, 11, 1, crate::store::SIGNALS_TAIL);
+    // The text holds only placeholders; every value is bound.
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&s.id)
+        .bind(&s.instance_id)
+        .bind(&s.node)
+        .bind(&s.task_id)
+        .bind(&s.clock)
+        .bind(&s.queue)
+        .bind(&s.org_unit)
+        .bind(&s.light)
+        .bind(s.level)
+        .bind(s.due_at)
+        .bind(s.at)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_action(tx: &mut Tx, a: &crate::store::ActionRow) -> R<()> {
+    let sql = values_sql(crate::store::ACTIONS_INTO, 9, 1, "");
+    // The text holds only placeholders; every value is bound.
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&a.id)
+        .bind(&a.instance_id)
+        .bind(&a.kind)
+        .bind(&a.queue)
+        .bind(&a.org_unit)
+        .bind(&a.text)
+        .bind(&a.actor)
+        .bind(&a.actor_key)
+        .bind(a.at)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn upsert_clock(tx: &mut Tx, c: &crate::store::CaseClockRow) -> R<()> {
+    let sql = values_sql(
+        crate::store::CASE_CLOCKS_INTO,
+        9,
+        1,
+        crate::store::CASE_CLOCKS_UPSERT,
+    );
+    // The text holds only placeholders; every value is bound.
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&c.instance_id)
+        .bind(&c.clock)
+        .bind(&c.process_key)
+        .bind(&c.org_unit)
+        .bind(&c.state)
+        .bind(c.started_at)
+        .bind(c.due_at)
+        .bind(c.warn_at)
+        .bind(c.stopped_at)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The board's condition on the light of clock `c` as of `$5` (`$4`: the light asked for).
+macro_rules! board_where {
+    () => {
+        concat!(
+            "WHERE c.state IN ('running', 'paused') AND ($1 IS NULL OR c.org_unit ",
+            is_in!(json "$1"),
+            ") AND ($2 IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.instance_id = c.instance_id \
+             AND t.state IN ('open', 'claimed', 'failed') AND t.queue = $2)) \
+             AND ($3 IS NULL OR c.clock = $3) \
+             AND ($4 IS NULL \
+              OR ($4 = 'red' AND c.due_at <= $5) \
+              OR ($4 = 'yellow' AND c.due_at > $5 AND c.warn_at <= $5) \
+              OR ($4 = 'green' AND c.due_at > $5 AND (c.warn_at IS NULL OR c.warn_at > $5)) \
+              OR ($4 = 'paused' AND c.state = 'paused')) "
+        )
+    };
+}
+
+/// A page of running and paused clocks, most overdue first (paused ones last), with how many
+/// all pages hold.
+pub async fn board_clocks(pool: &Pool, q: &crate::store::BoardQuery) -> R<(Vec<crate::store::BoardRow>, i64)> {
+    let rows = sqlx::query(concat!(
+        "SELECT c.*, i.business_key AS case_key, i.version AS case_version, \
+         (SELECT MAX(s.level) FROM signals s WHERE s.instance_id = c.instance_id \
+          AND s.clock = c.clock AND s.light = 'red') AS level, \
+         (SELECT MIN(t.queue) FROM tasks t WHERE t.instance_id = c.instance_id \
+          AND t.state IN ('open', 'claimed', 'failed')) AS live_queue \
+         FROM case_clocks c JOIN instances i ON i.id = c.instance_id ",
+        board_where!(),
+        "ORDER BY COALESCE(c.due_at, 9223372036854775807), c.instance_id, c.clock LIMIT $6 OFFSET $7"
+    ))
+    .bind(&q.org_units)
+    .bind(&q.queue)
+    .bind(&q.clock)
+    .bind(&q.light)
+    .bind(q.now)
+    .bind(q.limit)
+    .bind(q.offset)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(crate::store::BoardRow {
+            clock: case_clock_row(r)?,
+            business_key: r.try_get("case_key")?,
+            version: r.try_get("case_version")?,
+            level: r.try_get("level")?,
+            queue: r.try_get("live_queue")?,
+        })
+    })
+    .collect::<R<Vec<_>>>()?;
+    let total: i64 = sqlx::query_scalar(concat!(
+        "SELECT COUNT(*) FROM case_clocks c ",
+        board_where!()
+    ))
+    .bind(&q.org_units)
+    .bind(&q.queue)
+    .bind(&q.clock)
+    .bind(&q.light)
+    .bind(q.now)
+    .fetch_one(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+fn case_clock_row(r: &DbRow) -> R<crate::store::CaseClockRow> {
+    Ok(crate::store::CaseClockRow {
+        instance_id: r.try_get("instance_id")?,
+        clock: r.try_get("clock")?,
+        process_key: r.try_get("process_key")?,
+        org_unit: r.try_get("org_unit")?,
+        state: r.try_get("state")?,
+        started_at: r.try_get("started_at")?,
+        due_at: r.try_get("due_at")?,
+        warn_at: r.try_get("warn_at")?,
+        stopped_at: r.try_get("stopped_at")?,
+    })
+}
+
+/// Signals recorded in `[from, to)` (unix millis) of the organisation units of a JSON array
+/// (`None`: all), counted per light and level.
+pub async fn signal_counts(
+    pool: &Pool,
+    org_units: Option<&str>,
+    from: i64,
+    to: i64,
+) -> R<Vec<crate::store::SignalCount>> {
+    sqlx::query(concat!(
+        "SELECT light, level, COUNT(*) AS n FROM signals WHERE at >= $2 AND at < $3 \
+         AND ($1 IS NULL OR org_unit ",
+        is_in!(json "$1"),
+        ") GROUP BY light, level ORDER BY light, level"
+    ))
+    .bind(org_units)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(crate::store::SignalCount {
+            light: r.try_get("light")?,
+            level: r.try_get("level")?,
+            count: r.try_get("n")?,
+        })
+    })
+    .collect()
+}
+
+/// The signals of one case, in the order given.
+pub async fn case_signals(pool: &Pool, instance: &str) -> R<Vec<crate::store::SignalRow>> {
+    sqlx::query("SELECT * FROM signals WHERE instance_id = $1 ORDER BY at, id")
+        .bind(instance)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(crate::store::SignalRow {
+                id: r.try_get("id")?,
+                instance_id: r.try_get("instance_id")?,
+                node: r.try_get("node")?,
+                task_id: r.try_get("task_id")?,
+                clock: r.try_get("clock")?,
+                queue: r.try_get("queue")?,
+                org_unit: r.try_get("org_unit")?,
+                light: r.try_get("light")?,
+                level: r.try_get("level")?,
+                due_at: r.try_get("due_at")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
 pub async fn documents(pool: &Pool, instance: &str) -> R<Vec<DocumentRow>> {
     sqlx::query("SELECT * FROM documents WHERE instance_id = $1 ORDER BY created_at, id")
         .bind(instance)

@@ -133,6 +133,17 @@ pub(crate) const TIMERS_INTO: &str =
     "timers (id, instance_id, kind, node, task_id, due_at, payload, state, created_at)";
 pub(crate) const OUTBOX_INTO: &str = "outbox (id, instance_id, channel, dedup_key, payload, state, \
     attempts, next_attempt_at, created_at)";
+pub(crate) const SIGNALS_INTO: &str = "signals (id, instance_id, node, task_id, clock, queue, \
+     org_unit, light, level, due_at, at)";
+/// A signal is recorded once: a timer fires once, and a repeated write changes nothing.
+pub(crate) const SIGNALS_TAIL: &str = "ON CONFLICT (id) DO NOTHING";
+pub(crate) const ACTIONS_INTO: &str = "oversight_actions (id, instance_id, kind, queue, \
+     org_unit, text, actor, actor_key, at)";
+pub(crate) const CASE_CLOCKS_INTO: &str = "case_clocks (instance_id, clock, process_key, \
+     org_unit, state, started_at, due_at, warn_at, stopped_at)";
+pub(crate) const CASE_CLOCKS_UPSERT: &str = "ON CONFLICT (instance_id, clock) DO UPDATE SET \
+     org_unit = excluded.org_unit, state = excluded.state, due_at = excluded.due_at, \
+     warn_at = excluded.warn_at, stopped_at = excluded.stopped_at";
 pub(crate) const DOCUMENTS_INTO: &str =
     "documents (id, instance_id, name, label, public, content, created_at)";
 /// Cancels one pending timer (`$1`: its id).
@@ -373,6 +384,55 @@ pub struct DocumentRow {
     pub created_at: i64,
 }
 
+/// A deadline signal as recorded (`signals`): yellow or red, with its escalation level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRow {
+    /// The id of the timer that gave it.
+    pub id: String,
+    pub instance_id: String,
+    pub node: String,
+    pub task_id: Option<String>,
+    pub clock: Option<String>,
+    /// The late task's queue and organisation unit.
+    pub queue: Option<String>,
+    pub org_unit: Option<String>,
+    /// `yellow` | `red`.
+    pub light: String,
+    pub level: i64,
+    pub due_at: Option<i64>,
+    pub at: i64,
+}
+
+/// An action of an office that oversees (`oversight_actions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRow {
+    pub id: String,
+    pub instance_id: String,
+    /// `urge` | `criticism` | `referral`.
+    pub kind: String,
+    pub queue: Option<String>,
+    pub org_unit: Option<String>,
+    pub text: String,
+    pub actor: String,
+    pub actor_key: Option<String>,
+    pub at: i64,
+}
+
+/// A case's clock as it stands (`case_clocks`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseClockRow {
+    pub instance_id: String,
+    pub clock: String,
+    pub process_key: String,
+    pub org_unit: Option<String>,
+    /// `running` | `paused` | `stopped`.
+    pub state: String,
+    pub started_at: i64,
+    pub due_at: Option<i64>,
+    pub warn_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+}
+
 /// A row of the search table: a searchable variable of a case (`crate::search`), its name
 /// as text or its ID number as a keyed hash, never in clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,6 +459,40 @@ pub struct OpenWorkQuery {
     pub due_before: Option<i64>,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// A page of the oversight board: running and paused clocks, most overdue first.
+#[derive(Debug, Clone, Default)]
+pub struct BoardQuery {
+    /// Organisation units (a JSON array); `None`: all.
+    pub org_units: Option<String>,
+    /// Only cases with a live task in this queue (a department).
+    pub queue: Option<String>,
+    pub clock: Option<String>,
+    /// `red`, `yellow`, `green` or `paused`, as of `now`.
+    pub light: Option<String>,
+    pub now: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A row of the board: a clock, its case, the highest level signalled on it, and the queue
+/// of the case's live task (the department now holding it), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardRow {
+    pub clock: CaseClockRow,
+    pub business_key: Option<String>,
+    pub version: i64,
+    pub level: Option<i64>,
+    pub queue: Option<String>,
+}
+
+/// Signals recorded in a period: how many of each light and level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalCount {
+    pub light: String,
+    pub level: i64,
+    pub count: i64,
 }
 
 /// Filter of [`crate::Engine::tasks`] as the store sees it (JSON arrays of names).

@@ -13,9 +13,9 @@
 
 use super::cases::{self, CaseQuery, PersonalDataReadRow};
 use super::{
-    ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow, OpenWorkQuery, OutboxRow,
-    SearchRow, Store, TaskCase, TaskQuery, TaskRow, TimerRow, Tx, on_pool, on_tx, sqlite,
-    sqlite_direct, sqlite_readers,
+    BoardQuery, BoardRow, ClaimQuery, DeploymentRow, DocumentRow, HistoryRow, InstanceRow,
+    OpenWorkQuery, OutboxRow, SearchRow, SignalCount, SignalRow, Store, TaskCase, TaskQuery,
+    TaskRow, TimerRow, Tx, on_pool, on_tx, sqlite, sqlite_direct, sqlite_readers,
 };
 use crate::error::{EngineError, Result};
 use crate::ledger_keys::CaseHead;
@@ -422,5 +422,38 @@ impl ReadCases for Store {
         offset: i64,
     ) -> Result<(Vec<PersonalDataReadRow>, i64)> {
         Ok(cases::personal_data_reads(self.pool(), instance, limit, offset).await?)
+    }
+}
+
+/// Oversight, read: the oversight board's clocks and the signals recorded.
+pub trait ReadOversight {
+    /// A page of running and paused clocks, most overdue first, and how many all pages hold.
+    async fn board_clocks(&self, q: &BoardQuery) -> Result<(Vec<BoardRow>, i64)>;
+    /// Signals recorded in `[from, to)` per light and level, of the units of a JSON array
+    /// (`None`: all).
+    async fn signal_counts(
+        &self,
+        org_units: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SignalCount>>;
+    /// The signals of one case.
+    async fn case_signals(&self, instance: &str) -> Result<Vec<SignalRow>>;
+}
+
+impl ReadOversight for Store {
+    async fn board_clocks(&self, q: &BoardQuery) -> Result<(Vec<BoardRow>, i64)> {
+        read!(self, board_clocks(q))
+    }
+    async fn signal_counts(
+        &self,
+        org_units: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SignalCount>> {
+        read!(self, signal_counts(org_units, from, to))
+    }
+    async fn case_signals(&self, instance: &str) -> Result<Vec<SignalRow>> {
+        read!(self, case_signals(instance))
     }
 }

@@ -16,7 +16,8 @@ use crate::error::EngineError;
 // `instance_fields!` and the others expand to it.
 use crate::store::sqlite::by_name;
 use crate::store::{
-    Arg, ClaimQuery, DocumentRow, HistoryRow, InstanceRow, OutboxRow, SearchRow, TaskRow, TimerRow,
+    ActionRow, Arg, CaseClockRow, ClaimQuery, DocumentRow, HistoryRow, InstanceRow, OutboxRow,
+    SearchRow, SignalRow, TaskRow, TimerRow,
 };
 use rusqlite::types::{FromSql, ToSql, ToSqlOutput, ValueRef};
 
@@ -125,6 +126,10 @@ pub(crate) struct Rows<'a> {
     pub documents: &'a [DocumentRow],
     /// Rows of the search table, each at most once per case and variable.
     pub search: &'a [&'a SearchRow],
+    pub signals: &'a [SignalRow],
+    /// Clocks as they stand, each at most once per case and clock.
+    pub clocks: &'a [&'a CaseClockRow],
+    pub actions: &'a [ActionRow],
 }
 
 impl Rows<'_> {
@@ -137,14 +142,18 @@ impl Rows<'_> {
             && self.outbox.is_empty()
             && self.documents.is_empty()
             && self.search.is_empty()
+            && self.signals.is_empty()
+            && self.clocks.is_empty()
+            && self.actions.is_empty()
     }
 }
 
 /// Writes `rows` in the open transaction of `db`.
 pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
     use crate::store::{
-        DOCUMENTS_INTO, HISTORY_INTO, INSTANCES_INTO, INSTANCES_UPSERT, OUTBOX_INTO, SEARCH_INTO,
-        SEARCH_UPSERT, TASKS_INTO, TASKS_UPSERT, TIMERS_INTO,
+        ACTIONS_INTO, CASE_CLOCKS_INTO, CASE_CLOCKS_UPSERT, DOCUMENTS_INTO, HISTORY_INTO,
+        INSTANCES_INTO, INSTANCES_UPSERT, OUTBOX_INTO, SEARCH_INTO, SEARCH_UPSERT, SIGNALS_INTO,
+        SIGNALS_TAIL, TASKS_INTO, TASKS_UPSERT, TIMERS_INTO,
     };
     insert_each(db, INSTANCES_INTO, INSTANCES_UPSERT, rows.instances, |i| {
         [
@@ -245,6 +254,47 @@ pub(crate) fn write(db: &mut Db<'_>, rows: &Rows<'_>) -> R<()> {
     })?;
     insert_each(db, SEARCH_INTO, SEARCH_UPSERT, rows.search, |s| {
         [&s.instance_id, &s.var, &s.kind, &s.value, &s.value_hash]
+    })?;
+    insert_each(db, SIGNALS_INTO, SIGNALS_TAIL, rows.signals, |s| {
+        [
+            &s.id,
+            &s.instance_id,
+            &s.node,
+            &s.task_id,
+            &s.clock,
+            &s.queue,
+            &s.org_unit,
+            &s.light,
+            &s.level,
+            &s.due_at,
+            &s.at,
+        ]
+    })?;
+    insert_each(db, ACTIONS_INTO, "", rows.actions, |a| {
+        [
+            &a.id,
+            &a.instance_id,
+            &a.kind,
+            &a.queue,
+            &a.org_unit,
+            &a.text,
+            &a.actor,
+            &a.actor_key,
+            &a.at,
+        ]
+    })?;
+    insert_each(db, CASE_CLOCKS_INTO, CASE_CLOCKS_UPSERT, rows.clocks, |c| {
+        [
+            &c.instance_id,
+            &c.clock,
+            &c.process_key,
+            &c.org_unit,
+            &c.state,
+            &c.started_at,
+            &c.due_at,
+            &c.warn_at,
+            &c.stopped_at,
+        ]
     })
 }
 

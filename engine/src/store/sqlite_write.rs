@@ -274,6 +274,36 @@ pub fn insert_document(db: &mut Db<'_>, d: &DocumentRow) -> R<()> {
     )
 }
 
+pub fn insert_signal(db: &mut Db<'_>, s: &crate::store::SignalRow) -> R<()> {
+    direct::write(
+        db,
+        &Rows {
+            signals: std::slice::from_ref(s),
+            ..Rows::default()
+        },
+    )
+}
+
+pub fn insert_action(db: &mut Db<'_>, a: &crate::store::ActionRow) -> R<()> {
+    direct::write(
+        db,
+        &Rows {
+            actions: std::slice::from_ref(a),
+            ..Rows::default()
+        },
+    )
+}
+
+pub fn upsert_clock(db: &mut Db<'_>, c: &crate::store::CaseClockRow) -> R<()> {
+    direct::write(
+        db,
+        &Rows {
+            clocks: &[c],
+            ..Rows::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,8 +19,8 @@ use crate::error::Result;
 use crate::runtime::state::Status;
 use crate::store::TimerState;
 use crate::store::{
-    DocumentRow, HistoryRow, InstanceRow, OutboxRow, SearchRow, TaskRow, TimerRow, Tx, json_list,
-    on_tx, postgres, sqlite, sqlite_direct,
+    ActionRow, CaseClockRow, DocumentRow, HistoryRow, InstanceRow, OutboxRow, SearchRow, SignalRow,
+    TaskRow, TimerRow, Tx, json_list, on_tx, postgres, sqlite, sqlite_direct,
 };
 // A batch's maps are keyed by ids and hashed on every lookup: foldhash, cheaper than SipHash
 // and seeded per process too (docs/performance.md).
@@ -57,6 +57,9 @@ pub(crate) struct Mark {
     outbox: usize,
     documents: usize,
     search: usize,
+    signals: usize,
+    clocks: usize,
+    actions: usize,
 }
 
 #[derive(Default)]
@@ -70,6 +73,11 @@ pub(crate) struct Staged {
     history: Vec<HistoryRow>,
     outbox: Vec<OutboxRow>,
     documents: Vec<DocumentRow>,
+    /// Deadline signals (written once each) and clocks as they stand (a later row of the same
+    /// case and clock wins).
+    signals: Vec<SignalRow>,
+    clocks: Vec<CaseClockRow>,
+    actions: Vec<ActionRow>,
     /// Rows of the search table, in the order staged (a later row of the same case and
     /// variable wins).
     search: Vec<SearchRow>,
@@ -624,6 +632,23 @@ impl Staged {
         self.search.extend(rows);
     }
 
+    pub(crate) fn insert_signal(&mut self, row: SignalRow) {
+        self.signals.push(row);
+    }
+
+    pub(crate) fn insert_action(&mut self, row: ActionRow) {
+        self.actions.push(row);
+    }
+
+    pub(crate) fn upsert_clock(&mut self, row: CaseClockRow) {
+        self.clocks.push(row);
+    }
+
+    /// A task the unit of work holds (its queue and unit name a late task's department).
+    pub(crate) fn task(&self, id: &str) -> Option<&TaskRow> {
+        self.tasks.get(id).map(|s| &s.row)
+    }
+
     // ---- savepoints ----
 
     pub(crate) fn mark(&self) -> Mark {
@@ -633,6 +658,9 @@ impl Staged {
             outbox: self.outbox.len(),
             documents: self.documents.len(),
             search: self.search.len(),
+            signals: self.signals.len(),
+            clocks: self.clocks.len(),
+            actions: self.actions.len(),
         }
     }
 
@@ -671,6 +699,9 @@ impl Staged {
         self.outbox.truncate(mark.outbox);
         self.documents.truncate(mark.documents);
         self.search.truncate(mark.search);
+        self.signals.truncate(mark.signals);
+        self.clocks.truncate(mark.clocks);
+        self.actions.truncate(mark.actions);
     }
 
     // ---- writing ----
@@ -712,6 +743,7 @@ impl Staged {
             .map(|s| &s.row.0.id)
             .collect();
         let search = last_per_variable(&self.search);
+        let clocks = last_per_clock(&self.clocks);
         match &mut *tx {
             // The whole flush, and the commit, in one go (`store/sqlite_direct.rs`).
             Tx::Sqlite(t) => {
@@ -724,6 +756,9 @@ impl Staged {
                     outbox: &self.outbox,
                     documents: &self.documents,
                     search: &search,
+                    signals: &self.signals,
+                    clocks: &clocks,
+                    actions: &self.actions,
                 };
                 if !rows.is_empty() {
                     sqlite_direct::write(&mut t.db()?, &rows)?;
@@ -750,6 +785,15 @@ impl Staged {
                     let rows: Vec<SearchRow> = search.into_iter().cloned().collect();
                     on_tx!(&mut *tx, upsert_search(&rows))?;
                 }
+                for s in &self.signals {
+                    on_tx!(&mut *tx, insert_signal(s))?;
+                }
+                for c in &clocks {
+                    on_tx!(&mut *tx, upsert_clock(c))?;
+                }
+                for a in &self.actions {
+                    on_tx!(&mut *tx, insert_action(a))?;
+                }
             }
         }
         for s in self.instances.values_mut() {
@@ -765,6 +809,9 @@ impl Staged {
         self.outbox.clear();
         self.documents.clear();
         self.search.clear();
+        self.signals.clear();
+        self.clocks.clear();
+        self.actions.clear();
         self.journal.clear();
         Ok(())
     }
@@ -926,6 +973,20 @@ fn last_per_variable(rows: &[SearchRow]) -> Vec<&SearchRow> {
         .iter()
         .rev()
         .filter(|r| seen.insert((r.instance_id.as_str(), r.var.as_str())))
+        .collect();
+    out.reverse();
+    out
+}
+
+fn last_per_clock(rows: &[CaseClockRow]) -> Vec<&CaseClockRow> {
+    if rows.len() < 2 {
+        return rows.iter().collect();
+    }
+    let mut seen = HashSet::default();
+    let mut out: Vec<&CaseClockRow> = rows
+        .iter()
+        .rev()
+        .filter(|r| seen.insert((r.instance_id.as_str(), r.clock.as_str())))
         .collect();
     out.reverse();
     out

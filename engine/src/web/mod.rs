@@ -11,6 +11,7 @@
 //! process files.
 
 use crate::api::access::ClientAddress;
+mod board;
 mod deadlines;
 mod flowchart;
 mod form;
@@ -42,6 +43,7 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
         ("login.html", include_str!("templates/login.html")),
         ("password.html", include_str!("templates/password.html")),
         ("work.html", include_str!("templates/work.html")),
+        ("board.html", include_str!("templates/board.html")),
         (
             "tasks_table.html",
             include_str!("templates/tasks_table.html"),
@@ -69,6 +71,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/logout", axum::routing::post(logout))
         .route("/password", get(password_page).post(password_submit))
         .route("/work", get(work_list::work))
+        .route("/board", get(board::board))
+        .route("/cases/{id}/oversee", axum::routing::post(board::oversee))
         .route("/cases/{id}", get(case))
         .route("/register", get(register_page).post(register))
         .route("/tasks/{id}", get(task_page))
@@ -483,7 +487,18 @@ fn timeline_text(e: &crate::ledger::HistoryEntry, labels: &crate::engine::Proces
             e.text.strip_prefix("issued ").unwrap_or(&e.text)
         ),
         "ended" => format!("结案：{node}"),
-        "escalation" => format!("超期督办（第 {} 级）：{node}", data["level"]),
+        "escalation" => match data["light"].as_str() {
+            Some("yellow") => format!("黄灯预警：{node}"),
+            _ => format!("红灯超期，第 {} 级督办：{node}", data["level"]),
+        },
+        "signal" => format!("红灯超期：{node}"),
+        "oversight" => {
+            let kind = oversight_label(data["kind"].as_str().unwrap_or(""));
+            match data["queue"].as_str() {
+                Some(queue) => format!("{kind}（致{}）：{}", labels.queue(queue), text("text")),
+                None => format!("{kind}：{}", text("text")),
+            }
+        }
         "choice" => format!("{node} → {}", labels.node(&text("next"))),
         "variable" => {
             let var = text("var");
@@ -537,6 +552,16 @@ fn timeline_text(e: &crate::ledger::HistoryEntry, labels: &crate::engine::Proces
     }
 }
 
+/// An oversight action's kind as people say it.
+fn oversight_label(kind: &str) -> &'static str {
+    match kind {
+        "urge" => "督办",
+        "criticism" => "通报批评",
+        "referral" => "移送问责",
+        _ => "监察意见",
+    }
+}
+
 fn status_text(status: crate::runtime::state::Status) -> (&'static str, &'static str) {
     use crate::runtime::state::Status;
     match status {
@@ -553,6 +578,8 @@ fn status_text(status: crate::runtime::state::Status) -> (&'static str, &'static
 #[derive(Debug, Default, Deserialize)]
 struct CaseQuery {
     existing: Option<String>,
+    /// `done`: an oversight action was just recorded.
+    said: Option<String>,
 }
 
 async fn case(
@@ -675,8 +702,13 @@ async fn case(
         minijinja::context! {
             title => title,
             id => id.clone(),
-            me => minijinja::context! { name => me.principal.name.clone() },
+            me => minijinja::context! { name => me.principal.name.clone(), overseer => me.principal.is_overseer() },
             csrf => me.csrf.clone(),
+            oversee => (me.principal.is_overseer() && !view.status.is_terminal()).then_some(true),
+            oversee_said => q.said.as_deref().map(|s| match s {
+                "done" => "已记录，并已通知正在办理的部门。",
+                _ => "",
+            }),
             process => labels.title.clone(),
             version => view.version,
             created => chinese_time(view.created_at, tz),
@@ -1297,6 +1329,7 @@ mod tests {
             "login.html",
             "password.html",
             "work.html",
+            "board.html",
             "tasks_table.html",
             "case.html",
             "task.html",

@@ -54,13 +54,13 @@ struct Chosen {
 
 /// A choice of a select box.
 #[derive(Debug, Serialize)]
-struct Choice {
-    value: String,
-    label: String,
+pub(super) struct Choice {
+    pub(super) value: String,
+    pub(super) label: String,
 }
 
 /// A filter that cannot be applied: 400, saying which and what to choose instead.
-fn bad(message: &str) -> Response {
+pub(super) fn bad(message: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>筛选条件有误</title>\
          <p>{}</p><p><a href=\"/work\">返回我的待办</a></p></html>",
@@ -70,7 +70,7 @@ fn bad(message: &str) -> Response {
 }
 
 /// A whole number from 1 to `max` (`None`: absent or empty); what to fix otherwise.
-fn number(text: &Option<String>, what: &str, max: u32) -> Result<Option<u32>, String> {
+pub(super) fn number(text: &Option<String>, what: &str, max: u32) -> Result<Option<u32>, String> {
     match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some(t) => match t.parse::<u32>() {
@@ -80,7 +80,7 @@ fn number(text: &Option<String>, what: &str, max: u32) -> Result<Option<u32>, St
     }
 }
 
-fn filled(text: &Option<String>) -> Option<String> {
+pub(super) fn filled(text: &Option<String>) -> Option<String> {
     text.as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -299,7 +299,7 @@ async fn page(state: &ApiState, me: &Person, q: WorkQuery) -> Result<Response, R
         minijinja::context! {
             title => "我的待办",
             page => "work",
-            me => minijinja::context! { name => p.name.clone() },
+            me => minijinja::context! { name => p.name.clone(), overseer => p.is_overseer() },
             csrf => me.csrf.clone(),
             units => p.org_units.join("、"),
             unit_choices => p.org_units.clone(),
@@ -325,7 +325,7 @@ fn is_soon(w: &WorkTask, now: DateTime<Utc>) -> bool {
 
 /// `text` as a value of a URL's query string (percent-encoded UTF-8; letters, digits and
 /// `-_.~` as they are).
-fn query_text(text: &str) -> String {
+pub(super) fn query_text(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
