@@ -199,6 +199,17 @@ impl Engine {
     }
 
     /// The cached deployment, read from the pool on a miss.
+    /// `f` of the checked model of version `version` of process `key`, from the cache of
+    /// loaded versions (no copy of the model, no read of the deployment once loaded).
+    pub async fn with_model<T>(
+        &self,
+        key: &str,
+        version: i64,
+        f: impl FnOnce(&Process) -> T,
+    ) -> Result<T> {
+        Ok(f(&self.loaded_by_key(key, version).await?.model))
+    }
+
     pub(super) async fn loaded_by_key(&self, key: &str, version: i64) -> Result<Arc<Loaded>> {
         {
             let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());

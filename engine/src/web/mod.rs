@@ -602,17 +602,13 @@ async fn case(
         let history = engine.history(&id).await?;
         let documents = engine.documents(&id).await?;
         let clocks = engine.case_clocks(&id, &history).await?;
-        let model = engine
-            .definition(&view.process, Some(view.version))
-            .await?
-            .model;
         let mut warns = Vec::with_capacity(view.tasks.len());
         for t in &view.tasks {
             warns.push(engine.warn_at(&view.process, view.version, t).await?);
         }
-        Ok::<_, crate::error::EngineError>((view, labels, history, documents, clocks, model, warns))
+        Ok::<_, crate::error::EngineError>((view, labels, history, documents, clocks, warns))
     };
-    let (view, labels, history, documents, clocks, model, warns) = match loaded.await {
+    let (view, labels, history, documents, clocks, warns) = match loaded.await {
         Ok(found) => found,
         Err(e) => return page_error(&e.into()),
     };
@@ -690,7 +686,15 @@ async fn case(
     } else {
         format!("当前所在环节：{}", active_labels.join("、"))
     };
-    let chart = flowchart::svg(&model, &active, &format!("{}流程图", labels.title), &desc);
+    let chart = match engine
+        .with_model(&view.process, view.version, |model| {
+            flowchart::svg(model, &active, &format!("{}流程图", labels.title), &desc)
+        })
+        .await
+    {
+        Ok(chart) => chart,
+        Err(e) => return page_error(&e.into()),
+    };
     let clocks = deadlines::clocks(&clocks, &labels, tz, now);
     let (status, status_class) = status_text(view.status);
     let title = match &view.business_key {
@@ -1230,13 +1234,11 @@ async fn complete(
     let form = async {
         let view = engine.instance(&task.instance_id).await?;
         let labels = engine.labels(&view.process, view.version).await?;
-        let model = engine
-            .definition(&view.process, Some(view.version))
-            .await?
-            .model;
-        Ok::<_, crate::error::EngineError>(
-            form::task_form(&model, &task.node, &labels, &view.vars).unwrap_or_default(),
-        )
+        engine
+            .with_model(&view.process, view.version, |model| {
+                form::task_form(model, &task.node, &labels, &view.vars).unwrap_or_default()
+            })
+            .await
     };
     let (fields, _) = match form.await {
         Ok(form) => form,
