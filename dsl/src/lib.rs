@@ -6,6 +6,7 @@
 //! [`compile`], which runs every stage and returns the checked model or every diagnostic.
 
 pub mod ast;
+pub mod channel;
 pub mod check;
 pub mod config;
 pub mod diagnostic;

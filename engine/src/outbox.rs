@@ -3,10 +3,13 @@
 //! The runtime writes one outbox row per `notify` action in the same transaction as the event
 //! that caused it, so a notification is never lost, even if the server stops right after. This
 //! module takes rows from there and delivers them:
-//! - `webhook:<channel>`: an HTTP POST of a JSON document to the channel's URL, signed with
-//!   HMAC-SHA256 over the exact body (header [`SIGNATURE_HEADER`], `sha256=<hex>`), carrying the
-//!   row's de-duplication id (header [`DELIVERY_HEADER`] and field `id`). Delivery is at least
-//!   once: a receiver that sees an id twice ignores the second.
+//! - `webhook:<channel>` whose configuration entry is a URL: an HTTP POST of a JSON document to
+//!   it, signed with HMAC-SHA256 over the exact body (header [`SIGNATURE_HEADER`],
+//!   `sha256=<hex>`), carrying the row's de-duplication id (header [`DELIVERY_HEADER`] and
+//!   field `id`). Delivery is at least once: a receiver that sees an id twice ignores the second.
+//! - `webhook:<channel>` whose entry is a mapping with a `kind`: a WeCom or DingTalk robot's
+//!   message or an SMS gateway's request ([`channels`], `docs/channels.md`), in the same lane,
+//!   with the same retries.
 //! - `role:<queue>`, `subject` (the person a case concerns), `holder`: written to the inbox (see
 //!   [`crate::inbox`]), keyed by
 //!   the outbox id, so a repeated delivery does not make a second item.
@@ -19,6 +22,8 @@
 //! keeps failing is logged at WARN once ([`WARN_AFTER`] failed attempts, or when it is given up
 //! sooner), with its channel and URL but never its payload; `GET /api/v1/outbox/failed`
 //! (`yimen outbox failed`) lists every failing row.
+
+pub mod channels;
 
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
@@ -119,6 +124,40 @@ pub enum DeliveryError {
     /// The receiver answered with a status other than 2xx.
     #[error("receiver answered HTTP {0}")]
     Status(u16),
+    /// A robot answered 200 with a non-zero `errcode` (or not with its JSON); retried.
+    #[error("{robot} refused: {}{errmsg}", .errcode.map(|c| format!("errcode {c}: ")).unwrap_or_default())]
+    Refused {
+        robot: &'static str,
+        errcode: Option<i64>,
+        errmsg: String,
+    },
+    /// A variable `secret_env` or `url_env` names is not set; retried, so a server restarted
+    /// with it set sends the notice.
+    #[error("channel `{channel}`: the server's environment has no ${var}; set it and restart")]
+    MissingEnv { channel: String, var: String },
+    /// The channel's entry cannot be sent to (a row written before the entry was checked, or
+    /// an empty phone number); not retried.
+    #[error("channel configuration: {0}")]
+    Config(String),
+    /// An SMS template does not render with the notice's values; not retried.
+    #[error("SMS template {0}")]
+    Template(String),
+}
+
+impl DeliveryError {
+    /// Whether another attempt may succeed: the receiver's side failed, or the server's
+    /// environment may be fixed; a mistake in the configuration stays one.
+    pub fn retried(&self) -> bool {
+        !matches!(
+            self,
+            DeliveryError::UnknownChannel(_)
+                | DeliveryError::NotHttp { .. }
+                | DeliveryError::NoUrl { .. }
+                | DeliveryError::Config(_)
+                | DeliveryError::Template(_)
+                | DeliveryError::Encode(_)
+        )
+    }
 }
 
 /// Where an outbox row goes, from its `channel` column.
@@ -170,11 +209,30 @@ pub fn webhook_body(dedup_key: &str, channel: &str, attempt: u32, payload: &Json
     Json::Object(doc)
 }
 
-/// Sends webhooks. One per server; cheap to clone.
-#[derive(Debug, Clone)]
+/// Sends webhooks, robot messages and SMS requests. One per server; cheap to clone.
+#[derive(Clone)]
 pub struct WebhookSender {
     client: reqwest::Client,
     secret: Vec<u8>,
+    /// Where `secret_env` and `url_env` of a channel are read.
+    env: channels::EnvLookup,
+}
+
+impl std::fmt::Debug for WebhookSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSender").finish_non_exhaustive()
+    }
+}
+
+/// A reqwest error as the delivery state says it.
+fn request_error(e: reqwest::Error) -> DeliveryError {
+    if e.is_timeout() {
+        DeliveryError::TimedOut
+    } else if e.is_connect() {
+        DeliveryError::CannotConnect
+    } else {
+        DeliveryError::Request(e)
+    }
 }
 
 impl WebhookSender {
@@ -190,7 +248,120 @@ impl WebhookSender {
         Ok(WebhookSender {
             client,
             secret: secret.into(),
+            env: channels::process_env(),
         })
+    }
+
+    /// The same sender reading channels' `secret_env` and `url_env` through `env` instead of
+    /// the server's environment (tests).
+    pub fn with_env(mut self, env: channels::EnvLookup) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Sends the notice of outbox row `msg` to `channel`, whose configuration entry is `entry`
+    /// (a URL or a mapping, [`yimen_dsl::channel`]); `now` gives DingTalk's timestamp.
+    pub async fn send_channel(
+        &self,
+        channel: &str,
+        entry: Option<&Json>,
+        msg: &crate::engine::OutboxMessage,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), DeliveryError> {
+        use yimen_dsl::channel::{Channel, Target};
+        let parsed = match entry {
+            Some(map @ Json::Object(_)) => {
+                yimen_dsl::channel::parse(channel, map).map_err(|p| {
+                    DeliveryError::Config(
+                        p.into_iter()
+                            .map(|p| p.message)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?
+            }
+            // Text (or nothing): the generic webhook, as before channels had kinds.
+            _ => {
+                let url = webhook_url(channel, &msg.payload)?;
+                let body = webhook_body(&msg.dedup_key, &msg.channel, attempt, &msg.payload);
+                return self.send(&url, &msg.dedup_key, &body).await;
+            }
+        };
+        let text = msg
+            .payload
+            .get("message")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let notice = channels::Notice {
+            text,
+            dedup_key: &msg.dedup_key,
+            to: msg.payload.get("to"),
+            env: &self.env,
+        };
+        match &parsed {
+            Channel::Webhook { target } => {
+                let url = match target {
+                    Target::Url(url) => url.clone(),
+                    Target::Env(var) => {
+                        (self.env)(var).ok_or_else(|| DeliveryError::MissingEnv {
+                            channel: channel.to_string(),
+                            var: var.clone(),
+                        })?
+                    }
+                };
+                let body = webhook_body(&msg.dedup_key, &msg.channel, attempt, &msg.payload);
+                self.send(&url, &msg.dedup_key, &body).await
+            }
+            Channel::Sms { .. } => {
+                let req = channels::sms_request(channel, &parsed, &notice)?;
+                let method = match req.method {
+                    yimen_dsl::channel::SmsMethod::Get => reqwest::Method::GET,
+                    yimen_dsl::channel::SmsMethod::Post => reqwest::Method::POST,
+                    yimen_dsl::channel::SmsMethod::Put => reqwest::Method::PUT,
+                };
+                let mut builder = self.client.request(method, &req.url);
+                for (name, value) in &req.headers {
+                    let name =
+                        reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                            DeliveryError::Config(format!("`{name}` is not a header name"))
+                        })?;
+                    let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                        DeliveryError::Template(format!("{name}: the value is not a header value"))
+                    })?;
+                    builder = builder.header(name, value);
+                }
+                if let Some(body) = req.body {
+                    builder = builder.body(body);
+                }
+                let response = builder.send().await.map_err(request_error)?;
+                let status = response.status();
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(DeliveryError::Status(status.as_u16()))
+                }
+            }
+            Channel::Wecom { .. } | Channel::Dingtalk { .. } => {
+                let req =
+                    channels::robot_request(channel, &parsed, &notice, now.timestamp_millis())?;
+                let bytes = serde_json::to_vec(&req.body).map_err(DeliveryError::Encode)?;
+                let response = self
+                    .client
+                    .post(&req.url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes)
+                    .send()
+                    .await
+                    .map_err(request_error)?;
+                let status = response.status();
+                if !status.is_success() {
+                    return Err(DeliveryError::Status(status.as_u16()));
+                }
+                let answer = response.bytes().await.map_err(request_error)?;
+                channels::robot_answer(req.robot, &answer)
+            }
+        }
     }
 
     /// POSTs `body` to `url`. `Err` carries a short reason for the delivery state (never the body).
@@ -205,21 +376,36 @@ impl WebhookSender {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    DeliveryError::TimedOut
-                } else if e.is_connect() {
-                    DeliveryError::CannotConnect
-                } else {
-                    DeliveryError::Request(e)
-                }
-            })?;
+            .map_err(request_error)?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
             Err(DeliveryError::Status(status.as_u16()))
         }
+    }
+}
+
+/// What a failure list shows of a row's destination: the channel's kind (`webhook`, `wecom`,
+/// `dingtalk`, `sms`; `None` for inbox notices) and its URL as [`yimen_dsl::channel::Channel::shown_url`]
+/// shows it (a robot's without the key in its query).
+pub fn describe(channel: &str, payload: &Json) -> (Option<&'static str>, Option<String>) {
+    if !channel.starts_with("webhook:") {
+        return (None, None);
+    }
+    match payload.get("url") {
+        Some(Json::String(url)) => (Some("webhook"), Some(url.clone())),
+        Some(entry @ Json::Object(map)) => match yimen_dsl::channel::parse(channel, entry) {
+            Ok(c) => (Some(c.kind()), Some(c.shown_url())),
+            Err(_) => (
+                None,
+                map.get("url")
+                    .and_then(Json::as_str)
+                    .and_then(|u| u.split(['?', '{']).next())
+                    .map(str::to_string),
+            ),
+        },
+        _ => (Some("webhook"), None),
     }
 }
 
@@ -336,16 +522,16 @@ impl Delivery {
                 crate::inbox::deliver(&self.engine, &msg, &recipient).await?;
                 Ok(())
             }
-            Ok(Route::Webhook { channel }) => match webhook_url(&channel, &msg.payload) {
-                Err(e) => Err((e, false)),
-                Ok(url) => {
-                    let body = webhook_body(&msg.dedup_key, &msg.channel, attempt, &msg.payload);
-                    self.sender
-                        .send(&url, &msg.dedup_key, &body)
-                        .await
-                        .map_err(|e| (e, true))
-                }
-            },
+            Ok(Route::Webhook { channel }) => {
+                let now = self.engine.clock().now();
+                self.sender
+                    .send_channel(&channel, msg.payload.get("url"), &msg, attempt, now)
+                    .await
+                    .map_err(|e| {
+                        let retry = e.retried();
+                        (e, retry)
+                    })
+            }
         };
         match outcome {
             Ok(()) => {
@@ -360,19 +546,21 @@ impl Delivery {
                 };
                 // Once per row: at its WARN_AFTER-th failure, or when it is given up before.
                 // The URL is configuration; the payload (case data) is never logged.
-                let url = msg.payload.get("url").and_then(Json::as_str).unwrap_or("-");
+                let (kind, url) = describe(&msg.channel, &msg.payload);
+                let url = url.as_deref().unwrap_or("-");
+                let kind = kind.unwrap_or("inbox");
                 match at {
                     Some(next) if attempt == WARN_AFTER => tracing::warn!(
-                        id = %msg.id, channel = %msg.channel, url,
+                        id = %msg.id, channel = %msg.channel, kind, url,
                         "notification keeps failing ({attempt} attempts): {error}; \
                          next attempt at {next}; `yimen outbox failed` lists it"
                     ),
                     None if attempt <= WARN_AFTER => tracing::warn!(
-                        id = %msg.id, channel = %msg.channel, url,
+                        id = %msg.id, channel = %msg.channel, kind, url,
                         "notification given up after {attempt} attempt(s): {error}"
                     ),
                     None => tracing::error!(
-                        id = %msg.id, channel = %msg.channel, url,
+                        id = %msg.id, channel = %msg.channel, kind, url,
                         "notification given up after {attempt} attempts: {error}"
                     ),
                     Some(_) => {

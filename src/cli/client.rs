@@ -559,6 +559,7 @@ fn failed_table(answer: &Value) -> String {
             "state",
             "attempts",
             "channel",
+            "kind",
             "url",
             "next attempt",
             "instance",
@@ -572,6 +573,7 @@ fn failed_table(answer: &Value) -> String {
             text(&d["state"]),
             text(&d["attempts"]),
             text(&d["channel"]),
+            d["kind"].as_str().unwrap_or("inbox").to_string(),
             d["url"].as_str().unwrap_or("-").to_string(),
             if d["next_attempt_at"].is_string() {
                 shown_time(&d["next_attempt_at"])

@@ -125,6 +125,12 @@ pub const NO_CONFIG: &str = "YM0405";
 pub const START_ROLES: &str = "YM0406";
 /// `ledger_columns` in the YAML is not a list of variables of the process.
 pub const LEDGER_COLUMNS: &str = "YM0407";
+/// A channel's entry in the YAML is not one the engine can send to (kind, URL, settings).
+pub const CHANNEL_CONFIG: &str = "YM0408";
+/// A template of an SMS channel does not render.
+pub const CHANNEL_TEMPLATE: &str = "YM0409";
+/// A secret written in the YAML instead of the server's environment.
+pub const SECRET_IN_CONFIG: &str = "YM0410";
 
 // Personal data.
 /// A personal-data variable written unmasked into a notification (warning).
@@ -202,5 +208,11 @@ pub const ALL: &[(&str, &str)] = &[
     (NO_CONFIG, "configuration used but not declared"),
     (START_ROLES, "`start_roles` names no known role"),
     (LEDGER_COLUMNS, "`ledger_columns` names no variable"),
+    (
+        CHANNEL_CONFIG,
+        "channel configuration the engine cannot send to",
+    ),
+    (CHANNEL_TEMPLATE, "SMS channel template does not render"),
+    (SECRET_IN_CONFIG, "secret written in the configuration"),
     (PERSONAL_IN_MESSAGE, "personal data in a message"),
 ];

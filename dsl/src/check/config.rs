@@ -105,41 +105,76 @@ fn enums_from_config(cx: &mut Cx, config: &ConfigFile) {
     }
 }
 
-/// Every channel's URL is text in the YAML.
+/// Every channel's entry is in the YAML and is one the engine can send to: a URL (the signed
+/// generic webhook) or a mapping with a `kind` (`crate::channel`); an SMS channel's phone
+/// variable is a variable of the process holding text or a list of text.
 fn channel_urls(cx: &mut Cx, config: &ConfigFile) {
     for channel in &cx.process.channels {
-        match config.values.get(&channel.url_config.name) {
-            Some(Value::String(_)) => {}
-            Some(_) => {
-                let span = yaml_span(config, std::slice::from_ref(&channel.url_config.name));
-                cx.push(
-                    Diagnostic::error(
-                        CONFIG_TYPE,
-                        span,
-                        format!("`{}` must be a URL (text)", channel.url_config.name),
-                    )
-                    .with_label("not text")
-                    .with_help("write the webhook URL in quotes")
+        let key = &channel.url_config.name;
+        let Some(value) = config.values.get(key) else {
+            cx.error(
+                MISSING_CONFIG,
+                channel.url_config.span,
+                format!("`{key}` is missing from {}", config.file),
+            )
+            .label("the channel's URL comes from here")
+            .help(format!(
+                "add `{key}: \"https://...\"` to {} (or a mapping with a `kind`, docs/channels.md)",
+                config.file
+            ));
+            continue;
+        };
+        let problems = match crate::channel::parse(key, value) {
+            Ok(crate::channel::Channel::Sms {
+                phones: crate::channel::Phones::Var(var),
+                ..
+            }) => phone_var(cx, key, &var),
+            Ok(_) => None,
+            Err(problems) => Some(problems),
+        };
+        for p in problems.into_iter().flatten() {
+            let mut path = vec![key.clone()];
+            path.extend(p.path);
+            let span = yaml_span(config, &path);
+            cx.push(
+                Diagnostic::error(p.code, span, p.message)
+                    .with_label(p.label)
+                    .with_help(p.help)
                     .in_file(&config.file),
-                );
-            }
-            None => {
-                cx.error(
-                    MISSING_CONFIG,
-                    channel.url_config.span,
-                    format!(
-                        "`{}` is missing from {}",
-                        channel.url_config.name, config.file
-                    ),
-                )
-                .label("the channel's URL comes from here")
-                .help(format!(
-                    "add `{}: \"https://...\"` to {}",
-                    channel.url_config.name, config.file
-                ));
-            }
+            );
         }
     }
+}
+
+/// `phones_from: var`: a variable of the process whose value is a number or a list of them.
+fn phone_var(cx: &Cx, key: &str, var: &str) -> Option<Vec<crate::channel::Problem>> {
+    let vars = &cx.process.vars;
+    let problem = match vars.iter().find(|v| v.name.name == var) {
+        Some(v) if matches!(&v.ty, Type::Text) => return None,
+        Some(v) if matches!(&v.ty, Type::List(item) if **item == Type::Text) => return None,
+        Some(v) => (
+            format!(
+                "`{key}.phones_from`: variable `{var}` is a {}, not text",
+                super::types::Ty::from(&v.ty)
+            ),
+            "name a variable of type `text` or `list<text>` holding mobile numbers".to_string(),
+        ),
+        None => (
+            format!("`{key}.phones_from`: `{var}` is not a variable of this process"),
+            super::help_or(
+                var,
+                vars.iter().map(|v| v.name.name.as_str()),
+                "name the variable that holds the mobile number, e.g. `phones_from: phone`",
+            ),
+        ),
+    };
+    Some(vec![crate::channel::Problem {
+        code: CHANNEL_CONFIG,
+        path: vec!["phones_from".into()],
+        message: problem.0,
+        label: "no phone numbers here".into(),
+        help: problem.1,
+    }])
 }
 
 /// The configuration key the engine reads to decide who may start the process.

@@ -31,7 +31,11 @@ pub struct FailedDelivery {
     pub instance_id: String,
     /// `webhook:<channel>`, `role:<queue>`, `subject` or `holder`.
     pub channel: String,
-    /// The URL a webhook is sent to.
+    /// What kind of channel a `webhook:` row goes to: `webhook` (the signed generic
+    /// webhook), `wecom`, `dingtalk` or `sms` (docs/channels.md); none for inbox notices.
+    pub kind: Option<String>,
+    /// The URL a webhook is sent to (a robot's without its query, which holds its key; a URL
+    /// from the environment as `$NAME`).
     pub url: Option<String>,
     /// `pending`: still retried, next at `next_attempt_at`; `dead`: given up.
     pub state: String,
@@ -55,13 +59,10 @@ impl FailedDelivery {
     fn of(m: OutboxMessage, tz: chrono_tz::Tz) -> FailedDelivery {
         let zoned = |at: DateTime<chrono::Utc>| at.with_timezone(&tz).fixed_offset();
         let pending = m.state == crate::store::OutboxState::Pending;
+        let (kind, url) = crate::outbox::describe(&m.channel, &m.payload);
         FailedDelivery {
-            url: m
-                .channel
-                .starts_with("webhook:")
-                .then(|| m.payload.get("url").and_then(|u| u.as_str()))
-                .flatten()
-                .map(str::to_string),
+            kind: kind.map(str::to_string),
+            url,
             next_attempt_at: pending.then(|| zoned(m.next_attempt_at)),
             id: m.id,
             instance_id: m.instance_id,

@@ -151,19 +151,27 @@ impl Run<'_> {
                 (format!("webhook:{}", c.name), url)
             }
         };
+        // The channel's entry of the configuration travels with the row (`url`: a URL, or
+        // the mapping of a WeCom, DingTalk or SMS channel, docs/channels.md); an SMS to a
+        // case's number takes the number now, as the case holds it.
+        let to = url.as_ref().and_then(|entry| self.sms_phones(entry));
         let id = new_id();
+        let mut payload = json!({
+            "instance": self.instance_id,
+            "node": node,
+            "message": text,
+            "url": url,
+            "context": ctx,
+            "at": self.now.to_rfc3339(),
+        });
+        if let (Some(to), Json::Object(map)) = (to, &mut payload) {
+            map.insert("to".into(), to);
+        }
         self.cs.outbox.push(NewOutbox {
             id: id.clone(),
             channel: channel.clone(),
             dedup_key: format!("{}:{id}", self.instance_id),
-            payload: json!({
-                "instance": self.instance_id,
-                "node": node,
-                "message": text,
-                "url": url,
-                "context": ctx,
-                "at": self.now.to_rfc3339(),
-            }),
+            payload,
         });
         self.history(
             Some(node),
@@ -203,6 +211,29 @@ impl Run<'_> {
             data,
         );
         self.cs.actions.push(action);
+    }
+
+    /// The numbers an SMS channel's entry takes from a case variable (`phones_from`): the
+    /// variable's text, or its list of text; `None` for any other channel.
+    fn sms_phones(&self, entry: &Json) -> Option<Json> {
+        let Ok(yimen_dsl::channel::Channel::Sms {
+            phones: yimen_dsl::channel::Phones::Var(var),
+            ..
+        }) = yimen_dsl::channel::parse("channel", entry)
+        else {
+            return None;
+        };
+        let numbers: Vec<Json> = match self.cs.vars.get(&var) {
+            Some(Json::String(n)) if !n.trim().is_empty() => vec![json!(n.trim())],
+            Some(Json::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| json!(n.trim()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(Json::Array(numbers))
     }
 
     /// Fills `{{ var }}` placeholders with (masked) case data.
