@@ -103,7 +103,7 @@ pub enum Command {
     /// Access tokens: create, rotate, list, revoke (admin only).
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Outgoing notifications (webhooks, inbox items) whose delivery fails (admin only).
+    /// Outgoing notifications (webhooks, WeCom and DingTalk robots, SMS, inbox items) whose delivery fails (admin only).
     #[command(subcommand)]
     Outbox(OutboxCommand),
 }
@@ -925,9 +925,20 @@ mod tests {
         let failed = json!({"deliveries": [{"state": "pending", "attempts": 3,
             "channel": "webhook:ledger_hook", "url": "http://ledger.example/hook",
             "next_attempt_at": "2026-10-08T09:35:00+08:00", "instance_id": "i1",
-            "last_error": "503"}]});
+            "last_error": "503"},
+            {"state": "dead", "attempts": 20, "channel": "webhook:leaders", "kind": "dingtalk",
+             "url": "https://oapi.dingtalk.com/robot/send", "next_attempt_at": null,
+             "instance_id": "i2", "last_error": "DingTalk robot refused: errcode 310000: sign not match"}]});
         let view = failed_table(&failed);
         assert!(view.contains("2026-10-08 09:35:00 +08:00"), "{view}");
+        let robot = view
+            .lines()
+            .find(|l| l.contains("webhook:leaders"))
+            .expect("listed");
+        assert!(
+            robot.contains("dingtalk") && robot.contains("sign not match"),
+            "{view}"
+        );
 
         let cases = json!({"cases": [{"registered_at": "2026-09-28T09:00:00+08:00",
             "business_key": "k1", "personal": [], "status": "running", "org_units": ["xinhua"],
