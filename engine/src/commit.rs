@@ -303,6 +303,7 @@ impl Engine {
     async fn commit_batch(&self, batch: Vec<Job>, held: &mut crate::store::Held) {
         // SQLite in a file: what the last batches left (see `Carry`); taken for this batch, and
         // put back only if it commits. A retry starts without it.
+        let (events, began) = (batch.len(), std::time::Instant::now());
         let store = self.store();
         let mut carry = store.take_carry();
         let written: Result<Written> = transaction!(self, held, |tx, fx| {
@@ -339,7 +340,11 @@ impl Engine {
             (st, claimed, out)
         });
         match written {
-            Ok((st, claimed, results)) => self.answer(batch, st, claimed, results),
+            Ok((st, claimed, results)) => {
+                // Observed before anyone is answered, as the counts are (`answer`).
+                self.metrics().batch(events, began.elapsed());
+                self.answer(batch, st, claimed, results)
+            }
             // A statement of the batch failed for good (not contention): a value one event
             // brought that the database refuses (a key too long for its index, a character
             // it cannot store) must fail that event alone, so the batch is written again in
@@ -353,6 +358,7 @@ impl Engine {
                 Box::pin(self.commit_batch(second, held)).await;
             }
             Err(e) => {
+                self.metrics().batch(events, began.elapsed());
                 // One event alone: a value the database refuses is the caller's to fix.
                 let e = e.refused_value().unwrap_or(e);
                 for job in batch {
@@ -382,6 +388,7 @@ impl Engine {
         // Counted before anyone is answered, so that an answer implies the count.
         let hits = st.carry().take_hits();
         store.count_carried(hits);
+        self.metrics().answered(counted(&batch, &claimed, &results));
         let (mut live, mut pending) = st.live_by_instance();
         let mut claimed = claimed.into_iter();
         let mut results = results.into_iter();
@@ -432,6 +439,27 @@ impl Engine {
         pending.clear();
         store.keep(st);
     }
+}
+
+/// The claimed tasks, completions and new cases of a batch that committed (`metrics`).
+fn counted(
+    batch: &[Job],
+    claimed: &[Vec<TaskRow>],
+    results: &[Result<(String, bool)>],
+) -> crate::metrics::Answered {
+    let mut counts = crate::metrics::Answered {
+        claimed: claimed.iter().map(|rows| rows.len() as u64).sum(),
+        ..Default::default()
+    };
+    let events = batch.iter().filter(|job| !matches!(job, Job::Claim(..)));
+    for (job, result) in events.zip(results) {
+        match (job, result) {
+            (Job::Complete(..), Ok(_)) => counts.completed += 1,
+            (Job::Start(..), Ok((_, false))) => counts.started += 1,
+            _ => {}
+        }
+    }
+    counts
 }
 
 /// What a batch asks to have read before its events run: its claims, the tasks its

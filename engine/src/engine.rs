@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     /// The key ID numbers are found by (`crate::search`): the database's, until
     /// `Engine::set_search_key` gives another.
     search_key: std::sync::RwLock<Arc<crate::search::SearchKey>>,
+    /// What `GET /metrics` shows (`crate::metrics`).
+    metrics: crate::metrics::Metrics,
 }
 
 /// The engine. Cheap to clone.
@@ -148,6 +150,7 @@ pub(crate) use crate::store::batch::Claimed;
 pub use deploy::{MAX_MODEL_DEPTH, json_depth, read_model};
 pub(crate) use history::{Entry, chain, claim_entry, record_lapsed};
 pub use labels::ProcessLabels;
+pub use open::ReadyCheck;
 pub use oversight::{BoardClock, BoardFilter, OVERSIGHT_KINDS};
 pub use reassign::{Person, ReassignRequest};
 pub use search::{

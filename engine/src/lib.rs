@@ -18,6 +18,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod ledger_keys;
 pub mod limits;
+pub mod metrics;
 pub mod notice;
 pub mod oidc;
 pub mod outbox;

@@ -225,7 +225,7 @@ pub(crate) struct RefusalReason(pub String);
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/api/v1/health" | "/api/v1/openapi.json" | "/openapi.json"
+        "/api/v1/health" | "/api/v1/ready" | "/api/v1/openapi.json" | "/openapi.json"
     ) || !path.starts_with("/api/v1/")
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP API under `/api/v1` (axum). Every route is registered through utoipa-axum, so the
 //! router and `GET /openapi.json` come from one list and cannot drift apart.
 //!
-//! Access: every call under `/api/v1` except `health`, `openapi.json` and signing in carries a
+//! Access: every call under `/api/v1` except `health`, `ready`, `openapi.json` and signing in carries a
 //! bearer token or the cookie of a signed-in session ([`access`], [`session`]); refused calls
 //! (401, 403) are recorded in `access_refusals`.
 
@@ -15,6 +15,7 @@ mod inbox;
 pub(crate) mod instances;
 mod notices;
 mod oidc;
+pub mod ops;
 mod outbox;
 mod reassignments;
 mod reports;
@@ -23,6 +24,7 @@ pub(crate) mod tasks;
 mod users;
 
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+pub use ops::metrics_router;
 
 use crate::Engine;
 use crate::store::accounts::AccountStore;
@@ -160,7 +162,7 @@ impl ApiState {
     info(
         title = "yimen API",
         description = "Deploy processes, start and follow instances, and work task queues. \
-                       Every call except `health`, `openapi.json` and signing in (`POST /session`) \
+                       Every call except `health`, `ready`, `openapi.json` and signing in (`POST /session`) \
                        needs `Authorization: Bearer <token>` or the cookie `yimen_session` of a \
                        signed-in person (whose state-changing calls carry `X-CSRF-Token`). \
                        Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
@@ -234,7 +236,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(inbox::routes())
         .merge(clock::routes())
         .merge(reports::routes())
-        .merge(outbox::routes());
+        .merge(outbox::routes())
+        .merge(ops::routes());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 
@@ -334,8 +337,13 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,
         ))
-        // Outermost: an oversized request is refused before anything reads its token.
+        // An oversized request is refused before anything reads its token.
         .layer(axum::middleware::from_fn_with_state(state.clone(), sizes))
+        // Outermost: every request has its id, span and metrics, refused ones too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::observe,
+        ))
         .with_state(state)
 }
 

@@ -41,7 +41,10 @@ impl Engine {
                 self.fire_batch(&mut tx, &mut fx, ms(now)).await?
             })?;
             match batch {
-                Some(n) => fired += n,
+                Some(n) => {
+                    self.metrics().timers_fired(n as u64);
+                    fired += n;
+                }
                 None => return Ok(fired),
             }
         }

@@ -50,6 +50,7 @@ impl Engine {
                 ledger_keys: Default::default(),
                 search_key: std::sync::RwLock::new(Arc::new(search_key)),
                 committer,
+                metrics: crate::metrics::Metrics::new(),
             }),
         })
     }
@@ -118,6 +119,81 @@ impl Engine {
         &self.inner.store
     }
 
+    /// The server's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Whether the server can do its work (`GET /api/v1/ready`): the database answers, it has
+    /// every migration this build knows, and the working-day calendars have data for the
+    /// current year (read on the engine's clock, in the default calendar's zone).
+    pub async fn readiness(&self) -> Vec<ReadyCheck> {
+        let mut checks = Vec::with_capacity(3);
+        match self.inner.store.migrations_missing().await {
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the database does not answer");
+                checks.push(ReadyCheck::failed(
+                    "database",
+                    "the database does not answer (the error is in the server log)",
+                    "check that the database server runs and that `--database` names it",
+                ));
+                checks.push(ReadyCheck::failed(
+                    "migrations",
+                    "not checked: the database does not answer",
+                    "make the database answer first",
+                ));
+            }
+            Ok(missing) => {
+                checks.push(ReadyCheck::ok(
+                    "database",
+                    format!("{} answers", self.inner.store.kind()),
+                ));
+                checks.push(if missing.is_empty() {
+                    ReadyCheck::ok("migrations", "every migration this build knows is applied")
+                } else {
+                    let versions: Vec<String> = missing.iter().map(i64::to_string).collect();
+                    ReadyCheck::failed(
+                        "migrations",
+                        format!("migrations {} are not applied", versions.join(", ")),
+                        "restart `yimen serve`: it applies them when it opens the database",
+                    )
+                });
+            }
+        }
+        let year = chrono::Datelike::year(&self.now().with_timezone(&self.time_zone()));
+        checks.push(match self.inner.due.uncovered(year) {
+            None => ReadyCheck::ok(
+                "calendars",
+                "no working-day calendars: deadlines count weekends only",
+            ),
+            Some(missing) if missing.is_empty() => ReadyCheck::ok(
+                "calendars",
+                format!("every working-day calendar has data for {year}"),
+            ),
+            Some(missing) => ReadyCheck::failed(
+                "calendars",
+                format!(
+                    "calendar(s) {} have no working-day data for {year}: deadlines of {year} \
+                     are provisional (weekends only)",
+                    missing.join(", ")
+                ),
+                format!(
+                    "add {year}'s holidays and working weekends to the calendars folder \
+                     (`yimen calendar validate`), or update yimen for its built-in calendars; \
+                     the folder is read again every `--calendars-check` seconds"
+                ),
+            ),
+        });
+        checks
+    }
+
+    /// A scrape of [`Engine::metrics`]: the counters, with the store's counts read now.
+    pub async fn render_metrics(&self) -> Result<String> {
+        let gauges = self.inner.store.gauges().await?;
+        let pool = self.inner.store.pool_gauges();
+        Ok(self.inner.metrics.render(&gauges, pool))
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
@@ -148,6 +224,39 @@ impl Engine {
         }
         for t in fx.timers {
             let _ = self.inner.timers_tx.send(t);
+        }
+    }
+}
+
+/// One check of [`Engine::readiness`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ReadyCheck {
+    /// `database`, `migrations` or `calendars`.
+    pub name: String,
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl ReadyCheck {
+    fn ok(name: &str, detail: impl Into<String>) -> ReadyCheck {
+        ReadyCheck {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn failed(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> ReadyCheck {
+        ReadyCheck {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
         }
     }
 }

@@ -30,6 +30,12 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The calendars without working-day data for `year` (`None`: no calendars, nothing to
+    /// cover). Readiness (`GET /api/v1/ready`) asks it for the current year.
+    fn uncovered(&self, _year: i32) -> Option<Vec<String>> {
+        None
+    }
+
     /// Where the calendars were looked for, for the error that refuses a process naming a
     /// calendar that is not loaded (`None`: not from a folder).
     fn calendar_source(&self) -> Option<String> {
@@ -112,6 +118,15 @@ pub trait DueDates: Send + Sync + std::fmt::Debug {
 impl DueDates for crate::calendar::Calendars {
     fn calendar_names(&self) -> Option<Vec<String>> {
         Some(self.names().map(str::to_string).collect())
+    }
+
+    fn uncovered(&self, year: i32) -> Option<Vec<String>> {
+        Some(
+            self.names()
+                .filter(|name| self.get(name).is_some_and(|c| !c.covers(year)))
+                .map(str::to_string)
+                .collect(),
+        )
     }
 
     fn time_zone(&self, calendar: Option<&str>) -> chrono_tz::Tz {
@@ -258,6 +273,9 @@ impl ReloadingCalendars {
 impl DueDates for ReloadingCalendars {
     fn calendar_names(&self) -> Option<Vec<String>> {
         DueDates::calendar_names(&*self.current())
+    }
+    fn uncovered(&self, year: i32) -> Option<Vec<String>> {
+        DueDates::uncovered(&*self.current(), year)
     }
     fn calendar_source(&self) -> Option<String> {
         let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());

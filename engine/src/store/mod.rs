@@ -11,6 +11,7 @@ pub mod accounts;
 pub(crate) mod batch;
 pub mod cases;
 pub(crate) mod checkpoint;
+mod gauges;
 mod handle;
 pub(crate) mod history;
 pub mod port;
