@@ -1,6 +1,6 @@
 //! `yimen`: check, format and draw process files; run the engine; talk to a running server.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod cli;
@@ -54,10 +54,32 @@ enum Command {
     /// Measure throughput and latency; prints figures.
     #[command(subcommand)]
     Bench(cli::bench::Command),
+    /// Print a shell completion script: `yimen completions bash > /etc/bash_completion.d/yimen`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `yimen man | man -l -`, or `yimen man serve`.
+    Man {
+        /// A command's own page (`serve`, `check` …); yimen's without one.
+        command: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `serve`'s defaults from its config file (`yimen.toml`), before clap reads the rest.
+    let command = match cli::config::apply(Cli::command(), &args) {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::from_arg_matches(&command.get_matches_from(&args)) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     let result = match cli.command {
         Command::Check(args) => cli::check::run(args),
         Command::Fmt(args) => cli::fmt::run(args),
@@ -71,6 +93,11 @@ fn main() -> ExitCode {
         Command::Demo(args) => cli::demo::run(args),
         Command::Worker(args) => cli::worker::run(args),
         Command::Bench(cmd) => cli::bench::run(cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "yimen", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { command } => man(command.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -78,5 +105,27 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The manual page of yimen, or of one of its commands, in roff on stdout.
+fn man(command: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut yimen = Cli::command();
+    yimen.build();
+    let page = match command {
+        None => yimen,
+        Some(name) => {
+            let Some(sub) = yimen.find_subcommand(name) else {
+                let names: Vec<&str> = yimen.get_subcommands().map(|c| c.get_name()).collect();
+                anyhow::bail!("no command `{name}`: give one of {}", names.join(", "));
+            };
+            // Built under yimen, it is named `yimen-serve`, as pages of subcommands are.
+            sub.clone().version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    match clap_mangen::Man::new(page).render(&mut std::io::stdout()) {
+        // `yimen man | head`: the reader stopped reading.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        other => other.map(|()| ExitCode::SUCCESS).map_err(Into::into),
     }
 }

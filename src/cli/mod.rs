@@ -8,6 +8,7 @@ pub mod builtin;
 pub mod calendar;
 pub mod check;
 pub mod client;
+pub mod config;
 pub mod demo;
 pub mod fmt;
 pub mod graph;

@@ -8,8 +8,25 @@ use std::sync::Arc;
 use yimen_engine::api::{self, ApiConfig, ApiState};
 use yimen_engine::{DeployRequest, Engine};
 
+/// Every flag of `yimen serve` may also come from its environment variable (`YIMEN_…`, shown
+/// in `--help`) or from the config file (`--config`, key = the flag's name); the command line
+/// wins over the environment, the environment over the file, the file over the default
+/// (`super::config`).
 #[derive(clap::Args)]
 pub struct Args {
+    /// A TOML file of settings: each key a flag of `yimen serve` without its dashes
+    /// (`max-body-bytes = 1048576`). Default: `./yimen.toml` when there is one.
+    #[arg(long, env = "YIMEN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log lines as human text or as one JSON object per line (with the request id of the
+    /// HTTP request they belong to).
+    #[arg(long, env = "YIMEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Serve `GET /metrics` (Prometheus' text format, without authentication) on this
+    /// address, apart from the API: bind it where only the monitoring network reaches
+    /// (`127.0.0.1:9464`). Without it there is no metrics endpoint.
+    #[arg(long, env = "YIMEN_METRICS_LISTEN", value_name = "ADDRESS")]
+    pub metrics_listen: Option<String>,
     /// `sqlite:FILE`, a plain file path, or `postgres://user@host/db`.
     #[arg(long, env = "YIMEN_DATABASE", default_value = "yimen.db")]
     pub database: String,
@@ -17,10 +34,20 @@ pub struct Args {
     #[arg(long, env = "YIMEN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// Folder whose `*.flow` files are deployed at start (with their YAML and templates).
-    #[arg(long, default_value = "processes")]
+    #[arg(
+        long,
+        env = "YIMEN_PROCESSES",
+        value_name = "DIR",
+        default_value = "processes"
+    )]
     pub processes: PathBuf,
     /// Working-day calendars (`*.yaml`) for due dates.
-    #[arg(long, default_value = "calendars")]
+    #[arg(
+        long,
+        env = "YIMEN_CALENDARS",
+        value_name = "DIR",
+        default_value = "calendars"
+    )]
     pub calendars: PathBuf,
     /// Days refused calls (`access_refusals`) and sign-in attempts (`sign_ins`) are kept
     /// (older ones are deleted hourly). 0 keeps them forever.
@@ -124,8 +151,30 @@ impl LimitArgs {
     }
 }
 
+/// How log lines are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human text (coloured on a terminal).
+    Text,
+    /// One JSON object per line: time, level, target, fields, and the request's span.
+    Json,
+}
+
+/// Set once `serve` logs JSON: its status lines then go through the log too ([`say`]).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A status line of the server (what it serves, what it deployed): on stderr as text, or as a
+/// log line when the logs are JSON, so that every line a collector reads is JSON.
+pub fn say(line: impl std::fmt::Display) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(target: "yimen", "{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    init_logs(args.log_format);
     let runtime = server_runtime(&database_url(&args.database))?;
     runtime.block_on(serve(args))
 }
@@ -163,14 +212,36 @@ fn worker_threads(url: &str, cores: usize) -> usize {
 /// Logs go to stderr, coloured only when it is a terminal: a log file or journal gets plain
 /// text, without escape codes.
 pub fn init_tracing() {
+    init_logs(LogFormat::Text);
+}
+
+/// Logs to stderr in `format`; `RUST_LOG` filters them (`info,sqlx=warn` without it).
+pub fn init_logs(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let _ = builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .try_init();
+        }
+        LogFormat::Json => {
+            // The request's span (with its id) on every line, not the list of spans above it.
+            if builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .try_init()
+                .is_ok()
+            {
+                JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// A duration as `--session-idle` takes it: `auth::parse_span`'s (`30m`, `12h`, `90s`, `1d`),
@@ -202,11 +273,15 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     // Listen for SIGTERM before anything else: from here on it stops the server gracefully
     // instead of killing it.
     let stop = StopSignal::listen();
-    // HTTPS when both files are given (clap requires the one with the other); checked before
+    // HTTPS when both files are given; checked before
     // anything else starts. `tls.is_some()`: the server speaks HTTPS (cookies may be Secure).
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(super::serve_tls::server_config(cert, key)?),
-        _ => None,
+        (None, None) => None,
+        // clap holds flags to it, but not a config file's keys.
+        _ => anyhow::bail!(
+            "give both tls-cert and tls-key (flags, variables or config file keys), or neither"
+        ),
     };
     let url = database_url(&args.database);
     let (clock, manual) = super::serve_timers::clock(&args.timers)?;
@@ -231,10 +306,10 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut state = ApiState::new(engine.clone(), config);
     if let Some(provider) = super::serve_oidc::provider(&args.oidc).await? {
-        eprintln!(
+        say(format_args!(
             "people may also sign in through {} (GET /api/v1/oidc/login)",
             provider.config().issuer
-        );
+        ));
         state = state.with_oidc(provider);
     }
     if let Some(token) = api::access::bootstrap_admin(&state).await? {
@@ -250,14 +325,18 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 args.listen
             )
         })?;
-    eprintln!(
+    say(format_args!(
         "yimen serving {}://{} (database {}, {} process(es) deployed from {})",
         if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?,
         redact(&url),
         deployed,
         args.processes.display()
-    );
+    ));
+    let metrics = match &args.metrics_listen {
+        Some(address) => Some(serve_metrics(address, &state).await?),
+        None => None,
+    };
     let services =
         super::serve_timers::start(&engine, &args.timers, &args.calendars, manual, due.as_ref())
             .await?;
@@ -269,7 +348,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let stopping = async move {
         let why = stop.wait().await;
-        eprintln!("shutting down ({why}): finishing the requests in flight");
+        say(format_args!(
+            "shutting down ({why}): finishing the requests in flight"
+        ));
         state.begin_shutdown();
     };
     match tls {
@@ -297,6 +378,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             stopper.abort();
         }
     }
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     if let Some(p) = pruner {
         p.stop().await;
     }
@@ -307,8 +391,33 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         w.stop().await;
     }
     services.stop().await;
-    eprintln!("stopped");
+    say(format_args!("stopped"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `GET /metrics` on `address` (`--metrics-listen`) until the server stops.
+async fn serve_metrics(
+    address: &str,
+    state: &ApiState,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for --metrics-listen"))?;
+    say(format_args!(
+        "metrics at http://{}/metrics",
+        listener.local_addr()?
+    ));
+    let app = api::metrics_router(state.clone());
+    let state = state.clone();
+    Ok(tokio::spawn(async move {
+        let stopped = async move { state.shutting_down().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    }))
 }
 
 /// Gives the engine the search key of `--search-key` (the database's without one) and fills
@@ -317,23 +426,25 @@ async fn index_cases(engine: &Engine, key: Option<&Path>) -> anyhow::Result<()> 
     match key {
         Some(path) => {
             let key = yimen_engine::search::SearchKey::read(path).map_err(anyhow::Error::msg)?;
-            eprintln!(
+            say(format_args!(
                 "search: ID numbers are found through key {} from {}",
                 key.id(),
                 path.display()
-            );
+            ));
             engine.set_search_key(key);
         }
-        None => eprintln!(
+        None => say(format_args!(
             "search: ID numbers are found through the key kept in the database (give one outside it with --search-key or YIMEN_SEARCH_KEY_FILE)"
-        ),
+        )),
     }
     let written = engine
         .index_cases()
         .await
         .context("cannot fill the search table")?;
     if written > 0 {
-        eprintln!("search: {written} row(s) of the search table written for the cases before it");
+        say(format_args!(
+            "search: {written} row(s) of the search table written for the cases before it"
+        ));
     }
     Ok(())
 }
@@ -353,9 +464,9 @@ impl StopSignal {
             let term = match signal(SignalKind::terminate()) {
                 Ok(term) => Some(term),
                 Err(e) => {
-                    eprintln!(
+                    say(format_args!(
                         "warning: cannot listen for SIGTERM ({e}); stop the server with Ctrl-C"
-                    );
+                    ));
                     None
                 }
             };
@@ -426,10 +537,10 @@ pub fn calendars_line(dir: &Path, names: &[String]) -> String {
 /// deploy`), that newer version keeps running: a restart never goes back to an older version.
 pub async fn deploy_folder(engine: &Engine, dir: &Path) -> anyhow::Result<usize> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        eprintln!(
+        say(format_args!(
             "note: no processes folder {}; deploy with `yimen deploy FILE`",
             dir.display()
-        );
+        ));
         return Ok(0);
     };
     let mut files: Vec<PathBuf> = entries
@@ -453,7 +564,10 @@ pub async fn deploy_folder(engine: &Engine, dir: &Path) -> anyhow::Result<usize>
         // When the latest was deployed, as people read it: in the calendar's zone.
         let deployed_at =
             yimen_engine::clock::readable(&latest.created_at.with_timezone(&engine.time_zone()));
-        eprintln!("{}", runs_line(&deployment, &latest, &deployed_at, file));
+        say(format_args!(
+            "{}",
+            runs_line(&deployment, &latest, &deployed_at, file)
+        ));
     }
     Ok(files.len())
 }
@@ -499,7 +613,7 @@ pub async fn deploy_file(engine: &Engine, file: &Path) -> anyhow::Result<yimen_e
         .unwrap_or_default();
     let deployment = deploy_source(engine, file, name, source, files).await?;
     let answer = serde_json::to_value(&deployment).context("the deployment as JSON")?;
-    eprintln!("{}", super::client::deploy_line(&answer));
+    say(format_args!("{}", super::client::deploy_line(&answer)));
     Ok(deployment)
 }
 

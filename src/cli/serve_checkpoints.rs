@@ -29,17 +29,17 @@ pub fn use_key(engine: &Engine, args: &LedgerArgs) -> anyhow::Result<()> {
     match &args.ledger_key {
         Some(path) => {
             let keys = LedgerKeys::read(path).map_err(anyhow::Error::msg)?;
-            eprintln!(
+            super::serve::say(format_args!(
                 "ledger: entries chained with key {} from {}",
                 keys.chain_key().id,
                 path.display()
-            );
+            ));
             engine.set_ledger_keys(keys)?;
         }
         None => {
-            eprintln!(
+            super::serve::say(format_args!(
                 "warning: no ledger key (--ledger-key or YIMEN_LEDGER_KEY): history entries are chained without a key, so someone who can write the database can rewrite them undetected; make one with `yimen ledger keygen FILE`"
-            );
+            ));
             if args.checkpoints.is_some() {
                 anyhow::bail!(
                     "--checkpoints needs --ledger-key: checkpoints are signed with the ledger key"
@@ -64,7 +64,10 @@ pub async fn start(engine: &Engine, args: &LedgerArgs) -> anyhow::Result<Option<
     let first = write(engine, &dir)
         .await
         .with_context(|| format!("cannot write a ledger checkpoint to {}", dir.display()))?;
-    eprintln!("ledger checkpoint written to {}", first.display());
+    super::serve::say(format_args!(
+        "ledger checkpoint written to {}",
+        first.display()
+    ));
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let engine = engine.clone();
     let task = tokio::spawn(async move {

@@ -16,13 +16,18 @@ use yimen_engine::{DueDates, Engine, ReloadingCalendars};
 pub struct TimerArgs {
     /// Run on a simulated clock starting at this instant (RFC 3339, e.g.
     /// 2026-09-28T09:00:00+08:00); time then moves only by `POST /api/v1/clock/advance`.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, env = "YIMEN_CLOCK", value_name = "TIME")]
     pub clock: Option<String>,
     /// Report jobs (YAML with crontab lines in Asia/Shanghai time); none when absent.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "YIMEN_REPORTS", value_name = "FILE")]
     pub reports: Option<PathBuf>,
     /// Folder the report CSV files are written to.
-    #[arg(long, value_name = "DIR", default_value = "reports")]
+    #[arg(
+        long,
+        env = "YIMEN_REPORTS_DIR",
+        value_name = "DIR",
+        default_value = "reports"
+    )]
     pub reports_dir: PathBuf,
     /// Key for the HMAC-SHA256 signature of outgoing webhooks (header X-Yimen-Signature).
     #[arg(
@@ -34,7 +39,12 @@ pub struct TimerArgs {
     pub webhook_secret: String,
     /// Seconds between checks of the calendars folder for changed files (a year added): on a
     /// change the new calendars are used and provisional deadlines recomputed. 0: never.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "YIMEN_CALENDARS_CHECK",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
     pub calendars_check: u64,
 }
 
@@ -49,7 +59,10 @@ pub fn due_dates(dir: &std::path::Path) -> anyhow::Result<ServeDueDates> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot load the calendars in {}", dir.display()))?;
     let names = DueDates::calendar_names(&calendars).unwrap_or_default();
-    eprintln!("{}", super::serve::calendars_line(dir, &names));
+    super::serve::say(format_args!(
+        "{}",
+        super::serve::calendars_line(dir, &names)
+    ));
     let calendars = Arc::new(calendars);
     Ok((calendars.clone(), Some(calendars)))
 }
@@ -121,10 +134,10 @@ pub async fn start(
         .await
         .context("cannot recompute provisional deadlines")?;
     if recomputed.examined > 0 {
-        eprintln!(
+        super::serve::say(format_args!(
             "provisional deadlines: {} examined, {} moved, {} now on full calendar data, {} left as computed",
             recomputed.examined, recomputed.moved, recomputed.settled, recomputed.skipped
-        );
+        ));
     }
     let reports = match &args.reports {
         None => None,
@@ -155,10 +168,10 @@ pub async fn start(
         tracing::warn!("webhooks are signed with an empty key: set YIMEN_WEBHOOK_SECRET");
     }
     if let Some(m) = &manual {
-        eprintln!(
+        super::serve::say(format_args!(
             "simulated clock at {}: move it with POST /api/v1/clock/advance",
             m.now().to_rfc3339()
-        );
+        ));
     }
     Services::start(
         engine.clone(),
