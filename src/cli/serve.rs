@@ -167,7 +167,11 @@ static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// log line when the logs are JSON, so that every line a collector reads is JSON.
 pub fn say(line: impl std::fmt::Display) {
     if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
-        tracing::info!(target: "yimen", "{line}");
+        let line = line.to_string();
+        match line.strip_prefix("warning: ") {
+            Some(warning) => tracing::warn!(target: "yimen", "{warning}"),
+            None => tracing::info!(target: "yimen", "{line}"),
+        }
     } else {
         eprintln!("{line}");
     }
