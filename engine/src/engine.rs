@@ -142,6 +142,7 @@ mod oversight;
 mod reassign;
 mod search;
 mod start;
+mod statistics;
 mod types;
 mod views;
 mod work;
@@ -158,6 +159,7 @@ pub use search::{
 };
 pub(crate) use start::ProcessVersion;
 pub use start::{MAX_BUSINESS_KEY_CHARS, text_problem};
+pub use statistics::{RegisterReader, StatisticsProcess, StatisticsQuery};
 pub use types::*;
 pub use work::{OpenWork, WorkTask};
 

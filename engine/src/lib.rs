@@ -27,6 +27,7 @@ pub mod reports;
 pub mod runtime;
 pub mod scheduler;
 pub mod search;
+pub mod statistics;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;

@@ -67,6 +67,9 @@ pub struct JobSpec {
 pub enum ReportKind {
     OverdueDigest,
     MonthlyStatistics,
+    /// The statistics page's tables and register of the previous month (`crate::statistics`),
+    /// as XLSX files beside the CSV of the tables.
+    Statistics,
 }
 
 /// A job with its parsed schedule.
@@ -132,6 +135,11 @@ impl Schedule {
             {
                 problems.push(format!(
                     "{file}: job `{name}`: a monthly_statistics job needs unit_var (e.g. district) or department_role (e.g. department)"
+                ));
+            }
+            if spec.report == ReportKind::Statistics && spec.process.is_none() {
+                problems.push(format!(
+                    "{file}: job `{name}`: a statistics job needs process (e.g. social_assistance), whose configuration declares `statistics`"
                 ));
             }
             jobs.push(Job { spec, cron });
@@ -693,7 +701,7 @@ fn statistics_csv(
 }
 
 mod run;
-pub use run::{ReportError, ReportRun, Reports};
+pub use run::{ReportError, ReportRun, Reports, workbook_files};
 
 #[cfg(test)]
 mod tests;

@@ -217,6 +217,17 @@ impl ProcessLabels {
         }
     }
 
+    /// A key of keyed role `role` as people read it: `civil_affairs` of `department` → 民政局
+    /// (the key when it has no label).
+    pub fn role_key(&self, role: &str, key: &str) -> String {
+        self.roles
+            .get(role)
+            .and_then(|(_, keyed)| keyed.as_ref())
+            .and_then(|e| self.values.get(&(e.clone(), key.to_string())))
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
+    }
+
     /// The label of outcome `key` of task `node` (the key when it has none).
     pub fn outcome(&self, node: &str, key: &str) -> String {
         self.outcomes

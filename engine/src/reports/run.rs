@@ -11,7 +11,7 @@ use crate::error::EngineError;
 use crate::store::timers::{self as sql, InboxRow, RunEnd, RunRow};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A recorded run as the API shows it.
@@ -56,6 +56,8 @@ pub enum ReportError {
     /// The job's calendar is not loaded, or reading the facts failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("cannot write the workbook: {0}")]
+    Xlsx(String),
     #[error("cannot write {}: {source}", file.display())]
     Write {
         file: PathBuf,
@@ -190,17 +192,6 @@ impl Reports {
     ) -> Result<(Csv, String), ReportError> {
         let calendar = self.calendar(job)?;
         let (from, to) = self.schedule.previous_month(due);
-        let since = match job.spec.report {
-            ReportKind::OverdueDigest => now,
-            ReportKind::MonthlyStatistics => from,
-        };
-        let facts = self.facts(since).await?;
-        let csv = match job.spec.report {
-            ReportKind::OverdueDigest => overdue_digest(&facts, now, calendar),
-            ReportKind::MonthlyStatistics => {
-                monthly_statistics(&facts, &job.spec, from, to, calendar)
-            }
-        };
         let local = due.with_timezone(&self.schedule.time_zone());
         let dir = self.out_dir.join(&job.spec.name);
         let file = dir.join(format!(
@@ -208,10 +199,62 @@ impl Reports {
             job.spec.name,
             local.format("%Y%m%d_%H%M")
         ));
-        if let Err(source) = write_atomically(&dir, &file, &csv.text).await {
+        let csv = match job.spec.report {
+            ReportKind::OverdueDigest => overdue_digest(&self.facts(now).await?, now, calendar),
+            ReportKind::MonthlyStatistics => {
+                let facts = self.facts(from).await?;
+                monthly_statistics(&facts, &job.spec, from, to, calendar)
+            }
+            ReportKind::Statistics => self.statistics(job, (from, to), &file).await?,
+        };
+        if let Err(source) = write_atomically(&dir, &file, csv.text.as_bytes()).await {
             return Err(ReportError::Write { file, source });
         }
         Ok((csv, file.display().to_string()))
+    }
+
+    /// The statistics of the month `[from, to)`: the workbooks of the tables and of the
+    /// register (masked) beside `csv_file` ([`workbook_files`]), the CSV of the tables returned.
+    async fn statistics(
+        &self,
+        job: &Job,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        csv_file: &Path,
+    ) -> Result<Csv, ReportError> {
+        let tz = self.engine.time_zone();
+        let q = crate::engine::StatisticsQuery {
+            process: job.spec.process.clone().unwrap_or_default(),
+            from: from.with_timezone(&tz).date_naive(),
+            to: (to - Duration::days(1)).with_timezone(&tz).date_naive(),
+            units: None,
+        };
+        let tables = self.engine.statistics(&q).await?;
+        let register = self
+            .engine
+            .register(&q, crate::engine::RegisterReader::Masked)
+            .await?;
+        let xlsx = |r: Result<Vec<u8>, rust_xlsxwriter::XlsxError>| {
+            r.map_err(|e| ReportError::Xlsx(e.to_string()))
+        };
+        let (book, reg) = workbook_files(csv_file);
+        let dir = csv_file.parent().unwrap_or(Path::new("."));
+        for (file, bytes) in [
+            (book, xlsx(crate::statistics::xlsx::tables(&tables))?),
+            (reg, xlsx(crate::statistics::xlsx::register(&register))?),
+        ] {
+            if let Err(source) = write_atomically(dir, &file, &bytes).await {
+                return Err(ReportError::Write { file, source });
+            }
+        }
+        Ok(Csv {
+            text: tables.csv(None),
+            rows: tables.tables.iter().map(|t| t.rows.len()).sum(),
+        })
+    }
+
+    /// The folder the report files are written to.
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
     }
 
     async fn facts(&self, since: DateTime<Utc>) -> Result<Facts, EngineError> {
@@ -368,13 +411,24 @@ fn running_clocks(state: &str) -> Vec<(String, DateTime<Utc>)> {
         .collect()
 }
 
-async fn write_atomically(
-    dir: &std::path::Path,
-    file: &std::path::Path,
-    text: &str,
-) -> std::io::Result<()> {
+/// The workbooks a statistics run writes beside its CSV file: the tables
+/// (`<job>_<time>.xlsx`) and the register (`<job>_<time>_register.xlsx`).
+pub fn workbook_files(csv_file: &Path) -> (PathBuf, PathBuf) {
+    let stem = csv_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (
+        csv_file.with_file_name(format!("{stem}.xlsx")),
+        csv_file.with_file_name(format!("{stem}_register.xlsx")),
+    )
+}
+
+async fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
-    let tmp = file.with_extension("csv.tmp");
-    tokio::fs::write(&tmp, text).await?;
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    tokio::fs::write(&tmp, bytes).await?;
     tokio::fs::rename(&tmp, file).await
 }

@@ -24,6 +24,7 @@ pub(crate) mod sqlite_readers;
 pub(crate) mod sqlite_tx;
 pub(crate) mod sqlite_write;
 pub(crate) mod staged;
+pub mod stats;
 pub mod timers;
 pub mod tokens;
 pub mod types;

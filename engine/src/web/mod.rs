@@ -17,6 +17,7 @@ mod flowchart;
 mod form;
 mod notices;
 mod reminders;
+mod statistics;
 mod work_list;
 
 use crate::api::session::{self, SignedIn};
@@ -53,6 +54,7 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
         ("fields.html", include_str!("templates/fields.html")),
         ("register.html", include_str!("templates/register.html")),
         ("notice.html", include_str!("templates/notice.html")),
+        ("statistics.html", include_str!("templates/statistics.html")),
     ] {
         // The templates are part of the binary and tested: one that does not parse is a bug
         // of this build, caught by `every_template_parses`.
@@ -83,6 +85,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/assets/htmx-2.0.11.min.js", get(htmx))
         .route("/assets/workbench.css", get(css))
         .merge(notices::routes())
+        .merge(statistics::routes())
 }
 
 fn render(name: &str, context: minijinja::Value) -> Response {
