@@ -131,6 +131,8 @@ pub const CHANNEL_CONFIG: &str = "YM0408";
 pub const CHANNEL_TEMPLATE: &str = "YM0409";
 /// A secret written in the YAML instead of the server's environment.
 pub const SECRET_IN_CONFIG: &str = "YM0410";
+/// `statistics` in the YAML names a variable, task, result or role the process does not have.
+pub const STATISTICS: &str = "YM0411";
 
 // Personal data.
 /// A personal-data variable written unmasked into a notification (warning).
@@ -214,5 +216,9 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (CHANNEL_TEMPLATE, "SMS channel template does not render"),
     (SECRET_IN_CONFIG, "secret written in the configuration"),
+    (
+        STATISTICS,
+        "`statistics` names no variable, task, result or role",
+    ),
     (PERSONAL_IN_MESSAGE, "personal data in a message"),
 ];

@@ -22,6 +22,7 @@ pub(super) fn check(cx: &mut Cx) {
     enums_from_config(cx, config);
     start_roles(cx, config);
     ledger_columns(cx, config);
+    statistics(cx, config);
     channel_urls(cx, config);
 }
 
@@ -308,6 +309,102 @@ fn ledger_columns(cx: &mut Cx, config: &ConfigFile) {
                 .with_label("in this list")
                 .with_help(help)
                 .in_file(&config.file),
+        );
+    }
+}
+
+/// The configuration key of the statistics (read by the engine, `yimen_engine::statistics`).
+pub const STATISTICS_KEY: &str = "statistics";
+
+/// `statistics: { <process key>: ... }` (read by the engine, not by the process): what this
+/// process's statistics name is the process's: `by`, `register` and the events' `var` are
+/// variables, the events' and stages' `task` are tasks, `result` are ends' results,
+/// `department_role` a keyed role. The shape itself (unknown keys, an event without a
+/// condition) the engine reports when the page reads it.
+fn statistics(cx: &mut Cx, config: &ConfigFile) {
+    let key = cx.process.key.name.clone();
+    let Some(section) = config.values.get(STATISTICS_KEY).and_then(|s| s.get(&key)) else {
+        return;
+    };
+    let process = cx.process;
+    let vars: Vec<String> = process.vars.iter().map(|v| v.name.name.clone()).collect();
+    let tasks: Vec<String> = process
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, crate::model::NodeKind::Task(_)))
+        .map(|n| n.id.name.clone())
+        .collect();
+    let mut results: Vec<String> = process
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            crate::model::NodeKind::End { result, .. } => Some(result.name.clone()),
+            _ => None,
+        })
+        .collect();
+    results.dedup();
+    let keyed: Vec<String> = process
+        .roles
+        .iter()
+        .filter(|r| r.keyed_by.is_some())
+        .map(|r| r.name.name.clone())
+        .collect();
+    let texts = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    // (path below the section, name, what it must be, the names it may be)
+    let mut named: Vec<(Vec<String>, String, &str, &Vec<String>)> = Vec::new();
+    for field in ["by", "register"] {
+        for name in texts(section.get(field)) {
+            named.push((vec![field.into()], name, "variable", &vars));
+        }
+    }
+    for role in texts(section.get("department_role")) {
+        named.push((vec!["department_role".into()], role, "keyed role", &keyed));
+    }
+    for list in ["events", "stages"] {
+        let items = section.get(list).and_then(Value::as_array);
+        for (i, item) in items.into_iter().flatten().enumerate() {
+            let path = vec![list.to_string(), i.to_string()];
+            for name in texts(item.get("task")) {
+                named.push((path.clone(), name, "task", &tasks));
+            }
+            for name in texts(item.get("var")) {
+                named.push((path.clone(), name, "variable", &vars));
+            }
+            for name in texts(item.get("result")) {
+                named.push((path.clone(), name, "result of an end", &results));
+            }
+        }
+    }
+    for (below, name, what, known) in named {
+        if known.contains(&name) {
+            continue;
+        }
+        let mut path = vec![STATISTICS_KEY.to_string(), key.clone()];
+        path.extend(below);
+        let span = yaml_span(config, &path);
+        let help = super::help_or(
+            &name,
+            known.iter().map(String::as_str),
+            format!("{what}s here: {}", known.join(", ")),
+        );
+        cx.push(
+            Diagnostic::error(
+                STATISTICS,
+                span,
+                format!("statistics of `{key}`: `{name}` is not a {what} of this process"),
+            )
+            .with_label("named here")
+            .with_help(help)
+            .in_file(&config.file),
         );
     }
 }
