@@ -148,17 +148,27 @@ impl Spec {
         vars
     }
 
-    /// The task nodes the events and stages look at.
-    pub fn task_nodes(&self) -> Vec<String> {
+    /// The tasks (node, outcome) the events look at, each once: [`Case::reached`] follows
+    /// this order.
+    pub fn task_conditions(&self) -> Vec<(String, Option<String>)> {
+        let mut out: Vec<(String, Option<String>)> = Vec::new();
+        for e in &self.events {
+            if let Some(task) = &e.task {
+                let c = (task.clone(), e.outcome.clone());
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The task nodes the register's stages look at.
+    pub fn stage_nodes(&self) -> Vec<String> {
         let mut nodes: Vec<String> = Vec::new();
-        for n in self
-            .events
-            .iter()
-            .filter_map(|e| e.task.as_ref())
-            .chain(self.stages.iter().map(|s| &s.task))
-        {
-            if !nodes.contains(n) {
-                nodes.push(n.clone());
+        for s in &self.stages {
+            if !nodes.contains(&s.task) {
+                nodes.push(s.task.clone());
             }
         }
         nodes
@@ -177,14 +187,17 @@ pub struct Case {
     pub ended_at: Option<DateTime<Utc>>,
     /// The variables asked for, by name (absent when unset).
     pub vars: HashMap<String, Json>,
+    /// Whether the case has a task of each of [`Spec::task_conditions`], in that order.
+    pub reached: Vec<bool>,
+    /// The keys of the departments it had a task of (`department_role`), each once.
+    pub departments: Vec<String>,
 }
 
-/// A task of a case as the statistics read it (only the nodes and queues they look at).
+/// A task of a case as the register reads it (only the nodes its stages look at).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub instance_id: String,
     pub node: String,
-    pub queue: String,
     pub outcome: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -242,17 +255,16 @@ pub struct Row {
 pub const NO_VALUE: &str = "（未填写）";
 
 /// The events `case` counts for, in the spec's order.
-fn events_of(spec: &Spec, case: &Case, tasks: &[&Task]) -> Vec<bool> {
+fn events_of(spec: &Spec, conditions: &[(String, Option<String>)], case: &Case) -> Vec<bool> {
     spec.events
         .iter()
         .map(|e| {
             let task_ok = e.task.as_ref().is_none_or(|node| {
-                tasks.iter().any(|t| {
-                    &t.node == node
-                        && e.outcome
-                            .as_ref()
-                            .is_none_or(|o| t.outcome.as_ref() == Some(o))
-                })
+                conditions
+                    .iter()
+                    .position(|(n, o)| n == node && *o == e.outcome)
+                    .and_then(|i| case.reached.get(i).copied())
+                    .unwrap_or(false)
             });
             let result_ok = e.result.is_empty()
                 || case
@@ -292,15 +304,11 @@ fn values_of(case: &Case, var: &str, labels: &dyn Labels) -> Vec<String> {
 pub fn tables(
     spec: &Spec,
     cases: &[Case],
-    tasks: &[Task],
     labels: &dyn Labels,
     tz: Tz,
     (from, to): (NaiveDate, NaiveDate),
 ) -> Tables {
-    let mut by_case: HashMap<&str, Vec<&Task>> = HashMap::new();
-    for t in tasks {
-        by_case.entry(t.instance_id.as_str()).or_default().push(t);
-    }
+    let conditions = spec.task_conditions();
     let n = spec.events.len() + 3;
     let mut columns = vec!["登记".to_string()];
     columns.extend(spec.events.iter().map(|e| e.label.clone()));
@@ -311,10 +319,8 @@ pub fn tables(
     let mut dims: Vec<BTreeMap<String, Vec<u64>>> = vec![BTreeMap::new(); spec.by.len()];
     let mut departments: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut months: BTreeMap<(i32, u32), Vec<u64>> = BTreeMap::new();
-    let empty = Vec::new();
     for case in cases {
-        let tasks = by_case.get(case.id.as_str()).unwrap_or(&empty);
-        let events = events_of(spec, case, tasks);
+        let events = events_of(spec, &conditions, case);
         let mut counts = vec![0u64; n];
         counts[0] = 1;
         for (i, hit) in events.iter().enumerate() {
@@ -334,12 +340,9 @@ pub fn tables(
             }
         }
         if let Some(role) = &spec.department_role {
-            let prefix = format!("{role}:");
             let mut seen: HashSet<&str> = HashSet::new();
-            for t in tasks {
-                if let Some(key) = t.queue.strip_prefix(&prefix)
-                    && seen.insert(key)
-                {
+            for key in &case.departments {
+                if seen.insert(key) {
                     add(departments
                         .entry(labels.department(role, key))
                         .or_insert_with(|| vec![0; n]));

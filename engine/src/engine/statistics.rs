@@ -160,18 +160,21 @@ impl Engine {
             .midnight(q.to.succ_opt().unwrap_or(q.to))
             .timestamp_millis();
         let pool = self.pool();
-        let rows = sql::cases(pool, &q.process, from, to, &vars).await?;
         let prefix = spec.department_role.as_ref().map(|r| format!("{r}:"));
-        let task_rows = sql::tasks(
-            pool,
-            &q.process,
+        let conditions = spec.task_conditions();
+        let read = sql::StatQuery {
+            process: &q.process,
             from,
             to,
-            &spec.task_nodes(),
-            prefix.as_deref(),
-        )
-        .await?;
-        let mut cases: Vec<Case> = rows.into_iter().map(|r| case(r, &vars)).collect();
+            vars: &vars,
+            conditions: &conditions,
+            queue_prefix: prefix.as_deref(),
+        };
+        let rows = sql::cases(pool, &read).await?;
+        let mut cases: Vec<Case> = rows
+            .into_iter()
+            .map(|r| case(r, &vars, prefix.as_deref()))
+            .collect();
         if let Some(units) = &q.units {
             cases.retain(|c| {
                 unit_vars.iter().any(|v| {
@@ -181,12 +184,18 @@ impl Engine {
                 })
             });
         }
-        let kept: std::collections::HashSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
-        let tasks = task_rows
-            .into_iter()
-            .filter(|t| kept.contains(t.instance_id.as_str()))
-            .map(task)
-            .collect();
+        let tasks = if register && !spec.stages.is_empty() {
+            let kept: std::collections::HashSet<&str> =
+                cases.iter().map(|c| c.id.as_str()).collect();
+            sql::tasks(pool, &read, &spec.stage_nodes())
+                .await?
+                .into_iter()
+                .filter(|t| kept.contains(t.instance_id.as_str()))
+                .map(task)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Period {
             spec,
             labels,
@@ -202,7 +211,6 @@ impl Engine {
         Ok(statistics::tables(
             &p.spec,
             &p.cases,
-            &p.tasks,
             &p.labels,
             self.time_zone(),
             (q.from, q.to),
@@ -257,7 +265,8 @@ fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn case(r: StatCaseRow, names: &[String]) -> Case {
+/// A case read, its department keys without `prefix` (`department:`).
+fn case(r: StatCaseRow, names: &[String], prefix: Option<&str>) -> Case {
     let vars = names
         .iter()
         .zip(r.vars)
@@ -274,6 +283,14 @@ fn case(r: StatCaseRow, names: &[String]) -> Case {
         created_at: time(r.created_at),
         ended_at: r.ended_at.map(time),
         vars,
+        reached: r.reached,
+        departments: match (r.queues, prefix) {
+            (Some(queues), Some(prefix)) => queues
+                .split(',')
+                .filter_map(|q| q.strip_prefix(prefix).map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -281,7 +298,6 @@ fn task(t: StatTaskRow) -> Task {
     Task {
         instance_id: t.instance_id,
         node: t.node,
-        queue: t.queue,
         outcome: t.outcome,
         completed_at: t.completed_at.map(time),
     }

@@ -68,21 +68,22 @@ fn case(id: &str, created: &str, vars: Json, result: Option<&str>) -> Case {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        reached: Vec::new(),
+        departments: Vec::new(),
     }
 }
 
-fn task(case: &str, node: &str, queue: &str, outcome: Option<&str>) -> Task {
+fn task(case: &str, node: &str, outcome: Option<&str>) -> Task {
     Task {
         instance_id: case.into(),
         node: node.into(),
-        queue: queue.into(),
         outcome: outcome.map(str::to_string),
         completed_at: outcome.map(|_| at("2026-08-03T09:30:00+08:00")),
     }
 }
 
 fn fixture() -> (Vec<Case>, Vec<Task>) {
-    let cases = vec![
+    let mut cases = vec![
         case(
             "a",
             "2026-07-01T09:00:00+08:00",
@@ -102,24 +103,34 @@ fn fixture() -> (Vec<Case>, Vec<Task>) {
             Some("not_accepted"),
         ),
     ];
+    // The conditions: (consent, any outcome), (consent, agree).
+    assert_eq!(
+        spec().task_conditions(),
+        [
+            ("consent".into(), None),
+            ("consent".into(), Some("agree".into()))
+        ]
+    );
+    cases[0].reached = vec![true, true];
+    cases[1].reached = vec![true, false];
+    cases[2].reached = vec![false, false];
+    // A department counted once however many of its tasks the case had.
+    cases[0].departments = vec!["civil".into(), "health".into(), "civil".into()];
     let tasks = vec![
-        task("a", "consent", "street_leader", Some("agree")),
-        task("a", "handle", "department:civil", Some("decided")),
-        task("a", "consult", "department:health", Some("opinion")),
-        task("a", "handle2", "department:civil", None),
-        task("b", "consent", "street_leader", None),
+        task("a", "consent", Some("agree")),
+        task("a", "consent", Some("return")),
+        task("b", "consent", None),
     ];
     (cases, tasks)
 }
 
 #[test]
 fn every_dimension_counts_each_case_once_per_event() {
-    let (cases, tasks) = fixture();
+    let (cases, _) = fixture();
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("day");
     let t = tables(
         &spec(),
         &cases,
-        &tasks,
         &L,
         chrono_tz::Asia::Shanghai,
         (day("2026-07-01"), day("2026-09-30")),

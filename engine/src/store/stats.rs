@@ -4,9 +4,24 @@
 //! how a variable is read from the stored JSON.
 //!
 //! Both reads start from the cases registered in the period (`instances_registered`,
-//! migration 1050), so a quarter costs its own cases, not the whole table.
+//! migration 1050), so a quarter costs its own cases, not the whole table. What the tables
+//! need of a case's tasks (a task reached, its departments) is asked for in the same
+//! statement, a row per case, so that the answer is as many rows as cases.
 
 use crate::store::StorePool;
+
+/// What a read of the statistics asks for: the cases of `process` registered in `[from, to)`
+/// (unix millis), the variables `vars`, whether each has a task of each (node, outcome) of
+/// `conditions`, and the queues of its tasks that begin with `queue_prefix`.
+#[derive(Debug, Clone, Copy)]
+pub struct StatQuery<'a> {
+    pub process: &'a str,
+    pub from: i64,
+    pub to: i64,
+    pub vars: &'a [String],
+    pub conditions: &'a [(String, Option<String>)],
+    pub queue_prefix: Option<&'a str>,
+}
 
 /// A case of the period: its columns and the asked variables as JSON text.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +34,10 @@ pub struct StatCaseRow {
     pub ended_at: Option<i64>,
     /// In the order asked; `None` when unset.
     pub vars: Vec<Option<String>>,
+    /// Whether it has a task of each condition, in the order asked.
+    pub reached: Vec<bool>,
+    /// The queues of its tasks with the prefix asked, comma-separated, each once.
+    pub queues: Option<String>,
 }
 
 /// A task of a case of the period.
@@ -26,7 +45,6 @@ pub struct StatCaseRow {
 pub struct StatTaskRow {
     pub instance_id: String,
     pub node: String,
-    pub queue: String,
     pub outcome: Option<String>,
     pub completed_at: Option<i64>,
 }
@@ -40,6 +58,8 @@ pub mod sqlite {
     const FENCE: &str = "";
     /// The node is one of the JSON array `$4`'s strings.
     const IN_NODES: &str = "IN (SELECT value FROM json_each($4))";
+    /// Each queue once, comma-separated (keys hold no comma: `dsl::check::config::is_key`).
+    const QUEUES: &str = "group_concat(DISTINCT t.queue)";
     const PLANNER: &str = "";
     /// A variable's JSON path.
     fn var_key(name: &str) -> String {
@@ -56,6 +76,7 @@ pub mod postgres {
     const VAR: [&str; 2] = ["CAST(i.j -> ", " AS text)"];
     const FENCE: &str = " OFFSET 0";
     const IN_NODES: &str = "= ANY(ARRAY(SELECT jsonb_array_elements_text(CAST($4 AS jsonb))))";
+    const QUEUES: &str = "string_agg(DISTINCT t.queue, ',')";
     /// See `store::cases`: a period's cases are a range of an index, their tasks a join; the
     /// planner may pick either way, and no JIT for a statement planned once.
     const PLANNER: &str = "SET LOCAL enable_seqscan = on; SET LOCAL jit = off";
@@ -77,23 +98,10 @@ macro_rules! on {
 
 type R<T> = Result<T, sqlx::Error>;
 
-pub async fn cases(
-    pool: &StorePool,
-    process: &str,
-    from: i64,
-    to: i64,
-    vars: &[String],
-) -> R<Vec<StatCaseRow>> {
-    on!(pool, cases(process, from, to, vars))
+pub async fn cases(pool: &StorePool, q: &StatQuery<'_>) -> R<Vec<StatCaseRow>> {
+    on!(pool, cases(q))
 }
 
-pub async fn tasks(
-    pool: &StorePool,
-    process: &str,
-    from: i64,
-    to: i64,
-    nodes: &[String],
-    queue_prefix: Option<&str>,
-) -> R<Vec<StatTaskRow>> {
-    on!(pool, tasks(process, from, to, nodes, queue_prefix))
+pub async fn tasks(pool: &StorePool, q: &StatQuery<'_>, nodes: &[String]) -> R<Vec<StatTaskRow>> {
+    on!(pool, tasks(q, nodes))
 }
