@@ -15,6 +15,10 @@
 //!   case runs late until it is escalated to the group, whose member sees the escalation on
 //!   their work list, marks it read, and decides the case on the same task pages.
 //!
+//! - `the_statistics_page`: cases registered in two streets (through the API), some reviewed;
+//!   a supervision officer reads the statistics of the quarter (tables, charts drawn), the
+//!   scheduled report's files listed; a window clerk of one street reads that street's only.
+//!
 //! Every page visited is checked with axe-core (`tests/assets/axe-4.14.1.min.js`, vendored:
 //! MPL-2.0, `tests/assets/README.md`): no `serious` or `critical` violation. A screenshot of
 //! each page is kept as `target/tmp/browser/<walk>-NN-<page>.png` (CI leaves them behind).
@@ -170,6 +174,11 @@ impl Walk {
     /// A server on a simulated clock and a browser; `None` (a skip line printed) without
     /// `YIMEN_TEST_BROWSER`.
     async fn start(name: &'static str) -> Option<Walk> {
+        Walk::start_with(name, &[]).await
+    }
+
+    /// [`Walk::start`] with more arguments for `yimen serve` (`--reports FILE`).
+    async fn start_with(name: &'static str, more: &[&str]) -> Option<Walk> {
         if std::env::var_os("YIMEN_TEST_BROWSER").is_none() {
             println!(
                 "skipped: set YIMEN_TEST_BROWSER (with chromium and chromium-driver installed) to run the browser walk {name}"
@@ -191,11 +200,9 @@ impl Walk {
             }
         }
         let database = Database::open(name, &dir).await;
-        let server = serve_with(
-            &database.url,
-            &dir.join("serve.log"),
-            &["--clock", START, "--calendars-check", "0"],
-        );
+        let mut args = vec!["--clock", START, "--calendars-check", "0"];
+        args.extend(more);
+        let server = serve_with(&database.url, &dir.join("serve.log"), &args);
         let base = format!("http://{}", server.address);
         let (driver, client) = browser().await;
         Some(Walk {
@@ -810,4 +817,195 @@ async fn a_leadership_decision() {
     walk.sees("钱军").await;
     walk.page("case-decided").await;
     walk.finish().await;
+}
+
+/// Starts `n` social-assistance cases in `street` through the API (as admin); their ids.
+async fn api_cases(walk: &Walk, street: &str, keys: &[&str]) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for key in keys {
+        let answer = http
+            .post(format!("{}/api/v1/instances", walk.base))
+            .bearer_auth(&walk.server.token)
+            .json(&serde_json::json!({
+                "process": "social_assistance",
+                "business_key": key,
+                "variables": {
+                    "applicant_name": "张三", "id_number": "150302199001011231",
+                    "phone": "13800138000", "address": "滨河路1号", "street": street,
+                    "community": "滨河社区", "household_size": 3, "reason": "因病致贫",
+                    "categories": ["minimum_living"],
+                },
+            }))
+            .send()
+            .await
+            .expect("the API answers");
+        assert!(answer.status().is_success(), "{:?}", answer.text().await);
+        let body: serde_json::Value = answer.json().await.expect("JSON");
+        ids.push(body["id"].as_str().expect("id").to_string());
+    }
+    ids
+}
+
+/// The review of every open window task through the API: `outcome` with `vars`.
+async fn api_review(walk: &Walk, outcome: &str, vars: serde_json::Value, n: usize) {
+    let http = reqwest::Client::new();
+    let claimed: serde_json::Value = http
+        .post(format!("{}/api/v1/tasks/claim", walk.base))
+        .bearer_auth(&walk.server.token)
+        .json(&serde_json::json!({"queues": ["window"], "worker": "api", "max": n, "lease_seconds": 60}))
+        .send()
+        .await
+        .expect("claims")
+        .json()
+        .await
+        .expect("JSON");
+    let tasks = claimed["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), n, "{claimed}");
+    for t in tasks {
+        let id = t["task"]["id"]
+            .as_str()
+            .or(t["id"].as_str())
+            .expect("task id");
+        let answer = http
+            .post(format!("{}/api/v1/tasks/{id}/complete", walk.base))
+            .bearer_auth(&walk.server.token)
+            .json(&serde_json::json!({"lock_token": t["lock_token"], "outcome": outcome, "variables": vars}))
+            .send()
+            .await
+            .expect("completes");
+        assert!(answer.status().is_success(), "{:?}", answer.text().await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statistics_page() {
+    let reports = std::env::temp_dir().join(format!("yimen-stats-{}", std::process::id()));
+    std::fs::create_dir_all(&reports).expect("reports dir");
+    let jobs = reports.join("reports.yaml");
+    std::fs::write(
+        &jobs,
+        "jobs:\n  - name: monthly_statistics_xlsx\n    cron: \"0 6 * * *\"\n    report: statistics\n    process: social_assistance\n",
+    )
+    .expect("jobs written");
+    let out = reports.join("out");
+    let (jobs, out) = (jobs.to_string_lossy(), out.to_string_lossy());
+    let Some(walk) =
+        Walk::start_with("statistics", &["--reports", &jobs, "--reports-dir", &out]).await
+    else {
+        return;
+    };
+    // Three cases in the street, two in another; two accepted, one refused.
+    api_cases(&walk, STREET, &["SA-T-1", "SA-T-2", "SA-T-3"]).await;
+    api_review(
+        &walk,
+        "complete",
+        serde_json::json!({"main_category": "minimum_living"}),
+        3,
+    )
+    .await;
+    api_cases(&walk, "凤凰岭街道", &["SA-T-4", "SA-T-5"]).await;
+    api_review(
+        &walk,
+        "not_assistance",
+        serde_json::json!({"referral": "人力资源和社会保障局"}),
+        2,
+    )
+    .await;
+    // The scheduled report runs the next mornings (the server's first start only began the
+    // schedule).
+    walk.time_passes("1d").await;
+    walk.time_passes("1d").await;
+
+    let officer = walk.person("qianjian", "钱监", "supervision", None);
+    walk.sign_in(&officer).await;
+    walk.click_link("统计").await;
+    walk.sees("按街道（镇）统计").await;
+    let source = walk.source().await;
+    for text in [
+        "本季度",
+        "下载统计表（XLSX）",
+        "下载电子台账（XLSX，含个人信息",
+        "定期报表",
+        "统计表 XLSX",
+    ] {
+        assert!(source.contains(text), "the page shows {text}");
+    }
+    // The charts are drawn (a canvas each) from the embedded figures.
+    for _ in 0..50 {
+        let drawn = walk
+            .client
+            .execute(
+                "return document.querySelectorAll('.chart canvas').length;",
+                vec![],
+            )
+            .await
+            .expect("counts the charts");
+        if drawn.as_u64().unwrap_or(0) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drawn = walk
+        .client
+        .execute(
+            "return document.querySelectorAll('.chart canvas').length;",
+            vec![],
+        )
+        .await
+        .expect("counts the charts");
+    assert!(drawn.as_u64().unwrap_or(0) >= 4, "charts drawn: {drawn}");
+    let total = walk
+        .client
+        .find(Locator::Css("#table-total tbody tr"))
+        .await
+        .expect("the total row")
+        .text()
+        .await
+        .expect("its text");
+    // 登记 5, 受理 3 (the leader's consent reached), 不予受理 2, …, 在办 3, 已办结 2.
+    assert!(total.contains("5 3 2 0 0 0 0 3 2"), "{total}");
+    walk.page("statistics-quarter").await;
+    // The scheduled report's workbook downloads.
+    let link = walk
+        .client
+        .find(Locator::LinkText("统计表 XLSX"))
+        .await
+        .expect("the report's link")
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("a link");
+    assert!(
+        link.starts_with("/statistics/reports/monthly_statistics_xlsx/"),
+        "{link}"
+    );
+    walk.sign_out().await;
+
+    // The window of the street: its three cases only, no unmasked register, no reports.
+    let clerk = walk.person("wangfang", "王芳", "window", Some(STREET));
+    walk.sign_in(&clerk).await;
+    walk.goto("/statistics").await;
+    walk.sees("仅限本单位").await;
+    let total = walk
+        .client
+        .find(Locator::Css("#table-total tbody tr"))
+        .await
+        .expect("the total row")
+        .text()
+        .await
+        .expect("its text");
+    assert!(total.contains("3 3 0 0 0 0 0 3 0"), "{total}");
+    let source = walk.source().await;
+    assert!(
+        !source.contains("含个人信息"),
+        "no unmasked register for the window"
+    );
+    assert!(
+        !source.contains("凤凰岭街道"),
+        "another street's figures are not shown"
+    );
+    walk.page("statistics-window").await;
+    walk.finish().await;
+    let _ = std::fs::remove_dir_all(&reports);
 }

@@ -125,6 +125,16 @@ async fn pages(args: Args) -> anyhow::Result<ExitCode> {
             })
             .await?,
     );
+    // The statistics of the year (every stored case: they were registered today), for the
+    // clerk's street (`web::statistics`: read for the period, kept by unit).
+    results.push(
+        clerk
+            .measure("统计 /statistics (本年)", args.requests, |_| {
+                let year = chrono::Utc::now().format("%Y");
+                format!("/statistics?from={year}-01-01&to={year}-12-31")
+            })
+            .await?,
+    );
     server.abort();
     println!("database:            {}", bench::redact_db(&args.database));
     println!(
