@@ -16,16 +16,26 @@ pub fn postgres_url(what: &str) -> Option<String> {
     }
 }
 
-/// Drops a test's schema on the shared PostgreSQL server, if it is there.
+/// Drops a test's schema on the shared PostgreSQL server, if it is there. The engine's
+/// background work (timers, outbox) may still hold locks in the schema when a test ends, and
+/// a drop can then lose a deadlock (40P01): it is tried again, up to five times.
 pub async fn drop_schema(url: &str, schema: &str) {
     let pool = sqlx::PgPool::connect(url)
         .await
         .expect("postgres reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(&pool)
-    .await
-    .expect("schema dropped");
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    for attempt in 1..=5 {
+        match sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&pool)
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt < 5 => {
+                eprintln!("dropping schema {schema} (attempt {attempt}): {e}; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => panic!("schema {schema} not dropped after {attempt} attempts: {e}"),
+        }
+    }
     pool.close().await;
 }
