@@ -321,27 +321,15 @@ impl Run<'_> {
             {
                 obj.insert("provisional".into(), json!(true));
             }
-            let tid = new_id();
-            ids.push(tid.clone());
-            self.cs.new_timers.push(NewTimer {
-                id: tid,
-                kind: if clock.is_some() {
-                    TimerKind::ClockEscalation
-                } else {
-                    TimerKind::Escalation
-                },
-                node: node.to_string(),
-                task_id: task.map(str::to_string),
-                due_at: millis(at.max(self.now)),
-                payload: json!({
-                    "rung": rung,
-                    "level": esc.level,
-                    "clock": clock,
-                    "due": inputs,
-                    "offset": offset,
-                    "due_at": millis(due),
-                }),
+            let payload = json!({
+                "rung": rung,
+                "level": esc.level,
+                "clock": clock,
+                "due": inputs,
+                "offset": offset,
+                "due_at": millis(due),
             });
+            ids.push(self.rung_timer(node, task, clock, at, payload));
         }
         // A ladder without an `at due` rung still records the red signal when the due time
         // passes (a timer without actions); a deadline without a ladder records none.
@@ -351,28 +339,41 @@ impl Run<'_> {
                 .iter()
                 .any(|e| matches!(e.when, EscalationWhen::AtDue))
         {
-            let tid = new_id();
-            ids.push(tid.clone());
-            self.cs.new_timers.push(NewTimer {
-                id: tid,
-                kind: if clock.is_some() {
-                    TimerKind::ClockEscalation
-                } else {
-                    TimerKind::Escalation
-                },
-                node: node.to_string(),
-                task_id: task.map(str::to_string),
-                due_at: millis(due.max(self.now)),
-                payload: json!({
-                    "signal": "due",
-                    "clock": clock,
-                    "due": base,
-                    "offset": { "when": "at" },
-                    "due_at": millis(due),
-                }),
+            let payload = json!({
+                "signal": "due",
+                "clock": clock,
+                "due": base,
+                "offset": { "when": "at" },
+                "due_at": millis(due),
             });
+            ids.push(self.rung_timer(node, task, clock, due, payload));
         }
         Ok(ids)
+    }
+
+    /// Schedules one timer of an escalation ladder at `at` (not before now); its id.
+    fn rung_timer(
+        &mut self,
+        node: &str,
+        task: Option<&str>,
+        clock: Option<&str>,
+        at: DateTime<Utc>,
+        payload: Json,
+    ) -> String {
+        let id = new_id();
+        self.cs.new_timers.push(NewTimer {
+            id: id.clone(),
+            kind: if clock.is_some() {
+                TimerKind::ClockEscalation
+            } else {
+                TimerKind::Escalation
+            },
+            node: node.to_string(),
+            task_id: task.map(str::to_string),
+            due_at: millis(at.max(self.now)),
+            payload,
+        });
+        id
     }
 
     /// Records a calendar-based due time in the timeline, with its explanation (which calendar

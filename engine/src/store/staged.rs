@@ -965,29 +965,20 @@ impl Carry {
 
 /// The last row staged for each case and variable (one statement may write a row once).
 fn last_per_variable(rows: &[SearchRow]) -> Vec<&SearchRow> {
-    if rows.len() < 2 {
-        return rows.iter().collect();
-    }
-    let mut seen = HashSet::default();
-    let mut out: Vec<&SearchRow> = rows
-        .iter()
-        .rev()
-        .filter(|r| seen.insert((r.instance_id.as_str(), r.var.as_str())))
-        .collect();
-    out.reverse();
-    out
+    last_per(rows, |r| (r.instance_id.as_str(), r.var.as_str()))
 }
 
 fn last_per_clock(rows: &[CaseClockRow]) -> Vec<&CaseClockRow> {
+    last_per(rows, |r| (r.instance_id.as_str(), r.clock.as_str()))
+}
+
+/// The last of `rows` of each key, in the order staged.
+fn last_per<'r, T, K: std::hash::Hash + Eq>(rows: &'r [T], key: impl Fn(&'r T) -> K) -> Vec<&'r T> {
     if rows.len() < 2 {
         return rows.iter().collect();
     }
     let mut seen = HashSet::default();
-    let mut out: Vec<&CaseClockRow> = rows
-        .iter()
-        .rev()
-        .filter(|r| seen.insert((r.instance_id.as_str(), r.clock.as_str())))
-        .collect();
+    let mut out: Vec<&T> = rows.iter().rev().filter(|r| seen.insert(key(r))).collect();
     out.reverse();
     out
 }

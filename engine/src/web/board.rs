@@ -235,7 +235,7 @@ async fn page(state: &ApiState, me: &Person, q: BoardQuery) -> Result<Response, 
         minijinja::context! {
             title => "监察看板",
             page => "board",
-            me => minijinja::context! { name => p.name.clone(), overseer => true },
+            me => super::signed_in(p),
             csrf => me.csrf.clone(),
             now => chinese_time(now, tz),
             month => format!("{}年{}月", local.year(), local.month()),

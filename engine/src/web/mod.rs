@@ -134,6 +134,12 @@ async fn css() -> Response {
     asset(CSS, "text/css; charset=utf-8")
 }
 
+/// The signed-in person as every page's header shows them: their name, and whether the
+/// navigation offers the board (to those who oversee).
+fn signed_in(p: &Principal) -> minijinja::Value {
+    minijinja::context! { name => p.name.clone(), overseer => p.is_overseer() }
+}
+
 /// The person a page is for, with the session's CSRF token.
 struct Person {
     principal: Principal,
@@ -361,7 +367,7 @@ async fn password_form(state: &ApiState, me: &Person, error: Option<String>) -> 
         "password.html",
         minijinja::context! {
             title => "设置新密码",
-            me => minijinja::context! { name => me.principal.name.clone() },
+            me => signed_in(&me.principal),
             csrf => me.csrf.clone(),
             must => must,
             error => error,
@@ -709,7 +715,7 @@ async fn case(
         minijinja::context! {
             title => title,
             id => id.clone(),
-            me => minijinja::context! { name => me.principal.name.clone(), overseer => me.principal.is_overseer() },
+            me => signed_in(&me.principal),
             csrf => me.csrf.clone(),
             oversee => (me.principal.is_overseer() && !view.status.is_terminal()).then_some(true),
             oversee_said => q.said.as_deref().map(|s| match s {
@@ -820,7 +826,7 @@ async fn render_register(
         minijinja::context! {
             title => "登记",
             page => "register",
-            me => minijinja::context! { name => me.principal.name.clone() },
+            me => signed_in(&me.principal),
             csrf => me.csrf.clone(),
             process => chosen.key.clone(),
             process_title => chosen.title.clone(),
@@ -1065,7 +1071,7 @@ async fn render_task(state: &ApiState, me: &Person, id: &str, page: TaskPage) ->
         "task.html",
         minijinja::context! {
             title => task.label.clone().unwrap_or_else(|| labels.node(&task.node)),
-            me => minijinja::context! { name => p.name.clone() },
+            me => signed_in(p),
             csrf => me.csrf.clone(),
             task_id => task.id.clone(),
             task_label => task.label.clone().unwrap_or_else(|| labels.node(&task.node)),

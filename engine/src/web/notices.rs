@@ -79,7 +79,7 @@ async fn notice_page(
         "notice.html",
         minijinja::context! {
             title => notice.title.clone(),
-            me => minijinja::context! { name => me.principal.name.clone() },
+            me => super::signed_in(&me.principal),
             csrf => me.csrf.clone(),
             id => id,
             case_title => case_title,

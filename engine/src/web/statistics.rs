@@ -293,7 +293,7 @@ async fn page(
         minijinja::context! {
             title => "统计",
             page => "statistics",
-            me => minijinja::context! { name => p.name.clone() },
+            me => super::signed_in(p),
             csrf => a.me.csrf.clone(),
             units => p.org_units.join("、"),
             processes => a.processes.iter().map(|x| minijinja::context!{ key => x.key.clone(), title => x.title.clone() }).collect::<Vec<_>>(),

@@ -299,7 +299,7 @@ async fn page(state: &ApiState, me: &Person, q: WorkQuery) -> Result<Response, R
         minijinja::context! {
             title => "我的待办",
             page => "work",
-            me => minijinja::context! { name => p.name.clone(), overseer => p.is_overseer() },
+            me => super::signed_in(p),
             csrf => me.csrf.clone(),
             units => p.org_units.join("、"),
             unit_choices => p.org_units.clone(),
